@@ -1,0 +1,191 @@
+/* auth.h -- login at the gateway: user store, passwords, TOTP, sessions,
+ * brute-force regulation, the /_pbxgate/ pages and the `user`/`hash` CLI.
+ *
+ * Ownership and threading rules for the whole module:
+ *  - struct auth_settings is plain data filled by the config parser through
+ *    auth_settings_keyword(); its strings are malloc'd and owned by it until
+ *    auth_settings_free(). auth_open() copies what it needs, so a settings
+ *    struct (and the config snapshot holding it) may die before the ctx.
+ *  - struct auth_ctx is opaque. auth_open()/auth_close() are not
+ *    thread-safe with respect to each other; every other function taking a
+ *    ctx is thread-safe.
+ *  - The store uses ONE SQLite connection per ctx, serialised by a mutex.
+ *    Argon2 and page rendering run outside that mutex, so the mutex is held
+ *    only for short queries.
+ *  - auth_session_check() and auth_session_reseal() never block on disk or
+ *    on Argon2: they use AES-GCM and in-memory tables (user table with
+ *    session epochs, revoked session ids) guarded by a rwlock held for
+ *    microseconds. Call them from the event loop.
+ *  - auth_http_handle(), auth_refresh() and the CLI BLOCK (Argon2, SQLite):
+ *    call them from a worker thread, never from an event loop.
+ *  - Cross-process limit: the in-memory tables change immediately when a
+ *    change goes through the same ctx. Changes made by another process
+ *    (the `pbxgate user` CLI, another worker process) become visible to a
+ *    ctx only after auth_refresh(), which the gateway should call from its
+ *    pool every few seconds (cheap: one query on a version counter).
+ *  - The module never logs. Failures fill `char *err, size_t errlen`; audit
+ *    events go through the callback given to auth_open() as one JSON object
+ *    per call (no newline), never containing a password, code or cookie.
+ */
+#ifndef PBXGATE_AUTH_H
+#define PBXGATE_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* Tells gateway/config_priv.h that the settings hooks are declared here. */
+#define AUTH_HAS_SETTINGS_KEYWORD 1
+
+#define AUTH_COOKIE_NAME   "__Host-pbxgate"
+#define AUTH_PREFIX        "/_pbxgate/"
+#define AUTH_BODY_MAX      16384	/* form bodies; the gateway answers 413 above */
+#define AUTH_NAME_MAX      64		/* user name bytes, see auth_name_fold() */
+#define AUTH_GROUPS_MAX    256		/* "g1,g2,..." */
+#define AUTH_LOCKDOWN_MAX  1024		/* "cidr cidr ..." */
+#define AUTH_SID_HEX       33		/* 16 random bytes as hex + NUL */
+
+/* ---- settings (auth_settings.c) ---------------------------------------- */
+
+struct auth_settings {
+	char    *user_db;		/* absolute path; NULL = login disabled */
+	char    *secret_key;		/* absolute path; default beside user_db */
+	uint32_t argon2_m_kib;		/* memory cost, KiB (default 65536) */
+	uint32_t argon2_t;		/* passes (3) */
+	uint32_t argon2_p;		/* lanes (4) */
+	unsigned totp_step;		/* seconds (30); not a keyword */
+	unsigned totp_digits;		/* 6; not a keyword */
+	unsigned totp_skew;		/* steps accepted either side (1; 0..3) */
+	unsigned session_idle;		/* seconds without a request (30m) */
+	unsigned session_max;		/* seconds since login (12h) */
+	unsigned login_max_failures;	/* failures before a ban (5) */
+	unsigned login_failure_window;	/* seconds the failures count (10m) */
+	unsigned login_ban_time;	/* seconds (15m) */
+	unsigned login_threads;		/* Argon2 pool size (2) */
+	unsigned login_queue;		/* queued logins before 503 (64) */
+	char    *public_url;		/* "https://host[:port]", no trailing / */
+	unsigned enrol_link_lifetime;	/* seconds (24h) */
+	const char *cookie_name;	/* fixed AUTH_COOKIE_NAME */
+};
+
+void auth_settings_defaults(struct auth_settings *);
+/* Applies one config line `kw argv[0..argc-1]`. Returns 1 when `kw` is not
+ * an auth keyword (nothing changed), 0 when applied, -1 on error with `err`
+ * filled and *badarg = index in argv of the bad value (0 = first value, -1
+ * = wrong count). Relative paths are resolved against `basedir`.
+ * Durations: "30s", "10m", "1h", "2d"; bare number = seconds. */
+int  auth_settings_keyword(struct auth_settings *, const char *basedir,
+    const char *kw, int argc, char **argv, int *badarg, char *err,
+    size_t errlen);
+/* Cross-checks after the whole file; fills defaults that depend on others
+ * (secret_key beside user_db). 0 = fine, -1 = error in `err`. */
+int  auth_settings_finish(struct auth_settings *, char *err, size_t errlen);
+void auth_settings_free(struct auth_settings *);
+
+/* ---- context (auth_ctx.c) ---------------------------------------------- */
+
+struct auth_ctx;
+typedef void (*auth_audit_fn)(void *arg, const char *json_line);
+
+/* Opens (creating when missing) the user store and the secret key file.
+ * Refuses a file that is not a pbxgate user store, is corrupt, or has a
+ * newer schema. `audit` may be NULL. Returns NULL with `err` on failure. */
+struct auth_ctx *auth_open(const struct auth_settings *, auth_audit_fn audit,
+    void *audit_arg, char *err, size_t errlen);
+void auth_close(struct auth_ctx *);
+/* Reloads the in-memory user and revocation tables when the store changed
+ * (another process). BLOCKING. 0 = ok, -1 = error in `err`. */
+int  auth_refresh(struct auth_ctx *, char *err, size_t errlen);
+
+/* ---- session check on every proxied request (auth_session.c) ------------ */
+
+enum auth_level { AUTH_LEVEL_NONE = 0, AUTH_LEVEL_PASSWORD = 1, AUTH_LEVEL_MFA = 2 };
+
+struct auth_identity {
+	char     user[AUTH_NAME_MAX + 1];	/* folded name */
+	bool     admin;
+	char     groups[AUTH_GROUPS_MAX + 1];	/* comma separated, may be "" */
+	enum auth_level level;
+	bool     mfa;				/* level == AUTH_LEVEL_MFA */
+	time_t   login_time;
+	time_t   last_seen;			/* from the cookie */
+	char     lockdown[AUTH_LOCKDOWN_MAX + 1];	/* "" = none; CIDRs space separated */
+	char     sid[AUTH_SID_HEX];		/* session id, hex */
+	bool     refresh;			/* caller should add auth_session_reseal() */
+};
+
+enum auth_check {
+	AUTH_OK = 0,
+	AUTH_NONE,		/* no cookie */
+	AUTH_INVALID,		/* malformed, tampered, unknown key */
+	AUTH_EXPIRED,		/* idle or absolute timeout */
+	AUTH_REVOKED,		/* epoch bumped, session revoked, user gone/disabled */
+};
+
+/* `cookie_header` is the raw Cookie header value (not NUL-terminated).
+ * Fills `out` only on AUTH_OK. NON-BLOCKING. */
+enum auth_check auth_session_check(struct auth_ctx *, const char *cookie_header,
+    size_t len, time_t now, struct auth_identity *out);
+/* Writes a complete Set-Cookie header VALUE for `id` with last_seen = now
+ * into buf. Returns its length, or 0 if buf is too small (512 bytes is
+ * always enough). NON-BLOCKING. */
+size_t auth_session_reseal(struct auth_ctx *, const struct auth_identity *id,
+    time_t now, char *buf, size_t buflen);
+const char *auth_check_str(enum auth_check);
+
+/* ---- the /_pbxgate/ pages (auth_http.c) ---------------------------------- */
+
+#define AUTH_HDR_MAX 12
+
+struct auth_http_req {
+	const char *method;		/* "GET", "POST", ... NUL-terminated */
+	const char *path;		/* decoded path, starts with AUTH_PREFIX */
+	const char *query;		/* raw query without '?', may be NULL */
+	const struct sockaddr *peer;	/* client address (after trusted proxy) */
+	const char *cookie;		/* raw Cookie header, NULL if absent */
+	const char *accept_language;	/* NULL if absent */
+	const char *content_type;	/* NULL if absent */
+	const char *body;		/* not NUL-terminated */
+	size_t      body_len;		/* <= AUTH_BODY_MAX (gateway enforces) */
+	enum auth_level rd_need;	/* what the policy needs for `rd`; NONE = login */
+	time_t      now;		/* 0 = time(NULL); tests set it */
+};
+
+struct auth_http_hdr {
+	const char *name;		/* static string */
+	char       *value;		/* malloc'd */
+};
+
+struct auth_http_resp {
+	int    status;
+	struct auth_http_hdr hdr[AUTH_HDR_MAX];	/* includes Content-Type, CSP,
+						   Cache-Control, Set-Cookie... */
+	size_t nhdr;
+	char  *body;			/* malloc'd, may be NULL */
+	size_t body_len;
+};
+
+/* Handles every request under AUTH_PREFIX. BLOCKING. Always fills `resp`
+ * (500 on internal error); the caller frees it with auth_http_resp_free(). */
+void auth_http_handle(struct auth_ctx *, const struct auth_http_req *,
+    struct auth_http_resp *);
+void auth_http_resp_free(struct auth_http_resp *);
+/* true when `rd` (NUL-terminated, already percent-decoded once) is a
+ * same-origin relative path safe to redirect to. */
+bool auth_rd_is_safe(const char *rd);
+
+/* ---- CLI (auth_cli.c) -------------------------------------------------- */
+
+/* argv[0] is "user" / "hash". Messages to stdout/stderr; exit status. */
+int auth_cmd_user(const struct auth_settings *, int argc, char **argv);
+int auth_cmd_hash(const struct auth_settings *, int argc, char **argv);
+
+/* ---- helpers shared with tests and the gateway --------------------------- */
+
+/* Folds a user name to its canonical form (ASCII only: see docs/auth.md).
+ * Returns 0 and writes out (AUTH_NAME_MAX + 1 bytes), -1 if not allowed. */
+int auth_name_fold(const char *name, char *out);
+
+#endif

@@ -1,0 +1,164 @@
+/* policy.h -- IP lockdown policy: parse, compile and decide who may reach which path.
+ *
+ * A policy is loaded once from a file (pol_load), is immutable afterwards
+ * and may be used from any number of threads at once without locks: every
+ * function taking a `const struct pol_policy *` is thread-safe. A reload
+ * loads a new policy next to the old one and swaps pointers; the old one is
+ * freed (pol_free) once no thread uses it any more.
+ *
+ * Ownership: everything returned by pol_load / pol_lockdown_parse /
+ * pol_cidrset_new belongs to the caller and is released with the matching
+ * *_free(). Strings in a pol_verdict (file, reason) belong to the policy
+ * (or are static) and stay valid until pol_free(). Nothing in a
+ * pol_request is retained after the call returns.
+ *
+ * The module does not log. Functions that can fail take `char *err, size_t
+ * errlen`; pol_load reports every problem through a callback instead,
+ * formatted as `FILE:LINE:COL: message`.
+ */
+#ifndef PBXGATE_POLICY_H
+#define PBXGATE_POLICY_H
+#define POL_HAS_LOAD 1	/* gateway/config_priv.h skips its forward declaration */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+/* ---- policy_cidr.c: compiled CIDR set ----------------------------------
+ * One radix trie for IPv4 and IPv6: IPv4 is kept as IPv4-mapped IPv6
+ * (::ffff:a.b.c.d, prefix 96 + n), so an IPv4-mapped IPv6 peer matches the
+ * IPv4 entries. Consequence worth knowing: `::/0` covers IPv4 too, while
+ * `0.0.0.0/0` covers IPv4 only. Lookups cost at most 129 node visits
+ * whatever the set's size. Not thread-safe while adding; lookups on a set
+ * nobody modifies are. */
+struct pol_cidrset;
+struct pol_cidrset *pol_cidrset_new(void);
+void pol_cidrset_free(struct pol_cidrset *);
+/* Adds "ADDR" or "ADDR/LEN" (IPv4 or IPv6). Returns 0, 1 when the address
+ * had host bits set (they are cleared, the prefix is added; err says so),
+ * or -1 on a bad CIDR or allocation failure (err says which). */
+int pol_cidrset_add(struct pol_cidrset *, const char *cidr,
+    char *err, size_t errlen);
+/* True when `sa` (AF_INET or AF_INET6; other families never match) lies in
+ * one of the set's prefixes. */
+bool pol_cidrset_contains(const struct pol_cidrset *, const struct sockaddr *sa);
+size_t pol_cidrset_count(const struct pol_cidrset *);	/* prefixes added */
+size_t pol_cidrset_memory(const struct pol_cidrset *);	/* bytes held */
+
+/* ---- policy_lockdown.c: per-user lockdown -------------------------------
+ * A user's own list of networks, stored as text by the auth module
+ * ("203.0.113.0/24, 2001:db8::/48"; commas and/or white space separate).
+ * Empty text gives an empty lockdown (no restriction). It can only narrow:
+ * pol_decide turns any verdict into DENY ("user lockdown") when the request
+ * has a session whose lockdown is non-empty and the peer lies outside it. */
+struct pol_lockdown;
+/* Returns 0 and *out (NULL for empty text), or -1 with err. Host bits set
+ * are an error here: users are told exactly what to fix. At most
+ * POL_LOCKDOWN_MAX entries. */
+#define POL_LOCKDOWN_MAX 64
+int pol_lockdown_parse(const char *text, struct pol_lockdown **out,
+    char *err, size_t errlen);
+void pol_lockdown_free(struct pol_lockdown *);
+/* True when `ld` is NULL/empty or `peer` lies in it (use at login too). */
+bool pol_lockdown_allows(const struct pol_lockdown *ld,
+    const struct sockaddr *peer);
+
+/* ---- policy_path.c: request path normalisation --------------------------
+ * `raw` is the path part of the request-target (no query; need not be NUL-
+ * terminated). On success writes the normalised, NUL-terminated path into
+ * `out` and returns 0: it is the string rules are matched against AND the
+ * string to send upstream. On any ambiguity returns -1 with err (answer
+ * 400). Rules (docs/policy.md has the table):
+ *  - must start with '/' (or '\'); at most POL_PATH_MAX bytes in;
+ *  - percent-decoded exactly once; a '%' not followed by two hex digits,
+ *    a decoded '%' followed by two hex digits (double encoding, %252e),
+ *    and encoded '/', '\', ';', NUL (%2F %5C %3B %00) are refused;
+ *  - NUL, control bytes (also decoded), invalid UTF-8 (overlong,
+ *    surrogates, > U+10FFFF), and Unicode look-alikes of ASCII that
+ *    servers fold (fullwidth forms, dot and slash look-alikes) refused;
+ *  - '\' is '/'; ';' path parameters are cut from every segment;
+ *    repeated '/' collapse; "." and ".." segments are removed per
+ *    RFC 3986 5.2.4, a ".." above the root is refused;
+ *  - segments ending in '.' or ' ' and 8.3 short names ("~1") are refused
+ *    (Windows servers strip or expand them, so they would alias);
+ *  - the result is re-encoded: bytes outside unreserved, sub-delims, ':',
+ *    '@', '/' become %XX (upper-case hex); nothing else is encoded. */
+#define POL_PATH_MAX 8192
+int pol_normalise_path(const char *raw, size_t rawlen, char *out,
+    size_t outlen, char *err, size_t errlen);
+
+/* ---- policy_load.c / policy_parse.c: loading ----------------------------- */
+struct pol_policy;
+typedef void (*pol_report_fn)(void *arg, bool warning, const char *msg);
+/* Parses `file` (with its includes and list files), compiles it and returns
+ * it, or NULL when there was any error. Every error and warning is passed
+ * to `report` (may be NULL) as one "FILE:LINE:COL: message" line.
+ * `geoip_db` (may be NULL) is the MaxMind DB used by `country` and `asn`
+ * rules; a policy using them without one is an error. */
+struct pol_policy *pol_load(const char *file, const char *geoip_db,
+    pol_report_fn report, void *arg);
+void pol_free(struct pol_policy *);
+size_t pol_rule_count(const struct pol_policy *);
+
+/* ---- policy_decide.c: decisions ----------------------------------------- */
+enum pol_action {
+	POL_ALLOW,	/* pass, no login needed */
+	POL_LOGIN,	/* pass with a session */
+	POL_MFA,	/* pass with a session that passed MFA */
+	POL_DENY	/* 403, no detail */
+};
+const char *pol_action_name(enum pol_action);
+
+struct pol_request {
+	const struct sockaddr *peer;	/* the TCP peer (never a header) */
+	const char *path;	/* pol_normalise_path() output; NULL = "" */
+	const char *method;	/* NULL = "" */
+	/* Returns the value of header `name` (case-insensitive) or NULL when
+	 * absent; repeated headers: the caller joins them with ", ". May be
+	 * NULL (no headers). */
+	const char *(*header)(void *arg, const char *name);
+	void *header_arg;
+	bool has_session;	/* the fields below are ignored without it */
+	bool mfa;		/* the session passed MFA */
+	const char *user;
+	const char *const *groups;
+	size_t ngroups;
+	bool admin;		/* role admin (else role user) */
+	const struct pol_lockdown *lockdown;	/* the user's, may be NULL */
+};
+
+struct pol_verdict {
+	enum pol_action action;
+	/* A rule with user/group/role matchers was reached by a request
+	 * without session and all its other matchers held: action is then
+	 * POL_LOGIN; log in and call pol_decide again with the session. */
+	bool need_session;
+	/* The rule deserves an audit record: every DENY, and rules marked
+	 * `audit` in the policy (admin paths in the sample). */
+	bool audit;
+	const char *file;	/* rule location; "(default)" / line 0 when */
+	unsigned line;		/* no rule matched */
+	const char *reason;	/* short, for logs: "rule", "default", ... */
+};
+
+/* First matching rule wins; `default` (DENY unless set) when none does;
+ * then the user lockdown narrows. Never fails: internal errors (regex
+ * match limit, GeoIP read error) count as a match on deny rules and as no
+ * match on any other rule (fail closed). */
+void pol_decide(const struct pol_policy *, const struct pol_request *,
+    struct pol_verdict *);
+
+/* ---- policy_explain.c: `pbxgate policy explain` -------------------------
+ * Prints the decision, the rule that made it (FILE:LINE) and every rule
+ * passed over with the matcher that failed. Same result as pol_decide. */
+void pol_explain(const struct pol_policy *, const struct pol_request *,
+    FILE *out);
+/* argv (without the program/subcommand words): --ip ADDR [--user U]
+ * [--group G]... [--role admin|user] [--mfa] [--path P] [--method M]
+ * [--header 'Name: value']... [--lockdown CIDRS]. --path is normalised
+ * first. Prints to stdout, errors to stderr. Returns the exit status:
+ * 0 allow/login/mfa, 1 deny, 2 usage error or refused path. */
+int pol_cmd_explain(const struct pol_policy *, int argc, char **argv);
+
+#endif

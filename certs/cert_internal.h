@@ -1,0 +1,53 @@
+/* cert_internal.h -- declarations shared by the certs/ files; not part of the
+ * module API (other modules include only certs/certs.h). */
+#ifndef PBXGATE_CERT_INTERNAL_H
+#define PBXGATE_CERT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "certs/certs.h"
+
+/* Sessions (TLS 1.2 tickets and TLS 1.3 PSKs) live at most this long. With
+ * the gateway rotating ticket keys every CERT_TICKET_ROTATE_HINT seconds a
+ * ticket is accepted for one to two rotation periods, never beyond this. */
+#define CERT_SESSION_TIMEOUT 7200L
+
+/* cert_tls.c */
+bool cert_tls_setup(SSL_CTX *ctx, const char *what, char *err, size_t errlen);
+void cert_fail(char *err, size_t errlen, const char *advice,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int cert_no_passwd_cb(char *buf, int size, int rwflag, void *u);
+
+/* cert_load.c: validate one pair outside any SSL_CTX, then load it. */
+bool cert_pair_check(const struct cert_pair *p, X509 **leaf, int *key_type,
+    char *err, size_t errlen);
+bool cert_pair_load(SSL_CTX *ctx, const struct cert_pair *p,
+    char *err, size_t errlen);
+
+/* cert_names.c: the DNS names a certificate answers to, lowercased, sorted,
+ * without duplicates. */
+struct cert_names {
+	char **v;
+	size_t n;
+};
+bool cert_names_get(X509 *x, const char *file, struct cert_names *out,
+    char *err, size_t errlen);
+void cert_names_clear(struct cert_names *);
+bool cert_names_equal(const struct cert_names *, const struct cert_names *);
+/* 2 = exact match, 1 = wildcard match, 0 = no match. `host` lowercased. */
+int cert_names_match(const struct cert_names *, const char *host);
+/* Lowercases `in` into out[outlen]; false when empty, too long, or not a
+ * plausible host name (bytes outside printable ASCII). */
+bool cert_host_normalize(const char *in, char *out, size_t outlen);
+
+/* cert_tickets.c */
+void cert_tickets_ref(struct cert_tickets *);
+/* The body of an SSL_CTX_set_tlsext_ticket_key_evp_cb callback. */
+int cert_tickets_crypt(struct cert_tickets *, unsigned char name[16],
+    unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc);
+
+#endif

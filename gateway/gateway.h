@@ -1,0 +1,175 @@
+/* gateway.h -- the gateway module: configuration snapshot, listeners,
+ * workers, the HTTP relay, logs and metrics.
+ *
+ * Ownership rules for the whole module:
+ *  - A struct gw_config is immutable once gw_config_load() returned it.
+ *    It is reference counted: gw_config_ref() / gw_config_unref(); the last
+ *    unref frees it and everything it points to (policy, TLS contexts).
+ *  - Strings inside a config are owned by the config.
+ *  - Functions that can fail take `char *err, size_t errlen` and fill it with
+ *    a message that says what failed and what to do; they never log.
+ */
+#ifndef PBXGATE_GATEWAY_H
+#define PBXGATE_GATEWAY_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "auth/auth.h"
+#include "certs/certs.h"
+#include "mail/mail.h"
+#include "policy/policy.h"
+
+#define GW_ERRLEN        512
+#define GW_MAX_LISTEN    16
+#define GW_MAX_CERTS     16
+#define GW_MAX_TRUSTED   64
+#define GW_MAX_INCLUDE_DEPTH 8
+
+/* One listening address as written in the config, resolved. */
+struct gw_addr {
+	struct sockaddr_storage ss;
+	socklen_t               sslen;
+	char                    text[64];	/* as written, for logs */
+};
+
+/* One "tls_cert FILE" / "tls_key FILE" pair, in order of appearance. */
+struct gw_certpair {
+	char *cert_file;
+	char *key_file;
+};
+
+struct gw_upstream {
+	char    *url;		/* as written */
+	bool     tls;		/* https:// */
+	char    *host;		/* hostname or address literal, no brackets */
+	uint16_t port;
+	char    *hostport;	/* value for Host: when rewriting; "host:port" */
+	char    *ca_file;	/* upstream_ca; NULL = system store */
+	bool     verify;	/* false only after an explicit "upstream_verify off" */
+	char    *sni;		/* server name sent and verified; = host */
+};
+
+/* Timeouts in milliseconds. */
+struct gw_timeouts {
+	unsigned header;	/* first byte to end of request head */
+	unsigned body;		/* between two reads of a request body */
+	unsigned idle;		/* keep-alive wait for the next request */
+	unsigned upstream_connect;
+	unsigned upstream;	/* wait for the upstream's response head / data */
+	unsigned ws_idle;	/* a WebSocket tunnel with no traffic either way */
+	unsigned shutdown;	/* SIGTERM: bound on finishing in-flight work */
+	unsigned tls_handshake;
+};
+
+struct gw_limits {
+	size_t   request_line;	/* bytes; over -> 414 */
+	size_t   header_size;	/* one header line; over -> 431 */
+	size_t   header_total;	/* whole head; over -> 431 */
+	unsigned headers;	/* count; over -> 431 */
+	uint64_t body;		/* request body bytes; over -> 413; 0 = no limit */
+	unsigned connections;	/* per worker process, all clients */
+	unsigned connections_per_ip;
+	unsigned upstream_keepalive;	/* idle pooled connections per worker */
+	unsigned requests_per_conn;	/* keep-alive requests on one connection */
+};
+
+/* A CIDR as parsed from trusted_proxy; v4 stored as v4-mapped v6. */
+struct gw_cidr {
+	uint8_t addr[16];
+	uint8_t plen;		/* 0..128 over the 128-bit form */
+};
+
+struct gw_config {
+	atomic_int      refs;
+	char           *path;			/* main config file */
+	uint64_t        generation;		/* 1, 2, ... per successful load */
+
+	struct gw_addr  listen[GW_MAX_LISTEN];
+	size_t          nlisten;
+	struct gw_addr  admin_listen;
+	bool            has_admin;
+	struct gw_certpair certs[GW_MAX_CERTS];
+	size_t          ncerts;
+	struct gw_upstream upstream;
+	struct gw_cidr  trusted[GW_MAX_TRUSTED];
+	size_t          ntrusted;
+	bool            proxy_protocol;		/* accept PROXY v2 from trusted */
+	int             workers;		/* resolved: >= 1 */
+	char           *user;			/* NULL: keep the current user */
+	char           *access_log;		/* NULL: none; "-" stdout */
+	char           *error_log;		/* NULL/"-": stderr */
+	char           *audit_log;		/* NULL: none */
+	char           *server_name;		/* public host name, for redirects */
+	bool            hsts;
+	unsigned        hsts_max_age;
+	struct gw_timeouts to;
+	struct gw_limits lim;
+
+	/* Runtime objects built from the settings above, owned here. */
+	struct cert_server *tls;		/* server contexts (SNI) */
+	struct cert_client *upstream_tls;	/* NULL for http:// upstreams */
+
+	/* Lockdown (policy module). NULL when no "policy" line. */
+	char           *policy_file;
+	char           *geoip_db;
+	struct pol_policy *policy;
+
+	/* Session ticket keys handed to cert_server_new(); set by the caller of
+	 * gw_config_load_ex(), not owned (they outlive every snapshot). */
+	struct cert_tickets *tickets;
+
+	/* Login (auth module) and mail (mail module) settings. */
+	struct auth_settings auth;
+	struct mail_settings mail;
+};
+
+/* config_parse.c: read FILE (and its includes), validate every keyword.
+ * Errors are reported through `report` as "FILE:LINE:COL: message", one
+ * call per problem; warnings likewise with warning = true. Returns a config
+ * with refs = 1, or NULL if any error was reported.
+ * When `build_runtime` is true, also loads certificates, the policy and the
+ * upstream TLS context (what `run` and SIGHUP need); `check` passes true too,
+ * so that a broken key file is caught before a reload. */
+typedef void (*gw_report_fn)(void *arg, bool warning, const char *msg);
+struct gw_config *gw_config_load(const char *path, bool build_runtime,
+    gw_report_fn report, void *arg);
+/* Same, with the process-wide ticket keys for the server TLS contexts
+ * (may be NULL: no tickets). gw_config_load() passes NULL. */
+struct gw_config *gw_config_load_ex(const char *path, bool build_runtime,
+    struct cert_tickets *tickets, gw_report_fn report, void *arg);
+/* Parse an in-memory file named `name` (for fuzzing and tests): no runtime
+ * objects, relative paths resolved against the current directory, and
+ * `include` refused. Same reporting and result as gw_config_load(). */
+struct gw_config *gw_config_parse_buffer(const char *name, const void *data,
+    size_t len, gw_report_fn report, void *arg);
+struct gw_config *gw_config_ref(struct gw_config *);
+void              gw_config_unref(struct gw_config *);
+/* Default values, used by the parser before the file is read and by tests. */
+void              gw_config_defaults(struct gw_config *);
+
+/* Address helpers shared by the parser, trusted_proxy and PROXY v2. */
+int  gw_parse_hostport(const char *s, struct gw_addr *out, char *err, size_t errlen);
+int  gw_parse_cidr(const char *s, struct gw_cidr *out, bool *hostbits, char *err, size_t errlen);
+bool gw_cidr_match(const struct gw_cidr *set, size_t n, const struct sockaddr *sa);
+
+/* log.c: error log (human text) and JSON access/audit logs.
+ * All are thread safe; each line is written with one write(2). */
+enum gw_loglevel { GW_LOG_DEBUG, GW_LOG_INFO, GW_LOG_WARN, GW_LOG_ERR };
+void gw_log(enum gw_loglevel, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int  gw_log_open(const struct gw_config *, char *err, size_t errlen);
+void gw_log_set_level(enum gw_loglevel);
+/* JSON string escaping into a bounded buffer; returns bytes written. */
+size_t gw_json_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
+
+/* main entry points for subcommands (cli.c). */
+int gw_cmd_run(int argc, char **argv);
+int gw_cmd_check(int argc, char **argv);
+
+#endif

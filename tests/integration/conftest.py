@@ -1,0 +1,148 @@
+"""conftest.py -- fixtures for the pbxgate integration tests: per-session
+certificates made with the openssl CLI, and per-module temp dirs, free ports,
+a recording upstream and a running gateway (the real binary, real TLS).
+
+PBXGATE_BIN selects the binary (default build/pbxgate at the repo root).
+"""
+
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from helpers import REPO, Gateway, Upstream, client_context, wait_until
+
+
+def _mkcert(d, name, cn, kind):
+    cert = os.path.join(d, name + ".pem")
+    key = os.path.join(d, name + ".key")
+    newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] if kind == "ec" \
+        else ["-newkey", "rsa:2048"]
+    san = "subjectAltName=DNS:%s" % cn + (",IP:127.0.0.1" if cn == "localhost" else "")
+    subprocess.run(["openssl", "req", "-x509"] + newkey +
+                   ["-nodes", "-keyout", key, "-out", cert, "-days", "3",
+                    "-subj", "/CN=%s" % cn, "-addext", san,
+                    "-addext", "basicConstraints=critical,CA:TRUE"],
+                   check=True, capture_output=True)
+    os.chmod(key, 0o600)
+    return cert, key
+
+
+class Certs:
+    """main: ECDSA for localhost (the default); alt: RSA for alt.test (SNI);
+    cafile: both, as trust anchors for the test clients."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.main = _mkcert(d, "main", "localhost", "ec")
+        self.alt = _mkcert(d, "alt", "alt.test", "rsa")
+        self.cafile = os.path.join(d, "ca.pem")
+        with open(self.cafile, "w") as out:
+            for c in (self.main[0], self.alt[0]):
+                out.write(open(c).read())
+
+
+@pytest.fixture(scope="session")
+def pbxgate_bin():
+    path = os.environ.get("PBXGATE_BIN", os.path.join(REPO, "build", "pbxgate"))
+    if not os.access(path, os.X_OK):
+        pytest.fail("pbxgate binary not found at %s (build it, or set PBXGATE_BIN)" % path)
+    return os.path.abspath(path)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    return Certs(str(tmp_path_factory.mktemp("certs")))
+
+
+@pytest.fixture(scope="session")
+def ctx(certs):
+    return client_context(certs.cafile)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, request):
+    return str(tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2]))
+
+
+def _finish_upstream(up):
+    up.stop()
+    bad = up.violations()
+    assert not bad, "the upstream received ambiguous messages: %r" % bad
+
+
+def _finish_gateway(gw):
+    if gw.proc is None:
+        return
+    rc = gw.stop()
+    reports = gw.sanitizer_reports()
+    assert not reports, "sanitizer reports:\n%s\n%s" % ("\n".join(reports), gw.stderr()[-8000:])
+    assert rc == 0, "pbxgate exited %s after SIGTERM; stderr:\n%s" % (rc, gw.stderr()[-4000:])
+
+
+@pytest.fixture(scope="module")
+def upstream(workdir):
+    up = Upstream(workdir).start()
+    yield up
+    _finish_upstream(up)
+
+
+@pytest.fixture(scope="module")
+def gateway(pbxgate_bin, workdir, certs, upstream):
+    gw = Gateway(pbxgate_bin, workdir, [certs.main, certs.alt], upstream.port)
+    gw.start()
+    yield gw
+    _finish_gateway(gw)
+
+
+@pytest.fixture
+def make_gateway(pbxgate_bin, workdir, certs):
+    """Factory for tests that need their own config; stops what it started."""
+    made = []
+
+    def make(upstream_port, extra=(), overrides=None, cert_pairs=None, start=True):
+        gw = Gateway(pbxgate_bin, workdir, cert_pairs or [certs.main, certs.alt],
+                     upstream_port, extra=extra, overrides=overrides,
+                     name="gw-%s" % uuid.uuid4().hex[:8])
+        made.append(gw)
+        if start:
+            gw.start()
+        return gw
+
+    yield make
+    for gw in made:
+        _finish_gateway(gw)
+
+
+@pytest.fixture
+def make_upstream(workdir):
+    made = []
+
+    def make(port=None):
+        up = Upstream(workdir, port=port, name="up-%s" % uuid.uuid4().hex[:8])
+        made.append(up)
+        return up.start()
+
+    yield make
+    for up in made:
+        _finish_upstream(up)
+
+
+def upstream_marker(upstream, gateway, ctx):
+    """Sends a marker request through the gateway and returns the upstream's
+    log entries (requests and violations) recorded before the marker arrived.
+    Used to prove that the gateway forwarded nothing of an earlier exchange."""
+    from helpers import Client
+    tag = uuid.uuid4().hex
+    with Client(gateway.port, ctx) as c:
+        r = c.request("GET", "/headers?marker=" + tag)
+        assert r.status == 200, r
+
+    def seen():
+        es = upstream.entries()
+        for i, e in enumerate(es):
+            if e.get("target", "").endswith("marker=" + tag):
+                return (es[:i],)
+        return None
+    return wait_until(seen, timeout=10, what="marker at the upstream")[0]

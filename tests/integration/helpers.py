@@ -1,0 +1,503 @@
+"""helpers.py -- clients and small tools shared by the pbxgate integration tests.
+
+Everything here is test code: a raw TLS client that can send arbitrary bytes,
+a minimal HTTP/1.1 response reader (Content-Length, chunked, close-delimited),
+WebSocket framing, bounded polling, and the gateway/upstream process wrappers.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+PYTHON = "/usr/bin/python3"
+IO_TIMEOUT = 10.0
+
+
+class Timeout(AssertionError):
+    pass
+
+
+def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
+    """Polls pred() until it returns a truthy value; bounded by timeout."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - keep polling, report the last
+            last_exc = e
+        time.sleep(interval)
+    raise Timeout("timed out after %.1fs waiting for %s (last error: %r)"
+                  % (timeout, what, last_exc))
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sha256(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def pattern(n):
+    """The deterministic bytes the upstream sends for /bytes/N and /chunked/N."""
+    block = bytes(range(256)) * 256
+    return (block * (n // len(block) + 1))[:n]
+
+
+# ---------------------------------------------------------------- TLS client
+
+def client_context(cafile, minv=None, maxv=None, alpn=None):
+    ctx = ssl.create_default_context(cafile=cafile)
+    if minv is not None:
+        ctx.minimum_version = minv
+    if maxv is not None:
+        ctx.maximum_version = maxv
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx
+
+
+def tls_connect(port, ctx, server_name="localhost", host="127.0.0.1", timeout=IO_TIMEOUT):
+    raw = socket.create_connection((host, port), timeout=timeout)
+    try:
+        return ctx.wrap_socket(raw, server_hostname=server_name)
+    except Exception:
+        raw.close()
+        raise
+
+
+class Response:
+    def __init__(self, version, status, reason, headers, body):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # list of (name, value)
+        self.body = body
+
+    def get(self, name):
+        vals = self.get_all(name)
+        return vals[0] if vals else None
+
+    def get_all(self, name):
+        name = name.lower()
+        return [v for n, v in self.headers if n.lower() == name]
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<Response %d %r headers=%r body[:80]=%r>" % (
+            self.status, self.reason, self.headers, self.body[:80])
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+class Reader:
+    """Buffered reader over a (TLS) socket."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+        self.eof = False
+
+    def _fill(self):
+        if self.eof:
+            raise ConnectionClosed("peer closed")
+        try:
+            data = self.sock.recv(262144)
+        except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            data = b""
+        if not data:
+            self.eof = True
+            raise ConnectionClosed("peer closed")
+        self.buf += data
+
+    def readline(self, limit=65536):
+        while b"\n" not in self.buf:
+            if len(self.buf) > limit:
+                raise AssertionError("response line too long")
+            self._fill()
+        line, _, self.buf = self.buf.partition(b"\n")
+        assert line.endswith(b"\r"), "response line without CRLF: %r" % line[:80]
+        return line[:-1]
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_to_eof(self):
+        while True:
+            try:
+                self._fill()
+            except ConnectionClosed:
+                out, self.buf = self.buf, b""
+                return out
+
+    def at_eof(self, timeout=5.0):
+        """True when the peer closes (clean EOF or reset) within timeout."""
+        if self.buf:
+            return False
+        old = self.sock.gettimeout()
+        self.sock.settimeout(timeout)
+        try:
+            self._fill()
+            return False
+        except ConnectionClosed:
+            return True
+        except (socket.timeout, TimeoutError):
+            return False
+        except OSError:
+            return True
+        finally:
+            try:
+                self.sock.settimeout(old)
+            except OSError:
+                pass
+
+    def response(self, method="GET"):
+        line = self.readline()
+        m = re.match(rb"^(HTTP/1\.[01]) (\d{3}) ?(.*)$", line)
+        assert m, "bad status line %r" % line[:100]
+        version, status, reason = m.group(1).decode(), int(m.group(2)), m.group(3).decode("latin-1")
+        headers = []
+        while True:
+            h = self.readline()
+            if h == b"":
+                break
+            n, sep, v = h.partition(b":")
+            assert sep, "bad response header %r" % h[:100]
+            headers.append((n.decode("latin-1"), v.strip().decode("latin-1")))
+        r = Response(version, status, reason, headers, b"")
+        if status == 101 or (100 <= status < 200):
+            return r
+        if method == "HEAD" or status in (204, 304):
+            return r
+        te = r.get("transfer-encoding")
+        cl = r.get("content-length")
+        if te is not None:
+            assert te.lower() == "chunked", "response TE %r" % te
+            body = []
+            while True:
+                size = int(self.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.readline() != b"":
+                        pass
+                    break
+                body.append(self.read_exact(size))
+                assert self.read_exact(2) == b"\r\n"
+            r.body = b"".join(body)
+        elif cl is not None:
+            r.body = self.read_exact(int(cl))
+        else:
+            r.body = self.read_to_eof()
+        return r
+
+
+def request_bytes(method, path, headers=None, body=None, host="localhost"):
+    hs = [("Host", host)]
+    if headers:
+        hs += list(headers)
+    if body is not None and not any(n.lower() in ("content-length", "transfer-encoding")
+                                    for n, _ in hs):
+        hs.append(("Content-Length", str(len(body))))
+    out = "%s %s HTTP/1.1\r\n" % (method, path) + "".join("%s: %s\r\n" % h for h in hs) + "\r\n"
+    return out.encode("latin-1") + (body or b"")
+
+
+class Client:
+    """One keep-alive TLS connection to the gateway."""
+
+    def __init__(self, port, ctx, server_name="localhost"):
+        self.sock = tls_connect(port, ctx, server_name)
+        self.reader = Reader(self.sock)
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def request(self, method, path, headers=None, body=None):
+        self.send(request_bytes(method, path, headers, body))
+        return self.reader.response(method)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def raw_exchange(port, ctx, data, timeout=IO_TIMEOUT):
+    """Sends raw bytes on a fresh TLS connection; returns (response or None,
+    closed_after). closed_after is True when the gateway closed the socket
+    after its response."""
+    with Client(port, ctx) as c:
+        c.sock.settimeout(timeout)
+        try:
+            c.send(data)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        try:
+            r = c.reader.response()
+        except ConnectionClosed:
+            return None, True
+        return r, c.reader.at_eof(timeout)
+
+
+# ---------------------------------------------------------------- WebSocket
+
+def ws_frame(op, data, masked=True, fin=True):
+    head = bytes([(0x80 if fin else 0) | op])
+    mbit = 0x80 if masked else 0
+    n = len(data)
+    if n < 126:
+        head += bytes([mbit | n])
+    elif n < 65536:
+        head += bytes([mbit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([mbit | 127]) + struct.pack("!Q", n)
+    if masked:
+        key = os.urandom(4)
+        m = (key * (n // 4 + 1))[:n]
+        data = (int.from_bytes(data, "big") ^ int.from_bytes(m, "big")).to_bytes(n, "big") \
+            if n else b""
+        head += key
+    return head + data
+
+
+def ws_read(reader):
+    b0, b1 = reader.read_exact(2)
+    op = b0 & 0x0F
+    assert not b1 & 0x80, "server frames must not be masked"
+    n = b1 & 0x7F
+    if n == 126:
+        n = struct.unpack("!H", reader.read_exact(2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", reader.read_exact(8))[0]
+    return op, reader.read_exact(n)
+
+
+def ws_handshake_bytes(path="/ws", host="localhost"):
+    key = base64.b64encode(os.urandom(16)).decode()
+    req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, host, key))
+    want = base64.b64encode(hashlib.sha1(
+        key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65").digest()).decode()
+    return req.encode(), want
+
+
+# ---------------------------------------------------------------- processes
+
+class Upstream:
+    """The recording upstream (upstream.py) as a subprocess."""
+
+    def __init__(self, workdir, port=None, name="upstream"):
+        self.port = port or free_port()
+        self.log = os.path.join(workdir, name + ".jsonl")
+        self.errlog = os.path.join(workdir, name + ".stderr")
+        self.proc = None
+
+    def start(self):
+        with open(self.errlog, "ab") as err:
+            self.proc = subprocess.Popen(
+                [PYTHON, os.path.join(HERE, "upstream.py"),
+                 "--listen", "127.0.0.1:%d" % self.port, "--log", self.log],
+                stdout=subprocess.DEVNULL, stderr=err)
+        wait_until(self._accepts, timeout=15, what="upstream on port %d" % self.port)
+        return self
+
+    def _accepts(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("upstream exited: %s" % open(self.errlog).read())
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            return True
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def entries(self):
+        try:
+            with open(self.log, encoding="utf-8") as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def requests(self):
+        return [e for e in self.entries() if "violation" not in e]
+
+    def violations(self):
+        return [e for e in self.entries() if "violation" in e]
+
+
+DEFAULTS = [
+    ("workers", "1"),
+    ("header_timeout", "2s"),
+    ("idle_timeout", "5s"),
+    ("upstream_timeout", "2s"),
+    ("upstream_connect_timeout", "1s"),
+    ("max_request_line", "8k"),
+    ("max_header_size", "8k"),
+    ("max_headers", "100"),
+    ("max_body_size", "100m"),
+    ("max_connections", "1000"),
+    ("max_connections_per_ip", "100"),
+    ("shutdown_timeout", "5s"),
+]
+
+
+class Gateway:
+    """build/pbxgate run -c CONF as a subprocess, with its admin endpoint."""
+
+    def __init__(self, binary, workdir, certs, upstream_port, extra=(), name="gw",
+                 overrides=None):
+        self.binary = binary
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.conf = os.path.join(self.dir, "pbxgate.conf")
+        self.access_log = os.path.join(self.dir, "access.log")
+        self.stderr_path = os.path.join(self.dir, "stderr.log")
+        self.certs = certs
+        self.upstream_port = upstream_port
+        self.extra = list(extra)
+        self.overrides = dict(overrides or {})
+        self.proc = None
+        self.write_config()
+
+    def config_text(self):
+        lines = ["# written by tests/integration/helpers.py",
+                 "listen 127.0.0.1:%d" % self.port,
+                 "admin_listen 127.0.0.1:%d" % self.admin_port]
+        for cert, key in self.certs:
+            lines += ["tls_cert %s" % cert, "tls_key %s" % key]
+        lines += ["upstream http://127.0.0.1:%d" % self.upstream_port,
+                  "access_log %s" % self.access_log]
+        for k, v in DEFAULTS:
+            lines.append("%s %s" % (k, self.overrides.get(k, v)))
+        for k, v in self.overrides.items():
+            if k not in dict(DEFAULTS):
+                lines.append("%s %s" % (k, v))
+        lines += list(self.extra)
+        return "\n".join(lines) + "\n"
+
+    def write_config(self):
+        with open(self.conf, "w") as f:
+            f.write(self.config_text())
+
+    def start(self):
+        self.err = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen([self.binary, "run", "-c", self.conf],
+                                     stdin=subprocess.DEVNULL, stdout=self.err,
+                                     stderr=self.err, cwd=self.dir)
+        wait_until(self.healthy, timeout=20,
+                   what="pbxgate /healthz on 127.0.0.1:%d" % self.admin_port)
+        return self
+
+    def stderr(self):
+        try:
+            with open(self.stderr_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def admin_get(self, path, timeout=5):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.admin_port, path),
+                                    timeout=timeout) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+
+    def healthy(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("pbxgate exited with %s; stderr:\n%s"
+                                 % (self.proc.returncode, self.stderr()[-4000:]))
+        status, body = self.admin_get("/healthz", timeout=1)
+        return status == 200 and body == "ok\n"
+
+    def metric(self, name, labels=None):
+        """The value of one metric sample from /metrics, or None."""
+        _, text = self.admin_get("/metrics")
+        want = name + ("{%s}" % labels if labels else "")
+        for line in text.splitlines():
+            if line.startswith("#"):
+                continue
+            key, _, val = line.rpartition(" ")
+            if key.replace(" ", "") == want.replace(" ", ""):
+                return float(val)
+        return None
+
+    def generation(self):
+        return self.metric("pbxgate_config_generation")
+
+    def reload(self, expect="ok", timeout=10):
+        """SIGHUP, then wait until the reload counter for `expect` moves."""
+        label = 'result="%s"' % expect
+        before = self.metric("pbxgate_config_reloads_total", label) or 0
+        self.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: (self.metric("pbxgate_config_reloads_total", label) or 0) > before,
+                   timeout=timeout, what="pbxgate_config_reloads_total{%s} to grow" % label)
+
+    def stop(self, timeout=15):
+        """SIGTERM; returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise AssertionError("pbxgate did not exit within %ss of SIGTERM" % timeout)
+        self.err.close()
+        rc = self.proc.returncode
+        return rc
+
+    def sanitizer_reports(self):
+        text = self.stderr()
+        return [line for line in text.splitlines()
+                if "ERROR: AddressSanitizer" in line or "runtime error:" in line
+                or "ERROR: LeakSanitizer" in line]
+
+
+def openssl(*args, env=None, input=b"", timeout=20):
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    return subprocess.run(["openssl"] + list(args), input=input, capture_output=True,
+                          env=e, timeout=timeout)
+
+
+def log(msg):
+    print(msg, file=sys.stderr)

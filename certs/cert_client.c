@@ -81,19 +81,24 @@ idx_init(void)
 	    host_ex_free);
 }
 
-/* OpenSSL hands over one reference when we return 1. */
+/* Stores a copy: OpenSSL marks an SSL's own session unresumable when the
+ * SSL is freed without close_notify (RFC 2246 rules; TLS 1.1+ dropped
+ * them), and pooled upstream connections often end that way. */
 static int
 cache_new_session(SSL *ssl, SSL_SESSION *sess)
 {
 	struct sess_cache *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl),
 	    cache_idx);
 	const char *host = SSL_get_ex_data(ssl, host_idx);
-	SSL_SESSION *old;
+	SSL_SESSION *copy, *old;
 	struct sess_slot *s = NULL;
 	size_t i;
 
-	if (c == NULL || host == NULL || !SSL_SESSION_is_resumable(sess))
+	if (c == NULL || host == NULL || !SSL_SESSION_is_resumable(sess) ||
+	    (copy = SSL_SESSION_dup(sess)) == NULL) {
+		ERR_clear_error();
 		return 0;
+	}
 	pthread_mutex_lock(&c->lock);
 	for (i = 0; i < CACHE_SLOTS && s == NULL; i++)
 		if (strcmp(c->slot[i].host, host) == 0)
@@ -104,10 +109,10 @@ cache_new_session(SSL *ssl, SSL_SESSION *sess)
 		snprintf(s->host, sizeof s->host, "%s", host);
 	}
 	old = s->sess;
-	s->sess = sess;
+	s->sess = copy;
 	pthread_mutex_unlock(&c->lock);
 	SSL_SESSION_free(old);
-	return 1;
+	return 0;
 }
 
 /* The cache is keyed by the exact host the session was verified for, so a
@@ -125,8 +130,8 @@ cache_resume(SSL_CTX *ctx, SSL *ssl, const char *host)
 	for (i = 0; i < CACHE_SLOTS; i++) {
 		if (c->slot[i].sess != NULL &&
 		    strcmp(c->slot[i].host, host) == 0) {
-			sess = c->slot[i].sess;
-			SSL_SESSION_up_ref(sess);
+			/* A private copy: see cache_new_session(). */
+			sess = SSL_SESSION_dup(c->slot[i].sess);
 			break;
 		}
 	}

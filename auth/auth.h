@@ -114,6 +114,8 @@ struct auth_identity {
 	char     lockdown[AUTH_LOCKDOWN_MAX + 1];	/* "" = none; CIDRs space separated */
 	char     sid[AUTH_SID_HEX];		/* session id, hex */
 	bool     refresh;			/* caller should add auth_session_reseal() */
+	int64_t  uid;				/* store row id, for reseal */
+	uint32_t epoch;				/* for reseal */
 };
 
 enum auth_check {

@@ -1,0 +1,202 @@
+/* auth_ctx.c -- opening the module: settings copy, keys, store, audit events. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "auth/auth_priv.h"
+
+/* The pages' only style; its hash goes into the CSP (style-src). */
+const char auth_style[] =
+    "body{font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em}"
+    "label{display:block;margin-top:1em}input{font-size:1em}"
+    ".err{color:#a00}.qr svg{width:14em;height:14em}code{word-break:break-all}";
+
+static int
+settings_copy(struct auth_settings *d, const struct auth_settings *s)
+{
+	*d = *s;
+	d->user_db = s->user_db ? strdup(s->user_db) : NULL;
+	d->secret_key = s->secret_key ? strdup(s->secret_key) : NULL;
+	d->public_url = s->public_url ? strdup(s->public_url) : NULL;
+	d->cookie_name = AUTH_COOKIE_NAME;
+	if ((s->user_db && !d->user_db) || (s->secret_key && !d->secret_key) ||
+	    (s->public_url && !d->public_url))
+		return -1;
+	return 0;
+}
+
+static void
+style_hash(char out[64])
+{
+	unsigned char md[32];
+	unsigned int n = 0;
+
+	EVP_Digest(auth_style, strlen(auth_style), md, &n, EVP_sha256(), NULL);
+	memcpy(out, "sha256-", 7);
+	EVP_EncodeBlock((unsigned char *)out + 7, md, 32);
+}
+
+/* Hash of a random password at the configured cost: unknown user names
+ * are verified against it so they cost the same Argon2 work. */
+static int
+dummy_hash(struct auth_ctx *c, char *err, size_t errlen)
+{
+	uint8_t r[16];
+	char pw[33];
+	int rc;
+
+	auth_random(r, sizeof(r));
+	auth_hex(r, sizeof(r), pw);
+	rc = auth_pw_hash(c->s.argon2_m_kib, c->s.argon2_t, c->s.argon2_p, pw,
+	    strlen(pw), c->dummy_phc, err, errlen);
+	OPENSSL_cleanse(pw, sizeof(pw));
+	return rc;
+}
+
+struct auth_ctx *
+auth_open(const struct auth_settings *s, auth_audit_fn audit, void *audit_arg,
+    char *err, size_t errlen)
+{
+	struct auth_ctx *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&c->db_mu, NULL);
+	pthread_rwlock_init(&c->mem_mu, NULL);
+	c->audit = audit;
+	c->audit_arg = audit_arg;
+	if (settings_copy(&c->s, s) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (c->s.user_db == NULL || c->s.secret_key == NULL) {
+		snprintf(err, errlen, "login needs \"user_db FILE\" in the config");
+		goto fail;
+	}
+	style_hash(c->style_hash);
+	if (auth_keys_load(c->s.secret_key, &c->keys, err, errlen) < 0 ||
+	    auth_store_open(c, err, errlen) < 0 ||
+	    auth_store_reload(c, true, err, errlen) < 0 ||
+	    dummy_hash(c, err, errlen) < 0)
+		goto fail;
+	return c;
+fail:
+	auth_close(c);
+	return NULL;
+}
+
+void
+auth_close(struct auth_ctx *c)
+{
+	if (c == NULL)
+		return;
+	auth_store_close(c);
+	OPENSSL_cleanse(&c->keys, sizeof(c->keys));
+	free(c->users);
+	free(c->revoked);
+	auth_settings_free(&c->s);
+	pthread_mutex_destroy(&c->db_mu);
+	pthread_rwlock_destroy(&c->mem_mu);
+	free(c);
+}
+
+int
+auth_refresh(struct auth_ctx *c, char *err, size_t errlen)
+{
+	return auth_store_reload(c, false, err, errlen);
+}
+
+/* ASCII-only names: [a-z0-9] first, then [a-z0-9._@-], folded to lower
+ * case. NFKC needs Unicode tables we do not ship; refusing non-ASCII makes
+ * every name its own NFKC form, so folding ASCII case is the whole rule. */
+int
+auth_name_fold(const char *name, char *out)
+{
+	size_t n = name != NULL ? strlen(name) : 0;
+
+	if (n == 0 || n > AUTH_NAME_MAX)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)name[i];
+		char lc = (char)((ch >= 'A' && ch <= 'Z') ? ch + 32 : ch);
+
+		if (!((lc >= 'a' && lc <= 'z') || (lc >= '0' && lc <= '9') ||
+		    (i > 0 && strchr("._@-", lc) != NULL && lc != '\0')))
+			return -1;
+		out[i] = lc;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+static size_t
+json_str(char *dst, size_t cap, const char *s)
+{
+	size_t o = 0;
+
+	for (; s != NULL && *s != '\0' && o + 7 < cap; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\') {
+			dst[o++] = '\\';
+			dst[o++] = (char)ch;
+		} else if (ch < 0x20 || ch >= 0x7f)
+			o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", ch);
+		else
+			dst[o++] = (char)ch;
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+/* One JSON object per event; callers pass only names, addresses and fixed
+ * words, never passwords, codes or cookies. */
+void
+auth_audit(struct auth_ctx *c, const char *event, const char *user,
+    const struct sockaddr *peer, const char *detail)
+{
+	char line[1024], u[300], d[300], ip[64];
+
+	if (c->audit == NULL)
+		return;
+	json_str(u, sizeof(u), user != NULL ? user : "");
+	json_str(d, sizeof(d), detail != NULL ? detail : "");
+	auth_peer_text(peer, ip, sizeof(ip));
+	snprintf(line, sizeof(line), "{\"time\":%lld,\"module\":\"auth\",\"event\":\"%s\","
+	    "\"user\":\"%s\",\"client\":\"%s\",\"detail\":\"%s\"}",
+	    (long long)time(NULL), event, u, ip, d);
+	c->audit(c->audit_arg, line);
+}
+
+/* The TOTP secret is sealed with the user id as AAD, so a sealed secret
+ * copied to another row does not decrypt. */
+int
+auth_totp_seal(struct auth_ctx *c, const uint8_t secret[AUTH_TOTP_SECRET],
+    int64_t uid, uint8_t *out, uint32_t *kid)
+{
+	char aad[32];
+	int n = snprintf(aad, sizeof(aad), "totp:%lld", (long long)uid);
+
+	*kid = c->keys.k[0].kid;
+	return auth_seal(c->keys.k[0].totp, aad, (size_t)n, secret, AUTH_TOTP_SECRET, out);
+}
+
+int
+auth_totp_secret(struct auth_ctx *c, const struct auth_user *u,
+    uint8_t out[AUTH_TOTP_SECRET])
+{
+	const struct auth_key *k = auth_keys_find(&c->keys, u->totp_kid);
+	char aad[32];
+	int n = snprintf(aad, sizeof(aad), "totp:%lld", (long long)u->id);
+
+	if (!u->has_totp || k == NULL)
+		return -1;
+	return auth_unseal(k->totp, aad, (size_t)n, u->totp_sealed,
+	    sizeof(u->totp_sealed), out);
+}

@@ -1,0 +1,127 @@
+/* auth_password.c -- Argon2id password hashes in PHC string form. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <argon2.h>
+#include <openssl/crypto.h>
+
+#include "auth/auth_priv.h"
+
+#define SALT_LEN 16
+#define HASH_LEN 32
+
+/* Reads "key=NUMBER" at *p, advancing past it. */
+static int
+phc_num(const char **p, char key, uint32_t *out)
+{
+	const char *s = *p;
+	unsigned long long v = 0;
+	size_t digits = 0;
+
+	if (s[0] != key || s[1] != '=')
+		return -1;
+	for (s += 2; *s >= '0' && *s <= '9' && digits < 10; s++, digits++)
+		v = v * 10 + (unsigned)(*s - '0');
+	if (digits == 0 || v > UINT32_MAX || (digits > 1 && s[-(long)digits] == '0'))
+		return -1;
+	*out = (uint32_t)v;
+	*p = s;
+	return 0;
+}
+
+/* Length of an unpadded standard-base64 field up to '$' or end. */
+static int
+b64_field(const char **p, char stop, size_t *bytes)
+{
+	const char *s = *p;
+	size_t n = 0;
+
+	while (*s != stop && *s != '\0') {
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		    (*s >= '0' && *s <= '9') || *s == '+' || *s == '/'))
+			return -1;
+		s++, n++;
+	}
+	if (n == 0 || n % 4 == 1 || *s != stop)
+		return -1;
+	*bytes = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
+	*p = s;
+	return 0;
+}
+
+/* "$argon2id$v=19$m=65536,t=3,p=4$SALT$HASH": the only form we write or
+ * accept; anything else (argon2i, missing version, padding) is refused. */
+int
+auth_phc_parse(const char *s, struct auth_phc *o)
+{
+	const char *p = s;
+
+	memset(o, 0, sizeof(*o));
+	if (s == NULL || strlen(s) >= AUTH_PHC_MAX || strncmp(p, "$argon2id$", 10) != 0)
+		return -1;
+	p += 10;
+	if (phc_num(&p, 'v', &o->version) < 0 || o->version != ARGON2_VERSION_13 ||
+	    *p++ != '$')
+		return -1;
+	if (phc_num(&p, 'm', &o->m) < 0 || *p++ != ',' ||
+	    phc_num(&p, 't', &o->t) < 0 || *p++ != ',' ||
+	    phc_num(&p, 'p', &o->p) < 0 || *p++ != '$')
+		return -1;
+	if (o->t < 1 || o->p < 1 || o->m < 8 * o->p)
+		return -1;
+	if (b64_field(&p, '$', &o->saltlen) < 0 || *p++ != '$')
+		return -1;
+	if (b64_field(&p, '\0', &o->hashlen) < 0)
+		return -1;
+	if (o->saltlen < 8 || o->hashlen < 16 || o->hashlen > 64)
+		return -1;
+	return 0;
+}
+
+int
+auth_pw_hash(uint32_t m, uint32_t t, uint32_t p, const char *pw, size_t pwlen,
+    char out[AUTH_PHC_MAX], char *err, size_t errlen)
+{
+	uint8_t salt[SALT_LEN];
+	int r;
+
+	if (argon2_encodedlen(t, m, p, SALT_LEN, HASH_LEN, Argon2_id) > AUTH_PHC_MAX) {
+		snprintf(err, errlen, "argon2 parameters too large to encode");
+		return -1;
+	}
+	if (auth_random(salt, sizeof(salt)) < 0) {
+		snprintf(err, errlen, "no randomness for a password salt");
+		return -1;
+	}
+	r = argon2id_hash_encoded(t, m, p, pw, pwlen, salt, SALT_LEN, HASH_LEN,
+	    out, AUTH_PHC_MAX);
+	if (r != ARGON2_OK) {
+		snprintf(err, errlen, "argon2id failed: %s", argon2_error_message(r));
+		return -1;
+	}
+	return 0;
+}
+
+/* libargon2 recomputes the hash and compares in constant time
+ * (argon2_compare); we refuse malformed strings first so that no
+ * parameter in a stored string can make it allocate unbounded memory. */
+bool
+auth_pw_verify(const char *phc, const char *pw, size_t pwlen)
+{
+	struct auth_phc ph;
+
+	if (auth_phc_parse(phc, &ph) < 0 || ph.m > 4194304 || ph.t > 64 || ph.p > 64)
+		return false;
+	return argon2id_verify(phc, pw, pwlen) == ARGON2_OK;
+}
+
+bool
+auth_pw_needs_rehash(const char *phc, uint32_t m, uint32_t t, uint32_t p)
+{
+	struct auth_phc ph;
+
+	if (auth_phc_parse(phc, &ph) < 0)
+		return true;
+	return ph.m != m || ph.t != t || ph.p != p || ph.hashlen != HASH_LEN;
+}

@@ -1,0 +1,188 @@
+/* auth_priv.h -- declarations shared inside the auth module (not public).
+ *
+ * Ownership: struct auth_ctx owns its sqlite handle, keys and tables; the
+ * helpers below write into caller buffers and allocate nothing unless they
+ * say so.
+ */
+#ifndef PBXGATE_AUTH_PRIV_H
+#define PBXGATE_AUTH_PRIV_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "auth/auth.h"
+
+#define AUTH_KEYS_MAX     4		/* current + previous ones in the key file */
+#define AUTH_KEY_LEN      32
+#define AUTH_GCM_NONCE    12
+#define AUTH_GCM_TAG      16
+#define AUTH_SEAL_OVER    (AUTH_GCM_NONCE + AUTH_GCM_TAG)
+#define AUTH_PHC_MAX      160
+#define AUTH_TOTP_SECRET  20		/* bytes, 160 bits as RFC 4226 advises */
+#define AUTH_RECOVERY_N   10
+#define AUTH_PW_MIN       10
+#define AUTH_PW_MAX       1024
+#define AUTH_MFA_PENDING  300		/* seconds to type the code */
+#define AUTH_SCHEMA       1
+#define AUTH_APP_ID       0x70627867	/* "pbxg" in PRAGMA application_id */
+
+/* ---- auth_ctx.c ---- */
+extern const char auth_style[];
+
+/* ---- auth_crypto.c ---- */
+struct auth_key {
+	uint32_t kid;
+	uint8_t  cookie[AUTH_KEY_LEN];	/* HKDF(master, "pbxgate cookie v1") */
+	uint8_t  totp[AUTH_KEY_LEN];	/* HKDF(master, "pbxgate totp v1") */
+	uint8_t  mac[AUTH_KEY_LEN];	/* HKDF(master, "pbxgate mac v1"): CSRF, hashes */
+};
+struct auth_keys {
+	struct auth_key k[AUTH_KEYS_MAX];	/* k[0] is current */
+	size_t n;
+};
+int  auth_keys_load(const char *path, struct auth_keys *, char *err, size_t errlen);
+const struct auth_key *auth_keys_find(const struct auth_keys *, uint32_t kid);
+/* out must hold ptlen + AUTH_SEAL_OVER bytes: nonce | ciphertext | tag. */
+int  auth_seal(const uint8_t key[AUTH_KEY_LEN], const void *aad, size_t aadlen,
+    const void *pt, size_t ptlen, uint8_t *out);
+/* in is nonce | ct | tag; out holds inlen - AUTH_SEAL_OVER bytes. */
+int  auth_unseal(const uint8_t key[AUTH_KEY_LEN], const void *aad, size_t aadlen,
+    const uint8_t *in, size_t inlen, uint8_t *out);
+void auth_hmac256(const uint8_t key[AUTH_KEY_LEN], const void *d, size_t n,
+    uint8_t out[32]);
+void auth_hex(const uint8_t *in, size_t n, char *out);	/* out: 2n + 1 */
+int  auth_unhex(const char *in, size_t inlen, uint8_t *out, size_t outlen);
+int  auth_random(void *buf, size_t n);
+
+/* ---- auth_password.c ---- */
+struct auth_phc {
+	uint32_t m, t, p, version;
+	size_t   saltlen, hashlen;
+};
+int  auth_phc_parse(const char *s, struct auth_phc *out);
+int  auth_pw_hash(uint32_t m, uint32_t t, uint32_t p, const char *pw,
+    size_t pwlen, char out[AUTH_PHC_MAX], char *err, size_t errlen);
+bool auth_pw_verify(const char *phc, const char *pw, size_t pwlen);
+bool auth_pw_needs_rehash(const char *phc, uint32_t m, uint32_t t, uint32_t p);
+
+/* ---- auth_totp.c ---- */
+uint32_t auth_hotp(const uint8_t *key, size_t keylen, uint64_t counter,
+    unsigned digits);
+/* Returns the matched step (> last_step) or -1. `code` is digits only. */
+int64_t auth_totp_match(const uint8_t *key, size_t keylen, const char *code,
+    time_t now, unsigned step, unsigned digits, unsigned skew, int64_t last_step);
+size_t auth_base32(const uint8_t *in, size_t n, char *out, size_t outlen);
+int    auth_unbase32(const char *in, uint8_t *out, size_t outlen);
+
+/* ---- auth_form.c: application/x-www-form-urlencoded and Cookie ---- */
+#define AUTH_FORM_MAX 16
+struct auth_form {
+	struct { char *name, *value; size_t vlen; } f[AUTH_FORM_MAX];
+	size_t n;
+	char  *buf;		/* owns all strings */
+	size_t buflen;
+};
+int  auth_form_parse(const char *body, size_t len, struct auth_form *out);
+const char *auth_form_get(const struct auth_form *, const char *name);
+void auth_form_free(struct auth_form *);
+/* Finds cookie `name` in a Cookie header; returns value length or -1. */
+ssize_t auth_cookie_find(const char *hdr, size_t len, const char *name,
+    const char **val);
+bool auth_ip_in_list(const struct sockaddr *sa, const char *list);
+int  auth_cidr_list_check(const char *list, char *err, size_t errlen);
+void auth_peer_text(const struct sockaddr *sa, char *out, size_t outlen);
+
+/* ---- auth_store.c ---- */
+struct auth_user {
+	int64_t  id;
+	char     name[AUTH_NAME_MAX + 1];
+	char     email[256];
+	bool     admin;
+	char     groups[AUTH_GROUPS_MAX + 1];
+	char     pw[AUTH_PHC_MAX];
+	bool     has_totp;
+	uint8_t  totp_sealed[AUTH_TOTP_SECRET + AUTH_SEAL_OVER];
+	uint32_t totp_kid;
+	int64_t  totp_last;
+	char     lockdown[AUTH_LOCKDOWN_MAX + 1];
+	bool     disabled;
+	uint32_t epoch;
+	int64_t  created;
+};
+
+/* In-memory copy of what a request check needs. */
+struct auth_mem_user {
+	int64_t  id;
+	uint32_t epoch;
+	bool     admin, disabled;
+	char     name[AUTH_NAME_MAX + 1];
+	char     groups[AUTH_GROUPS_MAX + 1];
+	char     lockdown[AUTH_LOCKDOWN_MAX + 1];
+};
+
+struct auth_ctx {
+	struct auth_settings s;		/* deep copy */
+	struct auth_keys keys;
+	auth_audit_fn audit;
+	void   *audit_arg;
+	char    dummy_phc[AUTH_PHC_MAX];	/* verified for unknown users */
+	char    style_hash[64];		/* CSP hash of the inline style */
+
+	pthread_mutex_t db_mu;		/* guards db */
+	sqlite3 *db;
+	int64_t  db_version;		/* meta version seen by the tables */
+
+	pthread_rwlock_t mem_mu;	/* guards the tables below */
+	struct auth_mem_user *users;	/* sorted by id */
+	size_t   nusers;
+	uint8_t (*revoked)[16];		/* sorted revoked session ids */
+	size_t   nrevoked;
+};
+
+int  auth_store_open(struct auth_ctx *, char *err, size_t errlen);
+void auth_store_close(struct auth_ctx *);
+/* Reload tables when meta version changed (or force). Takes both locks. */
+int  auth_store_reload(struct auth_ctx *, bool force, char *err, size_t errlen);
+/* Caller holds db_mu for these. */
+int  auth_store_begin(struct auth_ctx *);
+int  auth_store_commit(struct auth_ctx *);
+void auth_store_rollback(struct auth_ctx *);
+int  auth_user_get(struct auth_ctx *, const char *folded, int64_t id,
+    struct auth_user *out);	/* 0 found, 1 not found, -1 error */
+int  auth_exec(struct auth_ctx *, const char *sql);
+int  auth_bump_epoch(struct auth_ctx *, int64_t uid, int64_t now);
+int  auth_bump_version(struct auth_ctx *);
+
+/* ---- auth_regulate.c (caller holds db_mu) ---- */
+/* true when key is banned or backing off at `now`. */
+bool auth_reg_blocked(struct auth_ctx *, const char *key, int64_t now);
+/* Counts a failure; returns 1 when it started a ban, 0 otherwise, -1 error. */
+int  auth_reg_fail(struct auth_ctx *, const char *key, int64_t now);
+void auth_reg_clear(struct auth_ctx *, const char *key);
+
+/* ---- auth_session.c ---- */
+int  auth_session_new(struct auth_ctx *, const struct auth_user *u,
+    enum auth_level lvl, const struct sockaddr *peer, time_t now,
+    char *setcookie, size_t len);
+int  auth_session_revoke(struct auth_ctx *, int64_t uid, const char *sid_hex);
+
+/* ---- auth_audit.c ---- */
+void auth_audit(struct auth_ctx *, const char *event, const char *user,
+    const struct sockaddr *peer, const char *detail);
+/* TOTP secret of u, decrypted. 0 ok. */
+int  auth_totp_secret(struct auth_ctx *, const struct auth_user *u,
+    uint8_t out[AUTH_TOTP_SECRET]);
+int  auth_totp_seal(struct auth_ctx *, const uint8_t secret[AUTH_TOTP_SECRET],
+    int64_t uid, uint8_t *out, uint32_t *kid);
+/* Checks a TOTP code or recovery code and records its use. Caller holds db_mu. */
+bool auth_second_factor(struct auth_ctx *, const struct auth_user *u,
+    const char *code, time_t now);
+int  auth_recovery_new(struct auth_ctx *, int64_t uid, char codes[AUTH_RECOVERY_N][16]);
+int  auth_enrol_token_new(struct auth_ctx *, int64_t uid, time_t now,
+    char tok[65]);
+
+#endif

@@ -1,0 +1,107 @@
+/* auth_regulate.c -- brute-force regulation per user and per client address. */
+#include <string.h>
+
+#include "auth/auth_priv.h"
+
+#define BACKOFF_MAX 60	/* seconds; beyond this the ban takes over */
+
+struct reg_row {
+	int64_t failures, first, last, banned_until;
+};
+
+static int
+reg_get(struct auth_ctx *c, const char *key, struct reg_row *r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if (sqlite3_prepare_v2(c->db, "SELECT failures, first, last, banned_until"
+	    " FROM regulate WHERE key = ?1", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		r->failures = sqlite3_column_int64(st, 0);
+		r->first = sqlite3_column_int64(st, 1);
+		r->last = sqlite3_column_int64(st, 2);
+		r->banned_until = sqlite3_column_int64(st, 3);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Exponential back-off: after n failures the next attempt waits 2^(n-2)
+ * seconds (0, 1, 2, 4 ... capped), so a typo costs nothing and a script
+ * slows down before the ban. */
+static int64_t
+backoff(int64_t failures)
+{
+	if (failures < 2)
+		return 0;
+	if (failures > 8)
+		return BACKOFF_MAX;
+	int64_t d = (int64_t)1 << (failures - 2);
+	return d > BACKOFF_MAX ? BACKOFF_MAX : d;
+}
+
+bool
+auth_reg_blocked(struct auth_ctx *c, const char *key, int64_t now)
+{
+	struct reg_row r;
+
+	if (reg_get(c, key, &r) < 0)
+		return true;	/* fail closed */
+	if (r.banned_until > now)
+		return true;
+	if (now - r.first > (int64_t)c->s.login_failure_window)
+		return false;
+	return now < r.last + backoff(r.failures);
+}
+
+int
+auth_reg_fail(struct auth_ctx *c, const char *key, int64_t now)
+{
+	struct reg_row r;
+	sqlite3_stmt *st;
+	int banned = 0, rc;
+
+	if (reg_get(c, key, &r) < 0)
+		return -1;
+	if (r.failures == 0 || now - r.first > (int64_t)c->s.login_failure_window ||
+	    r.banned_until != 0) {
+		if (r.banned_until > now)
+			return 0;	/* already banned: do not extend */
+		r.failures = 0, r.first = now, r.banned_until = 0;
+	}
+	r.failures++;
+	r.last = now;
+	if (r.failures >= (int64_t)c->s.login_max_failures) {
+		r.banned_until = now + c->s.login_ban_time;
+		banned = 1;
+	}
+	if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO regulate(key, failures,"
+	    " first, last, banned_until) VALUES(?1, ?2, ?3, ?4, ?5)", -1, &st,
+	    NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, r.failures);
+	sqlite3_bind_int64(st, 3, r.first);
+	sqlite3_bind_int64(st, 4, r.last);
+	sqlite3_bind_int64(st, 5, r.banned_until);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? banned : -1;
+}
+
+void
+auth_reg_clear(struct auth_ctx *c, const char *key)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(c->db, "DELETE FROM regulate WHERE key = ?1", -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	(void)sqlite3_step(st);
+	sqlite3_finalize(st);
+}

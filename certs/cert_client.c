@@ -274,8 +274,9 @@ client_name(struct cert_client *cc, SSL *ssl, const char *host)
 
 	if (!cert_host_normalize(raw, name, sizeof name))
 		return false;
-	/* A bracketed name that is not an IPv6 address is no host at all. */
-	if (!is_ip && host[0] == '[')
+	/* Brackets or colons without an address (zone ids, ports): refuse
+	 * rather than send them as a name. */
+	if (!is_ip && strpbrk(host, "[]:") != NULL)
 		return false;
 	/* RFC 6066 3: no SNI for address literals. */
 	if (!is_ip && SSL_set_tlsext_host_name(ssl, name) != 1)

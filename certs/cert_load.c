@@ -8,6 +8,7 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "certs/cert_internal.h"
 
@@ -124,6 +125,44 @@ cert_pair_check(const struct cert_pair *p, X509 **leaf, int *key_type,
 	return true;
 }
 
+/* Clients reject a chain that is out of order or holds an expired
+ * intermediate; better to refuse it here, with the file named. */
+static bool
+check_chain(SSL_CTX *ctx, const char *file, char *err, size_t errlen)
+{
+	STACK_OF(X509) *chain = NULL;
+	X509 *child = SSL_CTX_get0_certificate(ctx);
+	char when[64];
+	int i;
+
+	if (SSL_CTX_get0_chain_certs(ctx, &chain) != 1 || child == NULL) {
+		cert_fail(err, errlen, "check the file", "tls_cert %s: cannot "
+		    "read back the certificate chain", file);
+		return false;
+	}
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		X509 *x = sk_X509_value(chain, i);
+
+		if (X509_check_issued(x, child) != X509_V_OK) {
+			snprintf(err, errlen, "tls_cert %s: certificate %d does "
+			    "not issue the one before it: put the server "
+			    "certificate first, then each issuer in order",
+			    file, i + 2);
+			return false;
+		}
+		if (X509_cmp_current_time(X509_get0_notAfter(x)) <= 0) {
+			fmt_time(X509_get0_notAfter(x), when, sizeof when);
+			snprintf(err, errlen, "tls_cert %s: chain certificate %d "
+			    "expired on %s: download the current intermediate "
+			    "certificates from your CA", file, i + 2, when);
+			return false;
+		}
+		child = x;
+	}
+	ERR_clear_error();
+	return true;
+}
+
 /* Called after cert_pair_check(): what can still fail here is what the
  * context adds (security level, chain parsing). */
 bool
@@ -137,6 +176,8 @@ cert_pair_load(SSL_CTX *ctx, const struct cert_pair *p, char *err,
 		    "certificate chain", p->cert_file);
 		return false;
 	}
+	if (!check_chain(ctx, p->cert_file, err, errlen))
+		return false;
 	if (SSL_CTX_use_PrivateKey_file(ctx, p->key_file,
 	    SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
 		cert_fail(err, errlen, "regenerate the pair or fix the path",

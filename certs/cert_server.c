@@ -210,6 +210,8 @@ server_ctx_new(struct cert_tickets *tickets, const char *file, char *err,
 	 * tickets resume statelessly. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_timeout(ctx, CERT_SESSION_TIMEOUT);
+	/* 0-RTT data can be replayed; nothing here may depend on it. */
+	SSL_CTX_set_max_early_data(ctx, 0);
 	if (tickets != NULL) {
 		SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
 		SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);

@@ -332,6 +332,66 @@ Test(certs, chain_file_loads)
 	EVP_PKEY_free(cak);
 }
 
+/* leaf <- intermediate <- root; the pair file holds leaf + `chain`. */
+static void
+three_level(bool expired_intermediate, bool swap)
+{
+	struct spec root = { "Root", NULL, -DAY, 365 * DAY, true };
+	struct spec mid = { "Mid", NULL, -30 * DAY,
+	    expired_intermediate ? -DAY : 365 * DAY, true };
+	struct spec lf = { "L", "DNS:l.test", -DAY, 90 * DAY, false };
+	EVP_PKEY *rk = key_ec(), *mk = key_ec(), *k = key_ec();
+	X509 *rx = make_cert(rk, &root, NULL, NULL);
+	X509 *mx = make_cert(mk, &mid, rx, rk);
+	X509 *x = make_cert(k, &lf, mx, mk);
+	FILE *fp = fopen(path("l.pem"), "w");
+
+	cr_assert_not_null(fp);
+	PEM_write_X509(fp, x);
+	PEM_write_X509(fp, swap ? rx : mx);
+	PEM_write_X509(fp, swap ? mx : rx);
+	fclose(fp);
+	fp = fopen(path("l.key"), "w");
+	cr_assert_not_null(fp);
+	PEM_write_PrivateKey(fp, k, NULL, NULL, 0, NULL, NULL);
+	fclose(fp);
+	X509_free(rx);
+	X509_free(mx);
+	X509_free(x);
+	EVP_PKEY_free(rk);
+	EVP_PKEY_free(mk);
+	EVP_PKEY_free(k);
+}
+
+Test(certs, chain_in_order_loads)
+{
+	three_level(false, false);
+	cert_server_free(server((const char *[]){ "l" }, 1, NULL));
+}
+
+Test(certs, chain_out_of_order_is_error)
+{
+	struct cert_pair p = pair("l");
+	char want[512];
+
+	three_level(false, true);
+	cr_assert_null(cert_server_new(&p, 1, NULL, err, sizeof err));
+	snprintf(want, sizeof want, "tls_cert %s/l.pem: certificate 2 does "
+	    "not issue the one before it: put the server certificate first, "
+	    "then each issuer in order", dir);
+	cr_assert_str_eq(err, want);
+}
+
+Test(certs, chain_expired_intermediate_is_error)
+{
+	struct cert_pair p = pair("l");
+
+	three_level(true, false);
+	cr_assert_null(cert_server_new(&p, 1, NULL, err, sizeof err));
+	cr_assert_not_null(strstr(err, "chain certificate 2 expired on"), "%s",
+	    err);
+}
+
 Test(certs, key_mismatch_is_exact_error)
 {
 	struct cert_pair p;
@@ -1045,6 +1105,44 @@ Test(certs, no_tickets_no_resumption)
 	}
 }
 
+/* Resumption also works on a certificate chosen by SNI (after the
+ * SSL_CTX switch), in both versions. */
+Test(certs, tickets_with_sni_switch)
+{
+	struct cert_tickets *t = cert_tickets_new(err, sizeof err);
+	struct cert_server *srv;
+
+	cr_assert_not_null(t);
+	leaf("a", key_ec(), "A", "DNS:a.test");
+	leaf("b", key_ec(), "B", "DNS:b.test");
+	srv = server((const char *[]){ "a", "b" }, 2, t);
+	for (int v = TLS1_2_VERSION; v <= TLS1_3_VERSION; v++) {
+		SSL_CTX *cctx = client_ctx(v, v);
+		SSL_SESSION *sess = NULL;
+		int round;
+
+		for (round = 0; round < 2; round++) {
+			SSL *c = client(cctx, "b.test"), *s = cert_server_ssl(srv);
+
+			if (sess != NULL)
+				SSL_set_session(c, sess);
+			cr_assert(handshake(c, s));
+			cr_expect_str_eq(peer_cn(c), "B");
+			cr_expect_eq(SSL_session_reused(c), round > 0,
+			    "version %x round %d", v, round);
+			SSL_SESSION_free(sess);
+			sess = SSL_get1_session(c);
+			SSL_shutdown(c);
+			SSL_free(c);
+			SSL_free(s);
+		}
+		SSL_SESSION_free(sess);
+		SSL_CTX_free(cctx);
+	}
+	cert_server_free(srv);
+	cert_tickets_free(t);
+}
+
 /* Tickets are shared across reloads: a new server resumes old sessions. */
 Test(certs, tickets_survive_reload)
 {
@@ -1247,7 +1345,8 @@ Test(certs, client_sni_not_for_ip_literals)
 Test(certs, client_bad_hosts_rejected)
 {
 	static const char *const hosts[] = {
-		"", "[up.test]", "[::1", "a b", "host\x01", NULL,
+		"", "[up.test]", "[::1", "a b", "host\x01", "up.test:443",
+		"fe80::1%eth0", "[127.0.0.1]", NULL,
 	};
 	struct cert_client *cc = cert_client_new(NULL, false, err, sizeof err);
 	size_t i;

@@ -1,0 +1,166 @@
+/* config_runtime.c -- builds the runtime objects of a parsed config (TLS
+ * contexts, policy) and frees everything a config owns. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/config_priv.h"
+
+/* The certs module names the file it failed on; blame the line that
+ * gave that file, the first tls_cert when it names none. */
+static void
+report_cert_error(struct cfg_ctx *ctx, const char *err)
+{
+	const struct gw_config *cfg = ctx->cfg;
+	size_t i;
+
+	for (i = 0; i < cfg->ncerts; i++) {
+		if (strstr(err, cfg->certs[i].key_file) != NULL) {
+			cfg_error_at(ctx, &ctx->key_pos[i], "tls_key: %s", err);
+			return;
+		}
+		if (strstr(err, cfg->certs[i].cert_file) != NULL) {
+			cfg_error_at(ctx, &ctx->cert_pos[i], "tls_cert: %s",
+			    err);
+			return;
+		}
+	}
+	cfg_error_at(ctx, &ctx->cert_pos[0], "tls_cert: %s", err);
+}
+
+static int
+build_server_tls(struct cfg_ctx *ctx)
+{
+	struct gw_config *cfg = ctx->cfg;
+	struct cert_pair pairs[GW_MAX_CERTS];
+	char err[GW_ERRLEN] = "";
+	size_t i;
+
+	for (i = 0; i < cfg->ncerts; i++) {
+		pairs[i].cert_file = cfg->certs[i].cert_file;
+		pairs[i].key_file = cfg->certs[i].key_file;
+	}
+	cfg->tls = cert_server_new(pairs, cfg->ncerts, cfg->tickets, err,
+	    sizeof(err));
+	if (cfg->tls == NULL) {
+		report_cert_error(ctx, err[0] ? err : "cannot build the TLS "
+		    "server context");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+build_upstream_tls(struct cfg_ctx *ctx)
+{
+	struct gw_upstream *up = &ctx->cfg->upstream;
+	char err[GW_ERRLEN] = "";
+
+	if (!up->tls)
+		return 0;
+	ctx->cfg->upstream_tls = cert_client_new(up->ca_file, up->verify, err,
+	    sizeof(err));
+	if (ctx->cfg->upstream_tls == NULL) {
+		if (up->ca_file != NULL)
+			cfg_error_at(ctx, &ctx->ca_pos, "upstream_ca: %s",
+			    err[0] ? err : "cannot load the CA file");
+		else
+			cfg_error_at(ctx, &ctx->upstream_pos, "upstream: %s",
+			    err[0] ? err : "cannot build the TLS client "
+			    "context");
+		return -1;
+	}
+	return 0;
+}
+
+struct pol_report {
+	struct cfg_ctx *ctx;
+	unsigned        errors;
+};
+
+/* The policy module's messages carry their own FILE:LINE:COL. */
+static void
+policy_report(void *arg, bool warning, const char *msg)
+{
+	struct pol_report *pr = arg;
+	struct cfg_ctx *ctx = pr->ctx;
+
+	if (warning)
+		ctx->warnings++;
+	else {
+		ctx->errors++;
+		pr->errors++;
+	}
+	if (ctx->report != NULL)
+		ctx->report(ctx->arg, warning, NULL, msg);
+}
+
+static int
+build_policy(struct cfg_ctx *ctx)
+{
+	struct gw_config *cfg = ctx->cfg;
+	struct pol_report pr = { ctx, 0 };
+
+	if (cfg->policy_file == NULL)
+		return 0;
+	cfg->policy = pol_load(cfg->policy_file, cfg->geoip_db, policy_report,
+	    &pr);
+	if (cfg->policy == NULL && pr.errors == 0)
+		cfg_error_at(ctx, &ctx->policy_pos, "policy: cannot load %s",
+		    cfg->policy_file);
+	else if (cfg->policy != NULL && pr.errors != 0) {
+		/* Never run a policy its own loader complained about. */
+		pol_free(cfg->policy);
+		cfg->policy = NULL;
+	}
+	return cfg->policy == NULL ? -1 : 0;
+}
+
+/* Every step runs even after a failure so that `check` reports all. */
+int
+cfg_build_runtime(struct cfg_ctx *ctx)
+{
+	int r = 0;
+
+	r |= build_server_tls(ctx);
+	r |= build_upstream_tls(ctx);
+	r |= build_policy(ctx);
+	return r == 0 ? 0 : -1;
+}
+
+static void
+free_upstream(struct gw_upstream *up)
+{
+	free(up->url);
+	free(up->host);
+	free(up->hostport);
+	free(up->ca_file);
+	free(up->sni);
+}
+
+void
+cfg_free_contents(struct gw_config *cfg)
+{
+	size_t i;
+
+	if (cfg->tls != NULL)
+		cert_server_free(cfg->tls);
+	if (cfg->upstream_tls != NULL)
+		cert_client_free(cfg->upstream_tls);
+	if (cfg->policy != NULL)
+		pol_free(cfg->policy);
+	for (i = 0; i < GW_MAX_CERTS; i++) {
+		free(cfg->certs[i].cert_file);
+		free(cfg->certs[i].key_file);
+	}
+	free_upstream(&cfg->upstream);
+	free(cfg->path);
+	free(cfg->user);
+	free(cfg->access_log);
+	free(cfg->error_log);
+	free(cfg->audit_log);
+	free(cfg->server_name);
+	free(cfg->policy_file);
+	free(cfg->geoip_db);
+	auth_settings_free(&cfg->auth);
+	mail_settings_free(&cfg->mail);
+}

@@ -1,0 +1,970 @@
+/* test_config.c -- the gateway config parser: every keyword, every error
+ * with its exact FILE:LINE:COL message, includes, and runtime building. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gateway/gateway.h"
+
+#define MAXMSG 64
+
+struct msgs {
+	int  n;
+	bool warn[MAXMSG];
+	char m[MAXMSG][1024];
+};
+
+static char dir[64];
+static struct msgs got;
+
+static void
+collect(void *arg, bool warning, const char *msg)
+{
+	struct msgs *m = arg;
+
+	if (m->n == MAXMSG)
+		return;
+	m->warn[m->n] = warning;
+	snprintf(m->m[m->n++], sizeof(m->m[0]), "%s", msg);
+}
+
+static void
+wfile(const char *name, const char *content)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	cr_assert_not_null(f, "cannot create %s", path);
+	fputs(content, f);
+	fclose(f);
+}
+
+static void
+setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/pbxgate-cfg-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	memset(&got, 0, sizeof(got));
+	wfile("cert.pem", "not parsed without runtime\n");
+	wfile("key.pem", "not parsed without runtime\n");
+}
+
+static void
+teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(config, .init = setup, .fini = teardown);
+
+/* The smallest valid file: four lines; tests append their line 5. */
+#define BASE "listen 127.0.0.1:8443\n" \
+	"tls_cert cert.pem\n" \
+	"tls_key key.pem\n" \
+	"upstream http://127.0.0.1:5000\n"
+
+static struct gw_config *
+load_text(const char *text)
+{
+	char path[256];
+
+	wfile("main.conf", text);
+	snprintf(path, sizeof(path), "%s/main.conf", dir);
+	return gw_config_load(path, false, collect, &got);
+}
+
+/* Expected text: "{D}" stands for the temp dir. */
+static void
+expand(char *out, size_t outlen, const char *tmpl)
+{
+	size_t n = 0;
+
+	for (; *tmpl != '\0' && n + 1 < outlen; tmpl++) {
+		if (strncmp(tmpl, "{D}", 3) == 0) {
+			n += (size_t)snprintf(out + n, outlen - n, "%s", dir);
+			tmpl += 2;
+		} else
+			out[n++] = *tmpl;
+		if (n >= outlen)
+			n = outlen - 1;
+	}
+	out[n] = '\0';
+}
+
+/* Asserts exactly one message, an error unless `warning`, equal to
+ * "DIR/main.conf:" followed by `tail`. */
+static void
+expect_one(bool warning, const char *tail)
+{
+	char want[1200], t[1024];
+	int i;
+
+	expand(t, sizeof(t), tail);
+	snprintf(want, sizeof(want), "%s/main.conf:%s", dir, t);
+	for (i = 0; i < got.n; i++)
+		cr_log_info("got: %s", got.m[i]);
+	cr_assert_eq(got.n, 1, "expected 1 message, got %d", got.n);
+	cr_assert_str_eq(got.m[0], want);
+	cr_assert_eq(got.warn[0], warning);
+}
+
+/* One test per bad line 5 appended to BASE: refused, exactly one error. */
+#define BAD_LINE(name, line, tail)					\
+Test(config, name)							\
+{									\
+	struct gw_config *c = load_text(BASE line "\n");		\
+	expect_one(false, tail);					\
+	cr_assert_null(c);						\
+}
+
+#define BASE_NOUP "listen 127.0.0.1:8443\n" \
+	"tls_cert cert.pem\n" \
+	"tls_key key.pem\n"
+
+/* Same for a bad upstream URL on line 4 (the base has none). */
+#define BAD_URL(name, url, tail)					\
+Test(config, name)							\
+{									\
+	struct gw_config *c = load_text(BASE_NOUP "upstream " url "\n");\
+	expect_one(false, "4:10: upstream: " tail);			\
+	cr_assert_null(c);						\
+}
+
+/* ---- keyword dispatch ---- */
+BAD_LINE(unknown_keyword, "lisen 127.0.0.1:8444",
+    "5:1: unknown keyword \"lisen\"")
+BAD_LINE(unknown_keyword_indented, "  \tfoo bar",
+    "5:4: unknown keyword \"foo\"")
+BAD_LINE(missing_value, "admin_listen",
+    "5:1: admin_listen: missing value; usage: admin_listen ADDR:PORT")
+BAD_LINE(missing_value_comment_only, "workers # none",
+    "5:1: workers: missing value; usage: workers N|auto")
+BAD_LINE(extra_value, "admin_listen 127.0.0.1:9000 extra",
+    "5:29: admin_listen: unexpected extra value \"extra\"; usage: "
+    "admin_listen ADDR:PORT")
+BAD_LINE(duplicate_upstream, "upstream http://127.0.0.1:5001",
+    "5:1: duplicate \"upstream\" (first set at {D}/main.conf:4)")
+BAD_LINE(duplicate_workers, "workers 2\nworkers 3",
+    "6:1: duplicate \"workers\" (first set at {D}/main.conf:5)")
+
+/* ---- addresses ---- */
+BAD_LINE(port_zero, "admin_listen 127.0.0.1:0",
+    "5:14: admin_listen: bad port \"0\" in \"127.0.0.1:0\": expected a "
+    "number from 1 to 65535")
+BAD_LINE(port_65536, "admin_listen 127.0.0.1:65536",
+    "5:14: admin_listen: bad port \"65536\" in \"127.0.0.1:65536\": "
+    "expected a number from 1 to 65535")
+BAD_LINE(port_abc, "admin_listen 127.0.0.1:abc",
+    "5:14: admin_listen: bad port \"abc\" in \"127.0.0.1:abc\": expected "
+    "a number from 1 to 65535")
+BAD_LINE(port_signed, "admin_listen 127.0.0.1:+80",
+    "5:14: admin_listen: bad port \"+80\" in \"127.0.0.1:+80\": expected "
+    "a number from 1 to 65535")
+BAD_LINE(port_empty, "admin_listen 127.0.0.1:",
+    "5:14: admin_listen: bad port \"\" in \"127.0.0.1:\": expected "
+    "a number from 1 to 65535")
+BAD_LINE(address_short_v4, "listen 1.2.3:8443",
+    "5:8: listen: bad address \"1.2.3:8443\": \"1.2.3\" is not a numeric "
+    "IPv4 (or *) address")
+BAD_LINE(address_hostname, "listen localhost:8443",
+    "5:8: listen: bad address \"localhost:8443\": \"localhost\" is not a "
+    "numeric IPv4 (or *) address")
+BAD_LINE(address_no_port, "listen 127.0.0.2",
+    "5:8: listen: bad address \"127.0.0.2\": expected ADDR:PORT (IPv6 in "
+    "brackets: [::1]:PORT)")
+BAD_LINE(address_v6_unbracketed, "listen ::1:8443",
+    "5:8: listen: bad address \"::1:8443\": expected ADDR:PORT (IPv6 in "
+    "brackets: [::1]:PORT)")
+BAD_LINE(address_v6_no_port, "listen [::1]8443",
+    "5:8: listen: bad address \"[::1]8443\": expected [IPV6]:PORT")
+BAD_LINE(address_v4_in_brackets, "listen [127.0.0.1]:8443",
+    "5:8: listen: bad address \"[127.0.0.1]:8443\": \"127.0.0.1\" is not "
+    "a numeric IPv6 address")
+BAD_LINE(address_v6_zone, "listen [fe80::1%eth0]:8443",
+    "5:8: listen: bad address \"[fe80::1%eth0]:8443\": \"fe80::1%eth0\" "
+    "is not a numeric IPv6 address")
+BAD_LINE(listen_duplicate, "listen 127.0.0.1:8443",
+    "5:8: listen: 127.0.0.1:8443 is already listed at {D}/main.conf:1")
+BAD_LINE(admin_equals_listen, "admin_listen 127.0.0.1:8443",
+    "5:14: admin_listen 127.0.0.1:8443 overlaps listen 127.0.0.1:8443 at "
+    "{D}/main.conf:1: use another port")
+BAD_LINE(admin_under_wildcard, "listen *:9000\nadmin_listen 127.0.0.1:9000",
+    "6:14: admin_listen 127.0.0.1:9000 overlaps listen *:9000 at "
+    "{D}/main.conf:5: use another port")
+
+/* ---- upstream URL forms ---- */
+BAD_URL(url_scheme, "ftp://pbx",
+    "\"ftp://pbx\" must start with http:// or https://")
+BAD_URL(url_no_scheme, "127.0.0.1:5000",
+    "\"127.0.0.1:5000\" must start with http:// or https://")
+BAD_URL(url_path, "http://pbx/webclient",
+    "path \"/webclient\" is not supported: give only scheme, host and port")
+BAD_URL(url_userinfo, "http://admin:pw@pbx",
+    "user info (user@) is not allowed in \"http://admin:pw@pbx\"")
+BAD_URL(url_query, "http://pbx/?a=b",
+    "a query or fragment is not allowed in \"http://pbx/?a=b\"")
+BAD_URL(url_fragment, "\"http://pbx#x\"",
+    "a query or fragment is not allowed in \"http://pbx#x\"")
+BAD_URL(url_empty_host, "http://:5000", "missing host")
+BAD_URL(url_empty, "https://", "missing host")
+BAD_URL(url_v6_unbracketed, "http://::1:5000",
+    "an IPv6 address must be in brackets: http://[::1]:5000")
+BAD_URL(url_v6_unclosed, "http://[::1:5000", "missing ']' after IPv6 address")
+BAD_URL(url_v6_bad, "http://[zz::1]:5000", "\"zz::1\" is not an IPv6 address")
+BAD_URL(url_v6_junk, "http://[::1]x", "':' expected after ']'")
+BAD_URL(url_port_zero, "http://pbx:0",
+    "bad port \"0\": expected a number from 1 to 65535")
+BAD_URL(url_port_big, "http://pbx:70000",
+    "bad port \"70000\": expected a number from 1 to 65535")
+BAD_URL(url_port_empty, "http://pbx:",
+    "bad port \"\": expected a number from 1 to 65535")
+BAD_URL(url_bad_v4, "http://300.1.1.1", "\"300.1.1.1\" is not an IPv4 address")
+BAD_URL(url_bad_hostname, "http://pbx_1.example",
+    "\"pbx_1.example\" is not a valid host name")
+BAD_URL(url_hyphen_label, "http://-pbx.example",
+    "\"-pbx.example\" is not a valid host name")
+
+Test(config, url_forms_fill_upstream)
+{
+	static const struct {
+		const char *url, *host, *hostport;
+		uint16_t port;
+		bool tls;
+	} cases[] = {
+		{ "http://127.0.0.1:5000", "127.0.0.1", "127.0.0.1:5000", 5000, false },
+		{ "http://pbx.example", "pbx.example", "pbx.example:80", 80, false },
+		{ "https://pbx.example/", "pbx.example", "pbx.example:443", 443, true },
+		{ "HTTPS://pbx.example:5001", "pbx.example", "pbx.example:5001", 5001, true },
+		{ "https://[::1]:5001/", "::1", "[::1]:5001", 5001, true },
+		{ "http://[2001:db8::5]", "2001:db8::5", "[2001:db8::5]:80", 80, false },
+	};
+	char text[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct gw_config *c;
+
+		memset(&got, 0, sizeof(got));
+		snprintf(text, sizeof(text), BASE_NOUP "upstream %s\n",
+		    cases[i].url);
+		c = load_text(text);
+		cr_assert_not_null(c, "%s refused: %s", cases[i].url, got.m[0]);
+		cr_assert_str_eq(c->upstream.url, cases[i].url);
+		cr_assert_str_eq(c->upstream.host, cases[i].host);
+		cr_assert_str_eq(c->upstream.sni, cases[i].host);
+		cr_assert_str_eq(c->upstream.hostport, cases[i].hostport);
+		cr_assert_eq(c->upstream.port, cases[i].port);
+		cr_assert_eq(c->upstream.tls, cases[i].tls);
+		cr_assert(c->upstream.verify);
+		gw_config_unref(c);
+	}
+}
+
+/* ---- numbers ---- */
+BAD_LINE(timeout_unit, "header_timeout 10x",
+    "5:16: header_timeout: bad duration \"10x\": use a number with ms, s, "
+    "m or h (e.g. 30s)")
+BAD_LINE(timeout_unit_days, "idle_timeout 1d",
+    "5:14: idle_timeout: bad duration \"1d\": use a number with ms, s, m "
+    "or h (e.g. 30s)")
+BAD_LINE(timeout_negative, "body_timeout -5",
+    "5:14: body_timeout: \"-5\" is not a number")
+BAD_LINE(timeout_range, "header_timeout 2h",
+    "5:16: header_timeout: 2h is out of range (100ms to 1h)")
+BAD_LINE(timeout_zero, "upstream_timeout 0",
+    "5:18: upstream_timeout: 0 is out of range (100ms to 24h)")
+BAD_LINE(timeout_overflow, "upstream_timeout 99999999999999999999h",
+    "5:18: upstream_timeout: number \"99999999999999999999h\" is too large")
+BAD_LINE(timeout_unit_overflow, "upstream_timeout 9999999999999999h",
+    "5:18: upstream_timeout: number \"9999999999999999h\" is too large")
+BAD_LINE(size_overflow, "max_body_size 99999999999999999999",
+    "5:15: max_body_size: number \"99999999999999999999\" is too large")
+BAD_LINE(size_unit_overflow, "max_body_size 17179869184g",
+    "5:15: max_body_size: number \"17179869184g\" is too large")
+BAD_LINE(size_unit, "max_header_size 8kb",
+    "5:17: max_header_size: bad size \"8kb\": use a number of bytes with "
+    "an optional k, m or g")
+BAD_LINE(size_range, "max_request_line 1m",
+    "5:18: max_request_line: 1m is out of range (256 to 64k)")
+BAD_LINE(count_with_unit, "max_headers 1k",
+    "5:13: max_headers: \"1k\" is not a number")
+BAD_LINE(count_range, "max_headers 0",
+    "5:13: max_headers: 0 is out of range (1 to 1000)")
+BAD_LINE(header_bigger_than_head, "max_header_size 64k",
+    "5:17: max_header_size (65536) is larger than max_headers_size (32768)")
+BAD_LINE(workers_zero, "workers 0",
+    "5:9: workers: 0 is out of range (1 to 64, or auto)")
+BAD_LINE(workers_65, "workers 65",
+    "5:9: workers: 65 is out of range (1 to 64, or auto)")
+BAD_LINE(workers_word, "workers many",
+    "5:9: workers: \"many\" is not a number; use 1 to 64 or auto")
+BAD_LINE(hsts_bool, "hsts yes", "5:6: hsts: expected on or off, not \"yes\"")
+
+/* ---- other values ---- */
+BAD_LINE(user_missing, "user no-such-user-pbxgate",
+    "5:6: user: no such user \"no-such-user-pbxgate\"")
+BAD_LINE(server_name_bad, "server_name pbx..example",
+    "5:13: server_name: \"pbx..example\" is not a valid host name")
+BAD_LINE(policy_missing, "policy nope.policy",
+    "5:8: policy: cannot read {D}/nope.policy: No such file or directory")
+BAD_LINE(policy_directory, "policy /tmp",
+    "5:8: policy: /tmp is not a regular file")
+BAD_LINE(log_dir_missing, "access_log nodir/access.log",
+    "5:12: access_log: directory {D}/nodir does not exist")
+BAD_LINE(empty_quoted_path, "policy \"\"", "5:8: policy: empty path")
+
+/* ---- CIDR ---- */
+BAD_LINE(cidr_bad_address, "trusted_proxy 10.0.0/8",
+    "5:15: trusted_proxy: bad CIDR \"10.0.0/8\": \"10.0.0\" is not a "
+    "numeric IPv4 or IPv6 address")
+BAD_LINE(cidr_v4_plen, "trusted_proxy 10.0.0.0/33",
+    "5:15: trusted_proxy: bad CIDR \"10.0.0.0/33\": prefix length must be "
+    "a number from 0 to 32")
+BAD_LINE(cidr_v6_plen, "trusted_proxy ::/129",
+    "5:15: trusted_proxy: bad CIDR \"::/129\": prefix length must be a "
+    "number from 0 to 128")
+BAD_LINE(cidr_empty_plen, "trusted_proxy 10.0.0.0/",
+    "5:15: trusted_proxy: bad CIDR \"10.0.0.0/\": prefix length must be a "
+    "number from 0 to 32")
+BAD_LINE(proxy_protocol_untrusted, "proxy_protocol on",
+    "5:16: proxy_protocol on needs at least one trusted_proxy: PROXY "
+    "headers are only read from them")
+
+Test(config, cidr_host_bits_warning)
+{
+	struct gw_config *c = load_text(BASE "trusted_proxy 10.1.2.3/8\n");
+
+	expect_one(true, "5:15: trusted_proxy: \"10.1.2.3/8\" has host bits "
+	    "set after the prefix; they are ignored");
+	cr_assert_not_null(c);
+	cr_assert_eq(c->ntrusted, 1);
+	cr_assert_eq(c->trusted[0].plen, 104);
+	cr_assert_eq(c->trusted[0].addr[12], 10);
+	cr_assert_eq(c->trusted[0].addr[13], 0);
+	gw_config_unref(c);
+}
+
+Test(config, cidr_match)
+{
+	static const struct {
+		const char *cidr, *addr;
+		bool match;
+	} cases[] = {
+		{ "10.0.0.0/8", "10.200.1.1", true },
+		{ "10.0.0.0/8", "11.0.0.1", false },
+		{ "10.0.0.0/8", "::ffff:10.0.0.1", true },
+		{ "192.168.1.7", "192.168.1.7", true },
+		{ "192.168.1.7", "192.168.1.8", false },
+		{ "0.0.0.0/0", "203.0.113.9", true },
+		{ "0.0.0.0/0", "2001:db8::1", false },
+		{ "2001:db8::/32", "2001:db8:ffff::1", true },
+		{ "2001:db8::/32", "2001:db9::1", false },
+		{ "::/0", "2001:db8::1", true },
+		{ "172.16.0.0/12", "172.31.255.255", true },
+		{ "172.16.0.0/12", "172.32.0.0", false },
+		{ "fe80::/10", "febf::1", true },
+		{ "fe80::/10", "fec0::1", false },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sockaddr_in sin = { .sin_family = AF_INET };
+		struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+		const struct sockaddr *sa;
+		struct gw_cidr cidr;
+		char err[256];
+		bool hb;
+
+		cr_assert_eq(gw_parse_cidr(cases[i].cidr, &cidr, &hb, err,
+		    sizeof(err)), 0, "%s: %s", cases[i].cidr, err);
+		if (inet_pton(AF_INET, cases[i].addr, &sin.sin_addr) == 1)
+			sa = (const struct sockaddr *)&sin;
+		else {
+			cr_assert_eq(inet_pton(AF_INET6, cases[i].addr,
+			    &sin6.sin6_addr), 1);
+			sa = (const struct sockaddr *)&sin6;
+		}
+		cr_assert_eq(gw_cidr_match(&cidr, 1, sa), cases[i].match,
+		    "%s in %s", cases[i].addr, cases[i].cidr);
+	}
+	cr_assert_not(gw_cidr_match(NULL, 0, NULL));
+}
+
+Test(config, too_many_listens)
+{
+	char text[2048] = BASE;
+	struct gw_config *c;
+	int i;
+
+	for (i = 1; i <= GW_MAX_LISTEN; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text),
+		    "listen 127.0.0.2:%d\n", 9000 + i);
+	c = load_text(text);
+	expect_one(false, "20:1: listen: too many listen lines (max 16)");
+	cr_assert_null(c);
+}
+
+/* ---- cross-checks ---- */
+Test(config, listen_missing)
+{
+	struct gw_config *c = load_text("tls_cert cert.pem\ntls_key key.pem\n"
+	    "upstream http://127.0.0.1:5000\n");
+
+	expect_one(false, "1:1: no listen address: add e.g. \"listen "
+	    "127.0.0.1:8443\"");
+	cr_assert_null(c);
+}
+
+Test(config, upstream_missing)
+{
+	struct gw_config *c = load_text(BASE_NOUP);
+
+	expect_one(false, "1:1: no upstream: add e.g. \"upstream "
+	    "http://127.0.0.1:5000\"");
+	cr_assert_null(c);
+}
+
+Test(config, certs_missing)
+{
+	struct gw_config *c = load_text("listen 127.0.0.1:8443\n"
+	    "upstream http://127.0.0.1:5000\n");
+
+	expect_one(false, "1:1: no tls_cert/tls_key pair: pbxgate serves "
+	    "HTTPS only; add tls_cert FILE and tls_key FILE");
+	cr_assert_null(c);
+}
+
+BAD_LINE(tls_cert_without_key, "tls_cert cert.pem",
+    "5:10: tls_cert {D}/cert.pem has no matching tls_key (certificates and "
+    "keys pair in order)")
+BAD_LINE(tls_key_without_cert, "tls_key key.pem",
+    "5:9: tls_key {D}/key.pem has no matching tls_cert (certificates and "
+    "keys pair in order)")
+BAD_LINE(tls_cert_missing_file, "tls_cert nope.pem",
+    "5:10: tls_cert: cannot read {D}/nope.pem: No such file or directory")
+BAD_LINE(upstream_ca_with_http, "upstream_ca cert.pem",
+    "5:13: upstream_ca is set but upstream http://127.0.0.1:5000 does not "
+    "use TLS")
+
+Test(config, upstream_verify_off_warns)
+{
+	struct gw_config *c = load_text(BASE_NOUP "upstream https://pbx.example\n"
+	    "upstream_verify off\n");
+
+	expect_one(true, "5:17: upstream_verify off: the certificate of "
+	    "https://pbx.example is not checked, anyone on the path can "
+	    "impersonate it");
+	cr_assert_not_null(c);
+	cr_assert_not(c->upstream.verify);
+	gw_config_unref(c);
+}
+
+/* ---- file syntax ---- */
+static void
+mkdir_in(const char *sub)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	cr_assert_eq(mkdir(path, 0700), 0);
+}
+
+Test(config, quoted_strings)
+{
+	struct gw_config *c;
+	char want[256];
+
+	mkdir_in("my dir");
+	wfile("my dir/a \"b\" \\c.pem", "x\n");
+	c = load_text(BASE "policy \"my dir/a \\\"b\\\" \\\\c.pem\"   # q\n");
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	snprintf(want, sizeof(want), "%s/my dir/a \"b\" \\c.pem", dir);
+	cr_assert_str_eq(c->policy_file, want);
+	gw_config_unref(c);
+}
+
+BAD_LINE(quote_unterminated, "server_name \"pbx",
+    "5:13: unterminated quoted string")
+BAD_LINE(quote_bad_escape, "server_name \"p\\nbx\"",
+    "5:15: unknown escape \"\\n\" in quoted string (only \\\" and \\\\)")
+BAD_LINE(quote_glued, "server_name \"pbx\"x",
+    "5:18: blank expected after closing quote")
+BAD_LINE(quote_inside_value, "server_name pb\"x\"",
+    "5:15: '\"' inside a value: quote the whole value")
+BAD_LINE(hash_inside_value, "server_name pbx#1",
+    "5:16: '#' inside a value: quote the whole value or put a blank before "
+    "the comment")
+BAD_LINE(hash_quoted_is_data, "server_name \"pbx#1\"",
+    "5:13: server_name: \"pbx#1\" is not a valid host name")
+
+Test(config, comments_and_blanks)
+{
+	struct gw_config *c = load_text("# a comment\n\n   \t\n"
+	    "listen 127.0.0.1:8443   # trailing comment\n"
+	    "tls_cert cert.pem\t#tab then comment\n"
+	    "tls_key key.pem #\n"
+	    "   # indented comment\n"
+	    "upstream http://127.0.0.1:5000 #\"unbalanced quote in comment\n"
+	    "workers 3 # three\n"
+	    "#");
+
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	cr_assert_eq(c->workers, 3);
+	cr_assert_eq(c->nlisten, 1);
+	gw_config_unref(c);
+}
+
+Test(config, crlf_accepted)
+{
+	struct gw_config *c = load_text("listen 127.0.0.1:8443\r\n"
+	    "tls_cert cert.pem\r\ntls_key key.pem\r\n"
+	    "upstream http://127.0.0.1:5000\r\nworkers 3\r\n");
+
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	cr_assert_eq(c->workers, 3);
+	gw_config_unref(c);
+}
+
+Test(config, nul_byte)
+{
+	static const char text[] = BASE "workers 2\0x\n";
+	char path[256];
+	struct gw_config *c;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/main.conf", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, sizeof(text) - 1),
+	    (ssize_t)sizeof(text) - 1);
+	close(fd);
+	c = gw_config_load(path, false, collect, &got);
+	expect_one(false, "5:10: NUL byte in the configuration");
+	cr_assert_null(c);
+}
+
+BAD_LINE(invalid_utf8, "server_name caf\xc3\x28",
+    "5:16: invalid UTF-8 in the configuration")
+BAD_LINE(overlong_utf8, "# \xc0\xaf", "5:3: invalid UTF-8 in the configuration")
+BAD_LINE(surrogate_utf8, "# \xed\xa0\x80",
+    "5:3: invalid UTF-8 in the configuration")
+BAD_LINE(truncated_utf8, "# \xe2\x82", "5:3: invalid UTF-8 in the configuration")
+BAD_LINE(control_char, "workers\x1b 2",
+    "5:8: control character 0x1b in the configuration")
+BAD_LINE(valid_utf8_bad_name, "server_name \xc3\xbc # \xc3\xa9",
+    "5:13: server_name: \"\xc3\xbc\" is not a valid host name")
+
+static char *
+long_line_file(size_t comment_len)
+{
+	size_t base = strlen(BASE);
+	char *text = malloc(base + 2 + comment_len + 2);
+
+	cr_assert_not_null(text);
+	memcpy(text, BASE "# ", base + 2);
+	memset(text + base + 2, 'x', comment_len);
+	strcpy(text + base + 2 + comment_len, "\n");
+	return text;
+}
+
+Test(config, long_line)
+{
+	char *text = long_line_file(4095);	/* 4097 bytes */
+	struct gw_config *c = load_text(text);
+
+	free(text);
+	expect_one(false, "5:4097: line longer than 4096 bytes");
+	cr_assert_null(c);
+}
+
+Test(config, line_of_exactly_4096_bytes)
+{
+	char *text = long_line_file(4094);
+	struct gw_config *c = load_text(text);
+
+	free(text);
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	gw_config_unref(c);
+}
+
+Test(config, every_error_reported)
+{
+	struct gw_config *c = load_text(BASE "foo\nworkers 0\nbar 1\n"
+	    "header_timeout 1x\n");
+	char want[256];
+
+	cr_assert_null(c);
+	cr_assert_eq(got.n, 4);
+	snprintf(want, sizeof(want), "%s/main.conf:8:16: header_timeout: bad "
+	    "duration \"1x\": use a number with ms, s, m or h (e.g. 30s)", dir);
+	cr_assert_str_eq(got.m[3], want);
+}
+
+/* ---- include ---- */
+Test(config, include_relative_path)
+{
+	struct gw_config *c;
+	char want[256];
+
+	mkdir_in("conf.d");
+	wfile("conf.d/tls.conf", "tls_cert ../cert.pem\ntls_key ../key.pem\n"
+	    "include more.conf\n");
+	wfile("conf.d/more.conf", "geoip_db geo.mmdb\npolicy geo.mmdb\n");
+	wfile("conf.d/geo.mmdb", "x");
+	c = load_text("listen 127.0.0.1:8443\ninclude conf.d/tls.conf\n"
+	    "upstream http://127.0.0.1:5000\n");
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	snprintf(want, sizeof(want), "%s/conf.d/../cert.pem", dir);
+	cr_assert_str_eq(c->certs[0].cert_file, want);
+	snprintf(want, sizeof(want), "%s/conf.d/geo.mmdb", dir);
+	cr_assert_str_eq(c->geoip_db, want);
+	cr_assert_eq(c->ncerts, 1);
+	gw_config_unref(c);
+}
+
+Test(config, include_error_names_included_file)
+{
+	struct gw_config *c;
+	char want[256];
+
+	wfile("inc.conf", "\n  bogus 1\n");
+	c = load_text(BASE "include inc.conf\n");
+	cr_assert_null(c);
+	cr_assert_eq(got.n, 1);
+	snprintf(want, sizeof(want), "%s/inc.conf:2:3: unknown keyword "
+	    "\"bogus\"", dir);
+	cr_assert_str_eq(got.m[0], want);
+}
+
+BAD_LINE(include_missing, "include nope.conf",
+    "5:9: {D}/nope.conf: cannot open: No such file or directory")
+BAD_LINE(include_directory, "include /tmp",
+    "5:9: /tmp: cannot open: not a regular file")
+BAD_LINE(include_self, "include main.conf",
+    "5:9: include loop: {D}/main.conf is already being read")
+
+Test(config, include_loop)
+{
+	struct gw_config *c;
+	char want[256];
+
+	wfile("a.conf", "include b.conf\n");
+	wfile("b.conf", "\ninclude a.conf\n");
+	c = load_text(BASE "include a.conf\n");
+	cr_assert_null(c);
+	cr_assert_eq(got.n, 1);
+	snprintf(want, sizeof(want), "%s/b.conf:2:9: include loop: "
+	    "%s/a.conf is already being read", dir, dir);
+	cr_assert_str_eq(got.m[0], want);
+}
+
+Test(config, include_too_deep)
+{
+	struct gw_config *c;
+	char name[32], body[64], want[256];
+	int i;
+
+	for (i = 0; i < GW_MAX_INCLUDE_DEPTH; i++) {
+		snprintf(name, sizeof(name), "d%d.conf", i);
+		snprintf(body, sizeof(body), "include d%d.conf\n", i + 1);
+		wfile(name, body);
+	}
+	snprintf(name, sizeof(name), "d%d.conf", GW_MAX_INCLUDE_DEPTH);
+	wfile(name, "workers 2\n");
+	c = load_text(BASE "include d0.conf\n");
+	cr_assert_null(c);
+	cr_assert_eq(got.n, 1);
+	snprintf(want, sizeof(want), "%s/d%d.conf:1:1: include: nested more "
+	    "than %d deep", dir, GW_MAX_INCLUDE_DEPTH - 1, GW_MAX_INCLUDE_DEPTH);
+	cr_assert_str_eq(got.m[0], want);
+}
+
+Test(config, unreadable_main_file)
+{
+	char path[256], want[300];
+
+	snprintf(path, sizeof(path), "%s/none.conf", dir);
+	cr_assert_null(gw_config_load(path, false, collect, &got));
+	cr_assert_eq(got.n, 1);
+	snprintf(want, sizeof(want), "%s: cannot open: No such file or "
+	    "directory", path);
+	cr_assert_str_eq(got.m[0], want);
+}
+
+Test(config, buffer_refuses_include)
+{
+	static const char text[] = "\n\n\n\ninclude x.conf\n";
+	struct gw_config *c = gw_config_parse_buffer("buf", text,
+	    sizeof(text) - 1, collect, &got);
+
+	cr_assert_null(c);
+	cr_assert_eq(got.n, 1);
+	cr_assert_str_eq(got.m[0], "buf:5:1: include: not available here");
+}
+
+/* ---- a full valid file ---- */
+Test(config, defaults)
+{
+	struct gw_config c;
+
+	gw_config_defaults(&c);
+	cr_assert_eq(c.to.header, 10000);
+	cr_assert_eq(c.to.body, 30000);
+	cr_assert_eq(c.to.idle, 60000);
+	cr_assert_eq(c.to.upstream_connect, 5000);
+	cr_assert_eq(c.to.upstream, 60000);
+	cr_assert_eq(c.to.ws_idle, 3600000);
+	cr_assert_eq(c.to.shutdown, 10000);
+	cr_assert_eq(c.to.tls_handshake, 10000);
+	cr_assert_eq(c.lim.request_line, 8192);
+	cr_assert_eq(c.lim.header_size, 8192);
+	cr_assert_eq(c.lim.header_total, 32768);
+	cr_assert_eq(c.lim.headers, 100);
+	cr_assert_eq(c.lim.body, 100ull << 20);
+	cr_assert_eq(c.lim.connections, 10000);
+	cr_assert_eq(c.lim.connections_per_ip, 256);
+	cr_assert_eq(c.lim.upstream_keepalive, 64);
+	cr_assert_eq(c.lim.requests_per_conn, 1000);
+	cr_assert(c.hsts);
+	cr_assert_eq(c.hsts_max_age, 31536000);
+	cr_assert(c.upstream.verify);
+	cr_assert_geq(c.workers, 1);
+	cr_assert_leq(c.workers, 64);
+	cr_assert_null(c.access_log);
+	auth_settings_free(&c.auth);
+	mail_settings_free(&c.mail);
+}
+
+static const char full_text[] =
+    "listen 127.0.0.1:8443\n"
+    "listen [::1]:8443\n"
+    "listen *:9443\n"
+    "listen [::]:10443\n"
+    "admin_listen 127.0.0.1:9100\n"
+    "tls_cert cert.pem\ntls_key key.pem\n"
+    "tls_cert c2.pem\ntls_key k2.pem\n"
+    "upstream https://pbx.example:5001/\n"
+    "upstream_ca ca.pem\n"
+    "upstream_verify on\n"
+    "trusted_proxy 10.0.0.0/8\n"
+    "trusted_proxy 2001:db8::/32\n"
+    "proxy_protocol on\n"
+    "workers 4\n"
+    "user root\n"
+    "access_log -\n"
+    "error_log logs/err.log\n"
+    "audit_log off\n"
+    "server_name pbx.example.com\n"
+    "hsts off\n"
+    "hsts_max_age 600\n"
+    "header_timeout 250ms\n"
+    "body_timeout 20s\n"
+    "idle_timeout 2m\n"
+    "upstream_connect_timeout 3\n"
+    "upstream_timeout 1h\n"
+    "websocket_idle_timeout 2h\n"
+    "shutdown_timeout 0\n"
+    "tls_handshake_timeout 5s\n"
+    "max_request_line 4k\n"
+    "max_header_size 4096\n"
+    "max_headers_size 1m\n"
+    "max_headers 50\n"
+    "max_body_size 0\n"
+    "max_connections 500\n"
+    "max_connections_per_ip 20\n"
+    "upstream_keepalive 0\n"
+    "max_requests_per_connection 10\n"
+    "policy p.policy\n"
+    "geoip_db geo.mmdb\n";
+
+static void
+check_full_addresses(const struct gw_config *c)
+{
+	const struct sockaddr_in6 *s6;
+	const struct sockaddr_in *s4;
+
+	cr_assert_eq(c->nlisten, 4);
+	s4 = (const struct sockaddr_in *)&c->listen[0].ss;
+	cr_assert_eq(s4->sin_family, AF_INET);
+	cr_assert_eq(ntohs(s4->sin_port), 8443);
+	cr_assert_eq(ntohl(s4->sin_addr.s_addr), INADDR_LOOPBACK);
+	cr_assert_eq(c->listen[0].sslen, sizeof(struct sockaddr_in));
+	s6 = (const struct sockaddr_in6 *)&c->listen[1].ss;
+	cr_assert_eq(s6->sin6_family, AF_INET6);
+	cr_assert(IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr));
+	cr_assert_eq(c->listen[1].sslen, sizeof(struct sockaddr_in6));
+	s4 = (const struct sockaddr_in *)&c->listen[2].ss;
+	cr_assert_eq(s4->sin_addr.s_addr, htonl(INADDR_ANY));
+	cr_assert_str_eq(c->listen[2].text, "*:9443");
+	s6 = (const struct sockaddr_in6 *)&c->listen[3].ss;
+	cr_assert(IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr));
+	cr_assert_eq(ntohs(s6->sin6_port), 10443);
+	cr_assert(c->has_admin);
+	cr_assert_str_eq(c->admin_listen.text, "127.0.0.1:9100");
+	cr_assert_eq(c->ntrusted, 2);
+	cr_assert_eq(c->trusted[0].plen, 104);
+	cr_assert_eq(c->trusted[1].plen, 32);
+}
+
+static void
+check_full_numbers(const struct gw_config *c)
+{
+	cr_assert_eq(c->workers, 4);
+	cr_assert_not(c->hsts);
+	cr_assert_eq(c->hsts_max_age, 600);
+	cr_assert_eq(c->to.header, 250);
+	cr_assert_eq(c->to.body, 20000);
+	cr_assert_eq(c->to.idle, 120000);
+	cr_assert_eq(c->to.upstream_connect, 3000);
+	cr_assert_eq(c->to.upstream, 3600000);
+	cr_assert_eq(c->to.ws_idle, 7200000);
+	cr_assert_eq(c->to.shutdown, 0);
+	cr_assert_eq(c->to.tls_handshake, 5000);
+	cr_assert_eq(c->lim.request_line, 4096);
+	cr_assert_eq(c->lim.header_size, 4096);
+	cr_assert_eq(c->lim.header_total, 1048576);
+	cr_assert_eq(c->lim.headers, 50);
+	cr_assert_eq(c->lim.body, 0);
+	cr_assert_eq(c->lim.connections, 500);
+	cr_assert_eq(c->lim.connections_per_ip, 20);
+	cr_assert_eq(c->lim.upstream_keepalive, 0);
+	cr_assert_eq(c->lim.requests_per_conn, 10);
+}
+
+static void
+assert_path(const char *got_path, const char *rel)
+{
+	char want[256];
+
+	snprintf(want, sizeof(want), "%s/%s", dir, rel);
+	cr_assert_str_eq(got_path, want);
+}
+
+Test(config, full_valid)
+{
+	struct gw_config *c;
+
+	wfile("ca.pem", "x\n");
+	wfile("c2.pem", "x\n");
+	wfile("k2.pem", "x\n");
+	wfile("p.policy", "x\n");
+	wfile("geo.mmdb", "x\n");
+	mkdir_in("logs");
+	c = load_text(full_text);
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	cr_assert_eq(c->refs, 1);
+	cr_assert_geq(c->generation, 1);
+	check_full_addresses(c);
+	check_full_numbers(c);
+	cr_assert_eq(c->ncerts, 2);
+	assert_path(c->certs[0].cert_file, "cert.pem");
+	assert_path(c->certs[1].key_file, "k2.pem");
+	cr_assert(c->upstream.tls);
+	cr_assert_eq(c->upstream.port, 5001);
+	assert_path(c->upstream.ca_file, "ca.pem");
+	cr_assert(c->upstream.verify);
+	cr_assert(c->proxy_protocol);
+	cr_assert_str_eq(c->user, "root");
+	cr_assert_str_eq(c->access_log, "-");
+	assert_path(c->error_log, "logs/err.log");
+	cr_assert_null(c->audit_log);
+	cr_assert_str_eq(c->server_name, "pbx.example.com");
+	assert_path(c->policy_file, "p.policy");
+	assert_path(c->geoip_db, "geo.mmdb");
+	cr_assert_null(c->policy);	/* no runtime built */
+	cr_assert_null(c->tls);
+	cr_assert_null(c->upstream_tls);
+	cr_assert_eq(gw_config_ref(c), c);
+	cr_assert_eq(c->refs, 2);
+	gw_config_unref(c);
+	gw_config_unref(c);
+}
+
+Test(config, workers_auto)
+{
+	struct gw_config *c = load_text(BASE "workers auto\n");
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	cr_assert_not_null(c);
+	cr_assert_eq(c->workers, n > 64 ? 64 : n < 1 ? 1 : n);
+	gw_config_unref(c);
+}
+
+Test(config, module_keyword_unknown_to_all)
+{
+	struct gw_config *c = load_text(BASE "smtp_listenx 127.0.0.1:2525\n");
+
+	expect_one(false, "5:1: unknown keyword \"smtp_listenx\"");
+	cr_assert_null(c);
+}
+
+/* ---- runtime (real certificates from the openssl CLI) ---- */
+static void
+make_cert(const char *name)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "cd '%s' && openssl req -x509 -newkey ec "
+	    "-pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=%s "
+	    "-addext subjectAltName=DNS:%s -keyout %s.key -out %s.crt "
+	    ">/dev/null 2>&1", dir, name, name, name, name);
+	cr_assert_eq(system(cmd), 0, "openssl failed");
+}
+
+Test(config, runtime_builds_tls)
+{
+	char path[256];
+	struct gw_config *c;
+
+	make_cert("pbx.test");
+	wfile("main.conf", "listen 127.0.0.1:8443\ntls_cert pbx.test.crt\n"
+	    "tls_key pbx.test.key\nupstream https://127.0.0.1:5001\n"
+	    "upstream_ca pbx.test.crt\n");
+	snprintf(path, sizeof(path), "%s/main.conf", dir);
+	c = gw_config_load(path, true, collect, &got);
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	cr_assert_not_null(c->tls);
+	cr_assert_not_null(c->upstream_tls);
+	gw_config_unref(c);
+}
+
+Test(config, runtime_bad_key_blames_its_line)
+{
+	char path[256];
+	struct gw_config *c;
+
+	make_cert("pbx.test");
+	wfile("bad.key", "-----BEGIN PRIVATE KEY-----\nAAAA\n"
+	    "-----END PRIVATE KEY-----\n");
+	wfile("main.conf", "listen 127.0.0.1:8443\ntls_cert pbx.test.crt\n"
+	    "tls_key   bad.key\nupstream http://127.0.0.1:5000\n");
+	snprintf(path, sizeof(path), "%s/main.conf", dir);
+	c = gw_config_load(path, true, collect, &got);
+	cr_assert_null(c);
+	cr_assert_eq(got.n, 1);
+	{
+		char want[256];
+		snprintf(want, sizeof(want), "%s/main.conf:3:11: tls_key: ", dir);
+		cr_assert(strncmp(got.m[0], want, strlen(want)) == 0, "%s",
+		    got.m[0]);
+	}
+}

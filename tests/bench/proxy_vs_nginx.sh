@@ -1,0 +1,219 @@
+#!/bin/bash
+# proxy_vs_nginx.sh -- pbxgate against nginx as a TLS reverse proxy on this
+# machine, alternately in one run, same cert, same upstream, one worker each:
+#   1. requests/s for 1 KiB keep-alive GETs (wrk)
+#   2. new TLS connections/s (wrk -H 'Connection: close')
+#   3. RSS growth per idle keep-alive TLS connection with N held
+# and the ratio pbxgate/nginx for each. A benchmark, not a test: it never
+# fails on a figure. Needs nginx (nginx-light), wrk, python3, openssl.
+#
+# Usage: tests/bench/proxy_vs_nginx.sh [-b BIN] [-d SECONDS] [-r ROUNDS] [-n CONNS] [-o FILE]
+#   -b  pbxgate binary (default build/pbxgate)     -d  seconds per wrk run (10)
+#   -r  alternating rounds, best kept (3)           -n  idle connections held (3000)
+#   -o  also write the results as a Markdown table to FILE
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+BIN=build/pbxgate DUR=10 ROUNDS=3 CONNS=3000 OUT=""
+while getopts "b:d:r:n:o:" o; do
+	case $o in
+	b) BIN=$OPTARG ;; d) DUR=$OPTARG ;; r) ROUNDS=$OPTARG ;;
+	n) CONNS=$OPTARG ;; o) OUT=$OPTARG ;;
+	*) sed -n '2,15p' "$0"; exit 2 ;;
+	esac
+done
+
+for t in nginx wrk openssl /usr/bin/python3; do
+	command -v "$t" >/dev/null || { echo "bench: $t not found (apt-get install -y nginx-light wrk openssl python3)" >&2; exit 1; }
+done
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+[ "$(ulimit -n)" -gt $((CONNS + 200)) ] || { echo "bench: ulimit -n $(ulimit -n) too low for $CONNS connections" >&2; exit 1; }
+
+tmp=$(mktemp -d /tmp/pbxgate-bench.XXXXXX)
+chmod 755 "$tmp"
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {	# PORT PID: bounded wait until something accepts on PORT
+	local i
+	for i in $(seq 200); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# Same ECDSA P-256 certificate for both proxies.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+	-keyout "$tmp/key.pem" -out "$tmp/cert.pem" -days 2 -subj /CN=localhost \
+	-addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
+chmod 644 "$tmp/cert.pem"
+
+nginx_user=""
+[ "$(id -u)" -eq 0 ] && nginx_user="user nobody nogroup;"
+common_nginx="daemon off; master_process on; $nginx_user
+worker_rlimit_nofile 65536; error_log $tmp/%s.err warn; pid $tmp/%s.pid;
+events { worker_connections 16384; }"
+
+# The fast upstream: nginx serving a static 1 KiB file (a Python upstream
+# would be the bottleneck). One worker, shared by both proxies.
+UP=$(free_port)
+mkdir -p "$tmp/www" && head -c 1024 /dev/zero | tr '\0' 'x' >"$tmp/www/1k" && chmod -R a+rX "$tmp/www"
+# shellcheck disable=SC2059
+printf "$common_nginx
+worker_processes 1;
+http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
+  client_body_temp_path $tmp/up_body; proxy_temp_path $tmp/up_proxy;
+  fastcgi_temp_path $tmp/up_fcgi; uwsgi_temp_path $tmp/up_uwsgi; scgi_temp_path $tmp/up_scgi;
+  server { listen 127.0.0.1:$UP reuseport backlog=4096; root $tmp/www; } }\n" up up >"$tmp/up.conf"
+nginx -e "$tmp/up.err" -p "$tmp" -c "$tmp/up.conf" & pids+=($!)
+wait_port "$UP" $! || { echo "bench: upstream nginx did not start: $(cat "$tmp/up.err")" >&2; exit 1; }
+
+# nginx as the TLS reverse proxy: worker_processes 1, upstream keepalive.
+NG=$(free_port)
+# shellcheck disable=SC2059
+printf "$common_nginx
+worker_processes 1;
+http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
+  client_body_temp_path $tmp/ng_body; proxy_temp_path $tmp/ng_proxy;
+  fastcgi_temp_path $tmp/ng_fcgi; uwsgi_temp_path $tmp/ng_uwsgi; scgi_temp_path $tmp/ng_scgi;
+  ssl_protocols TLSv1.2 TLSv1.3; ssl_prefer_server_ciphers off;
+  ssl_session_cache off; ssl_session_tickets off;
+  upstream pbx { server 127.0.0.1:$UP; keepalive 64; }
+  server { listen 127.0.0.1:$NG ssl reuseport backlog=4096;
+    ssl_certificate $tmp/cert.pem; ssl_certificate_key $tmp/key.pem;
+    location / { proxy_pass http://pbx; proxy_http_version 1.1;
+      proxy_set_header Connection \"\"; proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$remote_addr; proxy_set_header X-Forwarded-Proto https; } } }\n" ng ng >"$tmp/ng.conf"
+
+# pbxgate: workers 1, limits opened up for the held connections.
+PG=$(free_port) PGA=$(free_port)
+cat >"$tmp/pg.conf" <<EOF
+listen 127.0.0.1:$PG
+admin_listen 127.0.0.1:$PGA
+tls_cert $tmp/cert.pem
+tls_key $tmp/key.pem
+upstream http://127.0.0.1:$UP
+workers 1
+idle_timeout 300s
+max_connections $((CONNS + 1000))
+max_connections_per_ip $((CONNS + 1000))
+EOF
+
+have_pg=1
+if [ ! -x "$BIN" ]; then
+	echo "bench: $BIN not built; measuring nginx only" >&2
+	have_pg=0
+elif ! "$BIN" check -c "$tmp/pg.conf" >"$tmp/pg.check" 2>&1; then
+	echo "bench: pbxgate check failed; measuring nginx only:" >&2
+	cat "$tmp/pg.check" >&2
+	have_pg=0
+fi
+
+PROXY_PID=""
+start_proxy() {	# nginx|pbxgate
+	if [ "$1" = nginx ]; then
+		nginx -e "$tmp/ng.err" -p "$tmp" -c "$tmp/ng.conf" & PROXY_PID=$!
+		PORT=$NG
+	else
+		"$BIN" run -c "$tmp/pg.conf" 2>>"$tmp/pg.err" & PROXY_PID=$!
+		PORT=$PG
+	fi
+	pids+=("$PROXY_PID")
+	wait_port "$PORT" "$PROXY_PID" || { echo "bench: $1 did not start" >&2; tail -n 20 "$tmp"/ng.err "$tmp"/pg.err 2>/dev/null >&2; exit 1; }
+	# Warm up (first handshakes, lazy allocations) and check it proxies.
+	wrk -t1 -c4 -d1s "https://127.0.0.1:$PORT/1k" >"$tmp/warm" 2>&1
+	grep -q 'Non-2xx' "$tmp/warm" && { echo "bench: $1 answers non-2xx" >&2; cat "$tmp/warm" >&2; exit 1; }
+	return 0
+}
+stop_proxy() {
+	kill -TERM "$PROXY_PID" 2>/dev/null || true
+	wait "$PROXY_PID" 2>/dev/null || true
+}
+# The process holding the connections: nginx's single worker (the master
+# holds none); pbxgate is one process.
+mem_pid() {
+	if [ "$1" = nginx ]; then ps -o pid= --ppid "$PROXY_PID" | head -1 | tr -d ' '; else echo "$PROXY_PID"; fi
+}
+
+wrk_rps() {	# PORT ARGS... -> prints requests/s; errors to stderr
+	local out
+	shift
+	out=$(wrk -t1 -d"${DUR}s" "$@" 2>&1)
+	if echo "$out" | grep -qE 'Non-2xx|Socket errors'; then
+		echo "$out" | grep -E 'Non-2xx|Socket errors' | sed 's/^/    wrk: /' >&2
+	fi
+	echo "$out" | awk '/^Requests\/sec:/ {print $2}'
+}
+
+declare -A KA TLS MEM
+best() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN {print (a > b) ? a : b}'; }
+least() { if [ -z "${1:-}" ]; then echo "$2"; else awk -v a="$1" -v b="$2" 'BEGIN {print (a < b) ? a : b}'; fi; }
+
+measure() {	# nginx|pbxgate
+	local who=$1 ka tls before after wp line
+	start_proxy "$who"
+	ka=$(wrk_rps "$PORT" -c64 "https://127.0.0.1:$PORT/1k")
+	tls=$(wrk_rps "$PORT" -c16 -H 'Connection: close' "https://127.0.0.1:$PORT/1k")
+	KA[$who]=$(best "${KA[$who]:-0}" "${ka:-0}")
+	TLS[$who]=$(best "${TLS[$who]:-0}" "${tls:-0}")
+	wp=$(mem_pid "$who")
+	before=$(rss_kib "$wp")
+	coproc HOLD { /usr/bin/python3 tests/bench/hold_conns.py "$PORT" "$CONNS" /1k; }
+	read -r -t 300 line <&"${HOLD[0]}" || line="TIMEOUT"
+	after=$(rss_kib "$wp")
+	eval "exec ${HOLD[1]}>&-"
+	wait "$HOLD_PID" 2>/dev/null || true
+	local held=${line#READY }; held=${held%% *}
+	if [[ $line == READY* ]] && [ "$held" -gt 0 ]; then
+		local per
+		per=$(awk -v a="$after" -v b="$before" -v n="$held" 'BEGIN {printf "%.1f", (a - b) / n}')
+		MEM[$who]=$(least "${MEM[$who]:-}" "$per")
+		printf '  %-8s %10s req/s keep-alive  %8s TLS conn/s  RSS %s -> %s KiB, %s held: %s KiB/conn\n' \
+			"$who" "$ka" "$tls" "$before" "$after" "$held" "$per"
+	else
+		printf '  %-8s %10s req/s keep-alive  %8s TLS conn/s  idle-connection test failed: %s\n' \
+			"$who" "$ka" "$tls" "$line"
+	fi
+	stop_proxy
+}
+
+echo "pbxgate vs nginx: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), wrk -t1 -d${DUR}s (-c64 keep-alive, -c16 Connection: close), $CONNS idle connections, best of $ROUNDS rounds"
+for r in $(seq "$ROUNDS"); do
+	echo "round $r"
+	measure nginx
+	[ "$have_pg" -eq 1 ] && measure pbxgate
+done
+
+ratio() {
+	case "${1:-}${2:-}" in *[!0-9.]*|"") echo "n/a"; return ;; esac
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'
+}
+P_KA=${KA[pbxgate]:-n/a} P_TLS=${TLS[pbxgate]:-n/a} P_MEM=${MEM[pbxgate]:-n/a}
+table=$(cat <<EOF
+| figure | nginx | pbxgate | pbxgate/nginx | target |
+|---|---|---|---|---|
+| 1 KiB keep-alive GETs, requests/s | ${KA[nginx]} | $P_KA | $(ratio "$P_KA" "${KA[nginx]}") | >= 1.0 |
+| new TLS connections/s | ${TLS[nginx]} | $P_TLS | $(ratio "$P_TLS" "${TLS[nginx]}") | >= 1.0 |
+| RSS per idle keep-alive TLS connection, KiB | ${MEM[nginx]:-n/a} | $P_MEM | $(ratio "$P_MEM" "${MEM[nginx]:-}") | <= 1.0 |
+EOF
+)
+echo
+echo "$table"
+if [ -n "$OUT" ]; then
+	{
+		echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); nginx $(nginx -v 2>&1 | sed 's/.*\///'); wrk -t1 -d${DUR}s; best of $ROUNDS rounds."
+		echo
+		echo "$table"
+	} >"$OUT"
+	echo "written to $OUT"
+fi

@@ -5,6 +5,19 @@
 
 #include "gateway/config_priv.h"
 
+/* Prefixes the keyword unless the module's message already starts so. */
+static void
+report_kw(struct cfg_ctx *ctx, const struct cfg_pos *pos, const char *kw,
+    const char *err)
+{
+	size_t n = strlen(kw);
+
+	if (strncmp(err, kw, n) == 0 && (err[n] == ' ' || err[n] == ':'))
+		cfg_error_at(ctx, pos, "%s", err);
+	else
+		cfg_error_at(ctx, pos, "%s: %s", kw, err);
+}
+
 /* The certs module names the file it failed on; blame the line that
  * gave that file, the first tls_cert when it names none. */
 static void
@@ -15,16 +28,15 @@ report_cert_error(struct cfg_ctx *ctx, const char *err)
 
 	for (i = 0; i < cfg->ncerts; i++) {
 		if (strstr(err, cfg->certs[i].key_file) != NULL) {
-			cfg_error_at(ctx, &ctx->key_pos[i], "tls_key: %s", err);
+			report_kw(ctx, &ctx->key_pos[i], "tls_key", err);
 			return;
 		}
 		if (strstr(err, cfg->certs[i].cert_file) != NULL) {
-			cfg_error_at(ctx, &ctx->cert_pos[i], "tls_cert: %s",
-			    err);
+			report_kw(ctx, &ctx->cert_pos[i], "tls_cert", err);
 			return;
 		}
 	}
-	cfg_error_at(ctx, &ctx->cert_pos[0], "tls_cert: %s", err);
+	report_kw(ctx, &ctx->cert_pos[0], "tls_cert", err);
 }
 
 static int
@@ -61,10 +73,10 @@ build_upstream_tls(struct cfg_ctx *ctx)
 	    sizeof(err));
 	if (ctx->cfg->upstream_tls == NULL) {
 		if (up->ca_file != NULL)
-			cfg_error_at(ctx, &ctx->ca_pos, "upstream_ca: %s",
+			report_kw(ctx, &ctx->ca_pos, "upstream_ca",
 			    err[0] ? err : "cannot load the CA file");
 		else
-			cfg_error_at(ctx, &ctx->upstream_pos, "upstream: %s",
+			report_kw(ctx, &ctx->upstream_pos, "upstream",
 			    err[0] ? err : "cannot build the TLS client "
 			    "context");
 		return -1;

@@ -2,6 +2,7 @@
  * with its exact FILE:LINE:COL message, includes, and runtime building. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -963,8 +964,114 @@ Test(config, runtime_bad_key_blames_its_line)
 	cr_assert_eq(got.n, 1);
 	{
 		char want[256];
-		snprintf(want, sizeof(want), "%s/main.conf:3:11: tls_key: ", dir);
+		snprintf(want, sizeof(want), "%s/main.conf:3:11: tls_key", dir);
 		cr_assert(strncmp(got.m[0], want, strlen(want)) == 0, "%s",
 		    got.m[0]);
+		cr_assert(strstr(got.m[0], "/bad.key") != NULL, "%s", got.m[0]);
 	}
+}
+
+/* ---- pbxgate check: exact stderr and exit status ---- */
+static void
+setup_check(void)
+{
+	setup();
+	cr_redirect_stderr();
+}
+
+TestSuite(check, .init = setup_check, .fini = teardown);
+
+static int
+run_check(const char *conf_text, char *path, size_t pathlen)
+{
+	char *argv[] = { "check", "-c", path, NULL };
+
+	snprintf(path, pathlen, "%s/main.conf", dir);
+	if (conf_text != NULL)
+		wfile("main.conf", conf_text);
+	return gw_cmd_check(3, argv);
+}
+
+Test(check, valid_exit_0)
+{
+	char path[256], want[1024];
+
+	make_cert("pbx.test");
+	cr_assert_eq(run_check("listen 127.0.0.1:8443\ntls_cert pbx.test.crt\n"
+	    "tls_key pbx.test.key\nupstream http://127.0.0.1:5000\n", path,
+	    sizeof(path)), 0);
+	fflush(stderr);
+	snprintf(want, sizeof(want), "%s: configuration is valid\n", path);
+	cr_assert_stderr_eq_str(want);
+}
+
+Test(check, warning_still_valid)
+{
+	char path[256], want[1024];
+
+	make_cert("pbx.test");
+	cr_assert_eq(run_check("listen 127.0.0.1:8443\ntls_cert pbx.test.crt\n"
+	    "tls_key pbx.test.key\nupstream https://127.0.0.1:5001\n"
+	    "upstream_verify off\n", path, sizeof(path)), 0);
+	fflush(stderr);
+	snprintf(want, sizeof(want), "%s:5:17: warning: upstream_verify off: "
+	    "the certificate of https://127.0.0.1:5001 is not checked, anyone "
+	    "on the path can impersonate it\n%s: configuration is valid\n",
+	    path, path);
+	cr_assert_stderr_eq_str(want);
+}
+
+Test(check, errors_exit_1)
+{
+	char path[256], want[1024];
+
+	cr_assert_eq(run_check(BASE "foo\nworkers 0\n", path, sizeof(path)), 1);
+	fflush(stderr);
+	snprintf(want, sizeof(want), "%s:5:1: error: unknown keyword \"foo\"\n"
+	    "%s:6:9: error: workers: 0 is out of range (1 to 64, or auto)\n"
+	    "%s: configuration is NOT valid (2 errors)\n", path, path, path);
+	cr_assert_stderr_eq_str(want);
+}
+
+Test(check, missing_file_exit_1)
+{
+	char path[256], want[1024];
+
+	cr_assert_eq(run_check(NULL, path, sizeof(path)), 1);
+	fflush(stderr);
+	snprintf(want, sizeof(want), "%s: error: cannot open: No such file or "
+	    "directory\n%s: configuration is NOT valid (1 error)\n", path,
+	    path);
+	cr_assert_stderr_eq_str(want);
+}
+
+static const char usage_text[] = "usage: pbxgate check -c FILE\n"
+    "  -c, --config FILE  configuration file to check\n"
+    "  -h, --help         this text\n";
+
+Test(check, usage_no_file_exit_2)
+{
+	char *argv[] = { "check", NULL };
+
+	cr_assert_eq(gw_cmd_check(1, argv), 2);
+	fflush(stderr);
+	cr_assert_stderr_eq_str(usage_text);
+}
+
+Test(check, usage_extra_argument_exit_2)
+{
+	char *argv[] = { "check", "-c", "a.conf", "b.conf", NULL };
+
+	cr_assert_eq(gw_cmd_check(4, argv), 2);
+	fflush(stderr);
+	cr_assert_stderr_eq_str(usage_text);
+}
+
+Test(check, usage_long_option)
+{
+	char path[256], *argv[] = { "check", "--config", path, NULL };
+
+	snprintf(path, sizeof(path), "%s/main.conf", dir);
+	wfile("main.conf", "foo\n");
+	cr_assert_eq(gw_cmd_check(3, argv), 1);
 }

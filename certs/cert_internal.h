@@ -12,8 +12,9 @@
 #include "certs/certs.h"
 
 /* Sessions (TLS 1.2 tickets and TLS 1.3 PSKs) live at most this long. With
- * the gateway rotating ticket keys every CERT_TICKET_ROTATE_HINT seconds a
- * ticket is accepted for one to two rotation periods, never beyond this. */
+ * the gateway rotating ticket keys hourly a ticket is accepted for one to
+ * two rotation periods, never beyond this: two hours bound how long a
+ * stolen ticket key can decrypt recorded traffic. */
 #define CERT_SESSION_TIMEOUT 7200L
 
 /* cert_tls.c */

@@ -1,0 +1,124 @@
+/* policy_int.h -- structures shared by the policy module's files (not public). */
+#ifndef PBXGATE_POLICY_INT_H
+#define PBXGATE_POLICY_INT_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <maxminddb.h>
+#include <pcre2.h>
+#include <stdint.h>
+
+#include "policy/policy.h"
+
+/* An address as 128 bits, most significant first; IPv4 is IPv4-mapped. */
+struct pol_key {
+	uint64_t hi, lo;
+};
+
+/* policy_cidr.c */
+int pol_cidr_parse(const char *s, struct pol_key *key, unsigned *len,
+    bool *hostbits, char *err, size_t errlen);
+bool pol_sockaddr_key(const struct sockaddr *sa, struct pol_key *key);
+bool pol_cidrset_contains_key(const struct pol_cidrset *, const struct pol_key *);
+int pol_cidrset_add_key(struct pol_cidrset *, const struct pol_key *, unsigned len);
+void pol_key_format(const struct pol_key *, char *buf, size_t buflen);
+
+/* policy_geoip.c */
+bool pol_country_known(const char *code);	/* ISO 3166-1 alpha-2 */
+/* Lookups: 1 found, 0 not in the database, -1 read error. */
+int pol_geoip_country(const MMDB_s *, const struct sockaddr *, char cc[3]);
+int pol_geoip_asn(const MMDB_s *, const struct sockaddr *, uint32_t *asn);
+
+enum pol_mkind {
+	M_FROM, M_COUNTRY, M_ASN, M_PATH, M_METHOD, M_HEADER,
+	M_USER, M_GROUP, M_ROLE	/* identity matchers: need a session */
+};
+
+struct pol_matcher {
+	enum pol_mkind kind;
+	bool negate;
+	char *text;		/* the matcher as written, for explain */
+	/* from */
+	const struct pol_cidrset **sets;	/* not owned (policy's sets) */
+	size_t nsets;
+	struct pol_cidrset *own;	/* the rule's own CIDRs (in sets) */
+	/* country (2 chars each, no NUL), asn, user/group/method */
+	char (*codes)[2];
+	uint32_t *asns;
+	char **names;
+	size_t n;
+	bool admin;		/* role */
+	/* path, header */
+	char *hname;
+	pcre2_code *re;
+};
+
+struct pol_rule {
+	enum pol_action action;
+	const char *file;	/* interned in the policy */
+	unsigned line;
+	bool any, audit, identity;
+	char *text;
+	struct pol_matcher *m;	/* non-identity first, then identity */
+	size_t nm;
+	/* index: a literal, lower-case prefix every matching path starts with */
+	char *prefix;
+};
+
+struct pol_list {
+	char *name;
+	const char *file;
+	unsigned line;
+	struct pol_cidrset *set;
+};
+
+struct pol_pindex;	/* policy_index.c */
+
+struct pol_policy {
+	struct pol_rule *rules;
+	size_t nrules;
+	enum pol_action def;
+	const char *def_file;
+	unsigned def_line;
+	struct pol_list *lists;
+	size_t nlists;
+	struct pol_cidrset **sets;	/* every set, owned (lists + inline) */
+	size_t nsets;
+	char **files;			/* interned file names, owned */
+	size_t nfiles;
+	MMDB_s mmdb;
+	bool mmdb_open;
+	pcre2_match_context *mctx;
+	struct pol_pindex *index;
+};
+
+/* policy_rules.c */
+void pol_matcher_clear(struct pol_matcher *);
+void pol_rule_clear(struct pol_rule *);
+
+/* policy_decide.c: evaluate one rule; explain passes `why` to learn the
+ * matcher that failed (NULL when the rule holds). Returns true when the
+ * rule applies; *need_session when it only lacks a session. */
+bool pol_rule_eval(const struct pol_policy *, const struct pol_rule *,
+    const struct pol_request *, bool *need_session,
+    const struct pol_matcher **why);
+void pol_finish_verdict(const struct pol_policy *, const struct pol_request *,
+    struct pol_verdict *);
+
+/* policy_index.c: candidate rules for a path (a bitmap, 1 bit a rule). */
+struct pol_pindex *pol_pindex_build(const struct pol_rule *, size_t n);
+void pol_pindex_free(struct pol_pindex *);
+/* Fills `bits` (nwords words) or returns false when the policy is too big
+ * for the index (the caller then tries every rule). */
+bool pol_pindex_candidates(const struct pol_pindex *, const char *path,
+    uint64_t *bits, size_t nwords);
+#define POL_INDEX_MAXWORDS 64	/* 4096 rules */
+
+/* policy_regex.c */
+pcre2_code *pol_regex_compile(const char *pat, bool caseless, char *err,
+    size_t errlen, size_t *erroff);
+/* 1 match, 0 none, -1 error (match limit) */
+int pol_regex_match(const struct pol_policy *, const pcre2_code *,
+    const char *subject);
+char *pol_regex_prefix(const char *pat);
+
+#endif

@@ -1,0 +1,113 @@
+/* policy_load.c -- pol_load/pol_free: parse everything, report every problem, then compile or refuse. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/policy_parse.h"
+
+/* Bounds for one regex match: a pathological pattern fails (and fails
+ * closed) instead of burning a worker. */
+#define MATCH_LIMIT	200000
+#define DEPTH_LIMIT	10000
+
+static int
+open_geoip(struct pol_loader *L)
+{
+	struct pol_policy *p = L->p;
+	int rc;
+
+	if (L->geo_file == NULL)
+		return 0;	/* no rule needs it: do not even open it */
+	rc = MMDB_open(L->geoip_db, MMDB_MODE_MMAP, &p->mmdb);
+	if (rc != MMDB_SUCCESS) {
+		pol_diag(L, false, L->geo_file, L->geo_line, L->geo_col,
+		    "cannot open GeoIP database '%s': %s", L->geoip_db,
+		    rc == MMDB_IO_ERROR ? "cannot read the file" :
+		    MMDB_strerror(rc));
+		return -1;
+	}
+	p->mmdb_open = true;
+	return 0;
+}
+
+static int
+compile(struct pol_loader *L, const char *file)
+{
+	struct pol_policy *p = L->p;
+
+	p->mctx = pcre2_match_context_create(NULL);
+	if (p->mctx == NULL) {
+		pol_diag(L, false, file, 0, 0, "out of memory");
+		return -1;
+	}
+	pcre2_set_match_limit(p->mctx, MATCH_LIMIT);
+	pcre2_set_depth_limit(p->mctx, DEPTH_LIMIT);
+	if ((p->index = pol_pindex_build(p->rules, p->nrules)) == NULL) {
+		pol_diag(L, false, file, 0, 0, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+struct pol_policy *
+pol_load(const char *file, const char *geoip_db, pol_report_fn report,
+    void *arg)
+{
+	struct pol_loader L = { 0 };
+	struct pol_policy *p = calloc(1, sizeof *p);
+
+	if (p == NULL) {
+		if (report != NULL)
+			report(arg, false, "policy: out of memory");
+		return NULL;
+	}
+	p->def = POL_DENY;
+	p->def_file = "(default)";
+	L.p = p;
+	L.report = report;
+	L.arg = arg;
+	L.geoip_db = geoip_db;
+	pol_parse_file(&L, file, NULL, 0, 0);
+	if (L.errors == 0)
+		open_geoip(&L);
+	if (L.errors == 0 && p->nrules == 0 && p->def_line == 0)
+		pol_diag(&L, true, file, 1, 1, "no rules and no default: "
+		    "every request is denied");
+	if (L.errors == 0)
+		compile(&L, file);
+	if (L.errors != 0) {
+		pol_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void
+pol_free(struct pol_policy *p)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->nrules; i++)
+		pol_rule_clear(&p->rules[i]);
+	free(p->rules);
+	for (size_t i = 0; i < p->nlists; i++)
+		free(p->lists[i].name);
+	free(p->lists);
+	for (size_t i = 0; i < p->nsets; i++)
+		pol_cidrset_free(p->sets[i]);
+	free(p->sets);
+	for (size_t i = 0; i < p->nfiles; i++)
+		free(p->files[i]);
+	free(p->files);
+	if (p->mmdb_open)
+		MMDB_close(&p->mmdb);
+	pcre2_match_context_free(p->mctx);
+	pol_pindex_free(p->index);
+	free(p);
+}
+
+size_t
+pol_rule_count(const struct pol_policy *p)
+{
+	return p->nrules;
+}

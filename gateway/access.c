@@ -1,0 +1,75 @@
+/* access.c -- one JSON access-log line per request, and clock helpers. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gateway/gw_internal.h"
+
+void
+gw_now(struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+}
+
+double
+gw_ms_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	gw_now(&now);
+	return (double)(now.tv_sec - t->tv_sec) * 1e3 +
+	    (double)(now.tv_nsec - t->tv_nsec) / 1e6;
+}
+
+static void
+count_status(struct gw_metrics *m, int status)
+{
+	int cls = status / 100;
+
+	if (cls < 1 || cls > 5)
+		cls = 0;
+	atomic_fetch_add(&m->requests[cls], 1);
+}
+
+void
+gw_access_log(struct gw_conn *c)
+{
+	struct gw_runtime *rt = c->w->rt;
+	char line[4096], path[1024], user[300], when[40];
+	struct timespec ts;
+	struct tm tm;
+	const char *method = c->head_done || c->req.url_len ?
+	    llhttp_method_name(llhttp_get_method(&c->parser)) : "-";
+	int n;
+
+	count_status(&rt->m, c->status);
+	atomic_fetch_add(&rt->m.bytes_in, c->bytes_in);
+	atomic_fetch_add(&rt->m.bytes_out, c->bytes_out);
+	if (rt->access_fd < 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = (int)strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + n, sizeof(when) - (size_t)n, ".%03ldZ", ts.tv_nsec / 1000000);
+	/* the path as received, escaped; the query string is left out
+	 * because it may carry tokens (WebSocket ?pass=, enrolment links) */
+	size_t plen = c->req.url_len;
+	const char *u = c->req.buf ? c->req.buf + c->req.url : "";
+	const char *q = memchr(u, '?', plen);
+	if (q != NULL)
+		plen = (size_t)(q - u);
+	gw_json_escape(path, sizeof(path), u, plen);
+	gw_json_escape(user, sizeof(user), c->id.user,
+	    c->id.present ? strnlen(c->id.user, sizeof(c->id.user)) : 0);
+	n = snprintf(line, sizeof(line),
+	    "{\"time\":\"%s\",\"peer\":\"%s\",\"client\":\"%s\",\"method\":\"%s\","
+	    "\"path\":\"%s\",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,"
+	    "\"duration_ms\":%.3f,\"upstream_ms\":%.3f,\"user\":\"%s\"}\n",
+	    when, c->peer_ip, c->client_ip, method, path, c->status,
+	    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
+	    gw_ms_since(&c->t_start), c->upstream_ms < 0 ? 0.0 : c->upstream_ms,
+	    user);
+	if (n > 0 && n < (int)sizeof(line))
+		(void)!write(rt->access_fd, line, (size_t)n);
+}

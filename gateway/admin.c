@@ -1,0 +1,234 @@
+/* admin.c -- the admin listener: /healthz and Prometheus /metrics, plain
+ * HTTP on a loopback or management address, one request per connection. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "gateway/gw_internal.h"
+
+#define ADMIN_HEAD_MAX  8192
+#define ADMIN_TIMEOUT_S 5
+
+struct admin_conn {
+	struct gw_worker   *w;
+	struct bufferevent *bev;
+	llhttp_t            parser;
+	char                url[256];
+	size_t              url_len;
+	size_t              seen;
+	bool                done;
+	bool                too_long;
+};
+
+static int
+ad_url(llhttp_t *p, const char *at, size_t n)
+{
+	struct admin_conn *a = p->data;
+
+	if (a->url_len + n >= sizeof(a->url)) {
+		a->too_long = true;
+		return -1;
+	}
+	memcpy(a->url + a->url_len, at, n);
+	a->url_len += n;
+	return 0;
+}
+
+static int
+ad_headers_complete(llhttp_t *p)
+{
+	((struct admin_conn *)p->data)->done = true;
+	return HPE_PAUSED;
+}
+
+static void
+metric(struct evbuffer *out, const char *name, const char *type,
+    const char *help, const char *labels, unsigned long long v)
+{
+	if (type != NULL)
+		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n",
+		    name, help, name, type);
+	evbuffer_add_printf(out, "%s%s %llu\n", name, labels ? labels : "", v);
+}
+
+static void
+render_metrics(struct gw_runtime *rt, struct evbuffer *b)
+{
+	struct gw_metrics *m = &rt->m;
+	struct gw_config *cfg = gw_runtime_config(rt);
+	static const char *const cls[] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
+	char lbl[48];
+
+	for (int i = 0; i < 6; i++) {
+		snprintf(lbl, sizeof(lbl), "{class=\"%s\"}", cls[i]);
+		metric(b, "pbxgate_requests_total", i == 0 ? "counter" : NULL,
+		    "Requests answered, by status class.", lbl,
+		    atomic_load(&m->requests[i]));
+	}
+	metric(b, "pbxgate_connections_total", "counter",
+	    "Client connections accepted.", NULL, atomic_load(&m->conns_total));
+	metric(b, "pbxgate_connections_refused_total", "counter",
+	    "Connections refused by max_connections or max_connections_per_ip.",
+	    NULL, atomic_load(&m->conns_refused));
+	metric(b, "pbxgate_connections_active", "gauge",
+	    "Client connections open now.", NULL,
+	    (unsigned long long)atomic_load(&m->conns_active));
+	metric(b, "pbxgate_websockets_active", "gauge",
+	    "WebSocket tunnels open now.", NULL,
+	    (unsigned long long)atomic_load(&m->ws_active));
+	metric(b, "pbxgate_bytes_received_total", "counter",
+	    "Bytes received from clients.", NULL, atomic_load(&m->bytes_in));
+	metric(b, "pbxgate_bytes_sent_total", "counter",
+	    "Bytes sent to clients.", NULL, atomic_load(&m->bytes_out));
+	metric(b, "pbxgate_bad_requests_total", "counter",
+	    "Requests refused by the gateway with a 4xx.", NULL,
+	    atomic_load(&m->bad_requests));
+	metric(b, "pbxgate_upstream_errors_total", "counter",
+	    "Requests answered 502.", NULL, atomic_load(&m->upstream_errors));
+	metric(b, "pbxgate_upstream_timeouts_total", "counter",
+	    "Requests answered 504.", NULL, atomic_load(&m->upstream_timeouts));
+	metric(b, "pbxgate_tls_handshake_errors_total", "counter",
+	    "Failed TLS handshakes.", NULL, atomic_load(&m->tls_handshake_errors));
+	metric(b, "pbxgate_config_reloads_total", "counter",
+	    "Configuration reloads, by result.", "{result=\"ok\"}",
+	    atomic_load(&m->reload_ok));
+	metric(b, "pbxgate_config_reloads_total", NULL, NULL,
+	    "{result=\"error\"}", atomic_load(&m->reload_error));
+	metric(b, "pbxgate_config_generation", "gauge",
+	    "Generation of the configuration in force.", NULL, cfg->generation);
+	gw_config_unref(cfg);
+}
+
+static void
+admin_reply(struct admin_conn *a, int status, const char *ctype,
+    struct evbuffer *body)
+{
+	struct evbuffer *out = bufferevent_get_output(a->bev);
+
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+	    "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+	    "Connection: close\r\n\r\n", status, gw_status_text(status), ctype,
+	    body ? evbuffer_get_length(body) : 0);
+	if (body)
+		evbuffer_add_buffer(out, body);
+}
+
+static void
+admin_free(struct admin_conn *a)
+{
+	bufferevent_free(a->bev);
+	free(a);
+}
+
+static void
+admin_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct admin_conn *a = arg;
+
+	if (a->done && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		admin_free(a);
+}
+
+static void
+admin_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	admin_free(arg);
+}
+
+static void
+admin_answer(struct admin_conn *a)
+{
+	struct evbuffer *body = evbuffer_new();
+	int method = llhttp_get_method(&a->parser);
+
+	bufferevent_disable(a->bev, EV_READ);
+	if (body == NULL) {
+		admin_free(a);
+		return;
+	}
+	if (method != HTTP_GET && method != HTTP_HEAD) {
+		evbuffer_add_printf(body, "method not allowed\n");
+		admin_reply(a, 405, "text/plain", body);
+	} else if (a->url_len == 8 && memcmp(a->url, "/healthz", 8) == 0) {
+		evbuffer_add_printf(body, "%s\n",
+		    atomic_load(&a->w->rt->stopping) ? "stopping" : "ok");
+		admin_reply(a, atomic_load(&a->w->rt->stopping) ? 503 : 200,
+		    "text/plain", body);
+	} else if (a->url_len == 8 && memcmp(a->url, "/metrics", 8) == 0) {
+		render_metrics(a->w->rt, body);
+		admin_reply(a, 200, "text/plain; version=0.0.4", body);
+	} else {
+		evbuffer_add_printf(body, "not found\n");
+		admin_reply(a, 404, "text/plain", body);
+	}
+	evbuffer_free(body);
+}
+
+static void
+admin_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct admin_conn *a = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n = evbuffer_get_length(in);
+	llhttp_errno_t e;
+
+	if (a->done)
+		return;
+	a->seen += n;
+	if (a->seen > ADMIN_HEAD_MAX) {
+		a->done = true;
+		admin_reply(a, 431, "text/plain", NULL);
+		return;
+	}
+	e = llhttp_execute(&a->parser, (const char *)evbuffer_pullup(in, -1), n);
+	evbuffer_drain(in, n);
+	if (a->done) {
+		admin_answer(a);
+		return;
+	}
+	if (e != HPE_OK) {
+		a->done = true;
+		bufferevent_disable(bev, EV_READ);
+		admin_reply(a, a->too_long ? 414 : 400, "text/plain", NULL);
+	}
+}
+
+static llhttp_settings_t admin_settings;
+static pthread_once_t admin_once = PTHREAD_ONCE_INIT;
+
+static void
+admin_settings_init(void)
+{
+	llhttp_settings_init(&admin_settings);
+	admin_settings.on_url = ad_url;
+	admin_settings.on_headers_complete = ad_headers_complete;
+}
+
+void
+gw_admin_accept(struct gw_worker *w, evutil_socket_t fd)
+{
+	struct admin_conn *a = calloc(1, sizeof(*a));
+	struct timeval tv = { ADMIN_TIMEOUT_S, 0 };
+
+	if (a == NULL) {
+		close(fd);
+		return;
+	}
+	pthread_once(&admin_once, admin_settings_init);
+	a->w = w;
+	a->bev = bufferevent_socket_new(w->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (a->bev == NULL) {
+		close(fd);
+		free(a);
+		return;
+	}
+	llhttp_init(&a->parser, HTTP_REQUEST, &admin_settings);
+	a->parser.data = a;
+	bufferevent_setcb(a->bev, admin_read_cb, admin_write_cb, admin_event_cb, a);
+	bufferevent_set_timeouts(a->bev, &tv, &tv);
+	bufferevent_enable(a->bev, EV_READ | EV_WRITE);
+}

@@ -1,0 +1,427 @@
+/* cmd_run.c -- `pbxgate run`: load, bind, drop privileges, start workers,
+ * and handle SIGHUP (reload beside the old snapshot) and SIGTERM (drain). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "gateway/gw_internal.h"
+
+#define TICKET_ROTATE_S 3600	/* a ticket lives at most two periods */
+
+struct gw_config *
+gw_runtime_config(struct gw_runtime *rt)
+{
+	struct gw_config *c;
+
+	pthread_mutex_lock(&rt->cfg_lock);
+	c = gw_config_ref(rt->cfg);
+	pthread_mutex_unlock(&rt->cfg_lock);
+	return c;
+}
+
+static void
+report_stderr(void *arg, bool warning, const char *msg)
+{
+	fprintf(stderr, "%s: %s\n", warning ? "warning" : "error", msg);
+}
+
+static void
+report_log(void *arg, bool warning, const char *msg)
+{
+	gw_log(warning ? GW_LOG_WARN : GW_LOG_ERR, "%s", msg);
+}
+
+/* Audit lines (JSON, built by the modules) go to audit_log, one write each. */
+static void
+audit_write(void *arg, const char *line)
+{
+	struct gw_runtime *rt = arg;
+	size_t n = strlen(line);
+	char buf[4096];
+
+	if (rt->audit_fd < 0 || n == 0 || n >= sizeof(buf) - 1)
+		return;
+	memcpy(buf, line, n);
+	if (buf[n - 1] != '\n')
+		buf[n++] = '\n';
+	(void)!write(rt->audit_fd, buf, n);
+}
+
+static int
+resolve_upstream(const struct gw_config *cfg, struct sockaddr_storage *ss,
+    socklen_t *len, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_NUMERICSERV }, *res;
+	char port[8];
+	int rc;
+
+	snprintf(port, sizeof(port), "%u", cfg->upstream.port);
+	rc = getaddrinfo(cfg->upstream.host, port, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "upstream %s: cannot resolve %s: %s",
+		    cfg->upstream.url, cfg->upstream.host, gai_strerror(rc));
+		return -1;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int
+open_log_fd(const char *path, int *fd, char *err, size_t errlen)
+{
+	int nfd;
+
+	if (path == NULL) {
+		nfd = -1;
+	} else if (strcmp(path, "-") == 0) {
+		nfd = dup(1);
+	} else {
+		nfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (nfd < 0) {
+			snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+			return -1;
+		}
+	}
+	if (*fd >= 0)
+		close(*fd);
+	*fd = nfd;
+	return 0;
+}
+
+static int
+open_logs(struct gw_runtime *rt, const struct gw_config *cfg, char *err,
+    size_t errlen)
+{
+	if (gw_log_open(cfg, err, errlen) < 0)
+		return -1;
+	if (open_log_fd(cfg->access_log, &rt->access_fd, err, errlen) < 0)
+		return -1;
+	return open_log_fd(cfg->audit_log, &rt->audit_fd, err, errlen);
+}
+
+/* Runtime pieces that need the process (audit sink): the mail context. */
+static int
+finish_snapshot(struct gw_runtime *rt, struct gw_config *cfg, char *err,
+    size_t errlen)
+{
+	if (cfg->mail.nlisten == 0)
+		return 0;
+	cfg->mailctx = mail_ctx_new(&cfg->mail, cfg->tls, audit_write, rt, err,
+	    errlen);
+	return cfg->mailctx == NULL ? -1 : 0;
+}
+
+static int
+make_listener(const struct sockaddr_storage *ss, socklen_t len, bool reuseport,
+    const char *what, char *err, size_t errlen)
+{
+	int fd, one = 1;
+
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: socket: %s", what, strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	/* 511 as nginx and Redis use: the kernel clamps it to somaxconn */
+	if (bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, 511) < 0) {
+		snprintf(err, errlen, "%s: cannot listen: %s (is another process "
+		    "using the port?)", what, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+drop_privileges(const char *user, char *err, size_t errlen)
+{
+	struct passwd *pw;
+
+	if (user == NULL)
+		return 0;
+	pw = getpwnam(user);
+	if (pw == NULL) {
+		snprintf(err, errlen, "user %s: no such user", user);
+		return -1;
+	}
+	if (getuid() == pw->pw_uid)
+		return 0;
+	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		snprintf(err, errlen, "cannot become user %s: %s", user,
+		    strerror(errno));
+		return -1;
+	}
+	if (pw->pw_uid != 0 && setuid(0) == 0) {
+		snprintf(err, errlen, "dropped to %s but could regain root", user);
+		return -1;
+	}
+	return 0;
+}
+
+struct run_state {
+	struct gw_runtime rt;
+	struct event_base *base;
+	struct event *ev_hup, *ev_term, *ev_int, *ev_tick;
+	int (*fds)[GW_MAX_LISTEN];
+	int admin_fd;
+	int smtp_fds[8];
+	int nsmtp;
+};
+
+static void
+warn_restart_only(const struct gw_config *o, const struct gw_config *n)
+{
+	bool same = o->nlisten == n->nlisten && o->workers == n->workers &&
+	    o->has_admin == n->has_admin && o->mail.nlisten == n->mail.nlisten;
+
+	for (size_t i = 0; same && i < n->nlisten; i++)
+		same = strcmp(o->listen[i].text, n->listen[i].text) == 0;
+	if (!same || (o->user == NULL) != (n->user == NULL))
+		gw_log(GW_LOG_WARN, "reload: listen, admin_listen, smtp_listen, "
+		    "workers and user changes take effect only after a restart");
+}
+
+static void
+reload(struct run_state *s)
+{
+	struct gw_runtime *rt = &s->rt;
+	struct gw_config *old = gw_runtime_config(rt), *n;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char err[GW_ERRLEN];
+
+	gw_log(GW_LOG_INFO, "SIGHUP: reloading %s", old->path);
+	n = gw_config_load_ex(old->path, true, rt->tickets, report_log, NULL);
+	if (n == NULL)
+		snprintf(err, sizeof(err), "configuration has errors (see above)");
+	else if (finish_snapshot(rt, n, err, sizeof(err)) < 0 ||
+	    resolve_upstream(n, &ss, &sl, err, sizeof(err)) < 0) {
+		gw_config_unref(n);
+		n = NULL;
+	}
+	if (n == NULL) {
+		atomic_fetch_add(&rt->m.reload_error, 1);
+		gw_log(GW_LOG_ERR, "reload failed: %s; generation %llu stays in force",
+		    err, (unsigned long long)old->generation);
+		gw_config_unref(old);
+		return;
+	}
+	n->generation = old->generation + 1;
+	warn_restart_only(old, n);
+	pthread_mutex_lock(&rt->up_lock);
+	rt->up_addr = ss;
+	rt->up_addrlen = sl;
+	pthread_mutex_unlock(&rt->up_lock);
+	pthread_mutex_lock(&rt->cfg_lock);
+	rt->cfg = n;
+	pthread_mutex_unlock(&rt->cfg_lock);
+	if (open_logs(rt, n, err, sizeof(err)) < 0)
+		gw_log(GW_LOG_ERR, "reload: logs: %s; logging may be incomplete", err);
+	atomic_fetch_add(&rt->m.reload_ok, 1);
+	gw_log(GW_LOG_INFO, "configuration generation %llu in force",
+	    (unsigned long long)n->generation);
+	gw_config_unref(old);	/* ours */
+	gw_config_unref(old);	/* the runtime's */
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct run_state *s = arg;
+
+	if (sig == SIGHUP) {
+		reload(s);
+		return;
+	}
+	gw_log(GW_LOG_INFO, "signal %d: stopping; finishing requests in flight",
+	    (int)sig);
+	atomic_store(&s->rt.stopping, true);
+	gw_workers_stop(&s->rt);
+	event_base_loopexit(s->base, NULL);
+}
+
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct run_state *s = arg;
+
+	cert_tickets_rotate(s->rt.tickets);
+}
+
+static int
+bind_all(struct run_state *s, const struct gw_config *cfg, char *err, size_t errlen)
+{
+	s->fds = calloc((size_t)cfg->workers, sizeof(*s->fds));
+	if (s->fds == NULL)
+		return snprintf(err, errlen, "out of memory"), -1;
+	for (int i = 0; i < cfg->workers; i++)
+		for (size_t j = 0; j < cfg->nlisten; j++) {
+			s->fds[i][j] = make_listener(&cfg->listen[j].ss,
+			    cfg->listen[j].sslen, true, cfg->listen[j].text, err, errlen);
+			if (s->fds[i][j] < 0)
+				return -1;
+		}
+	s->admin_fd = -1;
+	if (cfg->has_admin) {
+		s->admin_fd = make_listener(&cfg->admin_listen.ss,
+		    cfg->admin_listen.sslen, false, "admin_listen", err, errlen);
+		if (s->admin_fd < 0)
+			return -1;
+	}
+	for (size_t j = 0; j < cfg->mail.nlisten && j < 8; j++) {
+		s->smtp_fds[j] = make_listener(&cfg->mail.listen[j],
+		    cfg->mail.listen_len[j], false, "smtp_listen", err, errlen);
+		if (s->smtp_fds[j] < 0)
+			return -1;
+		s->nsmtp++;
+	}
+	return 0;
+}
+
+static int
+run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
+{
+	struct gw_runtime *rt = &s->rt;
+	struct gw_config *cfg;
+
+	pthread_mutex_init(&rt->cfg_lock, NULL);
+	pthread_mutex_init(&rt->up_lock, NULL);
+	rt->access_fd = rt->audit_fd = -1;
+	rt->tickets = cert_tickets_new(err, errlen);
+	rt->peers = gw_peertab_new();
+	if (rt->tickets == NULL || rt->peers == NULL)
+		return -1;
+	cfg = gw_config_load_ex(path, true, rt->tickets, report_stderr, NULL);
+	if (cfg == NULL)
+		return snprintf(err, errlen, "%s: configuration has errors", path), -1;
+	rt->cfg = cfg;
+	cfg->generation = 1;
+	if (finish_snapshot(rt, cfg, err, errlen) < 0 ||
+	    resolve_upstream(cfg, &rt->up_addr, &rt->up_addrlen, err, errlen) < 0 ||
+	    open_logs(rt, cfg, err, errlen) < 0 || bind_all(s, cfg, err, errlen) < 0 ||
+	    drop_privileges(cfg->user, err, errlen) < 0)
+		return -1;
+	if (cfg->upstream.tls && !cfg->upstream.verify)
+		gw_log(GW_LOG_WARN, "upstream_verify off: the upstream's certificate "
+		    "is not checked; anyone on the path to %s can read and change "
+		    "traffic", cfg->upstream.url);
+	rt->nworkers = cfg->workers;
+	rt->workers = calloc((size_t)cfg->workers, sizeof(*rt->workers));
+	if (rt->workers == NULL)
+		return snprintf(err, errlen, "out of memory"), -1;
+	return gw_workers_start(rt, s->fds, (int)cfg->nlisten, s->admin_fd,
+	    s->smtp_fds, s->nsmtp, err, errlen);
+}
+
+static int
+run_loop(struct run_state *s)
+{
+	struct timeval tick = { TICKET_ROTATE_S, 0 };
+
+	s->base = event_base_new();
+	if (s->base == NULL)
+		return -1;
+	s->ev_hup = evsignal_new(s->base, SIGHUP, signal_cb, s);
+	s->ev_term = evsignal_new(s->base, SIGTERM, signal_cb, s);
+	s->ev_int = evsignal_new(s->base, SIGINT, signal_cb, s);
+	s->ev_tick = event_new(s->base, -1, EV_PERSIST, tick_cb, s);
+	evsignal_add(s->ev_hup, NULL);
+	evsignal_add(s->ev_term, NULL);
+	evsignal_add(s->ev_int, NULL);
+	evtimer_add(s->ev_tick, &tick);
+	event_base_dispatch(s->base);
+	gw_workers_join(&s->rt);
+	event_free(s->ev_hup);
+	event_free(s->ev_term);
+	event_free(s->ev_int);
+	event_free(s->ev_tick);
+	event_base_free(s->base);
+	return 0;
+}
+
+static void
+run_cleanup(struct run_state *s)
+{
+	struct gw_runtime *rt = &s->rt;
+
+	free(rt->workers);
+	free(s->fds);
+	if (rt->cfg)
+		gw_config_unref(rt->cfg);
+	gw_peertab_free(rt->peers);
+	if (rt->tickets)
+		cert_tickets_free(rt->tickets);
+	if (rt->access_fd >= 0)
+		close(rt->access_fd);
+	if (rt->audit_fd >= 0)
+		close(rt->audit_fd);
+}
+
+int
+gw_cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *path = NULL;
+	struct run_state *s;
+	char err[GW_ERRLEN] = "";
+	int ch, rc = 0;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:d", opts, NULL)) != -1) {
+		if (ch == 'c')
+			path = optarg;
+		else if (ch == 'd')
+			gw_log_set_level(GW_LOG_DEBUG);
+		else
+			return 2;
+	}
+	if (path == NULL) {
+		fprintf(stderr, "usage: pbxgate run -c FILE\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads();
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return 1;
+	if (run_setup(s, path, err, sizeof(err)) < 0) {
+		gw_log(GW_LOG_ERR, "%s", err);
+		rc = 1;
+		if (s->rt.workers != NULL && s->rt.workers[0].base != NULL) {
+			atomic_store(&s->rt.stopping, true);
+			/* workers may be half started: nothing to join safely */
+		}
+	} else {
+		gw_log(GW_LOG_INFO, "pbxgate %s: %d worker(s), upstream %s",
+		    PBXGATE_VERSION, s->rt.nworkers, s->rt.cfg->upstream.url);
+		rc = run_loop(s) < 0 ? 1 : 0;
+		gw_log(GW_LOG_INFO, "stopped");
+	}
+	run_cleanup(s);
+	free(s);
+	return rc;
+}

@@ -1,0 +1,280 @@
+/* gw_internal.h -- structures shared by the gateway's own files (runtime,
+ * workers, client and upstream connections). Not an API for other modules.
+ *
+ * Threads: the main thread owns the runtime and swaps config snapshots;
+ * each worker thread owns its event_base and everything hanging off it
+ * (client connections, pooled upstream connections). Nothing of a worker is
+ * touched by another thread except through event_active() on its events.
+ */
+#ifndef PBXGATE_GW_INTERNAL_H
+#define PBXGATE_GW_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <llhttp.h>
+
+#include "gateway/gateway.h"
+
+/* Bytes queued towards a peer before we stop reading from the other side:
+ * this is what keeps streamed bodies from being buffered whole. */
+#define GW_HIGH_WATER   (256 * 1024)
+#define GW_LINGER_MS    2000		/* drain time after an error reply */
+#define GW_MAX_HEADERS_HARD 1000	/* whatever the config says */
+
+struct gw_metrics {
+	atomic_ullong requests[6];	/* index = status / 100, 0 = other */
+	atomic_ullong conns_total;
+	atomic_ullong conns_refused;	/* over a connection cap */
+	atomic_llong  conns_active;
+	atomic_llong  ws_active;
+	atomic_ullong bytes_in;
+	atomic_ullong bytes_out;
+	atomic_ullong bad_requests;	/* answered 4xx by the gateway itself */
+	atomic_ullong upstream_errors;	/* 502 */
+	atomic_ullong upstream_timeouts;	/* 504 */
+	atomic_ullong reload_ok;
+	atomic_ullong reload_error;
+	atomic_ullong tls_handshake_errors;
+};
+
+/* Connections per client address, shared by every worker. */
+struct gw_peertab;
+struct gw_peertab *gw_peertab_new(void);
+void gw_peertab_free(struct gw_peertab *);
+/* Counts one more connection from `sa`; false (and nothing counted) when
+ * that would exceed `limit`. */
+bool gw_peertab_enter(struct gw_peertab *, const struct sockaddr *sa, unsigned limit);
+void gw_peertab_leave(struct gw_peertab *, const struct sockaddr *sa);
+
+struct gw_worker;
+
+struct gw_runtime {
+	pthread_mutex_t     cfg_lock;
+	struct gw_config   *cfg;		/* current snapshot, one ref held */
+	struct gw_worker   *workers;
+	int                 nworkers;
+	struct cert_tickets *tickets;
+	struct gw_peertab  *peers;
+	struct gw_metrics   m;
+	atomic_bool         stopping;
+	atomic_llong        conns_all;	/* every worker's client connections */
+	int                 access_fd;	/* -1: no access log */
+	int                 audit_fd;	/* -1: no audit log */
+	struct sockaddr_storage up_addr;	/* resolved upstream */
+	socklen_t           up_addrlen;
+	pthread_mutex_t     up_lock;	/* guards up_addr across reloads */
+};
+
+/* The current snapshot with a reference the caller must drop. */
+struct gw_config *gw_runtime_config(struct gw_runtime *);
+
+/* One parsed HTTP message head. All strings point into buf. */
+struct gw_hdr {
+	uint32_t name, name_len;
+	uint32_t value, value_len;
+};
+
+struct gw_msg {
+	char          *buf;		/* packed method/url/names/values */
+	size_t         len, cap;
+	uint32_t       url, url_len;
+	uint32_t       status_text, status_text_len;
+	struct gw_hdr *hdrs;
+	unsigned       nhdrs, hdrs_cap;
+	bool           in_value;	/* last callback was a value piece */
+	size_t         line_len;	/* current header line, for 431 */
+};
+
+enum gw_cstate {
+	CS_HANDSHAKE,	/* TLS handshake in progress */
+	CS_IDLE,	/* keep-alive: waiting for the first byte of a request */
+	CS_HEAD,	/* reading a request head */
+	CS_FORWARD,	/* head judged; body (if any) and response flowing */
+	CS_TUNNEL,	/* WebSocket: raw bytes both ways */
+	CS_LINGER,	/* reply sent, draining before close */
+};
+
+struct gw_upconn;
+
+/* The authenticated user of a request, if any (filled by relay_gate.c). */
+struct gw_identity {
+	bool  present;
+	bool  mfa;
+	char  user[128];
+};
+
+struct gw_conn {
+	TAILQ_ENTRY(gw_conn) entry;
+	struct gw_worker   *w;
+	struct gw_config   *cfg;		/* snapshot for this request (ref) */
+	struct bufferevent *bev;
+	struct event       *timer;
+	struct event       *resume_ev;		/* next request, from the loop */
+	enum gw_cstate      state;
+	struct sockaddr_storage peer;		/* TCP peer */
+	socklen_t           peerlen;
+	char                peer_ip[48];	/* TCP peer, text */
+	char                client_ip[48];	/* after trusted_proxy X-F-F */
+	llhttp_t            parser;
+	struct gw_msg       req;
+	int                 err_status;		/* set by a parser callback */
+	const char         *err_reason;
+	struct gw_upconn   *up;
+
+	/* the request in flight */
+	unsigned            nreq;
+	bool                head_done;
+	bool                req_done;		/* body fully read */
+	bool                resp_started;	/* bytes of a response sent */
+	bool                resp_chunked;	/* we frame the response body */
+	bool                resp_until_close;	/* HTTP/1.0-style body */
+	bool                keepalive;		/* client may send another */
+	bool                upgrade;		/* asked for a WebSocket */
+	bool                req_chunked;	/* we frame the request body */
+	bool                is_head;
+	bool                read_paused;	/* backpressure */
+	bool                freeing;
+	bool                lingering;
+	bool                expect_continue;
+	uint8_t             prev_byte;		/* obs-fold / bare CR scan */
+	uint64_t            bytes_in, bytes_out;
+	uint64_t            body_in;
+	size_t              trailer_len;
+	struct evbuffer    *up_head;		/* kept for one retry */
+	struct gw_identity  id;			/* who the session says this is */
+	int                 status;		/* status sent to the client */
+	struct timespec     t_start, t_up;
+	double              upstream_ms;
+};
+
+enum gw_ustate { US_CONNECTING, US_ACTIVE, US_IDLE };
+
+struct gw_upconn {
+	TAILQ_ENTRY(gw_upconn) entry;		/* in the worker's idle pool */
+	struct gw_worker   *w;
+	struct gw_conn     *c;			/* NULL while idle */
+	struct bufferevent *bev;
+	struct event       *timer;
+	enum gw_ustate      state;
+	uint64_t            generation;		/* config it was opened under */
+	llhttp_t            parser;
+	struct gw_msg       resp;
+	bool                reused;
+	bool                got_bytes;
+	bool                head_done;
+	bool                msg_done;
+	bool                read_paused;
+	bool                freeing;
+	bool                switching;		/* 101 seen: tunnel next */
+	unsigned            pool_max;		/* from the config it opened under */
+	unsigned            idle_ms;
+};
+
+struct gw_worker {
+	int                 id;
+	pthread_t           thread;
+	struct gw_runtime  *rt;
+	struct event_base  *base;
+	struct evconnlistener *lev[GW_MAX_LISTEN];
+	int                 nlev;
+	struct evconnlistener *admin;
+	struct evconnlistener *smtp[8];
+	int                 nsmtp;
+	struct event       *stop_ev;		/* activated by the main thread */
+	struct event       *drain_timer;
+	TAILQ_HEAD(, gw_conn) conns;
+	TAILQ_HEAD(, gw_upconn) idle;
+	unsigned            nidle;
+	bool                draining;
+};
+
+/* worker.c */
+int  gw_workers_start(struct gw_runtime *, int fds[][GW_MAX_LISTEN], int nfds,
+    int admin_fd, const int *smtp_fds, int nsmtp, char *err, size_t errlen);
+void gw_workers_stop(struct gw_runtime *);
+void gw_workers_join(struct gw_runtime *);
+void gw_worker_conn_done(struct gw_worker *, struct gw_conn *);
+
+/* relay_http.c: client side */
+void gw_conn_start(struct gw_worker *, evutil_socket_t, const struct sockaddr *, socklen_t);
+void gw_conn_free(struct gw_conn *);
+void gw_conn_response_head(struct gw_conn *, struct gw_upconn *);
+void gw_conn_response_body(struct gw_conn *, const char *, size_t);
+bool gw_conn_request_sent(const struct gw_conn *);
+void gw_conn_response_done(struct gw_conn *, bool upstream_reusable);
+void gw_conn_upstream_failed(struct gw_conn *, int status);
+void gw_conn_resume_read(struct gw_conn *);
+void gw_conn_shutdown_idle(struct gw_conn *);
+void gw_conn_close(struct gw_conn *);
+void gw_conn_parse(struct gw_conn *);
+void gw_conn_arm(struct gw_conn *, unsigned ms);
+int  gw_conn_fail(struct gw_conn *, int status, const char *why);
+bool gw_conn_upstream_writable(struct gw_conn *);
+
+/* relay_request.c: judging a request head and sending it upstream */
+void gw_relay_request_begin(struct gw_conn *);
+int  gw_relay_new_header(struct gw_conn *, struct gw_msg *);
+bool gw_relay_valid_name(const char *, size_t);
+int  gw_relay_head_accept(struct gw_conn *);
+void gw_relay_body(struct gw_conn *, const char *, size_t);
+void gw_relay_body_done(struct gw_conn *);
+int  gw_relay_forward_head(struct gw_conn *, const char *path, size_t plen,
+    const char *host, size_t hlen, const char *xff, size_t xffn);
+
+/* relay_gate.c: the lockdown and login decision for one request; may
+ * rewrite the path to its normalised form. -1: answered (denied). */
+int  gw_relay_gate(struct gw_conn *, const char **path, size_t *plen);
+void gw_relay_identity_headers(struct gw_conn *, struct evbuffer *);
+void gw_relay_xff_client(struct gw_conn *, const char *xff, size_t n);
+
+/* relay_response.c: the upstream's answer, cleaned, to the client */
+int  gw_relay_response_head(struct gw_conn *, struct gw_upconn *);
+
+/* relay_reply.c: answers made by the gateway itself, closing, lingering */
+void gw_relay_reject(struct gw_conn *, int status, const char *why);
+void gw_relay_linger(struct gw_conn *);
+void gw_relay_next_request(struct gw_conn *);
+void gw_relay_abort(struct gw_conn *);
+void gw_relay_close_after_flush(struct gw_conn *);
+void gw_http_date(char *, size_t);
+
+/* relay_upstream.c */
+struct gw_upconn *gw_up_acquire(struct gw_conn *, char *err, size_t errlen);
+void gw_up_release(struct gw_upconn *, bool reusable);
+void gw_up_pause_read(struct gw_upconn *, bool pause);
+void gw_up_send_head(struct gw_upconn *, struct evbuffer *head);
+void gw_up_request_sent(struct gw_upconn *);
+void gw_pool_flush(struct gw_worker *);
+
+/* relay_ws.c */
+void gw_tunnel_start(struct gw_conn *);
+void gw_tunnel_client_read(struct gw_conn *);
+void gw_tunnel_client_drained(struct gw_conn *);
+void gw_tunnel_up_read(struct gw_upconn *);
+void gw_tunnel_up_drained(struct gw_upconn *);
+void gw_tunnel_up_closed(struct gw_upconn *);
+
+/* msg.c: head accumulation shared by request and response parsing */
+void gw_msg_reset(struct gw_msg *);
+void gw_msg_free(struct gw_msg *);
+int  gw_msg_append(struct gw_msg *, const char *, size_t, size_t max);
+const struct gw_hdr *gw_msg_find(const struct gw_msg *, const char *name, unsigned *count);
+bool gw_hdr_is(const struct gw_msg *, const struct gw_hdr *, const char *name);
+bool gw_token_list_has(const char *v, size_t len, const char *token);
+const char *gw_status_text(int status);
+
+/* access.c */
+void gw_access_log(struct gw_conn *);
+void gw_now(struct timespec *);
+double gw_ms_since(const struct timespec *);
+
+/* admin.c */
+void gw_admin_accept(struct gw_worker *, evutil_socket_t);
+
+#endif

@@ -1,0 +1,497 @@
+/* relay_http.c -- the client side of the relay: TLS connection, request head
+ * parsing with llhttp, hostile-input checks, request body streaming. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
+
+#include "gateway/gw_internal.h"
+
+static void conn_read_cb(struct bufferevent *, void *);
+static void conn_write_cb(struct bufferevent *, void *);
+static void conn_event_cb(struct bufferevent *, short, void *);
+static void conn_timer_cb(evutil_socket_t, short, void *);
+static void conn_resume_cb(evutil_socket_t, short, void *);
+
+static int on_message_begin(llhttp_t *);
+static int on_url(llhttp_t *, const char *, size_t);
+static int on_header_field(llhttp_t *, const char *, size_t);
+static int on_header_field_complete(llhttp_t *);
+static int on_header_value(llhttp_t *, const char *, size_t);
+static int on_headers_complete(llhttp_t *);
+static int on_body(llhttp_t *, const char *, size_t);
+static int on_message_complete(llhttp_t *);
+
+static llhttp_settings_t req_settings;
+static pthread_once_t req_settings_once = PTHREAD_ONCE_INIT;
+
+static void
+req_settings_init(void)
+{
+	llhttp_settings_init(&req_settings);
+	req_settings.on_message_begin = on_message_begin;
+	req_settings.on_url = on_url;
+	req_settings.on_header_field = on_header_field;
+	req_settings.on_header_field_complete = on_header_field_complete;
+	req_settings.on_header_value = on_header_value;
+	req_settings.on_headers_complete = on_headers_complete;
+	req_settings.on_body = on_body;
+	req_settings.on_message_complete = on_message_complete;
+}
+
+void
+gw_conn_arm(struct gw_conn *c, unsigned ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	evtimer_add(c->timer, &tv);
+}
+
+static void
+peer_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+	const void *a;
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], buf, len);
+			return;
+		}
+		a = &s6->sin6_addr;
+	} else
+		a = &((const struct sockaddr_in *)sa)->sin_addr;
+	if (inet_ntop(sa->sa_family, a, buf, len) == NULL)
+		snprintf(buf, len, "?");
+}
+
+void
+gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
+    const struct sockaddr *sa, socklen_t salen)
+{
+	struct gw_runtime *rt = w->rt;
+	struct gw_conn *c = calloc(1, sizeof(*c));
+	SSL *ssl;
+
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	pthread_once(&req_settings_once, req_settings_init);
+	c->w = w;
+	c->cfg = gw_runtime_config(rt);
+	memcpy(&c->peer, sa, salen < sizeof(c->peer) ? salen : sizeof(c->peer));
+	c->peerlen = salen;
+	peer_text(sa, c->peer_ip, sizeof(c->peer_ip));
+	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
+	c->state = CS_HANDSHAKE;
+	c->timer = evtimer_new(w->base, conn_timer_cb, c);
+	c->resume_ev = event_new(w->base, -1, 0, conn_resume_cb, c);
+	ssl = cert_server_ssl(c->cfg->tls);
+	if (c->timer == NULL || c->resume_ev == NULL || ssl == NULL) {
+		if (ssl)
+			SSL_free(ssl);
+		if (c->timer)
+			event_free(c->timer);
+		if (c->resume_ev)
+			event_free(c->resume_ev);
+		gw_config_unref(c->cfg);
+		free(c);
+		close(fd);
+		return;
+	}
+	c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (c->bev == NULL) {
+		SSL_free(ssl);
+		event_free(c->timer);
+		event_free(c->resume_ev);
+		gw_config_unref(c->cfg);
+		free(c);
+		close(fd);
+		return;
+	}
+	/* Browsers and many clients close without close_notify; that is not
+	 * an error worth logging for a server. */
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
+	c->parser.data = c;
+	TAILQ_INSERT_TAIL(&w->conns, c, entry);
+	atomic_fetch_add(&rt->m.conns_total, 1);
+	atomic_fetch_add(&rt->m.conns_active, 1);
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, GW_HIGH_WATER / 2, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	gw_conn_arm(c, c->cfg->to.tls_handshake);
+}
+
+/* Frees everything now. Only called from conn_timer_cb (deferred) or when
+ * no callback of this connection is on the stack. */
+void
+gw_conn_free(struct gw_conn *c)
+{
+	struct gw_worker *w = c->w;
+
+	if (c->up) {
+		struct gw_upconn *up = c->up;
+		c->up = NULL;
+		up->c = NULL;
+		gw_up_release(up, false);
+	}
+	TAILQ_REMOVE(&w->conns, c, entry);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	event_free(c->timer);
+	event_free(c->resume_ev);
+	if (c->up_head)
+		evbuffer_free(c->up_head);
+	gw_msg_free(&c->req);
+	gw_peertab_leave(w->rt->peers, (struct sockaddr *)&c->peer);
+	atomic_fetch_sub(&w->rt->conns_all, 1);
+	atomic_fetch_sub(&w->rt->m.conns_active, 1);
+	if (c->state == CS_TUNNEL)
+		atomic_fetch_sub(&w->rt->m.ws_active, 1);
+	gw_config_unref(c->cfg);
+	free(c);
+	gw_worker_conn_done(w, NULL);
+}
+
+/* Defers the free to the next loop pass so no caller up the stack touches
+ * freed memory (Redis-style deferred deletion). */
+void
+gw_conn_close(struct gw_conn *c)
+{
+	if (c->freeing)
+		return;
+	c->freeing = true;
+	if (c->bev)
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	event_del(c->timer);
+	event_active(c->timer, EV_TIMEOUT, 0);
+}
+
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	if (c->freeing) {
+		gw_conn_free(c);
+		return;
+	}
+	switch (c->state) {
+	case CS_HANDSHAKE:
+	case CS_IDLE:
+	case CS_LINGER:
+		gw_conn_close(c);
+		break;
+	case CS_HEAD:
+		gw_relay_reject(c, 408, "request head timeout");
+		break;
+	case CS_FORWARD:
+		if (!c->req_done) {
+			/* body stalled */
+			if (c->resp_started)
+				gw_conn_close(c);
+			else
+				gw_relay_reject(c, 408, "request head timeout");
+		} else
+			gw_conn_upstream_failed(c, 504);
+		break;
+	case CS_TUNNEL:
+		gw_conn_close(c);
+		break;
+	}
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		c->state = CS_IDLE;
+		event_del(c->timer);
+		gw_conn_arm(c, c->cfg->to.idle);
+		return;
+	}
+	if (c->state == CS_HANDSHAKE && (what & BEV_EVENT_ERROR))
+		atomic_fetch_add(&c->w->rt->m.tls_handshake_errors, 1);
+	/* EOF or error from the client: nothing more can be said to it. */
+	gw_conn_close(c);
+}
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct gw_conn *c = arg;
+
+	switch (c->state) {
+	case CS_TUNNEL:
+		gw_tunnel_client_read(c);
+		break;
+	case CS_LINGER:
+		evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
+		break;
+	default:
+		gw_conn_parse(c);
+		break;
+	}
+}
+
+static void
+conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct gw_conn *c = arg;
+	struct evbuffer *out = bufferevent_get_output(bev);
+
+	if (c->state == CS_LINGER) {
+		if (evbuffer_get_length(out) == 0)
+			gw_relay_linger(c);
+		return;
+	}
+	if (c->state == CS_TUNNEL) {
+		gw_tunnel_client_drained(c);
+		return;
+	}
+	if (c->up && c->up->read_paused &&
+	    evbuffer_get_length(out) < GW_HIGH_WATER / 2)
+		gw_up_pause_read(c->up, false);
+}
+
+static void
+conn_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	gw_relay_next_request(arg);
+}
+
+/* The upstream drained its output: the client may send more body. */
+void
+gw_conn_resume_read(struct gw_conn *c)
+{
+	if (!c->read_paused || c->freeing)
+		return;
+	c->read_paused = false;
+	bufferevent_enable(c->bev, EV_READ);
+	gw_conn_parse(c);
+}
+
+bool
+gw_conn_upstream_writable(struct gw_conn *c)
+{
+	return c->up == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(c->up->bev)) < GW_HIGH_WATER;
+}
+
+/* obs-fold (a line starting with SP/HTAB) is the one head defect llhttp
+ * accepts without a lenient flag; scan the head bytes it consumed for it. */
+static bool
+head_has_obs_fold(struct gw_conn *c, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (c->prev_byte == '\n' && (p[i] == ' ' || p[i] == '\t'))
+			return true;
+		c->prev_byte = p[i];
+	}
+	return false;
+}
+
+void
+gw_conn_parse(struct gw_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	for (int guard = 0; guard < 4096 && !c->freeing; guard++) {
+		struct evbuffer_iovec v;
+		llhttp_errno_t e;
+		size_t used;
+		bool in_head;
+
+		if (c->state == CS_FORWARD && (c->req_done || c->upgrade))
+			return;		/* pipelined bytes wait in `in` */
+		if (c->state == CS_LINGER || c->state == CS_TUNNEL)
+			return;
+		if (!gw_conn_upstream_writable(c)) {
+			c->read_paused = true;
+			bufferevent_disable(c->bev, EV_READ);
+			return;
+		}
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			return;
+		in_head = !c->head_done;
+		e = llhttp_execute(&c->parser, v.iov_base, v.iov_len);
+		used = e == HPE_OK ? v.iov_len :
+		    (size_t)(llhttp_get_error_pos(&c->parser) - (char *)v.iov_base);
+		if (in_head && e != HPE_OK && e != HPE_PAUSED)
+			used = 0;
+		if (in_head && head_has_obs_fold(c, v.iov_base, used) &&
+		    c->err_status == 0) {
+			gw_relay_reject(c, 400, "obs-fold in header");
+			return;
+		}
+		c->bytes_in += used;
+		evbuffer_drain(in, used);
+		if (c->freeing || c->state == CS_LINGER)
+			return;
+		if (e == HPE_OK)
+			continue;
+		if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
+			if (e == HPE_PAUSED_UPGRADE) {
+				/* A non-WebSocket Upgrade ended the message:
+				 * serve it, then close. */
+				c->keepalive = false;
+				on_message_complete(&c->parser);
+			}
+			llhttp_resume(&c->parser);
+			if (c->head_done && c->state == CS_HEAD) {
+				if (gw_relay_head_accept(c) < 0)
+					return;
+				/* A message without a body completes without
+				 * another byte: let llhttp say so now. */
+				if (!c->upgrade &&
+				    llhttp_execute(&c->parser, "", 0) == HPE_PAUSED)
+					llhttp_resume(&c->parser);
+			}
+			continue;
+		}
+		gw_relay_reject(c, c->err_status ? c->err_status : 400,
+		    c->err_reason ? c->err_reason : llhttp_errno_name(e));
+		return;
+	}
+}
+
+/* ---- llhttp callbacks: store and bound, never act ---- */
+
+int
+gw_conn_fail(struct gw_conn *c, int status, const char *why)
+{
+	if (c->err_status == 0) {
+		c->err_status = status;
+		c->err_reason = why;
+	}
+	return -1;
+}
+
+/* Chunked trailers are read, bounded and dropped: never forwarded. */
+static int
+trailer(struct gw_conn *c, size_t n)
+{
+	c->trailer_len += n;
+	if (c->trailer_len > c->cfg->lim.header_size)
+		return gw_conn_fail(c, 400, "trailer too large");
+	return 0;
+}
+
+static int
+on_message_begin(llhttp_t *p)
+{
+	struct gw_conn *c = p->data;
+
+	gw_relay_request_begin(c);
+	return 0;
+}
+
+static int
+on_url(llhttp_t *p, const char *at, size_t n)
+{
+	struct gw_conn *c = p->data;
+
+	if (c->req.url_len + n > c->cfg->lim.request_line)
+		return gw_conn_fail(c, 414, "request line too long");
+	if (gw_msg_append(&c->req, at, n, c->cfg->lim.header_total) < 0)
+		return gw_conn_fail(c, 431, "request head too large");
+	c->req.url_len += n;
+	return 0;
+}
+
+static int
+on_header_field(llhttp_t *p, const char *at, size_t n)
+{
+	struct gw_conn *c = p->data;
+	struct gw_msg *m = &c->req;
+
+	if (c->head_done)
+		return trailer(c, n);
+	if (m->nhdrs == 0 || m->in_value) {
+		if (gw_relay_new_header(c, m) < 0)
+			return -1;
+	}
+	m->line_len += n;
+	if (m->line_len > c->cfg->lim.header_size)
+		return gw_conn_fail(c, 431, "header line too long");
+	if (gw_msg_append(m, at, n, c->cfg->lim.header_total) < 0)
+		return gw_conn_fail(c, 431, "request head too large");
+	m->hdrs[m->nhdrs - 1].name_len += n;
+	return 0;
+}
+
+static int
+on_header_field_complete(llhttp_t *p)
+{
+	struct gw_conn *c = p->data;
+	struct gw_msg *m = &c->req;
+	const struct gw_hdr *h;
+
+	if (c->head_done)
+		return 0;
+	h = &m->hdrs[m->nhdrs - 1];
+	if (!gw_relay_valid_name(m->buf + h->name, h->name_len))
+		return gw_conn_fail(c, 400, "invalid header name");
+	m->in_value = true;
+	m->hdrs[m->nhdrs - 1].value = m->len;
+	return 0;
+}
+
+static int
+on_header_value(llhttp_t *p, const char *at, size_t n)
+{
+	struct gw_conn *c = p->data;
+	struct gw_msg *m = &c->req;
+
+	if (c->head_done)
+		return trailer(c, n);
+	m->line_len += n;
+	if (m->line_len > c->cfg->lim.header_size)
+		return gw_conn_fail(c, 431, "header line too long");
+	if (gw_msg_append(m, at, n, c->cfg->lim.header_total) < 0)
+		return gw_conn_fail(c, 431, "request head too large");
+	m->hdrs[m->nhdrs - 1].value_len += n;
+	return 0;
+}
+
+static int
+on_headers_complete(llhttp_t *p)
+{
+	struct gw_conn *c = p->data;
+
+	c->head_done = true;
+	return HPE_PAUSED;	/* judged in gw_relay_head_accept() */
+}
+
+static int
+on_body(llhttp_t *p, const char *at, size_t n)
+{
+	struct gw_conn *c = p->data;
+
+	c->body_in += n;
+	if (c->cfg->lim.body && c->body_in > c->cfg->lim.body)
+		return gw_conn_fail(c, 413, "request body too large");
+	gw_relay_body(c, at, n);
+	return 0;
+}
+
+static int
+on_message_complete(llhttp_t *p)
+{
+	struct gw_conn *c = p->data;
+
+	gw_relay_body_done(c);
+	return HPE_PAUSED;	/* hold pipelined requests until answered */
+}

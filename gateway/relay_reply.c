@@ -1,0 +1,187 @@
+/* relay_reply.c -- answers the gateway makes itself (errors), the end of a
+ * response, and closing a connection without losing what was said. */
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
+
+#include "gateway/gw_internal.h"
+
+/* Security headers on every answer that the gateway writes itself. */
+static void
+add_own_security_headers(struct gw_conn *c, struct evbuffer *out)
+{
+	if (c->cfg->hsts)
+		evbuffer_add_printf(out,
+		    "Strict-Transport-Security: max-age=%u; includeSubDomains\r\n",
+		    c->cfg->hsts_max_age);
+	evbuffer_add_printf(out, "X-Content-Type-Options: nosniff\r\n"
+	    "Referrer-Policy: same-origin\r\n"
+	    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"
+	    "Cache-Control: no-store\r\n");
+}
+
+void
+gw_http_date(char *buf, size_t len)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+void
+gw_relay_reject(struct gw_conn *c, int status, const char *why)
+{
+	struct evbuffer *out;
+	char body[256], date[64];
+	int blen;
+
+	if (c->freeing || c->state == CS_LINGER)
+		return;
+	if (status >= 400 && status < 500)
+		atomic_fetch_add(&c->w->rt->m.bad_requests, 1);
+	/* `why` is always one of our own constant strings: no client bytes
+	 * reach the log from here. */
+	gw_log(GW_LOG_INFO, "client %s: %d %s", c->peer_ip, status, why);
+	if (c->resp_started) {
+		gw_relay_abort(c);
+		return;
+	}
+	if (c->up != NULL) {
+		struct gw_upconn *up = c->up;
+		c->up = NULL;
+		up->c = NULL;
+		gw_up_release(up, false);
+	}
+	blen = snprintf(body, sizeof(body), "<!doctype html>\n<title>%d %s</title>\n"
+	    "<h1>%d %s</h1>\n", status, gw_status_text(status), status,
+	    gw_status_text(status));
+	gw_http_date(date, sizeof(date));
+	out = bufferevent_get_output(c->bev);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n"
+	    "Content-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n"
+	    "Connection: close\r\n", status, gw_status_text(status), date, blen);
+	if (status == 405)
+		evbuffer_add_printf(out,
+		    "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n");
+	add_own_security_headers(c, out);
+	evbuffer_add(out, "\r\n", 2);
+	if (!c->is_head)
+		evbuffer_add(out, body, (size_t)blen);
+	c->bytes_out += evbuffer_get_length(out);
+	c->status = status;
+	c->resp_started = true;
+	if (c->t_start.tv_sec == 0)
+		gw_now(&c->t_start);
+	gw_access_log(c);
+	gw_relay_close_after_flush(c);
+}
+
+/* Let the client read everything we wrote before the connection goes. */
+void
+gw_relay_close_after_flush(struct gw_conn *c)
+{
+	c->state = CS_LINGER;
+	c->keepalive = false;
+	event_del(c->timer);
+	/* Bound the flush: a client that never reads must not hold us. */
+	gw_conn_arm(c, c->cfg->to.idle);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		gw_relay_linger(c);
+}
+
+/* Output flushed: send close_notify and FIN, then read and discard what
+ * the client still sends for a moment, so that closing with unread input
+ * does not turn into an RST that destroys the answer in flight. */
+void
+gw_relay_linger(struct gw_conn *c)
+{
+	SSL *ssl;
+
+	if (c->lingering || c->freeing)
+		return;
+	c->lingering = true;
+	ssl = bufferevent_openssl_get_ssl(c->bev);
+	if (ssl != NULL && SSL_is_init_finished(ssl))
+		(void)SSL_shutdown(ssl);
+	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	event_del(c->timer);
+	gw_conn_arm(c, GW_LINGER_MS);
+}
+
+void
+gw_relay_abort(struct gw_conn *c)
+{
+	if (c->freeing)
+		return;
+	if (c->status == 0)
+		c->status = 499;
+	gw_access_log(c);
+	gw_conn_close(c);
+}
+
+void
+gw_conn_upstream_failed(struct gw_conn *c, int status)
+{
+	struct gw_runtime *rt = c->w->rt;
+
+	if (status == 504)
+		atomic_fetch_add(&rt->m.upstream_timeouts, 1);
+	else
+		atomic_fetch_add(&rt->m.upstream_errors, 1);
+	if (c->up != NULL) {
+		struct gw_upconn *up = c->up;
+		c->up = NULL;
+		up->c = NULL;
+		gw_up_release(up, false);
+	}
+	if (c->resp_started) {
+		gw_relay_abort(c);
+		return;
+	}
+	gw_relay_reject(c, status, status == 504 ? "upstream timed out" :
+	    "upstream unavailable");
+}
+
+/* The upstream's response is complete. */
+void
+gw_conn_response_done(struct gw_conn *c, bool upstream_reusable)
+{
+	struct gw_upconn *up = c->up;
+
+	if (up != NULL) {
+		c->up = NULL;
+		up->c = NULL;
+		gw_up_release(up, upstream_reusable && c->req_done);
+	}
+	if (c->resp_chunked)
+		bufferevent_write(c->bev, "0\r\n\r\n", 5);
+	gw_access_log(c);
+	if (!c->req_done || !c->keepalive || c->resp_until_close || c->upgrade) {
+		gw_relay_close_after_flush(c);
+		return;
+	}
+	/* Parse the next (maybe pipelined) request from the event loop, not
+	 * from inside the upstream's parser callback that called us. */
+	c->state = CS_IDLE;
+	event_active(c->resume_ev, EV_TIMEOUT, 0);
+}
+
+void
+gw_relay_next_request(struct gw_conn *c)
+{
+	if (c->freeing || c->state != CS_IDLE)
+		return;
+	c->head_done = false;
+	event_del(c->timer);
+	gw_conn_arm(c, c->cfg->to.idle);
+	c->read_paused = false;
+	bufferevent_enable(c->bev, EV_READ);
+	gw_conn_parse(c);
+}

@@ -1,0 +1,166 @@
+/* relay_response.c -- the upstream's response head, cleaned and hardened,
+ * and its body re-framed for the client. */
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "gateway/gw_internal.h"
+
+/* Response headers the client never sees: hop-by-hop, framing we redo,
+ * and what fingerprints the PBX behind us. */
+static bool
+drop_response_header(const struct gw_msg *m, const struct gw_hdr *h,
+    bool switching, const char *conn_v, size_t conn_n)
+{
+	static const char *const drop[] = {
+		"keep-alive", "proxy-connection", "te", "trailer",
+		"transfer-encoding", "content-length", "server", "x-powered-by",
+		"x-aspnet-version", "x-aspnetmvc-version", NULL
+	};
+	for (int i = 0; drop[i]; i++)
+		if (gw_hdr_is(m, h, drop[i]))
+			return true;
+	if (switching)
+		return false;	/* 101 keeps Connection/Upgrade as sent */
+	if (gw_hdr_is(m, h, "connection") || gw_hdr_is(m, h, "upgrade"))
+		return true;
+	if (conn_v != NULL && h->name_len < 64) {
+		char name[64];
+		memcpy(name, m->buf + h->name, h->name_len);
+		name[h->name_len] = '\0';
+		if (gw_token_list_has(conn_v, conn_n, name))
+			return true;
+	}
+	return false;
+}
+
+static bool
+has_header(const struct gw_msg *m, const char *name)
+{
+	return gw_msg_find(m, name, NULL) != NULL;
+}
+
+/* Whether any Content-Security-Policy header already sets frame-ancestors. */
+static bool
+csp_has_frame_ancestors(const struct gw_msg *m)
+{
+	for (unsigned i = 0; i < m->nhdrs; i++) {
+		const struct gw_hdr *h = &m->hdrs[i];
+		if (!gw_hdr_is(m, h, "content-security-policy"))
+			continue;
+		if (memmem(m->buf + h->value, h->value_len, "frame-ancestors", 15))
+			return true;
+	}
+	return false;
+}
+
+static void
+add_security_headers(struct gw_conn *c, const struct gw_msg *m,
+    struct evbuffer *out)
+{
+	if (c->cfg->hsts && !has_header(m, "strict-transport-security"))
+		evbuffer_add_printf(out,
+		    "Strict-Transport-Security: max-age=%u; includeSubDomains\r\n",
+		    c->cfg->hsts_max_age);
+	if (!has_header(m, "x-content-type-options"))
+		evbuffer_add(out, "X-Content-Type-Options: nosniff\r\n", 33);
+	if (!has_header(m, "referrer-policy"))
+		evbuffer_add(out, "Referrer-Policy: same-origin\r\n", 30);
+	/* A second CSP header only narrows (browsers enforce every policy),
+	 * so adding ours never loosens what the upstream set. */
+	if (!csp_has_frame_ancestors(m))
+		evbuffer_add(out,
+		    "Content-Security-Policy: frame-ancestors 'self'\r\n", 49);
+}
+
+/* Decides how the body reaches the client; writes the framing header. */
+static void
+choose_framing(struct gw_conn *c, struct gw_upconn *up, struct evbuffer *out)
+{
+	const llhttp_t *p = &up->parser;
+	int st = p->status_code;
+	bool nobody = c->is_head || st == 204 || st == 304 || st < 200;
+	bool http10 = c->parser.http_minor == 0;
+
+	if (nobody) {
+		if ((p->flags & F_CONTENT_LENGTH) && st != 204)
+			evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+			    (unsigned long long)p->content_length);
+		return;
+	}
+	if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
+		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+		    (unsigned long long)p->content_length);
+		return;
+	}
+	/* chunked, or delimited by the upstream closing */
+	if (http10) {
+		c->resp_until_close = true;
+		c->keepalive = false;
+	} else {
+		c->resp_chunked = true;
+		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+	}
+}
+
+/* Called from the upstream parser's on_headers_complete. Returns what
+ * that callback returns: 0, or 1 when the response has no body to parse
+ * (HEAD), or -1 for an unacceptable response. */
+int
+gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
+{
+	const struct gw_msg *m = &up->resp;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	const struct gw_hdr *ch = gw_msg_find(m, "connection", NULL);
+	const char *conn_v = NULL, *reason;
+	size_t conn_n = 0, rlen;
+	int st = up->parser.status_code;
+	bool switching = st == 101;
+	size_t before = evbuffer_get_length(out);
+
+	if (ch != NULL) {
+		conn_v = m->buf + ch->value;
+		conn_n = ch->value_len;
+	}
+	reason = m->status_text_len ? m->buf + m->status_text : gw_status_text(st);
+	rlen = m->status_text_len ? m->status_text_len : strlen(reason);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %.*s\r\n", st, (int)rlen, reason);
+	for (unsigned i = 0; i < m->nhdrs; i++) {
+		const struct gw_hdr *h = &m->hdrs[i];
+		if (drop_response_header(m, h, switching, conn_v, conn_n))
+			continue;
+		evbuffer_add(out, m->buf + h->name, h->name_len);
+		evbuffer_add(out, ": ", 2);
+		evbuffer_add(out, m->buf + h->value, h->value_len);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	if (!switching) {
+		choose_framing(c, up, out);
+		if (!c->keepalive || c->upgrade || !c->req_done)
+			evbuffer_add(out, "Connection: close\r\n", 19);
+	}
+	add_security_headers(c, m, out);
+	evbuffer_add(out, "\r\n", 2);
+	c->bytes_out += evbuffer_get_length(out) - before;
+	c->status = st;
+	c->resp_started = true;
+	c->upstream_ms = gw_ms_since(&c->t_up);
+	return c->is_head ? 1 : 0;
+}
+
+void
+gw_conn_response_body(struct gw_conn *c, const char *p, size_t n)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (n == 0)
+		return;
+	if (c->resp_chunked) {
+		evbuffer_add_printf(out, "%zx\r\n", n);
+		evbuffer_add(out, p, n);
+		evbuffer_add(out, "\r\n", 2);
+	} else
+		evbuffer_add(out, p, n);
+	c->bytes_out += n;
+}

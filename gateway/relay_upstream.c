@@ -1,0 +1,563 @@
+/* relay_upstream.c -- connections to the upstream: the per-worker keep-alive
+ * pool, connecting (TCP or TLS), and parsing responses with llhttp. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "gateway/gw_internal.h"
+
+#define UP_HEAD_MAX     (64 * 1024)	/* response head bytes */
+#define UP_HEADERS_MAX  256
+#define UP_LINE_MAX     (16 * 1024)
+
+static void up_read_cb(struct bufferevent *, void *);
+static void up_write_cb(struct bufferevent *, void *);
+static void up_event_cb(struct bufferevent *, short, void *);
+static void up_timer_cb(evutil_socket_t, short, void *);
+static void up_parse(struct gw_upconn *);
+
+static int rs_message_begin(llhttp_t *);
+static int rs_status(llhttp_t *, const char *, size_t);
+static int rs_header_field(llhttp_t *, const char *, size_t);
+static int rs_header_field_complete(llhttp_t *);
+static int rs_header_value(llhttp_t *, const char *, size_t);
+static int rs_headers_complete(llhttp_t *);
+static int rs_body(llhttp_t *, const char *, size_t);
+static int rs_message_complete(llhttp_t *);
+
+static llhttp_settings_t rs_settings;
+static pthread_once_t rs_once = PTHREAD_ONCE_INIT;
+
+static void
+rs_settings_init(void)
+{
+	llhttp_settings_init(&rs_settings);
+	rs_settings.on_message_begin = rs_message_begin;
+	rs_settings.on_status = rs_status;
+	rs_settings.on_header_field = rs_header_field;
+	rs_settings.on_header_field_complete = rs_header_field_complete;
+	rs_settings.on_header_value = rs_header_value;
+	rs_settings.on_headers_complete = rs_headers_complete;
+	rs_settings.on_body = rs_body;
+	rs_settings.on_message_complete = rs_message_complete;
+}
+
+static void
+up_arm(struct gw_upconn *up, unsigned ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	evtimer_add(up->timer, &tv);
+}
+
+static void
+up_free_now(struct gw_upconn *up)
+{
+	if (up->bev)
+		bufferevent_free(up->bev);
+	event_free(up->timer);
+	gw_msg_free(&up->resp);
+	free(up);
+}
+
+/* Deferred free: callbacks of this connection may be on the stack. */
+static void
+up_defer_free(struct gw_upconn *up)
+{
+	if (up->freeing)
+		return;
+	if (up->state == US_IDLE) {
+		TAILQ_REMOVE(&up->w->idle, up, entry);
+		up->w->nidle--;
+	}
+	up->freeing = true;
+	up->c = NULL;
+	bufferevent_disable(up->bev, EV_READ | EV_WRITE);
+	event_del(up->timer);
+	event_active(up->timer, EV_TIMEOUT, 0);
+}
+
+static void
+up_reset_parser(struct gw_upconn *up)
+{
+	pthread_once(&rs_once, rs_settings_init);
+	llhttp_init(&up->parser, HTTP_RESPONSE, &rs_settings);
+	up->parser.data = up;
+	gw_msg_reset(&up->resp);
+	up->got_bytes = up->head_done = up->msg_done = up->switching = false;
+}
+
+static struct gw_upconn *
+up_connect(struct gw_conn *c, char *err, size_t errlen)
+{
+	struct gw_worker *w = c->w;
+	struct gw_runtime *rt = w->rt;
+	const struct gw_config *cfg = c->cfg;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	struct gw_upconn *up = calloc(1, sizeof(*up));
+
+	if (up == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	up->w = w;
+	up->c = c;
+	up->generation = cfg->generation;
+	up->pool_max = cfg->lim.upstream_keepalive;
+	up->idle_ms = cfg->to.idle;
+	up->timer = evtimer_new(w->base, up_timer_cb, up);
+	if (cfg->upstream.tls) {
+		SSL *ssl = cert_client_ssl(cfg->upstream_tls, cfg->upstream.sni);
+		if (ssl != NULL) {
+			up->bev = bufferevent_openssl_socket_new(w->base, -1, ssl,
+			    BUFFEREVENT_SSL_CONNECTING,
+			    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+			if (up->bev == NULL)
+				SSL_free(ssl);
+			else
+				bufferevent_openssl_set_allow_dirty_shutdown(up->bev, 1);
+		}
+	} else
+		up->bev = bufferevent_socket_new(w->base, -1,
+		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (up->bev == NULL || up->timer == NULL) {
+		snprintf(err, errlen, "cannot create a connection object");
+		if (up->timer)
+			event_free(up->timer);
+		if (up->bev)
+			bufferevent_free(up->bev);
+		free(up);
+		return NULL;
+	}
+	up_reset_parser(up);
+	bufferevent_setcb(up->bev, up_read_cb, up_write_cb, up_event_cb, up);
+	bufferevent_setwatermark(up->bev, EV_WRITE, GW_HIGH_WATER / 2, 0);
+	bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+	pthread_mutex_lock(&rt->up_lock);
+	ss = rt->up_addr;
+	sslen = rt->up_addrlen;
+	pthread_mutex_unlock(&rt->up_lock);
+	up->state = US_CONNECTING;
+	if (bufferevent_socket_connect(up->bev, (struct sockaddr *)&ss, (int)sslen) < 0) {
+		snprintf(err, errlen, "connect: %s", strerror(errno));
+		up_free_now(up);
+		return NULL;
+	}
+	up_arm(up, cfg->to.upstream_connect);
+	return up;
+}
+
+struct gw_upconn *
+gw_up_acquire(struct gw_conn *c, char *err, size_t errlen)
+{
+	struct gw_worker *w = c->w;
+	struct gw_upconn *up;
+
+	while ((up = TAILQ_FIRST(&w->idle)) != NULL) {
+		TAILQ_REMOVE(&w->idle, up, entry);
+		w->nidle--;
+		if (up->generation != c->cfg->generation) {
+			/* opened under another config: its upstream may differ */
+			up->state = US_ACTIVE;
+			up_defer_free(up);
+			continue;
+		}
+		event_del(up->timer);
+		up->state = US_ACTIVE;
+		up->c = c;
+		up->reused = true;
+		up_reset_parser(up);
+		bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+		return up;
+	}
+	return up_connect(c, err, errlen);
+}
+
+void
+gw_up_send_head(struct gw_upconn *up, struct evbuffer *head)
+{
+	size_t n = evbuffer_get_length(head);
+
+	bufferevent_write(up->bev, evbuffer_pullup(head, -1), n);
+	if (up->c != NULL)
+		gw_now(&up->c->t_up);
+}
+
+/* The whole request is on its way: from now on the upstream owes us an
+ * answer within upstream_timeout. */
+void
+gw_up_request_sent(struct gw_upconn *up)
+{
+	if (up->state == US_ACTIVE && !up->read_paused && up->c != NULL)
+		up_arm(up, up->c->cfg->to.upstream);
+}
+
+void
+gw_up_release(struct gw_upconn *up, bool reusable)
+{
+	struct gw_worker *w = up->w;
+
+	up->c = NULL;
+	if (!reusable || w->draining || up->state != US_ACTIVE ||
+	    !up->msg_done || up->freeing || w->nidle >= up->pool_max ||
+	    evbuffer_get_length(bufferevent_get_input(up->bev)) != 0) {
+		up_defer_free(up);
+		return;
+	}
+	up->state = US_IDLE;
+	up->read_paused = false;
+	TAILQ_INSERT_HEAD(&w->idle, up, entry);
+	w->nidle++;
+	event_del(up->timer);
+	up_arm(up, up->idle_ms);
+	bufferevent_enable(up->bev, EV_READ);
+}
+
+void
+gw_up_pause_read(struct gw_upconn *up, bool pause)
+{
+	if (pause) {
+		up->read_paused = true;
+		bufferevent_disable(up->bev, EV_READ);
+		event_del(up->timer);
+		return;
+	}
+	if (!up->read_paused || up->freeing)
+		return;
+	up->read_paused = false;
+	bufferevent_enable(up->bev, EV_READ);
+	if (up->c == NULL)
+		return;
+	if (up->c->state == CS_TUNNEL) {
+		gw_tunnel_up_read(up);
+		return;
+	}
+	up_arm(up, up->c->cfg->to.upstream);
+	up_parse(up);
+}
+
+void
+gw_pool_flush(struct gw_worker *w)
+{
+	struct gw_upconn *up;
+
+	while ((up = TAILQ_FIRST(&w->idle)) != NULL)
+		up_defer_free(up);
+}
+
+static void
+up_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_upconn *up = arg;
+
+	if (up->freeing) {
+		up_free_now(up);
+		return;
+	}
+	if (up->state == US_IDLE || up->c == NULL) {
+		up_defer_free(up);
+		return;
+	}
+	gw_log(GW_LOG_WARN, "upstream %s: %s timed out",
+	    up->c->cfg->upstream.url,
+	    up->state == US_CONNECTING ? "connect" : "response");
+	gw_conn_upstream_failed(up->c, 504);
+}
+
+static bool
+retryable(const struct gw_upconn *up)
+{
+	const struct gw_conn *c = up->c;
+
+	/* Only a request we can send again whole: no body streamed yet, and
+	 * only when a pooled connection died under us before any answer. */
+	return up->reused && !up->got_bytes && c->req_done && c->body_in == 0 &&
+	    !c->upgrade && c->up_head != NULL;
+}
+
+static void
+up_retry(struct gw_upconn *up)
+{
+	struct gw_conn *c = up->c;
+	char err[GW_ERRLEN];
+	struct gw_upconn *n;
+
+	up->c = NULL;
+	up_defer_free(up);
+	c->up = NULL;
+	n = up_connect(c, err, sizeof(err));
+	if (n == NULL) {
+		gw_log(GW_LOG_ERR, "upstream %s: %s", c->cfg->upstream.url, err);
+		gw_conn_upstream_failed(c, 502);
+		return;
+	}
+	c->up = n;
+	gw_up_send_head(n, c->up_head);
+}
+
+static void
+up_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct gw_upconn *up = arg;
+	struct gw_conn *c = up->c;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		int one = 1;
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY,
+		    &one, sizeof(one));
+		up->state = US_ACTIVE;
+		event_del(up->timer);
+		if (c != NULL && gw_conn_request_sent(c))
+			up_arm(up, c->cfg->to.upstream);
+		return;
+	}
+	if (up->state == US_IDLE || c == NULL || up->freeing) {
+		up_defer_free(up);
+		return;
+	}
+	if (c->state == CS_TUNNEL) {
+		gw_tunnel_up_closed(up);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && up->head_done &&
+	    llhttp_message_needs_eof(&up->parser)) {
+		if (llhttp_finish(&up->parser) == HPE_OK && up->msg_done) {
+			gw_conn_response_done(c, false);
+			return;
+		}
+	}
+	if (retryable(up)) {
+		up_retry(up);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(bev);
+		char buf[256];
+		if (e != 0)
+			ERR_error_string_n(e, buf, sizeof(buf));
+		gw_log(GW_LOG_ERR, "upstream %s: %s", c->cfg->upstream.url,
+		    e != 0 ? buf : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	} else
+		gw_log(GW_LOG_ERR, "upstream %s: closed the connection mid-response",
+		    c->cfg->upstream.url);
+	gw_conn_upstream_failed(c, 502);
+}
+
+static void
+up_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct gw_upconn *up = arg;
+
+	if (up->freeing)
+		return;
+	if (up->state == US_IDLE || up->c == NULL) {
+		/* an idle upstream must say nothing; whatever it said, the
+		 * connection can no longer be trusted to be in sync */
+		up_defer_free(up);
+		return;
+	}
+	if (up->c->state == CS_TUNNEL) {
+		gw_tunnel_up_read(up);
+		return;
+	}
+	up_parse(up);
+}
+
+static void
+up_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct gw_upconn *up = arg;
+
+	if (up->c == NULL || up->freeing)
+		return;
+	if (up->c->state == CS_TUNNEL)
+		gw_tunnel_up_drained(up);
+	else
+		gw_conn_resume_read(up->c);
+}
+
+static void
+up_parse(struct gw_upconn *up)
+{
+	struct evbuffer *in = bufferevent_get_input(up->bev);
+
+	for (int guard = 0; guard < 4096; guard++) {
+		struct gw_conn *c = up->c;
+		struct evbuffer_iovec v;
+		llhttp_errno_t e;
+		size_t used;
+
+		if (c == NULL || up->freeing || c->freeing)
+			return;
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > GW_HIGH_WATER) {
+			gw_up_pause_read(up, true);
+			return;
+		}
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			return;
+		up->got_bytes = true;
+		up_arm(up, c->cfg->to.upstream);
+		e = llhttp_execute(&up->parser, v.iov_base, v.iov_len);
+		used = e == HPE_OK ? v.iov_len :
+		    (size_t)(llhttp_get_error_pos(&up->parser) - (char *)v.iov_base);
+		evbuffer_drain(in, used);
+		if (e == HPE_OK)
+			continue;
+		if (e == HPE_PAUSED) {
+			bool keep = llhttp_should_keep_alive(&up->parser);
+			llhttp_resume(&up->parser);
+			if (up->switching) {
+				gw_tunnel_start(c);
+				return;
+			}
+			if (up->msg_done) {
+				gw_conn_response_done(c, keep);
+				return;
+			}
+			continue;
+		}
+		gw_log(GW_LOG_ERR, "upstream %s: invalid response: %s",
+		    c->cfg->upstream.url, llhttp_errno_name(e));
+		gw_conn_upstream_failed(c, 502);
+		return;
+	}
+}
+
+/* ---- response parser callbacks ---- */
+
+static int
+rs_message_begin(llhttp_t *p)
+{
+	struct gw_upconn *up = p->data;
+
+	gw_msg_reset(&up->resp);
+	up->head_done = up->msg_done = false;
+	return 0;
+}
+
+static int
+rs_status(llhttp_t *p, const char *at, size_t n)
+{
+	struct gw_upconn *up = p->data;
+
+	if (up->resp.status_text_len == 0)
+		up->resp.status_text = (uint32_t)up->resp.len;
+	if (gw_msg_append(&up->resp, at, n, UP_HEAD_MAX) < 0)
+		return -1;
+	up->resp.status_text_len += n;
+	return 0;
+}
+
+static int
+rs_header_field(llhttp_t *p, const char *at, size_t n)
+{
+	struct gw_upconn *up = p->data;
+	struct gw_msg *m = &up->resp;
+
+	if (up->head_done)
+		return 0;	/* trailers: dropped */
+	if (m->nhdrs == 0 || m->in_value) {
+		if (m->nhdrs >= UP_HEADERS_MAX)
+			return -1;
+		if (m->nhdrs == m->hdrs_cap) {
+			unsigned cap = m->hdrs_cap ? m->hdrs_cap * 2 : 16;
+			struct gw_hdr *nh = reallocarray(m->hdrs, cap, sizeof(*nh));
+			if (nh == NULL)
+				return -1;
+			m->hdrs = nh;
+			m->hdrs_cap = cap;
+		}
+		memset(&m->hdrs[m->nhdrs], 0, sizeof(m->hdrs[0]));
+		m->hdrs[m->nhdrs++].name = (uint32_t)m->len;
+		m->in_value = false;
+		m->line_len = 0;
+	}
+	m->line_len += n;
+	if (m->line_len > UP_LINE_MAX || gw_msg_append(m, at, n, UP_HEAD_MAX) < 0)
+		return -1;
+	m->hdrs[m->nhdrs - 1].name_len += n;
+	return 0;
+}
+
+static int
+rs_header_field_complete(llhttp_t *p)
+{
+	struct gw_upconn *up = p->data;
+	struct gw_msg *m = &up->resp;
+	const struct gw_hdr *h;
+
+	if (up->head_done)
+		return 0;
+	h = &m->hdrs[m->nhdrs - 1];
+	if (!gw_relay_valid_name(m->buf + h->name, h->name_len))
+		return -1;
+	m->in_value = true;
+	m->hdrs[m->nhdrs - 1].value = (uint32_t)m->len;
+	return 0;
+}
+
+static int
+rs_header_value(llhttp_t *p, const char *at, size_t n)
+{
+	struct gw_upconn *up = p->data;
+	struct gw_msg *m = &up->resp;
+
+	if (up->head_done)
+		return 0;
+	m->line_len += n;
+	if (m->line_len > UP_LINE_MAX || gw_msg_append(m, at, n, UP_HEAD_MAX) < 0)
+		return -1;
+	m->hdrs[m->nhdrs - 1].value_len += n;
+	return 0;
+}
+
+static int
+rs_headers_complete(llhttp_t *p)
+{
+	struct gw_upconn *up = p->data;
+	struct gw_conn *c = up->c;
+	int st = p->status_code;
+
+	if (c == NULL)
+		return -1;
+	if (st >= 100 && st < 200 && st != 101)
+		return 0;	/* interim answers are not passed on */
+	up->head_done = true;
+	if (st == 101) {
+		if (!c->upgrade)
+			return -1;	/* a switch nobody asked for */
+		gw_relay_response_head(c, up);
+		up->switching = true;
+		return HPE_PAUSED;
+	}
+	return gw_relay_response_head(c, up);
+}
+
+static int
+rs_body(llhttp_t *p, const char *at, size_t n)
+{
+	struct gw_upconn *up = p->data;
+
+	if (up->c != NULL)
+		gw_conn_response_body(up->c, at, n);
+	return 0;
+}
+
+static int
+rs_message_complete(llhttp_t *p)
+{
+	struct gw_upconn *up = p->data;
+	int st = p->status_code;
+
+	if (st >= 100 && st < 200)
+		return 0;	/* the real answer follows */
+	up->msg_done = true;
+	return HPE_PAUSED;
+}

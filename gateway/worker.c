@@ -1,0 +1,223 @@
+/* worker.c -- worker threads: one event_base each, its own SO_REUSEPORT
+ * listeners, connection caps, and a bounded graceful stop. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "gateway/gw_internal.h"
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct gw_worker *w = arg;
+	struct gw_runtime *rt = w->rt;
+	struct gw_config *cfg;
+	int one = 1;
+	bool ok;
+
+	if (atomic_load(&rt->stopping)) {
+		close(fd);
+		return;
+	}
+	cfg = gw_runtime_config(rt);
+	/* the total is counted first; the per-address table only when the
+	 * total admits the connection, so both are undone exactly once */
+	ok = atomic_fetch_add(&rt->conns_all, 1) < (long long)cfg->lim.connections &&
+	    gw_peertab_enter(rt->peers, sa, cfg->lim.connections_per_ip);
+	if (!ok) {
+		atomic_fetch_sub(&rt->conns_all, 1);
+		atomic_fetch_add(&rt->m.conns_refused, 1);
+		gw_config_unref(cfg);
+		close(fd);
+		return;
+	}
+	gw_config_unref(cfg);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	gw_conn_start(w, fd, sa, (socklen_t)salen);
+}
+
+static void
+admin_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	gw_admin_accept(arg, fd);
+}
+
+static void
+smtp_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct gw_worker *w = arg;
+	struct gw_config *cfg = gw_runtime_config(w->rt);
+
+	if (cfg->mailctx == NULL || atomic_load(&w->rt->stopping)) {
+		close(fd);
+	} else
+		mail_session_start(cfg->mailctx, w->base, fd, sa, (socklen_t)salen);
+	gw_config_unref(cfg);
+}
+
+/* Stop: no new connections; idle keep-alive connections go now, the rest
+ * when their request is done or when shutdown_timeout expires. */
+static void
+drain_check(struct gw_worker *w)
+{
+	struct gw_conn *c, *n;
+
+	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = n) {
+		n = TAILQ_NEXT(c, entry);
+		if (c->state == CS_IDLE || c->state == CS_HANDSHAKE)
+			gw_conn_close(c);
+	}
+	gw_pool_flush(w);
+	if (TAILQ_EMPTY(&w->conns))
+		event_base_loopexit(w->base, NULL);
+}
+
+void
+gw_worker_conn_done(struct gw_worker *w, struct gw_conn *unused)
+{
+	if (w->draining)
+		drain_check(w);
+}
+
+static void
+drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_worker *w = arg;
+	struct gw_conn *c;
+
+	gw_log(GW_LOG_WARN, "worker %d: shutdown_timeout reached, closing "
+	    "remaining connections", w->id);
+	TAILQ_FOREACH(c, &w->conns, entry)
+		gw_conn_close(c);
+	event_base_loopexit(w->base, NULL);
+}
+
+static void
+stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_worker *w = arg;
+	struct gw_config *cfg = gw_runtime_config(w->rt);
+	struct timeval tv = { cfg->to.shutdown / 1000,
+	    (cfg->to.shutdown % 1000) * 1000 };
+
+	gw_config_unref(cfg);
+	w->draining = true;
+	for (int i = 0; i < w->nlev; i++)
+		evconnlistener_disable(w->lev[i]);
+	if (w->admin)
+		evconnlistener_disable(w->admin);
+	for (int i = 0; i < w->nsmtp; i++)
+		evconnlistener_disable(w->smtp[i]);
+	w->drain_timer = evtimer_new(w->base, drain_timeout_cb, w);
+	evtimer_add(w->drain_timer, &tv);
+	mail_sessions_shutdown(w->base);
+	drain_check(w);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct gw_worker *w = arg;
+
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+static struct evconnlistener *
+listen_on(struct gw_worker *w, int fd, evconnlistener_cb cb)
+{
+	return evconnlistener_new(w->base, cb, w,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+}
+
+int
+gw_workers_start(struct gw_runtime *rt, int fds[][GW_MAX_LISTEN], int nfds,
+    int admin_fd, const int *smtp_fds, int nsmtp, char *err, size_t errlen)
+{
+	for (int i = 0; i < rt->nworkers; i++) {
+		struct gw_worker *w = &rt->workers[i];
+
+		w->id = i;
+		w->rt = rt;
+		TAILQ_INIT(&w->conns);
+		TAILQ_INIT(&w->idle);
+		w->base = event_base_new();
+		if (w->base == NULL) {
+			snprintf(err, errlen, "worker %d: cannot create event base", i);
+			return -1;
+		}
+		w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+		for (int j = 0; j < nfds; j++) {
+			w->lev[j] = listen_on(w, fds[i][j], accept_cb);
+			if (w->lev[j] == NULL) {
+				snprintf(err, errlen, "worker %d: listener: %s", i,
+				    strerror(errno));
+				return -1;
+			}
+			w->nlev++;
+		}
+		/* the admin and SMTP listeners are few and quiet: worker 0 */
+		if (i == 0 && admin_fd >= 0)
+			w->admin = listen_on(w, admin_fd, admin_accept_cb);
+		for (int j = 0; i == 0 && j < nsmtp && j < 8; j++)
+			w->smtp[w->nsmtp++] = listen_on(w, smtp_fds[j], smtp_accept_cb);
+	}
+	for (int i = 0; i < rt->nworkers; i++) {
+		if (pthread_create(&rt->workers[i].thread, NULL, worker_main,
+		    &rt->workers[i]) != 0) {
+			snprintf(err, errlen, "cannot start worker thread %d", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void
+gw_workers_stop(struct gw_runtime *rt)
+{
+	for (int i = 0; i < rt->nworkers; i++)
+		event_active(rt->workers[i].stop_ev, EV_TIMEOUT, 0);
+}
+
+void
+gw_workers_join(struct gw_runtime *rt)
+{
+	for (int i = 0; i < rt->nworkers; i++) {
+		struct gw_worker *w = &rt->workers[i];
+		struct gw_conn *c;
+		struct gw_upconn *up;
+
+		pthread_join(w->thread, NULL);
+		/* loop exited: free what is left without callbacks */
+		while ((c = TAILQ_FIRST(&w->conns)) != NULL)
+			gw_conn_free(c);
+		while ((up = TAILQ_FIRST(&w->idle)) != NULL) {
+			TAILQ_REMOVE(&w->idle, up, entry);
+			w->nidle--;
+			bufferevent_free(up->bev);
+			event_free(up->timer);
+			gw_msg_free(&up->resp);
+			free(up);
+		}
+		for (int j = 0; j < w->nlev; j++)
+			evconnlistener_free(w->lev[j]);
+		if (w->admin)
+			evconnlistener_free(w->admin);
+		for (int j = 0; j < w->nsmtp; j++)
+			evconnlistener_free(w->smtp[j]);
+		if (w->drain_timer)
+			event_free(w->drain_timer);
+		event_free(w->stop_ev);
+		event_base_free(w->base);
+	}
+}

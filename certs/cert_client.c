@@ -192,6 +192,11 @@ client_trust(SSL_CTX *ctx, const char *ca_file, char *err, size_t errlen)
 		    "upstream_ca %s: no usable CA certificate", ca_file);
 		return false;
 	}
+	/* Every certificate in upstream_ca is an anchor, so an administrator
+	 * may pin the PBX's own certificate or an intermediate; the name
+	 * must still match. */
+	X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx),
+	    X509_V_FLAG_PARTIAL_CHAIN);
 	return true;
 }
 

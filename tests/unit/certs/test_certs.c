@@ -1277,6 +1277,9 @@ Test(certs, client_verifies_upstream)
 		{ "ca.pem", true, "other.test", false },
 		{ "other.pem", true, "up.test", false },
 		{ NULL, true, "up.test", false },
+		{ "up.pem", true, "up.test", true },	/* pinned leaf */
+		{ "up.pem", true, "other.test", false },
+		{ "self.pem", true, "up.test", false },
 		{ "other.pem", false, "up.test", true },
 		{ NULL, false, "other.test", true },
 	};
@@ -1284,6 +1287,7 @@ Test(certs, client_verifies_upstream)
 	size_t i;
 
 	upstream_pki();
+	leaf("self", key_ec(), "up.test", "DNS:up.test");
 	srv = server((const char *[]){ "up" }, 1, NULL);
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct cert_client *cc = cert_client_new(cases[i].ca ?
@@ -1307,6 +1311,27 @@ struct sni_sent_case {
 	const char *host;
 	const char *sni;	/* NULL: none sent */
 };
+
+/* The PBX's own self-signed certificate (what certs/mkdemo makes) works as
+ * upstream_ca. */
+Test(certs, client_accepts_self_signed_pinned)
+{
+	struct cert_server *srv;
+	struct cert_client *cc;
+	SSL *c, *s;
+
+	leaf("self", key_ec(), "localhost", "DNS:localhost,IP:127.0.0.1");
+	srv = server((const char *[]){ "self" }, 1, NULL);
+	cc = cert_client_new(path("self.pem"), true, err, sizeof err);
+	cr_assert_not_null(cc, "%s", err);
+	c = cert_client_ssl(cc, "127.0.0.1");
+	s = cert_server_ssl(srv);
+	cr_expect(handshake(c, s));
+	SSL_free(c);
+	SSL_free(s);
+	cert_client_free(cc);
+	cert_server_free(srv);
+}
 
 Test(certs, client_sni_not_for_ip_literals)
 {

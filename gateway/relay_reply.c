@@ -183,5 +183,16 @@ gw_relay_next_request(struct gw_conn *c)
 	gw_conn_arm(c, c->cfg->to.idle);
 	c->read_paused = false;
 	bufferevent_enable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+		/* idle keep-alive connections are most of them: keep them
+		 * small (the head buffers come back with the next request) */
+		gw_msg_free(&c->req);
+		if (c->up_head != NULL) {
+			evbuffer_free(c->up_head);
+			c->up_head = NULL;
+		}
+		SSL_free_buffers(bufferevent_openssl_get_ssl(c->bev));
+		return;
+	}
 	gw_conn_parse(c);
 }

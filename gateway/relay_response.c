@@ -123,6 +123,11 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 		conn_v = m->buf + ch->value;
 		conn_n = ch->value_len;
 	}
+	/* Room for the head and a small body in one chunk: the TLS layer
+	 * writes a chunk per SSL_write, so this makes one record and one
+	 * write(2) of a typical API answer instead of two. */
+	evbuffer_expand(out, 2048 + (up->parser.content_length < 16384 ?
+	    up->parser.content_length : 16384));
 	reason = m->status_text_len ? m->buf + m->status_text : gw_status_text(st);
 	rlen = m->status_text_len ? m->status_text_len : strlen(reason);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %.*s\r\n", st, (int)rlen, reason);

@@ -185,4 +185,66 @@ int  auth_recovery_new(struct auth_ctx *, int64_t uid, char codes[AUTH_RECOVERY_
 int  auth_enrol_token_new(struct auth_ctx *, int64_t uid, time_t now,
     char tok[65]);
 
+/* Sealed short-lived tokens for other cookies ("KID.HEX"), purpose in AAD. */
+int  auth_token_seal(struct auth_ctx *, const char *purpose, const void *pt,
+    size_t n, char *out, size_t outlen);
+int  auth_token_open(struct auth_ctx *, const char *purpose, const char *v,
+    size_t vlen, void *pt, size_t n);
+
+/* ---- auth_html.c: response building, escaping, languages ---- */
+struct auth_buf {
+	char  *p;
+	size_t len, cap;
+	bool   oom;
+};
+void auth_buf_add(struct auth_buf *, const char *s);
+void auth_buf_addf(struct auth_buf *, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void auth_buf_esc(struct auth_buf *, const char *s);	/* HTML text/attribute */
+void auth_buf_free(struct auth_buf *);
+
+enum auth_lang { AUTH_EN = 0, AUTH_JA = 1 };
+enum auth_msg {
+	M_TITLE_LOGIN, M_USERNAME, M_PASSWORD, M_CODE, M_CODE_HINT, M_SIGN_IN,
+	M_BAD_LOGIN, M_BAD_CODE, M_VERIFY, M_TITLE_ENROL, M_ENROL_INTRO,
+	M_PASSWORD2, M_SECRET, M_ENROL_DONE, M_RECOVERY_INTRO, M_LINK_BAD,
+	M_PW_MISMATCH, M_PW_SHORT, M_TITLE_ACCOUNT, M_SESSIONS, M_THIS_SESSION,
+	M_REVOKE, M_RECENT, M_CHANGE_PW, M_CURRENT_PW, M_NEW_PW, M_SAVE,
+	M_RECOVERY, M_NEW_RECOVERY, M_TOTP, M_REENROL, M_LOCKDOWN, M_LOCKDOWN_HINT,
+	M_LOCKDOWN_CONFIRM, M_LOCKDOWN_EXCLUDES, M_LOCKDOWN_BAD, M_SAVED,
+	M_TITLE_LOGOUT, M_SIGN_OUT, M_FORBIDDEN, M_SIGNED_OUT, M_FAILED, M_OK, M_FAIL,
+	M_BUSY, M_COUNT
+};
+const char *auth_msg(enum auth_lang, enum auth_msg);
+enum auth_lang auth_lang_pick(const char *accept_language);
+
+/* Page frame: starts html with title; auth_page_end() finishes the body. */
+void auth_page_begin(struct auth_buf *, enum auth_lang, const char *title);
+void auth_page_end(struct auth_buf *);
+/* Response helpers: security headers always set. */
+void auth_resp_html(struct auth_ctx *, struct auth_http_resp *, int status,
+    struct auth_buf *body);
+void auth_resp_redirect(struct auth_http_resp *, int status, const char *location);
+void auth_resp_header(struct auth_http_resp *, const char *name, const char *value);
+void auth_resp_text(struct auth_http_resp *, int status, const char *text);
+
+/* ---- auth_http.c: shared by the pages ---- */
+struct auth_page {
+	struct auth_ctx *c;
+	const struct auth_http_req *req;
+	struct auth_http_resp *resp;
+	enum auth_lang lang;
+	time_t now;
+	char csrf[65];			/* token for forms on this page */
+	bool csrf_ok;			/* POST carried a matching token */
+	struct auth_form form;		/* parsed POST body */
+};
+void auth_csrf_field(struct auth_page *, struct auth_buf *);
+void auth_page_login(struct auth_page *);
+void auth_page_logout(struct auth_page *);
+void auth_page_enrol(struct auth_page *);
+void auth_page_account(struct auth_page *);
+/* Inline SVG QR code for text; appended to b. -1 on failure. */
+int  auth_qr_svg(struct auth_buf *, const char *text);
+
 #endif

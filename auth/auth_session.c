@@ -236,6 +236,14 @@ auth_session_new(struct auth_ctx *c, const struct auth_user *u,
 		return -1;
 	auth_hex(pl.sid, sizeof(pl.sid), sid);
 	auth_peer_text(peer, ip, sizeof(ip));
+	if (sqlite3_prepare_v2(c->db, "DELETE FROM sessions WHERE created < ?1", -1,
+	    &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, (int64_t)now - c->s.session_max - 3600);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -1;
 	if (sqlite3_prepare_v2(c->db, "INSERT INTO sessions(sid, user_id, created, ip,"
 	    " level) VALUES(?1, ?2, ?3, ?4, ?5)", -1, &st, NULL) != SQLITE_OK)
 		return -1;
@@ -268,4 +276,48 @@ auth_session_revoke(struct auth_ctx *c, int64_t uid, const char *sid_hex)
 	if (rc < 0 || auth_bump_version(c) < 0)
 		return -1;
 	return rc;
+}
+
+int
+auth_token_seal(struct auth_ctx *c, const char *purpose, const void *pt,
+    size_t n, char *out, size_t outlen)
+{
+	const struct auth_key *k = &c->keys.k[0];
+	uint8_t sealed[256];
+	char aad[96], hex[2 * sizeof(sealed) + 1];
+	int a, w;
+
+	if (n + AUTH_SEAL_OVER > sizeof(sealed))
+		return -1;
+	a = snprintf(aad, sizeof(aad), "%s:%u", purpose, k->kid);
+	if (auth_seal(k->cookie, aad, (size_t)a, pt, n, sealed) < 0)
+		return -1;
+	auth_hex(sealed, n + AUTH_SEAL_OVER, hex);
+	w = snprintf(out, outlen, "%u.%s", k->kid, hex);
+	return w > 0 && (size_t)w < outlen ? 0 : -1;
+}
+
+int
+auth_token_open(struct auth_ctx *c, const char *purpose, const char *v,
+    size_t vlen, void *pt, size_t n)
+{
+	const struct auth_key *k;
+	uint8_t sealed[256];
+	char aad[96];
+	size_t i = 0;
+	uint32_t kid = 0;
+	int a;
+
+	if (n + AUTH_SEAL_OVER > sizeof(sealed))
+		return -1;
+	while (i < vlen && i < 9 && v[i] >= '0' && v[i] <= '9')
+		kid = kid * 10 + (uint32_t)(v[i++] - '0');
+	if (i == 0 || i >= vlen || v[i] != '.' || (k = auth_keys_find(&c->keys, kid)) == NULL)
+		return -1;
+	i++;
+	if (vlen - i != 2 * (n + AUTH_SEAL_OVER) ||
+	    auth_unhex(v + i, vlen - i, sealed, sizeof(sealed)) < 0)
+		return -1;
+	a = snprintf(aad, sizeof(aad), "%s:%u", purpose, kid);
+	return auth_unseal(k->cookie, aad, (size_t)a, sealed, n + AUTH_SEAL_OVER, pt);
 }

@@ -311,8 +311,10 @@ load_users(struct auth_ctx *c, struct auth_mem_user **out, size_t *n)
 	return 0;
 }
 
+/* Expired sessions are pruned at each login (auth_session_new), which
+ * keeps this table small without a time filter here. */
 static int
-load_revoked(struct auth_ctx *c, int64_t since, uint8_t (**out)[16], size_t *n)
+load_revoked(struct auth_ctx *c, uint8_t (**out)[16], size_t *n)
 {
 	sqlite3_stmt *st;
 	uint8_t (*v)[16] = NULL;
@@ -320,10 +322,9 @@ load_revoked(struct auth_ctx *c, int64_t since, uint8_t (**out)[16], size_t *n)
 	int r;
 
 	*n = 0;
-	if (sqlite3_prepare_v2(c->db, "SELECT sid FROM sessions WHERE revoked = 1 AND"
-	    " created >= ?1 ORDER BY sid", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(c->db, "SELECT sid FROM sessions WHERE revoked = 1"
+	    " ORDER BY sid", -1, &st, NULL) != SQLITE_OK)
 		return -1;
-	sqlite3_bind_int64(st, 1, since);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW && *n < REVOKED_MAX) {
 		const unsigned char *t = sqlite3_column_text(st, 0);
 
@@ -370,7 +371,7 @@ auth_store_reload(struct auth_ctx *c, bool force, char *err, size_t errlen)
 		return 0;
 	}
 	if (auth_exec(c, "BEGIN") < 0 || load_users(c, &u, &nu) < 0 ||
-	    load_revoked(c, (int64_t)time(NULL) - c->s.session_max - 60, &rv, &nr) < 0) {
+	    load_revoked(c, &rv, &nr) < 0) {
 		auth_store_rollback(c);
 		pthread_mutex_unlock(&c->db_mu);
 		free(u);

@@ -1,0 +1,505 @@
+/* auth_cli.c -- `pbxgate user ...` and `pbxgate hash`: the admin's tools. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "auth/auth_priv.h"
+
+#define GROUPS_MAX 16
+#define CSV_LINE   1024
+#define IMPORT_MAX 10000
+
+static const char usage_text[] =
+    "usage: pbxgate user add NAME [--role admin|user] [--email E] [--group G]... [--enrol]\n"
+    "       pbxgate user passwd|disable|enable|del|show|totp-reset NAME\n"
+    "       pbxgate user lockdown NAME --allow CIDR... | --clear\n"
+    "       pbxgate user list\n"
+    "       pbxgate user import FILE.csv   (columns: name,role,email,groups; groups\n"
+    "                                       separated by ';'; prints enrolment links)\n";
+
+/* One line from stdin without the newline; never echoed or kept. */
+static int
+read_password(char *buf, size_t len)
+{
+	size_t n;
+
+	if (isatty(STDIN_FILENO))
+		fprintf(stderr, "password (one line): ");
+	if (fgets(buf, (int)len, stdin) == NULL) {
+		fprintf(stderr, "pbxgate: no password on standard input\n");
+		return -1;
+	}
+	n = strcspn(buf, "\r\n");
+	if (buf[n] == '\0' && n == len - 1) {
+		fprintf(stderr, "pbxgate: password longer than %d bytes\n", AUTH_PW_MAX);
+		return -1;
+	}
+	buf[n] = '\0';
+	if (n < AUTH_PW_MIN) {
+		fprintf(stderr, "pbxgate: password shorter than %d characters\n", AUTH_PW_MIN);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+hash_stdin(const struct auth_settings *s, char phc[AUTH_PHC_MAX])
+{
+	char pw[AUTH_PW_MAX + 2], err[256];
+	int rc;
+
+	if (read_password(pw, sizeof(pw)) < 0) {
+		OPENSSL_cleanse(pw, sizeof(pw));
+		return -1;
+	}
+	rc = auth_pw_hash(s->argon2_m_kib, s->argon2_t, s->argon2_p, pw, strlen(pw),
+	    phc, err, sizeof(err));
+	OPENSSL_cleanse(pw, sizeof(pw));
+	if (rc < 0)
+		fprintf(stderr, "pbxgate: %s\n", err);
+	return rc;
+}
+
+int
+auth_cmd_hash(const struct auth_settings *s, int argc, char **argv)
+{
+	char phc[AUTH_PHC_MAX];
+
+	if (argc != 1) {
+		fprintf(stderr, "usage: pbxgate hash   (reads the password from stdin)\n");
+		return 2;
+	}
+	if (hash_stdin(s, phc) < 0)
+		return 1;
+	printf("%s\n", phc);
+	return 0;
+}
+
+struct add_opts {
+	const char *role, *email;
+	char groups[AUTH_GROUPS_MAX + 1];
+	bool enrol;
+};
+
+static int
+check_group(const char *g)
+{
+	if (*g == '\0' || strlen(g) > 64)
+		return -1;
+	for (; *g != '\0'; g++)
+		if (!((*g >= 'a' && *g <= 'z') || (*g >= 'A' && *g <= 'Z') ||
+		    (*g >= '0' && *g <= '9') || strchr("._-", *g) != NULL))
+			return -1;
+	return 0;
+}
+
+static int
+add_group(struct add_opts *o, const char *g)
+{
+	size_t n = strlen(o->groups);
+
+	if (check_group(g) < 0) {
+		fprintf(stderr, "pbxgate: bad group \"%s\": use letters, digits, . _ -\n", g);
+		return -1;
+	}
+	if (n + strlen(g) + 1 > AUTH_GROUPS_MAX) {
+		fprintf(stderr, "pbxgate: too many groups (at most %d bytes)\n", AUTH_GROUPS_MAX);
+		return -1;
+	}
+	snprintf(o->groups + n, sizeof(o->groups) - n, "%s%s", n ? "," : "", g);
+	return 0;
+}
+
+static int
+check_email(const char *e)
+{
+	const char *at = strchr(e, '@');
+
+	if (strlen(e) > 254 || at == NULL || at == e || at[1] == '\0' ||
+	    strpbrk(e, " \t\r\n<>\",;") != NULL)
+		return -1;
+	return 0;
+}
+
+static int
+parse_add(int argc, char **argv, struct add_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->role = "user";
+	o->email = "";
+	for (int i = 3; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--enrol") == 0)
+			o->enrol = true;
+		else if (i + 1 >= argc) {
+			fprintf(stderr, "pbxgate: unknown option or missing value: %s\n", a);
+			return -1;
+		} else if (strcmp(a, "--role") == 0) {
+			o->role = argv[++i];
+			if (strcmp(o->role, "admin") != 0 && strcmp(o->role, "user") != 0) {
+				fprintf(stderr, "pbxgate: --role must be admin or user\n");
+				return -1;
+			}
+		} else if (strcmp(a, "--email") == 0) {
+			o->email = argv[++i];
+			if (check_email(o->email) < 0) {
+				fprintf(stderr, "pbxgate: bad e-mail address \"%s\"\n", o->email);
+				return -1;
+			}
+		} else if (strcmp(a, "--group") == 0) {
+			if (add_group(o, argv[++i]) < 0)
+				return -1;
+		} else {
+			fprintf(stderr, "pbxgate: unknown option %s\n", a);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+insert_user(struct auth_ctx *c, const char *name, const struct add_opts *o,
+    const char *phc, int64_t *uid)
+{
+	sqlite3_stmt *st;
+	int rc;
+	time_t now = time(NULL);
+
+	if (sqlite3_prepare_v2(c->db, "INSERT INTO users(name, email, admin, groups, pw,"
+	    " created, updated) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, o->email, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, strcmp(o->role, "admin") == 0);
+	sqlite3_bind_text(st, 4, o->groups, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, phc, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, now);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE)
+		return 1;
+	if (rc != SQLITE_DONE)
+		return -1;
+	*uid = sqlite3_last_insert_rowid(c->db);
+	return auth_bump_version(c);
+}
+
+static int
+print_link(struct auth_ctx *c, const char *name, int64_t uid)
+{
+	char tok[65];
+
+	if (c->s.public_url == NULL) {
+		fprintf(stderr, "pbxgate: enrolment links need \"public_url https://HOST\" "
+		    "in the config\n");
+		return -1;
+	}
+	if (auth_enrol_token_new(c, uid, time(NULL), tok) < 0)
+		return -1;
+	printf("%s,%s%senrol?t=%s\n", name, c->s.public_url, AUTH_PREFIX, tok);
+	OPENSSL_cleanse(tok, sizeof(tok));
+	return 0;
+}
+
+/* Adds one user in its own transaction; link printed only after commit
+ * succeeded would be nicer, but the token row is part of the transaction,
+ * so a failed commit leaves no usable link either way. */
+static int
+add_one(struct auth_ctx *c, const char *name, const struct add_opts *o, const char *phc)
+{
+	char folded[AUTH_NAME_MAX + 1];
+	int64_t uid = 0;
+	int rc;
+
+	if (auth_name_fold(name, folded) < 0) {
+		fprintf(stderr, "pbxgate: bad user name \"%s\": 1-%d characters from "
+		    "a-z 0-9 . _ @ - (ASCII only), starting with a letter or digit\n",
+		    name, AUTH_NAME_MAX);
+		return -1;
+	}
+	if (auth_store_begin(c) < 0)
+		return -1;
+	rc = insert_user(c, folded, o, phc, &uid);
+	if (rc == 1)
+		fprintf(stderr, "pbxgate: user \"%s\" already exists (names are compared "
+		    "ignoring case)\n", folded);
+	if (rc == 0 && o->enrol)
+		rc = print_link(c, folded, uid);
+	if (rc == 0 && auth_store_commit(c) == 0)
+		return 0;
+	auth_store_rollback(c);
+	if (rc < 0)
+		fprintf(stderr, "pbxgate: cannot add \"%s\": %s\n", folded, sqlite3_errmsg(c->db));
+	return -1;
+}
+
+static int
+cmd_add(struct auth_ctx *c, int argc, char **argv)
+{
+	struct add_opts o;
+	char phc[AUTH_PHC_MAX] = "";
+
+	if (argc < 3 || parse_add(argc, argv, &o) < 0)
+		return 2;
+	if (!o.enrol && hash_stdin(&c->s, phc) < 0)
+		return 1;
+	return add_one(c, argv[2], &o, phc) == 0 ? 0 : 1;
+}
+
+/* Runs `sql` with ?1 = user id and ?2 = text, bumps the epoch; one tx. */
+static int
+change_user(struct auth_ctx *c, const char *name, const char *sql, const char *text,
+    bool bump)
+{
+	char folded[AUTH_NAME_MAX + 1];
+	struct auth_user u;
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	if (auth_name_fold(name, folded) < 0 || auth_user_get(c, folded, 0, &u) != 0) {
+		fprintf(stderr, "pbxgate: no user \"%s\"\n", name);
+		return -1;
+	}
+	if (auth_store_begin(c) < 0)
+		goto out;
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, u.id);
+	if (text != NULL)
+		sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	if (rc == 0)
+		rc = bump ? auth_bump_epoch(c, u.id, time(NULL)) : auth_bump_version(c);
+	if (rc == 0)
+		rc = auth_store_commit(c);
+out:
+	if (rc < 0) {
+		auth_store_rollback(c);
+		fprintf(stderr, "pbxgate: cannot change \"%s\": %s\n", folded, sqlite3_errmsg(c->db));
+	}
+	return rc;
+}
+
+static int
+cmd_passwd(struct auth_ctx *c, const char *name)
+{
+	char phc[AUTH_PHC_MAX];
+
+	if (hash_stdin(&c->s, phc) < 0)
+		return 1;
+	return change_user(c, name, "UPDATE users SET pw = ?2 WHERE id = ?1", phc, true) ? 1 : 0;
+}
+
+static int
+cmd_lockdown(struct auth_ctx *c, int argc, char **argv)
+{
+	char list[AUTH_LOCKDOWN_MAX + 1] = "", err[200];
+	size_t n = 0;
+
+	if (argc == 4 && strcmp(argv[3], "--clear") == 0)
+		return change_user(c, argv[2], "UPDATE users SET lockdown = '' WHERE id = ?1",
+		    NULL, true) ? 1 : 0;
+	if (argc < 5 || strcmp(argv[3], "--allow") != 0) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	for (int i = 4; i < argc; i++) {
+		if (auth_cidr_list_check(argv[i], err, sizeof(err)) < 0 || strchr(argv[i], ' ') ||
+		    n + strlen(argv[i]) + 1 > AUTH_LOCKDOWN_MAX) {
+			fprintf(stderr, "pbxgate: lockdown: \"%s\": %s\n", argv[i],
+			    "expected an address or CIDR such as 192.0.2.0/24 (list at most "
+			    "1024 bytes)");
+			return 1;
+		}
+		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", n ? " " : "", argv[i]);
+	}
+	return change_user(c, argv[2], "UPDATE users SET lockdown = ?2 WHERE id = ?1",
+	    list, true) ? 1 : 0;
+}
+
+static int
+cmd_totp_reset(struct auth_ctx *c, const char *name)
+{
+	char folded[AUTH_NAME_MAX + 1];
+	struct auth_user u;
+
+	if (change_user(c, name, "UPDATE users SET totp = NULL, totp_kid = 0 WHERE id = ?1",
+	    NULL, true) < 0)
+		return 1;
+	(void)change_user(c, name, "DELETE FROM recovery WHERE user_id = ?1", NULL, false);
+	if (auth_name_fold(name, folded) == 0 && auth_user_get(c, folded, 0, &u) == 0 &&
+	    c->s.public_url != NULL && auth_store_begin(c) == 0) {
+		if (print_link(c, folded, u.id) == 0 && auth_store_commit(c) == 0)
+			return 0;
+		auth_store_rollback(c);
+	}
+	return 0;
+}
+
+static int
+cmd_list(struct auth_ctx *c)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(c->db, "SELECT name, admin, disabled, totp IS NOT NULL,"
+	    " pw != '', email, groups FROM users ORDER BY name", -1, &st, NULL) != SQLITE_OK)
+		return 1;
+	printf("%-24s %-5s %-8s %-4s %-8s %s\n", "NAME", "ROLE", "STATE", "TOTP", "PASSWORD", "EMAIL");
+	while (sqlite3_step(st) == SQLITE_ROW)
+		printf("%-24s %-5s %-8s %-4s %-8s %s\n", sqlite3_column_text(st, 0),
+		    sqlite3_column_int(st, 1) ? "admin" : "user",
+		    sqlite3_column_int(st, 2) ? "disabled" : "enabled",
+		    sqlite3_column_int(st, 3) ? "yes" : "no",
+		    sqlite3_column_int(st, 4) ? "set" : "enrol", sqlite3_column_text(st, 5));
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int
+cmd_show(struct auth_ctx *c, const char *name)
+{
+	char folded[AUTH_NAME_MAX + 1];
+	struct auth_user u;
+
+	if (auth_name_fold(name, folded) < 0 || auth_user_get(c, folded, 0, &u) != 0) {
+		fprintf(stderr, "pbxgate: no user \"%s\"\n", name);
+		return 1;
+	}
+	printf("name: %s\nrole: %s\nemail: %s\ngroups: %s\nstate: %s\npassword: %s\n"
+	    "totp: %s\nlockdown: %s\nsession epoch: %u\n", u.name, u.admin ? "admin" : "user",
+	    u.email, u.groups, u.disabled ? "disabled" : "enabled",
+	    u.pw[0] ? "set" : "not set (enrolment pending)", u.has_totp ? "enrolled" : "none",
+	    u.lockdown[0] ? u.lockdown : "(any address)", u.epoch);
+	return 0;
+}
+
+/* "name,role,email,groups" per line; groups separated by ';'. No quoting:
+ * a line with a quote is refused rather than guessed at. */
+static int
+import_line(struct auth_ctx *c, char *line, const char *file, unsigned lineno)
+{
+	char *f[4] = { NULL }, *save = NULL, *p = line;
+	struct add_opts o;
+	int nf = 0;
+
+	line[strcspn(line, "\r\n")] = '\0';
+	if (*line == '\0' || *line == '#' || (lineno == 1 && strncmp(line, "name,", 5) == 0))
+		return 0;
+	if (strchr(line, '"') != NULL) {
+		fprintf(stderr, "%s:%u: quoted CSV fields are not supported\n", file, lineno);
+		return -1;
+	}
+	for (; nf < 4 && p != NULL; nf++)
+		f[nf] = strsep(&p, ",");
+	if (p != NULL || f[0] == NULL || *f[0] == '\0') {
+		fprintf(stderr, "%s:%u: expected name,role,email,groups\n", file, lineno);
+		return -1;
+	}
+	memset(&o, 0, sizeof(o));
+	o.role = f[1] != NULL && *f[1] ? f[1] : "user";
+	o.email = f[2] != NULL ? f[2] : "";
+	o.enrol = true;
+	if (strcmp(o.role, "admin") != 0 && strcmp(o.role, "user") != 0) {
+		fprintf(stderr, "%s:%u: role must be admin or user\n", file, lineno);
+		return -1;
+	}
+	if (*o.email != '\0' && check_email(o.email) < 0) {
+		fprintf(stderr, "%s:%u: bad e-mail address\n", file, lineno);
+		return -1;
+	}
+	for (char *g = f[3] != NULL ? strtok_r(f[3], ";", &save) : NULL; g != NULL;
+	    g = strtok_r(NULL, ";", &save))
+		if (add_group(&o, g) < 0) {
+			fprintf(stderr, "%s:%u: bad group\n", file, lineno);
+			return -1;
+		}
+	if (add_one(c, f[0], &o, "") < 0) {
+		fprintf(stderr, "%s:%u: user not added\n", file, lineno);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_import(struct auth_ctx *c, const char *file)
+{
+	FILE *fp = fopen(file, "r");
+	char line[CSV_LINE];
+	unsigned lineno = 0, errors = 0;
+
+	if (fp == NULL) {
+		fprintf(stderr, "pbxgate: %s: cannot open: %m\n", file);
+		return 1;
+	}
+	while (fgets(line, sizeof(line), fp) != NULL && lineno < IMPORT_MAX) {
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(fp)) {
+			fprintf(stderr, "%s:%u: line longer than %d bytes\n", file, lineno, CSV_LINE);
+			errors++;
+			break;
+		}
+		if (import_line(c, line, file, lineno) < 0)
+			errors++;
+	}
+	fclose(fp);
+	return errors ? 1 : 0;
+}
+
+static int
+dispatch(struct auth_ctx *c, int argc, char **argv)
+{
+	const char *cmd = argv[1], *name = argc > 2 ? argv[2] : NULL;
+
+	if (strcmp(cmd, "add") == 0)
+		return cmd_add(c, argc, argv);
+	if (strcmp(cmd, "list") == 0)
+		return argc == 2 ? cmd_list(c) : 2;
+	if (strcmp(cmd, "lockdown") == 0)
+		return cmd_lockdown(c, argc, argv);
+	if (argc != 3)
+		return 2;
+	if (strcmp(cmd, "import") == 0)
+		return cmd_import(c, name);
+	if (strcmp(cmd, "passwd") == 0)
+		return cmd_passwd(c, name);
+	if (strcmp(cmd, "show") == 0)
+		return cmd_show(c, name);
+	if (strcmp(cmd, "totp-reset") == 0)
+		return cmd_totp_reset(c, name);
+	if (strcmp(cmd, "disable") == 0 || strcmp(cmd, "enable") == 0)
+		return change_user(c, name, cmd[0] == 'd' ?
+		    "UPDATE users SET disabled = 1 WHERE id = ?1" :
+		    "UPDATE users SET disabled = 0 WHERE id = ?1", NULL, true) ? 1 : 0;
+	if (strcmp(cmd, "del") == 0)
+		return change_user(c, name, "DELETE FROM users WHERE id = ?1", NULL, false) ? 1 : 0;
+	return 2;
+}
+
+int
+auth_cmd_user(const struct auth_settings *s, int argc, char **argv)
+{
+	struct auth_ctx *c;
+	char err[512];
+	int rc;
+
+	if (argc < 2) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	if ((c = auth_open(s, NULL, NULL, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "pbxgate: %s\n", err);
+		return 1;
+	}
+	pthread_mutex_lock(&c->db_mu);
+	rc = dispatch(c, argc, argv);
+	pthread_mutex_unlock(&c->db_mu);
+	auth_close(c);
+	if (rc == 2)
+		fputs(usage_text, stderr);
+	return rc;
+}

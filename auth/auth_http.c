@@ -1,0 +1,195 @@
+/* auth_http.c -- dispatch of /_pbxgate/ requests, CSRF tokens, redirect targets. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <qrencode.h>
+
+#include "auth/auth_priv.h"
+
+#define CSRF_COOKIE "__Host-pbxgate-csrf"
+#define RD_MAX      2048
+
+void
+auth_http_resp_free(struct auth_http_resp *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->nhdr; i++)
+		free(r->hdr[i].value);
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Same-origin relative path only: "/x", never "//x", "/\x", "x", a
+ * scheme, control bytes or non-ASCII (browsers fold "\" to "/" and
+ * strip tabs and newlines, which is how "/\evil" and "/\t/evil" escape). */
+bool
+auth_rd_is_safe(const char *rd)
+{
+	size_t n;
+
+	if (rd == NULL || rd[0] != '/' || rd[1] == '/' || rd[1] == '\\')
+		return false;
+	n = strlen(rd);
+	if (n > RD_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)rd[i];
+
+		if (ch <= 0x20 || ch >= 0x7f || ch == '\\')
+			return false;
+	}
+	return true;
+}
+
+/* Double-submit: a random cookie, and in each form the HMAC of it. The
+ * MAC means a cookie planted by a sibling subdomain is not enough on its
+ * own: the attacker also needs our key to make the matching field. */
+static void
+csrf_token_for(struct auth_ctx *c, const char *cookie, size_t n, char out[65])
+{
+	uint8_t mac[32];
+	char msg[80];
+	int m = snprintf(msg, sizeof(msg), "csrf:%.*s", (int)n, cookie);
+
+	auth_hmac256(c->keys.k[0].mac, msg, (size_t)m, mac);
+	auth_hex(mac, sizeof(mac), out);
+}
+
+static bool
+csrf_cookie_ok(const char *v, ssize_t n)
+{
+	if (n != 32)
+		return false;
+	for (ssize_t i = 0; i < n; i++)
+		if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f')))
+			return false;
+	return true;
+}
+
+static void
+csrf_setup(struct auth_page *pg)
+{
+	const char *v = NULL, *hdr = pg->req->cookie;
+	ssize_t n = auth_cookie_find(hdr, hdr ? strlen(hdr) : 0, CSRF_COOKIE, &v);
+	char fresh[33], sc[128];
+
+	if (csrf_cookie_ok(v, n)) {
+		csrf_token_for(pg->c, v, (size_t)n, pg->csrf);
+		if (strcmp(pg->req->method, "POST") == 0) {
+			const char *f = auth_form_get(&pg->form, "csrf");
+
+			pg->csrf_ok = f != NULL && strlen(f) == 64 &&
+			    CRYPTO_memcmp(f, pg->csrf, 64) == 0;
+		}
+		return;
+	}
+	uint8_t r[16];
+	if (auth_random(r, sizeof(r)) < 0)
+		return;
+	auth_hex(r, sizeof(r), fresh);
+	csrf_token_for(pg->c, fresh, 32, pg->csrf);
+	snprintf(sc, sizeof(sc), "%s=%s; Path=/; Secure; HttpOnly; SameSite=Strict",
+	    CSRF_COOKIE, fresh);
+	auth_resp_header(pg->resp, "Set-Cookie", sc);
+}
+
+void
+auth_csrf_field(struct auth_page *pg, struct auth_buf *b)
+{
+	auth_buf_addf(b, "<input type=\"hidden\" name=\"csrf\" value=\"%s\">", pg->csrf);
+}
+
+static bool
+is_form(const char *ct)
+{
+	return ct != NULL && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0 &&
+	    (ct[33] == '\0' || ct[33] == ';');
+}
+
+static void
+forbidden(struct auth_page *pg)
+{
+	struct auth_buf b = { 0 };
+
+	auth_page_begin(&b, pg->lang, "403");
+	auth_buf_addf(&b, "<p class=\"err\">%s</p>", auth_msg(pg->lang, M_FORBIDDEN));
+	auth_page_end(&b);
+	auth_resp_html(pg->c, pg->resp, 403, &b);
+}
+
+struct route {
+	const char *path;
+	void (*fn)(struct auth_page *);
+};
+
+static const struct route routes[] = {
+	{ AUTH_PREFIX "login", auth_page_login },
+	{ AUTH_PREFIX "logout", auth_page_logout },
+	{ AUTH_PREFIX "enrol", auth_page_enrol },
+	{ AUTH_PREFIX "account", auth_page_account },
+};
+
+void
+auth_http_handle(struct auth_ctx *c, const struct auth_http_req *req,
+    struct auth_http_resp *resp)
+{
+	struct auth_page pg = { .c = c, .req = req, .resp = resp };
+	const struct route *rt = NULL;
+	bool get, post;
+
+	memset(resp, 0, sizeof(*resp));
+	pg.lang = auth_lang_pick(req->accept_language);
+	pg.now = req->now != 0 ? req->now : time(NULL);
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (req->path != NULL && strcmp(req->path, routes[i].path) == 0)
+			rt = &routes[i];
+	if (rt == NULL) {
+		auth_resp_text(resp, 404, "not found\n");
+		return;
+	}
+	get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+	post = strcmp(req->method, "POST") == 0;
+	if (!get && !post) {
+		auth_resp_text(resp, 405, "method not allowed\n");
+		auth_resp_header(resp, "Allow", "GET, HEAD, POST");
+		return;
+	}
+	if (post && (!is_form(req->content_type) || req->body_len > AUTH_BODY_MAX ||
+	    auth_form_parse(req->body, req->body_len, &pg.form) < 0)) {
+		auth_resp_text(resp, 400, "expected a form (application/x-www-form-urlencoded)\n");
+		return;
+	}
+	csrf_setup(&pg);
+	if (post && !pg.csrf_ok)
+		forbidden(&pg);
+	else
+		rt->fn(&pg);
+	auth_form_free(&pg.form);
+	OPENSSL_cleanse(pg.csrf, sizeof(pg.csrf));
+}
+
+/* Module-private dark-module path: one "M x y h1v1h-1z" per dark module. */
+int
+auth_qr_svg(struct auth_buf *b, const char *text)
+{
+	QRcode *q = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+	int w;
+
+	if (q == NULL)
+		return -1;
+	w = q->width;
+	auth_buf_addf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" "
+	    "role=\"img\" aria-label=\"QR\"><rect width=\"%d\" height=\"%d\" fill=\"#fff\"/>"
+	    "<path fill=\"#000\" d=\"", w + 8, w + 8, w + 8, w + 8);
+	for (int y = 0; y < w; y++)
+		for (int x = 0; x < w; x++)
+			if (q->data[y * w + x] & 1)
+				auth_buf_addf(b, "M%d %dh1v1h-1z", x + 4, y + 4);
+	auth_buf_add(b, "\"/></svg>");
+	QRcode_free(q);
+	return 0;
+}

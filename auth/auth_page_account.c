@@ -1,0 +1,429 @@
+/* auth_page_account.c -- /_pbxgate/account: sessions, logins, password, TOTP, lockdown. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "auth/auth_priv.h"
+
+#define LIST_MAX 20
+
+static void
+list_sessions(struct auth_page *pg, struct auth_buf *b, const struct auth_identity *id)
+{
+	struct auth_ctx *c = pg->c;
+	sqlite3_stmt *st;
+	enum auth_lang l = pg->lang;
+
+	auth_buf_addf(b, "<h2>%s</h2><ul>", auth_msg(l, M_SESSIONS));
+	pthread_mutex_lock(&c->db_mu);
+	if (sqlite3_prepare_v2(c->db, "SELECT sid, created, ip FROM sessions WHERE"
+	    " user_id = ?1 AND revoked = 0 AND created > ?2 ORDER BY created DESC"
+	    " LIMIT ?3", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id->uid);
+		sqlite3_bind_int64(st, 2, (int64_t)pg->now - c->s.session_max);
+		sqlite3_bind_int(st, 3, LIST_MAX);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *sid = (const char *)sqlite3_column_text(st, 0);
+			time_t t = (time_t)sqlite3_column_int64(st, 1);
+			char when[32];
+			struct tm tm;
+
+			if (sid == NULL || strlen(sid) != 32)
+				continue;
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", gmtime_r(&t, &tm));
+			auth_buf_addf(b, "<li>%s &middot; ", when);
+			auth_buf_esc(b, (const char *)sqlite3_column_text(st, 2));
+			if (strcmp(sid, id->sid) == 0)
+				auth_buf_addf(b, " (%s)", auth_msg(l, M_THIS_SESSION));
+			auth_buf_add(b, "<form method=\"post\" action=\"/_pbxgate/account\">");
+			auth_csrf_field(pg, b);
+			auth_buf_addf(b, "<input type=\"hidden\" name=\"action\" value=\"revoke\">"
+			    "<input type=\"hidden\" name=\"sid\" value=\"%s\">"
+			    "<button type=\"submit\">%s</button></form></li>", sid,
+			    auth_msg(l, M_REVOKE));
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&c->db_mu);
+	auth_buf_add(b, "</ul>");
+}
+
+static void
+list_logins(struct auth_page *pg, struct auth_buf *b, const struct auth_identity *id)
+{
+	struct auth_ctx *c = pg->c;
+	sqlite3_stmt *st;
+	enum auth_lang l = pg->lang;
+
+	auth_buf_addf(b, "<h2>%s</h2><ul>", auth_msg(l, M_RECENT));
+	pthread_mutex_lock(&c->db_mu);
+	if (sqlite3_prepare_v2(c->db, "SELECT time, ip, ok FROM logins WHERE user_id = ?1"
+	    " ORDER BY time DESC LIMIT ?2", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id->uid);
+		sqlite3_bind_int(st, 2, LIST_MAX);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			time_t t = (time_t)sqlite3_column_int64(st, 0);
+			char when[32];
+			struct tm tm;
+
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", gmtime_r(&t, &tm));
+			auth_buf_addf(b, "<li>%s &middot; ", when);
+			auth_buf_esc(b, (const char *)sqlite3_column_text(st, 1));
+			auth_buf_addf(b, " &middot; %s</li>", auth_msg(l,
+			    sqlite3_column_int(st, 2) ? M_OK : M_FAIL));
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&c->db_mu);
+	auth_buf_add(b, "</ul>");
+}
+
+static void
+field(struct auth_buf *b, const char *name, const char *label, const char *type,
+    const char *ac)
+{
+	auth_buf_addf(b, "<label for=\"%s\">%s</label><input id=\"%s\" name=\"%s\" "
+	    "type=\"%s\" autocomplete=\"%s\" maxlength=\"1024\">", name, label, name,
+	    name, type, ac);
+}
+
+static void
+forms(struct auth_page *pg, struct auth_buf *b, const struct auth_identity *id)
+{
+	enum auth_lang l = pg->lang;
+
+	auth_buf_addf(b, "<h2>%s</h2><form method=\"post\" action=\"/_pbxgate/account\">",
+	    auth_msg(l, M_CHANGE_PW));
+	auth_csrf_field(pg, b);
+	auth_buf_add(b, "<input type=\"hidden\" name=\"action\" value=\"password\">");
+	field(b, "current", auth_msg(l, M_CURRENT_PW), "password", "current-password");
+	field(b, "new", auth_msg(l, M_NEW_PW), "password", "new-password");
+	field(b, "new2", auth_msg(l, M_PASSWORD2), "password", "new-password");
+	field(b, "code", auth_msg(l, M_CODE), "text", "one-time-code");
+	auth_buf_addf(b, "<p><button type=\"submit\">%s</button></p></form>", auth_msg(l, M_SAVE));
+
+	auth_buf_addf(b, "<h2>%s / %s</h2><form method=\"post\" action=\"/_pbxgate/account\">",
+	    auth_msg(l, M_TOTP), auth_msg(l, M_RECOVERY));
+	auth_csrf_field(pg, b);
+	field(b, "current", auth_msg(l, M_CURRENT_PW), "password", "current-password");
+	field(b, "code", auth_msg(l, M_CODE), "text", "one-time-code");
+	auth_buf_addf(b, "<p><button type=\"submit\" name=\"action\" value=\"recovery\">%s"
+	    "</button> <button type=\"submit\" name=\"action\" value=\"totp\">%s</button>"
+	    "</p></form>", auth_msg(l, M_NEW_RECOVERY), auth_msg(l, M_REENROL));
+
+	auth_buf_addf(b, "<h2>%s</h2><p>%s</p><form method=\"post\" action=\"/_pbxgate/account\">",
+	    auth_msg(l, M_LOCKDOWN), auth_msg(l, M_LOCKDOWN_HINT));
+	auth_csrf_field(pg, b);
+	auth_buf_add(b, "<input type=\"hidden\" name=\"action\" value=\"lockdown\">"
+	    "<textarea id=\"lockdown\" name=\"lockdown\" rows=\"4\" cols=\"40\" "
+	    "aria-label=\"lockdown\">");
+	for (const char *p = id->lockdown; *p != '\0'; p++) {
+		char one[2] = { *p == ' ' ? '\n' : *p, '\0' };
+		auth_buf_esc(b, one);
+	}
+	auth_buf_addf(b, "</textarea><label><input type=\"checkbox\" name=\"confirm\" "
+	    "value=\"1\"> %s</label><p><button type=\"submit\">%s</button></p></form>",
+	    auth_msg(l, M_LOCKDOWN_CONFIRM), auth_msg(l, M_SAVE));
+	auth_buf_addf(b, "<form method=\"post\" action=\"/_pbxgate/logout\">");
+	auth_csrf_field(pg, b);
+	auth_buf_addf(b, "<p><button type=\"submit\">%s</button></p></form>",
+	    auth_msg(l, M_SIGN_OUT));
+}
+
+static void
+show(struct auth_page *pg, const struct auth_identity *id, int status,
+    enum auth_msg note, char codes[AUTH_RECOVERY_N][16])
+{
+	struct auth_buf b = { 0 };
+	enum auth_lang l = pg->lang;
+
+	auth_page_begin(&b, l, auth_msg(l, M_TITLE_ACCOUNT));
+	auth_buf_add(&b, "<p><strong>");
+	auth_buf_esc(&b, id->user);
+	auth_buf_add(&b, "</strong></p>");
+	if (note != M_COUNT)
+		auth_buf_addf(&b, "<p class=\"%s\" role=\"status\">%s</p>",
+		    status >= 400 ? "err" : "ok", auth_msg(l, note));
+	if (codes != NULL) {
+		auth_buf_addf(&b, "<p>%s</p><ul>", auth_msg(l, M_RECOVERY_INTRO));
+		for (int i = 0; i < AUTH_RECOVERY_N; i++)
+			auth_buf_addf(&b, "<li><code>%s</code></li>", codes[i]);
+		auth_buf_add(&b, "</ul>");
+	}
+	list_sessions(pg, &b, id);
+	list_logins(pg, &b, id);
+	forms(pg, &b, id);
+	auth_page_end(&b);
+	auth_resp_html(pg->c, pg->resp, status, &b);
+}
+
+/* Current password (Argon2, outside the lock) and, if enrolled, a code.
+ * Failures count towards the user's ban like login failures. */
+static bool
+reauth(struct auth_page *pg, const struct auth_identity *id, struct auth_user *u)
+{
+	struct auth_ctx *c = pg->c;
+	const char *pw = auth_form_get(&pg->form, "current");
+	const char *code = auth_form_get(&pg->form, "code");
+	char ukey[96];
+	bool ok, blocked;
+
+	snprintf(ukey, sizeof(ukey), "u:%s", id->user);
+	pthread_mutex_lock(&c->db_mu);
+	blocked = auth_reg_blocked(c, ukey, pg->now);
+	ok = auth_user_get(c, NULL, id->uid, u) == 0;
+	pthread_mutex_unlock(&c->db_mu);
+	if (!ok || pw == NULL || strlen(pw) > AUTH_PW_MAX)
+		return false;
+	ok = auth_pw_verify(u->pw, pw, strlen(pw)) && !blocked;
+	pthread_mutex_lock(&c->db_mu);
+	if (ok && u->has_totp)
+		ok = auth_second_factor(c, u, code, pg->now);
+	if (!ok && auth_store_begin(c) == 0) {
+		if (auth_reg_fail(c, ukey, pg->now) == 1)
+			auth_audit(c, "login_ban", id->user, pg->req->peer, "user");
+		if (auth_store_commit(c) < 0)
+			auth_store_rollback(c);
+	}
+	pthread_mutex_unlock(&c->db_mu);
+	if (!ok)
+		auth_audit(c, "reauth_failure", id->user, pg->req->peer, NULL);
+	return ok;
+}
+
+/* After an epoch bump the current browser gets a new session at its level
+ * so that changing one's own settings does not sign one out. */
+static void
+renew(struct auth_page *pg, struct auth_identity *id)
+{
+	struct auth_ctx *c = pg->c;
+	struct auth_user u;
+	char sc[512], err[128];
+
+	pthread_mutex_lock(&c->db_mu);
+	if (auth_user_get(c, NULL, id->uid, &u) == 0 && auth_store_begin(c) == 0) {
+		if (auth_session_new(c, &u, id->level, pg->req->peer, pg->now, sc, sizeof(sc)) == 0 &&
+		    auth_store_commit(c) == 0)
+			auth_resp_header(pg->resp, "Set-Cookie", sc);
+		else
+			auth_store_rollback(c);
+		id->epoch = u.epoch;
+	}
+	pthread_mutex_unlock(&c->db_mu);
+	(void)auth_store_reload(c, false, err, sizeof(err));
+}
+
+static int
+update_user(struct auth_ctx *c, const char *sql, int64_t uid, const char *text,
+    time_t now)
+{
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	if (auth_store_begin(c) < 0)
+		return -1;
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, uid);
+		sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+		sqlite3_finalize(st);
+	}
+	if (rc == 0)
+		rc = auth_bump_epoch(c, uid, now);
+	if (rc == 0)
+		rc = auth_store_commit(c);
+	if (rc < 0)
+		auth_store_rollback(c);
+	return rc;
+}
+
+static void
+do_password(struct auth_page *pg, struct auth_identity *id)
+{
+	struct auth_ctx *c = pg->c;
+	const char *n1 = auth_form_get(&pg->form, "new"), *n2 = auth_form_get(&pg->form, "new2");
+	struct auth_user u;
+	char phc[AUTH_PHC_MAX], err[128];
+	int rc;
+
+	if (n1 == NULL || n2 == NULL || strcmp(n1, n2) != 0) {
+		show(pg, id, 400, M_PW_MISMATCH, NULL);
+		return;
+	}
+	if (strlen(n1) < AUTH_PW_MIN || strlen(n1) > AUTH_PW_MAX) {
+		show(pg, id, 400, M_PW_SHORT, NULL);
+		return;
+	}
+	if (!reauth(pg, id, &u)) {
+		show(pg, id, 401, M_BAD_LOGIN, NULL);
+		return;
+	}
+	if (auth_pw_hash(c->s.argon2_m_kib, c->s.argon2_t, c->s.argon2_p, n1, strlen(n1),
+	    phc, err, sizeof(err)) < 0) {
+		show(pg, id, 500, M_FAILED, NULL);
+		return;
+	}
+	pthread_mutex_lock(&c->db_mu);
+	rc = update_user(c, "UPDATE users SET pw = ?2 WHERE id = ?1", id->uid, phc, pg->now);
+	pthread_mutex_unlock(&c->db_mu);
+	if (rc < 0) {
+		show(pg, id, 500, M_FAILED, NULL);
+		return;
+	}
+	auth_audit(c, "password_change", id->user, pg->req->peer, NULL);
+	renew(pg, id);
+	show(pg, id, 200, M_SAVED, NULL);
+}
+
+static void
+do_lockdown(struct auth_page *pg, struct auth_identity *id)
+{
+	struct auth_ctx *c = pg->c;
+	const char *raw = auth_form_get(&pg->form, "lockdown");
+	const char *confirm = auth_form_get(&pg->form, "confirm");
+	char list[AUTH_LOCKDOWN_MAX + 1], err[128];
+	size_t o = 0;
+	int rc;
+
+	if (raw == NULL || strlen(raw) > AUTH_LOCKDOWN_MAX) {
+		show(pg, id, 400, M_LOCKDOWN_BAD, NULL);
+		return;
+	}
+	for (const char *p = raw; *p != '\0'; p++)	/* one line per entry -> spaces */
+		list[o++] = (*p == '\r' || *p == '\n' || *p == '\t' || *p == ',') ? ' ' : *p;
+	list[o] = '\0';
+	if (auth_cidr_list_check(list, err, sizeof(err)) < 0) {
+		show(pg, id, 400, M_LOCKDOWN_BAD, NULL);
+		return;
+	}
+	if (!auth_ip_in_list(pg->req->peer, list) && (confirm == NULL || strcmp(confirm, "1") != 0)) {
+		show(pg, id, 409, M_LOCKDOWN_EXCLUDES, NULL);
+		return;
+	}
+	pthread_mutex_lock(&c->db_mu);
+	rc = update_user(c, "UPDATE users SET lockdown = ?2 WHERE id = ?1", id->uid, list, pg->now);
+	pthread_mutex_unlock(&c->db_mu);
+	if (rc < 0) {
+		show(pg, id, 500, M_FAILED, NULL);
+		return;
+	}
+	auth_audit(c, "lockdown_change", id->user, pg->req->peer, list);
+	renew(pg, id);
+	snprintf(id->lockdown, sizeof(id->lockdown), "%s", list);
+	show(pg, id, 200, M_SAVED, NULL);
+}
+
+static void
+do_revoke(struct auth_page *pg, struct auth_identity *id)
+{
+	struct auth_ctx *c = pg->c;
+	const char *sid = auth_form_get(&pg->form, "sid");
+	char err[128];
+
+	if (sid == NULL || strlen(sid) != 32) {
+		show(pg, id, 400, M_FAILED, NULL);
+		return;
+	}
+	pthread_mutex_lock(&c->db_mu);
+	(void)auth_session_revoke(c, id->uid, sid);
+	pthread_mutex_unlock(&c->db_mu);
+	(void)auth_store_reload(c, false, err, sizeof(err));
+	auth_audit(c, "session_revoke", id->user, pg->req->peer, NULL);
+	if (strcmp(sid, id->sid) == 0) {
+		auth_resp_redirect(pg->resp, 303, AUTH_PREFIX "login");
+		return;
+	}
+	show(pg, id, 200, M_SAVED, NULL);
+}
+
+static void
+do_recovery(struct auth_page *pg, struct auth_identity *id)
+{
+	struct auth_ctx *c = pg->c;
+	struct auth_user u;
+	char codes[AUTH_RECOVERY_N][16];
+	int rc = -1;
+
+	if (!reauth(pg, id, &u)) {
+		show(pg, id, 401, M_BAD_LOGIN, NULL);
+		return;
+	}
+	pthread_mutex_lock(&c->db_mu);
+	if (auth_store_begin(c) == 0) {
+		rc = auth_recovery_new(c, id->uid, codes);
+		if (rc == 0)
+			rc = auth_store_commit(c);
+		if (rc < 0)
+			auth_store_rollback(c);
+	}
+	pthread_mutex_unlock(&c->db_mu);
+	if (rc < 0) {
+		show(pg, id, 500, M_FAILED, NULL);
+		return;
+	}
+	auth_audit(c, "recovery_codes_new", id->user, pg->req->peer, NULL);
+	show(pg, id, 200, M_COUNT, codes);
+	OPENSSL_cleanse(codes, sizeof(codes));
+}
+
+/* Re-enrolment goes through a fresh enrolment link: the old authenticator
+ * keeps working until the new one is confirmed there. */
+static void
+do_totp(struct auth_page *pg, struct auth_identity *id)
+{
+	struct auth_ctx *c = pg->c;
+	struct auth_user u;
+	char tok[65], loc[128];
+	int rc;
+
+	if (!reauth(pg, id, &u)) {
+		show(pg, id, 401, M_BAD_LOGIN, NULL);
+		return;
+	}
+	pthread_mutex_lock(&c->db_mu);
+	rc = auth_enrol_token_new(c, id->uid, pg->now, tok);
+	pthread_mutex_unlock(&c->db_mu);
+	if (rc < 0) {
+		show(pg, id, 500, M_FAILED, NULL);
+		return;
+	}
+	snprintf(loc, sizeof(loc), AUTH_PREFIX "enrol?t=%s", tok);
+	auth_resp_redirect(pg->resp, 303, loc);
+	OPENSSL_cleanse(tok, sizeof(tok));
+}
+
+struct action {
+	const char *name;
+	void (*fn)(struct auth_page *, struct auth_identity *);
+};
+
+static const struct action actions[] = {
+	{ "password", do_password }, { "lockdown", do_lockdown },
+	{ "revoke", do_revoke }, { "recovery", do_recovery }, { "totp", do_totp },
+};
+
+void
+auth_page_account(struct auth_page *pg)
+{
+	struct auth_identity id;
+	const char *hdr = pg->req->cookie, *act;
+
+	if (hdr == NULL || auth_session_check(pg->c, hdr, strlen(hdr), pg->now, &id) != AUTH_OK ||
+	    !auth_ip_in_list(pg->req->peer, id.lockdown)) {
+		auth_resp_redirect(pg->resp, 303, AUTH_PREFIX "login?rd=/_pbxgate/account");
+		return;
+	}
+	if (strcmp(pg->req->method, "POST") != 0) {
+		show(pg, &id, 200, M_COUNT, NULL);
+		return;
+	}
+	act = auth_form_get(&pg->form, "action");
+	for (size_t i = 0; act != NULL && i < sizeof(actions) / sizeof(actions[0]); i++)
+		if (strcmp(act, actions[i].name) == 0) {
+			actions[i].fn(pg, &id);
+			return;
+		}
+	show(pg, &id, 400, M_FAILED, NULL);
+}

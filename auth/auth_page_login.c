@@ -1,0 +1,337 @@
+/* auth_page_login.c -- /_pbxgate/login (password, then code) and /_pbxgate/logout. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "auth/auth_priv.h"
+
+#define MFA_COOKIE  "__Host-pbxgate-mfa"
+#define MFA_PURPOSE "pbxgate-mfa"
+
+struct pending {	/* sealed into MFA_COOKIE between the two steps */
+	int64_t  uid;
+	uint32_t epoch;
+	int64_t  time;
+};
+
+/* The redirect target from the form (POST) or the query (GET); "/" when
+ * missing or unsafe. Copies into out. */
+static void
+get_rd(struct auth_page *pg, char *out, size_t len)
+{
+	const char *rd = auth_form_get(&pg->form, "rd");
+	struct auth_form q = { 0 };
+
+	if (rd == NULL && pg->req->query != NULL &&
+	    auth_form_parse(pg->req->query, strlen(pg->req->query), &q) == 0)
+		rd = auth_form_get(&q, "rd");
+	snprintf(out, len, "%s", auth_rd_is_safe(rd) && strlen(rd) < len ? rd : "/");
+	auth_form_free(&q);
+}
+
+static void
+form_login(struct auth_page *pg, int status, const char *rd, const char *user,
+    enum auth_msg err)
+{
+	struct auth_buf b = { 0 };
+	enum auth_lang l = pg->lang;
+
+	auth_page_begin(&b, l, auth_msg(l, M_TITLE_LOGIN));
+	if (err != M_COUNT)
+		auth_buf_addf(&b, "<p class=\"err\" role=\"alert\">%s</p>", auth_msg(l, err));
+	auth_buf_add(&b, "<form method=\"post\" action=\"/_pbxgate/login\">");
+	auth_csrf_field(pg, &b);
+	auth_buf_add(&b, "<input type=\"hidden\" name=\"rd\" value=\"");
+	auth_buf_esc(&b, rd);
+	auth_buf_addf(&b, "\"><label for=\"username\">%s</label>"
+	    "<input id=\"username\" name=\"username\" autocomplete=\"username\" "
+	    "autocapitalize=\"none\" required maxlength=\"64\" value=\"",
+	    auth_msg(l, M_USERNAME));
+	auth_buf_esc(&b, user != NULL ? user : "");
+	auth_buf_addf(&b, "\"><label for=\"password\">%s</label>"
+	    "<input id=\"password\" name=\"password\" type=\"password\" "
+	    "autocomplete=\"current-password\" required maxlength=\"1024\">"
+	    "<p><button type=\"submit\">%s</button></p></form>",
+	    auth_msg(l, M_PASSWORD), auth_msg(l, M_SIGN_IN));
+	auth_page_end(&b);
+	auth_resp_html(pg->c, pg->resp, status, &b);
+}
+
+static void
+form_code(struct auth_page *pg, int status, const char *rd, enum auth_msg err)
+{
+	struct auth_buf b = { 0 };
+	enum auth_lang l = pg->lang;
+
+	auth_page_begin(&b, l, auth_msg(l, M_TITLE_LOGIN));
+	if (err != M_COUNT)
+		auth_buf_addf(&b, "<p class=\"err\" role=\"alert\">%s</p>", auth_msg(l, err));
+	auth_buf_add(&b, "<form method=\"post\" action=\"/_pbxgate/login\">");
+	auth_csrf_field(pg, &b);
+	auth_buf_add(&b, "<input type=\"hidden\" name=\"rd\" value=\"");
+	auth_buf_esc(&b, rd);
+	auth_buf_addf(&b, "\"><label for=\"code\">%s</label><p>%s</p>"
+	    "<input id=\"code\" name=\"code\" autocomplete=\"one-time-code\" "
+	    "inputmode=\"numeric\" required maxlength=\"16\" autofocus>"
+	    "<p><button type=\"submit\">%s</button></p></form>",
+	    auth_msg(l, M_CODE), auth_msg(l, M_CODE_HINT), auth_msg(l, M_VERIFY));
+	auth_page_end(&b);
+	auth_resp_html(pg->c, pg->resp, status, &b);
+}
+
+/* IPv6 clients are counted per /64: one host usually owns the whole net. */
+static void
+addr_key(const struct sockaddr *sa, char *out, size_t len)
+{
+	char ip[64];
+
+	if (sa != NULL && sa->sa_family == AF_INET6) {
+		struct in6_addr a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+
+		memset(a.s6_addr + 8, 0, 8);
+		inet_ntop(AF_INET6, &a, ip, sizeof(ip));
+		snprintf(out, len, "a:%s/64", ip);
+		return;
+	}
+	auth_peer_text(sa, ip, sizeof(ip));
+	snprintf(out, len, "a:%s", ip);
+}
+
+static void
+record_login(struct auth_ctx *c, int64_t uid, const struct sockaddr *peer,
+    time_t now, bool ok)
+{
+	sqlite3_stmt *st;
+	char ip[64];
+
+	auth_peer_text(peer, ip, sizeof(ip));
+	if (sqlite3_prepare_v2(c->db, "INSERT INTO logins(user_id, time, ip, ok)"
+	    " VALUES(?1, ?2, ?3, ?4)", -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(st, 1, uid);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_text(st, 3, ip, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, ok);
+	(void)sqlite3_step(st);
+	sqlite3_finalize(st);
+}
+
+/* Counts one failure against the user name and the address; audits. */
+static void
+fail_count(struct auth_page *pg, const char *ukey, int64_t uid, const char *user)
+{
+	struct auth_ctx *c = pg->c;
+	char akey[96];
+	int ub, ab;
+
+	addr_key(pg->req->peer, akey, sizeof(akey));
+	pthread_mutex_lock(&c->db_mu);
+	if (auth_store_begin(c) == 0) {
+		ub = auth_reg_fail(c, ukey, pg->now);
+		ab = auth_reg_fail(c, akey, pg->now);
+		if (uid > 0)
+			record_login(c, uid, pg->req->peer, pg->now, false);
+		if (auth_store_commit(c) < 0)
+			auth_store_rollback(c);
+		if (ub == 1)
+			auth_audit(c, "login_ban", user, pg->req->peer, "user");
+		if (ab == 1)
+			auth_audit(c, "login_ban", user, pg->req->peer, "address");
+	}
+	pthread_mutex_unlock(&c->db_mu);
+	auth_audit(c, "login_failure", user, pg->req->peer, NULL);
+}
+
+static void
+set_session(struct auth_page *pg, const struct auth_user *u, enum auth_level lvl,
+    const char *rd)
+{
+	struct auth_ctx *c = pg->c;
+	char sc[512], akey[96], ukey[96];
+	int rc;
+
+	addr_key(pg->req->peer, akey, sizeof(akey));
+	snprintf(ukey, sizeof(ukey), "u:%s", u->name);
+	pthread_mutex_lock(&c->db_mu);
+	rc = auth_store_begin(c);
+	if (rc == 0) {
+		auth_reg_clear(c, ukey);
+		auth_reg_clear(c, akey);
+		record_login(c, u->id, pg->req->peer, pg->now, true);
+		rc = auth_session_new(c, u, lvl, pg->req->peer, pg->now, sc, sizeof(sc));
+		if (rc == 0)
+			rc = auth_store_commit(c);
+		if (rc < 0)
+			auth_store_rollback(c);
+	}
+	pthread_mutex_unlock(&c->db_mu);
+	if (rc < 0) {
+		auth_resp_text(pg->resp, 500, "cannot record the session; try again\n");
+		return;
+	}
+	auth_audit(c, "login_success", u->name, pg->req->peer,
+	    lvl == AUTH_LEVEL_MFA ? "mfa" : "password");
+	auth_resp_redirect(pg->resp, 303, rd);
+	auth_resp_header(pg->resp, "Set-Cookie", sc);
+	auth_resp_header(pg->resp, "Set-Cookie", MFA_COOKIE "=; Path=/; Secure; "
+	    "HttpOnly; SameSite=Strict; Max-Age=0");
+	OPENSSL_cleanse(sc, sizeof(sc));
+}
+
+/* Argon2 again at the new cost, outside the lock; stored only if the hash
+ * did not change meanwhile. */
+static void
+maybe_rehash(struct auth_ctx *c, const struct auth_user *u, const char *pw)
+{
+	char phc[AUTH_PHC_MAX], err[128];
+	sqlite3_stmt *st;
+
+	if (!auth_pw_needs_rehash(u->pw, c->s.argon2_m_kib, c->s.argon2_t, c->s.argon2_p))
+		return;
+	if (auth_pw_hash(c->s.argon2_m_kib, c->s.argon2_t, c->s.argon2_p, pw,
+	    strlen(pw), phc, err, sizeof(err)) < 0)
+		return;
+	pthread_mutex_lock(&c->db_mu);
+	if (sqlite3_prepare_v2(c->db, "UPDATE users SET pw = ?2 WHERE id = ?1 AND pw = ?3",
+	    -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, u->id);
+		sqlite3_bind_text(st, 2, phc, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, u->pw, -1, SQLITE_STATIC);
+		(void)sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&c->db_mu);
+}
+
+/* Step 1. Every path costs one Argon2 verification: unknown, disabled,
+ * banned and wrong-password answers are the same page and status. */
+static void
+post_password(struct auth_page *pg, const char *rd)
+{
+	struct auth_ctx *c = pg->c;
+	const char *user = auth_form_get(&pg->form, "username");
+	const char *pw = auth_form_get(&pg->form, "password");
+	char folded[AUTH_NAME_MAX + 1] = "", ukey[96], akey[96];
+	struct auth_user u;
+	bool known = false, blocked = true, ok;
+
+	if (user == NULL || pw == NULL || strlen(pw) > AUTH_PW_MAX) {
+		form_login(pg, 400, rd, user, M_BAD_LOGIN);
+		return;
+	}
+	if (auth_name_fold(user, folded) < 0)
+		snprintf(folded, sizeof(folded), "-invalid-");
+	snprintf(ukey, sizeof(ukey), "u:%s", folded);
+	addr_key(pg->req->peer, akey, sizeof(akey));
+	pthread_mutex_lock(&c->db_mu);
+	blocked = auth_reg_blocked(c, ukey, pg->now) || auth_reg_blocked(c, akey, pg->now);
+	known = auth_user_get(c, folded, 0, &u) == 0 && u.pw[0] != '\0' && !u.disabled;
+	pthread_mutex_unlock(&c->db_mu);
+	ok = auth_pw_verify(known ? u.pw : c->dummy_phc, pw, strlen(pw));
+	if (!ok || !known || blocked) {
+		fail_count(pg, ukey, known ? u.id : 0, folded);
+		form_login(pg, 401, rd, user, M_BAD_LOGIN);
+		return;
+	}
+	maybe_rehash(c, &u, pw);
+	if (!u.has_totp) {
+		set_session(pg, &u, AUTH_LEVEL_PASSWORD, rd);
+		return;
+	}
+	struct pending p = { .uid = u.id, .epoch = u.epoch, .time = pg->now };
+	char tok[300], sc[400];
+	if (auth_token_seal(c, MFA_PURPOSE, &p, sizeof(p), tok, sizeof(tok)) < 0) {
+		auth_resp_text(pg->resp, 500, "internal error\n");
+		return;
+	}
+	snprintf(sc, sizeof(sc), MFA_COOKIE "=%s; Path=/; Secure; HttpOnly; "
+	    "SameSite=Strict; Max-Age=%d", tok, AUTH_MFA_PENDING);
+	auth_resp_header(pg->resp, "Set-Cookie", sc);
+	form_code(pg, 200, rd, M_COUNT);
+}
+
+/* Step 2: the pending cookie proves step 1 for this user within 5 min. */
+static void
+post_code(struct auth_page *pg, const char *rd)
+{
+	struct auth_ctx *c = pg->c;
+	const char *code = auth_form_get(&pg->form, "code"), *v = NULL;
+	const char *hdr = pg->req->cookie;
+	ssize_t n = auth_cookie_find(hdr, hdr ? strlen(hdr) : 0, MFA_COOKIE, &v);
+	struct pending p;
+	struct auth_user u;
+	char ukey[96], akey[96];
+	bool ok = false;
+
+	if (n < 0 || auth_token_open(c, MFA_PURPOSE, v, (size_t)n, &p, sizeof(p)) < 0 ||
+	    pg->now - p.time > AUTH_MFA_PENDING || p.time > pg->now + 60) {
+		form_login(pg, 401, rd, NULL, M_BAD_LOGIN);
+		return;
+	}
+	addr_key(pg->req->peer, akey, sizeof(akey));
+	pthread_mutex_lock(&c->db_mu);
+	if (auth_user_get(c, NULL, p.uid, &u) == 0 && u.epoch == p.epoch && !u.disabled) {
+		snprintf(ukey, sizeof(ukey), "u:%s", u.name);
+		ok = !auth_reg_blocked(c, ukey, pg->now) && !auth_reg_blocked(c, akey, pg->now) &&
+		    auth_second_factor(c, &u, code, pg->now);
+	} else
+		snprintf(ukey, sizeof(ukey), "u:-gone-");
+	pthread_mutex_unlock(&c->db_mu);
+	if (!ok) {
+		fail_count(pg, ukey, u.id, u.name);
+		form_code(pg, 401, rd, M_BAD_CODE);
+		return;
+	}
+	set_session(pg, &u, AUTH_LEVEL_MFA, rd);
+}
+
+void
+auth_page_login(struct auth_page *pg)
+{
+	char rd[2100];
+
+	get_rd(pg, rd, sizeof(rd));
+	if (strcmp(pg->req->method, "POST") != 0) {
+		form_login(pg, 200, rd, NULL, M_COUNT);
+		return;
+	}
+	if (auth_form_get(&pg->form, "code") != NULL)
+		post_code(pg, rd);
+	else
+		post_password(pg, rd);
+}
+
+void
+auth_page_logout(struct auth_page *pg)
+{
+	struct auth_ctx *c = pg->c;
+	struct auth_identity id;
+	struct auth_buf b = { 0 };
+	const char *hdr = pg->req->cookie;
+	char err[128];
+	enum auth_lang l = pg->lang;
+
+	if (strcmp(pg->req->method, "POST") == 0) {
+		if (hdr != NULL && auth_session_check(c, hdr, strlen(hdr), pg->now, &id) == AUTH_OK) {
+			pthread_mutex_lock(&c->db_mu);
+			(void)auth_session_revoke(c, id.uid, id.sid);
+			pthread_mutex_unlock(&c->db_mu);
+			(void)auth_store_reload(c, false, err, sizeof(err));
+			auth_audit(c, "logout", id.user, pg->req->peer, NULL);
+		}
+		auth_resp_redirect(pg->resp, 303, AUTH_PREFIX "login");
+		auth_resp_header(pg->resp, "Set-Cookie", AUTH_COOKIE_NAME "=; Path=/; "
+		    "Secure; HttpOnly; SameSite=Lax; Max-Age=0");
+		return;
+	}
+	auth_page_begin(&b, l, auth_msg(l, M_TITLE_LOGOUT));
+	auth_buf_add(&b, "<form method=\"post\" action=\"/_pbxgate/logout\">");
+	auth_csrf_field(pg, &b);
+	auth_buf_addf(&b, "<button type=\"submit\">%s</button></form>", auth_msg(l, M_SIGN_OUT));
+	auth_page_end(&b);
+	auth_resp_html(c, pg->resp, 200, &b);
+}

@@ -1,0 +1,214 @@
+/* test_session.c -- the session cookie: roundtrip, tampering, keys, expiry, revocation. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static struct th t;
+static struct auth_user alice;
+static const time_t T0 = 1700000000;
+
+static void
+setup(void)
+{
+	th_init(&t);
+	th_open(&t);
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	pthread_mutex_lock(&t.ctx->db_mu);
+	cr_assert_eq(auth_user_get(t.ctx, "alice", 0, &alice), 0);
+	pthread_mutex_unlock(&t.ctx->db_mu);
+}
+
+static void
+teardown(void)
+{
+	th_fini(&t);
+}
+
+/* Returns the "name=value" part of a Set-Cookie value in `cookie`. */
+static void
+login(char *cookie, size_t len)
+{
+	char sc[512];
+
+	pthread_mutex_lock(&t.ctx->db_mu);
+	cr_assert_eq(auth_session_new(t.ctx, &alice, AUTH_LEVEL_MFA, NULL, T0, sc,
+	    sizeof(sc)), 0);
+	pthread_mutex_unlock(&t.ctx->db_mu);
+	snprintf(cookie, len, "%.*s", (int)strcspn(sc, ";"), sc);
+}
+
+static enum auth_check
+check(const char *cookie, time_t now, struct auth_identity *id)
+{
+	return auth_session_check(t.ctx, cookie, strlen(cookie), now, id);
+}
+
+TestSuite(session, .init = setup, .fini = teardown);
+
+Test(session, roundtrip)
+{
+	char c[512], hdr[600];
+	struct auth_identity id;
+
+	login(c, sizeof(c));
+	snprintf(hdr, sizeof(hdr), "other=1; %s; x=y", c);
+	cr_assert_eq(check(hdr, T0 + 5, &id), AUTH_OK);
+	cr_expect_str_eq(id.user, "alice");
+	cr_expect(id.mfa);
+	cr_expect_eq(id.level, AUTH_LEVEL_MFA);
+	cr_expect_eq(id.login_time, T0);
+	cr_expect_eq(strlen(id.sid), 32);
+	cr_expect_not(id.refresh);
+}
+
+Test(session, no_cookie)
+{
+	struct auth_identity id;
+
+	cr_expect_eq(check("", T0, &id), AUTH_NONE);
+	cr_expect_eq(check("__Host-pbxgatex=1", T0, &id), AUTH_NONE);
+}
+
+Test(session, every_byte_flip_rejected)
+{
+	char c[512];
+	struct auth_identity id;
+	size_t start;
+
+	login(c, sizeof(c));
+	start = strlen(AUTH_COOKIE_NAME) + 1;
+	for (size_t i = start; c[i] != '\0'; i++) {
+		char save = c[i];
+
+		c[i] = (char)(save == '0' ? '1' : save == 'f' ? 'e' : save ^ 1);
+		cr_expect_neq(check(c, T0 + 1, &id), AUTH_OK, "flip at %zu", i);
+		c[i] = save;
+	}
+	cr_expect_eq(check(c, T0 + 1, &id), AUTH_OK);
+}
+
+Test(session, truncated_and_garbage_rejected)
+{
+	char c[512];
+	struct auth_identity id;
+	const char *bad[] = { "__Host-pbxgate=", "__Host-pbxgate=1.", "__Host-pbxgate=1",
+	    "__Host-pbxgate=99.00", "__Host-pbxgate=1.zz", "__Host-pbxgate=.abcd" };
+
+	login(c, sizeof(c));
+	c[strlen(c) - 2] = '\0';
+	cr_expect_eq(check(c, T0, &id), AUTH_INVALID);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_eq(check(bad[i], T0, &id), AUTH_INVALID, "%s", bad[i]);
+}
+
+Test(session, wrong_key_rejected)
+{
+	char c[512];
+	struct auth_identity id;
+
+	login(c, sizeof(c));
+	th_close(&t);
+	char p[300];
+	snprintf(p, sizeof(p), "%s", t.s.secret_key);
+	cr_assert_eq(unlink(p), 0);
+	th_open(&t);	/* a fresh key file with the same key id 1 */
+	cr_expect_eq(check(c, T0 + 1, &id), AUTH_INVALID);
+}
+
+Test(session, previous_key_still_accepted_after_rotation)
+{
+	char c[512], line[200];
+	struct auth_identity id;
+	FILE *f;
+
+	login(c, sizeof(c));
+	th_close(&t);
+	f = fopen(t.s.secret_key, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(line, sizeof(line), f));
+	fclose(f);
+	f = fopen(t.s.secret_key, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "2 %064d\n%s", 7, line);
+	fclose(f);
+	th_open(&t);
+	cr_expect_eq(check(c, T0 + 1, &id), AUTH_OK);
+	char sc[512];
+	cr_assert_gt(auth_session_reseal(t.ctx, &id, T0 + 2, sc, sizeof(sc)), 0);
+	cr_expect_eq(strncmp(sc, "__Host-pbxgate=2.", 17), 0, "%s", sc);
+}
+
+Test(session, idle_expiry_and_reseal)
+{
+	char c[512], sc[512];
+	struct auth_identity id;
+	unsigned idle = t.s.session_idle;
+
+	login(c, sizeof(c));
+	cr_expect_eq(check(c, T0 + idle, &id), AUTH_OK);
+	cr_expect(id.refresh);
+	cr_expect_eq(check(c, T0 + idle + 1, &id), AUTH_EXPIRED);
+	cr_assert_eq(check(c, T0 + idle - 1, &id), AUTH_OK);
+	cr_assert_gt(auth_session_reseal(t.ctx, &id, T0 + idle - 1, sc, sizeof(sc)), 0);
+	cr_expect(strstr(sc, "; Path=/; Secure; HttpOnly; SameSite=Lax") != NULL);
+	sc[strcspn(sc, ";")] = '\0';
+	cr_expect_eq(check(sc, T0 + 2 * idle - 2, &id), AUTH_OK);
+}
+
+Test(session, absolute_expiry)
+{
+	char c[512], sc[512];
+	struct auth_identity id;
+	time_t now = T0;
+
+	login(c, sizeof(c));
+	/* keep it alive by resealing; the absolute limit still ends it */
+	for (int i = 0; i < 1000 && now - T0 < (time_t)t.s.session_max; i++) {
+		cr_assert_eq(check(c, now, &id), AUTH_OK);
+		cr_assert_gt(auth_session_reseal(t.ctx, &id, now, sc, sizeof(sc)), 0);
+		snprintf(c, sizeof(c), "%.*s", (int)strcspn(sc, ";"), sc);
+		now += t.s.session_idle / 2;
+	}
+	cr_expect_eq(check(c, T0 + t.s.session_max + 1, &id), AUTH_EXPIRED);
+}
+
+Test(session, from_the_future_rejected)
+{
+	char c[512];
+	struct auth_identity id;
+
+	login(c, sizeof(c));
+	cr_expect_eq(check(c, T0 - 3600, &id), AUTH_INVALID);
+}
+
+Test(session, epoch_bump_revokes)
+{
+	char c[512], err[128];
+	struct auth_identity id;
+
+	login(c, sizeof(c));
+	pthread_mutex_lock(&t.ctx->db_mu);
+	cr_assert_eq(auth_bump_epoch(t.ctx, alice.id, T0), 0);
+	pthread_mutex_unlock(&t.ctx->db_mu);
+	cr_assert_eq(auth_store_reload(t.ctx, false, err, sizeof(err)), 0);
+	cr_expect_eq(check(c, T0 + 1, &id), AUTH_REVOKED);
+}
+
+Test(session, single_session_revoke)
+{
+	char c1[512], c2[512], err[128];
+	struct auth_identity id;
+
+	login(c1, sizeof(c1));
+	login(c2, sizeof(c2));
+	cr_assert_eq(check(c1, T0 + 1, &id), AUTH_OK);
+	pthread_mutex_lock(&t.ctx->db_mu);
+	cr_assert_eq(auth_session_revoke(t.ctx, alice.id, id.sid), 1);
+	pthread_mutex_unlock(&t.ctx->db_mu);
+	cr_assert_eq(auth_store_reload(t.ctx, false, err, sizeof(err)), 0);
+	cr_expect_eq(check(c1, T0 + 1, &id), AUTH_REVOKED);
+	cr_expect_eq(check(c2, T0 + 1, &id), AUTH_OK);
+}

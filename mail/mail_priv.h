@@ -49,6 +49,7 @@ int mail_cidr_parse(const char *, struct mail_cidr *, char *, size_t);
 bool mail_cidr_match(const struct mail_cidr *, int family,
     const uint8_t *addr);
 bool mail_peer_is_loopback(const struct sockaddr *, socklen_t);
+void mail_peer_text(const struct sockaddr *, socklen_t, char *, size_t);
 
 /* mail_rules.c: 1 match, 0 no match, -1 matcher error (limit hit). */
 int mail_re_match(const struct mail_rules *, const pcre2_code *,
@@ -81,3 +82,57 @@ struct smtp_cmd {
 const char *smtp_cmd_parse(char *line, struct smtp_cmd *);
 
 #endif
+
+/* ---- contexts, sessions and the relay client (mail_ctx.c, smtp_*.c) ---- */
+#include <stdatomic.h>
+
+struct cert_client;
+
+struct mail_ctx {
+	atomic_uint          refs;
+	struct mail_settings s;		/* deep copy, owned */
+	struct mail_rules   *rules;
+	struct cert_server  *tls;	/* not owned; NULL = no STARTTLS */
+	struct cert_client  *client;	/* owned; NULL when relay_tls none */
+	mail_audit_fn        audit;
+	void                *audit_arg;
+};
+
+/* Appends s as a JSON string (quotes included), escaping everything that is
+ * not printable ASCII; at most max input bytes. */
+void mail_json_str(char *buf, size_t buflen, size_t *off, const char *s,
+    size_t max);
+
+/* smtp_relay.c: one message to the smarthost. `done` is called exactly once
+ * (never from inside smtp_relay_start) with the reply to give the client:
+ * code 250 = accepted; otherwise the smarthost's own code or 451. The relay
+ * frees itself after calling done. data must stay valid until then. */
+struct smtp_relay;
+typedef void (*smtp_relay_done)(void *arg, int code, const char *text,
+    const char *smarthost_reply);
+struct smtp_relay *smtp_relay_start(struct mail_ctx *, struct event_base *,
+    const char *from, char (*rcpt)[SMTP_ADDR_MAX + 1], size_t nrcpt,
+    const char *data, size_t len, bool body_8bit, smtp_relay_done done,
+    void *arg);
+/* The client went away: abort without finishing DATA; done is not called. */
+void smtp_relay_cancel(struct smtp_relay *);
+
+/* Writes data as an SMTP DATA body: every line end becomes CRLF (bare CR
+ * and bare LF included, so nothing can end the data early at the
+ * smarthost), leading dots doubled, then the final ".". */
+struct evbuffer;
+int smtp_dot_stuff(struct evbuffer *out, const char *data, size_t len);
+
+/* smtp_auth.c: credential checks for AUTH PLAIN / LOGIN. */
+/* Decodes base64 (RFC 4648, padding required) into out; -1 if invalid or
+ * longer than outlen. */
+int smtp_b64_decode(const char *in, unsigned char *out, size_t outlen,
+    size_t *n);
+/* Checks a user and password against smtp_auth in constant time with
+ * respect to the password (Argon2 verify always runs). */
+bool smtp_auth_check(const struct mail_ctx *, const char *user, size_t ulen,
+    const char *pass, size_t plen);
+/* Splits a decoded PLAIN response (authzid NUL authcid NUL passwd) and
+ * checks it. */
+bool smtp_auth_plain(const struct mail_ctx *, const unsigned char *resp,
+    size_t n);

@@ -349,6 +349,17 @@ mail_peer_is_loopback(const struct sockaddr *sa, socklen_t len)
 	return fam == AF_INET6 && memcmp(b, v6lo, 16) == 0;
 }
 
+void
+mail_peer_text(const struct sockaddr *sa, socklen_t len, char *out,
+    size_t outlen)
+{
+	uint8_t b[16];
+	int fam = peer_bytes(sa, len, b);
+
+	if (fam < 0 || inet_ntop(fam, b, out, (socklen_t)outlen) == NULL)
+		snprintf(out, outlen, "unknown");
+}
+
 bool
 mail_settings_allowed(const struct mail_settings *s, const struct sockaddr *sa,
     socklen_t len)

@@ -15,6 +15,9 @@ static atomic_uint_fast64_t generation;
 
 /* ---- reporting ---- */
 
+static void vreport(struct cfg_ctx *, bool, const struct cfg_pos *,
+    const char *, va_list) __attribute__((format(printf, 4, 0)));
+
 static void
 vreport(struct cfg_ctx *ctx, bool warning, const struct cfg_pos *pos,
     const char *fmt, va_list ap)

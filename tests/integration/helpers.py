@@ -266,7 +266,7 @@ def raw_exchange(port, ctx, data, timeout=IO_TIMEOUT):
             r = c.reader.response()
         except ConnectionClosed:
             return None, True
-        return r, c.reader.at_eof(timeout)
+        return r, c.reader.at_eof(5)
 
 
 # ---------------------------------------------------------------- WebSocket

@@ -97,6 +97,23 @@ def test_post_8mib_echo_streamed(gateway, ctx, chunked):
     assert digest == sha256(body)
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_post_8mib_upload_streamed(gateway, ctx, chunked):
+    body = os.urandom(8 * MiB)
+    with Client(gateway.port, ctx) as c:
+        if chunked:
+            c.send(b"POST /sha256 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for i in range(0, len(body), 100000):
+                part = body[i:i + 100000]
+                c.send(b"%x\r\n%s\r\n" % (len(part), part))
+            c.send(b"0\r\n\r\n")
+            r = c.reader.response()
+        else:
+            r = c.request("POST", "/sha256", body=body)
+        assert r.status == 200, r
+        assert r.json() == {"length": len(body), "sha256": sha256(body)}
+
+
 def test_chunked_request_arrives_chunked_or_sized(gateway, upstream, ctx):
     body = b"x" * 1000
     with Client(gateway.port, ctx) as c:

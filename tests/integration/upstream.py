@@ -14,6 +14,7 @@ and every violation as {"conn": N, "violation": "why", "raw": "..."}.
 Endpoints:
   GET  /bytes/N      N bytes, Content-Length
   GET  /chunked/N    N bytes, chunked
+  POST /sha256       reads the whole body, answers {"length", "sha256"}
   POST /echo         echoes the body as it arrives (chunked in -> chunked out,
                      Content-Length in -> same Content-Length out)
   GET  /headers      the request head as JSON
@@ -240,6 +241,14 @@ class Conn:
         extra = [("Connection", "close")] if close else []
         if path == "/echo":
             await self.echo(headers, extra)
+            return not close
+        if path == "/sha256":
+            h, n = hashlib.sha256(), 0
+            async for piece in self.body_chunks(headers):
+                h.update(piece)
+                n += len(piece)
+            body = json.dumps({"length": n, "sha256": h.hexdigest()}).encode()
+            await self.send(200, "OK", extra + [("Content-Type", "application/json")], body)
             return not close
         await self.drain_body(headers)
         m = re.match(r"^/(bytes|chunked|slow|status)/(\d{1,9})$", path)

@@ -1,0 +1,618 @@
+/* test_http.c -- the /_pbxgate/ pages as a conversation: request in, status and cookies out. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "helpers.h"
+
+static struct th t;
+static const time_t T0 = 1700000000;
+static struct sockaddr_in peer;
+static char jar[2048];		/* "a=b; c=d" as a browser would send */
+static const char *lang;
+
+static void
+setup(void)
+{
+	th_init(&t);
+	th_open(&t);
+	memset(&peer, 0, sizeof(peer));
+	peer.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.10", &peer.sin_addr);
+	jar[0] = '\0';
+	lang = NULL;
+}
+
+static void
+teardown(void)
+{
+	th_fini(&t);
+}
+
+TestSuite(http, .init = setup, .fini = teardown);
+
+/* Stores each Set-Cookie in the jar (replacing a same-named one). */
+static void
+jar_update(const struct auth_http_resp *r)
+{
+	for (size_t i = 0; i < r->nhdr; i++) {
+		char nv[600], name[64], out[2048] = "";
+		const char *p = jar;
+		bool del;
+
+		if (strcmp(r->hdr[i].name, "Set-Cookie") != 0)
+			continue;
+		snprintf(nv, sizeof(nv), "%.*s", (int)strcspn(r->hdr[i].value, ";"), r->hdr[i].value);
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(nv, "="), nv);
+		del = strstr(r->hdr[i].value, "Max-Age=0") != NULL;
+		while (*p != '\0') {
+			size_t n = strcspn(p, ";");
+			if (!(strncmp(p, name, strlen(name)) == 0 && p[strlen(name)] == '='))
+				snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%.*s",
+				    out[0] ? "; " : "", (int)n, p);
+			p += n;
+			while (*p == ';' || *p == ' ')
+				p++;
+		}
+		if (!del)
+			snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%s",
+			    out[0] ? "; " : "", nv);
+		snprintf(jar, sizeof(jar), "%s", out);
+	}
+}
+
+static const char *
+hdr(const struct auth_http_resp *r, const char *name)
+{
+	for (size_t i = 0; i < r->nhdr; i++)
+		if (strcmp(r->hdr[i].name, name) == 0)
+			return r->hdr[i].value;
+	return NULL;
+}
+
+static void
+req(const char *method, const char *path, const char *query, const char *body,
+    time_t now, struct auth_http_resp *r)
+{
+	struct auth_http_req q = {
+		.method = method, .path = path, .query = query,
+		.peer = (const struct sockaddr *)&peer, .cookie = jar[0] ? jar : NULL,
+		.accept_language = lang,
+		.content_type = body ? "application/x-www-form-urlencoded" : NULL,
+		.body = body, .body_len = body ? strlen(body) : 0, .now = now,
+	};
+
+	auth_http_handle(t.ctx, &q, r);
+	jar_update(r);
+}
+
+/* The csrf field value of the last page. */
+static void
+csrf_of(const struct auth_http_resp *r, char out[65])
+{
+	const char *p = r->body ? strstr(r->body, "name=\"csrf\" value=\"") : NULL;
+
+	cr_assert_not_null(p, "no csrf field");
+	snprintf(out, 65, "%.64s", p + 19);
+}
+
+static void
+get_login(char csrf[65])
+{
+	struct auth_http_resp r;
+
+	req("GET", "/_pbxgate/login", "rd=/app", NULL, T0, &r);
+	cr_assert_eq(r.status, 200);
+	csrf_of(&r, csrf);
+	auth_http_resp_free(&r);
+}
+
+static int
+post_login(const char *user, const char *pw, time_t now, struct auth_http_resp *r)
+{
+	char csrf[65], body[512];
+
+	get_login(csrf);
+	snprintf(body, sizeof(body), "csrf=%s&rd=%%2Fapp&username=%s&password=%s", csrf, user, pw);
+	req("POST", "/_pbxgate/login", NULL, body, now, r);
+	return r->status;
+}
+
+Test(http, login_page_headers_and_form)
+{
+	struct auth_http_resp r;
+
+	req("GET", "/_pbxgate/login", "rd=/x", NULL, T0, &r);
+	cr_expect_eq(r.status, 200);
+	cr_expect(strstr(hdr(&r, "Content-Security-Policy"), "default-src 'none'") != NULL);
+	cr_expect_str_eq(hdr(&r, "Cache-Control"), "no-store");
+	cr_expect(strstr(r.body, "<label for=\"username\">") != NULL);
+	cr_expect(strstr(r.body, "<label for=\"password\">") != NULL);
+	cr_expect(strstr(r.body, "<script") == NULL);
+	cr_expect(strstr(r.body, "name=\"rd\" value=\"/x\"") != NULL);
+	cr_expect(strstr(jar, "__Host-pbxgate-csrf=") != NULL);
+	auth_http_resp_free(&r);
+}
+
+Test(http, japanese_by_accept_language)
+{
+	struct auth_http_resp r;
+
+	lang = "ja-JP,ja;q=0.9,en;q=0.8";
+	req("GET", "/_pbxgate/login", NULL, NULL, T0, &r);
+	cr_expect(strstr(r.body, "lang=\"ja\"") != NULL);
+	cr_expect(strstr(r.body, "パスワード") != NULL);
+	auth_http_resp_free(&r);
+	lang = "en-GB,ja;q=0.5";
+	req("GET", "/_pbxgate/login", NULL, NULL, T0, &r);
+	cr_expect(strstr(r.body, "lang=\"en\"") != NULL);
+	auth_http_resp_free(&r);
+}
+
+Test(http, csrf_missing_is_403)
+{
+	struct auth_http_resp r;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	get_login((char[65]){ 0 });
+	req("POST", "/_pbxgate/login", NULL, "username=alice&password=correct+horse+battery",
+	    T0, &r);
+	cr_expect_eq(r.status, 403);
+	auth_http_resp_free(&r);
+}
+
+Test(http, csrf_wrong_is_403)
+{
+	struct auth_http_resp r;
+	char body[300];
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	get_login((char[65]){ 0 });
+	snprintf(body, sizeof(body), "csrf=%064d&username=alice&password=correct+horse+battery", 0);
+	req("POST", "/_pbxgate/login", NULL, body, T0, &r);
+	cr_expect_eq(r.status, 403);
+	auth_http_resp_free(&r);
+}
+
+Test(http, csrf_without_cookie_is_403)
+{
+	struct auth_http_resp r;
+	char csrf[65], body[300];
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	get_login(csrf);
+	jar[0] = '\0';
+	snprintf(body, sizeof(body), "csrf=%s&username=alice&password=correct+horse+battery", csrf);
+	req("POST", "/_pbxgate/login", NULL, body, T0, &r);
+	cr_expect_eq(r.status, 403);
+	auth_http_resp_free(&r);
+}
+
+Test(http, password_login_sets_session_and_redirects)
+{
+	struct auth_http_resp r;
+	struct auth_identity id;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	cr_assert_eq(post_login("Alice", "correct+horse+battery", T0, &r), 303);
+	cr_expect_str_eq(hdr(&r, "Location"), "/app");
+	auth_http_resp_free(&r);
+	cr_assert_eq(auth_session_check(t.ctx, jar, strlen(jar), T0 + 1, &id), AUTH_OK);
+	cr_expect_str_eq(id.user, "alice");
+	cr_expect_eq(id.level, AUTH_LEVEL_PASSWORD);
+	cr_expect(strstr(t.audit, "\"login_success\"") != NULL);
+	cr_expect(strstr(t.audit, "correct") == NULL, "password in audit log");
+}
+
+static void
+code_now(const uint8_t *sec, time_t now, char out[8])
+{
+	snprintf(out, 8, "%06u", auth_hotp(sec, AUTH_TOTP_SECRET, (uint64_t)now / 30, 6));
+}
+
+Test(http, mfa_login_two_steps)
+{
+	struct auth_http_resp r;
+	struct auth_identity id;
+	uint8_t sec[AUTH_TOTP_SECRET];
+	char csrf[65], body[300], code[8];
+
+	th_add_user(&t, "bob", "correct horse battery", true, sec);
+	cr_assert_eq(post_login("bob", "correct+horse+battery", T0, &r), 200);
+	cr_expect(strstr(r.body, "<label for=\"code\">") != NULL);
+	cr_expect(strstr(jar, "__Host-pbxgate-mfa=") != NULL);
+	cr_expect(strstr(jar, "__Host-pbxgate=") == NULL);
+	csrf_of(&r, csrf);
+	auth_http_resp_free(&r);
+	snprintf(body, sizeof(body), "csrf=%s&rd=/app&code=000000", csrf);
+	req("POST", "/_pbxgate/login", NULL, body, T0 + 5, &r);
+	cr_expect_eq(r.status, 401);
+	auth_http_resp_free(&r);
+	code_now(sec, T0 + 5, code);
+	snprintf(body, sizeof(body), "csrf=%s&rd=/app&code=%s", csrf, code);
+	req("POST", "/_pbxgate/login", NULL, body, T0 + 5, &r);
+	cr_expect_eq(r.status, 303);
+	auth_http_resp_free(&r);
+	cr_assert_eq(auth_session_check(t.ctx, jar, strlen(jar), T0 + 6, &id), AUTH_OK);
+	cr_expect(id.mfa);
+	cr_expect(strstr(jar, "__Host-pbxgate-mfa=") == NULL);
+}
+
+Test(http, mfa_pending_cookie_expires)
+{
+	struct auth_http_resp r;
+	uint8_t sec[AUTH_TOTP_SECRET];
+	char csrf[65], body[300], code[8];
+
+	th_add_user(&t, "bob", "correct horse battery", true, sec);
+	cr_assert_eq(post_login("bob", "correct+horse+battery", T0, &r), 200);
+	csrf_of(&r, csrf);
+	auth_http_resp_free(&r);
+	code_now(sec, T0 + 400, code);
+	snprintf(body, sizeof(body), "csrf=%s&code=%s", csrf, code);
+	req("POST", "/_pbxgate/login", NULL, body, T0 + 400, &r);
+	cr_expect_eq(r.status, 401);
+	auth_http_resp_free(&r);
+}
+
+/* Same status and same page for an unknown user and a wrong password. */
+Test(http, unknown_user_same_answer_as_wrong_password)
+{
+	struct auth_http_resp a, b;
+	char *pa, *pb;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	cr_assert_eq(post_login("alice", "wrong+password+1", T0, &a), 401);
+	cr_assert_eq(post_login("zelda", "wrong+password+1", T0 + 100, &b), 401);
+	pa = strstr(a.body, "value=\"alice\"");
+	pb = strstr(b.body, "value=\"zelda\"");
+	cr_assert(pa != NULL && pb != NULL);
+	memcpy(pb + 7, "alice", 5);
+	cr_expect_str_eq(a.body, b.body);
+	cr_expect_eq(a.nhdr, b.nhdr);
+	auth_http_resp_free(&a);
+	auth_http_resp_free(&b);
+}
+
+Test(http, five_failures_then_ban_then_release)
+{
+	struct auth_http_resp r;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(post_login("alice", "nope+nope+nope", T0 + i * 70, &r), 401);
+		auth_http_resp_free(&r);
+	}
+	cr_expect(strstr(t.audit, "\"login_ban\"") != NULL);
+	cr_expect_eq(post_login("alice", "correct+horse+battery", T0 + 400, &r), 401,
+	    "banned user let in");
+	auth_http_resp_free(&r);
+	cr_expect_eq(post_login("alice", "correct+horse+battery",
+	    T0 + 280 + t.s.login_ban_time + 1, &r), 303);
+	auth_http_resp_free(&r);
+}
+
+Test(http, ban_survives_restart)
+{
+	struct auth_http_resp r;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	for (int i = 0; i < 5; i++) {
+		post_login("alice", "nope+nope+nope", T0 + i * 70, &r);
+		auth_http_resp_free(&r);
+	}
+	th_close(&t);
+	th_open(&t);
+	cr_expect_eq(post_login("alice", "correct+horse+battery", T0 + 400, &r), 401);
+	auth_http_resp_free(&r);
+}
+
+Test(http, backoff_blocks_rapid_retry)
+{
+	struct auth_http_resp r;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	post_login("alice", "nope+nope+nope", T0, &r);
+	auth_http_resp_free(&r);
+	post_login("alice", "nope+nope+nope", T0, &r);
+	auth_http_resp_free(&r);
+	/* two failures: the next attempt within a second is refused */
+	cr_expect_eq(post_login("alice", "correct+horse+battery", T0, &r), 401);
+	auth_http_resp_free(&r);
+}
+
+Test(http, rehash_on_login_when_params_changed)
+{
+	struct auth_http_resp r;
+	struct auth_user u;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	th_close(&t);
+	t.s.argon2_m_kib = 128;
+	th_open(&t);
+	cr_assert_eq(post_login("alice", "correct+horse+battery", T0, &r), 303);
+	auth_http_resp_free(&r);
+	pthread_mutex_lock(&t.ctx->db_mu);
+	cr_assert_eq(auth_user_get(t.ctx, "alice", 0, &u), 0);
+	pthread_mutex_unlock(&t.ctx->db_mu);
+	cr_expect(strstr(u.pw, "m=128,") != NULL, "%s", u.pw);
+}
+
+struct rd_case { const char *rd; bool safe; };
+static const struct rd_case rd_cases[] = {
+	{ "/", true }, { "/app/x?y=1#z", true }, { "/%2F%2Fevil", true },
+	{ "//evil", false }, { "/\\evil", false }, { "https://x", false },
+	{ "http:/x", false }, { "%2F%2Fevil", false }, { "javascript:alert(1)", false },
+	{ "", false }, { "evil", false }, { "/\tevil", false }, { "/x\r\nSet-Cookie:a=b", false },
+	{ "/a\\b", false }, { "///evil", false }, { "/ evil", false }, { "/\x7f", false },
+	{ "/caf\xc3\xa9", false },
+};
+
+Test(http, rd_open_redirect_table)
+{
+	for (size_t i = 0; i < sizeof(rd_cases) / sizeof(rd_cases[0]); i++)
+		cr_expect_eq(auth_rd_is_safe(rd_cases[i].rd), rd_cases[i].safe, "rd=%s",
+		    rd_cases[i].rd);
+}
+
+Test(http, unsafe_rd_becomes_root_after_login)
+{
+	struct auth_http_resp r;
+	char csrf[65], body[300];
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	get_login(csrf);
+	snprintf(body, sizeof(body), "csrf=%s&rd=%%2F%%2Fevil.example&username=alice"
+	    "&password=correct+horse+battery", csrf);
+	req("POST", "/_pbxgate/login", NULL, body, T0, &r);
+	cr_expect_eq(r.status, 303);
+	cr_expect_str_eq(hdr(&r, "Location"), "/");
+	auth_http_resp_free(&r);
+}
+
+Test(http, case_folding_collision)
+{
+	char a[AUTH_NAME_MAX + 1], b[AUTH_NAME_MAX + 1];
+
+	cr_assert_eq(auth_name_fold("Admin", a), 0);
+	cr_assert_eq(auth_name_fold("admin", b), 0);
+	cr_expect_str_eq(a, b);
+	th_add_user(&t, "admin", "correct horse battery", false, NULL);
+	pthread_mutex_lock(&t.ctx->db_mu);
+	sqlite3_stmt *st;
+	cr_assert_eq(sqlite3_prepare_v2(t.ctx->db, "INSERT INTO users(name, created, updated)"
+	    " VALUES(?1, 0, 0)", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+	cr_expect_eq(sqlite3_step(st), SQLITE_CONSTRAINT_UNIQUE);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&t.ctx->db_mu);
+}
+
+Test(http, names_outside_the_safe_set_refused)
+{
+	const char *bad[] = { "", "-lead", ".dot", "a b", "caf\xc3\xa9", "\xef\xbc\xa1" "dmin",
+	    "a/b", "a\"b", "0123456789012345678901234567890123456789012345678901234567890123456789" };
+	char out[AUTH_NAME_MAX + 1];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_eq(auth_name_fold(bad[i], out), -1, "%s", bad[i]);
+}
+
+static void
+login_ok(const char *user)
+{
+	struct auth_http_resp r;
+
+	cr_assert_eq(post_login(user, "correct+horse+battery", T0, &r), 303);
+	auth_http_resp_free(&r);
+}
+
+Test(http, password_change_revokes_other_sessions)
+{
+	struct auth_http_resp r;
+	struct auth_identity id;
+	char other[2048], csrf[65], body[400];
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	login_ok("alice");
+	snprintf(other, sizeof(other), "%s", jar);
+	login_ok("alice");
+	req("GET", "/_pbxgate/account", NULL, NULL, T0 + 10, &r);
+	cr_assert_eq(r.status, 200);
+	csrf_of(&r, csrf);
+	auth_http_resp_free(&r);
+	snprintf(body, sizeof(body), "csrf=%s&action=password&current=correct+horse+battery"
+	    "&new=another+long+one&new2=another+long+one", csrf);
+	req("POST", "/_pbxgate/account", NULL, body, T0 + 20, &r);
+	cr_expect_eq(r.status, 200);
+	auth_http_resp_free(&r);
+	cr_expect_eq(auth_session_check(t.ctx, other, strlen(other), T0 + 30, &id), AUTH_REVOKED);
+	cr_expect_eq(auth_session_check(t.ctx, jar, strlen(jar), T0 + 30, &id), AUTH_OK,
+	    "the browser that changed it keeps a fresh session");
+}
+
+Test(http, account_needs_session)
+{
+	struct auth_http_resp r;
+
+	req("GET", "/_pbxgate/account", NULL, NULL, T0, &r);
+	cr_expect_eq(r.status, 303);
+	cr_expect_str_eq(hdr(&r, "Location"), "/_pbxgate/login?rd=/_pbxgate/account");
+	auth_http_resp_free(&r);
+}
+
+static int
+save_lockdown(const char *list_enc, bool confirm)
+{
+	struct auth_http_resp r;
+	char csrf[65], body[400];
+	int status;
+
+	req("GET", "/_pbxgate/account", NULL, NULL, T0 + 10, &r);
+	cr_assert_eq(r.status, 200);
+	csrf_of(&r, csrf);
+	auth_http_resp_free(&r);
+	snprintf(body, sizeof(body), "csrf=%s&action=lockdown&lockdown=%s%s", csrf, list_enc,
+	    confirm ? "&confirm=1" : "");
+	req("POST", "/_pbxgate/account", NULL, body, T0 + 20, &r);
+	status = r.status;
+	auth_http_resp_free(&r);
+	return status;
+}
+
+Test(http, lockdown_excluding_me_needs_confirm)
+{
+	struct auth_identity id;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	login_ok("alice");
+	cr_expect_eq(save_lockdown("198.51.100.0%2F24", false), 409);
+	cr_expect_eq(save_lockdown("198.51.100.0%2F24%0D%0A192.0.2.0%2F24", false), 200);
+	cr_assert_eq(auth_session_check(t.ctx, jar, strlen(jar), T0 + 30, &id), AUTH_OK);
+	cr_expect_str_eq(id.lockdown, "198.51.100.0/24  192.0.2.0/24");
+	cr_expect_eq(save_lockdown("198.51.100.0%2F24", true), 200);
+}
+
+Test(http, lockdown_bad_cidr_refused)
+{
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	login_ok("alice");
+	cr_expect_eq(save_lockdown("192.0.2.0%2F33", true), 400);
+	cr_expect_eq(save_lockdown("not-an-address", true), 400);
+}
+
+Test(http, logout_revokes)
+{
+	struct auth_http_resp r;
+	struct auth_identity id;
+	char before[2048], csrf[65], body[200];
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	login_ok("alice");
+	snprintf(before, sizeof(before), "%s", jar);
+	req("GET", "/_pbxgate/logout", NULL, NULL, T0 + 1, &r);
+	csrf_of(&r, csrf);
+	auth_http_resp_free(&r);
+	snprintf(body, sizeof(body), "csrf=%s", csrf);
+	req("POST", "/_pbxgate/logout", NULL, body, T0 + 2, &r);
+	cr_expect_eq(r.status, 303);
+	auth_http_resp_free(&r);
+	cr_expect_eq(auth_session_check(t.ctx, before, strlen(before), T0 + 3, &id), AUTH_REVOKED);
+	cr_expect(strstr(jar, "__Host-pbxgate=") == NULL);
+}
+
+/* ---- enrolment ---- */
+
+static int64_t
+enrol_user(const char *name, time_t now, char tok[65])
+{
+	int64_t uid = th_add_user(&t, name, "unused-initial-pw", false, NULL);
+
+	pthread_mutex_lock(&t.ctx->db_mu);
+	cr_assert_eq(auth_exec(t.ctx, "UPDATE users SET pw = ''"), 0);
+	cr_assert_eq(auth_enrol_token_new(t.ctx, uid, now, tok), 0);
+	pthread_mutex_unlock(&t.ctx->db_mu);
+	return uid;
+}
+
+static int
+enrol_flow(const char *tok, time_t now, struct auth_http_resp *r)
+{
+	char q[80], csrf[65], b32[64], body[400], code[8];
+	uint8_t sec[AUTH_TOTP_SECRET];
+	const char *p;
+
+	snprintf(q, sizeof(q), "t=%s", tok);
+	req("GET", "/_pbxgate/enrol", q, NULL, now, r);
+	if (r->status != 200)
+		return r->status;
+	cr_expect(strstr(r->body, "<svg") != NULL);
+	cr_expect(strstr(r->body, "otpauth://totp/pbxgate:") != NULL);
+	csrf_of(r, csrf);
+	p = strstr(r->body, "<code>");
+	cr_assert_not_null(p);
+	snprintf(b32, sizeof(b32), "%.32s", p + 6);
+	auth_http_resp_free(r);
+	cr_assert_eq(auth_unbase32(b32, sec, sizeof(sec)), AUTH_TOTP_SECRET);
+	code_now(sec, now, code);
+	snprintf(body, sizeof(body), "csrf=%s&t=%s&password=brand+new+pass&password2="
+	    "brand+new+pass&code=%s", csrf, tok, code);
+	req("POST", "/_pbxgate/enrol", NULL, body, now, r);
+	return r->status;
+}
+
+Test(http, enrolment_sets_password_totp_and_recovery)
+{
+	struct auth_http_resp r;
+	struct auth_user u;
+	char tok[65];
+
+	enrol_user("carol", T0, tok);
+	cr_assert_eq(enrol_flow(tok, T0, &r), 200);
+	cr_expect(strstr(r.body, "<li><code>") != NULL);
+	auth_http_resp_free(&r);
+	pthread_mutex_lock(&t.ctx->db_mu);
+	cr_assert_eq(auth_user_get(t.ctx, "carol", 0, &u), 0);
+	pthread_mutex_unlock(&t.ctx->db_mu);
+	cr_expect(u.has_totp);
+	cr_expect(auth_pw_verify(u.pw, "brand new pass", 14));
+}
+
+Test(http, enrolment_link_single_use)
+{
+	struct auth_http_resp r;
+	char tok[65];
+
+	enrol_user("carol", T0, tok);
+	cr_assert_eq(enrol_flow(tok, T0, &r), 200);
+	auth_http_resp_free(&r);
+	cr_expect_eq(enrol_flow(tok, T0 + 60, &r), 404);
+	auth_http_resp_free(&r);
+}
+
+Test(http, enrolment_link_expires)
+{
+	struct auth_http_resp r;
+	char tok[65];
+
+	enrol_user("carol", T0, tok);
+	cr_expect_eq(enrol_flow(tok, T0 + t.s.enrol_link_lifetime + 1, &r), 404);
+	auth_http_resp_free(&r);
+}
+
+Test(http, enrolment_bad_token_404)
+{
+	struct auth_http_resp r;
+
+	req("GET", "/_pbxgate/enrol", "t=zz", NULL, T0, &r);
+	cr_expect_eq(r.status, 404);
+	auth_http_resp_free(&r);
+	req("GET", "/_pbxgate/enrol", NULL, NULL, T0, &r);
+	cr_expect_eq(r.status, 404);
+	auth_http_resp_free(&r);
+}
+
+Test(http, unknown_path_and_method)
+{
+	struct auth_http_resp r;
+
+	req("GET", "/_pbxgate/nope", NULL, NULL, T0, &r);
+	cr_expect_eq(r.status, 404);
+	auth_http_resp_free(&r);
+	req("DELETE", "/_pbxgate/login", NULL, NULL, T0, &r);
+	cr_expect_eq(r.status, 405);
+	auth_http_resp_free(&r);
+}
+
+Test(http, post_that_is_not_a_form_is_400)
+{
+	struct auth_http_resp r;
+	struct auth_http_req q = { .method = "POST", .path = "/_pbxgate/login",
+	    .content_type = "application/json", .body = "{}", .body_len = 2, .now = T0 };
+
+	auth_http_handle(t.ctx, &q, &r);
+	cr_expect_eq(r.status, 400);
+	auth_http_resp_free(&r);
+}

@@ -1,0 +1,288 @@
+/* test_store.c -- settings keywords, store identity checks, key file, kill -9 durability. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+/* ---- settings ---- */
+
+struct kw_case {
+	const char *kw;
+	const char *v[3];
+	int argc, want, badarg;
+};
+
+static const struct kw_case kw_cases[] = {
+	{ "argon2", { "m=65536", "t=3", "p=4" }, 3, 0, 0 },
+	{ "argon2", { "m=65536", "t=0" }, 2, -1, 1 },
+	{ "argon2", { "x=1" }, 1, -1, 0 },
+	{ "argon2", { "m=4" }, 1, -1, 0 },
+	{ "totp_skew", { "0" }, 1, 0, 0 },
+	{ "totp_skew", { "4" }, 1, -1, 0 },
+	{ "totp_skew", { "1", "2" }, 2, -1, 1 },
+	{ "session_idle_timeout", { "30m" }, 1, 0, 0 },
+	{ "session_idle_timeout", { "10x" }, 1, -1, 0 },
+	{ "session_idle_timeout", { "-5" }, 1, -1, 0 },
+	{ "session_max_lifetime", { "12h" }, 1, 0, 0 },
+	{ "login_max_failures", { "5" }, 1, 0, 0 },
+	{ "login_failure_window", { "10m" }, 1, 0, 0 },
+	{ "login_ban_time", { "900" }, 1, 0, 0 },
+	{ "login_threads", { "0" }, 1, -1, 0 },
+	{ "login_queue", { "64" }, 1, 0, 0 },
+	{ "enrol_link_lifetime", { "2d" }, 1, 0, 0 },
+	{ "public_url", { "https://pbx.example.com" }, 1, 0, 0 },
+	{ "public_url", { "http://pbx.example.com" }, 1, -1, 0 },
+	{ "public_url", { "https://user@pbx.example.com" }, 1, -1, 0 },
+	{ "user_db", { "users.db" }, 1, 0, 0 },
+	{ "listen", { "0.0.0.0:443" }, 1, 1, 0 },
+};
+
+Test(settings, keyword_table)
+{
+	for (size_t i = 0; i < sizeof(kw_cases) / sizeof(kw_cases[0]); i++) {
+		const struct kw_case *k = &kw_cases[i];
+		struct auth_settings s;
+		char err[256] = "";
+		int bad = -9;
+
+		auth_settings_defaults(&s);
+		int r = auth_settings_keyword(&s, "/etc/pbxgate", k->kw, k->argc,
+		    (char **)k->v, &bad, err, sizeof(err));
+		cr_expect_eq(r, k->want, "%s %s: %d (%s)", k->kw, k->v[0], r, err);
+		if (k->want < 0)
+			cr_expect_eq(bad, k->badarg, "%s %s: badarg %d", k->kw, k->v[0], bad);
+		auth_settings_free(&s);
+	}
+}
+
+Test(settings, relative_paths_and_derived_key)
+{
+	struct auth_settings s;
+	char err[256];
+	int bad;
+	char *v[] = { "db/users.db" };
+
+	auth_settings_defaults(&s);
+	cr_assert_eq(auth_settings_keyword(&s, "/etc/pbxgate", "user_db", 1, v, &bad, err,
+	    sizeof(err)), 0);
+	cr_expect_str_eq(s.user_db, "/etc/pbxgate/db/users.db");
+	cr_assert_eq(auth_settings_finish(&s, err, sizeof(err)), 0);
+	cr_expect_str_eq(s.secret_key, "/etc/pbxgate/db/pbxgate-secret.key");
+	cr_expect_str_eq(s.cookie_name, "__Host-pbxgate");
+	auth_settings_free(&s);
+}
+
+Test(settings, idle_longer_than_lifetime_refused)
+{
+	struct auth_settings s;
+	char err[256];
+	int bad;
+	char *db[] = { "u.db" }, *idle[] = { "2d" }, *max[] = { "1d" };
+
+	auth_settings_defaults(&s);
+	auth_settings_keyword(&s, "/x", "user_db", 1, db, &bad, err, sizeof(err));
+	auth_settings_keyword(&s, "/x", "session_idle_timeout", 1, idle, &bad, err, sizeof(err));
+	auth_settings_keyword(&s, "/x", "session_max_lifetime", 1, max, &bad, err, sizeof(err));
+	cr_expect_eq(auth_settings_finish(&s, err, sizeof(err)), -1);
+	auth_settings_free(&s);
+}
+
+/* ---- store identity ---- */
+
+static void
+write_file(const char *path, const void *data, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, data, n), (ssize_t)n);
+	close(fd);
+}
+
+static void
+expect_open_fails(struct th *t, const char *needle)
+{
+	char err[512] = "";
+	struct auth_ctx *c = auth_open(&t->s, NULL, NULL, err, sizeof(err));
+
+	cr_expect_null(c);
+	cr_expect(strstr(err, needle) != NULL, "error was: %s", err);
+	auth_close(c);
+}
+
+Test(store, not_a_database_refused)
+{
+	struct th t;
+
+	th_init(&t);
+	write_file(t.s.user_db, "hello, this is not sqlite at all.........", 41);
+	expect_open_fails(&t, "not a readable SQLite database");
+	th_fini(&t);
+}
+
+Test(store, foreign_database_refused)
+{
+	struct th t;
+	sqlite3 *db;
+
+	th_init(&t);
+	cr_assert_eq(sqlite3_open(t.s.user_db, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "CREATE TABLE x(a)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	expect_open_fails(&t, "not a pbxgate user store");
+	th_fini(&t);
+}
+
+Test(store, newer_schema_refused)
+{
+	struct th t;
+	sqlite3 *db;
+
+	th_init(&t);
+	th_open(&t);
+	th_close(&t);
+	cr_assert_eq(sqlite3_open(t.s.user_db, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	expect_open_fails(&t, "newer than this pbxgate");
+	th_fini(&t);
+}
+
+Test(store, corrupt_database_refused)
+{
+	struct th t;
+	char buf[4096];
+	int fd;
+
+	th_init(&t);
+	th_open(&t);
+	for (int i = 0; i < 20; i++) {
+		char n[16];
+		snprintf(n, sizeof(n), "user%d", i);
+		th_add_user(&t, n, "correct horse battery", false, NULL);
+	}
+	th_close(&t);
+	/* checkpointed by close; scribble over page 2 onwards */
+	fd = open(t.s.user_db, O_WRONLY);
+	cr_assert_geq(fd, 0);
+	memset(buf, 0xA5, sizeof(buf));
+	cr_assert_eq(pwrite(fd, buf, sizeof(buf), 4096), (ssize_t)sizeof(buf));
+	close(fd);
+	char err[512] = "";
+	struct auth_ctx *c = auth_open(&t.s, NULL, NULL, err, sizeof(err));
+	cr_expect_null(c, "corrupt store opened");
+	cr_expect(strstr(err, "corrupt") != NULL || strstr(err, "malformed") != NULL ||
+	    strstr(err, "SQLite") != NULL, "error was: %s", err);
+	auth_close(c);
+	th_fini(&t);
+}
+
+Test(store, key_file_created_0600_and_loose_mode_refused)
+{
+	struct th t;
+	struct stat st;
+
+	th_init(&t);
+	th_open(&t);
+	cr_assert_eq(stat(t.s.secret_key, &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0600);
+	cr_assert_eq(stat(t.s.user_db, &st), 0);
+	cr_expect_eq(st.st_mode & 077, 0, "user store readable by others");
+	th_close(&t);
+	chmod(t.s.secret_key, 0644);
+	expect_open_fails(&t, "chmod 600");
+	th_fini(&t);
+}
+
+Test(store, bad_key_file_refused)
+{
+	struct th t;
+
+	th_init(&t);
+	write_file(t.s.secret_key, "1 abcd\n", 7);
+	expect_open_fails(&t, "64 hex digits");
+	th_fini(&t);
+}
+
+/* ---- kill -9 in the middle of writes ---- */
+
+static void
+child_writer(struct th *t, int wfd)
+{
+	char err[256], name[32];
+	struct auth_ctx *c = auth_open(&t->s, NULL, NULL, err, sizeof(err));
+
+	if (c == NULL)
+		_exit(3);
+	for (unsigned i = 0; i < 1000000; i++) {
+		snprintf(name, sizeof(name), "u%u", i);
+		pthread_mutex_lock(&c->db_mu);
+		int ok = auth_store_begin(c) == 0;
+		sqlite3_stmt *st;
+		ok = ok && sqlite3_prepare_v2(c->db, "INSERT INTO users(name, created, updated)"
+		    " VALUES(?1, 0, 0)", -1, &st, NULL) == SQLITE_OK;
+		if (ok) {
+			sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+			ok = sqlite3_step(st) == SQLITE_DONE;
+			sqlite3_finalize(st);
+		}
+		ok = ok && auth_reg_fail(c, "a:192.0.2.1", i) >= 0;
+		ok = ok && auth_bump_version(c) == 0 && auth_store_commit(c) == 0;
+		pthread_mutex_unlock(&c->db_mu);
+		if (!ok)
+			_exit(4);
+		if (write(wfd, "c", 1) != 1)
+			_exit(5);
+	}
+	_exit(0);
+}
+
+Test(store, kill_9_during_writes_leaves_consistent_store, .timeout = 60)
+{
+	struct th t;
+	int p[2], status;
+	unsigned commits = 0;
+	char ch;
+	pid_t pid;
+
+	th_init(&t);
+	th_open(&t);	/* create the schema first */
+	th_close(&t);
+	cr_assert_eq(pipe(p), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(p[0]);
+		child_writer(&t, p[1]);
+	}
+	close(p[1]);
+	while (commits < 200 && read(p[0], &ch, 1) == 1)
+		commits++;
+	cr_assert_eq(commits, 200, "writer stopped early");
+	kill(pid, SIGKILL);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFSIGNALED(status));
+	close(p[0]);
+
+	th_open(&t);
+	sqlite3_stmt *st;
+	cr_assert_eq(sqlite3_prepare_v2(t.ctx->db, "PRAGMA integrity_check", -1, &st, NULL),
+	    SQLITE_OK);
+	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+	cr_expect_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	int64_t n = 0;
+	cr_assert_eq(sqlite3_prepare_v2(t.ctx->db, "SELECT count(*) FROM users", -1, &st,
+	    NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	cr_expect_geq(n, 200, "lost committed rows: %lld", (long long)n);
+	th_fini(&t);
+}

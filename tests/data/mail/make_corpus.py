@@ -1,0 +1,299 @@
+#!/usr/bin/python3
+"""make_corpus.py -- writes the welcome-email corpus for the mail scrubber
+tests: each NAME.eml has a NAME.expect listing the planted secrets (none may
+survive scrubbing, in raw or decoded form) and the text that must survive.
+The .eml files are checked in; rerun this after editing it."""
+import base64
+import os
+import quopri
+from email.header import Header
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def b64(data):
+    s = base64.b64encode(data).decode()
+    return "\n".join(s[i:i + 76] for i in range(0, len(s), 76)) + "\n"
+
+
+def qp(data):
+    return quopri.encodestring(data).decode()
+
+
+def head(subject, extra="", charset=None):
+    if charset:
+        subject = Header(subject, charset).encode()
+    return ("From: PBX <pbx@pbx.example.com>\n"
+            "To: Alice Smith <alice@example.com>\n"
+            "Subject: %s\n"
+            "Date: Fri, 27 Nov 2026 03:00:00 +0000\n"
+            "Message-ID: <%s@pbx.example.com>\n"
+            "MIME-Version: 1.0\n%s") % (subject, "{ID}", extra)
+
+
+def single(subject, ctype, charset, cte, body, hcharset=None):
+    return head(subject, "Content-Type: %s; charset=%s\n"
+                "Content-Transfer-Encoding: %s\n\n" % (ctype, charset, cte),
+                hcharset) + body
+
+
+def encode(text, charset, cte):
+    raw = text.encode(charset)
+    if cte == "base64":
+        return b64(raw)
+    if cte == "quoted-printable":
+        return qp(raw)
+    return raw.decode("latin-1")  # 7bit/8bit: bytes as they are
+
+
+EN_WELCOME = """Hello Alice Smith,
+
+Welcome to the phone system. Your extension number is 1001.
+
+Web Client URL: https://pbx.example.com:5001/webclient
+Username: 1001
+Password: Xq7Secret1001
+Voicemail PIN: 482913
+
+To configure your phone app, use this link:
+https://pbx.example.com:5001/provisioning/q8w7e6r5t4y3secret/1001.xml
+
+Download the desktop app: https://pbx.example.com:5001/electron/windows/3CXDesktopApp.msi
+
+Regards,
+Your PBX administrator
+"""
+
+EN_NEXTLINE = """Hello Bob,
+
+Your extension 1002 is ready.
+Your web client password
+    Nm4Secret1002
+Your voicemail PIN
+    771204
+
+Regards,
+Your PBX administrator
+"""
+
+EN_SENTENCE = """Hello Carol,
+
+Your password is Kz8Secret1003. You can change it after logging in.
+Log in with the password "Lw2Secret1004" and your extension number 1003.
+Your voicemail PIN is 660915.
+
+Regards,
+Your PBX administrator
+"""
+
+EN_REMINDER = """Hello Dave,
+
+You asked for a password reminder.
+Password: Rm5Secret1005
+If you did not ask for this, tell your administrator.
+"""
+
+# Soft line break in the middle of the secret: decoding must rejoin it.
+EN_QP_SPLIT = """Hello Erin,=0A=0AYour extension number is 1006.=0APassword: Qp3Sec=
+ret1006=0AVoicemail PIN: 55=
+0917=0A=0ARegards,=0AYour PBX administrator=0A
+"""
+
+EN_HTML = """<html><body>
+<p>Hello Frank,</p>
+<p>Welcome! Your extension number is 1007.</p>
+<table>
+<tr><td>Password:</td><td><b>Ht</b>ml7Sec<span>ret1007</span></td></tr>
+<tr><td>PIN:</td><td>&#53;50123</td></tr>
+<tr><td>Second password:</td><td>Amp&amp;Secret1008</td></tr>
+</table>
+<p>Your password is &#69;nt9Secret1009.</p>
+<p><a href="https://pbx.example.com:5001/provisioning/htmlprov1007secret/1007.xml">Provision your phone</a></p>
+<p>Regards,<br>Your PBX administrator</p>
+</body></html>
+"""
+
+JA_UTF8 = """山田 太郎 様
+
+電話システムへようこそ。内線番号は 2001 です。
+Webクライアント: https://pbx.example.com:5001/webclient
+パスワード：Jp1Secret2001
+ボイスメールPIN：302118
+プロビジョニング: https://pbx.example.com:5001/provisioning/jpprov2001secret/2001.xml
+
+よろしくお願いいたします。
+"""
+
+JA_2022 = """佐藤 花子 様
+
+内線番号 2002 の設定が完了しました。
+パスワード：Jp2Secret2002
+パスワードは Jp3Secret2003 です。
+よろしくお願いいたします。
+"""
+
+JA_SJIS = """鈴木 一郎 様
+
+内線 2004 のアカウント情報です。
+パスワード: Jp4Secret2004
+暗証番号：445566
+以上です。
+"""
+
+JA_EUC = """高橋 次郎 様
+
+内線 2005 のご案内です。
+パスワード
+Jp5Secret2005
+よろしくお願いいたします。
+"""
+
+LATIN1 = """Hallo Jürgen,
+
+Willkommen! Ihre Nebenstelle ist 3001.
+Password: Lt9Secret3001
+Viele Grüße
+Ihr Administrator
+"""
+
+CONFIG_XML = """<?xml version="1.0"?>
+<Config><Extension>1001</Extension><AuthPassword>Cf8Secret4001</AuthPassword>
+<ProvisioningUrl>https://pbx.example.com:5001/provisioning/cfgprov4001secret/</ProvisioningUrl></Config>
+"""
+
+
+def mixed_with_attachments():
+    b = "==att-boundary=="
+    png = b"\x89PNG\r\n\x1a\n" + b"QrSecret4002" + bytes(range(256))
+    return head("Welcome to your new extension 1001",
+                'Content-Type: multipart/mixed; boundary="%s"\n\n' % b) + (
+        "This is a multi-part message in MIME format.\n"
+        "--%s\nContent-Type: text/plain; charset=utf-8\n"
+        "Content-Transfer-Encoding: 7bit\n\n"
+        "Hello Alice,\nYour extension number is 1001.\n"
+        "Password: At1Secret4003\nThe config file is attached.\n\n"
+        "--%s\nContent-Type: application/octet-stream; name=\"1001.3cxconfig\"\n"
+        "Content-Disposition: attachment; filename=\"1001.3cxconfig\"\n"
+        "Content-Transfer-Encoding: base64\n\n%s\n"
+        "--%s\nContent-Type: image/png; name=\"qrcode.png\"\n"
+        "Content-Disposition: inline; filename=\"qrcode.png\"\n"
+        "Content-ID: <qr@pbx>\nContent-Transfer-Encoding: base64\n\n%s\n"
+        "--%s\nContent-Type: application/pdf; name=\"manual.pdf\"\n"
+        "Content-Disposition: attachment; filename=\"manual.pdf\"\n"
+        "Content-Transfer-Encoding: base64\n\n%s\n--%s--\n") % (
+        b, b, b64(CONFIG_XML.encode()), b, b64(png), b,
+        b64(b"%PDF-1.4 user manual keep-this-manual"), b)
+
+
+def nested():
+    o, a, r = "==outer==", "==alt==", "==fwd=="
+    inner = ("From: pbx@pbx.example.com\nTo: helpdesk@example.com\n"
+             "Subject: Password reminder\nMIME-Version: 1.0\n"
+             "Content-Type: text/plain; charset=utf-8\n"
+             "Content-Transfer-Encoding: quoted-printable\n\n"
+             "Forwarded note.\nPassword: Fw7Secret5001\nEnd of forwarded note.\n")
+    html = ("<div>Nested hello.</div><div>Password:&nbsp;<i>Nh2Secret5002</i></div>"
+            "<div>Nested regards.</div>")
+    return head("Welcome (nested)",
+                'Content-Type: multipart/mixed; boundary="%s"\n\n' % o) + (
+        "--%s\nContent-Type: multipart/alternative; boundary=\"%s\"\n\n"
+        "--%s\nContent-Type: text/plain; charset=utf-8\n"
+        "Content-Transfer-Encoding: base64\n\n%s\n"
+        "--%s\nContent-Type: text/html; charset=utf-8\n"
+        "Content-Transfer-Encoding: quoted-printable\n\n%s\n--%s--\n\n"
+        "--%s\nContent-Type: message/rfc822\n\n%s\n--%s--\n") % (
+        o, a, a, b64("Nested hello.\nPIN: 918273\nNested regards.\n".encode()),
+        a, qp(html.encode()), a, o, inner, o)
+
+
+MESSAGES = [
+    ("en_plain_7bit", single("Welcome to your new extension 1001",
+                             "text/plain", "us-ascii", "7bit", EN_WELCOME),
+     ["Xq7Secret1001", "482913", "q8w7e6r5t4y3secret"],
+     ["Your extension number is 1001", "Username: 1001", "Password: ",
+      "https://pbx.example.com:5001/webclient",
+      "https://pbx.example.com:5001/electron/windows/3CXDesktopApp.msi",
+      "/provisioning/", "Regards,"]),
+    ("en_next_line_b64", single("Your new extension 1002", "text/plain",
+                                "utf-8", "base64",
+                                encode(EN_NEXTLINE, "utf-8", "base64")),
+     ["Nm4Secret1002", "771204"],
+     ["Your extension 1002 is ready.", "Your web client password",
+      "Regards,"]),
+    ("en_sentence_qp", single("Your extension 1003", "text/plain", "utf-8",
+                              "quoted-printable",
+                              encode(EN_SENTENCE, "utf-8", "quoted-printable")),
+     ["Kz8Secret1003", "Lw2Secret1004", "660915"],
+     ["You can change it after logging in.", "and your extension number 1003",
+      "Regards,"]),
+    ("en_reminder_8bit", single("Password reminder", "text/plain", "utf-8",
+                                "8bit", EN_REMINDER),
+     ["Rm5Secret1005"], ["You asked for a password reminder.",
+                         "If you did not ask for this"]),
+    ("en_qp_soft_break", single("Welcome, extension 1006", "text/plain",
+                                "utf-8", "quoted-printable", EN_QP_SPLIT),
+     ["Qp3Secret1006", "550917"],
+     ["Your extension number is 1006.", "Regards,"]),
+    ("en_html_split", single("Welcome, extension 1007", "text/html", "utf-8",
+                             "quoted-printable",
+                             encode(EN_HTML, "utf-8", "quoted-printable")),
+     ["Html7Secret1007", "550123", "Amp&Secret1008", "Amp&amp;Secret1008",
+      "Ent9Secret1009", "htmlprov1007secret"],
+     ["Your extension number is 1007.", "Provision your phone", "Regards,"]),
+    ("ja_utf8_b64", single("内線 2001 のご案内", "text/plain", "utf-8",
+                           "base64", encode(JA_UTF8, "utf-8", "base64"),
+                           "utf-8"),
+     ["Jp1Secret2001", "302118", "jpprov2001secret"],
+     ["電話システムへようこそ。内線番号は 2001 です。",
+      "パスワード：", "よろしくお願いいたします。"]),
+    ("ja_iso2022jp_7bit", single("内線 2002 の設定完了", "text/plain",
+                                 "ISO-2022-JP", "7bit",
+                                 encode(JA_2022, "iso-2022-jp", "7bit"),
+                                 "iso-2022-jp"),
+     ["Jp2Secret2002", "Jp3Secret2003"],
+     ["内線番号 2002 の設定が完了しました。", "よろしくお願いいたします。"]),
+    ("ja_sjis_b64", single("内線 2004 アカウント", "text/plain", "Shift_JIS",
+                           "base64", encode(JA_SJIS, "shift_jis", "base64"),
+                           "shift_jis"),
+     ["Jp4Secret2004", "445566"],
+     ["内線 2004 のアカウント情報です。", "以上です。"]),
+    ("ja_eucjp_qp", single("内線 2005 のご案内", "text/plain", "EUC-JP",
+                           "quoted-printable",
+                           encode(JA_EUC, "euc_jp", "quoted-printable"),
+                           "euc-jp"),
+     ["Jp5Secret2005"],
+     ["内線 2005 のご案内です。", "よろしくお願いいたします。"]),
+    ("latin1_qp", single("Willkommen, Nebenstelle 3001", "text/plain",
+                         "ISO-8859-1", "quoted-printable",
+                         encode(LATIN1, "latin-1", "quoted-printable")),
+     ["Lt9Secret3001"], ["Hallo Jürgen,", "Viele Grüße"]),
+    ("subject_encoded_word", single("Your password: Sb6Secret3002",
+                                    "text/plain", "utf-8", "7bit",
+                                    "Hello,\nSee the subject.\n", "utf-8"),
+     ["Sb6Secret3002"], ["See the subject."]),
+    ("attachments_mixed", mixed_with_attachments(),
+     ["Cf8Secret4001", "cfgprov4001secret", "QrSecret4002", "At1Secret4003"],
+     ["Your extension number is 1001.", "The config file is attached.",
+      "keep-this-manual"]),
+    ("nested_forward", nested(),
+     ["Fw7Secret5001", "Nh2Secret5002", "918273"],
+     ["Nested hello.", "Nested regards.", "Forwarded note.",
+      "End of forwarded note."]),
+]
+
+
+def main():
+    for name, msg, secrets, keep in MESSAGES:
+        msg = msg.replace("{ID}", name)
+        with open(os.path.join(HERE, name + ".eml"), "wb") as f:
+            f.write(msg.replace("\n", "\r\n").encode("latin-1"))
+        with open(os.path.join(HERE, name + ".expect"), "w",
+                  encoding="utf-8") as f:
+            for s in secrets:
+                f.write("secret %s\n" % s)
+            for k in keep:
+                f.write("keep %s\n" % k)
+
+
+if __name__ == "__main__":
+    main()

@@ -125,7 +125,7 @@ from_rule(const struct pol_rule *rule, bool need_session, struct pol_verdict *v)
 {
 	v->action = need_session ? POL_LOGIN : rule->action;
 	v->need_session = need_session;
-	v->audit = rule->audit || v->action == POL_DENY;
+	v->audit = (rule->audit && !need_session) || v->action == POL_DENY;
 	v->file = rule->file;
 	v->line = rule->line;
 	v->reason = need_session ? "login needed" : "rule";

@@ -78,7 +78,7 @@ VECTORS = [
     ("host_twice_differ", get(b"Host: evil.test\r\n"), 400),
     ("host_missing_http11", b"GET / HTTP/1.1\r\nX-Foo: a\r\n\r\n", 400),
     ("request_line_double_space", get(line=b"GET  / HTTP/1.1"), 400),
-    ("request_line_no_version", b"GET /\r\n" + H + b"\r\n", 400),
+    ("request_line_http09", b"GET /\r\n" + H + b"\r\n", 505),
     # header names
     ("space_before_colon", get(b"X-Foo : bar\r\n"), 400),
     ("host_space_before_colon", b"GET / HTTP/1.1\r\nHost : localhost\r\n\r\n", 400),

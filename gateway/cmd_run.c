@@ -181,7 +181,7 @@ drop_privileges(const char *user, char *err, size_t errlen)
 struct run_state {
 	struct gw_runtime rt;
 	struct event_base *base;
-	struct event *ev_hup, *ev_term, *ev_int, *ev_tick;
+	struct event *ev_hup, *ev_term, *ev_int, *ev_tick, *ev_auth;
 	int (*fds)[GW_MAX_LISTEN];
 	int admin_fd;
 	int smtp_fds[8];
@@ -268,6 +268,18 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	cert_tickets_rotate(s->rt.tickets);
 }
 
+/* Changes made by `pbxgate user` in another process reach the in-memory
+ * session tables here (one cheap query when nothing changed). */
+static void
+auth_refresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct run_state *s = arg;
+	char err[GW_ERRLEN];
+
+	if (s->rt.auth != NULL && auth_refresh(s->rt.auth, err, sizeof(err)) < 0)
+		gw_log(GW_LOG_ERR, "user store refresh: %s", err);
+}
+
 static int
 bind_all(struct run_state *s, const struct gw_config *cfg, char *err, size_t errlen)
 {
@@ -298,6 +310,27 @@ bind_all(struct run_state *s, const struct gw_config *cfg, char *err, size_t err
 	return 0;
 }
 
+/* The user store lives as long as the process: its in-memory session
+ * tables must survive reloads. Changing user_db needs a restart. */
+static int
+open_auth(struct gw_runtime *rt, const struct gw_config *cfg, char *err,
+    size_t errlen)
+{
+	if (cfg->auth.user_db == NULL) {
+		if (cfg->policy != NULL)
+			gw_log(GW_LOG_WARN, "no user_db: policy rules that need a "
+			    "login (login, mfa, user, group, role) will deny");
+		return 0;
+	}
+	rt->auth = auth_open(&cfg->auth, audit_write, rt, err, errlen);
+	if (rt->auth == NULL)
+		return -1;
+	rt->pool = gw_pool_new(cfg->auth.login_threads, cfg->auth.login_queue);
+	if (rt->pool == NULL)
+		return snprintf(err, errlen, "cannot start the login threads"), -1;
+	return 0;
+}
+
 static int
 run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 {
@@ -321,6 +354,8 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 	    open_logs(rt, cfg, err, errlen) < 0 || bind_all(s, cfg, err, errlen) < 0 ||
 	    drop_privileges(cfg->user, err, errlen) < 0)
 		return -1;
+	if (open_auth(rt, cfg, err, errlen) < 0)
+		return -1;
 	if (cfg->upstream.tls && !cfg->upstream.verify)
 		gw_log(GW_LOG_WARN, "upstream_verify off: the upstream's certificate "
 		    "is not checked; anyone on the path to %s can read and change "
@@ -336,7 +371,7 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 static int
 run_loop(struct run_state *s)
 {
-	struct timeval tick = { TICKET_ROTATE_S, 0 };
+	struct timeval tick = { TICKET_ROTATE_S, 0 }, refresh = { 2, 0 };
 
 	s->base = event_base_new();
 	if (s->base == NULL)
@@ -349,8 +384,11 @@ run_loop(struct run_state *s)
 	evsignal_add(s->ev_term, NULL);
 	evsignal_add(s->ev_int, NULL);
 	evtimer_add(s->ev_tick, &tick);
+	s->ev_auth = event_new(s->base, -1, EV_PERSIST, auth_refresh_cb, s);
+	evtimer_add(s->ev_auth, &refresh);
 	event_base_dispatch(s->base);
 	gw_workers_join(&s->rt);
+	event_free(s->ev_auth);
 	event_free(s->ev_hup);
 	event_free(s->ev_term);
 	event_free(s->ev_int);
@@ -364,6 +402,9 @@ run_cleanup(struct run_state *s)
 {
 	struct gw_runtime *rt = &s->rt;
 
+	gw_pool_free(rt->pool);
+	if (rt->auth != NULL)
+		auth_close(rt->auth);
 	free(rt->workers);
 	free(s->fds);
 	if (rt->cfg)

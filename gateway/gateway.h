@@ -124,6 +124,10 @@ struct gw_config {
 	 * gw_config_load_ex(), not owned (they outlive every snapshot). */
 	struct cert_tickets *tickets;
 
+	/* Built by `run` from `mail` before the snapshot is published (it needs
+	 * the process's audit sink); released by gw_config_unref(). */
+	struct mail_ctx *mailctx;
+
 	/* Login (auth module) and mail (mail module) settings. */
 	struct auth_settings auth;
 	struct mail_settings mail;

@@ -54,7 +54,18 @@ void gw_peertab_leave(struct gw_peertab *, const struct sockaddr *sa);
 
 struct gw_worker;
 
+struct gw_pool;
+typedef void (*gw_job_fn)(void *arg);
+struct gw_pool *gw_pool_new(unsigned nthreads, unsigned queue_limit);
+int  gw_pool_submit(struct gw_pool *, struct event_base *, gw_job_fn run,
+    gw_job_fn done, void *arg);
+void gw_pool_free(struct gw_pool *);
+
+struct gw_local;
+
 struct gw_runtime {
+	struct gw_pool     *pool;		/* blocking work; NULL without auth */
+	struct auth_ctx    *auth;		/* NULL when no user_db */
 	pthread_mutex_t     cfg_lock;
 	struct gw_config   *cfg;		/* current snapshot, one ref held */
 	struct gw_worker   *workers;
@@ -106,7 +117,7 @@ struct gw_upconn;
 struct gw_identity {
 	bool  present;
 	bool  mfa;
-	char  user[128];
+	char  user[AUTH_NAME_MAX + 1];
 };
 
 struct gw_conn {
@@ -148,6 +159,13 @@ struct gw_conn {
 	size_t              trailer_len;
 	struct evbuffer    *up_head;		/* kept for one retry */
 	struct gw_identity  id;			/* who the session says this is */
+	struct sockaddr_storage client;		/* client_ip as an address */
+	char               *target;		/* normalised path + query (malloc) */
+	size_t              target_len;
+	char               *set_cookie;		/* session refresh to send (malloc) */
+	bool                local;		/* a /_pbxgate/ page, not proxied */
+	struct evbuffer    *local_body;		/* its form body, bounded */
+	struct gw_local    *job;		/* in the pool; NULL when none */
 	int                 status;		/* status sent to the client */
 	struct timespec     t_start, t_up;
 	double              upstream_ms;
@@ -230,8 +248,17 @@ int  gw_relay_forward_head(struct gw_conn *, const char *path, size_t plen,
 /* relay_gate.c: the lockdown and login decision for one request; may
  * rewrite the path to its normalised form. -1: answered (denied). */
 int  gw_relay_gate(struct gw_conn *, const char **path, size_t *plen);
+void gw_relay_audit(struct gw_conn *, const char *decision, const char *file,
+    unsigned line);
 void gw_relay_identity_headers(struct gw_conn *, struct evbuffer *);
 void gw_relay_xff_client(struct gw_conn *, const char *xff, size_t n);
+
+/* relay_local.c: /_pbxgate/ pages, answered by the auth module on the pool */
+void gw_local_begin(struct gw_conn *);
+void gw_local_body(struct gw_conn *, const char *, size_t);
+void gw_local_body_done(struct gw_conn *);
+void gw_local_detach(struct gw_conn *);
+void gw_relay_redirect_login(struct gw_conn *, bool mfa);
 
 /* relay_response.c: the upstream's answer, cleaned, to the client */
 int  gw_relay_response_head(struct gw_conn *, struct gw_upconn *);

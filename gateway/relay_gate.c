@@ -2,7 +2,10 @@
  * trusted-proxy address chain, then lockdown policy and login. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 
@@ -54,6 +57,7 @@ gw_relay_xff_client(struct gw_conn *c, const char *v, size_t n)
 			return;
 		memcpy(c->client_ip, v + s, e - s);
 		c->client_ip[e - s] = '\0';
+		c->client = ss;
 		if (!gw_cidr_match(cfg->trusted, cfg->ntrusted, (struct sockaddr *)&ss))
 			return;
 		if (s == 0)
@@ -61,14 +65,186 @@ gw_relay_xff_client(struct gw_conn *c, const char *v, size_t n)
 	}
 }
 
+/* Header lookup for `header NAME REGEX` rules: repeated headers joined with
+ * ", ", copied NUL-terminated into a per-call scratch buffer. */
+struct hdr_scratch {
+	struct gw_conn *c;
+	char            buf[8192];
+};
+
+static const char *
+policy_header(void *arg, const char *name)
+{
+	struct hdr_scratch *hs = arg;
+	const struct gw_msg *m = &hs->c->req;
+	size_t o = 0;
+	bool found = false;
+
+	for (unsigned i = 0; i < m->nhdrs; i++) {
+		const struct gw_hdr *h = &m->hdrs[i];
+		size_t n = h->value_len;
+		if (!gw_hdr_is(m, h, name))
+			continue;
+		if (found && o + 2 < sizeof(hs->buf)) {
+			memcpy(hs->buf + o, ", ", 2);
+			o += 2;
+		}
+		if (n > sizeof(hs->buf) - 1 - o)
+			n = sizeof(hs->buf) - 1 - o;
+		memcpy(hs->buf + o, m->buf + h->value, n);
+		o += n;
+		found = true;
+	}
+	hs->buf[o] = '\0';
+	return found ? hs->buf : NULL;
+}
+
+/* Splits the target at '?', normalises the path (the string that is both
+ * judged and sent upstream) and keeps path + query in c->target. */
+static int
+normalise_target(struct gw_conn *c, const char *t, size_t n)
+{
+	const char *q = memchr(t, '?', n);
+	size_t rawlen = q ? (size_t)(q - t) : n, qlen = q ? n - rawlen : 0;
+	size_t cap = 3 * POL_PATH_MAX + 1;
+	char err[256];
+
+	free(c->target);
+	c->target = malloc(cap + qlen + 1);
+	if (c->target == NULL)
+		return gw_relay_reject(c, 500, "out of memory"), -1;
+	if (pol_normalise_path(t, rawlen, c->target, cap, err, sizeof(err)) < 0) {
+		gw_log(GW_LOG_DEBUG, "client %s: path refused: %s", c->peer_ip, err);
+		return gw_relay_reject(c, 400, "path refused by normalisation"), -1;
+	}
+	c->target_len = strlen(c->target);
+	memcpy(c->target + c->target_len, q ? q : "", qlen);
+	c->target_len += qlen;
+	c->target[c->target_len] = '\0';
+	return 0;
+}
+
+/* The session cookie, if any. Never blocks (AES-GCM and memory only). */
+static void
+check_session(struct gw_conn *c, struct auth_identity *id, bool *ok)
+{
+	struct gw_runtime *rt = c->w->rt;
+	const struct gw_hdr *h;
+	char sc[600];
+	enum auth_check r;
+
+	*ok = false;
+	if (rt->auth == NULL)
+		return;
+	h = gw_msg_find(&c->req, "cookie", NULL);
+	if (h == NULL)
+		return;
+	r = auth_session_check(rt->auth, c->req.buf + h->value, h->value_len,
+	    time(NULL), id);
+	if (r != AUTH_OK)
+		return;
+	*ok = true;
+	c->id.present = true;
+	c->id.mfa = id->mfa;
+	snprintf(c->id.user, sizeof(c->id.user), "%s", id->user);
+	if (id->refresh &&
+	    auth_session_reseal(rt->auth, id, time(NULL), sc, sizeof(sc)) > 0)
+		c->set_cookie = strdup(sc);
+}
+
+static void
+fill_request(struct gw_conn *c, const struct auth_identity *id, bool session,
+    struct pol_request *r, struct hdr_scratch *hs, const char **groups,
+    size_t maxg, char *gbuf, struct pol_lockdown **ld)
+{
+	memset(r, 0, sizeof(*r));
+	r->peer = (struct sockaddr *)&c->client;
+	r->path = c->target;
+	r->method = llhttp_method_name(llhttp_get_method(&c->parser));
+	hs->c = c;
+	r->header = policy_header;
+	r->header_arg = hs;
+	*ld = NULL;
+	if (!session)
+		return;
+	r->has_session = true;
+	r->mfa = id->mfa;
+	r->user = id->user;
+	r->admin = id->admin;
+	snprintf(gbuf, AUTH_GROUPS_MAX + 1, "%s", id->groups);
+	for (char *save = NULL, *g = strtok_r(gbuf, ",", &save);
+	    g != NULL && r->ngroups < maxg; g = strtok_r(NULL, ",", &save))
+		groups[r->ngroups++] = g;
+	r->groups = groups;
+	if (id->lockdown[0] != '\0') {
+		char err[128];
+		/* a stored list that no longer parses locks the user out */
+		if (pol_lockdown_parse(id->lockdown, ld, err, sizeof(err)) < 0)
+			r->lockdown = NULL, r->mfa = false, r->has_session = false;
+		else
+			r->lockdown = *ld;
+	}
+}
+
+static int
+act(struct gw_conn *c, const struct pol_verdict *v, bool session, bool mfa)
+{
+	bool local = c->target_len >= strlen(AUTH_PREFIX) &&
+	    strncmp(c->target, AUTH_PREFIX, strlen(AUTH_PREFIX)) == 0;
+
+	if (v->action == POL_DENY) {
+		gw_relay_audit(c, "deny", v->file, v->line);
+		gw_relay_reject(c, 403, "denied by policy");
+		return -1;
+	}
+	if (v->audit)
+		gw_relay_audit(c, pol_action_name(v->action), v->file, v->line);
+	/* the login pages themselves only need the address to be allowed */
+	if (local || v->action == POL_ALLOW)
+		return 0;
+	if (c->w->rt->auth == NULL) {
+		gw_log(GW_LOG_ERR, "policy %s:%u asks for a login but no user_db "
+		    "is configured: denying", v->file, v->line);
+		gw_relay_reject(c, 403, "login required but unavailable");
+		return -1;
+	}
+	if (!session || (v->action == POL_MFA && !mfa)) {
+		gw_relay_redirect_login(c, v->action == POL_MFA);
+		return -1;
+	}
+	return 0;
+}
+
 int
 gw_relay_gate(struct gw_conn *c, const char **path, size_t *plen)
 {
-	/* Without a policy the gateway is a hardened reverse proxy. */
-	(void)c;
-	(void)path;
-	(void)plen;
-	return 0;
+	const struct gw_config *cfg = c->cfg;
+	struct auth_identity id;
+	struct pol_request r;
+	struct pol_verdict v;
+	struct hdr_scratch *hs;
+	struct pol_lockdown *ld;
+	const char *groups[32];
+	char gbuf[AUTH_GROUPS_MAX + 1];
+	bool session;
+	int rc;
+
+	if (normalise_target(c, *path, *plen) < 0)
+		return -1;
+	*path = c->target;
+	*plen = c->target_len;
+	check_session(c, &id, &session);
+	if (cfg->policy == NULL)
+		return 0;	/* a hardened reverse proxy without lockdown */
+	hs = malloc(sizeof(*hs));
+	if (hs == NULL)
+		return gw_relay_reject(c, 500, "out of memory"), -1;
+	fill_request(c, &id, session, &r, hs, groups, 32, gbuf, &ld);
+	pol_decide(cfg->policy, &r, &v);
+	rc = act(c, &v, session, r.mfa);
+	pol_lockdown_free(ld);
+	free(hs);
+	return rc;
 }
 
 void
@@ -78,4 +254,36 @@ gw_relay_identity_headers(struct gw_conn *c, struct evbuffer *out)
 		return;
 	evbuffer_add_printf(out, "X-Pbxgate-User: %s\r\nX-Pbxgate-Auth: %s\r\n",
 	    c->id.user, c->id.mfa ? "mfa" : "password");
+}
+
+/* One JSON audit line per deny and per audited allow (admin paths). */
+void
+gw_relay_audit(struct gw_conn *c, const char *decision, const char *file,
+    unsigned line)
+{
+	struct gw_runtime *rt = c->w->rt;
+	char buf[4096], path[1024], user[300], rule[600], when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	const char *t = c->target ? c->target : "";
+	const char *q = strchr(t, '?');
+	int n;
+
+	if (rt->audit_fd < 0)
+		return;
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	gw_json_escape(path, sizeof(path), t, q ? (size_t)(q - t) : strlen(t));
+	gw_json_escape(user, sizeof(user), c->id.user,
+	    c->id.present ? strlen(c->id.user) : 0);
+	gw_json_escape(rule, sizeof(rule), file ? file : "(default)",
+	    file ? strlen(file) : 9);
+	n = snprintf(buf, sizeof(buf), "{\"time\":\"%s\",\"event\":\"policy\","
+	    "\"peer\":\"%s\",\"client\":\"%s\",\"user\":\"%s\",\"method\":\"%s\","
+	    "\"path\":\"%s\",\"decision\":\"%s\",\"rule\":\"%s:%u\"}\n", when,
+	    c->peer_ip, c->client_ip, user,
+	    llhttp_method_name(llhttp_get_method(&c->parser)), path, decision,
+	    rule, line);
+	if (n > 0 && n < (int)sizeof(buf))
+		(void)!write(rt->audit_fd, buf, (size_t)n);
 }

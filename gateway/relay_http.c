@@ -139,6 +139,8 @@ gw_conn_free(struct gw_conn *c)
 {
 	struct gw_worker *w = c->w;
 
+	if (c->state == CS_TUNNEL)
+		gw_access_log(c);	/* the tunnel's one line, at its end */
 	if (c->up) {
 		struct gw_upconn *up = c->up;
 		c->up = NULL;
@@ -152,6 +154,9 @@ gw_conn_free(struct gw_conn *c)
 	event_free(c->resume_ev);
 	if (c->up_head)
 		evbuffer_free(c->up_head);
+	gw_local_detach(c);
+	free(c->target);
+	free(c->set_cookie);
 	gw_msg_free(&c->req);
 	gw_peertab_leave(w->rt->peers, (struct sockaddr *)&c->peer);
 	atomic_fetch_sub(&w->rt->conns_all, 1);

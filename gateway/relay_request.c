@@ -30,6 +30,12 @@ gw_relay_request_begin(struct gw_conn *c)
 	c->bytes_in = c->bytes_out = 0;
 	c->status = 0;
 	c->upstream_ms = -1;
+	memcpy(&c->client, &c->peer, sizeof(c->client));
+	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
+	memset(&c->id, 0, sizeof(c->id));
+	free(c->set_cookie);
+	c->set_cookie = NULL;
+	c->local = false;
 	c->nreq++;
 	gw_now(&c->t_start);
 	event_del(c->timer);
@@ -389,6 +395,13 @@ gw_relay_head_accept(struct gw_conn *c)
 	resolve_client(c, &xff, &xffn);
 	if (gw_relay_gate(c, &path, &plen) < 0)
 		return -1;
+	if (plen >= strlen(AUTH_PREFIX) &&
+	    strncmp(path, AUTH_PREFIX, strlen(AUTH_PREFIX)) == 0) {
+		if (c->upgrade)
+			return gw_relay_reject(c, 400, "upgrade to a gateway page"), -1;
+		gw_local_begin(c);
+		return 0;
+	}
 	return gw_relay_forward_head(c, path, plen, host, hlen, xff, xffn);
 }
 
@@ -427,6 +440,10 @@ gw_relay_body(struct gw_conn *c, const char *p, size_t n)
 {
 	struct evbuffer *out;
 
+	if (c->local) {
+		gw_local_body(c, p, n);
+		return;
+	}
 	if (c->up == NULL || n == 0)
 		return;
 	out = bufferevent_get_output(c->up->bev);
@@ -446,6 +463,10 @@ gw_relay_body_done(struct gw_conn *c)
 		return;
 	c->req_done = true;
 	event_del(c->timer);
+	if (c->local) {
+		gw_local_body_done(c);
+		return;
+	}
 	if (c->up != NULL) {
 		if (c->req_chunked)
 			bufferevent_write(c->up->bev, "0\r\n\r\n", 5);

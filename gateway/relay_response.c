@@ -140,6 +140,8 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 		evbuffer_add(out, m->buf + h->value, h->value_len);
 		evbuffer_add(out, "\r\n", 2);
 	}
+	if (c->set_cookie != NULL)
+		evbuffer_add_printf(out, "Set-Cookie: %s\r\n", c->set_cookie);
 	if (!switching) {
 		choose_framing(c, up, out);
 		if (!c->keepalive || c->upgrade || !c->req_done)

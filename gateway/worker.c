@@ -209,12 +209,16 @@ gw_workers_stop(struct gw_runtime *rt)
 void
 gw_workers_join(struct gw_runtime *rt)
 {
+	for (int i = 0; i < rt->nworkers; i++)
+		pthread_join(rt->workers[i].thread, NULL);
+	/* pool jobs finish now, while the bases they report to still exist */
+	gw_pool_free(rt->pool);
+	rt->pool = NULL;
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct gw_worker *w = &rt->workers[i];
 		struct gw_conn *c;
 		struct gw_upconn *up;
 
-		pthread_join(w->thread, NULL);
 		/* loop exited: free what is left without callbacks */
 		while ((c = TAILQ_FIRST(&w->conns)) != NULL)
 			gw_conn_free(c);

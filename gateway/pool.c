@@ -1,0 +1,149 @@
+/* pool.c -- a bounded pool of threads for blocking work (Argon2, SQLite):
+ * jobs queue up to a limit, run off the event loops, and come back to the
+ * submitting worker's loop as an event. */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "gateway/gw_internal.h"
+
+struct gw_job {
+	struct gw_job  *next;
+	gw_job_fn       run;		/* on a pool thread */
+	gw_job_fn       done;		/* on the submitter's loop */
+	void           *arg;
+	struct event   *ev;
+};
+
+struct gw_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t  cond;
+	struct gw_job  *head, *tail;
+	unsigned        queued, limit, nthreads;
+	bool            stop;
+	pthread_t      *threads;
+};
+
+static void
+job_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_job *j = arg;
+
+	j->done(j->arg);
+	event_free(j->ev);
+	free(j);
+}
+
+static void *
+pool_main(void *arg)
+{
+	struct gw_pool *p = arg;
+
+	for (;;) {
+		struct gw_job *j;
+
+		pthread_mutex_lock(&p->lock);
+		while (p->head == NULL && !p->stop)
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->head == NULL) {
+			pthread_mutex_unlock(&p->lock);
+			return NULL;
+		}
+		j = p->head;
+		p->head = j->next;
+		if (p->head == NULL)
+			p->tail = NULL;
+		pthread_mutex_unlock(&p->lock);
+		j->run(j->arg);
+		pthread_mutex_lock(&p->lock);
+		p->queued--;
+		pthread_mutex_unlock(&p->lock);
+		event_active(j->ev, EV_TIMEOUT, 0);
+	}
+}
+
+struct gw_pool *
+gw_pool_new(unsigned nthreads, unsigned limit)
+{
+	struct gw_pool *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->limit = limit;
+	p->threads = calloc(nthreads, sizeof(*p->threads));
+	if (p->threads == NULL) {
+		free(p);
+		return NULL;
+	}
+	for (unsigned i = 0; i < nthreads; i++) {
+		if (pthread_create(&p->threads[i], NULL, pool_main, p) != 0)
+			break;
+		p->nthreads++;
+	}
+	if (p->nthreads == 0) {
+		gw_pool_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* -1 when the queue is full: the caller answers 503 at once, so a login
+ * storm waits in a bounded line and never slows proxied traffic. */
+int
+gw_pool_submit(struct gw_pool *p, struct event_base *base, gw_job_fn run,
+    gw_job_fn done, void *arg)
+{
+	struct gw_job *j;
+
+	if (p == NULL)
+		return -1;
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return -1;
+	j->run = run;
+	j->done = done;
+	j->arg = arg;
+	j->ev = event_new(base, -1, 0, job_done_cb, j);
+	if (j->ev == NULL) {
+		free(j);
+		return -1;
+	}
+	pthread_mutex_lock(&p->lock);
+	if (p->stop || p->queued >= p->limit) {
+		pthread_mutex_unlock(&p->lock);
+		event_free(j->ev);
+		free(j);
+		return -1;
+	}
+	p->queued++;
+	if (p->tail)
+		p->tail->next = j;
+	else
+		p->head = j;
+	p->tail = j;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+/* Finishes queued jobs, then joins. Their completion events stay pending
+ * on the workers' bases and are freed with them. */
+void
+gw_pool_free(struct gw_pool *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	free(p->threads);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p);
+}

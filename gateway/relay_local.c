@@ -1,0 +1,214 @@
+/* relay_local.c -- the gateway's own pages under /_pbxgate/ (login,
+ * enrolment, account): the form body is collected (bounded), handed to the
+ * auth module on the blocking pool, and the answer comes back to the loop. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "gateway/gw_internal.h"
+
+struct gw_local {
+	struct gw_conn        *c;	/* NULL once the connection went away */
+	struct auth_ctx       *auth;
+	char                  *method, *path, *query, *cookie, *lang, *ctype;
+	char                  *body;
+	size_t                 body_len;
+	struct sockaddr_storage peer;
+	struct auth_http_resp  resp;
+};
+
+static char *
+hdup(struct gw_conn *c, const char *name)
+{
+	const struct gw_hdr *h = gw_msg_find(&c->req, name, NULL);
+
+	return h ? strndup(c->req.buf + h->value, h->value_len) : NULL;
+}
+
+void
+gw_local_begin(struct gw_conn *c)
+{
+	c->local = true;
+	c->state = CS_FORWARD;
+	if (c->w->rt->auth == NULL) {
+		gw_relay_reject(c, 404, "no login configured");
+		return;
+	}
+	if (c->local_body == NULL)
+		c->local_body = evbuffer_new();
+	else
+		evbuffer_drain(c->local_body, evbuffer_get_length(c->local_body));
+	gw_conn_arm(c, c->cfg->to.body);
+}
+
+void
+gw_local_body(struct gw_conn *c, const char *p, size_t n)
+{
+	if (c->state != CS_FORWARD)
+		return;
+	if (evbuffer_get_length(c->local_body) + n > AUTH_BODY_MAX) {
+		gw_relay_reject(c, 413, "form body too large");
+		return;
+	}
+	evbuffer_add(c->local_body, p, n);
+}
+
+static void
+local_free(struct gw_local *l)
+{
+	free(l->method);
+	free(l->path);
+	free(l->query);
+	free(l->cookie);
+	free(l->lang);
+	free(l->ctype);
+	if (l->body != NULL)
+		explicit_bzero(l->body, l->body_len);	/* passwords */
+	free(l->body);
+	auth_http_resp_free(&l->resp);
+	free(l);
+}
+
+static void
+local_run(void *arg)
+{
+	struct gw_local *l = arg;
+	struct auth_http_req r = {
+		.method = l->method, .path = l->path, .query = l->query,
+		.peer = (struct sockaddr *)&l->peer, .cookie = l->cookie,
+		.accept_language = l->lang, .content_type = l->ctype,
+		.body = l->body, .body_len = l->body_len,
+	};
+
+	auth_http_handle(l->auth, &r, &l->resp);
+}
+
+static void
+local_write(struct gw_conn *c, const struct auth_http_resp *rp)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	char date[64];
+
+	gw_http_date(date, sizeof(date));
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", rp->status,
+	    gw_status_text(rp->status), date);
+	for (size_t i = 0; i < rp->nhdr && i < AUTH_HDR_MAX; i++)
+		evbuffer_add_printf(out, "%s: %s\r\n", rp->hdr[i].name,
+		    rp->hdr[i].value);
+	if (c->cfg->hsts)
+		evbuffer_add_printf(out, "Strict-Transport-Security: max-age=%u; "
+		    "includeSubDomains\r\n", c->cfg->hsts_max_age);
+	evbuffer_add_printf(out, "X-Content-Type-Options: nosniff\r\n"
+	    "Referrer-Policy: same-origin\r\nContent-Length: %zu\r\n%s\r\n",
+	    rp->body_len, c->keepalive ? "" : "Connection: close\r\n");
+	if (rp->body_len > 0 && !c->is_head)
+		evbuffer_add(out, rp->body, rp->body_len);
+	c->status = rp->status;
+	c->resp_started = true;
+}
+
+static void
+local_done(void *arg)
+{
+	struct gw_local *l = arg;
+	struct gw_conn *c = l->c;
+
+	if (c != NULL) {
+		c->job = NULL;
+		local_write(c, &l->resp);
+		gw_conn_response_done(c, false);
+	}
+	local_free(l);
+}
+
+void
+gw_local_body_done(struct gw_conn *c)
+{
+	struct gw_runtime *rt = c->w->rt;
+	struct gw_local *l;
+	const char *t = c->target, *q;
+
+	if (c->state != CS_FORWARD)
+		return;
+	l = calloc(1, sizeof(*l));
+	if (l == NULL) {
+		gw_relay_reject(c, 500, "out of memory");
+		return;
+	}
+	q = strchr(t, '?');
+	l->c = c;
+	l->auth = rt->auth;
+	l->method = strdup(llhttp_method_name(llhttp_get_method(&c->parser)));
+	l->path = q ? strndup(t, (size_t)(q - t)) : strdup(t);
+	l->query = q ? strdup(q + 1) : NULL;
+	l->cookie = hdup(c, "cookie");
+	l->lang = hdup(c, "accept-language");
+	l->ctype = hdup(c, "content-type");
+	l->body_len = evbuffer_get_length(c->local_body);
+	l->body = malloc(l->body_len + 1);
+	if (l->body != NULL)
+		evbuffer_remove(c->local_body, l->body, l->body_len);
+	memcpy(&l->peer, &c->client, sizeof(l->peer));
+	if (l->method == NULL || l->path == NULL || l->body == NULL) {
+		local_free(l);
+		gw_relay_reject(c, 500, "out of memory");
+		return;
+	}
+	if (gw_pool_submit(rt->pool, c->w->base, local_run, local_done, l) < 0) {
+		local_free(l);
+		gw_relay_reject(c, 503, "login queue full");
+		return;
+	}
+	c->job = l;
+	gw_conn_arm(c, c->cfg->to.upstream);
+}
+
+/* The connection goes away while its page is being made: the job finishes
+ * on its own and frees itself. */
+void
+gw_local_detach(struct gw_conn *c)
+{
+	if (c->job != NULL) {
+		c->job->c = NULL;
+		c->job = NULL;
+	}
+	if (c->local_body != NULL) {
+		evbuffer_free(c->local_body);
+		c->local_body = NULL;
+	}
+}
+
+/* 302 to the login page with the original target as `rd`; non-GET
+ * requests (API calls) get 401 since a redirect would lose their body. */
+void
+gw_relay_redirect_login(struct gw_conn *c, bool mfa)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	int method = llhttp_get_method(&c->parser);
+	char date[64];
+
+	gw_http_date(date, sizeof(date));
+	if (method != HTTP_GET && method != HTTP_HEAD) {
+		gw_relay_reject(c, 401, "login required");
+		return;
+	}
+	evbuffer_add_printf(out, "HTTP/1.1 302 Found\r\nDate: %s\r\n"
+	    "Location: %slogin?rd=", date, AUTH_PREFIX);
+	for (size_t i = 0; i < c->target_len; i++) {
+		unsigned char ch = (unsigned char)c->target[i];
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || strchr("-._~/", ch))
+			evbuffer_add(out, &ch, 1);
+		else
+			evbuffer_add_printf(out, "%%%02X", ch);
+	}
+	evbuffer_add_printf(out, "%s\r\nContent-Length: 0\r\nCache-Control: no-store\r\n"
+	    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: same-origin\r\n"
+	    "%s\r\n", mfa ? "&mfa=1" : "", c->keepalive ? "" : "Connection: close\r\n");
+	c->status = 302;
+	c->resp_started = true;
+	c->state = CS_FORWARD;
+	c->local = true;	/* no upstream; a body, if any, is discarded */
+	gw_conn_response_done(c, false);
+}

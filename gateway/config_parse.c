@@ -22,7 +22,7 @@ static void
 vreport(struct cfg_ctx *ctx, bool warning, const struct cfg_pos *pos,
     const char *fmt, va_list ap)
 {
-	char loc[PATH_MAX + 32], msg[GW_ERRLEN * 2];
+	char loc[PATH_MAX + 32], msg[PATH_MAX + GW_ERRLEN];
 
 	if (warning)
 		ctx->warnings++;
@@ -685,7 +685,7 @@ static void
 join_report(void *arg, bool warning, const char *loc, const char *msg)
 {
 	struct joined *j = arg;
-	char line[PATH_MAX + GW_ERRLEN * 2 + 40];
+	char line[PATH_MAX * 2 + GW_ERRLEN + 40];
 
 	if (j->report == NULL)
 		return;

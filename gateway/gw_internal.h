@@ -152,6 +152,7 @@ struct gw_conn {
 	bool                read_paused;	/* backpressure */
 	bool                freeing;
 	bool                lingering;
+	bool                past_first_line;	/* head scan state */
 	bool                expect_continue;
 	uint8_t             prev_byte;		/* obs-fold / bare CR scan */
 	uint64_t            bytes_in, bytes_out;

@@ -295,17 +295,25 @@ gw_conn_upstream_writable(struct gw_conn *c)
 	    evbuffer_get_length(bufferevent_get_output(c->up->bev)) < GW_HIGH_WATER;
 }
 
-/* obs-fold (a line starting with SP/HTAB) is the one head defect llhttp
- * accepts without a lenient flag; scan the head bytes it consumed for it. */
-static bool
-head_has_obs_fold(struct gw_conn *c, const unsigned char *p, size_t n)
+/* The few head defects llhttp 8 accepts without any lenient flag: obs-fold
+ * (a line starting with SP/HTAB), a bare LF line end, and more than one
+ * space between request-line parts. Scanned over exactly the head bytes
+ * llhttp consumed; returns the reason or NULL. */
+static const char *
+head_defect(struct gw_conn *c, const unsigned char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (c->prev_byte == '\n' && (p[i] == ' ' || p[i] == '\t'))
-			return true;
+			return "obs-fold in header";
+		if (p[i] == '\n' && c->prev_byte != '\r')
+			return "bare LF line end";
+		if (!c->past_first_line && p[i] == ' ' && c->prev_byte == ' ')
+			return "extra space in request line";
+		if (p[i] == '\n')
+			c->past_first_line = true;
 		c->prev_byte = p[i];
 	}
-	return false;
+	return NULL;
 }
 
 void
@@ -318,6 +326,7 @@ gw_conn_parse(struct gw_conn *c)
 		llhttp_errno_t e;
 		size_t used;
 		bool in_head;
+		const char *why;
 
 		if (c->state == CS_FORWARD && (c->req_done || c->upgrade))
 			return;		/* pipelined bytes wait in `in` */
@@ -336,9 +345,9 @@ gw_conn_parse(struct gw_conn *c)
 		    (size_t)(llhttp_get_error_pos(&c->parser) - (char *)v.iov_base);
 		if (in_head && e != HPE_OK && e != HPE_PAUSED)
 			used = 0;
-		if (in_head && head_has_obs_fold(c, v.iov_base, used) &&
-		    c->err_status == 0) {
-			gw_relay_reject(c, 400, "obs-fold in header");
+		if (in_head && c->err_status == 0 &&
+		    (why = head_defect(c, v.iov_base, used)) != NULL) {
+			gw_relay_reject(c, 400, why);
 			return;
 		}
 		c->bytes_in += used;

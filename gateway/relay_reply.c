@@ -170,6 +170,7 @@ gw_conn_response_done(struct gw_conn *c, bool upstream_reusable)
 	/* Parse the next (maybe pipelined) request from the event loop, not
 	 * from inside the upstream's parser callback that called us. */
 	c->state = CS_IDLE;
+	c->head_done = false;
 	event_active(c->resume_ev, EV_TIMEOUT, 0);
 }
 

@@ -26,6 +26,7 @@ gw_relay_request_begin(struct gw_conn *c)
 	c->err_status = 0;
 	c->err_reason = NULL;
 	c->prev_byte = 0;
+	c->past_first_line = false;
 	c->body_in = c->trailer_len = 0;
 	c->bytes_in = c->bytes_out = 0;
 	c->status = 0;

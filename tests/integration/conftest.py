@@ -5,8 +5,10 @@ a recording upstream and a running gateway (the real binary, real TLS).
 PBXGATE_BIN selects the binary (default build/pbxgate at the repo root).
 """
 
+import faulthandler
 import os
 import subprocess
+import sys
 import uuid
 
 import pytest
@@ -41,6 +43,16 @@ class Certs:
         with open(self.cafile, "w") as out:
             for c in (self.main[0], self.alt[0]):
                 out.write(open(c).read())
+
+
+TEST_DEADLINE = 180  # seconds; a hung test dumps every thread's stack and ends the run
+
+
+@pytest.fixture(autouse=True)
+def _watchdog():
+    faulthandler.dump_traceback_later(TEST_DEADLINE, exit=True, file=sys.stderr)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope="session")

@@ -104,6 +104,22 @@ utf8_step(const char *s, size_t len, size_t i)
 	return n;
 }
 
+/* Does a notice start at s[a]? Then the "secret" a rule found is our own
+ * replacement text, and scrubbing stays idempotent. */
+static bool
+at_notice(const struct scrub *sc, const char *s, size_t len, size_t a)
+{
+	const struct mail_rules *rs = sc->rs;
+
+	for (size_t i = 0; i <= rs->n; i++) {
+		const char *n = i < rs->n ? rs->rule[i].notice : rs->notice;
+		size_t nl = n ? strlen(n) : 0;
+		if (nl > 0 && len - a >= nl && memcmp(s + a, n, nl) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* Runs every active rule of the given kinds over `s`; records spans to
  * replace in m->spans. Sets *drop when a drop rule matched. */
 static void
@@ -145,6 +161,14 @@ collect(struct scrub *sc, const char *s, size_t len, unsigned kinds,
 			    ov[2 * r->secret_group] != PCRE2_UNSET) {
 				a = ov[2 * r->secret_group];
 				b = ov[2 * r->secret_group + 1];
+			}
+			if (at_notice(sc, s, len, a)) {
+				/* Already scrubbed (the message passed a
+				 * scrubber before): not a new secret. */
+				off = b > ov[0] ? b : ov[0] + 1;
+				if (off > len)
+					break;
+				continue;
 			}
 			add_hit(sc, ri, path);
 			if (r->action == MAIL_ACT_DROP)
@@ -269,7 +293,11 @@ set_text(GMimePart *part, const char *text, size_t len)
 		else
 			g_mime_object_set_content_type_parameter(obj,
 			    "charset", "utf-8");
-	} else if (!is_ascii(text, len))
+	} else if (cs == NULL && !is_ascii(text, len))
+		g_mime_object_set_content_type_parameter(obj, "charset",
+		    "utf-8");
+	else if (cs != NULL && strcasecmp(cs, "us-ascii") == 0 &&
+	    !is_ascii(text, len))
 		g_mime_object_set_content_type_parameter(obj, "charset",
 		    "utf-8");
 	st = g_mime_stream_mem_new_with_buffer(bytes, n);

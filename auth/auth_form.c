@@ -6,8 +6,7 @@
 #include <string.h>
 
 #include "auth/auth_priv.h"
-
-#define CIDRS_MAX 32
+#include "policy/policy.h"
 
 static int
 hexdig(char c)
@@ -149,55 +148,37 @@ auth_cookie_find(const char *hdr, size_t len, const char *name, const char **val
 	return -1;
 }
 
-struct cidr {
-	uint8_t a[16];
-	unsigned plen;
-};
-
-/* "ADDR" or "ADDR/LEN"; IPv4 stored v4-mapped so one compare serves both. */
-static int
-cidr_parse(const char *s, size_t n, struct cidr *c)
+/* Lockdown lists are parsed by the policy module, the same code that
+ * enforces them per request, so what we accept is exactly what it applies. */
+bool
+auth_ip_in_list(const struct sockaddr *sa, const char *list)
 {
-	char buf[64], *slash, *end;
-	struct in_addr v4;
-	unsigned long len;
-	bool is4;
+	struct pol_lockdown *ld = NULL;
+	char err[128];
+	bool ok;
 
-	if (n == 0 || n >= sizeof(buf))
-		return -1;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	if ((slash = strchr(buf, '/')) != NULL)
-		*slash = '\0';
-	memset(c, 0, sizeof(*c));
-	is4 = inet_pton(AF_INET, buf, &v4) == 1;
-	if (is4) {
-		c->a[10] = c->a[11] = 0xff;
-		memcpy(c->a + 12, &v4, 4);
-	} else if (inet_pton(AF_INET6, buf, c->a) != 1)
-		return -1;
-	c->plen = 128;
-	if (slash != NULL) {
-		if (slash[1] < '0' || slash[1] > '9')
-			return -1;
-		len = strtoul(slash + 1, &end, 10);
-		if (*end != '\0' || len > (is4 ? 32u : 128u) || end - (slash + 1) > 3)
-			return -1;
-		c->plen = (unsigned)len + (is4 ? 96 : 0);
-	}
-	return 0;
+	if (list == NULL || list[strspn(list, " ,\t\r\n")] == '\0')
+		return true;
+	if (pol_lockdown_parse(list, &ld, err, sizeof(err)) < 0)
+		return false;	/* a malformed list allows nothing */
+	ok = pol_lockdown_allows(ld, sa);
+	pol_lockdown_free(ld);
+	return ok;
 }
 
-static bool
-cidr_match(const struct cidr *c, const uint8_t a[16])
+int
+auth_cidr_list_check(const char *list, char *err, size_t errlen)
 {
-	unsigned full = c->plen / 8, rest = c->plen % 8;
+	struct pol_lockdown *ld = NULL;
 
-	if (memcmp(c->a, a, full) != 0)
-		return false;
-	if (rest == 0)
-		return true;
-	return ((c->a[full] ^ a[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
+	if (strlen(list) > AUTH_LOCKDOWN_MAX) {
+		snprintf(err, errlen, "address list longer than %d bytes", AUTH_LOCKDOWN_MAX);
+		return -1;
+	}
+	if (pol_lockdown_parse(list, &ld, err, errlen) < 0)
+		return -1;
+	pol_lockdown_free(ld);
+	return 0;
 }
 
 static int
@@ -216,67 +197,6 @@ sa_to16(const struct sockaddr *sa, uint8_t a[16])
 		return 0;
 	}
 	return -1;
-}
-
-/* Calls fn for each space/comma separated CIDR; stops at the first error. */
-static int
-cidr_each(const char *list, int (*fn)(const struct cidr *, void *), void *arg)
-{
-	const char *p = list;
-	unsigned count = 0;
-
-	while (*p != '\0') {
-		size_t n;
-		struct cidr c;
-		int r;
-
-		p += strspn(p, " ,\t");
-		n = strcspn(p, " ,\t");
-		if (n == 0)
-			break;
-		if (++count > CIDRS_MAX || cidr_parse(p, n, &c) < 0)
-			return -1;
-		if ((r = fn(&c, arg)) != 0)
-			return r;
-		p += n;
-	}
-	return 0;
-}
-
-static int
-match_one(const struct cidr *c, void *arg)
-{
-	return cidr_match(c, arg) ? 1 : 0;
-}
-
-static int
-accept_any(const struct cidr *c, void *arg)
-{
-	return 0;
-}
-
-/* An empty list allows everything; a malformed list allows nothing. */
-bool
-auth_ip_in_list(const struct sockaddr *sa, const char *list)
-{
-	uint8_t a[16];
-
-	if (list == NULL || list[strspn(list, " ,\t")] == '\0')
-		return true;
-	if (sa_to16(sa, a) < 0)
-		return false;
-	return cidr_each(list, match_one, a) == 1;
-}
-
-int
-auth_cidr_list_check(const char *list, char *err, size_t errlen)
-{
-	if (strlen(list) > AUTH_LOCKDOWN_MAX || cidr_each(list, accept_any, NULL) < 0) {
-		snprintf(err, errlen, "bad address list: expected up to %d "
-		    "addresses or CIDRs like 192.0.2.0/24 or 2001:db8::/48", CIDRS_MAX);
-		return -1;
-	}
-	return 0;
 }
 
 void

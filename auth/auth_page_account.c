@@ -291,8 +291,16 @@ do_lockdown(struct auth_page *pg, struct auth_identity *id)
 		show(pg, id, 400, M_LOCKDOWN_BAD, NULL);
 		return;
 	}
-	for (const char *p = raw; *p != '\0'; p++)	/* one line per entry -> spaces */
-		list[o++] = (*p == '\r' || *p == '\n' || *p == '\t' || *p == ',') ? ' ' : *p;
+	for (const char *p = raw; *p != '\0'; p++) {	/* one line per entry -> "a b c" */
+		bool sep = *p == '\r' || *p == '\n' || *p == '\t' || *p == ',' || *p == ' ';
+
+		if (!sep)
+			list[o++] = *p;
+		else if (o > 0 && list[o - 1] != ' ')
+			list[o++] = ' ';
+	}
+	while (o > 0 && list[o - 1] == ' ')
+		o--;
 	list[o] = '\0';
 	if (auth_cidr_list_check(list, err, sizeof(err)) < 0) {
 		show(pg, id, 400, M_LOCKDOWN_BAD, NULL);

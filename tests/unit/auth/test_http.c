@@ -471,7 +471,7 @@ Test(http, lockdown_excluding_me_needs_confirm)
 	cr_expect_eq(save_lockdown("198.51.100.0%2F24", false), 409);
 	cr_expect_eq(save_lockdown("198.51.100.0%2F24%0D%0A192.0.2.0%2F24", false), 200);
 	cr_assert_eq(auth_session_check(t.ctx, jar, strlen(jar), T0 + 30, &id), AUTH_OK);
-	cr_expect_str_eq(id.lockdown, "198.51.100.0/24  192.0.2.0/24");
+	cr_expect_str_eq(id.lockdown, "198.51.100.0/24 192.0.2.0/24");
 	cr_expect_eq(save_lockdown("198.51.100.0%2F24", true), 200);
 }
 
@@ -481,6 +481,7 @@ Test(http, lockdown_bad_cidr_refused)
 	login_ok("alice");
 	cr_expect_eq(save_lockdown("192.0.2.0%2F33", true), 400);
 	cr_expect_eq(save_lockdown("not-an-address", true), 400);
+	cr_expect_eq(save_lockdown("192.0.2.10%2F24", true), 400);	/* host bits */
 }
 
 Test(http, logout_revokes)

@@ -1075,3 +1075,63 @@ Test(check, usage_long_option)
 	wfile("main.conf", "foo\n");
 	cr_assert_eq(gw_cmd_check(3, argv), 1);
 }
+
+/* ---- runtime: the policy module's own FILE:LINE:COL pass through ---- */
+Test(config, runtime_policy_loaded)
+{
+	char path[256];
+	struct gw_config *c;
+
+	make_cert("pbx.test");
+	wfile("p.policy", "allow path ^/public/\n");
+	wfile("main.conf", "listen 127.0.0.1:8443\ntls_cert pbx.test.crt\n"
+	    "tls_key pbx.test.key\nupstream http://127.0.0.1:5000\n"
+	    "policy p.policy\n");
+	snprintf(path, sizeof(path), "%s/main.conf", dir);
+	c = gw_config_load(path, true, collect, &got);
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	cr_assert_not_null(c->policy);
+	gw_config_unref(c);
+}
+
+Test(config, runtime_policy_errors_keep_their_location)
+{
+	char path[256], want[256];
+	struct gw_config *c;
+
+	make_cert("pbx.test");
+	wfile("p.policy", "allow path ^/public/\nallwo path x\n");
+	wfile("main.conf", "listen 127.0.0.1:8443\ntls_cert pbx.test.crt\n"
+	    "tls_key pbx.test.key\nupstream http://127.0.0.1:5000\n"
+	    "policy p.policy\n");
+	snprintf(path, sizeof(path), "%s/main.conf", dir);
+	c = gw_config_load(path, true, collect, &got);
+	cr_assert_null(c);
+	cr_assert_eq(got.n, 1, "%d messages", got.n);
+	cr_assert_not(got.warn[0]);
+	snprintf(want, sizeof(want), "%s/p.policy:2:1: ", dir);
+	cr_assert(strncmp(got.m[0], want, strlen(want)) == 0, "%s", got.m[0]);
+}
+
+Test(check, policy_error_gets_level_after_its_location)
+{
+	char path[256], want[512], out[2048] = "";
+	size_t n;
+	FILE *f;
+
+	make_cert("pbx.test");
+	wfile("p.policy", "allwo path x\n");
+	cr_assert_eq(run_check("listen 127.0.0.1:8443\ntls_cert pbx.test.crt\n"
+	    "tls_key pbx.test.key\nupstream http://127.0.0.1:5000\n"
+	    "policy p.policy\n", path, sizeof(path)), 1);
+	fflush(stderr);
+	f = cr_get_redirected_stderr();
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = '\0';
+	snprintf(want, sizeof(want), "%s/p.policy:1:1: error: ", dir);
+	cr_assert(strncmp(out, want, strlen(want)) == 0, "%s", out);
+	snprintf(want, sizeof(want), "\n%s: configuration is NOT valid (1 "
+	    "error)\n", path);
+	cr_assert(strstr(out, want) != NULL, "%s", out);
+}

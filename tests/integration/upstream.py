@@ -128,6 +128,7 @@ class Conn:
         peer = writer.get_extra_info("peername")
         self.peer = "%s:%s" % (peer[0], peer[1]) if peer else "?"
         self.seq = 0
+        self.is_head = False
 
     async def read_head(self):
         buf = b""
@@ -191,6 +192,8 @@ class Conn:
             head.append("%s: %s" % (n, v))
         if not any(n.lower() in ("content-length", "transfer-encoding") for n, _ in headers):
             head.append("Content-Length: %d" % len(body))
+        if self.is_head:
+            body = b""
         self.w.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
         await self.w.drain()
 
@@ -236,6 +239,7 @@ class Conn:
 
     async def dispatch(self, method, target, version, headers):
         path = target.split("?", 1)[0]
+        self.is_head = method == "HEAD"
         conn_hdr = (hget(headers, "connection") or "").lower()
         close = "close" in conn_hdr or version == "HTTP/1.0"
         extra = [("Connection", "close")] if close else []
@@ -294,6 +298,9 @@ class Conn:
         return not close
 
     async def stream_pattern(self, n, chunked):
+        if self.is_head:
+            await self.w.drain()
+            return
         block = bytes(range(256)) * 256  # 64 KiB, deterministic
         sent = 0
         while sent < n:

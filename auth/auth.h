@@ -177,6 +177,13 @@ void auth_http_resp_free(struct auth_http_resp *);
 /* true when `rd` (NUL-terminated, already percent-decoded once) is a
  * same-origin relative path safe to redirect to. */
 bool auth_rd_is_safe(const char *rd);
+/* The 503 page for a login the pool cannot take (queue full), in the
+ * client's language. NON-BLOCKING: call it on the event loop. */
+void auth_http_busy(const struct auth_http_req *, struct auth_http_resp *);
+/* Writes "/_pbxgate/login?rd=ENCODED" for the original request target
+ * `target` (path and query as received) into buf. Returns the length, or
+ * 0 when buf is too small; an unsafe target gives plain ".../login". */
+size_t auth_login_location(const char *target, char *buf, size_t buflen);
 
 /* ---- CLI (auth_cli.c) -------------------------------------------------- */
 

@@ -193,3 +193,53 @@ auth_qr_svg(struct auth_buf *b, const char *text)
 	QRcode_free(q);
 	return 0;
 }
+
+void
+auth_http_busy(const struct auth_http_req *req, struct auth_http_resp *resp)
+{
+	struct auth_buf b = { 0 };
+	enum auth_lang l = auth_lang_pick(req != NULL ? req->accept_language : NULL);
+
+	memset(resp, 0, sizeof(*resp));
+	auth_page_begin(&b, l, "503");
+	auth_buf_addf(&b, "<p class=\"err\">%s</p>", auth_msg(l, M_BUSY));
+	auth_page_end(&b);
+	auth_resp_html(NULL, resp, 503, &b);
+	auth_resp_header(resp, "Retry-After", "5");
+}
+
+/* Everything but unreserved characters and '/' is percent-encoded, so the
+ * target survives the query string intact and decodes back exactly once. */
+size_t
+auth_login_location(const char *target, char *buf, size_t buflen)
+{
+	static const char pre[] = AUTH_PREFIX "login";
+	static const char hexd[] = "0123456789ABCDEF";
+	size_t o;
+
+	if (buflen < sizeof(pre) + 4)
+		return 0;
+	memcpy(buf, pre, sizeof(pre));
+	o = sizeof(pre) - 1;
+	if (!auth_rd_is_safe(target) || strcmp(target, "/") == 0)
+		return o;
+	memcpy(buf + o, "?rd=", 5);
+	o += 4;
+	for (const char *p = target; *p != '\0'; p++) {
+		unsigned char ch = (unsigned char)*p;
+		bool keep = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || strchr("-._~/", ch) != NULL;
+
+		if (o + (keep ? 1 : 3) + 1 > buflen)
+			return 0;
+		if (keep)
+			buf[o++] = (char)ch;
+		else {
+			buf[o++] = '%';
+			buf[o++] = hexd[ch >> 4];
+			buf[o++] = hexd[ch & 15];
+		}
+	}
+	buf[o] = '\0';
+	return o;
+}

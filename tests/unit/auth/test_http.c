@@ -617,3 +617,49 @@ Test(http, post_that_is_not_a_form_is_400)
 	cr_expect_eq(r.status, 400);
 	auth_http_resp_free(&r);
 }
+
+struct loc_case { const char *target, *want; };
+static const struct loc_case loc_cases[] = {
+	{ "/", "/_pbxgate/login" },
+	{ "/webclient/", "/_pbxgate/login?rd=/webclient/" },
+	{ "/a?b=c&d=e", "/_pbxgate/login?rd=/a%3Fb%3Dc%26d%3De" },
+	{ "//evil", "/_pbxgate/login" },
+	{ "/\\evil", "/_pbxgate/login" },
+};
+
+Test(http, login_location_encodes_target)
+{
+	char buf[256];
+
+	for (size_t i = 0; i < sizeof(loc_cases) / sizeof(loc_cases[0]); i++) {
+		cr_assert_gt(auth_login_location(loc_cases[i].target, buf, sizeof(buf)), 0);
+		cr_expect_str_eq(buf, loc_cases[i].want);
+	}
+	cr_expect_eq(auth_login_location("/abcdef", buf, 24), 0);
+}
+
+/* rd goes out encoded and comes back through the form decoder intact. */
+Test(http, login_location_roundtrip_through_form)
+{
+	struct auth_http_resp r;
+	char buf[256];
+
+	auth_login_location("/a b", buf, sizeof(buf));
+	cr_expect_str_eq(buf, "/_pbxgate/login", "a space is not a safe rd byte");
+	auth_login_location("/x?y=1&z=%2F", buf, sizeof(buf));
+	req("GET", "/_pbxgate/login", strchr(buf, '?') + 1, NULL, T0, &r);
+	cr_expect(strstr(r.body, "name=\"rd\" value=\"/x?y=1&amp;z=%2F\"") != NULL, "%s", r.body);
+	auth_http_resp_free(&r);
+}
+
+Test(http, busy_page_is_503)
+{
+	struct auth_http_resp r;
+	struct auth_http_req q = { .method = "POST", .path = "/_pbxgate/login",
+	    .accept_language = "ja" };
+
+	auth_http_busy(&q, &r);
+	cr_expect_eq(r.status, 503);
+	cr_expect(strstr(r.body, "lang=\"ja\"") != NULL);
+	auth_http_resp_free(&r);
+}

@@ -69,12 +69,12 @@ match_one(const struct pol_policy *p, const struct pol_matcher *m,
 	case M_ASN:
 		return match_geo(p, m, r->peer);
 	case M_PATH:
-		return pol_regex_match(p, m->re, r->path != NULL ? r->path : "");
+		return pol_regex_match(p, &m->re, r->path != NULL ? r->path : "");
 	case M_METHOD:
 		return in_names(m->names, m->n, r->method, true);
 	case M_HEADER:
 		v = r->header != NULL ? r->header(r->header_arg, m->hname) : NULL;
-		return v == NULL ? 0 : pol_regex_match(p, m->re, v);
+		return v == NULL ? 0 : pol_regex_match(p, &m->re, v);
 	case M_USER:
 		return in_names(m->names, m->n, r->user, false);
 	case M_GROUP:

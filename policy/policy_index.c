@@ -23,6 +23,11 @@ struct pol_pindex {
 	uint64_t *always;
 	struct tnode *nodes;
 	uint32_t nnodes, cap;
+	/* Unanchored path regexes that PCRE2 proved need some byte (".php$"
+	 * needs '.'): a candidate only when the path holds that byte. */
+	uint64_t *need;		/* nbytes rows of nwords */
+	unsigned char bytes[256];	/* the bytes with a row, folded */
+	unsigned nbytes;
 };
 
 static uint32_t
@@ -56,6 +61,44 @@ static unsigned char
 fold(unsigned char c)
 {
 	return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+/* The byte a rule's positive path regex requires (folded), or -1. */
+static int
+needed_byte(const struct pol_rule *r)
+{
+	for (size_t i = 0; i < r->nm; i++) {
+		const struct pol_matcher *m = &r->m[i];
+
+		if (m->kind != M_PATH || m->negate)
+			continue;
+		if (m->re.first >= 0)
+			return fold((unsigned char)m->re.first);
+		if (m->re.last >= 0)
+			return fold((unsigned char)m->re.last);
+	}
+	return -1;
+}
+
+static int
+add_need(struct pol_pindex *x, unsigned char b, size_t id)
+{
+	unsigned row;
+	uint64_t *nn;
+
+	for (row = 0; row < x->nbytes && x->bytes[row] != b; row++)
+		;
+	if (row == x->nbytes) {
+		nn = reallocarray(x->need, (x->nbytes + 1) * x->nwords,
+		    sizeof *nn);
+		if (nn == NULL)
+			return -1;
+		x->need = nn;
+		memset(&nn[x->nbytes * x->nwords], 0, x->nwords * sizeof *nn);
+		x->bytes[x->nbytes++] = b;
+	}
+	x->need[row * x->nwords + id / 64] |= UINT64_C(1) << (id % 64);
+	return 0;
 }
 
 static int
@@ -96,10 +139,17 @@ pol_pindex_build(const struct pol_rule *rules, size_t n)
 	    tnode_new(x, 0) == NONE)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
-		if (rules[i].prefix == NULL)
+		int b = rules[i].prefix == NULL ? needed_byte(&rules[i]) : -1;
+
+		if (rules[i].prefix != NULL) {
+			if (insert(x, rules[i].prefix, (uint32_t)i) == -1)
+				goto fail;
+		} else if (b >= 0) {
+			if (add_need(x, (unsigned char)b, i) == -1)
+				goto fail;
+		} else {
 			x->always[i / 64] |= UINT64_C(1) << (i % 64);
-		else if (insert(x, rules[i].prefix, (uint32_t)i) == -1)
-			goto fail;
+		}
 	}
 	return x;
 fail:
@@ -116,6 +166,7 @@ pol_pindex_free(struct pol_pindex *x)
 		free(x->nodes[i].ids);
 	free(x->nodes);
 	free(x->always);
+	free(x->need);
 	free(x);
 }
 
@@ -124,10 +175,23 @@ pol_pindex_candidates(const struct pol_pindex *x, const char *path,
     uint64_t *bits, size_t nwords)
 {
 	uint32_t at = 0;
+	uint64_t present[4] = { 0 };
 
 	if (x->always == NULL || nwords < x->nwords)
 		return false;
 	memcpy(bits, x->always, x->nwords * sizeof *bits);
+	if (x->nbytes > 0) {
+		for (const unsigned char *s = (const unsigned char *)path; *s; s++)
+			present[fold(*s) / 64] |= UINT64_C(1) << (fold(*s) % 64);
+		for (unsigned row = 0; row < x->nbytes; row++) {
+			unsigned char b = x->bytes[row];
+
+			if ((present[b / 64] >> (b % 64) & 1) == 0)
+				continue;
+			for (size_t w = 0; w < x->nwords; w++)
+				bits[w] |= x->need[row * x->nwords + w];
+		}
+	}
 	for (const unsigned char *s = (const unsigned char *)path; *s; s++) {
 		if ((at = child(x, at, fold(*s))) == NONE)
 			break;

@@ -28,6 +28,14 @@ bool pol_country_known(const char *code);	/* ISO 3166-1 alpha-2 */
 int pol_geoip_country(const MMDB_s *, const struct sockaddr *, char cc[3]);
 int pol_geoip_asn(const MMDB_s *, const struct sockaddr *, uint32_t *asn);
 
+/* A compiled pattern plus what PCRE2 proved every match needs: checking
+ * those first skips the call into PCRE2 (about 35 ns) for most rules. */
+struct pol_re {
+	pcre2_code *code;
+	int first, last;	/* code units every match holds, or -1 */
+	uint32_t minlen;
+};
+
 enum pol_mkind {
 	M_FROM, M_COUNTRY, M_ASN, M_PATH, M_METHOD, M_HEADER,
 	M_USER, M_GROUP, M_ROLE	/* identity matchers: need a session */
@@ -49,7 +57,7 @@ struct pol_matcher {
 	bool admin;		/* role */
 	/* path, header */
 	char *hname;
-	pcre2_code *re;
+	struct pol_re re;
 };
 
 struct pol_rule {
@@ -114,10 +122,10 @@ bool pol_pindex_candidates(const struct pol_pindex *, const char *path,
 #define POL_INDEX_MAXWORDS 64	/* 4096 rules */
 
 /* policy_regex.c */
-pcre2_code *pol_regex_compile(const char *pat, bool caseless, char *err,
-    size_t errlen, size_t *erroff);
+int pol_regex_compile(struct pol_re *, const char *pat, bool caseless,
+    char *err, size_t errlen, size_t *erroff);
 /* 1 match, 0 none, -1 error (match limit) */
-int pol_regex_match(const struct pol_policy *, const pcre2_code *,
+int pol_regex_match(const struct pol_policy *, const struct pol_re *,
     const char *subject);
 char *pol_regex_prefix(const char *pat);
 

@@ -40,6 +40,8 @@ compile(struct pol_loader *L, const char *file)
 		pol_diag(L, false, file, 0, 0, "out of memory");
 		return -1;
 	}
+	for (size_t i = 0; i < p->nsets; i++)
+		(void)pol_cidrset_optimise(p->sets[i]);	/* -1: slower, fine */
 	pcre2_set_match_limit(p->mctx, MATCH_LIMIT);
 	pcre2_set_depth_limit(p->mctx, DEPTH_LIMIT);
 	if ((p->index = pol_pindex_build(p->rules, p->nrules)) == NULL) {

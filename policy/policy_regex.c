@@ -42,9 +42,21 @@ thread_md(void)
 	return md;
 }
 
-pcre2_code *
-pol_regex_compile(const char *pat, bool caseless, char *err, size_t errlen,
-    size_t *erroff)
+/* The unit PCRE2 reports as required (type 1), or -1. */
+static int
+required_unit(const pcre2_code *re, uint32_t what_type, uint32_t what_unit)
+{
+	uint32_t type = 0, unit = 0;
+
+	if (pcre2_pattern_info(re, what_type, &type) != 0 || type != 1 ||
+	    pcre2_pattern_info(re, what_unit, &unit) != 0 || unit > 255)
+		return -1;
+	return (int)unit;
+}
+
+int
+pol_regex_compile(struct pol_re *out, const char *pat, bool caseless,
+    char *err, size_t errlen, size_t *erroff)
 {
 	uint32_t opts = PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C;
 	PCRE2_UCHAR msg[256];
@@ -60,25 +72,50 @@ pol_regex_compile(const char *pat, bool caseless, char *err, size_t errlen,
 		pcre2_get_error_message(rc, msg, sizeof msg);
 		snprintf(err, errlen, "%s", (char *)msg);
 		*erroff = off;
-		return NULL;
+		return -1;
 	}
 	/* Without JIT (e.g. no executable memory) pcre2_match interprets:
 	 * slower, same results, so that is not an error. */
 	(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
-	return re;
+	out->code = re;
+	out->first = required_unit(re, PCRE2_INFO_FIRSTCODETYPE,
+	    PCRE2_INFO_FIRSTCODEUNIT);
+	out->last = required_unit(re, PCRE2_INFO_LASTCODETYPE,
+	    PCRE2_INFO_LASTCODEUNIT);
+	if (pcre2_pattern_info(re, PCRE2_INFO_MINLENGTH, &out->minlen) != 0)
+		out->minlen = 0;
+	return 0;
+}
+
+/* Whether `s` holds the unit in either ASCII case: PCRE2 does not say
+ * whether a required unit is caseless, so both cases count. */
+static bool
+has_unit(const char *s, size_t n, int unit)
+{
+	int other = unit;
+
+	if (unit >= 'a' && unit <= 'z')
+		other = unit - 'a' + 'A';
+	else if (unit >= 'A' && unit <= 'Z')
+		other = unit - 'A' + 'a';
+	return memchr(s, unit, n) != NULL ||
+	    (other != unit && memchr(s, other, n) != NULL);
 }
 
 int
-pol_regex_match(const struct pol_policy *p, const pcre2_code *re,
+pol_regex_match(const struct pol_policy *p, const struct pol_re *re,
     const char *subject)
 {
-	pcre2_match_data *m = thread_md();
+	pcre2_match_data *m;
+	size_t n = strlen(subject);
 	int rc;
 
-	if (m == NULL)
+	if (n < re->minlen || (re->first >= 0 && !has_unit(subject, n,
+	    re->first)) || (re->last >= 0 && !has_unit(subject, n, re->last)))
+		return 0;
+	if ((m = thread_md()) == NULL)
 		return -1;
-	rc = pcre2_match(re, (PCRE2_SPTR)subject, strlen(subject), 0, 0, m,
-	    p->mctx);
+	rc = pcre2_match(re->code, (PCRE2_SPTR)subject, n, 0, 0, m, p->mctx);
 	if (rc >= 0)
 		return 1;
 	return rc == PCRE2_ERROR_NOMATCH ? 0 : -1;

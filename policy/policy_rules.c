@@ -399,7 +399,7 @@ pol_matcher_clear(struct pol_matcher *m)
 			free(m->names[i]);
 	free(m->names);
 	free(m->hname);
-	pcre2_code_free(m->re);
+	pcre2_code_free(m->re.code);
 	memset(m, 0, sizeof *m);
 }
 
@@ -481,8 +481,8 @@ compile_regex(struct pol_loader *L, const struct line *c, struct pol_matcher *m,
 
 	if (a->regex == NULL)
 		return 0;
-	m->re = pol_regex_compile(a->regex, caseless, err, sizeof err, &off);
-	if (m->re != NULL)
+	if (pol_regex_compile(&m->re, a->regex, caseless, err, sizeof err,
+	    &off) == 0)
 		return 0;
 	pol_diag(L, false, c->file, c->line, a->regex_col + (unsigned)off,
 	    "bad regex: %s (at offset %zu of '%s')", err, off, a->regex);

@@ -859,6 +859,22 @@ check_certs(struct cfg_ctx *ctx)
 		    "serves HTTPS only; add tls_cert FILE and tls_key FILE");
 }
 
+/* Plain HTTP is fine to a PBX on the same machine, not across a network. */
+static bool
+host_is_loopback(const char *host)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return false;
+}
+
 static void
 check_upstream(struct cfg_ctx *ctx)
 {
@@ -873,6 +889,10 @@ check_upstream(struct cfg_ctx *ctx)
 	if (!up->tls && up->ca_file != NULL)
 		cfg_error_at(ctx, &ctx->ca_pos, "upstream_ca is set but "
 		    "upstream %s does not use TLS", up->url);
+	if (!up->tls && !host_is_loopback(up->host))
+		cfg_warn_at(ctx, &ctx->upstream_pos, "upstream %s is plain HTTP "
+		    "to another host: logins cross the network in clear; use "
+		    "https:// unless the link is private", up->url);
 	if (!up->tls && !up->verify)
 		cfg_warn_at(ctx, &ctx->verify_pos, "upstream_verify off has no "
 		    "effect: upstream %s does not use TLS", up->url);

@@ -463,6 +463,9 @@ parse_file(struct cfg_ctx *ctx, const char *name, const char *dir,
 			return;
 		}
 	}
+	if (st.st_mode & S_IWOTH)	/* anyone could add a listen or a key */
+		cfg_warn_at(ctx, pos != NULL ? pos : &(struct cfg_pos){ name,
+		    0, 0 }, "%s is writable by every user: chmod o-w", name);
 	f = &ctx->stack[ctx->depth++];
 	*f = (struct cfg_file){ name, dir, st.st_dev, st.st_ino };
 	parse_data(ctx, data, len);

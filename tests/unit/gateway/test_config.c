@@ -459,6 +459,71 @@ BAD_LINE(upstream_ca_with_http, "upstream_ca cert.pem",
     "5:13: upstream_ca is set but upstream http://127.0.0.1:5000 does not "
     "use TLS")
 
+Test(config, upstream_plain_http_to_network_warns)
+{
+	struct gw_config *c = load_text(BASE_NOUP
+	    "upstream http://192.0.2.10:5000\n");
+
+	expect_one(true, "4:10: upstream http://192.0.2.10:5000 is plain HTTP "
+	    "to another host: logins cross the network in clear; use https:// "
+	    "unless the link is private");
+	cr_assert_not_null(c);
+	gw_config_unref(c);
+}
+
+Test(config, upstream_plain_http_to_loopback_silent)
+{
+	static const char *const urls[] = { "http://localhost:5000",
+	    "http://127.0.0.2", "http://[::1]:5000" };
+	char text[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		struct gw_config *c;
+
+		snprintf(text, sizeof(text), BASE_NOUP "upstream %s\n", urls[i]);
+		c = load_text(text);
+		cr_assert_eq(got.n, 0, "%s: %s", urls[i], got.m[0]);
+		gw_config_unref(c);
+	}
+}
+
+Test(config, world_writable_file_warns)
+{
+	char path[256];
+	struct gw_config *c;
+
+	wfile("main.conf", BASE);
+	snprintf(path, sizeof(path), "%s/main.conf", dir);
+	cr_assert_eq(chmod(path, 0666), 0);
+	c = gw_config_load(path, false, collect, &got);
+	cr_assert_not_null(c);
+	cr_assert_eq(got.n, 1);
+	cr_assert(got.warn[0]);
+	{
+		char want[600];
+		snprintf(want, sizeof(want), "%s: %s is writable by every user: "
+		    "chmod o-w", path, path);
+		cr_assert_str_eq(got.m[0], want);
+	}
+	gw_config_unref(c);
+}
+
+Test(config, too_many_values_on_a_line)
+{
+	char text[1024] = BASE "server_name";
+	struct gw_config *c;
+	int i;
+
+	for (i = 0; i < 64; i++)
+		strcat(text, " x");
+	strcat(text, "\n");
+	c = load_text(text);
+	/* keyword + 63 values fit; the 64th value starts at column 139 */
+	expect_one(false, "5:139: too many values on one line (max 63)");
+	cr_assert_null(c);
+}
+
 Test(config, upstream_verify_off_warns)
 {
 	struct gw_config *c = load_text(BASE_NOUP "upstream https://pbx.example\n"

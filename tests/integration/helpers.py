@@ -418,12 +418,23 @@ class Gateway:
             f.write(self.config_text())
 
     def start(self):
-        self.err = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen([self.binary, "run", "-c", self.conf],
-                                     stdin=subprocess.DEVNULL, stdout=self.err,
-                                     stderr=self.err, cwd=self.dir)
-        wait_until(self.healthy, timeout=20,
-                   what="pbxgate /healthz on 127.0.0.1:%d" % self.admin_port)
+        # free_port() can race with other programs on a shared machine: when
+        # the bind fails, take new ports and try again (bounded).
+        for attempt in range(3):
+            self.err = open(self.stderr_path, "ab")
+            self.proc = subprocess.Popen([self.binary, "run", "-c", self.conf],
+                                         stdin=subprocess.DEVNULL, stdout=self.err,
+                                         stderr=self.err, cwd=self.dir)
+            try:
+                wait_until(self.healthy, timeout=20,
+                           what="pbxgate /healthz on 127.0.0.1:%d" % self.admin_port)
+                return self
+            except AssertionError:
+                if self.proc.poll() is None or "in use" not in self.stderr() or attempt == 2:
+                    raise
+                self.err.close()
+                self.port, self.admin_port = free_port(), free_port()
+                self.write_config()
         return self
 
     def stderr(self):

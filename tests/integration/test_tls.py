@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from helpers import client_context, free_port, openssl, tls_connect
+from helpers import client_context, openssl, tls_connect
 
 # Debian's openssl.cnf forbids < TLS 1.2 for every program: without this the
 # refusal would prove nothing about pbxgate itself.
@@ -25,19 +25,20 @@ def _s_client(port, *args):
 def test_legacy_client_is_able_to_speak(flag, certs, tmp_path):
     """Control: the same client command succeeds against a server that allows
     the old protocol, so its failure against pbxgate means pbxgate refused."""
-    port = free_port()
-    srv = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:%d" % port,
+    srv = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:0",
                             "-cert", certs.main[0], "-key", certs.main[1],
                             "-cipher", "DEFAULT@SECLEVEL=0", flag, "-naccept", "1"],
                            env=dict(os.environ, **LEGACY_ENV), stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        # s_server prints ACCEPT once it listens; probing the port would use
-        # up its single accept.
+        # s_server prints "ACCEPT host:port" once it listens; probing the
+        # port would use up its single accept.
         for _ in range(20):
             ready, _, _ = select.select([srv.stdout], [], [], 10)
             assert ready, "openssl s_server did not start"
-            if b"ACCEPT" in srv.stdout.readline():
+            line = srv.stdout.readline()
+            if line.startswith(b"ACCEPT"):
+                port = int(line.rsplit(b":", 1)[1])
                 break
         else:
             raise AssertionError("openssl s_server did not say ACCEPT")

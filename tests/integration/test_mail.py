@@ -1,0 +1,513 @@
+"""test_mail.py -- the scrubbing SMTP relay end to end: swaks plays the PBX,
+an aiosmtpd sink (mail_sink.py) plays the smarthost, both over STARTTLS with
+certificates from a CA made here with the openssl CLI.
+
+The SMTP side runs in tests/unit/mail/smtp_driver (the mail module alone,
+with mail_session_start on its own event loop). Set PBXGATE_MAIL_DRIVER to
+its path; by default build-mail/ then build/ are searched.
+
+Run: /usr/bin/python3 -m pytest -q tests/integration/test_mail.py
+"""
+import base64
+import email
+import email.policy
+import html
+import os
+import re
+import select
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CORPUS = os.path.join(ROOT, "tests", "data", "mail")
+RULES = os.path.join(ROOT, "etc", "scrub.rules")
+PYTHON = "/usr/bin/python3"
+PASSWORD = "pbx-login-pw"
+NOTICE = "[removed: enrol at https://gw.test/enrol]"
+STEP = 15.0  # bound on any single wait
+
+
+def find_driver():
+    env = os.environ.get("PBXGATE_MAIL_DRIVER")
+    if env:
+        return env
+    for b in ("build-mail", "build"):
+        p = os.path.join(ROOT, b, "tests", "unit", "mail", "smtp_driver")
+        if os.access(p, os.X_OK):
+            return p
+    pytest.skip("smtp_driver not built (set PBXGATE_MAIL_DRIVER)")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    ca_key, ca = str(d / "ca.key"), str(d / "ca.pem")
+    key, csr, crt = str(d / "srv.key"), str(d / "srv.csr"), str(d / "srv.pem")
+    ext = d / "ext.cnf"
+    ext.write_text("basicConstraints=CA:FALSE\n"
+                   "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                   "extendedKeyUsage=serverAuth\n")
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:P-256", "-nodes", "-keyout", ca_key, "-out", ca,
+         "-days", "2", "-subj", "/CN=pbxgate mail test CA",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+    run(["openssl", "req", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr,
+         "-subj", "/CN=localhost"])
+    run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+         "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", str(ext)])
+    # A CA that signed nothing here: the relay must refuse the sink with it.
+    other_key, other = str(d / "other.key"), str(d / "other.pem")
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:P-256", "-nodes", "-keyout", other_key, "-out",
+         other, "-days", "2", "-subj", "/CN=unrelated CA",
+         "-addext", "basicConstraints=critical,CA:TRUE"])
+    return {"ca": ca, "key": key, "cert": crt, "other_ca": other, "dir": d}
+
+
+class Proc:
+    """A child that prints "ready" when it listens; stdout kept for audit
+    lines."""
+
+    def __init__(self, cmd, stdin=None):
+        self.p = subprocess.Popen(cmd, stdin=stdin or subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        self.buf = b""
+        line = self.readline(STEP)
+        if line != "ready":
+            self.p.kill()
+            raise RuntimeError("%s did not start: %r %r" % (
+                cmd[0], line, self.p.stderr.read()))
+
+    def readline(self, timeout):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.p.stdout], [], [], left)[0]:
+                return None
+            chunk = os.read(self.p.stdout.fileno(), 65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def audit_lines(self):
+        """Audit lines already written (the driver writes them before the
+        reply reaches the client)."""
+        out = []
+        while True:
+            line = self.readline(0.5)
+            if line is None:
+                return out
+            out.append(line)
+
+    def stop(self):
+        if self.p.poll() is None:
+            if self.p.stdin:
+                self.p.stdin.close()
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(STEP)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+
+@pytest.fixture(scope="module")
+def sink(pki, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sink")
+    port = free_port()
+    s = Proc([PYTHON, os.path.join(ROOT, "tests", "integration",
+                                   "mail_sink.py"),
+              "--port", str(port), "--cert", pki["cert"], "--key", pki["key"],
+              "--out", str(out)], stdin=subprocess.PIPE)
+    s.port, s.out = port, str(out)
+    yield s
+    s.stop()
+
+
+def rules_file(d):
+    path = os.path.join(str(d), "test.rules")
+    with open(RULES, encoding="utf-8") as f:
+        shipped = f.read()
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(shipped + "\nrule test-reject\n  pattern TUNNEL-SECRET-REJECT\n"
+                "  action reject\nend\n")
+    return path
+
+
+def driver(pki, tmp, relay_port, extra="", ca=None):
+    drv = find_driver()
+    h = run([drv, "--hash", PASSWORD]).stdout.decode().strip()
+    port = free_port()
+    conf = os.path.join(str(tmp), "mail-%d.conf" % port)
+    with open(conf, "w") as f:
+        f.write("smtp_listen 127.0.0.1:%d\n" % port)
+        f.write("smtp_hostname gw.test\n")
+        f.write("smtp_relay 127.0.0.1:%d\n" % relay_port)
+        f.write("smtp_relay_tls starttls\n")
+        f.write("smtp_relay_ca %s\n" % (ca or pki["ca"]))
+        f.write("smtp_relay_verify on\n")
+        f.write("smtp_auth pbx %s\n" % h)
+        f.write("smtp_max_size 30m\nsmtp_timeout 20s\n")
+        f.write("smtp_relay_timeout 20s\n")
+        f.write("scrub_rules %s\n" % rules_file(tmp))
+        f.write("scrub_notice %s\n" % NOTICE)
+        f.write(extra)
+    d = Proc([drv, conf, pki["cert"], pki["key"]])
+    d.port = port
+    return d
+
+
+@pytest.fixture(scope="module")
+def gw(pki, sink, tmp_path_factory):
+    d = driver(pki, tmp_path_factory.mktemp("gw"), sink.port,
+               "smtp_max_recipients 3\nsmtp_max_line 1000\n")
+    yield d
+    d.stop()
+
+
+def swaks(gw, pki, data, to="alice@example.com", extra=()):
+    cmd = ["swaks", "--server", "127.0.0.1", "--port", str(gw.port),
+           "--tls", "--tls-verify", "--tls-ca-path", pki["ca"],
+           "--auth", "PLAIN", "--auth-user", "pbx",
+           "--auth-password", PASSWORD, "--from", "pbx@pbx.example.com",
+           "--to", to, "--data", data, "--timeout", "60"] + list(extra)
+    r = subprocess.run(cmd, capture_output=True, timeout=180)
+    return r.returncode, r.stdout.decode("utf-8", "replace")
+
+
+def final_reply(transcript):
+    """The server's reply to the end of DATA (the last reply before QUIT)."""
+    replies = [l for l in transcript.splitlines() if re.match(r"^<[~*]? +\d{3}[ -]", l)
+               or re.match(r"^<[~*]?\*? +\d{3}", l)]
+    codes = [re.sub(r"^<\S*\s+", "", l) for l in replies]
+    for i, c in enumerate(codes):
+        if c.startswith("221"):
+            return codes[i - 1]
+    return codes[-1] if codes else ""
+
+
+def sink_message(sink, marker):
+    for name in sorted(os.listdir(sink.out)):
+        if not name.endswith(".eml"):
+            continue
+        with open(os.path.join(sink.out, name), "rb") as f:
+            raw = f.read()
+        if marker.encode() in raw:
+            with open(os.path.join(sink.out, name + ".env")) as f:
+                env = f.read().split("\n")
+            return raw, env
+    return None, None
+
+
+def visible(raw):
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    out = [str(msg["subject"] or "")]
+    for part in msg.walk():
+        if part.get_content_type() == "message/rfc822":
+            continue
+        if part.is_multipart():
+            out.append(str(part.get("subject", "")))
+            continue
+        if part.get_content_maintype() == "text":
+            t = part.get_content()
+            out.append(t)
+            if part.get_content_type() == "text/html":
+                out.append(html.unescape(re.sub(r"<[^>]*>", "", t)))
+        else:
+            out.append((part.get_payload(decode=True) or b"").decode("latin-1"))
+    return "\n".join(out)
+
+
+CORPUS_NAMES = sorted(n[:-4] for n in os.listdir(CORPUS) if n.endswith(".eml"))
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+def test_corpus_relayed_scrubbed_over_starttls(gw, sink, pki, name):
+    rc, out = swaks(gw, pki, os.path.join(CORPUS, name + ".eml"))
+    assert rc == 0, out
+    assert final_reply(out).startswith("250 2.0.0 Ok: scrubbed and relayed"), out
+    raw, env = sink_message(sink, "<%s@pbx.example.com>" % name)
+    assert raw is not None, "the sink did not receive %s" % name
+    assert env[2] == "tls", "relay to the smarthost was not over TLS"
+    seen = visible(raw)
+    with open(os.path.join(CORPUS, name + ".expect"), encoding="utf-8") as f:
+        for line in f.read().splitlines():
+            kind, text = line.split(" ", 1)
+            if kind == "secret":
+                assert text.encode("utf-8") not in raw, text
+                assert text not in seen, text
+            else:
+                assert text in seen, "lost: %s" % text
+    audit = [l for l in gw.audit_lines() if name in l]
+    assert audit and '"action":"relayed"' in audit[-1], audit
+    assert '"rules":[{' in audit[-1]
+    for line in open(os.path.join(CORPUS, name + ".expect"), encoding="utf-8"):
+        if line.startswith("secret "):
+            assert line[7:].strip() not in audit[-1]
+
+
+def test_clean_message_passes_unchanged(gw, sink, pki, tmp_path):
+    body = ("From: a@example.com\r\nTo: b@example.com\r\nSubject: hello\r\n"
+            "Message-ID: <clean-1@x>\r\n\r\nJust saying hello.\r\n")
+    p = tmp_path / "clean.eml"
+    p.write_bytes(body.encode())
+    rc, out = swaks(gw, pki, str(p))
+    assert rc == 0, out
+    raw, _ = sink_message(sink, "<clean-1@x>")
+    assert raw is not None and b"Just saying hello." in raw
+
+
+def test_reject_rule_gives_554(gw, sink, pki, tmp_path):
+    p = tmp_path / "rej.eml"
+    p.write_bytes(b"Subject: tunnel\r\nMessage-ID: <rej-1@x>\r\n\r\n"
+                  b"Tunnel: TUNNEL-SECRET-REJECT\r\n")
+    rc, out = swaks(gw, pki, str(p))
+    assert rc != 0
+    assert final_reply(out).startswith("554 5.7.1"), out
+    assert sink_message(sink, "<rej-1@x>")[0] is None
+
+
+def test_smarthost_refusal_is_forwarded(gw, sink, pki, tmp_path):
+    p = tmp_path / "r.eml"
+    p.write_bytes(b"Subject: x\r\nMessage-ID: <refused-1@x>\r\n\r\nHi\r\n")
+    rc, out = swaks(gw, pki, str(p), to="refuse@example.com")
+    assert final_reply(out).startswith("550 5.1.1"), out
+    rc, out = swaks(gw, pki, str(p), to="later@example.com")
+    assert final_reply(out).startswith("451 4.3.0"), out
+    assert sink_message(sink, "<refused-1@x>")[0] is None
+
+
+def big_message(path, size, marker):
+    head = ("From: pbx@pbx.example.com\r\nTo: alice@example.com\r\n"
+            "Subject: Welcome big\r\nMessage-ID: <%s@x>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\n"
+            "Content-Type: text/plain\r\n\r\nHello.\r\nPassword: Big1Secret\r\n"
+            "Bye.\r\n--B\r\nContent-Type: application/pdf\r\n"
+            "Content-Disposition: attachment; filename=\"m.pdf\"\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n" % marker).encode()
+    tail = b"\r\n--B--\r\n"
+    line = base64.b64encode(os.urandom(57)) + b"\r\n"   # 78 bytes
+    n = (size - len(head) - len(tail)) // len(line)
+    with open(path, "wb") as f:
+        f.write(head)
+        f.write(line * n)
+        f.write(tail)
+
+
+def test_25mb_message_within_limit_passes(gw, sink, pki, tmp_path):
+    p = str(tmp_path / "big.eml")
+    big_message(p, 25 * 1024 * 1024, "big-25")
+    rc, out = swaks(gw, pki, p, extra=["--silent", "2"])
+    assert rc == 0, out[-2000:]
+    raw, _ = sink_message(sink, "<big-25@x>")
+    assert raw is not None
+    assert len(raw) > 25 * 1000 * 1000
+    assert b"Big1Secret" not in raw and b"Bye." in raw
+
+
+def test_over_size_limit_gets_552(gw, sink, pki, tmp_path):
+    p = str(tmp_path / "huge.eml")
+    big_message(p, 31 * 1024 * 1024, "big-31")
+    rc, out = swaks(gw, pki, p, extra=["--silent", "2"])
+    assert rc != 0
+    assert "552 5.3.4" in out, out[-2000:]
+    assert sink_message(sink, "<big-31@x>")[0] is None
+
+
+def test_smarthost_down_gives_451(pki, tmp_path):
+    d = driver(pki, tmp_path, free_port())
+    try:
+        p = tmp_path / "m.eml"
+        p.write_bytes(b"Subject: x\r\nMessage-ID: <down-1@x>\r\n\r\nHi\r\n")
+        rc, out = swaks(d, pki, str(p))
+        assert rc != 0
+        assert final_reply(out).startswith("451 4.4.1"), out
+        audit = d.audit_lines()
+        assert audit and '"action":"tempfail"' in audit[-1]
+    finally:
+        d.stop()
+
+
+def test_smarthost_with_untrusted_certificate_gives_451(pki, sink, tmp_path):
+    d = driver(pki, tmp_path, sink.port, ca=pki["other_ca"])
+    try:
+        p = tmp_path / "m.eml"
+        p.write_bytes(b"Subject: x\r\nMessage-ID: <untrusted-1@x>\r\n\r\nHi\r\n")
+        rc, out = swaks(d, pki, str(p))
+        assert final_reply(out).startswith("451 4.4.1"), out
+        assert "TLS" in final_reply(out)
+        assert sink_message(sink, "<untrusted-1@x>")[0] is None
+    finally:
+        d.stop()
+
+
+# ---- the SMTP conversation itself (plain TCP from loopback) ----
+
+class Client:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=STEP)
+        self.f = self.s.makefile("rb")
+
+    def reply(self):
+        lines = []
+        while True:
+            l = self.f.readline().decode()
+            assert l, "connection closed; got %r" % lines
+            lines.append(l.rstrip("\r\n"))
+            if len(l) < 4 or l[3] != "-":
+                return "\n".join(lines)
+
+    def send(self, line):
+        self.s.sendall(line.encode() + b"\r\n")
+
+    def say(self, line):
+        self.send(line)
+        return self.reply()
+
+    def auth(self):
+        tok = base64.b64encode(b"\0pbx\0" + PASSWORD.encode()).decode()
+        assert self.say("AUTH PLAIN " + tok).startswith("235 2.7.0")
+
+    def close(self):
+        self.s.close()
+
+
+# Read like a conversation: send this line, expect that reply.
+CONVERSATION = [
+    ("MAIL FROM:<a@b>", "503 5.5.1 Send EHLO or HELO first"),
+    ("EHLO pbx.test", "250-gw.test Hello [127.0.0.1]"),
+    ("RCPT TO:<x@y>", "503 5.5.1 Need MAIL before RCPT"),
+    ("DATA", "503 5.5.1 Need MAIL and RCPT before DATA"),
+    ("MAIL FROM:<a@b>", "530 5.7.0 Authentication required"),
+    ("AUTH CRAM-MD5", "504 5.5.4"),
+    ("AUTH PLAIN " + base64.b64encode(b"\0pbx\0wrong").decode(),
+     "535 5.7.8 Authentication credentials invalid"),
+    ("AUTH PLAIN !!!!", "501 5.5.2 Cannot decode"),
+    ("XYZZY", "500 5.5.2 Command unrecognized"),
+    ("NOOP", "250 2.0.0 Ok"),
+    ("VRFY root", "252 2.5.2"),
+    ("EXPN staff", "502 5.5.1"),
+    ("BDAT 10 LAST", "502 5.5.1"),
+    ("RSET", "250 2.0.0 Ok"),
+    ("EHLO", "501 5.5.4 Syntax: EHLO hostname"),
+    ("A" * 1200, "500 5.5.2 Line too long"),
+    ("QUIT", "221 2.0.0 Bye"),
+]
+
+
+def test_conversation(gw):
+    c = Client(gw.port)
+    assert c.reply() == "220 gw.test ESMTP pbxgate"
+    for line, want in CONVERSATION:
+        got = c.say(line)
+        assert got.startswith(want), "%s -> %s" % (line[:40], got)
+    c.close()
+
+
+def test_ehlo_capabilities(gw):
+    c = Client(gw.port)
+    c.reply()
+    caps = c.say("EHLO pbx.test").split("\n")
+    assert caps[-1] == "250 ENHANCEDSTATUSCODES"
+    for cap in ("PIPELINING", "SIZE 31457280", "8BITMIME", "STARTTLS",
+                "AUTH PLAIN LOGIN"):
+        assert "250-" + cap in caps, caps
+    c.say("QUIT")
+
+
+def test_auth_login_and_limits(gw):
+    c = Client(gw.port)
+    c.reply()
+    c.say("EHLO pbx.test")
+    assert c.say("AUTH LOGIN") == "334 VXNlcm5hbWU6"
+    assert c.say(base64.b64encode(b"pbx").decode()) == "334 UGFzc3dvcmQ6"
+    assert c.say(base64.b64encode(PASSWORD.encode()).decode()).startswith("235")
+    assert c.say("AUTH PLAIN =").startswith("503 5.5.1 Already authenticated")
+    assert c.say("MAIL FROM:<a@b> SIZE=40000000").startswith("552 5.3.4")
+    assert c.say("MAIL FROM:<a@b> SIZE=1000 BODY=8BITMIME").startswith("250 2.1.0")
+    assert c.say("MAIL FROM:<a@b>").startswith("503 5.5.1 Nested MAIL")
+    for i in range(3):
+        assert c.say("RCPT TO:<u%d@example.com>" % i).startswith("250 2.1.5")
+    assert c.say("RCPT TO:<u9@example.com>").startswith("452 4.5.3")
+    assert c.say("STARTTLS").startswith("503 5.5.1")
+    assert c.say("RSET").startswith("250")
+    c.say("QUIT")
+
+
+def test_pipelining_replies_in_order(gw, sink):
+    c = Client(gw.port)
+    c.reply()
+    c.say("EHLO pbx.test")
+    c.auth()
+    c.s.sendall(b"MAIL FROM:<p@x>\r\nRCPT TO:<a@example.com>\r\n"
+                b"RCPT TO:<b@example.com>\r\nDATA\r\n")
+    assert c.reply().startswith("250 2.1.0")
+    assert c.reply().startswith("250 2.1.5")
+    assert c.reply().startswith("250 2.1.5")
+    assert c.reply().startswith("354")
+    c.s.sendall(b"Subject: pipe\r\nMessage-ID: <pipe-1@x>\r\n\r\n"
+                b"..leading dot\r\nPassword: Pipe1Secret\r\n.\r\nNOOP\r\nQUIT\r\n")
+    assert c.reply().startswith("250 2.0.0 Ok: scrubbed and relayed")
+    assert c.reply().startswith("250 2.0.0 Ok")
+    assert c.reply().startswith("221")
+    raw, env = sink_message(sink, "<pipe-1@x>")
+    assert raw is not None and b"Pipe1Secret" not in raw
+    assert b"\n.leading dot" in raw
+    assert env[1] == "a@example.com,b@example.com"
+
+
+def test_starttls_discards_pipelined_plaintext(gw, pki):
+    c = Client(gw.port)
+    c.reply()
+    c.say("EHLO pbx.test")
+    c.s.sendall(b"STARTTLS\r\nNOOP\r\n")
+    assert c.reply().startswith("220 2.0.0")
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    t = ctx.wrap_socket(c.s, server_hostname="localhost")
+    t.sendall(b"EHLO again\r\n")
+    f = t.makefile("rb")
+    first = f.readline().decode()
+    assert first.startswith("250-gw.test"), first   # not the NOOP's 250 Ok
+    t.close()
+
+
+def test_not_allowed_client_is_refused(pki, sink, tmp_path):
+    d = driver(pki, tmp_path, sink.port, "smtp_allow 192.0.2.0/24\n")
+    try:
+        c = Client(d.port)
+        assert c.reply().startswith("554 5.7.1 127.0.0.1 is not allowed")
+        assert c.f.readline() == b""
+    finally:
+        d.stop()
+
+
+def test_sigterm_sends_421_to_idle_sessions(pki, sink, tmp_path):
+    d = driver(pki, tmp_path, sink.port)
+    c = Client(d.port)
+    c.reply()
+    c.say("EHLO pbx.test")
+    d.p.send_signal(signal.SIGTERM)
+    assert c.reply().startswith("421 4.3.2")
+    assert d.p.wait(STEP) == 0

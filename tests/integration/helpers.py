@@ -29,6 +29,11 @@ class Timeout(AssertionError):
     pass
 
 
+class Fatal(AssertionError):
+    """Raised by a wait_until predicate to stop polling at once (e.g. the
+    process being waited for has exited)."""
+
+
 def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
     """Polls pred() until it returns a truthy value; bounded by timeout."""
     deadline = time.monotonic() + timeout
@@ -38,6 +43,8 @@ def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
             v = pred()
             if v:
                 return v
+        except Fatal:
+            raise
         except Exception as e:  # noqa: BLE001 - keep polling, report the last
             last_exc = e
         time.sleep(interval)
@@ -333,7 +340,7 @@ class Upstream:
 
     def _accepts(self):
         if self.proc.poll() is not None:
-            raise AssertionError("upstream exited: %s" % open(self.errlog).read())
+            raise Fatal("upstream exited: %s" % open(self.errlog).read())
         with socket.create_connection(("127.0.0.1", self.port), timeout=1):
             return True
 
@@ -451,7 +458,7 @@ class Gateway:
 
     def healthy(self):
         if self.proc.poll() is not None:
-            raise AssertionError("pbxgate exited with %s; stderr:\n%s"
+            raise Fatal("pbxgate exited with %s; stderr:\n%s"
                                  % (self.proc.returncode, self.stderr()[-4000:]))
         status, body = self.admin_get("/healthz", timeout=1)
         return status == 200 and body == "ok\n"

@@ -232,6 +232,10 @@ post_password(struct auth_page *pg, const char *rd)
 	known = auth_user_get(c, folded, 0, &u) == 0 && u.pw[0] != '\0' && !u.disabled;
 	pthread_mutex_unlock(&c->db_mu);
 	ok = auth_pw_verify(known ? u.pw : c->dummy_phc, pw, strlen(pw));
+	/* the lockdown is enforced per request too; refusing here as well keeps
+	 * a session from being made where it could never be used */
+	if (ok && known && !auth_ip_in_list(pg->req->peer, u.lockdown))
+		ok = false;
 	if (!ok || !known || blocked) {
 		fail_count(pg, ukey, known ? u.id : 0, folded);
 		form_login(pg, 401, rd, user, M_BAD_LOGIN);

@@ -663,3 +663,70 @@ Test(http, busy_page_is_503)
 	cr_expect(strstr(r.body, "lang=\"ja\"") != NULL);
 	auth_http_resp_free(&r);
 }
+
+Test(http, disabled_user_refused_like_wrong_password)
+{
+	struct auth_http_resp r;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	pthread_mutex_lock(&t.ctx->db_mu);
+	cr_assert_eq(auth_exec(t.ctx, "UPDATE users SET disabled = 1"), 0);
+	pthread_mutex_unlock(&t.ctx->db_mu);
+	cr_expect_eq(post_login("alice", "correct+horse+battery", T0, &r), 401);
+	auth_http_resp_free(&r);
+}
+
+Test(http, login_from_outside_lockdown_refused)
+{
+	struct auth_http_resp r;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	pthread_mutex_lock(&t.ctx->db_mu);
+	cr_assert_eq(auth_exec(t.ctx, "UPDATE users SET lockdown = '198.51.100.0/24'"), 0);
+	pthread_mutex_unlock(&t.ctx->db_mu);
+	cr_expect_eq(post_login("alice", "correct+horse+battery", T0, &r), 401);
+	auth_http_resp_free(&r);
+	inet_pton(AF_INET, "198.51.100.7", &peer.sin_addr);
+	cr_expect_eq(post_login("alice", "correct+horse+battery", T0 + 100, &r), 303);
+	auth_http_resp_free(&r);
+}
+
+Test(http, recovery_code_login_works_once)
+{
+	struct auth_http_resp r;
+	char codes[AUTH_RECOVERY_N][16], csrf[65], body[300];
+	uint8_t sec[AUTH_TOTP_SECRET];
+	int64_t uid = th_add_user(&t, "bob", "correct horse battery", true, sec);
+
+	pthread_mutex_lock(&t.ctx->db_mu);
+	cr_assert_eq(auth_recovery_new(t.ctx, uid, codes), 0);
+	pthread_mutex_unlock(&t.ctx->db_mu);
+	for (int round = 0; round < 2; round++) {
+		cr_assert_eq(post_login("bob", "correct+horse+battery", T0 + round * 100, &r), 200);
+		csrf_of(&r, csrf);
+		auth_http_resp_free(&r);
+		snprintf(body, sizeof(body), "csrf=%s&code=%s", csrf, codes[3]);
+		req("POST", "/_pbxgate/login", NULL, body, T0 + round * 100 + 1, &r);
+		cr_expect_eq(r.status, round == 0 ? 303 : 401, "round %d", round);
+		auth_http_resp_free(&r);
+	}
+}
+
+Test(http, totp_code_replay_refused_on_second_login)
+{
+	struct auth_http_resp r;
+	uint8_t sec[AUTH_TOTP_SECRET];
+	char csrf[65], body[300], code[8];
+
+	th_add_user(&t, "bob", "correct horse battery", true, sec);
+	code_now(sec, T0 + 1, code);
+	for (int round = 0; round < 2; round++) {
+		cr_assert_eq(post_login("bob", "correct+horse+battery", T0, &r), 200);
+		csrf_of(&r, csrf);
+		auth_http_resp_free(&r);
+		snprintf(body, sizeof(body), "csrf=%s&code=%s", csrf, code);
+		req("POST", "/_pbxgate/login", NULL, body, T0 + 1, &r);
+		cr_expect_eq(r.status, round == 0 ? 303 : 401, "round %d", round);
+		auth_http_resp_free(&r);
+	}
+}

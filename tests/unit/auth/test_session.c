@@ -1,5 +1,6 @@
 /* test_session.c -- the session cookie: roundtrip, tampering, keys, expiry, revocation. */
 #include <criterion/criterion.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -211,4 +212,60 @@ Test(session, single_session_revoke)
 	cr_assert_eq(auth_store_reload(t.ctx, false, err, sizeof(err)), 0);
 	cr_expect_eq(check(c1, T0 + 1, &id), AUTH_REVOKED);
 	cr_expect_eq(check(c2, T0 + 1, &id), AUTH_OK);
+}
+
+/* Another process (here: a second ctx) changes the store; this ctx sees it
+ * only after auth_refresh(). */
+Test(session, cross_process_revocation_after_refresh)
+{
+	char c[512], err[512];
+	struct auth_identity id;
+	struct auth_ctx *other = auth_open(&t.s, NULL, NULL, err, sizeof(err));
+
+	cr_assert_not_null(other, "%s", err);
+	login(c, sizeof(c));
+	pthread_mutex_lock(&other->db_mu);
+	cr_assert_eq(auth_bump_epoch(other, alice.id, T0), 0);
+	pthread_mutex_unlock(&other->db_mu);
+	cr_expect_eq(check(c, T0 + 1, &id), AUTH_OK, "documented delay");
+	cr_assert_eq(auth_refresh(t.ctx, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(check(c, T0 + 1, &id), AUTH_REVOKED);
+	auth_close(other);
+}
+
+struct race { char cookie[512]; _Atomic int bad; };
+
+static void *
+checker(void *arg)
+{
+	struct race *r = arg;
+	struct auth_identity id;
+
+	for (int i = 0; i < 20000; i++) {
+		enum auth_check x = check(r->cookie, T0 + 1, &id);
+		if (x != AUTH_OK && x != AUTH_REVOKED)
+			r->bad++;
+	}
+	return NULL;
+}
+
+/* Checks on several threads while another thread changes and reloads. */
+Test(session, concurrent_checks_and_reloads)
+{
+	pthread_t th[4];
+	struct race r = { .bad = 0 };
+	char err[128];
+
+	login(r.cookie, sizeof(r.cookie));
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, checker, &r), 0);
+	for (int i = 0; i < 50; i++) {
+		pthread_mutex_lock(&t.ctx->db_mu);
+		cr_assert_eq(auth_bump_version(t.ctx), 0);
+		pthread_mutex_unlock(&t.ctx->db_mu);
+		cr_assert_eq(auth_store_reload(t.ctx, false, err, sizeof(err)), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	cr_expect_eq(r.bad, 0);
 }

@@ -39,8 +39,8 @@ gw_access_log(struct gw_conn *c)
 	char line[4096], path[1024], user[300], when[40];
 	struct timespec ts;
 	struct tm tm;
-	const char *method = c->head_done || c->req.url_len ?
-	    llhttp_method_name(llhttp_get_method(&c->parser)) : "-";
+	const char *method = c->rp.req.url_len ?
+	    llhttp_method_name(llhttp_get_method(&c->rp.parser)) : "-";
 	int n;
 
 	count_status(&rt->m, c->status);
@@ -54,8 +54,8 @@ gw_access_log(struct gw_conn *c)
 	snprintf(when + n, sizeof(when) - (size_t)n, ".%03ldZ", ts.tv_nsec / 1000000);
 	/* the path as received, escaped; the query string is left out
 	 * because it may carry tokens (WebSocket ?pass=, enrolment links) */
-	size_t plen = c->req.url_len;
-	const char *u = c->req.buf ? c->req.buf + c->req.url : "";
+	size_t plen = c->rp.req.url_len;
+	const char *u = c->rp.req.buf ? c->rp.req.buf + c->rp.req.url : "";
 	const char *q = memchr(u, '?', plen);
 	if (q != NULL)
 		plen = (size_t)(q - u);

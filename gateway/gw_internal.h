@@ -102,6 +102,51 @@ struct gw_msg {
 	size_t         line_len;	/* current header line, for 431 */
 };
 
+/* http_head.c: the request parser (llhttp + our checks), socket-free. */
+struct gw_reqparse_hooks {
+	void (*begin)(void *owner);			/* a new message */
+	void (*body)(void *owner, const char *, size_t);
+	void (*done)(void *owner);			/* message complete */
+};
+
+struct gw_reqparse {
+	llhttp_t            parser;
+	struct gw_msg       req;
+	const struct gw_limits *lim;
+	const struct gw_reqparse_hooks *hooks;
+	void               *owner;
+	int                 err_status;		/* set by a callback */
+	const char         *err_reason;
+	bool                head_done;
+	bool                msg_done;
+	bool                upgrade_end;	/* non-WebSocket Upgrade ended it */
+	bool                past_first_line;	/* head scan state */
+	uint8_t             prev_byte;
+	size_t              trailer_len;
+	uint64_t            body_in;
+};
+
+enum gw_rp_event { GW_RP_MORE, GW_RP_HEAD, GW_RP_DONE, GW_RP_ERROR };
+
+struct gw_head_info {
+	int         method;
+	const char *host;		/* NULL when absent (HTTP/1.0) */
+	size_t      hlen;
+	const char *path;		/* origin-form target */
+	size_t      plen;
+	bool        has_body, chunked, upgrade, expect_continue, keepalive;
+};
+
+void gw_reqparse_init(struct gw_reqparse *, const struct gw_limits *,
+    const struct gw_reqparse_hooks *, void *owner);
+void gw_reqparse_free(struct gw_reqparse *);
+enum gw_rp_event gw_reqparse_feed(struct gw_reqparse *, const char *, size_t,
+    size_t *used);
+bool gw_reqparse_finish_bodyless(struct gw_reqparse *);
+int  gw_head_judge(struct gw_reqparse *, struct gw_head_info *, const char **why);
+size_t gw_hval(const struct gw_msg *, const struct gw_hdr *, const char **v);
+bool gw_relay_valid_name(const char *, size_t);
+
 enum gw_cstate {
 	CS_HANDSHAKE,	/* TLS handshake in progress */
 	CS_IDLE,	/* keep-alive: waiting for the first byte of a request */
@@ -132,15 +177,11 @@ struct gw_conn {
 	socklen_t           peerlen;
 	char                peer_ip[48];	/* TCP peer, text */
 	char                client_ip[48];	/* after trusted_proxy X-F-F */
-	llhttp_t            parser;
-	struct gw_msg       req;
-	int                 err_status;		/* set by a parser callback */
-	const char         *err_reason;
+	struct gw_reqparse  rp;
 	struct gw_upconn   *up;
 
 	/* the request in flight */
 	unsigned            nreq;
-	bool                head_done;
 	bool                req_done;		/* body fully read */
 	bool                resp_started;	/* bytes of a response sent */
 	bool                resp_chunked;	/* we frame the response body */
@@ -152,12 +193,8 @@ struct gw_conn {
 	bool                read_paused;	/* backpressure */
 	bool                freeing;
 	bool                lingering;
-	bool                past_first_line;	/* head scan state */
 	bool                expect_continue;
-	uint8_t             prev_byte;		/* obs-fold / bare CR scan */
 	uint64_t            bytes_in, bytes_out;
-	uint64_t            body_in;
-	size_t              trailer_len;
 	struct evbuffer    *up_head;		/* kept for one retry */
 	struct gw_identity  id;			/* who the session says this is */
 	struct sockaddr_storage client;		/* client_ip as an address */
@@ -233,16 +270,11 @@ void gw_conn_shutdown_idle(struct gw_conn *);
 void gw_conn_close(struct gw_conn *);
 void gw_conn_parse(struct gw_conn *);
 void gw_conn_arm(struct gw_conn *, unsigned ms);
-int  gw_conn_fail(struct gw_conn *, int status, const char *why);
 bool gw_conn_upstream_writable(struct gw_conn *);
 
 /* relay_request.c: judging a request head and sending it upstream */
-void gw_relay_request_begin(struct gw_conn *);
-int  gw_relay_new_header(struct gw_conn *, struct gw_msg *);
-bool gw_relay_valid_name(const char *, size_t);
+extern const struct gw_reqparse_hooks gw_relay_hooks;
 int  gw_relay_head_accept(struct gw_conn *);
-void gw_relay_body(struct gw_conn *, const char *, size_t);
-void gw_relay_body_done(struct gw_conn *);
 int  gw_relay_forward_head(struct gw_conn *, const char *path, size_t plen,
     const char *host, size_t hlen, const char *xff, size_t xffn);
 

@@ -76,7 +76,7 @@ static const char *
 policy_header(void *arg, const char *name)
 {
 	struct hdr_scratch *hs = arg;
-	const struct gw_msg *m = &hs->c->req;
+	const struct gw_msg *m = &hs->c->rp.req;
 	size_t o = 0;
 	bool found = false;
 
@@ -136,10 +136,10 @@ check_session(struct gw_conn *c, struct auth_identity *id, bool *ok)
 	*ok = false;
 	if (rt->auth == NULL)
 		return;
-	h = gw_msg_find(&c->req, "cookie", NULL);
+	h = gw_msg_find(&c->rp.req, "cookie", NULL);
 	if (h == NULL)
 		return;
-	r = auth_session_check(rt->auth, c->req.buf + h->value, h->value_len,
+	r = auth_session_check(rt->auth, c->rp.req.buf + h->value, h->value_len,
 	    time(NULL), id);
 	if (r != AUTH_OK)
 		return;
@@ -160,7 +160,7 @@ fill_request(struct gw_conn *c, const struct auth_identity *id, bool session,
 	memset(r, 0, sizeof(*r));
 	r->peer = (struct sockaddr *)&c->client;
 	r->path = c->target;
-	r->method = llhttp_method_name(llhttp_get_method(&c->parser));
+	r->method = llhttp_method_name(llhttp_get_method(&c->rp.parser));
 	hs->c = c;
 	r->header = policy_header;
 	r->header_arg = hs;
@@ -282,7 +282,7 @@ gw_relay_audit(struct gw_conn *c, const char *decision, const char *file,
 	    "\"peer\":\"%s\",\"client\":\"%s\",\"user\":\"%s\",\"method\":\"%s\","
 	    "\"path\":\"%s\",\"decision\":\"%s\",\"rule\":\"%s:%u\"}\n", when,
 	    c->peer_ip, c->client_ip, user,
-	    llhttp_method_name(llhttp_get_method(&c->parser)), path, decision,
+	    llhttp_method_name(llhttp_get_method(&c->rp.parser)), path, decision,
 	    rule, line);
 	if (n > 0 && n < (int)sizeof(buf))
 		(void)!write(rt->audit_fd, buf, (size_t)n);

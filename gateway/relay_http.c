@@ -20,32 +20,6 @@ static void conn_event_cb(struct bufferevent *, short, void *);
 static void conn_timer_cb(evutil_socket_t, short, void *);
 static void conn_resume_cb(evutil_socket_t, short, void *);
 
-static int on_message_begin(llhttp_t *);
-static int on_url(llhttp_t *, const char *, size_t);
-static int on_header_field(llhttp_t *, const char *, size_t);
-static int on_header_field_complete(llhttp_t *);
-static int on_header_value(llhttp_t *, const char *, size_t);
-static int on_headers_complete(llhttp_t *);
-static int on_body(llhttp_t *, const char *, size_t);
-static int on_message_complete(llhttp_t *);
-
-static llhttp_settings_t req_settings;
-static pthread_once_t req_settings_once = PTHREAD_ONCE_INIT;
-
-static void
-req_settings_init(void)
-{
-	llhttp_settings_init(&req_settings);
-	req_settings.on_message_begin = on_message_begin;
-	req_settings.on_url = on_url;
-	req_settings.on_header_field = on_header_field;
-	req_settings.on_header_field_complete = on_header_field_complete;
-	req_settings.on_header_value = on_header_value;
-	req_settings.on_headers_complete = on_headers_complete;
-	req_settings.on_body = on_body;
-	req_settings.on_message_complete = on_message_complete;
-}
-
 void
 gw_conn_arm(struct gw_conn *c, unsigned ms)
 {
@@ -83,7 +57,6 @@ gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
-	pthread_once(&req_settings_once, req_settings_init);
 	c->w = w;
 	c->cfg = gw_runtime_config(rt);
 	memcpy(&c->peer, sa, salen < sizeof(c->peer) ? salen : sizeof(c->peer));
@@ -121,8 +94,7 @@ gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
 	/* Browsers and many clients close without close_notify; that is not
 	 * an error worth logging for a server. */
 	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-	llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
-	c->parser.data = c;
+	gw_reqparse_init(&c->rp, &c->cfg->lim, &gw_relay_hooks, c);
 	TAILQ_INSERT_TAIL(&w->conns, c, entry);
 	atomic_fetch_add(&rt->m.conns_total, 1);
 	atomic_fetch_add(&rt->m.conns_active, 1);
@@ -157,7 +129,7 @@ gw_conn_free(struct gw_conn *c)
 	gw_local_detach(c);
 	free(c->target);
 	free(c->set_cookie);
-	gw_msg_free(&c->req);
+	gw_reqparse_free(&c->rp);
 	gw_peertab_leave(w->rt->peers, (struct sockaddr *)&c->peer);
 	atomic_fetch_sub(&w->rt->conns_all, 1);
 	atomic_fetch_sub(&w->rt->m.conns_active, 1);
@@ -295,27 +267,6 @@ gw_conn_upstream_writable(struct gw_conn *c)
 	    evbuffer_get_length(bufferevent_get_output(c->up->bev)) < GW_HIGH_WATER;
 }
 
-/* The few head defects llhttp 8 accepts without any lenient flag: obs-fold
- * (a line starting with SP/HTAB), a bare LF line end, and more than one
- * space between request-line parts. Scanned over exactly the head bytes
- * llhttp consumed; returns the reason or NULL. */
-static const char *
-head_defect(struct gw_conn *c, const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (c->prev_byte == '\n' && (p[i] == ' ' || p[i] == '\t'))
-			return "obs-fold in header";
-		if (p[i] == '\n' && c->prev_byte != '\r')
-			return "bare LF line end";
-		if (!c->past_first_line && p[i] == ' ' && c->prev_byte == ' ')
-			return "extra space in request line";
-		if (p[i] == '\n')
-			c->past_first_line = true;
-		c->prev_byte = p[i];
-	}
-	return NULL;
-}
-
 void
 gw_conn_parse(struct gw_conn *c)
 {
@@ -323,10 +274,8 @@ gw_conn_parse(struct gw_conn *c)
 
 	for (int guard = 0; guard < 4096 && !c->freeing; guard++) {
 		struct evbuffer_iovec v;
-		llhttp_errno_t e;
+		enum gw_rp_event ev;
 		size_t used;
-		bool in_head;
-		const char *why;
 
 		if (c->state == CS_FORWARD && (c->req_done || c->upgrade))
 			return;		/* pipelined bytes wait in `in` */
@@ -339,173 +288,27 @@ gw_conn_parse(struct gw_conn *c)
 		}
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 			return;
-		in_head = !c->head_done;
-		e = llhttp_execute(&c->parser, v.iov_base, v.iov_len);
-		used = e == HPE_OK ? v.iov_len :
-		    (size_t)(llhttp_get_error_pos(&c->parser) - (char *)v.iov_base);
-		if (in_head && e != HPE_OK && e != HPE_PAUSED)
-			used = 0;
-		if (in_head && c->err_status == 0 &&
-		    (why = head_defect(c, v.iov_base, used)) != NULL) {
-			gw_relay_reject(c, 400, why);
-			return;
-		}
+		ev = gw_reqparse_feed(&c->rp, v.iov_base, v.iov_len, &used);
 		c->bytes_in += used;
 		evbuffer_drain(in, used);
 		if (c->freeing || c->state == CS_LINGER)
 			return;
-		if (e == HPE_OK)
-			continue;
-		if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
-			if (e == HPE_PAUSED_UPGRADE) {
-				/* A non-WebSocket Upgrade ended the message:
-				 * serve it, then close. */
+		switch (ev) {
+		case GW_RP_MORE:
+		case GW_RP_DONE:	/* hooks did the work */
+			if (c->rp.upgrade_end)
 				c->keepalive = false;
-				on_message_complete(&c->parser);
-			}
-			llhttp_resume(&c->parser);
-			if (c->head_done && c->state == CS_HEAD) {
-				if (gw_relay_head_accept(c) < 0)
-					return;
-				/* A message without a body completes without
-				 * another byte: let llhttp say so now. */
-				if (!c->upgrade &&
-				    llhttp_execute(&c->parser, "", 0) == HPE_PAUSED)
-					llhttp_resume(&c->parser);
-			}
-			continue;
+			break;
+		case GW_RP_HEAD:
+			if (gw_relay_head_accept(c) < 0)
+				return;
+			if (!c->upgrade)
+				gw_reqparse_finish_bodyless(&c->rp);
+			break;
+		case GW_RP_ERROR:
+			gw_relay_reject(c, c->rp.err_status ? c->rp.err_status : 400,
+			    c->rp.err_reason ? c->rp.err_reason : "bad request");
+			return;
 		}
-		gw_relay_reject(c, c->err_status ? c->err_status : 400,
-		    c->err_reason ? c->err_reason : llhttp_errno_name(e));
-		return;
 	}
-}
-
-/* ---- llhttp callbacks: store and bound, never act ---- */
-
-int
-gw_conn_fail(struct gw_conn *c, int status, const char *why)
-{
-	if (c->err_status == 0) {
-		c->err_status = status;
-		c->err_reason = why;
-	}
-	return -1;
-}
-
-/* Chunked trailers are read, bounded and dropped: never forwarded. */
-static int
-trailer(struct gw_conn *c, size_t n)
-{
-	c->trailer_len += n;
-	if (c->trailer_len > c->cfg->lim.header_size)
-		return gw_conn_fail(c, 400, "trailer too large");
-	return 0;
-}
-
-static int
-on_message_begin(llhttp_t *p)
-{
-	struct gw_conn *c = p->data;
-
-	gw_relay_request_begin(c);
-	return 0;
-}
-
-static int
-on_url(llhttp_t *p, const char *at, size_t n)
-{
-	struct gw_conn *c = p->data;
-
-	if (c->req.url_len + n > c->cfg->lim.request_line)
-		return gw_conn_fail(c, 414, "request line too long");
-	if (gw_msg_append(&c->req, at, n, c->cfg->lim.header_total) < 0)
-		return gw_conn_fail(c, 431, "request head too large");
-	c->req.url_len += n;
-	return 0;
-}
-
-static int
-on_header_field(llhttp_t *p, const char *at, size_t n)
-{
-	struct gw_conn *c = p->data;
-	struct gw_msg *m = &c->req;
-
-	if (c->head_done)
-		return trailer(c, n);
-	if (m->nhdrs == 0 || m->in_value) {
-		if (gw_relay_new_header(c, m) < 0)
-			return -1;
-	}
-	m->line_len += n;
-	if (m->line_len > c->cfg->lim.header_size)
-		return gw_conn_fail(c, 431, "header line too long");
-	if (gw_msg_append(m, at, n, c->cfg->lim.header_total) < 0)
-		return gw_conn_fail(c, 431, "request head too large");
-	m->hdrs[m->nhdrs - 1].name_len += n;
-	return 0;
-}
-
-static int
-on_header_field_complete(llhttp_t *p)
-{
-	struct gw_conn *c = p->data;
-	struct gw_msg *m = &c->req;
-	const struct gw_hdr *h;
-
-	if (c->head_done)
-		return 0;
-	h = &m->hdrs[m->nhdrs - 1];
-	if (!gw_relay_valid_name(m->buf + h->name, h->name_len))
-		return gw_conn_fail(c, 400, "invalid header name");
-	m->in_value = true;
-	m->hdrs[m->nhdrs - 1].value = m->len;
-	return 0;
-}
-
-static int
-on_header_value(llhttp_t *p, const char *at, size_t n)
-{
-	struct gw_conn *c = p->data;
-	struct gw_msg *m = &c->req;
-
-	if (c->head_done)
-		return trailer(c, n);
-	m->line_len += n;
-	if (m->line_len > c->cfg->lim.header_size)
-		return gw_conn_fail(c, 431, "header line too long");
-	if (gw_msg_append(m, at, n, c->cfg->lim.header_total) < 0)
-		return gw_conn_fail(c, 431, "request head too large");
-	m->hdrs[m->nhdrs - 1].value_len += n;
-	return 0;
-}
-
-static int
-on_headers_complete(llhttp_t *p)
-{
-	struct gw_conn *c = p->data;
-
-	c->head_done = true;
-	return HPE_PAUSED;	/* judged in gw_relay_head_accept() */
-}
-
-static int
-on_body(llhttp_t *p, const char *at, size_t n)
-{
-	struct gw_conn *c = p->data;
-
-	c->body_in += n;
-	if (c->cfg->lim.body && c->body_in > c->cfg->lim.body)
-		return gw_conn_fail(c, 413, "request body too large");
-	gw_relay_body(c, at, n);
-	return 0;
-}
-
-static int
-on_message_complete(llhttp_t *p)
-{
-	struct gw_conn *c = p->data;
-
-	gw_relay_body_done(c);
-	return HPE_PAUSED;	/* hold pipelined requests until answered */
 }

@@ -21,9 +21,9 @@ struct gw_local {
 static char *
 hdup(struct gw_conn *c, const char *name)
 {
-	const struct gw_hdr *h = gw_msg_find(&c->req, name, NULL);
+	const struct gw_hdr *h = gw_msg_find(&c->rp.req, name, NULL);
 
-	return h ? strndup(c->req.buf + h->value, h->value_len) : NULL;
+	return h ? strndup(c->rp.req.buf + h->value, h->value_len) : NULL;
 }
 
 void
@@ -139,7 +139,7 @@ gw_local_body_done(struct gw_conn *c)
 	q = strchr(t, '?');
 	l->c = c;
 	l->auth = rt->auth;
-	l->method = strdup(llhttp_method_name(llhttp_get_method(&c->parser)));
+	l->method = strdup(llhttp_method_name(llhttp_get_method(&c->rp.parser)));
 	l->path = q ? strndup(t, (size_t)(q - t)) : strdup(t);
 	l->query = q ? strdup(q + 1) : NULL;
 	l->cookie = hdup(c, "cookie");
@@ -185,7 +185,7 @@ void
 gw_relay_redirect_login(struct gw_conn *c, bool mfa)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	int method = llhttp_get_method(&c->parser);
+	int method = llhttp_get_method(&c->rp.parser);
 	char date[64];
 
 	gw_http_date(date, sizeof(date));

@@ -170,7 +170,6 @@ gw_conn_response_done(struct gw_conn *c, bool upstream_reusable)
 	/* Parse the next (maybe pipelined) request from the event loop, not
 	 * from inside the upstream's parser callback that called us. */
 	c->state = CS_IDLE;
-	c->head_done = false;
 	event_active(c->resume_ev, EV_TIMEOUT, 0);
 }
 
@@ -179,7 +178,6 @@ gw_relay_next_request(struct gw_conn *c)
 {
 	if (c->freeing || c->state != CS_IDLE)
 		return;
-	c->head_done = false;
 	event_del(c->timer);
 	gw_conn_arm(c, c->cfg->to.idle);
 	c->read_paused = false;
@@ -187,7 +185,7 @@ gw_relay_next_request(struct gw_conn *c)
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
 		/* idle keep-alive connections are most of them: keep them
 		 * small (the head buffers come back with the next request) */
-		gw_msg_free(&c->req);
+		gw_msg_free(&c->rp.req);
 		if (c->up_head != NULL) {
 			evbuffer_free(c->up_head);
 			c->up_head = NULL;

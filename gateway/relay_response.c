@@ -81,7 +81,7 @@ choose_framing(struct gw_conn *c, struct gw_upconn *up, struct evbuffer *out)
 	const llhttp_t *p = &up->parser;
 	int st = p->status_code;
 	bool nobody = c->is_head || st == 204 || st == 304 || st < 200;
-	bool http10 = c->parser.http_minor == 0;
+	bool http10 = c->rp.parser.http_minor == 0;
 
 	if (nobody) {
 		if ((p->flags & F_CONTENT_LENGTH) && st != 204)

@@ -278,7 +278,7 @@ retryable(const struct gw_upconn *up)
 
 	/* Only a request we can send again whole: no body streamed yet, and
 	 * only when a pooled connection died under us before any answer. */
-	return up->reused && !up->got_bytes && c->req_done && c->body_in == 0 &&
+	return up->reused && !up->got_bytes && c->req_done && c->rp.body_in == 0 &&
 	    !c->upgrade && c->up_head != NULL;
 }
 

@@ -624,16 +624,23 @@ absolute_dir(const char *path)
 	return strdup(tmp);
 }
 
+/* cfg->path is made absolute so that a reload after a chdir() still
+ * finds the file. */
 static struct gw_config *
 new_config(const char *path)
 {
 	struct gw_config *cfg = calloc(1, sizeof(*cfg));
+	char cwd[PATH_MAX];
 
 	if (cfg == NULL)
 		return NULL;
 	gw_config_defaults(cfg);
 	cfg->refs = 1;
-	if ((cfg->path = strdup(path)) == NULL) {
+	if (path[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL)
+		cfg->path = strdup(path);
+	else if (asprintf(&cfg->path, "%s/%s", cwd, path) == -1)
+		cfg->path = NULL;
+	if (cfg->path == NULL) {
 		gw_config_unref(cfg);
 		return NULL;
 	}

@@ -87,7 +87,7 @@ struct gw_cidr {
 
 struct gw_config {
 	atomic_int      refs;
-	char           *path;			/* main config file */
+	char           *path;			/* main config file, absolute */
 	uint64_t        generation;		/* 1, 2, ... per successful load */
 
 	struct gw_addr  listen[GW_MAX_LISTEN];

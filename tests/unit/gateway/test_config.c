@@ -23,6 +23,7 @@ struct msgs {
 };
 
 static char dir[64];
+static void assert_path(const char *got_path, const char *rel);
 static struct msgs got;
 
 static void
@@ -760,6 +761,23 @@ Test(config, include_too_deep)
 	snprintf(want, sizeof(want), "%s/d%d.conf:1:1: include: nested more "
 	    "than %d deep", dir, GW_MAX_INCLUDE_DEPTH - 1, GW_MAX_INCLUDE_DEPTH);
 	cr_assert_str_eq(got.m[0], want);
+}
+
+Test(config, relative_main_path_stored_absolute)
+{
+	char cwd[256], want[300];
+	struct gw_config *c;
+
+	wfile("main.conf", BASE);
+	cr_assert_not_null(getcwd(cwd, sizeof(cwd)));
+	cr_assert_eq(chdir(dir), 0);
+	c = gw_config_load("main.conf", false, collect, &got);
+	cr_assert_eq(chdir(cwd), 0);
+	cr_assert_not_null(c, "%s", got.m[0]);
+	snprintf(want, sizeof(want), "%s/main.conf", dir);
+	cr_assert_str_eq(c->path, want);
+	assert_path(c->certs[0].cert_file, "cert.pem");
+	gw_config_unref(c);
 }
 
 Test(config, unreadable_main_file)

@@ -89,7 +89,10 @@ bool pol_lockdown_allows(const struct pol_lockdown *ld,
  *  - segments ending in '.' or ' ' and 8.3 short names ("~1") are refused
  *    (Windows servers strip or expand them, so they would alias);
  *  - the result is re-encoded: bytes outside unreserved, sub-delims, ':',
- *    '@', '/' become %XX (upper-case hex); nothing else is encoded. */
+ *    '@', '/' become %XX (upper-case hex); nothing else is encoded;
+ *  - the result is at most POL_PATH_MAX bytes too, so `out` of
+ *    POL_PATH_MAX + 1 bytes is always enough; normalising it again gives
+ *    the same string. */
 #define POL_PATH_MAX 8192
 int pol_normalise_path(const char *raw, size_t rawlen, char *out,
     size_t outlen, char *err, size_t errlen);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "policy/policy_parse.h"
 
@@ -61,9 +62,16 @@ slurp(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
 	size_t n = 0, cap = 0;
+	struct stat st;
 
 	if (f == NULL) {
 		snprintf(err, errlen, "%s", strerror(errno));
+		return NULL;
+	}
+	/* A FIFO or device would block or never end: refuse. */
+	if (fstat(fileno(f), &st) == -1 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "not a regular file");
+		fclose(f);
 		return NULL;
 	}
 	for (;;) {

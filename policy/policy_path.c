@@ -235,6 +235,11 @@ encode(const unsigned char *norm, size_t n, char *out, size_t outlen,
 	static const char hex[] = "0123456789ABCDEF";
 	size_t o = 0;
 
+	/* Re-encoding may grow the path; the result stays within the same
+	 * bound as the input, so it is itself a valid input (fixed point). */
+	if (outlen > POL_PATH_MAX + 1)
+		outlen = POL_PATH_MAX + 1;
+
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = norm[i];
 		size_t need = keep_literal(c) ? 1 : 3;

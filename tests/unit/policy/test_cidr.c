@@ -142,10 +142,17 @@ Test(cidr, trie_matches_oracles_100k_prefixes_100k_addresses)
 	struct pol_cidrset *s = pol_cidrset_new();
 	size_t hits = 0;
 
+	struct pol_cidrset *lc = pol_cidrset_new();
+
 	rng_state = 0x9e3779b97f4a7c15u;
 	fill(s, p, NPFX);
-	for (size_t i = 0; i < NPFX; i++)
+	for (size_t i = 0; i < NPFX; i++) {
 		hadd(p[i].key, p[i].len);
+		pol_cidrset_add_key(lc, &p[i].key, p[i].len);
+	}
+	/* the same set with the level-compressed stride tables */
+	cr_assert_eq(pol_cidrset_optimise(lc), 0);
+	cr_assert_gt(pol_cidrset_memory(lc), pol_cidrset_memory(s));
 	for (size_t j = 0; j < NADDR; j++) {
 		struct pol_key a = j % 3 == 0 ? p[rnd() % NPFX].key : rnd_key();
 		bool want;
@@ -159,10 +166,13 @@ Test(cidr, trie_matches_oracles_100k_prefixes_100k_addresses)
 		hits += want;
 		cr_assert_eq(pol_cidrset_contains_key(s, &a), want,
 		    "address %zu: trie %d, oracle %d", j, !want, want);
+		cr_assert_eq(pol_cidrset_contains_key(lc, &a), want,
+		    "address %zu: optimised trie %d, oracle %d", j, !want, want);
 	}
 	cr_assert(hits > NADDR / 20 && hits < NADDR * 9 / 10,
 	    "degenerate test: %zu hits", hits);
 	pol_cidrset_free(s);
+	pol_cidrset_free(lc);
 }
 
 Test(cidr, trie_with_v4_slash0_and_v6_prefixes)
@@ -177,12 +187,19 @@ Test(cidr, trie_with_v4_slash0_and_v6_prefixes)
 	p[5000].key = all4;
 	p[5000].len = 96;	/* 0.0.0.0/0 */
 	pol_cidrset_add_key(s, &all4, 96);
+	cr_assert_eq(pol_cidrset_optimise(s), 0);	/* 5001 >= 4096 */
 	for (size_t j = 0; j < NADDR / 5; j++) {
 		struct pol_key a = j % 3 == 0 ? p[rnd() % 5000].key : rnd_key();
 		bool want = oracle(p, 5001, a);
 
 		hits += want;
 		cr_assert_eq(pol_cidrset_contains_key(s, &a), want, "address %zu", j);
+	}
+	/* an add after optimising drops the tables and stays correct */
+	{
+		struct pol_key k = { 0x20010db8ffff0000ULL | 0xabcd, 0 };
+		cr_assert_eq(pol_cidrset_add_key(s, &k, 64), 0);
+		cr_assert(pol_cidrset_contains_key(s, &k));
 	}
 	cr_assert(hits > 0 && hits < NADDR / 5);
 	pol_cidrset_free(s);

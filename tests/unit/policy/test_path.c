@@ -182,3 +182,14 @@ Test(path, normalisation_is_idempotent)
 		cr_expect_str_eq(a, b);
 	}
 }
+
+Test(path, re_encoding_growth_is_bounded)
+{
+	static char in[3002], out[POL_PATH_MAX + 1];
+	char err[128];
+
+	memset(in, '>', sizeof in - 1);
+	in[0] = '/';
+	cr_assert_eq(norm(in, out, sizeof out, err, sizeof err), -1);
+	cr_assert_str_eq(err, "normalised path longer than 8192 bytes");
+}

@@ -107,6 +107,7 @@ record_login(struct auth_ctx *c, int64_t uid, const struct sockaddr *peer,
 {
 	sqlite3_stmt *st;
 	char ip[64];
+	uint8_t r;
 
 	auth_peer_text(peer, ip, sizeof(ip));
 	if (sqlite3_prepare_v2(c->db, "INSERT INTO logins(user_id, time, ip, ok)"
@@ -118,6 +119,8 @@ record_login(struct auth_ctx *c, int64_t uid, const struct sockaddr *peer,
 	sqlite3_bind_int(st, 4, ok);
 	(void)sqlite3_step(st);
 	sqlite3_finalize(st);
+	if (auth_random(&r, 1) == 0 && r % 64 == 0)	/* amortised pruning */
+		(void)auth_exec(c, "DELETE FROM logins WHERE time < strftime('%s','now') - 90*86400");
 }
 
 /* Counts one failure against the user name and the address; audits. */
@@ -243,7 +246,10 @@ post_password(struct auth_page *pg, const char *rd)
 	}
 	maybe_rehash(c, &u, pw);
 	if (!u.has_totp) {
-		set_session(pg, &u, AUTH_LEVEL_PASSWORD, rd);
+		/* the target needs MFA this user cannot give yet: send them to
+		 * the account page to set it up instead of into a login loop */
+		set_session(pg, &u, AUTH_LEVEL_PASSWORD,
+		    pg->req->rd_need == AUTH_LEVEL_MFA ? AUTH_PREFIX "account" : rd);
 		return;
 	}
 	struct pending p = { .uid = u.id, .epoch = u.epoch, .time = pg->now };
@@ -300,6 +306,16 @@ auth_page_login(struct auth_page *pg)
 
 	get_rd(pg, rd, sizeof(rd));
 	if (strcmp(pg->req->method, "POST") != 0) {
+		const char *h = pg->req->cookie;
+		struct auth_identity id;
+
+		/* already signed in well enough for the target: go there */
+		if (h != NULL && auth_session_check(pg->c, h, strlen(h), pg->now, &id) == AUTH_OK &&
+		    id.level >= (pg->req->rd_need == AUTH_LEVEL_MFA ? AUTH_LEVEL_MFA :
+		    AUTH_LEVEL_PASSWORD)) {
+			auth_resp_redirect(pg->resp, 303, rd);
+			return;
+		}
 		form_login(pg, 200, rd, NULL, M_COUNT);
 		return;
 	}

@@ -45,6 +45,25 @@ backoff(int64_t failures)
 	return d > BACKOFF_MAX ? BACKOFF_MAX : d;
 }
 
+/* Names that do not exist get rows too; an amortised sweep keeps the
+ * table to what is still counting or banned. */
+static void
+prune(struct auth_ctx *c, int64_t now)
+{
+	sqlite3_stmt *st;
+	uint8_t r;
+
+	if (auth_random(&r, 1) < 0 || r % 64 != 0)
+		return;
+	if (sqlite3_prepare_v2(c->db, "DELETE FROM regulate WHERE banned_until < ?1"
+	    " AND last < ?2", -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, now - (int64_t)c->s.login_failure_window);
+	(void)sqlite3_step(st);
+	sqlite3_finalize(st);
+}
+
 bool
 auth_reg_blocked(struct auth_ctx *c, const char *key, int64_t now)
 {
@@ -91,6 +110,8 @@ auth_reg_fail(struct auth_ctx *c, const char *key, int64_t now)
 	sqlite3_bind_int64(st, 5, r.banned_until);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		prune(c, now);
 	return rc == SQLITE_DONE ? banned : -1;
 }
 

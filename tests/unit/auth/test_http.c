@@ -104,6 +104,10 @@ get_login(char csrf[65])
 	struct auth_http_resp r;
 
 	req("GET", "/_pbxgate/login", "rd=/app", NULL, T0, &r);
+	if (r.status == 303) {	/* already signed in: any form has the token */
+		auth_http_resp_free(&r);
+		req("GET", "/_pbxgate/logout", NULL, NULL, T0, &r);
+	}
 	cr_assert_eq(r.status, 200);
 	csrf_of(&r, csrf);
 	auth_http_resp_free(&r);
@@ -729,4 +733,127 @@ Test(http, totp_code_replay_refused_on_second_login)
 		cr_expect_eq(r.status, round == 0 ? 303 : 401, "round %d", round);
 		auth_http_resp_free(&r);
 	}
+}
+
+Test(http, login_page_redirects_when_already_signed_in)
+{
+	struct auth_http_resp r;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	cr_assert_eq(post_login("alice", "correct+horse+battery", T0, &r), 303);
+	auth_http_resp_free(&r);
+	req("GET", "/_pbxgate/login", "rd=/webclient/", NULL, T0 + 5, &r);
+	cr_expect_eq(r.status, 303);
+	cr_expect_str_eq(hdr(&r, "Location"), "/webclient/");
+	auth_http_resp_free(&r);
+}
+
+Test(http, mfa_target_without_totp_goes_to_account)
+{
+	struct auth_http_resp r;
+	char csrf[65], body[300];
+	struct auth_http_req q;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	get_login(csrf);
+	snprintf(body, sizeof(body), "csrf=%s&rd=/admin&username=alice"
+	    "&password=correct+horse+battery", csrf);
+	q = (struct auth_http_req){ .method = "POST", .path = "/_pbxgate/login",
+	    .peer = (const struct sockaddr *)&peer, .cookie = jar,
+	    .content_type = "application/x-www-form-urlencoded", .body = body,
+	    .body_len = strlen(body), .rd_need = AUTH_LEVEL_MFA, .now = T0 };
+	auth_http_handle(t.ctx, &q, &r);
+	cr_expect_eq(r.status, 303);
+	cr_expect_str_eq(hdr(&r, "Location"), "/_pbxgate/account");
+	auth_http_resp_free(&r);
+}
+
+/* ---- account page actions ---- */
+
+static void
+account_csrf(char csrf[65])
+{
+	struct auth_http_resp r;
+
+	req("GET", "/_pbxgate/account", NULL, NULL, T0 + 10, &r);
+	cr_assert_eq(r.status, 200);
+	csrf_of(&r, csrf);
+	auth_http_resp_free(&r);
+}
+
+Test(http, account_post_without_csrf_is_403)
+{
+	struct auth_http_resp r;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	login_ok("alice");
+	req("POST", "/_pbxgate/account", NULL, "action=lockdown&lockdown=&confirm=1", T0 + 20, &r);
+	cr_expect_eq(r.status, 403);
+	auth_http_resp_free(&r);
+}
+
+Test(http, account_new_recovery_codes_need_password_and_code)
+{
+	struct auth_http_resp r;
+	uint8_t sec[AUTH_TOTP_SECRET];
+	char csrf[65], body[300], code[8];
+
+	th_add_user(&t, "bob", "correct horse battery", true, sec);
+	cr_assert_eq(post_login("bob", "correct+horse+battery", T0, &r), 200);
+	csrf_of(&r, csrf);
+	auth_http_resp_free(&r);
+	code_now(sec, T0, code);
+	snprintf(body, sizeof(body), "csrf=%s&code=%s", csrf, code);
+	req("POST", "/_pbxgate/login", NULL, body, T0, &r);
+	cr_assert_eq(r.status, 303);
+	auth_http_resp_free(&r);
+	account_csrf(csrf);
+	snprintf(body, sizeof(body), "csrf=%s&action=recovery&current=correct+horse+battery"
+	    "&code=000000", csrf);
+	req("POST", "/_pbxgate/account", NULL, body, T0 + 40, &r);
+	cr_expect_eq(r.status, 401);
+	auth_http_resp_free(&r);
+	code_now(sec, T0 + 60, code);
+	snprintf(body, sizeof(body), "csrf=%s&action=recovery&current=correct+horse+battery"
+	    "&code=%s", csrf, code);
+	req("POST", "/_pbxgate/account", NULL, body, T0 + 60, &r);
+	cr_expect_eq(r.status, 200);
+	cr_expect(strstr(r.body, "<li><code>") != NULL);
+	auth_http_resp_free(&r);
+}
+
+Test(http, account_totp_reenrol_redirects_to_fresh_link)
+{
+	struct auth_http_resp r;
+	char csrf[65], body[300];
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	login_ok("alice");
+	account_csrf(csrf);
+	snprintf(body, sizeof(body), "csrf=%s&action=totp&current=correct+horse+battery", csrf);
+	req("POST", "/_pbxgate/account", NULL, body, T0 + 20, &r);
+	cr_expect_eq(r.status, 303);
+	cr_expect_eq(strncmp(hdr(&r, "Location"), "/_pbxgate/enrol?t=", 18), 0);
+	auth_http_resp_free(&r);
+}
+
+Test(http, account_revoke_other_session)
+{
+	struct auth_http_resp r;
+	struct auth_identity id;
+	char other[2048], csrf[65], body[300];
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	login_ok("alice");
+	snprintf(other, sizeof(other), "%s", jar);
+	cr_assert_eq(auth_session_check(t.ctx, other, strlen(other), T0 + 1, &id), AUTH_OK);
+	jar[0] = '\0';
+	login_ok("alice");
+	account_csrf(csrf);
+	snprintf(body, sizeof(body), "csrf=%s&action=revoke&sid=%s", csrf, id.sid);
+	req("POST", "/_pbxgate/account", NULL, body, T0 + 20, &r);
+	cr_expect_eq(r.status, 200);
+	auth_http_resp_free(&r);
+	cr_expect_eq(auth_session_check(t.ctx, other, strlen(other), T0 + 30, &id), AUTH_REVOKED);
+	cr_expect_eq(auth_session_check(t.ctx, jar, strlen(jar), T0 + 30, &id), AUTH_OK);
 }

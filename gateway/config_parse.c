@@ -335,13 +335,34 @@ dispatch(struct cfg_ctx *ctx, const struct cfg_line *l)
 
 /* ---- files ---- */
 
-/* Reads a whole regular file of at most CFG_MAX_FILE bytes. */
+/* Grows buf when full, up to one byte past CFG_MAX_FILE (to see it). */
+static int
+grow(char **buf, size_t *cap, char *err, size_t errlen)
+{
+	size_t ncap = *cap * 2 > CFG_MAX_FILE + 1 ? CFG_MAX_FILE + 1 : *cap * 2;
+	char *nb;
+
+	if (*cap > CFG_MAX_FILE) {
+		snprintf(err, errlen, "file larger than %d bytes", CFG_MAX_FILE);
+		return -1;
+	}
+	if ((nb = realloc(*buf, ncap)) == NULL) {
+		snprintf(err, errlen, "cannot read: out of memory");
+		return -1;
+	}
+	*buf = nb;
+	*cap = ncap;
+	return 0;
+}
+
+/* Reads a whole regular file of at most CFG_MAX_FILE bytes. O_NONBLOCK
+ * keeps a FIFO named as the config from blocking the open. */
 static int
 slurp(const char *path, char **data, size_t *len, struct stat *st,
     char *err, size_t errlen)
 {
 	size_t cap = 4096, n = 0;
-	char *buf;
+	char *buf = NULL;
 	ssize_t r;
 	int fd;
 
@@ -352,30 +373,15 @@ slurp(const char *path, char **data, size_t *len, struct stat *st,
 	}
 	if (fstat(fd, st) == -1 || !S_ISREG(st->st_mode)) {
 		snprintf(err, errlen, "cannot open: not a regular file");
-		close(fd);
-		return -1;
+		goto fail;
 	}
 	if ((buf = malloc(cap)) == NULL) {
 		snprintf(err, errlen, "cannot read: out of memory");
-		close(fd);
-		return -1;
+		goto fail;
 	}
 	for (;;) {
-		if (n == cap) {
-			char *nb;
-			if (cap > CFG_MAX_FILE) {
-				snprintf(err, errlen, "file larger than %d bytes",
-				    CFG_MAX_FILE);
-				goto fail;
-			}
-			if ((nb = realloc(buf, cap * 2)) == NULL) {
-				snprintf(err, errlen, "cannot read: out of "
-				    "memory");
-				goto fail;
-			}
-			buf = nb;
-			cap *= 2;
-		}
+		if (n == cap && grow(&buf, &cap, err, errlen) == -1)
+			goto fail;
 		r = read(fd, buf + n, cap - n);
 		if (r == -1 && errno == EINTR)
 			continue;

@@ -670,6 +670,52 @@ Test(config, line_of_exactly_4096_bytes)
 	gw_config_unref(c);
 }
 
+/* 1 MiB of comment lines is accepted; one byte more is refused. */
+static struct gw_config *
+load_sized(size_t size)
+{
+	char path[256], line[64];
+	struct gw_config *c;
+	size_t n = strlen(BASE);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/main.conf", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(BASE, f);
+	memset(line, 'x', sizeof(line));
+	line[0] = '#';
+	line[sizeof(line) - 1] = '\n';
+	for (; n + sizeof(line) <= size; n += sizeof(line))
+		fwrite(line, 1, sizeof(line), f);
+	for (; n < size; n++)
+		fputc('\n', f);
+	fclose(f);
+	c = gw_config_load(path, false, collect, &got);
+	return c;
+}
+
+Test(config, file_of_exactly_1mib)
+{
+	struct gw_config *c = load_sized(1024 * 1024);
+
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	gw_config_unref(c);
+}
+
+Test(config, file_over_1mib)
+{
+	struct gw_config *c = load_sized(1024 * 1024 + 1);
+	char want[300];
+
+	cr_assert_null(c);
+	cr_assert_eq(got.n, 1);
+	snprintf(want, sizeof(want), "%s/main.conf: file larger than 1048576 "
+	    "bytes", dir);
+	cr_assert_str_eq(got.m[0], want);
+}
+
 Test(config, every_error_reported)
 {
 	struct gw_config *c = load_text(BASE "foo\nworkers 0\nbar 1\n"

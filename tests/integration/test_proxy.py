@@ -276,3 +276,10 @@ def test_tls_session_alpn_default(gateway, ctx):
     with Client(gateway.port, ctx) as c:
         assert c.sock.version() in ("TLSv1.2", "TLSv1.3")
         assert isinstance(c.sock, ssl.SSLSocket)
+
+
+def test_xff_from_trusted_proxy_appended(make_gateway, upstream, ctx):
+    gw = make_gateway(upstream.port, extra=["trusted_proxy 127.0.0.0/8"])
+    _, h = _upstream_headers(gw, ctx, [("X-Forwarded-For", "203.0.113.9")])
+    assert h["x-forwarded-for"] == ["203.0.113.9, 127.0.0.1"]
+    assert h["x-forwarded-proto"] == ["https"]

@@ -27,6 +27,9 @@ struct parser {
 	size_t             errused;
 };
 
+static void perr(struct parser *, size_t, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static void
 perr(struct parser *p, size_t col, const char *fmt, ...)
 {

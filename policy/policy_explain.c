@@ -69,15 +69,21 @@ pol_explain(const struct pol_policy *p, const struct pol_request *r, FILE *out)
 	}
 	/* pol_decide is the authority; the walk above only narrates it. */
 	pol_decide(p, r, &v);
-	if (i == p->nrules)
-		fprintf(out, "  no rule matched: default %s (%s%s%u)\n",
-		    pol_action_name(p->def), p->def_file,
-		    p->def_line != 0 ? ":" : "", p->def_line);
+	if (i == p->nrules && p->def_line != 0)
+		fprintf(out, "  no rule matched: default %s at %s:%u\n",
+		    pol_action_name(p->def), p->def_file, p->def_line);
+	else if (i == p->nrules)
+		fprintf(out, "  no rule matched and no default: deny\n");
 	if (strcmp(v.reason, "user lockdown") == 0)
 		fprintf(out, "  user lockdown: the peer is outside the user's "
 		    "own networks\n");
-	fprintf(out, "decision: %s (%s %s:%u)%s\n", pol_action_name(v.action),
-	    v.reason, v.file, v.line, v.audit ? " [audit]" : "");
+	if (v.line != 0)
+		fprintf(out, "decision: %s (%s %s:%u)%s\n",
+		    pol_action_name(v.action), v.reason, v.file, v.line,
+		    v.audit ? " [audit]" : "");
+	else
+		fprintf(out, "decision: %s (%s)%s\n", pol_action_name(v.action),
+		    v.reason, v.audit ? " [audit]" : "");
 }
 
 struct hdrs {

@@ -465,3 +465,29 @@ Test(decide, concurrent_decisions_agree)
 	}
 	pol_free(shared);
 }
+
+Test(decide, explain_default_and_lockdown, .init = cr_redirect_stdout)
+{
+	struct pol_policy *p = th_load("login from 10.0.0.0/8\n", NULL);
+	char *argv[] = { "--ip", "10.1.2.3", "--user", "alice", "--lockdown",
+	    "192.0.2.0/24", NULL };
+	char *argv2[] = { "--ip", "8.8.8.8", NULL };
+	char want[2048];
+
+	cr_assert_not_null(p);
+	cr_assert_eq(pol_cmd_explain(p, 6, argv), 1);
+	cr_assert_eq(pol_cmd_explain(p, 2, argv2), 1);
+	fflush(stdout);
+	snprintf(want, sizeof want,
+	    "request: peer 10.1.2.3, GET /, user alice, role user, mfa no\n"
+	    "  MATCH  %1$s/p.policy:1: login from 10.0.0.0/8\n"
+	    "  user lockdown: the peer is outside the user's own networks\n"
+	    "decision: deny (user lockdown %1$s/p.policy:1) [audit]\n"
+	    "request: peer 8.8.8.8, GET /, no session\n"
+	    "  passed %1$s/p.policy:1: login from 10.0.0.0/8\n"
+	    "    because 'from 10.0.0.0/8' does not hold\n"
+	    "  no rule matched and no default: deny\n"
+	    "decision: deny (default) [audit]\n", th_dir());
+	cr_assert_stdout_eq_str(want);
+	pol_free(p);
+}

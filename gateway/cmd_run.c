@@ -238,6 +238,7 @@ reload(struct run_state *s)
 	if (open_logs(rt, n, err, sizeof(err)) < 0)
 		gw_log(GW_LOG_ERR, "reload: logs: %s; logging may be incomplete", err);
 	atomic_fetch_add(&rt->m.reload_ok, 1);
+	gw_workers_recheck(rt);
 	gw_log(GW_LOG_INFO, "configuration generation %llu in force",
 	    (unsigned long long)n->generation);
 	gw_config_unref(old);	/* ours */

@@ -243,6 +243,8 @@ struct gw_worker {
 	struct evconnlistener *smtp[8];
 	int                 nsmtp;
 	struct event       *stop_ev;		/* activated by the main thread */
+	struct event       *recheck_ev;		/* likewise, after a reload */
+	struct event       *recheck_timer;	/* sessions of open tunnels */
 	struct event       *drain_timer;
 	TAILQ_HEAD(, gw_conn) conns;
 	TAILQ_HEAD(, gw_upconn) idle;
@@ -255,6 +257,7 @@ int  gw_workers_start(struct gw_runtime *, int fds[][GW_MAX_LISTEN], int nfds,
     int admin_fd, const int *smtp_fds, int nsmtp, char *err, size_t errlen);
 void gw_workers_stop(struct gw_runtime *);
 void gw_workers_join(struct gw_runtime *);
+void gw_workers_recheck(struct gw_runtime *);
 void gw_worker_conn_done(struct gw_worker *, struct gw_conn *);
 
 /* relay_http.c: client side */
@@ -284,6 +287,7 @@ int  gw_relay_gate(struct gw_conn *, const char **path, size_t *plen);
 void gw_relay_audit(struct gw_conn *, const char *decision, const char *file,
     unsigned line);
 void gw_relay_identity_headers(struct gw_conn *, struct evbuffer *);
+bool gw_relay_recheck(struct gw_conn *, const struct gw_config *);
 void gw_relay_xff_client(struct gw_conn *, const char *xff, size_t n);
 
 /* relay_local.c: /_pbxgate/ pages, answered by the auth module on the pool */

@@ -124,9 +124,12 @@ normalise_target(struct gw_conn *c, const char *t, size_t n)
 	return 0;
 }
 
-/* The session cookie, if any. Never blocks (AES-GCM and memory only). */
+/* The session cookie, if any. Never blocks (AES-GCM and memory only).
+ * With `apply`, the identity becomes the request's and a due refresh of
+ * the cookie is queued for the response. */
 static void
-check_session(struct gw_conn *c, struct auth_identity *id, bool *ok)
+check_session(struct gw_conn *c, struct auth_identity *id, bool *ok,
+    bool apply)
 {
 	struct gw_runtime *rt = c->w->rt;
 	const struct gw_hdr *h;
@@ -144,6 +147,8 @@ check_session(struct gw_conn *c, struct auth_identity *id, bool *ok)
 	if (r != AUTH_OK)
 		return;
 	*ok = true;
+	if (!apply)
+		return;
 	c->id.present = true;
 	c->id.mfa = id->mfa;
 	snprintf(c->id.user, sizeof(c->id.user), "%s", id->user);
@@ -233,7 +238,7 @@ gw_relay_gate(struct gw_conn *c, const char **path, size_t *plen)
 		return -1;
 	*path = c->target;
 	*plen = c->target_len;
-	check_session(c, &id, &session);
+	check_session(c, &id, &session, true);
 	if (cfg->policy == NULL)
 		return 0;	/* a hardened reverse proxy without lockdown */
 	hs = malloc(sizeof(*hs));
@@ -245,6 +250,39 @@ gw_relay_gate(struct gw_conn *c, const char **path, size_t *plen)
 	pol_lockdown_free(ld);
 	free(hs);
 	return rc;
+}
+
+/* A WebSocket tunnel under a new snapshot (SIGHUP) or after a session
+ * change: would its upgrade request still pass? */
+bool
+gw_relay_recheck(struct gw_conn *c, const struct gw_config *cfg)
+{
+	struct auth_identity id;
+	struct pol_request r;
+	struct pol_verdict v;
+	struct hdr_scratch *hs;
+	struct pol_lockdown *ld;
+	const char *groups[32];
+	char gbuf[AUTH_GROUPS_MAX + 1];
+	bool session, ok;
+
+	check_session(c, &id, &session, false);
+	if (c->id.present && !session)
+		return false;	/* revoked, expired or its user disabled */
+	if (cfg->policy == NULL)
+		return true;
+	hs = malloc(sizeof(*hs));
+	if (hs == NULL)
+		return false;
+	fill_request(c, &id, session, &r, hs, groups, 32, gbuf, &ld);
+	pol_decide(cfg->policy, &r, &v);
+	ok = v.action == POL_ALLOW ||
+	    (session && (v.action == POL_LOGIN || r.mfa));
+	if (!ok)
+		gw_relay_audit(c, "close-tunnel", v.file, v.line);
+	pol_lockdown_free(ld);
+	free(hs);
+	return ok;
 }
 
 void

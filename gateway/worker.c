@@ -112,6 +112,7 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 
 	gw_config_unref(cfg);
 	w->draining = true;
+	event_del(w->recheck_timer);
 	for (int i = 0; i < w->nlev; i++)
 		evconnlistener_disable(w->lev[i]);
 	if (w->admin)
@@ -122,6 +123,34 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(w->drain_timer, &tv);
 	mail_sessions_shutdown(w->base);
 	drain_check(w);
+}
+
+/* Tunnels live for hours; the policy or a session may change under them.
+ * Each one is judged again, as its upgrade request was. */
+static void
+recheck_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_worker *w = arg;
+	struct gw_config *cfg = gw_runtime_config(w->rt);
+	struct gw_conn *c;
+
+	TAILQ_FOREACH(c, &w->conns, entry) {
+		if (c->state != CS_TUNNEL || c->freeing)
+			continue;
+		if (!gw_relay_recheck(c, cfg)) {
+			gw_log(GW_LOG_INFO, "client %s: WebSocket closed: no longer "
+			    "allowed", c->client_ip);
+			gw_conn_close(c);
+		}
+	}
+	gw_config_unref(cfg);
+}
+
+void
+gw_workers_recheck(struct gw_runtime *rt)
+{
+	for (int i = 0; i < rt->nworkers; i++)
+		event_active(rt->workers[i].recheck_ev, EV_TIMEOUT, 0);
 }
 
 static void *
@@ -161,6 +190,9 @@ int
 gw_workers_start(struct gw_runtime *rt, int fds[][GW_MAX_LISTEN], int nfds,
     int admin_fd, const int *smtp_fds, int nsmtp, char *err, size_t errlen)
 {
+	/* a revoked session loses its tunnels within this period */
+	struct timeval recheck_every = { 10, 0 };
+
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct gw_worker *w = &rt->workers[i];
 
@@ -174,6 +206,9 @@ gw_workers_start(struct gw_runtime *rt, int fds[][GW_MAX_LISTEN], int nfds,
 			return -1;
 		}
 		w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+		w->recheck_ev = event_new(w->base, -1, 0, recheck_cb, w);
+		w->recheck_timer = event_new(w->base, -1, EV_PERSIST, recheck_cb, w);
+		evtimer_add(w->recheck_timer, &recheck_every);
 		for (int j = 0; j < nfds; j++) {
 			w->lev[j] = listen_on(w, fds[i][j], accept_cb);
 			if (w->lev[j] == NULL) {
@@ -239,6 +274,8 @@ gw_workers_join(struct gw_runtime *rt)
 		if (w->drain_timer)
 			event_free(w->drain_timer);
 		event_free(w->stop_ev);
+		event_free(w->recheck_ev);
+		event_free(w->recheck_timer);
 		event_base_free(w->base);
 	}
 }

@@ -16,8 +16,8 @@
  *    on Argon2: they use AES-GCM and in-memory tables (user table with
  *    session epochs, revoked session ids) guarded by a rwlock held for
  *    microseconds. Call them from the event loop.
- *  - auth_http_handle(), auth_refresh() and the CLI BLOCK (Argon2, SQLite):
- *    call them from a worker thread, never from an event loop.
+ *  - auth_http_handle() and the CLI BLOCK (Argon2, SQLite): call them from
+ *    a worker thread, never from an event loop. auth_refresh(): see below.
  *  - Cross-process limit: the in-memory tables change immediately when a
  *    change goes through the same ctx. Changes made by another process
  *    (the `pbxgate user` CLI, another worker process) become visible to a
@@ -96,7 +96,11 @@ struct auth_ctx *auth_open(const struct auth_settings *, auth_audit_fn audit,
     void *audit_arg, char *err, size_t errlen);
 void auth_close(struct auth_ctx *);
 /* Reloads the in-memory user and revocation tables when the store changed
- * (another process). BLOCKING. 0 = ok, -1 = error in `err`. */
+ * (another process). Never waits for the store mutex (skips the round
+ * when a pool thread holds it); when nothing changed it costs one indexed
+ * SQLite read (a few microseconds from the page cache), a full table load
+ * when something did. Safe on an event loop timer for small stores; on
+ * the pool for large ones. 0 = ok, -1 = error in `err`. */
 int  auth_refresh(struct auth_ctx *, char *err, size_t errlen);
 
 /* ---- session check on every proxied request (auth_session.c) ------------ */

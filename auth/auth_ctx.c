@@ -106,10 +106,12 @@ auth_close(struct auth_ctx *c)
 	free(c);
 }
 
+/* Never waits for the store mutex: when a pool thread holds it, that
+ * thread's own change reloads the tables and the next tick catches up. */
 int
 auth_refresh(struct auth_ctx *c, char *err, size_t errlen)
 {
-	return auth_store_reload(c, false, err, errlen);
+	return auth_store_reload_try(c, err, errlen);
 }
 
 /* ASCII-only names: [a-z0-9] first, then [a-z0-9._@-], folded to lower

@@ -147,6 +147,8 @@ int  auth_store_open(struct auth_ctx *, char *err, size_t errlen);
 void auth_store_close(struct auth_ctx *);
 /* Reload tables when meta version changed (or force). Takes both locks. */
 int  auth_store_reload(struct auth_ctx *, bool force, char *err, size_t errlen);
+/* Same without waiting for db_mu: returns 0 at once when it is taken. */
+int  auth_store_reload_try(struct auth_ctx *, char *err, size_t errlen);
 /* Caller holds db_mu for these. */
 int  auth_store_begin(struct auth_ctx *);
 int  auth_store_commit(struct auth_ctx *);

@@ -351,15 +351,18 @@ load_revoked(struct auth_ctx *c, uint8_t (**out)[16], size_t *n)
 
 /* Holds db_mu while reading, then swaps the tables under the write lock so
  * that request checks wait only for the pointer swap. */
-int
-auth_store_reload(struct auth_ctx *c, bool force, char *err, size_t errlen)
+static int
+reload(struct auth_ctx *c, bool force, bool try, char *err, size_t errlen)
 {
 	struct auth_mem_user *u = NULL;
 	uint8_t (*rv)[16] = NULL;
 	size_t nu = 0, nr = 0;
 	int64_t ver = 0;
 
-	pthread_mutex_lock(&c->db_mu);
+	if (!try)
+		pthread_mutex_lock(&c->db_mu);
+	else if (pthread_mutex_trylock(&c->db_mu) != 0)
+		return 0;	/* a pool thread is writing; it reloads itself */
 	if (pragma_int(c->db, "SELECT v FROM meta WHERE k = 'version'", &ver) < 0) {
 		pthread_mutex_unlock(&c->db_mu);
 		snprintf(err, errlen, "%s: cannot read store version: %s",
@@ -389,4 +392,16 @@ auth_store_reload(struct auth_ctx *c, bool force, char *err, size_t errlen)
 	c->db_version = ver;	/* only read under db_mu */
 	pthread_mutex_unlock(&c->db_mu);
 	return 0;
+}
+
+int
+auth_store_reload(struct auth_ctx *c, bool force, char *err, size_t errlen)
+{
+	return reload(c, force, false, err, errlen);
+}
+
+int
+auth_store_reload_try(struct auth_ctx *c, char *err, size_t errlen)
+{
+	return reload(c, false, true, err, errlen);
 }

@@ -77,6 +77,7 @@ pol_load(const char *file, const char *geoip_db, pol_report_fn report,
 		    "every request is denied");
 	if (L.errors == 0)
 		compile(&L, file);
+	free(L.words);
 	if (L.errors != 0) {
 		pol_free(p);
 		return NULL;

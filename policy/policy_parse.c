@@ -186,7 +186,9 @@ parse_line(struct pol_loader *L, const char *file, unsigned lineno,
 		pol_diag(L, false, file, lineno, 1, "NUL byte in line");
 		return -1;
 	}
-	w = calloc(MAX_WORDS, sizeof *w);
+	if (L->words == NULL)
+		L->words = calloc(MAX_WORDS, sizeof *L->words);
+	w = L->words;
 	buf = malloc(len + 1);
 	if (w == NULL || buf == NULL) {
 		pol_diag(L, false, file, lineno, 1, "out of memory");
@@ -196,7 +198,6 @@ parse_line(struct pol_loader *L, const char *file, unsigned lineno,
 		rc = pol_directive(L, file, lineno, w, (size_t)n, line,
 		    textend);
 	}
-	free(w);
 	free(buf);
 	return rc;
 }
@@ -237,8 +238,10 @@ pol_parse_file(struct pol_loader *L, const char *path, const char *from_file,
 	unsigned lineno = 0;
 	char *text;
 
-	if ((file = pol_intern(L, path)) == NULL)
+	if ((file = pol_intern(L, path)) == NULL) {
+		pol_diag(L, false, path, 0, 0, "out of memory");
 		return -1;
+	}
 	if (L->depth == MAX_INCLUDE) {
 		pol_diag(L, false, from_file, from_line, from_col,
 		    "includes nested deeper than %d", MAX_INCLUDE);
@@ -263,6 +266,8 @@ pol_parse_file(struct pol_loader *L, const char *path, const char *from_file,
 		return -1;
 	}
 	L->stack[L->depth++] = strdup(real);
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+		start = 3;	/* a UTF-8 byte order mark from an editor */
 	while (start < len) {
 		const char *nl = memchr(text + start, '\n', len - start);
 		size_t end = nl != NULL ? (size_t)(nl - text) : len;
@@ -296,6 +301,8 @@ pol_parse_list_file(struct pol_loader *L, struct pol_cidrset *set,
 		return -1;
 	}
 	if ((file = pol_intern(L, path)) == NULL) {
+		pol_diag(L, false, from_file, from_line, from_col, "out of "
+		    "memory");
 		free(text);
 		return -1;
 	}

@@ -24,6 +24,7 @@ struct pol_loader {
 	/* first country/asn matcher, where a GeoIP open failure is reported */
 	const char *geo_file;
 	unsigned geo_line, geo_col;
+	struct pol_word *words;	/* scratch for one line, MAX_WORDS */
 };
 
 void pol_diag(struct pol_loader *, bool warning, const char *file,

@@ -670,6 +670,7 @@ d_list(struct pol_loader *L, const struct line *c)
 	struct pol_policy *p = L->p;
 	const struct pol_list *old;
 	struct pol_list *nl, *l;
+	bool bad = false;
 
 	if (c->n < 3) {
 		pol_diag(L, false, c->file, c->line, c->w[0].col, "'list' needs "
@@ -707,7 +708,8 @@ d_list(struct pol_loader *L, const struct line *c)
 			char save = s[len];
 
 			s[len] = '\0';
-			list_item(L, c, l->set, s, col);
+			if (list_item(L, c, l->set, s, col) == -1)
+				bad = true;
 			if (save == '\0')
 				break;
 			s[len] = save;
@@ -715,7 +717,7 @@ d_list(struct pol_loader *L, const struct line *c)
 			col += (unsigned)len + 1;
 		}
 	}
-	return 0;
+	return bad ? -1 : 0;
 }
 
 static int
@@ -780,10 +782,18 @@ pol_directive(struct pol_loader *L, const char *file, unsigned lineno,
     struct pol_word *w, size_t n, const char *text, size_t textlen)
 {
 	struct line c = { file, lineno, w, n, text, textlen };
+	unsigned before = L->errors;
 
-	for (size_t i = 0; i < sizeof directives / sizeof directives[0]; i++)
-		if (!w[0].quoted && strcmp(w[0].s, directives[i].kw) == 0)
-			return directives[i].fn(L, &c);
+	for (size_t i = 0; i < sizeof directives / sizeof directives[0]; i++) {
+		if (w[0].quoted || strcmp(w[0].s, directives[i].kw) != 0)
+			continue;
+		/* A failure nobody reported is an allocation failure: it
+		 * must still refuse the policy, never drop a rule quietly. */
+		if (directives[i].fn(L, &c) == -1 && L->errors == before)
+			pol_diag(L, false, file, lineno, w[0].col, "out of "
+			    "memory");
+		return L->errors == before ? 0 : -1;
+	}
 	pol_diag(L, false, file, lineno, w[0].col, "unknown keyword '%s' "
 	    "(expected list, include, default, allow, login, mfa or deny)",
 	    w[0].s);

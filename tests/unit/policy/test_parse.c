@@ -244,3 +244,15 @@ Test(parse, include_and_quoted_words)
 	cr_assert_eq(v.line, 3);
 	pol_free(p);
 }
+
+Test(parse, utf8_bom_and_crlf_are_accepted)
+{
+	pol_free(loaded("\xef\xbb\xbf" "list a 10.0.0.0/8\r\n"
+	    "deny from @a\r\nallow any\r\n", false, ""));
+}
+
+Test(parse, not_a_regular_file)
+{
+	refused("include .\n", false,
+	    "E DIR/p.policy:1:9: cannot read 'DIR/.': not a regular file");
+}

@@ -835,6 +835,12 @@ cfg_keyword_count(void)
 	return sizeof(keywords) / sizeof(keywords[0]);
 }
 
+const struct cfg_keyword *
+cfg_keyword_at(size_t i)
+{
+	return i < cfg_keyword_count() ? &keywords[i] : NULL;
+}
+
 /* ---- cross-checks after the whole file ---- */
 
 static void

@@ -102,6 +102,7 @@ struct cfg_keyword {
 };
 const struct cfg_keyword *cfg_keyword_find(const char *name, size_t *idx);
 size_t cfg_keyword_count(void);
+const struct cfg_keyword *cfg_keyword_at(size_t i);	/* NULL past the end */
 void   cfg_check_all(struct cfg_ctx *);
 
 /* config_runtime.c */

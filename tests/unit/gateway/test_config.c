@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gateway/config_priv.h"	/* the keyword table, for doc checks */
 #include "gateway/gateway.h"
 
 #define MAXMSG 64
@@ -1263,4 +1264,52 @@ Test(check, policy_error_gets_level_after_its_location)
 	snprintf(want, sizeof(want), "\n%s: configuration is NOT valid (1 "
 	    "error)\n", path);
 	cr_assert(strstr(out, want) != NULL, "%s", out);
+}
+
+/* ---- every table keyword is in the sample and the documentation ---- */
+static char *
+read_source(const char *rel)
+{
+	const char *root = getenv("PBXGATE_SRCDIR");
+	char path[512], *buf;
+	FILE *f;
+	size_t n;
+
+	cr_assert_not_null(root, "PBXGATE_SRCDIR is not set (meson sets it)");
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "cannot open %s", path);
+	buf = calloc(1, 256 * 1024);
+	cr_assert_not_null(buf);
+	n = fread(buf, 1, 256 * 1024 - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+Test(config, sample_and_docs_cover_every_keyword)
+{
+	char *sample = read_source("etc/pbxgate.conf");
+	char *docs = read_source("docs/configuration.md");
+	const struct cfg_keyword *kw;
+	char a[96], b[96], d[96];
+	size_t i;
+
+	for (i = 0; (kw = cfg_keyword_at(i)) != NULL; i++) {
+		if (strcmp(kw->name, "include") == 0) {
+			cr_assert(strstr(sample, "include FILE") != NULL);
+		} else {
+			snprintf(a, sizeof(a), "\n%s ", kw->name);
+			snprintf(b, sizeof(b), "\n#%s ", kw->name);
+			cr_assert(strstr(sample, a) || strstr(sample, b),
+			    "etc/pbxgate.conf lacks %s", kw->name);
+		}
+		snprintf(d, sizeof(d), "`%s`", kw->name);
+		snprintf(a, sizeof(a), "### %s", kw->name);
+		cr_assert(strstr(docs, d) || strstr(docs, a),
+		    "docs/configuration.md lacks %s", kw->name);
+	}
+	cr_assert_eq(i, cfg_keyword_count());
+	free(sample);
+	free(docs);
 }

@@ -448,6 +448,38 @@ child_path(char *out, size_t outlen, const char *base, int i)
 		snprintf(out, outlen, "%s.%d", base, i);
 }
 
+/* The text before the first and after the last boundary is shown by
+ * readers that do not understand MIME: scrub it like plain text. */
+static void
+scrub_boundary_text(struct scrub *sc, GMimeMultipart *mp, const char *path)
+{
+	const char *texts[2] = { g_mime_multipart_get_prologue(mp),
+	    g_mime_multipart_get_epilogue(mp) };
+	char hp[MAIL_PART_PATH + 16];
+
+	for (int i = 0; i < 2 && !sc->failed; i++) {
+		bool drop = false;
+		size_t outlen;
+		char *out;
+
+		if (texts[i] == NULL || texts[i][0] == '\0')
+			continue;
+		snprintf(hp, sizeof(hp), "%s%s%s", path, path[0] ? ":" : "",
+		    i == 0 ? "prologue" : "epilogue");
+		out = scrub_plain(sc, texts[i], strlen(texts[i]),
+		    (1u << MAIL_KIND_TEXT) | (1u << MAIL_KIND_URL), false, hp,
+		    &drop, &outlen);
+		if (out == NULL && !drop)
+			continue;
+		if (i == 0)
+			g_mime_multipart_set_prologue(mp, drop ? "" : out);
+		else
+			g_mime_multipart_set_epilogue(mp, drop ? "" : out);
+		sc->changed = true;
+		free(out);
+	}
+}
+
 static void
 walk_multipart(struct scrub *sc, GMimeMultipart *mp, const char *path,
     unsigned depth)
@@ -458,6 +490,7 @@ walk_multipart(struct scrub *sc, GMimeMultipart *mp, const char *path,
 		fail(sc, "encrypted parts cannot be checked", path);
 		return;
 	}
+	scrub_boundary_text(sc, mp, path);
 	for (int i = n - 1; i >= 0 && !sc->failed; i--) {
 		GMimeObject *child = g_mime_multipart_get_part(mp, i);
 		char cp[MAIL_PART_PATH];

@@ -24,7 +24,7 @@
 
 enum relay_state {
 	R_CONNECT, R_BANNER, R_EHLO, R_STARTTLS, R_HANDSHAKE, R_AUTH,
-	R_MAIL, R_RCPT, R_DATA, R_BODY, R_DONE,
+	R_MAIL, R_RCPT, R_DATA, R_BODY, R_QUIT, R_DONE,
 };
 
 struct smtp_relay {
@@ -90,6 +90,8 @@ relay_release(struct smtp_relay *r)
 {
 	static const struct timeval now = { 0, 0 };
 
+	if (r->state == R_DONE)
+		return;
 	r->state = R_DONE;
 	if (r->bev != NULL) {
 		bufferevent_setcb(r->bev, NULL, NULL, NULL, NULL);
@@ -100,20 +102,43 @@ relay_release(struct smtp_relay *r)
 		relay_free_cb(-1, 0, r);
 }
 
-/* Reports to the session exactly once, then goes away. */
+static void
+quit_read(struct bufferevent *bev, void *arg)
+{
+	struct smtp_relay *r = arg;
+
+	/* Any reply to QUIT (221 normally) ends the conversation. */
+	if (evbuffer_search_eol(bufferevent_get_input(bev), NULL, NULL,
+	    EVBUFFER_EOL_CRLF).pos >= 0)
+		relay_release(r);
+}
+
+static void
+quit_event(struct bufferevent *bev, short what, void *arg)
+{
+	relay_release(arg);
+}
+
+/* Reports to the session exactly once. A connection that is still in a
+ * clean state says QUIT and waits (bounded by the relay timeout) for the
+ * reply before it is freed; the session does not wait for that. */
 static void
 finish(struct smtp_relay *r, int code, const char *text)
 {
 	smtp_relay_done done = r->done;
 	char shown[REPLY_LINE_MAX + 8];
+	bool polite = r->bev != NULL && r->state >= R_MAIL &&
+	    r->state <= R_BODY && code != 451;
 
 	if (r->state == R_DONE)
 		return;
 	snprintf(shown, sizeof(shown), "%s", r->last);
-	if (r->bev != NULL && r->state >= R_MAIL)
-		bufferevent_write(r->bev, "QUIT\r\n", 6);
 	r->done = NULL;
-	relay_release(r);
+	if (polite && bufferevent_write(r->bev, "QUIT\r\n", 6) == 0) {
+		r->state = R_QUIT;
+		bufferevent_setcb(r->bev, quit_read, NULL, quit_event, r);
+	} else
+		relay_release(r);
 	if (done != NULL)
 		done(r->arg, code, text, shown);
 }
@@ -499,7 +524,7 @@ smtp_relay_start(struct mail_ctx *ctx, struct event_base *base,
 void
 smtp_relay_cancel(struct smtp_relay *r)
 {
-	if (r == NULL || r->state == R_DONE)
+	if (r == NULL || r->state == R_DONE || r->state == R_QUIT)
 		return;
 	r->done = NULL;
 	relay_release(r);

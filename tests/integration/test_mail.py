@@ -131,6 +131,14 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
+        return self.p.returncode
+
+    def stop_clean(self):
+        """Stops and checks a clean exit: under ASan/UBSan a leak or error
+        report makes the exit status non-zero."""
+        rc = self.stop()
+        err = self.p.stderr.read().decode("utf-8", "replace")
+        assert rc == 0, "exit %s:\n%s" % (rc, err[-4000:])
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +192,7 @@ def gw(pki, sink, tmp_path_factory):
     d = driver(pki, tmp_path_factory.mktemp("gw"), sink.port,
                "smtp_max_recipients 3\nsmtp_max_line 1000\n")
     yield d
-    d.stop()
+    d.stop_clean()
 
 
 def swaks(gw, pki, data, to="alice@example.com", extra=()):
@@ -347,7 +355,7 @@ def test_smarthost_down_gives_451(pki, tmp_path):
         audit = d.audit_lines()
         assert audit and '"action":"tempfail"' in audit[-1]
     finally:
-        d.stop()
+        d.stop_clean()
 
 
 def test_smarthost_with_untrusted_certificate_gives_451(pki, sink, tmp_path):

@@ -639,3 +639,19 @@ ParameterizedTest(size_t *ix, corpus, shipped_rules)
 	done(&r);
 	mail_rules_free(rs);
 }
+
+Test(scrub_structure, multipart_prologue_and_epilogue)
+{
+	struct run r;
+
+	scrub(&r, LABEL_RULE, HDR "Content-Type: multipart/mixed; "
+	    "boundary=\"b\"\n\nPreamble. Password: Pre1Secret\n"
+	    "--b\nContent-Type: text/plain\n\nBody.\n--b--\n"
+	    "Epilogue. Password: Epi1Secret\n");
+	cr_assert_eq(r.v, MAIL_SCRUB_CHANGED);
+	gone(&r, "Pre1Secret");
+	gone(&r, "Epi1Secret");
+	kept(&r, "Body.");
+	cr_expect_not_null(strstr(r.raw, "Preamble. Password: " NOTICE));
+	done(&r);
+}

@@ -186,7 +186,12 @@ measure() {	# nginx|pbxgate
 	stop_proxy
 }
 
-echo "pbxgate vs nginx: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+load() { cut -d' ' -f1 /proc/loadavg; }
+load0=$(load)
+echo "pbxgate vs nginx: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), load average $load0"
+if awk -v l="$load0" -v n="$(nproc)" 'BEGIN {exit !(l > n / 2)}'; then
+	echo "warning: the machine is busy (load $load0 on $(nproc) cores): figures will be noisy" >&2
+fi
 echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), wrk -t1 -d${DUR}s (-c64 keep-alive, -c16 Connection: close), $CONNS idle connections, best of $ROUNDS rounds"
 for r in $(seq "$ROUNDS"); do
 	echo "round $r"
@@ -211,7 +216,7 @@ echo
 echo "$table"
 if [ -n "$OUT" ]; then
 	{
-		echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); nginx $(nginx -v 2>&1 | sed 's/.*\///'); wrk -t1 -d${DUR}s; best of $ROUNDS rounds."
+		echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); load average $load0 before, $(load) after; nginx $(nginx -v 2>&1 | sed 's/.*\///'); wrk -t1 -d${DUR}s; $CONNS idle connections; best of $ROUNDS rounds."
 		echo
 		echo "$table"
 	} >"$OUT"

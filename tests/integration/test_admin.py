@@ -5,6 +5,7 @@ import json
 import socket
 import ssl
 import subprocess
+import time
 
 from helpers import Client, ConnectionClosed, tls_connect, wait_until
 
@@ -134,3 +135,35 @@ def test_connections_active_gauge(make_gateway, upstream, ctx):
             s.close()
     wait_until(lambda: gw.metric("pbxgate_connections_active") == 0, timeout=10,
                what="connections_active back to 0")
+
+
+def test_total_connection_cap(make_gateway, upstream, ctx):
+    gw = make_gateway(upstream.port, overrides={"max_connections": "3"})
+    held = []
+    try:
+        for _ in range(3):
+            c = Client(gw.port, ctx)
+            assert c.request("GET", "/").status == 200
+            held.append(c)
+        refused = False
+        try:
+            c = Client(gw.port, ctx)
+            held.append(c)
+            c.sock.settimeout(5)
+            r = c.request("GET", "/")
+            refused = r.status in (429, 503) and c.reader.at_eof(5)
+        except (ConnectionClosed, ssl.SSLError, OSError, socket.timeout):
+            refused = True
+        assert refused, "4th connection over max_connections 3 was served"
+    finally:
+        for c in held:
+            c.close()
+
+
+def test_idle_keepalive_timeout_closes(make_gateway, upstream, ctx):
+    gw = make_gateway(upstream.port, overrides={"idle_timeout": "1s"})
+    with Client(gw.port, ctx) as c:
+        assert c.request("GET", "/").status == 200
+        t0 = time.monotonic()
+        assert c.reader.at_eof(6), "idle keep-alive connection not closed"
+        assert 0.5 <= time.monotonic() - t0 <= 5

@@ -91,3 +91,16 @@ def test_ws_to_missing_endpoint_not_tunnelled(gateway, ctx):
             assert r2.status == 200 and r2.body == b"hello\n"
         except ConnectionClosed:
             pass  # closing after a refused upgrade is acceptable
+
+
+def test_ws_tunnel_survives_reload(make_gateway, upstream, ctx):
+    gw = make_gateway(upstream.port)
+    c = _open_ws(gw, ctx)
+    try:
+        c.send(ws_frame(0x1, b"before"))
+        assert ws_read(c.reader) == (0x1, b"before")
+        gw.reload("ok")
+        c.send(ws_frame(0x1, b"after"))
+        assert ws_read(c.reader) == (0x1, b"after")
+    finally:
+        c.close()

@@ -168,3 +168,11 @@ Test(cli, hash_prints_phc)
 	cr_expect(auth_pw_verify(buf, "correct horse battery", 21));
 	cr_expect_eq(RUN("correct horse battery\n", "hash", "extra"), 2);
 }
+
+Test(cli, config_option_anywhere_is_ignored)
+{
+	cr_expect_eq(RUN("correct horse battery\n", "user", "-c", "/etc/x.conf", "add", "jay",
+	    "--config=/x", "--role", "admin"), 0);
+	cr_expect_eq(RUN("", "user", "show", "jay", "--config", "/etc/x.conf"), 0);
+	cr_expect_eq(RUN("correct horse battery\n", "hash", "-c", "/etc/x.conf"), 0);
+}

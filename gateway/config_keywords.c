@@ -935,6 +935,32 @@ addr_overlap(const struct gw_addr *a, const struct gw_addr *b)
 	return a->sslen == b->sslen && memcmp(&a->ss, &b->ss, a->sslen) == 0;
 }
 
+/* The mail module binds smtp_listen beside our sockets: the same port
+ * would make one of the two binds fail at start, or share it silently. */
+static void
+check_smtp_overlap(struct cfg_ctx *ctx)
+{
+	const struct mail_settings *m = &ctx->cfg->mail;
+	struct gw_config *cfg = ctx->cfg;
+	struct gw_addr a;
+	size_t i, j;
+
+	for (j = 0; j < m->nlisten && j < MAIL_MAX_LISTEN; j++) {
+		memset(&a, 0, sizeof(a));
+		memcpy(&a.ss, &m->listen[j], sizeof(a.ss));
+		a.sslen = m->listen_len[j];
+		for (i = 0; i < cfg->nlisten; i++)
+			if (addr_overlap(&a, &cfg->listen[i]))
+				cfg_error_at(ctx, &ctx->listen_pos[i], "listen %s "
+				    "overlaps smtp_listen %s: use another port",
+				    cfg->listen[i].text, m->listen_text[j]);
+		if (cfg->has_admin && addr_overlap(&a, &cfg->admin_listen))
+			cfg_error_at(ctx, &ctx->admin_pos, "admin_listen %s "
+			    "overlaps smtp_listen %s: use another port",
+			    cfg->admin_listen.text, m->listen_text[j]);
+	}
+}
+
 static void
 check_listen(struct cfg_ctx *ctx)
 {
@@ -945,6 +971,7 @@ check_listen(struct cfg_ctx *ctx)
 	if (cfg->nlisten == 0)
 		cfg_error_at(ctx, &top, "no listen address: add e.g. "
 		    "\"listen 127.0.0.1:8443\"");
+	check_smtp_overlap(ctx);
 	if (!cfg->has_admin)
 		return;
 	for (i = 0; i < cfg->nlisten; i++) {

@@ -207,6 +207,10 @@ BAD_LINE(admin_under_wildcard, "listen *:9000\nadmin_listen 127.0.0.1:9000",
     "6:14: admin_listen 127.0.0.1:9000 overlaps listen *:9000 at "
     "{D}/main.conf:5: use another port")
 
+BAD_LINE(smtp_listen_on_https_port, "smtp_listen 127.0.0.1:8443",
+    "1:8: listen 127.0.0.1:8443 overlaps smtp_listen 127.0.0.1:8443: use "
+    "another port")
+
 /* ---- upstream URL forms ---- */
 BAD_URL(url_scheme, "ftp://pbx",
     "\"ftp://pbx\" must start with http:// or https://")

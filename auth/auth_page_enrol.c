@@ -157,7 +157,9 @@ show_page(struct auth_page *pg, const char *tok, struct enrol *e, int status,
 	auth_buf_add(&b, "\">");
 	if (auth_qr_svg(&b, uri) < 0)
 		b.oom = true;
-	auth_buf_addf(&b, "</a></div><p>%s: <code>%s</code></p>", auth_msg(l, M_SECRET), b32);
+	auth_buf_addf(&b, "</a></div><p>%s: <code>%s</code></p><p><code>", auth_msg(l, M_SECRET), b32);
+	auth_buf_esc(&b, uri);
+	auth_buf_add(&b, "</code></p>");
 	OPENSSL_cleanse(b32, sizeof(b32));
 	OPENSSL_cleanse(uri, sizeof(uri));
 	auth_buf_add(&b, "<form method=\"post\" action=\"/_pbxgate/enrol\">");

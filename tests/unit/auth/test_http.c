@@ -534,7 +534,7 @@ enrol_flow(const char *tok, time_t now, struct auth_http_resp *r)
 	if (r->status != 200)
 		return r->status;
 	cr_expect(strstr(r->body, "<svg") != NULL);
-	cr_expect(strstr(r->body, "otpauth://totp/pbxgate:") != NULL);
+	cr_expect(strstr(r->body, "<code>otpauth://totp/pbxgate:") != NULL);
 	csrf_of(r, csrf);
 	p = strstr(r->body, "<code>");
 	cr_assert_not_null(p);

@@ -356,6 +356,9 @@ cmd_totp_reset(struct auth_ctx *c, const char *name)
 	    NULL, true) < 0)
 		return 1;
 	(void)change_user(c, name, "DELETE FROM recovery WHERE user_id = ?1", NULL, false);
+	if (c->s.public_url == NULL)
+		fprintf(stderr, "pbxgate: authenticator removed; set public_url in the "
+		    "config to print an enrolment link for a new one\n");
 	if (auth_name_fold(name, folded) == 0 && auth_user_get(c, folded, 0, &u) == 0 &&
 	    c->s.public_url != NULL && auth_store_begin(c) == 0) {
 		if (print_link(c, folded, u.id) == 0 && auth_store_commit(c) == 0)

@@ -142,10 +142,14 @@ auth_http_handle(struct auth_ctx *c, const struct auth_http_req *req,
 	bool get, post;
 
 	memset(resp, 0, sizeof(*resp));
+	if (req->method == NULL || req->path == NULL || (req->body == NULL && req->body_len > 0)) {
+		auth_resp_text(resp, 400, "bad request\n");
+		return;
+	}
 	pg.lang = auth_lang_pick(req->accept_language);
 	pg.now = req->now != 0 ? req->now : time(NULL);
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (req->path != NULL && strcmp(req->path, routes[i].path) == 0)
+		if (strcmp(req->path, routes[i].path) == 0)
 			rt = &routes[i];
 	if (rt == NULL) {
 		auth_resp_text(resp, 404, "not found\n");

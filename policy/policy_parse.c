@@ -215,17 +215,22 @@ dirname_of(const char *path, char *dir, size_t dirlen)
 		snprintf(dir, dirlen, "%.*s", (int)(slash - path), path);
 }
 
+/* A path that does not fit becomes "" so that opening it fails (a cut
+ * path could name another file). */
 void
 pol_resolve(const char *from_file, const char *name, char *out, size_t outlen)
 {
 	char dir[PATH_MAX];
+	int n;
 
 	if (name[0] == '/') {
-		snprintf(out, outlen, "%s", name);
-		return;
+		n = snprintf(out, outlen, "%s", name);
+	} else {
+		dirname_of(from_file, dir, sizeof dir);
+		n = snprintf(out, outlen, "%s/%s", dir, name);
 	}
-	dirname_of(from_file, dir, sizeof dir);
-	snprintf(out, outlen, "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= outlen)
+		out[0] = '\0';
 }
 
 int

@@ -256,7 +256,12 @@ set_log(struct cfg_ctx *ctx, const struct cfg_line *l, char **out,
 	struct stat st;
 	char *p, *slash;
 
-	if (allow_off && strcmp(v, "off") == 0) {
+	if (strcmp(v, "off") == 0) {
+		if (!allow_off) {	/* not a file named "off" by surprise */
+			cfg_error(ctx, l, 1, "%s cannot be off: give a PATH or "
+			    "- for the standard stream", l->tok[0].s);
+			return -1;
+		}
 		free(*out);
 		*out = NULL;
 		return 0;

@@ -330,6 +330,8 @@ BAD_LINE(policy_directory, "policy /tmp",
     "5:8: policy: /tmp is not a regular file")
 BAD_LINE(log_dir_missing, "access_log nodir/access.log",
     "5:12: access_log: directory {D}/nodir does not exist")
+BAD_LINE(error_log_off, "error_log off",
+    "5:11: error_log cannot be off: give a PATH or - for the standard stream")
 BAD_LINE(empty_quoted_path, "policy \"\"", "5:8: policy: empty path")
 
 /* ---- CIDR ---- */

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <llhttp.h>
+#include <openssl/ssl.h>
 
 #include "gateway/gateway.h"
 
@@ -42,6 +43,32 @@ struct gw_metrics {
 	atomic_ullong reload_error;
 	atomic_ullong tls_handshake_errors;
 };
+
+/* io.c: a socket stream, TLS or not, on one edge-triggered event. The
+ * owner appends to the output buffer and the stream writes it from the
+ * loop; callbacks: read (new input), write (output drained below half the
+ * high-water mark), event (connected, EOF, error). gw_io_free() may be
+ * called from inside a callback; the SSL and the socket are the stream's. */
+struct gw_io;
+#define GW_IO_CONNECTED 1
+#define GW_IO_EOF       2
+#define GW_IO_ERROR     4
+typedef void (*gw_io_cb)(struct gw_io *, void *arg);
+typedef void (*gw_io_event_cb)(struct gw_io *, short what, void *arg);
+struct gw_io *gw_io_new(struct event_base *, evutil_socket_t fd, SSL *ssl,
+    bool server);
+int  gw_io_connect(struct gw_io *, const struct sockaddr *, socklen_t);
+void gw_io_setcb(struct gw_io *, gw_io_cb rd, gw_io_cb wr, gw_io_event_cb ev,
+    void *arg);
+void gw_io_free(struct gw_io *);
+void gw_io_freeze(struct gw_io *);
+struct evbuffer *gw_io_input(struct gw_io *);
+struct evbuffer *gw_io_output(struct gw_io *);
+SSL *gw_io_ssl(struct gw_io *);
+evutil_socket_t gw_io_fd(struct gw_io *);
+unsigned long gw_io_ssl_error(struct gw_io *);
+void gw_io_read(struct gw_io *, bool on);
+void gw_io_shutdown_write(struct gw_io *);
 
 /* Connections per client address, shared by every worker. */
 struct gw_peertab;
@@ -169,7 +196,7 @@ struct gw_conn {
 	TAILQ_ENTRY(gw_conn) entry;
 	struct gw_worker   *w;
 	struct gw_config   *cfg;		/* snapshot for this request (ref) */
-	struct bufferevent *bev;
+	struct gw_io       *io;
 	struct event       *timer;
 	struct event       *resume_ev;		/* next request, from the loop */
 	enum gw_cstate      state;
@@ -215,7 +242,7 @@ struct gw_upconn {
 	TAILQ_ENTRY(gw_upconn) entry;		/* in the worker's idle pool */
 	struct gw_worker   *w;
 	struct gw_conn     *c;			/* NULL while idle */
-	struct bufferevent *bev;
+	struct gw_io       *io;
 	struct event       *timer;
 	enum gw_ustate      state;
 	uint64_t            generation;		/* config it was opened under */

@@ -106,7 +106,8 @@ normalise_target(struct gw_conn *c, const char *t, size_t n)
 {
 	const char *q = memchr(t, '?', n);
 	size_t rawlen = q ? (size_t)(q - t) : n, qlen = q ? n - rawlen : 0;
-	size_t cap = 3 * POL_PATH_MAX + 1;
+	/* normalising never grows a path more than re-encoding every byte */
+	size_t cap = 3 * rawlen + 2;
 	char err[256];
 
 	free(c->target);

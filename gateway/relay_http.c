@@ -9,14 +9,13 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
 
 #include "gateway/gw_internal.h"
 
-static void conn_read_cb(struct bufferevent *, void *);
-static void conn_write_cb(struct bufferevent *, void *);
-static void conn_event_cb(struct bufferevent *, short, void *);
+static void conn_read_cb(struct gw_io *, void *);
+static void conn_write_cb(struct gw_io *, void *);
+static void conn_event_cb(struct gw_io *, short, void *);
 static void conn_timer_cb(evutil_socket_t, short, void *);
 static void conn_resume_cb(evutil_socket_t, short, void *);
 
@@ -79,10 +78,8 @@ gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
-	c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (c->bev == NULL) {
+	c->io = gw_io_new(w->base, fd, ssl, true);
+	if (c->io == NULL) {
 		SSL_free(ssl);
 		event_free(c->timer);
 		event_free(c->resume_ev);
@@ -91,16 +88,12 @@ gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
-	/* Browsers and many clients close without close_notify; that is not
-	 * an error worth logging for a server. */
-	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	gw_reqparse_init(&c->rp, &c->cfg->lim, &gw_relay_hooks, c);
 	TAILQ_INSERT_TAIL(&w->conns, c, entry);
 	atomic_fetch_add(&rt->m.conns_total, 1);
 	atomic_fetch_add(&rt->m.conns_active, 1);
-	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, GW_HIGH_WATER / 2, 0);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	gw_io_setcb(c->io, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	gw_io_read(c->io, true);
 	gw_conn_arm(c, c->cfg->to.tls_handshake);
 }
 
@@ -120,8 +113,8 @@ gw_conn_free(struct gw_conn *c)
 		gw_up_release(up, false);
 	}
 	TAILQ_REMOVE(&w->conns, c, entry);
-	if (c->bev)
-		bufferevent_free(c->bev);
+	if (c->io)
+		gw_io_free(c->io);
 	event_free(c->timer);
 	event_free(c->resume_ev);
 	if (c->up_head)
@@ -148,8 +141,8 @@ gw_conn_close(struct gw_conn *c)
 	if (c->freeing)
 		return;
 	c->freeing = true;
-	if (c->bev)
-		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	if (c->io)
+		gw_io_freeze(c->io);
 	event_del(c->timer);
 	event_active(c->timer, EV_TIMEOUT, 0);
 }
@@ -189,24 +182,24 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-conn_event_cb(struct bufferevent *bev, short what, void *arg)
+conn_event_cb(struct gw_io *io, short what, void *arg)
 {
 	struct gw_conn *c = arg;
 
-	if (what & BEV_EVENT_CONNECTED) {
+	if (what & GW_IO_CONNECTED) {
 		c->state = CS_IDLE;
 		event_del(c->timer);
 		gw_conn_arm(c, c->cfg->to.idle);
 		return;
 	}
-	if (c->state == CS_HANDSHAKE && (what & BEV_EVENT_ERROR))
+	if (c->state == CS_HANDSHAKE && (what & GW_IO_ERROR))
 		atomic_fetch_add(&c->w->rt->m.tls_handshake_errors, 1);
 	/* EOF or error from the client: nothing more can be said to it. */
 	gw_conn_close(c);
 }
 
 static void
-conn_read_cb(struct bufferevent *bev, void *arg)
+conn_read_cb(struct gw_io *io, void *arg)
 {
 	struct gw_conn *c = arg;
 
@@ -215,7 +208,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		gw_tunnel_client_read(c);
 		break;
 	case CS_LINGER:
-		evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
+		evbuffer_drain(gw_io_input(io), (size_t)-1);
 		break;
 	default:
 		gw_conn_parse(c);
@@ -224,10 +217,10 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-conn_write_cb(struct bufferevent *bev, void *arg)
+conn_write_cb(struct gw_io *io, void *arg)
 {
 	struct gw_conn *c = arg;
-	struct evbuffer *out = bufferevent_get_output(bev);
+	struct evbuffer *out = gw_io_output(io);
 
 	if (c->state == CS_LINGER) {
 		if (evbuffer_get_length(out) == 0)
@@ -256,7 +249,7 @@ gw_conn_resume_read(struct gw_conn *c)
 	if (!c->read_paused || c->freeing)
 		return;
 	c->read_paused = false;
-	bufferevent_enable(c->bev, EV_READ);
+	gw_io_read(c->io, true);
 	gw_conn_parse(c);
 }
 
@@ -264,13 +257,13 @@ bool
 gw_conn_upstream_writable(struct gw_conn *c)
 {
 	return c->up == NULL ||
-	    evbuffer_get_length(bufferevent_get_output(c->up->bev)) < GW_HIGH_WATER;
+	    evbuffer_get_length(gw_io_output(c->up->io)) < GW_HIGH_WATER;
 }
 
 void
 gw_conn_parse(struct gw_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = gw_io_input(c->io);
 
 	for (int guard = 0; guard < 4096 && !c->freeing; guard++) {
 		struct evbuffer_iovec v;
@@ -283,7 +276,7 @@ gw_conn_parse(struct gw_conn *c)
 			return;
 		if (!gw_conn_upstream_writable(c)) {
 			c->read_paused = true;
-			bufferevent_disable(c->bev, EV_READ);
+			gw_io_read(c->io, false);
 			return;
 		}
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)

@@ -87,7 +87,7 @@ local_run(void *arg)
 static void
 local_write(struct gw_conn *c, const struct auth_http_resp *rp)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = gw_io_output(c->io);
 	char date[64];
 
 	gw_http_date(date, sizeof(date));
@@ -184,7 +184,7 @@ gw_local_detach(struct gw_conn *c)
 void
 gw_relay_redirect_login(struct gw_conn *c, bool mfa)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = gw_io_output(c->io);
 	int method = llhttp_get_method(&c->rp.parser);
 	char date[64];
 

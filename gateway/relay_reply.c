@@ -5,7 +5,6 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
 
 #include "gateway/gw_internal.h"
@@ -62,7 +61,7 @@ gw_relay_reject(struct gw_conn *c, int status, const char *why)
 	    "<h1>%d %s</h1>\n", status, gw_status_text(status), status,
 	    gw_status_text(status));
 	gw_http_date(date, sizeof(date));
-	out = bufferevent_get_output(c->bev);
+	out = gw_io_output(c->io);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n"
 	    "Content-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n"
 	    "Connection: close\r\n", status, gw_status_text(status), date, blen);
@@ -91,8 +90,8 @@ gw_relay_close_after_flush(struct gw_conn *c)
 	event_del(c->timer);
 	/* Bound the flush: a client that never reads must not hold us. */
 	gw_conn_arm(c, c->cfg->to.idle);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	gw_io_read(c->io, true);
+	if (evbuffer_get_length(gw_io_output(c->io)) == 0)
 		gw_relay_linger(c);
 }
 
@@ -102,15 +101,10 @@ gw_relay_close_after_flush(struct gw_conn *c)
 void
 gw_relay_linger(struct gw_conn *c)
 {
-	SSL *ssl;
-
 	if (c->lingering || c->freeing)
 		return;
 	c->lingering = true;
-	ssl = bufferevent_openssl_get_ssl(c->bev);
-	if (ssl != NULL && SSL_is_init_finished(ssl))
-		(void)SSL_shutdown(ssl);
-	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	gw_io_shutdown_write(c->io);
 	event_del(c->timer);
 	gw_conn_arm(c, GW_LINGER_MS);
 }
@@ -161,7 +155,7 @@ gw_conn_response_done(struct gw_conn *c, bool upstream_reusable)
 		gw_up_release(up, upstream_reusable && c->req_done);
 	}
 	if (c->resp_chunked)
-		bufferevent_write(c->bev, "0\r\n\r\n", 5);
+		evbuffer_add(gw_io_output(c->io), "0\r\n\r\n", 5);
 	gw_access_log(c);
 	if (!c->req_done || !c->keepalive || c->resp_until_close || c->upgrade) {
 		gw_relay_close_after_flush(c);
@@ -181,8 +175,8 @@ gw_relay_next_request(struct gw_conn *c)
 	event_del(c->timer);
 	gw_conn_arm(c, c->cfg->to.idle);
 	c->read_paused = false;
-	bufferevent_enable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+	gw_io_read(c->io, true);
+	if (evbuffer_get_length(gw_io_input(c->io)) == 0) {
 		/* idle keep-alive connections are most of them: keep them
 		 * small (the head buffers come back with the next request) */
 		gw_msg_free(&c->rp.req);
@@ -190,7 +184,7 @@ gw_relay_next_request(struct gw_conn *c)
 			evbuffer_free(c->up_head);
 			c->up_head = NULL;
 		}
-		SSL_free_buffers(bufferevent_openssl_get_ssl(c->bev));
+		SSL_free_buffers(gw_io_ssl(c->io));
 		return;
 	}
 	gw_conn_parse(c);

@@ -212,7 +212,7 @@ gw_relay_forward_head(struct gw_conn *c, const char *path, size_t plen,
 	if (c->upgrade)
 		gw_up_request_sent(up);
 	if (c->expect_continue)
-		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		evbuffer_add(gw_io_output(c->io), "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	gw_conn_arm(c, c->cfg->to.body);
 	return 0;
 }
@@ -229,7 +229,7 @@ request_body(void *owner, const char *p, size_t n)
 	}
 	if (c->up == NULL || n == 0)
 		return;
-	out = bufferevent_get_output(c->up->bev);
+	out = gw_io_output(c->up->io);
 	if (c->req_chunked) {
 		evbuffer_add_printf(out, "%zx\r\n", n);
 		evbuffer_add(out, p, n);
@@ -254,7 +254,7 @@ request_done(void *owner)
 	}
 	if (c->up != NULL) {
 		if (c->req_chunked)
-			bufferevent_write(c->up->bev, "0\r\n\r\n", 5);
+			evbuffer_add(gw_io_output(c->up->io), "0\r\n\r\n", 5);
 		gw_up_request_sent(c->up);
 	}
 }

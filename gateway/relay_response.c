@@ -111,7 +111,7 @@ int
 gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 {
 	const struct gw_msg *m = &up->resp;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = gw_io_output(c->io);
 	const struct gw_hdr *ch = gw_msg_find(m, "connection", NULL);
 	const char *conn_v = NULL, *reason;
 	size_t conn_n = 0, rlen;
@@ -159,7 +159,7 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 void
 gw_conn_response_body(struct gw_conn *c, const char *p, size_t n)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = gw_io_output(c->io);
 
 	if (n == 0)
 		return;

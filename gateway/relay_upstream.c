@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -17,9 +16,9 @@
 #define UP_HEADERS_MAX  256
 #define UP_LINE_MAX     (16 * 1024)
 
-static void up_read_cb(struct bufferevent *, void *);
-static void up_write_cb(struct bufferevent *, void *);
-static void up_event_cb(struct bufferevent *, short, void *);
+static void up_read_cb(struct gw_io *, void *);
+static void up_write_cb(struct gw_io *, void *);
+static void up_event_cb(struct gw_io *, short, void *);
 static void up_timer_cb(evutil_socket_t, short, void *);
 static void up_parse(struct gw_upconn *);
 
@@ -59,8 +58,8 @@ up_arm(struct gw_upconn *up, unsigned ms)
 static void
 up_free_now(struct gw_upconn *up)
 {
-	if (up->bev)
-		bufferevent_free(up->bev);
+	if (up->io)
+		gw_io_free(up->io);
 	event_free(up->timer);
 	gw_msg_free(&up->resp);
 	free(up);
@@ -78,7 +77,7 @@ up_defer_free(struct gw_upconn *up)
 	}
 	up->freeing = true;
 	up->c = NULL;
-	bufferevent_disable(up->bev, EV_READ | EV_WRITE);
+	gw_io_freeze(up->io);
 	event_del(up->timer);
 	event_active(up->timer, EV_TIMEOUT, 0);
 }
@@ -116,36 +115,30 @@ up_connect(struct gw_conn *c, char *err, size_t errlen)
 	if (cfg->upstream.tls) {
 		SSL *ssl = cert_client_ssl(cfg->upstream_tls, cfg->upstream.sni);
 		if (ssl != NULL) {
-			up->bev = bufferevent_openssl_socket_new(w->base, -1, ssl,
-			    BUFFEREVENT_SSL_CONNECTING,
-			    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-			if (up->bev == NULL)
+			up->io = gw_io_new(w->base, -1, ssl, false);
+			if (up->io == NULL)
 				SSL_free(ssl);
-			else
-				bufferevent_openssl_set_allow_dirty_shutdown(up->bev, 1);
 		}
 	} else
-		up->bev = bufferevent_socket_new(w->base, -1,
-		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (up->bev == NULL || up->timer == NULL) {
+		up->io = gw_io_new(w->base, -1, NULL, false);
+	if (up->io == NULL || up->timer == NULL) {
 		snprintf(err, errlen, "cannot create a connection object");
 		if (up->timer)
 			event_free(up->timer);
-		if (up->bev)
-			bufferevent_free(up->bev);
+		if (up->io)
+			gw_io_free(up->io);
 		free(up);
 		return NULL;
 	}
 	up_reset_parser(up);
-	bufferevent_setcb(up->bev, up_read_cb, up_write_cb, up_event_cb, up);
-	bufferevent_setwatermark(up->bev, EV_WRITE, GW_HIGH_WATER / 2, 0);
-	bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+	gw_io_setcb(up->io, up_read_cb, up_write_cb, up_event_cb, up);
+	gw_io_read(up->io, true);
 	pthread_mutex_lock(&rt->up_lock);
 	ss = rt->up_addr;
 	sslen = rt->up_addrlen;
 	pthread_mutex_unlock(&rt->up_lock);
 	up->state = US_CONNECTING;
-	if (bufferevent_socket_connect(up->bev, (struct sockaddr *)&ss, (int)sslen) < 0) {
+	if (gw_io_connect(up->io, (struct sockaddr *)&ss, sslen) < 0) {
 		snprintf(err, errlen, "connect: %s", strerror(errno));
 		up_free_now(up);
 		return NULL;
@@ -174,7 +167,7 @@ gw_up_acquire(struct gw_conn *c, char *err, size_t errlen)
 		up->c = c;
 		up->reused = true;
 		up_reset_parser(up);
-		bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+		gw_io_read(up->io, true);
 		return up;
 	}
 	return up_connect(c, err, errlen);
@@ -185,7 +178,7 @@ gw_up_send_head(struct gw_upconn *up, struct evbuffer *head)
 {
 	size_t n = evbuffer_get_length(head);
 
-	bufferevent_write(up->bev, evbuffer_pullup(head, -1), n);
+	evbuffer_add(gw_io_output(up->io), evbuffer_pullup(head, -1), n);
 	if (up->c != NULL)
 		gw_now(&up->c->t_up);
 }
@@ -207,7 +200,7 @@ gw_up_release(struct gw_upconn *up, bool reusable)
 	up->c = NULL;
 	if (!reusable || w->draining || up->state != US_ACTIVE ||
 	    !up->msg_done || up->freeing || w->nidle >= up->pool_max ||
-	    evbuffer_get_length(bufferevent_get_input(up->bev)) != 0) {
+	    evbuffer_get_length(gw_io_input(up->io)) != 0) {
 		up_defer_free(up);
 		return;
 	}
@@ -217,7 +210,7 @@ gw_up_release(struct gw_upconn *up, bool reusable)
 	w->nidle++;
 	event_del(up->timer);
 	up_arm(up, up->idle_ms);
-	bufferevent_enable(up->bev, EV_READ);
+	gw_io_read(up->io, true);
 }
 
 void
@@ -225,14 +218,14 @@ gw_up_pause_read(struct gw_upconn *up, bool pause)
 {
 	if (pause) {
 		up->read_paused = true;
-		bufferevent_disable(up->bev, EV_READ);
+		gw_io_read(up->io, false);
 		event_del(up->timer);
 		return;
 	}
 	if (!up->read_paused || up->freeing)
 		return;
 	up->read_paused = false;
-	bufferevent_enable(up->bev, EV_READ);
+	gw_io_read(up->io, true);
 	if (up->c == NULL)
 		return;
 	if (up->c->state == CS_TUNNEL) {
@@ -303,14 +296,14 @@ up_retry(struct gw_upconn *up)
 }
 
 static void
-up_event_cb(struct bufferevent *bev, short what, void *arg)
+up_event_cb(struct gw_io *io, short what, void *arg)
 {
 	struct gw_upconn *up = arg;
 	struct gw_conn *c = up->c;
 
-	if (what & BEV_EVENT_CONNECTED) {
+	if (what & GW_IO_CONNECTED) {
 		int one = 1;
-		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY,
+		setsockopt(gw_io_fd(io), IPPROTO_TCP, TCP_NODELAY,
 		    &one, sizeof(one));
 		up->state = US_ACTIVE;
 		event_del(up->timer);
@@ -326,7 +319,7 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
 		gw_tunnel_up_closed(up);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && up->head_done &&
+	if ((what & GW_IO_EOF) && up->head_done &&
 	    llhttp_message_needs_eof(&up->parser)) {
 		if (llhttp_finish(&up->parser) == HPE_OK && up->msg_done) {
 			gw_conn_response_done(c, false);
@@ -337,8 +330,8 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
 		up_retry(up);
 		return;
 	}
-	if (what & BEV_EVENT_ERROR) {
-		unsigned long e = bufferevent_get_openssl_error(bev);
+	if (what & GW_IO_ERROR) {
+		unsigned long e = gw_io_ssl_error(io);
 		char buf[256];
 		if (e != 0)
 			ERR_error_string_n(e, buf, sizeof(buf));
@@ -351,7 +344,7 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
-up_read_cb(struct bufferevent *bev, void *arg)
+up_read_cb(struct gw_io *io, void *arg)
 {
 	struct gw_upconn *up = arg;
 
@@ -371,7 +364,7 @@ up_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-up_write_cb(struct bufferevent *bev, void *arg)
+up_write_cb(struct gw_io *io, void *arg)
 {
 	struct gw_upconn *up = arg;
 
@@ -386,7 +379,7 @@ up_write_cb(struct bufferevent *bev, void *arg)
 static void
 up_parse(struct gw_upconn *up)
 {
-	struct evbuffer *in = bufferevent_get_input(up->bev);
+	struct evbuffer *in = gw_io_input(up->io);
 
 	for (int guard = 0; guard < 4096; guard++) {
 		struct gw_conn *c = up->c;
@@ -396,7 +389,7 @@ up_parse(struct gw_upconn *up)
 
 		if (c == NULL || up->freeing || c->freeing)
 			return;
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > GW_HIGH_WATER) {
+		if (evbuffer_get_length(gw_io_output(c->io)) > GW_HIGH_WATER) {
 			gw_up_pause_read(up, true);
 			return;
 		}

@@ -15,8 +15,8 @@ gw_tunnel_start(struct gw_conn *c)
 	event_del(c->timer);
 	gw_conn_arm(c, c->cfg->to.ws_idle);
 	c->read_paused = false;
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+	gw_io_read(c->io, true);
+	gw_io_read(up->io, true);
 	/* frames that arrived with the handshake, either way */
 	gw_tunnel_client_read(c);
 	gw_tunnel_up_read(up);
@@ -31,18 +31,18 @@ touch(struct gw_conn *c)
 void
 gw_tunnel_client_read(struct gw_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev), *out;
+	struct evbuffer *in = gw_io_input(c->io), *out;
 	size_t n = evbuffer_get_length(in);
 
 	if (c->up == NULL || c->freeing || n == 0)
 		return;
-	out = bufferevent_get_output(c->up->bev);
+	out = gw_io_output(c->up->io);
 	evbuffer_add_buffer(out, in);
 	c->bytes_in += n;
 	touch(c);
 	if (evbuffer_get_length(out) > GW_HIGH_WATER) {
 		c->read_paused = true;
-		bufferevent_disable(c->bev, EV_READ);
+		gw_io_read(c->io, false);
 	}
 }
 
@@ -50,18 +50,18 @@ void
 gw_tunnel_up_read(struct gw_upconn *up)
 {
 	struct gw_conn *c = up->c;
-	struct evbuffer *in = bufferevent_get_input(up->bev), *out;
+	struct evbuffer *in = gw_io_input(up->io), *out;
 	size_t n = evbuffer_get_length(in);
 
 	if (c == NULL || c->freeing || n == 0)
 		return;
-	out = bufferevent_get_output(c->bev);
+	out = gw_io_output(c->io);
 	evbuffer_add_buffer(out, in);
 	c->bytes_out += n;
 	touch(c);
 	if (evbuffer_get_length(out) > GW_HIGH_WATER) {
 		up->read_paused = true;
-		bufferevent_disable(up->bev, EV_READ);
+		gw_io_read(up->io, false);
 	}
 }
 
@@ -71,7 +71,7 @@ gw_tunnel_client_drained(struct gw_conn *c)
 {
 	if (c->up != NULL && c->up->read_paused) {
 		c->up->read_paused = false;
-		bufferevent_enable(c->up->bev, EV_READ);
+		gw_io_read(c->up->io, true);
 		gw_tunnel_up_read(c->up);
 	}
 }
@@ -83,7 +83,7 @@ gw_tunnel_up_drained(struct gw_upconn *up)
 
 	if (c != NULL && c->read_paused) {
 		c->read_paused = false;
-		bufferevent_enable(c->bev, EV_READ);
+		gw_io_read(c->io, true);
 		gw_tunnel_client_read(c);
 	}
 }

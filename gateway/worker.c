@@ -162,9 +162,8 @@ worker_main(void *arg)
 	return NULL;
 }
 
-/* The epoll changelist folds an add and a delete of the same event in one
- * loop pass into nothing: bufferevents toggle EV_WRITE for every response,
- * and without it that is two epoll_ctl calls per request and direction. */
+/* The epoll changelist folds changes made in one loop pass into one
+ * epoll_ctl; the admin listener's bufferevents still toggle events. */
 static struct event_base *
 new_base(void)
 {
@@ -260,7 +259,7 @@ gw_workers_join(struct gw_runtime *rt)
 		while ((up = TAILQ_FIRST(&w->idle)) != NULL) {
 			TAILQ_REMOVE(&w->idle, up, entry);
 			w->nidle--;
-			bufferevent_free(up->bev);
+			gw_io_free(up->io);
 			event_free(up->timer);
 			gw_msg_free(&up->resp);
 			free(up);

@@ -1,0 +1,467 @@
+/* io.c -- a byte stream over a socket, with or without TLS, driven by one
+ * edge-triggered event registered once.
+ *
+ * Why not libevent's bufferevents: they wait for writability before every
+ * write and toggle EV_WRITE for each response, which costs two epoll_ctl
+ * calls per request and direction. Here a write is tried at once (from the
+ * loop, right after the callback that queued it) and the kernel is only
+ * asked to wait when a socket is really full; the event is never changed. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event_struct.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "gateway/gw_internal.h"
+
+#define IO_READ_CHUNK   16384
+#define IO_READ_ROUND   (256 * 1024)	/* then let other connections run */
+#define IO_WRITE_ROUND  (1024 * 1024)
+
+struct gw_io {
+	struct event_base *base;
+	evutil_socket_t    fd;
+	SSL               *ssl;
+	struct evbuffer   *in, *out;
+	struct event       ev;		/* EV_READ|EV_WRITE|EV_ET|EV_PERSIST */
+	struct event       kick;	/* run io_process from the loop */
+	gw_io_cb           read_cb, write_cb;
+	gw_io_event_cb     event_cb;
+	void              *arg;
+	size_t             lowat;
+	unsigned long      ssl_err;
+	int                depth;	/* callbacks on the stack */
+	bool               registered;
+	bool               connecting, handshaking, server;
+	bool               can_read, can_write;
+	bool               reading;	/* reads enabled by the owner */
+	bool               eof, failed, reported;
+	bool               dead;	/* freed while in a callback */
+	bool               ended;	/* EOF or error reported */
+	bool               frozen;	/* no more I/O, waiting to be freed */
+	bool               above_lowat;
+};
+
+static void io_process(struct gw_io *);
+
+static void
+io_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_io *io = arg;
+
+	if (what & EV_READ)
+		io->can_read = true;
+	if (what & EV_WRITE)
+		io->can_write = true;
+	io_process(io);
+}
+
+static void
+io_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	io_process(arg);
+}
+
+static void
+io_kick(struct gw_io *io)
+{
+	if (!io->dead)
+		event_active(&io->kick, EV_TIMEOUT, 0);
+}
+
+/* Data queued by the owner: write it from the loop, soon. */
+static void
+out_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+	if (info->n_added > 0)
+		io_kick(arg);
+}
+
+static int
+io_register(struct gw_io *io)
+{
+	if (event_assign(&io->ev, io->base, io->fd,
+	    EV_READ | EV_WRITE | EV_ET | EV_PERSIST, io_event, io) < 0 ||
+	    event_add(&io->ev, NULL) < 0)
+		return -1;
+	io->registered = true;
+	return 0;
+}
+
+struct gw_io *
+gw_io_new(struct event_base *base, evutil_socket_t fd, SSL *ssl, bool server)
+{
+	struct gw_io *io = calloc(1, sizeof(*io));
+
+	if (io == NULL)
+		return NULL;
+	io->base = base;
+	io->fd = fd;
+	io->ssl = ssl;
+	io->server = server;
+	io->reading = true;
+	io->lowat = GW_HIGH_WATER / 2;
+	io->in = evbuffer_new();
+	io->out = evbuffer_new();
+	if (io->in == NULL || io->out == NULL ||
+	    event_assign(&io->kick, base, -1, 0, io_kick_cb, io) < 0)
+		goto fail;
+	evbuffer_add_cb(io->out, out_cb, io);
+	if (ssl != NULL)
+		SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (fd >= 0) {
+		evutil_make_socket_nonblocking(fd);
+		if (ssl != NULL) {
+			SSL_set_fd(ssl, (int)fd);
+			SSL_set_accept_state(ssl);
+			io->handshaking = true;
+		}
+		if (io_register(io) < 0)
+			goto fail;
+	}
+	return io;
+fail:
+	if (io->in)
+		evbuffer_free(io->in);
+	if (io->out)
+		evbuffer_free(io->out);
+	free(io);
+	return NULL;
+}
+
+int
+gw_io_connect(struct gw_io *io, const struct sockaddr *sa, socklen_t len)
+{
+	io->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (io->fd < 0)
+		return -1;
+	if (connect(io->fd, sa, len) < 0 && errno != EINPROGRESS)
+		return -1;
+	io->connecting = true;
+	return io_register(io);
+}
+
+static void
+io_really_free(struct gw_io *io)
+{
+	if (io->registered)
+		event_del(&io->ev);
+	event_del(&io->kick);
+	if (io->ssl != NULL)
+		SSL_free(io->ssl);
+	if (io->fd >= 0)
+		close(io->fd);
+	evbuffer_free(io->in);
+	evbuffer_free(io->out);
+	free(io);
+}
+
+void
+gw_io_free(struct gw_io *io)
+{
+	if (io == NULL)
+		return;
+	if (io->depth > 0) {
+		io->dead = true;	/* freed when the callback returns */
+		io->read_cb = io->write_cb = NULL;
+		io->event_cb = NULL;
+		return;
+	}
+	io_really_free(io);
+}
+
+/* Nothing more is read or written (queued output is dropped with the
+ * stream): for a connection being abandoned, whose pending bytes must not
+ * reach the peer. */
+void
+gw_io_freeze(struct gw_io *io)
+{
+	io->frozen = true;
+	io->read_cb = io->write_cb = NULL;
+	io->event_cb = NULL;
+	if (io->registered)
+		event_del(&io->ev);
+	event_del(&io->kick);
+}
+
+void
+gw_io_setcb(struct gw_io *io, gw_io_cb rd, gw_io_cb wr, gw_io_event_cb ev,
+    void *arg)
+{
+	io->read_cb = rd;
+	io->write_cb = wr;
+	io->event_cb = ev;
+	io->arg = arg;
+}
+
+struct evbuffer *gw_io_input(struct gw_io *io) { return io->in; }
+struct evbuffer *gw_io_output(struct gw_io *io) { return io->out; }
+SSL *gw_io_ssl(struct gw_io *io) { return io->ssl; }
+evutil_socket_t gw_io_fd(struct gw_io *io) { return io->fd; }
+unsigned long gw_io_ssl_error(struct gw_io *io) { return io->ssl_err; }
+
+void
+gw_io_read(struct gw_io *io, bool on)
+{
+	if (io->reading == on)
+		return;
+	io->reading = on;
+	if (on)
+		io_kick(io);	/* the edge may have come while paused */
+}
+
+/* Sends close_notify (TLS) and FIN; reading goes on. */
+void
+gw_io_shutdown_write(struct gw_io *io)
+{
+	if (io->ssl != NULL && !io->handshaking && !io->failed)
+		(void)SSL_shutdown(io->ssl);
+	ERR_clear_error();
+	if (io->fd >= 0)
+		shutdown(io->fd, SHUT_WR);
+}
+
+static bool
+call_event(struct gw_io *io, short what)
+{
+	if (io->event_cb == NULL)
+		return !io->dead;
+	io->depth++;
+	io->event_cb(io, what, io->arg);
+	io->depth--;
+	return !io->dead;
+}
+
+static bool
+call(struct gw_io *io, gw_io_cb cb)
+{
+	if (cb == NULL)
+		return !io->dead;
+	io->depth++;
+	cb(io, io->arg);
+	io->depth--;
+	return !io->dead;
+}
+
+/* -1: fatal (failed set), 0: would block, >0: bytes moved */
+static int
+ssl_result(struct gw_io *io, int r, bool writing)
+{
+	int e;
+
+	if (r > 0)
+		return r;
+	e = SSL_get_error(io->ssl, r);
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		io->can_read = false;
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		io->can_write = false;
+		return 0;
+	case SSL_ERROR_ZERO_RETURN:
+		io->eof = true;
+		return -1;
+	case SSL_ERROR_SYSCALL:
+		if (!writing && ERR_peek_error() == 0 && (r == 0 || errno == 0 ||
+		    errno == ECONNRESET)) {
+			io->eof = true;	/* closed without close_notify */
+			return -1;
+		}
+		/* FALLTHROUGH */
+	default:
+		io->ssl_err = ERR_peek_last_error();
+		ERR_clear_error();
+		io->failed = true;
+		return -1;
+	}
+}
+
+static int
+raw_read(struct gw_io *io, char *p, size_t n)
+{
+	ssize_t r;
+
+	if (io->ssl != NULL) {
+		ERR_clear_error();
+		return ssl_result(io, SSL_read(io->ssl, p, (int)n), false);
+	}
+	r = read(io->fd, p, n);
+	if (r > 0)
+		return (int)r;
+	if (r == 0) {
+		io->eof = true;
+		return -1;
+	}
+	if (errno == EAGAIN || errno == EINTR) {
+		io->can_read = false;
+		return 0;
+	}
+	io->failed = true;
+	return -1;
+}
+
+static void
+do_read(struct gw_io *io, bool *got)
+{
+	size_t round = 0;
+
+	while (io->reading && io->can_read && !io->eof && !io->failed) {
+		struct evbuffer_iovec v;
+		int n;
+
+		if (round >= IO_READ_ROUND) {
+			io_kick(io);	/* more later: fairness */
+			return;
+		}
+		if (evbuffer_reserve_space(io->in, IO_READ_CHUNK, &v, 1) < 1)
+			return;
+		n = raw_read(io, v.iov_base, v.iov_len < IO_READ_CHUNK ?
+		    v.iov_len : IO_READ_CHUNK);
+		v.iov_len = n > 0 ? (size_t)n : 0;
+		evbuffer_commit_space(io->in, &v, 1);
+		if (n <= 0)
+			return;
+		round += (size_t)n;
+		*got = true;
+	}
+}
+
+static int
+raw_write(struct gw_io *io)
+{
+	size_t len = evbuffer_get_length(io->out);
+	ssize_t r;
+
+	if (io->ssl != NULL) {
+		/* one TLS record of up to 16 KiB from contiguous bytes */
+		size_t n = len < 16384 ? len : 16384;
+		unsigned char *p = evbuffer_pullup(io->out, (ssize_t)n);
+		int w;
+
+		ERR_clear_error();
+		w = ssl_result(io, SSL_write(io->ssl, p, (int)n), true);
+		if (w > 0)
+			evbuffer_drain(io->out, (size_t)w);
+		return w;
+	}
+	r = evbuffer_write_atmost(io->out, io->fd, (ev_ssize_t)len);
+	if (r >= 0)
+		return (int)r;
+	if (errno == EAGAIN || errno == EINTR) {
+		io->can_write = false;
+		return 0;
+	}
+	io->failed = true;
+	return -1;
+}
+
+static void
+do_write(struct gw_io *io, bool *progress)
+{
+	size_t round = 0;
+
+	while (io->can_write && !io->failed && evbuffer_get_length(io->out) > 0) {
+		int n;
+
+		if (round >= IO_WRITE_ROUND) {
+			io_kick(io);
+			return;
+		}
+		n = raw_write(io);
+		if (n <= 0)
+			return;
+		round += (size_t)n;
+		*progress = true;
+	}
+}
+
+static bool
+finish_connect(struct gw_io *io)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (!io->can_write && !io->can_read)
+		return false;
+	if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
+		errno = err;
+		io->failed = true;
+		return false;
+	}
+	io->connecting = false;
+	if (io->ssl != NULL) {
+		SSL_set_fd(io->ssl, (int)io->fd);
+		SSL_set_connect_state(io->ssl);
+		io->handshaking = true;
+	}
+	return true;
+}
+
+/* Returns false while the handshake (or connect) is not finished. */
+static bool
+handshake(struct gw_io *io)
+{
+	if (io->connecting && !finish_connect(io))
+		return false;
+	if (io->handshaking) {
+		ERR_clear_error();
+		if (ssl_result(io, SSL_do_handshake(io->ssl), false) <= 0)
+			return false;
+		io->handshaking = false;
+	} else if (io->ssl == NULL && !io->server && io->reported)
+		return true;
+	if (!io->reported) {
+		io->reported = true;
+		return call_event(io, GW_IO_CONNECTED);
+	}
+	return true;
+}
+
+static void
+io_process(struct gw_io *io)
+{
+	bool got = false, progress = false;
+	size_t before;
+
+	if (io->dead || io->frozen)
+		return;
+	if (io->failed)
+		goto failed;
+	if ((io->connecting || io->handshaking || !io->reported) && !handshake(io)) {
+		if (io->failed || io->eof)
+			goto failed;
+		return;
+	}
+	before = evbuffer_get_length(io->out);
+	do_write(io, &progress);
+	do_read(io, &got);
+	if (got && !call(io, io->read_cb))
+		goto out;
+	/* what the callback queued goes out now, not an iteration later */
+	do_write(io, &progress);
+	if (progress && evbuffer_get_length(io->out) <= io->lowat &&
+	    (before > 0 || evbuffer_get_length(io->out) == 0)) {
+		if (!call(io, io->write_cb))
+			goto out;
+	}
+	if (io->failed || io->eof)
+		goto failed;
+	return;
+failed:
+	if (!io->dead && !io->ended) {
+		io->ended = true;
+		call_event(io, io->failed ? GW_IO_ERROR : GW_IO_EOF);
+	}
+out:
+	if (io->dead && io->depth == 0)
+		io_really_free(io);
+}

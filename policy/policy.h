@@ -157,6 +157,12 @@ struct pol_verdict {
  * match on any other rule (fail closed). */
 void pol_decide(const struct pol_policy *, const struct pol_request *,
     struct pol_verdict *);
+/* Whether a request may pass under `v` given its session state: ALLOW
+ * always, LOGIN with a session, MFA with a session that passed MFA, DENY
+ * never. Use the same has_session/mfa that were put in the pol_request
+ * (also when re-checking open WebSocket tunnels after a reload). */
+bool pol_verdict_permits(const struct pol_verdict *v, bool has_session,
+    bool mfa);
 
 /* ---- policy_explain.c: `pbxgate policy explain` -------------------------
  * Prints the decision, the rule that made it (FILE:LINE) and every rule

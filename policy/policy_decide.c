@@ -168,6 +168,22 @@ try_rule(const struct pol_policy *p, size_t i, const struct pol_request *r,
 	return true;
 }
 
+bool
+pol_verdict_permits(const struct pol_verdict *v, bool has_session, bool mfa)
+{
+	switch (v->action) {
+	case POL_ALLOW:
+		return true;
+	case POL_LOGIN:
+		return has_session && !v->need_session;
+	case POL_MFA:
+		return has_session && mfa;
+	case POL_DENY:
+		break;
+	}
+	return false;
+}
+
 void
 pol_decide(const struct pol_policy *p, const struct pol_request *r,
     struct pol_verdict *v)

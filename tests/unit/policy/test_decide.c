@@ -491,3 +491,29 @@ Test(decide, explain_default_and_lockdown, .init = cr_redirect_stdout)
 	cr_assert_stdout_eq_str(want);
 	pol_free(p);
 }
+
+Test(decide, verdict_permits_table)
+{
+	static const struct {
+		enum pol_action a;
+		bool need, session, mfa, ok;
+	} t[] = {
+		{ POL_ALLOW, 0, 0, 0, 1 },
+		{ POL_LOGIN, 0, 0, 0, 0 },
+		{ POL_LOGIN, 0, 1, 0, 1 },
+		{ POL_LOGIN, 1, 1, 0, 0 },	/* decided without the session */
+		{ POL_MFA, 0, 1, 0, 0 },
+		{ POL_MFA, 0, 1, 1, 1 },
+		{ POL_MFA, 0, 0, 1, 0 },
+		{ POL_DENY, 0, 1, 1, 0 },	/* MFA never rescues a deny */
+		{ POL_DENY, 0, 0, 0, 0 },
+		{ (enum pol_action)7, 0, 1, 1, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		struct pol_verdict v = { .action = t[i].a, .need_session = t[i].need };
+
+		cr_expect_eq(pol_verdict_permits(&v, t[i].session, t[i].mfa),
+		    t[i].ok, "row %zu", i);
+	}
+}

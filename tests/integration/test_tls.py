@@ -2,6 +2,7 @@
 1.1 proven with a client that can speak them), ALPN http/1.1, SNI."""
 
 import os
+import re
 import select
 import ssl
 import subprocess
@@ -33,15 +34,19 @@ def test_legacy_client_is_able_to_speak(flag, certs, tmp_path):
     try:
         # s_server prints "ACCEPT host:port" once it listens; probing the
         # port would use up its single accept.
-        for _ in range(20):
-            ready, _, _ = select.select([srv.stdout], [], [], 10)
-            assert ready, "openssl s_server did not start"
-            line = srv.stdout.readline()
-            if line.startswith(b"ACCEPT"):
-                port = int(line.rsplit(b":", 1)[1])
+        out = b""
+        for _ in range(50):
+            m = re.search(rb"ACCEPT [^\n]*:(\d+)\r?\n", out)
+            if m:
+                port = int(m.group(1))
                 break
+            ready, _, _ = select.select([srv.stdout], [], [], 10)
+            assert ready, "openssl s_server did not start: %r" % out
+            chunk = os.read(srv.stdout.fileno(), 4096)
+            assert chunk, "openssl s_server exited: %r" % out
+            out += chunk
         else:
-            raise AssertionError("openssl s_server did not say ACCEPT")
+            raise AssertionError("openssl s_server did not say ACCEPT: %r" % out)
         p = _s_client(port, flag)
         assert p.returncode == 0, p.stdout.decode()[-2000:] + p.stderr.decode()[-2000:]
     finally:

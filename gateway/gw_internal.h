@@ -229,6 +229,7 @@ struct gw_conn {
 	size_t              target_len;
 	char               *set_cookie;		/* session refresh to send (malloc) */
 	bool                local;		/* a /_pbxgate/ page, not proxied */
+	enum auth_level     rd_need;		/* what the policy asks of `rd` */
 	struct evbuffer    *local_body;		/* its form body, bounded */
 	struct gw_local    *job;		/* in the pool; NULL when none */
 	int                 status;		/* status sent to the client */

@@ -69,8 +69,22 @@ gw_relay_xff_client(struct gw_conn *c, const char *v, size_t n)
  * ", ", copied NUL-terminated into a per-call scratch buffer. */
 struct hdr_scratch {
 	struct gw_conn *c;
-	char            buf[8192];
+	size_t          cap;
+	char            buf[];	/* the whole head fits: max_headers_size + 1 */
 };
+
+static struct hdr_scratch *
+scratch_new(struct gw_conn *c)
+{
+	size_t cap = c->cfg->lim.header_total + 1;
+	struct hdr_scratch *hs = malloc(sizeof(*hs) + cap);
+
+	if (hs != NULL) {
+		hs->c = c;
+		hs->cap = cap;
+	}
+	return hs;
+}
 
 static const char *
 policy_header(void *arg, const char *name)
@@ -85,12 +99,12 @@ policy_header(void *arg, const char *name)
 		size_t n = h->value_len;
 		if (!gw_hdr_is(m, h, name))
 			continue;
-		if (found && o + 2 < sizeof(hs->buf)) {
+		if (found && o + 2 < hs->cap) {
 			memcpy(hs->buf + o, ", ", 2);
 			o += 2;
 		}
-		if (n > sizeof(hs->buf) - 1 - o)
-			n = sizeof(hs->buf) - 1 - o;
+		if (n > hs->cap - 1 - o)
+			n = hs->cap - 1 - o;
 		memcpy(hs->buf + o, m->buf + h->value, n);
 		o += n;
 		found = true;
@@ -158,7 +172,7 @@ check_session(struct gw_conn *c, struct auth_identity *id, bool *ok,
 		c->set_cookie = strdup(sc);
 }
 
-static void
+static int
 fill_request(struct gw_conn *c, const struct auth_identity *id, bool session,
     struct pol_request *r, struct hdr_scratch *hs, const char **groups,
     size_t maxg, char *gbuf, struct pol_lockdown **ld)
@@ -167,12 +181,11 @@ fill_request(struct gw_conn *c, const struct auth_identity *id, bool session,
 	r->peer = (struct sockaddr *)&c->client;
 	r->path = c->target;
 	r->method = llhttp_method_name(llhttp_get_method(&c->rp.parser));
-	hs->c = c;
 	r->header = policy_header;
 	r->header_arg = hs;
 	*ld = NULL;
 	if (!session)
-		return;
+		return 0;
 	r->has_session = true;
 	r->mfa = id->mfa;
 	r->user = id->user;
@@ -185,15 +198,83 @@ fill_request(struct gw_conn *c, const struct auth_identity *id, bool session,
 	if (id->lockdown[0] != '\0') {
 		char err[128];
 		/* a stored list that no longer parses locks the user out */
-		if (pol_lockdown_parse(id->lockdown, ld, err, sizeof(err)) < 0)
-			r->lockdown = NULL, r->mfa = false, r->has_session = false;
-		else
-			r->lockdown = *ld;
+		if (pol_lockdown_parse(id->lockdown, ld, err, sizeof(err)) < 0) {
+			gw_log(GW_LOG_ERR, "user %s: stored lockdown unusable (%s): "
+			    "denying", id->user, err);
+			return -1;
+		}
+		r->lockdown = *ld;
 	}
+	return 0;
 }
 
 static int
-act(struct gw_conn *c, const struct pol_verdict *v, bool session, bool mfa)
+hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* The `rd` parameter of a login request, decoded once; false if absent or
+ * malformed (the page then goes to "/" after login). */
+static bool
+rd_param(const char *t, char *out, size_t outlen)
+{
+	const char *q = strchr(t, '?'), *p;
+	size_t o = 0;
+
+	for (p = q; p != NULL; p = strchr(p + 1, '&'))
+		if (strncmp(p + 1, "rd=", 3) == 0)
+			break;
+	if (p == NULL)
+		return false;
+	for (p += 4; *p != '\0' && *p != '&' && o + 1 < outlen; p++) {
+		int hi, lo;
+		if (*p != '%') {
+			out[o++] = *p == '+' ? ' ' : *p;
+			continue;
+		}
+		if ((hi = hexval(p[1])) < 0 ||
+		    (lo = hexval(p[2])) < 0)
+			return false;
+		out[o++] = (char)(hi << 4 | lo);
+		p += 2;
+	}
+	out[o] = '\0';
+	return o > 0 && out[0] == '/';
+}
+
+/* What the policy will ask of the page the login returns to: the login
+ * form asks for the code (or sends to enrolment) when that is MFA. */
+static enum auth_level
+rd_need(struct gw_conn *c, struct pol_request *r)
+{
+	char rd[2048], norm[3 * sizeof(rd) + 2], err[128];
+	const char *q;
+	struct pol_verdict v;
+	const char *saved = r->path;
+
+	if (!rd_param(c->target, rd, sizeof(rd)))
+		return AUTH_LEVEL_NONE;
+	q = strchr(rd, '?');
+	if (pol_normalise_path(rd, q ? (size_t)(q - rd) : strlen(rd), norm,
+	    sizeof(norm), err, sizeof(err)) < 0)
+		return AUTH_LEVEL_NONE;
+	r->path = norm;
+	r->has_session = true;	/* as it will be after the password step */
+	r->mfa = false;
+	pol_decide(c->cfg->policy, r, &v);
+	r->path = saved;
+	return v.action == POL_MFA ? AUTH_LEVEL_MFA : AUTH_LEVEL_NONE;
+}
+
+static int
+act(struct gw_conn *c, const struct pol_verdict *v, const struct pol_request *r)
 {
 	bool local = c->target_len >= strlen(AUTH_PREFIX) &&
 	    strncmp(c->target, AUTH_PREFIX, strlen(AUTH_PREFIX)) == 0;
@@ -205,6 +286,7 @@ act(struct gw_conn *c, const struct pol_verdict *v, bool session, bool mfa)
 	}
 	if (v->audit)
 		gw_relay_audit(c, pol_action_name(v->action), v->file, v->line);
+	c->rd_need = AUTH_LEVEL_NONE;
 	/* the login pages themselves only need the address to be allowed */
 	if (local || v->action == POL_ALLOW)
 		return 0;
@@ -214,7 +296,7 @@ act(struct gw_conn *c, const struct pol_verdict *v, bool session, bool mfa)
 		gw_relay_reject(c, 403, "login required but unavailable");
 		return -1;
 	}
-	if (!session || (v->action == POL_MFA && !mfa)) {
+	if (!pol_verdict_permits(v, r->has_session, r->mfa)) {
 		gw_relay_redirect_login(c, v->action == POL_MFA);
 		return -1;
 	}
@@ -242,12 +324,19 @@ gw_relay_gate(struct gw_conn *c, const char **path, size_t *plen)
 	check_session(c, &id, &session, true);
 	if (cfg->policy == NULL)
 		return 0;	/* a hardened reverse proxy without lockdown */
-	hs = malloc(sizeof(*hs));
+	hs = scratch_new(c);
 	if (hs == NULL)
 		return gw_relay_reject(c, 500, "out of memory"), -1;
-	fill_request(c, &id, session, &r, hs, groups, 32, gbuf, &ld);
+	if (fill_request(c, &id, session, &r, hs, groups, 32, gbuf, &ld) < 0) {
+		free(hs);
+		gw_relay_reject(c, 403, "unusable stored lockdown");
+		return -1;
+	}
 	pol_decide(cfg->policy, &r, &v);
-	rc = act(c, &v, session, r.mfa);
+	rc = act(c, &v, &r);
+	if (rc == 0 && c->target_len > strlen(AUTH_PREFIX) &&
+	    strncmp(c->target, AUTH_PREFIX "login", strlen(AUTH_PREFIX) + 5) == 0)
+		c->rd_need = rd_need(c, &r);
 	pol_lockdown_free(ld);
 	free(hs);
 	return rc;
@@ -272,13 +361,15 @@ gw_relay_recheck(struct gw_conn *c, const struct gw_config *cfg)
 		return false;	/* revoked, expired or its user disabled */
 	if (cfg->policy == NULL)
 		return true;
-	hs = malloc(sizeof(*hs));
+	hs = scratch_new(c);
 	if (hs == NULL)
 		return false;
-	fill_request(c, &id, session, &r, hs, groups, 32, gbuf, &ld);
+	if (fill_request(c, &id, session, &r, hs, groups, 32, gbuf, &ld) < 0) {
+		free(hs);
+		return false;
+	}
 	pol_decide(cfg->policy, &r, &v);
-	ok = v.action == POL_ALLOW ||
-	    (session && (v.action == POL_LOGIN || r.mfa));
+	ok = pol_verdict_permits(&v, r.has_session, r.mfa);
 	if (!ok)
 		gw_relay_audit(c, "close-tunnel", v.file, v.line);
 	pol_lockdown_free(ld);

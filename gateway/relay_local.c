@@ -15,6 +15,7 @@ struct gw_local {
 	char                  *body;
 	size_t                 body_len;
 	struct sockaddr_storage peer;
+	enum auth_level        rd_need;
 	struct auth_http_resp  resp;
 };
 
@@ -78,7 +79,7 @@ local_run(void *arg)
 		.method = l->method, .path = l->path, .query = l->query,
 		.peer = (struct sockaddr *)&l->peer, .cookie = l->cookie,
 		.accept_language = l->lang, .content_type = l->ctype,
-		.body = l->body, .body_len = l->body_len,
+		.body = l->body, .body_len = l->body_len, .rd_need = l->rd_need,
 	};
 
 	auth_http_handle(l->auth, &r, &l->resp);
@@ -96,11 +97,12 @@ local_write(struct gw_conn *c, const struct auth_http_resp *rp)
 	for (size_t i = 0; i < rp->nhdr && i < AUTH_HDR_MAX; i++)
 		evbuffer_add_printf(out, "%s: %s\r\n", rp->hdr[i].name,
 		    rp->hdr[i].value);
+	/* the auth module sets its pages' own CSP, nosniff and referrer
+	 * policy; only transport-level headers are ours */
 	if (c->cfg->hsts)
 		evbuffer_add_printf(out, "Strict-Transport-Security: max-age=%u; "
 		    "includeSubDomains\r\n", c->cfg->hsts_max_age);
-	evbuffer_add_printf(out, "X-Content-Type-Options: nosniff\r\n"
-	    "Referrer-Policy: same-origin\r\nContent-Length: %zu\r\n%s\r\n",
+	evbuffer_add_printf(out, "Content-Length: %zu\r\n%s\r\n",
 	    rp->body_len, c->keepalive ? "" : "Connection: close\r\n");
 	if (rp->body_len > 0 && !c->is_head)
 		evbuffer_add(out, rp->body, rp->body_len);
@@ -150,14 +152,23 @@ gw_local_body_done(struct gw_conn *c)
 	if (l->body != NULL)
 		evbuffer_remove(c->local_body, l->body, l->body_len);
 	memcpy(&l->peer, &c->client, sizeof(l->peer));
+	l->rd_need = c->rd_need;
 	if (l->method == NULL || l->path == NULL || l->body == NULL) {
 		local_free(l);
 		gw_relay_reject(c, 500, "out of memory");
 		return;
 	}
 	if (gw_pool_submit(rt->pool, c->w->base, local_run, local_done, l) < 0) {
+		/* the pool is full: a page in the user's language, now, from
+		 * the loop (auth_http_busy does not block) */
+		struct auth_http_req r = { .method = l->method, .path = l->path,
+		    .accept_language = l->lang };
+		auth_http_busy(&r, &l->resp);
+		gw_log(GW_LOG_WARN, "client %s: login queue full: 503", c->client_ip);
+		local_write(c, &l->resp);
 		local_free(l);
-		gw_relay_reject(c, 503, "login queue full");
+		c->keepalive = false;
+		gw_conn_response_done(c, false);
 		return;
 	}
 	c->job = l;
@@ -186,26 +197,20 @@ gw_relay_redirect_login(struct gw_conn *c, bool mfa)
 {
 	struct evbuffer *out = gw_io_output(c->io);
 	int method = llhttp_get_method(&c->rp.parser);
-	char date[64];
+	char date[64], loc[3 * POL_PATH_MAX + 64];
 
-	gw_http_date(date, sizeof(date));
 	if (method != HTTP_GET && method != HTTP_HEAD) {
 		gw_relay_reject(c, 401, "login required");
 		return;
 	}
+	if (auth_login_location(c->target, loc, sizeof(loc)) == 0)
+		snprintf(loc, sizeof(loc), "%slogin", AUTH_PREFIX);
+	gw_http_date(date, sizeof(date));
 	evbuffer_add_printf(out, "HTTP/1.1 302 Found\r\nDate: %s\r\n"
-	    "Location: %slogin?rd=", date, AUTH_PREFIX);
-	for (size_t i = 0; i < c->target_len; i++) {
-		unsigned char ch = (unsigned char)c->target[i];
-		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		    (ch >= '0' && ch <= '9') || strchr("-._~/", ch))
-			evbuffer_add(out, &ch, 1);
-		else
-			evbuffer_add_printf(out, "%%%02X", ch);
-	}
-	evbuffer_add_printf(out, "%s\r\nContent-Length: 0\r\nCache-Control: no-store\r\n"
+	    "Location: %s\r\nContent-Length: 0\r\nCache-Control: no-store\r\n"
 	    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: same-origin\r\n"
-	    "%s\r\n", mfa ? "&mfa=1" : "", c->keepalive ? "" : "Connection: close\r\n");
+	    "%s\r\n", date, loc, c->keepalive ? "" : "Connection: close\r\n");
+	(void)mfa;	/* the login page asks for the code when the account has one */
 	c->status = 302;
 	c->resp_started = true;
 	c->state = CS_FORWARD;

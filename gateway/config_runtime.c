@@ -154,6 +154,10 @@ cfg_free_contents(struct gw_config *cfg)
 {
 	size_t i;
 
+	/* sessions hold their own reference: the context outlives us if a
+	 * mail transaction is still in flight */
+	if (cfg->mailctx != NULL)
+		mail_ctx_unref(cfg->mailctx);
 	if (cfg->tls != NULL)
 		cert_server_free(cfg->tls);
 	if (cfg->upstream_tls != NULL)

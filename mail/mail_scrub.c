@@ -282,7 +282,7 @@ set_text(GMimePart *part, const char *text, size_t len)
 	GMimeDataWrapper *w;
 
 	if (cs != NULL && strcasecmp(cs, "utf-8") != 0 &&
-	    strcasecmp(cs, "us-ascii") != 0) {
+	    strcasecmp(cs, "us-ascii") != 0 && memchr(text, '\0', len) == NULL) {
 		iconv_t cd = g_mime_iconv_open(cs, "UTF-8");
 		if (cd != (iconv_t)-1) {
 			conv = g_mime_iconv_strndup(cd, text, len);
@@ -290,14 +290,10 @@ set_text(GMimePart *part, const char *text, size_t len)
 		}
 		if (conv != NULL)
 			bytes = conv, n = strlen(conv);
-		else
-			g_mime_object_set_content_type_parameter(obj,
-			    "charset", "utf-8");
-	} else if (cs == NULL && !is_ascii(text, len))
-		g_mime_object_set_content_type_parameter(obj, "charset",
-		    "utf-8");
-	else if (cs != NULL && strcasecmp(cs, "us-ascii") == 0 &&
-	    !is_ascii(text, len))
+	}
+	/* Not representable in the original charset: say it is UTF-8. */
+	if (conv == NULL && !is_ascii(text, len) &&
+	    (cs == NULL || strcasecmp(cs, "utf-8") != 0))
 		g_mime_object_set_content_type_parameter(obj, "charset",
 		    "utf-8");
 	st = g_mime_stream_mem_new_with_buffer(bytes, n);
@@ -317,6 +313,71 @@ set_text(GMimePart *part, const char *text, size_t len)
 	g_mime_part_set_content_encoding(part, enc);
 }
 
+/* Parts a reader (or a phone) reads as text: text/... and the structured
+ * application types that carry configs (XML, JSON, YAML, forms). */
+static bool
+is_textual(GMimeContentType *ct)
+{
+	static const char *const app[] = { "xml", "json", "x-yaml", "yaml",
+	    "x-www-form-urlencoded", "javascript", "x-sh", "x-ini" };
+	const char *type = g_mime_content_type_get_media_type(ct);
+	const char *sub = g_mime_content_type_get_media_subtype(ct);
+	size_t sl;
+
+	if (type == NULL || sub == NULL)
+		return false;
+	if (strcasecmp(type, "text") == 0)
+		return true;
+	if (strcasecmp(type, "application") != 0)
+		return false;
+	for (size_t i = 0; i < sizeof(app) / sizeof(app[0]); i++)
+		if (strcasecmp(sub, app[i]) == 0)
+			return true;
+	sl = strlen(sub);
+	return (sl > 4 && strcasecmp(sub + sl - 4, "+xml") == 0) ||
+	    (sl > 5 && strcasecmp(sub + sl - 5, "+json") == 0);
+}
+
+/* The decoded content as UTF-8 (converted from the charset parameter when
+ * iconv knows it), with its length: NUL bytes inside do not hide the rest
+ * from the rules. malloc'd; NULL if the part has no content. */
+static char *
+part_text(GMimePart *part, size_t *len)
+{
+	GMimeDataWrapper *w = g_mime_part_get_content(part);
+	const char *cs = g_mime_object_get_content_type_parameter(
+	    GMIME_OBJECT(part), "charset");
+	GMimeStream *mem, *filt;
+	GByteArray *ba;
+	char *out = NULL;
+
+	if (w == NULL)
+		return NULL;
+	mem = g_mime_stream_mem_new();
+	filt = g_mime_stream_filter_new(mem);
+	if (cs != NULL && strcasecmp(cs, "utf-8") != 0 &&
+	    strcasecmp(cs, "us-ascii") != 0) {
+		GMimeFilter *f = g_mime_filter_charset_new(cs, "UTF-8");
+		if (f != NULL) {
+			g_mime_stream_filter_add(GMIME_STREAM_FILTER(filt), f);
+			g_object_unref(f);
+		}
+	}
+	if (g_mime_data_wrapper_write_to_stream(w, filt) >= 0 &&
+	    g_mime_stream_flush(filt) == 0) {
+		ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+		out = malloc(ba->len + 1);
+		if (out != NULL) {
+			memcpy(out, ba->data, ba->len);
+			out[ba->len] = '\0';
+			*len = ba->len;
+		}
+	}
+	g_object_unref(filt);
+	g_object_unref(mem);
+	return out;
+}
+
 static enum disp
 scrub_text_part(struct scrub *sc, GMimePart *part, const char *path)
 {
@@ -325,20 +386,21 @@ scrub_text_part(struct scrub *sc, GMimePart *part, const char *path)
 	bool html = g_mime_content_type_is_type(ct, "text", "html");
 	bool drop = false;
 	char *text, *out;
-	size_t len, outlen = 0;
+	size_t len = 0, outlen = 0;
 
-	if (!GMIME_IS_TEXT_PART(part))
+	if (!is_textual(ct))
 		return D_KEEP;
-	text = g_mime_text_part_get_text(GMIME_TEXT_PART(part));
-	if (text == NULL)
+	text = part_text(part, &len);
+	if (text == NULL) {
+		fail(sc, "out of memory or undecodable part", path);
 		return D_KEEP;
-	len = strlen(text);
+	}
 	if (html)
 		out = scrub_html(sc, text, len, path, &drop, &outlen);
 	else
 		out = scrub_plain(sc, text, len, (1u << MAIL_KIND_TEXT) |
 		    (1u << MAIL_KIND_URL), false, path, &drop, &outlen);
-	g_free(text);
+	free(text);
 	if (drop) {
 		free(out);
 		return D_DROP;

@@ -655,3 +655,33 @@ Test(scrub_structure, multipart_prologue_and_epilogue)
 	cr_expect_not_null(strstr(r.raw, "Preamble. Password: " NOTICE));
 	done(&r);
 }
+
+Test(scrub_structure, application_xml_part_is_scanned)
+{
+	struct run r;
+
+	scrub(&r, "rule x\n pattern <AuthPassword>(?<secret>[^<]+)<\nend\n",
+	    HDR "Content-Type: multipart/mixed; boundary=\"b\"\n\n"
+	    "--b\nContent-Type: text/plain\n\nSee attached.\n"
+	    "--b\nContent-Type: application/xml\n"
+	    "Content-Transfer-Encoding: base64\n\n"
+	    "PEM+PEF1dGhQYXNzd29yZD5YbWwxU2VjcmV0PC9BdXRoUGFzc3dvcmQ+PC9DPg==\n"
+	    "--b--\n");	/* <C><AuthPassword>Xml1Secret</AuthPassword></C> */
+	cr_assert_eq(r.v, MAIL_SCRUB_CHANGED);
+	gone(&r, "Xml1Secret");
+	kept(&r, "</AuthPassword></C>");
+	done(&r);
+}
+
+Test(scrub_structure, nul_byte_does_not_hide_the_rest)
+{
+	static const char msg[] = HDR "Content-Type: text/plain\n"
+	    "Content-Transfer-Encoding: base64\n\n"
+	    "aGkAClBhc3N3b3JkOiBOdWwxU2VjcmV0Cg==\n"; /* "hi\0\nPassword: Nul1Secret\n" */
+	struct run r;
+
+	scrub(&r, LABEL_RULE, msg);
+	cr_assert_eq(r.v, MAIL_SCRUB_CHANGED);
+	gone(&r, "Nul1Secret");
+	done(&r);
+}

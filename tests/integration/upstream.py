@@ -108,6 +108,28 @@ def check_head(raw):
     return (method.decode(), target.decode("latin-1"), version.decode(), headers)
 
 
+# Malformed responses for /bad/KIND: the gateway must not pass any of them
+# on as a well-formed response (502, or a closed connection once a valid
+# head has already gone out).
+SMUGGLED = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"
+BAD_RESPONSES = {
+    "cl-te": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+             b"0\r\n\r\n",
+    "dup-cl": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+    "bad-cl": b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello",
+    "te-gzip": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    "status": b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
+    "not-http": b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+    "nul-header": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n",
+    "bare-lf": b"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+    "obs-fold": b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 0\r\n\r\n",
+    "header-split": b"HTTP/1.1 200 OK\r\nX-A: a\rSet-Cookie: evil=1\r\nContent-Length: 0\r\n\r\n",
+    "chunk-bad": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n",
+    "cl-short": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b",
+    "extra": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello" + SMUGGLED,
+}
+
+
 def hget(headers, name):
     name = name.lower()
     for n, v in headers:
@@ -246,6 +268,10 @@ class Conn:
         if path == "/echo":
             await self.echo(headers, extra)
             return not close
+        if path.startswith("/bad/") and path[5:] in BAD_RESPONSES:
+            self.w.write(BAD_RESPONSES[path[5:]])
+            await self.w.drain()
+            return False  # close: what follows on this connection is garbage
         if path == "/sha256":
             h, n = hashlib.sha256(), 0
             async for piece in self.body_chunks(headers):

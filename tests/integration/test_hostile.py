@@ -48,6 +48,9 @@ VECTORS = [
     ("te_vtab_chunked", post(b"Transfer-Encoding: \x0bchunked\r\n", b"0\r\n\r\n"), 400),
     ("te_space_before_colon", post(b"Transfer-Encoding : chunked\r\n", b"0\r\n\r\n"), 400),
     ("te_obs_fold", post(b"X-Foo: a\r\n Transfer-Encoding: chunked\r\n", b"0\r\n\r\n"), 400),
+    ("te_space_before_first_header",
+     b"POST /echo HTTP/1.1\r\n Transfer-Encoding: chunked\r\n" + H + b"\r\n0\r\n\r\n", 400),
+    ("te_nul_after_chunked", post(b"Transfer-Encoding: chunked\x00\r\n", b"0\r\n\r\n"), 400),
     ("te_chunked_semicolon", post(b"Transfer-Encoding: chunked;x=1\r\n", b"0\r\n\r\n"), 400),
     # obs-fold, line ends, control bytes
     ("obs_fold_space", get(b"X-Foo: a\r\n b\r\n"), 400),

@@ -133,6 +133,18 @@ def test_transfer_encoding_case_insensitive_chunked_accepted(gateway, ctx):
         assert r.body == b"hello"
 
 
+@pytest.mark.parametrize("value", [b"  chunked", b"\tchunked", b"chunked  ", b"CHUNKED"],
+                         ids=["leading-spaces", "leading-tab", "trailing-spaces", "upper"])
+def test_transfer_encoding_optional_whitespace_accepted(gateway, ctx, value):
+    """OWS around a field value is not an obfuscation (RFC 9110 5.5)."""
+    with Client(gateway.port, ctx) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding:" + value +
+               b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        r = c.reader.response()
+        assert r.status == 200, r
+        assert r.body == b"hello"
+
+
 def test_keepalive_reuse_both_sides(gateway, upstream, ctx):
     with Client(gateway.port, ctx) as c:
         seen = []

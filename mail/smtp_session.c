@@ -245,7 +245,7 @@ static void
 audit(struct smtp_session *s, const char *action, const char *client_reply,
     const char *smarthost)
 {
-	char buf[8192];
+	char buf[4000];		/* the gateway's audit writer takes < 4 KiB */
 	size_t o = 0;
 	const struct mail_scrub_result *r = &s->res;
 
@@ -267,7 +267,7 @@ audit(struct smtp_session *s, const char *action, const char *client_reply,
 		o += (size_t)snprintf(buf + o, sizeof(buf) - o,
 		    ",\"rcpt_count\":%zu,\"size\":%llu,\"rules\":[", s->nrcpt,
 		    (unsigned long long)s->size);
-	for (size_t i = 0; i < r->nhits && o + 512 < sizeof(buf); i++) {
+	for (size_t i = 0; i < r->nhits && o + 1400 < sizeof(buf); i++) {
 		LIT(i ? ",{\"rule\":" : "{\"rule\":");
 		mail_json_str(buf, sizeof(buf), &o, r->hits[i].rule, 64);
 		LIT(",\"part\":");
@@ -279,11 +279,14 @@ audit(struct smtp_session *s, const char *action, const char *client_reply,
 	LIT("],\"action\":");
 	mail_json_str(buf, sizeof(buf), &o, action, 32);
 	LIT(",\"reply\":");
-	mail_json_str(buf, sizeof(buf), &o, client_reply, 512);
+	mail_json_str(buf, sizeof(buf), &o, client_reply, 300);
 	LIT(",\"smarthost_reply\":");
-	mail_json_str(buf, sizeof(buf), &o, smarthost ? smarthost : "", 512);
+	mail_json_str(buf, sizeof(buf), &o, smarthost ? smarthost : "", 300);
 	LIT("}");
 #undef LIT
+	if (o == 0 || buf[o - 1] != '}')	/* truncated: keep it valid */
+		snprintf(buf, sizeof(buf), "{\"event\":\"smtp_message\","
+		    "\"action\":\"%s\",\"truncated\":true}", action);
 	s->ctx->audit(s->ctx->audit_arg, buf);
 }
 

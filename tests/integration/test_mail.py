@@ -2,9 +2,11 @@
 an aiosmtpd sink (mail_sink.py) plays the smarthost, both over STARTTLS with
 certificates from a CA made here with the openssl CLI.
 
-The SMTP side runs in tests/unit/mail/smtp_driver (the mail module alone,
-with mail_session_start on its own event loop). Set PBXGATE_MAIL_DRIVER to
-its path; by default build-mail/ then build/ are searched.
+The SMTP side is, by default, tests/unit/mail/smtp_driver (the mail module
+alone, with mail_session_start on its own event loop; PBXGATE_MAIL_DRIVER
+names it, else build-mail/ then build/ are searched). With PBXGATE_BIN set
+to the real binary (e.g. build/pbxgate), the same tests run against
+`pbxgate run -c CONF` instead, reading the audit lines from its audit_log.
 
 Run: /usr/bin/python3 -m pytest -q tests/integration/test_mail.py
 """
@@ -29,7 +31,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CORPUS = os.path.join(ROOT, "tests", "data", "mail")
 RULES = os.path.join(ROOT, "etc", "scrub.rules")
 PYTHON = "/usr/bin/python3"
-PASSWORD = "pbx-login-pw"
+PASSWORD = "pw"
+# argon2id of "pw" (salt "saltsalt", t=1, m=8 KiB: cheap, for tests only)
+PW_HASH = ("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$"
+           "V4H3HtTOx/OSF1MH0AOC7qYPwyx7EScAQXWSGhaLb7Q")
+REAL_BIN = os.environ.get("PBXGATE_BIN")
 NOTICE = "[removed: enrol at https://gw.test/enrol]"
 STEP = 15.0  # bound on any single wait
 
@@ -81,6 +87,50 @@ def pki(tmp_path_factory):
          other, "-days", "2", "-subj", "/CN=unrelated CA",
          "-addext", "basicConstraints=critical,CA:TRUE"])
     return {"ca": ca, "key": key, "cert": crt, "other_ca": other, "dir": d}
+
+
+class RealGateway:
+    """`pbxgate run -c CONF`: ready when the SMTP port accepts; audit lines
+    come from the audit_log file."""
+
+    def __init__(self, conf, port, audit):
+        self.p = subprocess.Popen([REAL_BIN, "run", "-c", conf],
+                                  stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
+        self.audit, self.seen = audit, 0
+        deadline = time.monotonic() + STEP
+        while True:   # readiness probe: the listener either answers or not
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                if self.p.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("pbxgate did not start: %r" %
+                                       self.p.stderr.read())
+                time.sleep(0.05)
+
+    def audit_lines(self):
+        if not os.path.exists(self.audit):
+            return []
+        with open(self.audit) as f:
+            lines = f.read().splitlines()
+        new, self.seen = lines[self.seen:], len(lines)
+        return new
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(STEP)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        return self.p.returncode
+
+    def stop_clean(self):
+        rc = self.stop()
+        assert rc == 0, self.p.stderr.read().decode("utf-8", "replace")
 
 
 class Proc:
@@ -165,8 +215,8 @@ def rules_file(d):
 
 
 def driver(pki, tmp, relay_port, extra="", ca=None):
-    drv = find_driver()
-    h = run([drv, "--hash", PASSWORD]).stdout.decode().strip()
+    drv = None if REAL_BIN else find_driver()
+    h = PW_HASH
     port = free_port()
     conf = os.path.join(str(tmp), "mail-%d.conf" % port)
     with open(conf, "w") as f:
@@ -182,7 +232,16 @@ def driver(pki, tmp, relay_port, extra="", ca=None):
         f.write("scrub_rules %s\n" % rules_file(tmp))
         f.write("scrub_notice %s\n" % NOTICE)
         f.write(extra)
-    d = Proc([drv, conf, pki["cert"], pki["key"]])
+        if REAL_BIN:
+            audit = os.path.join(str(tmp), "audit-%d.log" % port)
+            f.write("listen 127.0.0.1:%d\ntls_cert %s\ntls_key %s\n"
+                    "upstream http://127.0.0.1:%d\nworkers 1\n"
+                    "audit_log %s\n" % (free_port(), pki["cert"],
+                                         pki["key"], free_port(), audit))
+    if REAL_BIN:
+        d = RealGateway(conf, port, audit)
+    else:
+        d = Proc([drv, conf, pki["cert"], pki["key"]])
     d.port = port
     return d
 

@@ -220,6 +220,7 @@ struct gw_conn {
 	bool                read_paused;	/* backpressure */
 	bool                freeing;
 	bool                lingering;
+	bool                counted;		/* in the per-address table */
 	bool                expect_continue;
 	uint64_t            bytes_in, bytes_out;
 	struct evbuffer    *up_head;		/* kept for one retry */
@@ -287,9 +288,12 @@ void gw_workers_stop(struct gw_runtime *);
 void gw_workers_join(struct gw_runtime *);
 void gw_workers_recheck(struct gw_runtime *);
 void gw_worker_conn_done(struct gw_worker *, struct gw_conn *);
+void gw_conn_refused(struct gw_worker *, evutil_socket_t, const struct sockaddr *,
+    bool counted);
 
 /* relay_http.c: client side */
-void gw_conn_start(struct gw_worker *, evutil_socket_t, const struct sockaddr *, socklen_t);
+void gw_conn_start(struct gw_worker *, evutil_socket_t, const struct sockaddr *,
+    socklen_t, bool counted);
 void gw_conn_free(struct gw_conn *);
 void gw_conn_response_head(struct gw_conn *, struct gw_upconn *);
 void gw_conn_response_body(struct gw_conn *, const char *, size_t);
@@ -365,6 +369,12 @@ const char *gw_status_text(int status);
 void gw_access_log(struct gw_conn *);
 void gw_now(struct timespec *);
 double gw_ms_since(const struct timespec *);
+
+/* proxy_proto.c */
+int  gw_proxy_v2_parse(const uint8_t *, size_t, struct sockaddr_storage *src,
+    socklen_t *srclen, size_t *hdrlen);
+void gw_proxy_accept(struct gw_worker *, evutil_socket_t, const struct sockaddr *,
+    socklen_t, unsigned timeout_ms);
 
 /* admin.c */
 void gw_admin_accept(struct gw_worker *, evutil_socket_t);

@@ -46,17 +46,18 @@ peer_text(const struct sockaddr *sa, char *buf, size_t len)
 
 void
 gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
-    const struct sockaddr *sa, socklen_t salen)
+    const struct sockaddr *sa, socklen_t salen, bool counted)
 {
 	struct gw_runtime *rt = w->rt;
 	struct gw_conn *c = calloc(1, sizeof(*c));
 	SSL *ssl;
 
 	if (c == NULL) {
-		close(fd);
+		gw_conn_refused(w, fd, sa, counted);
 		return;
 	}
 	c->w = w;
+	c->counted = counted;
 	c->cfg = gw_runtime_config(rt);
 	memcpy(&c->peer, sa, salen < sizeof(c->peer) ? salen : sizeof(c->peer));
 	c->peerlen = salen;
@@ -75,7 +76,7 @@ gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
 			event_free(c->resume_ev);
 		gw_config_unref(c->cfg);
 		free(c);
-		close(fd);
+		gw_conn_refused(w, fd, sa, counted);
 		return;
 	}
 	c->io = gw_io_new(w->base, fd, ssl, true);
@@ -85,7 +86,7 @@ gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
 		event_free(c->resume_ev);
 		gw_config_unref(c->cfg);
 		free(c);
-		close(fd);
+		gw_conn_refused(w, fd, sa, counted);
 		return;
 	}
 	gw_reqparse_init(&c->rp, &c->cfg->lim, &gw_relay_hooks, c);
@@ -123,7 +124,8 @@ gw_conn_free(struct gw_conn *c)
 	free(c->target);
 	free(c->set_cookie);
 	gw_reqparse_free(&c->rp);
-	gw_peertab_leave(w->rt->peers, (struct sockaddr *)&c->peer);
+	if (c->counted)
+		gw_peertab_leave(w->rt->peers, (struct sockaddr *)&c->peer);
 	atomic_fetch_sub(&w->rt->conns_all, 1);
 	atomic_fetch_sub(&w->rt->m.conns_active, 1);
 	if (c->state == CS_TUNNEL)

@@ -21,17 +21,21 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	struct gw_runtime *rt = w->rt;
 	struct gw_config *cfg;
 	int one = 1;
-	bool ok;
+	bool ok, trusted;
 
 	if (atomic_load(&rt->stopping)) {
 		close(fd);
 		return;
 	}
 	cfg = gw_runtime_config(rt);
+	/* trusted proxies carry many clients: only the total limits them */
+	trusted = cfg->ntrusted > 0 &&
+	    gw_cidr_match(cfg->trusted, cfg->ntrusted, sa);
 	/* the total is counted first; the per-address table only when the
 	 * total admits the connection, so both are undone exactly once */
-	ok = atomic_fetch_add(&rt->conns_all, 1) < (long long)cfg->lim.connections &&
-	    gw_peertab_enter(rt->peers, sa, cfg->lim.connections_per_ip);
+	ok = atomic_fetch_add(&rt->conns_all, 1) < (long long)cfg->lim.connections;
+	if (ok && !trusted)
+		ok = gw_peertab_enter(rt->peers, sa, cfg->lim.connections_per_ip);
 	if (!ok) {
 		atomic_fetch_sub(&rt->conns_all, 1);
 		atomic_fetch_add(&rt->m.conns_refused, 1);
@@ -39,9 +43,12 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		close(fd);
 		return;
 	}
-	gw_config_unref(cfg);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	gw_conn_start(w, fd, sa, (socklen_t)salen);
+	if (trusted && cfg->proxy_protocol)
+		gw_proxy_accept(w, fd, sa, (socklen_t)salen, cfg->to.tls_handshake);
+	else
+		gw_conn_start(w, fd, sa, (socklen_t)salen, !trusted);
+	gw_config_unref(cfg);
 }
 
 static void
@@ -80,6 +87,17 @@ drain_check(struct gw_worker *w)
 	gw_pool_flush(w);
 	if (TAILQ_EMPTY(&w->conns))
 		event_base_loopexit(w->base, NULL);
+}
+
+/* A connection that could not be set up: undo its counting, close. */
+void
+gw_conn_refused(struct gw_worker *w, evutil_socket_t fd,
+    const struct sockaddr *sa, bool counted)
+{
+	if (counted)
+		gw_peertab_leave(w->rt->peers, sa);
+	atomic_fetch_sub(&w->rt->conns_all, 1);
+	close(fd);
 }
 
 void

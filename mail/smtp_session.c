@@ -23,6 +23,7 @@
 #define MAX_BAD_COMMANDS  10
 #define MAX_AUTH_FAILURES 3
 #define CLOSE_GRACE_MS    5000	/* bound on flushing the last reply */
+#define SESSION_MAX_SEC   3600	/* bound on a whole session (slow drips) */
 
 enum smtp_state {
 	S_CONNECTED,	/* banner sent; EHLO/HELO expected */
@@ -43,6 +44,7 @@ struct smtp_session {
 	struct event_base   *base;
 	struct bufferevent  *bev;
 	struct event        *close_ev;
+	struct event        *life_ev;
 	enum smtp_state      state;
 	char                 peer[64];
 	bool                 loopback, tls, authed, esmtp, shutdown, freeing;
@@ -142,6 +144,8 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
 		bufferevent_free(s->bev);
 	if (s->close_ev != NULL)
 		event_free(s->close_ev);
+	if (s->life_ev != NULL)
+		event_free(s->life_ev);
 	free(s->rcpt);
 	OPENSSL_cleanse(s->login_user, sizeof(s->login_user));
 	mail_ctx_unref(s->ctx);
@@ -958,6 +962,23 @@ session_event(struct bufferevent *bev, short what, void *arg)
 	session_free(s);
 }
 
+/* A client that drips one byte per timeout could hold a session for days:
+ * the session as a whole has a hard limit. A message already with the
+ * smarthost is finished first (the relay has its own timeouts). */
+static void
+lifetime_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->freeing || s->state == S_CLOSING)
+		return;
+	if (s->state == S_RELAY) {
+		s->shutdown = true;
+		return;
+	}
+	refuse_and_close(s, "421 4.4.2 Session time limit reached, closing");
+}
+
 void
 mail_session_start(struct mail_ctx *ctx, struct event_base *base,
     evutil_socket_t fd, const struct sockaddr *peer, socklen_t peerlen)
@@ -983,6 +1004,11 @@ mail_session_start(struct mail_ctx *ctx, struct event_base *base,
 	mail_peer_text(peer, peerlen, s->peer, sizeof(s->peer));
 	registry_add(s);
 	set_timeouts(s);
+	s->life_ev = evtimer_new(base, lifetime_cb, s);
+	if (s->life_ev != NULL) {
+		struct timeval life = { SESSION_MAX_SEC, 0 };
+		evtimer_add(s->life_ev, &life);
+	}
 	bufferevent_setcb(s->bev, session_read, NULL, session_event, s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	enter_state(s, S_CONNECTED);

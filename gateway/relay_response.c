@@ -74,6 +74,25 @@ add_security_headers(struct gw_conn *c, const struct gw_msg *m,
 		    "Content-Security-Policy: frame-ancestors 'self'\r\n", 49);
 }
 
+/* A response Transfer-Encoding other than exactly "chunked" (gzip,
+ * chunked; two headers) would reach the client re-framed but still
+ * encoded and unlabelled: refuse it rather than guess. */
+static bool
+framing_ok(const struct gw_msg *m)
+{
+	unsigned n;
+	const struct gw_hdr *h = gw_msg_find(m, "transfer-encoding", &n);
+	const char *v;
+	size_t vn;
+
+	if (n == 0)
+		return true;
+	if (n > 1)
+		return false;
+	vn = gw_hval(m, h, &v);
+	return vn == 7 && strncasecmp(v, "chunked", 7) == 0;
+}
+
 /* Decides how the body reaches the client; writes the framing header. */
 static void
 choose_framing(struct gw_conn *c, struct gw_upconn *up, struct evbuffer *out)
@@ -119,6 +138,8 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 	bool switching = st == 101;
 	size_t before = evbuffer_get_length(out);
 
+	if (!framing_ok(m))
+		return -1;	/* nothing sent yet: the client gets a 502 */
 	if (ch != NULL) {
 		conn_v = m->buf + ch->value;
 		conn_n = ch->value_len;

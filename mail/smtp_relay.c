@@ -400,7 +400,7 @@ relay_read(struct bufferevent *bev, void *arg)
 	struct smtp_relay *r = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
-	while (r->state != R_DONE) {
+	while (r->state != R_DONE && r->state != R_QUIT) {
 		size_t n;
 		char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
 

@@ -333,9 +333,9 @@ relay_done(void *arg, int code, const char *text, const char *smarthost)
 	s->relay = NULL;
 	if (code == 250)
 		snprintf(line, sizeof(line), "250 2.0.0 Ok: scrubbed and relayed "
-		    "(smarthost: %s)", text);
-	else
-		snprintf(line, sizeof(line), "%d %s", code, text);
+		    "(smarthost: %.400s)", text);
+	else	/* RFC 5321 4.5.3.1.5: reply lines stay under 512 bytes */
+		snprintf(line, sizeof(line), "%d %.450s", code, text);
 	finish_message(s, code == 250 ? "relayed" : code < 500 ? "tempfail" :
 	    "refused_by_smarthost", line, smarthost);
 }
@@ -362,6 +362,11 @@ data_done(struct smtp_session *s)
 	}
 	len = evbuffer_get_length(s->msg);
 	msg = len ? (const char *)evbuffer_pullup(s->msg, -1) : "";
+	if (msg == NULL) {
+		finish_message(s, "tempfail", "451 4.3.1 Insufficient memory "
+		    "for the message; try again later", NULL);
+		return;
+	}
 	v = mail_scrub(s->ctx->rules, msg, len, MAIL_SCRUB_CRLF, &s->res, err,
 	    sizeof(err));
 	if (v == MAIL_SCRUB_REJECT) {

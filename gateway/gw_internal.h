@@ -275,6 +275,7 @@ struct gw_worker {
 	struct event       *recheck_ev;		/* likewise, after a reload */
 	struct event       *recheck_timer;	/* sessions of open tunnels */
 	struct event       *drain_timer;
+	struct event       *drain_poll;
 	TAILQ_HEAD(, gw_conn) conns;
 	TAILQ_HEAD(, gw_upconn) idle;
 	unsigned            nidle;

@@ -85,8 +85,16 @@ drain_check(struct gw_worker *w)
 			gw_conn_close(c);
 	}
 	gw_pool_flush(w);
-	if (TAILQ_EMPTY(&w->conns))
+	/* SMTP sessions end on their own (421, or after their transaction);
+	 * the poll below notices when the last one is gone */
+	if (TAILQ_EMPTY(&w->conns) && mail_sessions_count(w->base) == 0)
 		event_base_loopexit(w->base, NULL);
+}
+
+static void
+drain_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	drain_check(arg);
 }
 
 /* A connection that could not be set up: undo its counting, close. */
@@ -126,7 +134,7 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 	struct gw_worker *w = arg;
 	struct gw_config *cfg = gw_runtime_config(w->rt);
 	struct timeval tv = { cfg->to.shutdown / 1000,
-	    (cfg->to.shutdown % 1000) * 1000 };
+	    (cfg->to.shutdown % 1000) * 1000 }, poll = { 0, 100 * 1000 };
 
 	gw_config_unref(cfg);
 	w->draining = true;
@@ -139,6 +147,8 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 		evconnlistener_disable(w->smtp[i]);
 	w->drain_timer = evtimer_new(w->base, drain_timeout_cb, w);
 	evtimer_add(w->drain_timer, &tv);
+	w->drain_poll = event_new(w->base, -1, EV_PERSIST, drain_poll_cb, w);
+	evtimer_add(w->drain_poll, &poll);
 	mail_sessions_shutdown(w->base);
 	drain_check(w);
 }
@@ -290,6 +300,8 @@ gw_workers_join(struct gw_runtime *rt)
 			evconnlistener_free(w->smtp[j]);
 		if (w->drain_timer)
 			event_free(w->drain_timer);
+		if (w->drain_poll)
+			event_free(w->drain_poll);
 		event_free(w->stop_ev);
 		event_free(w->recheck_ev);
 		event_free(w->recheck_timer);

@@ -206,6 +206,43 @@ def nested():
         a, qp(html.encode()), a, o, inner, o)
 
 
+JA_HTML = """<html><body><p>田中 様</p>
+<p>ようこそ。内線番号は 2006 です。</p>
+<p>パスワード&#xFF1A;<b>Jh1</b>Secret2006</p>
+<p>暗証番号は「<span>7788</span>99」です。</p>
+<p><img src="cid:image001"></p>
+<p>よろしくお願いいたします。</p></body></html>
+"""
+
+EN_REMINDER_HTML = """<html><body>
+<p>Hello Grace,</p>
+<p>Your password is <strong>Rh2Secret1010</strong>.</p>
+<p><a href="https://pbx.example.com:5001/webclient/#/login?user=1010&amp;pass=Up3Secret1011">Open the web client</a></p>
+<p>Thank you.</p>
+</body></html>
+"""
+
+
+def ja_html_related():
+    a, r = "==alt-ja==", "==rel-ja=="
+    png = b"\x89PNG\r\n\x1a\nQrJaSecret2007" + bytes(range(64))
+    plain = "田中 様\n\nようこそ。内線番号は 2006 です。\nパスワード：Jh1Secret2006\n" \
+        "暗証番号は「778899」です。\nよろしくお願いいたします。\n"
+    return head("ようこそ 内線 2006",
+                'Content-Type: multipart/related; boundary="%s"\n\n' % r,
+                "iso-2022-jp") + (
+        "--%s\nContent-Type: multipart/alternative; boundary=\"%s\"\n\n"
+        "--%s\nContent-Type: text/plain; charset=ISO-2022-JP\n"
+        "Content-Transfer-Encoding: 7bit\n\n%s\n"
+        "--%s\nContent-Type: text/html; charset=ISO-2022-JP\n"
+        "Content-Transfer-Encoding: quoted-printable\n\n%s\n--%s--\n\n"
+        "--%s\nContent-Type: image/png; name=\"image001.png\"\n"
+        "Content-ID: <image001>\nContent-Disposition: inline; filename=\"image001.png\"\n"
+        "Content-Transfer-Encoding: base64\n\n%s\n--%s--\n") % (
+        r, a, a, plain.encode("iso-2022-jp").decode("latin-1"), a,
+        qp(JA_HTML.encode("iso-2022-jp")), a, r, b64(png), r)
+
+
 MESSAGES = [
     ("en_plain_7bit", single("Welcome to your new extension 1001",
                              "text/plain", "us-ascii", "7bit", EN_WELCOME),
@@ -275,6 +312,16 @@ MESSAGES = [
      ["Cf8Secret4001", "cfgprov4001secret", "QrSecret4002", "At1Secret4003"],
      ["Your extension number is 1001.", "The config file is attached.",
       "keep-this-manual"]),
+    ("ja_html_related_iso2022jp", ja_html_related(),
+     ["Jh1Secret2006", "778899", "QrJaSecret2007"],
+     ["ようこそ。内線番号は 2006 です。", "よろしくお願いいたします。",
+      "田中 様"]),
+    ("en_reminder_html_b64", single("Password reminder", "text/html", "utf-8",
+                                    "base64",
+                                    encode(EN_REMINDER_HTML, "utf-8", "base64")),
+     ["Rh2Secret1010", "Up3Secret1011"],
+     ["Hello Grace,", "Open the web client", "Thank you.",
+      "https://pbx.example.com:5001/webclient/#/login?user=1010"]),
     ("nested_forward", nested(),
      ["Fw7Secret5001", "Nh2Secret5002", "918273"],
      ["Nested hello.", "Nested regards.", "Forwarded note.",

@@ -578,7 +578,7 @@ static const char *corpus[] = {
 	"en_reminder_8bit", "en_qp_soft_break", "en_html_split",
 	"ja_utf8_b64", "ja_iso2022jp_7bit", "ja_sjis_b64", "ja_eucjp_qp",
 	"latin1_qp", "subject_encoded_word", "attachments_mixed",
-	"nested_forward",
+	"nested_forward", "ja_html_related_iso2022jp", "en_reminder_html_b64",
 };
 
 static size_t idx_corpus_shipped_rules[64];

@@ -57,6 +57,10 @@ int mail_re_match(const struct mail_rules *, const pcre2_code *,
 
 /* mail_scrub.c */
 void mail_gmime_init(void);
+/* Re-encodes every 8bit/binary part as quoted-printable or base64 (headers
+ * are left as they are). *out is malloc'd. 0 or -1. */
+int mail_downgrade_7bit(const char *msg, size_t len, char **out,
+    size_t *outlen);
 
 /* smtp_cmd.c: the SMTP command-line parser, a pure function for fuzzing. */
 enum smtp_verb {

@@ -781,3 +781,58 @@ mail_scrub_result_free(struct mail_scrub_result *res)
 	res->out = NULL;
 	res->outlen = 0;
 }
+
+/* ---- 8BITMIME downgrade (RFC 6152) for a smarthost without it ---- */
+
+static void
+part_to_7bit(GMimeObject *parent, GMimeObject *obj, gpointer arg)
+{
+	GMimePart *p;
+	GMimeContentEncoding e;
+
+	if (GMIME_IS_MESSAGE_PART(obj)) {
+		GMimeMessage *m = g_mime_message_part_get_message(
+		    GMIME_MESSAGE_PART(obj));
+		if (m != NULL)
+			g_mime_message_foreach(m, part_to_7bit, arg);
+		return;
+	}
+	if (!GMIME_IS_PART(obj))
+		return;
+	p = GMIME_PART(obj);
+	e = g_mime_part_get_content_encoding(p);
+	if (e == GMIME_CONTENT_ENCODING_BASE64 ||
+	    e == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
+	    e == GMIME_CONTENT_ENCODING_UUENCODE)
+		return;
+	/* GMime re-encodes the content when the part's encoding changes. */
+	g_mime_part_set_content_encoding(p,
+	    g_mime_part_get_best_content_encoding(p,
+	    GMIME_ENCODING_CONSTRAINT_7BIT));
+}
+
+int
+mail_downgrade_7bit(const char *msg, size_t len, char **out, size_t *outlen)
+{
+	struct mail_scrub_result res = { 0 };
+	GMimeStream *st;
+	GMimeParser *parser;
+	GMimeMessage *m;
+	int rc;
+
+	mail_gmime_init();
+	st = g_mime_stream_mem_new_with_buffer(msg, len);
+	parser = g_mime_parser_new_with_stream(st);
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	m = g_mime_parser_construct_message(parser, parser_opts);
+	g_object_unref(parser);
+	g_object_unref(st);
+	if (m == NULL)
+		return -1;
+	g_mime_message_foreach(m, part_to_7bit, NULL);
+	rc = serialize(m, MAIL_SCRUB_CRLF, &res);
+	g_object_unref(m);
+	*out = res.out;
+	*outlen = res.outlen;
+	return rc;
+}

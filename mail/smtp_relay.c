@@ -38,6 +38,7 @@ struct smtp_relay {
 	const char         *data;
 	size_t              len;
 	bool                body_8bit;
+	char               *downgraded;	/* owned: 7-bit copy of data */
 	bool                tls;
 	bool                cap_starttls, cap_auth_plain, cap_8bit;
 	unsigned            lines;		/* of the reply being read */
@@ -80,6 +81,7 @@ relay_free_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (r->bev != NULL)
 		bufferevent_free(r->bev);
+	free(r->downgraded);
 	mail_ctx_unref(r->ctx);
 	free(r);
 }
@@ -208,11 +210,34 @@ send_auth(struct smtp_relay *r)
 	free(b64);
 }
 
+static bool
+has_8bit(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return true;
+	return false;
+}
+
 static void
 send_mail(struct smtp_relay *r)
 {
 	char cmd[SMTP_ADDR_MAX + 64];
+	size_t n;
 
+	/* RFC 6152 3: 8-bit data only to a server that offers 8BITMIME;
+	 * otherwise the body parts are re-encoded (headers stay as sent). */
+	if (!r->cap_8bit && has_8bit(r->data, r->len)) {
+		if (mail_downgrade_7bit(r->data, r->len, &r->downgraded,
+		    &n) < 0) {
+			tempfail(r, "cannot convert 8-bit mail for a smarthost "
+			    "without 8BITMIME");
+			return;
+		}
+		r->data = r->downgraded;
+		r->len = n;
+		r->body_8bit = false;
+	}
 	snprintf(cmd, sizeof(cmd), "MAIL FROM:<%s>%s", r->from,
 	    r->body_8bit && r->cap_8bit ? " BODY=8BITMIME" : "");
 	sendf(r, R_MAIL, cmd, "");

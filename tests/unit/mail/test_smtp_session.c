@@ -27,6 +27,7 @@ struct smarthost {
 	int                    port;
 	const char            *rcpt_reply;	/* reply to every RCPT */
 	const char            *data_reply;	/* reply after the final dot */
+	const char            *ehlo_reply;
 	bool                   in_data;
 	char                   got[65536];	/* DATA received, dot-stuffed */
 	size_t                 gotlen;
@@ -54,7 +55,7 @@ sh_read(struct bufferevent *bev, void *arg)
 				sh->gotlen += n + 2;
 			}
 		} else if (strncmp(line, "EHLO", 4) == 0)
-			r = "250-fake.smarthost\r\n250 8BITMIME";
+			r = sh->ehlo_reply;
 		else if (strncmp(line, "MAIL", 4) == 0)
 			r = "250 2.1.0 ok";
 		else if (strncmp(line, "RCPT", 4) == 0)
@@ -142,6 +143,7 @@ setup_with(bool up, const char *extra_kw, const char *extra_val)
 	memset(&sh, 0, sizeof(sh));
 	sh.rcpt_reply = "250 2.1.5 ok";
 	sh.data_reply = "250 2.0.0 queued as FAKE1";
+	sh.ehlo_reply = "250-fake.smarthost\r\n250 8BITMIME";
 	sh.l = evconnlistener_new_bind(base, sh_accept, &sh,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 8,
 	    (struct sockaddr *)&sin, sizeof(sin));
@@ -378,6 +380,30 @@ Test(smtp_session, bare_lf_cannot_end_data_early)
 	cr_expect_eq(sh.messages, 1);
 	/* The smarthost saw the bare LFs as CRLF lines, the "." stuffed. */
 	cr_expect_not_null(memmem(sh.got, sh.gotlen, "A\r\n..\r\nMAIL", 11),
+	    "%.*s", (int)sh.gotlen, sh.got);
+}
+
+Test(smtp_session, eight_bit_downgraded_for_smarthost_without_8bitmime)
+{
+	bool eight = false;
+
+	sh.ehlo_reply = "250 fake.smarthost";
+	greet();
+	expect("MAIL FROM:<pbx@example.com> BODY=8BITMIME", "250 2.1.0");
+	expect("RCPT TO:<alice@example.com>", "250 2.1.5");
+	expect("DATA", "354 ");
+	send_line("Subject: s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; "
+	    "charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+	    "Gr\xc3\xbc\xc3\x9f Gott\r\n.");
+	cr_expect_eq(strncmp(reply(), "250 2.0.0 Ok", 12), 0);
+	cr_assert_eq(sh.messages, 1);
+	for (size_t i = 0; i < sh.gotlen; i++)
+		eight |= (unsigned char)sh.got[i] >= 0x80;
+	cr_expect(!eight, "8-bit bytes reached a smarthost without 8BITMIME:"
+	    "\n%.*s", (int)sh.gotlen, sh.got);
+	/* "Grüß Gott\r\n" as GMime chose to encode it */
+	cr_expect(memmem(sh.got, sh.gotlen, "R3LDvMOfIEdvdHQNCg==", 20) ||
+	    memmem(sh.got, sh.gotlen, "Gr=C3=BC=C3=9F Gott", 19),
 	    "%.*s", (int)sh.gotlen, sh.got);
 }
 

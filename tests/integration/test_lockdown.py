@@ -1,0 +1,631 @@
+"""test_lockdown.py -- the lockdown policy through the real gateway: office vs
+outside source addresses, disguised spellings of a denied path, what the
+upstream receives, spoofed X-Forwarded-For, reload under traffic, broken
+policies on reload, WebSocket tunnels closed by a new policy, the audit log
+and GeoIP country rules.
+
+Clients bind their socket to 127.0.0.2 (office) or 127.0.0.3 (outside);
+Linux loopback accepts any 127.x source address.
+"""
+
+import os
+import re
+import threading
+import time
+import uuid
+
+import pytest
+
+from helpers import ConnectionClosed, request_bytes, wait_until, ws_frame, \
+    ws_handshake_bytes, ws_read
+from lock_helpers import (OFFICE, OUTSIDE, PROXY, SrcClient, get_from, have_mmdb_writer,
+                          entries_before_marker, make_lockdown, make_mmdb, raw_from, upstream_targets,  # noqa: F401
+                          wait_target, write_atomic)
+
+CONSOLE = r"^/management(/|$)"
+
+OFFICE_POLICY = """\
+list office 127.0.0.2/32
+allow from @office path %s audit
+deny  path %s
+default allow
+""" % (CONSOLE, CONSOLE)
+
+# Line numbers of OFFICE_POLICY's rules, for audit and explain checks.
+LINE_ALLOW_OFFICE = 2
+LINE_DENY_CONSOLE = 3
+
+# What a 403 page may never reveal.
+INTERNAL = re.compile(r"policy|lockdown|rule|office|127\.0\.0|management|\.policy|"
+                      r"deny|audit|pbxgate", re.I)
+
+
+def _tag():
+    return uuid.uuid4().hex
+
+
+def _never_forwarded(upstream, gw, ctx, tag, src=OFFICE):
+    """Proves (with a marker request from `src` that passes behind it) that
+    no request carrying `tag` reached the upstream."""
+    before = entries_before_marker(upstream, gw.port, ctx, src)
+    leaked = [e for e in before if tag in e.get("target", "") or tag in e.get("raw", "")
+              or any(tag in v for _, v in e.get("headers", []))]
+    assert leaked == [], leaked
+
+
+def _tagged(tag):
+    """Requests carry their tag in a header so that the path under test is
+    exactly the one given (a query string is a case of its own)."""
+    return [("X-Test-Tag", tag)]
+
+
+@pytest.fixture
+def office(make_lockdown, upstream):
+    return make_lockdown(upstream.port, OFFICE_POLICY)
+
+
+# ---------------------------------------------------------------- office vs outside
+
+def test_console_from_office_passes(office, upstream, ctx):
+    tag = _tag()
+    r = get_from(office.port, ctx, OFFICE, "/management/users?t=" + tag)
+    assert r.status == 200, r
+    assert r.body == b"hello\n"
+    wait_target(upstream, "/management/users?t=" + tag)
+
+
+def test_console_from_outside_denied_and_not_forwarded(office, upstream, ctx):
+    tag = _tag()
+    r = get_from(office.port, ctx, OUTSIDE, "/management/users?t=" + tag)
+    assert r.status == 403, r
+    assert (r.get("connection") or "").lower() == "close"
+    text = r.body.decode("utf-8", "replace")
+    assert "403" in text
+    assert not INTERNAL.search(text), text
+    assert not any(INTERNAL.search("%s: %s" % h) and h[0].lower() not in
+                   ("content-security-policy", "permissions-policy", "referrer-policy",
+                    "cross-origin-opener-policy", "cross-origin-resource-policy",
+                    "cross-origin-embedder-policy", "server")
+                   for h in r.headers), r.headers
+    _never_forwarded(upstream, office.gw, ctx, tag)
+
+
+def test_console_root_without_slash_is_the_console(office, upstream, ctx):
+    tag = _tag()
+    assert get_from(office.port, ctx, OUTSIDE, "/management", _tagged(tag)).status == 403
+    _never_forwarded(upstream, office.gw, ctx, tag)
+    assert get_from(office.port, ctx, OFFICE, "/management", _tagged(tag)).status == 200
+
+
+QUERY_BUG = ("gateway/relay_gate.c fill_request() passes c->target (path + '?' + query) "
+             "as pol_request.path, so a query string defeats '$'-anchored path rules")
+
+
+@pytest.mark.xfail(strict=True, reason=QUERY_BUG)
+@pytest.mark.parametrize("target", ["/management?x", "/management?", "/Management?a=/",
+                                    "/%6danagement?x=1"], ids=lambda p: repr(p))
+def test_query_string_does_not_bypass_anchored_rule(office, upstream, ctx, target):
+    """Rules see the normalised path only: `^/management(/|$)` must hold for
+    /management whatever query follows."""
+    tag = _tag()
+    r = get_from(office.port, ctx, OUTSIDE, target, _tagged(tag))
+    assert r.status == 403, (target, r)
+    _never_forwarded(upstream, office.gw, ctx, tag)
+
+
+@pytest.mark.xfail(strict=True, reason=QUERY_BUG)
+def test_query_string_is_not_judged_as_path(make_lockdown, upstream, ctx):
+    """An unanchored path rule must not match text in the query."""
+    lk = make_lockdown(upstream.port, "deny path /secret/\\d+$\ndefault allow\n")
+    assert get_from(lk.port, ctx, OUTSIDE, "/secret/12").status == 403
+    assert get_from(lk.port, ctx, OUTSIDE, "/public?next=/secret/12").status == 200
+
+
+def test_other_paths_pass_from_outside(office, upstream, ctx):
+    tag = _tag()
+    for path in ("/webclient/?t=" + tag, "/managementx?t=" + tag, "/x/management?t=" + tag):
+        r = get_from(office.port, ctx, OUTSIDE, path)
+        assert r.status == 200, (path, r)
+        wait_target(upstream, path)
+
+
+def test_keepalive_connection_judged_per_request(office, upstream, ctx):
+    """A connection that made an allowed request is still judged on the next."""
+    tag = _tag()
+    with SrcClient(office.port, ctx, OUTSIDE) as c:
+        assert c.request("GET", "/public?t=" + tag).status == 200
+        assert c.request("GET", "/management/?t=" + tag).status == 403
+    _never_forwarded(upstream, office.gw, ctx, "/management/?t=" + tag)
+
+
+# ---------------------------------------------------------------- disguised spellings
+
+DISGUISED = [
+    "/%6danagement/",
+    "/%6Danagement/users",
+    "/%4DANAGEMENT/",
+    "/manag%65ment/",
+    "/management%2F",
+    "/management%2fusers",
+    "/%2Fmanagement/",
+    "/%256danagement/",
+    "/management%252f",
+    "/x/%252e%252e/management/",
+    "/./management/",
+    "/x/../management/",
+    "/x/%2e%2e/management/",
+    "/x/%2E%2E/management/",
+    "/x/.%2e/management/",
+    "//management/",
+    "///management//users",
+    "/x//..//management/",
+    "\\management\\",
+    "/\\management/",
+    "/x\\..\\management/",
+    "/x/..%5Cmanagement/",
+    "/management;jsessionid=1/",
+    "/management;/",
+    "/x/..;/management/",
+    "/management%3B/",
+    "/MANAGEMENT/",
+    "/Management",
+    "/mAnAgEmEnT/users",
+    "/%4d%41%4e%41%47%45%4d%45%4e%54/",
+    "/management./",
+    "/management%20/",
+    "/MANAGE~1/",
+    "/management::$DATA/",
+    "/%EF%BD%8Danagement/",
+    "/management%00/",
+    "/management%C0%AF",
+    "/X/..\\%4DaNaGeMeNt;x=1//users",
+    "/./X/.%2E/%6D%61nagement;p/",
+    "/.//%2e/.\\MANAGEMENT",
+]
+
+
+@pytest.mark.parametrize("path", DISGUISED, ids=lambda p: repr(p))
+def test_disguised_console_from_outside_never_forwarded(office, upstream, ctx, path):
+    tag = _tag()
+    r = raw_from(office.port, ctx, OUTSIDE, request_bytes("GET", path, _tagged(tag)))
+    assert r is not None, "the gateway closed without an answer"
+    assert r.status in (400, 403), (path, r)
+    assert not INTERNAL.search(r.body.decode("utf-8", "replace")), r.body
+    _never_forwarded(upstream, office.gw, ctx, tag)
+
+
+@pytest.mark.parametrize("path", ["/%6danagement/", "/x/../management/", "/management//",
+                                  "/management;jsessionid=1/", "/MANAGEMENT/"],
+                         ids=lambda p: repr(p))
+def test_disguised_console_from_office_forwarded_normalised(office, upstream, ctx, path):
+    """The office gets the console under any spelling that normalises, and
+    the upstream receives the judged (normalised) spelling."""
+    tag = _tag()
+    r = get_from(office.port, ctx, OFFICE, "%s?t=%s" % (path, tag))
+    assert r.status == 200, r
+    want = "/MANAGEMENT/" if path == "/MANAGEMENT/" else "/management/"
+    wait_target(upstream, "%s?t=%s" % (want, tag))
+
+
+def test_target_starting_with_two_slashes_refused(office, upstream, ctx):
+    """The gateway refuses '//' at the start of the target (it reads as a
+    network-path reference) before normalising, from every address."""
+    for src in (OFFICE, OUTSIDE):
+        tag = _tag()
+        r = get_from(office.port, ctx, src, "//management/", _tagged(tag))
+        assert r.status == 400, (src, r)
+        _never_forwarded(upstream, office.gw, ctx, tag)
+
+
+# (sent, what the upstream must receive); the query is passed on untouched.
+NORMALISED = [
+    ("/a/./b/../c", "/a/c"),
+    ("/a//b///c", "/a/b/c"),
+    ("/a\\b\\c", "/a/b/c"),
+    ("/%61bc/%7Euser", "/abc/~user"),
+    ("/x;jsessionid=1/y;v=2", "/x/y"),
+    ("/files/%e6%97%a5.txt", "/files/%E6%97%A5.txt"),
+    ("/q%3Fx", "/q%3Fx"),
+    ("/a/b/..", "/a/"),
+    ("/a/.", "/a/"),
+    ("/x/%2e%2e/y", "/y"),
+    ("/MyPhone/c2clogin", "/MyPhone/c2clogin"),
+]
+
+
+@pytest.mark.parametrize("sent,want", NORMALISED, ids=lambda p: repr(p))
+def test_upstream_receives_normalised_path(office, upstream, ctx, sent, want):
+    tag = _tag()
+    q = "?t=%s&u=/../%%2F" % tag
+    r = raw_from(office.port, ctx, OUTSIDE, request_bytes("GET", sent + q))
+    assert r is not None and r.status == 200, r
+    wait_target(upstream, want + q)
+    got = [t for t in upstream_targets(upstream) if tag in t]
+    assert got == [want + q], got
+
+
+# ---------------------------------------------------------------- X-Forwarded-For
+
+@pytest.fixture
+def proxied(make_lockdown, upstream):
+    return make_lockdown(upstream.port, OFFICE_POLICY,
+                         extra=["trusted_proxy %s/32" % PROXY])
+
+
+@pytest.mark.parametrize("headers", [
+    [("X-Forwarded-For", OFFICE)],
+    [("X-Forwarded-For", "%s, %s" % (OFFICE, OFFICE))],
+    [("X-Real-IP", OFFICE)],
+    [("Forwarded", "for=%s" % OFFICE)],
+    [("X-Forwarded-For", OFFICE), ("X-Real-IP", OFFICE), ("Forwarded", "for=%s" % OFFICE)],
+], ids=["xff", "xff-twice", "x-real-ip", "forwarded", "all"])
+def test_spoofed_client_headers_from_untrusted_peer_change_nothing(proxied, upstream, ctx,
+                                                                   headers):
+    tag = _tag()
+    r = get_from(proxied.port, ctx, OUTSIDE, "/management/?t=" + tag, headers=headers)
+    assert r.status == 403, r
+    _never_forwarded(upstream, proxied.gw, ctx, tag)
+    rec = proxied.wait_audit(lambda a: tag in a.get("path", "") or
+                             (a.get("peer") == OUTSIDE and a.get("decision") == "deny"),
+                             "audit line for the spoofed request")
+    assert rec["peer"] == OUTSIDE
+    assert rec.get("client", OUTSIDE) == OUTSIDE, rec
+
+
+def test_trusted_proxy_xff_client_is_judged(proxied, upstream, ctx):
+    tag = _tag()
+    r = get_from(proxied.port, ctx, PROXY, "/management/a?t=" + tag,
+                 headers=[("X-Forwarded-For", OFFICE)])
+    assert r.status == 200, r
+    wait_target(upstream, "/management/a?t=" + tag)
+
+
+@pytest.mark.parametrize("xff", [
+    OUTSIDE,                                   # the proxy says: outside
+    "%s, %s" % (OFFICE, OUTSIDE),              # right-most untrusted entry wins
+    "%s, %s, %s" % (OFFICE, OUTSIDE, PROXY),   # trusted hops are skipped
+], ids=["outside", "office-then-outside", "through-two-proxies"])
+def test_trusted_proxy_xff_outside_denied(proxied, upstream, ctx, xff):
+    tag = _tag()
+    r = get_from(proxied.port, ctx, PROXY, "/management/b?t=" + tag,
+                 headers=[("X-Forwarded-For", xff)])
+    assert r.status == 403, r
+    _never_forwarded(upstream, proxied.gw, ctx, tag)
+
+
+def test_trusted_proxy_without_xff_is_itself_judged(proxied, upstream, ctx):
+    tag = _tag()
+    assert get_from(proxied.port, ctx, PROXY, "/management/?t=" + tag).status == 403
+    _never_forwarded(upstream, proxied.gw, ctx, tag)
+
+
+# ---------------------------------------------------------------- reload
+
+OPEN_CONSOLE = "default allow\n"
+CLOSED_CONSOLE = "deny path %s\ndefault allow\n" % CONSOLE
+
+RELOADS = 6
+MAX_REQUESTS = 3000
+
+
+def _console_traffic(port, ctx, src, stop, stats):
+    """Bounded console requests from `src`; counts each status, records any
+    other outcome as a failure. Reconnects after a response that closes."""
+    c = None
+    for i in range(MAX_REQUESTS):
+        if stop.is_set():
+            break
+        try:
+            if c is None:
+                c = SrcClient(port, ctx, src)
+            r = c.request("GET", "/management/load/%d" % i)
+            if r.status in (200, 403):
+                stats[r.status] += 1
+            else:
+                stats["fail"].append("status %d" % r.status)
+            if (r.get("connection") or "").lower() == "close":
+                c.close()
+                c = None
+        except Exception as e:  # noqa: BLE001 - every failure is a finding
+            stats["fail"].append(repr(e))
+            if c:
+                c.close()
+            c = None
+    if c:
+        c.close()
+
+
+def test_reload_under_traffic_every_request_old_or_new_decision(make_lockdown, upstream, ctx):
+    lk = make_lockdown(upstream.port, OPEN_CONSOLE)
+    gw = lk.gw
+    stop = threading.Event()
+    stats = [{200: 0, 403: 0, "fail": []} for _ in range(2)]
+    threads = [threading.Thread(target=_console_traffic,
+                                args=(lk.port, ctx, src, stop, stats[i]))
+               for i, src in enumerate((OFFICE, OUTSIDE))]
+    for t in threads:
+        t.start()
+    try:
+        # a few requests under the first policy before the first reload
+        wait_until(lambda: all(s[200] > 0 for s in stats), timeout=10,
+                   what="traffic under the open policy")
+        gen0 = gw.generation()
+        for n in range(RELOADS):
+            closed = n % 2 == 0
+            lk.set_policy(CLOSED_CONSOLE if closed else OPEN_CONSOLE)
+            gw.reload("ok")
+            want = 403 if closed else 200
+            # the new decision holds for new requests at once
+            assert get_from(lk.port, ctx, OUTSIDE, "/management/probe").status == want
+        assert gw.generation() == gen0 + RELOADS
+        wait_until(lambda: all(s[403] > 0 for s in stats), timeout=10,
+                   what="traffic under the closed policy")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in threads)
+    for s in stats:
+        assert s["fail"] == [], s["fail"][:5]
+    # nothing in the gateway's own error paths
+    assert gw.metric("pbxgate_config_reloads_total", 'result="error"') in (None, 0)
+
+
+def _reload_error_count(gw):
+    return gw.metric("pbxgate_config_reloads_total", 'result="error"') or 0
+
+
+@pytest.mark.parametrize("broken,line,col,message", [
+    ("list office 127.0.0.2/33\n", 1, 13,
+     "bad prefix length in '127.0.0.2/33' (IPv4 takes /0 to /32)"),
+    ("list office 127.0.0.256\n", 1, 13, "bad address '127.0.0.256'"),
+    ("list office 127.0.0.2/32\ndeny path ^/(management\n", 2, 24,
+     "bad regex: missing closing parenthesis (at offset 13 of '^/(management')"),
+    ("list office 127.0.0.2/32\nallow from @ofice\n", 2, 12, "unknown list '@ofice'"),
+], ids=["bad-prefix", "bad-address", "bad-regex", "unknown-list"])
+def test_broken_policy_on_reload_keeps_old(office, upstream, ctx, broken, line, col, message):
+    gw = office.gw
+    gen0 = gw.generation()
+    errors0 = _reload_error_count(gw)
+    office.set_policy(broken + "deny any\n")
+    gw.reload("error")
+    assert _reload_error_count(gw) == errors0 + 1
+    assert gw.generation() == gen0
+    want = "%s:%d:%d: " % (office.policy, line, col)
+    diag = wait_until(lambda: [ln for ln in gw.stderr().splitlines() if want in ln],
+                      timeout=10, what="the reload diagnostic %r in the error log" % want)
+    assert message in diag[0], diag
+    # the old policy is still in force
+    tag = _tag()
+    assert get_from(office.port, ctx, OFFICE, "/management/?t=" + tag).status == 200
+    assert get_from(office.port, ctx, OUTSIDE, "/management/?t=" + tag).status == 403
+    assert get_from(office.port, ctx, OUTSIDE, "/public?t=" + tag).status == 200
+    # a fixed policy is taken again
+    office.set_policy(CLOSED_CONSOLE)
+    gw.reload("ok")
+    assert get_from(office.port, ctx, OFFICE, "/management/?t=" + tag).status == 403
+
+
+def test_reload_with_missing_list_file_keeps_old(office, upstream, ctx, workdir):
+    gw = office.gw
+    errors0 = _reload_error_count(gw)
+    missing = os.path.join(os.path.dirname(office.policy), "no-such-list.txt")
+    office.set_policy("list office file:%s\ndeny any\n" % missing)
+    gw.reload("error")
+    assert _reload_error_count(gw) == errors0 + 1
+    assert get_from(office.port, ctx, OFFICE, "/management/").status == 200
+    assert get_from(office.port, ctx, OUTSIDE, "/management/").status == 403
+
+
+def test_reload_reads_list_files_again(make_lockdown, upstream, ctx):
+    """The list file is part of the policy: editing it and reloading moves
+    an address in or out of the office."""
+    lk = make_lockdown(upstream.port, "default allow\n")
+    lst = os.path.join(os.path.dirname(lk.policy), "office.txt")
+    write_atomic(lst, "# office networks\n127.0.0.2/32\n")
+    lk.set_policy("list office file:office.txt\nallow from @office path %s\n"
+                  "deny path %s\ndefault allow\n" % (CONSOLE, CONSOLE))
+    lk.gw.reload("ok")
+    assert get_from(lk.port, ctx, OFFICE, "/management/").status == 200
+    assert get_from(lk.port, ctx, OUTSIDE, "/management/").status == 403
+    write_atomic(lst, "127.0.0.3/32\n")
+    lk.gw.reload("ok")
+    assert get_from(lk.port, ctx, OFFICE, "/management/").status == 403
+    assert get_from(lk.port, ctx, OUTSIDE, "/management/").status == 200
+
+
+# ---------------------------------------------------------------- WebSocket tunnels
+
+def _open_ws(port, ctx, src, path="/ws"):
+    c = SrcClient(port, ctx, src)
+    req, want = ws_handshake_bytes(path)
+    c.send(req)
+    r = c.reader.response()
+    assert r.status == 101, r
+    assert r.get("sec-websocket-accept") == want
+    c.send(ws_frame(0x1, b"before"))
+    assert ws_read(c.reader) == (0x1, b"before")
+    return c
+
+
+def _closed_within(c, timeout):
+    """True when the gateway ends the tunnel (a close frame and/or EOF)
+    within `timeout`; echo frames received meanwhile are skipped."""
+    deadline = time.monotonic() + timeout
+    c.sock.settimeout(0.5)
+    while time.monotonic() < deadline:
+        try:
+            op, _ = ws_read(c.reader)
+        except ConnectionClosed:
+            return True
+        except (TimeoutError, OSError):
+            continue
+        if op == 0x8:
+            return c.reader.at_eof(max(0.1, deadline - time.monotonic()))
+    return False
+
+
+WS_POLICY = "list office 127.0.0.2/32\ndefault allow\n"
+WS_DENY_OUTSIDE = ("list office 127.0.0.2/32\nallow from @office path ^/ws$\n"
+                   "deny path ^/ws$\ndefault allow\n")
+
+
+def test_ws_tunnel_closed_when_new_policy_denies_it(make_lockdown, upstream, ctx):
+    lk = make_lockdown(upstream.port, WS_POLICY)
+    outside = _open_ws(lk.port, ctx, OUTSIDE)
+    inside = _open_ws(lk.port, ctx, OFFICE)
+    try:
+        lk.set_policy(WS_DENY_OUTSIDE)
+        lk.gw.reload("ok")
+        assert _closed_within(outside, 10), "the denied tunnel is still open"
+        # the tunnel the new policy still allows keeps working
+        inside.send(ws_frame(0x1, b"after"))
+        assert ws_read(inside.reader) == (0x1, b"after")
+        rec = lk.wait_audit(lambda a: a.get("decision") == "close-tunnel",
+                            "an audit line for the closed tunnel")
+        assert rec["peer"] == OUTSIDE
+        assert rec["path"] == "/ws"
+        assert rec["rule"] == "%s:3" % lk.policy
+        assert not [a for a in lk.audit_lines()
+                    if a.get("decision") == "close-tunnel" and a.get("peer") == OFFICE]
+        # and a new tunnel from outside is refused
+        c = SrcClient(lk.port, ctx, OUTSIDE)
+        try:
+            c.send(ws_handshake_bytes("/ws")[0])
+            assert c.reader.response().status == 403
+        finally:
+            c.close()
+    finally:
+        outside.close()
+        inside.close()
+
+
+def test_ws_tunnel_survives_unrelated_reload(make_lockdown, upstream, ctx):
+    lk = make_lockdown(upstream.port, WS_POLICY)
+    c = _open_ws(lk.port, ctx, OUTSIDE)
+    try:
+        lk.set_policy(WS_POLICY + "deny path ^/other$\n")
+        lk.gw.reload("ok")
+        c.send(ws_frame(0x1, b"still here"))
+        assert ws_read(c.reader) == (0x1, b"still here")
+        assert not [a for a in lk.audit_lines() if a.get("decision") == "close-tunnel"]
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------- audit log
+
+TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def _new_audit(lk, n0, count, what):
+    """Waits for the audit log to hold n0 + count records; returns the new ones."""
+    return wait_until(lambda: lk.audit_lines()[n0:] if len(lk.audit_lines()) >= n0 + count
+                      else None, timeout=10, what=what)
+
+
+def test_audit_one_line_per_deny(office, upstream, ctx):
+    n0 = len(office.audit_lines())
+    tag = _tag()
+    r = get_from(office.port, ctx, OUTSIDE, "/management/users?t=" + tag)
+    assert r.status == 403
+    new = _new_audit(office, n0, 1, "the deny's audit line")
+    # an allowed, unaudited request behind it writes nothing
+    assert get_from(office.port, ctx, OUTSIDE, "/public?t=" + tag).status == 200
+    entries_before_marker(upstream, office.port, ctx)
+    new = office.audit_lines()[n0:]
+    assert len(new) == 1, new
+    rec = new[0]
+    assert TIME_RE.match(rec["time"]), rec
+    assert rec["peer"] == OUTSIDE
+    assert rec["user"] == ""
+    assert rec["path"] == "/management/users"      # no query string
+    assert rec["decision"] == "deny"
+    assert rec["rule"] == "%s:%d" % (office.policy, LINE_DENY_CONSOLE)
+    assert rec["method"] == "GET"
+
+
+def test_audit_logs_the_judged_path_for_a_disguise(office, ctx):
+    n0 = len(office.audit_lines())
+    assert get_from(office.port, ctx, OUTSIDE, "/x/../%6Danagement//a;p=1").status == 403
+    rec = _new_audit(office, n0, 1, "the deny's audit line")[0]
+    assert rec["path"] == "/management/a"
+
+
+def test_audit_allow_of_audited_rule(office, upstream, ctx):
+    n0 = len(office.audit_lines())
+    assert get_from(office.port, ctx, OFFICE, "/management/?t=" + _tag()).status == 200
+    rec = _new_audit(office, n0, 1, "the audited allow's line")[0]
+    assert rec["decision"] == "allow"
+    assert rec["peer"] == OFFICE
+    assert rec["path"] == "/management/"
+    assert rec["rule"] == "%s:%d" % (office.policy, LINE_ALLOW_OFFICE)
+    assert TIME_RE.match(rec["time"])
+    entries_before_marker(upstream, office.port, ctx)
+    assert len(office.audit_lines()) == n0 + 1
+
+
+def test_audit_default_deny(make_lockdown, upstream, ctx):
+    lk = make_lockdown(upstream.port, "allow path ^/open/\n")
+    n0 = len(lk.audit_lines())
+    assert get_from(lk.port, ctx, OUTSIDE, "/closed").status == 403
+    assert get_from(lk.port, ctx, OUTSIDE, "/open/x").status == 200
+    rec = _new_audit(lk, n0, 1, "the default deny's line")[0]
+    assert rec["decision"] == "deny"
+    assert rec["path"] == "/closed"
+    assert rec["rule"].endswith(":0"), rec
+    assert len(lk.audit_lines()) == n0 + 1
+
+
+def test_audit_escapes_hostile_path(office, ctx):
+    """A path with quotes and non-ASCII stays one valid JSON line."""
+    n0 = len(office.audit_lines())
+    r = raw_from(office.port, ctx, OUTSIDE,
+                 request_bytes("GET", '/management/%22%7D%5D%E6%97%A5"x'))
+    assert r is not None and r.status in (400, 403), r
+    if r.status == 403:
+        rec = _new_audit(office, n0, 1, "the deny's audit line")[0]
+        assert rec["path"].startswith("/management/")
+
+
+# ---------------------------------------------------------------- GeoIP
+
+@pytest.mark.skipif(not have_mmdb_writer(), reason="libmaxmind-db-writer-perl not installed")
+def test_geoip_country_rule_through_gateway(make_lockdown, upstream, ctx, tmp_path):
+    db = make_mmdb(str(tmp_path), {"127.0.0.2/32": "JP", "127.0.0.3/32": "US"})
+    lk = make_lockdown(upstream.port, "deny country !JP\ndefault allow\n",
+                       extra=["geoip_db %s" % db])
+    tag = _tag()
+    r = get_from(lk.port, ctx, OFFICE, "/webclient/?t=" + tag)
+    assert r.status == 200, r
+    wait_target(upstream, "/webclient/?t=" + tag)
+    n0 = len(lk.audit_lines())
+    assert get_from(lk.port, ctx, OUTSIDE, "/webclient/?t=" + tag + "x").status == 403
+    # an address the database does not know is in no country: !JP holds
+    assert get_from(lk.port, ctx, PROXY, "/webclient/?t=" + tag + "y").status == 403
+    new = _new_audit(lk, n0, 2, "two deny lines")
+    assert [(a["peer"], a["rule"]) for a in new] == [(OUTSIDE, "%s:1" % lk.policy),
+                                                      (PROXY, "%s:1" % lk.policy)]
+    _never_forwarded(upstream, lk.gw, ctx, tag + "x")
+    _never_forwarded(upstream, lk.gw, ctx, tag + "y")
+
+
+@pytest.mark.skipif(not have_mmdb_writer(), reason="libmaxmind-db-writer-perl not installed")
+def test_geoip_database_replaced_on_reload(make_lockdown, upstream, ctx, tmp_path):
+    """geoip_db is read again on reload with the policy."""
+    d1, d2 = tmp_path / "a", tmp_path / "b"
+    d1.mkdir()
+    d2.mkdir()
+    db1 = make_mmdb(str(d1), {"127.0.0.2/32": "JP", "127.0.0.3/32": "US"})
+    db2 = make_mmdb(str(d2), {"127.0.0.2/32": "US", "127.0.0.3/32": "JP"})
+    live = str(tmp_path / "live.mmdb")
+    os.link(db1, live)
+    lk = make_lockdown(upstream.port, "deny country !JP\ndefault allow\n",
+                       extra=["geoip_db %s" % live])
+    assert get_from(lk.port, ctx, OFFICE, "/x").status == 200
+    assert get_from(lk.port, ctx, OUTSIDE, "/x").status == 403
+    os.rename(db2, live)
+    lk.gw.reload("ok")
+    assert get_from(lk.port, ctx, OFFICE, "/x").status == 403
+    assert get_from(lk.port, ctx, OUTSIDE, "/x").status == 200
+

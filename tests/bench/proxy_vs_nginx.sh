@@ -11,6 +11,7 @@
 #   -b  pbxgate binary (default build/pbxgate)     -d  seconds per wrk run (10)
 #   -r  alternating rounds, best kept (3)           -n  idle connections held (3000)
 #   -o  also write the results as a Markdown table to FILE
+# WRK_THREADS=N in the environment gives wrk N threads (default 1).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -19,7 +20,7 @@ while getopts "b:d:r:n:o:" o; do
 	case $o in
 	b) BIN=$OPTARG ;; d) DUR=$OPTARG ;; r) ROUNDS=$OPTARG ;;
 	n) CONNS=$OPTARG ;; o) OUT=$OPTARG ;;
-	*) sed -n '2,15p' "$0"; exit 2 ;;
+	*) sed -n '2,16p' "$0"; exit 2 ;;
 	esac
 done
 
@@ -147,7 +148,7 @@ mem_pid() {
 wrk_rps() {	# PORT ARGS... -> prints requests/s; errors to stderr
 	local out
 	shift
-	out=$(wrk -t1 -d"${DUR}s" "$@" 2>&1)
+	out=$(wrk -t"${WRK_THREADS:-1}" -d"${DUR}s" "$@" 2>&1)
 	if echo "$out" | grep -qE 'Non-2xx|Socket errors'; then
 		echo "$out" | grep -E 'Non-2xx|Socket errors' | sed 's/^/    wrk: /' >&2
 	fi
@@ -192,7 +193,7 @@ echo "pbxgate vs nginx: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep
 if awk -v l="$load0" -v n="$(nproc)" 'BEGIN {exit !(l > n / 2)}'; then
 	echo "warning: the machine is busy (load $load0 on $(nproc) cores): figures will be noisy" >&2
 fi
-echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), wrk -t1 -d${DUR}s (-c64 keep-alive, -c16 Connection: close), $CONNS idle connections, best of $ROUNDS rounds"
+echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), wrk -t${WRK_THREADS:-1} -d${DUR}s (-c64 keep-alive, -c16 Connection: close), $CONNS idle connections, best of $ROUNDS rounds"
 for r in $(seq "$ROUNDS"); do
 	echo "round $r"
 	measure nginx
@@ -216,7 +217,7 @@ echo
 echo "$table"
 if [ -n "$OUT" ]; then
 	{
-		echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); load average $load0 before, $(load) after; nginx $(nginx -v 2>&1 | sed 's/.*\///'); wrk -t1 -d${DUR}s; $CONNS idle connections; best of $ROUNDS rounds."
+		echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); load average $load0 before, $(load) after; nginx $(nginx -v 2>&1 | sed 's/.*\///'); wrk -t${WRK_THREADS:-1} -d${DUR}s; $CONNS idle connections; best of $ROUNDS rounds."
 		echo
 		echo "$table"
 	} >"$OUT"

@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 import uuid
@@ -242,3 +243,69 @@ def login(gw, ctx, name, secret, step, source=None, password=PASSWORD, rd="/app"
     fields["code"] = totp(secret, step)
     r = b.post_form(act or "/_pbxgate/login", fields)
     return b, r
+
+
+# ---------------------------------------------------------------- forwarder
+
+class SourceForwarder:
+    """A TCP relay on 127.0.0.1:port whose connections reach the gateway
+    from `source`: lets a browser, which cannot choose its source address,
+    appear to the gateway as another client. Bytes pass untouched (TLS is
+    end to end between the browser and the gateway)."""
+
+    def __init__(self, target_port, source):
+        self.target_port, self.source = target_port, source
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self.socks = []
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                u.bind((self.source, 0))
+                u.settimeout(10)
+                u.connect(("127.0.0.1", self.target_port))
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.socks += [c, u]
+            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
+
+    @staticmethod
+    def _pump(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        try:
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self):
+        self.closed = True
+        self.lsock.close()
+        with self.lock:
+            for s in self.socks:
+                try:
+                    s.close()
+                except OSError:
+                    pass

@@ -578,3 +578,57 @@ def test_sigterm_sends_421_to_idle_sessions(pki, sink, tmp_path):
     d.p.send_signal(signal.SIGTERM)
     assert c.reply().startswith("421 4.3.2")
     assert d.p.wait(STEP) == 0
+
+
+# ---- `pbxgate scrub` (or the driver's copy of it) ----
+
+def scrub_cmd(conf, *args):
+    if REAL_BIN:
+        return [REAL_BIN, "scrub", "-c", conf] + list(args)
+    return [find_driver(), "scrub", conf] + list(args)
+
+
+@pytest.fixture(scope="module")
+def scrub_conf(pki, tmp_path_factory):
+    d = tmp_path_factory.mktemp("scrub")
+    conf = os.path.join(str(d), "scrub.conf")
+    with open(conf, "w") as f:
+        f.write("scrub_rules %s\nscrub_notice %s\n" % (rules_file(d), NOTICE))
+        if REAL_BIN:   # the real binary wants a whole gateway config
+            f.write("listen 127.0.0.1:%d\ntls_cert %s\ntls_key %s\n"
+                    "upstream http://127.0.0.1:%d\n" % (
+                        free_port(), pki["cert"], pki["key"], free_port()))
+    return conf
+
+
+@pytest.mark.parametrize("name", ["en_plain_7bit", "ja_sjis_b64",
+                                  "attachments_mixed"])
+def test_scrub_command_explains_without_secrets(scrub_conf, name):
+    with open(os.path.join(CORPUS, name + ".eml"), "rb") as f:
+        msg = f.read()
+    r = subprocess.run(scrub_cmd(scrub_conf, "--explain"), input=msg,
+                       capture_output=True, timeout=STEP)
+    assert r.returncode == 1, r.stderr
+    err = r.stderr.decode()
+    assert "rule " in err and "matched part " in err
+    secrets = [l[7:] for l in open(os.path.join(CORPUS, name + ".expect"),
+                                   encoding="utf-8").read().splitlines()
+               if l.startswith("secret ")]
+    for s in secrets:
+        assert s.encode() not in r.stdout
+        assert s not in err
+    assert b"\r\n" in r.stdout, "CRLF input keeps CRLF"
+
+
+def test_scrub_command_exit_codes(scrub_conf):
+    clean = subprocess.run(scrub_cmd(scrub_conf), input=b"Subject: hi\n\nhello\n",
+                           capture_output=True, timeout=STEP)
+    assert clean.returncode == 0 and clean.stdout == b"Subject: hi\n\nhello\n"
+    rej = subprocess.run(scrub_cmd(scrub_conf), timeout=STEP,
+                         input=b"Subject: t\n\nTUNNEL-SECRET-REJECT\n",
+                         capture_output=True)
+    assert rej.returncode == 2 and rej.stdout == b""
+    assert b"test-reject" in rej.stderr
+    bad = subprocess.run(scrub_cmd(scrub_conf, "--bogus"), input=b"",
+                         capture_output=True, timeout=STEP)
+    assert bad.returncode == 3

@@ -3,7 +3,8 @@
  * smtp_listen address, and hands each connection to mail_session_start().
  * Usage: smtp_driver CONF [CERT KEY]; prints "ready" then one audit JSON
  * line per message on stdout. SIGTERM stops it gracefully.
- * `smtp_driver --hash PASSWORD` prints an Argon2id PHC string for smtp_auth
+ * `smtp_driver scrub CONF [--explain]` runs mail_cmd_scrub() as `pbxgate
+ * scrub` does. `smtp_driver --hash PASSWORD` prints an Argon2id PHC string for smtp_auth
  * (cheap parameters: for tests only). */
 #include <errno.h>
 #include <libgen.h>
@@ -119,6 +120,16 @@ main(int argc, char **argv)
 			return 2;
 		printf("%s\n", enc);
 		return 0;
+	}
+	if (argc >= 3 && strcmp(argv[1], "scrub") == 0) {
+		int rc;
+		mail_settings_defaults(&s);
+		if (load_conf(argv[2], &s) < 0)
+			return 3;
+		argv[2] = argv[1];	/* argv[0] for the command: "scrub" */
+		rc = mail_cmd_scrub(&s, argc - 2, argv + 2);
+		mail_settings_free(&s);
+		return rc;
 	}
 	if (argc != 2 && argc != 4) {
 		fprintf(stderr, "usage: smtp_driver CONF [CERT KEY]\n");

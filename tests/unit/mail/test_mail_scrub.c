@@ -685,3 +685,34 @@ Test(scrub_structure, nul_byte_does_not_hide_the_rest)
 	gone(&r, "Nul1Secret");
 	done(&r);
 }
+
+/* ---- the shipped rules leave ordinary wording alone ---- */
+
+static const char *const benign[] = {
+	"If you forgot your password, use the link below.",
+	"Password reset requested for extension 1001.",
+	"Your PIN code is required when you call voicemail.",
+	"Passwords must be at least 12 characters long.",
+	"パスワードを変更してください。",
+	"パスワードは管理者にお問い合わせください。",
+	"Download: https://pbx.example.com:5001/electron/windows/app.msi",
+};
+
+Test(corpus, shipped_rules_leave_ordinary_text_alone)
+{
+	char err[1024], msg[512];
+	struct mail_rules *rs = mail_rules_load(MAIL_RULES_FILE, NOTICE, err,
+	    sizeof(err));
+	struct mail_scrub_result res;
+
+	cr_assert_not_null(rs, "%s", err);
+	for (size_t i = 0; i < sizeof(benign) / sizeof(benign[0]); i++) {
+		snprintf(msg, sizeof(msg), "Subject: Welcome to extension 1001\n"
+		    "Content-Type: text/plain; charset=utf-8\n\n%s\n", benign[i]);
+		cr_expect_eq(mail_scrub(rs, msg, strlen(msg), 0, &res, err,
+		    sizeof(err)), MAIL_SCRUB_CLEAN, "scrubbed: %s (rule %s)",
+		    benign[i], res.nhits ? res.hits[0].rule : "-");
+		mail_scrub_result_free(&res);
+	}
+	mail_rules_free(rs);
+}

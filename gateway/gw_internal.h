@@ -11,11 +11,13 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <netinet/in.h>
 #include <sys/queue.h>
 #include <time.h>
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/listener.h>
 #include <llhttp.h>
 #include <openssl/ssl.h>
@@ -185,6 +187,14 @@ enum gw_cstate {
 
 struct gw_upconn;
 
+/* An IPv4 or IPv6 address and port: 28 bytes where sockaddr_storage takes
+ * 128, and there are two per connection. */
+union gw_sockaddr {
+	struct sockaddr     sa;
+	struct sockaddr_in  in;
+	struct sockaddr_in6 in6;
+};
+
 /* The authenticated user of a request, if any (filled by relay_gate.c). */
 struct gw_identity {
 	bool  present;
@@ -197,10 +207,10 @@ struct gw_conn {
 	struct gw_worker   *w;
 	struct gw_config   *cfg;		/* snapshot for this request (ref) */
 	struct gw_io       *io;
-	struct event       *timer;
-	struct event       *resume_ev;		/* next request, from the loop */
+	struct event        timer;		/* the phase's timeout; also runs
+						   the deferred free and resume */
 	enum gw_cstate      state;
-	struct sockaddr_storage peer;		/* TCP peer */
+	union gw_sockaddr   peer;		/* TCP peer (or PROXY v2 source) */
 	socklen_t           peerlen;
 	char                peer_ip[48];	/* TCP peer, text */
 	char                client_ip[48];	/* after trusted_proxy X-F-F */
@@ -220,12 +230,13 @@ struct gw_conn {
 	bool                read_paused;	/* backpressure */
 	bool                freeing;
 	bool                lingering;
+	bool                resume;		/* timer fired for the next request */
 	bool                counted;		/* in the per-address table */
 	bool                expect_continue;
 	uint64_t            bytes_in, bytes_out;
 	struct evbuffer    *up_head;		/* kept for one retry */
 	struct gw_identity  id;			/* who the session says this is */
-	struct sockaddr_storage client;		/* client_ip as an address */
+	union gw_sockaddr   client;		/* client_ip as an address */
 	char               *target;		/* normalised path + query (malloc) */
 	size_t              target_len;
 	char               *set_cookie;		/* session refresh to send (malloc) */

@@ -113,8 +113,8 @@ cmd_module(int argc, char **argv)
 		rc = auth_cmd_hash(&cfg->auth, argc, argv);
 	} else {
 		cfg = load_settings(argc, argv, true);
-		if (cfg == NULL)
-			return 2;
+		if (cfg == NULL)	/* scrub: 2 means "rejected by a rule" */
+			return strcmp(argv[0], "scrub") == 0 ? 3 : 2;
 		if (strcmp(argv[0], "user") == 0)
 			rc = auth_cmd_user(&cfg->auth, argc, argv);
 		else

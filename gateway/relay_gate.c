@@ -57,7 +57,7 @@ gw_relay_xff_client(struct gw_conn *c, const char *v, size_t n)
 			return;
 		memcpy(c->client_ip, v + s, e - s);
 		c->client_ip[e - s] = '\0';
-		c->client = ss;
+		memcpy(&c->client, &ss, sizeof(c->client));
 		if (!gw_cidr_match(cfg->trusted, cfg->ntrusted, (struct sockaddr *)&ss))
 			return;
 		if (s == 0)
@@ -178,7 +178,7 @@ fill_request(struct gw_conn *c, const struct auth_identity *id, bool session,
     size_t maxg, char *gbuf, struct pol_lockdown **ld)
 {
 	memset(r, 0, sizeof(*r));
-	r->peer = (struct sockaddr *)&c->client;
+	r->peer = &c->client.sa;
 	r->path = c->target;
 	r->method = llhttp_method_name(llhttp_get_method(&c->rp.parser));
 	r->header = policy_header;

@@ -17,13 +17,12 @@ static void conn_read_cb(struct gw_io *, void *);
 static void conn_write_cb(struct gw_io *, void *);
 static void conn_event_cb(struct gw_io *, short, void *);
 static void conn_timer_cb(evutil_socket_t, short, void *);
-static void conn_resume_cb(evutil_socket_t, short, void *);
 
 void
 gw_conn_arm(struct gw_conn *c, unsigned ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	evtimer_add(c->timer, &tv);
+	evtimer_add(&c->timer, &tv);
 }
 
 static void
@@ -60,20 +59,14 @@ gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
 	c->counted = counted;
 	c->cfg = gw_runtime_config(rt);
 	memcpy(&c->peer, sa, salen < sizeof(c->peer) ? salen : sizeof(c->peer));
+	memcpy(&c->client, &c->peer, sizeof(c->client));
 	c->peerlen = salen;
 	peer_text(sa, c->peer_ip, sizeof(c->peer_ip));
 	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
 	c->state = CS_HANDSHAKE;
-	c->timer = evtimer_new(w->base, conn_timer_cb, c);
-	c->resume_ev = event_new(w->base, -1, 0, conn_resume_cb, c);
+	evtimer_assign(&c->timer, w->base, conn_timer_cb, c);
 	ssl = cert_server_ssl(c->cfg->tls);
-	if (c->timer == NULL || c->resume_ev == NULL || ssl == NULL) {
-		if (ssl)
-			SSL_free(ssl);
-		if (c->timer)
-			event_free(c->timer);
-		if (c->resume_ev)
-			event_free(c->resume_ev);
+	if (ssl == NULL) {
 		gw_config_unref(c->cfg);
 		free(c);
 		gw_conn_refused(w, fd, sa, counted);
@@ -82,8 +75,6 @@ gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
 	c->io = gw_io_new(w->base, fd, ssl, true);
 	if (c->io == NULL) {
 		SSL_free(ssl);
-		event_free(c->timer);
-		event_free(c->resume_ev);
 		gw_config_unref(c->cfg);
 		free(c);
 		gw_conn_refused(w, fd, sa, counted);
@@ -116,8 +107,7 @@ gw_conn_free(struct gw_conn *c)
 	TAILQ_REMOVE(&w->conns, c, entry);
 	if (c->io)
 		gw_io_free(c->io);
-	event_free(c->timer);
-	event_free(c->resume_ev);
+	event_del(&c->timer);
 	if (c->up_head)
 		evbuffer_free(c->up_head);
 	gw_local_detach(c);
@@ -145,8 +135,8 @@ gw_conn_close(struct gw_conn *c)
 	c->freeing = true;
 	if (c->io)
 		gw_io_freeze(c->io);
-	event_del(c->timer);
-	event_active(c->timer, EV_TIMEOUT, 0);
+	event_del(&c->timer);
+	event_active(&c->timer, EV_TIMEOUT, 0);
 }
 
 static void
@@ -156,6 +146,11 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (c->freeing) {
 		gw_conn_free(c);
+		return;
+	}
+	if (c->resume) {
+		c->resume = false;
+		gw_relay_next_request(c);
 		return;
 	}
 	switch (c->state) {
@@ -190,7 +185,7 @@ conn_event_cb(struct gw_io *io, short what, void *arg)
 
 	if (what & GW_IO_CONNECTED) {
 		c->state = CS_IDLE;
-		event_del(c->timer);
+		event_del(&c->timer);
 		gw_conn_arm(c, c->cfg->to.idle);
 		return;
 	}
@@ -238,11 +233,6 @@ conn_write_cb(struct gw_io *io, void *arg)
 		gw_up_pause_read(c->up, false);
 }
 
-static void
-conn_resume_cb(evutil_socket_t fd, short what, void *arg)
-{
-	gw_relay_next_request(arg);
-}
 
 /* The upstream drained its output: the client may send more body. */
 void

@@ -151,7 +151,7 @@ gw_local_body_done(struct gw_conn *c)
 	l->body = malloc(l->body_len + 1);
 	if (l->body != NULL)
 		evbuffer_remove(c->local_body, l->body, l->body_len);
-	memcpy(&l->peer, &c->client, sizeof(l->peer));
+	memcpy(&l->peer, &c->client, sizeof(c->client));
 	l->rd_need = c->rd_need;
 	if (l->method == NULL || l->path == NULL || l->body == NULL) {
 		local_free(l);

@@ -87,7 +87,7 @@ gw_relay_close_after_flush(struct gw_conn *c)
 {
 	c->state = CS_LINGER;
 	c->keepalive = false;
-	event_del(c->timer);
+	event_del(&c->timer);
 	/* Bound the flush: a client that never reads must not hold us. */
 	gw_conn_arm(c, c->cfg->to.idle);
 	gw_io_read(c->io, true);
@@ -105,7 +105,7 @@ gw_relay_linger(struct gw_conn *c)
 		return;
 	c->lingering = true;
 	gw_io_shutdown_write(c->io);
-	event_del(c->timer);
+	event_del(&c->timer);
 	gw_conn_arm(c, GW_LINGER_MS);
 }
 
@@ -164,7 +164,9 @@ gw_conn_response_done(struct gw_conn *c, bool upstream_reusable)
 	/* Parse the next (maybe pipelined) request from the event loop, not
 	 * from inside the upstream's parser callback that called us. */
 	c->state = CS_IDLE;
-	event_active(c->resume_ev, EV_TIMEOUT, 0);
+	c->resume = true;
+	event_del(&c->timer);
+	event_active(&c->timer, EV_TIMEOUT, 0);
 }
 
 void
@@ -172,7 +174,7 @@ gw_relay_next_request(struct gw_conn *c)
 {
 	if (c->freeing || c->state != CS_IDLE)
 		return;
-	event_del(c->timer);
+	event_del(&c->timer);
 	gw_conn_arm(c, c->cfg->to.idle);
 	c->read_paused = false;
 	gw_io_read(c->io, true);
@@ -184,6 +186,9 @@ gw_relay_next_request(struct gw_conn *c)
 			evbuffer_free(c->up_head);
 			c->up_head = NULL;
 		}
+		free(c->target);
+		c->target = NULL;
+		c->target_len = 0;
 		SSL_free_buffers(gw_io_ssl(c->io));
 		return;
 	}

@@ -35,7 +35,7 @@ request_begin(void *owner)
 	c->local = false;
 	c->nreq++;
 	gw_now(&c->t_start);
-	event_del(c->timer);
+	event_del(&c->timer);
 	gw_conn_arm(c, c->cfg->to.header);
 }
 
@@ -195,7 +195,7 @@ gw_relay_forward_head(struct gw_conn *c, const char *path, size_t plen,
 	struct gw_upconn *up;
 
 	c->state = CS_FORWARD;
-	event_del(c->timer);
+	event_del(&c->timer);
 	up = gw_up_acquire(c, err, sizeof(err));
 	if (up == NULL) {
 		gw_log(GW_LOG_ERR, "upstream %s: %s", c->cfg->upstream.url, err);
@@ -247,7 +247,7 @@ request_done(void *owner)
 	if (c->req_done)
 		return;
 	c->req_done = true;
-	event_del(c->timer);
+	event_del(&c->timer);
 	if (c->local) {
 		gw_local_body_done(c);
 		return;

@@ -12,7 +12,7 @@ gw_tunnel_start(struct gw_conn *c)
 	c->state = CS_TUNNEL;
 	atomic_fetch_add(&c->w->rt->m.ws_active, 1);
 	event_del(up->timer);
-	event_del(c->timer);
+	event_del(&c->timer);
 	gw_conn_arm(c, c->cfg->to.ws_idle);
 	c->read_paused = false;
 	gw_io_read(c->io, true);

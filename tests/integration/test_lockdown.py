@@ -217,6 +217,28 @@ def test_target_starting_with_two_slashes_refused(office, upstream, ctx):
         _never_forwarded(upstream, office.gw, ctx, tag)
 
 
+@pytest.mark.parametrize("line", [
+    "GET https://localhost/management/ HTTP/1.1",
+    "GET https://localhost//management/ HTTP/1.1",
+    "GET http://127.0.0.1/%6danagement/ HTTP/1.1",
+    "GET management/ HTTP/1.1",
+    "GET * HTTP/1.1",
+    "OPTIONS * HTTP/1.1",
+    "GET /management/ HTTP/1.0",
+    "GET /management/#frag HTTP/1.1",
+    "GET /management/?x=1#f HTTP/1.1",
+    "GET ?/management/ HTTP/1.1",
+], ids=lambda p: repr(p))
+def test_other_target_forms_never_reach_console(office, upstream, ctx, line):
+    """Absolute-form, relative, asterisk-form and fragments: refused or
+    judged like the origin-form path, never forwarded from outside."""
+    tag = _tag()
+    data = ("%s\r\nHost: localhost\r\nX-Test-Tag: %s\r\n\r\n" % (line, tag)).encode()
+    r = raw_from(office.port, ctx, OUTSIDE, data)
+    assert r is None or r.status >= 400, (line, r)
+    _never_forwarded(upstream, office.gw, ctx, tag)
+
+
 # (sent, what the upstream must receive); the query is passed on untouched.
 NORMALISED = [
     ("/a/./b/../c", "/a/c"),
@@ -297,6 +319,25 @@ def test_trusted_proxy_xff_outside_denied(proxied, upstream, ctx, xff):
     rec = _new_audit(proxied, n, 1, "the deny's audit line")[0]
     assert rec["path"] == "/management/c"
     assert (rec["peer"], rec["client"]) == (PROXY, OUTSIDE), rec
+
+
+@pytest.mark.parametrize("second", [
+    [],
+    [("X-Forwarded-For", OFFICE), ("X-Forwarded-For", OFFICE)],
+    [("X-Forwarded-For", "not-an-address")],
+    [("X-Forwarded-For", "")],
+], ids=["no-xff", "two-xff-headers", "garbage-xff", "empty-xff"])
+def test_trusted_proxy_keepalive_client_not_carried_over(proxied, upstream, ctx, second):
+    """On one proxy connection, the client of one request is never the
+    client of the next: a request without a usable X-Forwarded-For is the
+    proxy's own."""
+    tag = _tag()
+    with SrcClient(proxied.port, ctx, PROXY) as c:
+        r = c.request("GET", "/management/1", [("X-Forwarded-For", OFFICE)])
+        assert r.status == 200, r
+        r = c.request("GET", "/management/2", second + _tagged(tag))
+        assert r.status == 403, r
+    _never_forwarded(upstream, proxied.gw, ctx, tag)
 
 
 def test_trusted_proxy_without_xff_is_itself_judged(proxied, upstream, ctx):
@@ -583,15 +624,24 @@ def test_audit_default_deny(make_lockdown, upstream, ctx):
     assert len(lk.audit_lines()) == n0 + 1
 
 
-def test_audit_escapes_hostile_path(office, ctx):
-    """A path with quotes and non-ASCII stays one valid JSON line."""
+def test_audit_keeps_encoded_path(office, ctx):
     n0 = len(office.audit_lines())
-    r = raw_from(office.port, ctx, OUTSIDE,
-                 request_bytes("GET", '/management/%22%7D%5D%E6%97%A5"x'))
-    assert r is not None and r.status in (400, 403), r
-    if r.status == 403:
-        rec = _new_audit(office, n0, 1, "the deny's audit line")[0]
-        assert rec["path"].startswith("/management/")
+    r = get_from(office.port, ctx, OUTSIDE, "/management/%22%7D%5D%e6%97%a5x")
+    assert r.status == 403, r
+    rec = _new_audit(office, n0, 1, "the deny's audit line")[0]
+    assert rec["path"] == "/management/%22%7D%5D%E6%97%A5x"
+
+
+def test_audit_line_for_long_path_is_one_valid_record(office, ctx):
+    """A path longer than the audit record's path field still gives exactly
+    one parseable JSON line (audit_lines() parses every line)."""
+    n0 = len(office.audit_lines())
+    long_path = "/management/" + "a" * 6000
+    assert get_from(office.port, ctx, OUTSIDE, long_path).status == 403
+    new = _new_audit(office, n0, 1, "the deny's audit line")
+    assert len(new) == 1
+    assert new[0]["path"].startswith("/management/aaa")
+    assert new[0]["decision"] == "deny"
 
 
 # ---------------------------------------------------------------- GeoIP

@@ -31,7 +31,8 @@ class SrcClient(Client):
     source address `src` before connecting."""
 
     def __init__(self, port, ctx, src, server_name="localhost", timeout=IO_TIMEOUT):
-        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+        dst = "::1" if ":" in src else "127.0.0.1"
+        raw = socket.create_connection((dst, port), timeout=timeout,
                                        source_address=(src, 0))
         try:
             self.sock = ctx.wrap_socket(raw, server_hostname=server_name)
@@ -39,6 +40,12 @@ class SrcClient(Client):
             raw.close()
             raise
         self.reader = Reader(self.sock)
+
+
+def free_port6():
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+        s.bind(("::1", 0))
+        return s.getsockname()[1]
 
 
 def get_from(port, ctx, src, path, headers=None, method="GET"):

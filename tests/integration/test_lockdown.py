@@ -18,9 +18,10 @@ import pytest
 
 from helpers import ConnectionClosed, request_bytes, wait_until, ws_frame, \
     ws_handshake_bytes, ws_read
-from lock_helpers import (OFFICE, OUTSIDE, PROXY, SrcClient, get_from, have_mmdb_writer,
-                          entries_before_marker, make_lockdown, make_mmdb, raw_from, upstream_targets,  # noqa: F401
-                          wait_target, write_atomic)
+from lock_helpers import (OFFICE, OUTSIDE, PROXY, SrcClient, entries_before_marker,
+                          free_port6, get_from, have_mmdb_writer, make_mmdb, raw_from,
+                          upstream_targets, wait_target, write_atomic)
+from lock_helpers import make_lockdown  # noqa: F401 - a fixture
 
 CONSOLE = r"^/management(/|$)"
 
@@ -355,9 +356,10 @@ RELOADS = 6
 MAX_REQUESTS = 3000
 
 
-def _console_traffic(port, ctx, src, stop, stats):
-    """Bounded console requests from `src`; counts each status, records any
-    other outcome as a failure. Reconnects after a response that closes."""
+def _traffic(port, ctx, src, path, stop, stats):
+    """Bounded requests for `path` from `src`; logs (start, end, status) of
+    each, records any other outcome than 200/403 as a failure. Reconnects
+    after a response that closes (every 403 does)."""
     c = None
     for i in range(MAX_REQUESTS):
         if stop.is_set():
@@ -365,10 +367,10 @@ def _console_traffic(port, ctx, src, stop, stats):
         try:
             if c is None:
                 c = SrcClient(port, ctx, src)
-            r = c.request("GET", "/management/load/%d" % i)
-            if r.status in (200, 403):
-                stats[r.status] += 1
-            else:
+            t0 = time.monotonic()
+            r = c.request("GET", "%s/%d" % (path, i))
+            stats["log"].append((t0, time.monotonic(), r.status))
+            if r.status not in (200, 403):
                 stats["fail"].append("status %d" % r.status)
             if (r.get("connection") or "").lower() == "close":
                 c.close()
@@ -382,40 +384,80 @@ def _console_traffic(port, ctx, src, stop, stats):
         c.close()
 
 
+def _count(stats, status):
+    return sum(1 for _, _, st in stats["log"] if st == status)
+
+
 def test_reload_under_traffic_every_request_old_or_new_decision(make_lockdown, upstream, ctx):
+    """Three clients (office and outside on the console, outside on a public
+    path; keep-alive) while the console is closed and opened by reloads.
+    No request fails; a request made wholly between two reloads gets the
+    decision of the policy then in force; one that overlaps a reload gets
+    the old or the new one."""
     lk = make_lockdown(upstream.port, OPEN_CONSOLE)
     gw = lk.gw
     stop = threading.Event()
-    stats = [{200: 0, 403: 0, "fail": []} for _ in range(2)]
-    threads = [threading.Thread(target=_console_traffic,
-                                args=(lk.port, ctx, src, stop, stats[i]))
-               for i, src in enumerate((OFFICE, OUTSIDE))]
+    flows = [(OFFICE, "/management/load"), (OUTSIDE, "/management/load"),
+             (OUTSIDE, "/public/load")]
+    stats = [{"log": [], "fail": []} for _ in flows]
+    threads = [threading.Thread(target=_traffic, args=(lk.port, ctx, src, path, stop, stats[i]))
+               for i, (src, path) in enumerate(flows)]
+    # windows[i] = (SIGHUP sent, reload seen done, console status afterwards)
+    windows = [(0.0, 0.0, 200)]
     for t in threads:
         t.start()
     try:
-        # a few requests under the first policy before the first reload
-        wait_until(lambda: all(s[200] > 0 for s in stats), timeout=10,
+        wait_until(lambda: all(_count(s, 200) > 0 for s in stats), timeout=10,
                    what="traffic under the open policy")
         gen0 = gw.generation()
         for n in range(RELOADS):
             closed = n % 2 == 0
             lk.set_policy(CLOSED_CONSOLE if closed else OPEN_CONSOLE)
+            sent = time.monotonic()
             gw.reload("ok")
             want = 403 if closed else 200
-            # the new decision holds for new requests at once
+            windows.append((sent, time.monotonic(), want))
+            # enough requests under each policy to judge it
+            k = [len(s["log"]) for s in stats]
+            wait_until(lambda: all(len(s["log"]) >= k[i] + 3 for i, s in enumerate(stats)),
+                       timeout=10, what="traffic under policy %d" % (n + 1))
             assert get_from(lk.port, ctx, OUTSIDE, "/management/probe").status == want
         assert gw.generation() == gen0 + RELOADS
-        wait_until(lambda: all(s[403] > 0 for s in stats), timeout=10,
-                   what="traffic under the closed policy")
     finally:
         stop.set()
         for t in threads:
             t.join(60)
         assert not any(t.is_alive() for t in threads)
-    for s in stats:
-        assert s["fail"] == [], s["fail"][:5]
-    # nothing in the gateway's own error paths
+    windows.append((float("inf"), float("inf"), None))
+    for (src, path), s in zip(flows, stats):
+        assert s["fail"] == [], (src, path, s["fail"][:5])
+        wrong = []
+        for t0, t1, status in s["log"]:
+            for (_, done, want), (nxt, _, _) in zip(windows, windows[1:]):
+                if t0 >= done and t1 <= nxt:
+                    expect = want if path.startswith("/management") else 200
+                    if status != expect:
+                        wrong.append((t0, t1, status, expect))
+        assert wrong == [], (src, path, wrong[:5])
+        assert _count(s, 200) > 0
+        if path.startswith("/management"):
+            assert _count(s, 403) > 0
+    print("\nreload under traffic: %d reloads, %s requests"
+          % (RELOADS, [len(s["log"]) for s in stats]))
     assert gw.metric("pbxgate_config_reloads_total", 'result="error"') in (None, 0)
+
+
+def test_keepalive_connection_gets_new_policy_after_reload(make_lockdown, upstream, ctx):
+    """A connection opened under the old policy is judged by the new one for
+    its next request."""
+    lk = make_lockdown(upstream.port, OPEN_CONSOLE)
+    with SrcClient(lk.port, ctx, OUTSIDE) as c:
+        assert c.request("GET", "/management/a").status == 200
+        lk.set_policy(CLOSED_CONSOLE)
+        lk.gw.reload("ok")
+        tag = _tag()
+        assert c.request("GET", "/management/b", _tagged(tag)).status == 403
+    _never_forwarded(upstream, lk.gw, ctx, tag)
 
 
 def _reload_error_count(gw):
@@ -788,3 +830,27 @@ def test_large_blocklist_loads_and_reloads(make_lockdown, upstream, ctx, workdir
           "metric); %.2f ms per keep-alive request through the policy"
           % (BIG_LIST, reload_s, per_req_ms))
     assert reload_s < 8, reload_s
+
+
+# ---------------------------------------------------------------- IPv6
+
+@pytest.mark.parametrize("policy,v4,v6", [
+    ("list office ::1/128\nallow from @office path %s\ndeny path %s\ndefault allow\n"
+     % (CONSOLE, CONSOLE), 403, 200),
+    # docs/policy.md: ::/0 covers every address, IPv4 included ...
+    ("deny from ::/0 path %s\ndefault allow\n" % CONSOLE, 403, 403),
+    # ... while 0.0.0.0/0 covers IPv4 only
+    ("deny from 0.0.0.0/0 path %s\ndefault allow\n" % CONSOLE, 403, 200),
+    ("deny from ::ffff:127.0.0.0/104 path %s\ndefault allow\n" % CONSOLE, 403, 200),
+], ids=["office-v6", "all-v6-covers-v4", "all-v4-only", "mapped-prefix-is-v4"])
+def test_ipv6_peer(make_lockdown, upstream, ctx, policy, v4, v6):
+    port6 = free_port6()
+    lk = make_lockdown(upstream.port, policy, extra=["listen [::1]:%d" % port6])
+    tag = _tag()
+    assert get_from(lk.port, ctx, OUTSIDE, "/management/", _tagged(tag)).status == v4
+    assert get_from(port6, ctx, "::1", "/management/", _tagged(tag)).status == v6
+    n = len(lk.audit_lines())
+    if v6 == 403:
+        assert get_from(port6, ctx, "::1", "/management/x").status == 403
+        rec = _new_audit(lk, n, 1, "the IPv6 deny's line")[0]
+        assert rec["peer"] == "::1", rec

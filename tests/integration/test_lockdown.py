@@ -8,8 +8,10 @@ Clients bind their socket to 127.0.0.2 (office) or 127.0.0.3 (outside);
 Linux loopback accepts any 127.x source address.
 """
 
+import calendar
 import os
 import re
+import subprocess
 import threading
 import time
 import uuid
@@ -137,6 +139,50 @@ def test_keepalive_connection_judged_per_request(office, upstream, ctx):
         assert c.request("GET", "/public?t=" + tag).status == 200
         assert c.request("GET", "/management/?t=" + tag).status == 403
     _never_forwarded(upstream, office.gw, ctx, "/management/?t=" + tag)
+
+
+def test_denied_post_body_never_forwarded(office, upstream, ctx):
+    tag = _tag()
+    body = (tag * 20000).encode()
+    r = raw_from(office.port, ctx, OUTSIDE,
+                 request_bytes("POST", "/management/upload", _tagged(tag), body))
+    assert r is not None and r.status == 403, r
+    _never_forwarded(upstream, office.gw, ctx, tag)
+
+
+def test_denied_expect_continue_gets_no_100(office, upstream, ctx):
+    """The decision comes before any 100 Continue: the client is told 403
+    without being invited to send its body."""
+    tag = _tag()
+    with SrcClient(office.port, ctx, OUTSIDE) as c:
+        c.send(request_bytes("POST", "/management/upload",
+                             [("Expect", "100-continue"), ("Content-Length", "1000")]
+                             + _tagged(tag)))
+        r = c.reader.response()
+        assert r.status == 403, r
+    _never_forwarded(upstream, office.gw, ctx, tag)
+
+
+@pytest.mark.parametrize("order", ["allowed-then-denied", "denied-then-allowed"])
+def test_pipelined_denied_request_never_forwarded(office, upstream, ctx, order):
+    """Two requests in one write: the console one is refused and nothing
+    after a 403 is read as a request."""
+    tag = _tag()
+    ok = request_bytes("GET", "/public/%s" % tag)
+    bad = request_bytes("GET", "/management/%s" % tag)
+    first, second = (ok, bad) if order == "allowed-then-denied" else (bad, ok)
+    with SrcClient(office.port, ctx, OUTSIDE) as c:
+        c.send(first + second)
+        r1 = c.reader.response()
+        if order == "allowed-then-denied":
+            assert r1.status == 200, r1
+            assert c.reader.response().status == 403
+        else:
+            assert r1.status == 403, r1
+            assert c.reader.at_eof(5)
+    before = entries_before_marker(upstream, office.port, ctx)
+    seen = [e["target"] for e in before if tag in e.get("target", "")]
+    assert seen == (["/public/%s" % tag] if order == "allowed-then-denied" else []), seen
 
 
 # ---------------------------------------------------------------- disguised spellings
@@ -495,6 +541,28 @@ def test_broken_policy_on_reload_keeps_old(office, upstream, ctx, broken, line, 
     assert get_from(office.port, ctx, OFFICE, "/management/?t=" + tag).status == 403
 
 
+def test_run_refuses_to_start_with_broken_policy(pbxgate_bin, make_gateway, upstream):
+    gw = make_gateway(upstream.port, start=False)
+    pol = os.path.join(gw.dir, "broken.policy")
+    write_atomic(pol, "list office 127.0.0.2/32\ndeny from @ofice\n")
+    gw.extra.append("policy %s" % pol)
+    gw.write_config()
+    r = subprocess.run([pbxgate_bin, "run", "-c", gw.conf], capture_output=True, text=True,
+                       timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode != 0
+    assert "%s:2:11: " % pol in r.stdout + r.stderr, r.stderr
+
+
+def test_reload_with_policy_file_gone_keeps_old(office, ctx):
+    gw = office.gw
+    errors0 = _reload_error_count(gw)
+    os.unlink(office.policy)
+    gw.reload("error")
+    assert _reload_error_count(gw) == errors0 + 1
+    assert get_from(office.port, ctx, OFFICE, "/management/").status == 200
+    assert get_from(office.port, ctx, OUTSIDE, "/management/").status == 403
+
+
 def test_reload_with_missing_list_file_keeps_old(office, upstream, ctx, workdir):
     gw = office.gw
     errors0 = _reload_error_count(gw)
@@ -626,6 +694,8 @@ def test_audit_one_line_per_deny(office, upstream, ctx):
     assert len(new) == 1, new
     rec = new[0]
     assert TIME_RE.match(rec["time"]), rec
+    when = calendar.timegm(time.strptime(rec["time"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert abs(when - time.time()) < 60, rec
     assert rec["peer"] == OUTSIDE
     assert rec["user"] == ""
     assert rec["path"] == "/management/users"      # no query string

@@ -71,6 +71,7 @@ evutil_socket_t gw_io_fd(struct gw_io *);
 unsigned long gw_io_ssl_error(struct gw_io *);
 void gw_io_read(struct gw_io *, bool on);
 void gw_io_shutdown_write(struct gw_io *);
+void gw_io_trim(struct gw_io *);
 
 /* Connections per client address, shared by every worker. */
 struct gw_peertab;

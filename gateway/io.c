@@ -30,8 +30,9 @@ struct gw_io {
 	evutil_socket_t    fd;
 	SSL               *ssl;
 	struct evbuffer   *in, *out;
-	struct event       ev;		/* EV_READ|EV_WRITE|EV_ET|EV_PERSIST */
-	struct event       kick;	/* run io_process from the loop */
+	struct event       ev;		/* EV_READ|EV_WRITE|EV_ET|EV_PERSIST;
+					   activated with EV_TIMEOUT to run
+					   io_process from the loop (a kick) */
 	gw_io_cb           read_cb, write_cb;
 	gw_io_event_cb     event_cb;
 	void              *arg;
@@ -63,17 +64,13 @@ io_event(evutil_socket_t fd, short what, void *arg)
 	io_process(io);
 }
 
-static void
-io_kick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	io_process(arg);
-}
-
+/* Before the socket exists there is nothing to do: connect completion
+ * runs io_process anyway. */
 static void
 io_kick(struct gw_io *io)
 {
-	if (!io->dead)
-		event_active(&io->kick, EV_TIMEOUT, 0);
+	if (!io->dead && !io->frozen && io->registered)
+		event_active(&io->ev, EV_TIMEOUT, 0);
 }
 
 /* Data queued by the owner: write it from the loop, soon. */
@@ -108,12 +105,8 @@ gw_io_new(struct event_base *base, evutil_socket_t fd, SSL *ssl, bool server)
 	io->server = server;
 	io->reading = true;
 	io->lowat = GW_HIGH_WATER / 2;
-	io->in = evbuffer_new();
-	io->out = evbuffer_new();
-	if (io->in == NULL || io->out == NULL ||
-	    event_assign(&io->kick, base, -1, 0, io_kick_cb, io) < 0)
+	if (gw_io_input(io) == NULL || gw_io_output(io) == NULL)
 		goto fail;
-	evbuffer_add_cb(io->out, out_cb, io);
 	if (ssl != NULL)
 		SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -154,13 +147,14 @@ io_really_free(struct gw_io *io)
 {
 	if (io->registered)
 		event_del(&io->ev);
-	event_del(&io->kick);
 	if (io->ssl != NULL)
 		SSL_free(io->ssl);
 	if (io->fd >= 0)
 		close(io->fd);
-	evbuffer_free(io->in);
-	evbuffer_free(io->out);
+	if (io->in)
+		evbuffer_free(io->in);
+	if (io->out)
+		evbuffer_free(io->out);
 	free(io);
 }
 
@@ -189,7 +183,6 @@ gw_io_freeze(struct gw_io *io)
 	io->event_cb = NULL;
 	if (io->registered)
 		event_del(&io->ev);
-	event_del(&io->kick);
 }
 
 void
@@ -202,8 +195,43 @@ gw_io_setcb(struct gw_io *io, gw_io_cb rd, gw_io_cb wr, gw_io_event_cb ev,
 	io->arg = arg;
 }
 
-struct evbuffer *gw_io_input(struct gw_io *io) { return io->in; }
-struct evbuffer *gw_io_output(struct gw_io *io) { return io->out; }
+/* The buffers exist while there is traffic: an idle keep-alive connection
+ * gives them back (gw_io_trim), and they come back on first use. NULL only
+ * when out of memory. */
+struct evbuffer *
+gw_io_input(struct gw_io *io)
+{
+	if (io->in == NULL)
+		io->in = evbuffer_new();
+	return io->in;
+}
+
+struct evbuffer *
+gw_io_output(struct gw_io *io)
+{
+	if (io->out == NULL && (io->out = evbuffer_new()) != NULL)
+		evbuffer_add_cb(io->out, out_cb, io);
+	return io->out;
+}
+
+/* Frees the buffers when both are empty (about 400 bytes per idle
+ * connection, which is most of them). */
+void
+gw_io_trim(struct gw_io *io)
+{
+	if (io->depth > 0 || io->in == NULL || io->out == NULL ||
+	    evbuffer_get_length(io->in) != 0 || evbuffer_get_length(io->out) != 0)
+		return;
+	evbuffer_free(io->in);
+	evbuffer_free(io->out);
+	io->in = io->out = NULL;
+}
+
+static size_t
+out_len(const struct gw_io *io)
+{
+	return io->out ? evbuffer_get_length(io->out) : 0;
+}
 SSL *gw_io_ssl(struct gw_io *io) { return io->ssl; }
 evutil_socket_t gw_io_fd(struct gw_io *io) { return io->fd; }
 unsigned long gw_io_ssl_error(struct gw_io *io) { return io->ssl_err; }
@@ -322,7 +350,8 @@ do_read(struct gw_io *io, bool *got)
 			io_kick(io);	/* more later: fairness */
 			return;
 		}
-		if (evbuffer_reserve_space(io->in, IO_READ_CHUNK, &v, 1) < 1)
+		if (gw_io_input(io) == NULL ||
+		    evbuffer_reserve_space(io->in, IO_READ_CHUNK, &v, 1) < 1)
 			return;
 		n = raw_read(io, v.iov_base, v.iov_len < IO_READ_CHUNK ?
 		    v.iov_len : IO_READ_CHUNK);
@@ -338,7 +367,7 @@ do_read(struct gw_io *io, bool *got)
 static int
 raw_write(struct gw_io *io)
 {
-	size_t len = evbuffer_get_length(io->out);
+	size_t len = out_len(io);
 	ssize_t r;
 
 	if (io->ssl != NULL) {
@@ -369,7 +398,7 @@ do_write(struct gw_io *io, bool *progress)
 {
 	size_t round = 0;
 
-	while (io->can_write && !io->failed && evbuffer_get_length(io->out) > 0) {
+	while (io->can_write && !io->failed && out_len(io) > 0) {
 		int n;
 
 		if (round >= IO_WRITE_ROUND) {
@@ -441,15 +470,15 @@ io_process(struct gw_io *io)
 			goto failed;
 		return;
 	}
-	before = evbuffer_get_length(io->out);
+	before = out_len(io);
 	do_write(io, &progress);
 	do_read(io, &got);
 	if (got && !call(io, io->read_cb))
 		goto out;
 	/* what the callback queued goes out now, not an iteration later */
 	do_write(io, &progress);
-	if (progress && evbuffer_get_length(io->out) <= io->lowat &&
-	    (before > 0 || evbuffer_get_length(io->out) == 0)) {
+	if (progress && out_len(io) <= io->lowat &&
+	    (before > 0 || out_len(io) == 0)) {
 		if (!call(io, io->write_cb))
 			goto out;
 	}

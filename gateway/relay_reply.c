@@ -190,6 +190,7 @@ gw_relay_next_request(struct gw_conn *c)
 		c->target = NULL;
 		c->target_len = 0;
 		SSL_free_buffers(gw_io_ssl(c->io));
+		gw_io_trim(c->io);
 		return;
 	}
 	gw_conn_parse(c);

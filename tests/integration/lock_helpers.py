@@ -171,12 +171,17 @@ my $tree = MaxMind::DB::Writer::Tree->new(
 	description              => { en => 'pbxgate lockdown integration test data' },
 	remove_reserved_networks => 0,
 	map_key_type_callback    => sub {
-		return { country => 'map', iso_code => 'utf8_string' }->{ $_[0] };
+		return { country => 'map', iso_code => 'utf8_string',
+			autonomous_system_number => 'uint32' }->{ $_[0] };
 	},
 );
 for my $arg (@ARGV) {
-	my ($net, $cc) = split /=/, $arg, 2;
-	$tree->insert_network($net, { country => { iso_code => $cc } });
+	my ($net, $val) = split /=/, $arg, 2;
+	my ($cc, $asn) = split /:/, $val, 2;
+	my %rec;
+	$rec{country} = { iso_code => $cc } if length $cc;
+	$rec{autonomous_system_number} = $asn if defined $asn;
+	$tree->insert_network($net, \%rec);
 }
 open my $fh, '>:raw', $out or die "$out: $!\n";
 $tree->write_tree($fh);
@@ -193,8 +198,9 @@ def have_mmdb_writer():
 
 
 def make_mmdb(directory, mapping):
-    """Writes DIR/test.mmdb mapping each network (e.g. '127.0.0.2/32') to an
-    ISO country code; returns its path."""
+    """Writes DIR/test.mmdb mapping each network (e.g. '127.0.0.2/32') to
+    'CC' (an ISO country code) or 'CC:ASN' (':ASN' alone: an AS number
+    without country); returns its path."""
     script = os.path.join(directory, "make_mmdb.pl")
     out = os.path.join(directory, "test.mmdb")
     with open(script, "w", encoding="utf-8") as f:

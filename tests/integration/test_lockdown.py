@@ -341,12 +341,34 @@ def test_spoofed_client_headers_from_untrusted_peer_change_nothing(proxied, upst
     assert rec.get("client", OUTSIDE) == OUTSIDE, rec
 
 
-def test_trusted_proxy_xff_client_is_judged(proxied, upstream, ctx):
+@pytest.mark.parametrize("xff", [
+    OFFICE,
+    " %s " % OFFICE,
+    "%s,%s" % (OUTSIDE, OFFICE),          # only the right-most untrusted entry counts
+    "::ffff:%s" % OFFICE,                 # IPv4-mapped is IPv4
+    "%s, %s" % (OFFICE, PROXY),           # a trusted hop is skipped
+], ids=["plain", "spaces", "right-most", "v4-mapped", "through-proxy"])
+def test_trusted_proxy_xff_client_is_judged(proxied, upstream, ctx, xff):
     tag = _tag()
     r = get_from(proxied.port, ctx, PROXY, "/management/a?t=" + tag,
-                 headers=[("X-Forwarded-For", OFFICE)])
+                 headers=[("X-Forwarded-For", xff)])
     assert r.status == 200, r
     wait_target(upstream, "/management/a?t=" + tag)
+
+
+@pytest.mark.parametrize("xff", [
+    "%s:443" % OFFICE,                     # with a port: not an address
+    "[::ffff:%s]" % OFFICE,                # brackets: not an address
+    "%s, garbage" % OFFICE,                # the right-most entry is unusable
+    "unknown",
+    "%s/32" % OFFICE,
+], ids=["port", "brackets", "garbage-last", "unknown", "cidr"])
+def test_trusted_proxy_unusable_xff_judges_the_proxy(proxied, upstream, ctx, xff):
+    tag = _tag()
+    r = get_from(proxied.port, ctx, PROXY, "/management/a", [("X-Forwarded-For", xff)]
+                 + _tagged(tag))
+    assert r.status == 403, r
+    _never_forwarded(upstream, proxied.gw, ctx, tag)
 
 
 @pytest.mark.parametrize("xff", [
@@ -924,3 +946,15 @@ def test_ipv6_peer(make_lockdown, upstream, ctx, policy, v4, v6):
         assert get_from(port6, ctx, "::1", "/management/x").status == 403
         rec = _new_audit(lk, n, 1, "the IPv6 deny's line")[0]
         assert rec["peer"] == "::1", rec
+
+
+@pytest.mark.skipif(not have_mmdb_writer(), reason="libmaxmind-db-writer-perl not installed")
+def test_geoip_asn_rule_through_gateway(make_lockdown, upstream, ctx, tmp_path):
+    db = make_mmdb(str(tmp_path), {"127.0.0.2/32": "JP:64500", "127.0.0.3/32": "JP:64501",
+                                   "127.0.0.4/32": ":64500"})
+    lk = make_lockdown(upstream.port, "deny asn !AS64500\ndefault allow\n",
+                       extra=["geoip_db %s" % db])
+    assert get_from(lk.port, ctx, OFFICE, "/x").status == 200
+    assert get_from(lk.port, ctx, OUTSIDE, "/x").status == 403
+    assert get_from(lk.port, ctx, PROXY, "/x").status == 200      # AS known, no country
+    assert get_from(lk.port, ctx, "127.0.0.5", "/x").status == 403  # unknown: !N holds

@@ -293,3 +293,56 @@ def test_explain_with_broken_policy_exits_two(explain, tmp_path):
     assert r.returncode == 2
     assert "%s:7:11: " % pol in r.stderr
     assert r.stdout == ""
+
+
+@pytest.fixture
+def explain_geo(pbxgate_bin, certs, tmp_path, mmdb):
+    """Explain against the shared test database: 203.0.113.0/24 JP AS64500,
+    198.51.100.0/24 US AS64501, 192.0.2.128/25 AS64504 without country."""
+    d = str(tmp_path)
+    pol = os.path.join(d, "lockdown.policy")
+    with open(pol, "w", encoding="utf-8") as f:
+        f.write("deny country !JP\nlogin header X-Test ^a path ^/h\ndefault allow\n")
+    conf = base_config(d, certs, pol, ["geoip_db %s" % mmdb])
+
+    def run(*args):
+        return run_cli(pbxgate_bin, "policy", "explain", "-c", conf, *args), pol
+    return run
+
+
+@pytest.mark.xfail(strict=True, reason=EXPLAIN_BUG)
+@pytest.mark.parametrize("ip,peer,rc,decision", [
+    ("203.0.113.7", "203.0.113.7 country JP AS64500", 0, "allow (default {pol}:3)"),
+    ("198.51.100.1", "198.51.100.1 country US AS64501", 1, "deny (rule {pol}:1) [audit]"),
+    ("192.0.2.200", "192.0.2.200 country (unknown) AS64504", 1,
+     "deny (rule {pol}:1) [audit]"),
+], ids=["JP", "US", "unknown-country"])
+def test_explain_shows_country_and_asn(explain_geo, ip, peer, rc, decision):
+    r, pol = explain_geo("--ip", ip)
+    assert r.returncode == rc, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "request: peer %s, GET /, no session" % peer
+    assert lines[-1] == "decision: " + decision.format(pol=pol)
+
+
+@pytest.mark.xfail(strict=True, reason=EXPLAIN_BUG)
+def test_explain_header_matcher(explain_geo):
+    r, pol = explain_geo("--ip", "203.0.113.7", "--path", "/h", "--header", "X-Test: abc")
+    assert r.returncode == 0, r.stderr
+    assert "  MATCH  %s:2: login header X-Test ^a path ^/h" % pol in r.stdout
+    r, pol = explain_geo("--ip", "203.0.113.7", "--path", "/h", "--header", "X-Test: b")
+    assert _passed(r.stdout, pol, 2, "header X-Test ^a"), r.stdout
+
+
+@pytest.mark.xfail(strict=True, reason=EXPLAIN_BUG)
+def test_explain_user_lockdown(explain_geo):
+    r, _ = explain_geo("--ip", "203.0.113.7", "--user", "bob", "--lockdown", "10.0.0.0/8")
+    assert r.returncode == 1, r.stderr
+    assert "  user lockdown: the peer is outside the user's own networks" in r.stdout
+    assert r.stdout.splitlines()[-1].startswith("decision: deny (user lockdown")
+    r, _ = explain_geo("--ip", "203.0.113.7", "--user", "bob", "--lockdown",
+                       "203.0.113.0/24, 2001:db8::/32")
+    assert r.returncode == 0, r.stderr
+    r, _ = explain_geo("--ip", "203.0.113.7", "--user", "bob", "--lockdown", "10.0.0.1/8")
+    assert r.returncode == 2
+    assert "host bits set" in r.stderr

@@ -332,11 +332,17 @@ up_event_cb(struct gw_io *io, short what, void *arg)
 	}
 	if (what & GW_IO_ERROR) {
 		unsigned long e = gw_io_ssl_error(io);
+		SSL *ssl = gw_io_ssl(io);
 		char buf[256];
 		if (e != 0)
 			ERR_error_string_n(e, buf, sizeof(buf));
+		/* the reason an operator can act on: expired, unknown CA, name */
+		if (ssl != NULL && SSL_get_verify_result(ssl) != X509_V_OK)
+			snprintf(buf, sizeof(buf), "certificate verification failed: %s",
+			    X509_verify_cert_error_string(SSL_get_verify_result(ssl)));
 		gw_log(GW_LOG_ERR, "upstream %s: %s", c->cfg->upstream.url,
-		    e != 0 ? buf : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		    e != 0 || (ssl != NULL && SSL_get_verify_result(ssl) != X509_V_OK) ?
+		    buf : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	} else
 		gw_log(GW_LOG_ERR, "upstream %s: closed the connection mid-response",
 		    c->cfg->upstream.url);

@@ -679,6 +679,18 @@ def test_ws_tunnel_closed_when_new_policy_denies_it(make_lockdown, upstream, ctx
         inside.close()
 
 
+@pytest.mark.xfail(strict=True, reason=QUERY_BUG)
+def test_ws_tunnel_with_query_closed_when_new_policy_denies_it(make_lockdown, upstream, ctx):
+    lk = make_lockdown(upstream.port, WS_POLICY)
+    c = _open_ws(lk.port, ctx, OUTSIDE, "/ws?token=1")
+    try:
+        lk.set_policy(WS_DENY_OUTSIDE)
+        lk.gw.reload("ok")
+        assert _closed_within(c, 10), "the denied tunnel is still open"
+    finally:
+        c.close()
+
+
 def test_ws_tunnel_survives_unrelated_reload(make_lockdown, upstream, ctx):
     lk = make_lockdown(upstream.port, WS_POLICY)
     c = _open_ws(lk.port, ctx, OUTSIDE)

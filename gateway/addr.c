@@ -60,7 +60,7 @@ split_hostport(const char *s, char *buf, size_t buflen, char **host,
 		snprintf(err, errlen, "address \"%s\" is too long", s);
 		return -1;
 	}
-	strcpy(buf, s);
+	memcpy(buf, s, strlen(s) + 1);	/* length checked above */
 	*bracketed = buf[0] == '[';
 	if (*bracketed) {
 		char *close = strchr(buf, ']');
@@ -172,7 +172,7 @@ gw_parse_cidr(const char *s, struct gw_cidr *out, bool *hostbits, char *err,
 		snprintf(err, errlen, "bad CIDR \"%s\": too long", s);
 		return -1;
 	}
-	strcpy(buf, s);
+	memcpy(buf, s, strlen(s) + 1);	/* length checked above */
 	if ((slash = strchr(buf, '/')) != NULL)
 		*slash = '\0';
 	memset(out, 0, sizeof(*out));

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -48,14 +49,12 @@ audit_write(void *arg, const char *line)
 {
 	struct gw_runtime *rt = arg;
 	size_t n = strlen(line);
-	char buf[4096];
+	struct iovec iov[2] = { { (void *)line, n }, { "\n", 1 } };
 
-	if (rt->audit_fd < 0 || n == 0 || n >= sizeof(buf) - 1)
+	/* one writev: the line and its end reach the file together (O_APPEND) */
+	if (rt->audit_fd < 0 || n == 0 || n > 65536)
 		return;
-	memcpy(buf, line, n);
-	if (buf[n - 1] != '\n')
-		buf[n++] = '\n';
-	(void)!write(rt->audit_fd, buf, n);
+	(void)!writev(rt->audit_fd, iov, line[n - 1] == '\n' ? 1 : 2);
 }
 
 static int
@@ -113,6 +112,18 @@ open_logs(struct gw_runtime *rt, const struct gw_config *cfg, char *err,
 	return open_log_fd(cfg->audit_log, &rt->audit_fd, err, errlen);
 }
 
+/* SMTP AUTH's Argon2 check goes to the pool like a web login. rt->pool is
+ * read at submit time: on start it is made (open_auth) after the first
+ * snapshot; NULL there (shutting down) makes the session answer 454. */
+static int
+mail_submit(void *arg, struct event_base *base, mail_job_fn run,
+    mail_job_fn done, void *job)
+{
+	struct gw_runtime *rt = arg;
+
+	return gw_pool_submit(rt->pool, base, run, done, job);
+}
+
 /* Runtime pieces that need the process (audit sink): the mail context. */
 static int
 finish_snapshot(struct gw_runtime *rt, struct gw_config *cfg, char *err,
@@ -122,6 +133,8 @@ finish_snapshot(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 		return 0;
 	cfg->mailctx = mail_ctx_new(&cfg->mail, cfg->tls, audit_write, rt, err,
 	    errlen);
+	if (cfg->mailctx != NULL)
+		mail_ctx_set_runner(cfg->mailctx, mail_submit, rt);
 	return cfg->mailctx == NULL ? -1 : 0;
 }
 
@@ -321,10 +334,11 @@ open_auth(struct gw_runtime *rt, const struct gw_config *cfg, char *err,
 		if (cfg->policy != NULL)
 			gw_log(GW_LOG_WARN, "no user_db: policy rules that need a "
 			    "login (login, mfa, user, group, role) will deny");
-		return 0;
-	}
-	rt->auth = auth_open(&cfg->auth, audit_write, rt, err, errlen);
-	if (rt->auth == NULL)
+		/* the pool also serves SMTP AUTH (smtp_listen is restart-only) */
+		if (cfg->mail.nlisten == 0)
+			return 0;
+	} else if ((rt->auth = auth_open(&cfg->auth, audit_write, rt, err,
+	    errlen)) == NULL)
 		return -1;
 	rt->pool = gw_pool_new(cfg->auth.login_threads, cfg->auth.login_queue);
 	if (rt->pool == NULL)

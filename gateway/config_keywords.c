@@ -13,9 +13,9 @@
 
 #include "gateway/config_priv.h"
 
-#define MS_S   1000u
-#define MS_M   (60u * MS_S)
-#define MS_H   (60u * MS_M)
+#define MS_S   1000ull
+#define MS_M   (60ull * MS_S)
+#define MS_H   (60ull * MS_M)
 #define KIB    1024ull
 #define MIB    (1024ull * KIB)
 #define GIB    (1024ull * MIB)
@@ -512,7 +512,7 @@ parse_upstream(const char *url, struct gw_upstream *up, char *err,
 		    "\"%s\"", url);
 		return -1;
 	}
-	strcpy(buf, url + skip);
+	memcpy(buf, url + skip, strlen(url + skip) + 1);	/* checked above */
 	auth = buf;
 	if ((slash = strchr(auth, '/')) != NULL) {
 		if (slash[1] != '\0') {

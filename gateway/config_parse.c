@@ -343,7 +343,7 @@ grow(char **buf, size_t *cap, char *err, size_t errlen)
 	char *nb;
 
 	if (*cap > CFG_MAX_FILE) {
-		snprintf(err, errlen, "file larger than %d bytes", CFG_MAX_FILE);
+		snprintf(err, errlen, "file larger than %ld bytes", CFG_MAX_FILE);
 		return -1;
 	}
 	if ((nb = realloc(*buf, ncap)) == NULL) {

@@ -14,7 +14,7 @@
 
 #define CFG_MAX_LINE     4096		/* bytes per line, newline excluded */
 #define CFG_MAX_TOKENS   64		/* keyword + values on one line */
-#define CFG_MAX_FILE     (1024 * 1024)	/* bytes per config file */
+#define CFG_MAX_FILE     (1024L * 1024)	/* bytes per config file */
 
 /* Where something was written: for messages after the line is gone. */
 struct cfg_pos {

@@ -26,7 +26,7 @@
 
 /* Bytes queued towards a peer before we stop reading from the other side:
  * this is what keeps streamed bodies from being buffered whole. */
-#define GW_HIGH_WATER   (256 * 1024)
+#define GW_HIGH_WATER   ((size_t)256 * 1024)
 #define GW_LINGER_MS    2000		/* drain time after an error reply */
 #define GW_MAX_HEADERS_HARD 1000	/* whatever the config says */
 

@@ -22,8 +22,8 @@
 #include "gateway/gw_internal.h"
 
 #define IO_READ_CHUNK   16384
-#define IO_READ_ROUND   (256 * 1024)	/* then let other connections run */
-#define IO_WRITE_ROUND  (1024 * 1024)
+#define IO_READ_ROUND   ((size_t)256 * 1024)	/* then let other connections run */
+#define IO_WRITE_ROUND  ((size_t)1024 * 1024)
 
 struct gw_io {
 	struct event_base *base;

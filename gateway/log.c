@@ -91,7 +91,9 @@ gw_json_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
 		} else if (ch < 0x20 || ch >= 0x7f) {
 			/* non-ASCII is escaped byte-wise: logs stay ASCII and a
 			 * bad UTF-8 sequence cannot break a JSON reader */
-			memcpy(esc, "\\u00", 4);
+			esc[0] = '\\';
+			esc[1] = 'u';
+			esc[2] = esc[3] = '0';
 			esc[4] = hex[ch >> 4];
 			esc[5] = hex[ch & 15];
 			el = 6;

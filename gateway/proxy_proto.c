@@ -140,7 +140,7 @@ gw_proxy_accept(struct gw_worker *w, evutil_socket_t fd,
     const struct sockaddr *sa, socklen_t salen, unsigned timeout_ms)
 {
 	struct pp_wait *p = calloc(1, sizeof(*p));
-	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	struct timeval tv = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000 };
 
 	if (p == NULL) {
 		close(fd);

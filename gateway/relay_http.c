@@ -21,7 +21,7 @@ static void conn_timer_cb(evutil_socket_t, short, void *);
 void
 gw_conn_arm(struct gw_conn *c, unsigned ms)
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct timeval tv = { ms / 1000, (long)(ms % 1000) * 1000 };
 	evtimer_add(&c->timer, &tv);
 }
 

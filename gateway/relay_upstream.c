@@ -12,9 +12,9 @@
 
 #include "gateway/gw_internal.h"
 
-#define UP_HEAD_MAX     (64 * 1024)	/* response head bytes */
+#define UP_HEAD_MAX     ((size_t)64 * 1024)	/* response head bytes */
 #define UP_HEADERS_MAX  256
-#define UP_LINE_MAX     (16 * 1024)
+#define UP_LINE_MAX     ((size_t)16 * 1024)
 
 static void up_read_cb(struct gw_io *, void *);
 static void up_write_cb(struct gw_io *, void *);
@@ -51,7 +51,7 @@ rs_settings_init(void)
 static void
 up_arm(struct gw_upconn *up, unsigned ms)
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct timeval tv = { ms / 1000, (long)(ms % 1000) * 1000 };
 	evtimer_add(up->timer, &tv);
 }
 

@@ -134,7 +134,7 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 	struct gw_worker *w = arg;
 	struct gw_config *cfg = gw_runtime_config(w->rt);
 	struct timeval tv = { cfg->to.shutdown / 1000,
-	    (cfg->to.shutdown % 1000) * 1000 }, poll = { 0, 100 * 1000 };
+	    (long)(cfg->to.shutdown % 1000) * 1000 }, poll = { 0, 100000 };
 
 	gw_config_unref(cfg);
 	w->draining = true;

@@ -1,0 +1,181 @@
+"""test_load_faults.py -- faults under load, against the real binary
+(PBXGATE_BIN) in front of the recording upstream:
+
+- the upstream killed and restarted while wrk and two checking clients run:
+  every answer is 200 or 502 (never a hang, a reset or another status),
+  502s while it is down, 200s again after;
+- 100 SIGHUPs under wrk load: zero non-2xx responses, zero socket errors,
+  every reload counted ok;
+- 1,000 slowloris connections (partial heads trickling one header a second)
+  while a normal client keeps its p99 under twice its baseline.
+
+Bounded: each test under about 40 s. Needs wrk (Debian package wrk).
+Run: PBXGATE_BIN=build/pbxgate /usr/bin/python3 -m pytest -q tests/faults/test_load_faults.py
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from faultlib import (Client, ConnectionClosed, Gateway, Upstream, client_context,
+                      mkcert, pbxgate_bin, wait_until, wrk_summary)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHON = "/usr/bin/python3"
+
+pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed")
+
+
+@pytest.fixture
+def env(tmp_path):
+    d = str(tmp_path)
+    cert = mkcert(d)
+    started = []
+
+    def make(overrides=None, extra=()):
+        up = Upstream(d, name="up%d" % len(started)).start()
+        gw = Gateway(pbxgate_bin(), d, [cert], up.port, overrides=overrides, extra=extra,
+                     name="gw%d" % len(started))
+        gw.start()
+        started.append((gw, up))
+        return gw, up, client_context(cert[0])
+
+    yield make
+    for gw, up in started:
+        rc = gw.stop()
+        up.stop()
+        assert not gw.sanitizer_reports(), gw.stderr()[-4000:]
+        assert rc == 0, "pbxgate exited %s: %s" % (rc, gw.stderr()[-2000:])
+        assert not up.violations(), up.violations()
+
+
+class Wrk:
+    """wrk in the background until stop() (SIGINT makes it print its summary)."""
+
+    def __init__(self, port, path="/", conns=16, secs=120):
+        self.p = subprocess.Popen(["wrk", "-t2", "-c%d" % conns, "-d%ds" % secs,
+                                   "--timeout", "5s", "https://127.0.0.1:%d%s" % (port, path)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def stop(self):
+        self.p.send_signal(signal.SIGINT)
+        out, _ = self.p.communicate(timeout=20)
+        return out.decode(errors="replace")
+
+
+def test_upstream_killed_and_restarted_under_load(env):
+    gw, up, ctx = env(overrides={"upstream_connect_timeout": "1s"})
+    statuses, errors, stop = [], [], threading.Event()
+
+    def checker():
+        while not stop.is_set():
+            try:
+                with Client(gw.port, ctx) as c:
+                    for _ in range(50):
+                        if stop.is_set():
+                            break
+                        r = c.request("GET", "/headers")
+                        statuses.append((time.monotonic(), r.status))
+                        if (r.get("connection") or "").lower() == "close":
+                            break
+            except (ConnectionClosed, OSError) as e:
+                errors.append(repr(e))
+
+    wrk = Wrk(gw.port)
+    threads = [threading.Thread(target=checker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(2)
+    up.proc.send_signal(signal.SIGKILL)     # killed, not stopped: no goodbye
+    up.proc.wait(5)
+    t_down = time.monotonic()
+    time.sleep(3)
+    # A killed upstream may have left half a line in its log: the new one
+    # records to a fresh file (the teardown still checks it for violations).
+    up.log += ".restarted"
+    up.start()
+    t_up = time.monotonic()
+    time.sleep(3)
+    stop.set()
+    for t in threads:
+        t.join(20)
+    out = wrk.stop()
+    reqs, non2xx, sock = wrk_summary(out)
+    down = [s for t, s in statuses if t_down + 0.5 < t < t_up]
+    after = [s for t, s in statuses if t > t_up + 1.5]
+    assert errors == [], "client errors (not a clean 502): %r" % errors[:5]
+    assert set(s for _, s in statuses) <= {200, 502}, sorted(set(s for _, s in statuses))
+    assert down and set(down) == {502}, "while down: %r" % sorted(set(down))
+    assert after and set(after) == {200}, "after restart: %r" % sorted(set(after))
+    assert reqs > 0 and sock == 0, "wrk: %d requests, %d socket errors\n%s" % (reqs, sock, out)
+    print("upstream kill/restart: %d checked answers (%d while down), wrk %d requests, "
+          "%d non-2xx, 0 socket errors" % (len(statuses), len(down), reqs, non2xx))
+
+
+def test_100_sighups_under_wrk_load(env):
+    gw, up, ctx = env()
+    wrk = Wrk(gw.port)
+    time.sleep(1)
+    t0 = time.monotonic()
+    try:
+        for _ in range(100):
+            gw.reload(expect="ok", timeout=10)
+    finally:
+        out = wrk.stop()
+    took = time.monotonic() - t0
+    reqs, non2xx, sock = wrk_summary(out)
+    assert reqs > 0, out
+    assert non2xx == 0 and sock == 0, "wrk: %d requests, %d non-2xx, %d socket errors\n%s" % (
+        reqs, non2xx, sock, out)
+    print("100 SIGHUPs in %.1fs under wrk: %d requests, 0 failed" % (took, reqs))
+
+
+def _latencies(port, ctx, n):
+    out = []
+    with Client(port, ctx) as c:
+        for _ in range(n):
+            t = time.perf_counter()
+            assert c.request("GET", "/").status == 200
+            out.append(time.perf_counter() - t)
+    out.sort()
+    return out
+
+
+def _p99(lat):
+    return lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+
+SLOW = 1000
+
+
+def test_slowloris_1000_connections(env):
+    gw, up, ctx = env(overrides={"max_connections_per_ip": str(SLOW + 100),
+                                 "max_connections": str(SLOW + 200),
+                                 "header_timeout": "60s", "idle_timeout": "60s"})
+    _latencies(gw.port, ctx, 100)               # warm up
+    base = _p99(_latencies(gw.port, ctx, 500))
+    loris = subprocess.Popen([PYTHON, os.path.join(HERE, "slowloris.py"), "--port",
+                              str(gw.port), "--conns", str(SLOW), "--secs", "40"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = loris.stdout.readline().decode()
+        assert line.startswith("open "), (line, loris.stderr.read()[-2000:])
+        opened = int(line.split()[1])
+        assert opened == SLOW, "slowloris opened only %d connections" % opened
+        under = _p99(_latencies(gw.port, ctx, 500))
+        still = gw.metric("pbxgate_connections_active")
+    finally:
+        loris.send_signal(signal.SIGTERM)
+        loris.wait(20)
+    print("slowloris: %d held connections; p99 baseline %.2f ms, under attack %.2f ms "
+          "(open connections metric %s)" % (opened, base * 1e3, under * 1e3, still))
+    # Below a millisecond the timer and scheduler noise of a shared 2-core
+    # machine dominates: the bound is twice the baseline, but at least 2 ms.
+    assert under <= max(2 * base, 0.002), "p99 %.2f ms under attack, baseline %.2f ms" % (
+        under * 1e3, base * 1e3)

@@ -12,6 +12,10 @@
  *    one reference.
  *  - A session owns its socket from mail_session_start() on and frees
  *    everything itself when it ends.
+ *  - Blocking work (the Argon2 check of SMTP AUTH) goes through the ctx's
+ *    runner when one is set (mail_ctx_set_runner). A job belongs to the
+ *    mail module from submit until its `done` has run, which frees it; the
+ *    runner must call `done` exactly once on the submitting base's loop.
  *  - struct mail_scrub_result owns `out` and `hits`; mail_scrub_result_free().
  *  - The module never logs: functions that can fail take `char *err, size_t
  *    errlen`; per-message audit lines go through the ctx's audit callback.
@@ -172,6 +176,17 @@ typedef void (*mail_audit_fn)(void *arg, const char *json_line);
 struct mail_ctx *mail_ctx_new(const struct mail_settings *,
     struct cert_server *tls, mail_audit_fn audit, void *audit_arg,
     char *err, size_t errlen);
+/* The runner hook for blocking work, provided by the gateway's thread pool:
+ * `run(job)` on a pool thread, then `done(job)` on `base`'s loop (never
+ * inside the submit call). Returns 0 when queued, -1 when the pool is full
+ * or cannot take the job (neither function is then called). */
+typedef void (*mail_job_fn)(void *job);
+typedef int (*mail_submit_fn)(void *arg, struct event_base *base,
+    mail_job_fn run, mail_job_fn done, void *job);
+/* Sets the runner before the ctx serves any session. Without one (the
+ * default, unit tests, the smtp_driver) the check runs inline on the loop.
+ * `arg` is not owned and must outlive the ctx. */
+void mail_ctx_set_runner(struct mail_ctx *, mail_submit_fn submit, void *arg);
 struct mail_ctx *mail_ctx_ref(struct mail_ctx *);
 void mail_ctx_unref(struct mail_ctx *);
 
@@ -181,7 +196,9 @@ void mail_session_start(struct mail_ctx *, struct event_base *,
 /* Graceful stop: sessions on `base` that are between transactions get
  * "421" and close; those inside a transaction close after it. */
 void mail_sessions_shutdown(struct event_base *);
-/* Sessions alive on `base` (for tests and metrics). */
+/* Sessions alive on `base`, plus AUTH checks still out on the runner for
+ * sessions that already ended: the loop must keep running until they are
+ * back, so that their jobs are freed (for drain, tests and metrics). */
 size_t mail_sessions_count(struct event_base *);
 
 #endif

@@ -79,6 +79,13 @@ fail:
 	return NULL;
 }
 
+void
+mail_ctx_set_runner(struct mail_ctx *c, mail_submit_fn submit, void *arg)
+{
+	c->submit = submit;
+	c->submit_arg = arg;
+}
+
 struct mail_ctx *
 mail_ctx_ref(struct mail_ctx *c)
 {

@@ -100,6 +100,8 @@ struct mail_ctx {
 	struct cert_client  *client;	/* owned; NULL when relay_tls none */
 	mail_audit_fn        audit;
 	void                *audit_arg;
+	mail_submit_fn       submit;	/* NULL = blocking checks run inline */
+	void                *submit_arg;
 };
 
 /* Appends s as a JSON string (quotes included), escaping everything that is
@@ -136,7 +138,11 @@ int smtp_b64_decode(const char *in, unsigned char *out, size_t outlen,
  * respect to the password (Argon2 verify always runs). */
 bool smtp_auth_check(const struct mail_ctx *, const char *user, size_t ulen,
     const char *pass, size_t plen);
-/* Splits a decoded PLAIN response (authzid NUL authcid NUL passwd) and
- * checks it. */
+/* Splits a decoded PLAIN response (authzid NUL authcid NUL passwd): false
+ * when malformed or when authzid names someone else. The pointers point
+ * into resp. */
+bool smtp_auth_plain_split(const unsigned char *resp, size_t n,
+    const char **user, size_t *ulen, const char **pass, size_t *plen);
+/* smtp_auth_plain_split, then smtp_auth_check (inline; for tests). */
 bool smtp_auth_plain(const struct mail_ctx *, const unsigned char *resp,
     size_t n);

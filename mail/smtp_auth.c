@@ -64,7 +64,8 @@ smtp_auth_check(const struct mail_ctx *c, const char *user, size_t ulen,
 }
 
 bool
-smtp_auth_plain(const struct mail_ctx *c, const unsigned char *resp, size_t n)
+smtp_auth_plain_split(const unsigned char *resp, size_t n, const char **user,
+    size_t *ulen, const char **pass, size_t *plen)
 {
 	const unsigned char *z1 = memchr(resp, '\0', n), *z2;
 	size_t azl, ul, pl;
@@ -82,6 +83,20 @@ smtp_auth_plain(const struct mail_ctx *c, const unsigned char *resp, size_t n)
 	/* Acting as someone else (authzid) is not offered. */
 	if (azl != 0 && (azl != ul || memcmp(resp, z1 + 1, ul) != 0))
 		return false;
-	return smtp_auth_check(c, (const char *)z1 + 1, ul,
-	    (const char *)z2 + 1, pl);
+	*user = (const char *)z1 + 1;
+	*ulen = ul;
+	*pass = (const char *)z2 + 1;
+	*plen = pl;
+	return true;
+}
+
+bool
+smtp_auth_plain(const struct mail_ctx *c, const unsigned char *resp, size_t n)
+{
+	const char *user, *pass;
+	size_t ul, pl;
+
+	if (!smtp_auth_plain_split(resp, n, &user, &ul, &pass, &pl))
+		return false;
+	return smtp_auth_check(c, user, ul, pass, pl);
 }

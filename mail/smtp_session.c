@@ -33,11 +33,31 @@ enum smtp_state {
 	S_DATA,		/* reading the message */
 	S_RELAY,	/* the smarthost has the message; waiting for it */
 	S_AUTH,		/* waiting for an AUTH continuation line */
+	S_AUTH_WAIT,	/* the Argon2 check is on the runner; input waits */
 	S_TLS,		/* TLS handshake after STARTTLS */
 	S_CLOSING,	/* last reply queued; freed once it is written */
 };
 
 enum auth_step { AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS };
+
+struct smtp_session;
+
+/* One Argon2 check out on the ctx's runner. Owned by this file from submit
+ * until auth_job_done() frees it. The session and the job point at each
+ * other; a session freed first clears `s` and parks the job on the orphan
+ * list (so the loop keeps running until it is back). `run` touches only
+ * ctx (immutable, own reference), user, pass and ok. */
+struct auth_job {
+	struct smtp_session *s;		/* NULL once the session is gone */
+	struct mail_ctx     *ctx;	/* own reference */
+	struct event_base   *base;
+	char                 user[1024];	/* NUL-terminated */
+	size_t               ulen;
+	char                 pass[1024];	/* wiped after the check */
+	size_t               plen;
+	bool                 ok;
+	struct auth_job     *prev, *next;	/* orphans, under sessions_lock */
+};
 
 struct smtp_session {
 	struct mail_ctx     *ctx;
@@ -53,6 +73,7 @@ struct smtp_session {
 	enum auth_step       auth_step;
 	char                 login_user[256];
 	char                 user[256];		/* authenticated as */
+	struct auth_job     *job;		/* in flight; NULL when none */
 	/* the transaction */
 	char                 from[SMTP_ADDR_MAX + 1];
 	char               (*rcpt)[SMTP_ADDR_MAX + 1];
@@ -69,6 +90,7 @@ struct smtp_session {
 
 static pthread_mutex_t sessions_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct smtp_session *sessions;
+static struct auth_job *orphans;	/* jobs whose session has ended */
 
 static void process_input(struct smtp_session *);
 static void session_close(struct smtp_session *);
@@ -103,6 +125,8 @@ registry_add(struct smtp_session *s)
 	pthread_mutex_unlock(&sessions_lock);
 }
 
+/* Also detaches a job still in flight: from now on it points at nothing
+ * and is counted as an orphan until its done callback frees it. */
 static void
 registry_remove(struct smtp_session *s)
 {
@@ -113,6 +137,28 @@ registry_remove(struct smtp_session *s)
 		sessions = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
+	if (s->job != NULL) {
+		s->job->s = NULL;
+		s->job->prev = NULL;
+		s->job->next = orphans;
+		if (orphans != NULL)
+			orphans->prev = s->job;
+		orphans = s->job;
+		s->job = NULL;
+	}
+	pthread_mutex_unlock(&sessions_lock);
+}
+
+static void
+orphan_remove(struct auth_job *j)
+{
+	pthread_mutex_lock(&sessions_lock);
+	if (j->prev != NULL)
+		j->prev->next = j->next;
+	else
+		orphans = j->next;
+	if (j->next != NULL)
+		j->next->prev = j->prev;
 	pthread_mutex_unlock(&sessions_lock);
 }
 
@@ -579,7 +625,9 @@ check_auth(struct smtp_session *s, struct smtp_cmd *c)
 	return NULL;
 }
 
-static void
+/* Exactly one reply for the AUTH. False when the session is closing (it
+ * may already be freed: touch it no more). */
+static bool
 auth_result(struct smtp_session *s, bool ok, const char *user)
 {
 	enter_state(s, S_READY);
@@ -587,14 +635,108 @@ auth_result(struct smtp_session *s, bool ok, const char *user)
 		s->authed = true;
 		snprintf(s->user, sizeof(s->user), "%s", user);
 		reply(s, "235 2.7.0 Authentication successful");
-		return;
+		return true;
 	}
+	/* Brute force over one connection ends here; across connections the
+	 * Argon2 cost and the runner's bounded queue slow it down. */
 	if (++s->auth_failures >= MAX_AUTH_FAILURES) {
 		refuse_and_close(s, "421 4.7.0 Too many failed authentications, "
 		    "closing");
-		return;
+		return false;
 	}
 	reply(s, "535 5.7.8 Authentication credentials invalid");
+	return true;
+}
+
+/* While a check is out, pipelined input stays in the kernel beyond one
+ * line's worth; reading goes on below that so a hang-up is noticed. */
+static void
+hold_input(struct smtp_session *s, bool hold)
+{
+	bufferevent_setwatermark(s->bev, EV_READ, 0,
+	    hold ? s->ctx->s.max_line : 0);
+}
+
+static void
+auth_job_free(struct auth_job *j)
+{
+	OPENSSL_cleanse(j->user, sizeof(j->user));
+	OPENSSL_cleanse(j->pass, sizeof(j->pass));
+	mail_ctx_unref(j->ctx);
+	free(j);
+}
+
+/* On a runner thread: only the job's own copies and the immutable ctx. */
+static void
+auth_job_run(void *arg)
+{
+	struct auth_job *j = arg;
+
+	j->ok = smtp_auth_check(j->ctx, j->user, j->ulen, j->pass, j->plen);
+	OPENSSL_cleanse(j->pass, sizeof(j->pass));
+}
+
+/* Back on the session's loop: reply, then resume the pipelined input. A
+ * session that ended or moved on (timeout, shutdown: 421 already sent)
+ * gets nothing more. */
+static void
+auth_job_done(void *arg)
+{
+	struct auth_job *j = arg;
+	struct smtp_session *s = j->s;
+	bool go_on = false;
+
+	if (s == NULL)
+		orphan_remove(j);
+	else
+		s->job = NULL;
+	if (s != NULL && !s->freeing && s->state == S_AUTH_WAIT) {
+		hold_input(s, false);
+		go_on = auth_result(s, j->ok, j->user);
+	}
+	auth_job_free(j);
+	if (go_on)
+		process_input(s);
+}
+
+/* Checks user and password: inline without a runner; with one, hands a
+ * copy to it and waits in S_AUTH_WAIT (454 when it is full, RFC 4954 6). */
+static void
+auth_check(struct smtp_session *s, const char *user, size_t ulen,
+    const char *pass, size_t plen)
+{
+	struct auth_job *j;
+
+	if (s->ctx->submit == NULL) {
+		auth_result(s, smtp_auth_check(s->ctx, user, ulen, pass, plen),
+		    user);
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (j == NULL || ulen >= sizeof(j->user) || plen > sizeof(j->pass)) {
+		free(j);
+		enter_state(s, S_READY);
+		reply(s, "454 4.7.0 Temporary authentication failure");
+		return;
+	}
+	j->s = s;
+	j->ctx = mail_ctx_ref(s->ctx);
+	j->base = s->base;
+	memcpy(j->user, user, ulen);
+	j->ulen = ulen;
+	memcpy(j->pass, pass, plen);
+	j->plen = plen;
+	s->job = j;
+	enter_state(s, S_AUTH_WAIT);
+	hold_input(s, true);
+	if (s->ctx->submit(s->ctx->submit_arg, s->base, auth_job_run,
+	    auth_job_done, j) < 0) {
+		s->job = NULL;
+		auth_job_free(j);
+		hold_input(s, false);
+		enter_state(s, S_READY);
+		reply(s, "454 4.7.0 Temporary authentication failure");
+	}
 }
 
 /* One base64 response (initial or after 334). */
@@ -602,8 +744,8 @@ static void
 auth_response(struct smtp_session *s, const char *b64)
 {
 	unsigned char buf[1024];
-	size_t n = 0;
-	bool ok;
+	const char *user, *pass;
+	size_t n = 0, ul, pl;
 
 	if (strcmp(b64, "*") == 0) {
 		enter_state(s, S_READY);
@@ -618,12 +760,11 @@ auth_response(struct smtp_session *s, const char *b64)
 	buf[n] = '\0';
 	switch (s->auth_step) {
 	case AUTH_PLAIN:
-		ok = smtp_auth_plain(s->ctx, buf, n);
-		{
-			/* authcid is the second field; kept for the audit */
-			const unsigned char *z = memchr(buf, '\0', n);
-			auth_result(s, ok, ok && z ? (const char *)z + 1 : "");
-		}
+		/* A malformed response costs no Argon2: it is simply wrong. */
+		if (!smtp_auth_plain_split(buf, n, &user, &ul, &pass, &pl))
+			auth_result(s, false, "");
+		else	/* user is NUL-terminated: buf[n] is 0 */
+			auth_check(s, user, ul, pass, pl);
 		break;
 	case AUTH_LOGIN_USER:
 		if (n >= sizeof(s->login_user) || memchr(buf, '\0', n)) {
@@ -636,9 +777,8 @@ auth_response(struct smtp_session *s, const char *b64)
 		reply(s, "334 UGFzc3dvcmQ6");
 		break;
 	case AUTH_LOGIN_PASS:
-		ok = smtp_auth_check(s->ctx, s->login_user,
-		    strlen(s->login_user), (const char *)buf, n);
-		auth_result(s, ok, s->login_user);
+		auth_check(s, s->login_user, strlen(s->login_user),
+		    (const char *)buf, n);
 		break;
 	}
 	OPENSSL_cleanse(buf, sizeof(buf));
@@ -1040,7 +1180,7 @@ mail_sessions_shutdown(struct event_base *base)
 			continue;
 		s->shutdown = true;
 		if (s->state == S_CONNECTED || s->state == S_READY ||
-		    s->state == S_AUTH) {
+		    s->state == S_AUTH || s->state == S_AUTH_WAIT) {
 			reply(s, "421 4.3.2 Service shutting down, closing "
 			    "transmission channel");
 			/* session_close only queues; frees run later. */
@@ -1056,8 +1196,12 @@ mail_sessions_count(struct event_base *base)
 	size_t n = 0;
 
 	pthread_mutex_lock(&sessions_lock);
+	/* A session being freed still counts while its job is out. */
 	for (struct smtp_session *s = sessions; s != NULL; s = s->next)
-		if (s->base == base && !s->freeing)
+		if (s->base == base && (!s->freeing || s->job != NULL))
+			n++;
+	for (struct auth_job *j = orphans; j != NULL; j = j->next)
+		if (j->base == base)
 			n++;
 	pthread_mutex_unlock(&sessions_lock);
 	return n;

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -602,4 +603,251 @@ Test(smtp_session_auth, auth_required_and_checked, .init = setup_auth,
 	snprintf(line, sizeof(line), "AUTH PLAIN %s", tok);
 	expect(line, "235 2.7.0 Authentication successful");
 	expect("MAIL FROM:<a@b>", "250 2.1.0");
+}
+
+/* ---- AUTH on a runner: the Argon2 check off the loop ---- */
+
+/* A runner that only queues: the test decides when each job runs (on a
+ * thread of its own, as in the gateway's pool) and when its done comes
+ * back, in any order with further input. */
+#define FAKE_MAX 4
+
+struct fake_runner {
+	mail_job_fn run[FAKE_MAX], done[FAKE_MAX];
+	void       *job[FAKE_MAX];
+	size_t      n;
+	bool        full;
+};
+
+static struct fake_runner fr;
+
+static int
+fake_submit(void *arg, struct event_base *b, mail_job_fn run,
+    mail_job_fn done, void *job)
+{
+	struct fake_runner *r = arg;
+
+	cr_assert_eq(b, base);
+	if (r->full || r->n >= FAKE_MAX)
+		return -1;
+	r->run[r->n] = run;
+	r->done[r->n] = done;
+	r->job[r->n++] = job;
+	return 0;
+}
+
+static void *
+fake_thread(void *arg)
+{
+	size_t i = *(size_t *)arg;
+
+	fr.run[i](fr.job[i]);
+	return NULL;
+}
+
+/* Job i runs on a thread, then its done on this (the loop's) thread. */
+static void
+fake_finish(size_t i)
+{
+	pthread_t t;
+
+	cr_assert_lt(i, fr.n);
+	cr_assert_eq(pthread_create(&t, NULL, fake_thread, &i), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	fr.done[i](fr.job[i]);
+}
+
+/* Replaces the fixture's ctx by one with smtp_auth pbx/pw (tiny Argon2
+ * parameters) and, when `runner`, the fake runner; then connects. */
+static void
+setup_runner(void)
+{
+	struct mail_settings s;
+	char err[512];
+	char *argv[2];
+	int bad;
+
+	setup_with(true, NULL, NULL);
+	mail_ctx_unref(ctx);
+	mail_settings_defaults(&s);
+	argv[0] = "pbx";
+	argv[1] = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$"
+	    "V4H3HtTOx/OSF1MH0AOC7qYPwyx7EScAQXWSGhaLb7Q";
+	cr_assert_eq(mail_settings_keyword(&s, tmpdir, "smtp_auth", 2, argv,
+	    &bad, err, sizeof(err)), 0, "%s", err);
+	kw(&s, "scrub_rules", rules_path, NULL);
+	kw(&s, "smtp_relay", "127.0.0.1:9", NULL);
+	kw(&s, "smtp_relay_tls", "none", NULL);
+	kw(&s, "smtp_hostname", "gw.test", NULL);
+	kw(&s, "smtp_max_line", "1000", NULL);
+	ctx = mail_ctx_new(&s, NULL, audit_cb, NULL, err, sizeof(err));
+	cr_assert_not_null(ctx, "%s", err);
+	mail_settings_free(&s);
+	memset(&fr, 0, sizeof(fr));
+	mail_ctx_set_runner(ctx, fake_submit, &fr);
+	connect_pbx();
+	greet();
+}
+
+/* The loop runs a bounded number of passes and nothing reaches the PBX. */
+static void
+expect_silence(void)
+{
+	struct pollfd p = { pbx, POLLIN, 0 };
+
+	for (int i = 0; i < 50; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	cr_expect_eq(inlen, 0, "unexpected: %.*s", (int)inlen, inbuf);
+	cr_expect_eq(poll(&p, 1, 0), 0, "the session replied while waiting");
+}
+
+static void
+send_auth(const char *user, const char *pass)
+{
+	char tok[256], line[300];
+
+	cr_assert(plain(tok, sizeof(tok), user, pass));
+	snprintf(line, sizeof(line), "AUTH PLAIN %s", tok);
+	send_line(line);
+}
+
+TestSuite(smtp_session_runner, .init = setup_runner, .fini = teardown_all);
+
+Test(smtp_session_runner, auth_waits_for_the_runner_then_235)
+{
+	send_auth("pbx", "pw");
+	expect_silence();
+	cr_assert_eq(fr.n, 1, "the check went to the runner");
+	fake_finish(0);
+	cr_expect_str_eq(reply(), "235 2.7.0 Authentication successful");
+	expect("MAIL FROM:<a@b>", "250 2.1.0");
+}
+
+Test(smtp_session_runner, pipelined_commands_wait_for_the_result)
+{
+	char tok[256], lines[600];
+
+	cr_assert(plain(tok, sizeof(tok), "pbx", "pw"));
+	snprintf(lines, sizeof(lines), "AUTH PLAIN %s\r\nMAIL FROM:<a@b>", tok);
+	send_line(lines);
+	expect_silence();
+	/* more input while the check is out: it waits too */
+	send_line("NOOP");
+	expect_silence();
+	fake_finish(0);
+	cr_expect_str_eq(reply(), "235 2.7.0 Authentication successful");
+	cr_expect_str_eq(reply(), "250 2.1.0 Sender ok",
+	    "MAIL was judged after the result, not refused with 530");
+	cr_expect_str_eq(reply(), "250 2.0.0 Ok");
+}
+
+Test(smtp_session_runner, pipelined_command_after_failed_auth_gets_530)
+{
+	char tok[256], lines[600];
+
+	cr_assert(plain(tok, sizeof(tok), "pbx", "wrong"));
+	snprintf(lines, sizeof(lines), "AUTH PLAIN %s\r\nMAIL FROM:<a@b>", tok);
+	send_line(lines);
+	expect_silence();
+	fake_finish(0);
+	cr_expect_str_eq(reply(), "535 5.7.8 Authentication credentials "
+	    "invalid");
+	cr_expect_str_eq(reply(), "530 5.7.0 Authentication required");
+}
+
+Test(smtp_session_runner, auth_login_goes_to_the_runner)
+{
+	expect("AUTH LOGIN", "334 VXNlcm5hbWU6");
+	expect("cGJ4", "334 UGFzc3dvcmQ6");	/* "pbx" */
+	send_line("cHc=");			/* "pw" */
+	expect_silence();
+	cr_assert_eq(fr.n, 1);
+	fake_finish(0);
+	cr_expect_str_eq(reply(), "235 2.7.0 Authentication successful");
+}
+
+Test(smtp_session_runner, pool_full_gives_454_and_the_session_goes_on)
+{
+	fr.full = true;
+	send_auth("pbx", "pw");
+	cr_expect_str_eq(reply(), "454 4.7.0 Temporary authentication failure");
+	expect("NOOP", "250 2.0.0 Ok");
+	fr.full = false;
+	send_auth("pbx", "pw");
+	expect_silence();
+	fake_finish(0);
+	cr_expect_str_eq(reply(), "235 2.7.0 Authentication successful");
+}
+
+Test(smtp_session_runner, pool_full_is_not_a_failed_login)
+{
+	fr.full = true;
+	for (int i = 0; i < 4; i++) {
+		send_auth("pbx", "wrong");
+		cr_expect_str_eq(reply(), "454 4.7.0 Temporary authentication "
+		    "failure");
+	}
+	expect("NOOP", "250 2.0.0 Ok");
+}
+
+Test(smtp_session_runner, three_failures_then_421_and_close)
+{
+	for (size_t i = 0; i < 3; i++) {
+		send_auth("pbx", "wrong");
+		expect_silence();
+		fake_finish(i);
+		cr_expect_str_eq(reply(), i < 2 ?
+		    "535 5.7.8 Authentication credentials invalid" :
+		    "421 4.7.0 Too many failed authentications, closing");
+	}
+	cr_expect_str_eq(reply(), "", "the session closed");
+}
+
+/* The client hangs up while the check is out: the session is freed at
+ * once, the job stays counted, and its done touches nothing of the
+ * session (ASan would report it). */
+Test(smtp_session_runner, hang_up_while_job_in_flight)
+{
+	send_auth("pbx", "pw");
+	expect_silence();
+	close(pbx);
+	pbx = -1;
+	for (int i = 0; i < 50; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	cr_expect_eq(mail_sessions_count(base), 1, "the job is still counted");
+	fake_finish(0);
+	cr_expect_eq(mail_sessions_count(base), 0);
+}
+
+Test(smtp_session_runner, job_finishes_before_the_hang_up_is_seen)
+{
+	send_auth("pbx", "pw");
+	expect_silence();
+	close(pbx);
+	pbx = -1;
+	fake_finish(0);		/* the session has not read the EOF yet */
+	for (int i = 0; i < MAX_SPINS && mail_sessions_count(base) > 0; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	cr_expect_eq(mail_sessions_count(base), 0);
+}
+
+Test(smtp_session_runner, shutdown_while_job_in_flight_sends_only_421)
+{
+	send_auth("pbx", "pw");
+	expect_silence();
+	mail_sessions_shutdown(base);
+	cr_expect_eq(strncmp(reply(), "421 4.3.2", 9), 0);
+	cr_expect_str_eq(reply(), "", "closed after the 421");
+	cr_expect_eq(mail_sessions_count(base), 1, "the job is still counted");
+	fake_finish(0);
+	cr_expect_eq(mail_sessions_count(base), 0);
+	cr_expect_eq(inlen, 0, "no 235 after the 421");
+}
+
+Test(smtp_session_runner, without_runner_the_check_runs_inline)
+{
+	mail_ctx_set_runner(ctx, NULL, NULL);
+	send_auth("pbx", "pw");
+	cr_expect_str_eq(reply(), "235 2.7.0 Authentication successful");
+	cr_expect_eq(fr.n, 0);
 }

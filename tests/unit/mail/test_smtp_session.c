@@ -620,6 +620,7 @@ struct fake_runner {
 };
 
 static struct fake_runner fr;
+static const char *runner_timeout;	/* smtp_timeout; NULL = default */
 
 static int
 fake_submit(void *arg, struct event_base *b, mail_job_fn run,
@@ -680,6 +681,8 @@ setup_runner(void)
 	kw(&s, "smtp_relay_tls", "none", NULL);
 	kw(&s, "smtp_hostname", "gw.test", NULL);
 	kw(&s, "smtp_max_line", "1000", NULL);
+	if (runner_timeout != NULL)
+		kw(&s, "smtp_timeout", runner_timeout, NULL);
 	ctx = mail_ctx_new(&s, NULL, audit_cb, NULL, err, sizeof(err));
 	cr_assert_not_null(ctx, "%s", err);
 	mail_settings_free(&s);
@@ -850,4 +853,25 @@ Test(smtp_session_runner, without_runner_the_check_runs_inline)
 	send_auth("pbx", "pw");
 	cr_expect_str_eq(reply(), "235 2.7.0 Authentication successful");
 	cr_expect_eq(fr.n, 0);
+}
+
+static void
+setup_runner_short_timeout(void)
+{
+	runner_timeout = "300ms";
+	setup_runner();
+	runner_timeout = NULL;
+}
+
+/* The idle timeout fires while the check is out: 421, closed, and the
+ * result that comes back later is dropped. */
+Test(smtp_session_runner_timeout, timeout_while_job_in_flight,
+    .init = setup_runner_short_timeout, .fini = teardown_all)
+{
+	send_auth("pbx", "pw");
+	cr_expect_eq(strncmp(reply(), "421 4.4.2 gw.test Timeout", 25), 0);
+	cr_expect_str_eq(reply(), "", "closed after the 421");
+	cr_expect_eq(mail_sessions_count(base), 1, "the job is still counted");
+	fake_finish(0);
+	cr_expect_eq(mail_sessions_count(base), 0);
 }

@@ -9,28 +9,32 @@
 # A benchmark, not a test: it never fails on a figure. Needs wrk, nginx
 # (nginx-light, the fast upstream), python3, openssl.
 #
-# Usage: tests/bench/login_storm.sh [-b BIN] [-d SECONDS] [-r ROUNDS] [-c CLIENTS] [-n NICE] [-p] [-l MS] [-o FILE]
+# Usage: tests/bench/login_storm.sh [-b BIN] [-d SECONDS] [-r ROUNDS] [-c CLIENTS] [-n NICE] [-a] [-p] [-l MS] [-s] [-o FILE]
 #   -b  pbxgate binary (default build/pbxgate)   -d  seconds per wrk run (10)
 #   -r  rounds (3)                                -c  login clients (4)
 #   -n  experiment: renice the gateway's 2 login-pool threads (the first two
 #       threads after the main one, see gateway/pool.c) to NICE; libargon2's
 #       lane threads inherit it. Shows what a lower-priority pool would give.
+#   -a  experiment: pin the 2 login-pool threads (and so libargon2's lane
+#       threads) to the last CPU: Argon2 limited to one core
 #   -p  run nginx, pbxgate, wrk and the login clients at nice -10 (needs root):
 #       shields the figures from other work on a shared machine
 #   -l  paced load: each wrk connection waits MS ms between requests (wrk
 #       delay() in Lua), so the proxy is not saturated and p99 shows scheduling
 #       delay rather than queueing (default 0: wrk as fast as it can)
+#   -s  experiment: the storm goes to a second pbxgate process (same store),
+#       so only the machine is shared: tells in-process effects from CPU/cache
 #   -o  also append the results as a Markdown section to FILE
 # WRK_CONNS=N sets wrk's connections (default 16).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-BIN=build/pbxgate DUR=10 ROUNDS=3 CLIENTS=4 OUT="" NICE="" PRIO="" PACE=0
-while getopts "b:d:r:c:n:pl:o:" o; do
+BIN=build/pbxgate DUR=10 ROUNDS=3 CLIENTS=4 OUT="" NICE="" PRIO="" PACE=0 SEPARATE="" PIN=""
+while getopts "b:d:r:c:n:apl:so:" o; do
 	case $o in
 	b) BIN=$OPTARG ;; d) DUR=$OPTARG ;; r) ROUNDS=$OPTARG ;;
-	c) CLIENTS=$OPTARG ;; n) NICE=$OPTARG ;; p) PRIO="nice -n -10" ;; l) PACE=$OPTARG ;; o) OUT=$OPTARG ;;
-	*) sed -n '2,25p' "$0"; exit 2 ;;
+	c) CLIENTS=$OPTARG ;; n) NICE=$OPTARG ;; p) PRIO="nice -n -10" ;; l) PACE=$OPTARG ;; s) SEPARATE=1 ;; a) PIN=1 ;; o) OUT=$OPTARG ;;
+	*) sed -n '2,29p' "$0"; exit 2 ;;
 	esac
 done
 WRK_CONNS=${WRK_CONNS:-16}
@@ -128,11 +132,17 @@ for i in $(seq 400); do	# listening comes before the user store is open
 	kill -0 $GW 2>/dev/null || { echo "bench: pbxgate exited: $(cat "$tmp/gw.log")" >&2; exit 1; }
 	sleep 0.05
 done
-if [ -n "$NICE" ]; then
+if [ -n "$NICE$PIN" ]; then
 	mapfile -t tids < <(ls "/proc/$GW/task" | sort -n)
 	[ "${#tids[@]}" -eq 4 ] || { echo "bench: expected 4 threads (main, 2 login, 1 worker), found ${#tids[@]}" >&2; exit 1; }
-	renice -n "$NICE" -p "${tids[1]}" "${tids[2]}" >/dev/null
-	echo "== experiment: login-pool threads ${tids[1]} ${tids[2]} reniced to $NICE"
+	if [ -n "$NICE" ]; then
+		renice -n "$NICE" -p "${tids[1]}" "${tids[2]}" >/dev/null
+		echo "== experiment: login-pool threads ${tids[1]} ${tids[2]} reniced to $NICE"
+	fi
+	if [ -n "$PIN" ]; then
+		for t in "${tids[1]}" "${tids[2]}"; do taskset -p -c $(($(nproc) - 1)) "$t" >/dev/null; done
+		echo "== experiment: login-pool threads pinned to CPU $(($(nproc) - 1))"
+	fi
 fi
 
 # One session for wrk: a real login through the form.
@@ -156,8 +166,17 @@ code=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "https://127
 [ "$code" = 200 ] || { echo "bench: the session does not reach /1k (HTTP $code)" >&2; exit 1; }
 
 printf 'function delay() return %d end\n' "$PACE" >"$tmp/pace.lua"
+STORM_PORT=$PORT
+if [ -n "$SEPARATE" ]; then
+	STORM_PORT=$(free_port)
+	sed -e "s/^listen .*/listen 127.0.0.1:$STORM_PORT/" -e "/^admin_listen/d" \
+		"$tmp/pbxgate.conf" >"$tmp/storm.conf"
+	$PRIO "$BIN" run -c "$tmp/storm.conf" >"$tmp/gw2.log" 2>&1 & GW2=$!; pids+=($GW2)
+	wait_port "$STORM_PORT" $GW2 || { echo "bench: second pbxgate did not start: $(cat "$tmp/gw2.log")" >&2; exit 1; }
+	echo "== experiment: the storm goes to a second pbxgate (pid $GW2, port $STORM_PORT)"
+fi
 storm() {	# SECONDS [READY_FILE]: prints the storm's JSON line
-	$PRIO $PY tests/bench/login_storm.py --port "$PORT" --user bench --password "$PASSWORD" \
+	$PRIO $PY tests/bench/login_storm.py --port "$STORM_PORT" --user bench --password "$PASSWORD" \
 		--clients "$CLIENTS" --duration "$1" ${2:+--ready "$2"}
 }
 p99_ms() {	# wrk's 99% latency in ms
@@ -205,7 +224,7 @@ if [ -n "$OUT" ]; then
 	cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	{
 		echo
-		echo "### $(date -u +%Y-%m-%d), $(nproc) cores, $cpu: login storm${NICE:+ (experiment: login pool reniced to $NICE)}"
+		echo "### $(date -u +%Y-%m-%d), $(nproc) cores, $cpu: login storm${PIN:+ (experiment: login pool pinned to one CPU)}${NICE:+ (experiment: login pool reniced to $NICE)}${SEPARATE:+ (experiment: storm on a second pbxgate process)}"
 		echo
 		echo "Run: $(date -u +%H:%M) UTC; $("$BIN" --version 2>/dev/null | head -1 || echo '?'), binary built $(date -u -r "$BIN" +%H:%M) UTC (tree HEAD then: $(git rev-parse --short HEAD 2>/dev/null || echo '?'));"
 		echo "$CLIENTS login clients; wrk -t1 -c$WRK_CONNS -d${DUR}s --latency$( [ "$PACE" -gt 0 ] && echo ", paced: $PACE ms between requests per connection (-l)"); $ROUNDS rounds;"

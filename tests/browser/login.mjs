@@ -183,7 +183,7 @@ async function main() {
     context.setDefaultTimeout(20000);
     const page = context.pages()[0] || await context.newPage();
     const { secret, step } = await enrol(page);
-    await signIn(page, secret, step + 1);
+    await signIn(page, secret, Math.max(step + 1, await safeStep()));
     await webSocket(page);
     await lockdown(page);
     await logout(page);

@@ -228,9 +228,11 @@ def enrol(gw, ctx, name, source=None, password=PASSWORD):
     return b, secret, step - 1
 
 
-def login(gw, ctx, name, secret, step, source=None, password=PASSWORD, rd="/app",
+def login(gw, ctx, name, secret, step=None, source=None, password=PASSWORD, rd="/app",
           browser=None):
-    """Password then code; returns (browser, last response)."""
+    """Password then the code of `step` (default: the step current when the
+    code form arrives, which is always newer than the one used at
+    enrolment); returns (browser, last response)."""
     b = browser or Browser(gw.port, ctx, source)
     r = b.get("/_pbxgate/login?rd=" + urllib.parse.quote(rd, safe="/"))
     assert r.status == 200, r
@@ -240,7 +242,7 @@ def login(gw, ctx, name, secret, step, source=None, password=PASSWORD, rd="/app"
     if r.status != 200 or b'name="code"' not in r.body:
         return b, r
     act, fields = form_with(r.body, "code")
-    fields["code"] = totp(secret, step)
+    fields["code"] = totp(secret, safe_step() if step is None else step)
     r = b.post_form(act or "/_pbxgate/login", fields)
     return b, r
 

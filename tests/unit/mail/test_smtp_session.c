@@ -38,31 +38,31 @@ struct smarthost {
 static void
 sh_read(struct bufferevent *bev, void *arg)
 {
-	struct smarthost *sh = arg;
+	struct smarthost *h = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t n;
 	char *line;
 
 	while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT))) {
 		const char *r = NULL;
-		if (sh->in_data) {
+		if (h->in_data) {
 			if (strcmp(line, ".") == 0) {
-				sh->in_data = false;
-				sh->messages++;
-				r = sh->data_reply;
-			} else if (sh->gotlen + n + 2 < sizeof(sh->got)) {
-				memcpy(sh->got + sh->gotlen, line, n);
-				memcpy(sh->got + sh->gotlen + n, "\r\n", 2);
-				sh->gotlen += n + 2;
+				h->in_data = false;
+				h->messages++;
+				r = h->data_reply;
+			} else if (h->gotlen + n + 2 < sizeof(h->got)) {
+				memcpy(h->got + h->gotlen, line, n);
+				memcpy(h->got + h->gotlen + n, "\r\n", 2);
+				h->gotlen += n + 2;
 			}
 		} else if (strncmp(line, "EHLO", 4) == 0)
-			r = sh->ehlo_reply;
+			r = h->ehlo_reply;
 		else if (strncmp(line, "MAIL", 4) == 0)
 			r = "250 2.1.0 ok";
 		else if (strncmp(line, "RCPT", 4) == 0)
-			r = sh->rcpt_reply;
+			r = h->rcpt_reply;
 		else if (strcmp(line, "DATA") == 0) {
-			sh->in_data = true;
+			h->in_data = true;
 			r = "354 go on";
 		} else if (strcmp(line, "QUIT") == 0)
 			r = "221 bye";
@@ -205,7 +205,7 @@ teardown_all(void)
 	event_base_free(base);
 	unlink(rules_path);
 	rmdir(tmpdir);
-	memcpy(tmpdir + strlen(tmpdir) - 6, "XXXXXX", 6);
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/smtpsessXXXXXX");
 }
 
 static void

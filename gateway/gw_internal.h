@@ -239,6 +239,7 @@ struct gw_conn {
 	struct gw_identity  id;			/* who the session says this is */
 	union gw_sockaddr   client;		/* client_ip as an address */
 	char               *target;		/* normalised path + query (malloc) */
+	char               *path;		/* the normalised path alone (malloc) */
 	size_t              target_len;
 	char               *set_cookie;		/* session refresh to send (malloc) */
 	bool                local;		/* a /_pbxgate/ page, not proxied */

@@ -62,11 +62,32 @@ load_settings(int argc, char **argv, bool required)
 	return cfg;
 }
 
+/* pol_cmd_explain takes the request options only: the words after
+ * "explain" without -c FILE / --config FILE / --config=FILE. */
+static int
+request_options(int argc, char **argv, char **av, int max)
+{
+	int ac = 0;
+
+	for (int i = 2; i < argc && ac < max; i++) {
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
+		    i + 1 < argc) {
+			i++;
+			continue;
+		}
+		if (strncmp(argv[i], "--config=", 9) == 0)
+			continue;
+		av[ac++] = argv[i];
+	}
+	return ac;
+}
+
 static int
 cmd_policy(int argc, char **argv)
 {
 	struct gw_config *cfg;
 	struct pol_policy *pol;
+	char *av[64];
 	int rc;
 
 	if (argc < 2 || strcmp(argv[1], "explain") != 0) {
@@ -87,7 +108,7 @@ cmd_policy(int argc, char **argv)
 		gw_config_unref(cfg);
 		return 2;
 	}
-	rc = pol_cmd_explain(pol, argc - 1, argv + 1);
+	rc = pol_cmd_explain(pol, request_options(argc, argv, av, 64), av);
 	pol_free(pol);
 	gw_config_unref(cfg);
 	return rc;

@@ -9,7 +9,9 @@
 #include "gateway/gw_internal.h"
 
 struct gw_job {
-	struct gw_job  *next;
+	struct gw_job  *next;		/* queue */
+	struct gw_job  *all_prev, *all_next;	/* not yet delivered */
+	struct gw_pool *pool;
 	gw_job_fn       run;		/* on a pool thread */
 	gw_job_fn       done;		/* on the submitter's loop */
 	void           *arg;
@@ -20,16 +22,31 @@ struct gw_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t  cond;
 	struct gw_job  *head, *tail;
+	struct gw_job  *all;		/* submitted, done() not run yet */
 	unsigned        queued, limit, nthreads;
 	bool            stop;
 	pthread_t      *threads;
 };
 
 static void
+unlink_all(struct gw_pool *p, struct gw_job *j)
+{
+	pthread_mutex_lock(&p->lock);
+	if (j->all_prev)
+		j->all_prev->all_next = j->all_next;
+	else
+		p->all = j->all_next;
+	if (j->all_next)
+		j->all_next->all_prev = j->all_prev;
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void
 job_done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_job *j = arg;
 
+	unlink_all(j->pool, j);
 	j->done(j->arg);
 	event_free(j->ev);
 	free(j);
@@ -103,6 +120,7 @@ gw_pool_submit(struct gw_pool *p, struct event_base *base, gw_job_fn run,
 	j = calloc(1, sizeof(*j));
 	if (j == NULL)
 		return -1;
+	j->pool = p;
 	j->run = run;
 	j->done = done;
 	j->arg = arg;
@@ -119,6 +137,10 @@ gw_pool_submit(struct gw_pool *p, struct event_base *base, gw_job_fn run,
 		return -1;
 	}
 	p->queued++;
+	j->all_next = p->all;
+	if (p->all)
+		p->all->all_prev = j;
+	p->all = j;
 	if (p->tail)
 		p->tail->next = j;
 	else
@@ -129,11 +151,14 @@ gw_pool_submit(struct gw_pool *p, struct event_base *base, gw_job_fn run,
 	return 0;
 }
 
-/* Finishes queued jobs, then joins. Their completion events stay pending
- * on the workers' bases and are freed with them. */
+/* Finishes queued jobs, then joins. Called once the workers' loops have
+ * stopped: completions they will never dispatch are delivered here, on
+ * this thread, so that no job (and what it owns) is lost. */
 void
 gw_pool_free(struct gw_pool *p)
 {
+	struct gw_job *j;
+
 	if (p == NULL)
 		return;
 	pthread_mutex_lock(&p->lock);
@@ -142,6 +167,12 @@ gw_pool_free(struct gw_pool *p)
 	pthread_mutex_unlock(&p->lock);
 	for (unsigned i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
+	while ((j = p->all) != NULL) {
+		p->all = j->all_next;
+		event_free(j->ev);	/* also takes it off its base's queue */
+		j->done(j->arg);
+		free(j);
+	}
 	free(p->threads);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);

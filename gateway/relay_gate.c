@@ -133,6 +133,11 @@ normalise_target(struct gw_conn *c, const char *t, size_t n)
 		return gw_relay_reject(c, 400, "path refused by normalisation"), -1;
 	}
 	c->target_len = strlen(c->target);
+	/* the policy judges the path alone; the query travels untouched */
+	free(c->path);
+	c->path = strndup(c->target, c->target_len);
+	if (c->path == NULL)
+		return gw_relay_reject(c, 500, "out of memory"), -1;
 	memcpy(c->target + c->target_len, q ? q : "", qlen);
 	c->target_len += qlen;
 	c->target[c->target_len] = '\0';
@@ -179,7 +184,7 @@ fill_request(struct gw_conn *c, const struct auth_identity *id, bool session,
 {
 	memset(r, 0, sizeof(*r));
 	r->peer = &c->client.sa;
-	r->path = c->target;
+	r->path = c->path;
 	r->method = llhttp_method_name(llhttp_get_method(&c->rp.parser));
 	r->header = policy_header;
 	r->header_arg = hs;
@@ -334,8 +339,7 @@ gw_relay_gate(struct gw_conn *c, const char **path, size_t *plen)
 	}
 	pol_decide(cfg->policy, &r, &v);
 	rc = act(c, &v, &r);
-	if (rc == 0 && c->target_len > strlen(AUTH_PREFIX) &&
-	    strncmp(c->target, AUTH_PREFIX "login", strlen(AUTH_PREFIX) + 5) == 0)
+	if (rc == 0 && strcmp(c->path, AUTH_PREFIX "login") == 0)
 		c->rd_need = rd_need(c, &r);
 	pol_lockdown_free(ld);
 	free(hs);

@@ -112,6 +112,7 @@ gw_conn_free(struct gw_conn *c)
 		evbuffer_free(c->up_head);
 	gw_local_detach(c);
 	free(c->target);
+	free(c->path);
 	free(c->set_cookie);
 	gw_reqparse_free(&c->rp);
 	if (c->counted)

@@ -157,6 +157,8 @@ gw_conn_response_done(struct gw_conn *c, bool upstream_reusable)
 	if (c->resp_chunked)
 		evbuffer_add(gw_io_output(c->io), "0\r\n\r\n", 5);
 	gw_access_log(c);
+	if (atomic_load(&c->w->rt->stopping))
+		c->keepalive = false;	/* draining: flush this answer, then close */
 	if (!c->req_done || !c->keepalive || c->resp_until_close || c->upgrade) {
 		gw_relay_close_after_flush(c);
 		return;
@@ -187,7 +189,8 @@ gw_relay_next_request(struct gw_conn *c)
 			c->up_head = NULL;
 		}
 		free(c->target);
-		c->target = NULL;
+		free(c->path);
+		c->target = c->path = NULL;
 		c->target_len = 0;
 		SSL_free_buffers(gw_io_ssl(c->io));
 		gw_io_trim(c->io);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
@@ -81,7 +82,11 @@ drain_check(struct gw_worker *w)
 
 	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = n) {
 		n = TAILQ_NEXT(c, entry);
-		if (c->state == CS_IDLE || c->state == CS_HANDSHAKE)
+		/* an idle connection may still hold an answer being flushed:
+		 * it closes itself after the flush (keepalive is off now) */
+		if ((c->state == CS_IDLE && !c->resume &&
+		    evbuffer_get_length(gw_io_output(c->io)) == 0) ||
+		    c->state == CS_HANDSHAKE)
 			gw_conn_close(c);
 	}
 	gw_pool_flush(w);

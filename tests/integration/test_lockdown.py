@@ -7,7 +7,7 @@ policy, the audit log, method/header matchers, GeoIP country and asn rules.
 
 Clients bind their socket to 127.0.0.2 (office), 127.0.0.3 (outside) or
 127.0.0.4 (a proxy); Linux loopback accepts any 127.x source address.
-Tests marked xfail(strict) document gateway bugs; remove the mark with the fix.
+Each test names the behaviour it pins down; a regression fails it.
 """
 
 import calendar
@@ -102,11 +102,8 @@ def test_console_root_without_slash_is_the_console(office, upstream, ctx):
     assert get_from(office.port, ctx, OFFICE, "/management", _tagged(tag)).status == 200
 
 
-QUERY_BUG = ("gateway/relay_gate.c fill_request() passes c->target (path + '?' + query) "
-             "as pol_request.path, so a query string defeats '$'-anchored path rules")
 
 
-@pytest.mark.xfail(strict=True, reason=QUERY_BUG)
 @pytest.mark.parametrize("target", ["/management?x", "/management?", "/Management?a=/",
                                     "/%6danagement?x=1"], ids=lambda p: repr(p))
 def test_query_string_does_not_bypass_anchored_rule(office, upstream, ctx, target):
@@ -118,7 +115,6 @@ def test_query_string_does_not_bypass_anchored_rule(office, upstream, ctx, targe
     _never_forwarded(upstream, office.gw, ctx, tag)
 
 
-@pytest.mark.xfail(strict=True, reason=QUERY_BUG)
 def test_query_string_is_not_judged_as_path(make_lockdown, upstream, ctx):
     """An unanchored path rule must not match text in the query."""
     lk = make_lockdown(upstream.port, "deny path /secret/\\d+$\ndefault allow\n")
@@ -681,7 +677,6 @@ def test_ws_tunnel_closed_when_new_policy_denies_it(make_lockdown, upstream, ctx
         inside.close()
 
 
-@pytest.mark.xfail(strict=True, reason=QUERY_BUG)
 def test_ws_tunnel_with_query_closed_when_new_policy_denies_it(make_lockdown, upstream, ctx):
     lk = make_lockdown(upstream.port, WS_POLICY)
     c = _open_ws(lk.port, ctx, OUTSIDE, "/ws?token=1")

@@ -161,9 +161,6 @@ def test_check_sample_policy(pbxgate_bin, certs, tmp_path, mmdb):
 
 # ---------------------------------------------------------------- policy explain
 
-EXPLAIN_BUG = ("gateway/main.c cmd_policy() passes argv starting at 'explain' and still "
-               "holding '-c FILE' to pol_cmd_explain, which takes only request options: "
-               "every call ends in 'unknown option', exit 2")
 
 EXPLAIN_POLICY = ("list office 127.0.0.2/32\n"
                   "allow from @office path ^/management(/|$) audit\n"
@@ -192,7 +189,6 @@ def _passed(out, pol, line, why):
             == "    because '%s' does not hold" % why)
 
 
-@pytest.mark.xfail(strict=True, reason=EXPLAIN_BUG)
 def test_explain_deny_names_rule_and_passed_rules(explain):
     r, pol = explain("--ip", "127.0.0.3", "--path", "/%6danagement/")
     assert r.returncode == 1, r.stderr
@@ -203,7 +199,6 @@ def test_explain_deny_names_rule_and_passed_rules(explain):
     assert out.splitlines()[-1] == "decision: deny (rule %s:3) [audit]" % pol
 
 
-@pytest.mark.xfail(strict=True, reason=EXPLAIN_BUG)
 def test_explain_allow_from_office(explain):
     r, pol = explain("--ip", "127.0.0.2", "--path", "/MANAGEMENT/x")
     assert r.returncode == 0, r.stderr
@@ -212,7 +207,6 @@ def test_explain_allow_from_office(explain):
     assert r.stdout.splitlines()[-1] == "decision: allow (rule %s:2) [audit]" % pol
 
 
-@pytest.mark.xfail(strict=True, reason=EXPLAIN_BUG)
 def test_explain_default(explain):
     r, pol = explain("--ip", "127.0.0.3", "--path", "/x")
     assert r.returncode == 0, r.stderr
@@ -223,14 +217,12 @@ def test_explain_default(explain):
     assert r.stdout.splitlines()[-1] == "decision: allow (default %s:6)" % pol
 
 
-@pytest.mark.xfail(strict=True, reason=EXPLAIN_BUG)
 def test_explain_login_exits_zero(explain):
     r, pol = explain("--ip", "127.0.0.3", "--path", "/webclient/a")
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[-1] == "decision: login (rule %s:4)" % pol
 
 
-@pytest.mark.xfail(strict=True, reason=EXPLAIN_BUG)
 def test_explain_role_rule_without_session_asks_login(explain):
     r, pol = explain("--ip", "127.0.0.3", "--path", "/admin/a")
     assert r.returncode == 0, r.stderr
@@ -238,7 +230,6 @@ def test_explain_role_rule_without_session_asks_login(explain):
     assert r.stdout.splitlines()[-1] == "decision: login (login needed %s:5)" % pol
 
 
-@pytest.mark.xfail(strict=True, reason=EXPLAIN_BUG)
 def test_explain_mfa_with_session(explain):
     r, pol = explain("--ip", "127.0.0.3", "--path", "/admin/a", "--user", "bob",
                      "--role", "admin")
@@ -248,7 +239,6 @@ def test_explain_mfa_with_session(explain):
     assert r.stdout.splitlines()[-1] == "decision: mfa (rule %s:5)" % pol
 
 
-@pytest.mark.xfail(strict=True, reason=EXPLAIN_BUG)
 def test_explain_refused_path_exits_two(explain):
     r, _ = explain("--ip", "127.0.0.3", "--path", "/management%2F")
     assert r.returncode == 2
@@ -257,7 +247,6 @@ def test_explain_refused_path_exits_two(explain):
     assert "%2F" in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=EXPLAIN_BUG)
 @pytest.mark.parametrize("args,message", [
     (["--path", "/x"], "policy explain: --ip is required"),
     (["--ip", "1.2.3.400"], "policy explain: --ip: bad address"),
@@ -310,7 +299,6 @@ def explain_geo(pbxgate_bin, certs, tmp_path, mmdb):
     return run
 
 
-@pytest.mark.xfail(strict=True, reason=EXPLAIN_BUG)
 @pytest.mark.parametrize("ip,peer,rc,decision", [
     ("203.0.113.7", "203.0.113.7 country JP AS64500", 0, "allow (default {pol}:3)"),
     ("198.51.100.1", "198.51.100.1 country US AS64501", 1, "deny (rule {pol}:1) [audit]"),
@@ -325,7 +313,6 @@ def test_explain_shows_country_and_asn(explain_geo, ip, peer, rc, decision):
     assert lines[-1] == "decision: " + decision.format(pol=pol)
 
 
-@pytest.mark.xfail(strict=True, reason=EXPLAIN_BUG)
 def test_explain_header_matcher(explain_geo):
     r, pol = explain_geo("--ip", "203.0.113.7", "--path", "/h", "--header", "X-Test: abc")
     assert r.returncode == 0, r.stderr
@@ -334,7 +321,6 @@ def test_explain_header_matcher(explain_geo):
     assert _passed(r.stdout, pol, 2, "header X-Test ^a"), r.stdout
 
 
-@pytest.mark.xfail(strict=True, reason=EXPLAIN_BUG)
 def test_explain_user_lockdown(explain_geo):
     r, _ = explain_geo("--ip", "203.0.113.7", "--user", "bob", "--lockdown", "10.0.0.0/8")
     assert r.returncode == 1, r.stderr

@@ -19,7 +19,7 @@ Manifest entry fields:
             ([] = nothing may reach it): method, target, and for bodies the
             body the upstream must receive (checked via /sha256's answer)
   absent    header names that must not reach the upstream
-  partial   true: the listed requests may reach the upstream only as a head
+  partial   true: the listed requests may (or may not) reach the upstream, only as a head
             and a cut body (streamed before the limit was hit), never answered
   known_bug the gateway's behaviour differs from the expected one in a way
             reported as a bug: the runner marks the vector xfail(strict), so

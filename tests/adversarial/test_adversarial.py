@@ -148,7 +148,8 @@ def test_vector(env, v):
         problems.append("AMBIGUOUS MESSAGE AT THE UPSTREAM: %r" % bad)
     seen = [(e.get("method"), e.get("target")) for e in fwd if "violation" not in e]
     want = [(u["method"], u["target"]) for u in v["upstream"]]
-    if seen != want:
+    # partial: the head may or may not have gone out before the limit hit.
+    if seen != want and not (v.get("partial") and seen == want[:len(seen)]):
         problems.append("upstream saw %r, expected %r" % (seen, want))
     for e in fwd:
         if "violation" in e:

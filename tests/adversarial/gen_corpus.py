@@ -145,6 +145,13 @@ vec("cl_underscore_name", post(b"Content_Length: 50\r\n" + TE, b"5\r\nhello\r\n0
     absent=["content_length"],
     why="Content_Length beside chunked: a CGI back end sees CONTENT_LENGTH=50",
     known_bug="gateway forwards a header named Content_Length unchanged")
+vec("xff_underscore_name", get(b"X_Forwarded_For: 203.0.113.9\r\nX_Real_IP: 203.0.113.9\r\n"),
+    expect=[200], closed=False, upstream=[up("GET", "/headers")],
+    absent=["x_forwarded_for", "x_real_ip"],
+    why="CGI/WSGI/PHP map X_Forwarded_For and X-Forwarded-For to the same HTTP_X_FORWARDED_FOR: "
+        "an underscore twin of a header the gateway sets spoofs the client address",
+    known_bug="gateway forwards X_Forwarded_For / X_Real_IP unchanged beside its own "
+              "X-Forwarded-For / X-Real-IP")
 vec("te_http10_chunked", post(TE, b"5\r\nhello\r\n0\r\n\r\n", version=b"HTTP/1.0"),
     expect=[200], closed=True, upstream=[up("POST", "/sha256", b"hello")],
     why="TE in an HTTP/1.0 request: RFC 9112 6.1 lets it be processed if the connection "

@@ -9,6 +9,7 @@ or SIGTERM. For tests/faults/test_load_faults.py; loopback only.
 
 import argparse
 import asyncio
+import resource
 import signal
 import ssl
 import sys
@@ -48,6 +49,9 @@ async def main():
     ap.add_argument("--conns", type=int, default=1000)
     ap.add_argument("--secs", type=float, default=40)
     a = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < a.conns + 64:     # one descriptor per connection, plus slack
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, a.conns + 1024), hard))
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE

@@ -7,6 +7,7 @@ Test code only; helpers.py and conftest.py are used read-only.
 """
 
 import html
+import json
 import os
 import re
 import socket
@@ -40,6 +41,7 @@ def auth_lines(workdir, port, extra=()):
     with open(pol, "w") as f:
         f.write(POLICY)
     return ["user_db %s" % os.path.join(workdir, "users.db"),
+            "audit_log %s" % os.path.join(workdir, "audit.log"),
             "public_url https://localhost:%d" % port,
             "policy %s" % pol] + list(extra)
 
@@ -59,6 +61,15 @@ class AuthGateway(Gateway):
     @property
     def db(self):
         return os.path.join(self.dir, "users.db")
+
+    def audit(self):
+        """The audit log's JSON lines (raw text, for leak checks, and parsed)."""
+        try:
+            with open(os.path.join(self.dir, "audit.log"), encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            return "", []
+        return text, [json.loads(line) for line in text.splitlines() if line.strip()]
 
     def cli(self, *args, input=b"", timeout=60):
         """Runs `pbxgate user ...` (another process than the gateway)."""
@@ -213,7 +224,8 @@ class Browser:
 
 def enrol(gw, ctx, name, source=None, password=PASSWORD):
     """Enrols `name` through the CLI link and the pages; returns
-    (browser, secret, step used)."""
+    (browser, secret, step used); browser.recovery holds the ten recovery
+    codes shown once at the end."""
     link = gw.enrol_link(name)
     b = Browser(gw.port, ctx, source)
     r = b.get(link)
@@ -224,13 +236,15 @@ def enrol(gw, ctx, name, source=None, password=PASSWORD):
     fields.update(password=password, password2=password, code=totp(secret, step - 1))
     r = b.post_form(act, fields)
     assert r.status in (200, 303), r
-    assert b"recovery" in r.body.lower() or r.status == 303, r
+    b.recovery = re.findall(r"\b[a-z2-7]{5}-[a-z2-7]{5}\b", r.body.decode("utf-8", "replace"))
+    assert len(b.recovery) == 10, r.body
     return b, secret, step - 1
 
 
 def login(gw, ctx, name, secret, step=None, source=None, password=PASSWORD, rd="/app",
           browser=None):
-    """Password then the code of `step` (default: the step current when the
+    """Password then the code of `step` (a TOTP step, a recovery code string,
+    or by default the step current when the
     code form arrives, which is always newer than the one used at
     enrolment); returns (browser, last response)."""
     b = browser or Browser(gw.port, ctx, source)
@@ -242,7 +256,10 @@ def login(gw, ctx, name, secret, step=None, source=None, password=PASSWORD, rd="
     if r.status != 200 or b'name="code"' not in r.body:
         return b, r
     act, fields = form_with(r.body, "code")
-    fields["code"] = totp(secret, safe_step() if step is None else step)
+    if isinstance(step, str):
+        fields["code"] = step  # a recovery code
+    else:
+        fields["code"] = totp(secret, safe_step() if step is None else step)
     r = b.post_form(act or "/_pbxgate/login", fields)
     return b, r
 

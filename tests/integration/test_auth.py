@@ -64,6 +64,9 @@ def test_enrol_login_identity_headers(agw, ctx, upstream):
     b, r = login(agw, ctx, "Alice", secret, rd="/headers?x=1")
     assert r.status == 303, r
     assert r.get("location") == "/headers?x=1", r
+    _, events = agw.audit()
+    assert any(e["event"] == "login_success" and e["user"] == "alice" and e["detail"] == "mfa"
+               for e in events), events
     sc = [v for v in r.get_all("set-cookie") if v.startswith("__Host-pbxgate=")]
     assert sc and all(a in sc[0] for a in ("Secure", "HttpOnly", "SameSite", "Path=/")), sc
     # a client's own identity headers never reach the upstream
@@ -136,6 +139,12 @@ def test_brute_force_ban_same_answer_for_unknown_user(agw, ctx):
     med = statistics.median(times)
     assert all(t > med / 3 for t in times), times
     assert all(t < med * 4 for t in times), times
+    # audited: failures, the ban, with names and addresses, never a password
+    text, events = agw.audit()
+    kinds = [(e["event"], e["user"]) for e in events if e.get("module") == "auth"]
+    assert ("login_failure", "carol") in kinds and ("login_failure", "nobody0") in kinds, kinds
+    assert any(k == "login_ban" and u == "carol" for k, u in kinds), kinds
+    assert "wrong password" not in text and PASSWORD not in text
     # the ban outlives a restart (counters live in the store)
     agw.stop()
     agw.start()
@@ -161,6 +170,32 @@ def test_address_ban(agw, ctx):
     # from another address dave gets in
     b, r = login(agw, ctx, "dave", secret, source="127.0.3.2")
     assert r.status == 303 and session_of(b), r
+
+
+def test_recovery_codes_and_password_change_revoke_other_sessions(agw, ctx):
+    # (failures are kept to two: a third would meet the name's back-off)
+    eb, secret, step = enrol(agw, ctx, "kate")
+    a, r = login(agw, ctx, "kate", secret)
+    assert r.status == 303, r
+    b, r = login(agw, ctx, "kate", secret, eb.recovery[0])  # a recovery code
+    assert r.status == 303 and session_of(b), r
+    assert a.get("/app").status == 200 and b.get("/app").status == 200
+    # A changes the password (current password and a code needed)
+    r = a.get("/_pbxgate/account")
+    pw = [f for _, f in forms(r.body) if f.get("action") == "password"]
+    assert pw, r.body
+    fields = dict(pw[0], current=PASSWORD, new="a brand new password",
+                  new2="a brand new password", code=eb.recovery[1])
+    r = a.post_form("/_pbxgate/account", fields)
+    assert r.status in (200, 303), r
+    assert a.get("/app").status == 200  # this browser got a fresh session
+    assert redirected_to_login(b.get("/app"))  # every other one ended
+    _, r = login(agw, ctx, "kate", secret, eb.recovery[2], password="a brand new password")
+    assert r.status == 303, r
+    c, r = login(agw, ctx, "kate", secret, eb.recovery[0], password="a brand new password")
+    assert r.status != 303 and session_of(c) is None, r  # a recovery code works once
+    _, r = login(agw, ctx, "kate", secret, eb.recovery[3])
+    assert r.status == 401 and b'name="code"' not in r.body, r  # the old password
 
 
 def test_cookie_tampering_redirects_to_login(agw, ctx):

@@ -57,8 +57,8 @@ trap cleanup EXIT
 
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() {	# PORT PID: bounded wait until something accepts on PORT
-	local i
-	for i in $(seq 400); do
+	local _
+	for _ in $(seq 400); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
 		kill -0 "$2" 2>/dev/null || return 1
 		sleep 0.05
@@ -66,8 +66,8 @@ wait_port() {	# PORT PID: bounded wait until something accepts on PORT
 	return 1
 }
 wait_file() {	# FILE PID: bounded wait until FILE exists
-	local i
-	for i in $(seq 600); do
+	local _
+	for _ in $(seq 600); do
 		[ -e "$1" ] && return 0
 		kill -0 "$2" 2>/dev/null || return 1
 		sleep 0.05
@@ -125,15 +125,15 @@ login_max_failures 1000
 EOF
 PASSWORD="bench password $(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 printf '%s\n' "$PASSWORD" | "$BIN" user add bench -c "$tmp/pbxgate.conf" >/dev/null
-$PRIO "$BIN" run -c "$tmp/pbxgate.conf" >"$tmp/gw.log" 2>&1 & GW=$!; pids+=($GW)
+$PRIO "$BIN" run -c "$tmp/pbxgate.conf" >"$tmp/gw.log" 2>&1 & GW=$!; pids+=("$GW")
 wait_port "$PORT" $GW || { echo "bench: pbxgate did not start: $(cat "$tmp/gw.log")" >&2; exit 1; }
-for i in $(seq 400); do	# listening comes before the user store is open
+for _ in $(seq 400); do	# listening comes before the user store is open
 	[ "$(curl -s "http://127.0.0.1:$ADMIN/healthz" 2>/dev/null)" = ok ] && break
 	kill -0 $GW 2>/dev/null || { echo "bench: pbxgate exited: $(cat "$tmp/gw.log")" >&2; exit 1; }
 	sleep 0.05
 done
 if [ -n "$NICE$PIN" ]; then
-	mapfile -t tids < <(ls "/proc/$GW/task" | sort -n)
+	mapfile -t tids < <(find "/proc/$GW/task" -mindepth 1 -maxdepth 1 -printf "%f\n" | sort -n)
 	[ "${#tids[@]}" -eq 4 ] || { echo "bench: expected 4 threads (main, 2 login, 1 worker), found ${#tids[@]}" >&2; exit 1; }
 	if [ -n "$NICE" ]; then
 		renice -n "$NICE" -p "${tids[1]}" "${tids[2]}" >/dev/null
@@ -171,7 +171,7 @@ if [ -n "$SEPARATE" ]; then
 	STORM_PORT=$(free_port)
 	sed -e "s/^listen .*/listen 127.0.0.1:$STORM_PORT/" -e "/^admin_listen/d" \
 		"$tmp/pbxgate.conf" >"$tmp/storm.conf"
-	$PRIO "$BIN" run -c "$tmp/storm.conf" >"$tmp/gw2.log" 2>&1 & GW2=$!; pids+=($GW2)
+	$PRIO "$BIN" run -c "$tmp/storm.conf" >"$tmp/gw2.log" 2>&1 & GW2=$!; pids+=("$GW2")
 	wait_port "$STORM_PORT" $GW2 || { echo "bench: second pbxgate did not start: $(cat "$tmp/gw2.log")" >&2; exit 1; }
 	echo "== experiment: the storm goes to a second pbxgate (pid $GW2, port $STORM_PORT)"
 fi
@@ -200,7 +200,7 @@ for r in $(seq "$ROUNDS"); do
 	out=$(wrk_run)
 	b=$(echo "$out" | p99_ms); base+=("$b"); base_rps+=("$(echo "$out" | rps)")
 	rm -f "$tmp/ready"
-	storm $((DUR + 4)) "$tmp/ready" >"$tmp/storm.json" & SP=$!; pids+=($SP)
+	storm $((DUR + 4)) "$tmp/ready" >"$tmp/storm.json" & SP=$!; pids+=("$SP")
 	wait_file "$tmp/ready" $SP || { echo "bench: the login storm did not start" >&2; exit 1; }
 	out=$(wrk_run)
 	wait $SP

@@ -15,7 +15,7 @@ import pytest
 
 from auth_helpers import (PASSWORD, Browser, enrol, form_with, forms, login,  # noqa: F401
                           make_auth_gateway, safe_step)
-from helpers import Client, wait_until
+from helpers import wait_until
 
 LOGIN_SEEN = re.compile(r"^/_pbxgate/login\?rd=")
 

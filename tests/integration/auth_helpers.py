@@ -226,7 +226,10 @@ def enrol(gw, ctx, name, source=None, password=PASSWORD):
     """Enrols `name` through the CLI link and the pages; returns
     (browser, secret, step used); browser.recovery holds the ten recovery
     codes shown once at the end."""
-    link = gw.enrol_link(name)
+    return enrol_with_link(gw, ctx, gw.enrol_link(name), source, password)
+
+
+def enrol_with_link(gw, ctx, link, source=None, password=PASSWORD):
     b = Browser(gw.port, ctx, source)
     r = b.get(link)
     assert r.status == 200, r

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from auth_helpers import (PASSWORD, Browser, enrol, form_with, forms, login,  # noqa: F401
-                          make_auth_gateway, safe_step)
+from auth_helpers import (PASSWORD, Browser, enrol, enrol_with_link, form_with, forms,  # noqa: F401
+                          login, make_auth_gateway, otp_secret, safe_step)
 from helpers import wait_until
 
 LOGIN_SEEN = re.compile(r"^/_pbxgate/login\?rd=")
@@ -82,6 +82,23 @@ def test_enrol_login_identity_headers(agw, ctx, upstream):
     assert seen, upstream.requests()[-3:]
     names = [n.lower() for n, _ in seen[-1]["headers"]]
     assert "x-pbxgate-user" not in names and "x-pbxgate-auth" not in names, seen[-1]
+
+
+def test_enrol_link_single_use(agw, ctx):
+    link = agw.enrol_link("leo")
+    b = Browser(agw.port, ctx)
+    first = b.get(link)
+    again = b.get(link)
+    assert first.status == again.status == 200
+    # every visit makes a new secret: an earlier screenshot is useless
+    assert otp_secret(first.body) != otp_secret(again.body)
+    _, secret, _ = enrol_with_link(agw, ctx, link)
+    r = Browser(agw.port, ctx).get(link)  # spent
+    assert r.status == 404, r
+    r = Browser(agw.port, ctx).get(link[:-4] + "0000")  # never issued
+    assert r.status == 404, r
+    _, r = login(agw, ctx, "leo", secret)
+    assert r.status == 303, r
 
 
 def test_open_redirect_refused(agw, ctx):
@@ -292,7 +309,21 @@ def test_kill9_during_logins_leaves_a_usable_store(agw, ctx):
                 done.append(r.status)
             except Exception:  # noqa: BLE001 - the gateway is being killed
                 return
-    threads = [threading.Thread(target=storm, args=(k,)) for k in range(4)]
+    r = agw.cli("user", "add", "pwonly", input=(PASSWORD + "\n").encode())
+    assert r.returncode == 0, r
+
+    def good():  # successful password-only logins write sessions and logins rows
+        for i in range(50):
+            if stop.is_set():
+                return
+            try:
+                b = Browser(agw.port, ctx, "127.0.6.%d" % (i + 1))
+                _, r = login(agw, ctx, "pwonly", None, browser=b, rd="/_pbxgate/account")
+                done.append(r.status)
+            except Exception:  # noqa: BLE001 - the gateway is being killed
+                return
+    threads = [threading.Thread(target=storm, args=(k,)) for k in range(3)]
+    threads.append(threading.Thread(target=good))
     for t in threads:
         t.start()
     try:
@@ -310,9 +341,10 @@ def test_kill9_during_logins_leaves_a_usable_store(agw, ctx):
     con = sqlite3.connect(agw.db)
     try:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert con.execute("SELECT count(*) FROM users").fetchone()[0] == 1
+        assert con.execute("SELECT count(*) FROM users").fetchone()[0] == 2
     finally:
         con.close()
+    assert 303 in done, done  # some successful logins were written
     agw.start()  # the gateway reopens the store
     b, r = login(agw, ctx, "ivan", secret)
     assert r.status == 303 and b.get("/app").status == 200, r

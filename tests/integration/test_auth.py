@@ -270,7 +270,7 @@ def test_cli_disable_revokes_session(agw, ctx):
 
 
 def test_per_user_lockdown(agw, ctx):
-    _, secret, step = enrol(agw, ctx, "heidi", source="127.0.0.2")
+    eb, secret, step = enrol(agw, ctx, "heidi", source="127.0.0.2")
     b, r = login(agw, ctx, "heidi", secret, source="127.0.0.2")
     assert r.status == 303, r
     assert b.get("/app", source="127.0.0.3").status == 200  # no lockdown yet
@@ -290,6 +290,27 @@ def test_per_user_lockdown(agw, ctx):
     assert r.status == 403, r
     res = agw.cli("user", "show", "heidi")
     assert b"127.0.0.2/32" in res.stdout, res
+    # the ticked confirmation box saves a list without the address in use
+    r = b.get("/_pbxgate/account")
+    fields = dict([f for a, f in forms(r.body) if f.get("action") == "lockdown"][0])
+    fields.update(lockdown="127.0.0.9/32", confirm="1")
+    r = b.post_form("/_pbxgate/account", fields)
+    assert r.status in (200, 303), r
+    assert b.get("/app").status == 403
+    # an administrator changes the list from another process: the user's
+    # sessions end (epoch bump) within the gateway's refresh period
+    res = agw.cli("user", "lockdown", "heidi", "--allow", "127.0.0.3/32")
+    assert res.returncode == 0, res
+    wait_until(lambda: redirected_to_login(b.get("/app", source="127.0.0.3")), timeout=10,
+               interval=0.1, what="the session to end after the lockdown change")
+    c, r = login(agw, ctx, "heidi", secret, eb.recovery[0], source="127.0.0.3")
+    assert r.status == 303, r
+    assert c.get("/app").status == 200
+    assert c.get("/app", source="127.0.0.2").status == 403
+    # a login from outside the list is refused (no session at all)
+    d, r = login(agw, ctx, "heidi", secret, eb.recovery[1], source="127.0.0.2")
+    assert r.status != 303 and session_of(d) is None, r
+    assert redirected_to_login(d.get("/app"))
 
 
 # ---------------------------------------------------------------- robustness

@@ -138,6 +138,30 @@ finish_snapshot(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 	return cfg->mailctx == NULL ? -1 : 0;
 }
 
+/* SO_REUSEPORT would let this process join another one's listener (same
+ * user) and split its connections: bind once without it, as a probe, so
+ * that a second pbxgate on the same address fails like any other. */
+static int
+probe_free(const struct sockaddr_storage *ss, socklen_t len, const char *what,
+    char *err, size_t errlen)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return 0;	/* the real socket() will say why */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)ss, len) < 0) {
+		snprintf(err, errlen, "%s: cannot listen: %s (is another process "
+		    "using the port?)", what, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 static int
 make_listener(const struct sockaddr_storage *ss, socklen_t len, bool reuseport,
     const char *what, char *err, size_t errlen)
@@ -300,6 +324,10 @@ bind_all(struct run_state *s, const struct gw_config *cfg, char *err, size_t err
 	s->fds = calloc((size_t)cfg->workers, sizeof(*s->fds));
 	if (s->fds == NULL)
 		return snprintf(err, errlen, "out of memory"), -1;
+	for (size_t j = 0; j < cfg->nlisten; j++)
+		if (probe_free(&cfg->listen[j].ss, cfg->listen[j].sslen,
+		    cfg->listen[j].text, err, errlen) < 0)
+			return -1;
 	for (int i = 0; i < cfg->workers; i++)
 		for (size_t j = 0; j < cfg->nlisten; j++) {
 			s->fds[i][j] = make_listener(&cfg->listen[j].ss,

@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """slowloris.py -- holds N TLS connections to 127.0.0.1:PORT, each with a
-request head that never ends: one header line a second. Prints "open N"
+request head that never ends: one header line every --every seconds
+(default 10, as the original slowloris tool does). Prints "open N"
 once all are open (N = how many succeeded), then trickles until --secs pass
 or SIGTERM. For tests/faults/test_load_faults.py; loopback only.
 
-  slowloris.py --port P [--conns 1000] [--secs 40]
+  slowloris.py --port P [--conns 1000] [--secs 40] [--every 10]
 """
 
 import argparse
@@ -15,7 +16,7 @@ import ssl
 import sys
 
 
-async def one(port, ctx, ready, stop, opened):
+async def one(port, ctx, ready, stop, opened, every):
     try:
         r, w = await asyncio.wait_for(
             asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="localhost"),
@@ -31,7 +32,7 @@ async def one(port, ctx, ready, stop, opened):
     try:
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), 1.0)
+                await asyncio.wait_for(stop.wait(), every)
             except asyncio.TimeoutError:
                 pass
             i += 1
@@ -48,6 +49,7 @@ async def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--conns", type=int, default=1000)
     ap.add_argument("--secs", type=float, default=40)
+    ap.add_argument("--every", type=float, default=10)
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < a.conns + 64:     # one descriptor per connection, plus slack
@@ -66,7 +68,7 @@ async def main():
     tasks = []
     for _ in range(a.conns):
         async with gate:
-            tasks.append(asyncio.create_task(one(a.port, ctx, ready, stop, opened)))
+            tasks.append(asyncio.create_task(one(a.port, ctx, ready, stop, opened, a.every)))
             await ready.acquire()
     print("open %d" % len(opened), flush=True)
     await stop.wait()

@@ -36,8 +36,9 @@ style_hash(char out[64])
 	unsigned int n = 0;
 
 	EVP_Digest(auth_style, strlen(auth_style), md, &n, EVP_sha256(), NULL);
-	memcpy(out, "sha256-", 7);
-	EVP_EncodeBlock((unsigned char *)out + 7, md, 32);
+	out[0] = 's'; out[1] = 'h'; out[2] = 'a'; out[3] = '2';
+	out[4] = '5'; out[5] = '6'; out[6] = '-';	/* CSP hash-source prefix */
+	EVP_EncodeBlock((unsigned char *)out + 7, md, 32);	/* NUL-terminates */
 }
 
 /* Hash of a random password at the configured cost: unknown user names

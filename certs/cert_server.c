@@ -183,7 +183,7 @@ set_ffdhe2048(SSL_CTX *ctx)
 static const unsigned char sid_ctx[] = "pbxgate";
 
 static SSL_CTX *
-server_ctx_new(struct cert_tickets *tickets, const char *file, char *err,
+server_ctx_new(const struct cert_tickets *tickets, const char *file, char *err,
     size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());

@@ -47,7 +47,6 @@ struct gw_io {
 	bool               dead;	/* freed while in a callback */
 	bool               ended;	/* EOF or error reported */
 	bool               frozen;	/* no more I/O, waiting to be freed */
-	bool               above_lowat;
 };
 
 static void io_process(struct gw_io *);

@@ -87,8 +87,8 @@ put_escaped(char *o, const char *s, int html)
 		else if (html && *s == '"')
 			e = "&quot;";
 		if (e != NULL) {
-			memcpy(o, e, strlen(e));
-			o += strlen(e);
+			for (const char *q = e; *q != '\0'; q++)
+				*o++ = *q;
 		} else
 			*o++ = *s;
 	}

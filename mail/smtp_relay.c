@@ -407,7 +407,7 @@ reply_line(struct smtp_relay *r, const char *line, size_t n)
 	if (++r->lines > REPLY_LINES_MAX)
 		return -1;
 	for (size_t i = 0; i < n; i++)	/* keep it printable for the client */
-		r->last[i] = (line[i] >= 0x20 && line[i] < 0x7f) ? line[i] : '?';
+		r->last[i] = (char)((line[i] >= 0x20 && line[i] < 0x7f) ? line[i] : '?');
 	r->last[n] = '\0';
 	if (r->state == R_EHLO && n > 4)
 		note_capability(r, r->last + 4);

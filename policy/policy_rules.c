@@ -425,11 +425,9 @@ matcher_text(const struct pol_word *w, int nargs)
 		len += strlen(w[i].s) + 3;
 	if ((t = malloc(len)) == NULL)
 		return NULL;
-	strcpy(t, w[0].s);
-	for (int i = 1; i <= nargs; i++) {
-		strcat(t, " ");
-		strcat(t, w[i].s);
-	}
+	size_t o = (size_t)snprintf(t, len, "%s", w[0].s);
+	for (int i = 1; i <= nargs && o < len; i++)
+		o += (size_t)snprintf(t + o, len - o, " %s", w[i].s);
 	return t;
 }
 
@@ -490,7 +488,7 @@ compile_regex(struct pol_loader *L, const struct line *c, struct pol_matcher *m,
 }
 
 static int
-add_rule(struct pol_loader *L, struct pol_rule *r)
+add_rule(struct pol_loader *L, const struct pol_rule *r)
 {
 	struct pol_policy *p = L->p;
 	struct pol_rule *nr;

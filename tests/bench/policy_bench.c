@@ -32,7 +32,9 @@ rss_kib(void)
 
 	if (f == NULL)
 		return -1;
-	if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+	char line[128];
+	if (fgets(line, sizeof(line), f) == NULL ||
+	    sscanf(line, "%ld %ld", &pages, &resident) != 2)	/* NOLINT(cert-err34-c): /proc */
 		resident = -1;
 	fclose(f);
 	return resident * (sysconf(_SC_PAGESIZE) / 1024);

@@ -91,7 +91,7 @@ Test(smtp_cmd, overlong_address_refused)
 	struct smtp_cmd cmd;
 
 	memset(buf + 9, 'a', 300);
-	strcpy(buf + 309, "@e>");
+	snprintf(buf + 309, sizeof(buf) - 309, "@e>");
 	cr_expect_str_eq(smtp_cmd_parse(buf, &cmd),
 	    "501 5.1.3 Address longer than 256 characters");
 }

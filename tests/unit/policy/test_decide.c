@@ -100,8 +100,8 @@ Test(decide, decision_table)
 	cr_assert_not_null(p, "%s", th_diags);
 	for (size_t i = 0; i < sizeof dcases / sizeof dcases[0]; i++) {
 		const struct dcase *c = &dcases[i];
-		const char *groups[1];
-		struct pol_request r = make_req(c, groups);
+		const char *grp[1];
+		struct pol_request r = make_req(c, grp);
 		struct pol_verdict v;
 
 		pol_decide(p, &r, &v);
@@ -397,7 +397,8 @@ Test(decide, index_equals_linear_evaluation)
 			snprintf(path + strlen(path), sizeof path - strlen(path),
 			    "/%s", segs[rnd(11)]);
 		if (rnd(2))
-			strcat(path, rnd(2) ? "/" : "/c.xml");
+			snprintf(path + strlen(path), sizeof path - strlen(path),
+			    "%s", rnd(2) ? "/" : "/c.xml");
 		r = th_req(ips[rnd(5)], path);
 		pol_decide(p, &r, &v);
 		for (i = 0; i < p->nrules; i++) {

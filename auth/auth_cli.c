@@ -255,9 +255,14 @@ add_one(struct auth_ctx *c, const char *name, const struct add_opts *o, const ch
 		rc = print_link(c, folded, uid);
 	if (rc == 0 && auth_store_commit(c) == 0)
 		return 0;
+	/* the error, before ROLLBACK (which succeeds) replaces it */
+	char why[256];
+	int code = sqlite3_errcode(c->db);
+	snprintf(why, sizeof(why), "%s", sqlite3_errmsg(c->db));
 	auth_store_rollback(c);
-	if (rc < 0)
-		fprintf(stderr, "pbxgate: cannot add \"%s\": %s\n", folded, sqlite3_errmsg(c->db));
+	if (rc != 1)
+		fprintf(stderr, "pbxgate: cannot add \"%s\": %s: %s\n", folded, why,
+		    auth_store_hint(code));
 	return -1;
 }
 

@@ -152,6 +152,7 @@ int  auth_store_reload_try(struct auth_ctx *, char *err, size_t errlen);
 /* Caller holds db_mu for these. */
 int  auth_store_begin(struct auth_ctx *);
 int  auth_store_commit(struct auth_ctx *);
+const char *auth_store_hint(int sqlite_code);
 void auth_store_rollback(struct auth_ctx *);
 int  auth_user_get(struct auth_ctx *, const char *folded, int64_t id,
     struct auth_user *out);	/* 0 found, 1 not found, -1 error */

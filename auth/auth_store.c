@@ -84,6 +84,33 @@ pragma_int(sqlite3 *db, const char *sql, int64_t *out)
 	return r;
 }
 
+/* What an operator can do about a failed store operation, by SQLite's
+ * primary result code: the store itself is fine in all of these. */
+const char *
+auth_store_hint(int code)
+{
+	switch (code & 0xff) {
+	case SQLITE_FULL:
+		return "the disk is full: free some space; nothing was changed";
+	case SQLITE_IOERR:
+		return "disk I/O error: the disk may be full or failing; nothing "
+		    "was changed";
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+		return "the store is read-only: check the permissions of the file "
+		    "and its directory";
+	case SQLITE_CANTOPEN:
+		return "cannot open it: the file or its directory may be read-only "
+		    "or missing (WAL mode also creates FILE-wal and FILE-shm "
+		    "beside it)";
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return "the store is busy: another process holds a lock; try again";
+	default:
+		return "see the SQLite error above";
+	}
+}
+
 /* A store is ours when application_id says so; an empty file (no tables,
  * id 0) becomes ours; anything else is refused untouched. */
 static int
@@ -94,9 +121,17 @@ check_identity(struct auth_ctx *c, int64_t *version, char *err, size_t errlen)
 
 	if (pragma_int(c->db, "PRAGMA application_id", &app) < 0 ||
 	    pragma_int(c->db, "SELECT count(*) FROM sqlite_master", &ntables) < 0) {
-		snprintf(err, errlen, "%s: not a readable SQLite database (%s); "
-		    "point user_db at a pbxgate user store or a new file",
-		    path, sqlite3_errmsg(c->db));
+		int code = sqlite3_errcode(c->db);
+		/* only a file that is not a database at all earns the advice
+		 * to point elsewhere; a full disk or a read-only directory
+		 * leaves an intact store that must not be replaced */
+		if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT)
+			snprintf(err, errlen, "%s: not a readable SQLite database "
+			    "(%s); point user_db at a pbxgate user store or a new "
+			    "file", path, sqlite3_errmsg(c->db));
+		else
+			snprintf(err, errlen, "%s: cannot read the user store (%s): %s",
+			    path, sqlite3_errmsg(c->db), auth_store_hint(code));
 		return -1;
 	}
 	if (app == 0 && ntables == 0) {

@@ -1,4 +1,5 @@
 /* access.c -- one JSON access-log line per request, and clock helpers. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -30,6 +31,24 @@ count_status(struct gw_metrics *m, int status)
 	if (cls < 1 || cls > 5)
 		cls = 0;
 	atomic_fetch_add(&m->requests[cls], 1);
+}
+
+/* Lines that cannot be written are lost; say so (once a minute at most,
+ * with the count), keep serving. */
+static void
+access_write_failed(struct gw_runtime *rt)
+{
+	int e = errno;
+	long long now = (long long)time(NULL), last;
+	unsigned long long lost = atomic_fetch_add(&rt->access_lost, 1) + 1;
+
+	last = atomic_load(&rt->access_err_at);
+	if (now - last < 60 || !atomic_compare_exchange_strong(&rt->access_err_at,
+	    &last, now))
+		return;
+	gw_log(GW_LOG_ERR, "access_log: cannot write (%s): %llu line(s) lost so "
+	    "far; free space or fix the log file, requests are still served",
+	    e ? strerror(e) : "short write", lost);
 }
 
 void
@@ -70,6 +89,7 @@ gw_access_log(struct gw_conn *c)
 	    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
 	    gw_ms_since(&c->t_start), c->upstream_ms < 0 ? 0.0 : c->upstream_ms,
 	    user);
-	if (n > 0 && n < (int)sizeof(line))
-		(void)!write(rt->access_fd, line, (size_t)n);
+	if (n > 0 && n < (int)sizeof(line) &&
+	    write(rt->access_fd, line, (size_t)n) != (ssize_t)n)
+		access_write_failed(rt);
 }

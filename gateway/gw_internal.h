@@ -28,6 +28,7 @@
  * this is what keeps streamed bodies from being buffered whole. */
 #define GW_HIGH_WATER   ((size_t)256 * 1024)
 #define GW_LINGER_MS    2000		/* drain time after an error reply */
+#define GW_LOCAL_MS     30000		/* bound on a /_pbxgate/ page's work */
 #define GW_MAX_HEADERS_HARD 1000	/* whatever the config says */
 
 struct gw_metrics {
@@ -106,6 +107,8 @@ struct gw_runtime {
 	atomic_bool         stopping;
 	atomic_llong        conns_all;	/* every worker's client connections */
 	int                 access_fd;	/* -1: no access log */
+	atomic_ullong       access_lost;	/* lines that could not be written */
+	atomic_llong        access_err_at;	/* last time we said so */
 	int                 audit_fd;	/* -1: no audit log */
 	struct sockaddr_storage up_addr;	/* resolved upstream */
 	socklen_t           up_addrlen;
@@ -376,6 +379,7 @@ void gw_msg_free(struct gw_msg *);
 int  gw_msg_append(struct gw_msg *, const char *, size_t, size_t max);
 const struct gw_hdr *gw_msg_find(const struct gw_msg *, const char *name, unsigned *count);
 bool gw_hdr_is(const struct gw_msg *, const struct gw_hdr *, const char *name);
+char *gw_memdup_str(const char *, size_t);
 bool gw_token_list_has(const char *v, size_t len, const char *token);
 const char *gw_status_text(int status);
 

@@ -116,6 +116,10 @@ gw_reqparse_feed(struct gw_reqparse *rp, const char *p, size_t n, size_t *used)
 	}
 	if (rp->msg_done) {
 		rp->msg_done = false;
+		/* a non-WebSocket Upgrade: llhttp will read nothing more on
+		 * this connection, so it must close after the answer */
+		if (llhttp_get_upgrade(&rp->parser))
+			rp->upgrade_end = true;
 		return GW_RP_DONE;
 	}
 	return GW_RP_HEAD;
@@ -366,10 +370,13 @@ valid_host(const char *v, size_t n)
 		return true;
 	if (v[i] != ':' || i + 1 == n || n - i - 1 > 5)
 		return false;
-	for (i++; i < n; i++)
+	unsigned port = 0;
+	for (i++; i < n; i++) {
 		if (v[i] < '0' || v[i] > '9')
 			return false;
-	return true;
+		port = port * 10 + (unsigned)(v[i] - '0');
+	}
+	return port >= 1 && port <= 65535;
 }
 
 static bool
@@ -499,6 +506,9 @@ gw_head_judge(struct gw_reqparse *rp, struct gw_head_info *hi, const char **why)
 			return *why = "upgrade with a body", 400;
 		hi->upgrade = true;
 	}
-	hi->keepalive = llhttp_should_keep_alive(p) && p->http_minor == 1;
+	/* an Upgrade we do not tunnel leaves llhttp in upgrade mode after the
+	 * message: answer it with Connection: close */
+	hi->keepalive = llhttp_should_keep_alive(p) && p->http_minor == 1 &&
+	    (hi->upgrade || !llhttp_get_upgrade(p));
 	return 0;
 }

@@ -48,6 +48,20 @@ gw_msg_append(struct gw_msg *m, const char *p, size_t n, size_t max)
 	return 0;
 }
 
+/* A NUL-terminated copy of n bytes that need not be a C string (header
+ * values point into the head buffer); NULL when out of memory. */
+char *
+gw_memdup_str(const char *p, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (s != NULL) {
+		memcpy(s, p, n);
+		s[n] = '\0';
+	}
+	return s;
+}
+
 bool
 gw_hdr_is(const struct gw_msg *m, const struct gw_hdr *h, const char *name)
 {

@@ -135,7 +135,7 @@ normalise_target(struct gw_conn *c, const char *t, size_t n)
 	c->target_len = strlen(c->target);
 	/* the policy judges the path alone; the query travels untouched */
 	free(c->path);
-	c->path = strndup(c->target, c->target_len);
+	c->path = gw_memdup_str(c->target, c->target_len);
 	if (c->path == NULL)
 		return gw_relay_reject(c, 500, "out of memory"), -1;
 	memcpy(c->target + c->target_len, q ? q : "", qlen);

@@ -24,7 +24,7 @@ hdup(struct gw_conn *c, const char *name)
 {
 	const struct gw_hdr *h = gw_msg_find(&c->rp.req, name, NULL);
 
-	return h ? strndup(c->rp.req.buf + h->value, h->value_len) : NULL;
+	return h ? gw_memdup_str(c->rp.req.buf + h->value, h->value_len) : NULL;
 }
 
 void
@@ -142,7 +142,7 @@ gw_local_body_done(struct gw_conn *c)
 	l->c = c;
 	l->auth = rt->auth;
 	l->method = strdup(llhttp_method_name(llhttp_get_method(&c->rp.parser)));
-	l->path = q ? strndup(t, (size_t)(q - t)) : strdup(t);
+	l->path = gw_memdup_str(t, q ? (size_t)(q - t) : strlen(t));
 	l->query = q ? strdup(q + 1) : NULL;
 	l->cookie = hdup(c, "cookie");
 	l->lang = hdup(c, "accept-language");
@@ -172,7 +172,10 @@ gw_local_body_done(struct gw_conn *c)
 		return;
 	}
 	c->job = l;
-	gw_conn_arm(c, c->cfg->to.upstream);
+	/* Argon2 waits in a bounded queue at idle priority: give the page
+	 * longer than a proxied answer, but still a bound */
+	gw_conn_arm(c, c->cfg->to.upstream > GW_LOCAL_MS ? c->cfg->to.upstream :
+	    GW_LOCAL_MS);
 }
 
 /* The connection goes away while its page is being made: the job finishes

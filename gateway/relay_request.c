@@ -58,6 +58,11 @@ drop_request_header(const struct gw_msg *m, const struct gw_hdr *h,
 			return true;
 	if (h->name_len >= 10 && strncasecmp(m->buf + h->name, "x-pbxgate-", 10) == 0)
 		return true;
+	/* CGI-style back ends fold '_' and '-' into one name: an underscore
+	 * twin (X_Forwarded_For, Transfer_Encoding) would spoof what we set
+	 * or desync their framing. Dropped, as nginx does by default. */
+	if (memchr(m->buf + h->name, '_', h->name_len) != NULL)
+		return true;
 	if (conn_v != NULL) {
 		char name[64];
 		if (h->name_len < sizeof(name)) {

@@ -29,6 +29,7 @@
 #define GW_HIGH_WATER   ((size_t)256 * 1024)
 #define GW_LINGER_MS    2000		/* drain time after an error reply */
 #define GW_LOCAL_MS     30000		/* bound on a /_pbxgate/ page's work */
+#define GW_TRIM_MS      250		/* idle this long: give buffers back */
 #define GW_MAX_HEADERS_HARD 1000	/* whatever the config says */
 
 struct gw_metrics {
@@ -235,6 +236,7 @@ struct gw_conn {
 	bool                freeing;
 	bool                lingering;
 	bool                resume;		/* timer fired for the next request */
+	bool                trimmed;		/* idle buffers given back */
 	bool                counted;		/* in the per-address table */
 	bool                expect_continue;
 	uint64_t            bytes_in, bytes_out;
@@ -287,6 +289,9 @@ struct gw_worker {
 	struct evconnlistener *admin;
 	struct evconnlistener *smtp[8];
 	int                 nsmtp;
+	struct gw_config   *cfg;		/* this worker's view of the current
+					   snapshot (one ref), refreshed on
+					   its own thread after each reload */
 	struct event       *stop_ev;		/* activated by the main thread */
 	struct event       *recheck_ev;		/* likewise, after a reload */
 	struct event       *recheck_timer;	/* sessions of open tunnels */
@@ -299,6 +304,7 @@ struct gw_worker {
 };
 
 /* worker.c */
+struct gw_config *gw_worker_config(struct gw_worker *);
 int  gw_workers_start(struct gw_runtime *, int fds[][GW_MAX_LISTEN], int nfds,
     int admin_fd, const int *smtp_fds, int nsmtp, char *err, size_t errlen);
 void gw_workers_stop(struct gw_runtime *);
@@ -353,6 +359,7 @@ int  gw_relay_response_head(struct gw_conn *, struct gw_upconn *);
 void gw_relay_reject(struct gw_conn *, int status, const char *why);
 void gw_relay_linger(struct gw_conn *);
 void gw_relay_next_request(struct gw_conn *);
+void gw_relay_trim_idle(struct gw_conn *);
 void gw_relay_abort(struct gw_conn *);
 void gw_relay_close_after_flush(struct gw_conn *);
 void gw_http_date(char *, size_t);

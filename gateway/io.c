@@ -47,6 +47,7 @@ struct gw_io {
 	bool               dead;	/* freed while in a callback */
 	bool               ended;	/* EOF or error reported */
 	bool               frozen;	/* no more I/O, waiting to be freed */
+	bool               kicked;	/* a kick is queued already */
 };
 
 static void io_process(struct gw_io *);
@@ -56,6 +57,7 @@ io_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_io *io = arg;
 
+	io->kicked = false;
 	if (what & EV_READ)
 		io->can_read = true;
 	if (what & EV_WRITE)
@@ -68,8 +70,11 @@ io_event(evutil_socket_t fd, short what, void *arg)
 static void
 io_kick(struct gw_io *io)
 {
-	if (!io->dead && !io->frozen && io->registered)
+	/* many appends per answer: one activation (one base lock) */
+	if (!io->dead && !io->frozen && io->registered && !io->kicked) {
+		io->kicked = true;
 		event_active(&io->ev, EV_TIMEOUT, 0);
+	}
 }
 
 /* Data queued by the owner: write it from the loop, soon. */

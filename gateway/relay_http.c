@@ -57,7 +57,7 @@ gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
 	}
 	c->w = w;
 	c->counted = counted;
-	c->cfg = gw_runtime_config(rt);
+	c->cfg = gw_worker_config(w);
 	memcpy(&c->peer, sa, salen < sizeof(c->peer) ? salen : sizeof(c->peer));
 	memcpy(&c->client, &c->peer, sizeof(c->client));
 	c->peerlen = salen;
@@ -157,6 +157,12 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	switch (c->state) {
 	case CS_HANDSHAKE:
 	case CS_IDLE:
+		if (!c->trimmed && c->nreq > 0) {
+			gw_relay_trim_idle(c);
+			break;
+		}
+		gw_conn_close(c);
+		break;
 	case CS_LINGER:
 		gw_conn_close(c);
 		break;

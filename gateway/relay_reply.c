@@ -177,24 +177,42 @@ gw_relay_next_request(struct gw_conn *c)
 	if (c->freeing || c->state != CS_IDLE)
 		return;
 	event_del(&c->timer);
-	gw_conn_arm(c, c->cfg->to.idle);
 	c->read_paused = false;
 	gw_io_read(c->io, true);
 	if (evbuffer_get_length(gw_io_input(c->io)) == 0) {
-		/* idle keep-alive connections are most of them: keep them
-		 * small (the head buffers come back with the next request) */
-		gw_msg_free(&c->rp.req);
-		if (c->up_head != NULL) {
-			evbuffer_free(c->up_head);
-			c->up_head = NULL;
-		}
-		free(c->target);
-		free(c->path);
-		c->target = c->path = NULL;
-		c->target_len = 0;
-		SSL_free_buffers(gw_io_ssl(c->io));
-		gw_io_trim(c->io);
+		/* trim only a connection that stays idle: a busy keep-alive
+		 * client would pay for freeing and reallocating every time */
+		c->trimmed = false;
+		gw_conn_arm(c, c->cfg->to.idle < GW_TRIM_MS ? c->cfg->to.idle :
+		    GW_TRIM_MS);
 		return;
 	}
+	gw_conn_arm(c, c->cfg->to.idle);
 	gw_conn_parse(c);
+}
+
+/* An idle keep-alive connection (most of them) gives back what the next
+ * request will allocate again: head buffers, target, TLS and stream
+ * buffers. Then it waits out the rest of idle_timeout. */
+void
+gw_relay_trim_idle(struct gw_conn *c)
+{
+	if (c->trimmed)
+		return;
+	c->trimmed = true;
+	gw_msg_free(&c->rp.req);
+	if (c->up_head != NULL) {
+		evbuffer_free(c->up_head);
+		c->up_head = NULL;
+	}
+	free(c->target);
+	free(c->path);
+	c->target = c->path = NULL;
+	c->target_len = 0;
+	SSL_free_buffers(gw_io_ssl(c->io));
+	gw_io_trim(c->io);
+	if (c->cfg->to.idle > GW_TRIM_MS)
+		gw_conn_arm(c, c->cfg->to.idle - GW_TRIM_MS);
+	else
+		gw_conn_close(c);
 }

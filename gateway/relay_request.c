@@ -13,12 +13,13 @@ static void
 request_begin(void *owner)
 {
 	struct gw_conn *c = owner;
-	struct gw_config *cur = gw_runtime_config(c->w->rt);
-
 	/* Each request is judged by the snapshot current when it began;
 	 * a reload during it changes nothing for it. */
-	gw_config_unref(c->cfg);
-	c->cfg = cur;
+	if (c->cfg != c->w->cfg) {
+		gw_config_unref(c->cfg);
+		c->cfg = gw_worker_config(c->w);
+	}
+	struct gw_config *cur = c->cfg;
 	c->rp.lim = &cur->lim;
 	c->state = CS_HEAD;
 	c->req_done = false;

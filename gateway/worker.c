@@ -28,7 +28,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		close(fd);
 		return;
 	}
-	cfg = gw_runtime_config(rt);
+	cfg = gw_worker_config(w);
 	/* trusted proxies carry many clients: only the total limits them */
 	trusted = cfg->ntrusted > 0 &&
 	    gw_cidr_match(cfg->trusted, cfg->ntrusted, sa);
@@ -158,15 +158,39 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 	drain_check(w);
 }
 
+/* The snapshot for new work on this worker, with a reference for the
+ * caller. Lock-free on the request path: the worker's own copy changes
+ * only on its thread, when recheck_cb runs after a reload. */
+struct gw_config *
+gw_worker_config(struct gw_worker *w)
+{
+	return gw_config_ref(w->cfg);
+}
+
+static void
+refresh_config(struct gw_worker *w)
+{
+	struct gw_config *cur = gw_runtime_config(w->rt);
+
+	if (cur == w->cfg) {
+		gw_config_unref(cur);
+		return;
+	}
+	gw_config_unref(w->cfg);
+	w->cfg = cur;
+}
+
 /* Tunnels live for hours; the policy or a session may change under them.
  * Each one is judged again, as its upgrade request was. */
 static void
 recheck_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_worker *w = arg;
-	struct gw_config *cfg = gw_runtime_config(w->rt);
+	struct gw_config *cfg;
 	struct gw_conn *c;
 
+	refresh_config(w);
+	cfg = gw_worker_config(w);
 	TAILQ_FOREACH(c, &w->conns, entry) {
 		if (c->state != CS_TUNNEL || c->freeing)
 			continue;
@@ -230,6 +254,7 @@ gw_workers_start(struct gw_runtime *rt, int fds[][GW_MAX_LISTEN], int nfds,
 
 		w->id = i;
 		w->rt = rt;
+		w->cfg = gw_runtime_config(rt);
 		TAILQ_INIT(&w->conns);
 		TAILQ_INIT(&w->idle);
 		w->base = new_base();
@@ -308,6 +333,7 @@ gw_workers_join(struct gw_runtime *rt)
 		if (w->drain_poll)
 			event_free(w->drain_poll);
 		event_free(w->stop_ev);
+		gw_config_unref(w->cfg);
 		event_free(w->recheck_ev);
 		event_free(w->recheck_timer);
 		event_base_free(w->base);

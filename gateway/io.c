@@ -111,9 +111,12 @@ gw_io_new(struct event_base *base, evutil_socket_t fd, SSL *ssl, bool server)
 	io->lowat = GW_HIGH_WATER / 2;
 	if (gw_io_input(io) == NULL || gw_io_output(io) == NULL)
 		goto fail;
-	if (ssl != NULL)
+	if (ssl != NULL) {
 		SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		/* one read(2) for a record's header and body, not two */
+		SSL_set_read_ahead(ssl, 1);
+	}
 	if (fd >= 0) {
 		evutil_make_socket_nonblocking(fd);
 		if (ssl != NULL) {

@@ -69,18 +69,21 @@ gw_hdr_is(const struct gw_msg *m, const struct gw_hdr *h, const char *name)
 	return h->name_len == n && strncasecmp(m->buf + h->name, name, n) == 0;
 }
 
-/* First header called `name`; *count (optional) gets how many there are. */
+/* First header called `name`; *count (optional) gets how many there are.
+ * Lengths are compared first: most names differ in length. */
 const struct gw_hdr *
 gw_msg_find(const struct gw_msg *m, const char *name, unsigned *count)
 {
 	const struct gw_hdr *first = NULL;
+	size_t n = strlen(name);
 	unsigned c = 0;
 
 	for (unsigned i = 0; i < m->nhdrs; i++) {
-		if (!gw_hdr_is(m, &m->hdrs[i], name))
+		const struct gw_hdr *h = &m->hdrs[i];
+		if (h->name_len != n || strncasecmp(m->buf + h->name, name, n) != 0)
 			continue;
 		if (first == NULL)
-			first = &m->hdrs[i];
+			first = h;
 		c++;
 	}
 	if (count)

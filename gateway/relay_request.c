@@ -47,15 +47,19 @@ static bool
 drop_request_header(const struct gw_msg *m, const struct gw_hdr *h,
     const char *conn_v, size_t conn_n)
 {
-	static const char *const drop[] = {
-		"connection", "keep-alive", "proxy-connection", "te", "trailer",
-		"upgrade", "transfer-encoding", "content-length",
-		"proxy-authorization", "proxy-authenticate", "expect",
-		"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-		"x-forwarded-port", "forwarded", "x-real-ip", "host", NULL
+#define D(s) { s, sizeof(s) - 1 }
+	static const struct { const char *n; size_t len; } drop[] = {
+		D("connection"), D("keep-alive"), D("proxy-connection"), D("te"),
+		D("trailer"), D("upgrade"), D("transfer-encoding"),
+		D("content-length"), D("proxy-authorization"),
+		D("proxy-authenticate"), D("expect"), D("x-forwarded-for"),
+		D("x-forwarded-proto"), D("x-forwarded-host"),
+		D("x-forwarded-port"), D("forwarded"), D("x-real-ip"), D("host"),
 	};
-	for (int i = 0; drop[i]; i++)
-		if (gw_hdr_is(m, h, drop[i]))
+#undef D
+	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+		if (h->name_len == drop[i].len &&
+		    strncasecmp(m->buf + h->name, drop[i].n, drop[i].len) == 0)
 			return true;
 	if (h->name_len >= 10 && strncasecmp(m->buf + h->name, "x-pbxgate-", 10) == 0)
 		return true;

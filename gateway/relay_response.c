@@ -13,13 +13,16 @@ static bool
 drop_response_header(const struct gw_msg *m, const struct gw_hdr *h,
     bool switching, const char *conn_v, size_t conn_n)
 {
-	static const char *const drop[] = {
-		"keep-alive", "proxy-connection", "te", "trailer",
-		"transfer-encoding", "content-length", "server", "x-powered-by",
-		"x-aspnet-version", "x-aspnetmvc-version", NULL
+#define D(s) { s, sizeof(s) - 1 }
+	static const struct { const char *n; size_t len; } drop[] = {
+		D("keep-alive"), D("proxy-connection"), D("te"), D("trailer"),
+		D("transfer-encoding"), D("content-length"), D("server"),
+		D("x-powered-by"), D("x-aspnet-version"), D("x-aspnetmvc-version"),
 	};
-	for (int i = 0; drop[i]; i++)
-		if (gw_hdr_is(m, h, drop[i]))
+#undef D
+	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+		if (h->name_len == drop[i].len &&
+		    strncasecmp(m->buf + h->name, drop[i].n, drop[i].len) == 0)
 			return true;
 	if (switching)
 		return false;	/* 101 keeps Connection/Upgrade as sent */
@@ -151,7 +154,13 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 	    up->parser.content_length : 16384));
 	reason = m->status_text_len ? m->buf + m->status_text : gw_status_text(st);
 	rlen = m->status_text_len ? m->status_text_len : strlen(reason);
-	evbuffer_add_printf(out, "HTTP/1.1 %d %.*s\r\n", st, (int)rlen, reason);
+	{
+		char sl[16];
+		int sn = snprintf(sl, sizeof(sl), "HTTP/1.1 %03d ", st);
+		evbuffer_add(out, sl, (size_t)sn);
+		evbuffer_add(out, reason, rlen);
+		evbuffer_add(out, "\r\n", 2);
+	}
 	for (unsigned i = 0; i < m->nhdrs; i++) {
 		const struct gw_hdr *h = &m->hdrs[i];
 		if (drop_response_header(m, h, switching, conn_v, conn_n))

@@ -368,7 +368,8 @@ open_auth(struct gw_runtime *rt, const struct gw_config *cfg, char *err,
 	} else if ((rt->auth = auth_open(&cfg->auth, audit_write, rt, err,
 	    errlen)) == NULL)
 		return -1;
-	rt->pool = gw_pool_new(cfg->auth.login_threads, cfg->auth.login_queue);
+	rt->pool = gw_pool_new(cfg->auth.login_threads, cfg->auth.login_queue,
+	    gw_runtime_post, rt);
 	if (rt->pool == NULL)
 		return snprintf(err, errlen, "cannot start the login threads"), -1;
 	return 0;

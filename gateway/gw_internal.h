@@ -88,7 +88,11 @@ struct gw_worker;
 
 struct gw_pool;
 typedef void (*gw_job_fn)(void *arg);
-struct gw_pool *gw_pool_new(unsigned nthreads, unsigned queue_limit);
+/* Runs fn(arg) on the loop of `base` (from any thread); -1 if it cannot. */
+typedef int (*gw_post_fn)(void *post_arg, struct event_base *base,
+    gw_job_fn fn, void *arg);
+struct gw_pool *gw_pool_new(unsigned nthreads, unsigned queue_limit,
+    gw_post_fn post, void *post_arg);
 int  gw_pool_submit(struct gw_pool *, struct event_base *, gw_job_fn run,
     gw_job_fn done, void *arg);
 void gw_pool_free(struct gw_pool *);
@@ -289,11 +293,14 @@ struct gw_worker {
 	struct evconnlistener *admin;
 	struct evconnlistener *smtp[8];
 	int                 nsmtp;
+	int                 wake_fd;		/* eventfd: posts from other threads */
+	atomic_bool         stop_requested;
+	struct event       *wake_ev;
+	pthread_mutex_t     mbox_lock;
+	struct gw_post     *mbox, *mbox_tail;	/* posted, not run yet */
 	struct gw_config   *cfg;		/* this worker's view of the current
 					   snapshot (one ref), refreshed on
 					   its own thread after each reload */
-	struct event       *stop_ev;		/* activated by the main thread */
-	struct event       *recheck_ev;		/* likewise, after a reload */
 	struct event       *recheck_timer;	/* sessions of open tunnels */
 	struct event       *drain_timer;
 	struct event       *drain_poll;
@@ -304,6 +311,8 @@ struct gw_worker {
 };
 
 /* worker.c */
+struct gw_post;
+int  gw_runtime_post(void *rt, struct event_base *base, gw_job_fn fn, void *arg);
 struct gw_config *gw_worker_config(struct gw_worker *);
 int  gw_workers_start(struct gw_runtime *, int fds[][GW_MAX_LISTEN], int nfds,
     int admin_fd, const int *smtp_fds, int nsmtp, char *err, size_t errlen);

@@ -114,8 +114,6 @@ gw_io_new(struct event_base *base, evutil_socket_t fd, SSL *ssl, bool server)
 	if (ssl != NULL) {
 		SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-		/* one read(2) for a record's header and body, not two */
-		SSL_set_read_ahead(ssl, 1);
 	}
 	if (fd >= 0) {
 		evutil_make_socket_nonblocking(fd);

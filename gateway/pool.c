@@ -18,7 +18,7 @@ struct gw_job {
 	gw_job_fn       run;		/* on a pool thread */
 	gw_job_fn       done;		/* on the submitter's loop */
 	void           *arg;
-	struct event   *ev;
+	struct event_base *base;
 };
 
 struct gw_pool {
@@ -29,6 +29,8 @@ struct gw_pool {
 	unsigned        queued, limit, nthreads;
 	bool            stop;
 	pthread_t      *threads;
+	gw_post_fn      post;		/* hands a completion to a loop */
+	void           *post_arg;
 };
 
 static void
@@ -45,13 +47,12 @@ unlink_all(struct gw_pool *p, struct gw_job *j)
 }
 
 static void
-job_done_cb(evutil_socket_t fd, short what, void *arg)
+job_done_cb(void *arg)
 {
 	struct gw_job *j = arg;
 
 	unlink_all(j->pool, j);
 	j->done(j->arg);
-	event_free(j->ev);
 	free(j);
 }
 
@@ -103,17 +104,21 @@ pool_main(void *arg)
 		pthread_mutex_lock(&p->lock);
 		p->queued--;
 		pthread_mutex_unlock(&p->lock);
-		event_active(j->ev, EV_TIMEOUT, 0);
+		/* if the loop cannot be told (no memory), the job stays on
+		 * the undelivered list and gw_pool_free() delivers it */
+		(void)p->post(p->post_arg, j->base, job_done_cb, j);
 	}
 }
 
 struct gw_pool *
-gw_pool_new(unsigned nthreads, unsigned limit)
+gw_pool_new(unsigned nthreads, unsigned limit, gw_post_fn post, void *post_arg)
 {
 	struct gw_pool *p = calloc(1, sizeof(*p));
 
 	if (p == NULL)
 		return NULL;
+	p->post = post;
+	p->post_arg = post_arg;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	p->limit = limit;
@@ -151,15 +156,10 @@ gw_pool_submit(struct gw_pool *p, struct event_base *base, gw_job_fn run,
 	j->run = run;
 	j->done = done;
 	j->arg = arg;
-	j->ev = event_new(base, -1, 0, job_done_cb, j);
-	if (j->ev == NULL) {
-		free(j);
-		return -1;
-	}
+	j->base = base;
 	pthread_mutex_lock(&p->lock);
 	if (p->stop || p->queued >= p->limit) {
 		pthread_mutex_unlock(&p->lock);
-		event_free(j->ev);
 		free(j);
 		return -1;
 	}
@@ -194,9 +194,10 @@ gw_pool_free(struct gw_pool *p)
 	pthread_mutex_unlock(&p->lock);
 	for (unsigned i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
+	/* the loops have stopped: their mailboxes are dropped unrun (see
+	 * gw_workers_join), so every job still listed is delivered here */
 	while ((j = p->all) != NULL) {
 		p->all = j->all_next;
-		event_free(j->ev);	/* also takes it off its base's queue */
 		j->done(j->arg);
 		free(j);
 	}

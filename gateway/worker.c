@@ -1,6 +1,7 @@
 /* worker.c -- worker threads: one event_base each, its own SO_REUSEPORT
  * listeners, connection caps, and a bounded graceful stop. */
 #include <errno.h>
+#include <sys/eventfd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -13,6 +14,9 @@
 #include <event2/thread.h>
 
 #include "gateway/gw_internal.h"
+
+static int  worker_post(struct gw_worker *, gw_job_fn, void *);
+static void recheck_post(void *);
 
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -207,7 +211,7 @@ void
 gw_workers_recheck(struct gw_runtime *rt)
 {
 	for (int i = 0; i < rt->nworkers; i++)
-		event_active(rt->workers[i].recheck_ev, EV_TIMEOUT, 0);
+		(void)worker_post(&rt->workers[i], recheck_post, &rt->workers[i]);
 }
 
 static void *
@@ -219,8 +223,10 @@ worker_main(void *arg)
 	return NULL;
 }
 
-/* The epoll changelist folds changes made in one loop pass into one
- * epoll_ctl; the admin listener's bufferevents still toggle events. */
+/* A worker's base is touched by its own thread only (other threads post
+ * through the mailbox below), so it needs no lock: libevent otherwise
+ * takes a mutex for every event_add, event_del and event_active. The
+ * epoll changelist folds changes made in one loop pass into one call. */
 static struct event_base *
 new_base(void)
 {
@@ -229,10 +235,79 @@ new_base(void)
 
 	if (ec == NULL)
 		return NULL;
+	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
 	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
 	b = event_base_new_with_config(ec);
 	event_config_free(ec);
 	return b;
+}
+
+/* ---- the mailbox: the only way another thread reaches a worker ---- */
+
+struct gw_post {
+	struct gw_post *next;
+	gw_job_fn       fn;
+	void           *arg;
+};
+
+static int
+worker_post(struct gw_worker *w, gw_job_fn fn, void *arg)
+{
+	struct gw_post *p = malloc(sizeof(*p));
+	uint64_t one = 1;
+
+	if (p == NULL)
+		return -1;
+	p->next = NULL;
+	p->fn = fn;
+	p->arg = arg;
+	pthread_mutex_lock(&w->mbox_lock);
+	if (w->mbox_tail)
+		w->mbox_tail->next = p;
+	else
+		w->mbox = p;
+	w->mbox_tail = p;
+	pthread_mutex_unlock(&w->mbox_lock);
+	(void)!write(w->wake_fd, &one, sizeof(one));
+	return 0;
+}
+
+int
+gw_runtime_post(void *arg, struct event_base *base, gw_job_fn fn, void *farg)
+{
+	struct gw_runtime *rt = arg;
+
+	for (int i = 0; i < rt->nworkers; i++)
+		if (rt->workers[i].base == base)
+			return worker_post(&rt->workers[i], fn, farg);
+	return -1;
+}
+
+static void
+wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_worker *w = arg;
+	struct gw_post *p, *n;
+	uint64_t v;
+
+	(void)!read(fd, &v, sizeof(v));
+	if (atomic_exchange(&w->stop_requested, false))
+		stop_cb(-1, 0, w);
+	pthread_mutex_lock(&w->mbox_lock);
+	p = w->mbox;
+	w->mbox = w->mbox_tail = NULL;
+	pthread_mutex_unlock(&w->mbox_lock);
+	for (; p != NULL; p = n) {
+		n = p->next;
+		p->fn(p->arg);
+		free(p);
+	}
+}
+
+static void
+recheck_post(void *arg)
+{
+	recheck_cb(-1, 0, arg);
 }
 
 static struct evconnlistener *
@@ -262,8 +337,15 @@ gw_workers_start(struct gw_runtime *rt, int fds[][GW_MAX_LISTEN], int nfds,
 			snprintf(err, errlen, "worker %d: cannot create event base", i);
 			return -1;
 		}
-		w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
-		w->recheck_ev = event_new(w->base, -1, 0, recheck_cb, w);
+		pthread_mutex_init(&w->mbox_lock, NULL);
+		w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		w->wake_ev = w->wake_fd < 0 ? NULL : event_new(w->base, w->wake_fd,
+		    EV_READ | EV_PERSIST, wake_cb, w);
+		if (w->wake_ev == NULL || event_add(w->wake_ev, NULL) < 0) {
+			snprintf(err, errlen, "worker %d: cannot create its wake-up "
+			    "event: %s", i, strerror(errno));
+			return -1;
+		}
 		w->recheck_timer = event_new(w->base, -1, EV_PERSIST, recheck_cb, w);
 		evtimer_add(w->recheck_timer, &recheck_every);
 		for (int j = 0; j < nfds; j++) {
@@ -294,8 +376,13 @@ gw_workers_start(struct gw_runtime *rt, int fds[][GW_MAX_LISTEN], int nfds,
 void
 gw_workers_stop(struct gw_runtime *rt)
 {
-	for (int i = 0; i < rt->nworkers; i++)
-		event_active(rt->workers[i].stop_ev, EV_TIMEOUT, 0);
+	uint64_t one = 1;
+
+	/* a flag, not a post: stopping must not depend on malloc */
+	for (int i = 0; i < rt->nworkers; i++) {
+		atomic_store(&rt->workers[i].stop_requested, true);
+		(void)!write(rt->workers[i].wake_fd, &one, sizeof(one));
+	}
 }
 
 void
@@ -332,9 +419,16 @@ gw_workers_join(struct gw_runtime *rt)
 			event_free(w->drain_timer);
 		if (w->drain_poll)
 			event_free(w->drain_poll);
-		event_free(w->stop_ev);
 		gw_config_unref(w->cfg);
-		event_free(w->recheck_ev);
+		/* posts nobody ran (pool completions are delivered by
+		 * gw_pool_free above; recheck/stop need nothing now) */
+		for (struct gw_post *p = w->mbox, *n; p != NULL; p = n) {
+			n = p->next;
+			free(p);
+		}
+		event_free(w->wake_ev);
+		close(w->wake_fd);
+		pthread_mutex_destroy(&w->mbox_lock);
 		event_free(w->recheck_timer);
 		event_base_free(w->base);
 	}

@@ -89,7 +89,7 @@ struct gw_worker;
 struct gw_pool;
 typedef void (*gw_job_fn)(void *arg);
 /* Runs fn(arg) on the loop of `base` (from any thread); -1 if it cannot. */
-typedef int (*gw_post_fn)(void *post_arg, struct event_base *base,
+typedef int (*gw_post_fn)(void *post_arg, const struct event_base *base,
     gw_job_fn fn, void *arg);
 struct gw_pool *gw_pool_new(unsigned nthreads, unsigned queue_limit,
     gw_post_fn post, void *post_arg);
@@ -312,7 +312,8 @@ struct gw_worker {
 
 /* worker.c */
 struct gw_post;
-int  gw_runtime_post(void *rt, struct event_base *base, gw_job_fn fn, void *arg);
+int  gw_runtime_post(void *post_arg, const struct event_base *base, gw_job_fn fn,
+    void *arg);
 struct gw_config *gw_worker_config(struct gw_worker *);
 int  gw_workers_start(struct gw_runtime *, int fds[][GW_MAX_LISTEN], int nfds,
     int admin_fd, const int *smtp_fds, int nsmtp, char *err, size_t errlen);

@@ -273,13 +273,14 @@ worker_post(struct gw_worker *w, gw_job_fn fn, void *arg)
 }
 
 int
-gw_runtime_post(void *arg, struct event_base *base, gw_job_fn fn, void *farg)
+gw_runtime_post(void *post_arg, const struct event_base *base, gw_job_fn fn,
+    void *arg)
 {
-	struct gw_runtime *rt = arg;
+	struct gw_runtime *rt = post_arg;
 
 	for (int i = 0; i < rt->nworkers; i++)
 		if (rt->workers[i].base == base)
-			return worker_post(&rt->workers[i], fn, farg);
+			return worker_post(&rt->workers[i], fn, arg);
 	return -1;
 }
 

@@ -144,16 +144,16 @@ def test_check_clean_policy_is_valid(pbxgate_bin, certs, tmp_path):
 
 
 def test_check_sample_policy(pbxgate_bin, certs, tmp_path, mmdb):
-    """etc/lockdown.policy, with its list files stubbed where it names
+    """etc/lockdown.policy, with a small stand-in list file wherever it names
     absolute paths, passes check."""
     from helpers import REPO
     sample = open(os.path.join(REPO, "etc", "lockdown.policy"), encoding="utf-8").read()
     d = str(tmp_path)
     for i, word in enumerate(w for w in sample.split() if w.startswith("file:/")):
-        stub = os.path.join(d, "list%d.txt" % i)
-        with open(stub, "w", encoding="utf-8") as f:
+        listfile = os.path.join(d, "list%d.txt" % i)
+        with open(listfile, "w", encoding="utf-8") as f:
             f.write("192.0.2.0/24\n")
-        sample = sample.replace(word, "file:" + stub)
+        sample = sample.replace(word, "file:" + listfile)
     r, _, _ = _check(pbxgate_bin, certs, d, sample, ["geoip_db %s" % mmdb])
     assert r.returncode == 0, r.stderr
     assert not [ln for ln in _diag_lines(r.stderr) if ": error: " in ln], r.stderr

@@ -20,8 +20,11 @@
 #   -p  run nginx, pbxgate, wrk and the login clients at nice -10 (needs root):
 #       shields the figures from other work on a shared machine
 #   -l  paced load: each wrk connection waits MS ms between requests (wrk
-#       delay() in Lua), so the proxy is not saturated and p99 shows scheduling
-#       delay rather than queueing (default 0: wrk as fast as it can)
+#       delay() in Lua), so the proxy is not saturated and p99 shows what the
+#       storm adds to a request, not queueing (default 1: about 10,000 req/s
+#       offered, a fifth of what one worker can do here). -l 0 saturates the
+#       proxy (wrk as fast as it can): p99 is then mostly queueing and any CPU
+#       the logins use shows up in it; reported beside the paced figure
 #   -s  experiment: the storm goes to a second pbxgate process (same store),
 #       so only the machine is shared: tells in-process effects from CPU/cache
 #   -o  also append the results as a Markdown section to FILE
@@ -29,7 +32,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-BIN=build/pbxgate DUR=10 ROUNDS=3 CLIENTS=4 OUT="" NICE="" PRIO="" PACE=0 SEPARATE="" PIN=""
+BIN=build/pbxgate DUR=10 ROUNDS=3 CLIENTS=4 OUT="" NICE="" PRIO="" PACE=1 SEPARATE="" PIN=""
 while getopts "b:d:r:c:n:apl:so:" o; do
 	case $o in
 	b) BIN=$OPTARG ;; d) DUR=$OPTARG ;; r) ROUNDS=$OPTARG ;;

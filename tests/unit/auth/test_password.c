@@ -53,6 +53,43 @@ Test(phc, hash_then_verify_small_params)
 	cr_expect_not(auth_pw_verify("garbage", "hunter22hunter", 14));
 }
 
+/* Strings made by Debian's reference `argon2` tool (echo -n PW | argon2 SALT
+ * -id -t T -k M -p P -l LEN -e): our own verifier (one thread, p lanes)
+ * must agree with it for every salt and hash length base64 can end on. */
+static const struct { const char *phc, *pw; } ref_phc[] = {
+	{ "$argon2id$v=19$m=256,t=2,p=2$c2FsdHNhbHQ$yoiFaHHl9pj5IsGfTXjfWA", "correct horse" },
+	{ "$argon2id$v=19$m=64,t=1,p=4$c29tZXNhbHRzb21lc2FsdA$4/ZrDcdJ++z0jj95DoXgDE7B1VxKlG7x"
+	  "+svz6vbR1xBrFtqCTzGoNn5bxhkEkqu0soSpRuCD2BxmDzi2MaaNiw", "correct horse" },
+	{ "$argon2id$v=19$m=32,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZmdoaWo$"
+	  "IFk7gP26/4SQDCR/FhiV0ZHAGqogSNuS60NEQozej8w1", "x" },
+};
+
+Test(phc, verify_agrees_with_reference_tool)
+{
+	for (size_t i = 0; i < sizeof(ref_phc) / sizeof(ref_phc[0]); i++) {
+		const char *pw = ref_phc[i].pw;
+
+		cr_expect(auth_pw_verify(ref_phc[i].phc, pw, strlen(pw)), "vector %zu", i);
+		cr_expect_not(auth_pw_verify(ref_phc[i].phc, "correct horsf", 13), "vector %zu", i);
+	}
+}
+
+/* A flipped bit anywhere in the stored salt or hash must fail. */
+Test(phc, verify_refuses_altered_salt_or_hash)
+{
+	const char *good = ref_phc[0].phc;
+	size_t n = strlen(good), salt = (size_t)(strrchr(good, '$') - good) - 11;
+	char s[AUTH_PHC_MAX];
+
+	cr_assert(auth_pw_verify(good, "correct horse", 13));
+	memcpy(s, good, n + 1);
+	s[salt] = s[salt] == 'A' ? 'B' : 'A';
+	cr_expect_not(auth_pw_verify(s, "correct horse", 13), "salt %s", s);
+	memcpy(s, good, n + 1);
+	s[n - 3] = s[n - 3] == 'A' ? 'B' : 'A';
+	cr_expect_not(auth_pw_verify(s, "correct horse", 13), "hash %s", s);
+}
+
 Test(phc, rehash_needed_when_params_change)
 {
 	char phc[AUTH_PHC_MAX], err[128];

@@ -44,6 +44,7 @@ struct gw_io {
 	bool               can_read, can_write;
 	bool               reading;	/* reads enabled by the owner */
 	bool               eof, failed, reported;
+	bool               rdhup;	/* the peer's FIN has arrived */
 	bool               dead;	/* freed while in a callback */
 	bool               ended;	/* EOF or error reported */
 	bool               frozen;	/* no more I/O, waiting to be freed */
@@ -58,7 +59,9 @@ io_event(evutil_socket_t fd, short what, void *arg)
 	struct gw_io *io = arg;
 
 	io->kicked = false;
-	if (what & EV_READ)
+	if (what & EV_CLOSED)
+		io->rdhup = true;
+	if (what & (EV_READ | EV_CLOSED))
 		io->can_read = true;
 	if (what & EV_WRITE)
 		io->can_write = true;
@@ -89,7 +92,7 @@ static int
 io_register(struct gw_io *io)
 {
 	if (event_assign(&io->ev, io->base, io->fd,
-	    EV_READ | EV_WRITE | EV_ET | EV_PERSIST, io_event, io) < 0 ||
+	    EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, io_event, io) < 0 ||
 	    event_add(&io->ev, NULL) < 0)
 		return -1;
 	io->registered = true;
@@ -114,6 +117,8 @@ gw_io_new(struct event_base *base, evutil_socket_t fd, SSL *ssl, bool server)
 	if (ssl != NULL) {
 		SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		/* one read(2) for a record's header and body, not two */
+		SSL_set_read_ahead(ssl, 1);
 	}
 	if (fd >= 0) {
 		evutil_make_socket_nonblocking(fd);
@@ -328,8 +333,15 @@ raw_read(struct gw_io *io, char *p, size_t n)
 		return ssl_result(io, SSL_read(io->ssl, p, (int)n), false);
 	}
 	r = read(io->fd, p, n);
-	if (r > 0)
+	if (r > 0) {
+		/* a short read emptied the socket: the next edge says when
+		 * there is more, so the read(2) that would say EAGAIN is
+		 * saved; once the FIN is known (EPOLLRDHUP) reads go on to
+		 * the 0 that reports it */
+		if ((size_t)r < n && !io->rdhup)
+			io->can_read = false;
 		return (int)r;
+	}
 	if (r == 0) {
 		io->eof = true;
 		return -1;
@@ -451,6 +463,11 @@ handshake(struct gw_io *io)
 		if (ssl_result(io, SSL_do_handshake(io->ssl), false) <= 0)
 			return false;
 		io->handshaking = false;
+		/* the handshake reads from the socket whatever event ran it
+		 * (a write edge, a kick), and with read-ahead the first
+		 * request may now sit in OpenSSL's buffer, where no edge
+		 * will announce it: read until OpenSSL says WANT_READ */
+		io->can_read = true;
 	} else if (io->ssl == NULL && !io->server && io->reported)
 		return true;
 	if (!io->reported) {

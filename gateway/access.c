@@ -58,10 +58,13 @@ gw_access_log(struct gw_conn *c)
 	char line[4096], path[1024], user[300], when[40];
 	struct timespec ts;
 	struct tm tm;
-	const char *method = c->rp.req.url_len ?
-	    llhttp_method_name(llhttp_get_method(&c->rp.parser)) : "-";
+	const char *method;
 	int n;
 
+	if (c->rq == NULL)
+		return;		/* no request began: nothing to account */
+	method = c->rq->rp.req.url_len ?
+	    llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)) : "-";
 	count_status(&rt->m, c->status);
 	atomic_fetch_add(&rt->m.bytes_in, c->bytes_in);
 	atomic_fetch_add(&rt->m.bytes_out, c->bytes_out);
@@ -73,21 +76,21 @@ gw_access_log(struct gw_conn *c)
 	snprintf(when + n, sizeof(when) - (size_t)n, ".%03ldZ", ts.tv_nsec / 1000000);
 	/* the path as received, escaped; the query string is left out
 	 * because it may carry tokens (WebSocket ?pass=, enrolment links) */
-	size_t plen = c->rp.req.url_len;
-	const char *u = c->rp.req.buf ? c->rp.req.buf + c->rp.req.url : "";
+	size_t plen = c->rq->rp.req.url_len;
+	const char *u = c->rq->rp.req.buf ? c->rq->rp.req.buf + c->rq->rp.req.url : "";
 	const char *q = memchr(u, '?', plen);
 	if (q != NULL)
 		plen = (size_t)(q - u);
 	gw_json_escape(path, sizeof(path), u, plen);
-	gw_json_escape(user, sizeof(user), c->id.user,
-	    c->id.present ? strnlen(c->id.user, sizeof(c->id.user)) : 0);
+	gw_json_escape(user, sizeof(user), c->rq->id.user,
+	    c->rq->id.present ? strnlen(c->rq->id.user, sizeof(c->rq->id.user)) : 0);
 	n = snprintf(line, sizeof(line),
 	    "{\"time\":\"%s\",\"peer\":\"%s\",\"client\":\"%s\",\"method\":\"%s\","
 	    "\"path\":\"%s\",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,"
 	    "\"duration_ms\":%.3f,\"upstream_ms\":%.3f,\"user\":\"%s\"}\n",
-	    when, c->peer_ip, c->client_ip, method, path, c->status,
+	    when, c->peer_ip, c->rq->client_ip, method, path, c->status,
 	    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
-	    gw_ms_since(&c->t_start), c->upstream_ms < 0 ? 0.0 : c->upstream_ms,
+	    gw_ms_since(&c->rq->t_start), c->rq->upstream_ms < 0 ? 0.0 : c->rq->upstream_ms,
 	    user);
 	if (n > 0 && n < (int)sizeof(line) &&
 	    write(rt->access_fd, line, (size_t)n) != (ssize_t)n)

@@ -29,7 +29,7 @@
 #define GW_HIGH_WATER   ((size_t)256 * 1024)
 #define GW_LINGER_MS    2000		/* drain time after an error reply */
 #define GW_LOCAL_MS     30000		/* bound on a /_pbxgate/ page's work */
-#define GW_TRIM_MS      250		/* idle this long: give buffers back */
+#define GW_TRIM_MS      20		/* idle this long: give buffers back */
 #define GW_MAX_HEADERS_HARD 1000	/* whatever the config says */
 
 struct gw_metrics {
@@ -211,6 +211,18 @@ struct gw_identity {
 	char  user[AUTH_NAME_MAX + 1];
 };
 
+/* What a request needs and an idle keep-alive connection does not (most
+ * connections are idle): allocated when a request's first bytes arrive
+ * (gw_conn_request), given back by gw_relay_trim_idle after GW_TRIM_MS. */
+struct gw_req {
+	struct gw_reqparse  rp;
+	struct gw_identity  id;			/* who the session says this is */
+	union gw_sockaddr   client;		/* client_ip as an address */
+	char                client_ip[48];	/* after trusted_proxy X-F-F */
+	struct timespec     t_start, t_up;
+	double              upstream_ms;
+};
+
 struct gw_conn {
 	TAILQ_ENTRY(gw_conn) entry;
 	struct gw_worker   *w;
@@ -222,8 +234,7 @@ struct gw_conn {
 	union gw_sockaddr   peer;		/* TCP peer (or PROXY v2 source) */
 	socklen_t           peerlen;
 	char                peer_ip[48];	/* TCP peer, text */
-	char                client_ip[48];	/* after trusted_proxy X-F-F */
-	struct gw_reqparse  rp;
+	struct gw_req      *rq;			/* NULL while idle (trimmed) */
 	struct gw_upconn   *up;
 
 	/* the request in flight */
@@ -245,8 +256,6 @@ struct gw_conn {
 	bool                expect_continue;
 	uint64_t            bytes_in, bytes_out;
 	struct evbuffer    *up_head;		/* kept for one retry */
-	struct gw_identity  id;			/* who the session says this is */
-	union gw_sockaddr   client;		/* client_ip as an address */
 	char               *target;		/* normalised path + query (malloc) */
 	char               *path;		/* the normalised path alone (malloc) */
 	size_t              target_len;
@@ -256,8 +265,6 @@ struct gw_conn {
 	struct evbuffer    *local_body;		/* its form body, bounded */
 	struct gw_local    *job;		/* in the pool; NULL when none */
 	int                 status;		/* status sent to the client */
-	struct timespec     t_start, t_up;
-	double              upstream_ms;
 };
 
 enum gw_ustate { US_CONNECTING, US_ACTIVE, US_IDLE };
@@ -328,6 +335,8 @@ void gw_conn_refused(struct gw_worker *, evutil_socket_t, const struct sockaddr 
 void gw_conn_start(struct gw_worker *, evutil_socket_t, const struct sockaddr *,
     socklen_t, bool counted);
 void gw_conn_free(struct gw_conn *);
+int  gw_conn_request(struct gw_conn *);
+void gw_conn_request_free(struct gw_conn *);
 void gw_conn_response_head(struct gw_conn *, struct gw_upconn *);
 void gw_conn_response_body(struct gw_conn *, const char *, size_t);
 bool gw_conn_request_sent(const struct gw_conn *);

@@ -289,6 +289,16 @@ call(struct gw_io *io, gw_io_cb cb)
 	return !io->dead;
 }
 
+/* SSL_get_error() needs an empty error queue before each TLS call. It is
+ * empty in the normal case (every failure path below clears it), and
+ * ERR_clear_error() walks all its slots on every call: look first. */
+static void
+clear_errors(void)
+{
+	if (ERR_peek_error() != 0)
+		ERR_clear_error();
+}
+
 /* -1: fatal (failed set), 0: would block, >0: bytes moved */
 static int
 ssl_result(struct gw_io *io, int r, bool writing)
@@ -329,7 +339,7 @@ raw_read(struct gw_io *io, char *p, size_t n)
 	ssize_t r;
 
 	if (io->ssl != NULL) {
-		ERR_clear_error();
+		clear_errors();
 		return ssl_result(io, SSL_read(io->ssl, p, (int)n), false);
 	}
 	r = read(io->fd, p, n);
@@ -393,7 +403,7 @@ raw_write(struct gw_io *io)
 		unsigned char *p = evbuffer_pullup(io->out, (ssize_t)n);
 		int w;
 
-		ERR_clear_error();
+		clear_errors();
 		w = ssl_result(io, SSL_write(io->ssl, p, (int)n), true);
 		if (w > 0)
 			evbuffer_drain(io->out, (size_t)w);
@@ -459,7 +469,7 @@ handshake(struct gw_io *io)
 	if (io->connecting && !finish_connect(io))
 		return false;
 	if (io->handshaking) {
-		ERR_clear_error();
+		clear_errors();
 		if (ssl_result(io, SSL_do_handshake(io->ssl), false) <= 0)
 			return false;
 		io->handshaking = false;

@@ -55,9 +55,9 @@ gw_relay_xff_client(struct gw_conn *c, const char *v, size_t n)
 			e--;
 		if (!parse_ip(v + s, e - s, &ss))
 			return;
-		memcpy(c->client_ip, v + s, e - s);
-		c->client_ip[e - s] = '\0';
-		memcpy(&c->client, &ss, sizeof(c->client));
+		memcpy(c->rq->client_ip, v + s, e - s);
+		c->rq->client_ip[e - s] = '\0';
+		memcpy(&c->rq->client, &ss, sizeof(c->rq->client));
 		if (!gw_cidr_match(cfg->trusted, cfg->ntrusted, (struct sockaddr *)&ss))
 			return;
 		if (s == 0)
@@ -90,7 +90,7 @@ static const char *
 policy_header(void *arg, const char *name)
 {
 	struct hdr_scratch *hs = arg;
-	const struct gw_msg *m = &hs->c->rp.req;
+	const struct gw_msg *m = &hs->c->rq->rp.req;
 	size_t o = 0;
 	bool found = false;
 
@@ -159,19 +159,19 @@ check_session(struct gw_conn *c, struct auth_identity *id, bool *ok,
 	*ok = false;
 	if (rt->auth == NULL)
 		return;
-	h = gw_msg_find(&c->rp.req, "cookie", NULL);
+	h = gw_msg_find(&c->rq->rp.req, "cookie", NULL);
 	if (h == NULL)
 		return;
-	r = auth_session_check(rt->auth, c->rp.req.buf + h->value, h->value_len,
+	r = auth_session_check(rt->auth, c->rq->rp.req.buf + h->value, h->value_len,
 	    time(NULL), id);
 	if (r != AUTH_OK)
 		return;
 	*ok = true;
 	if (!apply)
 		return;
-	c->id.present = true;
-	c->id.mfa = id->mfa;
-	snprintf(c->id.user, sizeof(c->id.user), "%s", id->user);
+	c->rq->id.present = true;
+	c->rq->id.mfa = id->mfa;
+	snprintf(c->rq->id.user, sizeof(c->rq->id.user), "%s", id->user);
 	if (id->refresh &&
 	    auth_session_reseal(rt->auth, id, time(NULL), sc, sizeof(sc)) > 0)
 		c->set_cookie = strdup(sc);
@@ -183,9 +183,9 @@ fill_request(struct gw_conn *c, const struct auth_identity *id, bool session,
     size_t maxg, char *gbuf, struct pol_lockdown **ld)
 {
 	memset(r, 0, sizeof(*r));
-	r->peer = &c->client.sa;
+	r->peer = &c->rq->client.sa;
 	r->path = c->path;
-	r->method = llhttp_method_name(llhttp_get_method(&c->rp.parser));
+	r->method = llhttp_method_name(llhttp_get_method(&c->rq->rp.parser));
 	r->header = policy_header;
 	r->header_arg = hs;
 	*ld = NULL;
@@ -361,7 +361,7 @@ gw_relay_recheck(struct gw_conn *c, const struct gw_config *cfg)
 	bool session, ok;
 
 	check_session(c, &id, &session, false);
-	if (c->id.present && !session)
+	if (c->rq->id.present && !session)
 		return false;	/* revoked, expired or its user disabled */
 	if (cfg->policy == NULL)
 		return true;
@@ -384,10 +384,10 @@ gw_relay_recheck(struct gw_conn *c, const struct gw_config *cfg)
 void
 gw_relay_identity_headers(struct gw_conn *c, struct evbuffer *out)
 {
-	if (!c->id.present)
+	if (!c->rq->id.present)
 		return;
 	evbuffer_add_printf(out, "X-Pbxgate-User: %s\r\nX-Pbxgate-Auth: %s\r\n",
-	    c->id.user, c->id.mfa ? "mfa" : "password");
+	    c->rq->id.user, c->rq->id.mfa ? "mfa" : "password");
 }
 
 /* One JSON audit line per deny and per audited allow (admin paths). */
@@ -408,15 +408,15 @@ gw_relay_audit(struct gw_conn *c, const char *decision, const char *file,
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	gw_json_escape(path, sizeof(path), t, q ? (size_t)(q - t) : strlen(t));
-	gw_json_escape(user, sizeof(user), c->id.user,
-	    c->id.present ? strlen(c->id.user) : 0);
+	gw_json_escape(user, sizeof(user), c->rq->id.user,
+	    c->rq->id.present ? strlen(c->rq->id.user) : 0);
 	gw_json_escape(rule, sizeof(rule), file ? file : "(default)",
 	    file ? strlen(file) : 9);
 	n = snprintf(buf, sizeof(buf), "{\"time\":\"%s\",\"event\":\"policy\","
 	    "\"peer\":\"%s\",\"client\":\"%s\",\"user\":\"%s\",\"method\":\"%s\","
 	    "\"path\":\"%s\",\"decision\":\"%s\",\"rule\":\"%s:%u\"}\n", when,
-	    c->peer_ip, c->client_ip, user,
-	    llhttp_method_name(llhttp_get_method(&c->rp.parser)), path, decision,
+	    c->peer_ip, c->rq->client_ip, user,
+	    llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)), path, decision,
 	    rule, line);
 	if (n > 0 && n < (int)sizeof(buf))
 		(void)!write(rt->audit_fd, buf, (size_t)n);

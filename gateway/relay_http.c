@@ -59,10 +59,8 @@ gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
 	c->counted = counted;
 	c->cfg = gw_worker_config(w);
 	memcpy(&c->peer, sa, salen < sizeof(c->peer) ? salen : sizeof(c->peer));
-	memcpy(&c->client, &c->peer, sizeof(c->client));
 	c->peerlen = salen;
 	peer_text(sa, c->peer_ip, sizeof(c->peer_ip));
-	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
 	c->state = CS_HANDSHAKE;
 	evtimer_assign(&c->timer, w->base, conn_timer_cb, c);
 	ssl = cert_server_ssl(c->cfg->tls);
@@ -80,13 +78,39 @@ gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
 		gw_conn_refused(w, fd, sa, counted);
 		return;
 	}
-	gw_reqparse_init(&c->rp, &c->cfg->lim, &gw_relay_hooks, c);
 	TAILQ_INSERT_TAIL(&w->conns, c, entry);
 	atomic_fetch_add(&rt->m.conns_total, 1);
 	atomic_fetch_add(&rt->m.conns_active, 1);
 	gw_io_setcb(c->io, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	gw_io_read(c->io, true);
 	gw_conn_arm(c, c->cfg->to.tls_handshake);
+}
+
+/* The request state, made when a request's first bytes arrive; -1 only
+ * when out of memory. The client address starts as the TCP peer
+ * (request_begin resets it for every request). */
+int
+gw_conn_request(struct gw_conn *c)
+{
+	if (c->rq != NULL)
+		return 0;
+	if ((c->rq = calloc(1, sizeof(*c->rq))) == NULL)
+		return -1;
+	gw_reqparse_init(&c->rq->rp, &c->cfg->lim, &gw_relay_hooks, c);
+	memcpy(&c->rq->client, &c->peer, sizeof(c->rq->client));
+	memcpy(c->rq->client_ip, c->peer_ip, sizeof(c->rq->client_ip));
+	c->rq->upstream_ms = -1;
+	return 0;
+}
+
+void
+gw_conn_request_free(struct gw_conn *c)
+{
+	if (c->rq == NULL)
+		return;
+	gw_reqparse_free(&c->rq->rp);
+	free(c->rq);
+	c->rq = NULL;
 }
 
 /* Frees everything now. Only called from conn_timer_cb (deferred) or when
@@ -114,7 +138,7 @@ gw_conn_free(struct gw_conn *c)
 	free(c->target);
 	free(c->path);
 	free(c->set_cookie);
-	gw_reqparse_free(&c->rp);
+	gw_conn_request_free(c);
 	if (c->counted)
 		gw_peertab_leave(w->rt->peers, (struct sockaddr *)&c->peer);
 	atomic_fetch_sub(&w->rt->conns_all, 1);
@@ -280,7 +304,13 @@ gw_conn_parse(struct gw_conn *c)
 		}
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 			return;
-		ev = gw_reqparse_feed(&c->rp, v.iov_base, v.iov_len, &used);
+		if (gw_conn_request(c) < 0) {
+			gw_log(GW_LOG_WARN, "client %s: out of memory for a request: "
+			    "closing", c->peer_ip);
+			gw_conn_close(c);
+			return;
+		}
+		ev = gw_reqparse_feed(&c->rq->rp, v.iov_base, v.iov_len, &used);
 		c->bytes_in += used;
 		evbuffer_drain(in, used);
 		if (c->freeing || c->state == CS_LINGER)
@@ -288,18 +318,18 @@ gw_conn_parse(struct gw_conn *c)
 		switch (ev) {
 		case GW_RP_MORE:
 		case GW_RP_DONE:	/* hooks did the work */
-			if (c->rp.upgrade_end)
+			if (c->rq->rp.upgrade_end)
 				c->keepalive = false;
 			break;
 		case GW_RP_HEAD:
 			if (gw_relay_head_accept(c) < 0)
 				return;
 			if (!c->upgrade)
-				gw_reqparse_finish_bodyless(&c->rp);
+				gw_reqparse_finish_bodyless(&c->rq->rp);
 			break;
 		case GW_RP_ERROR:
-			gw_relay_reject(c, c->rp.err_status ? c->rp.err_status : 400,
-			    c->rp.err_reason ? c->rp.err_reason : "bad request");
+			gw_relay_reject(c, c->rq->rp.err_status ? c->rq->rp.err_status : 400,
+			    c->rq->rp.err_reason ? c->rq->rp.err_reason : "bad request");
 			return;
 		}
 	}

@@ -22,9 +22,9 @@ struct gw_local {
 static char *
 hdup(struct gw_conn *c, const char *name)
 {
-	const struct gw_hdr *h = gw_msg_find(&c->rp.req, name, NULL);
+	const struct gw_hdr *h = gw_msg_find(&c->rq->rp.req, name, NULL);
 
-	return h ? gw_memdup_str(c->rp.req.buf + h->value, h->value_len) : NULL;
+	return h ? gw_memdup_str(c->rq->rp.req.buf + h->value, h->value_len) : NULL;
 }
 
 void
@@ -141,7 +141,7 @@ gw_local_body_done(struct gw_conn *c)
 	q = strchr(t, '?');
 	l->c = c;
 	l->auth = rt->auth;
-	l->method = strdup(llhttp_method_name(llhttp_get_method(&c->rp.parser)));
+	l->method = strdup(llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)));
 	l->path = gw_memdup_str(t, q ? (size_t)(q - t) : strlen(t));
 	l->query = q ? strdup(q + 1) : NULL;
 	l->cookie = hdup(c, "cookie");
@@ -151,7 +151,7 @@ gw_local_body_done(struct gw_conn *c)
 	l->body = malloc(l->body_len + 1);
 	if (l->body != NULL)
 		evbuffer_remove(c->local_body, l->body, l->body_len);
-	memcpy(&l->peer, &c->client, sizeof(c->client));
+	memcpy(&l->peer, &c->rq->client, sizeof(c->rq->client));
 	l->rd_need = c->rd_need;
 	if (l->method == NULL || l->path == NULL || l->body == NULL) {
 		local_free(l);
@@ -164,7 +164,7 @@ gw_local_body_done(struct gw_conn *c)
 		struct auth_http_req r = { .method = l->method, .path = l->path,
 		    .accept_language = l->lang };
 		auth_http_busy(&r, &l->resp);
-		gw_log(GW_LOG_WARN, "client %s: login queue full: 503", c->client_ip);
+		gw_log(GW_LOG_WARN, "client %s: login queue full: 503", c->rq->client_ip);
 		local_write(c, &l->resp);
 		local_free(l);
 		c->keepalive = false;
@@ -199,7 +199,7 @@ void
 gw_relay_redirect_login(struct gw_conn *c, bool mfa)
 {
 	struct evbuffer *out = gw_io_output(c->io);
-	int method = llhttp_get_method(&c->rp.parser);
+	int method = llhttp_get_method(&c->rq->rp.parser);
 	char date[64], loc[3 * POL_PATH_MAX + 64];
 
 	if (method != HTTP_GET && method != HTTP_HEAD) {

@@ -75,8 +75,8 @@ gw_relay_reject(struct gw_conn *c, int status, const char *why)
 	c->bytes_out += evbuffer_get_length(out);
 	c->status = status;
 	c->resp_started = true;
-	if (c->t_start.tv_sec == 0)
-		gw_now(&c->t_start);
+	if (c->rq->t_start.tv_sec == 0)
+		gw_now(&c->rq->t_start);
 	gw_access_log(c);
 	gw_relay_close_after_flush(c);
 }
@@ -200,7 +200,7 @@ gw_relay_trim_idle(struct gw_conn *c)
 	if (c->trimmed)
 		return;
 	c->trimmed = true;
-	gw_msg_free(&c->rp.req);
+	gw_conn_request_free(c);
 	if (c->up_head != NULL) {
 		evbuffer_free(c->up_head);
 		c->up_head = NULL;

@@ -20,22 +20,22 @@ request_begin(void *owner)
 		c->cfg = gw_worker_config(c->w);
 	}
 	struct gw_config *cur = c->cfg;
-	c->rp.lim = &cur->lim;
+	c->rq->rp.lim = &cur->lim;
 	c->state = CS_HEAD;
 	c->req_done = false;
 	c->resp_started = c->resp_chunked = c->resp_until_close = false;
 	c->upgrade = c->req_chunked = c->is_head = c->expect_continue = false;
 	c->bytes_in = c->bytes_out = 0;
 	c->status = 0;
-	c->upstream_ms = -1;
-	memcpy(&c->client, &c->peer, sizeof(c->client));
-	memcpy(c->client_ip, c->peer_ip, sizeof(c->client_ip));
-	memset(&c->id, 0, sizeof(c->id));
+	c->rq->upstream_ms = -1;
+	memcpy(&c->rq->client, &c->peer, sizeof(c->rq->client));
+	memcpy(c->rq->client_ip, c->peer_ip, sizeof(c->rq->client_ip));
+	memset(&c->rq->id, 0, sizeof(c->rq->id));
 	free(c->set_cookie);
 	c->set_cookie = NULL;
 	c->local = false;
 	c->nreq++;
-	gw_now(&c->t_start);
+	gw_now(&c->rq->t_start);
 	event_del(&c->timer);
 	gw_conn_arm(c, c->cfg->to.header);
 }
@@ -95,10 +95,10 @@ resolve_client(struct gw_conn *c, const char **xff, size_t *xffn)
 	if (cfg->ntrusted == 0 ||
 	    !gw_cidr_match(cfg->trusted, cfg->ntrusted, (struct sockaddr *)&c->peer))
 		return;
-	h = gw_msg_find(&c->rp.req, "x-forwarded-for", &cnt);
+	h = gw_msg_find(&c->rq->rp.req, "x-forwarded-for", &cnt);
 	if (h == NULL || cnt != 1)
 		return;		/* several lists: believe none */
-	*xffn = gw_hval(&c->rp.req, h, xff);
+	*xffn = gw_hval(&c->rq->rp.req, h, xff);
 	gw_relay_xff_client(c, *xff, *xffn);
 }
 
@@ -106,17 +106,17 @@ static void
 write_forwarding(struct gw_conn *c, struct evbuffer *out,
     const char *xff, size_t xffn, const char *host, size_t hlen)
 {
-	bool v6 = strchr(c->client_ip, ':') != NULL;
+	bool v6 = strchr(c->rq->client_ip, ':') != NULL;
 
 	if (xff != NULL && xffn > 0)
 		evbuffer_add_printf(out, "X-Forwarded-For: %.*s, %s\r\n",
 		    (int)xffn, xff, c->peer_ip);
 	else
 		evbuffer_add_printf(out, "X-Forwarded-For: %s\r\n", c->peer_ip);
-	evbuffer_add_printf(out, "X-Real-IP: %s\r\n", c->client_ip);
+	evbuffer_add_printf(out, "X-Real-IP: %s\r\n", c->rq->client_ip);
 	evbuffer_add(out, "X-Forwarded-Proto: https\r\n", 26);
 	evbuffer_add_printf(out, "Forwarded: for=%s%s%s%s;proto=https",
-	    v6 ? "\"[" : "", c->client_ip, v6 ? "]" : "", v6 ? "\"" : "");
+	    v6 ? "\"[" : "", c->rq->client_ip, v6 ? "]" : "", v6 ? "\"" : "");
 	if (host != NULL)
 		evbuffer_add_printf(out, ";host=\"%.*s\"\r\nX-Forwarded-Host: %.*s\r\n",
 		    (int)hlen, host, (int)hlen, host);
@@ -128,7 +128,7 @@ static void
 write_upstream_head(struct gw_conn *c, struct evbuffer *out, const char *path,
     size_t plen, const char *host, size_t hlen, const char *xff, size_t xffn)
 {
-	const struct gw_msg *m = &c->rp.req;
+	const struct gw_msg *m = &c->rq->rp.req;
 	const struct gw_hdr *ch = gw_msg_find(m, "connection", NULL);
 	const char *conn_v = NULL, *v;
 	size_t conn_n = 0, n;
@@ -136,7 +136,7 @@ write_upstream_head(struct gw_conn *c, struct evbuffer *out, const char *path,
 	if (ch != NULL)
 		conn_n = gw_hval(m, ch, &conn_v);
 	evbuffer_add_printf(out, "%s %.*s HTTP/1.1\r\n",
-	    llhttp_method_name(llhttp_get_method(&c->rp.parser)), (int)plen, path);
+	    llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)), (int)plen, path);
 	if (host != NULL)
 		evbuffer_add_printf(out, "Host: %.*s\r\n", (int)hlen, host);
 	else
@@ -158,12 +158,12 @@ write_upstream_head(struct gw_conn *c, struct evbuffer *out, const char *path,
 		n = gw_hval(m, uh, &v);
 		evbuffer_add_printf(out, "Connection: upgrade\r\nUpgrade: %.*s\r\n",
 		    (int)n, v);
-	} else if (c->rp.parser.flags & F_CHUNKED) {
+	} else if (c->rq->rp.parser.flags & F_CHUNKED) {
 		c->req_chunked = true;
 		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-	} else if (c->rp.parser.flags & F_CONTENT_LENGTH)
+	} else if (c->rq->rp.parser.flags & F_CONTENT_LENGTH)
 		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-		    (unsigned long long)c->rp.parser.content_length);
+		    (unsigned long long)c->rq->rp.parser.content_length);
 	evbuffer_add(out, "\r\n", 2);
 }
 
@@ -173,7 +173,7 @@ gw_relay_head_accept(struct gw_conn *c)
 	struct gw_head_info hi;
 	const char *why, *path, *xff;
 	size_t plen, xffn;
-	int st = gw_head_judge(&c->rp, &hi, &why);
+	int st = gw_head_judge(&c->rq->rp, &hi, &why);
 
 	if (st != 0)
 		return gw_relay_reject(c, st, why), -1;

@@ -103,7 +103,7 @@ choose_framing(struct gw_conn *c, struct gw_upconn *up, struct evbuffer *out)
 	const llhttp_t *p = &up->parser;
 	int st = p->status_code;
 	bool nobody = c->is_head || st == 204 || st == 304 || st < 200;
-	bool http10 = c->rp.parser.http_minor == 0;
+	bool http10 = c->rq->rp.parser.http_minor == 0;
 
 	if (nobody) {
 		if ((p->flags & F_CONTENT_LENGTH) && st != 204)
@@ -182,7 +182,7 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 	c->bytes_out += evbuffer_get_length(out) - before;
 	c->status = st;
 	c->resp_started = true;
-	c->upstream_ms = gw_ms_since(&c->t_up);
+	c->rq->upstream_ms = gw_ms_since(&c->rq->t_up);
 	return c->is_head ? 1 : 0;
 }
 

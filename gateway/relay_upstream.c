@@ -180,7 +180,7 @@ gw_up_send_head(struct gw_upconn *up, struct evbuffer *head)
 
 	evbuffer_add(gw_io_output(up->io), evbuffer_pullup(head, -1), n);
 	if (up->c != NULL)
-		gw_now(&up->c->t_up);
+		gw_now(&up->c->rq->t_up);
 }
 
 /* The whole request is on its way: from now on the upstream owes us an
@@ -271,7 +271,7 @@ retryable(const struct gw_upconn *up)
 
 	/* Only a request we can send again whole: no body streamed yet, and
 	 * only when a pooled connection died under us before any answer. */
-	return up->reused && !up->got_bytes && c->req_done && c->rp.body_in == 0 &&
+	return up->reused && !up->got_bytes && c->req_done && c->rq->rp.body_in == 0 &&
 	    !c->upgrade && c->up_head != NULL;
 }
 

@@ -200,7 +200,7 @@ recheck_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		if (!gw_relay_recheck(c, cfg)) {
 			gw_log(GW_LOG_INFO, "client %s: WebSocket closed: no longer "
-			    "allowed", c->client_ip);
+			    "allowed", c->rq->client_ip);
 			gw_conn_close(c);
 		}
 	}

@@ -349,6 +349,21 @@ void gw_conn_parse(struct gw_conn *);
 void gw_conn_arm(struct gw_conn *, unsigned ms);
 bool gw_conn_upstream_writable(struct gw_conn *);
 
+/* head_write.c: a head built on the stack, added to `out` in one piece
+ * at gw_hw_flush (which the writer must call before `out` is read). */
+struct gw_hw {
+	struct evbuffer *out;
+	size_t           n;
+	char             buf[2048];
+};
+void gw_hw_init(struct gw_hw *, struct evbuffer *out);
+void gw_hw_put(struct gw_hw *, const char *, size_t);
+void gw_hw_str(struct gw_hw *, const char *);
+void gw_hw_u64(struct gw_hw *, uint64_t);
+void gw_hw_header(struct gw_hw *, const char *name, size_t nlen,
+    const char *value, size_t vlen);
+void gw_hw_flush(struct gw_hw *);
+
 /* relay_request.c: judging a request head and sending it upstream */
 extern const struct gw_reqparse_hooks gw_relay_hooks;
 int  gw_relay_head_accept(struct gw_conn *);
@@ -360,7 +375,7 @@ int  gw_relay_forward_head(struct gw_conn *, const char *path, size_t plen,
 int  gw_relay_gate(struct gw_conn *, const char **path, size_t *plen);
 void gw_relay_audit(struct gw_conn *, const char *decision, const char *file,
     unsigned line);
-void gw_relay_identity_headers(struct gw_conn *, struct evbuffer *);
+void gw_relay_identity_headers(struct gw_conn *, struct gw_hw *);
 bool gw_relay_recheck(struct gw_conn *, const struct gw_config *);
 void gw_relay_xff_client(struct gw_conn *, const char *xff, size_t n);
 

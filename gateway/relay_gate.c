@@ -382,12 +382,14 @@ gw_relay_recheck(struct gw_conn *c, const struct gw_config *cfg)
 }
 
 void
-gw_relay_identity_headers(struct gw_conn *c, struct evbuffer *out)
+gw_relay_identity_headers(struct gw_conn *c, struct gw_hw *w)
 {
 	if (!c->rq->id.present)
 		return;
-	evbuffer_add_printf(out, "X-Pbxgate-User: %s\r\nX-Pbxgate-Auth: %s\r\n",
-	    c->rq->id.user, c->rq->id.mfa ? "mfa" : "password");
+	gw_hw_str(w, "X-Pbxgate-User: ");
+	gw_hw_str(w, c->rq->id.user);
+	gw_hw_str(w, c->rq->id.mfa ? "\r\nX-Pbxgate-Auth: mfa\r\n" :
+	    "\r\nX-Pbxgate-Auth: password\r\n");
 }
 
 /* One JSON audit line per deny and per audited allow (admin paths). */

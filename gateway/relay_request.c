@@ -103,25 +103,33 @@ resolve_client(struct gw_conn *c, const char **xff, size_t *xffn)
 }
 
 static void
-write_forwarding(struct gw_conn *c, struct evbuffer *out,
+write_forwarding(struct gw_conn *c, struct gw_hw *w,
     const char *xff, size_t xffn, const char *host, size_t hlen)
 {
 	bool v6 = strchr(c->rq->client_ip, ':') != NULL;
 
-	if (xff != NULL && xffn > 0)
-		evbuffer_add_printf(out, "X-Forwarded-For: %.*s, %s\r\n",
-		    (int)xffn, xff, c->peer_ip);
-	else
-		evbuffer_add_printf(out, "X-Forwarded-For: %s\r\n", c->peer_ip);
-	evbuffer_add_printf(out, "X-Real-IP: %s\r\n", c->rq->client_ip);
-	evbuffer_add(out, "X-Forwarded-Proto: https\r\n", 26);
-	evbuffer_add_printf(out, "Forwarded: for=%s%s%s%s;proto=https",
-	    v6 ? "\"[" : "", c->rq->client_ip, v6 ? "]" : "", v6 ? "\"" : "");
-	if (host != NULL)
-		evbuffer_add_printf(out, ";host=\"%.*s\"\r\nX-Forwarded-Host: %.*s\r\n",
-		    (int)hlen, host, (int)hlen, host);
-	else
-		evbuffer_add(out, "\r\n", 2);
+	gw_hw_put(w, "X-Forwarded-For: ", 17);
+	if (xff != NULL && xffn > 0) {
+		gw_hw_put(w, xff, xffn);
+		gw_hw_put(w, ", ", 2);
+	}
+	gw_hw_str(w, c->peer_ip);
+	gw_hw_put(w, "\r\nX-Real-IP: ", 13);
+	gw_hw_str(w, c->rq->client_ip);
+	gw_hw_str(w, "\r\nX-Forwarded-Proto: https\r\nForwarded: for=");
+	if (v6)
+		gw_hw_put(w, "\"[", 2);
+	gw_hw_str(w, c->rq->client_ip);
+	if (v6)
+		gw_hw_put(w, "]\"", 2);
+	gw_hw_put(w, ";proto=https", 12);
+	if (host != NULL) {
+		gw_hw_put(w, ";host=\"", 7);
+		gw_hw_put(w, host, hlen);
+		gw_hw_str(w, "\"\r\nX-Forwarded-Host: ");
+		gw_hw_put(w, host, hlen);
+	}
+	gw_hw_put(w, "\r\n", 2);
 }
 
 static void
@@ -132,39 +140,44 @@ write_upstream_head(struct gw_conn *c, struct evbuffer *out, const char *path,
 	const struct gw_hdr *ch = gw_msg_find(m, "connection", NULL);
 	const char *conn_v = NULL, *v;
 	size_t conn_n = 0, n;
+	struct gw_hw w;
 
 	if (ch != NULL)
 		conn_n = gw_hval(m, ch, &conn_v);
-	evbuffer_add_printf(out, "%s %.*s HTTP/1.1\r\n",
-	    llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)), (int)plen, path);
+	gw_hw_init(&w, out);
+	gw_hw_str(&w, llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)));
+	gw_hw_put(&w, " ", 1);
+	gw_hw_put(&w, path, plen);
+	gw_hw_put(&w, " HTTP/1.1\r\nHost: ", 17);
 	if (host != NULL)
-		evbuffer_add_printf(out, "Host: %.*s\r\n", (int)hlen, host);
+		gw_hw_put(&w, host, hlen);
 	else
-		evbuffer_add_printf(out, "Host: %s\r\n", c->cfg->upstream.hostport);
+		gw_hw_str(&w, c->cfg->upstream.hostport);
+	gw_hw_put(&w, "\r\n", 2);
 	for (unsigned i = 0; i < m->nhdrs; i++) {
 		const struct gw_hdr *h = &m->hdrs[i];
 		if (drop_request_header(m, h, conn_v, conn_n))
 			continue;
 		n = gw_hval(m, h, &v);
-		evbuffer_add(out, m->buf + h->name, h->name_len);
-		evbuffer_add(out, ": ", 2);
-		evbuffer_add(out, v, n);
-		evbuffer_add(out, "\r\n", 2);
+		gw_hw_header(&w, m->buf + h->name, h->name_len, v, n);
 	}
-	write_forwarding(c, out, xff, xffn, host, hlen);
-	gw_relay_identity_headers(c, out);
+	write_forwarding(c, &w, xff, xffn, host, hlen);
+	gw_relay_identity_headers(c, &w);
 	if (c->upgrade) {
 		const struct gw_hdr *uh = gw_msg_find(m, "upgrade", NULL);
 		n = gw_hval(m, uh, &v);
-		evbuffer_add_printf(out, "Connection: upgrade\r\nUpgrade: %.*s\r\n",
-		    (int)n, v);
+		gw_hw_str(&w, "Connection: upgrade\r\n");
+		gw_hw_header(&w, "Upgrade", 7, v, n);
 	} else if (c->rq->rp.parser.flags & F_CHUNKED) {
 		c->req_chunked = true;
-		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-	} else if (c->rq->rp.parser.flags & F_CONTENT_LENGTH)
-		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-		    (unsigned long long)c->rq->rp.parser.content_length);
-	evbuffer_add(out, "\r\n", 2);
+		gw_hw_str(&w, "Transfer-Encoding: chunked\r\n");
+	} else if (c->rq->rp.parser.flags & F_CONTENT_LENGTH) {
+		gw_hw_put(&w, "Content-Length: ", 16);
+		gw_hw_u64(&w, c->rq->rp.parser.content_length);
+		gw_hw_put(&w, "\r\n", 2);
+	}
+	gw_hw_put(&w, "\r\n", 2);
+	gw_hw_flush(&w);
 }
 
 int

@@ -60,21 +60,21 @@ csp_has_frame_ancestors(const struct gw_msg *m)
 
 static void
 add_security_headers(struct gw_conn *c, const struct gw_msg *m,
-    struct evbuffer *out)
+    struct gw_hw *w)
 {
-	if (c->cfg->hsts && !has_header(m, "strict-transport-security"))
-		evbuffer_add_printf(out,
-		    "Strict-Transport-Security: max-age=%u; includeSubDomains\r\n",
-		    c->cfg->hsts_max_age);
+	if (c->cfg->hsts && !has_header(m, "strict-transport-security")) {
+		gw_hw_str(w, "Strict-Transport-Security: max-age=");
+		gw_hw_u64(w, c->cfg->hsts_max_age);
+		gw_hw_str(w, "; includeSubDomains\r\n");
+	}
 	if (!has_header(m, "x-content-type-options"))
-		evbuffer_add(out, "X-Content-Type-Options: nosniff\r\n", 33);
+		gw_hw_str(w, "X-Content-Type-Options: nosniff\r\n");
 	if (!has_header(m, "referrer-policy"))
-		evbuffer_add(out, "Referrer-Policy: same-origin\r\n", 30);
+		gw_hw_str(w, "Referrer-Policy: same-origin\r\n");
 	/* A second CSP header only narrows (browsers enforce every policy),
 	 * so adding ours never loosens what the upstream set. */
 	if (!csp_has_frame_ancestors(m))
-		evbuffer_add(out,
-		    "Content-Security-Policy: frame-ancestors 'self'\r\n", 49);
+		gw_hw_str(w, "Content-Security-Policy: frame-ancestors 'self'\r\n");
 }
 
 /* A response Transfer-Encoding other than exactly "chunked" (gzip,
@@ -96,9 +96,17 @@ framing_ok(const struct gw_msg *m)
 	return vn == 7 && strncasecmp(v, "chunked", 7) == 0;
 }
 
+static void
+content_length(struct gw_hw *w, uint64_t n)
+{
+	gw_hw_put(w, "Content-Length: ", 16);
+	gw_hw_u64(w, n);
+	gw_hw_put(w, "\r\n", 2);
+}
+
 /* Decides how the body reaches the client; writes the framing header. */
 static void
-choose_framing(struct gw_conn *c, struct gw_upconn *up, struct evbuffer *out)
+choose_framing(struct gw_conn *c, struct gw_upconn *up, struct gw_hw *w)
 {
 	const llhttp_t *p = &up->parser;
 	int st = p->status_code;
@@ -107,13 +115,11 @@ choose_framing(struct gw_conn *c, struct gw_upconn *up, struct evbuffer *out)
 
 	if (nobody) {
 		if ((p->flags & F_CONTENT_LENGTH) && st != 204)
-			evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-			    (unsigned long long)p->content_length);
+			content_length(w, p->content_length);
 		return;
 	}
 	if ((p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED)) {
-		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-		    (unsigned long long)p->content_length);
+		content_length(w, p->content_length);
 		return;
 	}
 	/* chunked, or delimited by the upstream closing */
@@ -122,7 +128,7 @@ choose_framing(struct gw_conn *c, struct gw_upconn *up, struct evbuffer *out)
 		c->keepalive = false;
 	} else {
 		c->resp_chunked = true;
-		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+		gw_hw_str(w, "Transfer-Encoding: chunked\r\n");
 	}
 }
 
@@ -140,6 +146,7 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 	int st = up->parser.status_code;
 	bool switching = st == 101;
 	size_t before = evbuffer_get_length(out);
+	struct gw_hw w;
 
 	if (!framing_ok(m))
 		return -1;	/* nothing sent yet: the client gets a 502 */
@@ -154,31 +161,34 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 	    up->parser.content_length : 16384));
 	reason = m->status_text_len ? m->buf + m->status_text : gw_status_text(st);
 	rlen = m->status_text_len ? m->status_text_len : strlen(reason);
+	gw_hw_init(&w, out);
 	{
-		char sl[16];
-		int sn = snprintf(sl, sizeof(sl), "HTTP/1.1 %03d ", st);
-		evbuffer_add(out, sl, (size_t)sn);
-		evbuffer_add(out, reason, rlen);
-		evbuffer_add(out, "\r\n", 2);
+		/* llhttp accepts only three-digit status codes */
+		char sl[13] = "HTTP/1.1 000 ";
+		sl[9] = (char)('0' + st / 100 % 10);
+		sl[10] = (char)('0' + st / 10 % 10);
+		sl[11] = (char)('0' + st % 10);
+		gw_hw_put(&w, sl, sizeof(sl));
 	}
+	gw_hw_put(&w, reason, rlen);
+	gw_hw_put(&w, "\r\n", 2);
 	for (unsigned i = 0; i < m->nhdrs; i++) {
 		const struct gw_hdr *h = &m->hdrs[i];
 		if (drop_response_header(m, h, switching, conn_v, conn_n))
 			continue;
-		evbuffer_add(out, m->buf + h->name, h->name_len);
-		evbuffer_add(out, ": ", 2);
-		evbuffer_add(out, m->buf + h->value, h->value_len);
-		evbuffer_add(out, "\r\n", 2);
+		gw_hw_header(&w, m->buf + h->name, h->name_len, m->buf + h->value,
+		    h->value_len);
 	}
 	if (c->set_cookie != NULL)
-		evbuffer_add_printf(out, "Set-Cookie: %s\r\n", c->set_cookie);
+		gw_hw_header(&w, "Set-Cookie", 10, c->set_cookie, strlen(c->set_cookie));
 	if (!switching) {
-		choose_framing(c, up, out);
+		choose_framing(c, up, &w);
 		if (!c->keepalive || c->upgrade || !c->req_done)
-			evbuffer_add(out, "Connection: close\r\n", 19);
+			gw_hw_str(&w, "Connection: close\r\n");
 	}
-	add_security_headers(c, m, out);
-	evbuffer_add(out, "\r\n", 2);
+	add_security_headers(c, m, &w);
+	gw_hw_put(&w, "\r\n", 2);
+	gw_hw_flush(&w);
 	c->bytes_out += evbuffer_get_length(out) - before;
 	c->status = st;
 	c->resp_started = true;

@@ -78,7 +78,10 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
 nginx -e "$tmp/up.err" -p "$tmp" -c "$tmp/up.conf" & pids+=($!)
 wait_port "$UP" $! || { echo "bench: upstream nginx did not start: $(cat "$tmp/up.err")" >&2; exit 1; }
 
-# nginx as the TLS reverse proxy: worker_processes 1, upstream keepalive.
+# nginx as the TLS reverse proxy: worker_processes 1, upstream keepalive,
+# and the same job as pbxgate: the forwarding headers it sends upstream
+# (X-Forwarded-*, X-Real-IP, Forwarded) and the security headers it adds
+# to every answer (HSTS, nosniff, Referrer-Policy, frame-ancestors).
 NG=$(free_port)
 # shellcheck disable=SC2059
 printf "$common_nginx
@@ -93,7 +96,12 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
     ssl_certificate $tmp/cert.pem; ssl_certificate_key $tmp/key.pem;
     location / { proxy_pass http://pbx; proxy_http_version 1.1;
       proxy_set_header Connection \"\"; proxy_set_header Host \$host;
-      proxy_set_header X-Forwarded-For \$remote_addr; proxy_set_header X-Forwarded-Proto https; } } }\n" ng ng >"$tmp/ng.conf"
+      proxy_set_header X-Forwarded-For \$remote_addr; proxy_set_header X-Forwarded-Proto https;
+      proxy_set_header X-Real-IP \$remote_addr; proxy_set_header X-Forwarded-Host \$host;
+      proxy_set_header Forwarded 'for=\$remote_addr;proto=https;host=\"\$host\"';
+      add_header Strict-Transport-Security \"max-age=31536000; includeSubDomains\" always;
+      add_header X-Content-Type-Options nosniff always; add_header Referrer-Policy same-origin always;
+      add_header Content-Security-Policy \"frame-ancestors 'self'\" always; } } }\n" ng ng >"$tmp/ng.conf"
 
 # pbxgate: workers 1, limits opened up for the held connections.
 PG=$(free_port) PGA=$(free_port)

@@ -158,12 +158,13 @@ def _p99(lat):
 
 
 SLOW = 1000
-# The bound is twice the baseline p99, but never below 5 ms: on the shared
-# 2-core machine a sequential client's p99 over 500 requests (~0.3 ms each)
-# jumps to about 4 ms in some windows with no attack at all (another
-# runnable process costs one scheduler slice), so a tighter floor measures
-# the neighbours, not pbxgate.
-FLOOR = 0.005
+# The bound is twice the baseline p99 (issue 6), with no floor: measured
+# under attack at 1.0-1.6 times the baseline in both builds. A window in
+# which another runnable process takes a scheduler slice can still push
+# one run of 500 requests (~0.3 ms each) past it, so up to TRIES runs are
+# made while the 1,000 connections are held; a slowdown caused by them
+# lasts as long as they do and fails every run.
+TRIES = 5
 
 
 def test_slowloris_1000_connections(env):
@@ -187,13 +188,11 @@ def test_slowloris_1000_connections(env):
         assert line.startswith("open "), (line, loris.stderr.read()[-2000:])
         opened = int(line.split()[1])
         assert opened == SLOW, "slowloris opened only %d connections" % opened
-        # Up to three tries: a real slowdown from the held connections lasts
-        # as long as they do, while a noisy neighbour on a shared machine
-        # passes; the best try is the one judged.
+        # The best of up to TRIES runs is judged (see TRIES).
         tries = []
-        for _ in range(3):
+        for _ in range(TRIES):
             tries.append(_p99(_latencies(gw.port, ctx, 500)))
-            if tries[-1] <= max(2 * base, FLOOR):
+            if tries[-1] <= 2 * base:
                 break
         under = min(tries)
         still = gw.metric("pbxgate_connections_active")
@@ -203,5 +202,5 @@ def test_slowloris_1000_connections(env):
     print("slowloris: %d held connections; p99 baseline %s ms, under attack %s ms "
           "(open connections metric %s)" % (opened, ", ".join("%.2f" % (t * 1e3) for t in bases),
                                              ", ".join("%.2f" % (t * 1e3) for t in tries), still))
-    assert under <= max(2 * base, FLOOR), "p99 %.2f ms under attack, baseline %.2f ms" % (
+    assert under <= 2 * base, "p99 %.2f ms under attack, baseline %.2f ms" % (
         under * 1e3, base * 1e3)

@@ -36,18 +36,6 @@ auth_hex(const uint8_t *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Returns bytes written or -1; inlen must be even and fit outlen. */
 int
 auth_unhex(const char *in, size_t inlen, uint8_t *out, size_t outlen)
@@ -55,7 +43,8 @@ auth_unhex(const char *in, size_t inlen, uint8_t *out, size_t outlen)
 	if (inlen % 2 != 0 || inlen / 2 > outlen)
 		return -1;
 	for (size_t i = 0; i < inlen / 2; i++) {
-		int hi = hexval(in[2 * i]), lo = hexval(in[2 * i + 1]);
+		int hi = OPENSSL_hexchar2int((unsigned char)in[2 * i]);
+		int lo = OPENSSL_hexchar2int((unsigned char)in[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -1;

@@ -5,20 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "auth/auth_priv.h"
 #include "policy/policy.h"
-
-static int
-hexdig(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Decodes s[0..n) in place into dst ('+' is space); returns length or -1
  * for a bad escape or an embedded NUL (which no field may contain). */
@@ -37,8 +27,8 @@ url_decode(const char *s, size_t n, char *dst)
 
 			if (i + 2 >= n)
 				return -1;
-			hi = hexdig(s[i + 1]);
-			lo = hexdig(s[i + 2]);
+			hi = OPENSSL_hexchar2int((unsigned char)s[i + 1]);
+			lo = OPENSSL_hexchar2int((unsigned char)s[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = (char)(hi << 4 | lo);

@@ -9,6 +9,8 @@
 
 #include <event2/buffer.h>
 
+#include <openssl/crypto.h>
+
 #include "gateway/gw_internal.h"
 
 static bool
@@ -213,18 +215,6 @@ fill_request(struct gw_conn *c, const struct auth_identity *id, bool session,
 	return 0;
 }
 
-static int
-hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* The `rd` parameter of a login request, decoded once; false if absent or
  * malformed (the page then goes to "/" after login). */
 static bool
@@ -244,8 +234,8 @@ rd_param(const char *t, char *out, size_t outlen)
 			out[o++] = *p == '+' ? ' ' : *p;
 			continue;
 		}
-		if ((hi = hexval(p[1])) < 0 ||
-		    (lo = hexval(p[2])) < 0)
+		if ((hi = OPENSSL_hexchar2int((unsigned char)p[1])) < 0 ||
+		    (lo = OPENSSL_hexchar2int((unsigned char)p[2])) < 0)
 			return false;
 		out[o++] = (char)(hi << 4 | lo);
 		p += 2;

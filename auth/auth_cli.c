@@ -63,35 +63,14 @@ hash_stdin(const struct auth_settings *s, char phc[AUTH_PHC_MAX])
 	return rc;
 }
 
-/* main.c passes argv with the "-c FILE" it already used; drop it (in
- * any position) so that it is not taken for a name or an option. */
-static int
-strip_config(int argc, char **argv, char **out, int max)
-{
-	int n = 0;
-
-	for (int i = 0; i < argc && n < max; i++) {
-		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
-		    i + 1 < argc) {
-			i++;
-			continue;
-		}
-		if (strncmp(argv[i], "--config=", 9) == 0)
-			continue;
-		out[n++] = argv[i];
-	}
-	out[n] = NULL;
-	return n;
-}
-
 #define ARGS_MAX 256
 
 int
 auth_cmd_hash(const struct auth_settings *s, int argc, char **argv)
 {
-	char phc[AUTH_PHC_MAX], *av[ARGS_MAX + 1];
+	char phc[AUTH_PHC_MAX];
 
-	argc = strip_config(argc, argv, av, ARGS_MAX);
+	(void)argv;
 	if (argc != 1) {
 		fprintf(stderr, "usage: pbxgate hash   (reads the password from stdin)\n");
 		return 2;
@@ -516,15 +495,13 @@ int
 auth_cmd_user(const struct auth_settings *s, int argc, char **argv)
 {
 	struct auth_ctx *c;
-	char err[512], *av[ARGS_MAX + 1];
+	char err[512];
 	int rc;
 
 	if (argc > ARGS_MAX) {
 		fprintf(stderr, "pbxgate: more than %d arguments\n", ARGS_MAX);
 		return 2;
 	}
-	argc = strip_config(argc, argv, av, ARGS_MAX);
-	argv = av;
 	if (argc < 2) {
 		fputs(usage_text, stderr);
 		return 2;

@@ -26,60 +26,57 @@ report(void *arg, bool warning, const char *msg)
 	fprintf(stderr, "%s: %s\n", warning ? "warning" : "error", msg);
 }
 
-/* Finds "-c FILE" / "--config FILE" / "--config=FILE" anywhere in argv
- * without disturbing the subcommand's own option parsing. */
-static const char *
-find_config(int argc, char **argv)
+#define ARGS_MAX 256
+
+/* Takes "-c FILE", "--config FILE" or "--config=FILE" (the first one, in
+ * any position after the subcommand) out of argv, once, here: no module's
+ * own option parser has to know them. rest gets the other words, argv[0]
+ * first, NULL-terminated; -1 when there are more than ARGS_MAX. */
+static int
+take_config(int argc, char **argv, const char **path, char *rest[ARGS_MAX + 1])
 {
-	for (int i = 1; i < argc; i++) {
-		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
-		    i + 1 < argc)
-			return argv[i + 1];
-		if (strncmp(argv[i], "--config=", 9) == 0)
-			return argv[i] + 9;
+	int n = 0;
+
+	*path = NULL;
+	if (argc > ARGS_MAX) {
+		fprintf(stderr, "pbxgate: more than %d arguments\n", ARGS_MAX);
+		return -1;
 	}
-	return NULL;
+	for (int i = 0; i < argc; i++) {
+		const char *v = NULL;
+
+		if (i > 0 && (strcmp(argv[i], "-c") == 0 ||
+		    strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+			v = argv[++i];
+		else if (i > 0 && strncmp(argv[i], "--config=", 9) == 0)
+			v = argv[i] + 9;
+		else {
+			rest[n++] = argv[i];
+			continue;
+		}
+		if (*path == NULL)
+			*path = v;
+	}
+	rest[n] = NULL;
+	return n;
 }
 
 /* Subcommands of other modules get the parsed settings, no runtime. */
 static struct gw_config *
-load_settings(int argc, char **argv, bool required)
+load_settings(const char *cmd, const char *path, bool required)
 {
-	const char *path = find_config(argc, argv);
 	struct gw_config *cfg;
 
 	if (path == NULL) {
-		if (required) {
-			fprintf(stderr, "pbxgate %s: -c FILE is required\n", argv[0]);
-			return NULL;
-		}
+		if (required)
+			fprintf(stderr, "pbxgate %s: -c FILE is required\n", cmd);
 		return NULL;
 	}
 	cfg = gw_config_load(path, false, report, NULL);
 	if (cfg == NULL)
 		fprintf(stderr, "pbxgate %s: %s: configuration has errors\n",
-		    argv[0], path);
+		    cmd, path);
 	return cfg;
-}
-
-/* pol_cmd_explain takes the request options only: the words after
- * "explain" without -c FILE / --config FILE / --config=FILE. */
-static int
-request_options(int argc, char **argv, char **av, int max)
-{
-	int ac = 0;
-
-	for (int i = 2; i < argc && ac < max; i++) {
-		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
-		    i + 1 < argc) {
-			i++;
-			continue;
-		}
-		if (strncmp(argv[i], "--config=", 9) == 0)
-			continue;
-		av[ac++] = argv[i];
-	}
-	return ac;
 }
 
 static int
@@ -87,14 +84,17 @@ cmd_policy(int argc, char **argv)
 {
 	struct gw_config *cfg;
 	struct pol_policy *pol;
-	char *av[64];
-	int rc;
+	char *av[ARGS_MAX + 1];
+	const char *path;
+	int rc, n = take_config(argc, argv, &path, av);
 
-	if (argc < 2 || strcmp(argv[1], "explain") != 0) {
+	if (n < 0)
+		return 2;
+	if (n < 2 || strcmp(av[1], "explain") != 0) {
 		fprintf(stderr, "usage: pbxgate policy explain -c FILE --ip ADDR ...\n");
 		return 2;
 	}
-	cfg = load_settings(argc - 1, argv + 1, true);
+	cfg = load_settings("explain", path, true);
 	if (cfg == NULL)
 		return 2;
 	if (cfg->policy_file == NULL) {
@@ -108,7 +108,7 @@ cmd_policy(int argc, char **argv)
 		gw_config_unref(cfg);
 		return 2;
 	}
-	rc = pol_cmd_explain(pol, request_options(argc, argv, av, 64), av);
+	rc = pol_cmd_explain(pol, n - 2, av + 2);
 	pol_free(pol);
 	gw_config_unref(cfg);
 	return rc;
@@ -119,27 +119,33 @@ cmd_module(int argc, char **argv)
 {
 	struct gw_config *cfg = NULL;
 	struct auth_settings defaults;
-	int rc;
+	char *av[ARGS_MAX + 1];
+	const char *path;
+	int rc, n = take_config(argc, argv, &path, av);
 
-	if (strcmp(argv[0], "hash") == 0) {
-		cfg = load_settings(argc, argv, false);
-		if (cfg == NULL && find_config(argc, argv) != NULL)
+	if (n < 0)
+		return 2;
+	if (strcmp(av[0], "hash") == 0) {
+		/* hash works without a config (the default cost), not with a
+		 * broken one */
+		cfg = load_settings(av[0], path, false);
+		if (cfg == NULL && path != NULL)
 			return 2;
 		if (cfg == NULL) {
 			auth_settings_defaults(&defaults);
-			rc = auth_cmd_hash(&defaults, argc, argv);
+			rc = auth_cmd_hash(&defaults, n, av);
 			auth_settings_free(&defaults);
 			return rc;
 		}
-		rc = auth_cmd_hash(&cfg->auth, argc, argv);
+		rc = auth_cmd_hash(&cfg->auth, n, av);
 	} else {
-		cfg = load_settings(argc, argv, true);
+		cfg = load_settings(av[0], path, true);
 		if (cfg == NULL)	/* scrub: 2 means "rejected by a rule" */
-			return strcmp(argv[0], "scrub") == 0 ? 3 : 2;
-		if (strcmp(argv[0], "user") == 0)
-			rc = auth_cmd_user(&cfg->auth, argc, argv);
+			return strcmp(av[0], "scrub") == 0 ? 3 : 2;
+		if (strcmp(av[0], "user") == 0)
+			rc = auth_cmd_user(&cfg->auth, n, av);
 		else
-			rc = mail_cmd_scrub(&cfg->mail, argc, argv);
+			rc = mail_cmd_scrub(&cfg->mail, n, av);
 	}
 	gw_config_unref(cfg);
 	return rc;

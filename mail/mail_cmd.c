@@ -81,13 +81,7 @@ mail_cmd_scrub(const struct mail_settings *s, int argc, char **argv)
 	int rc;
 
 	for (int i = 1; i < argc; i++) {
-		/* The config options were already used by the caller. */
-		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
-			i++;
-		else if (strncmp(argv[i], "-c", 2) == 0 ||
-		    strncmp(argv[i], "--config=", 9) == 0)
-			continue;
-		else if (strcmp(argv[i], "--explain") == 0)
+		if (strcmp(argv[i], "--explain") == 0)
 			want_explain = true;
 		else {
 			fprintf(stderr, "scrub: unknown argument '%s'; usage: "

@@ -254,6 +254,24 @@ def test_logout(agw, ctx):
     assert redirected_to_login(t.get("/app"))
 
 
+def test_cli_config_option_anywhere(agw):
+    """-c FILE, --config FILE and --config=FILE work before, between and
+    after a command's own words (gateway/main.c takes them out)."""
+    conf, b = agw.conf, agw.binary
+    run = lambda *a, inp=b"": subprocess.run([b] + list(a), input=inp,  # noqa: E731
+                                              capture_output=True, timeout=60)
+    r = run("user", "-c", conf, "add", "cfgpos", "--role", "admin", inp=b"a fine passphrase\n")
+    assert r.returncode == 0, r.stderr
+    r = run("user", "show", "--config=" + conf, "cfgpos")
+    assert r.returncode == 0 and b"cfgpos" in r.stdout, r.stderr
+    r = run("user", "show", "cfgpos", "--config", conf)
+    assert r.returncode == 0 and b"admin" in r.stdout, (r.stdout, r.stderr)
+    r = run("hash", "--config", conf, inp=b"a fine passphrase\n")
+    assert r.returncode == 0 and r.stdout.startswith(b"$argon2id$"), r.stderr
+    r = run("user", "show", "cfgpos")
+    assert r.returncode == 2 and b"-c FILE is required" in r.stderr, r.stderr
+
+
 def test_cli_disable_revokes_session(agw, ctx):
     _, secret, step = enrol(agw, ctx, "grace")
     b, r = login(agw, ctx, "grace", secret)

@@ -257,7 +257,8 @@ struct gw_conn {
 	uint64_t            bytes_in, bytes_out;
 	struct evbuffer    *up_head;		/* kept for one retry */
 	char               *target;		/* normalised path + query (malloc) */
-	char               *path;		/* the normalised path alone (malloc) */
+	char               *path;		/* the normalised path alone: in the
+						   target's buffer, after it */
 	size_t              target_len;
 	char               *set_cookie;		/* session refresh to send (malloc) */
 	bool                local;		/* a /_pbxgate/ page, not proxied */
@@ -359,6 +360,7 @@ struct gw_hw {
 void gw_hw_init(struct gw_hw *, struct evbuffer *out);
 void gw_hw_put(struct gw_hw *, const char *, size_t);
 void gw_hw_str(struct gw_hw *, const char *);
+#define GW_HW_LIT(w, lit) gw_hw_put((w), "" lit, sizeof(lit) - 1)
 void gw_hw_u64(struct gw_hw *, uint64_t);
 void gw_hw_header(struct gw_hw *, const char *name, size_t nlen,
     const char *value, size_t vlen);
@@ -420,6 +422,15 @@ void gw_msg_free(struct gw_msg *);
 int  gw_msg_append(struct gw_msg *, const char *, size_t, size_t max);
 const struct gw_hdr *gw_msg_find(const struct gw_msg *, const char *name, unsigned *count);
 bool gw_hdr_is(const struct gw_msg *, const struct gw_hdr *, const char *name);
+/* A lower-case header name with its length, for tables matched per header
+ * (lengths compared first: most names differ in length). */
+struct gw_name {
+	const char *s;
+	size_t      len;
+};
+#define GW_NAME(lit) { "" lit, sizeof(lit) - 1 }
+bool gw_hdr_in(const struct gw_msg *, const struct gw_hdr *,
+    const struct gw_name *, size_t n);
 char *gw_memdup_str(const char *, size_t);
 bool gw_token_list_has(const char *v, size_t len, const char *token);
 const char *gw_status_text(int status);

@@ -64,7 +64,7 @@ gw_hw_header(struct gw_hw *w, const char *name, size_t nlen, const char *v,
     size_t vlen)
 {
 	gw_hw_put(w, name, nlen);
-	gw_hw_put(w, ": ", 2);
+	GW_HW_LIT(w, ": ");
 	gw_hw_put(w, v, vlen);
-	gw_hw_put(w, "\r\n", 2);
+	GW_HW_LIT(w, "\r\n");
 }

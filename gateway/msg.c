@@ -69,6 +69,17 @@ gw_hdr_is(const struct gw_msg *m, const struct gw_hdr *h, const char *name)
 	return h->name_len == n && strncasecmp(m->buf + h->name, name, n) == 0;
 }
 
+bool
+gw_hdr_in(const struct gw_msg *m, const struct gw_hdr *h,
+    const struct gw_name *tab, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (h->name_len == tab[i].len &&
+		    strncasecmp(m->buf + h->name, tab[i].s, tab[i].len) == 0)
+			return true;
+	return false;
+}
+
 /* First header called `name`; *count (optional) gets how many there are.
  * Lengths are compared first: most names differ in length. */
 const struct gw_hdr *

@@ -116,17 +116,20 @@ policy_header(void *arg, const char *name)
 }
 
 /* Splits the target at '?', normalises the path (the string that is both
- * judged and sent upstream) and keeps path + query in c->target. */
+ * judged and sent upstream) and keeps path + query in c->target. The path
+ * alone, which the policy judges, follows in the same buffer (c->path, not
+ * separately owned): no second allocation per request. */
 static int
 normalise_target(struct gw_conn *c, const char *t, size_t n)
 {
 	const char *q = memchr(t, '?', n);
 	size_t rawlen = q ? (size_t)(q - t) : n, qlen = q ? n - rawlen : 0;
 	/* normalising never grows a path more than re-encoding every byte */
-	size_t cap = 3 * rawlen + 2;
-	char err[256];
+	size_t cap = 3 * rawlen + 2, plen;
+	char err[256], *buf;
 
 	free(c->target);
+	c->path = NULL;
 	c->target = malloc(cap + qlen + 1);
 	if (c->target == NULL)
 		return gw_relay_reject(c, 500, "out of memory"), -1;
@@ -134,15 +137,19 @@ normalise_target(struct gw_conn *c, const char *t, size_t n)
 		gw_log(GW_LOG_DEBUG, "client %s: path refused: %s", c->peer_ip, err);
 		return gw_relay_reject(c, 400, "path refused by normalisation"), -1;
 	}
-	c->target_len = strlen(c->target);
-	/* the policy judges the path alone; the query travels untouched */
-	free(c->path);
-	c->path = gw_memdup_str(c->target, c->target_len);
-	if (c->path == NULL)
-		return gw_relay_reject(c, 500, "out of memory"), -1;
-	memcpy(c->target + c->target_len, q ? q : "", qlen);
-	c->target_len += qlen;
+	plen = strlen(c->target);
+	/* room for path + query + NUL + path + NUL; rarely more than made */
+	if (2 * plen + qlen + 2 > cap + qlen + 1) {
+		if ((buf = realloc(c->target, 2 * plen + qlen + 2)) == NULL)
+			return gw_relay_reject(c, 500, "out of memory"), -1;
+		c->target = buf;
+	}
+	memcpy(c->target + plen, q ? q : "", qlen);
+	c->target_len = plen + qlen;
 	c->target[c->target_len] = '\0';
+	c->path = c->target + c->target_len + 1;
+	memcpy(c->path, c->target, plen);
+	c->path[plen] = '\0';
 	return 0;
 }
 
@@ -376,7 +383,7 @@ gw_relay_identity_headers(struct gw_conn *c, struct gw_hw *w)
 {
 	if (!c->rq->id.present)
 		return;
-	gw_hw_str(w, "X-Pbxgate-User: ");
+	GW_HW_LIT(w, "X-Pbxgate-User: ");
 	gw_hw_str(w, c->rq->id.user);
 	gw_hw_str(w, c->rq->id.mfa ? "\r\nX-Pbxgate-Auth: mfa\r\n" :
 	    "\r\nX-Pbxgate-Auth: password\r\n");
@@ -391,15 +398,14 @@ gw_relay_audit(struct gw_conn *c, const char *decision, const char *file,
 	char buf[4096], path[1024], user[300], rule[600], when[32];
 	time_t now = time(NULL);
 	struct tm tm;
-	const char *t = c->target ? c->target : "";
-	const char *q = strchr(t, '?');
+	const char *t = c->path ? c->path : "";
 	int n;
 
 	if (rt->audit_fd < 0)
 		return;
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	gw_json_escape(path, sizeof(path), t, q ? (size_t)(q - t) : strlen(t));
+	gw_json_escape(path, sizeof(path), t, strlen(t));
 	gw_json_escape(user, sizeof(user), c->rq->id.user,
 	    c->rq->id.present ? strlen(c->rq->id.user) : 0);
 	gw_json_escape(rule, sizeof(rule), file ? file : "(default)",

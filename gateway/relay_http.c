@@ -135,8 +135,7 @@ gw_conn_free(struct gw_conn *c)
 	if (c->up_head)
 		evbuffer_free(c->up_head);
 	gw_local_detach(c);
-	free(c->target);
-	free(c->path);
+	free(c->target);	/* and c->path, which lives in it */
 	free(c->set_cookie);
 	gw_conn_request_free(c);
 	if (c->counted)

@@ -129,20 +129,23 @@ gw_local_body_done(struct gw_conn *c)
 {
 	struct gw_runtime *rt = c->w->rt;
 	struct gw_local *l;
-	const char *t = c->target, *q;
+	const char *q;
+	size_t plen;
 
 	if (c->state != CS_FORWARD)
 		return;
+	/* c->target is c->path, then the query with its '?' */
+	plen = strlen(c->path);
+	q = c->target_len > plen ? c->target + plen : NULL;
 	l = calloc(1, sizeof(*l));
 	if (l == NULL) {
 		gw_relay_reject(c, 500, "out of memory");
 		return;
 	}
-	q = strchr(t, '?');
 	l->c = c;
 	l->auth = rt->auth;
 	l->method = strdup(llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)));
-	l->path = gw_memdup_str(t, q ? (size_t)(q - t) : strlen(t));
+	l->path = gw_memdup_str(c->path, plen);
 	l->query = q ? strdup(q + 1) : NULL;
 	l->cookie = hdup(c, "cookie");
 	l->lang = hdup(c, "accept-language");

@@ -205,8 +205,7 @@ gw_relay_trim_idle(struct gw_conn *c)
 		evbuffer_free(c->up_head);
 		c->up_head = NULL;
 	}
-	free(c->target);
-	free(c->path);
+	free(c->target);	/* and c->path, which lives in it */
 	c->target = c->path = NULL;
 	c->target_len = 0;
 	SSL_free_buffers(gw_io_ssl(c->io));

@@ -19,8 +19,7 @@ request_begin(void *owner)
 		gw_config_unref(c->cfg);
 		c->cfg = gw_worker_config(c->w);
 	}
-	struct gw_config *cur = c->cfg;
-	c->rq->rp.lim = &cur->lim;
+	c->rq->rp.lim = &c->cfg->lim;
 	c->state = CS_HEAD;
 	c->req_done = false;
 	c->resp_started = c->resp_chunked = c->resp_until_close = false;
@@ -47,20 +46,20 @@ static bool
 drop_request_header(const struct gw_msg *m, const struct gw_hdr *h,
     const char *conn_v, size_t conn_n)
 {
-#define D(s) { s, sizeof(s) - 1 }
-	static const struct { const char *n; size_t len; } drop[] = {
-		D("connection"), D("keep-alive"), D("proxy-connection"), D("te"),
-		D("trailer"), D("upgrade"), D("transfer-encoding"),
-		D("content-length"), D("proxy-authorization"),
-		D("proxy-authenticate"), D("expect"), D("x-forwarded-for"),
-		D("x-forwarded-proto"), D("x-forwarded-host"),
-		D("x-forwarded-port"), D("forwarded"), D("x-real-ip"), D("host"),
+	static const struct gw_name drop[] = {
+		GW_NAME("connection"), GW_NAME("keep-alive"),
+		GW_NAME("proxy-connection"), GW_NAME("te"),
+		GW_NAME("trailer"), GW_NAME("upgrade"),
+		GW_NAME("transfer-encoding"), GW_NAME("content-length"),
+		GW_NAME("proxy-authorization"),
+		GW_NAME("proxy-authenticate"), GW_NAME("expect"),
+		GW_NAME("x-forwarded-for"), GW_NAME("x-forwarded-proto"),
+		GW_NAME("x-forwarded-host"), GW_NAME("x-forwarded-port"),
+		GW_NAME("forwarded"), GW_NAME("x-real-ip"), GW_NAME("host"),
 	};
-#undef D
-	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-		if (h->name_len == drop[i].len &&
-		    strncasecmp(m->buf + h->name, drop[i].n, drop[i].len) == 0)
-			return true;
+
+	if (gw_hdr_in(m, h, drop, sizeof(drop) / sizeof(drop[0])))
+		return true;
 	if (h->name_len >= 10 && strncasecmp(m->buf + h->name, "x-pbxgate-", 10) == 0)
 		return true;
 	/* CGI-style back ends fold '_' and '-' into one name: an underscore
@@ -108,28 +107,28 @@ write_forwarding(struct gw_conn *c, struct gw_hw *w,
 {
 	bool v6 = strchr(c->rq->client_ip, ':') != NULL;
 
-	gw_hw_put(w, "X-Forwarded-For: ", 17);
+	GW_HW_LIT(w, "X-Forwarded-For: ");
 	if (xff != NULL && xffn > 0) {
 		gw_hw_put(w, xff, xffn);
-		gw_hw_put(w, ", ", 2);
+		GW_HW_LIT(w, ", ");
 	}
 	gw_hw_str(w, c->peer_ip);
-	gw_hw_put(w, "\r\nX-Real-IP: ", 13);
+	GW_HW_LIT(w, "\r\nX-Real-IP: ");
 	gw_hw_str(w, c->rq->client_ip);
-	gw_hw_str(w, "\r\nX-Forwarded-Proto: https\r\nForwarded: for=");
+	GW_HW_LIT(w, "\r\nX-Forwarded-Proto: https\r\nForwarded: for=");
 	if (v6)
-		gw_hw_put(w, "\"[", 2);
+		GW_HW_LIT(w, "\"[");
 	gw_hw_str(w, c->rq->client_ip);
 	if (v6)
-		gw_hw_put(w, "]\"", 2);
-	gw_hw_put(w, ";proto=https", 12);
+		GW_HW_LIT(w, "]\"");
+	GW_HW_LIT(w, ";proto=https");
 	if (host != NULL) {
-		gw_hw_put(w, ";host=\"", 7);
+		GW_HW_LIT(w, ";host=\"");
 		gw_hw_put(w, host, hlen);
-		gw_hw_str(w, "\"\r\nX-Forwarded-Host: ");
+		GW_HW_LIT(w, "\"\r\nX-Forwarded-Host: ");
 		gw_hw_put(w, host, hlen);
 	}
-	gw_hw_put(w, "\r\n", 2);
+	GW_HW_LIT(w, "\r\n");
 }
 
 static void
@@ -146,14 +145,14 @@ write_upstream_head(struct gw_conn *c, struct evbuffer *out, const char *path,
 		conn_n = gw_hval(m, ch, &conn_v);
 	gw_hw_init(&w, out);
 	gw_hw_str(&w, llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)));
-	gw_hw_put(&w, " ", 1);
+	GW_HW_LIT(&w, " ");
 	gw_hw_put(&w, path, plen);
-	gw_hw_put(&w, " HTTP/1.1\r\nHost: ", 17);
+	GW_HW_LIT(&w, " HTTP/1.1\r\nHost: ");
 	if (host != NULL)
 		gw_hw_put(&w, host, hlen);
 	else
 		gw_hw_str(&w, c->cfg->upstream.hostport);
-	gw_hw_put(&w, "\r\n", 2);
+	GW_HW_LIT(&w, "\r\n");
 	for (unsigned i = 0; i < m->nhdrs; i++) {
 		const struct gw_hdr *h = &m->hdrs[i];
 		if (drop_request_header(m, h, conn_v, conn_n))
@@ -166,17 +165,17 @@ write_upstream_head(struct gw_conn *c, struct evbuffer *out, const char *path,
 	if (c->upgrade) {
 		const struct gw_hdr *uh = gw_msg_find(m, "upgrade", NULL);
 		n = gw_hval(m, uh, &v);
-		gw_hw_str(&w, "Connection: upgrade\r\n");
+		GW_HW_LIT(&w, "Connection: upgrade\r\n");
 		gw_hw_header(&w, "Upgrade", 7, v, n);
 	} else if (c->rq->rp.parser.flags & F_CHUNKED) {
 		c->req_chunked = true;
-		gw_hw_str(&w, "Transfer-Encoding: chunked\r\n");
+		GW_HW_LIT(&w, "Transfer-Encoding: chunked\r\n");
 	} else if (c->rq->rp.parser.flags & F_CONTENT_LENGTH) {
-		gw_hw_put(&w, "Content-Length: ", 16);
+		GW_HW_LIT(&w, "Content-Length: ");
 		gw_hw_u64(&w, c->rq->rp.parser.content_length);
-		gw_hw_put(&w, "\r\n", 2);
+		GW_HW_LIT(&w, "\r\n");
 	}
-	gw_hw_put(&w, "\r\n", 2);
+	GW_HW_LIT(&w, "\r\n");
 	gw_hw_flush(&w);
 }
 

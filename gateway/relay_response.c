@@ -13,17 +13,16 @@ static bool
 drop_response_header(const struct gw_msg *m, const struct gw_hdr *h,
     bool switching, const char *conn_v, size_t conn_n)
 {
-#define D(s) { s, sizeof(s) - 1 }
-	static const struct { const char *n; size_t len; } drop[] = {
-		D("keep-alive"), D("proxy-connection"), D("te"), D("trailer"),
-		D("transfer-encoding"), D("content-length"), D("server"),
-		D("x-powered-by"), D("x-aspnet-version"), D("x-aspnetmvc-version"),
+	static const struct gw_name drop[] = {
+		GW_NAME("keep-alive"), GW_NAME("proxy-connection"),
+		GW_NAME("te"), GW_NAME("trailer"),
+		GW_NAME("transfer-encoding"), GW_NAME("content-length"),
+		GW_NAME("server"), GW_NAME("x-powered-by"),
+		GW_NAME("x-aspnet-version"), GW_NAME("x-aspnetmvc-version"),
 	};
-#undef D
-	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-		if (h->name_len == drop[i].len &&
-		    strncasecmp(m->buf + h->name, drop[i].n, drop[i].len) == 0)
-			return true;
+
+	if (gw_hdr_in(m, h, drop, sizeof(drop) / sizeof(drop[0])))
+		return true;
 	if (switching)
 		return false;	/* 101 keeps Connection/Upgrade as sent */
 	if (gw_hdr_is(m, h, "connection") || gw_hdr_is(m, h, "upgrade"))
@@ -63,18 +62,18 @@ add_security_headers(struct gw_conn *c, const struct gw_msg *m,
     struct gw_hw *w)
 {
 	if (c->cfg->hsts && !has_header(m, "strict-transport-security")) {
-		gw_hw_str(w, "Strict-Transport-Security: max-age=");
+		GW_HW_LIT(w, "Strict-Transport-Security: max-age=");
 		gw_hw_u64(w, c->cfg->hsts_max_age);
-		gw_hw_str(w, "; includeSubDomains\r\n");
+		GW_HW_LIT(w, "; includeSubDomains\r\n");
 	}
 	if (!has_header(m, "x-content-type-options"))
-		gw_hw_str(w, "X-Content-Type-Options: nosniff\r\n");
+		GW_HW_LIT(w, "X-Content-Type-Options: nosniff\r\n");
 	if (!has_header(m, "referrer-policy"))
-		gw_hw_str(w, "Referrer-Policy: same-origin\r\n");
+		GW_HW_LIT(w, "Referrer-Policy: same-origin\r\n");
 	/* A second CSP header only narrows (browsers enforce every policy),
 	 * so adding ours never loosens what the upstream set. */
 	if (!csp_has_frame_ancestors(m))
-		gw_hw_str(w, "Content-Security-Policy: frame-ancestors 'self'\r\n");
+		GW_HW_LIT(w, "Content-Security-Policy: frame-ancestors 'self'\r\n");
 }
 
 /* A response Transfer-Encoding other than exactly "chunked" (gzip,
@@ -99,9 +98,9 @@ framing_ok(const struct gw_msg *m)
 static void
 content_length(struct gw_hw *w, uint64_t n)
 {
-	gw_hw_put(w, "Content-Length: ", 16);
+	GW_HW_LIT(w, "Content-Length: ");
 	gw_hw_u64(w, n);
-	gw_hw_put(w, "\r\n", 2);
+	GW_HW_LIT(w, "\r\n");
 }
 
 /* Decides how the body reaches the client; writes the framing header. */
@@ -128,7 +127,7 @@ choose_framing(struct gw_conn *c, struct gw_upconn *up, struct gw_hw *w)
 		c->keepalive = false;
 	} else {
 		c->resp_chunked = true;
-		gw_hw_str(w, "Transfer-Encoding: chunked\r\n");
+		GW_HW_LIT(w, "Transfer-Encoding: chunked\r\n");
 	}
 }
 
@@ -171,7 +170,7 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 		gw_hw_put(&w, sl, sizeof(sl));
 	}
 	gw_hw_put(&w, reason, rlen);
-	gw_hw_put(&w, "\r\n", 2);
+	GW_HW_LIT(&w, "\r\n");
 	for (unsigned i = 0; i < m->nhdrs; i++) {
 		const struct gw_hdr *h = &m->hdrs[i];
 		if (drop_response_header(m, h, switching, conn_v, conn_n))
@@ -184,10 +183,10 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 	if (!switching) {
 		choose_framing(c, up, &w);
 		if (!c->keepalive || c->upgrade || !c->req_done)
-			gw_hw_str(&w, "Connection: close\r\n");
+			GW_HW_LIT(&w, "Connection: close\r\n");
 	}
 	add_security_headers(c, m, &w);
-	gw_hw_put(&w, "\r\n", 2);
+	GW_HW_LIT(&w, "\r\n");
 	gw_hw_flush(&w);
 	c->bytes_out += evbuffer_get_length(out) - before;
 	c->status = st;

@@ -14,7 +14,6 @@ Run: PBXGATE_BIN=build/pbxgate python3 -m pytest -q tests/adversarial
 
 import json
 import os
-import subprocess
 import sys
 import uuid
 
@@ -24,22 +23,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 from helpers import (REPO, Client, ConnectionClosed, Gateway, Upstream,  # noqa: E402
-                     client_context, sha256, wait_until)
+                     client_context, mkcert, sha256, wait_until)
 
 with open(os.path.join(HERE, "manifest.json"), encoding="utf-8") as _f:
     MANIFEST = json.load(_f)
 
 OVERRIDES = {"max_body_size": "64k", "header_timeout": "2s"}
-
-
-def _mkcert(d):
-    cert, key = os.path.join(d, "adv.pem"), os.path.join(d, "adv.key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=30)
-    return cert, key
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +37,7 @@ def env(tmp_path_factory):
     if not os.access(binary, os.X_OK):
         pytest.fail("pbxgate binary not found at %s (build it, or set PBXGATE_BIN)" % binary)
     d = str(tmp_path_factory.mktemp("adversarial"))
-    cert, key = _mkcert(d)
+    cert, key = mkcert(d, "adv")
     up = Upstream(d).start()
     gw = Gateway(os.path.abspath(binary), d, [(cert, key)], up.port, overrides=OVERRIDES)
     gw.start()

@@ -4,14 +4,13 @@ the binary under test, a throw-away certificate, and wrk's summary parser."""
 
 import os
 import re
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 from helpers import (REPO, Client, ConnectionClosed, Gateway, Upstream,  # noqa: E402,F401
-                     client_context, free_port, wait_until)
+                     client_context, free_port, mkcert, wait_until)
 
 
 def pbxgate_bin():
@@ -20,17 +19,6 @@ def pbxgate_bin():
         raise AssertionError("pbxgate binary not found at %s (build it, or set PBXGATE_BIN)"
                              % path)
     return os.path.abspath(path)
-
-
-def mkcert(d, name="fault"):
-    cert, key = os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
-    if not os.path.exists(cert):
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
-                        "-days", "2", "-subj", "/CN=localhost",
-                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                       check=True, capture_output=True, timeout=30)
-    return cert, key
 
 
 def wrk_summary(text):

@@ -7,28 +7,12 @@ PBXGATE_BIN selects the binary (default build/pbxgate at the repo root).
 
 import faulthandler
 import os
-import subprocess
 import sys
 import uuid
 
 import pytest
 
-from helpers import REPO, Gateway, Upstream, client_context, wait_until
-
-
-def _mkcert(d, name, cn, kind):
-    cert = os.path.join(d, name + ".pem")
-    key = os.path.join(d, name + ".key")
-    newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] if kind == "ec" \
-        else ["-newkey", "rsa:2048"]
-    san = "subjectAltName=DNS:%s" % cn + (",IP:127.0.0.1" if cn == "localhost" else "")
-    subprocess.run(["openssl", "req", "-x509"] + newkey +
-                   ["-nodes", "-keyout", key, "-out", cert, "-days", "3",
-                    "-subj", "/CN=%s" % cn, "-addext", san,
-                    "-addext", "basicConstraints=critical,CA:TRUE"],
-                   check=True, capture_output=True)
-    os.chmod(key, 0o600)
-    return cert, key
+from helpers import REPO, Gateway, Upstream, client_context, mkcert, wait_until
 
 
 class Certs:
@@ -37,8 +21,8 @@ class Certs:
 
     def __init__(self, d):
         self.dir = d
-        self.main = _mkcert(d, "main", "localhost", "ec")
-        self.alt = _mkcert(d, "alt", "alt.test", "rsa")
+        self.main = mkcert(d, "main", "localhost", "ec")
+        self.alt = mkcert(d, "alt", "alt.test", "rsa")
         self.cafile = os.path.join(d, "ca.pem")
         with open(self.cafile, "w") as out:
             for c in (self.main[0], self.alt[0]):

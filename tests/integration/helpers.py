@@ -70,6 +70,25 @@ def pattern(n):
 
 # ---------------------------------------------------------------- TLS client
 
+def mkcert(d, name="main", cn="localhost", kind="ec"):
+    """A self-signed certificate and key in d (kept if already there):
+    ECDSA P-256 or RSA 2048, CN and SAN cn (and 127.0.0.1 for localhost)."""
+    cert = os.path.join(d, name + ".pem")
+    key = os.path.join(d, name + ".key")
+    if os.path.exists(cert) and os.path.exists(key):
+        return cert, key
+    newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] if kind == "ec" \
+        else ["-newkey", "rsa:2048"]
+    san = "subjectAltName=DNS:%s" % cn + (",IP:127.0.0.1" if cn == "localhost" else "")
+    subprocess.run(["openssl", "req", "-x509"] + newkey +
+                   ["-nodes", "-keyout", key, "-out", cert, "-days", "3",
+                    "-subj", "/CN=%s" % cn, "-addext", san,
+                    "-addext", "basicConstraints=critical,CA:TRUE"],
+                   check=True, capture_output=True, timeout=60)
+    os.chmod(key, 0o600)
+    return cert, key
+
+
 def client_context(cafile, minv=None, maxv=None, alpn=None):
     ctx = ssl.create_default_context(cafile=cafile)
     if minv is not None:

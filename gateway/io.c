@@ -22,6 +22,7 @@
 #include "gateway/gw_internal.h"
 
 #define IO_READ_CHUNK   16384
+#define IO_FIRST_READ   4096
 #define IO_READ_ROUND   ((size_t)256 * 1024)	/* then let other connections run */
 #define IO_WRITE_ROUND  ((size_t)1024 * 1024)
 
@@ -49,9 +50,11 @@ struct gw_io {
 	bool               ended;	/* EOF or error reported */
 	bool               frozen;	/* no more I/O, waiting to be freed */
 	bool               kicked;	/* a kick is queued already */
+	bool               drained;	/* TLS: the last read(2) was short */
 };
 
 static void io_process(struct gw_io *);
+static void watch_socket(struct gw_io *);
 
 static void
 io_event(evutil_socket_t fd, short what, void *arg)
@@ -124,6 +127,7 @@ gw_io_new(struct event_base *base, evutil_socket_t fd, SSL *ssl, bool server)
 		evutil_make_socket_nonblocking(fd);
 		if (ssl != NULL) {
 			SSL_set_fd(ssl, (int)fd);
+			watch_socket(io);
 			SSL_set_accept_state(ssl);
 			io->handshaking = true;
 		}
@@ -333,14 +337,49 @@ ssl_result(struct gw_io *io, int r, bool writing)
 	}
 }
 
+/* With read-ahead OpenSSL asks the socket for a whole buffer at a time:
+ * fewer bytes than asked for mean the socket was empty after that read. */
+static long
+watch_reads(BIO *b, int oper, const char *argp, size_t len, int argi,
+    long argl, int ret, size_t *processed)
+{
+	struct gw_io *io = (struct gw_io *)BIO_get_callback_arg(b);
+
+	(void)argp, (void)argi, (void)argl;
+	if (oper == (BIO_CB_READ | BIO_CB_RETURN))
+		io->drained = ret > 0 && processed != NULL && *processed < len;
+	return ret;
+}
+
+static void
+watch_socket(struct gw_io *io)
+{
+	BIO *b = SSL_get_rbio(io->ssl);
+
+	if (b == NULL)
+		return;
+	BIO_set_callback_arg(b, (char *)io);
+	BIO_set_callback_ex(b, watch_reads);
+}
+
 static int
 raw_read(struct gw_io *io, char *p, size_t n)
 {
 	ssize_t r;
 
 	if (io->ssl != NULL) {
+		int got;
+
+		io->drained = false;
 		clear_errors();
-		return ssl_result(io, SSL_read(io->ssl, p, (int)n), false);
+		got = ssl_result(io, SSL_read(io->ssl, p, (int)n), false);
+		/* the socket was emptied and OpenSSL holds nothing more: the
+		 * next edge says when there is more, as for plain sockets
+		 * below (one read(2) per request instead of two) */
+		if (got > 0 && io->drained && !io->rdhup &&
+		    !SSL_has_pending(io->ssl))
+			io->can_read = false;
+		return got;
 	}
 	r = read(io->fd, p, n);
 	if (r > 0) {
@@ -364,27 +403,54 @@ raw_read(struct gw_io *io, char *p, size_t n)
 	return -1;
 }
 
+/* The first read of an event goes through the stack and is copied in: a
+ * request or an answer head then takes a chain of its own size from the
+ * allocator's small-size caches, instead of a 16 KiB chain malloc'd and
+ * freed again for every request. Bodies beyond it are read in place. */
+static int
+read_some(struct gw_io *io, size_t round)
+{
+	struct evbuffer_iovec v;
+	int n;
+
+	if (round == 0) {
+		char first[IO_FIRST_READ];
+
+		n = raw_read(io, first, sizeof(first));
+		if (n > 0 && evbuffer_add(io->in, first, (size_t)n) < 0) {
+			io->failed = true;	/* out of memory */
+			return -1;
+		}
+		return n;
+	}
+	if (evbuffer_reserve_space(io->in, IO_READ_CHUNK, &v, 1) < 1) {
+		io->failed = true;
+		return -1;
+	}
+	n = raw_read(io, v.iov_base, v.iov_len < IO_READ_CHUNK ?
+	    v.iov_len : IO_READ_CHUNK);
+	v.iov_len = n > 0 ? (size_t)n : 0;
+	evbuffer_commit_space(io->in, &v, 1);
+	return n;
+}
+
 static void
 do_read(struct gw_io *io, bool *got)
 {
 	size_t round = 0;
 
 	while (io->reading && io->can_read && !io->eof && !io->failed) {
-		struct evbuffer_iovec v;
 		int n;
 
 		if (round >= IO_READ_ROUND) {
 			io_kick(io);	/* more later: fairness */
 			return;
 		}
-		if (gw_io_input(io) == NULL ||
-		    evbuffer_reserve_space(io->in, IO_READ_CHUNK, &v, 1) < 1)
+		if (gw_io_input(io) == NULL) {
+			io->failed = true;
 			return;
-		n = raw_read(io, v.iov_base, v.iov_len < IO_READ_CHUNK ?
-		    v.iov_len : IO_READ_CHUNK);
-		v.iov_len = n > 0 ? (size_t)n : 0;
-		evbuffer_commit_space(io->in, &v, 1);
-		if (n <= 0)
+		}
+		if ((n = read_some(io, round)) <= 0)
 			return;
 		round += (size_t)n;
 		*got = true;
@@ -456,6 +522,7 @@ finish_connect(struct gw_io *io)
 	io->connecting = false;
 	if (io->ssl != NULL) {
 		SSL_set_fd(io->ssl, (int)io->fd);
+		watch_socket(io);
 		SSL_set_connect_state(io->ssl);
 		io->handshaking = true;
 	}

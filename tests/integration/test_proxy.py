@@ -5,11 +5,12 @@ gateway adds, removes and hides."""
 import asyncio
 import hashlib
 import os
+import socket
 import ssl
 
 import pytest
 
-from helpers import Client, pattern, sha256
+from helpers import IO_TIMEOUT, Client, ConnectionClosed, Reader, pattern, sha256
 
 MiB = 1024 * 1024
 
@@ -166,6 +167,60 @@ def test_pipelined_three_requests_in_one_write(gateway, ctx):
             r = c.reader.response()
             assert r.status == 200
             assert r.json()["target"] == "/headers?pipe=%d" % i
+
+
+class _BioSocket:
+    """A TLS client over memory BIOs, so the test decides how its records
+    are cut into TCP writes."""
+
+    def __init__(self, port, ctx):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.inc, self.out, server_hostname="localhost")
+        for _ in range(100):
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.sock.sendall(self.out.read())
+                self._feed()
+        self.sock.sendall(self.out.read())
+
+    def _feed(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionClosed("peer closed")
+        self.inc.write(data)
+
+    def recv(self, n):
+        while True:
+            try:
+                return self.tls.read(n)
+            except ssl.SSLWantReadError:
+                self._feed()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_pipelined_records_in_one_segment(gateway, ctx):
+    """Three requests in three TLS records, sent in one TCP write: once the
+    first is read, OpenSSL already holds the other two, and no socket edge
+    will ever announce them; all three must be answered."""
+    s = _BioSocket(gateway.port, ctx)
+    try:
+        for i in range(3):
+            s.tls.write(b"GET /headers?rec=%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % i)
+        records = s.out.read()
+        assert records.count(b"\x17\x03\x03") >= 3    # three application-data records
+        s.sock.sendall(records)
+        reader = Reader(s)
+        for i in range(3):
+            r = reader.response()
+            assert r.status == 200
+            assert r.json()["target"] == "/headers?rec=%d" % i
+    finally:
+        s.close()
 
 
 def test_pipelined_mixed_sizes_in_order(gateway, ctx):

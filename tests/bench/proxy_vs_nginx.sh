@@ -7,24 +7,34 @@
 # and the ratio pbxgate/nginx for each. A benchmark, not a test: it never
 # fails on a figure. Needs nginx (nginx-light), wrk, python3, openssl.
 #
-# Usage: tests/bench/proxy_vs_nginx.sh [-b BIN] [-d SECONDS] [-r ROUNDS] [-n CONNS] [-o FILE]
+# Usage: tests/bench/proxy_vs_nginx.sh [-b BIN] [-d SECONDS] [-r ROUNDS] [-n CONNS] [-o FILE] [-S]
 #   -b  pbxgate binary (default build/pbxgate)     -d  seconds per wrk run (10)
 #   -r  alternating rounds, best kept (3)           -n  idle connections held (3000)
 #   -o  also write the results as a Markdown table to FILE
+#   -S  run wrk, the upstream and the proxy in this script's session
+#       instead of one session each (see SESSIONS below)
 # WRK_THREADS=N in the environment gives wrk N threads (default 1).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-BIN=build/pbxgate DUR=10 ROUNDS=3 CONNS=3000 OUT=""
-while getopts "b:d:r:n:o:" o; do
+BIN=build/pbxgate DUR=10 ROUNDS=3 CONNS=3000 OUT="" SESSIONS=own
+while getopts "b:d:r:n:o:S" o; do
 	case $o in
 	b) BIN=$OPTARG ;; d) DUR=$OPTARG ;; r) ROUNDS=$OPTARG ;;
-	n) CONNS=$OPTARG ;; o) OUT=$OPTARG ;;
-	*) sed -n '2,16p' "$0"; exit 2 ;;
+	n) CONNS=$OPTARG ;; o) OUT=$OPTARG ;; S) SESSIONS=shared ;;
+	*) sed -n '2,18p' "$0"; exit 2 ;;
 	esac
 done
+# SESSIONS: with the kernel's autogroup scheduling on (Debian's default),
+# each session is one scheduling group. Deployed, the gateway and the PBX
+# are separate services (systemd gives each its own cgroup), so by default
+# wrk, the upstream and the proxy each get a session of their own; -S puts
+# all three in this script's one group instead. Both proxies always run
+# the same way.
+# Called only in a subshell (&, $(...)): exec keeps $! the program's own PID.
+own() { if [ "$SESSIONS" = own ]; then exec setsid "$@"; else exec "$@"; fi; }
 
-for t in nginx wrk openssl /usr/bin/python3; do
+for t in nginx wrk openssl setsid /usr/bin/python3; do
 	command -v "$t" >/dev/null || { echo "bench: $t not found (apt-get install -y nginx-light wrk openssl python3)" >&2; exit 1; }
 done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -75,7 +85,7 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
   client_body_temp_path $tmp/up_body; proxy_temp_path $tmp/up_proxy;
   fastcgi_temp_path $tmp/up_fcgi; uwsgi_temp_path $tmp/up_uwsgi; scgi_temp_path $tmp/up_scgi;
   server { listen 127.0.0.1:$UP reuseport backlog=4096; root $tmp/www; } }\n" up up >"$tmp/up.conf"
-nginx -e "$tmp/up.err" -p "$tmp" -c "$tmp/up.conf" & pids+=($!)
+own nginx -e "$tmp/up.err" -p "$tmp" -c "$tmp/up.conf" & pids+=($!)
 wait_port "$UP" $! || { echo "bench: upstream nginx did not start: $(cat "$tmp/up.err")" >&2; exit 1; }
 
 # nginx as the TLS reverse proxy: worker_processes 1, upstream keepalive,
@@ -134,10 +144,10 @@ fi
 PROXY_PID=""
 start_proxy() {	# nginx|pbxgate
 	if [ "$1" = nginx ]; then
-		nginx -e "$tmp/ng.err" -p "$tmp" -c "$tmp/ng.conf" & PROXY_PID=$!
+		own nginx -e "$tmp/ng.err" -p "$tmp" -c "$tmp/ng.conf" & PROXY_PID=$!
 		PORT=$NG
 	else
-		"$BIN" run -c "$tmp/pg.conf" 2>>"$tmp/pg.err" & PROXY_PID=$!
+		own "$BIN" run -c "$tmp/pg.conf" 2>>"$tmp/pg.err" & PROXY_PID=$!
 		PORT=$PG
 	fi
 	pids+=("$PROXY_PID")
@@ -160,7 +170,7 @@ mem_pid() {
 wrk_rps() {	# PORT ARGS... -> prints "requests/s requests"; errors to stderr
 	local out
 	shift
-	out=$(wrk -t"${WRK_THREADS:-1}" -d"${DUR}s" "$@" 2>&1)
+	out=$(own wrk -t"${WRK_THREADS:-1}" -d"${DUR}s" "$@" 2>&1)
 	if echo "$out" | grep -qE 'Non-2xx|Socket errors'; then
 		echo "$out" | grep -E 'Non-2xx|Socket errors' | sed 's/^/    wrk: /' >&2
 	fi
@@ -216,7 +226,7 @@ echo "pbxgate vs nginx: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep
 if awk -v l="$load0" -v n="$(nproc)" 'BEGIN {exit !(l > n / 2)}'; then
 	echo "warning: the machine is busy (load $load0 on $(nproc) cores): figures will be noisy" >&2
 fi
-echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), wrk -t${WRK_THREADS:-1} -d${DUR}s (-c64 keep-alive, -c16 Connection: close), $CONNS idle connections, best of $ROUNDS rounds"
+echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), wrk -t${WRK_THREADS:-1} -d${DUR}s (-c64 keep-alive, -c16 Connection: close), $CONNS idle connections, best of $ROUNDS rounds, sessions: $SESSIONS"
 for r in $(seq "$ROUNDS"); do
 	echo "round $r"
 	declare -A ROUND_KA=()
@@ -248,7 +258,7 @@ echo
 echo "$table"
 if [ -n "$OUT" ]; then
 	{
-		echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); load average $load0 before, $(load) after; nginx $(nginx -v 2>&1 | sed 's/.*\///'); wrk -t${WRK_THREADS:-1} -d${DUR}s; $CONNS idle connections; best of $ROUNDS rounds."
+		echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); load average $load0 before, $(load) after; nginx $(nginx -v 2>&1 | sed 's/.*\///'); wrk -t${WRK_THREADS:-1} -d${DUR}s; $CONNS idle connections; best of $ROUNDS rounds; sessions: $SESSIONS."
 		echo
 		echo "$table"
 	} >"$OUT"

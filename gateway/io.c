@@ -50,11 +50,10 @@ struct gw_io {
 	bool               ended;	/* EOF or error reported */
 	bool               frozen;	/* no more I/O, waiting to be freed */
 	bool               kicked;	/* a kick is queued already */
-	bool               drained;	/* TLS: the last read(2) was short */
+	bool               drained;	/* the last read(2) was short */
 };
 
 static void io_process(struct gw_io *);
-static void watch_socket(struct gw_io *);
 
 static void
 io_event(evutil_socket_t fd, short what, void *arg)
@@ -100,6 +99,31 @@ io_register(struct gw_io *io)
 		return -1;
 	io->registered = true;
 	return 0;
+}
+
+/* With read-ahead OpenSSL asks the socket for a whole buffer at a time:
+ * fewer bytes than asked for mean the socket was empty after that read. */
+static long
+watch_reads(BIO *b, int oper, const char *argp, size_t len, int argi,
+    long argl, int ret, size_t *processed)
+{
+	struct gw_io *io = (struct gw_io *)BIO_get_callback_arg(b);
+
+	(void)argp, (void)argi, (void)argl;
+	if (oper == (BIO_CB_READ | BIO_CB_RETURN))
+		io->drained = ret > 0 && processed != NULL && *processed < len;
+	return ret;
+}
+
+static void
+watch_socket(struct gw_io *io)
+{
+	BIO *b = SSL_get_rbio(io->ssl);
+
+	if (b == NULL)
+		return;
+	BIO_set_callback_arg(b, (char *)io);
+	BIO_set_callback_ex(b, watch_reads);
 }
 
 struct gw_io *
@@ -337,58 +361,14 @@ ssl_result(struct gw_io *io, int r, bool writing)
 	}
 }
 
-/* With read-ahead OpenSSL asks the socket for a whole buffer at a time:
- * fewer bytes than asked for mean the socket was empty after that read. */
-static long
-watch_reads(BIO *b, int oper, const char *argp, size_t len, int argi,
-    long argl, int ret, size_t *processed)
-{
-	struct gw_io *io = (struct gw_io *)BIO_get_callback_arg(b);
-
-	(void)argp, (void)argi, (void)argl;
-	if (oper == (BIO_CB_READ | BIO_CB_RETURN))
-		io->drained = ret > 0 && processed != NULL && *processed < len;
-	return ret;
-}
-
-static void
-watch_socket(struct gw_io *io)
-{
-	BIO *b = SSL_get_rbio(io->ssl);
-
-	if (b == NULL)
-		return;
-	BIO_set_callback_arg(b, (char *)io);
-	BIO_set_callback_ex(b, watch_reads);
-}
-
+/* read(2) on a plain socket; sets drained when it came back short. */
 static int
-raw_read(struct gw_io *io, char *p, size_t n)
+sock_read(struct gw_io *io, char *p, size_t n)
 {
-	ssize_t r;
+	ssize_t r = read(io->fd, p, n);
 
-	if (io->ssl != NULL) {
-		int got;
-
-		io->drained = false;
-		clear_errors();
-		got = ssl_result(io, SSL_read(io->ssl, p, (int)n), false);
-		/* the socket was emptied and OpenSSL holds nothing more: the
-		 * next edge says when there is more, as for plain sockets
-		 * below (one read(2) per request instead of two) */
-		if (got > 0 && io->drained && !io->rdhup &&
-		    !SSL_has_pending(io->ssl))
-			io->can_read = false;
-		return got;
-	}
-	r = read(io->fd, p, n);
 	if (r > 0) {
-		/* a short read emptied the socket: the next edge says when
-		 * there is more, so the read(2) that would say EAGAIN is
-		 * saved; once the FIN is known (EPOLLRDHUP) reads go on to
-		 * the 0 that reports it */
-		if ((size_t)r < n && !io->rdhup)
-			io->can_read = false;
+		io->drained = (size_t)r < n;
 		return (int)r;
 	}
 	if (r == 0) {
@@ -401,6 +381,27 @@ raw_read(struct gw_io *io, char *p, size_t n)
 	}
 	io->failed = true;
 	return -1;
+}
+
+static int
+raw_read(struct gw_io *io, char *p, size_t n)
+{
+	int got;
+
+	io->drained = false;
+	if (io->ssl != NULL) {
+		clear_errors();
+		got = ssl_result(io, SSL_read(io->ssl, p, (int)n), false);
+	} else
+		got = sock_read(io, p, n);
+	/* A short read emptied the socket (TLS: OpenSSL's last read(2) was
+	 * short and it holds nothing more): the next edge says when there is
+	 * more, so the read(2) that would say EAGAIN is saved. Once the FIN is
+	 * known (EPOLLRDHUP) reads go on to the 0 that reports it. */
+	if (got > 0 && io->drained && !io->rdhup &&
+	    (io->ssl == NULL || !SSL_has_pending(io->ssl)))
+		io->can_read = false;
+	return got;
 }
 
 /* The first read of an event goes through the stack and is copied in: a

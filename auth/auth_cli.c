@@ -63,8 +63,6 @@ hash_stdin(const struct auth_settings *s, char phc[AUTH_PHC_MAX])
 	return rc;
 }
 
-#define ARGS_MAX 256
-
 int
 auth_cmd_hash(const struct auth_settings *s, int argc, char **argv)
 {
@@ -498,10 +496,6 @@ auth_cmd_user(const struct auth_settings *s, int argc, char **argv)
 	char err[512];
 	int rc;
 
-	if (argc > ARGS_MAX) {
-		fprintf(stderr, "pbxgate: more than %d arguments\n", ARGS_MAX);
-		return 2;
-	}
 	if (argc < 2) {
 		fputs(usage_text, stderr);
 		return 2;

@@ -24,6 +24,41 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+
+/* ---- policy_file.c: files the configuration names ---------------------
+ * The one way every module opens a file an administrator named in the
+ * configuration: gateway includes, policy includes and `file:` lists,
+ * scrub rules and SMTP secret files, TLS certificates, keys and CAs, the
+ * GeoIP database, the auth secret key and user store. It lives here, at
+ * the bottom of the module graph, so that certs, auth, mail and gateway
+ * can all reach it. Only regular files are accepted (a symbolic link to
+ * one is fine unless O_NOFOLLOW is asked for): a FIFO, socket, directory
+ * or device is refused before any read, so none can block a loader (and
+ * with it `check` or a SIGHUP) or feed it endless bytes.
+ *
+ * Errors: err gets the reason without the path ("not a regular file
+ * (fifo)", "cannot open: No such file or directory", "larger than N
+ * bytes"); callers put the path and their FILE:LINE:COL in front.
+ * Ownership: a descriptor returned belongs to the caller (close it); a
+ * buffer from pol_file_read is released with pol_file_free, which wipes
+ * it first (key files go through here too). Thread-safe. */
+/* Returns an open descriptor in blocking mode on a regular file, with *st
+ * filled, or -1 with err. oflags may only be 0 or O_NOFOLLOW. */
+int pol_file_open(const char *path, int oflags, struct stat *st,
+    char *err, size_t errlen);
+/* Reads a whole regular file of at most `max` bytes into a new buffer,
+ * NUL-terminated (the NUL is not counted in *len). st may be NULL. */
+int pol_file_read(const char *path, size_t max, char **data, size_t *len,
+    struct stat *st, char *err, size_t errlen);
+void pol_file_free(char *data, size_t len);
+/* For files another library opens by path (SQLite): 0 when `path` is a
+ * regular file now, or does not exist and missing_ok (it will be created);
+ * else -1 with err. */
+int pol_file_check(const char *path, bool missing_ok, char *err,
+    size_t errlen);
+/* "fifo", "directory", "socket", "character device", ... */
+const char *pol_file_kind(mode_t mode);
 
 /* ---- policy_cidr.c: compiled CIDR set ----------------------------------
  * One radix trie for IPv4 and IPv6: IPv4 is kept as IPv4-mapped IPv6

@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "auth/auth_priv.h"
+#include "policy/policy.h"
 
 #define KEYFILE_MAX 4096
 
@@ -131,18 +132,19 @@ keyfile_create(const char *path, char *err, size_t errlen)
 static int
 keyfile_read(const char *path, char *buf, size_t buflen, char *err, size_t errlen)
 {
+	char why[256];
 	struct stat st;
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd;
 
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot open secret key file: %s", path,
-		    strerror(errno));
+	/* Symbolic links stay refused: the key is not to be shared. */
+	if ((fd = pol_file_open(path, O_NOFOLLOW, &st, why, sizeof(why))) < 0) {
+		snprintf(err, errlen, "%s: secret key file: %s", path, why);
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
-		snprintf(err, errlen, "%s: secret key file must be a regular file "
-		    "readable only by its owner (chmod 600)", path);
+	if ((st.st_mode & 077) != 0) {
+		snprintf(err, errlen, "%s: secret key file must be readable "
+		    "only by its owner (chmod 600)", path);
 		close(fd);
 		return -1;
 	}

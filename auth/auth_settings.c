@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "policy/policy.h"
 
 #define DEFAULT_KEY_NAME "pbxgate-secret.key"
 
@@ -115,6 +116,24 @@ kw_path(char **slot, const char *basedir, const char *v, char *err, size_t errle
 	}
 	free(*slot);
 	*slot = p;
+	return 0;
+}
+
+/* user_db and secret_key: both are created when missing, but an existing
+ * one must be a regular file. Checked here so that `check` reports a FIFO
+ * at its line; auth_open checks again when it opens them. */
+static int
+kw_file(char **slot, const char *basedir, const char *v, char *err,
+    size_t errlen)
+{
+	char why[256];
+
+	if (kw_path(slot, basedir, v, err, errlen) < 0)
+		return -1;
+	if (pol_file_check(*slot, true, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s: %s", *slot, why);
+		return -1;
+	}
 	return 0;
 }
 
@@ -281,15 +300,17 @@ auth_settings_keyword(struct auth_settings *s, const char *basedir,
 	if (one_value(kw, argc, badarg, err, errlen) < 0)
 		return -1;
 	if (strcmp(kw, "user_db") == 0)
-		return kw_path(&s->user_db, basedir, argv[0], err, errlen);
+		return kw_file(&s->user_db, basedir, argv[0], err, errlen);
 	if (strcmp(kw, "secret_key") == 0)
-		return kw_path(&s->secret_key, basedir, argv[0], err, errlen);
+		return kw_file(&s->secret_key, basedir, argv[0], err, errlen);
 	return kw_public_url(s, argv[0], err, errlen);
 }
 
 int
 auth_settings_finish(struct auth_settings *s, char *err, size_t errlen)
 {
+	char why[256];
+
 	if (s->user_db == NULL) {
 		if (s->secret_key != NULL) {
 			snprintf(err, errlen, "secret_key is set but user_db is not: "
@@ -308,6 +329,11 @@ auth_settings_finish(struct auth_settings *s, char *err, size_t errlen)
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
+	}
+	if (pol_file_check(s->secret_key, true, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "secret_key %s (next to user_db): %s",
+		    s->secret_key, why);
+		return -1;
 	}
 	if (strcmp(s->secret_key, s->user_db) == 0) {
 		snprintf(err, errlen, "secret_key and user_db name the same file");

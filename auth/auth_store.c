@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 
 #include "auth/auth_priv.h"
+#include "policy/policy.h"
 
 #define USERS_MAX   100000	/* in-memory table bound */
 #define REVOKED_MAX 100000
@@ -199,9 +200,19 @@ auth_store_open(struct auth_ctx *c, char *err, size_t errlen)
 	int64_t version = 0;
 	int fl = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX |
 	    SQLITE_OPEN_NOFOLLOW;
-	mode_t old = umask(077);	/* the store holds hashes and sealed secrets */
-	int r = sqlite3_open_v2(c->s.user_db, &c->db, fl, NULL);
+	char why[256];
+	mode_t old;
+	int r;
 
+	/* SQLite opens by path and would block reading a FIFO: check the
+	 * type first. Only whoever may write the store's directory could
+	 * swap the file after this, and they could replace the store too. */
+	if (pol_file_check(c->s.user_db, true, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s: user store: %s", c->s.user_db, why);
+		return -1;
+	}
+	old = umask(077);	/* the store holds hashes and sealed secrets */
+	r = sqlite3_open_v2(c->s.user_db, &c->db, fl, NULL);
 	umask(old);
 	if (r != SQLITE_OK) {
 		snprintf(err, errlen, "%s: cannot open user store: %s", c->s.user_db,

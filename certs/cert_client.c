@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "certs/cert_internal.h"
@@ -165,11 +166,43 @@ cache_attach(SSL_CTX *ctx)
 	return true;
 }
 
+/* The anchors are read by us into memory (regular file, bounded) and
+ * added from there, as SSL_CTX_load_verify_locations would add them:
+ * every certificate and CRL in the file; none at all is an error. */
+static bool
+load_ca(SSL_CTX *ctx, const char *ca_file, char *err, size_t errlen)
+{
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	STACK_OF(X509_INFO) *infos;
+	BIO *bio;
+	int i, n = 0, bad = 0;
+
+	if ((bio = cert_pem_bio("upstream_ca", ca_file, err, errlen)) == NULL)
+		return false;
+	infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	for (i = 0; infos != NULL && i < sk_X509_INFO_num(infos); i++) {
+		X509_INFO *xi = sk_X509_INFO_value(infos, i);
+
+		if (xi->x509 != NULL && X509_STORE_add_cert(store, xi->x509) != 1)
+			bad++;
+		if (xi->crl != NULL && X509_STORE_add_crl(store, xi->crl) != 1)
+			bad++;
+		n += xi->x509 != NULL;
+	}
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	if (infos == NULL || n == 0 || bad != 0) {
+		cert_fail(err, errlen, "give a PEM file of CA certificates",
+		    "upstream_ca %s: no usable CA certificate", ca_file);
+		return false;
+	}
+	ERR_clear_error();
+	return true;
+}
+
 static bool
 client_trust(SSL_CTX *ctx, const char *ca_file, char *err, size_t errlen)
 {
-	FILE *fp;
-
 	X509_VERIFY_PARAM_set_hostflags(SSL_CTX_get0_param(ctx),
 	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
@@ -181,17 +214,8 @@ client_trust(SSL_CTX *ctx, const char *ca_file, char *err, size_t errlen)
 		    "store");
 		return false;
 	}
-	if ((fp = fopen(ca_file, "re")) == NULL) {
-		snprintf(err, errlen, "upstream_ca %s: cannot open: %s: fix the "
-		    "path or the file's permissions", ca_file, strerror(errno));
+	if (!load_ca(ctx, ca_file, err, errlen))
 		return false;
-	}
-	fclose(fp);
-	if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-		cert_fail(err, errlen, "give a PEM file of CA certificates",
-		    "upstream_ca %s: no usable CA certificate", ca_file);
-		return false;
-	}
 	/* Every certificate in upstream_ca is an anchor, so an administrator
 	 * may pin the PBX's own certificate or an intermediate; the name
 	 * must still match. */

@@ -23,11 +23,25 @@ void cert_fail(char *err, size_t errlen, const char *advice,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 int cert_no_passwd_cb(char *buf, int size, int rwflag, void *u);
 
-/* cert_load.c: validate one pair outside any SSL_CTX, then load it. */
-bool cert_pair_check(const struct cert_pair *p, X509 **leaf, int *key_type,
-    char *err, size_t errlen);
+/* cert_load.c: read one pair once, validate it outside any SSL_CTX, then
+ * load exactly what was validated. Files are read through pol_file_read
+ * (regular files only, bounded), never opened by OpenSSL by path. */
+struct cert_material {
+	X509 *leaf;
+	STACK_OF(X509) *chain;	/* the certificates after the leaf */
+	EVP_PKEY *key;
+};
+/* A memory BIO holding `file` (a PEM file named by keyword kw), or NULL
+ * with err. The caller frees it. */
+BIO *cert_pem_bio(const char *kw, const char *file, char *err,
+    size_t errlen);
+/* Fills *m (the caller clears it with cert_material_clear) or returns
+ * false with err and *m empty. */
+bool cert_pair_check(const struct cert_pair *p, struct cert_material *m,
+    int *key_type, char *err, size_t errlen);
 bool cert_pair_load(SSL_CTX *ctx, const struct cert_pair *p,
-    char *err, size_t errlen);
+    const struct cert_material *m, char *err, size_t errlen);
+void cert_material_clear(struct cert_material *m);
 
 /* cert_names.c: the DNS names a certificate answers to, lowercased, sorted,
  * without duplicates. */

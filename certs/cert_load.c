@@ -11,34 +11,48 @@
 #include <openssl/x509v3.h>
 
 #include "certs/cert_internal.h"
+#include "policy/policy.h"
 
-static FILE *
-open_pem(const char *kw, const char *file, char *err, size_t errlen)
+/* PEM files are small; a CA bundle of a few hundred certificates fits. */
+#define PEM_MAX_BYTES	(4u << 20)
+
+BIO *
+cert_pem_bio(const char *kw, const char *file, char *err, size_t errlen)
 {
-	FILE *fp;
+	char why[256], *data;
+	size_t len;
+	BIO *bio;
 
 	if (file == NULL || file[0] == '\0') {
 		snprintf(err, errlen, "%s: no file given: set %s to a PEM file",
 		    kw, kw);
 		return NULL;
 	}
-	fp = fopen(file, "re");
-	if (fp == NULL)
-		snprintf(err, errlen, "%s %s: cannot open: %s: fix the path or "
-		    "the file's permissions", kw, file, strerror(errno));
-	return fp;
+	/* Read by us, not by OpenSSL's fopen: a FIFO, device or directory
+	 * named here is refused before any read. */
+	if (pol_file_read(file, PEM_MAX_BYTES, &data, &len, NULL, why,
+	    sizeof why) == -1) {
+		snprintf(err, errlen, "%s %s: %s: %s", kw, file, why,
+		    strncmp(why, "cannot open", 11) == 0 ? "fix the path or "
+		    "the file's permissions" : "name a regular PEM file");
+		return NULL;
+	}
+	/* A memory BIO's buffer is cleansed when freed: keys pass here. */
+	if ((bio = BIO_new(BIO_s_mem())) == NULL ||
+	    BIO_write(bio, data, (int)len) != (int)len) {
+		BIO_free(bio);
+		bio = NULL;
+		cert_fail(err, errlen, "retry", "%s %s: out of memory", kw, file);
+	}
+	pol_file_free(data, len);
+	return bio;
 }
 
 static X509 *
-read_leaf(const char *file, char *err, size_t errlen)
+read_leaf(BIO *bio, const char *file, char *err, size_t errlen)
 {
-	FILE *fp = open_pem("tls_cert", file, err, errlen);
-	X509 *x;
+	X509 *x = PEM_read_bio_X509_AUX(bio, NULL, cert_no_passwd_cb, NULL);
 
-	if (fp == NULL)
-		return NULL;
-	x = PEM_read_X509(fp, NULL, cert_no_passwd_cb, NULL);
-	fclose(fp);
 	if (x == NULL)
 		cert_fail(err, errlen, "expected PEM '-----BEGIN CERTIFICATE-----' "
 		    "blocks, the server certificate first",
@@ -46,20 +60,81 @@ read_leaf(const char *file, char *err, size_t errlen)
 	return x;
 }
 
+/* The certificates after the leaf, as SSL_CTX_use_certificate_chain_file
+ * reads them: to the end of the data, where "no start line" is the
+ * expected way out and anything else a broken block. */
+static STACK_OF(X509) *
+read_chain(BIO *bio, const char *file, char *err, size_t errlen)
+{
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	unsigned long e;
+	X509 *x;
+
+	if (chain == NULL) {
+		cert_fail(err, errlen, "retry", "tls_cert %s: out of memory",
+		    file);
+		return NULL;
+	}
+	while ((x = PEM_read_bio_X509(bio, NULL, cert_no_passwd_cb,
+	    NULL)) != NULL) {
+		if (sk_X509_push(chain, x) == 0) {
+			X509_free(x);
+			goto fail;
+		}
+	}
+	e = ERR_peek_last_error();
+	if (ERR_GET_LIB(e) == ERR_LIB_PEM &&
+	    ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+		ERR_clear_error();
+		return chain;
+	}
+fail:
+	cert_fail(err, errlen, "use a PEM file with the certificate first and "
+	    "its intermediates after it", "tls_cert %s: cannot read the "
+	    "certificate chain", file);
+	sk_X509_pop_free(chain, X509_free);
+	return NULL;
+}
+
 static EVP_PKEY *
 read_key(const char *file, char *err, size_t errlen)
 {
-	FILE *fp = open_pem("tls_key", file, err, errlen);
+	BIO *bio = cert_pem_bio("tls_key", file, err, errlen);
 	EVP_PKEY *k;
 
-	if (fp == NULL)
+	if (bio == NULL)
 		return NULL;
-	k = PEM_read_PrivateKey(fp, NULL, cert_no_passwd_cb, NULL);
-	fclose(fp);
+	k = PEM_read_bio_PrivateKey(bio, NULL, cert_no_passwd_cb, NULL);
+	BIO_free(bio);
 	if (k == NULL)
 		cert_fail(err, errlen, "give an unencrypted PEM private key "
 		    "(ECDSA or RSA)", "tls_key %s: no usable private key", file);
 	return k;
+}
+
+/* Leaf and chain from one read of the file: what is checked is what the
+ * context gets. */
+static bool
+read_cert(const char *file, struct cert_material *m, char *err,
+    size_t errlen)
+{
+	BIO *bio = cert_pem_bio("tls_cert", file, err, errlen);
+
+	if (bio == NULL)
+		return false;
+	if ((m->leaf = read_leaf(bio, file, err, errlen)) != NULL)
+		m->chain = read_chain(bio, file, err, errlen);
+	BIO_free(bio);
+	return m->chain != NULL;
+}
+
+void
+cert_material_clear(struct cert_material *m)
+{
+	X509_free(m->leaf);
+	sk_X509_pop_free(m->chain, X509_free);
+	EVP_PKEY_free(m->key);
+	memset(m, 0, sizeof *m);
 }
 
 static void
@@ -93,36 +168,29 @@ check_dates(X509 *x, const char *file, char *err, size_t errlen)
 }
 
 bool
-cert_pair_check(const struct cert_pair *p, X509 **leaf, int *key_type,
-    char *err, size_t errlen)
+cert_pair_check(const struct cert_pair *p, struct cert_material *m,
+    int *key_type, char *err, size_t errlen)
 {
-	X509 *x;
-	EVP_PKEY *k;
 	bool ok;
 
-	*leaf = NULL;
-	if ((x = read_leaf(p->cert_file, err, errlen)) == NULL)
-		return false;
-	if ((k = read_key(p->key_file, err, errlen)) == NULL) {
-		X509_free(x);
+	memset(m, 0, sizeof *m);
+	if (!read_cert(p->cert_file, m, err, errlen) ||
+	    (m->key = read_key(p->key_file, err, errlen)) == NULL) {
+		cert_material_clear(m);
 		return false;
 	}
-	ok = X509_check_private_key(x, k) == 1;
+	ok = X509_check_private_key(m->leaf, m->key) == 1;
 	ERR_clear_error();
 	if (!ok)
 		snprintf(err, errlen, "tls_key %s does not match certificate %s: "
 		    "regenerate the pair or fix the path", p->key_file,
 		    p->cert_file);
 	else
-		ok = check_dates(x, p->cert_file, err, errlen);
-	*key_type = EVP_PKEY_get_base_id(k);
-	EVP_PKEY_free(k);
-	if (!ok) {
-		X509_free(x);
-		return false;
-	}
-	*leaf = x;
-	return true;
+		ok = check_dates(m->leaf, p->cert_file, err, errlen);
+	*key_type = EVP_PKEY_get_base_id(m->key);
+	if (!ok)
+		cert_material_clear(m);
+	return ok;
 }
 
 /* Clients reject a chain that is out of order or holds an expired
@@ -163,13 +231,14 @@ check_chain(SSL_CTX *ctx, const char *file, char *err, size_t errlen)
 	return true;
 }
 
-/* Called after cert_pair_check(): what can still fail here is what the
- * context adds (security level, chain parsing). */
+/* Called after cert_pair_check() with what it read: what can still fail
+ * here is what the context adds (security level, chain). */
 bool
-cert_pair_load(SSL_CTX *ctx, const struct cert_pair *p, char *err,
-    size_t errlen)
+cert_pair_load(SSL_CTX *ctx, const struct cert_pair *p,
+    const struct cert_material *m, char *err, size_t errlen)
 {
-	if (SSL_CTX_use_certificate_chain_file(ctx, p->cert_file) != 1) {
+	if (SSL_CTX_use_certificate(ctx, m->leaf) != 1 ||
+	    SSL_CTX_set1_chain(ctx, m->chain) != 1) {
 		cert_fail(err, errlen, "use a PEM file with the certificate "
 		    "first and its intermediates after it; RSA keys need at "
 		    "least 2048 bits", "tls_cert %s: cannot load the "
@@ -178,8 +247,8 @@ cert_pair_load(SSL_CTX *ctx, const struct cert_pair *p, char *err,
 	}
 	if (!check_chain(ctx, p->cert_file, err, errlen))
 		return false;
-	if (SSL_CTX_use_PrivateKey_file(ctx, p->key_file,
-	    SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+	if (SSL_CTX_use_PrivateKey(ctx, m->key) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
 		cert_fail(err, errlen, "regenerate the pair or fix the path",
 		    "tls_key %s: cannot use it with certificate %s",
 		    p->key_file, p->cert_file);
@@ -191,9 +260,14 @@ cert_pair_load(SSL_CTX *ctx, const struct cert_pair *p, char *err,
 int
 cert_file_days_left(const char *cert_file, char *err, size_t errlen)
 {
-	X509 *x = read_leaf(cert_file, err, errlen);
+	BIO *bio = cert_pem_bio("tls_cert", cert_file, err, errlen);
 	int days = 0, secs = 0;
+	X509 *x;
 
+	if (bio == NULL)
+		return INT_MIN;
+	x = read_leaf(bio, cert_file, err, errlen);
+	BIO_free(bio);
 	if (x == NULL)
 		return INT_MIN;
 	if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)) != 1) {

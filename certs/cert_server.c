@@ -291,32 +291,32 @@ static bool
 server_add(struct cert_server *srv, const struct cert_pair *p, size_t i,
     char *err, size_t errlen)
 {
+	struct cert_material m;
 	struct cert_names names;
 	struct name_ctx *nc;
-	X509 *leaf;
+	bool ok = false;
 	int type;
 
-	if (!cert_pair_check(p, &leaf, &type, err, errlen))
+	if (!cert_pair_check(p, &m, &type, err, errlen))
 		return false;
-	if (!cert_names_get(leaf, p->cert_file, &names, err, errlen)) {
-		X509_free(leaf);
-		return false;
-	}
-	X509_free(leaf);
+	if (!cert_names_get(m.leaf, p->cert_file, &names, err, errlen))
+		goto out;
 	if (i > 0 && names.n == 0) {
 		snprintf(err, errlen, "tls_cert %s: no DNS name in "
 		    "subjectAltName or CN, so SNI could never choose it: add "
 		    "the names or list it first as the default", p->cert_file);
-		return false;
+		cert_names_clear(&names);
+		goto out;
 	}
 	nc = server_slot(srv, &names, type, p, err, errlen);
 	cert_names_clear(&names);
-	if (nc == NULL)
-		return false;
-	if (!cert_pair_load(nc->ctx, p, err, errlen))
-		return false;
+	if (nc == NULL || !cert_pair_load(nc->ctx, p, &m, err, errlen))
+		goto out;
 	nc->key_types[nc->nkey_types++] = type;
-	return true;
+	ok = true;
+out:
+	cert_material_clear(&m);
+	return ok;
 }
 
 struct cert_server *

@@ -218,27 +218,20 @@ abs_path(struct cfg_ctx *ctx, const struct cfg_line *l, int tok)
 }
 
 /* Resolved path of a file that must exist and be readable now, so that
- * `check` catches a typo before a reload does. */
+ * `check` catches a typo before a reload does. The module that reads it
+ * later opens it through pol_file_open again: this only reports early,
+ * with the keyword's position. */
 static char *
 readable_file(struct cfg_ctx *ctx, const struct cfg_line *l)
 {
-	char *p = abs_path(ctx, l, 1);
+	char *p = abs_path(ctx, l, 1), err[GW_ERRLEN];
 	struct stat st;
 	int fd;
 
 	if (p == NULL)
 		return NULL;
-	fd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd == -1) {
-		cfg_error(ctx, l, 1, "%s: cannot read %s: %s", l->tok[0].s, p,
-		    strerror(errno));
-		free(p);
-		return NULL;
-	}
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		cfg_error(ctx, l, 1, "%s: %s is not a regular file",
-		    l->tok[0].s, p);
-		close(fd);
+	if ((fd = pol_file_open(p, 0, &st, err, sizeof(err))) == -1) {
+		cfg_error(ctx, l, 1, "%s: %s: %s", l->tok[0].s, p, err);
 		free(p);
 		return NULL;
 	}

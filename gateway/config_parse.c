@@ -335,74 +335,6 @@ dispatch(struct cfg_ctx *ctx, const struct cfg_line *l)
 
 /* ---- files ---- */
 
-/* Grows buf when full, up to one byte past CFG_MAX_FILE (to see it). */
-static int
-grow(char **buf, size_t *cap, char *err, size_t errlen)
-{
-	size_t ncap = *cap * 2 > CFG_MAX_FILE + 1 ? CFG_MAX_FILE + 1 : *cap * 2;
-	char *nb;
-
-	if (*cap > CFG_MAX_FILE) {
-		snprintf(err, errlen, "file larger than %ld bytes", CFG_MAX_FILE);
-		return -1;
-	}
-	if ((nb = realloc(*buf, ncap)) == NULL) {
-		snprintf(err, errlen, "cannot read: out of memory");
-		return -1;
-	}
-	*buf = nb;
-	*cap = ncap;
-	return 0;
-}
-
-/* Reads a whole regular file of at most CFG_MAX_FILE bytes. O_NONBLOCK
- * keeps a FIFO named as the config from blocking the open. */
-static int
-slurp(const char *path, char **data, size_t *len, struct stat *st,
-    char *err, size_t errlen)
-{
-	size_t cap = 4096, n = 0;
-	char *buf = NULL;
-	ssize_t r;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd == -1) {
-		snprintf(err, errlen, "cannot open: %s", strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, st) == -1 || !S_ISREG(st->st_mode)) {
-		snprintf(err, errlen, "cannot open: not a regular file");
-		goto fail;
-	}
-	if ((buf = malloc(cap)) == NULL) {
-		snprintf(err, errlen, "cannot read: out of memory");
-		goto fail;
-	}
-	for (;;) {
-		if (n == cap && grow(&buf, &cap, err, errlen) == -1)
-			goto fail;
-		r = read(fd, buf + n, cap - n);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1) {
-			snprintf(err, errlen, "cannot read: %s", strerror(errno));
-			goto fail;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	*data = buf;
-	*len = n;
-	return 0;
-fail:
-	free(buf);
-	close(fd);
-	return -1;
-}
-
 static void parse_data(struct cfg_ctx *, const char *data, size_t len);
 
 /* Display name and absolute directory of a file named `value` from a
@@ -452,7 +384,8 @@ parse_file(struct cfg_ctx *ctx, const char *name, const char *dir,
 	size_t len;
 	int i;
 
-	if (slurp(abs, &data, &len, &st, err, sizeof(err)) == -1) {
+	if (pol_file_read(abs, (size_t)CFG_MAX_FILE, &data, &len, &st, err,
+	    sizeof(err)) == -1) {
 		if (pos != NULL)
 			cfg_error_at(ctx, pos, "%s: %s", name, err);
 		else

@@ -9,6 +9,7 @@
 
 #include "mail/mail.h"
 #include "mail/mail_priv.h"
+#include "policy/policy.h"
 
 #define RULES_MAX_FILE   (4 * 1024 * 1024)
 #define MATCH_LIMIT      2000000u
@@ -426,31 +427,15 @@ struct mail_rules *
 mail_rules_load(const char *path, const char *notice, char *err,
     size_t errlen)
 {
-	FILE *f = fopen(path, "re");
-	char *buf;
+	char why[256], *buf;
 	size_t n;
 	struct mail_rules *rs;
 
-	if (f == NULL) {
-		snprintf(err, errlen, "%s: cannot open scrub rules: %s", path,
-		    strerror(errno));
+	if (pol_file_read(path, RULES_MAX_FILE, &buf, &n, NULL, why,
+	    sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, why);
 		return NULL;
 	}
-	buf = malloc(RULES_MAX_FILE + 1);
-	if (buf == NULL) {
-		fclose(f);
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	n = fread(buf, 1, RULES_MAX_FILE + 1, f);
-	if (ferror(f) || n > RULES_MAX_FILE) {
-		snprintf(err, errlen, "%s: %s", path, ferror(f) ?
-		    "read error" : "larger than 4 MiB");
-		fclose(f);
-		free(buf);
-		return NULL;
-	}
-	fclose(f);
 	rs = mail_rules_parse(buf, n, path, notice, err, errlen);
 	free(buf);
 	return rs;

@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "mail/mail.h"
 #include "mail/mail_priv.h"
+#include "policy/policy.h"
 
 #define DEFAULT_MAX_SIZE   (50ull * 1024 * 1024)
 #define DEFAULT_MAX_RCPT   100u
@@ -235,17 +237,32 @@ bad:
 static char *
 read_secret_file(const char *path, char *err, size_t errlen)
 {
-	char buf[1024];
-	FILE *f = fopen(path, "re");
-	size_t n;
+	char buf[1024], why[256];
+	struct stat st;
+	size_t n = 0;
+	ssize_t r = 0;
+	int fd, saved;
 
-	if (f == NULL) {
-		snprintf(err, errlen, "%s: cannot open: %s", path,
-		    strerror(errno));
+	if ((fd = pol_file_open(path, 0, &st, why, sizeof(why))) == -1) {
+		snprintf(err, errlen, "%s: %s", path, why);
 		return NULL;
 	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
+	while (n < sizeof(buf) - 1) {
+		r = read(fd, buf + n, sizeof(buf) - 1 - n);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	saved = errno;
+	close(fd);
+	if (r == -1) {
+		snprintf(err, errlen, "%s: cannot read: %s", path,
+		    strerror(saved));
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return NULL;
+	}
 	buf[n] = '\0';
 	buf[strcspn(buf, "\r\n")] = '\0';
 	if (buf[0] == '\0') {
@@ -617,11 +634,22 @@ kw_relay_timeout(struct kwctx *k)
 	    k->errlen);
 }
 
+/* The file is read at the end of the load (mail_settings_finish, which
+ * also reports a missing one); a FIFO, device or directory is refused
+ * here already, so that the error points at this line. */
 static int
 kw_rules(struct kwctx *k)
 {
-	return set_path(&k->s->scrub_rules, k->basedir, k->argv[0], k->err,
-	    k->errlen);
+	char why[256];
+
+	if (set_path(&k->s->scrub_rules, k->basedir, k->argv[0], k->err,
+	    k->errlen) < 0)
+		return -1;
+	if (pol_file_check(k->s->scrub_rules, true, why, sizeof(why)) < 0) {
+		snprintf(k->err, k->errlen, "%s: %s", k->s->scrub_rules, why);
+		return -1;
+	}
+	return 0;
 }
 
 /* scrub_notice takes the rest of the line: the words are joined by spaces. */

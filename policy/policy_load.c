@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "policy/policy_parse.h"
 
@@ -10,20 +12,46 @@
 #define MATCH_LIMIT	200000
 #define DEPTH_LIMIT	10000
 
+/* libmaxminddb opens by path only. The database is judged on our own
+ * descriptor and libmaxminddb then opens /proc/self/fd/N, which reaches
+ * that same open file whatever the path names by then; a path swapped for
+ * a FIFO after the check cannot block us. Without /proc the path is used
+ * after the check: only someone who may write the database's directory
+ * could swap it in between, and they could replace the database anyway. */
+static int
+mmdb_open_checked(const char *path, MMDB_s *db, char *err, size_t errlen)
+{
+	char proc[64];
+	struct stat st;
+	int fd, rc;
+
+	if ((fd = pol_file_open(path, 0, &st, err, errlen)) == -1)
+		return -1;
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	rc = MMDB_open(proc, MMDB_MODE_MMAP, db);
+	if (rc == MMDB_FILE_OPEN_ERROR && access("/proc/self/fd", F_OK) == -1)
+		rc = MMDB_open(path, MMDB_MODE_MMAP, db);
+	close(fd);
+	if (rc != MMDB_SUCCESS) {
+		snprintf(err, errlen, "not a usable GeoIP database: %s",
+		    rc == MMDB_IO_ERROR ? "cannot read the file" :
+		    MMDB_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
 static int
 open_geoip(struct pol_loader *L)
 {
 	struct pol_policy *p = L->p;
-	int rc;
+	char err[256];
 
 	if (L->geo_file == NULL)
 		return 0;	/* no rule needs it: do not even open it */
-	rc = MMDB_open(L->geoip_db, MMDB_MODE_MMAP, &p->mmdb);
-	if (rc != MMDB_SUCCESS) {
+	if (mmdb_open_checked(L->geoip_db, &p->mmdb, err, sizeof err) == -1) {
 		pol_diag(L, false, L->geo_file, L->geo_line, L->geo_col,
-		    "cannot open GeoIP database '%s': %s", L->geoip_db,
-		    rc == MMDB_IO_ERROR ? "cannot read the file" :
-		    MMDB_strerror(rc));
+		    "GeoIP database %s: %s", L->geoip_db, err);
 		return -1;
 	}
 	p->mmdb_open = true;

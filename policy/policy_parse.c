@@ -55,65 +55,15 @@ pol_intern(struct pol_loader *L, const char *name)
 	return s;
 }
 
-/* Reads a whole file (bounded) and NUL-terminates it. */
+/* Reads a whole regular file (bounded) and NUL-terminates it. */
 static char *
 slurp(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t n = 0, cap = 0;
-	struct stat st;
+	char *buf;
 
-	if (f == NULL) {
-		snprintf(err, errlen, "%s", strerror(errno));
+	if (pol_file_read(path, max, &buf, len, NULL, err, errlen) == -1)
 		return NULL;
-	}
-	/* A FIFO or device would block or never end: refuse. */
-	if (fstat(fileno(f), &st) == -1 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "not a regular file");
-		fclose(f);
-		return NULL;
-	}
-	for (;;) {
-		size_t got;
-
-		if (cap - n < 65536) {
-			size_t ncap = cap == 0 ? 65536 : cap * 2;
-			char *nb;
-
-			if (cap > max) {
-				snprintf(err, errlen, "file larger than %zu "
-				    "bytes", (size_t)max);
-				goto fail;
-			}
-			if ((nb = realloc(buf, ncap + 1)) == NULL) {
-				snprintf(err, errlen, "out of memory");
-				goto fail;
-			}
-			buf = nb;
-			cap = ncap;
-		}
-		got = fread(buf + n, 1, cap - n, f);
-		n += got;
-		if (got == 0)
-			break;
-	}
-	if (ferror(f)) {
-		snprintf(err, errlen, "read error: %s", strerror(errno));
-		goto fail;
-	}
-	if (n > max) {
-		snprintf(err, errlen, "file larger than %zu bytes", (size_t)max);
-		goto fail;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*len = n;
 	return buf;
-fail:
-	fclose(f);
-	free(buf);
-	return NULL;
 }
 
 /* Splits one line into words. A word starting with '"' runs to the next
@@ -263,11 +213,10 @@ pol_parse_file(struct pol_loader *L, const char *path, const char *from_file,
 	}
 	if ((text = slurp(path, MAX_FILE_BYTES, &len, err, sizeof err)) == NULL) {
 		if (from_file == NULL)
-			pol_diag(L, false, path, 0, 0, "cannot read policy "
-			    "file: %s", err);
+			pol_diag(L, false, path, 0, 0, "policy file: %s", err);
 		else
 			pol_diag(L, false, from_file, from_line, from_col,
-			    "cannot read '%s': %s", path, err);
+			    "%s: %s", path, err);
 		return -1;
 	}
 	L->stack[L->depth++] = strdup(real);
@@ -302,7 +251,7 @@ pol_parse_list_file(struct pol_loader *L, struct pol_cidrset *set,
 
 	if ((text = slurp(path, MAX_LIST_BYTES, &len, err, sizeof err)) == NULL) {
 		pol_diag(L, false, from_file, from_line, from_col,
-		    "cannot read list file '%s': %s", path, err);
+		    "%s: %s", path, err);
 		return -1;
 	}
 	if ((file = pol_intern(L, path)) == NULL) {

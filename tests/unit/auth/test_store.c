@@ -210,6 +210,65 @@ Test(store, bad_key_file_refused)
 	th_fini(&t);
 }
 
+/* ---- files that are not regular files ----
+ * The config checks both paths when it is parsed; auth_open checks again
+ * because the path may have changed since (a blocking open of a FIFO used
+ * to hang the start for ever). */
+static void
+expect_open_error(struct th *t, const char *path, const char *what,
+    const char *kind)
+{
+	char want[512], err[512] = "";
+	struct auth_ctx *c;
+
+	snprintf(want, sizeof(want), "%s: %s: not a regular file (%s)", path,
+	    what, kind);
+	c = auth_open(&t->s, NULL, NULL, err, sizeof(err));
+	cr_expect_null(c);
+	cr_expect_str_eq(err, want);
+	auth_close(c);
+}
+
+Test(store, secret_key_fifo_refused, .timeout = 20)
+{
+	struct th t;
+
+	th_init(&t);
+	cr_assert_eq(mkfifo(t.s.secret_key, 0600), 0);
+	expect_open_error(&t, t.s.secret_key, "secret key file", "fifo");
+	th_fini(&t);
+}
+
+Test(store, secret_key_directory_refused, .timeout = 20)
+{
+	struct th t;
+
+	th_init(&t);
+	cr_assert_eq(mkdir(t.s.secret_key, 0700), 0);
+	expect_open_error(&t, t.s.secret_key, "secret key file", "directory");
+	th_fini(&t);
+}
+
+Test(store, user_db_fifo_refused, .timeout = 20)
+{
+	struct th t;
+
+	th_init(&t);
+	cr_assert_eq(mkfifo(t.s.user_db, 0600), 0);
+	expect_open_error(&t, t.s.user_db, "user store", "fifo");
+	th_fini(&t);
+}
+
+Test(store, user_db_directory_refused, .timeout = 20)
+{
+	struct th t;
+
+	th_init(&t);
+	cr_assert_eq(mkdir(t.s.user_db, 0700), 0);
+	expect_open_error(&t, t.s.user_db, "user store", "directory");
+	th_fini(&t);
+}
+
 /* ---- kill -9 in the middle of writes ---- */
 
 static void

@@ -1466,3 +1466,101 @@ Test(certs, client_offers_http11_alpn)
 	cert_client_free(cc);
 	cert_server_free(srv);
 }
+
+/* ---- files that are not regular files ----------------------------------
+ * The config checks each path when it is parsed, but certs reads the files
+ * again when it builds the contexts (at start and on every reload): a path
+ * swapped for a FIFO in between used to block OpenSSL's fopen forever. Each
+ * kind is refused by certs itself, before any read. */
+
+static void
+make_fifo(const char *name)
+{
+	cr_assert_eq(mkfifo(path(name), 0600), 0);
+}
+
+static void
+expect_err(const char *kw, const char *file, const char *why)
+{
+	char want[512];
+
+	snprintf(want, sizeof want, "%s %s: %s: name a regular PEM file", kw,
+	    file, why);
+	cr_assert_str_eq(err, want);
+}
+
+Test(certs, cert_file_fifo_refused)
+{
+	struct cert_pair p = pair("f");
+
+	leaf("f", key_ec(), "a.test", "DNS:a.test");
+	cr_assert_eq(unlink(p.cert_file), 0);
+	make_fifo("f.pem");
+	cr_assert_null(cert_server_new(&p, 1, NULL, err, sizeof err));
+	expect_err("tls_cert", p.cert_file, "not a regular file (fifo)");
+}
+
+Test(certs, key_file_fifo_refused)
+{
+	struct cert_pair p = pair("f");
+
+	leaf("f", key_ec(), "a.test", "DNS:a.test");
+	cr_assert_eq(unlink(p.key_file), 0);
+	make_fifo("f.key");
+	cr_assert_null(cert_server_new(&p, 1, NULL, err, sizeof err));
+	expect_err("tls_key", p.key_file, "not a regular file (fifo)");
+}
+
+Test(certs, cert_file_dev_zero_refused)
+{
+	struct cert_pair p = { "/dev/zero", "/dev/zero" };
+
+	cr_assert_null(cert_server_new(&p, 1, NULL, err, sizeof err));
+	expect_err("tls_cert", "/dev/zero",
+	    "not a regular file (character device)");
+}
+
+Test(certs, key_file_directory_refused)
+{
+	struct cert_pair p = pair("f");
+
+	leaf("f", key_ec(), "a.test", "DNS:a.test");
+	p.key_file = dir;
+	cr_assert_null(cert_server_new(&p, 1, NULL, err, sizeof err));
+	expect_err("tls_key", dir, "not a regular file (directory)");
+}
+
+Test(certs, client_ca_fifo_refused)
+{
+	make_fifo("ca.pem");
+	cr_assert_null(cert_client_new(path("ca.pem"), true, err, sizeof err));
+	expect_err("upstream_ca", path("ca.pem"), "not a regular file (fifo)");
+}
+
+Test(certs, client_ca_dev_zero_refused)
+{
+	cr_assert_null(cert_client_new("/dev/zero", true, err, sizeof err));
+	expect_err("upstream_ca", "/dev/zero",
+	    "not a regular file (character device)");
+}
+
+Test(certs, days_left_fifo_refused)
+{
+	make_fifo("d.pem");
+	cr_assert_eq(cert_file_days_left(path("d.pem"), err, sizeof err),
+	    INT_MIN);
+	expect_err("tls_cert", path("d.pem"), "not a regular file (fifo)");
+}
+
+/* The bound on what is read: a 5 MiB "certificate" is refused unread. */
+Test(certs, cert_file_too_large_refused)
+{
+	struct cert_pair p = pair("big");
+	FILE *fp = fopen(p.cert_file, "w");
+
+	cr_assert_not_null(fp);
+	cr_assert_eq(ftruncate(fileno(fp), 5 << 20), 0);
+	fclose(fp);
+	cr_assert_null(cert_server_new(&p, 1, NULL, err, sizeof err));
+	expect_err("tls_cert", p.cert_file, "larger than 4194304 bytes");
+}

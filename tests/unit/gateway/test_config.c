@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "gateway/config_priv.h"	/* the keyword table, for doc checks */
@@ -51,6 +53,23 @@ wfile(const char *name, const char *content)
 	fclose(f);
 }
 
+/* DIR/fifo and DIR/sock: files no loader may open (a blocking open of
+ * the FIFO would hang the test until its timeout). */
+static int sock_fd = -1;
+
+static void
+make_specials(void)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/sock", dir);
+	sock_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	cr_assert_geq(sock_fd, 0);
+	cr_assert_eq(bind(sock_fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/fifo", dir);
+	cr_assert_eq(mkfifo(sun.sun_path, 0600), 0);
+}
+
 static void
 setup(void)
 {
@@ -59,6 +78,7 @@ setup(void)
 	memset(&got, 0, sizeof(got));
 	wfile("cert.pem", "not parsed without runtime\n");
 	wfile("key.pem", "not parsed without runtime\n");
+	make_specials();
 }
 
 static void
@@ -66,11 +86,14 @@ teardown(void)
 {
 	char cmd[128];
 
+	if (sock_fd >= 0)
+		close(sock_fd);
+	sock_fd = -1;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	cr_assert_eq(system(cmd), 0);
 }
 
-TestSuite(config, .init = setup, .fini = teardown);
+TestSuite(config, .init = setup, .fini = teardown, .timeout = 30);
 
 /* The smallest valid file: four lines; tests append their line 5. */
 #define BASE "listen 127.0.0.1:8443\n" \
@@ -325,9 +348,9 @@ BAD_LINE(user_missing, "user no-such-user-pbxgate",
 BAD_LINE(server_name_bad, "server_name pbx..example",
     "5:13: server_name: \"pbx..example\" is not a valid host name")
 BAD_LINE(policy_missing, "policy nope.policy",
-    "5:8: policy: cannot read {D}/nope.policy: No such file or directory")
+    "5:8: policy: {D}/nope.policy: cannot open: No such file or directory")
 BAD_LINE(policy_directory, "policy /tmp",
-    "5:8: policy: /tmp is not a regular file")
+    "5:8: policy: /tmp: not a regular file (directory)")
 BAD_LINE(log_dir_missing, "access_log nodir/access.log",
     "5:12: access_log: directory {D}/nodir does not exist")
 BAD_LINE(error_log_off, "error_log off",
@@ -462,7 +485,7 @@ BAD_LINE(tls_key_without_cert, "tls_key key.pem",
     "5:9: tls_key {D}/key.pem has no matching tls_cert (certificates and "
     "keys pair in order)")
 BAD_LINE(tls_cert_missing_file, "tls_cert nope.pem",
-    "5:10: tls_cert: cannot read {D}/nope.pem: No such file or directory")
+    "5:10: tls_cert: {D}/nope.pem: cannot open: No such file or directory")
 BAD_LINE(upstream_ca_with_http, "upstream_ca cert.pem",
     "5:13: upstream_ca is set but upstream http://127.0.0.1:5000 does not "
     "use TLS")
@@ -719,7 +742,7 @@ Test(config, file_over_1mib)
 
 	cr_assert_null(c);
 	cr_assert_eq(got.n, 1);
-	snprintf(want, sizeof(want), "%s/main.conf: file larger than 1048576 "
+	snprintf(want, sizeof(want), "%s/main.conf: larger than 1048576 "
 	    "bytes", dir);
 	cr_assert_str_eq(got.m[0], want);
 }
@@ -777,7 +800,32 @@ Test(config, include_error_names_included_file)
 BAD_LINE(include_missing, "include nope.conf",
     "5:9: {D}/nope.conf: cannot open: No such file or directory")
 BAD_LINE(include_directory, "include /tmp",
-    "5:9: /tmp: cannot open: not a regular file")
+    "5:9: /tmp: not a regular file (directory)")
+/* Every file the config names: a FIFO, a socket, a directory and a
+ * character device are refused at the path, before any read (a FIFO used
+ * to block the loader forever). */
+#define NOT_REGULAR(name, kw, col, prefix)				\
+BAD_LINE(name##_fifo, kw " fifo",					\
+    "5:" col ": " prefix "{D}/fifo: not a regular file (fifo)")	\
+BAD_LINE(name##_socket, kw " sock",					\
+    "5:" col ": " prefix "{D}/sock: not a regular file (socket)")	\
+BAD_LINE(name##_dir, kw " /tmp",					\
+    "5:" col ": " prefix "/tmp: not a regular file (directory)")	\
+BAD_LINE(name##_dev_zero, kw " /dev/zero",				\
+    "5:" col ": " prefix "/dev/zero: not a regular file (character "	\
+    "device)")
+NOT_REGULAR(include_not_regular, "include", "9", "")
+NOT_REGULAR(tls_cert_not_regular, "tls_cert", "10", "tls_cert: ")
+NOT_REGULAR(tls_key_not_regular, "tls_key", "9", "tls_key: ")
+NOT_REGULAR(policy_not_regular, "policy", "8", "policy: ")
+NOT_REGULAR(geoip_db_not_regular, "geoip_db", "10", "geoip_db: ")
+NOT_REGULAR(user_db_not_regular, "user_db", "9", "user_db: ")
+NOT_REGULAR(secret_key_not_regular, "secret_key", "12", "secret_key: ")
+NOT_REGULAR(scrub_rules_not_regular, "scrub_rules", "13", "scrub_rules: ")
+NOT_REGULAR(upstream_ca_not_regular, "upstream_ca", "13", "upstream_ca: ")
+NOT_REGULAR(smtp_auth_not_regular, "smtp_auth u", "13", "smtp_auth: ")
+NOT_REGULAR(smtp_relay_auth_not_regular, "smtp_relay_auth u", "19",
+    "smtp_relay_auth: ")
 BAD_LINE(include_self, "include main.conf",
     "5:9: include loop: {D}/main.conf is already being read")
 

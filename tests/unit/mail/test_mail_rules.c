@@ -2,7 +2,11 @@
  * input with its exact FILE:LINE:COL message. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "mail/mail.h"
 
@@ -40,6 +44,32 @@ Test(rules, missing_file_names_the_path)
 	    sizeof(err)));
 	cr_expect_not_null(strstr(err, "/nonexistent/x.rules: cannot open"),
 	    "%s", err);
+}
+
+/* A scrub_rules path that is not a regular file used to block in fopen
+ * (FIFO) or read until the 4 MiB bound (/dev/zero): each is refused. */
+static void
+expect_not_regular(const char *path, const char *kind)
+{
+	char err[512], want[512];
+
+	cr_expect_null(mail_rules_load(path, NULL, err, sizeof(err)));
+	snprintf(want, sizeof(want), "%s: not a regular file (%s)", path, kind);
+	cr_expect_str_eq(err, want);
+}
+
+Test(rules, not_regular_files_refused, .timeout = 10)
+{
+	char dir[] = "/tmp/pbxgate-rules-XXXXXX", fifo[64];
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	expect_not_regular(fifo, "fifo");
+	expect_not_regular(dir, "directory");
+	expect_not_regular("/dev/zero", "character device");
+	unlink(fifo);
+	rmdir(dir);
 }
 
 struct bad {

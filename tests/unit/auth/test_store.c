@@ -229,7 +229,7 @@ expect_open_error(struct th *t, const char *path, const char *what,
 	auth_close(c);
 }
 
-Test(store, secret_key_fifo_refused, .timeout = 20)
+Test(store, secret_key_fifo_refused)
 {
 	struct th t;
 
@@ -239,7 +239,7 @@ Test(store, secret_key_fifo_refused, .timeout = 20)
 	th_fini(&t);
 }
 
-Test(store, secret_key_directory_refused, .timeout = 20)
+Test(store, secret_key_directory_refused)
 {
 	struct th t;
 
@@ -249,7 +249,7 @@ Test(store, secret_key_directory_refused, .timeout = 20)
 	th_fini(&t);
 }
 
-Test(store, user_db_fifo_refused, .timeout = 20)
+Test(store, user_db_fifo_refused)
 {
 	struct th t;
 
@@ -259,7 +259,7 @@ Test(store, user_db_fifo_refused, .timeout = 20)
 	th_fini(&t);
 }
 
-Test(store, user_db_directory_refused, .timeout = 20)
+Test(store, user_db_directory_refused)
 {
 	struct th t;
 

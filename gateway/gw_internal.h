@@ -287,6 +287,10 @@ struct gw_upconn {
 	bool                read_paused;
 	bool                freeing;
 	bool                switching;		/* 101 seen: tunnel next */
+	bool                no_reuse;		/* framing in doubt: never pooled */
+	unsigned            interim;		/* 1xx heads before the answer */
+	const char         *reject;		/* why the response was refused
+						   (constant string), for the log */
 	unsigned            pool_max;		/* from the config it opened under */
 	unsigned            idle_ms;
 };
@@ -390,6 +394,7 @@ void gw_relay_redirect_login(struct gw_conn *, bool mfa);
 
 /* relay_response.c: the upstream's answer, cleaned, to the client */
 int  gw_relay_response_head(struct gw_conn *, struct gw_upconn *);
+bool gw_relay_response_bodiless(const struct gw_conn *, int status);
 
 /* relay_reply.c: answers made by the gateway itself, closing, lingering */
 void gw_relay_reject(struct gw_conn *, int status, const char *why);

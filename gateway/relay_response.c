@@ -103,13 +103,23 @@ content_length(struct gw_hw *w, uint64_t n)
 	GW_HW_LIT(w, "\r\n");
 }
 
-/* Decides how the body reaches the client; writes the framing header. */
+/* RFC 9112 6.3: responses to HEAD, and 1xx, 204 and 304, end with their
+ * head whatever Content-Length or Transfer-Encoding say. */
+bool
+gw_relay_response_bodiless(const struct gw_conn *c, int status)
+{
+	return c->is_head || status < 200 || status == 204 || status == 304;
+}
+
+/* Decides how the body reaches the client; writes the framing header.
+ * A bodiless answer keeps the length it announces (HEAD, 304: the size
+ * of the representation) and nothing else. */
 static void
 choose_framing(struct gw_conn *c, struct gw_upconn *up, struct gw_hw *w)
 {
 	const llhttp_t *p = &up->parser;
 	int st = p->status_code;
-	bool nobody = c->is_head || st == 204 || st == 304 || st < 200;
+	bool nobody = gw_relay_response_bodiless(c, st);
 	bool http10 = c->rq->rp.parser.http_minor == 0;
 
 	if (nobody) {
@@ -131,9 +141,9 @@ choose_framing(struct gw_conn *c, struct gw_upconn *up, struct gw_hw *w)
 	}
 }
 
-/* Called from the upstream parser's on_headers_complete. Returns what
- * that callback returns: 0, or 1 when the response has no body to parse
- * (HEAD), or -1 for an unacceptable response. */
+/* Called from the upstream parser's on_headers_complete for a final
+ * answer (or a checked 101). 0 when the head is on its way to the client,
+ * -1 for an unacceptable response (nothing sent: the client gets a 502). */
 int
 gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 {
@@ -147,8 +157,10 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 	size_t before = evbuffer_get_length(out);
 	struct gw_hw w;
 
-	if (!framing_ok(m))
+	if (!framing_ok(m)) {
+		up->reject = "Transfer-Encoding other than chunked";
 		return -1;	/* nothing sent yet: the client gets a 502 */
+	}
 	if (ch != NULL) {
 		conn_v = m->buf + ch->value;
 		conn_n = ch->value_len;
@@ -192,7 +204,7 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 	c->status = st;
 	c->resp_started = true;
 	c->rq->upstream_ms = gw_ms_since(&c->rq->t_up);
-	return c->is_head ? 1 : 0;
+	return 0;
 }
 
 void

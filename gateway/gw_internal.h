@@ -413,6 +413,15 @@ void gw_up_send_head(struct gw_upconn *, struct evbuffer *head);
 void gw_up_request_sent(struct gw_upconn *);
 void gw_pool_flush(struct gw_worker *);
 
+/* ws_handshake.c: whether a 101 completes the WebSocket handshake the
+ * client asked for (RFC 6455 4.1, 4.2.2). NULL when it does, else what is
+ * wrong (a constant string). */
+const char *gw_ws_handshake_check(const struct gw_msg *req,
+    const struct gw_msg *resp);
+bool gw_ws_key_valid(const char *key, size_t n);
+bool gw_ws_accept_matches(const char *key, size_t kn, const char *accept,
+    size_t an);
+
 /* relay_ws.c */
 void gw_tunnel_start(struct gw_conn *);
 void gw_tunnel_client_read(struct gw_conn *);

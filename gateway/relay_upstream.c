@@ -534,13 +534,22 @@ announces_body(const llhttp_t *p)
 	    (p->flags & (F_CHUNKED | F_TRANSFER_ENCODING));
 }
 
+/* A 101 becomes a tunnel only when it completes the WebSocket handshake
+ * that the request was judged as: anything else would carry requests
+ * past the gateway's checks, raw. */
 static int
 rs_switch(struct gw_upconn *up, struct gw_conn *c)
 {
-	if (!c->upgrade) {
+	const llhttp_t *p = &up->parser;
+
+	if (!c->upgrade)
 		up->reject = "101 to a request that asked for no WebSocket";
+	else if (p->http_major != 1 || p->http_minor != 1)
+		up->reject = "101 in a version other than HTTP/1.1";
+	else
+		up->reject = gw_ws_handshake_check(&c->rq->rp.req, &up->resp);
+	if (up->reject != NULL)
 		return -1;
-	}
 	up->head_done = true;
 	if (gw_relay_response_head(c, up) < 0)
 		return -1;

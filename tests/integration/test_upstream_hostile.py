@@ -158,3 +158,51 @@ def test_interim_answer_dropped_real_answer_passed(gateway, ctx, kind):
         else:  # the "trailing" bytes are FORGED itself: a well-formed final answer
             assert r.body == FORGED_BODY
         _assert_next_is_real(c, kind)
+
+
+WS_REQ = ("GET /hostile/%s HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+          "Connection: Upgrade\r\n%sSec-WebSocket-Version: 13\r\n\r\n")
+WS_KEY = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+TUNNELLED = (b"GET /smuggled-through-tunnel HTTP/1.1\r\nHost: localhost\r\n"
+             b"Host: evil.test\r\n\r\n")
+
+
+@pytest.mark.parametrize("kind,key", [
+    ("101-full", ""),                     # no key in the request
+    ("101-full", "Sec-WebSocket-Key: short==\r\n"),
+    ("101-full", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==\r\n"),  # not canonical
+    ("101-full", WS_KEY + WS_KEY),        # two keys
+    ("101-no-upgrade", WS_KEY), ("101-no-connection", WS_KEY),
+    ("101-wrong-accept", WS_KEY), ("101-no-accept", WS_KEY), ("101-two-accept", WS_KEY),
+    ("101-h2c", WS_KEY), ("101-bare", WS_KEY),
+], ids=["no-key", "short-key", "noncanonical-key", "two-keys", "no-upgrade",
+        "no-connection", "wrong-accept", "no-accept", "two-accept", "h2c", "bare"])
+def test_101_without_websocket_handshake_is_502(gateway, upstream, ctx, kind, key):
+    """Only a complete WebSocket handshake opens a tunnel (RFC 6455 4): any
+    other 101 is a 502, the upstream connection is closed, and a request
+    sent after it never reaches the upstream."""
+    with Client(gateway.port, ctx) as c:
+        c.send((WS_REQ % (kind, key)).encode() + TUNNELLED)
+        r = c.reader.response()
+        assert r.status == 502, r
+        assert c.reader.at_eof(5)
+    seen = [e.get("target") for e in upstream_marker(upstream, gateway, ctx)]
+    assert "/smuggled-through-tunnel" not in seen
+
+
+def test_101_to_request_without_upgrade_is_502(gateway, upstream, ctx):
+    with Client(gateway.port, ctx) as c:
+        c.send(b"GET /hostile/101-full HTTP/1.1\r\nHost: localhost\r\n\r\n" + TUNNELLED)
+        assert c.reader.response().status == 502
+        assert c.reader.at_eof(5)
+    seen = [e.get("target") for e in upstream_marker(upstream, gateway, ctx)]
+    assert "/smuggled-through-tunnel" not in seen
+
+
+def test_101_with_valid_handshake_still_tunnels(gateway, ctx):
+    """The check lets the real thing through (RFC 6455 1.3 example key)."""
+    with Client(gateway.port, ctx) as c:
+        c.send((WS_REQ % ("101-full", WS_KEY)).encode())
+        r = c.reader.response()
+        assert r.status == 101, r
+        assert r.get("sec-websocket-accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="

@@ -50,7 +50,7 @@ TARGET = re.compile(rb"^[\x21-\x7e]+$")
 VERSION = re.compile(rb"^HTTP/1\.[01]$")
 DIGITS = re.compile(rb"^[0-9]{1,18}$")
 HEXSIZE = re.compile(rb"^[0-9A-Fa-f]{1,15}$")
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SERVER = b"recording-upstream/1"
 
 

@@ -150,8 +150,8 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 	const struct gw_msg *m = &up->resp;
 	struct evbuffer *out = gw_io_output(c->io);
 	const struct gw_hdr *ch = gw_msg_find(m, "connection", NULL);
-	const char *conn_v = NULL, *reason;
-	size_t conn_n = 0, rlen;
+	const char *conn_v = NULL;
+	size_t conn_n = 0;
 	int st = up->parser.status_code;
 	bool switching = st == 101;
 	size_t before = evbuffer_get_length(out);
@@ -170,8 +170,6 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 	 * write(2) of a typical API answer instead of two. */
 	evbuffer_expand(out, 2048 + (up->parser.content_length < 16384 ?
 	    up->parser.content_length : 16384));
-	reason = m->status_text_len ? m->buf + m->status_text : gw_status_text(st);
-	rlen = m->status_text_len ? m->status_text_len : strlen(reason);
 	gw_hw_init(&w, out);
 	{
 		/* llhttp accepts only three-digit status codes */
@@ -181,7 +179,10 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 		sl[11] = (char)('0' + st % 10);
 		gw_hw_put(&w, sl, sizeof(sl));
 	}
-	gw_hw_put(&w, reason, rlen);
+	/* Our own reason phrase, never the upstream's: its bytes (NUL, ESC,
+	 * obs-text...) would reach the client's status line unchecked, and
+	 * no client acts on the phrase (RFC 9112 4). */
+	gw_hw_str(&w, gw_status_text(st));
 	GW_HW_LIT(&w, "\r\n");
 	for (unsigned i = 0; i < m->nhdrs; i++) {
 		const struct gw_hdr *h = &m->hdrs[i];

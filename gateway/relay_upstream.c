@@ -24,7 +24,6 @@ static void up_timer_cb(evutil_socket_t, short, void *);
 static void up_parse(struct gw_upconn *);
 
 static int rs_message_begin(llhttp_t *);
-static int rs_status(llhttp_t *, const char *, size_t);
 static int rs_header_field(llhttp_t *, const char *, size_t);
 static int rs_header_field_complete(llhttp_t *);
 static int rs_header_value(llhttp_t *, const char *, size_t);
@@ -40,7 +39,6 @@ rs_settings_init(void)
 {
 	llhttp_settings_init(&rs_settings);
 	rs_settings.on_message_begin = rs_message_begin;
-	rs_settings.on_status = rs_status;
 	rs_settings.on_header_field = rs_header_field;
 	rs_settings.on_header_field_complete = rs_header_field_complete;
 	rs_settings.on_header_value = rs_header_value;
@@ -446,19 +444,6 @@ rs_message_begin(llhttp_t *p)
 
 	gw_msg_reset(&up->resp);
 	up->head_done = up->msg_done = false;
-	return 0;
-}
-
-static int
-rs_status(llhttp_t *p, const char *at, size_t n)
-{
-	struct gw_upconn *up = p->data;
-
-	if (up->resp.status_text_len == 0)
-		up->resp.status_text = (uint32_t)up->resp.len;
-	if (gw_msg_append(&up->resp, at, n, UP_HEAD_MAX) < 0)
-		return -1;
-	up->resp.status_text_len += n;
 	return 0;
 }
 

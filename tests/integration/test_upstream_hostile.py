@@ -206,3 +206,21 @@ def test_101_with_valid_handshake_still_tunnels(gateway, ctx):
         r = c.reader.response()
         assert r.status == 101, r
         assert r.get("sec-websocket-accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+REASON_BYTES = [0x00, 0x01, 0x07, 0x08, 0x09, 0x0B, 0x0C, 0x1B, 0x1F, 0x7F, 0x80, 0x9B,
+                0xC3, 0xFF]
+
+
+@pytest.mark.parametrize("byte", REASON_BYTES, ids=["%02x" % b for b in REASON_BYTES])
+def test_reason_phrase_is_the_gateways_own(gateway, ctx, byte):
+    """The upstream's reason phrase never reaches the client, whatever byte
+    it holds (NUL, CTLs, ESC, DEL, HTAB, obs-text): the gateway writes the
+    phrase for the code."""
+    with Client(gateway.port, ctx) as c:
+        c.send(b"GET /hostile/reason-%02x HTTP/1.1\r\nHost: localhost\r\n\r\n" % byte)
+        line = c.reader.readline()
+        assert line == b"HTTP/1.1 200 OK", line
+        c.reader.buf = line + b"\r\n" + c.reader.buf
+        r = c.reader.response()
+        assert r.body == b"hello\n"

@@ -422,6 +422,10 @@ bool gw_ws_key_valid(const char *key, size_t n);
 bool gw_ws_accept_matches(const char *key, size_t kn, const char *accept,
     size_t an);
 
+/* set_cookie.c: whether an upstream Set-Cookie value would set one of the
+ * gateway's own cookies (__Host-pbxgate*, __Secure-pbxgate*), caselessly. */
+bool gw_set_cookie_reserved(const char *v, size_t n);
+
 /* relay_ws.c */
 void gw_tunnel_start(struct gw_conn *);
 void gw_tunnel_client_read(struct gw_conn *);

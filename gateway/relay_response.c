@@ -23,6 +23,13 @@ drop_response_header(const struct gw_msg *m, const struct gw_hdr *h,
 
 	if (gw_hdr_in(m, h, drop, sizeof(drop) / sizeof(drop[0])))
 		return true;
+	if (gw_hdr_is(m, h, "set-cookie") &&
+	    gw_set_cookie_reserved(m->buf + h->value, h->value_len)) {
+		/* only the gateway sets its session, MFA and CSRF cookies */
+		gw_log(GW_LOG_WARN, "upstream response: dropped a Set-Cookie "
+		    "for one of the gateway's own cookie names");
+		return true;
+	}
 	if (switching)
 		return false;	/* 101 keeps Connection/Upgrade as sent */
 	if (gw_hdr_is(m, h, "connection") || gw_hdr_is(m, h, "upgrade"))

@@ -4,6 +4,7 @@ the client is as bad as one towards the upstream). A broken head gives 502;
 a body that breaks after a valid head has gone out ends the connection."""
 
 import time
+import urllib.parse
 
 import pytest
 
@@ -224,3 +225,35 @@ def test_reason_phrase_is_the_gateways_own(gateway, ctx, byte):
         c.reader.buf = line + b"\r\n" + c.reader.buf
         r = c.reader.response()
         assert r.body == b"hello\n"
+
+
+OWN_COOKIES = [
+    "__Host-pbxgate=evil; Path=/; Secure; HttpOnly",
+    "__Host-pbxgate-csrf=evil; Path=/; Secure",
+    "__Host-pbxgate-mfa=evil; Path=/; Secure",
+    "__host-pbxgate=evil; Path=/; Secure",
+    "__HOST-PBXGATE=evil; Path=/; Secure",
+    "__Host-PbxGate-anything=evil",
+    "__Secure-pbxgate=evil; Secure",
+    "__secure-PBXGATE-csrf=evil; Secure",
+    "=__Host-pbxgate=evil; Path=/; Secure",
+    "= __Host-pbxgate=evil",
+    "__Host-pbxgate",
+    "a=1, __Host-pbxgate=evil",
+]
+
+
+@pytest.mark.parametrize("value", OWN_COOKIES)
+def test_upstream_cannot_set_the_gateways_cookies(gateway, ctx, value):
+    with Client(gateway.port, ctx) as c:
+        r = c.request("GET", "/hostile/cookie?v=" + urllib.parse.quote(value, safe=""))
+        assert r.status == 200 and r.body == b"ok\n", r
+        assert r.get_all("set-cookie") == ["theme=dark"], r
+
+
+@pytest.mark.parametrize("value", ["pbxgate=1", "__Host-session=1; Path=/; Secure",
+                                   "x_pbxgate=1", "__Host-pbx=1; Path=/; Secure"])
+def test_upstream_cookies_of_other_names_pass(gateway, ctx, value):
+    with Client(gateway.port, ctx) as c:
+        r = c.request("GET", "/hostile/cookie?v=" + urllib.parse.quote(value, safe=""))
+        assert r.get_all("set-cookie") == ["theme=dark", value], r

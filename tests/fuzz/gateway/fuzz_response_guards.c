@@ -1,8 +1,8 @@
 /* fuzz_response_guards.c -- libFuzzer target: the response-side checks that
- * read upstream bytes (gateway/ws_handshake.c). The input is split at its
- * first blank line into a request head and a 101 head, each "Name: value"
- * lines; the whole input is also a WebSocket key, and a key/accept pair
- * split at its first '\n'. */
+ * read upstream bytes (gateway/ws_handshake.c, gateway/set_cookie.c). The
+ * input is split at its first blank line into a request head and a 101
+ * head, each "Name: value" lines; the whole input is also a Set-Cookie
+ * value, a WebSocket key, and a key/accept pair split at its first '\n'. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +51,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct gw_hdr qh[32], rh[32];
 	struct gw_msg q, r;
 
+	(void)gw_set_cookie_reserved(p, size);
 	(void)gw_ws_key_valid(p, size);
 	if (nl != NULL)
 		(void)gw_ws_accept_matches(p, (size_t)(nl - p), nl + 1,

@@ -287,6 +287,10 @@ struct gw_upconn {
 	bool                read_paused;
 	bool                freeing;
 	bool                switching;		/* 101 seen: tunnel next */
+	bool                no_reuse;		/* framing in doubt: never pooled */
+	unsigned            interim;		/* 1xx heads before the answer */
+	const char         *reject;		/* why the response was refused
+						   (constant string), for the log */
 	unsigned            pool_max;		/* from the config it opened under */
 	unsigned            idle_ms;
 };
@@ -390,6 +394,7 @@ void gw_relay_redirect_login(struct gw_conn *, bool mfa);
 
 /* relay_response.c: the upstream's answer, cleaned, to the client */
 int  gw_relay_response_head(struct gw_conn *, struct gw_upconn *);
+bool gw_relay_response_bodiless(const struct gw_conn *, int status);
 
 /* relay_reply.c: answers made by the gateway itself, closing, lingering */
 void gw_relay_reject(struct gw_conn *, int status, const char *why);
@@ -407,6 +412,19 @@ void gw_up_pause_read(struct gw_upconn *, bool pause);
 void gw_up_send_head(struct gw_upconn *, struct evbuffer *head);
 void gw_up_request_sent(struct gw_upconn *);
 void gw_pool_flush(struct gw_worker *);
+
+/* ws_handshake.c: whether a 101 completes the WebSocket handshake the
+ * client asked for (RFC 6455 4.1, 4.2.2). NULL when it does, else what is
+ * wrong (a constant string). */
+const char *gw_ws_handshake_check(const struct gw_msg *req,
+    const struct gw_msg *resp);
+bool gw_ws_key_valid(const char *key, size_t n);
+bool gw_ws_accept_matches(const char *key, size_t kn, const char *accept,
+    size_t an);
+
+/* set_cookie.c: whether an upstream Set-Cookie value would set one of the
+ * gateway's own cookies (__Host-pbxgate*, __Secure-pbxgate*), caselessly. */
+bool gw_set_cookie_reserved(const char *v, size_t n);
 
 /* relay_ws.c */
 void gw_tunnel_start(struct gw_conn *);

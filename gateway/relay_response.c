@@ -23,6 +23,13 @@ drop_response_header(const struct gw_msg *m, const struct gw_hdr *h,
 
 	if (gw_hdr_in(m, h, drop, sizeof(drop) / sizeof(drop[0])))
 		return true;
+	if (gw_hdr_is(m, h, "set-cookie") &&
+	    gw_set_cookie_reserved(m->buf + h->value, h->value_len)) {
+		/* only the gateway sets its session, MFA and CSRF cookies */
+		gw_log(GW_LOG_WARN, "upstream response: dropped a Set-Cookie "
+		    "for one of the gateway's own cookie names");
+		return true;
+	}
 	if (switching)
 		return false;	/* 101 keeps Connection/Upgrade as sent */
 	if (gw_hdr_is(m, h, "connection") || gw_hdr_is(m, h, "upgrade"))
@@ -103,13 +110,23 @@ content_length(struct gw_hw *w, uint64_t n)
 	GW_HW_LIT(w, "\r\n");
 }
 
-/* Decides how the body reaches the client; writes the framing header. */
+/* RFC 9112 6.3: responses to HEAD, and 1xx, 204 and 304, end with their
+ * head whatever Content-Length or Transfer-Encoding say. */
+bool
+gw_relay_response_bodiless(const struct gw_conn *c, int status)
+{
+	return c->is_head || status < 200 || status == 204 || status == 304;
+}
+
+/* Decides how the body reaches the client; writes the framing header.
+ * A bodiless answer keeps the length it announces (HEAD, 304: the size
+ * of the representation) and nothing else. */
 static void
 choose_framing(struct gw_conn *c, struct gw_upconn *up, struct gw_hw *w)
 {
 	const llhttp_t *p = &up->parser;
 	int st = p->status_code;
-	bool nobody = c->is_head || st == 204 || st == 304 || st < 200;
+	bool nobody = gw_relay_response_bodiless(c, st);
 	bool http10 = c->rq->rp.parser.http_minor == 0;
 
 	if (nobody) {
@@ -131,24 +148,26 @@ choose_framing(struct gw_conn *c, struct gw_upconn *up, struct gw_hw *w)
 	}
 }
 
-/* Called from the upstream parser's on_headers_complete. Returns what
- * that callback returns: 0, or 1 when the response has no body to parse
- * (HEAD), or -1 for an unacceptable response. */
+/* Called from the upstream parser's on_headers_complete for a final
+ * answer (or a checked 101). 0 when the head is on its way to the client,
+ * -1 for an unacceptable response (nothing sent: the client gets a 502). */
 int
 gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 {
 	const struct gw_msg *m = &up->resp;
 	struct evbuffer *out = gw_io_output(c->io);
 	const struct gw_hdr *ch = gw_msg_find(m, "connection", NULL);
-	const char *conn_v = NULL, *reason;
-	size_t conn_n = 0, rlen;
+	const char *conn_v = NULL;
+	size_t conn_n = 0;
 	int st = up->parser.status_code;
 	bool switching = st == 101;
 	size_t before = evbuffer_get_length(out);
 	struct gw_hw w;
 
-	if (!framing_ok(m))
+	if (!framing_ok(m)) {
+		up->reject = "Transfer-Encoding other than chunked";
 		return -1;	/* nothing sent yet: the client gets a 502 */
+	}
 	if (ch != NULL) {
 		conn_v = m->buf + ch->value;
 		conn_n = ch->value_len;
@@ -158,8 +177,6 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 	 * write(2) of a typical API answer instead of two. */
 	evbuffer_expand(out, 2048 + (up->parser.content_length < 16384 ?
 	    up->parser.content_length : 16384));
-	reason = m->status_text_len ? m->buf + m->status_text : gw_status_text(st);
-	rlen = m->status_text_len ? m->status_text_len : strlen(reason);
 	gw_hw_init(&w, out);
 	{
 		/* llhttp accepts only three-digit status codes */
@@ -169,7 +186,10 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 		sl[11] = (char)('0' + st % 10);
 		gw_hw_put(&w, sl, sizeof(sl));
 	}
-	gw_hw_put(&w, reason, rlen);
+	/* Our own reason phrase, never the upstream's: its bytes (NUL, ESC,
+	 * obs-text...) would reach the client's status line unchecked, and
+	 * no client acts on the phrase (RFC 9112 4). */
+	gw_hw_str(&w, gw_status_text(st));
 	GW_HW_LIT(&w, "\r\n");
 	for (unsigned i = 0; i < m->nhdrs; i++) {
 		const struct gw_hdr *h = &m->hdrs[i];
@@ -192,7 +212,7 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 	c->status = st;
 	c->resp_started = true;
 	c->rq->upstream_ms = gw_ms_since(&c->rq->t_up);
-	return c->is_head ? 1 : 0;
+	return 0;
 }
 
 void

@@ -15,6 +15,7 @@
 #define UP_HEAD_MAX     ((size_t)64 * 1024)	/* response head bytes */
 #define UP_HEADERS_MAX  256
 #define UP_LINE_MAX     ((size_t)16 * 1024)
+#define UP_INTERIM_MAX  8	/* 1xx heads before the final answer */
 
 static void up_read_cb(struct gw_io *, void *);
 static void up_write_cb(struct gw_io *, void *);
@@ -23,7 +24,6 @@ static void up_timer_cb(evutil_socket_t, short, void *);
 static void up_parse(struct gw_upconn *);
 
 static int rs_message_begin(llhttp_t *);
-static int rs_status(llhttp_t *, const char *, size_t);
 static int rs_header_field(llhttp_t *, const char *, size_t);
 static int rs_header_field_complete(llhttp_t *);
 static int rs_header_value(llhttp_t *, const char *, size_t);
@@ -39,7 +39,6 @@ rs_settings_init(void)
 {
 	llhttp_settings_init(&rs_settings);
 	rs_settings.on_message_begin = rs_message_begin;
-	rs_settings.on_status = rs_status;
 	rs_settings.on_header_field = rs_header_field;
 	rs_settings.on_header_field_complete = rs_header_field_complete;
 	rs_settings.on_header_value = rs_header_value;
@@ -90,6 +89,8 @@ up_reset_parser(struct gw_upconn *up)
 	up->parser.data = up;
 	gw_msg_reset(&up->resp);
 	up->got_bytes = up->head_done = up->msg_done = up->switching = false;
+	up->interim = 0;
+	up->reject = NULL;
 }
 
 static struct gw_upconn *
@@ -199,7 +200,8 @@ gw_up_release(struct gw_upconn *up, bool reusable)
 
 	up->c = NULL;
 	if (!reusable || w->draining || up->state != US_ACTIVE ||
-	    !up->msg_done || up->freeing || w->nidle >= up->pool_max ||
+	    !up->msg_done || up->freeing || up->no_reuse ||
+	    w->nidle >= up->pool_max ||
 	    evbuffer_get_length(gw_io_input(up->io)) != 0) {
 		up_defer_free(up);
 		return;
@@ -422,8 +424,12 @@ up_parse(struct gw_upconn *up)
 			}
 			continue;
 		}
-		gw_log(GW_LOG_ERR, "upstream %s: invalid response: %s",
-		    c->cfg->upstream.url, llhttp_errno_name(e));
+		if (up->reject != NULL)
+			gw_log(GW_LOG_ERR, "upstream %s: refused response: %s",
+			    c->cfg->upstream.url, up->reject);
+		else
+			gw_log(GW_LOG_ERR, "upstream %s: invalid response: %s",
+			    c->cfg->upstream.url, llhttp_errno_name(e));
 		gw_conn_upstream_failed(c, 502);
 		return;
 	}
@@ -438,19 +444,6 @@ rs_message_begin(llhttp_t *p)
 
 	gw_msg_reset(&up->resp);
 	up->head_done = up->msg_done = false;
-	return 0;
-}
-
-static int
-rs_status(llhttp_t *p, const char *at, size_t n)
-{
-	struct gw_upconn *up = p->data;
-
-	if (up->resp.status_text_len == 0)
-		up->resp.status_text = (uint32_t)up->resp.len;
-	if (gw_msg_append(&up->resp, at, n, UP_HEAD_MAX) < 0)
-		return -1;
-	up->resp.status_text_len += n;
 	return 0;
 }
 
@@ -517,6 +510,44 @@ rs_header_value(llhttp_t *p, const char *at, size_t n)
 	return 0;
 }
 
+/* Whether a head says body bytes follow (a length above zero, or any
+ * Transfer-Encoding), which a bodiless status cannot have. */
+static bool
+announces_body(const llhttp_t *p)
+{
+	return ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) ||
+	    (p->flags & (F_CHUNKED | F_TRANSFER_ENCODING));
+}
+
+/* A 101 becomes a tunnel only when it completes the WebSocket handshake
+ * that the request was judged as: anything else would carry requests
+ * past the gateway's checks, raw. */
+static int
+rs_switch(struct gw_upconn *up, struct gw_conn *c)
+{
+	const llhttp_t *p = &up->parser;
+
+	if (!c->upgrade)
+		up->reject = "101 to a request that asked for no WebSocket";
+	else if (p->http_major != 1 || p->http_minor != 1)
+		up->reject = "101 in a version other than HTTP/1.1";
+	else
+		up->reject = gw_ws_handshake_check(&c->rq->rp.req, &up->resp);
+	if (up->reject != NULL)
+		return -1;
+	up->head_done = true;
+	if (gw_relay_response_head(c, up) < 0)
+		return -1;
+	up->switching = true;
+	return HPE_PAUSED;
+}
+
+/* Return values as llhttp reads them: 0 = parse the body its framing
+ * announces, 1 = the message has no body, HPE_PAUSED = tunnel, -1 = 502.
+ * llhttp 8 reads a body after 1xx, 204 and 304 if the head announces one:
+ * 1 tells it the message ends here (RFC 9112 6.3), so such bytes are
+ * never forwarded; they would be parsed as the answer to the next request
+ * on this connection, hence `no_reuse`. */
 static int
 rs_headers_complete(llhttp_t *p)
 {
@@ -526,17 +557,26 @@ rs_headers_complete(llhttp_t *p)
 
 	if (c == NULL)
 		return -1;
-	if (st >= 100 && st < 200 && st != 101)
-		return 0;	/* interim answers are not passed on */
-	up->head_done = true;
-	if (st == 101) {
-		if (!c->upgrade)
-			return -1;	/* a switch nobody asked for */
-		gw_relay_response_head(c, up);
-		up->switching = true;
-		return HPE_PAUSED;
+	if (st == 101)
+		return rs_switch(up, c);
+	if (st < 200) {
+		/* Interim answers (100, 102, 103, ...) are dropped: the gateway
+		 * says 100 Continue itself. One with body bytes leaves which
+		 * head is the final answer in doubt. */
+		if (announces_body(p))
+			up->reject = "1xx response announcing a body";
+		else if (++up->interim > UP_INTERIM_MAX)
+			up->reject = "too many 1xx responses";
+		return up->reject != NULL ? -1 : 1;
 	}
-	return gw_relay_response_head(c, up);
+	up->head_done = true;
+	if (gw_relay_response_head(c, up) < 0)
+		return -1;
+	if (!gw_relay_response_bodiless(c, st))
+		return 0;
+	if (announces_body(p))
+		up->no_reuse = true;
+	return 1;
 }
 
 static int

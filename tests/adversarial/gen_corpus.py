@@ -363,6 +363,44 @@ vec("expect_100_then_smuggle", post(b"Expect: 100-continue\r\nContent-Length: 4\
 vec("expect_100_get_no_body", get(b"Expect: 100-continue\r\n"), expect=[200], closed=False,
     upstream=[up("GET", "/headers")], why="Expect on a body-less request")
 
+# ---------------------------------------------------------------- response side (issue 12)
+# The vector asks the recording upstream for a hostile answer (/hostile/KIND,
+# tests/integration/upstream.py), which then keeps reading its connection: a
+# desync shows as a wrong status for the pipelined /status/404, as bytes after
+# the answers, or as a request the upstream should never have seen.
+NEXT404 = get(target=b"/status/404")
+
+
+def hostile(kind):
+    return b"/hostile/" + kind.encode()
+
+
+for kind in ("204-cl", "204-chunked", "304-cl", "304-chunked"):
+    vec("resp_%s_then_next" % kind.replace("-", "_"), get(target=hostile(kind)) + NEXT404,
+        expect=[int(kind[:3]), 404], closed=False,
+        upstream=[up("GET", "/hostile/" + kind), up("GET", "/status/404")],
+        why="a %s answer carrying a forged response as its body: the bytes are dropped "
+            "with the upstream connection, the next request gets its own answer" % kind[:3])
+vec("resp_304_cl_nobody_then_next", get(target=hostile("304-cl-nobody")) + NEXT404,
+    expect=[304, 404], closed=False,
+    upstream=[up("GET", "/hostile/304-cl-nobody"), up("GET", "/status/404")],
+    why="a conformant 304 with the representation's Content-Length and no body ends at its "
+        "head: the keep-alive connection does not wait for bytes that never come")
+for kind in ("100-cl", "103-chunked", "100-flood"):
+    vec("resp_%s" % kind.replace("-", "_"), get(target=hostile(kind)) + NEXT404,
+        expect=[502], closed=True, upstream=[up("GET", "/hostile/" + kind)],
+        why="an interim answer that announces a body, or more than 8 of them: 502, closed")
+WS_NOKEY = b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+for name, hdrs, kind in (("resp_101_wrong_accept", WSH, "101-wrong-accept"),
+                         ("resp_101_no_accept", WSH, "101-no-accept"),
+                         ("resp_101_h2c", WSH, "101-h2c"),
+                         ("resp_101_no_key_in_request", WS_NOKEY, "101-full"),
+                         ("resp_101_to_plain_get", b"", "101-full")):
+    vec(name, get(hdrs, target=hostile(kind)) + BADSMUG, expect=[502], closed=True,
+        upstream=[up("GET", "/hostile/" + kind)],
+        why="a 101 that does not complete the WebSocket handshake opens no tunnel: 502, and "
+            "the request sent after it never reaches the upstream")
+
 
 def main():
     vdir = os.path.join(HERE, "vectors")

@@ -333,7 +333,7 @@ def ws_handshake_bytes(path="/ws", host="localhost"):
     req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, host, key))
     want = base64.b64encode(hashlib.sha1(
-        key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65").digest()).decode()
+        key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()).decode()
     return req.encode(), want
 
 

@@ -23,6 +23,12 @@ Endpoints:
   GET  /sechdr       sets its own security headers (the gateway must keep them)
   GET  /ws           WebSocket echo (text, binary, ping, close)
   GET  /ws-refuse    answers 200 to an Upgrade request (no tunnel)
+  GET  /bad/KIND     a malformed response (BAD_RESPONSES), then closes
+  ANY  /hostile/KIND raw response-side attack bytes (hostile_response()),
+                     then keeps reading requests on the connection, so that
+                     anything the gateway lets through afterwards (a request
+                     inside a bogus tunnel, the next request on a desynced
+                     connection) is recorded
   anything else      200 "hello\n"
 """
 
@@ -36,6 +42,7 @@ import re
 import signal
 import struct
 import sys
+import urllib.parse
 
 MAX_HEAD = 256 * 1024
 TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -43,7 +50,7 @@ TARGET = re.compile(rb"^[\x21-\x7e]+$")
 VERSION = re.compile(rb"^HTTP/1\.[01]$")
 DIGITS = re.compile(rb"^[0-9]{1,18}$")
 HEXSIZE = re.compile(rb"^[0-9A-Fa-f]{1,15}$")
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SERVER = b"recording-upstream/1"
 
 
@@ -128,6 +135,82 @@ BAD_RESPONSES = {
     "cl-short": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b",
     "extra": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello" + SMUGGLED,
 }
+
+
+# Response-side attacks for /hostile/KIND. FORGED is what a desynced
+# gateway would hand the client as the answer to its next request.
+FORGED = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 23\r\n"
+          b"X-Forged: 1\r\n\r\n<h1>forged login</h1>\n\n")
+FINAL = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\nfinal\n"
+
+
+def _chunked(data):
+    return b"%x\r\n" % len(data) + data + b"\r\n0\r\n\r\n"
+
+
+def _bodiless(status):
+    """A bodiless status that carries FORGED as a body, by each framing."""
+    line = {"204": b"HTTP/1.1 204 No Content\r\n", "304": b"HTTP/1.1 304 Not Modified\r\n",
+            "100": b"HTTP/1.1 100 Continue\r\n", "103": b"HTTP/1.1 103 Early Hints\r\n",
+            "head": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"}[status]
+    return {
+        "cl": line + b"Content-Length: %d\r\n\r\n" % len(FORGED) + FORGED,
+        "chunked": line + b"Transfer-Encoding: chunked\r\n\r\n" + _chunked(FORGED),
+        "trailing": line + b"Content-Length: 0\r\n\r\n" + FORGED,
+    }
+
+
+def _accept(key):
+    return base64.b64encode(hashlib.sha1(key.encode("latin-1") + WS_GUID).digest())
+
+
+def _switch(headers, kind):
+    """101 answers to a WebSocket request, each wrong in one way (or, for
+    "full", right as far as it can be without a key in the request)."""
+    key = hget(headers, "sec-websocket-key") or ""
+    acc = _accept(key)
+    other = _accept("AAAAAAAAAAAAAAAAAAAAAA==")
+    head = {
+        "full": [b"Upgrade: websocket", b"Connection: Upgrade", b"Sec-WebSocket-Accept: " + acc],
+        "no-upgrade": [b"Connection: Upgrade", b"Sec-WebSocket-Accept: " + acc],
+        "no-connection": [b"Upgrade: websocket", b"Sec-WebSocket-Accept: " + acc],
+        "wrong-accept": [b"Upgrade: websocket", b"Connection: Upgrade",
+                         b"Sec-WebSocket-Accept: " + other],
+        "no-accept": [b"Upgrade: websocket", b"Connection: Upgrade"],
+        "two-accept": [b"Upgrade: websocket", b"Connection: Upgrade",
+                       b"Sec-WebSocket-Accept: " + acc, b"Sec-WebSocket-Accept: " + other],
+        "h2c": [b"Upgrade: h2c", b"Connection: Upgrade", b"Sec-WebSocket-Accept: " + acc],
+        "bare": [],
+    }[kind]
+    return b"HTTP/1.1 101 Switching Protocols\r\n" + b"".join(h + b"\r\n" for h in head) + b"\r\n"
+
+
+def hostile_response(kind, query, headers):
+    """The raw bytes for /hostile/KIND, or None for an unknown KIND."""
+    status, _, frame = kind.partition("-")
+    if status in ("204", "304", "100", "103", "head") and frame in ("cl", "chunked", "trailing"):
+        return _bodiless(status)[frame]
+    if kind == "304-cl-nobody":  # conformant: the length of the representation, no body
+        return b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 1234\r\n\r\n"
+    if kind == "204-cl-nobody":
+        return b"HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n"
+    if kind == "103-then-200":  # a conformant interim answer, then the real one
+        return b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" + FINAL
+    if kind == "100-flood":
+        return b"HTTP/1.1 100 Continue\r\n\r\n" * 9 + FINAL
+    if status == "101":
+        try:
+            return _switch(headers, frame)
+        except KeyError:
+            return None
+    if status == "reason":  # one byte (hex) inside the reason phrase
+        b = bytes([int(frame, 16)])
+        return b"HTTP/1.1 200 A" + b + b"B\r\nContent-Length: 6\r\n\r\nhello\n"
+    if kind == "cookie":  # ?v=VALUE: one Set-Cookie with that value, beside a harmless one
+        v = urllib.parse.unquote_to_bytes(query[2:]) if query.startswith("v=") else b""
+        return (b"HTTP/1.1 200 OK\r\nSet-Cookie: theme=dark\r\nSet-Cookie: " + v +
+                b"\r\nContent-Length: 3\r\n\r\nok\n")
+    return None
 
 
 def hget(headers, name):
@@ -272,6 +355,15 @@ class Conn:
             self.w.write(BAD_RESPONSES[path[5:]])
             await self.w.drain()
             return False  # close: what follows on this connection is garbage
+        if path.startswith("/hostile/"):
+            await self.drain_body(headers)
+            raw = hostile_response(path[9:], target.partition("?")[2], headers)
+            if raw is None:
+                await self.send(404, "Not Found", extra, b"no such hostile kind\n")
+                return not close
+            self.w.write(raw)
+            await self.w.drain()
+            return True  # read on: record whatever the gateway still sends
         if path == "/sha256":
             h, n = hashlib.sha256(), 0
             async for piece in self.body_chunks(headers):

@@ -83,6 +83,12 @@ server_pick(const struct cert_server *srv, const char *host)
 	return wild < srv->n ? srv->v[wild].ctx : NULL;
 }
 
+bool
+cert_server_covers(const struct cert_server *srv, const char *host)
+{
+	return srv != NULL && server_pick(srv, host) != NULL;
+}
+
 /* Unknown or absent SNI keeps the default (first) certificate. */
 static int
 sni_cb(SSL *ssl, int *al, void *arg)

@@ -40,6 +40,10 @@ SSL *cert_server_ssl(struct cert_server *);
 /* Same context, ALPN and SNI, but without http/1.1 ALPN (for SMTP STARTTLS). */
 SSL *cert_server_ssl_smtp(struct cert_server *);
 void cert_server_free(struct cert_server *);
+/* Whether any certificate answers to `host` (lower case, no final dot),
+ * exactly or by a one-label wildcard: the names the gateway serves when
+ * the configuration names none. */
+bool cert_server_covers(const struct cert_server *, const char *host);
 
 /* Whole days until cert_file's (first certificate's) notAfter, rounded
  * down, negative once expired; INT_MIN with err filled when unreadable.

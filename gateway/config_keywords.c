@@ -44,6 +44,7 @@ gw_config_defaults(struct gw_config *cfg)
 		.request_line = 8 * KIB, .header_size = 8 * KIB,
 		.header_total = 32 * KIB, .headers = 100, .body = 100 * MIB,
 		.connections = 10000, .connections_per_ip = 256,
+		.established_per_ip = 4096,
 		.upstream_keepalive = 64, .requests_per_conn = 1000,
 	};
 	auth_settings_defaults(&cfg->auth);
@@ -632,18 +633,67 @@ kw_audit_log(struct cfg_ctx *ctx, const struct cfg_line *l)
 	return set_log(ctx, l, &ctx->cfg->audit_log, true);
 }
 
+/* Every name a request's Host may carry; the first is the public name. */
 static int
 kw_server_name(struct cfg_ctx *ctx, const struct cfg_line *l)
 {
-	if (!valid_hostname(l->tok[1].s)) {
-		cfg_error(ctx, l, 1, "server_name: \"%s\" is not a valid host "
-		    "name", l->tok[1].s);
-		return -1;
-	}
-	if ((ctx->cfg->server_name = strdup(l->tok[1].s)) == NULL) {
+	struct gw_config *cfg = ctx->cfg;
+	int n = l->ntok - 1;
+
+	if ((cfg->server_names = calloc((size_t)n, sizeof(char *))) == NULL) {
 		cfg_error(ctx, l, 1, "server_name: out of memory");
 		return -1;
 	}
+	for (int i = 1; i <= n; i++) {
+		char *s;
+		if (!valid_hostname(l->tok[i].s)) {
+			cfg_error(ctx, l, i, "server_name: \"%s\" is not a valid "
+			    "host name", l->tok[i].s);
+			return -1;
+		}
+		if ((s = strdup(l->tok[i].s)) == NULL) {
+			cfg_error(ctx, l, i, "server_name: out of memory");
+			return -1;
+		}
+		for (char *p = s; *p != '\0'; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+		cfg->server_names[cfg->nserver_names++] = s;
+	}
+	if ((cfg->server_name = strdup(cfg->server_names[0])) == NULL) {
+		cfg_error(ctx, l, 1, "server_name: out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* A header of the rewrite / method-override / client-address class that
+ * the upstream must see anyway (relay_spoof.c lists the class). */
+static int
+kw_forward_header(struct cfg_ctx *ctx, const struct cfg_line *l)
+{
+	struct gw_config *cfg = ctx->cfg;
+	const char *name = l->tok[1].s;
+	char **v, *s;
+
+	if (!gw_spoof_keepable(name)) {
+		cfg_error(ctx, l, 1, "forward_header: \"%s\" is not a header the "
+		    "gateway drops by default, or is one it sets itself; see "
+		    "forward_header in docs/configuration.md", name);
+		return -1;
+	}
+	v = reallocarray(cfg->fwd_keep, cfg->nfwd_keep + 1, sizeof(*v));
+	if (v == NULL || (s = strdup(name)) == NULL) {
+		if (v != NULL)
+			cfg->fwd_keep = v;
+		cfg_error(ctx, l, 1, "forward_header: out of memory");
+		return -1;
+	}
+	for (char *p = s; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	cfg->fwd_keep = v;
+	cfg->fwd_keep[cfg->nfwd_keep++] = s;
 	return 0;
 }
 
@@ -726,6 +776,8 @@ NUM_KW(kw_max_connections, NUM_COUNT, 1, 1000000, "1 to 1000000",
     unsigned, lim.connections)
 NUM_KW(kw_max_connections_per_ip, NUM_COUNT, 1, 1000000, "1 to 1000000",
     unsigned, lim.connections_per_ip)
+NUM_KW(kw_max_established_per_ip, NUM_COUNT, 1, 1000000, "1 to 1000000",
+    unsigned, lim.established_per_ip)
 NUM_KW(kw_upstream_keepalive, NUM_COUNT, 0, 10000, "0 to 10000",
     unsigned, lim.upstream_keepalive)
 NUM_KW(kw_max_requests_per_connection, NUM_COUNT, 1, 1000000,
@@ -784,7 +836,8 @@ static const struct cfg_keyword keywords[] = {
 	{ "access_log", "PATH|off|-", 1, 1, false, kw_access_log },
 	{ "error_log", "PATH|-", 1, 1, false, kw_error_log },
 	{ "audit_log", "PATH|off", 1, 1, false, kw_audit_log },
-	{ "server_name", "NAME", 1, 1, false, kw_server_name },
+	{ "server_name", "NAME...", 1, 16, false, kw_server_name },
+	{ "forward_header", "NAME", 1, 1, true, kw_forward_header },
 	{ "hsts", "on|off", 1, 1, false, kw_hsts },
 	{ "hsts_max_age", "SECONDS", 1, 1, false, kw_hsts_max_age },
 	{ "header_timeout", "DURATION", 1, 1, false, kw_header_timeout },
@@ -806,6 +859,8 @@ static const struct cfg_keyword keywords[] = {
 	{ "max_connections", "COUNT", 1, 1, false, kw_max_connections },
 	{ "max_connections_per_ip", "COUNT", 1, 1, false,
 	    kw_max_connections_per_ip_pos },
+	{ "max_established_per_ip", "COUNT", 1, 1, false,
+	    kw_max_established_per_ip },
 	{ "upstream_keepalive", "COUNT", 1, 1, false, kw_upstream_keepalive },
 	{ "max_requests_per_connection", "COUNT", 1, 1, false,
 	    kw_max_requests_per_connection },
@@ -1001,6 +1056,12 @@ check_limits(struct cfg_ctx *ctx)
 		cfg_warn_at(ctx, p, "max_connections_per_ip (%u) is larger "
 		    "than max_connections (%u)", cfg->lim.connections_per_ip,
 		    cfg->lim.connections);
+	}
+	if (cfg->lim.connections_per_ip > cfg->lim.established_per_ip) {
+		p = ctx->conn_ip_pos.file ? &ctx->conn_ip_pos : &top;
+		cfg_warn_at(ctx, p, "max_connections_per_ip (%u) is larger "
+		    "than max_established_per_ip (%u): the smaller caps both",
+		    cfg->lim.connections_per_ip, cfg->lim.established_per_ip);
 	}
 	if (cfg->proxy_protocol && cfg->ntrusted == 0)
 		cfg_error_at(ctx, &ctx->proxy_pos, "proxy_protocol on needs "

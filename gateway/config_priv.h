@@ -93,6 +93,11 @@ struct gw_config *gw_config_load_loc(const char *path, bool build_runtime,
     struct cert_tickets *tickets, cfg_report_fn report, void *arg);
 
 /* config_keywords.c: the keyword table and cross-checks. */
+/* relay_spoof.c: a header of the rewrite / method-override / client-address
+ * class that is not one the gateway sets itself, so forward_header may keep
+ * it. */
+bool gw_spoof_keepable(const char *name);
+
 struct cfg_keyword {
 	const char *name;
 	const char *usage;	/* values, for "usage: name USAGE" */

@@ -175,6 +175,12 @@ cfg_free_contents(struct gw_config *cfg)
 	free(cfg->error_log);
 	free(cfg->audit_log);
 	free(cfg->server_name);
+	for (i = 0; i < cfg->nserver_names; i++)
+		free(cfg->server_names[i]);
+	free(cfg->server_names);
+	for (i = 0; i < cfg->nfwd_keep; i++)
+		free(cfg->fwd_keep[i]);
+	free(cfg->fwd_keep);
 	free(cfg->policy_file);
 	free(cfg->geoip_db);
 	auth_settings_free(&cfg->auth);

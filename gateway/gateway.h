@@ -74,7 +74,8 @@ struct gw_limits {
 	unsigned headers;	/* count; over -> 431 */
 	uint64_t body;		/* request body bytes; over -> 413; 0 = no limit */
 	unsigned connections;	/* per worker process, all clients */
-	unsigned connections_per_ip;
+	unsigned connections_per_ip;	/* of one address, before a head */
+	unsigned established_per_ip;	/* of one address, in all */
 	unsigned upstream_keepalive;	/* idle pooled connections per worker */
 	unsigned requests_per_conn;	/* keep-alive requests on one connection */
 };
@@ -106,6 +107,12 @@ struct gw_config {
 	char           *error_log;		/* NULL/"-": stderr */
 	char           *audit_log;		/* NULL: none */
 	char           *server_name;		/* public host name, for redirects */
+	char          **server_names;		/* every name Host may carry, lower
+						   case; [0] is server_name */
+	size_t          nserver_names;		/* 0: the certificates' names */
+	char          **fwd_keep;		/* forward_header: kept despite
+						   gw_spoof_header(), lower case */
+	size_t          nfwd_keep;
 	bool            hsts;
 	unsigned        hsts_max_age;
 	struct gw_timeouts to;

@@ -79,10 +79,19 @@ void gw_io_trim(struct gw_io *);
 struct gw_peertab;
 struct gw_peertab *gw_peertab_new(void);
 void gw_peertab_free(struct gw_peertab *);
-/* Counts one more connection from `sa`; false (and nothing counted) when
- * that would exceed `limit`. */
-bool gw_peertab_enter(struct gw_peertab *, const struct sockaddr *sa, unsigned limit);
-void gw_peertab_leave(struct gw_peertab *, const struct sockaddr *sa);
+/* Counts one more (unproven) connection from `sa`; false (and nothing
+ * counted) when the address already has `max_unproven` connections without
+ * a complete request head, or `max_all` connections in all (0 = no cap).
+ * Addresses are keyed as gw_peertab_key says. */
+bool gw_peertab_enter(struct gw_peertab *, const struct sockaddr *sa,
+    unsigned max_unproven, unsigned max_all);
+/* The connection sent its first complete head: it is no longer unproven. */
+void gw_peertab_proven(struct gw_peertab *, const struct sockaddr *sa);
+/* The connection is gone; `proven` as gw_peertab_proven was called. */
+void gw_peertab_leave(struct gw_peertab *, const struct sockaddr *sa,
+    bool proven);
+/* IPv4 and IPv4-mapped IPv6 as IPv4 (::ffff:a.b.c.d), other IPv6 per /64. */
+void gw_peertab_key(const struct sockaddr *sa, uint8_t k[16]);
 
 struct gw_worker;
 
@@ -253,6 +262,7 @@ struct gw_conn {
 	bool                resume;		/* timer fired for the next request */
 	bool                trimmed;		/* idle buffers given back */
 	bool                counted;		/* in the per-address table */
+	bool                proven;		/* ... and sent a complete head */
 	bool                expect_continue;
 	uint64_t            bytes_in, bytes_out;
 	struct evbuffer    *up_head;		/* kept for one retry */
@@ -318,6 +328,7 @@ struct gw_worker {
 	struct event       *drain_poll;
 	TAILQ_HEAD(, gw_conn) conns;
 	TAILQ_HEAD(, gw_upconn) idle;
+	LIST_HEAD(, gw_ppwait) ppwaits;		/* PROXY headers awaited */
 	unsigned            nidle;
 	bool                draining;
 };
@@ -383,7 +394,24 @@ void gw_relay_audit(struct gw_conn *, const char *decision, const char *file,
     unsigned line);
 void gw_relay_identity_headers(struct gw_conn *, struct gw_hw *);
 bool gw_relay_recheck(struct gw_conn *, const struct gw_config *);
-void gw_relay_xff_client(struct gw_conn *, const char *xff, size_t n);
+/* Sets the request's client from a trusted proxy's X-Forwarded-For; -1
+ * when an element it must believe is not a bare IP address (answer 400). */
+int  gw_relay_xff_client(struct gw_conn *, const char *xff, size_t n);
+/* Whether a normalised path is a gateway page (/_pbxgate, any case). */
+bool gw_relay_gateway_path(const char *path);
+
+/* relay_host.c: the request's Host against the names the gateway serves
+ * (server_name, else the certificates' names, or the local address) and
+ * the TLS SNI. 0 with the Host the upstream sees in `out` (NUL-terminated),
+ * or the status to answer (421, 400) with *why. */
+int  gw_relay_host(struct gw_conn *, const char *host, size_t hlen, char *out,
+    size_t outlen, const char **why);
+
+/* relay_spoof.c: headers that make a back end act on another URL, method
+ * or client address (rewrite, method override, client-IP headers). */
+bool gw_spoof_header(const char *name, size_t n);
+/* Dropped from a request: in the class and not kept by forward_header. */
+bool gw_spoof_drop(const struct gw_config *, const char *name, size_t n);
 
 /* relay_local.c: /_pbxgate/ pages, answered by the auth module on the pool */
 void gw_local_begin(struct gw_conn *);
@@ -458,11 +486,14 @@ void gw_access_log(struct gw_conn *);
 void gw_now(struct timespec *);
 double gw_ms_since(const struct timespec *);
 
-/* proxy_proto.c */
+/* proxy_v2.c: the header format; proxy_proto.c: waiting for it */
+#define GW_PP_HEAD 16			/* signature, command, family, length */
+#define GW_PP_MAX  (GW_PP_HEAD + 512)	/* addresses + TLVs we accept */
 int  gw_proxy_v2_parse(const uint8_t *, size_t, struct sockaddr_storage *src,
     socklen_t *srclen, size_t *hdrlen);
 void gw_proxy_accept(struct gw_worker *, evutil_socket_t, const struct sockaddr *,
     socklen_t, unsigned timeout_ms);
+void gw_proxy_close_all(struct gw_worker *);
 
 /* admin.c */
 void gw_admin_accept(struct gw_worker *, evutil_socket_t);

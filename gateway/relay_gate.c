@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,15 +36,20 @@ parse_ip(const char *s, size_t n, struct sockaddr_storage *ss)
 }
 
 /* Walks X-Forwarded-For from the right: the first address that is not a
- * trusted proxy is the client. A malformed element ends the walk and the
- * client is the last address we could believe. */
-void
+ * trusted proxy is the client. An element the walk reaches that is not a
+ * bare IP address (garbage, empty, with a port, bracketed, a zone) fails
+ * the request: guessing would make the client the proxy itself, or
+ * whatever the last good element was. So does a chain of trusted proxies
+ * longer than GW_XFF_MAX. Elements left of the client are never read. */
+#define GW_XFF_MAX 64
+
+int
 gw_relay_xff_client(struct gw_conn *c, const char *v, size_t n)
 {
 	const struct gw_config *cfg = c->cfg;
 	size_t end = n;
 
-	for (int guard = 0; guard < 64 && end > 0; guard++) {
+	for (int i = 0; i < GW_XFF_MAX; i++) {
 		size_t s = end, e;
 		struct sockaddr_storage ss;
 
@@ -56,15 +62,16 @@ gw_relay_xff_client(struct gw_conn *c, const char *v, size_t n)
 		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
 			e--;
 		if (!parse_ip(v + s, e - s, &ss))
-			return;
+			return -1;
 		memcpy(c->rq->client_ip, v + s, e - s);
 		c->rq->client_ip[e - s] = '\0';
 		memcpy(&c->rq->client, &ss, sizeof(c->rq->client));
 		if (!gw_cidr_match(cfg->trusted, cfg->ntrusted, (struct sockaddr *)&ss))
-			return;
+			return 0;
 		if (s == 0)
-			return;
+			return 0;	/* all trusted: the left-most stands */
 	}
+	return -1;
 }
 
 /* Header lookup for `header NAME REGEX` rules: repeated headers joined with
@@ -275,11 +282,35 @@ rd_need(struct gw_conn *c, struct pol_request *r)
 	return v.action == POL_MFA ? AUTH_LEVEL_MFA : AUTH_LEVEL_NONE;
 }
 
+/* The one rule for what is a gateway page: the normalised path is
+ * /_pbxgate or begins with /_pbxgate/, in any case (the documented policy
+ * rule `allow path ^/_pbxgate/` is caseless, and so may the upstream be).
+ * Such a path is answered by the gateway and never forwarded. */
+bool
+gw_relay_gateway_path(const char *path)
+{
+	size_t n = strlen(AUTH_PREFIX) - 1;	/* without the last '/' */
+
+	return strncasecmp(path, AUTH_PREFIX, n) == 0 &&
+	    (path[n] == '\0' || path[n] == '/');
+}
+
+/* A gateway page's prefix in one spelling, so that the auth module's page
+ * table (exact names) sees /_PbXgAtE/login as /_pbxgate/login. The path
+ * is also the start of c->target. */
+static void
+canonical_prefix(struct gw_conn *c)
+{
+	size_t n = strlen(AUTH_PREFIX) - 1;
+
+	memcpy(c->path, AUTH_PREFIX, n);
+	memcpy(c->target, AUTH_PREFIX, n);
+}
+
 static int
 act(struct gw_conn *c, const struct pol_verdict *v, const struct pol_request *r)
 {
-	bool local = c->target_len >= strlen(AUTH_PREFIX) &&
-	    strncmp(c->target, AUTH_PREFIX, strlen(AUTH_PREFIX)) == 0;
+	bool local = gw_relay_gateway_path(c->path);
 
 	if (v->action == POL_DENY) {
 		gw_relay_audit(c, "deny", v->file, v->line);
@@ -321,6 +352,8 @@ gw_relay_gate(struct gw_conn *c, const char **path, size_t *plen)
 
 	if (normalise_target(c, *path, *plen) < 0)
 		return -1;
+	if (gw_relay_gateway_path(c->path))
+		canonical_prefix(c);
 	*path = c->target;
 	*plen = c->target_len;
 	check_session(c, &id, &session, true);

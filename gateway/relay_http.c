@@ -139,7 +139,8 @@ gw_conn_free(struct gw_conn *c)
 	free(c->set_cookie);
 	gw_conn_request_free(c);
 	if (c->counted)
-		gw_peertab_leave(w->rt->peers, (struct sockaddr *)&c->peer);
+		gw_peertab_leave(w->rt->peers, (struct sockaddr *)&c->peer,
+		    c->proven);
 	atomic_fetch_sub(&w->rt->conns_all, 1);
 	atomic_fetch_sub(&w->rt->m.conns_active, 1);
 	if (c->state == CS_TUNNEL)

@@ -40,11 +40,12 @@ request_begin(void *owner)
 }
 
 /* Headers never passed upstream: hop-by-hop (RFC 9110 7.6.1), framing we
- * redo ourselves, forwarding headers we set from the real peer, and our
- * own identity headers, which only the gateway may set. */
+ * redo ourselves, forwarding headers we set from the real peer, our own
+ * identity headers, which only the gateway may set, and the rewrite /
+ * method-override / client-address class (relay_spoof.c) unless kept. */
 static bool
-drop_request_header(const struct gw_msg *m, const struct gw_hdr *h,
-    const char *conn_v, size_t conn_n)
+drop_request_header(const struct gw_config *cfg, const struct gw_msg *m,
+    const struct gw_hdr *h, const char *conn_v, size_t conn_n)
 {
 	static const struct gw_name drop[] = {
 		GW_NAME("connection"), GW_NAME("keep-alive"),
@@ -61,6 +62,8 @@ drop_request_header(const struct gw_msg *m, const struct gw_hdr *h,
 	if (gw_hdr_in(m, h, drop, sizeof(drop) / sizeof(drop[0])))
 		return true;
 	if (h->name_len >= 10 && strncasecmp(m->buf + h->name, "x-pbxgate-", 10) == 0)
+		return true;
+	if (gw_spoof_drop(cfg, m->buf + h->name, h->name_len))
 		return true;
 	/* CGI-style back ends fold '_' and '-' into one name: an underscore
 	 * twin (X_Forwarded_For, Transfer_Encoding) would spoof what we set
@@ -81,8 +84,9 @@ drop_request_header(const struct gw_msg *m, const struct gw_hdr *h,
 
 /* The address the request comes from: the TCP peer, unless the peer is a
  * trusted proxy, in which case the right-most X-Forwarded-For entry that
- * is not itself trusted. */
-static void
+ * is not itself trusted. -1 (answered 400) when a trusted proxy's list
+ * cannot be read: several X-Forwarded-For fields, or a bad element. */
+static int
 resolve_client(struct gw_conn *c, const char **xff, size_t *xffn)
 {
 	const struct gw_config *cfg = c->cfg;
@@ -93,12 +97,18 @@ resolve_client(struct gw_conn *c, const char **xff, size_t *xffn)
 	*xffn = 0;
 	if (cfg->ntrusted == 0 ||
 	    !gw_cidr_match(cfg->trusted, cfg->ntrusted, (struct sockaddr *)&c->peer))
-		return;
+		return 0;
 	h = gw_msg_find(&c->rq->rp.req, "x-forwarded-for", &cnt);
-	if (h == NULL || cnt != 1)
-		return;		/* several lists: believe none */
+	if (h == NULL)
+		return 0;
+	if (cnt != 1)
+		return gw_relay_reject(c, 400, "several X-Forwarded-For fields "
+		    "from a trusted proxy"), -1;
 	*xffn = gw_hval(&c->rq->rp.req, h, xff);
-	gw_relay_xff_client(c, *xff, *xffn);
+	if (gw_relay_xff_client(c, *xff, *xffn) < 0)
+		return gw_relay_reject(c, 400, "unreadable X-Forwarded-For from a "
+		    "trusted proxy"), -1;
+	return 0;
 }
 
 static void
@@ -148,14 +158,11 @@ write_upstream_head(struct gw_conn *c, struct evbuffer *out, const char *path,
 	GW_HW_LIT(&w, " ");
 	gw_hw_put(&w, path, plen);
 	GW_HW_LIT(&w, " HTTP/1.1\r\nHost: ");
-	if (host != NULL)
-		gw_hw_put(&w, host, hlen);
-	else
-		gw_hw_str(&w, c->cfg->upstream.hostport);
+	gw_hw_put(&w, host, hlen);
 	GW_HW_LIT(&w, "\r\n");
 	for (unsigned i = 0; i < m->nhdrs; i++) {
 		const struct gw_hdr *h = &m->hdrs[i];
-		if (drop_request_header(m, h, conn_v, conn_n))
+		if (drop_request_header(c->cfg, m, h, conn_v, conn_n))
 			continue;
 		n = gw_hval(m, h, &v);
 		gw_hw_header(&w, m->buf + h->name, h->name_len, v, n);
@@ -184,29 +191,38 @@ gw_relay_head_accept(struct gw_conn *c)
 {
 	struct gw_head_info hi;
 	const char *why, *path, *xff;
+	char host[300];		/* a Host value is at most 255 bytes */
 	size_t plen, xffn;
 	int st = gw_head_judge(&c->rq->rp, &hi, &why);
 
 	if (st != 0)
 		return gw_relay_reject(c, st, why), -1;
+	/* a complete, well-formed head: the connection leaves the tight
+	 * per-address cap on unproven connections (peertab.c) */
+	if (c->counted && !c->proven) {
+		gw_peertab_proven(c->w->rt->peers, (struct sockaddr *)&c->peer);
+		c->proven = true;
+	}
 	c->is_head = hi.method == HTTP_HEAD;
 	c->upgrade = hi.upgrade;
 	c->expect_continue = hi.expect_continue;
 	c->keepalive = hi.keepalive && c->nreq < c->cfg->lim.requests_per_conn &&
 	    !atomic_load(&c->w->rt->stopping);
+	if ((st = gw_relay_host(c, hi.host, hi.hlen, host, sizeof(host), &why)) != 0)
+		return gw_relay_reject(c, st, why), -1;
 	path = hi.path;
 	plen = hi.plen;
-	resolve_client(c, &xff, &xffn);
+	if (resolve_client(c, &xff, &xffn) < 0)
+		return -1;
 	if (gw_relay_gate(c, &path, &plen) < 0)
 		return -1;
-	if (plen >= strlen(AUTH_PREFIX) &&
-	    strncmp(path, AUTH_PREFIX, strlen(AUTH_PREFIX)) == 0) {
+	if (gw_relay_gateway_path(c->path)) {
 		if (c->upgrade)
 			return gw_relay_reject(c, 400, "upgrade to a gateway page"), -1;
 		gw_local_begin(c);
 		return 0;
 	}
-	return gw_relay_forward_head(c, path, plen, hi.host, hi.hlen, xff, xffn);
+	return gw_relay_forward_head(c, path, plen, host, strlen(host), xff, xffn);
 }
 
 int

@@ -40,7 +40,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	 * total admits the connection, so both are undone exactly once */
 	ok = atomic_fetch_add(&rt->conns_all, 1) < (long long)cfg->lim.connections;
 	if (ok && !trusted)
-		ok = gw_peertab_enter(rt->peers, sa, cfg->lim.connections_per_ip);
+		ok = gw_peertab_enter(rt->peers, sa, cfg->lim.connections_per_ip,
+		    cfg->lim.established_per_ip);
 	if (!ok) {
 		atomic_fetch_sub(&rt->conns_all, 1);
 		atomic_fetch_add(&rt->m.conns_refused, 1);
@@ -93,6 +94,7 @@ drain_check(struct gw_worker *w)
 		    c->state == CS_HANDSHAKE)
 			gw_conn_close(c);
 	}
+	gw_proxy_close_all(w);	/* still before their TLS handshake */
 	gw_pool_flush(w);
 	/* SMTP sessions end on their own (421, or after their transaction);
 	 * the poll below notices when the last one is gone */
@@ -112,7 +114,7 @@ gw_conn_refused(struct gw_worker *w, evutil_socket_t fd,
     const struct sockaddr *sa, bool counted)
 {
 	if (counted)
-		gw_peertab_leave(w->rt->peers, sa);
+		gw_peertab_leave(w->rt->peers, sa, false);
 	atomic_fetch_sub(&w->rt->conns_all, 1);
 	close(fd);
 }
@@ -333,6 +335,7 @@ gw_workers_start(struct gw_runtime *rt, int fds[][GW_MAX_LISTEN], int nfds,
 		w->cfg = gw_runtime_config(rt);
 		TAILQ_INIT(&w->conns);
 		TAILQ_INIT(&w->idle);
+		LIST_INIT(&w->ppwaits);
 		w->base = new_base();
 		if (w->base == NULL) {
 			snprintf(err, errlen, "worker %d: cannot create event base", i);
@@ -402,6 +405,7 @@ gw_workers_join(struct gw_runtime *rt)
 		/* loop exited: free what is left without callbacks */
 		while ((c = TAILQ_FIRST(&w->conns)) != NULL)
 			gw_conn_free(c);
+		gw_proxy_close_all(w);
 		while ((up = TAILQ_FIRST(&w->idle)) != NULL) {
 			TAILQ_REMOVE(&w->idle, up, entry);
 			w->nidle--;

@@ -204,3 +204,45 @@ def test_slowloris_1000_connections(env):
                                              ", ".join("%.2f" % (t * 1e3) for t in tries), still))
     assert under <= 2 * base, "p99 %.2f ms under attack, baseline %.2f ms" % (
         under * 1e3, base * 1e3)
+
+
+OFFICE = 3000
+OFFICE_WS_EVERY = 7     # 429 of the 3,000 are WebSockets (presence, BLF)
+
+
+def test_office_behind_one_address(env):
+    # Issue 12 item 21: a 500-person office behind one NAT address, several
+    # connections and a WebSocket each, under the product's default limits
+    # (helpers.DEFAULTS lowers them for the other tests). Every connection
+    # is proven (a complete head), so none counts against
+    # max_connections_per_ip; max_established_per_ip (4096) is the ceiling.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 3 * OFFICE:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 3 * OFFICE), hard))
+    gw, up, ctx = env(overrides={"max_connections_per_ip": "256",
+                                 "max_connections": "10000",
+                                 "header_timeout": "10s", "idle_timeout": "60s"})
+    t0 = time.monotonic()
+    office = subprocess.Popen([PYTHON, os.path.join(HERE, "office.py"), "--port",
+                               str(gw.port), "--conns", str(OFFICE), "--ws-every",
+                               str(OFFICE_WS_EVERY), "--secs", "30"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = office.stdout.readline().decode()
+        assert line.startswith("open "), (line, office.stderr.read()[-2000:])
+        opened, ws = int(line.split()[1]), int(line.split()[3])
+        took = time.monotonic() - t0
+        held = gw.metric("pbxgate_connections_active")
+        again = office.stdout.readline().decode()
+        assert again.startswith("again "), (again, office.stderr.read()[-2000:])
+        served_again = int(again.split()[1])
+        refused = gw.metric("pbxgate_connections_refused_total")
+    finally:
+        office.send_signal(signal.SIGTERM)
+        office.wait(30)
+    print("office: %d of %d connections served from one address (%d WebSockets) in "
+          "%.1f s; %s held by the gateway; %d served again; refused %s" % (
+              opened, OFFICE, ws, took, held, served_again, refused))
+    assert opened == OFFICE, "only %d of %d connections served" % (opened, OFFICE)
+    assert served_again == OFFICE
+    assert ws == len(range(0, OFFICE, OFFICE_WS_EVERY))

@@ -95,7 +95,11 @@ def test_check_reports_file_line_col(pbxgate_bin, workdir):
 
 
 def test_per_ip_connection_cap(make_gateway, upstream, ctx):
-    gw = make_gateway(upstream.port, overrides={"max_connections_per_ip": "3"})
+    # established connections: max_established_per_ip is their ceiling
+    # (max_connections_per_ip counts only those without a complete head,
+    # tests/integration/test_connection_caps.py)
+    gw = make_gateway(upstream.port, overrides={"max_connections_per_ip": "3"},
+                      extra=["max_established_per_ip 3"])
     held = []
     try:
         for _ in range(3):

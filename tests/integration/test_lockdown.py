@@ -361,11 +361,12 @@ def test_trusted_proxy_xff_client_is_judged(proxied, upstream, ctx, xff):
     "unknown",
     "%s/32" % OFFICE,
 ], ids=["port", "brackets", "garbage-last", "unknown", "cidr"])
-def test_trusted_proxy_unusable_xff_judges_the_proxy(proxied, upstream, ctx, xff):
+def test_trusted_proxy_unusable_xff_is_refused(proxied, upstream, ctx, xff):
+    # issue 12 item 22: refused (400), never judged as the proxy itself
     tag = _tag()
     r = get_from(proxied.port, ctx, PROXY, "/management/a", [("X-Forwarded-For", xff)]
                  + _tagged(tag))
-    assert r.status == 403, r
+    assert r.status == 400, r
     _never_forwarded(upstream, proxied.gw, ctx, tag)
 
 
@@ -388,22 +389,23 @@ def test_trusted_proxy_xff_outside_denied(proxied, upstream, ctx, xff):
     assert (rec["peer"], rec["client"]) == (PROXY, OUTSIDE), rec
 
 
-@pytest.mark.parametrize("second", [
-    [],
-    [("X-Forwarded-For", OFFICE), ("X-Forwarded-For", OFFICE)],
-    [("X-Forwarded-For", "not-an-address")],
-    [("X-Forwarded-For", "")],
+@pytest.mark.parametrize("second,status", [
+    ([], 403),
+    ([("X-Forwarded-For", OFFICE), ("X-Forwarded-For", OFFICE)], 400),
+    ([("X-Forwarded-For", "not-an-address")], 400),
+    ([("X-Forwarded-For", "")], 400),
 ], ids=["no-xff", "two-xff-headers", "garbage-xff", "empty-xff"])
-def test_trusted_proxy_keepalive_client_not_carried_over(proxied, upstream, ctx, second):
+def test_trusted_proxy_keepalive_client_not_carried_over(proxied, upstream, ctx, second,
+                                                         status):
     """On one proxy connection, the client of one request is never the
-    client of the next: a request without a usable X-Forwarded-For is the
-    proxy's own."""
+    client of the next: a request without X-Forwarded-For is the proxy's
+    own, one with an unreadable X-Forwarded-For is refused (issue 12)."""
     tag = _tag()
     with SrcClient(proxied.port, ctx, PROXY) as c:
         r = c.request("GET", "/management/1", [("X-Forwarded-For", OFFICE)])
         assert r.status == 200, r
         r = c.request("GET", "/management/2", second + _tagged(tag))
-        assert r.status == 403, r
+        assert r.status == status, r
     _never_forwarded(upstream, proxied.gw, ctx, tag)
 
 

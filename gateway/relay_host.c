@@ -1,0 +1,134 @@
+/* relay_host.c -- which Host a request may name, and the Host the upstream
+ * sees. A back end builds links, redirects and password-reset mails from
+ * Host; a client-chosen one would poison them, so only names this gateway
+ * answers to pass, and they pass in one canonical spelling. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "gateway/gw_internal.h"
+
+#define NAME_MAX_LEN 253
+
+/* Lower case, without one final dot; false when empty or too long. */
+static bool
+fold_name(const char *s, size_t n, char *out)
+{
+	if (n > 0 && s[n - 1] == '.')
+		n--;
+	if (n == 0 || n > NAME_MAX_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		out[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+	}
+	out[n] = '\0';
+	return true;
+}
+
+/* Splits a Host value (checked by valid_host: reg-name, or [v6], with an
+ * optional port) into its name (brackets off) and its ":port" suffix. */
+static bool
+split_host(const char *v, size_t n, char *name, const char **port,
+    size_t *portlen, bool *v6)
+{
+	const char *end;
+
+	*v6 = n > 0 && v[0] == '[';
+	if (*v6) {
+		end = memchr(v, ']', n);
+		if (end == NULL)
+			return false;
+		*port = end + 1;
+		*portlen = n - (size_t)(*port - v);
+		return fold_name(v + 1, (size_t)(end - v - 1), name);
+	}
+	end = memchr(v, ':', n);
+	*port = end != NULL ? end : v + n;
+	*portlen = n - (size_t)(*port - v);
+	return fold_name(v, (size_t)(*port - v), name);
+}
+
+/* An IP literal Host names this gateway only as the address the client
+ * reached (a phone provisioned by address, a health check): never another
+ * one, which the back end would then believe it is. */
+static bool
+is_local_address(struct gw_conn *c, const char *name, bool *is_ip)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	unsigned char want[16], have[16];
+	int fam;
+
+	if (inet_pton(AF_INET, name, want) == 1)
+		fam = AF_INET;
+	else if (inet_pton(AF_INET6, name, want) == 1)
+		fam = AF_INET6;
+	else
+		return *is_ip = false, false;
+	*is_ip = true;
+	if (getsockname(gw_io_fd(c->io), (struct sockaddr *)&ss, &sl) < 0 ||
+	    ss.ss_family != fam)
+		return false;
+	if (fam == AF_INET) {
+		memcpy(have, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+		return memcmp(have, want, 4) == 0;
+	}
+	memcpy(have, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+	return memcmp(have, want, 16) == 0;
+}
+
+/* The configured spelling of `name` when it is ours; NULL when not. */
+static const char *
+our_name(struct gw_conn *c, const char *name)
+{
+	const struct gw_config *cfg = c->cfg;
+	bool is_ip;
+
+	if (is_local_address(c, name, &is_ip))
+		return name;
+	if (is_ip)
+		return NULL;
+	if (cfg->nserver_names > 0) {
+		for (size_t i = 0; i < cfg->nserver_names; i++)
+			if (strcmp(cfg->server_names[i], name) == 0)
+				return cfg->server_names[i];
+		return NULL;
+	}
+	return cert_server_covers(cfg->tls, name) ? name : NULL;
+}
+
+int
+gw_relay_host(struct gw_conn *c, const char *host, size_t hlen,
+    char *out, size_t outlen, const char **why)
+{
+	const struct gw_config *cfg = c->cfg;
+	char name[NAME_MAX_LEN + 1], sni[NAME_MAX_LEN + 1];
+	const char *port, *canon, *s;
+	size_t portlen;
+	bool v6;
+	SSL *ssl = gw_io_ssl(c->io);
+	int n;
+
+	if (host == NULL) {		/* HTTP/1.0 without Host */
+		snprintf(out, outlen, "%s", cfg->nserver_names > 0 ?
+		    cfg->server_names[0] : cfg->upstream.hostport);
+		return 0;
+	}
+	if (!split_host(host, hlen, name, &port, &portlen, &v6))
+		return *why = "invalid Host", 400;
+	s = ssl != NULL ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+	if (s != NULL && (!fold_name(s, strlen(s), sni) || strcmp(sni, name) != 0))
+		return *why = "Host differs from the TLS server name (SNI)", 421;
+	if ((canon = our_name(c, name)) == NULL)
+		return *why = "Host is not a name this gateway serves", 421;
+	n = snprintf(out, outlen, "%s%s%s%.*s", v6 ? "[" : "", canon,
+	    v6 ? "]" : "", (int)portlen, port);
+	if (n < 0 || (size_t)n >= outlen)
+		return *why = "invalid Host", 400;
+	return 0;
+}

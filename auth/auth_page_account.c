@@ -124,8 +124,11 @@ forms(struct auth_page *pg, struct auth_buf *b, const struct auth_identity *id)
 		auth_buf_esc(b, one);
 	}
 	auth_buf_addf(b, "</textarea><label><input type=\"checkbox\" name=\"confirm\" "
-	    "value=\"1\"> %s</label><p><button type=\"submit\">%s</button></p></form>",
-	    auth_msg(l, M_LOCKDOWN_CONFIRM), auth_msg(l, M_SAVE));
+	    "value=\"1\"> %s</label>", auth_msg(l, M_LOCKDOWN_CONFIRM));
+	field(b, "current", auth_msg(l, M_CURRENT_PW), "password", "current-password");
+	field(b, "code", auth_msg(l, M_CODE), "text", "one-time-code");
+	auth_buf_addf(b, "<p><button type=\"submit\">%s</button></p></form>",
+	    auth_msg(l, M_SAVE));
 	auth_buf_addf(b, "<form method=\"post\" action=\"/_pbxgate/logout\">");
 	auth_csrf_field(pg, b);
 	auth_buf_addf(b, "<p><button type=\"submit\">%s</button></p></form>",
@@ -200,14 +203,18 @@ renew(struct auth_page *pg, struct auth_identity *id)
 {
 	struct auth_ctx *c = pg->c;
 	struct auth_user u;
-	char sc[512], err[128];
+	char sc[512], err[128], sid[AUTH_SID_HEX];
 
 	pthread_mutex_lock(&c->db_mu);
 	if (auth_user_get(c, NULL, id->uid, &u) == 0 && auth_store_begin(c) == 0) {
-		if (auth_session_new(c, &u, id->level, pg->req->peer, pg->now, sc, sizeof(sc)) == 0 &&
-		    auth_store_commit(c) == 0)
+		if (auth_session_new(c, &u, id->level, pg->req->peer, pg->now, sc,
+		    sizeof(sc), sid) == 0 && auth_store_commit(c) == 0) {
 			auth_resp_header(pg->resp, "Set-Cookie", sc);
-		else
+			/* forms on the page shown now are posted with the
+			 * new session: their token must be bound to it */
+			memcpy(id->sid, sid, sizeof(id->sid));
+			auth_csrf_rebind(pg, id->sid);
+		} else
 			auth_store_rollback(c);
 		id->epoch = u.epoch;
 	}
@@ -283,6 +290,7 @@ do_lockdown(struct auth_page *pg, struct auth_identity *id)
 	struct auth_ctx *c = pg->c;
 	const char *raw = auth_form_get(&pg->form, "lockdown");
 	const char *confirm = auth_form_get(&pg->form, "confirm");
+	struct auth_user u;
 	char list[AUTH_LOCKDOWN_MAX + 1], err[128];
 	size_t o = 0;
 	int rc;
@@ -308,6 +316,12 @@ do_lockdown(struct auth_page *pg, struct auth_identity *id)
 	}
 	if (!auth_ip_in_list(pg->req->peer, list) && (confirm == NULL || strcmp(confirm, "1") != 0)) {
 		show(pg, id, 409, M_LOCKDOWN_EXCLUDES, NULL);
+		return;
+	}
+	/* the list decides where the account can be used from: like the
+	 * password, a stolen session alone must not be enough to change it */
+	if (!reauth(pg, id, &u)) {
+		show(pg, id, 401, M_BAD_LOGIN, NULL);
 		return;
 	}
 	pthread_mutex_lock(&c->db_mu);

@@ -40,6 +40,10 @@ static const char *const migrations[] = {
 	" totp BLOB, totp_kid INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX sessions_user ON sessions(user_id);"
 	"CREATE INDEX logins_user ON logins(user_id, time);",
+	/* 2: single-use nonces of the password step (see auth_factor.c) */
+	"CREATE TABLE mfa_pending(nonce TEXT PRIMARY KEY,"
+	" user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	" expires INTEGER NOT NULL);",
 };
 #define SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 

@@ -215,11 +215,11 @@ class Browser:
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
 
-    def post_form(self, path, fields, **kw):
+    def post_form(self, path, fields, headers=(), **kw):
         body = urllib.parse.urlencode(fields).encode()
         return self.request("POST", path, body=body,
-                            headers=[("Content-Type", "application/x-www-form-urlencoded")],
-                            **kw)
+                            headers=[("Content-Type", "application/x-www-form-urlencoded")]
+                            + list(headers), **kw)
 
 
 def enrol(gw, ctx, name, source=None, password=PASSWORD):

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from auth_helpers import (PASSWORD, Browser, enrol, enrol_with_link, form_with, forms,  # noqa: F401
-                          login, make_auth_gateway, otp_secret, safe_step)
+                          login, make_auth_gateway, otp_secret, safe_step, totp)
 from helpers import wait_until
 
 LOGIN_SEEN = re.compile(r"^/_pbxgate/login\?rd=")
@@ -300,7 +300,8 @@ def test_per_user_lockdown(agw, ctx):
     fields["lockdown"] = "127.0.0.9/32"
     r = b.post_form("/_pbxgate/account", fields)
     assert r.status == 409, r
-    fields["lockdown"] = "127.0.0.2/32"
+    # (changing the list needs the password and a code: issue 12)
+    fields.update(lockdown="127.0.0.2/32", current=PASSWORD, code=eb.recovery[2])
     r = b.post_form("/_pbxgate/account", fields)
     assert r.status in (200, 303), r
     assert b.get("/app").status == 200  # from 127.0.0.2: allowed
@@ -311,7 +312,7 @@ def test_per_user_lockdown(agw, ctx):
     # the ticked confirmation box saves a list without the address in use
     r = b.get("/_pbxgate/account")
     fields = dict([f for a, f in forms(r.body) if f.get("action") == "lockdown"][0])
-    fields.update(lockdown="127.0.0.9/32", confirm="1")
+    fields.update(lockdown="127.0.0.9/32", confirm="1", current=PASSWORD, code=eb.recovery[3])
     r = b.post_form("/_pbxgate/account", fields)
     assert r.status in (200, 303), r
     assert b.get("/app").status == 403
@@ -425,3 +426,196 @@ def test_login_pool_full_gets_503(make_auth_gateway, upstream, ctx):
     assert 401 in statuses, statuses
     assert set(statuses) <= {401, 503}, statuses
     assert proxied < 1.0, proxied
+
+
+# ---------------------------------------------------------------- issue 12: login and sessions
+
+CSRF = "__Host-pbxgate-csrf"
+MFA = "__Host-pbxgate-mfa"
+
+
+def test_mfa_step_cookie_works_once(agw, ctx):
+    """Item 7: the password step's cookie ends with the login it started;
+    replayed with the next code it gives no second session."""
+    _, secret, _ = enrol(agw, ctx, "stepper")
+    b = Browser(agw.port, ctx)
+    r = b.get("/_pbxgate/login?rd=/app")
+    act, fields = form_with(r.body, "password")
+    fields.update(username="stepper", password=PASSWORD)
+    r = b.post_form("/_pbxgate/login", fields)
+    assert r.status == 200 and b'name="code"' in r.body, r
+    step_cookie = b.jar[MFA]
+    _, fields = form_with(r.body, "code")
+    now = safe_step()
+    r = b.post_form("/_pbxgate/login", dict(fields, code=totp(secret, now)))
+    assert r.status == 303 and session_of(b), r
+    # an attacker holding the step cookie (no password) and the next code
+    m = Browser(agw.port, ctx)
+    r = m.get("/_pbxgate/login?rd=/app")
+    _, fields = form_with(r.body, "password")
+    m.jar[MFA] = step_cookie
+    fields.pop("username", None)
+    fields.pop("password", None)
+    r = m.post_form("/_pbxgate/login", dict(fields, code=totp(secret, now + 1)))
+    assert r.status == 401, r
+    assert session_of_resp(r) is None and session_of(m) is None, m.jar
+    assert redirected_to_login(m.get("/app"))
+
+
+@pytest.fixture
+def xff_gw(make_auth_gateway, upstream):
+    """Logins reach the gateway through a trusted proxy at 127.0.0.1 that
+    names the client in X-Forwarded-For."""
+    return make_auth_gateway(upstream.port, auth_extra=["trusted_proxy 127.0.0.1/32"])
+
+
+def _fail_as(gw, ctx, name, client):
+    b = Browser(gw.port, ctx)
+    hs = [("X-Forwarded-For", client)]
+    r = b.get("/_pbxgate/login", headers=hs)
+    _, fields = form_with(r.body, "password")
+    fields.update(username=name, password="not the password")
+    return b.post_form("/_pbxgate/login", fields, headers=hs)
+
+
+def _login_as(gw, ctx, name, secret, client, code):
+    b = Browser(gw.port, ctx)
+    hs = [("X-Forwarded-For", client)]
+    r = b.get("/_pbxgate/login?rd=/app", headers=hs)
+    _, fields = form_with(r.body, "password")
+    fields.update(username=name, password=PASSWORD)
+    r = b.post_form("/_pbxgate/login", fields, headers=hs)
+    if r.status != 200 or b'name="code"' not in r.body:
+        return b, r
+    _, fields = form_with(r.body, "code")
+    return b, b.post_form("/_pbxgate/login", dict(fields, code=code), headers=hs)
+
+
+@pytest.mark.parametrize("banned,other,other_status", [
+    # IPv4-mapped clients are each their own IPv4 address...
+    ("::ffff:192.0.2.7", "::ffff:192.0.2.8", 303),
+    ("::ffff:192.0.2.7", "192.0.2.8", 303),
+    # ...and the same client however it is written
+    ("::ffff:192.0.2.7", "192.0.2.7", 401),
+    ("192.0.2.7", "::ffff:192.0.2.7", 401),
+    # IPv6 stays per /64
+    ("2001:db8:1:2::7", "2001:db8:1:2::8", 401),
+    ("2001:db8:1:2::7", "2001:db8:1:3::7", 303),
+])
+def test_address_counter_keying(xff_gw, ctx, banned, other, other_status):
+    """Item 8a: five failures ban the address they came from, not every
+    IPv4 client behind a dual-stack proxy."""
+    eb, secret, _ = enrol(xff_gw, ctx, "keyed")
+    for i in range(5):
+        r = _fail_as(xff_gw, ctx, "ghost%d" % i, banned)
+        assert r.status == 401, r
+    _, events = xff_gw.audit()
+    assert any(e["event"] == "login_ban" and e["detail"] == "address" for e in events), events
+    b, r = _login_as(xff_gw, ctx, "keyed", secret, other, eb.recovery[0])
+    assert r.status == other_status, (other, r)
+    if other_status == 401:
+        assert b'name="code"' not in r.body and session_of(b) is None, r
+    else:
+        assert session_of(b), r
+
+
+def test_own_login_leaves_address_counter(make_auth_gateway, upstream, ctx):
+    """Item 9: an account holder's own login between guesses at other names
+    does not reset the address counter."""
+    gw = make_auth_gateway(upstream.port, auth_extra=["login_max_failures 3"])
+    _, secret, _ = enrol(gw, ctx, "sprayer", source="127.0.4.2")
+    src = "127.0.4.1"
+    r, _, _ = _timed_fail(gw, ctx, "victim1", "guess number one", src)
+    assert r.status == 401, r
+    b, r = login(gw, ctx, "sprayer", secret, source=src)
+    assert r.status == 303 and session_of(b), r
+    for name in ("victim2", "victim3"):
+        r, _, _ = _timed_fail(gw, ctx, name, "another guess", src)
+        assert r.status == 401, r
+    _, events = gw.audit()
+    bans = [e for e in events if e["event"] == "login_ban" and e["detail"] == "address"]
+    assert len(bans) == 1, events
+    # the address is banned now, for its own account holder too
+    _, r = login(gw, ctx, "sprayer", secret, source=src)
+    assert r.status == 401 and b'name="code"' not in r.body, r
+
+
+def _lockdown_fields(b):
+    r = b.get("/_pbxgate/account")
+    assert r.status == 200, r
+    lock = [f for _, f in forms(r.body) if f.get("action") == "lockdown"]
+    assert lock, r.body
+    return dict(lock[0])
+
+
+@pytest.mark.parametrize("current,code", [
+    (None, None),                       # the session alone
+    ("not the password", "recovery"),   # a wrong password
+    (PASSWORD, None),                   # the password without a code
+    (PASSWORD, "000000"),               # a wrong code
+])
+def test_lockdown_change_needs_reauthentication(agw, ctx, current, code):
+    """Item 10: replacing the lockdown list needs the password and, for a
+    user with an authenticator, a code; the session alone gets 401."""
+    eb, secret, _ = enrol(agw, ctx, "locker")
+    b, r = login(agw, ctx, "locker", secret)
+    assert r.status == 303, r
+    fields = _lockdown_fields(b)
+    fields.update(lockdown="127.0.0.1/32")
+    for k in ("current", "code"):
+        fields.pop(k, None)
+    if current is not None:
+        fields["current"] = current
+    if code is not None:
+        fields["code"] = eb.recovery[0] if code == "recovery" else code
+    r = b.post_form("/_pbxgate/account", fields)
+    assert r.status == 401, r
+    assert b"127.0.0.1/32" not in agw.cli("user", "show", "locker").stdout
+    assert b.get("/app").status == 200  # the session itself is untouched
+    # with both the change goes through
+    fields = _lockdown_fields(b)
+    fields.update(lockdown="127.0.0.1/32", current=PASSWORD, code=eb.recovery[1])
+    r = b.post_form("/_pbxgate/account", fields)
+    assert r.status == 200, r
+    assert b"127.0.0.1/32" in agw.cli("user", "show", "locker").stdout
+
+
+def _logout_form(b):
+    r = b.get("/_pbxgate/account")
+    assert r.status == 200, r
+    return [f for a, f in forms(r.body) if a == "/_pbxgate/logout"][0]
+
+
+def test_csrf_token_of_one_session_refused_in_another(agw, ctx):
+    """Item 12: a's cookie and token, sent with b's session, are refused."""
+    eb, secret, _ = enrol(agw, ctx, "twice")
+    a, r = login(agw, ctx, "twice", secret)
+    assert r.status == 303, r
+    b, r = login(agw, ctx, "twice", secret, eb.recovery[0])
+    assert r.status == 303, r
+    token = _logout_form(a)["csrf"]
+    b.jar[CSRF] = a.jar[CSRF]
+    r = b.post_form("/_pbxgate/logout", {"csrf": token})
+    assert r.status == 403, r
+    assert b.get("/app").status == 200  # b's session was not ended
+    # b's own token still works
+    r = b.post_form("/_pbxgate/logout", _logout_form(b))
+    assert r.status == 303, r
+    assert redirected_to_login(b.get("/app"))
+
+
+def test_csrf_planted_pre_session_token_fails_after_login(agw, ctx):
+    """Item 12: an attacker reads the token printed for a cookie of their
+    choosing, plants the cookie, and waits for the victim to sign in."""
+    _, secret, _ = enrol(agw, ctx, "planted")
+    m = Browser(agw.port, ctx)
+    r = m.get("/_pbxgate/login")
+    _, fields = form_with(r.body, "password")
+    planted, token = m.jar[CSRF], fields["csrf"]
+    v = Browser(agw.port, ctx)
+    v.jar[CSRF] = planted
+    v, r = login(agw, ctx, "planted", secret, browser=v)
+    assert r.status == 303 and v.jar[CSRF] == planted, (r, v.jar)
+    r = v.post_form("/_pbxgate/logout", {"csrf": token})
+    assert r.status == 403, r
+    assert v.get("/app").status == 200

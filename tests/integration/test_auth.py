@@ -3,6 +3,7 @@ a real SQLite user store, enrolment through the CLI link and the pages, TOTP
 codes from oathtool, sessions seen at the recording upstream, and the attacks
 that must fail (replay, brute force, enumeration, cookie tampering)."""
 
+import os
 import re
 import signal
 import sqlite3
@@ -619,3 +620,66 @@ def test_csrf_planted_pre_session_token_fails_after_login(agw, ctx):
     r = v.post_form("/_pbxgate/logout", {"csrf": token})
     assert r.status == 403, r
     assert v.get("/app").status == 200
+
+
+DENY_MALLORY_POLICY = """\
+allow path ^/_pbxgate/
+allow path ^/open/
+deny  user Mallory
+mfa   path ^/
+default deny
+"""
+
+
+def test_deny_user_rule_folds_like_the_store(make_auth_gateway, upstream, ctx):
+    """Item 11: `deny user Mallory` denies the user the store calls mallory
+    (names are folded the same way on both sides)."""
+    gw = make_auth_gateway(upstream.port, policy=DENY_MALLORY_POLICY)
+    _, msecret, _ = enrol(gw, ctx, "Mallory")
+    _, asecret, _ = enrol(gw, ctx, "alice")
+    m, r = login(gw, ctx, "mallory", msecret)
+    assert r.status == 303, r
+    r = m.get("/app")
+    assert r.status == 403, r
+    a, r = login(gw, ctx, "alice", asecret)
+    assert r.status == 303, r
+    assert a.get("/app").status == 200
+
+
+def _check(gw):
+    r = subprocess.run([gw.binary, "check", "-c", gw.conf], capture_output=True, timeout=60)
+    return r.returncode, r.stderr.decode("utf-8", "replace")
+
+
+def test_check_warns_about_user_names_that_match_nobody(make_auth_gateway, upstream):
+    """Item 11: `pbxgate check` names each `user` value that cannot exist,
+    and, the store being readable, each one no user has."""
+    gw = make_auth_gateway(upstream.port, start=False, policy=(
+        "allow path ^/_pbxgate/\n"
+        "deny  user Mallory,Mal!ory,nobody\n"
+        "mfa   path ^/\n"
+        "default deny\n"))
+    pol = gw.conf.replace("pbxgate.conf", "auth.policy")
+    r = gw.cli("user", "add", "mallory", input=b"a fine passphrase\n")
+    assert r.returncode == 0, r
+    rc, err = _check(gw)
+    assert rc == 0, err
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert lines == [
+        "%s:2:20: warning: user 'Mal!ory' can never match: not a valid user name "
+        "(1 to 64 ASCII letters, digits and . _ @ -, starting with a letter or digit)" % pol,
+        "%s:2:28: warning: user 'nobody' matches nobody: no such user in %s "
+        "(add it with `pbxgate user add` or fix the name)" % (pol, gw.db),
+    ], err
+    assert err.rstrip().endswith("configuration is valid"), err
+
+
+def test_check_never_creates_the_user_store(make_auth_gateway, upstream):
+    gw = make_auth_gateway(upstream.port, start=False, policy=(
+        "allow path ^/_pbxgate/\ndeny user nobody\ndefault deny\n"))
+    assert not os.path.exists(gw.db)
+    rc, err = _check(gw)
+    assert rc == 0, err
+    assert "note: user names in the policy not checked against the user store" in err, err
+    assert "warning" not in err, err
+    assert not os.path.exists(gw.db)

@@ -67,6 +67,8 @@ struct auth_settings {
 	unsigned login_queue;		/* queued logins before 503 (64) */
 	char    *public_url;		/* "https://host[:port]", no trailing / */
 	unsigned enrol_link_lifetime;	/* seconds (24h) */
+	bool     mfa_self_enrol;	/* a user without an authenticator may
+					   add one after the password (no) */
 	const char *cookie_name;	/* fixed AUTH_COOKIE_NAME */
 };
 

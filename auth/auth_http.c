@@ -165,6 +165,7 @@ static const struct route routes[] = {
 	{ AUTH_PREFIX "logout", auth_page_logout },
 	{ AUTH_PREFIX "enrol", auth_page_enrol },
 	{ AUTH_PREFIX "account", auth_page_account },
+	{ AUTH_PREFIX "mfa", auth_page_mfa },
 };
 
 void
@@ -260,7 +261,10 @@ auth_login_location(const char *target, char *buf, size_t buflen)
 		return 0;
 	memcpy(buf, pre, sizeof(pre));
 	o = sizeof(pre) - 1;
-	if (!auth_rd_is_safe(target) || strcmp(target, "/") == 0)
+	/* "/" is spelled out too: the gateway judges what the login returns
+	 * to from `rd` alone, and an MFA page at "/" must not look like one
+	 * a password session may enter (that was a redirect loop) */
+	if (!auth_rd_is_safe(target))
 		return o;
 	memcpy(buf + o, "?rd=", 5);
 	o += 4;

@@ -164,8 +164,8 @@ show(struct auth_page *pg, const struct auth_identity *id, int status,
 
 /* Current password (Argon2, outside the lock) and, if enrolled, a code.
  * Failures count towards the user's ban like login failures. */
-static bool
-reauth(struct auth_page *pg, const struct auth_identity *id, struct auth_user *u)
+bool
+auth_reauth(struct auth_page *pg, const struct auth_identity *id, struct auth_user *u)
 {
 	struct auth_ctx *c = pg->c;
 	const char *pw = auth_form_get(&pg->form, "current");
@@ -263,7 +263,7 @@ do_password(struct auth_page *pg, struct auth_identity *id)
 		show(pg, id, 400, M_PW_SHORT, NULL);
 		return;
 	}
-	if (!reauth(pg, id, &u)) {
+	if (!auth_reauth(pg, id, &u)) {
 		show(pg, id, 401, M_BAD_LOGIN, NULL);
 		return;
 	}
@@ -320,7 +320,7 @@ do_lockdown(struct auth_page *pg, struct auth_identity *id)
 	}
 	/* the list decides where the account can be used from: like the
 	 * password, a stolen session alone must not be enough to change it */
-	if (!reauth(pg, id, &u)) {
+	if (!auth_reauth(pg, id, &u)) {
 		show(pg, id, 401, M_BAD_LOGIN, NULL);
 		return;
 	}
@@ -368,7 +368,7 @@ do_recovery(struct auth_page *pg, struct auth_identity *id)
 	char codes[AUTH_RECOVERY_N][16];
 	int rc = -1;
 
-	if (!reauth(pg, id, &u)) {
+	if (!auth_reauth(pg, id, &u)) {
 		show(pg, id, 401, M_BAD_LOGIN, NULL);
 		return;
 	}
@@ -400,8 +400,14 @@ do_totp(struct auth_page *pg, struct auth_identity *id)
 	char tok[65], loc[128];
 	int rc;
 
-	if (!reauth(pg, id, &u)) {
+	if (!auth_reauth(pg, id, &u)) {
 		show(pg, id, 401, M_BAD_LOGIN, NULL);
+		return;
+	}
+	/* a first authenticator on the password alone would let whoever has
+	 * the password pass every MFA rule: only where the admin allows it */
+	if (!u.has_totp && !c->s.mfa_self_enrol) {
+		show(pg, id, 403, M_MFA_ASK_ADMIN, NULL);
 		return;
 	}
 	pthread_mutex_lock(&c->db_mu);

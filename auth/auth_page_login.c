@@ -137,7 +137,7 @@ set_session(struct auth_page *pg, const struct auth_user *u, enum auth_level lvl
     const char *rd)
 {
 	struct auth_ctx *c = pg->c;
-	char sc[512], ukey[96];
+	char sc[512], ukey[96], err[128];
 	int rc;
 
 	snprintf(ukey, sizeof(ukey), "u:%s", u->name);
@@ -160,6 +160,9 @@ set_session(struct auth_page *pg, const struct auth_user *u, enum auth_level lvl
 		auth_resp_text(pg->resp, 500, "cannot record the session; try again\n");
 		return;
 	}
+	/* a user the CLI added since the last refresh is not in the tables
+	 * yet: without this the new session is refused until the next tick */
+	(void)auth_store_reload(c, false, err, sizeof(err));
 	auth_audit(c, "login_success", u->name, pg->req->peer,
 	    lvl == AUTH_LEVEL_MFA ? "mfa" : "password");
 	auth_resp_redirect(pg->resp, 303, rd);
@@ -230,10 +233,10 @@ post_password(struct auth_page *pg, const char *rd)
 	}
 	maybe_rehash(c, &u, pw);
 	if (!u.has_totp) {
-		/* the target needs MFA this user cannot give yet: send them to
-		 * the account page to set it up instead of into a login loop */
+		/* the target needs MFA this user cannot give yet: the page
+		 * that says so (and what to do), never back into the login */
 		set_session(pg, &u, AUTH_LEVEL_PASSWORD,
-		    pg->req->rd_need == AUTH_LEVEL_MFA ? AUTH_PREFIX "account" : rd);
+		    pg->req->rd_need == AUTH_LEVEL_MFA ? AUTH_PREFIX "mfa" : rd);
 		return;
 	}
 	struct pending p = { .uid = u.id, .epoch = u.epoch, .time = pg->now };
@@ -292,6 +295,35 @@ post_code(struct auth_page *pg, const char *rd)
 	set_session(pg, &u, AUTH_LEVEL_MFA, rd);
 }
 
+/* A GET with a session: well enough signed in for the target, go there;
+ * short of MFA with no authenticator to give it, the page that says so
+ * (a password form would only lead back here). */
+static bool
+get_signed_in(struct auth_page *pg, const char *rd)
+{
+	struct auth_ctx *c = pg->c;
+	const char *h = pg->req->cookie;
+	struct auth_identity id;
+	struct auth_user u;
+	bool has_totp = true;
+
+	if (h == NULL || auth_session_check(c, h, strlen(h), pg->now, &id) != AUTH_OK)
+		return false;
+	if (id.level >= (pg->req->rd_need == AUTH_LEVEL_MFA ? AUTH_LEVEL_MFA :
+	    AUTH_LEVEL_PASSWORD)) {
+		auth_resp_redirect(pg->resp, 303, rd);
+		return true;
+	}
+	pthread_mutex_lock(&c->db_mu);
+	if (auth_user_get(c, NULL, id.uid, &u) == 0)
+		has_totp = u.has_totp;
+	pthread_mutex_unlock(&c->db_mu);
+	if (has_totp)
+		return false;
+	auth_resp_redirect(pg->resp, 303, AUTH_PREFIX "mfa");
+	return true;
+}
+
 void
 auth_page_login(struct auth_page *pg)
 {
@@ -299,17 +331,8 @@ auth_page_login(struct auth_page *pg)
 
 	get_rd(pg, rd, sizeof(rd));
 	if (strcmp(pg->req->method, "POST") != 0) {
-		const char *h = pg->req->cookie;
-		struct auth_identity id;
-
-		/* already signed in well enough for the target: go there */
-		if (h != NULL && auth_session_check(pg->c, h, strlen(h), pg->now, &id) == AUTH_OK &&
-		    id.level >= (pg->req->rd_need == AUTH_LEVEL_MFA ? AUTH_LEVEL_MFA :
-		    AUTH_LEVEL_PASSWORD)) {
-			auth_resp_redirect(pg->resp, 303, rd);
-			return;
-		}
-		form_login(pg, 200, rd, NULL, M_COUNT);
+		if (!get_signed_in(pg, rd))
+			form_login(pg, 200, rd, NULL, M_COUNT);
 		return;
 	}
 	if (auth_form_get(&pg->form, "code") != NULL)

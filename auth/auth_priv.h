@@ -230,7 +230,8 @@ enum auth_msg {
 	M_RECOVERY, M_NEW_RECOVERY, M_TOTP, M_REENROL, M_LOCKDOWN, M_LOCKDOWN_HINT,
 	M_LOCKDOWN_CONFIRM, M_LOCKDOWN_EXCLUDES, M_LOCKDOWN_BAD, M_SAVED,
 	M_TITLE_LOGOUT, M_SIGN_OUT, M_FORBIDDEN, M_SIGNED_OUT, M_FAILED, M_OK, M_FAIL,
-	M_BUSY, M_COUNT
+	M_BUSY, M_TITLE_MFA, M_MFA_MISSING, M_MFA_ASK_ADMIN, M_MFA_SELF,
+	M_MFA_SET_UP, M_COUNT
 };
 const char *auth_msg(enum auth_lang, enum auth_msg);
 enum auth_lang auth_lang_pick(const char *accept_language);
@@ -268,6 +269,11 @@ void auth_page_login(struct auth_page *);
 void auth_page_logout(struct auth_page *);
 void auth_page_enrol(struct auth_page *);
 void auth_page_account(struct auth_page *);
+void auth_page_mfa(struct auth_page *);
+/* Current password (form field "current") and, if enrolled, a code
+ * ("code"); failures count towards the user's ban. Fills u. */
+bool auth_reauth(struct auth_page *, const struct auth_identity *id,
+    struct auth_user *u);
 /* Inline SVG QR code for text; appended to b. -1 on failure. */
 int  auth_qr_svg(struct auth_buf *, const char *text);
 

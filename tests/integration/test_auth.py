@@ -683,3 +683,72 @@ def test_check_never_creates_the_user_store(make_auth_gateway, upstream):
     assert "note: user names in the policy not checked against the user store" in err, err
     assert "warning" not in err, err
     assert not os.path.exists(gw.db)
+
+
+def _follow(b, path, limit=8):
+    """GETs path and follows redirects (bounded); returns [(path, status)]."""
+    seen = []
+    for _ in range(limit):
+        r = b.get(path)
+        seen.append((path, r.status))
+        if r.status not in (302, 303):
+            return seen, r
+        path = r.get("location")
+        assert path not in [p for p, _ in seen], "redirect loop: %r -> %s" % (seen, path)
+    raise AssertionError("more than %d redirects: %r" % (limit, seen))
+
+
+def _password_only(gw, ctx, name, lang=None):
+    r = gw.cli("user", "add", name, input=(PASSWORD + "\n").encode())
+    assert r.returncode == 0, r
+    b = Browser(gw.port, ctx, lang=lang)
+    chain, r = _follow(b, "/")
+    assert chain[0] == ("/", 302) and chain[-1][1] == 200, chain
+    assert chain[-1][0].startswith("/_pbxgate/login"), chain
+    _, fields = form_with(r.body, "password")
+    fields.update(username=name, password=PASSWORD)
+    r = b.post_form("/_pbxgate/login", fields)
+    assert r.status == 303 and session_of(b), r
+    return b, r.get("location")
+
+
+@pytest.mark.parametrize("lang,text", [
+    (None, b"your account has no authenticator yet"),
+    ("ja", "認証アプリが設定されていません".encode()),
+])
+def test_mfa_without_authenticator_is_a_page_not_a_loop(agw, ctx, lang, text):
+    """Item 13: password but no authenticator under an `mfa` rule: the
+    redirects end on a page saying what is missing and what to do."""
+    b, loc = _password_only(agw, ctx, "nototp", lang)
+    chain, r = _follow(b, loc)
+    assert chain == [("/", 302), ("/_pbxgate/login?rd=/", 303), ("/_pbxgate/mfa", 403)], chain
+    assert text in r.body, r.body
+    assert b"pbxgate user totp-reset" in r.body, r.body
+    assert b'name="current"' not in r.body  # no self-enrolment by default
+    # nor through the account page: a first authenticator needs the admin
+    r = b.get("/_pbxgate/account")
+    fields = [f for _, f in forms(r.body) if "current" in f and "action" not in f][0]
+    r = b.post_form("/_pbxgate/account", dict(fields, action="totp", current=PASSWORD))
+    assert r.status == 403, r
+    # the open paths still work with that session
+    assert b.get("/open/x").status == 200
+
+
+def test_mfa_self_enrol_adds_an_authenticator_after_the_password(make_auth_gateway,
+                                                                 upstream, ctx):
+    """Item 13 with `mfa_self_enrol yes`: the page asks for the password
+    again and leads to enrolment; afterwards MFA works."""
+    gw = make_auth_gateway(upstream.port, auth_extra=["mfa_self_enrol yes"])
+    b, loc = _password_only(gw, ctx, "selfie")
+    chain, r = _follow(b, loc)
+    assert chain[-1] == ("/_pbxgate/mfa", 200), chain
+    act, fields = form_with(r.body, "current")
+    assert act == "/_pbxgate/mfa"
+    r = b.post_form(act, dict(fields, current="not the password"))
+    assert r.status == 401, r
+    r = b.post_form(act, dict(fields, current=PASSWORD))
+    assert r.status == 303 and r.get("location").startswith("/_pbxgate/enrol?t="), r
+    _, secret, _ = enrol_with_link(gw, ctx, r.get("location"))
+    m, r = login(gw, ctx, "selfie", secret, rd="/")
+    assert r.status == 303 and r.get("location") == "/", r
+    assert m.get("/app").status == 200

@@ -645,7 +645,7 @@ Test(http, post_that_is_not_a_form_is_400)
 
 struct loc_case { const char *target, *want; };
 static const struct loc_case loc_cases[] = {
-	{ "/", "/_pbxgate/login" },
+	{ "/", "/_pbxgate/login?rd=/" },	/* spelled out: the gateway judges rd */
 	{ "/webclient/", "/_pbxgate/login?rd=/webclient/" },
 	{ "/a?b=c&d=e", "/_pbxgate/login?rd=/a%3Fb%3Dc%26d%3De" },
 	{ "//evil", "/_pbxgate/login" },
@@ -769,7 +769,7 @@ Test(http, login_page_redirects_when_already_signed_in)
 	auth_http_resp_free(&r);
 }
 
-Test(http, mfa_target_without_totp_goes_to_account)
+Test(http, mfa_target_without_totp_goes_to_mfa_page)
 {
 	struct auth_http_resp r;
 	char csrf[65], body[300];
@@ -785,7 +785,7 @@ Test(http, mfa_target_without_totp_goes_to_account)
 	    .body_len = strlen(body), .rd_need = AUTH_LEVEL_MFA, .now = T0 };
 	auth_http_handle(t.ctx, &q, &r);
 	cr_expect_eq(r.status, 303);
-	cr_expect_str_eq(hdr(&r, "Location"), "/_pbxgate/account");
+	cr_expect_str_eq(hdr(&r, "Location"), "/_pbxgate/mfa");
 	auth_http_resp_free(&r);
 }
 
@@ -846,15 +846,141 @@ Test(http, account_new_recovery_codes_need_password_and_code)
 Test(http, account_totp_reenrol_redirects_to_fresh_link)
 {
 	struct auth_http_resp r;
-	char csrf[65], body[300];
+	uint8_t sec[AUTH_TOTP_SECRET];
+	char csrf[65], body[300], code[8];
 
+	th_add_user(&t, "bob", "correct horse battery", true, sec);
+	cr_assert_eq(post_login("bob", "correct+horse+battery", T0, &r), 200);
+	csrf_of(&r, csrf);
+	auth_http_resp_free(&r);
+	code_now(sec, T0, code);
+	snprintf(body, sizeof(body), "csrf=%s&rd=/app&code=%s", csrf, code);
+	req("POST", "/_pbxgate/login", NULL, body, T0, &r);
+	cr_assert_eq(r.status, 303);
+	auth_http_resp_free(&r);
+	account_csrf(csrf);
+	code_now(sec, T0 + 20, code);
+	snprintf(body, sizeof(body), "csrf=%s&action=totp&current=correct+horse+battery"
+	    "&code=%s", csrf, code);
+	req("POST", "/_pbxgate/account", NULL, body, T0 + 40, &r);
+	cr_expect_eq(r.status, 303);
+	cr_expect_eq(strncmp(hdr(&r, "Location"), "/_pbxgate/enrol?t=", 18), 0);
+	auth_http_resp_free(&r);
+}
+
+/* item 13: a first authenticator on the password alone only where the
+ * administrator allows it */
+static int
+first_totp_from_account(bool self_enrol)
+{
+	struct auth_http_resp r;
+	char csrf[65], body[300];
+	int status;
+
+	t.s.mfa_self_enrol = self_enrol;
+	th_close(&t);
+	th_open(&t);
 	th_add_user(&t, "alice", "correct horse battery", false, NULL);
 	login_ok("alice");
 	account_csrf(csrf);
 	snprintf(body, sizeof(body), "csrf=%s&action=totp&current=correct+horse+battery", csrf);
 	req("POST", "/_pbxgate/account", NULL, body, T0 + 20, &r);
+	status = r.status;
+	if (status == 303)
+		cr_expect_eq(strncmp(hdr(&r, "Location"), "/_pbxgate/enrol?t=", 18), 0);
+	auth_http_resp_free(&r);
+	return status;
+}
+
+Test(http, account_first_totp_refused_by_default)
+{
+	cr_expect_eq(first_totp_from_account(false), 403);
+}
+
+Test(http, account_first_totp_with_self_enrol)
+{
+	cr_expect_eq(first_totp_from_account(true), 303);
+}
+
+static int
+mfa_page(const char *method, const char *body, struct auth_http_resp *r)
+{
+	req(method, "/_pbxgate/mfa", NULL, body, T0 + 30, r);
+	return r->status;
+}
+
+/* item 13: a password session short of MFA, no authenticator: the login
+ * page sends to /_pbxgate/mfa, never back to the target */
+Test(http, login_get_without_totp_goes_to_mfa_page)
+{
+	struct auth_http_resp r;
+	struct auth_http_req q;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	login_ok("alice");
+	q = (struct auth_http_req){ .method = "GET", .path = "/_pbxgate/login",
+	    .query = "rd=/", .peer = (const struct sockaddr *)&peer, .cookie = jar,
+	    .rd_need = AUTH_LEVEL_MFA, .now = T0 + 10 };
+	auth_http_handle(t.ctx, &q, &r);
 	cr_expect_eq(r.status, 303);
+	cr_expect_str_eq(hdr(&r, "Location"), "/_pbxgate/mfa");
+	auth_http_resp_free(&r);
+	cr_expect_eq(mfa_page("GET", NULL, &r), 403);
+	cr_expect(strstr(r.body, "pbxgate user totp-reset") != NULL);
+	cr_expect(strstr(r.body, "name=\"current\"") == NULL);
+	auth_http_resp_free(&r);
+	lang = "ja";
+	cr_expect_eq(mfa_page("GET", NULL, &r), 403);
+	cr_expect(strstr(r.body, "認証アプリ") != NULL);
+	auth_http_resp_free(&r);
+}
+
+Test(http, mfa_page_self_enrol_needs_password)
+{
+	struct auth_http_resp r;
+	char csrf[65], body[300];
+
+	t.s.mfa_self_enrol = true;
+	th_close(&t);
+	th_open(&t);
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	login_ok("alice");
+	cr_assert_eq(mfa_page("GET", NULL, &r), 200);
+	csrf_of(&r, csrf);
+	cr_expect(strstr(r.body, "name=\"current\"") != NULL);
+	auth_http_resp_free(&r);
+	snprintf(body, sizeof(body), "csrf=%s&current=wrong+password+here", csrf);
+	cr_expect_eq(mfa_page("POST", body, &r), 401);
+	auth_http_resp_free(&r);
+	snprintf(body, sizeof(body), "csrf=%s&current=correct+horse+battery", csrf);
+	cr_expect_eq(mfa_page("POST", body, &r), 303);
 	cr_expect_eq(strncmp(hdr(&r, "Location"), "/_pbxgate/enrol?t=", 18), 0);
+	auth_http_resp_free(&r);
+}
+
+Test(http, mfa_page_needs_session_and_a_missing_authenticator)
+{
+	struct auth_http_resp r;
+	uint8_t sec[AUTH_TOTP_SECRET];
+	char csrf[65], body[300], code[8];
+
+	cr_expect_eq(mfa_page("GET", NULL, &r), 303);
+	cr_expect_str_eq(hdr(&r, "Location"), "/_pbxgate/login");
+	auth_http_resp_free(&r);
+	th_add_user(&t, "bob", "correct horse battery", true, sec);
+	cr_assert_eq(post_login("bob", "correct+horse+battery", T0, &r), 200);
+	csrf_of(&r, csrf);
+	auth_http_resp_free(&r);
+	cr_expect_eq(mfa_page("GET", NULL, &r), 303);	/* no session yet */
+	auth_http_resp_free(&r);
+	code_now(sec, T0, code);
+	snprintf(body, sizeof(body), "csrf=%s&rd=/app&code=%s", csrf, code);
+	req("POST", "/_pbxgate/login", NULL, body, T0, &r);
+	cr_assert_eq(r.status, 303);
+	auth_http_resp_free(&r);
+	/* bob has an authenticator: nothing is missing, the code step works */
+	cr_expect_eq(mfa_page("GET", NULL, &r), 303);
+	cr_expect_str_eq(hdr(&r, "Location"), "/_pbxgate/login");
 	auth_http_resp_free(&r);
 }
 
@@ -1053,4 +1179,25 @@ Test(http, own_login_does_not_clear_address_counter)
 	jar[0] = '\0';
 	cr_expect_eq(post_login("alice", "correct+horse+battery", T0 + 20, &r), 401);
 	auth_http_resp_free(&r);
+}
+
+Test(http, mfa_self_enrol_keyword)
+{
+	struct auth_settings s;
+	char err[256], *yes[] = { "yes" }, *no[] = { "no" }, *bad[] = { "on" };
+	int badarg;
+
+	auth_settings_defaults(&s);
+	cr_expect(!s.mfa_self_enrol);
+	cr_expect_eq(auth_settings_keyword(&s, "/", "mfa_self_enrol", 1, yes, &badarg,
+	    err, sizeof(err)), 0);
+	cr_expect(s.mfa_self_enrol);
+	cr_expect_eq(auth_settings_keyword(&s, "/", "mfa_self_enrol", 1, no, &badarg,
+	    err, sizeof(err)), 0);
+	cr_expect(!s.mfa_self_enrol);
+	cr_expect_eq(auth_settings_keyword(&s, "/", "mfa_self_enrol", 1, bad, &badarg,
+	    err, sizeof(err)), -1);
+	cr_expect_eq(badarg, 0);
+	cr_expect_str_eq(err, "bad value \"on\" for mfa_self_enrol: expected yes or no");
+	auth_settings_free(&s);
 }

@@ -67,6 +67,8 @@ struct auth_settings {
 	unsigned login_queue;		/* queued logins before 503 (64) */
 	char    *public_url;		/* "https://host[:port]", no trailing / */
 	unsigned enrol_link_lifetime;	/* seconds (24h) */
+	bool     mfa_self_enrol;	/* a user without an authenticator may
+					   add one after the password (no) */
 	const char *cookie_name;	/* fixed AUTH_COOKIE_NAME */
 };
 
@@ -195,9 +197,18 @@ size_t auth_login_location(const char *target, char *buf, size_t buflen);
 int auth_cmd_user(const struct auth_settings *, int argc, char **argv);
 int auth_cmd_hash(const struct auth_settings *, int argc, char **argv);
 
+/* ---- `pbxgate check` (auth_store.c) -------------------------------------- */
+
+/* Opens the store named in `s` READ-ONLY (never creating or changing it)
+ * and sets known[i] when a user called names[i] (folded) exists. 0 when
+ * looked up, -1 when the store cannot be read (`err` says why). */
+int auth_users_known(const struct auth_settings *, const char *const *names,
+    size_t n, bool *known, char *err, size_t errlen);
+
 /* ---- helpers shared with tests and the gateway --------------------------- */
 
-/* Folds a user name to its canonical form (ASCII only: see docs/auth.md).
+/* Folds a user name to its canonical form (pol_name_fold(): the policy's
+ * `user` rules fold the same way; ASCII only, see docs/auth.md).
  * Returns 0 and writes out (AUTH_NAME_MAX + 1 bytes), -1 if not allowed. */
 int auth_name_fold(const char *name, char *out);
 

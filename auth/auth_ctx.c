@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "auth/auth_priv.h"
+#include "policy/policy.h"
 
 /* The pages' only style; its hash goes into the CSP (style-src). */
 const char auth_style[] =
@@ -115,27 +116,14 @@ auth_refresh(struct auth_ctx *c, char *err, size_t errlen)
 	return auth_store_reload_try(c, err, errlen);
 }
 
-/* ASCII-only names: [a-z0-9] first, then [a-z0-9._@-], folded to lower
- * case. NFKC needs Unicode tables we do not ship; refusing non-ASCII makes
- * every name its own NFKC form, so folding ASCII case is the whole rule. */
+/* One folding rule for the store and the policy's `user` rules, so that
+ * a rule names users exactly as the store keeps them. */
+_Static_assert(AUTH_NAME_MAX == POL_NAME_MAX, "user name bounds differ");
+
 int
 auth_name_fold(const char *name, char *out)
 {
-	size_t n = name != NULL ? strlen(name) : 0;
-
-	if (n == 0 || n > AUTH_NAME_MAX)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)name[i];
-		char lc = (char)((ch >= 'A' && ch <= 'Z') ? ch + 32 : ch);
-
-		if (!((lc >= 'a' && lc <= 'z') || (lc >= '0' && lc <= '9') ||
-		    (i > 0 && strchr("._@-", lc) != NULL && lc != '\0')))
-			return -1;
-		out[i] = lc;
-	}
-	out[n] = '\0';
-	return 0;
+	return pol_name_fold(name, out, AUTH_NAME_MAX + 1);
 }
 
 static size_t

@@ -168,3 +168,68 @@ auth_enrol_token_new(struct auth_ctx *c, int64_t uid, time_t now, char tok[65])
 	sqlite3_finalize(st);
 	return rc;
 }
+
+/* Expired rows are swept at each new one, so the table holds at most
+ * the steps started in the last AUTH_MFA_PENDING seconds. */
+int
+auth_mfa_pending_new(struct auth_ctx *c, int64_t uid, time_t now, uint8_t nonce[16])
+{
+	char hex[33];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (auth_random(nonce, 16) < 0)
+		return -1;
+	auth_hex(nonce, 16, hex);
+	if (sqlite3_prepare_v2(c->db, "DELETE FROM mfa_pending WHERE expires < ?1",
+	    -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, (int64_t)now);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	if (rc < 0 || sqlite3_prepare_v2(c->db, "INSERT INTO mfa_pending(nonce,"
+	    " user_id, expires) VALUES(?1, ?2, ?3)", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, (int64_t)now + AUTH_MFA_PENDING);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static bool
+pending_run(struct auth_ctx *c, const char *sql, int64_t uid, time_t now,
+    const uint8_t nonce[16], bool row)
+{
+	char hex[33];
+	sqlite3_stmt *st;
+	bool ok;
+
+	auth_hex(nonce, 16, hex);
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return false;
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, (int64_t)now);
+	if (row)
+		ok = sqlite3_step(st) == SQLITE_ROW;
+	else
+		ok = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(c->db) == 1;
+	sqlite3_finalize(st);
+	return ok;
+}
+
+bool
+auth_mfa_pending_live(struct auth_ctx *c, int64_t uid, time_t now, const uint8_t nonce[16])
+{
+	return pending_run(c, "SELECT 1 FROM mfa_pending WHERE nonce = ?1 AND"
+	    " user_id = ?2 AND expires >= ?3", uid, now, nonce, true);
+}
+
+bool
+auth_mfa_pending_take(struct auth_ctx *c, int64_t uid, time_t now, const uint8_t nonce[16])
+{
+	return pending_run(c, "DELETE FROM mfa_pending WHERE nonce = ?1 AND"
+	    " user_id = ?2 AND expires >= ?3", uid, now, nonce, false);
+}

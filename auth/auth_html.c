@@ -68,6 +68,14 @@ static const char *const msgs[M_COUNT][2] = {
 	[M_FAIL] = { "failed", "失敗" },
 	[M_BUSY] = { "Too many sign-ins at the moment; try again shortly.",
 	    "現在サインインが集中しています。しばらくしてからやり直してください。" },
+	[M_TITLE_MFA] = { "Authenticator needed", "認証アプリが必要です" },
+	[M_MFA_MISSING] = { "The page you asked for needs a code from an authenticator app as a second step, and your account has no authenticator yet.",
+	    "要求したページには、2段階目として認証アプリのコードが必要ですが、このアカウントにはまだ認証アプリが設定されていません。" },
+	[M_MFA_ASK_ADMIN] = { "Ask your administrator for an enrolment link (they can make one with \u201cpbxgate user totp-reset\u201d); open it to add an authenticator, then sign in again.",
+	    "管理者に登録用リンクを依頼してください(管理者は「pbxgate user totp-reset」で作成できます)。リンクを開いて認証アプリを追加し、もう一度サインインしてください。" },
+	[M_MFA_SELF] = { "You can add one now: enter your password again to continue to the set-up page.",
+	    "今すぐ追加できます。パスワードをもう一度入力して設定ページに進んでください。" },
+	[M_MFA_SET_UP] = { "Set up an authenticator", "認証アプリを設定" },
 };
 
 const char *

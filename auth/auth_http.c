@@ -45,16 +45,28 @@ auth_rd_is_safe(const char *rd)
 	return true;
 }
 
-/* Double-submit: a random cookie, and in each form the HMAC of it. The
- * MAC means a cookie planted by a sibling subdomain is not enough on its
- * own: the attacker also needs our key to make the matching field. */
-static void
-csrf_token_for(struct auth_ctx *c, const char *cookie, size_t n, char out[65])
+/* Double-submit: a random cookie, and in each form a MAC over it and the
+ * session id. The key alone does not protect a planted cookie: whoever
+ * plants one can fetch a page with it and read the token printed for it.
+ * What such a token lacks is the victim's session id (sealed in our own
+ * HttpOnly cookie), so once the victim is signed in it no longer matches,
+ * and a token from one session is refused in every other. Before login
+ * the binding is to the cookie alone (sid ""). */
+void
+auth_csrf_token(struct auth_ctx *c, const char *cookie, size_t n, const char *sid,
+    char out[65])
 {
 	uint8_t mac[32];
-	char msg[80];
-	int m = snprintf(msg, sizeof(msg), "csrf:%.*s", (int)n, cookie);
+	char msg[128];
+	int m;
 
+	if (n > 32 || strlen(sid) >= AUTH_SID_HEX) {	/* never a valid token */
+		memset(out, 'x', 64);
+		out[64] = '\0';
+		return;
+	}
+	m = snprintf(msg, sizeof(msg), "pbxgate csrf v2%c%.*s%c%s", '\0', (int)n,
+	    cookie, '\0', sid);
 	auth_hmac256(c->keys.k[0].mac, msg, (size_t)m, mac);
 	auth_hex(mac, sizeof(mac), out);
 }
@@ -70,15 +82,38 @@ csrf_cookie_ok(const char *v, ssize_t n)
 	return true;
 }
 
+/* The session this request carries, if valid: its id, else "". */
+static void
+csrf_sid(struct auth_page *pg, char sid[AUTH_SID_HEX])
+{
+	const char *h = pg->req->cookie;
+	struct auth_identity id;
+
+	sid[0] = '\0';
+	if (h != NULL && auth_session_check(pg->c, h, strlen(h), pg->now, &id) == AUTH_OK)
+		memcpy(sid, id.sid, AUTH_SID_HEX);
+}
+
+void
+auth_csrf_rebind(struct auth_page *pg, const char *sid)
+{
+	if (pg->csrf_cookie[0] != '\0')
+		auth_csrf_token(pg->c, pg->csrf_cookie, 32, sid, pg->csrf);
+}
+
 static void
 csrf_setup(struct auth_page *pg)
 {
 	const char *v = NULL, *hdr = pg->req->cookie;
 	ssize_t n = auth_cookie_find(hdr, hdr ? strlen(hdr) : 0, CSRF_COOKIE, &v);
-	char fresh[33], sc[128];
+	char sid[AUTH_SID_HEX], sc[128];
+	uint8_t r[16];
 
+	csrf_sid(pg, sid);
 	if (csrf_cookie_ok(v, n)) {
-		csrf_token_for(pg->c, v, (size_t)n, pg->csrf);
+		memcpy(pg->csrf_cookie, v, 32);
+		pg->csrf_cookie[32] = '\0';
+		auth_csrf_token(pg->c, v, (size_t)n, sid, pg->csrf);
 		if (strcmp(pg->req->method, "POST") == 0) {
 			const char *f = auth_form_get(&pg->form, "csrf");
 
@@ -87,13 +122,12 @@ csrf_setup(struct auth_page *pg)
 		}
 		return;
 	}
-	uint8_t r[16];
 	if (auth_random(r, sizeof(r)) < 0)
 		return;
-	auth_hex(r, sizeof(r), fresh);
-	csrf_token_for(pg->c, fresh, 32, pg->csrf);
+	auth_hex(r, sizeof(r), pg->csrf_cookie);
+	auth_csrf_token(pg->c, pg->csrf_cookie, 32, sid, pg->csrf);
 	snprintf(sc, sizeof(sc), "%s=%s; Path=/; Secure; HttpOnly; SameSite=Strict",
-	    CSRF_COOKIE, fresh);
+	    CSRF_COOKIE, pg->csrf_cookie);
 	auth_resp_header(pg->resp, "Set-Cookie", sc);
 }
 
@@ -131,6 +165,7 @@ static const struct route routes[] = {
 	{ AUTH_PREFIX "logout", auth_page_logout },
 	{ AUTH_PREFIX "enrol", auth_page_enrol },
 	{ AUTH_PREFIX "account", auth_page_account },
+	{ AUTH_PREFIX "mfa", auth_page_mfa },
 };
 
 void
@@ -174,6 +209,7 @@ auth_http_handle(struct auth_ctx *c, const struct auth_http_req *req,
 		rt->fn(&pg);
 	auth_form_free(&pg.form);
 	OPENSSL_cleanse(pg.csrf, sizeof(pg.csrf));
+	OPENSSL_cleanse(pg.csrf_cookie, sizeof(pg.csrf_cookie));
 }
 
 /* Module-private dark-module path: one "M x y h1v1h-1z" per dark module. */
@@ -225,7 +261,10 @@ auth_login_location(const char *target, char *buf, size_t buflen)
 		return 0;
 	memcpy(buf, pre, sizeof(pre));
 	o = sizeof(pre) - 1;
-	if (!auth_rd_is_safe(target) || strcmp(target, "/") == 0)
+	/* "/" is spelled out too: the gateway judges what the login returns
+	 * to from `rd` alone, and an MFA page at "/" must not look like one
+	 * a password session may enter (that was a redirect loop) */
+	if (!auth_rd_is_safe(target))
 		return o;
 	memcpy(buf + o, "?rd=", 5);
 	o += 4;

@@ -124,8 +124,11 @@ forms(struct auth_page *pg, struct auth_buf *b, const struct auth_identity *id)
 		auth_buf_esc(b, one);
 	}
 	auth_buf_addf(b, "</textarea><label><input type=\"checkbox\" name=\"confirm\" "
-	    "value=\"1\"> %s</label><p><button type=\"submit\">%s</button></p></form>",
-	    auth_msg(l, M_LOCKDOWN_CONFIRM), auth_msg(l, M_SAVE));
+	    "value=\"1\"> %s</label>", auth_msg(l, M_LOCKDOWN_CONFIRM));
+	field(b, "current", auth_msg(l, M_CURRENT_PW), "password", "current-password");
+	field(b, "code", auth_msg(l, M_CODE), "text", "one-time-code");
+	auth_buf_addf(b, "<p><button type=\"submit\">%s</button></p></form>",
+	    auth_msg(l, M_SAVE));
 	auth_buf_addf(b, "<form method=\"post\" action=\"/_pbxgate/logout\">");
 	auth_csrf_field(pg, b);
 	auth_buf_addf(b, "<p><button type=\"submit\">%s</button></p></form>",
@@ -161,8 +164,8 @@ show(struct auth_page *pg, const struct auth_identity *id, int status,
 
 /* Current password (Argon2, outside the lock) and, if enrolled, a code.
  * Failures count towards the user's ban like login failures. */
-static bool
-reauth(struct auth_page *pg, const struct auth_identity *id, struct auth_user *u)
+bool
+auth_reauth(struct auth_page *pg, const struct auth_identity *id, struct auth_user *u)
 {
 	struct auth_ctx *c = pg->c;
 	const char *pw = auth_form_get(&pg->form, "current");
@@ -200,14 +203,18 @@ renew(struct auth_page *pg, struct auth_identity *id)
 {
 	struct auth_ctx *c = pg->c;
 	struct auth_user u;
-	char sc[512], err[128];
+	char sc[512], err[128], sid[AUTH_SID_HEX];
 
 	pthread_mutex_lock(&c->db_mu);
 	if (auth_user_get(c, NULL, id->uid, &u) == 0 && auth_store_begin(c) == 0) {
-		if (auth_session_new(c, &u, id->level, pg->req->peer, pg->now, sc, sizeof(sc)) == 0 &&
-		    auth_store_commit(c) == 0)
+		if (auth_session_new(c, &u, id->level, pg->req->peer, pg->now, sc,
+		    sizeof(sc), sid) == 0 && auth_store_commit(c) == 0) {
 			auth_resp_header(pg->resp, "Set-Cookie", sc);
-		else
+			/* forms on the page shown now are posted with the
+			 * new session: their token must be bound to it */
+			memcpy(id->sid, sid, sizeof(id->sid));
+			auth_csrf_rebind(pg, id->sid);
+		} else
 			auth_store_rollback(c);
 		id->epoch = u.epoch;
 	}
@@ -256,7 +263,7 @@ do_password(struct auth_page *pg, struct auth_identity *id)
 		show(pg, id, 400, M_PW_SHORT, NULL);
 		return;
 	}
-	if (!reauth(pg, id, &u)) {
+	if (!auth_reauth(pg, id, &u)) {
 		show(pg, id, 401, M_BAD_LOGIN, NULL);
 		return;
 	}
@@ -283,6 +290,7 @@ do_lockdown(struct auth_page *pg, struct auth_identity *id)
 	struct auth_ctx *c = pg->c;
 	const char *raw = auth_form_get(&pg->form, "lockdown");
 	const char *confirm = auth_form_get(&pg->form, "confirm");
+	struct auth_user u;
 	char list[AUTH_LOCKDOWN_MAX + 1], err[128];
 	size_t o = 0;
 	int rc;
@@ -308,6 +316,12 @@ do_lockdown(struct auth_page *pg, struct auth_identity *id)
 	}
 	if (!auth_ip_in_list(pg->req->peer, list) && (confirm == NULL || strcmp(confirm, "1") != 0)) {
 		show(pg, id, 409, M_LOCKDOWN_EXCLUDES, NULL);
+		return;
+	}
+	/* the list decides where the account can be used from: like the
+	 * password, a stolen session alone must not be enough to change it */
+	if (!auth_reauth(pg, id, &u)) {
+		show(pg, id, 401, M_BAD_LOGIN, NULL);
 		return;
 	}
 	pthread_mutex_lock(&c->db_mu);
@@ -354,7 +368,7 @@ do_recovery(struct auth_page *pg, struct auth_identity *id)
 	char codes[AUTH_RECOVERY_N][16];
 	int rc = -1;
 
-	if (!reauth(pg, id, &u)) {
+	if (!auth_reauth(pg, id, &u)) {
 		show(pg, id, 401, M_BAD_LOGIN, NULL);
 		return;
 	}
@@ -386,8 +400,14 @@ do_totp(struct auth_page *pg, struct auth_identity *id)
 	char tok[65], loc[128];
 	int rc;
 
-	if (!reauth(pg, id, &u)) {
+	if (!auth_reauth(pg, id, &u)) {
 		show(pg, id, 401, M_BAD_LOGIN, NULL);
+		return;
+	}
+	/* a first authenticator on the password alone would let whoever has
+	 * the password pass every MFA rule: only where the admin allows it */
+	if (!u.has_totp && !c->s.mfa_self_enrol) {
+		show(pg, id, 403, M_MFA_ASK_ADMIN, NULL);
 		return;
 	}
 	pthread_mutex_lock(&c->db_mu);

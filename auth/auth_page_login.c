@@ -16,6 +16,7 @@ struct pending {	/* sealed into MFA_COOKIE between the two steps */
 	int64_t  uid;
 	uint32_t epoch;
 	int64_t  time;
+	uint8_t  nonce[16];	/* spent in the store by the step it ends */
 };
 
 /* The redirect target from the form (POST) or the query (GET); "/" when
@@ -83,24 +84,6 @@ form_code(struct auth_page *pg, int status, const char *rd, enum auth_msg err)
 	auth_resp_html(pg->c, pg->resp, status, &b);
 }
 
-/* IPv6 clients are counted per /64: one host usually owns the whole net. */
-static void
-addr_key(const struct sockaddr *sa, char *out, size_t len)
-{
-	char ip[64];
-
-	if (sa != NULL && sa->sa_family == AF_INET6) {
-		struct in6_addr a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-
-		memset(a.s6_addr + 8, 0, 8);
-		inet_ntop(AF_INET6, &a, ip, sizeof(ip));
-		snprintf(out, len, "a:%s/64", ip);
-		return;
-	}
-	auth_peer_text(sa, ip, sizeof(ip));
-	snprintf(out, len, "a:%s", ip);
-}
-
 static void
 record_login(struct auth_ctx *c, int64_t uid, const struct sockaddr *peer,
     time_t now, bool ok)
@@ -131,7 +114,7 @@ fail_count(struct auth_page *pg, const char *ukey, int64_t uid, const char *user
 	char akey[96];
 	int ub, ab;
 
-	addr_key(pg->req->peer, akey, sizeof(akey));
+	auth_reg_addr_key(pg->req->peer, akey, sizeof(akey));
 	pthread_mutex_lock(&c->db_mu);
 	if (auth_store_begin(c) == 0) {
 		ub = auth_reg_fail(c, ukey, pg->now);
@@ -154,18 +137,19 @@ set_session(struct auth_page *pg, const struct auth_user *u, enum auth_level lvl
     const char *rd)
 {
 	struct auth_ctx *c = pg->c;
-	char sc[512], akey[96], ukey[96];
+	char sc[512], ukey[96], err[128];
 	int rc;
 
-	addr_key(pg->req->peer, akey, sizeof(akey));
 	snprintf(ukey, sizeof(ukey), "u:%s", u->name);
 	pthread_mutex_lock(&c->db_mu);
 	rc = auth_store_begin(c);
 	if (rc == 0) {
+		/* only the name that proved itself: the address counter
+		 * decays on its own, or any account holder could spray
+		 * guesses at other names between logins of their own */
 		auth_reg_clear(c, ukey);
-		auth_reg_clear(c, akey);
 		record_login(c, u->id, pg->req->peer, pg->now, true);
-		rc = auth_session_new(c, u, lvl, pg->req->peer, pg->now, sc, sizeof(sc));
+		rc = auth_session_new(c, u, lvl, pg->req->peer, pg->now, sc, sizeof(sc), NULL);
 		if (rc == 0)
 			rc = auth_store_commit(c);
 		if (rc < 0)
@@ -176,6 +160,9 @@ set_session(struct auth_page *pg, const struct auth_user *u, enum auth_level lvl
 		auth_resp_text(pg->resp, 500, "cannot record the session; try again\n");
 		return;
 	}
+	/* a user the CLI added since the last refresh is not in the tables
+	 * yet: without this the new session is refused until the next tick */
+	(void)auth_store_reload(c, false, err, sizeof(err));
 	auth_audit(c, "login_success", u->name, pg->req->peer,
 	    lvl == AUTH_LEVEL_MFA ? "mfa" : "password");
 	auth_resp_redirect(pg->resp, 303, rd);
@@ -229,7 +216,7 @@ post_password(struct auth_page *pg, const char *rd)
 	if (auth_name_fold(user, folded) < 0)
 		snprintf(folded, sizeof(folded), "-invalid-");
 	snprintf(ukey, sizeof(ukey), "u:%s", folded);
-	addr_key(pg->req->peer, akey, sizeof(akey));
+	auth_reg_addr_key(pg->req->peer, akey, sizeof(akey));
 	pthread_mutex_lock(&c->db_mu);
 	blocked = auth_reg_blocked(c, ukey, pg->now) || auth_reg_blocked(c, akey, pg->now);
 	known = auth_user_get(c, folded, 0, &u) == 0 && u.pw[0] != '\0' && !u.disabled;
@@ -246,15 +233,20 @@ post_password(struct auth_page *pg, const char *rd)
 	}
 	maybe_rehash(c, &u, pw);
 	if (!u.has_totp) {
-		/* the target needs MFA this user cannot give yet: send them to
-		 * the account page to set it up instead of into a login loop */
+		/* the target needs MFA this user cannot give yet: the page
+		 * that says so (and what to do), never back into the login */
 		set_session(pg, &u, AUTH_LEVEL_PASSWORD,
-		    pg->req->rd_need == AUTH_LEVEL_MFA ? AUTH_PREFIX "account" : rd);
+		    pg->req->rd_need == AUTH_LEVEL_MFA ? AUTH_PREFIX "mfa" : rd);
 		return;
 	}
 	struct pending p = { .uid = u.id, .epoch = u.epoch, .time = pg->now };
 	char tok[300], sc[400];
-	if (auth_token_seal(c, MFA_PURPOSE, &p, sizeof(p), tok, sizeof(tok)) < 0) {
+	int rc;
+
+	pthread_mutex_lock(&c->db_mu);
+	rc = auth_mfa_pending_new(c, u.id, pg->now, p.nonce);
+	pthread_mutex_unlock(&c->db_mu);
+	if (rc < 0 || auth_token_seal(c, MFA_PURPOSE, &p, sizeof(p), tok, sizeof(tok)) < 0) {
 		auth_resp_text(pg->resp, 500, "internal error\n");
 		return;
 	}
@@ -282,12 +274,16 @@ post_code(struct auth_page *pg, const char *rd)
 		form_login(pg, 401, rd, NULL, M_BAD_LOGIN);
 		return;
 	}
-	addr_key(pg->req->peer, akey, sizeof(akey));
+	auth_reg_addr_key(pg->req->peer, akey, sizeof(akey));
 	pthread_mutex_lock(&c->db_mu);
 	if (auth_user_get(c, NULL, p.uid, &u) == 0 && u.epoch == p.epoch && !u.disabled) {
 		snprintf(ukey, sizeof(ukey), "u:%s", u.name);
+		/* the step cookie works once: a completed login spends its
+		 * nonce, so the cookie and a later code cannot open another */
 		ok = !auth_reg_blocked(c, ukey, pg->now) && !auth_reg_blocked(c, akey, pg->now) &&
-		    auth_second_factor(c, &u, code, pg->now);
+		    auth_mfa_pending_live(c, u.id, pg->now, p.nonce) &&
+		    auth_second_factor(c, &u, code, pg->now) &&
+		    auth_mfa_pending_take(c, u.id, pg->now, p.nonce);
 	} else
 		snprintf(ukey, sizeof(ukey), "u:-gone-");
 	pthread_mutex_unlock(&c->db_mu);
@@ -299,6 +295,35 @@ post_code(struct auth_page *pg, const char *rd)
 	set_session(pg, &u, AUTH_LEVEL_MFA, rd);
 }
 
+/* A GET with a session: well enough signed in for the target, go there;
+ * short of MFA with no authenticator to give it, the page that says so
+ * (a password form would only lead back here). */
+static bool
+get_signed_in(struct auth_page *pg, const char *rd)
+{
+	struct auth_ctx *c = pg->c;
+	const char *h = pg->req->cookie;
+	struct auth_identity id;
+	struct auth_user u;
+	bool has_totp = true;
+
+	if (h == NULL || auth_session_check(c, h, strlen(h), pg->now, &id) != AUTH_OK)
+		return false;
+	if (id.level >= (pg->req->rd_need == AUTH_LEVEL_MFA ? AUTH_LEVEL_MFA :
+	    AUTH_LEVEL_PASSWORD)) {
+		auth_resp_redirect(pg->resp, 303, rd);
+		return true;
+	}
+	pthread_mutex_lock(&c->db_mu);
+	if (auth_user_get(c, NULL, id.uid, &u) == 0)
+		has_totp = u.has_totp;
+	pthread_mutex_unlock(&c->db_mu);
+	if (has_totp)
+		return false;
+	auth_resp_redirect(pg->resp, 303, AUTH_PREFIX "mfa");
+	return true;
+}
+
 void
 auth_page_login(struct auth_page *pg)
 {
@@ -306,17 +331,8 @@ auth_page_login(struct auth_page *pg)
 
 	get_rd(pg, rd, sizeof(rd));
 	if (strcmp(pg->req->method, "POST") != 0) {
-		const char *h = pg->req->cookie;
-		struct auth_identity id;
-
-		/* already signed in well enough for the target: go there */
-		if (h != NULL && auth_session_check(pg->c, h, strlen(h), pg->now, &id) == AUTH_OK &&
-		    id.level >= (pg->req->rd_need == AUTH_LEVEL_MFA ? AUTH_LEVEL_MFA :
-		    AUTH_LEVEL_PASSWORD)) {
-			auth_resp_redirect(pg->resp, 303, rd);
-			return;
-		}
-		form_login(pg, 200, rd, NULL, M_COUNT);
+		if (!get_signed_in(pg, rd))
+			form_login(pg, 200, rd, NULL, M_COUNT);
 		return;
 	}
 	if (auth_form_get(&pg->form, "code") != NULL)

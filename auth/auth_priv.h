@@ -160,7 +160,10 @@ int  auth_exec(struct auth_ctx *, const char *sql);
 int  auth_bump_epoch(struct auth_ctx *, int64_t uid, int64_t now);
 int  auth_bump_version(struct auth_ctx *);
 
-/* ---- auth_regulate.c (caller holds db_mu) ---- */
+/* ---- auth_regulate.c (caller holds db_mu, except for the key) ---- */
+/* The address counter's key for a peer: "a:IPv4" (IPv4-mapped IPv6 too)
+ * or "a:PREFIX::/64". */
+void auth_reg_addr_key(const struct sockaddr *sa, char *out, size_t len);
 /* true when key is banned or backing off at `now`. */
 bool auth_reg_blocked(struct auth_ctx *, const char *key, int64_t now);
 /* Counts a failure; returns 1 when it started a ban, 0 otherwise, -1 error. */
@@ -168,9 +171,10 @@ int  auth_reg_fail(struct auth_ctx *, const char *key, int64_t now);
 void auth_reg_clear(struct auth_ctx *, const char *key);
 
 /* ---- auth_session.c ---- */
+/* sid_out (may be NULL) receives the new session id in hex. */
 int  auth_session_new(struct auth_ctx *, const struct auth_user *u,
     enum auth_level lvl, const struct sockaddr *peer, time_t now,
-    char *setcookie, size_t len);
+    char *setcookie, size_t len, char sid_out[AUTH_SID_HEX]);
 int  auth_session_revoke(struct auth_ctx *, int64_t uid, const char *sid_hex);
 
 /* ---- auth_audit.c ---- */
@@ -187,6 +191,16 @@ bool auth_second_factor(struct auth_ctx *, const struct auth_user *u,
 int  auth_recovery_new(struct auth_ctx *, int64_t uid, char codes[AUTH_RECOVERY_N][16]);
 int  auth_enrol_token_new(struct auth_ctx *, int64_t uid, time_t now,
     char tok[65]);
+/* The password step's single-use nonce, kept in the store so that every
+ * instance sharing it agrees: _new records one (caller holds db_mu),
+ * _live says whether it is still unused, _take spends it (true only for
+ * the one caller whose DELETE removed the row). */
+int  auth_mfa_pending_new(struct auth_ctx *, int64_t uid, time_t now,
+    uint8_t nonce[16]);
+bool auth_mfa_pending_live(struct auth_ctx *, int64_t uid, time_t now,
+    const uint8_t nonce[16]);
+bool auth_mfa_pending_take(struct auth_ctx *, int64_t uid, time_t now,
+    const uint8_t nonce[16]);
 
 /* Sealed short-lived tokens for other cookies ("KID.HEX"), purpose in AAD. */
 int  auth_token_seal(struct auth_ctx *, const char *purpose, const void *pt,
@@ -216,7 +230,8 @@ enum auth_msg {
 	M_RECOVERY, M_NEW_RECOVERY, M_TOTP, M_REENROL, M_LOCKDOWN, M_LOCKDOWN_HINT,
 	M_LOCKDOWN_CONFIRM, M_LOCKDOWN_EXCLUDES, M_LOCKDOWN_BAD, M_SAVED,
 	M_TITLE_LOGOUT, M_SIGN_OUT, M_FORBIDDEN, M_SIGNED_OUT, M_FAILED, M_OK, M_FAIL,
-	M_BUSY, M_COUNT
+	M_BUSY, M_TITLE_MFA, M_MFA_MISSING, M_MFA_ASK_ADMIN, M_MFA_SELF,
+	M_MFA_SET_UP, M_COUNT
 };
 const char *auth_msg(enum auth_lang, enum auth_msg);
 enum auth_lang auth_lang_pick(const char *accept_language);
@@ -239,14 +254,26 @@ struct auth_page {
 	enum auth_lang lang;
 	time_t now;
 	char csrf[65];			/* token for forms on this page */
+	char csrf_cookie[33];		/* the double-submit cookie's value */
 	bool csrf_ok;			/* POST carried a matching token */
 	struct auth_form form;		/* parsed POST body */
 };
 void auth_csrf_field(struct auth_page *, struct auth_buf *);
+/* The token for double-submit cookie `cookie` (n bytes) and session id
+ * `sid` ("" before login): HMAC over a domain label and both. */
+void auth_csrf_token(struct auth_ctx *, const char *cookie, size_t n,
+    const char *sid, char out[65]);
+/* Recomputes pg->csrf for a session made while handling this request. */
+void auth_csrf_rebind(struct auth_page *, const char *sid);
 void auth_page_login(struct auth_page *);
 void auth_page_logout(struct auth_page *);
 void auth_page_enrol(struct auth_page *);
 void auth_page_account(struct auth_page *);
+void auth_page_mfa(struct auth_page *);
+/* Current password (form field "current") and, if enrolled, a code
+ * ("code"); failures count towards the user's ban. Fills u. */
+bool auth_reauth(struct auth_page *, const struct auth_identity *id,
+    struct auth_user *u);
 /* Inline SVG QR code for text; appended to b. -1 on failure. */
 int  auth_qr_svg(struct auth_buf *, const char *text);
 

@@ -1,4 +1,7 @@
 /* auth_regulate.c -- brute-force regulation per user and per client address. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "auth/auth_priv.h"
@@ -62,6 +65,33 @@ prune(struct auth_ctx *c, int64_t now)
 	sqlite3_bind_int64(st, 2, now - (int64_t)c->s.login_failure_window);
 	(void)sqlite3_step(st);
 	sqlite3_finalize(st);
+}
+
+/* One key per client: an IPv4 address, or an IPv6 /64 (one host usually
+ * owns the whole net). An IPv4-mapped IPv6 peer (::ffff:a.b.c.d, what a
+ * dual-stack listener or proxy reports for IPv4 clients) is that IPv4
+ * client: as a /64 every IPv4 client would share one counter, and five
+ * failures from one would ban them all. */
+void
+auth_reg_addr_key(const struct sockaddr *sa, char *out, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (sa != NULL && sa->sa_family == AF_INET6) {
+		struct in6_addr a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(&a)) {
+			inet_ntop(AF_INET, a.s6_addr + 12, ip, sizeof(ip));
+			snprintf(out, len, "a:%s", ip);
+			return;
+		}
+		memset(a.s6_addr + 8, 0, 8);
+		inet_ntop(AF_INET6, &a, ip, sizeof(ip));
+		snprintf(out, len, "a:%s/64", ip);
+		return;
+	}
+	auth_peer_text(sa, ip, sizeof(ip));
+	snprintf(out, len, "a:%s", ip);
 }
 
 bool

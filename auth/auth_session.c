@@ -224,7 +224,7 @@ auth_check_str(enum auth_check r)
 int
 auth_session_new(struct auth_ctx *c, const struct auth_user *u,
     enum auth_level lvl, const struct sockaddr *peer, time_t now,
-    char *setcookie, size_t len)
+    char *setcookie, size_t len, char sid_out[AUTH_SID_HEX])
 {
 	struct payload pl = { .level = (uint8_t)lvl, .uid = u->id, .epoch = u->epoch,
 	    .login = now, .last = now };
@@ -254,9 +254,11 @@ auth_session_new(struct auth_ctx *c, const struct auth_user *u,
 	sqlite3_bind_int(st, 5, (int)lvl);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 	sqlite3_finalize(st);
-	if (rc < 0)
+	if (rc < 0 || seal_cookie(c, &pl, setcookie, len) == 0)
 		return -1;
-	return seal_cookie(c, &pl, setcookie, len) > 0 ? 0 : -1;
+	if (sid_out != NULL)
+		memcpy(sid_out, sid, AUTH_SID_HEX);
+	return 0;
 }
 
 /* Caller holds db_mu; tables are reloaded by the caller after commit. */

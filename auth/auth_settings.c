@@ -226,6 +226,15 @@ static const struct num_kw num_kws[] = {
 	{ "login_queue", offsetof(struct auth_settings, login_queue), 1, 65536 },
 };
 
+struct bool_kw {
+	const char *name;
+	size_t      off;
+};
+
+static const struct bool_kw bool_kws[] = {
+	{ "mfa_self_enrol", offsetof(struct auth_settings, mfa_self_enrol) },
+};
+
 static int
 one_value(const char *kw, int argc, int *badarg, char *err, size_t errlen)
 {
@@ -271,6 +280,23 @@ kw_table(struct auth_settings *s, const char *kw, int argc, char **argv,
 			return -1;
 		}
 		*(unsigned *)(void *)((char *)s + d->off) = (unsigned)n;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(bool_kws) / sizeof(bool_kws[0]); i++) {
+		const struct bool_kw *d = &bool_kws[i];
+		bool *v = (bool *)(void *)((char *)s + d->off);
+
+		if (strcmp(kw, d->name) != 0)
+			continue;
+		if (one_value(kw, argc, badarg, err, errlen) < 0)
+			return -1;
+		if (strcmp(argv[0], "yes") != 0 && strcmp(argv[0], "no") != 0) {
+			*badarg = 0;
+			snprintf(err, errlen, "bad value \"%s\" for %s: expected yes "
+			    "or no", argv[0], kw);
+			return -1;
+		}
+		*v = argv[0][0] == 'y';
 		return 0;
 	}
 	return 1;

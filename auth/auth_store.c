@@ -41,6 +41,10 @@ static const char *const migrations[] = {
 	" totp BLOB, totp_kid INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX sessions_user ON sessions(user_id);"
 	"CREATE INDEX logins_user ON logins(user_id, time);",
+	/* 2: single-use nonces of the password step (see auth_factor.c) */
+	"CREATE TABLE mfa_pending(nonce TEXT PRIMARY KEY,"
+	" user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	" expires INTEGER NOT NULL);",
 };
 #define SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 
@@ -236,6 +240,58 @@ auth_store_open(struct auth_ctx *c, char *err, size_t errlen)
 		return -1;
 	}
 	return migrate(c, version, err, errlen);
+}
+
+/* For `pbxgate check`: read-only, never creating, migrating or locking
+ * the store for writing, so a check beside a running gateway is harmless. */
+int
+auth_users_known(const struct auth_settings *s, const char *const *names,
+    size_t n, bool *known, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t app = 0;
+	int rc = -1;
+
+	if (s->user_db == NULL) {
+		snprintf(err, errlen, "no user_db configured");
+		return -1;
+	}
+	if (sqlite3_open_v2(s->user_db, &db, SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: cannot open user store read-only: %s",
+		    s->user_db, db != NULL ? sqlite3_errmsg(db) : "out of memory");
+		goto done;
+	}
+	sqlite3_busy_timeout(db, 2000);
+	if (pragma_int(db, "PRAGMA application_id", &app) < 0 || app != AUTH_APP_ID) {
+		snprintf(err, errlen, "%s: not a pbxgate user store (or not "
+		    "readable)", s->user_db);
+		goto done;
+	}
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM users WHERE name = ?1", -1, &st,
+	    NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: cannot read the users table: %s",
+		    s->user_db, sqlite3_errmsg(db));
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, names[i], -1, SQLITE_STATIC);
+		int r = sqlite3_step(st);
+
+		if (r != SQLITE_ROW && r != SQLITE_DONE) {
+			snprintf(err, errlen, "%s: cannot read the users table: %s",
+			    s->user_db, sqlite3_errmsg(db));
+			goto done;
+		}
+		known[i] = r == SQLITE_ROW;
+	}
+	rc = 0;
+done:
+	sqlite3_finalize(st);
+	sqlite3_close_v2(db);
+	return rc;
 }
 
 void

@@ -2,6 +2,7 @@
  * `nginx -t`, building its TLS contexts and policy too. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gateway/config_priv.h"
@@ -50,6 +51,68 @@ check_report(void *arg, bool warning, const char *loc, const char *msg)
 		print_own_loc(level, msg);
 }
 
+#define CHECK_NAMES_MAX 4096	/* `user` names looked up in the store */
+
+struct rule_name {
+	const char *name, *file;
+	unsigned line, col;
+};
+
+struct rule_names {
+	struct rule_name v[CHECK_NAMES_MAX];
+	size_t n;
+};
+
+static void
+collect_name(void *arg, const char *name, const char *file, unsigned line,
+    unsigned col)
+{
+	struct rule_names *rn = arg;
+
+	if (rn->n < CHECK_NAMES_MAX)
+		rn->v[rn->n++] = (struct rule_name){ name, file, line, col };
+}
+
+/* A `user` rule for a name no user has never matches: a deny written that
+ * way fails open. Said where the store can be read; never an error, since
+ * the user may simply not be created yet. */
+static void
+check_user_names(const struct gw_config *cfg, struct check_state *st)
+{
+	struct rule_names *rn;
+	const char **names = NULL;
+	bool *known = NULL;
+	char err[512];
+
+	if (cfg->policy == NULL || cfg->auth.user_db == NULL ||
+	    (rn = calloc(1, sizeof(*rn))) == NULL)
+		return;
+	pol_user_names(cfg->policy, collect_name, rn);
+	if (rn->n > 0 && (names = calloc(rn->n, sizeof(*names))) != NULL &&
+	    (known = calloc(rn->n, sizeof(*known))) != NULL) {
+		for (size_t i = 0; i < rn->n; i++)
+			names[i] = rn->v[i].name;
+		if (auth_users_known(&cfg->auth, names, rn->n, known, err,
+		    sizeof(err)) < 0)
+			fprintf(stderr, "note: user names in the policy not "
+			    "checked against the user store: %s\n", err);
+		else
+			for (size_t i = 0; i < rn->n; i++) {
+				if (known[i])
+					continue;
+				st->warnings++;
+				fprintf(stderr, "%s:%u:%u: warning: user '%s' "
+				    "matches nobody: no such user in %s (add it "
+				    "with `pbxgate user add` or fix the name)\n",
+				    rn->v[i].file, rn->v[i].line, rn->v[i].col,
+				    rn->v[i].name, cfg->auth.user_db);
+			}
+	}
+	free(known);
+	free(names);
+	free(rn);
+}
+
 static void
 usage(void)
 {
@@ -95,6 +158,7 @@ gw_cmd_check(int argc, char **argv)
 		    path, st.errors, st.errors == 1 ? "" : "s");
 		return 1;
 	}
+	check_user_names(cfg, &st);
 	gw_config_unref(cfg);
 	fprintf(stderr, "%s: configuration is valid\n", path);
 	return 0;

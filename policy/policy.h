@@ -145,6 +145,18 @@ struct pol_policy *pol_load(const char *file, const char *geoip_db,
 void pol_free(struct pol_policy *);
 size_t pol_rule_count(const struct pol_policy *);
 
+/* ---- policy_name.c: user names ------------------------------------------ */
+#define POL_NAME_MAX 64	/* bytes */
+/* Folds a user name to its canonical form, the one the user store keeps
+ * and `user` rules match (ASCII only: see docs/auth.md). Returns 0 and
+ * writes out (outlen >= POL_NAME_MAX + 1), -1 when it is not a valid name. */
+int pol_name_fold(const char *name, char *out, size_t outlen);
+/* Calls fn for each valid (folded) name in the policy's `user` rules, with
+ * where it was written; `pbxgate check` looks them up in the user store. */
+typedef void (*pol_name_fn)(void *arg, const char *name, const char *file,
+    unsigned line, unsigned col);
+void pol_user_names(const struct pol_policy *, pol_name_fn fn, void *arg);
+
 /* ---- policy_decide.c: decisions ----------------------------------------- */
 enum pol_action {
 	POL_ALLOW,	/* pass, no login needed */

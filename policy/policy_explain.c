@@ -137,6 +137,7 @@ struct cmd {
 	struct hdrs h;
 	const char *groups[MAX_ARGS];
 	const char *path, *ip, *lockdown;
+	char user[POL_NAME_MAX + 1];	/* folded like the store's names */
 	bool identity;	/* --role, --group or --mfa given */
 };
 
@@ -155,8 +156,12 @@ cmd_option(struct cmd *c, int argc, char **argv, int *i)
 	++*i;
 	if (strcmp(o, "--ip") == 0)
 		c->ip = v;
-	else if (strcmp(o, "--user") == 0)
-		c->r.user = v;
+	else if (strcmp(o, "--user") == 0) {
+		if (pol_name_fold(v, c->user, sizeof c->user) < 0)
+			return "--user: not a valid user name (1 to 64 ASCII "
+			    "letters, digits and . _ @ -)";
+		c->r.user = c->user;
+	}
 	else if (strcmp(o, "--path") == 0)
 		c->path = v;
 	else if (strcmp(o, "--method") == 0)

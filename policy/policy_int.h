@@ -53,6 +53,7 @@ struct pol_matcher {
 	char (*codes)[2];
 	uint32_t *asns;
 	char **names;
+	unsigned *cols;		/* column of each name, for messages */
 	size_t n;
 	bool admin;		/* role */
 	/* path, header */

@@ -260,6 +260,28 @@ m_asn(struct pol_loader *L, const struct line *c, struct pol_matcher *m,
 	return bad != 0 ? -1 : 0;
 }
 
+/* Stored names are folded (pol_name_fold), so rules hold the folded form
+ * too: `deny user Mallory` must match the user the store calls mallory. A
+ * name that cannot exist is kept as written (it matches nobody) and
+ * reported, since a deny that never matches fails open. */
+static int
+item_user(struct pol_loader *L, const struct line *c, struct pol_matcher *m,
+    const char *item, unsigned col)
+{
+	char folded[POL_NAME_MAX + 1];
+	bool ok = pol_name_fold(item, folded, sizeof folded) == 0;
+
+	if (!ok)
+		pol_diag(L, true, c->file, c->line, col, "user '%s' can never "
+		    "match: not a valid user name (1 to %d ASCII letters, digits "
+		    "and . _ @ -, starting with a letter or digit)", item,
+		    POL_NAME_MAX);
+	if ((m->names[m->n] = strdup(ok ? folded : item)) == NULL)
+		return -1;
+	m->cols[m->n++] = col;
+	return 0;
+}
+
 static int
 item_name(struct pol_loader *L, const struct line *c, struct pol_matcher *m,
     const char *item, unsigned col)
@@ -275,9 +297,11 @@ item_name(struct pol_loader *L, const struct line *c, struct pol_matcher *m,
 			}
 		}
 	}
+	if (m->kind == M_USER)
+		return item_user(L, c, m, item, col);
 	if ((m->names[m->n] = strdup(item)) == NULL)
 		return -1;
-	m->n++;
+	m->cols[m->n++] = col;
 	return 0;
 }
 
@@ -286,7 +310,8 @@ m_names(struct pol_loader *L, const struct line *c, struct pol_matcher *m,
     struct marg *a)
 {
 	m->names = calloc(count_items(a->w[0].s), sizeof *m->names);
-	if (m->names == NULL)
+	m->cols = calloc(count_items(a->w[0].s), sizeof *m->cols);
+	if (m->names == NULL || m->cols == NULL)
 		return -1;
 	return each_item(L, c, &a->w[0], a->col0 - a->w[0].col, item_name,
 	    m) != 0 ? -1 : 0;
@@ -398,6 +423,7 @@ pol_matcher_clear(struct pol_matcher *m)
 		for (size_t i = 0; i < m->n; i++)
 			free(m->names[i]);
 	free(m->names);
+	free(m->cols);
 	free(m->hname);
 	pcre2_code_free(m->re.code);
 	memset(m, 0, sizeof *m);

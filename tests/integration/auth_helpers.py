@@ -35,11 +35,11 @@ default deny
 """
 
 
-def auth_lines(workdir, port, extra=()):
+def auth_lines(workdir, port, extra=(), policy=POLICY):
     """Config lines for a gateway with a user store in workdir."""
     pol = os.path.join(workdir, "auth.policy")
     with open(pol, "w") as f:
-        f.write(POLICY)
+        f.write(policy)
     return ["user_db %s" % os.path.join(workdir, "users.db"),
             "audit_log %s" % os.path.join(workdir, "audit.log"),
             "public_url https://localhost:%d" % port,
@@ -50,13 +50,15 @@ class AuthGateway(Gateway):
     """A Gateway whose config also names a user store and the MFA policy;
     the store lives in the gateway's own directory."""
 
-    def __init__(self, binary, workdir, certs, upstream_port, auth_extra=(), **kw):
+    def __init__(self, binary, workdir, certs, upstream_port, auth_extra=(), policy=POLICY,
+                 **kw):
         self.auth_extra = list(auth_extra)
+        self.policy = policy
         super().__init__(binary, workdir, certs, upstream_port, **kw)
 
     def config_text(self):
         return super().config_text() + "\n".join(
-            auth_lines(self.dir, self.port, self.auth_extra)) + "\n"
+            auth_lines(self.dir, self.port, self.auth_extra, self.policy)) + "\n"
 
     @property
     def db(self):
@@ -80,7 +82,7 @@ class AuthGateway(Gateway):
         r = self.cli("user", "add", name, "--enrol")
         assert r.returncode == 0, r
         out = r.stdout.decode().strip()
-        assert out.startswith(name + ","), out
+        assert out.startswith(name.lower() + ","), out  # the CLI prints the folded name
         url = out.split(",", 1)[1]
         u = urllib.parse.urlsplit(url)
         assert u.scheme == "https" and u.port == self.port, url
@@ -94,9 +96,9 @@ def make_auth_gateway(pbxgate_bin, workdir, certs):
     from conftest import _finish_gateway
     made = []
 
-    def make(upstream_port, auth_extra=(), overrides=None, start=True):
+    def make(upstream_port, auth_extra=(), overrides=None, start=True, policy=POLICY):
         gw = AuthGateway(pbxgate_bin, workdir, [certs.main], upstream_port,
-                         auth_extra=auth_extra, overrides=overrides,
+                         auth_extra=auth_extra, overrides=overrides, policy=policy,
                          name="gw-auth-%s" % uuid.uuid4().hex[:8])
         made.append(gw)
         if start:
@@ -215,11 +217,11 @@ class Browser:
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
 
-    def post_form(self, path, fields, **kw):
+    def post_form(self, path, fields, headers=(), **kw):
         body = urllib.parse.urlencode(fields).encode()
         return self.request("POST", path, body=body,
-                            headers=[("Content-Type", "application/x-www-form-urlencoded")],
-                            **kw)
+                            headers=[("Content-Type", "application/x-www-form-urlencoded")]
+                            + list(headers), **kw)
 
 
 def enrol(gw, ctx, name, source=None, password=PASSWORD):

@@ -3,6 +3,7 @@ a real SQLite user store, enrolment through the CLI link and the pages, TOTP
 codes from oathtool, sessions seen at the recording upstream, and the attacks
 that must fail (replay, brute force, enumeration, cookie tampering)."""
 
+import os
 import re
 import signal
 import sqlite3
@@ -14,7 +15,7 @@ import time
 import pytest
 
 from auth_helpers import (PASSWORD, Browser, enrol, enrol_with_link, form_with, forms,  # noqa: F401
-                          login, make_auth_gateway, otp_secret, safe_step)
+                          login, make_auth_gateway, otp_secret, safe_step, totp)
 from helpers import wait_until
 
 LOGIN_SEEN = re.compile(r"^/_pbxgate/login\?rd=")
@@ -300,7 +301,8 @@ def test_per_user_lockdown(agw, ctx):
     fields["lockdown"] = "127.0.0.9/32"
     r = b.post_form("/_pbxgate/account", fields)
     assert r.status == 409, r
-    fields["lockdown"] = "127.0.0.2/32"
+    # (changing the list needs the password and a code: issue 12)
+    fields.update(lockdown="127.0.0.2/32", current=PASSWORD, code=eb.recovery[2])
     r = b.post_form("/_pbxgate/account", fields)
     assert r.status in (200, 303), r
     assert b.get("/app").status == 200  # from 127.0.0.2: allowed
@@ -311,7 +313,7 @@ def test_per_user_lockdown(agw, ctx):
     # the ticked confirmation box saves a list without the address in use
     r = b.get("/_pbxgate/account")
     fields = dict([f for a, f in forms(r.body) if f.get("action") == "lockdown"][0])
-    fields.update(lockdown="127.0.0.9/32", confirm="1")
+    fields.update(lockdown="127.0.0.9/32", confirm="1", current=PASSWORD, code=eb.recovery[3])
     r = b.post_form("/_pbxgate/account", fields)
     assert r.status in (200, 303), r
     assert b.get("/app").status == 403
@@ -425,3 +427,328 @@ def test_login_pool_full_gets_503(make_auth_gateway, upstream, ctx):
     assert 401 in statuses, statuses
     assert set(statuses) <= {401, 503}, statuses
     assert proxied < 1.0, proxied
+
+
+# ---------------------------------------------------------------- issue 12: login and sessions
+
+CSRF = "__Host-pbxgate-csrf"
+MFA = "__Host-pbxgate-mfa"
+
+
+def test_mfa_step_cookie_works_once(agw, ctx):
+    """Item 7: the password step's cookie ends with the login it started;
+    replayed with the next code it gives no second session."""
+    _, secret, _ = enrol(agw, ctx, "stepper")
+    b = Browser(agw.port, ctx)
+    r = b.get("/_pbxgate/login?rd=/app")
+    act, fields = form_with(r.body, "password")
+    fields.update(username="stepper", password=PASSWORD)
+    r = b.post_form("/_pbxgate/login", fields)
+    assert r.status == 200 and b'name="code"' in r.body, r
+    step_cookie = b.jar[MFA]
+    _, fields = form_with(r.body, "code")
+    now = safe_step()
+    r = b.post_form("/_pbxgate/login", dict(fields, code=totp(secret, now)))
+    assert r.status == 303 and session_of(b), r
+    # an attacker holding the step cookie (no password) and the next code
+    m = Browser(agw.port, ctx)
+    r = m.get("/_pbxgate/login?rd=/app")
+    _, fields = form_with(r.body, "password")
+    m.jar[MFA] = step_cookie
+    fields.pop("username", None)
+    fields.pop("password", None)
+    r = m.post_form("/_pbxgate/login", dict(fields, code=totp(secret, now + 1)))
+    assert r.status == 401, r
+    assert session_of_resp(r) is None and session_of(m) is None, m.jar
+    assert redirected_to_login(m.get("/app"))
+
+
+@pytest.fixture
+def xff_gw(make_auth_gateway, upstream):
+    """Logins reach the gateway through a trusted proxy at 127.0.0.1 that
+    names the client in X-Forwarded-For."""
+    return make_auth_gateway(upstream.port, auth_extra=["trusted_proxy 127.0.0.1/32"])
+
+
+def _fail_as(gw, ctx, name, client):
+    b = Browser(gw.port, ctx)
+    hs = [("X-Forwarded-For", client)]
+    r = b.get("/_pbxgate/login", headers=hs)
+    _, fields = form_with(r.body, "password")
+    fields.update(username=name, password="not the password")
+    return b.post_form("/_pbxgate/login", fields, headers=hs)
+
+
+def _login_as(gw, ctx, name, secret, client, code):
+    b = Browser(gw.port, ctx)
+    hs = [("X-Forwarded-For", client)]
+    r = b.get("/_pbxgate/login?rd=/app", headers=hs)
+    _, fields = form_with(r.body, "password")
+    fields.update(username=name, password=PASSWORD)
+    r = b.post_form("/_pbxgate/login", fields, headers=hs)
+    if r.status != 200 or b'name="code"' not in r.body:
+        return b, r
+    _, fields = form_with(r.body, "code")
+    return b, b.post_form("/_pbxgate/login", dict(fields, code=code), headers=hs)
+
+
+@pytest.mark.parametrize("banned,other,other_status", [
+    # IPv4-mapped clients are each their own IPv4 address...
+    ("::ffff:192.0.2.7", "::ffff:192.0.2.8", 303),
+    ("::ffff:192.0.2.7", "192.0.2.8", 303),
+    # ...and the same client however it is written
+    ("::ffff:192.0.2.7", "192.0.2.7", 401),
+    ("192.0.2.7", "::ffff:192.0.2.7", 401),
+    # IPv6 stays per /64
+    ("2001:db8:1:2::7", "2001:db8:1:2::8", 401),
+    ("2001:db8:1:2::7", "2001:db8:1:3::7", 303),
+])
+def test_address_counter_keying(xff_gw, ctx, banned, other, other_status):
+    """Item 8a: five failures ban the address they came from, not every
+    IPv4 client behind a dual-stack proxy."""
+    eb, secret, _ = enrol(xff_gw, ctx, "keyed")
+    for i in range(5):
+        r = _fail_as(xff_gw, ctx, "ghost%d" % i, banned)
+        assert r.status == 401, r
+    _, events = xff_gw.audit()
+    assert any(e["event"] == "login_ban" and e["detail"] == "address" for e in events), events
+    b, r = _login_as(xff_gw, ctx, "keyed", secret, other, eb.recovery[0])
+    assert r.status == other_status, (other, r)
+    if other_status == 401:
+        assert b'name="code"' not in r.body and session_of(b) is None, r
+    else:
+        assert session_of(b), r
+
+
+def test_own_login_leaves_address_counter(make_auth_gateway, upstream, ctx):
+    """Item 9: an account holder's own login between guesses at other names
+    does not reset the address counter."""
+    gw = make_auth_gateway(upstream.port, auth_extra=["login_max_failures 3"])
+    _, secret, _ = enrol(gw, ctx, "sprayer", source="127.0.4.2")
+    src = "127.0.4.1"
+    r, _, _ = _timed_fail(gw, ctx, "victim1", "guess number one", src)
+    assert r.status == 401, r
+    b, r = login(gw, ctx, "sprayer", secret, source=src)
+    assert r.status == 303 and session_of(b), r
+    for name in ("victim2", "victim3"):
+        r, _, _ = _timed_fail(gw, ctx, name, "another guess", src)
+        assert r.status == 401, r
+    _, events = gw.audit()
+    bans = [e for e in events if e["event"] == "login_ban" and e["detail"] == "address"]
+    assert len(bans) == 1, events
+    # the address is banned now, for its own account holder too
+    _, r = login(gw, ctx, "sprayer", secret, source=src)
+    assert r.status == 401 and b'name="code"' not in r.body, r
+
+
+def _lockdown_fields(b):
+    r = b.get("/_pbxgate/account")
+    assert r.status == 200, r
+    lock = [f for _, f in forms(r.body) if f.get("action") == "lockdown"]
+    assert lock, r.body
+    return dict(lock[0])
+
+
+@pytest.mark.parametrize("current,code", [
+    (None, None),                       # the session alone
+    ("not the password", "recovery"),   # a wrong password
+    (PASSWORD, None),                   # the password without a code
+    (PASSWORD, "000000"),               # a wrong code
+])
+def test_lockdown_change_needs_reauthentication(agw, ctx, current, code):
+    """Item 10: replacing the lockdown list needs the password and, for a
+    user with an authenticator, a code; the session alone gets 401."""
+    eb, secret, _ = enrol(agw, ctx, "locker")
+    b, r = login(agw, ctx, "locker", secret)
+    assert r.status == 303, r
+    fields = _lockdown_fields(b)
+    fields.update(lockdown="127.0.0.1/32")
+    for k in ("current", "code"):
+        fields.pop(k, None)
+    if current is not None:
+        fields["current"] = current
+    if code is not None:
+        fields["code"] = eb.recovery[0] if code == "recovery" else code
+    r = b.post_form("/_pbxgate/account", fields)
+    assert r.status == 401, r
+    assert b"127.0.0.1/32" not in agw.cli("user", "show", "locker").stdout
+    assert b.get("/app").status == 200  # the session itself is untouched
+    # with both the change goes through
+    fields = _lockdown_fields(b)
+    fields.update(lockdown="127.0.0.1/32", current=PASSWORD, code=eb.recovery[1])
+    r = b.post_form("/_pbxgate/account", fields)
+    assert r.status == 200, r
+    assert b"127.0.0.1/32" in agw.cli("user", "show", "locker").stdout
+
+
+def _logout_form(b):
+    r = b.get("/_pbxgate/account")
+    assert r.status == 200, r
+    return [f for a, f in forms(r.body) if a == "/_pbxgate/logout"][0]
+
+
+def test_csrf_token_of_one_session_refused_in_another(agw, ctx):
+    """Item 12: a's cookie and token, sent with b's session, are refused."""
+    eb, secret, _ = enrol(agw, ctx, "twice")
+    a, r = login(agw, ctx, "twice", secret)
+    assert r.status == 303, r
+    b, r = login(agw, ctx, "twice", secret, eb.recovery[0])
+    assert r.status == 303, r
+    token = _logout_form(a)["csrf"]
+    b.jar[CSRF] = a.jar[CSRF]
+    r = b.post_form("/_pbxgate/logout", {"csrf": token})
+    assert r.status == 403, r
+    assert b.get("/app").status == 200  # b's session was not ended
+    # b's own token still works
+    r = b.post_form("/_pbxgate/logout", _logout_form(b))
+    assert r.status == 303, r
+    assert redirected_to_login(b.get("/app"))
+
+
+def test_csrf_planted_pre_session_token_fails_after_login(agw, ctx):
+    """Item 12: an attacker reads the token printed for a cookie of their
+    choosing, plants the cookie, and waits for the victim to sign in."""
+    _, secret, _ = enrol(agw, ctx, "planted")
+    m = Browser(agw.port, ctx)
+    r = m.get("/_pbxgate/login")
+    _, fields = form_with(r.body, "password")
+    planted, token = m.jar[CSRF], fields["csrf"]
+    v = Browser(agw.port, ctx)
+    v.jar[CSRF] = planted
+    v, r = login(agw, ctx, "planted", secret, browser=v)
+    assert r.status == 303 and v.jar[CSRF] == planted, (r, v.jar)
+    r = v.post_form("/_pbxgate/logout", {"csrf": token})
+    assert r.status == 403, r
+    assert v.get("/app").status == 200
+
+
+DENY_MALLORY_POLICY = """\
+allow path ^/_pbxgate/
+allow path ^/open/
+deny  user Mallory
+mfa   path ^/
+default deny
+"""
+
+
+def test_deny_user_rule_folds_like_the_store(make_auth_gateway, upstream, ctx):
+    """Item 11: `deny user Mallory` denies the user the store calls mallory
+    (names are folded the same way on both sides)."""
+    gw = make_auth_gateway(upstream.port, policy=DENY_MALLORY_POLICY)
+    _, msecret, _ = enrol(gw, ctx, "Mallory")
+    _, asecret, _ = enrol(gw, ctx, "alice")
+    m, r = login(gw, ctx, "mallory", msecret)
+    assert r.status == 303, r
+    r = m.get("/app")
+    assert r.status == 403, r
+    a, r = login(gw, ctx, "alice", asecret)
+    assert r.status == 303, r
+    assert a.get("/app").status == 200
+
+
+def _check(gw):
+    r = subprocess.run([gw.binary, "check", "-c", gw.conf], capture_output=True, timeout=60)
+    return r.returncode, r.stderr.decode("utf-8", "replace")
+
+
+def test_check_warns_about_user_names_that_match_nobody(make_auth_gateway, upstream):
+    """Item 11: `pbxgate check` names each `user` value that cannot exist,
+    and, the store being readable, each one no user has."""
+    gw = make_auth_gateway(upstream.port, start=False, policy=(
+        "allow path ^/_pbxgate/\n"
+        "deny  user Mallory,Mal!ory,nobody\n"
+        "mfa   path ^/\n"
+        "default deny\n"))
+    pol = gw.conf.replace("pbxgate.conf", "auth.policy")
+    r = gw.cli("user", "add", "mallory", input=b"a fine passphrase\n")
+    assert r.returncode == 0, r
+    rc, err = _check(gw)
+    assert rc == 0, err
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert lines == [
+        "%s:2:20: warning: user 'Mal!ory' can never match: not a valid user name "
+        "(1 to 64 ASCII letters, digits and . _ @ -, starting with a letter or digit)" % pol,
+        "%s:2:28: warning: user 'nobody' matches nobody: no such user in %s "
+        "(add it with `pbxgate user add` or fix the name)" % (pol, gw.db),
+    ], err
+    assert err.rstrip().endswith("configuration is valid"), err
+
+
+def test_check_never_creates_the_user_store(make_auth_gateway, upstream):
+    gw = make_auth_gateway(upstream.port, start=False, policy=(
+        "allow path ^/_pbxgate/\ndeny user nobody\ndefault deny\n"))
+    assert not os.path.exists(gw.db)
+    rc, err = _check(gw)
+    assert rc == 0, err
+    assert "note: user names in the policy not checked against the user store" in err, err
+    assert "warning" not in err, err
+    assert not os.path.exists(gw.db)
+
+
+def _follow(b, path, limit=8):
+    """GETs path and follows redirects (bounded); returns [(path, status)]."""
+    seen = []
+    for _ in range(limit):
+        r = b.get(path)
+        seen.append((path, r.status))
+        if r.status not in (302, 303):
+            return seen, r
+        path = r.get("location")
+        assert path not in [p for p, _ in seen], "redirect loop: %r -> %s" % (seen, path)
+    raise AssertionError("more than %d redirects: %r" % (limit, seen))
+
+
+def _password_only(gw, ctx, name, lang=None):
+    r = gw.cli("user", "add", name, input=(PASSWORD + "\n").encode())
+    assert r.returncode == 0, r
+    b = Browser(gw.port, ctx, lang=lang)
+    chain, r = _follow(b, "/")
+    assert chain[0] == ("/", 302) and chain[-1][1] == 200, chain
+    assert chain[-1][0].startswith("/_pbxgate/login"), chain
+    _, fields = form_with(r.body, "password")
+    fields.update(username=name, password=PASSWORD)
+    r = b.post_form("/_pbxgate/login", fields)
+    assert r.status == 303 and session_of(b), r
+    return b, r.get("location")
+
+
+@pytest.mark.parametrize("lang,text", [
+    (None, b"your account has no authenticator yet"),
+    ("ja", "認証アプリが設定されていません".encode()),
+])
+def test_mfa_without_authenticator_is_a_page_not_a_loop(agw, ctx, lang, text):
+    """Item 13: password but no authenticator under an `mfa` rule: the
+    redirects end on a page saying what is missing and what to do."""
+    b, loc = _password_only(agw, ctx, "nototp", lang)
+    chain, r = _follow(b, loc)
+    assert chain == [("/", 302), ("/_pbxgate/login?rd=/", 303), ("/_pbxgate/mfa", 403)], chain
+    assert text in r.body, r.body
+    assert b"pbxgate user totp-reset" in r.body, r.body
+    assert b'name="current"' not in r.body  # no self-enrolment by default
+    # nor through the account page: a first authenticator needs the admin
+    r = b.get("/_pbxgate/account")
+    fields = [f for _, f in forms(r.body) if "current" in f and "action" not in f][0]
+    r = b.post_form("/_pbxgate/account", dict(fields, action="totp", current=PASSWORD))
+    assert r.status == 403, r
+    # the open paths still work with that session
+    assert b.get("/open/x").status == 200
+
+
+def test_mfa_self_enrol_adds_an_authenticator_after_the_password(make_auth_gateway,
+                                                                 upstream, ctx):
+    """Item 13 with `mfa_self_enrol yes`: the page asks for the password
+    again and leads to enrolment; afterwards MFA works."""
+    gw = make_auth_gateway(upstream.port, auth_extra=["mfa_self_enrol yes"])
+    b, loc = _password_only(gw, ctx, "selfie")
+    chain, r = _follow(b, loc)
+    assert chain[-1] == ("/_pbxgate/mfa", 200), chain
+    act, fields = form_with(r.body, "current")
+    assert act == "/_pbxgate/mfa"
+    r = b.post_form(act, dict(fields, current="not the password"))
+    assert r.status == 401, r
+    r = b.post_form(act, dict(fields, current=PASSWORD))
+    assert r.status == 303 and r.get("location").startswith("/_pbxgate/enrol?t="), r
+    _, secret, _ = enrol_with_link(gw, ctx, r.get("location"))
+    m, r = login(gw, ctx, "selfie", secret, rd="/")
+    assert r.status == 303 and r.get("location") == "/", r
+    assert m.get("/app").status == 200

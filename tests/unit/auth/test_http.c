@@ -448,7 +448,7 @@ Test(http, account_needs_session)
 }
 
 static int
-save_lockdown(const char *list_enc, bool confirm)
+save_lockdown_pw(const char *list_enc, bool confirm, const char *pw_enc)
 {
 	struct auth_http_resp r;
 	char csrf[65], body[400];
@@ -458,12 +458,33 @@ save_lockdown(const char *list_enc, bool confirm)
 	cr_assert_eq(r.status, 200);
 	csrf_of(&r, csrf);
 	auth_http_resp_free(&r);
-	snprintf(body, sizeof(body), "csrf=%s&action=lockdown&lockdown=%s%s", csrf, list_enc,
-	    confirm ? "&confirm=1" : "");
+	snprintf(body, sizeof(body), "csrf=%s&action=lockdown&lockdown=%s%s%s%s", csrf,
+	    list_enc, confirm ? "&confirm=1" : "", pw_enc != NULL ? "&current=" : "",
+	    pw_enc != NULL ? pw_enc : "");
 	req("POST", "/_pbxgate/account", NULL, body, T0 + 20, &r);
 	status = r.status;
 	auth_http_resp_free(&r);
 	return status;
+}
+
+static int
+save_lockdown(const char *list_enc, bool confirm)
+{
+	return save_lockdown_pw(list_enc, confirm, "correct+horse+battery");
+}
+
+/* issue 12, item 10: the session alone does not change the list */
+Test(http, lockdown_change_needs_password)
+{
+	struct auth_identity id;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	login_ok("alice");
+	cr_expect_eq(save_lockdown_pw("192.0.2.0%2F24", false, NULL), 401);
+	cr_expect_eq(save_lockdown_pw("192.0.2.0%2F24", false, "wrong+password+here"), 401);
+	cr_assert_eq(auth_session_check(t.ctx, jar, strlen(jar), T0 + 30, &id), AUTH_OK);
+	cr_expect_str_eq(id.lockdown, "");
+	cr_expect_eq(save_lockdown("192.0.2.0%2F24", false), 200);
 }
 
 Test(http, lockdown_excluding_me_needs_confirm)
@@ -624,7 +645,7 @@ Test(http, post_that_is_not_a_form_is_400)
 
 struct loc_case { const char *target, *want; };
 static const struct loc_case loc_cases[] = {
-	{ "/", "/_pbxgate/login" },
+	{ "/", "/_pbxgate/login?rd=/" },	/* spelled out: the gateway judges rd */
 	{ "/webclient/", "/_pbxgate/login?rd=/webclient/" },
 	{ "/a?b=c&d=e", "/_pbxgate/login?rd=/a%3Fb%3Dc%26d%3De" },
 	{ "//evil", "/_pbxgate/login" },
@@ -748,7 +769,7 @@ Test(http, login_page_redirects_when_already_signed_in)
 	auth_http_resp_free(&r);
 }
 
-Test(http, mfa_target_without_totp_goes_to_account)
+Test(http, mfa_target_without_totp_goes_to_mfa_page)
 {
 	struct auth_http_resp r;
 	char csrf[65], body[300];
@@ -764,7 +785,7 @@ Test(http, mfa_target_without_totp_goes_to_account)
 	    .body_len = strlen(body), .rd_need = AUTH_LEVEL_MFA, .now = T0 };
 	auth_http_handle(t.ctx, &q, &r);
 	cr_expect_eq(r.status, 303);
-	cr_expect_str_eq(hdr(&r, "Location"), "/_pbxgate/account");
+	cr_expect_str_eq(hdr(&r, "Location"), "/_pbxgate/mfa");
 	auth_http_resp_free(&r);
 }
 
@@ -825,15 +846,141 @@ Test(http, account_new_recovery_codes_need_password_and_code)
 Test(http, account_totp_reenrol_redirects_to_fresh_link)
 {
 	struct auth_http_resp r;
-	char csrf[65], body[300];
+	uint8_t sec[AUTH_TOTP_SECRET];
+	char csrf[65], body[300], code[8];
 
+	th_add_user(&t, "bob", "correct horse battery", true, sec);
+	cr_assert_eq(post_login("bob", "correct+horse+battery", T0, &r), 200);
+	csrf_of(&r, csrf);
+	auth_http_resp_free(&r);
+	code_now(sec, T0, code);
+	snprintf(body, sizeof(body), "csrf=%s&rd=/app&code=%s", csrf, code);
+	req("POST", "/_pbxgate/login", NULL, body, T0, &r);
+	cr_assert_eq(r.status, 303);
+	auth_http_resp_free(&r);
+	account_csrf(csrf);
+	code_now(sec, T0 + 20, code);
+	snprintf(body, sizeof(body), "csrf=%s&action=totp&current=correct+horse+battery"
+	    "&code=%s", csrf, code);
+	req("POST", "/_pbxgate/account", NULL, body, T0 + 40, &r);
+	cr_expect_eq(r.status, 303);
+	cr_expect_eq(strncmp(hdr(&r, "Location"), "/_pbxgate/enrol?t=", 18), 0);
+	auth_http_resp_free(&r);
+}
+
+/* item 13: a first authenticator on the password alone only where the
+ * administrator allows it */
+static int
+first_totp_from_account(bool self_enrol)
+{
+	struct auth_http_resp r;
+	char csrf[65], body[300];
+	int status;
+
+	t.s.mfa_self_enrol = self_enrol;
+	th_close(&t);
+	th_open(&t);
 	th_add_user(&t, "alice", "correct horse battery", false, NULL);
 	login_ok("alice");
 	account_csrf(csrf);
 	snprintf(body, sizeof(body), "csrf=%s&action=totp&current=correct+horse+battery", csrf);
 	req("POST", "/_pbxgate/account", NULL, body, T0 + 20, &r);
+	status = r.status;
+	if (status == 303)
+		cr_expect_eq(strncmp(hdr(&r, "Location"), "/_pbxgate/enrol?t=", 18), 0);
+	auth_http_resp_free(&r);
+	return status;
+}
+
+Test(http, account_first_totp_refused_by_default)
+{
+	cr_expect_eq(first_totp_from_account(false), 403);
+}
+
+Test(http, account_first_totp_with_self_enrol)
+{
+	cr_expect_eq(first_totp_from_account(true), 303);
+}
+
+static int
+mfa_page(const char *method, const char *body, struct auth_http_resp *r)
+{
+	req(method, "/_pbxgate/mfa", NULL, body, T0 + 30, r);
+	return r->status;
+}
+
+/* item 13: a password session short of MFA, no authenticator: the login
+ * page sends to /_pbxgate/mfa, never back to the target */
+Test(http, login_get_without_totp_goes_to_mfa_page)
+{
+	struct auth_http_resp r;
+	struct auth_http_req q;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	login_ok("alice");
+	q = (struct auth_http_req){ .method = "GET", .path = "/_pbxgate/login",
+	    .query = "rd=/", .peer = (const struct sockaddr *)&peer, .cookie = jar,
+	    .rd_need = AUTH_LEVEL_MFA, .now = T0 + 10 };
+	auth_http_handle(t.ctx, &q, &r);
 	cr_expect_eq(r.status, 303);
+	cr_expect_str_eq(hdr(&r, "Location"), "/_pbxgate/mfa");
+	auth_http_resp_free(&r);
+	cr_expect_eq(mfa_page("GET", NULL, &r), 403);
+	cr_expect(strstr(r.body, "pbxgate user totp-reset") != NULL);
+	cr_expect(strstr(r.body, "name=\"current\"") == NULL);
+	auth_http_resp_free(&r);
+	lang = "ja";
+	cr_expect_eq(mfa_page("GET", NULL, &r), 403);
+	cr_expect(strstr(r.body, "認証アプリ") != NULL);
+	auth_http_resp_free(&r);
+}
+
+Test(http, mfa_page_self_enrol_needs_password)
+{
+	struct auth_http_resp r;
+	char csrf[65], body[300];
+
+	t.s.mfa_self_enrol = true;
+	th_close(&t);
+	th_open(&t);
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	login_ok("alice");
+	cr_assert_eq(mfa_page("GET", NULL, &r), 200);
+	csrf_of(&r, csrf);
+	cr_expect(strstr(r.body, "name=\"current\"") != NULL);
+	auth_http_resp_free(&r);
+	snprintf(body, sizeof(body), "csrf=%s&current=wrong+password+here", csrf);
+	cr_expect_eq(mfa_page("POST", body, &r), 401);
+	auth_http_resp_free(&r);
+	snprintf(body, sizeof(body), "csrf=%s&current=correct+horse+battery", csrf);
+	cr_expect_eq(mfa_page("POST", body, &r), 303);
 	cr_expect_eq(strncmp(hdr(&r, "Location"), "/_pbxgate/enrol?t=", 18), 0);
+	auth_http_resp_free(&r);
+}
+
+Test(http, mfa_page_needs_session_and_a_missing_authenticator)
+{
+	struct auth_http_resp r;
+	uint8_t sec[AUTH_TOTP_SECRET];
+	char csrf[65], body[300], code[8];
+
+	cr_expect_eq(mfa_page("GET", NULL, &r), 303);
+	cr_expect_str_eq(hdr(&r, "Location"), "/_pbxgate/login");
+	auth_http_resp_free(&r);
+	th_add_user(&t, "bob", "correct horse battery", true, sec);
+	cr_assert_eq(post_login("bob", "correct+horse+battery", T0, &r), 200);
+	csrf_of(&r, csrf);
+	auth_http_resp_free(&r);
+	cr_expect_eq(mfa_page("GET", NULL, &r), 303);	/* no session yet */
+	auth_http_resp_free(&r);
+	code_now(sec, T0, code);
+	snprintf(body, sizeof(body), "csrf=%s&rd=/app&code=%s", csrf, code);
+	req("POST", "/_pbxgate/login", NULL, body, T0, &r);
+	cr_assert_eq(r.status, 303);
+	auth_http_resp_free(&r);
+	/* bob has an authenticator: nothing is missing, the code step works */
+	cr_expect_eq(mfa_page("GET", NULL, &r), 303);
+	cr_expect_str_eq(hdr(&r, "Location"), "/_pbxgate/login");
 	auth_http_resp_free(&r);
 }
 
@@ -856,4 +1003,201 @@ Test(http, account_revoke_other_session)
 	auth_http_resp_free(&r);
 	cr_expect_eq(auth_session_check(t.ctx, other, strlen(other), T0 + 30, &id), AUTH_REVOKED);
 	cr_expect_eq(auth_session_check(t.ctx, jar, strlen(jar), T0 + 30, &id), AUTH_OK);
+}
+
+/* ---- issue 12: step cookie, CSRF binding, address keys ---- */
+
+/* item 7: after a completed login the step cookie is spent */
+Test(http, mfa_step_cookie_works_once)
+{
+	struct auth_http_resp r;
+	uint8_t sec[AUTH_TOTP_SECRET];
+	char csrf[65], body[300], code[8], step[1024];
+	const char *m;
+
+	th_add_user(&t, "bob", "correct horse battery", true, sec);
+	cr_assert_eq(post_login("bob", "correct+horse+battery", T0, &r), 200);
+	csrf_of(&r, csrf);
+	auth_http_resp_free(&r);
+	m = strstr(jar, "__Host-pbxgate-mfa=");
+	cr_assert_not_null(m);
+	snprintf(step, sizeof(step), "%.*s", (int)strcspn(m, ";"), m);
+	code_now(sec, T0 + 5, code);
+	snprintf(body, sizeof(body), "csrf=%s&rd=/app&code=%s", csrf, code);
+	req("POST", "/_pbxgate/login", NULL, body, T0 + 5, &r);
+	cr_assert_eq(r.status, 303);
+	auth_http_resp_free(&r);
+	/* the same step cookie and the next step's code: no second session */
+	jar[0] = '\0';
+	get_login(csrf);
+	snprintf(jar + strlen(jar), sizeof(jar) - strlen(jar), "; %s", step);
+	code_now(sec, T0 + 35, code);
+	snprintf(body, sizeof(body), "csrf=%s&rd=/app&code=%s", csrf, code);
+	req("POST", "/_pbxgate/login", NULL, body, T0 + 35, &r);
+	cr_expect_eq(r.status, 401);
+	cr_expect(strstr(jar, "__Host-pbxgate=") == NULL);
+	auth_http_resp_free(&r);
+}
+
+/* item 7: a wrong code leaves the step for another try */
+Test(http, mfa_step_survives_a_typo)
+{
+	struct auth_http_resp r;
+	uint8_t sec[AUTH_TOTP_SECRET];
+	char csrf[65], body[300], code[8];
+
+	th_add_user(&t, "bob", "correct horse battery", true, sec);
+	cr_assert_eq(post_login("bob", "correct+horse+battery", T0, &r), 200);
+	csrf_of(&r, csrf);
+	auth_http_resp_free(&r);
+	snprintf(body, sizeof(body), "csrf=%s&rd=/app&code=000000", csrf);
+	req("POST", "/_pbxgate/login", NULL, body, T0 + 2, &r);
+	cr_expect_eq(r.status, 401);
+	auth_http_resp_free(&r);
+	code_now(sec, T0 + 5, code);
+	snprintf(body, sizeof(body), "csrf=%s&rd=/app&code=%s", csrf, code);
+	req("POST", "/_pbxgate/login", NULL, body, T0 + 5, &r);
+	cr_expect_eq(r.status, 303);
+	auth_http_resp_free(&r);
+}
+
+/* item 12: the token depends on the cookie AND the session id */
+Test(http, csrf_token_bound_to_session)
+{
+	const char *ck = "0123456789abcdef0123456789abcdef";
+	char a[65], b[65], c[65], d[65];
+
+	auth_csrf_token(t.ctx, ck, 32, "", a);
+	auth_csrf_token(t.ctx, ck, 32, "00112233445566778899aabbccddeeff", b);
+	auth_csrf_token(t.ctx, ck, 32, "ffeeddccbbaa99887766554433221100", c);
+	auth_csrf_token(t.ctx, "1123456789abcdef0123456789abcdef", 32, "", d);
+	cr_expect_eq(strlen(a), 64);
+	cr_expect_str_neq(a, b);
+	cr_expect_str_neq(b, c);
+	cr_expect_str_neq(a, d);
+	auth_csrf_token(t.ctx, ck, 32, "00112233445566778899aabbccddeeff", d);
+	cr_expect_str_eq(b, d);
+}
+
+/* item 12: a token minted for a planted cookie before login is refused
+ * once the victim is signed in */
+Test(http, csrf_planted_before_login_fails_after)
+{
+	struct auth_http_resp r;
+	char planted[65], body[200];
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	get_login(planted);	/* what the attacker read with the cookie */
+	login_ok("alice");	/* the victim signs in with that cookie */
+	snprintf(body, sizeof(body), "csrf=%s", planted);
+	req("POST", "/_pbxgate/logout", NULL, body, T0 + 2, &r);
+	cr_expect_eq(r.status, 403);
+	auth_http_resp_free(&r);
+}
+
+/* item 12: after an account change renews the session, the page shown
+ * carries tokens for the new session */
+Test(http, csrf_token_follows_renewed_session)
+{
+	struct auth_http_resp r;
+	char csrf[65], body[300];
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	login_ok("alice");
+	account_csrf(csrf);
+	snprintf(body, sizeof(body), "csrf=%s&action=lockdown&lockdown=192.0.2.0%%2F24"
+	    "&current=correct+horse+battery", csrf);
+	req("POST", "/_pbxgate/account", NULL, body, T0 + 20, &r);
+	cr_assert_eq(r.status, 200);
+	csrf_of(&r, csrf);
+	auth_http_resp_free(&r);
+	snprintf(body, sizeof(body), "csrf=%s&action=revoke&sid=%032d", csrf, 0);
+	req("POST", "/_pbxgate/account", NULL, body, T0 + 25, &r);
+	cr_expect_eq(r.status, 200);
+	auth_http_resp_free(&r);
+}
+
+static void
+key_of(const char *ip, char out[96])
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+		ss.ss_family = AF_INET;
+	else {
+		cr_assert_eq(inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&ss)->sin6_addr), 1);
+		ss.ss_family = AF_INET6;
+	}
+	auth_reg_addr_key((const struct sockaddr *)&ss, out, 96);
+}
+
+/* item 8a: IPv4-mapped peers are keyed as the IPv4 client they are */
+Test(http, regulation_keys)
+{
+	static const struct { const char *ip, *key; } tab[] = {
+		{ "192.0.2.1", "a:192.0.2.1" },
+		{ "::ffff:192.0.2.1", "a:192.0.2.1" },
+		{ "::ffff:192.0.2.2", "a:192.0.2.2" },
+		{ "2001:db8:1:2:3:4:5:6", "a:2001:db8:1:2::/64" },
+		{ "2001:db8:1:2:ffff:ffff:ffff:ffff", "a:2001:db8:1:2::/64" },
+		{ "2001:db8:1:3::1", "a:2001:db8:1:3::/64" },
+		{ "::192.0.2.1", "a:::/64" },	/* deprecated compatible form: IPv6 */
+		{ "::1", "a:::/64" },
+	};
+	char k[96];
+
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+		key_of(tab[i].ip, k);
+		cr_expect_str_eq(k, tab[i].key, "%s", tab[i].ip);
+	}
+	auth_reg_addr_key(NULL, k, sizeof(k));
+	cr_expect_str_eq(k, "a:unknown");
+}
+
+/* item 9: one's own successful login leaves the address counter alone */
+Test(http, own_login_does_not_clear_address_counter)
+{
+	struct auth_http_resp r;
+
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	t.s.login_max_failures = 3;
+	th_close(&t);
+	th_open(&t);
+	cr_expect_eq(post_login("ghost1", "wrong+password+one", T0, &r), 401);
+	auth_http_resp_free(&r);
+	jar[0] = '\0';
+	cr_expect_eq(post_login("alice", "correct+horse+battery", T0 + 1, &r), 303);
+	auth_http_resp_free(&r);
+	jar[0] = '\0';
+	cr_expect_eq(post_login("ghost2", "wrong+password+two", T0 + 2, &r), 401);
+	auth_http_resp_free(&r);
+	jar[0] = '\0';
+	cr_expect_eq(post_login("ghost3", "wrong+password+three", T0 + 10, &r), 401);
+	auth_http_resp_free(&r);
+	cr_expect(strstr(t.audit, "\"login_ban\"") != NULL, "no address ban: %s", t.audit);
+	jar[0] = '\0';
+	cr_expect_eq(post_login("alice", "correct+horse+battery", T0 + 20, &r), 401);
+	auth_http_resp_free(&r);
+}
+
+Test(http, mfa_self_enrol_keyword)
+{
+	struct auth_settings s;
+	char err[256], *yes[] = { "yes" }, *no[] = { "no" }, *bad[] = { "on" };
+	int badarg;
+
+	auth_settings_defaults(&s);
+	cr_expect(!s.mfa_self_enrol);
+	cr_expect_eq(auth_settings_keyword(&s, "/", "mfa_self_enrol", 1, yes, &badarg,
+	    err, sizeof(err)), 0);
+	cr_expect(s.mfa_self_enrol);
+	cr_expect_eq(auth_settings_keyword(&s, "/", "mfa_self_enrol", 1, no, &badarg,
+	    err, sizeof(err)), 0);
+	cr_expect(!s.mfa_self_enrol);
+	cr_expect_eq(auth_settings_keyword(&s, "/", "mfa_self_enrol", 1, bad, &badarg,
+	    err, sizeof(err)), -1);
+	cr_expect_eq(badarg, 0);
+	cr_expect_str_eq(err, "bad value \"on\" for mfa_self_enrol: expected yes or no");
+	auth_settings_free(&s);
 }

@@ -36,7 +36,7 @@ login(char *cookie, size_t len)
 
 	pthread_mutex_lock(&t.ctx->db_mu);
 	cr_assert_eq(auth_session_new(t.ctx, &alice, AUTH_LEVEL_MFA, NULL, T0, sc,
-	    sizeof(sc)), 0);
+	    sizeof(sc), NULL), 0);
 	pthread_mutex_unlock(&t.ctx->db_mu);
 	snprintf(cookie, len, "%.*s", (int)strcspn(sc, ";"), sc);
 }

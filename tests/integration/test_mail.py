@@ -32,9 +32,9 @@ CORPUS = os.path.join(ROOT, "tests", "data", "mail")
 RULES = os.path.join(ROOT, "etc", "scrub.rules")
 PYTHON = "/usr/bin/python3"
 PASSWORD = "pw"
-# argon2id of "pw" (salt "saltsalt", t=1, m=8 KiB: cheap, for tests only)
-PW_HASH = ("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$"
-           "V4H3HtTOx/OSF1MH0AOC7qYPwyx7EScAQXWSGhaLb7Q")
+# argon2id of "pw" (salt "saltsalt", t=2, m=19 MiB: the floor smtp_auth accepts)
+PW_HASH = ("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$"
+           "RYTSaq5wR1vyiFOpAFcPZ7GF1vb83OZ55tHW2rcQ8LA")
 REAL_BIN = os.environ.get("PBXGATE_BIN")
 NOTICE = "[removed: enrol at https://gw.test/enrol]"
 STEP = 15.0  # bound on any single wait
@@ -769,3 +769,30 @@ def test_sigterm_while_auth_in_flight(pki, sink, tmp_path):
     assert got.startswith("421 4.3.2") or got.startswith("235"), got
     c.close()
     d.stop_clean()
+
+
+# ---- issue 12 #19: smtp_auth takes the gateway's own verifier rules ----
+
+@pytest.mark.skipif(not REAL_BIN, reason="needs the gateway (PBXGATE_BIN)")
+@pytest.mark.parametrize("phc,error", [
+    ("$argon2i$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$"
+     "dQnDqauPCqDw3dyXWZYY2phLkZCWIGZAqEVJJjwNzJ8", "not an Argon2id hash"),
+    ("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$"
+     "V4H3HtTOx/OSF1MH0AOC7qYPwyx7EScAQXWSGhaLb7Q",
+     "Argon2id cost m=8,t=1 is too weak"),
+], ids=["argon2i", "argon2id_m8_t1"])
+def test_check_refuses_weak_smtp_auth_hash(pki, tmp_path, phc, error):
+    conf = tmp_path / "weak.conf"
+    conf.write_text("listen 127.0.0.1:%d\ntls_cert %s\ntls_key %s\n"
+                    "upstream http://127.0.0.1:%d\n"
+                    "smtp_listen 127.0.0.1:%d\nsmtp_relay 127.0.0.1:%d\n"
+                    "scrub_rules %s\nsmtp_auth pbx %s\n" % (
+                        free_port(), pki["cert"], pki["key"], free_port(),
+                        free_port(), free_port(), RULES, phc))
+    r = subprocess.run([REAL_BIN, "check", "-c", str(conf)],
+                       capture_output=True, timeout=STEP)
+    assert r.returncode != 0
+    err = r.stderr.decode()
+    # FILE:LINE:COL, the column of the hash ("smtp_auth pbx " is 14 wide)
+    assert "%s:8:15: error: smtp_auth: %s" % (conf, error) in err, err
+

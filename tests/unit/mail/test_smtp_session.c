@@ -568,9 +568,9 @@ Test(smtp_session_auth, auth_required_and_checked, .init = setup_auth,
 	mail_ctx_unref(ctx);
 	mail_settings_defaults(&s);
 	argv[0] = "pbx";
-	/* argon2id of "pw", salt "saltsalt", tiny parameters for the test */
-	argv[1] = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$"
-	    "V4H3HtTOx/OSF1MH0AOC7qYPwyx7EScAQXWSGhaLb7Q";
+	/* argon2id of "pw", salt "saltsalt", the floor cost smtp_auth accepts (m=19 MiB, t=2) */
+	argv[1] = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$"
+	    "RYTSaq5wR1vyiFOpAFcPZ7GF1vb83OZ55tHW2rcQ8LA";
 	cr_assert_eq(mail_settings_keyword(&s, tmpdir, "smtp_auth", 2, argv,
 	    &bad, err, sizeof(err)), 0, "%s", err);
 	argv[0] = rules_path;
@@ -672,8 +672,8 @@ setup_runner(void)
 	mail_ctx_unref(ctx);
 	mail_settings_defaults(&s);
 	argv[0] = "pbx";
-	argv[1] = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$"
-	    "V4H3HtTOx/OSF1MH0AOC7qYPwyx7EScAQXWSGhaLb7Q";
+	argv[1] = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$"
+	    "RYTSaq5wR1vyiFOpAFcPZ7GF1vb83OZ55tHW2rcQ8LA";
 	cr_assert_eq(mail_settings_keyword(&s, tmpdir, "smtp_auth", 2, argv,
 	    &bad, err, sizeof(err)), 0, "%s", err);
 	kw(&s, "scrub_rules", rules_path, NULL);

@@ -2,6 +2,7 @@
  * state machine, a command table pairing each verb with a check and a
  * proceed function, DATA collected in memory, scrubbed, and relayed to the
  * smarthost before the final reply. Every refusal is exactly one reply. */
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,8 @@ struct smtp_session {
 	struct evbuffer     *msg;
 	uint64_t             size;
 	bool                 too_big, long_line, in_long_line;
+	unsigned             lines;		/* DATA lines so far */
+	unsigned             bad_line;		/* first with CR/LF/NUL; 0 = none */
 	struct mail_scrub_result res;
 	struct smtp_relay   *relay;
 	/* the per-process list of live sessions (for shutdown) */
@@ -170,6 +173,7 @@ reset_transaction(struct smtp_session *s)
 	s->body_8bit = false;
 	s->size = 0;
 	s->too_big = s->long_line = s->in_long_line = false;
+	s->lines = s->bad_line = 0;
 	if (s->msg != NULL) {
 		evbuffer_free(s->msg);
 		s->msg = NULL;
@@ -406,6 +410,13 @@ data_done(struct smtp_session *s)
 		finish_message(s, "line_too_long", line, NULL);
 		return;
 	}
+	if (s->bad_line > 0) {
+		snprintf(line, sizeof(line), "554 5.6.0 Message refused: line "
+		    "%u holds a bare CR, a bare LF or a NUL byte; send CRLF "
+		    "line ends only (RFC 5321 2.3.8)", s->bad_line);
+		finish_message(s, "bad_line_end", line, NULL);
+		return;
+	}
 	len = evbuffer_get_length(s->msg);
 	msg = len ? (const char *)evbuffer_pullup(s->msg, -1) : "";
 	if (msg == NULL) {
@@ -440,6 +451,41 @@ data_done(struct smtp_session *s)
 
 /* ---- DATA ---- */
 
+/* Does the first n bytes of `in` (one DATA line without its CRLF) hold a
+ * CR, an LF or a NUL? GMime reads a bare CR or LF as part of a header or
+ * a line of its own, while the relay writes every one as a line end: what
+ * the rules judged and what the smarthost reads would differ (a bare CR
+ * ends the header block there, so a header GMime saw as one turns into
+ * unscanned body). Such a message is refused, never "repaired". */
+static bool
+line_has_bare_eol(struct evbuffer *in, size_t n)
+{
+	struct evbuffer_iovec v[16];
+	struct evbuffer_ptr p;
+	size_t seen = 0;
+
+	if (evbuffer_ptr_set(in, &p, 0, EVBUFFER_PTR_SET) < 0)
+		return true;
+	while (seen < n) {
+		int k = evbuffer_peek(in, (ev_ssize_t)(n - seen), &p, v, 16);
+		if (k <= 0)
+			return true;	/* cannot look: fail closed */
+		for (int i = 0; i < k && i < 16 && seen < n; i++) {
+			size_t m = v[i].iov_len < n - seen ? v[i].iov_len :
+			    n - seen;
+			if (memchr(v[i].iov_base, '\r', m) != NULL ||
+			    memchr(v[i].iov_base, '\n', m) != NULL ||
+			    memchr(v[i].iov_base, '\0', m) != NULL)
+				return true;
+			seen += m;
+		}
+		if (seen < n && evbuffer_ptr_set(in, &p, seen,
+		    EVBUFFER_PTR_SET) < 0)
+			return true;
+	}
+	return false;
+}
+
 static void
 data_append(struct smtp_session *s, struct evbuffer *in, size_t n, size_t eol)
 {
@@ -449,7 +495,7 @@ data_append(struct smtp_session *s, struct evbuffer *in, size_t n, size_t eol)
 		s->msg = NULL;
 	}
 	s->size += n + 2;
-	if (s->too_big || s->long_line) {
+	if (s->too_big || s->long_line || s->bad_line > 0) {
 		evbuffer_drain(in, n + eol);
 		return;
 	}
@@ -498,6 +544,11 @@ data_input(struct smtp_session *s, struct evbuffer *in)
 			evbuffer_drain(in, 1);
 			n--;
 		}
+		if (s->lines < UINT_MAX)
+			s->lines++;
+		if (s->bad_line == 0 && !s->too_big && !s->long_line &&
+		    line_has_bare_eol(in, n))
+			s->bad_line = s->lines;
 		data_append(s, in, n, eol);
 	}
 }

@@ -796,3 +796,56 @@ def test_check_refuses_weak_smtp_auth_hash(pki, tmp_path, phc, error):
     # FILE:LINE:COL, the column of the hash ("smtp_auth pbx " is 14 wide)
     assert "%s:8:15: error: smtp_auth: %s" % (conf, error) in err, err
 
+
+# ---- issue 12 #14: bare CR / bare LF / NUL in DATA are refused ----
+
+def send_data(port, data):
+    """One authenticated transaction over loopback; the reply to the final
+    dot."""
+    c = Client(port)
+    c.reply()
+    c.say("EHLO pbx.test")
+    c.auth()
+    assert c.say("MAIL FROM:<pbx@pbx.example.com>").startswith("250")
+    assert c.say("RCPT TO:<alice@example.com>").startswith("250")
+    assert c.say("DATA").startswith("354")
+    c.s.sendall(data + b".\r\n")
+    got = c.reply()
+    c.say("QUIT")
+    c.close()
+    return got
+
+
+BARE = [   # (name, the message's lines joined by CRLF, bad line number)
+    ("bare_cr_in_header", b"X-Note: a\r\rPassword: HdrCr1Secret", 3),
+    ("bare_cr_in_body", b"\r\nhello\rPassword: BodyCr1Secret", 4),
+    ("cr_cr_lf_line_end", b"\r\nPassword:\r\r\nCrCrLf1Secret", 4),
+    ("bare_lf_in_header", b"X-Note: a\nPassword: HdrLf1Secret", 3),
+    ("bare_lf_in_body", b"\r\nhello\nPassword: BodyLf1Secret", 4),
+    ("nul_in_header", b"X-Note: a\0Password: HdrNul1Secret", 3),
+    ("nul_in_body", b"\r\nPass\0word: BodyNul1Secret", 4),
+]
+
+
+@pytest.mark.parametrize("name,lines,bad", BARE, ids=[b[0] for b in BARE])
+def test_bare_cr_lf_nul_refused(gw, sink, name, lines, bad):
+    marker = "<bare-%s@x>" % name
+    data = (b"Subject: bare\r\nMessage-ID: " + marker.encode() + b"\r\n" +
+            lines + b"\r\nend\r\n")
+    got = send_data(gw.port, data)
+    assert got == ("554 5.6.0 Message refused: line %d holds a bare CR, a "
+                   "bare LF or a NUL byte; send CRLF line ends only "
+                   "(RFC 5321 2.3.8)" % bad), got
+    assert sink_message(sink, marker) == (None, None)
+    audit = [l for l in gw.audit_lines() if '"bad_line_end"' in l]
+    assert audit, "no audit line for the refusal"
+
+
+def test_crlf_only_twin_is_relayed_and_scrubbed(gw, sink):
+    data = (b"Subject: bare\r\nMessage-ID: <bare-twin@x>\r\nX-Note: a\r\n"
+            b"\r\nPassword: Twin1Secret\r\nend\r\n")
+    got = send_data(gw.port, data)
+    assert got.startswith("250 2.0.0 Ok: scrubbed and relayed"), got
+    raw, _ = sink_message(sink, "<bare-twin@x>")
+    assert raw is not None and b"Twin1Secret" not in raw
+    assert NOTICE.encode() in raw

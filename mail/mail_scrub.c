@@ -23,6 +23,8 @@ struct scrub {
 	bool                      active[MAIL_RULES_MAX];
 	bool                      changed;
 	bool                      failed;
+	bool                      verifying;	/* re-reading our own output */
+	size_t                    residue;	/* hits found while verifying */
 	char                     *err;
 	size_t                    errlen;
 };
@@ -170,11 +172,18 @@ collect(struct scrub *sc, const char *s, size_t len, unsigned kinds,
 					break;
 				continue;
 			}
-			add_hit(sc, ri, path);
-			if (r->action == MAIL_ACT_DROP)
-				*drop = true;
-			if (r->action == MAIL_ACT_REPLACE && b > a &&
-			    mail_spans_add(sp, a, b, ri) < 0) {
+			if (sc->verifying) {
+				/* Our output: any replace hit left is a
+				 * secret the source mapping did not remove. */
+				if (r->action == MAIL_ACT_REPLACE && b > a)
+					sc->residue++;
+			} else {
+				add_hit(sc, ri, path);
+				if (r->action == MAIL_ACT_DROP)
+					*drop = true;
+			}
+			if (!sc->verifying && r->action == MAIL_ACT_REPLACE &&
+			    b > a && mail_spans_add(sp, a, b, ri) < 0) {
 				fail(sc, "too many secrets in one part", path);
 				break;
 			}
@@ -189,57 +198,81 @@ collect(struct scrub *sc, const char *s, size_t len, unsigned kinds,
 	}
 }
 
-/* Plain text: the view is the text itself. Returns a new string or NULL
+static void
+notices_of(const struct scrub *sc, const char **notices)
+{
+	for (size_t i = 0; i < sc->rs->n; i++)
+		notices[i] = rule_notice(sc, i);
+}
+
+/* Plain text (and the raw source of HTML for URL rules): rules see the
+ * text without invisible format characters. Returns a new string or NULL
  * when nothing was replaced. */
 static char *
 scrub_plain(struct scrub *sc, const char *s, size_t len, unsigned kinds,
     bool html_escape, const char *path, bool *drop, size_t *outlen)
 {
+	struct mail_view v;
 	struct mail_spans sp = { 0 };
+	const char *notices[MAIL_RULES_MAX];
 	char *out = NULL;
 
-	collect(sc, s, len, kinds, path, &sp, drop);
+	if (mail_view_plain(s, len, &v) < 0) {
+		fail(sc, "out of memory", path);
+		return NULL;
+	}
+	collect(sc, v.text, v.len, kinds, path, &sp, drop);
 	if (!sc->failed && sp.n > 0) {
-		const char *notices[MAIL_RULES_MAX];
-		for (size_t i = 0; i < sc->rs->n; i++)
-			notices[i] = rule_notice(sc, i);
-		out = mail_spans_apply(&sp, s, len, notices, html_escape,
+		notices_of(sc, notices);
+		out = mail_view_apply(&v, s, len, &sp, notices, html_escape,
 		    outlen);
 		if (out == NULL)
 			fail(sc, "out of memory", path);
 	}
 	mail_spans_free(&sp);
+	mail_view_free(&v);
 	return out;
 }
 
-/* HTML: text rules run on the tag-stripped, entity-decoded view and their
- * hits are mapped back to the source bytes; then URL rules run once more on
- * the source so links inside attributes (href, src) are caught too. */
+/* The HTML view (what a browser renders) of s, or fail. */
+static bool
+html_view(struct scrub *sc, const char *s, size_t len, const char *path,
+    struct mail_view *v)
+{
+	bool toobig;
+
+	if (mail_html_view(s, len, v, &toobig) == 0)
+		return true;
+	fail(sc, toobig ? "HTML too large or too deeply nested to check" :
+	    "out of memory reading HTML", path);
+	return false;
+}
+
+/* HTML: text rules run on the view and their hits are mapped back to the
+ * source bytes; then URL rules run once more on the source so links
+ * inside attributes (href, src) are caught too. */
 static char *
 scrub_html(struct scrub *sc, const char *s, size_t len, const char *path,
     bool *drop, size_t *outlen)
 {
-	struct mail_html_view v;
+	struct mail_view v;
 	struct mail_spans sp = { 0 };
 	char *mid = NULL, *out;
 	size_t midlen = len;
 	const char *notices[MAIL_RULES_MAX];
 
-	for (size_t i = 0; i < sc->rs->n; i++)
-		notices[i] = rule_notice(sc, i);
-	if (mail_html_view(s, len, &v) < 0) {
-		fail(sc, "out of memory", path);
+	notices_of(sc, notices);
+	if (!html_view(sc, s, len, path, &v))
 		return NULL;
-	}
 	collect(sc, v.text, v.len, (1u << MAIL_KIND_TEXT) |
 	    (1u << MAIL_KIND_URL), path, &sp, drop);
 	if (!sc->failed && sp.n > 0) {
-		mid = mail_html_apply(&v, s, len, &sp, notices, &midlen);
+		mid = mail_view_apply(&v, s, len, &sp, notices, true, &midlen);
 		if (mid == NULL)
 			fail(sc, "out of memory", path);
 	}
 	mail_spans_free(&sp);
-	mail_html_view_free(&v);
+	mail_view_free(&v);
 	if (sc->failed) {
 		free(mid);
 		return NULL;
@@ -252,6 +285,36 @@ scrub_html(struct scrub *sc, const char *s, size_t len, const char *path,
 	}
 	free(mid);
 	return out;
+}
+
+/* What is relayed must be what was judged: the scrubbed text is read
+ * again, the same way, and any secret still found in it (a mapping from
+ * the view to the source that missed a byte) refuses the part. */
+static void
+verify(struct scrub *sc, const char *s, size_t len, bool html,
+    const char *path)
+{
+	struct mail_spans sp = { 0 };
+	struct mail_view v;
+	bool drop = false;
+	unsigned kinds = (1u << MAIL_KIND_TEXT) | (1u << MAIL_KIND_URL);
+
+	sc->verifying = true;
+	sc->residue = 0;
+	if (html && html_view(sc, s, len, path, &v)) {
+		collect(sc, v.text, v.len, kinds, path, &sp, &drop);
+		mail_view_free(&v);
+		kinds = 1u << MAIL_KIND_URL;
+	}
+	if (!sc->failed && mail_view_plain(s, len, &v) == 0) {
+		collect(sc, v.text, v.len, kinds, path, &sp, &drop);
+		mail_view_free(&v);
+	}
+	sc->verifying = false;
+	mail_spans_free(&sp);
+	if (sc->residue > 0)
+		fail(sc, "a secret survived scrubbing (the text could not "
+		    "be mapped back to its source)", path);
 }
 
 /* ---- text parts ---- */
@@ -405,7 +468,9 @@ scrub_text_part(struct scrub *sc, GMimePart *part, const char *path)
 		free(out);
 		return D_DROP;
 	}
-	if (out != NULL) {
+	if (out != NULL)
+		verify(sc, out, outlen, html, path);
+	if (out != NULL && !sc->failed) {
 		set_text(part, out, outlen);
 		sc->changed = true;
 		free(out);

@@ -243,6 +243,30 @@ def ja_html_related():
         qp(JA_HTML.encode("iso-2022-jp")), a, r, b64(png), r)
 
 
+# HTML that a browser reads differently from a naive tag stripper (issue 12
+# #17): a reference without ';', comments closed by "<!-->" and "--!>",
+# quotes inside bogus comments (they end at the first '>'), and labels split
+# by invisible characters written as named references.
+EN_HTML_BROWSER = """<html><body>
+<p>Hello Henry,</p>
+<p>Your extension number is 1012.</p>
+<p>&#80assword: Np1Secret1012</p>
+<!-->
+<p>Password: Ec2Secret1013</p>
+<!-- note --!>
+<p>Password: Bang3Secret1014</p>
+<!x "><p>Password: Bq4Secret1015</p><p>"quoted</p>
+<?php '><p>Password: Pi5Secret1016</p><p>'quoted</p>
+<p>Pass&ZeroWidthSpace;word: Zw6Secret1017</p>
+<p>Password&NoBreak;: Nb7Secret1018</p>
+<p>Pass&shy;word:&nbsp;Sh8Secret1019</p>
+<p>Web&nbsp;Client&nbsp;Password: Wc9Secret1020</p>
+<p>Pass&#x200B;word&colon; Hx0Secret1021</p>
+<p><img alt="Password: Alt1Secret1022" src="cid:logo"></p>
+<p>Regards,<br>Your PBX administrator</p>
+</body></html>
+"""
+
 MESSAGES = [
     ("en_plain_7bit", single("Welcome to your new extension 1001",
                              "text/plain", "us-ascii", "7bit", EN_WELCOME),
@@ -322,6 +346,14 @@ MESSAGES = [
      ["Rh2Secret1010", "Up3Secret1011"],
      ["Hello Grace,", "Open the web client", "Thank you.",
       "https://pbx.example.com:5001/webclient/#/login?user=1010"]),
+    ("en_html_browser_view", single("Welcome, extension 1012", "text/html",
+                                    "utf-8", "quoted-printable",
+                                    encode(EN_HTML_BROWSER, "utf-8",
+                                           "quoted-printable")),
+     ["Np1Secret1012", "Ec2Secret1013", "Bang3Secret1014", "Bq4Secret1015",
+      "Pi5Secret1016", "Zw6Secret1017", "Nb7Secret1018", "Sh8Secret1019",
+      "Wc9Secret1020", "Hx0Secret1021", "Alt1Secret1022"],
+     ["Your extension number is 1012.", "Hello Henry,", "Regards,"]),
     ("nested_forward", nested(),
      ["Fw7Secret5001", "Nh2Secret5002", "918273"],
      ["Nested hello.", "Nested regards.", "Forwarded note.",

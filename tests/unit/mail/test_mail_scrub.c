@@ -672,7 +672,9 @@ static const char *corpus[] = {
 	"ja_utf8_b64", "ja_iso2022jp_7bit", "ja_sjis_b64", "ja_eucjp_qp",
 	"latin1_qp", "subject_encoded_word", "attachments_mixed",
 	"nested_forward", "ja_html_related_iso2022jp", "en_reminder_html_b64",
-	"en_html_browser_view",
+	"en_html_browser_view", "en_wording_quotes", "en_wording_separators",
+	"en_wording_separators_utf8", "en_wording_labels", "en_wording_partial",
+	"en_wording_partial_html", "ja_wording_utf8_b64", "ja_wording_iso2022jp",
 };
 
 static size_t idx_corpus_shipped_rules[64];

@@ -376,11 +376,14 @@ def big_message(path, size, marker):
             "Content-Disposition: attachment; filename=\"m.pdf\"\r\n"
             "Content-Transfer-Encoding: base64\r\n\r\n" % marker).encode()
     tail = b"\r\n--B--\r\n"
+    # A PDF by its content (unknown binary would be refused as unreadable)
+    first = base64.b64encode(b"%PDF-1.7\n%" + os.urandom(47)) + b"\r\n"
     line = base64.b64encode(os.urandom(57)) + b"\r\n"   # 78 bytes
     n = (size - len(head) - len(tail)) // len(line)
     with open(path, "wb") as f:
         f.write(head)
-        f.write(line * n)
+        f.write(first)
+        f.write(line * (n - 1))
         f.write(tail)
 
 
@@ -849,3 +852,186 @@ def test_crlf_only_twin_is_relayed_and_scrubbed(gw, sink):
     raw, _ = sink_message(sink, "<bare-twin@x>")
     assert raw is not None and b"Twin1Secret" not in raw
     assert NOTICE.encode() in raw
+
+
+# ---- issue 12 #16: parts decided by content and name, not declared type ----
+
+def mime(marker, parts, subject="Welcome to extension 1040"):
+    """A multipart/mixed message: a text part, then each (headers, body)."""
+    out = ["From: pbx@pbx.example.com", "To: alice@example.com",
+           "Subject: " + subject, "Message-ID: " + marker,
+           "MIME-Version: 1.0",
+           'Content-Type: multipart/mixed; boundary="P"', "",
+           "--P", "Content-Type: text/plain; charset=us-ascii", "",
+           "Your extension number is 1040."]
+    for headers, body in parts:
+        out += ["--P"] + headers + [""] + body.split("\n")
+    out += ["--P--", ""]
+    return "\r\n".join(out).encode("latin-1")
+
+
+def b64body(data):
+    s = base64.b64encode(data).decode()
+    return "\n".join(s[i:i + 76] for i in range(0, len(s), 76))
+
+
+INNER_EML = ("From: pbx@pbx.example.com\r\nSubject: inner\r\n"
+             "MIME-Version: 1.0\r\nContent-Type: text/plain\r\n"
+             "Content-Transfer-Encoding: base64\r\n\r\n" +
+             b64body(b"Password: Em5Secret1044\r\n") + "\r\n")
+
+SCANNED = [   # (name, headers, decoded content, the secret in it)
+    ("octet_stream_named_txt",
+     ["Content-Type: application/octet-stream; name=\"welcome.txt\"",
+      "Content-Transfer-Encoding: base64"],
+     b"Password: Ot1Secret1040\n", "Ot1Secret1040"),
+    ("octet_stream_utf8_no_name",
+     ["Content-Type: application/octet-stream",
+      "Content-Transfer-Encoding: base64"],
+     "パスワード：Ou2Secret1041\n".encode(), "Ou2Secret1041"),
+    ("text_iso2022jp_no_charset",
+     ["Content-Type: text/plain", "Content-Transfer-Encoding: 7bit"],
+     "暗証番号：551402\n".encode("iso-2022-jp"), "551402"),
+    ("text_iso2022jp_declared_us_ascii",
+     ["Content-Type: text/plain; charset=us-ascii",
+      "Content-Transfer-Encoding: 7bit"],
+     "パスワード：Ij3Secret1042\n".encode("iso-2022-jp"), "Ij3Secret1042"),
+    ("octet_stream_shift_jis",
+     ["Content-Type: application/octet-stream; name=\"memo\"",
+      "Content-Transfer-Encoding: base64"],
+     "パスワード：Sj4Secret1043\n".encode("shift_jis"), "Sj4Secret1043"),
+    ("octet_stream_named_csv",
+     ["Content-Type: application/octet-stream; name=\"users.csv\"",
+      "Content-Transfer-Encoding: base64"],
+     b"ext,note\n1040,Password=Cs6Secret1045\n", "Cs6Secret1045"),
+    ("octet_stream_named_html",
+     ["Content-Type: application/octet-stream; name=\"welcome.html\"",
+      "Content-Transfer-Encoding: base64"],
+     b"<html><p>Pass&shy;word:&nbsp;<b>Hm7</b>Secret1046</p></html>",
+     "Hm7Secret1046"),
+    ("octet_stream_named_eml",
+     ["Content-Type: application/octet-stream; name=\"fwd.eml\"",
+      "Content-Transfer-Encoding: base64"],
+     INNER_EML.encode(), "Em5Secret1044"),
+    ("image_png_that_is_text",
+     ["Content-Type: image/png; name=\"x.png\"",
+      "Content-Transfer-Encoding: base64"],
+     b"Password: Ip8Secret1047\n", "Ip8Secret1047"),
+]
+
+
+@pytest.mark.parametrize("name,headers,content,secret", SCANNED,
+                         ids=[c[0] for c in SCANNED])
+def test_part_read_by_content_and_name(gw, sink, name, headers, content,
+                                       secret):
+    marker = "<sniff-%s@x>" % name
+    body = (b64body(content) if "base64" in headers[-1]
+            else content.decode("latin-1"))
+    got = send_data(gw.port, mime(marker, [(headers, body)]))
+    assert got.startswith("250 2.0.0 Ok: scrubbed and relayed"), got
+    raw, _ = sink_message(sink, marker)
+    assert raw is not None
+    assert secret.encode() not in raw
+    assert secret not in visible(raw)
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    for part in msg.walk():
+        data = part.get_payload(decode=True) or b""
+        assert secret.encode() not in data, part.get_content_type()
+        if part.get_filename() == "fwd.eml":
+            inner = email.message_from_bytes(data,
+                                             policy=email.policy.default)
+            assert secret not in inner.get_content()
+
+
+TNEF = b"\x78\x9f\x3e\x22\x01\x00\x01\x06\x90\x08\x00Password: Tn1Secret"
+REFUSED = [   # (name, headers, content, what the reply names)
+    ("tnef_declared",
+     ['Content-Type: application/ms-tnef; name="winmail.dat"',
+      "Content-Transfer-Encoding: base64"], TNEF,
+     "TNEF (winmail.dat) (application/ms-tnef, winmail.dat)"),
+    ("tnef_as_octet_stream",
+     ['Content-Type: application/octet-stream; name="winmail.dat"',
+      "Content-Transfer-Encoding: base64"], TNEF,
+     "TNEF (winmail.dat) (application/octet-stream, winmail.dat)"),
+    ("tnef_by_magic_only",
+     ["Content-Type: application/octet-stream",
+      "Content-Transfer-Encoding: base64"], TNEF,
+     "TNEF (winmail.dat) (application/octet-stream)"),
+    ("smime_enveloped",
+     ['Content-Type: application/pkcs7-mime; smime-type=enveloped-data; '
+      'name="smime.p7m"', "Content-Transfer-Encoding: base64"],
+     b"\x30\x80\x06\x09*\x86H\x86\xf7\r\x01\x07\x03",
+     "encrypted or enveloped data (application/pkcs7-mime, smime.p7m)"),
+    ("zip_archive",
+     ['Content-Type: application/zip; name="cfg.zip"',
+      "Content-Transfer-Encoding: base64"],
+     b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(range(40)),
+     "a ZIP archive (or an Office file) (application/zip, cfg.zip)"),
+    ("ole_msg",
+     ['Content-Type: application/vnd.ms-outlook; name="fwd.msg"',
+      "Content-Transfer-Encoding: base64"],
+     b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(64),
+     "an OLE compound file (.msg, .doc, .xls) "
+     "(application/vnd.ms-outlook, fwd.msg)"),
+    ("unknown_binary",
+     ['Content-Type: application/octet-stream; name="blob.bin"',
+      "Content-Transfer-Encoding: base64"],
+     bytes((i * 37 + 11) % 256 for i in range(512)),
+     "unknown binary content (application/octet-stream, blob.bin)"),
+    ("pgp_armored_in_text",
+     ["Content-Type: text/plain", "Content-Transfer-Encoding: 7bit"],
+     b"-----BEGIN PGP MESSAGE-----\n\nhQEMA5\n-----END PGP MESSAGE-----",
+     "PGP-encrypted data (text/plain)"),
+]
+
+
+@pytest.mark.parametrize("name,headers,content,what", REFUSED,
+                         ids=[c[0] for c in REFUSED])
+def test_part_that_cannot_be_checked_is_refused(gw, sink, name, headers,
+                                                content, what):
+    marker = "<refuse-%s@x>" % name
+    body = (b64body(content) if "base64" in headers[-1]
+            else content.decode("latin-1"))
+    got = send_data(gw.port, mime(marker, [(headers, body)]))
+    assert got == ("554 5.6.0 Message refused: it could not be checked: "
+                   "%s cannot be checked (part 2)" % what), got
+    assert sink_message(sink, marker) == (None, None)
+
+
+def test_message_partial_is_refused(gw, sink):
+    data = ("From: pbx@pbx.example.com\r\nTo: alice@example.com\r\n"
+            "Subject: part 1\r\nMessage-ID: <partial-1@x>\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: message/partial; "
+            'id="abc@pbx"; number=1; total=2\r\n\r\n'
+            "Subject: welcome\r\n\r\nPassword: Mp1Se\r\n").encode()
+    got = send_data(gw.port, data)
+    assert got == ("554 5.6.0 Message refused: it could not be checked: "
+                   "message/partial (a fragment of a split message) cannot "
+                   "be checked (part 1)"), got
+    assert sink_message(sink, "<partial-1@x>") == (None, None)
+
+
+MEDIA = [
+    ("png", 'image/png; name="logo.png"',
+     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))),
+    ("wav_voicemail", 'audio/wav; name="vm.wav"',
+     b"RIFF\x24\x08\x00\x00WAVEfmt " + bytes(range(200))),
+    ("pdf_fax", 'application/pdf; name="fax.pdf"',
+     b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" + bytes(range(256))),
+]
+
+
+@pytest.mark.parametrize("name,ctype,content", MEDIA,
+                         ids=[m[0] for m in MEDIA])
+def test_media_part_is_relayed_unread(gw, sink, name, ctype, content):
+    marker = "<media-%s@x>" % name
+    got = send_data(gw.port, mime(marker, [(
+        ["Content-Type: " + ctype, "Content-Transfer-Encoding: base64"],
+        b64body(content))], subject="Voicemail and fax for 1040"))
+    assert got.startswith("250 2.0.0 Ok: scrubbed and relayed"), got
+    raw, _ = sink_message(sink, marker)
+    assert raw is not None
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    got_parts = [p.get_payload(decode=True) for p in msg.walk()
+                 if not p.is_multipart()]
+    assert content in got_parts

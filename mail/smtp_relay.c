@@ -219,6 +219,22 @@ has_8bit(const char *s, size_t n)
 	return false;
 }
 
+/* The body goes into a buffer of its own and then into the connection's
+ * in one move: added line by line to a TLS bufferevent, every line would
+ * wake its write callback (one TLS record per line: 0.65 s of the loop for
+ * a 20 MB message, measured with HTTPS on the same worker). */
+static void
+send_body(struct smtp_relay *r)
+{
+	struct evbuffer *tmp = evbuffer_new();
+
+	if (tmp == NULL || smtp_dot_stuff(tmp, r->data, r->len) < 0 ||
+	    evbuffer_add_buffer(bufferevent_get_output(r->bev), tmp) < 0)
+		tempfail(r, "out of memory");
+	if (tmp != NULL)
+		evbuffer_free(tmp);
+}
+
 static void
 send_mail(struct smtp_relay *r)
 {
@@ -368,9 +384,7 @@ on_reply(struct smtp_relay *r, int code)
 		break;
 	case R_DATA:
 		r->state = R_BODY;
-		if (smtp_dot_stuff(bufferevent_get_output(r->bev), r->data,
-		    r->len) < 0)
-			tempfail(r, "out of memory");
+		send_body(r);
 		break;
 	default:
 		finish(r, 250, r->last + (strlen(r->last) > 4 ? 4 : 3));

@@ -1060,6 +1060,11 @@ def test_large_scrub_does_not_stall_https(pki, sink, tmp_path):
     run is tried up to 3 times; a stalled loop fails every time."""
     import threading
     from helpers import Upstream
+    # Under ASan every allocation on the loop (DATA lines, relay slices)
+    # costs several times more: the bound grows, still far below a stall
+    # (the scrub itself takes about 7 s there).
+    ldd = subprocess.run(["ldd", REAL_BIN], capture_output=True).stdout
+    slack = 0.400 if b"libasan" in ldd else 0.100
     up = Upstream(str(tmp_path)).start()
     d = driver(pki, tmp_path, sink.port, upstream_port=up.port)
     tries = []
@@ -1103,7 +1108,7 @@ def test_large_scrub_does_not_stall_https(pki, sink, tmp_path):
                              got["secs"] * 1000, baseline * 1000, len(lat),
                              max(lat) * 1000 if lat else 0))
             assert len(lat) >= 5, "too few GETs to judge: " + tries[-1]
-            if max(lat) < baseline + 0.100:
+            if max(lat) < baseline + slack:
                 break
         else:
             pytest.fail("HTTPS stalls while a message is scrubbed:\n" +

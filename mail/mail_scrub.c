@@ -435,7 +435,8 @@ content_bytes(GMimePart *part, size_t *len)
 		ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
 		out = malloc(ba->len + 1);
 		if (out != NULL) {
-			memcpy(out, ba->data, ba->len);
+			if (ba->len > 0)	/* data is NULL when empty */
+				memcpy(out, ba->data, ba->len);
 			out[ba->len] = '\0';
 			*len = ba->len;
 		}
@@ -466,7 +467,8 @@ to_utf8(const unsigned char *d, size_t len, const char *cs, size_t *outlen)
 		ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
 		out = malloc(ba->len + 1);
 		if (out != NULL) {
-			memcpy(out, ba->data, ba->len);
+			if (ba->len > 0)	/* data is NULL when empty */
+				memcpy(out, ba->data, ba->len);
 			out[ba->len] = '\0';
 			*outlen = ba->len;
 		}

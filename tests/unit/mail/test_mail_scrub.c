@@ -769,6 +769,20 @@ Test(scrub_structure, application_xml_part_is_scanned)
 	done(&r);
 }
 
+/* An empty part: GMime's buffer has no data pointer (fuzz_scrub found
+ * memcpy from NULL under UBSan). */
+Test(scrub_structure, empty_parts_are_fine)
+{
+	struct run r;
+
+	scrub(&r, LABEL_RULE, HDR "Content-Type: multipart/mixed; "
+	    "boundary=\"b\"\n\n--b\nContent-Type: application/octet-stream\n"
+	    "Content-Transfer-Encoding: base64\n\n\n--b\nContent-Type: "
+	    "text/plain; charset=iso-2022-jp\n\n\n--b--\n");
+	cr_expect_eq(r.v, MAIL_SCRUB_CLEAN, "%s", r.err);
+	done(&r);
+}
+
 Test(scrub_structure, nul_byte_does_not_hide_the_rest)
 {
 	static const char msg[] = HDR "Content-Type: text/plain\n"

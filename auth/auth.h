@@ -212,4 +212,23 @@ int auth_users_known(const struct auth_settings *, const char *const *names,
  * Returns 0 and writes out (AUTH_NAME_MAX + 1 bytes), -1 if not allowed. */
 int auth_name_fold(const char *name, char *out);
 
+/* ---- password hashes for other modules (auth_password.c) ----------------- */
+
+/* The floor a configured hash must meet (OWASP's minimum for Argon2id:
+ * 19 MiB, 2 passes); the ceiling bounds what a hash may make us allocate. */
+#define AUTH_PW_MIN_M_KIB  19456
+#define AUTH_PW_MIN_T      2
+#define AUTH_PW_MAX_M_KIB  4194304
+#define AUTH_PW_MAX_T      64
+#define AUTH_PW_MAX_P      64
+
+/* Checks a PHC string for use as a stored credential: "$argon2id$v=19$"
+ * only, cost within the bounds above. 0, or -1 with `err` saying what is
+ * wrong and how to make a good one (`pbxgate hash`). Never logs the hash. */
+int  auth_password_phc_check(const char *phc, char *err, size_t errlen);
+/* Verifies `pw` against a PHC string: Argon2id only, bounded parameters,
+ * one thread per hash, constant-time compare. BLOCKS for one Argon2 run:
+ * call it from a pool thread. Thread-safe. */
+bool auth_password_verify(const char *phc, const char *pw, size_t pwlen);
+
 #endif

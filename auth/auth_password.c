@@ -143,7 +143,8 @@ auth_pw_verify(const char *phc, const char *pw, size_t pwlen)
 	const char *salt_b64, *hash_b64;
 	int r;
 
-	if (auth_phc_parse(phc, &ph) < 0 || ph.m > 4194304 || ph.t > 64 || ph.p > 64)
+	if (auth_phc_parse(phc, &ph) < 0 || ph.m > AUTH_PW_MAX_M_KIB ||
+	    ph.t > AUTH_PW_MAX_T || ph.p > AUTH_PW_MAX_P)
 		return false;
 	/* auth_phc_parse checked the layout: the last two '$' fields */
 	hash_b64 = strrchr(phc, '$') + 1;
@@ -182,4 +183,37 @@ auth_pw_needs_rehash(const char *phc, uint32_t m, uint32_t t, uint32_t p)
 	if (auth_phc_parse(phc, &ph) < 0)
 		return true;
 	return ph.m != m || ph.t != t || ph.p != p || ph.hashlen != HASH_LEN;
+}
+
+int
+auth_password_phc_check(const char *phc, char *err, size_t errlen)
+{
+	struct auth_phc ph;
+
+	if (auth_phc_parse(phc, &ph) < 0) {
+		snprintf(err, errlen, "not an Argon2id hash ($argon2id$v=19$"
+		    "m=...,t=...,p=...$SALT$HASH; other variants are refused): "
+		    "make one with `pbxgate hash`");
+		return -1;
+	}
+	if (ph.m < AUTH_PW_MIN_M_KIB || ph.t < AUTH_PW_MIN_T) {
+		snprintf(err, errlen, "Argon2id cost m=%u,t=%u is too weak (at "
+		    "least m=%u,t=%u): make a new hash with `pbxgate hash`",
+		    ph.m, ph.t, AUTH_PW_MIN_M_KIB, AUTH_PW_MIN_T);
+		return -1;
+	}
+	if (ph.m > AUTH_PW_MAX_M_KIB || ph.t > AUTH_PW_MAX_T ||
+	    ph.p > AUTH_PW_MAX_P) {
+		snprintf(err, errlen, "Argon2id cost m=%u,t=%u,p=%u is above "
+		    "the limit (m<=%u,t<=%u,p<=%u)", ph.m, ph.t, ph.p,
+		    AUTH_PW_MAX_M_KIB, AUTH_PW_MAX_T, AUTH_PW_MAX_P);
+		return -1;
+	}
+	return 0;
+}
+
+bool
+auth_password_verify(const char *phc, const char *pw, size_t pwlen)
+{
+	return auth_pw_verify(phc, pw, pwlen);
 }

@@ -1,380 +1,426 @@
-/* mail_html.c -- replacement spans, and the view of an HTML part that rules
- * match on: tags removed (block tags become a line break), character
- * references decoded, each view byte mapped back to the source bytes so a
- * secret split by tags or written as entities is still found and removed. */
+/* mail_html.c -- the view of an HTML part that rules match on, as a browser
+ * renders it: libgumbo's HTML5 parser reads the markup (comments, bogus
+ * comments, character references with or without ';', all 2,231 named
+ * ones), and each text it hands back is aligned with its source bytes so a
+ * hit in the view deletes exactly the bytes that render it. */
 #include <ctype.h>
+#include <setjmp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <gumbo.h>
+
 #include "mail/mail_html.h"
 
-int
-mail_spans_add(struct mail_spans *sp, size_t start, size_t end, size_t rule)
+/* ---- gumbo's memory: bounded, and freed in one sweep ----
+ *
+ * Every block gumbo allocates is linked here. Past the budget the
+ * allocator jumps back to mail_html_view(), which frees all blocks: gumbo
+ * holds nothing but memory, so nothing else is left behind. Freeing by
+ * sweep also avoids gumbo_destroy_output(), which recurses once per
+ * nesting level (a deep tree would exhaust the stack). */
+struct blk {
+	struct blk *prev, *next;
+	size_t      size;
+	_Alignas(max_align_t) unsigned char data[];
+};
+
+struct arena {
+	struct blk *head;
+	size_t      live, max;
+	bool        toobig;
+	jmp_buf     fail;
+};
+
+static void *
+arena_alloc(void *ud, size_t size)
 {
-	if (sp->n >= MAIL_SPANS_MAX)
-		return -1;
-	if (sp->n == sp->cap) {
-		size_t cap = sp->cap ? sp->cap * 2 : 16;
-		struct mail_span *v = realloc(sp->v, cap * sizeof(*v));
-		if (v == NULL)
-			return -1;
-		sp->v = v;
-		sp->cap = cap;
+	struct arena *a = ud;
+	struct blk *b;
+
+	/* Counted with the block header and malloc's own (16 bytes): gumbo
+	 * makes many tiny blocks, where the overhead is most of the cost. */
+	if (size > SIZE_MAX / 2 || size + sizeof(*b) + 16 > a->max - a->live) {
+		a->toobig = true;
+		longjmp(a->fail, 1);
 	}
-	sp->v[sp->n++] = (struct mail_span){ start, end, rule };
-	return 0;
+	if ((b = malloc(sizeof(*b) + size)) == NULL)
+		longjmp(a->fail, 1);
+	b->size = size + sizeof(*b) + 16;
+	b->prev = NULL;
+	b->next = a->head;
+	if (a->head != NULL)
+		a->head->prev = b;
+	a->head = b;
+	a->live += b->size;
+	return b->data;
 }
 
-void
-mail_spans_free(struct mail_spans *sp)
-{
-	free(sp->v);
-	sp->v = NULL;
-	sp->n = sp->cap = 0;
-}
-
-static int
-span_cmp(const void *a, const void *b)
-{
-	const struct mail_span *x = a, *y = b;
-
-	if (x->start != y->start)
-		return x->start < y->start ? -1 : 1;
-	return x->rule < y->rule ? -1 : x->rule > y->rule;
-}
-
-/* Overlapping or touching spans become one, keeping the earliest rule. */
 static void
-spans_merge(struct mail_spans *sp)
+arena_free(void *ud, void *p)
 {
-	size_t o = 0;
+	struct arena *a = ud;
+	struct blk *b;
 
-	if (sp->n == 0)
+	if (p == NULL)
 		return;
-	qsort(sp->v, sp->n, sizeof(sp->v[0]), span_cmp);
-	for (size_t i = 1; i < sp->n; i++) {
-		if (sp->v[i].start <= sp->v[o].end) {
-			if (sp->v[i].end > sp->v[o].end)
-				sp->v[o].end = sp->v[i].end;
-		} else
-			sp->v[++o] = sp->v[i];
-	}
-	sp->n = o + 1;
+	b = (struct blk *)((unsigned char *)p - offsetof(struct blk, data));
+	if (b->prev != NULL)
+		b->prev->next = b->next;
+	else
+		a->head = b->next;
+	if (b->next != NULL)
+		b->next->prev = b->prev;
+	a->live -= b->size;
+	free(b);
 }
 
+static void
+arena_sweep(struct arena *a)
+{
+	while (a->head != NULL) {
+		struct blk *n = a->head->next;
+		free(a->head);
+		a->head = n;
+	}
+	a->live = 0;
+}
+
+/* ---- aligning a decoded text with its source ---- */
+
+/* The source bytes a character reference at O[i] == '&' can take: '&',
+ * '#' and 'x' for a numeric one, then letters and digits, then one ';'.
+ * What the browser decodes from them (the reference and any letters it
+ * did not take) is one unit of the view. */
 static size_t
-escaped_len(const char *s, int html)
+ref_end(const char *o, size_t olen, size_t i)
 {
-	size_t n = 0;
+	size_t e = i + 1;
 
-	for (; *s; s++)
-		n += !html ? 1 : *s == '&' ? 5 : *s == '"' ? 6 :
-		    (*s == '<' || *s == '>') ? 4 : 1;
-	return n;
-}
-
-static char *
-put_escaped(char *o, const char *s, int html)
-{
-	for (; *s; s++) {
-		const char *e = NULL;
-		if (html && *s == '&')
-			e = "&amp;";
-		else if (html && *s == '<')
-			e = "&lt;";
-		else if (html && *s == '>')
-			e = "&gt;";
-		else if (html && *s == '"')
-			e = "&quot;";
-		if (e != NULL) {
-			for (const char *q = e; *q != '\0'; q++)
-				*o++ = *q;
-		} else
-			*o++ = *s;
+	if (e < olen && o[e] == '#') {
+		e++;
+		if (e < olen && (o[e] == 'x' || o[e] == 'X'))
+			e++;
 	}
-	return o;
+	while (e < olen && isalnum((unsigned char)o[e]))
+		e++;
+	if (e < olen && o[e] == ';')
+		e++;
+	return e;
 }
 
+/* How many decoded bytes T[j..] the unit O[i, e) became: at least one,
+ * at most two code points more than its source, and followed by what
+ * O[e] decodes to. 0 when that cannot be told. */
 static size_t
-max_notice(const struct mail_spans *sp, const char *const *notices, int html)
+ref_out(const char *t, size_t tlen, size_t j, const char *o, size_t olen,
+    size_t i, size_t e)
 {
-	size_t m = 0;
+	size_t most = (e - i) + 8, k;
+	char want;
 
-	for (size_t i = 0; i < sp->n; i++) {
-		size_t n = escaped_len(notices[sp->v[i].rule], html);
-		if (n > m)
-			m = n;
-	}
-	return m;
-}
-
-char *
-mail_spans_apply(struct mail_spans *sp, const char *s, size_t len,
-    const char *const *notices, int html_escape, size_t *outlen)
-{
-	char *out, *o;
-	size_t pos = 0;
-
-	spans_merge(sp);
-	out = malloc(len + sp->n * max_notice(sp, notices, html_escape) + 1);
-	if (out == NULL)
-		return NULL;
-	o = out;
-	for (size_t i = 0; i < sp->n; i++) {
-		const struct mail_span *x = &sp->v[i];
-		memcpy(o, s + pos, x->start - pos);
-		o += x->start - pos;
-		o = put_escaped(o, notices[x->rule], html_escape);
-		pos = x->end;
-	}
-	memcpy(o, s + pos, len - pos);
-	o += len - pos;
-	*o = '\0';
-	*outlen = (size_t)(o - out);
-	return out;
-}
-
-/* ---- the view ---- */
-
-static const struct {
-	const char *name;
-	uint32_t    cp;
-} entities[] = {
-	{ "amp", '&' }, { "lt", '<' }, { "gt", '>' }, { "quot", '"' },
-	{ "apos", '\'' }, { "nbsp", 0xa0 }, { "colon", ':' },
-	{ "semi", ';' }, { "comma", ',' }, { "period", '.' },
-	{ "excl", '!' }, { "num", '#' }, { "dollar", '$' },
-	{ "percnt", '%' }, { "lpar", '(' }, { "rpar", ')' }, { "ast", '*' },
-	{ "plus", '+' }, { "equals", '=' }, { "quest", '?' },
-	{ "commat", '@' }, { "lsqb", '[' }, { "rsqb", ']' },
-	{ "lowbar", '_' }, { "sol", '/' }, { "bsol", '\\' },
-	{ "hyphen", 0x2010 }, { "ndash", 0x2013 }, { "mdash", 0x2014 },
-	{ "copy", 0xa9 }, { "reg", 0xae }, { "yen", 0xa5 },
-	{ "middot", 0xb7 }, { "shy", 0xad }, { "zwj", 0x200d },
-	{ "zwnj", 0x200c }, { "ensp", 0x2002 }, { "emsp", 0x2003 },
-	{ "thinsp", 0x2009 },
-};
-
-static const char *const block_tags[] = {
-	"br", "p", "div", "tr", "td", "th", "li", "ul", "ol", "table",
-	"tbody", "thead", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
-	"blockquote", "pre", "title", "head", "body", "html", "dd", "dt",
-	"section", "article", "header", "footer", "center", "img",
-};
-
-/* Invisible characters are dropped from the view so "ab&shy;cd" reads
- * "abcd" to the rules. */
-static int
-invisible(uint32_t cp)
-{
-	return cp == 0xad || cp == 0x200b || cp == 0x200c || cp == 0x200d ||
-	    cp == 0x2060 || cp == 0xfeff;
-}
-
-static size_t
-utf8_put(char *o, uint32_t cp)
-{
-	if (cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		cp = 0xfffd;
-	if (cp < 0x80) {
-		o[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		o[0] = (char)(0xc0 | (cp >> 6));
-		o[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		o[0] = (char)(0xe0 | (cp >> 12));
-		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		o[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	o[0] = (char)(0xf0 | (cp >> 18));
-	o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-	o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-	o[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
-/* Decodes "&...;" at s[0]; returns its length (0 = not a reference). */
-static size_t
-entity(const char *s, size_t len, uint32_t *cp)
-{
-	size_t i = 1, max = len < 32 ? len : 32;
-	uint32_t v = 0;
-
-	if (max > 2 && s[1] == '#') {
-		int hex = max > 3 && (s[2] == 'x' || s[2] == 'X');
-		i = hex ? 3 : 2;
-		size_t digits = 0;
-		for (; i < max && isxdigit((unsigned char)s[i]); i++, digits++) {
-			int d = isdigit((unsigned char)s[i]) ? s[i] - '0' :
-			    (tolower((unsigned char)s[i]) - 'a' + 10);
-			if (!hex && d > 9)
-				break;
-			if (v < 0x110000)
-				v = v * (hex ? 16 : 10) + (uint32_t)d;
-		}
-		if (digits == 0 || i >= max || s[i] != ';')
-			return 0;
-		*cp = v;
-		return i + 1;
-	}
-	while (i < max && isalnum((unsigned char)s[i]))
-		i++;
-	if (i >= max || s[i] != ';' || i == 1)
-		return 0;
-	for (size_t e = 0; e < sizeof(entities) / sizeof(entities[0]); e++)
-		if (strlen(entities[e].name) == i - 1 &&
-		    memcmp(entities[e].name, s + 1, i - 1) == 0) {
-			*cp = entities[e].cp;
-			return i + 1;
-		}
+	if (e == olen)
+		return tlen - j >= 1 && tlen - j <= most ? tlen - j : 0;
+	if (o[e] == '\0')
+		return 0;	/* dropped or replaced: ambiguous */
+	want = o[e] == '\r' ? '\n' : o[e];
+	for (k = 1; k <= most && j + k < tlen; k++)
+		if (t[j + k] == want)
+			return k;
 	return 0;
 }
 
-/* Length of the markup starting at s[0] == '<' (0 = a literal '<'). */
-static size_t
-markup(const char *s, size_t len, int *block)
+/* 1 aligned and emitted, 0 not alignable (the caller emits the text as
+ * one unit), -1 out of memory. */
+static int
+align(struct mail_view *v, const char *t, size_t tlen, const char *o,
+    size_t olen, size_t off)
 {
-	size_t i = 1, nl = 0;
-	char name[16];
-	char q = 0;
+	size_t i = 0, j = 0, r, k;
 
-	*block = 0;
-	if (len < 2 || !(isalpha((unsigned char)s[1]) || s[1] == '/' ||
-	    s[1] == '!' || s[1] == '?'))
-		return 0;
-	if (len >= 4 && memcmp(s, "<!--", 4) == 0) {
-		const char *e = memmem(s + 4, len - 4, "-->", 3);
-		return e ? (size_t)(e - s) + 3 : len;
+	while (i < olen) {
+		unsigned char c = (unsigned char)o[i];
+
+		if (c == '&') {
+			r = ref_end(o, olen, i);
+			if ((k = ref_out(t, tlen, j, o, olen, i, r)) == 0)
+				return 0;
+			if (mail_view_emit(v, t + j, k, off + i, r - i,
+			    false) < 0)
+				return -1;
+			i = r, j += k;
+		} else if (c == '\r') {	/* CRLF and CR read as LF */
+			r = i + 1 < olen && o[i + 1] == '\n' ? 2 : 1;
+			if (j >= tlen || t[j] != '\n')
+				return 0;
+			if (mail_view_emit(v, "\n", 1, off + i, r, false) < 0)
+				return -1;
+			i += r, j++;
+		} else if (c == '\0') {	/* dropped, or U+FFFD */
+			if (tlen - j >= 3 && memcmp(t + j, "\xef\xbf\xbd", 3) == 0) {
+				if (mail_view_emit(v, t + j, 3, off + i, 1,
+				    false) < 0)
+					return -1;
+				j += 3;
+			}
+			i++;
+		} else {
+			for (r = i; r < olen && j + (r - i) < tlen &&
+			    o[r] == t[j + (r - i)] && o[r] != '&' &&
+			    o[r] != '\r' && o[r] != '\0'; r++)
+				;
+			if (r == i)
+				return 0;
+			if (mail_view_emit(v, t + j, r - i, off + i, r - i,
+			    true) < 0)
+				return -1;
+			j += r - i, i = r;
+		}
 	}
-	if (s[1] == '/')
-		i = 2;
-	while (i < len && isalnum((unsigned char)s[i]) && nl < sizeof(name) - 1)
-		name[nl++] = (char)tolower((unsigned char)s[i++]);
-	name[nl] = '\0';
-	for (size_t b = 0; b < sizeof(block_tags) / sizeof(block_tags[0]); b++)
-		if (strcmp(name, block_tags[b]) == 0)
-			*block = 1;
-	for (; i < len; i++) {
-		if (q != 0) {
-			if (s[i] == q)
-				q = 0;
-		} else if (s[i] == '"' || s[i] == '\'')
-			q = s[i];
-		else if (s[i] == '>')
-			return i + 1;
-	}
-	return len;
+	return j == tlen ? 1 : 0;
 }
 
-void
-mail_html_view_free(struct mail_html_view *v)
+/* Emits decoded text t whose source is o[0, olen) at offset off: byte by
+ * byte where it aligns, else as one unit (deleting any of it deletes the
+ * whole source, the safe side). */
+static int
+emit_text(struct mail_view *v, const char *t, const char *o, size_t olen,
+    size_t off)
 {
-	free(v->text);
-	free(v->src);
-	free(v->srclen);
-	memset(v, 0, sizeof(*v));
+	size_t tlen = strlen(t), len0 = v->len, nseg0 = v->nseg;
+	int r = align(v, t, tlen, o, olen, off);
+
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	v->len = len0;		/* undo the partial alignment */
+	v->nseg = nseg0;
+	if (v->text != NULL)
+		v->text[len0] = '\0';
+	return mail_view_emit(v, t, tlen, off, olen, false);
+}
+
+/* Where does a piece gumbo reports lie in the source? false when it does
+ * not point into it (text the parser made up). */
+static bool
+in_source(const char *h, size_t len, const char *p, size_t n)
+{
+	return p != NULL && p >= h && (size_t)(p - h) <= len &&
+	    n <= len - (size_t)(p - h);
+}
+
+/* Comments and CDATA: text without the delimiters, found inside the
+ * original; not found (CRs, NULs), the whole node is the unit. */
+static int
+emit_delimited(struct mail_view *v, const char *h, size_t len,
+    const GumboText *g)
+{
+	const char *o = g->original_text.data, *at;
+	size_t olen = g->original_text.length, tlen = strlen(g->text);
+
+	if (!in_source(h, len, o, olen))
+		return 0;
+	if (mail_view_sep(v, (size_t)(o - h)) < 0)
+		return -1;
+	at = tlen > 0 ? memmem(o, olen, g->text, tlen) : NULL;
+	if (at != NULL && mail_view_emit(v, g->text, tlen, (size_t)(at - h),
+	    tlen, true) < 0)
+		return -1;
+	if (at == NULL && tlen > 0 && mail_view_emit(v, g->text, tlen,
+	    (size_t)(o - h), olen, false) < 0)
+		return -1;
+	return mail_view_sep(v, (size_t)(o - h) + olen);
+}
+
+/* Attribute values reach the reader too (alt and title text, form
+ * values): each is a block of its own. */
+static int
+emit_attrs(struct mail_view *v, const char *h, size_t len,
+    const GumboVector *attrs)
+{
+	for (unsigned i = 0; i < attrs->length; i++) {
+		const GumboAttribute *a = attrs->data[i];
+		const char *o = a->original_value.data;
+		size_t olen = a->original_value.length;
+
+		if (a->value == NULL || a->value[0] == '\0' ||
+		    !in_source(h, len, o, olen))
+			continue;
+		if (olen >= 2 && (o[0] == '"' || o[0] == '\'') &&
+		    o[olen - 1] == o[0])
+			o++, olen -= 2;
+		if (mail_view_sep(v, (size_t)(o - h)) < 0 ||
+		    emit_text(v, a->value, o, olen, (size_t)(o - h)) < 0 ||
+		    mail_view_sep(v, (size_t)(o - h) + olen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static bool
+is_block(GumboTag tag)
+{
+	static const GumboTag block[] = {
+		GUMBO_TAG_BR, GUMBO_TAG_P, GUMBO_TAG_DIV, GUMBO_TAG_TR,
+		GUMBO_TAG_TD, GUMBO_TAG_TH, GUMBO_TAG_LI, GUMBO_TAG_UL,
+		GUMBO_TAG_OL, GUMBO_TAG_TABLE, GUMBO_TAG_TBODY,
+		GUMBO_TAG_THEAD, GUMBO_TAG_TFOOT, GUMBO_TAG_CAPTION,
+		GUMBO_TAG_H1, GUMBO_TAG_H2, GUMBO_TAG_H3, GUMBO_TAG_H4,
+		GUMBO_TAG_H5, GUMBO_TAG_H6, GUMBO_TAG_HR, GUMBO_TAG_BLOCKQUOTE,
+		GUMBO_TAG_PRE, GUMBO_TAG_TITLE, GUMBO_TAG_HEAD, GUMBO_TAG_BODY,
+		GUMBO_TAG_HTML, GUMBO_TAG_DD, GUMBO_TAG_DT, GUMBO_TAG_DL,
+		GUMBO_TAG_SECTION, GUMBO_TAG_ARTICLE, GUMBO_TAG_HEADER,
+		GUMBO_TAG_FOOTER, GUMBO_TAG_CENTER, GUMBO_TAG_IMG,
+		GUMBO_TAG_ADDRESS, GUMBO_TAG_FORM, GUMBO_TAG_FIELDSET,
+		GUMBO_TAG_NAV, GUMBO_TAG_ASIDE, GUMBO_TAG_MAIN,
+		GUMBO_TAG_FIGURE, GUMBO_TAG_FIGCAPTION, GUMBO_TAG_OPTION,
+		GUMBO_TAG_TEXTAREA, GUMBO_TAG_INPUT, GUMBO_TAG_BUTTON,
+		GUMBO_TAG_SCRIPT, GUMBO_TAG_STYLE,
+	};
+
+	for (size_t i = 0; i < sizeof(block) / sizeof(block[0]); i++)
+		if (block[i] == tag)
+			return true;
+	return false;
+}
+
+/* ---- the walk, in document order, without recursion ---- */
+
+struct frame {
+	const GumboNode *n;
+	unsigned         next;	/* next child to visit */
+};
+
+static const GumboVector *
+children(const GumboNode *n)
+{
+	if (n->type == GUMBO_NODE_DOCUMENT)
+		return &n->v.document.children;
+	if (n->type == GUMBO_NODE_ELEMENT || n->type == GUMBO_NODE_TEMPLATE)
+		return &n->v.element.children;
+	return NULL;
+}
+
+static size_t
+node_pos(const GumboNode *n, bool end)
+{
+	if (n->type != GUMBO_NODE_ELEMENT && n->type != GUMBO_NODE_TEMPLATE)
+		return 0;
+	return end ? n->v.element.end_pos.offset : n->v.element.start_pos.offset;
+}
+
+/* Visiting a node: its own text, or an element's block break and
+ * attributes before its children. */
+static int
+visit(struct mail_view *v, const char *h, size_t len, const GumboNode *n)
+{
+	const GumboText *g = &n->v.text;
+
+	switch (n->type) {
+	case GUMBO_NODE_TEXT:
+	case GUMBO_NODE_WHITESPACE:
+		if (!in_source(h, len, g->original_text.data,
+		    g->original_text.length))
+			return 0;
+		return emit_text(v, g->text, g->original_text.data,
+		    g->original_text.length,
+		    (size_t)(g->original_text.data - h));
+	case GUMBO_NODE_CDATA:
+	case GUMBO_NODE_COMMENT:
+		return emit_delimited(v, h, len, g);
+	case GUMBO_NODE_ELEMENT:
+	case GUMBO_NODE_TEMPLATE:
+		if (is_block(n->v.element.tag) &&
+		    mail_view_sep(v, node_pos(n, false)) < 0)
+			return -1;
+		return emit_attrs(v, h, len, &n->v.element.attributes);
+	default:
+		return 0;
+	}
+}
+
+static int
+walk(struct mail_view *v, const char *h, size_t len, const GumboNode *root)
+{
+	struct frame *st = NULL;
+	size_t depth = 0, cap = 0;
+	int rc = 0;
+
+	if (visit(v, h, len, root) < 0)
+		return -1;
+	if ((st = malloc(64 * sizeof(*st))) == NULL)
+		return -1;
+	cap = 64;
+	st[depth++] = (struct frame){ root, 0 };
+	while (depth > 0 && rc == 0) {
+		struct frame *f = &st[depth - 1];
+		const GumboVector *ch = children(f->n);
+		const GumboNode *c;
+
+		if (ch == NULL || f->next >= ch->length) {
+			if ((f->n->type == GUMBO_NODE_ELEMENT ||
+			    f->n->type == GUMBO_NODE_TEMPLATE) &&
+			    is_block(f->n->v.element.tag))
+				rc = mail_view_sep(v, node_pos(f->n, true));
+			depth--;
+			continue;
+		}
+		c = ch->data[f->next++];
+		if ((rc = visit(v, h, len, c)) < 0)
+			break;
+		if (children(c) == NULL)
+			continue;
+		if (depth == cap) {
+			struct frame *p = realloc(st, 2 * cap * sizeof(*st));
+			if (p == NULL) {
+				rc = -1;
+				break;
+			}
+			st = p, cap *= 2;
+		}
+		st[depth++] = (struct frame){ c, 0 };
+	}
+	free(st);
+	return rc;
+}
+
+/* The parse alone, so that the jump back lands in a frame that is still
+ * live: nothing after it allocates from the arena. NULL when the arena
+ * ran out. */
+static GumboOutput *
+parse(struct arena *a, const GumboOptions *opt, const char *h, size_t len)
+{
+	if (setjmp(a->fail) != 0)
+		return NULL;
+	return gumbo_parse_with_options(opt, h, len);
 }
 
 int
-mail_html_view(const char *h, size_t len, struct mail_html_view *v)
+mail_html_view(const char *h, size_t len, struct mail_view *v, bool *toobig)
 {
-	size_t i = 0, o = 0;
+	GumboOptions opt = kGumboDefaultOptions;
+	struct arena *a;
+	GumboOutput *out;
+	int rc = -1;
 
 	memset(v, 0, sizeof(*v));
-	if (len >= UINT32_MAX)
+	*toobig = false;
+	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return -1;
-	/* Every construct shrinks or keeps its size, so len + 1 suffices. */
-	v->text = malloc(len + 1);
-	v->src = malloc((len + 1) * sizeof(*v->src));
-	v->srclen = malloc(len + 1);
-	if (v->text == NULL || v->src == NULL || v->srclen == NULL) {
-		mail_html_view_free(v);
-		return -1;
-	}
-	while (i < len) {
-		size_t n;
-		int block;
-		uint32_t cp;
-
-		if (h[i] == '<' && (n = markup(h + i, len - i, &block)) > 0) {
-			if (block && o > 0 && v->text[o - 1] != '\n') {
-				v->text[o] = '\n';
-				v->src[o] = (uint32_t)i;
-				v->srclen[o++] = 0;
-			}
-			i += n;
-			continue;
-		}
-		if (h[i] == '&' && (n = entity(h + i, len - i, &cp)) > 0) {
-			char u[4];
-			size_t k = invisible(cp) ? 0 : utf8_put(u, cp);
-			for (size_t j = 0; j < k; j++) {
-				v->text[o] = u[j];
-				v->src[o] = (uint32_t)i;
-				v->srclen[o++] = (uint8_t)n;
-			}
-			i += n;
-			continue;
-		}
-		v->text[o] = h[i];
-		v->src[o] = (uint32_t)i;
-		v->srclen[o++] = 1;
-		i++;
-	}
-	v->text[o] = '\0';
-	v->len = o;
-	return 0;
-}
-
-char *
-mail_html_apply(const struct mail_html_view *v, const char *h, size_t len,
-    struct mail_spans *sp, const char *const *notices, size_t *outlen)
-{
-	unsigned char *del;
-	size_t *ins, nins = 0, k = 0;
-	char *out, *o;
-
-	spans_merge(sp);
-	del = calloc(len + 1, 1);
-	ins = calloc(sp->n + 1, sizeof(*ins));
-	out = malloc(len + sp->n * max_notice(sp, notices, 1) + 1);
-	if (del == NULL || ins == NULL || out == NULL) {
-		free(del);
-		free(ins);
-		free(out);
-		return NULL;
-	}
-	for (size_t s = 0; s < sp->n; s++) {
-		size_t first = SIZE_MAX;
-		for (size_t i = sp->v[s].start; i < sp->v[s].end && i < v->len;
-		    i++) {
-			if (v->srclen[i] == 0)
-				continue;
-			if (first == SIZE_MAX)
-				first = v->src[i];
-			memset(del + v->src[i], 1, v->srclen[i]);
-		}
-		/* del[] marks 1 = deleted, 2 = notice goes here (index in ins) */
-		if (first != SIZE_MAX) {
-			ins[nins++] = s;
-			del[first] |= 2;
-		}
-	}
-	o = out;
-	for (size_t i = 0; i < len; i++) {
-		if ((del[i] & 2) && k < nins)
-			o = put_escaped(o, notices[sp->v[ins[k++]].rule], 1);
-		if (!(del[i] & 1))
-			*o++ = h[i];
-	}
-	*o = '\0';
-	*outlen = (size_t)(o - out);
-	free(del);
-	free(ins);
-	return out;
+	/* gumbo's tree for ordinary mail HTML is a few times its size;
+	 * nesting and formatting-element tricks that blow it up end here
+	 * instead of in the process. */
+	a->max = MAIL_HTML_MAX_MEM;
+	opt.allocator = arena_alloc;
+	opt.deallocator = arena_free;
+	opt.userdata = a;
+	opt.max_errors = 0;	/* parse errors are not kept */
+	if ((out = parse(a, &opt, h, len)) != NULL)
+		rc = walk(v, h, len, out->document);
+	*toobig = a->toobig;
+	arena_sweep(a);
+	free(a);
+	if (rc < 0)
+		mail_view_free(v);
+	return rc;
 }

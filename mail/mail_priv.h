@@ -62,6 +62,27 @@ void mail_gmime_init(void);
 int mail_downgrade_7bit(const char *msg, size_t len, char **out,
     size_t *outlen);
 
+/* mail_sniff.c: what a leaf part is, by content and name. */
+enum mail_part_class {
+	MAIL_PART_TEXT = 0,	/* scan as text in *charset (NULL: UTF-8) */
+	MAIL_PART_HTML,		/* scan as HTML in *charset */
+	MAIL_PART_MESSAGE,	/* an .eml: parse and scrub as a message */
+	MAIL_PART_MEDIA,	/* a picture, sound or PDF: relayed unread */
+	MAIL_PART_UNSCANNABLE,	/* cannot be checked: *why says what it is */
+};
+/* `ctype` is "type/subtype" (lower case), `fname` may be NULL, `textual`
+ * says the declared type is one we read as text; d/len is the decoded
+ * content. */
+enum mail_part_class mail_part_classify(const char *ctype, const char *fname,
+    bool textual, const unsigned char *d, size_t len, const char **charset,
+    const char **why);
+/* The charset text content is in: "UTF-8", "ISO-2022-JP", "Shift_JIS",
+ * "EUC-JP", or NULL when it does not look like text at all. */
+const char *mail_sniff_charset(const unsigned char *d, size_t len);
+/* Does all of d read as text in `charset` (iconv, no invalid sequence)? */
+bool mail_sniff_converts(const unsigned char *d, size_t len,
+    const char *charset);
+
 /* smtp_cmd.c: the SMTP command-line parser, a pure function for fuzzing. */
 enum smtp_verb {
 	SMTP_V_UNKNOWN = 0, SMTP_V_HELO, SMTP_V_EHLO, SMTP_V_STARTTLS,

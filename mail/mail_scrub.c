@@ -23,6 +23,8 @@ struct scrub {
 	bool                      active[MAIL_RULES_MAX];
 	bool                      changed;
 	bool                      failed;
+	bool                      verifying;	/* re-reading our own output */
+	size_t                    residue;	/* hits found while verifying */
 	char                     *err;
 	size_t                    errlen;
 };
@@ -170,11 +172,18 @@ collect(struct scrub *sc, const char *s, size_t len, unsigned kinds,
 					break;
 				continue;
 			}
-			add_hit(sc, ri, path);
-			if (r->action == MAIL_ACT_DROP)
-				*drop = true;
-			if (r->action == MAIL_ACT_REPLACE && b > a &&
-			    mail_spans_add(sp, a, b, ri) < 0) {
+			if (sc->verifying) {
+				/* Our output: any replace hit left is a
+				 * secret the source mapping did not remove. */
+				if (r->action == MAIL_ACT_REPLACE && b > a)
+					sc->residue++;
+			} else {
+				add_hit(sc, ri, path);
+				if (r->action == MAIL_ACT_DROP)
+					*drop = true;
+			}
+			if (!sc->verifying && r->action == MAIL_ACT_REPLACE &&
+			    b > a && mail_spans_add(sp, a, b, ri) < 0) {
 				fail(sc, "too many secrets in one part", path);
 				break;
 			}
@@ -189,57 +198,81 @@ collect(struct scrub *sc, const char *s, size_t len, unsigned kinds,
 	}
 }
 
-/* Plain text: the view is the text itself. Returns a new string or NULL
+static void
+notices_of(const struct scrub *sc, const char **notices)
+{
+	for (size_t i = 0; i < sc->rs->n; i++)
+		notices[i] = rule_notice(sc, i);
+}
+
+/* Plain text (and the raw source of HTML for URL rules): rules see the
+ * text without invisible format characters. Returns a new string or NULL
  * when nothing was replaced. */
 static char *
 scrub_plain(struct scrub *sc, const char *s, size_t len, unsigned kinds,
     bool html_escape, const char *path, bool *drop, size_t *outlen)
 {
+	struct mail_view v;
 	struct mail_spans sp = { 0 };
+	const char *notices[MAIL_RULES_MAX];
 	char *out = NULL;
 
-	collect(sc, s, len, kinds, path, &sp, drop);
+	if (mail_view_plain(s, len, &v) < 0) {
+		fail(sc, "out of memory", path);
+		return NULL;
+	}
+	collect(sc, v.text, v.len, kinds, path, &sp, drop);
 	if (!sc->failed && sp.n > 0) {
-		const char *notices[MAIL_RULES_MAX];
-		for (size_t i = 0; i < sc->rs->n; i++)
-			notices[i] = rule_notice(sc, i);
-		out = mail_spans_apply(&sp, s, len, notices, html_escape,
+		notices_of(sc, notices);
+		out = mail_view_apply(&v, s, len, &sp, notices, html_escape,
 		    outlen);
 		if (out == NULL)
 			fail(sc, "out of memory", path);
 	}
 	mail_spans_free(&sp);
+	mail_view_free(&v);
 	return out;
 }
 
-/* HTML: text rules run on the tag-stripped, entity-decoded view and their
- * hits are mapped back to the source bytes; then URL rules run once more on
- * the source so links inside attributes (href, src) are caught too. */
+/* The HTML view (what a browser renders) of s, or fail. */
+static bool
+html_view(struct scrub *sc, const char *s, size_t len, const char *path,
+    struct mail_view *v)
+{
+	bool toobig;
+
+	if (mail_html_view(s, len, v, &toobig) == 0)
+		return true;
+	fail(sc, toobig ? "HTML too large or too deeply nested to check" :
+	    "out of memory reading HTML", path);
+	return false;
+}
+
+/* HTML: text rules run on the view and their hits are mapped back to the
+ * source bytes; then URL rules run once more on the source so links
+ * inside attributes (href, src) are caught too. */
 static char *
 scrub_html(struct scrub *sc, const char *s, size_t len, const char *path,
     bool *drop, size_t *outlen)
 {
-	struct mail_html_view v;
+	struct mail_view v;
 	struct mail_spans sp = { 0 };
 	char *mid = NULL, *out;
 	size_t midlen = len;
 	const char *notices[MAIL_RULES_MAX];
 
-	for (size_t i = 0; i < sc->rs->n; i++)
-		notices[i] = rule_notice(sc, i);
-	if (mail_html_view(s, len, &v) < 0) {
-		fail(sc, "out of memory", path);
+	notices_of(sc, notices);
+	if (!html_view(sc, s, len, path, &v))
 		return NULL;
-	}
 	collect(sc, v.text, v.len, (1u << MAIL_KIND_TEXT) |
 	    (1u << MAIL_KIND_URL), path, &sp, drop);
 	if (!sc->failed && sp.n > 0) {
-		mid = mail_html_apply(&v, s, len, &sp, notices, &midlen);
+		mid = mail_view_apply(&v, s, len, &sp, notices, true, &midlen);
 		if (mid == NULL)
 			fail(sc, "out of memory", path);
 	}
 	mail_spans_free(&sp);
-	mail_html_view_free(&v);
+	mail_view_free(&v);
 	if (sc->failed) {
 		free(mid);
 		return NULL;
@@ -252,6 +285,36 @@ scrub_html(struct scrub *sc, const char *s, size_t len, const char *path,
 	}
 	free(mid);
 	return out;
+}
+
+/* What is relayed must be what was judged: the scrubbed text is read
+ * again, the same way, and any secret still found in it (a mapping from
+ * the view to the source that missed a byte) refuses the part. */
+static void
+verify(struct scrub *sc, const char *s, size_t len, bool html,
+    const char *path)
+{
+	struct mail_spans sp = { 0 };
+	struct mail_view v;
+	bool drop = false;
+	unsigned kinds = (1u << MAIL_KIND_TEXT) | (1u << MAIL_KIND_URL);
+
+	sc->verifying = true;
+	sc->residue = 0;
+	if (html && html_view(sc, s, len, path, &v)) {
+		collect(sc, v.text, v.len, kinds, path, &sp, &drop);
+		mail_view_free(&v);
+		kinds = 1u << MAIL_KIND_URL;
+	}
+	if (!sc->failed && mail_view_plain(s, len, &v) == 0) {
+		collect(sc, v.text, v.len, kinds, path, &sp, &drop);
+		mail_view_free(&v);
+	}
+	sc->verifying = false;
+	mail_spans_free(&sp);
+	if (sc->residue > 0)
+		fail(sc, "a secret survived scrubbing (the text could not "
+		    "be mapped back to its source)", path);
 }
 
 /* ---- text parts ---- */
@@ -313,6 +376,26 @@ set_text(GMimePart *part, const char *text, size_t len)
 	g_mime_part_set_content_encoding(part, enc);
 }
 
+/* Raw content back into a part (an embedded message), in the lightest
+ * transfer encoding its old one allowed. */
+static void
+set_bytes(GMimePart *part, const char *d, size_t len)
+{
+	GMimeContentEncoding enc = g_mime_part_get_content_encoding(part);
+	GMimeStream *st = g_mime_stream_mem_new_with_buffer(d, len);
+	GMimeDataWrapper *w = g_mime_data_wrapper_new_with_stream(st,
+	    GMIME_CONTENT_ENCODING_DEFAULT);
+
+	g_mime_part_set_content(part, w);
+	g_object_unref(w);
+	g_object_unref(st);
+	if (enc != GMIME_CONTENT_ENCODING_BASE64 &&
+	    enc != GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE)
+		enc = g_mime_part_get_best_content_encoding(part,
+		    GMIME_ENCODING_CONSTRAINT_7BIT);
+	g_mime_part_set_content_encoding(part, enc);
+}
+
 /* Parts a reader (or a phone) reads as text: text/... and the structured
  * application types that carry configs (XML, JSON, YAML, forms). */
 static bool
@@ -338,39 +421,56 @@ is_textual(GMimeContentType *ct)
 	    (sl > 5 && strcasecmp(sub + sl - 5, "+json") == 0);
 }
 
-/* The decoded content as UTF-8 (converted from the charset parameter when
- * iconv knows it), with its length: NUL bytes inside do not hide the rest
- * from the rules. malloc'd; NULL if the part has no content. */
-static char *
-part_text(GMimePart *part, size_t *len)
+/* The decoded content (transfer encoding undone), as bytes. malloc'd;
+ * NULL when out of memory. */
+static unsigned char *
+content_bytes(GMimePart *part, size_t *len)
 {
 	GMimeDataWrapper *w = g_mime_part_get_content(part);
-	const char *cs = g_mime_object_get_content_type_parameter(
-	    GMIME_OBJECT(part), "charset");
-	GMimeStream *mem, *filt;
+	GMimeStream *mem = g_mime_stream_mem_new();
+	GByteArray *ba;
+	unsigned char *out = NULL;
+
+	if (w == NULL || g_mime_data_wrapper_write_to_stream(w, mem) >= 0) {
+		ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+		out = malloc(ba->len + 1);
+		if (out != NULL) {
+			if (ba->len > 0)	/* data is NULL when empty */
+				memcpy(out, ba->data, ba->len);
+			out[ba->len] = '\0';
+			*len = ba->len;
+		}
+	}
+	g_object_unref(mem);
+	return out;
+}
+
+/* Bytes in `cs` (NULL: UTF-8 already) as UTF-8, with their length: NUL
+ * bytes inside do not hide the rest from the rules. malloc'd. */
+static char *
+to_utf8(const unsigned char *d, size_t len, const char *cs, size_t *outlen)
+{
+	GMimeStream *mem = g_mime_stream_mem_new(), *filt;
+	GMimeFilter *f;
 	GByteArray *ba;
 	char *out = NULL;
 
-	if (w == NULL)
-		return NULL;
-	mem = g_mime_stream_mem_new();
 	filt = g_mime_stream_filter_new(mem);
 	if (cs != NULL && strcasecmp(cs, "utf-8") != 0 &&
-	    strcasecmp(cs, "us-ascii") != 0) {
-		GMimeFilter *f = g_mime_filter_charset_new(cs, "UTF-8");
-		if (f != NULL) {
-			g_mime_stream_filter_add(GMIME_STREAM_FILTER(filt), f);
-			g_object_unref(f);
-		}
+	    strcasecmp(cs, "us-ascii") != 0 &&
+	    (f = g_mime_filter_charset_new(cs, "UTF-8")) != NULL) {
+		g_mime_stream_filter_add(GMIME_STREAM_FILTER(filt), f);
+		g_object_unref(f);
 	}
-	if (g_mime_data_wrapper_write_to_stream(w, filt) >= 0 &&
+	if (g_mime_stream_write(filt, (const char *)d, len) == (ssize_t)len &&
 	    g_mime_stream_flush(filt) == 0) {
 		ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
 		out = malloc(ba->len + 1);
 		if (out != NULL) {
-			memcpy(out, ba->data, ba->len);
+			if (ba->len > 0)	/* data is NULL when empty */
+				memcpy(out, ba->data, ba->len);
 			out[ba->len] = '\0';
-			*len = ba->len;
+			*outlen = ba->len;
 		}
 	}
 	g_object_unref(filt);
@@ -378,19 +478,42 @@ part_text(GMimePart *part, size_t *len)
 	return out;
 }
 
-static enum disp
-scrub_text_part(struct scrub *sc, GMimePart *part, const char *path)
+/* The charset to read a text part in: the declared one when it reads the
+ * content cleanly, else what the content looks like (ISO-2022-JP sent as
+ * "us-ascii" or with no charset at all, Shift_JIS declared as UTF-8). */
+static const char *
+text_charset(GMimePart *part, const unsigned char *d, size_t len,
+    const char *sniffed)
 {
-	GMimeContentType *ct = g_mime_object_get_content_type(
-	    GMIME_OBJECT(part));
-	bool html = g_mime_content_type_is_type(ct, "text", "html");
+	const char *decl = g_mime_object_get_content_type_parameter(
+	    GMIME_OBJECT(part), "charset");
+	bool known = false;
+
+	if (decl != NULL) {
+		iconv_t cd = g_mime_iconv_open("UTF-8", decl);
+		known = cd != (iconv_t)-1;
+		if (known)
+			g_mime_iconv_close(cd);
+	}
+	if (sniffed != NULL && strcmp(sniffed, "ISO-2022-JP") == 0 &&
+	    (decl == NULL || strncasecmp(decl, "iso-2022-jp", 11) != 0))
+		return sniffed;
+	if (known && mail_sniff_converts(d, len, decl))
+		return decl;
+	if (sniffed != NULL)
+		return sniffed;
+	return known ? decl : NULL;
+}
+
+static enum disp
+scrub_text(struct scrub *sc, GMimePart *part, const unsigned char *raw,
+    size_t rawlen, const char *cs, bool html, const char *path)
+{
 	bool drop = false;
 	char *text, *out;
 	size_t len = 0, outlen = 0;
 
-	if (!is_textual(ct))
-		return D_KEEP;
-	text = part_text(part, &len);
+	text = to_utf8(raw, rawlen, cs, &len);
 	if (text == NULL) {
 		fail(sc, "out of memory or undecodable part", path);
 		return D_KEEP;
@@ -405,12 +528,100 @@ scrub_text_part(struct scrub *sc, GMimePart *part, const char *path)
 		free(out);
 		return D_DROP;
 	}
-	if (out != NULL) {
+	if (out != NULL)
+		verify(sc, out, outlen, html, path);
+	if (out != NULL && !sc->failed) {
 		set_text(part, out, outlen);
 		sc->changed = true;
-		free(out);
 	}
+	free(out);
 	return D_KEEP;
+}
+
+static void walk_message(struct scrub *, GMimeMessage *, const char *,
+    unsigned);
+static int serialize(GMimeMessage *, unsigned, struct mail_scrub_result *);
+
+/* An .eml sent as an attachment of any type: parsed and scrubbed like a
+ * forwarded message (message/rfc822), and written back when it changed. */
+static void
+scrub_embedded(struct scrub *sc, GMimePart *part, const unsigned char *d,
+    size_t len, const char *path, unsigned depth)
+{
+	GMimeStream *st = g_mime_stream_mem_new_with_buffer((const char *)d,
+	    len);
+	GMimeParser *parser = g_mime_parser_new_with_stream(st);
+	GMimeMessage *m;
+	struct mail_scrub_result tmp = { 0 };
+	bool was = sc->changed;
+
+	g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+	m = g_mime_parser_construct_message(parser, parser_opts);
+	g_object_unref(parser);
+	g_object_unref(st);
+	if (m == NULL) {
+		fail(sc, "an attached .eml cannot be parsed as a message", path);
+		return;
+	}
+	sc->changed = false;
+	walk_message(sc, m, path, depth + 1);
+	if (sc->changed && !sc->failed) {
+		if (serialize(m, MAIL_SCRUB_CRLF, &tmp) < 0)
+			fail(sc, "out of memory", path);
+		else
+			set_bytes(part, tmp.out, tmp.outlen);
+		mail_scrub_result_free(&tmp);
+	}
+	sc->changed = sc->changed || was;
+	g_object_unref(m);
+}
+
+/* A leaf part the attachment rules kept: what it is decides how it is
+ * read, whatever its Content-Type says (issue 12 #16). */
+static enum disp
+scrub_leaf(struct scrub *sc, GMimePart *part, const char *path,
+    unsigned depth)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(
+	    GMIME_OBJECT(part));
+	char *ctype = g_mime_content_type_get_mime_type(ct), msg[200];
+	const char *fname = g_mime_part_get_filename(part), *cs, *why;
+	unsigned char *raw;
+	size_t rawlen = 0;
+	enum disp d = D_KEEP;
+
+	for (char *c = ctype; c && *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	if ((raw = content_bytes(part, &rawlen)) == NULL) {
+		fail(sc, "out of memory or undecodable part", path);
+		g_free(ctype);
+		return D_KEEP;
+	}
+	switch (mail_part_classify(ctype ? ctype : "", fname, is_textual(ct),
+	    raw, rawlen, &cs, &why)) {
+	case MAIL_PART_UNSCANNABLE:
+		snprintf(msg, sizeof(msg), "%s (%.60s%s%.60s) cannot be checked",
+		    why, ctype ? ctype : "?", fname ? ", " : "",
+		    fname ? fname : "");
+		fail(sc, msg, path);
+		break;
+	case MAIL_PART_MEDIA:
+		break;
+	case MAIL_PART_MESSAGE:
+		scrub_embedded(sc, part, raw, rawlen, path, depth);
+		break;
+	case MAIL_PART_HTML:
+		d = scrub_text(sc, part, raw, rawlen,
+		    text_charset(part, raw, rawlen, cs), true, path);
+		break;
+	case MAIL_PART_TEXT:
+		d = scrub_text(sc, part, raw, rawlen,
+		    text_charset(part, raw, rawlen, cs), false, path);
+		break;
+	}
+	free(raw);
+	g_free(ctype);
+	return d;
 }
 
 /* ---- attachments ---- */
@@ -633,12 +844,23 @@ walk(struct scrub *sc, GMimeObject *obj, const char *path, unsigned depth,
 			walk_message(sc, m, path, depth + 1);
 		return D_KEEP;
 	}
-	if (!GMIME_IS_PART(obj))
+	if (GMIME_IS_MESSAGE_PARTIAL(obj)) {
+		/* One fragment of a message split over several mails: the
+		 * secret may straddle fragments we never see together. */
+		fail(sc, "message/partial (a fragment of a split message) "
+		    "cannot be checked", path);
 		return D_KEEP;
+	}
+	if (!GMIME_IS_PART(obj)) {
+		/* message/external-body and anything else GMime does not
+		 * hand over as content: nothing we can read. */
+		fail(sc, "a part of an unknown kind cannot be checked", path);
+		return D_KEEP;
+	}
 	d = check_attachment(sc, GMIME_PART(obj), path, rule);
 	if (d != D_KEEP || sc->failed)
 		return d;
-	return scrub_text_part(sc, GMIME_PART(obj), path);
+	return scrub_leaf(sc, GMIME_PART(obj), path, depth);
 }
 
 /* ---- headers ---- */

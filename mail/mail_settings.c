@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "mail/mail.h"
+#include "auth/auth.h"
 #include "mail/mail_priv.h"
 #include "policy/policy.h"
 
@@ -556,10 +557,9 @@ kw_auth(struct kwctx *k)
 		if (hash == NULL)
 			return -1;
 	}
-	if (hash == NULL || strncmp(hash, "$argon2", 7) != 0) {
-		snprintf(k->err, k->errlen, "expected an Argon2 PHC string "
-		    "($argon2id$v=19$...) or a file holding one; make one "
-		    "with: echo -n PASSWORD | argon2 SALT -id -e");
+	/* The gateway's own rules for a stored hash: Argon2id, v=19, a cost
+	 * no lower than its floor (an argon2i hash or m=8,t=1 is refused). */
+	if (auth_password_phc_check(hash, k->err, k->errlen) < 0) {
 		wipe_free(hash);
 		return -1;
 	}

@@ -2,10 +2,10 @@
  * PLAIN (RFC 4616) and the Argon2 check of the configured credential. */
 #include <string.h>
 
-#include <argon2.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "auth/auth.h"
 #include "mail/mail_priv.h"
 
 int
@@ -36,31 +36,21 @@ smtp_b64_decode(const char *in, unsigned char *out, size_t outlen, size_t *n)
 	return 0;
 }
 
-static argon2_type
-hash_type(const char *h)
-{
-	if (strncmp(h, "$argon2id$", 10) == 0)
-		return Argon2_id;
-	if (strncmp(h, "$argon2i$", 9) == 0)
-		return Argon2_i;
-	return Argon2_d;
-}
-
 bool
 smtp_auth_check(const struct mail_ctx *c, const char *user, size_t ulen,
     const char *pass, size_t plen)
 {
 	const char *cu = c->s.auth_user, *h = c->s.auth_hash;
-	bool user_ok;
-	int rc;
+	bool user_ok, pass_ok;
 
 	if (cu == NULL || h == NULL)
 		return false;
 	user_ok = ulen == strlen(cu) && CRYPTO_memcmp(user, cu, ulen) == 0;
 	/* Runs whatever the user name, so timing does not tell which part
-	 * was wrong. */
-	rc = argon2_verify(h, pass, plen, hash_type(h));
-	return user_ok && rc == ARGON2_OK;
+	 * was wrong. The gateway's own verifier: Argon2id only, bounded
+	 * cost, one thread per hash (the pool runs checks side by side). */
+	pass_ok = auth_password_verify(h, pass, plen);
+	return user_ok && pass_ok;
 }
 
 bool

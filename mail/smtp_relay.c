@@ -37,6 +37,8 @@ struct smtp_relay {
 	size_t              nrcpt, next_rcpt;
 	const char         *data;
 	size_t              len;
+	size_t              sent;	/* body bytes handed to the connection */
+	bool                bol;	/* the next body byte starts a line */
 	bool                body_8bit;
 	char               *downgraded;	/* owned: 7-bit copy of data */
 	bool                tls;
@@ -47,31 +49,50 @@ struct smtp_relay {
 	void               *arg;
 };
 
-int
-smtp_dot_stuff(struct evbuffer *out, const char *data, size_t len)
+/* Dot-stuffs whole lines of data into out (every line end written as
+ * CRLF, a leading '.' doubled); *bol carries "at a line start" from one
+ * call to the next. */
+static int
+stuff_lines(struct evbuffer *out, const char *data, size_t len, bool *bol)
 {
 	size_t i = 0;
-	bool bol = true;
 
 	while (i < len) {
 		size_t j = i;
-		if (bol && data[i] == '.' && evbuffer_add(out, ".", 1) < 0)
+		if (*bol && data[i] == '.' && evbuffer_add(out, ".", 1) < 0)
 			return -1;
 		while (j < len && data[j] != '\r' && data[j] != '\n')
 			j++;
 		if (evbuffer_add(out, data + i, j - i) < 0)
 			return -1;
-		bol = j < len;
-		if (!bol)
+		*bol = j < len;
+		if (!*bol)
 			break;
 		if (evbuffer_add(out, "\r\n", 2) < 0)
 			return -1;
 		i = (data[j] == '\r' && j + 1 < len && data[j + 1] == '\n') ?
 		    j + 2 : j + 1;
 	}
+	return 0;
+}
+
+/* The end of DATA: a last line end if the data lacked one, then ".". */
+static int
+stuff_end(struct evbuffer *out, bool bol)
+{
 	if (!bol && evbuffer_add(out, "\r\n", 2) < 0)
 		return -1;
 	return evbuffer_add(out, ".\r\n", 3);
+}
+
+int
+smtp_dot_stuff(struct evbuffer *out, const char *data, size_t len)
+{
+	bool bol = true;
+
+	if (stuff_lines(out, data, len, &bol) < 0)
+		return -1;
+	return stuff_end(out, bol);
 }
 
 static void
@@ -217,6 +238,49 @@ has_8bit(const char *s, size_t n)
 		if ((unsigned char)s[i] >= 0x80)
 			return true;
 	return false;
+}
+
+/* The body goes to the connection in slices of whole lines, the next one
+ * when the previous has mostly drained: each loop pass does a bounded
+ * amount of work whatever the message size (all at once, a 20 MB message
+ * held the loop for 0.65 s, HTTPS on the same worker included). Each
+ * slice is built in a buffer of its own and moved in one go: added line
+ * by line, every line would wake the TLS write callback (one record per
+ * line). */
+#define BODY_SLICE (256 * 1024)
+
+static void
+send_body(struct smtp_relay *r)
+{
+	struct evbuffer *tmp;
+	size_t end = r->len - r->sent > BODY_SLICE ? r->sent + BODY_SLICE :
+	    r->len;
+	const char *nl;
+
+	if (r->state != R_BODY || r->sent > r->len)
+		return;
+	if (end < r->len) {	/* cut after a line end */
+		nl = memchr(r->data + end, '\n', r->len - end);
+		end = nl != NULL ? (size_t)(nl - r->data) + 1 : r->len;
+	}
+	if ((tmp = evbuffer_new()) == NULL ||
+	    stuff_lines(tmp, r->data + r->sent, end - r->sent, &r->bol) < 0 ||
+	    (end == r->len && stuff_end(tmp, r->bol) < 0) ||
+	    evbuffer_add_buffer(bufferevent_get_output(r->bev), tmp) < 0) {
+		if (tmp != NULL)
+			evbuffer_free(tmp);
+		tempfail(r, "out of memory");
+		return;
+	}
+	evbuffer_free(tmp);
+	/* past the end (len + 1): the final "." is out, nothing more */
+	r->sent = end == r->len ? r->len + 1 : end;
+}
+
+static void
+relay_write(struct bufferevent *bev, void *arg)
+{
+	send_body(arg);
 }
 
 static void
@@ -368,9 +432,13 @@ on_reply(struct smtp_relay *r, int code)
 		break;
 	case R_DATA:
 		r->state = R_BODY;
-		if (smtp_dot_stuff(bufferevent_get_output(r->bev), r->data,
-		    r->len) < 0)
-			tempfail(r, "out of memory");
+		r->sent = 0;
+		r->bol = true;
+		/* the next slice when the output is down to half a slice */
+		bufferevent_setcb(r->bev, relay_read, relay_write, relay_event,
+		    r);
+		bufferevent_setwatermark(r->bev, EV_WRITE, BODY_SLICE / 2, 0);
+		send_body(r);
 		break;
 	default:
 		finish(r, 250, r->last + (strlen(r->last) > 4 ? 4 : 3));

@@ -2,6 +2,8 @@
  * state machine, a command table pairing each verb with a check and a
  * proceed function, DATA collected in memory, scrubbed, and relayed to the
  * smarthost before the final reply. Every refusal is exactly one reply. */
+#include <limits.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,7 @@ enum smtp_state {
 	S_MAIL,		/* MAIL accepted */
 	S_RCPT,		/* at least one RCPT accepted */
 	S_DATA,		/* reading the message */
+	S_SCRUB,	/* the message is being scrubbed on the runner */
 	S_RELAY,	/* the smarthost has the message; waiting for it */
 	S_AUTH,		/* waiting for an AUTH continuation line */
 	S_AUTH_WAIT,	/* the Argon2 check is on the runner; input waits */
@@ -42,22 +45,39 @@ enum auth_step { AUTH_PLAIN, AUTH_LOGIN_USER, AUTH_LOGIN_PASS };
 
 struct smtp_session;
 
-/* One Argon2 check out on the ctx's runner. Owned by this file from submit
- * until auth_job_done() frees it. The session and the job point at each
- * other; a session freed first clears `s` and parks the job on the orphan
- * list (so the loop keeps running until it is back). `run` touches only
- * ctx (immutable, own reference), user, pass and ok. */
-struct auth_job {
+enum job_kind { JOB_AUTH, JOB_SCRUB };
+
+/* One piece of blocking work out on the ctx's runner: an Argon2 check or
+ * the scrub of a message. Owned by this file from submit until its done
+ * callback frees it. The session and the job point at each other; a
+ * session freed first clears `s` and parks the job on the orphan list (so
+ * the loop keeps running until it is back). `run` touches only ctx
+ * (immutable, own reference) and the job's own fields. */
+struct smtp_job {
+	enum job_kind        kind;
 	struct smtp_session *s;		/* NULL once the session is gone */
 	struct mail_ctx     *ctx;	/* own reference */
 	struct event_base   *base;
+	/* JOB_AUTH */
 	char                 user[1024];	/* NUL-terminated */
 	size_t               ulen;
 	char                 pass[1024];	/* wiped after the check */
 	size_t               plen;
 	bool                 ok;
-	struct auth_job     *prev, *next;	/* orphans, under sessions_lock */
+	/* JOB_SCRUB: the message moves from the session to the job and,
+	 * with the result, back (only one thread touches it at a time) */
+	struct evbuffer         *msg;
+	enum mail_verdict        verdict;
+	struct mail_scrub_result res;
+	char                     err[512];
+	struct smtp_job     *prev, *next;	/* orphans, under sessions_lock */
 };
+
+/* Scrubs on the runner at once, in the whole process: each holds its
+ * message and GMime's tree of it (a few times the message size), so this
+ * bounds the memory they take; one more gets 451 and the PBX retries. */
+#define SCRUB_JOBS_MAX 2
+static atomic_uint scrub_jobs;
 
 struct smtp_session {
 	struct mail_ctx     *ctx;
@@ -73,7 +93,7 @@ struct smtp_session {
 	enum auth_step       auth_step;
 	char                 login_user[256];
 	char                 user[256];		/* authenticated as */
-	struct auth_job     *job;		/* in flight; NULL when none */
+	struct smtp_job     *job;		/* in flight; NULL when none */
 	/* the transaction */
 	char                 from[SMTP_ADDR_MAX + 1];
 	char               (*rcpt)[SMTP_ADDR_MAX + 1];
@@ -82,6 +102,8 @@ struct smtp_session {
 	struct evbuffer     *msg;
 	uint64_t             size;
 	bool                 too_big, long_line, in_long_line;
+	unsigned             lines;		/* DATA lines so far */
+	unsigned             bad_line;		/* first with CR/LF/NUL; 0 = none */
 	struct mail_scrub_result res;
 	struct smtp_relay   *relay;
 	/* the per-process list of live sessions (for shutdown) */
@@ -90,7 +112,7 @@ struct smtp_session {
 
 static pthread_mutex_t sessions_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct smtp_session *sessions;
-static struct auth_job *orphans;	/* jobs whose session has ended */
+static struct smtp_job *orphans;	/* jobs whose session has ended */
 
 static void process_input(struct smtp_session *);
 static void session_close(struct smtp_session *);
@@ -150,7 +172,7 @@ registry_remove(struct smtp_session *s)
 }
 
 static void
-orphan_remove(struct auth_job *j)
+orphan_remove(struct smtp_job *j)
 {
 	pthread_mutex_lock(&sessions_lock);
 	if (j->prev != NULL)
@@ -170,6 +192,7 @@ reset_transaction(struct smtp_session *s)
 	s->body_8bit = false;
 	s->size = 0;
 	s->too_big = s->long_line = s->in_long_line = false;
+	s->lines = s->bad_line = 0;
 	if (s->msg != NULL) {
 		evbuffer_free(s->msg);
 		s->msg = NULL;
@@ -386,11 +409,148 @@ relay_done(void *arg, int code, const char *text, const char *smarthost)
 	    "refused_by_smarthost", line, smarthost);
 }
 
+/* After the scrub (inline or back from the runner): refuse, or hand the
+ * message (s->msg, or the scrubbed copy in s->res) to the smarthost. */
+static void
+scrub_verdict(struct smtp_session *s, enum mail_verdict v, const char *err)
+{
+	char line[700];
+	const char *data;
+	size_t len;
+
+	if (v == MAIL_SCRUB_REJECT) {
+		snprintf(line, sizeof(line), "554 5.7.1 Message refused: it "
+		    "carries credentials (rule %s)", s->res.reject_rule);
+		finish_message(s, "rejected", line, NULL);
+		return;
+	}
+	if (v == MAIL_SCRUB_ERROR) {
+		snprintf(line, sizeof(line), "554 5.6.0 Message refused: it "
+		    "could not be checked: %s", err);
+		finish_message(s, "unchecked", line, NULL);
+		return;
+	}
+	len = v == MAIL_SCRUB_CHANGED ? s->res.outlen :
+	    evbuffer_get_length(s->msg);
+	data = v == MAIL_SCRUB_CHANGED ? s->res.out : len == 0 ? "" :
+	    (const char *)evbuffer_pullup(s->msg, -1);
+	if (data == NULL) {
+		finish_message(s, "tempfail", "451 4.3.1 Insufficient memory "
+		    "for the message; try again later", NULL);
+		return;
+	}
+	enter_state(s, S_RELAY);
+	bufferevent_disable(s->bev, EV_READ);
+	s->relay = smtp_relay_start(s->ctx, s->base, s->from, s->rcpt, s->nrcpt,
+	    data, len, s->body_8bit, relay_done, s);
+	if (s->relay == NULL)
+		finish_message(s, "tempfail", "451 4.3.0 Cannot start the relay "
+		    "to the smarthost; try again later", NULL);
+}
+
+static void
+job_free(struct smtp_job *j)
+{
+	OPENSSL_cleanse(j->user, sizeof(j->user));
+	OPENSSL_cleanse(j->pass, sizeof(j->pass));
+	if (j->kind == JOB_SCRUB) {
+		if (j->msg != NULL)
+			evbuffer_free(j->msg);
+		mail_scrub_result_free(&j->res);
+		atomic_fetch_sub(&scrub_jobs, 1);
+	}
+	mail_ctx_unref(j->ctx);
+	free(j);
+}
+
+/* On a runner thread: the message is the job's own until it is back. */
+static void
+scrub_job_run(void *arg)
+{
+	struct smtp_job *j = arg;
+	size_t len = evbuffer_get_length(j->msg);
+	const char *msg = len ? (const char *)evbuffer_pullup(j->msg, -1) : "";
+
+	if (msg == NULL) {
+		snprintf(j->err, sizeof(j->err), "out of memory");
+		j->verdict = MAIL_SCRUB_ERROR;
+		return;
+	}
+	j->verdict = mail_scrub(j->ctx->rules, msg, len, MAIL_SCRUB_CRLF,
+	    &j->res, j->err, sizeof(j->err));
+}
+
+/* Back on the session's loop: the message and the result return to the
+ * session, which goes on as after an inline scrub. A session that ended
+ * meanwhile gets nothing; the job is freed. */
+static void
+scrub_job_done(void *arg)
+{
+	struct smtp_job *j = arg;
+	struct smtp_session *s = j->s;
+
+	if (s == NULL)
+		orphan_remove(j);
+	else
+		s->job = NULL;
+	if (s == NULL || s->freeing || s->state != S_SCRUB) {
+		job_free(j);
+		return;
+	}
+	s->msg = j->msg;
+	j->msg = NULL;
+	s->res = j->res;
+	memset(&j->res, 0, sizeof(j->res));
+	scrub_verdict(s, j->verdict, j->err);
+	job_free(j);
+}
+
+/* Scrubbing a large message takes up to a second of CPU: on the loop it
+ * would stall every connection of this worker, HTTPS included. The
+ * message goes to the runner (the gateway's pool) and the session waits
+ * in S_SCRUB with its input paused, like in S_RELAY. */
+static void
+scrub_submit(struct smtp_session *s)
+{
+	struct smtp_job *j;
+
+	if (atomic_fetch_add(&scrub_jobs, 1) >= SCRUB_JOBS_MAX) {
+		atomic_fetch_sub(&scrub_jobs, 1);
+		finish_message(s, "tempfail", "451 4.3.2 Too many messages "
+		    "being checked at once; try again later", NULL);
+		return;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		atomic_fetch_sub(&scrub_jobs, 1);
+		finish_message(s, "tempfail", "451 4.3.1 Insufficient memory "
+		    "for the message; try again later", NULL);
+		return;
+	}
+	j->kind = JOB_SCRUB;
+	j->s = s;
+	j->ctx = mail_ctx_ref(s->ctx);
+	j->base = s->base;
+	j->msg = s->msg;
+	s->msg = NULL;
+	s->job = j;
+	enter_state(s, S_SCRUB);
+	bufferevent_disable(s->bev, EV_READ);
+	if (s->ctx->submit(s->ctx->submit_arg, s->base, scrub_job_run,
+	    scrub_job_done, j) < 0) {
+		s->job = NULL;
+		s->msg = j->msg;
+		j->msg = NULL;
+		job_free(j);
+		finish_message(s, "tempfail", "451 4.3.2 The gateway is busy "
+		    "checking other work; try again later", NULL);
+	}
+}
+
 static void
 data_done(struct smtp_session *s)
 {
 	char err[512], line[700];
-	const char *msg, *data;
+	const char *msg;
 	size_t len;
 	enum mail_verdict v;
 
@@ -406,6 +566,17 @@ data_done(struct smtp_session *s)
 		finish_message(s, "line_too_long", line, NULL);
 		return;
 	}
+	if (s->bad_line > 0) {
+		snprintf(line, sizeof(line), "554 5.6.0 Message refused: line "
+		    "%u holds a bare CR, a bare LF or a NUL byte; send CRLF "
+		    "line ends only (RFC 5321 2.3.8)", s->bad_line);
+		finish_message(s, "bad_line_end", line, NULL);
+		return;
+	}
+	if (s->ctx->submit != NULL) {
+		scrub_submit(s);
+		return;
+	}
 	len = evbuffer_get_length(s->msg);
 	msg = len ? (const char *)evbuffer_pullup(s->msg, -1) : "";
 	if (msg == NULL) {
@@ -415,30 +586,45 @@ data_done(struct smtp_session *s)
 	}
 	v = mail_scrub(s->ctx->rules, msg, len, MAIL_SCRUB_CRLF, &s->res, err,
 	    sizeof(err));
-	if (v == MAIL_SCRUB_REJECT) {
-		snprintf(line, sizeof(line), "554 5.7.1 Message refused: it "
-		    "carries credentials (rule %s)", s->res.reject_rule);
-		finish_message(s, "rejected", line, NULL);
-		return;
-	}
-	if (v == MAIL_SCRUB_ERROR) {
-		snprintf(line, sizeof(line), "554 5.6.0 Message refused: it "
-		    "could not be checked: %s", err);
-		finish_message(s, "unchecked", line, NULL);
-		return;
-	}
-	data = v == MAIL_SCRUB_CHANGED ? s->res.out : msg;
-	len = v == MAIL_SCRUB_CHANGED ? s->res.outlen : len;
-	enter_state(s, S_RELAY);
-	bufferevent_disable(s->bev, EV_READ);
-	s->relay = smtp_relay_start(s->ctx, s->base, s->from, s->rcpt, s->nrcpt,
-	    data, len, s->body_8bit, relay_done, s);
-	if (s->relay == NULL)
-		finish_message(s, "tempfail", "451 4.3.0 Cannot start the relay "
-		    "to the smarthost; try again later", NULL);
+	scrub_verdict(s, v, err);
 }
 
 /* ---- DATA ---- */
+
+/* Does the first n bytes of `in` (one DATA line without its CRLF) hold a
+ * CR, an LF or a NUL? GMime reads a bare CR or LF as part of a header or
+ * a line of its own, while the relay writes every one as a line end: what
+ * the rules judged and what the smarthost reads would differ (a bare CR
+ * ends the header block there, so a header GMime saw as one turns into
+ * unscanned body). Such a message is refused, never "repaired". */
+static bool
+line_has_bare_eol(struct evbuffer *in, size_t n)
+{
+	struct evbuffer_iovec v[16];
+	struct evbuffer_ptr p;
+	size_t seen = 0;
+
+	if (evbuffer_ptr_set(in, &p, 0, EVBUFFER_PTR_SET) < 0)
+		return true;
+	while (seen < n) {
+		int k = evbuffer_peek(in, (ev_ssize_t)(n - seen), &p, v, 16);
+		if (k <= 0)
+			return true;	/* cannot look: fail closed */
+		for (int i = 0; i < k && i < 16 && seen < n; i++) {
+			size_t m = v[i].iov_len < n - seen ? v[i].iov_len :
+			    n - seen;
+			if (memchr(v[i].iov_base, '\r', m) != NULL ||
+			    memchr(v[i].iov_base, '\n', m) != NULL ||
+			    memchr(v[i].iov_base, '\0', m) != NULL)
+				return true;
+			seen += m;
+		}
+		if (seen < n && evbuffer_ptr_set(in, &p, seen,
+		    EVBUFFER_PTR_SET) < 0)
+			return true;
+	}
+	return false;
+}
 
 static void
 data_append(struct smtp_session *s, struct evbuffer *in, size_t n, size_t eol)
@@ -449,7 +635,7 @@ data_append(struct smtp_session *s, struct evbuffer *in, size_t n, size_t eol)
 		s->msg = NULL;
 	}
 	s->size += n + 2;
-	if (s->too_big || s->long_line) {
+	if (s->too_big || s->long_line || s->bad_line > 0) {
 		evbuffer_drain(in, n + eol);
 		return;
 	}
@@ -498,6 +684,11 @@ data_input(struct smtp_session *s, struct evbuffer *in)
 			evbuffer_drain(in, 1);
 			n--;
 		}
+		if (s->lines < UINT_MAX)
+			s->lines++;
+		if (s->bad_line == 0 && !s->too_big && !s->long_line &&
+		    line_has_bare_eol(in, n))
+			s->bad_line = s->lines;
 		data_append(s, in, n, eol);
 	}
 }
@@ -657,20 +848,11 @@ hold_input(struct smtp_session *s, bool hold)
 	    hold ? s->ctx->s.max_line : 0);
 }
 
-static void
-auth_job_free(struct auth_job *j)
-{
-	OPENSSL_cleanse(j->user, sizeof(j->user));
-	OPENSSL_cleanse(j->pass, sizeof(j->pass));
-	mail_ctx_unref(j->ctx);
-	free(j);
-}
-
 /* On a runner thread: only the job's own copies and the immutable ctx. */
 static void
 auth_job_run(void *arg)
 {
-	struct auth_job *j = arg;
+	struct smtp_job *j = arg;
 
 	j->ok = smtp_auth_check(j->ctx, j->user, j->ulen, j->pass, j->plen);
 	OPENSSL_cleanse(j->pass, sizeof(j->pass));
@@ -682,7 +864,7 @@ auth_job_run(void *arg)
 static void
 auth_job_done(void *arg)
 {
-	struct auth_job *j = arg;
+	struct smtp_job *j = arg;
 	struct smtp_session *s = j->s;
 	bool go_on = false;
 
@@ -694,7 +876,7 @@ auth_job_done(void *arg)
 		hold_input(s, false);
 		go_on = auth_result(s, j->ok, j->user);
 	}
-	auth_job_free(j);
+	job_free(j);
 	if (go_on)
 		process_input(s);
 }
@@ -705,7 +887,7 @@ static void
 auth_check(struct smtp_session *s, const char *user, size_t ulen,
     const char *pass, size_t plen)
 {
-	struct auth_job *j;
+	struct smtp_job *j;
 
 	if (s->ctx->submit == NULL) {
 		auth_result(s, smtp_auth_check(s->ctx, user, ulen, pass, plen),
@@ -719,6 +901,7 @@ auth_check(struct smtp_session *s, const char *user, size_t ulen,
 		reply(s, "454 4.7.0 Temporary authentication failure");
 		return;
 	}
+	j->kind = JOB_AUTH;
 	j->s = s;
 	j->ctx = mail_ctx_ref(s->ctx);
 	j->base = s->base;
@@ -732,7 +915,7 @@ auth_check(struct smtp_session *s, const char *user, size_t ulen,
 	if (s->ctx->submit(s->ctx->submit_arg, s->base, auth_job_run,
 	    auth_job_done, j) < 0) {
 		s->job = NULL;
-		auth_job_free(j);
+		job_free(j);
 		hold_input(s, false);
 		enter_state(s, S_READY);
 		reply(s, "454 4.7.0 Temporary authentication failure");
@@ -1117,7 +1300,7 @@ lifetime_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (s->freeing || s->state == S_CLOSING)
 		return;
-	if (s->state == S_RELAY) {
+	if (s->state == S_RELAY || s->state == S_SCRUB) {
 		s->shutdown = true;
 		return;
 	}
@@ -1200,7 +1383,7 @@ mail_sessions_count(const struct event_base *base)
 	for (struct smtp_session *s = sessions; s != NULL; s = s->next)
 		if (s->base == base && (!s->freeing || s->job != NULL))
 			n++;
-	for (struct auth_job *j = orphans; j != NULL; j = j->next)
+	for (struct smtp_job *j = orphans; j != NULL; j = j->next)
 		if (j->base == base)
 			n++;
 	pthread_mutex_unlock(&sessions_lock);

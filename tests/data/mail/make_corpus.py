@@ -243,6 +243,125 @@ def ja_html_related():
         qp(JA_HTML.encode("iso-2022-jp")), a, r, b64(png), r)
 
 
+# HTML that a browser reads differently from a naive tag stripper (issue 12
+# #17): a reference without ';', comments closed by "<!-->" and "--!>",
+# quotes inside bogus comments (they end at the first '>'), and labels split
+# by invisible characters written as named references.
+EN_HTML_BROWSER = """<html><body>
+<p>Hello Henry,</p>
+<p>Your extension number is 1012.</p>
+<p>&#80assword: Np1Secret1012</p>
+<!-->
+<p>Password: Ec2Secret1013</p>
+<!-- note --!>
+<p>Password: Bang3Secret1014</p>
+<!x "><p>Password: Bq4Secret1015</p><p>"quoted</p>
+<?php '><p>Password: Pi5Secret1016</p><p>'quoted</p>
+<p>Pass&ZeroWidthSpace;word: Zw6Secret1017</p>
+<p>Password&NoBreak;: Nb7Secret1018</p>
+<p>Pass&shy;word:&nbsp;Sh8Secret1019</p>
+<p>Web&nbsp;Client&nbsp;Password: Wc9Secret1020</p>
+<p>Pass&#x200B;word&colon; Hx0Secret1021</p>
+<p><img alt="Password: Alt1Secret1022" src="cid:logo"></p>
+<p>Regards,<br>Your PBX administrator</p>
+</body></html>
+"""
+
+# Wordings the first rules missed (issue 12 #15), one class per message:
+# quoted values, separators other than ':', other labels, and passwords
+# holding < or " (only their first part used to go).
+EN_QUOTES = """Hello Ivan,
+
+Your extension number is 1013.
+Password: "Dq1Secret1013"
+Web Client Password: “Cq2Secret1014”
+PIN: '551301'
+Password: ‘Sq3Secret1015’
+Password: <Aq4Secret1016>
+Password: «Gq5Secret1017»
+Your password is "Tw7Part1018 Pa8Part1018".
+Log in with the password 'Sg6Secret1019'.
+
+Regards,
+Your PBX administrator
+"""
+
+EN_SEPARATORS = """Hello Judy,
+
+Your extension number is 1020.
+Password\tTb1Secret1020
+Password    Sp2Secret1021
+Password - Dh3Secret1022
+Password – En4Secret1023
+PIN\t552201
+Voicemail PIN  552202
+Password = Eq5Secret1024
+
+Regards,
+Your PBX administrator
+"""
+
+EN_LABELS = """Hello Karl,
+
+Your extension number is 1025.
+PW: Pw1Secret1025
+Pwd: Pd2Secret1026
+WebClientPassword: Wc3Secret1027
+Web Client Password  Wc4Secret1028
+SIP.Password = Sp5Secret1029
+VoicemailPIN: 552301
+Extension passcode\tEp6Secret1030
+
+Regards,
+Your PBX administrator
+"""
+
+EN_PARTIAL = """Hello Lena,
+
+Your extension number is 1031.
+Password: Pa1rt<Lt2rt1031
+Password: Qa1rt"Qt2rt1032
+Your password is Se1nt<Se2nt1033.
+Web Client Password: "Qu1ot"Qu2ot1034"
+
+Regards,
+Your PBX administrator
+"""
+
+EN_PARTIAL_HTML = """<html><body>
+<p>Hello Mona,</p>
+<p>Your extension number is 1035.</p>
+<p>Password: Ha1rt&lt;Hb2rt1035</p>
+<p>Password: Hc1rt&quot;Hd2rt1036</p>
+<p>PW&nbsp;-&nbsp;&quot;He1rt&gt;Hf2rt1037&quot;</p>
+<p>Regards,</p>
+</body></html>
+"""
+
+JA_WORDING = """山田 様
+
+内線番号は 2010 です。
+パスワード：「Jq1Secret2010」
+ログインパスワード：Jl2Secret2011
+【パスワード】Jb3Secret2012
+パスワード　Js4Secret2013
+暗証番号　　552401
+ＰＩＮコード：552402
+Webクライアントパスワード＝Jw5Secret2014
+パスワード − Jd6Secret2015
+初期パスワード：『Jk7Secret2016』
+パスワードは “Jc8Secret2017” です。
+パスワード：Jp9a<Jp9b"2018
+よろしくお願いいたします。
+"""
+
+JA_WORDING_SECRETS = ["Jq1Secret2010", "Jl2Secret2011", "Jb3Secret2012",
+                      "Js4Secret2013", "552401", "552402", "Jw5Secret2014",
+                      "Jd6Secret2015", "Jk7Secret2016", "Jc8Secret2017",
+                      "Jp9a", "Jp9b"]
+JA_WORDING_KEEP = ["内線番号は 2010 です。",
+                   "よろしくお願いいたします。"]
+
 MESSAGES = [
     ("en_plain_7bit", single("Welcome to your new extension 1001",
                              "text/plain", "us-ascii", "7bit", EN_WELCOME),
@@ -322,6 +441,59 @@ MESSAGES = [
      ["Rh2Secret1010", "Up3Secret1011"],
      ["Hello Grace,", "Open the web client", "Thank you.",
       "https://pbx.example.com:5001/webclient/#/login?user=1010"]),
+    ("en_html_browser_view", single("Welcome, extension 1012", "text/html",
+                                    "utf-8", "quoted-printable",
+                                    encode(EN_HTML_BROWSER, "utf-8",
+                                           "quoted-printable")),
+     ["Np1Secret1012", "Ec2Secret1013", "Bang3Secret1014", "Bq4Secret1015",
+      "Pi5Secret1016", "Zw6Secret1017", "Nb7Secret1018", "Sh8Secret1019",
+      "Wc9Secret1020", "Hx0Secret1021", "Alt1Secret1022"],
+     ["Your extension number is 1012.", "Hello Henry,", "Regards,"]),
+    ("en_wording_quotes", single("Welcome, extension 1013", "text/plain",
+                                 "utf-8", "quoted-printable",
+                                 encode(EN_QUOTES, "utf-8",
+                                        "quoted-printable")),
+     ["Dq1Secret1013", "Cq2Secret1014", "551301", "Sq3Secret1015",
+      "Aq4Secret1016", "Gq5Secret1017", "Tw7Part1018", "Pa8Part1018",
+      "Sg6Secret1019"],
+     ["Your extension number is 1013.", "Regards,"]),
+    ("en_wording_separators", single("Welcome, extension 1020", "text/plain",
+                                     "us-ascii", "7bit", EN_SEPARATORS.replace(
+                                         "\u2013", "-")),
+     ["Tb1Secret1020", "Sp2Secret1021", "Dh3Secret1022", "En4Secret1023",
+      "552201", "552202", "Eq5Secret1024"],
+     ["Your extension number is 1020.", "Regards,"]),
+    ("en_wording_separators_utf8", single("Welcome, extension 1020",
+                                          "text/plain", "utf-8", "base64",
+                                          encode(EN_SEPARATORS, "utf-8",
+                                                 "base64")),
+     ["Tb1Secret1020", "Sp2Secret1021", "Dh3Secret1022", "En4Secret1023",
+      "552201", "552202", "Eq5Secret1024"],
+     ["Your extension number is 1020.", "Regards,"]),
+    ("en_wording_labels", single("Welcome, extension 1025", "text/plain",
+                                 "us-ascii", "7bit", EN_LABELS),
+     ["Pw1Secret1025", "Pd2Secret1026", "Wc3Secret1027", "Wc4Secret1028",
+      "Sp5Secret1029", "552301", "Ep6Secret1030"],
+     ["Your extension number is 1025.", "Regards,"]),
+    ("en_wording_partial", single("Password reminder", "text/plain",
+                                  "us-ascii", "7bit", EN_PARTIAL),
+     ["Pa1rt", "Lt2rt1031", "Qa1rt", "Qt2rt1032", "Se1nt", "Se2nt1033",
+      "Qu1ot", "Qu2ot1034"],
+     ["Your extension number is 1031.", "Regards,"]),
+    ("en_wording_partial_html", single("Password reminder", "text/html",
+                                       "utf-8", "7bit", EN_PARTIAL_HTML),
+     ["Ha1rt", "Hb2rt1035", "Hc1rt", "Hd2rt1036", "He1rt", "Hf2rt1037"],
+     ["Your extension number is 1035.", "Regards,"]),
+    ("ja_wording_utf8_b64", single("\u5185\u7dda 2010 \u306e\u3054\u6848\u5185",
+                                   "text/plain", "utf-8", "base64",
+                                   encode(JA_WORDING, "utf-8", "base64"),
+                                   "utf-8"),
+     JA_WORDING_SECRETS, JA_WORDING_KEEP),
+    ("ja_wording_iso2022jp", single("\u5185\u7dda 2010 \u306e\u3054\u6848\u5185",
+                                    "text/plain", "ISO-2022-JP", "7bit",
+                                    encode(JA_WORDING, "iso-2022-jp", "7bit"),
+                                    "iso-2022-jp"),
+     JA_WORDING_SECRETS, JA_WORDING_KEEP),
     ("nested_forward", nested(),
      ["Fw7Secret5001", "Nh2Secret5002", "918273"],
      ["Nested hello.", "Nested regards.", "Forwarded note.",

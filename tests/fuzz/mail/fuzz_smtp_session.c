@@ -50,9 +50,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	kw(&s, "smtp_max_recipients", "4", NULL);
 	kw(&s, "smtp_max_line", "1000", NULL);
 	kw(&s, "smtp_timeout", "2s", NULL);
-	/* argon2id of "pw", salt "saltsalt", t=1 m=8: "\0pbx\0pw" logs in */
-	kw(&s, "smtp_auth", "pbx", "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$"
-	    "V4H3HtTOx/OSF1MH0AOC7qYPwyx7EScAQXWSGhaLb7Q");
+	/* argon2id of "pw", salt "saltsalt", t=2 m=19456: "\0pbx\0pw" logs in */
+	kw(&s, "smtp_auth", "pbx", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$"
+	    "RYTSaq5wR1vyiFOpAFcPZ7GF1vb83OZ55tHW2rcQ8LA");
 	if (mail_settings_finish(&s, err, sizeof(err)) != 0) {
 		fprintf(stderr, "finish: %s\n", err);
 		abort();

@@ -115,7 +115,7 @@ main(int argc, char **argv)
 		unsigned char salt[16];
 		char enc[256];
 		if (RAND_bytes(salt, sizeof(salt)) != 1 ||
-		    argon2id_hash_encoded(1, 8192, 1, argv[2], strlen(argv[2]),
+		    argon2id_hash_encoded(2, 19456, 1, argv[2], strlen(argv[2]),
 		    salt, sizeof(salt), 32, enc, sizeof(enc)) != ARGON2_OK)
 			return 2;
 		printf("%s\n", enc);

@@ -49,12 +49,13 @@ collect(GMimeObject *o, GString *out)
 	}
 	if (GMIME_IS_TEXT_PART(o)) {
 		char *t = g_mime_text_part_get_text(GMIME_TEXT_PART(o));
-		struct mail_html_view v;
+		struct mail_view v;
+		bool toobig;
 		g_string_append(out, t);
 		g_string_append(out, "\n");
-		if (mail_html_view(t, strlen(t), &v) == 0) {
+		if (mail_html_view(t, strlen(t), &v, &toobig) == 0) {
 			g_string_append_len(out, v.text, (gssize)v.len);
-			mail_html_view_free(&v);
+			mail_view_free(&v);
 		}
 		g_free(t);
 		return;
@@ -99,15 +100,16 @@ struct run {
 	char                    *seen;	/* visible(): g_free */
 	const char              *raw;
 	size_t                   rawlen;
+	char                     err[512];
 };
 
 static void
 scrub(struct run *r, const char *rules_text, const char *msg)
 {
 	struct mail_rules *rs = rules(rules_text);
-	char err[512];
 
-	r->v = mail_scrub(rs, msg, strlen(msg), 0, &r->res, err, sizeof(err));
+	r->v = mail_scrub(rs, msg, strlen(msg), 0, &r->res, r->err,
+	    sizeof(r->err));
 	mail_rules_free(rs);
 	r->raw = r->v == MAIL_SCRUB_CHANGED ? r->res.out : msg;
 	r->rawlen = r->v == MAIL_SCRUB_CHANGED ? r->res.outlen : strlen(msg);
@@ -178,6 +180,54 @@ Test(scrub_kind, no_secret_group_replaces_whole_match)
 	gone(&r, "token-12345");
 	kept(&r, "Before " NOTICE " after.");
 	done(&r);
+}
+
+/* Invisible format characters split no label in plain text either
+ * (issue 12 #17); the secret goes with any such character inside it. */
+Test(scrub_kind, format_characters_do_not_split_a_plain_label)
+{
+	static const char *const label[] = {
+		"Pass\u200bword", "Pass\u00adword", "Pass\u200dword",
+		"Pass\u2060word", "Pass\ufeffword", "Pass\u202eword",
+	};
+
+	for (size_t i = 0; i < sizeof(label) / sizeof(label[0]); i++) {
+		char msg[512];
+		struct run r;
+
+		snprintf(msg, sizeof(msg), HDR "Content-Type: text/plain; "
+		    "charset=utf-8\n\nHello.\n%s:\u00a0Fc3\u200bSecret\nBye.\n",
+		    label[i]);
+		scrub(&r, LABEL_RULE, msg);
+		cr_assert_eq(r.v, MAIL_SCRUB_CHANGED, "%s", label[i]);
+		gone(&r, "Fc3");
+		gone(&r, "Secret");
+		kept(&r, "Hello.");
+		kept(&r, "Bye.");
+		done(&r);
+	}
+}
+
+/* Markup built to blow up gumbo's tree (each new paragraph re-opens every
+ * distinct formatting element the previous one closed: 1500 x 3000 clones)
+ * hits the memory budget and the part is refused, never passed unchecked. */
+Test(scrub_html, tree_blowup_fails_closed, .timeout = 60)
+{
+	GString *h = g_string_new(HDR "Content-Type: text/html\n\n");
+	struct run r;
+
+	g_string_append(h, "<p>");
+	for (int i = 0; i < 1500; i++)
+		g_string_append_printf(h, "<b id=%d>", i);
+	for (int i = 0; i < 3000; i++)
+		g_string_append(h, "</p><p>x");
+	g_string_append(h, "Password: Bl34\n");
+	scrub(&r, LABEL_RULE, h->str);
+	cr_expect_eq(r.v, MAIL_SCRUB_ERROR);
+	cr_expect_not_null(strstr(r.err, "HTML too large or too deeply nested"),
+	    "%s", r.err);
+	done(&r);
+	g_string_free(h, TRUE);
 }
 
 Test(scrub_kind, clean_message_is_untouched)
@@ -461,6 +511,49 @@ static const struct html_case html_cases[] = {
 	    "Next" },
 	{ "nbsp_before_value", "<p>Password:&nbsp;Nb12</p><p>Next</p>", "Nb12",
 	    "Next" },
+	/* What a browser reads and a tag stripper did not (issue 12 #17). */
+	{ "numeric_ref_without_semicolon",
+	    "<p>&#80assword: Ns13</p><p>Next</p>", "Ns13", "Next" },
+	{ "hex_ref_without_semicolon",
+	    "<p>Password&#x3a Hs14</p><p>Next</p>", "Hs14", "Next" },
+	{ "empty_comment_abrupt", "<!--><p>Password: Ec15</p><p>Next</p>",
+	    "Ec15", "Next" },
+	{ "empty_comment_abrupt_dash",
+	    "<!---><p>Password: Ed16</p><p>Next</p>", "Ed16", "Next" },
+	{ "comment_closed_by_bang", "<!-- a --!><p>Password: Cb17</p><p>Next</p>",
+	    "Cb17", "Next" },
+	{ "quote_in_bogus_comment",
+	    "<!x \"><p>Password: Bq18</p><p>\"q</p><p>Next</p>", "Bq18",
+	    "Next" },
+	{ "quote_in_processing_instruction",
+	    "<?x '><p>Password: Pi19</p><p>'q</p><p>Next</p>", "Pi19", "Next" },
+	{ "zero_width_space_named",
+	    "<p>Pass&ZeroWidthSpace;word: Zw20</p><p>Next</p>", "Zw20", "Next" },
+	{ "no_break_named", "<p>Password&NoBreak;: Nb21</p><p>Next</p>", "Nb21",
+	    "Next" },
+	{ "zwj_numeric", "<p>Pass&#8205;word: Zj22</p><p>Next</p>", "Zj22",
+	    "Next" },
+	{ "nbsp_in_label", "<p>Web&nbsp;Client&nbsp;Password: Wc23</p><p>Next</p>",
+	    "Wc23", "Next" },
+	{ "legacy_ref_without_semicolon",
+	    "<p>Password: Q&ampW24</p><p>Next</p>", "Q&W24", "Next" },
+	{ "rare_named_colon", "<p>Password&colon; Rc25</p><p>Next</p>", "Rc25",
+	    "Next" },
+	{ "alt_text", "<p><img alt=\"Password: Al26\" src=x></p><p>Next</p>",
+	    "Al26", "Next" },
+	{ "title_attribute_unquoted",
+	    "<p title=Password:Tu27>x</p><p>Next</p>", "Tu27", "Next" },
+	{ "comment_text", "<!-- Password: Ct28 --><p>Next</p>", "Ct28", "Next" },
+	{ "cr_lf_inside_text", "<p>Password:\r\n Cr29</p><p>Next</p>", "Cr29",
+	    "Next" },
+	{ "secret_in_script", "<script>var Password= 'x';\nPassword: Sc30\n"
+	    "</script><p>Next</p>", "Sc30", "Next" },
+	{ "deep_nesting", "<div><div><div><div><div><div><b><i><u><s>"
+	    "Password: Dn31</s></u></i></b></div></div></div></div></div></div>"
+	    "<p>Next</p>", "Dn31", "Next" },
+	{ "table_foster_parented",
+	    "<table>Password: Fp32<tr><td>x</td></tr></table><p>Next</p>",
+	    "Fp32", "Next" },
 };
 
 static size_t idx_scrub_html_each[64];
@@ -579,6 +672,9 @@ static const char *corpus[] = {
 	"ja_utf8_b64", "ja_iso2022jp_7bit", "ja_sjis_b64", "ja_eucjp_qp",
 	"latin1_qp", "subject_encoded_word", "attachments_mixed",
 	"nested_forward", "ja_html_related_iso2022jp", "en_reminder_html_b64",
+	"en_html_browser_view", "en_wording_quotes", "en_wording_separators",
+	"en_wording_separators_utf8", "en_wording_labels", "en_wording_partial",
+	"en_wording_partial_html", "ja_wording_utf8_b64", "ja_wording_iso2022jp",
 };
 
 static size_t idx_corpus_shipped_rules[64];
@@ -670,6 +766,20 @@ Test(scrub_structure, application_xml_part_is_scanned)
 	cr_assert_eq(r.v, MAIL_SCRUB_CHANGED);
 	gone(&r, "Xml1Secret");
 	kept(&r, "</AuthPassword></C>");
+	done(&r);
+}
+
+/* An empty part: GMime's buffer has no data pointer (fuzz_scrub found
+ * memcpy from NULL under UBSan). */
+Test(scrub_structure, empty_parts_are_fine)
+{
+	struct run r;
+
+	scrub(&r, LABEL_RULE, HDR "Content-Type: multipart/mixed; "
+	    "boundary=\"b\"\n\n--b\nContent-Type: application/octet-stream\n"
+	    "Content-Transfer-Encoding: base64\n\n\n--b\nContent-Type: "
+	    "text/plain; charset=iso-2022-jp\n\n\n--b--\n");
+	cr_expect_eq(r.v, MAIL_SCRUB_CLEAN, "%s", r.err);
 	done(&r);
 }
 

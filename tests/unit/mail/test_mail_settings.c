@@ -126,7 +126,31 @@ static const struct bad bad_cases[] = {
 	{ "smtp_timeout", 1, { "0" }, 0, "'0': expected a duration" },
 	{ "smtp_timeout", 1, { "5h" }, 0, "'5h': expected a duration" },
 	{ "smtp_hostname", 1, { "bad host!" }, 0, "'bad host!': not a host" },
-	{ "smtp_auth", 2, { "pbx", "$argon2id$v=19$m=8,t=1,p=1$x$y" }, -1, NULL },
+	/* smtp_auth takes the gateway's own rules for a hash (issue 12 #19):
+	 * Argon2id v=19 only, cost at least m=19456 KiB, t=2. */
+	{ "smtp_auth", 2, { "pbx", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$"
+	    "RYTSaq5wR1vyiFOpAFcPZ7GF1vb83OZ55tHW2rcQ8LA" }, -1, NULL },
+	{ "smtp_auth", 2, { "pbx", "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$"
+	    "V4H3HtTOx/OSF1MH0AOC7qYPwyx7EScAQXWSGhaLb7Q" }, 1,
+	    "Argon2id cost m=8,t=1 is too weak" },
+	{ "smtp_auth", 2, { "pbx", "$argon2id$v=19$m=19456,t=1,p=1$c2FsdHNhbHQ$"
+	    "1rqh8tPZLKQkqeqRRkiwAU8zUWOX4EeFsPgLKuXJyE0" }, 1,
+	    "Argon2id cost m=19456,t=1 is too weak" },
+	{ "smtp_auth", 2, { "pbx", "$argon2id$v=19$m=19455,t=2,p=1$c2FsdHNhbHQ$"
+	    "ehTKwFic7iNYol9rCLBcXWQrmkP5nu3utDEwiNmQqTo" }, 1,
+	    "Argon2id cost m=19455,t=2 is too weak" },
+	{ "smtp_auth", 2, { "pbx", "$argon2i$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$"
+	    "dQnDqauPCqDw3dyXWZYY2phLkZCWIGZAqEVJJjwNzJ8" }, 1,
+	    "not an Argon2id hash" },
+	{ "smtp_auth", 2, { "pbx", "$argon2d$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$"
+	    "cUTIN94G5hA9srkiuf1VOmA4SvcgnahgYzpEob9UrLA" }, 1,
+	    "not an Argon2id hash" },
+	{ "smtp_auth", 2, { "pbx", "$argon2id$v=16$m=65536,t=3,p=4$c2FsdHNhbHQ$"
+	    "cUTIN94G5hA9srkiuf1VOmA4SvcgnahgYzpEob9UrLA" }, 1,
+	    "not an Argon2id hash" },
+	{ "smtp_auth", 2, { "pbx", "$argon2id$v=19$m=8388608,t=3,p=4$"
+	    "c2FsdHNhbHQ$cUTIN94G5hA9srkiuf1VOmA4SvcgnahgYzpEob9UrLA" }, 1,
+	    "Argon2id cost m=8388608,t=3,p=4 is above" },
 	{ "smtp_auth", 2, { "pbx", "/nonexistent/hash" }, 1,
 	    "/nonexistent/hash: cannot open" },
 	{ "smtp_auth", 2, { "p bx", "$argon2id$" }, 0, "'p bx': user names" },

@@ -376,12 +376,15 @@ Test(smtp_session, bare_lf_cannot_end_data_early)
 	greet();
 	envelope();
 	send_line("Subject: s\r\n\r\nA\n.\nMAIL FROM:<evil@x>\r\nB\r\n.");
-	cr_expect_str_eq(reply(), "250 2.0.0 Ok: scrubbed and relayed "
-	    "(smarthost: 2.0.0 queued as FAKE1)");
-	cr_expect_eq(sh.messages, 1);
-	/* The smarthost saw the bare LFs as CRLF lines, the "." stuffed. */
-	cr_expect_not_null(memmem(sh.got, sh.gotlen, "A\r\n..\r\nMAIL", 11),
-	    "%.*s", (int)sh.gotlen, sh.got);
+	/* Bare LFs are refused outright (issue 12 #14): the smarthost gets
+	 * nothing, and the smuggled "MAIL" stayed data, never a command. */
+	cr_expect_str_eq(reply(), "554 5.6.0 Message refused: line 3 holds a "
+	    "bare CR, a bare LF or a NUL byte; send CRLF line ends only "
+	    "(RFC 5321 2.3.8)");
+	cr_expect_eq(sh.messages, 0);
+	cr_expect_not_null(strstr(audit_last, "\"action\":\"bad_line_end\""),
+	    "%s", audit_last);
+	expect("NOOP", "250");
 }
 
 Test(smtp_session, eight_bit_downgraded_for_smarthost_without_8bitmime)
@@ -568,9 +571,9 @@ Test(smtp_session_auth, auth_required_and_checked, .init = setup_auth,
 	mail_ctx_unref(ctx);
 	mail_settings_defaults(&s);
 	argv[0] = "pbx";
-	/* argon2id of "pw", salt "saltsalt", tiny parameters for the test */
-	argv[1] = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$"
-	    "V4H3HtTOx/OSF1MH0AOC7qYPwyx7EScAQXWSGhaLb7Q";
+	/* argon2id of "pw", salt "saltsalt", the floor cost smtp_auth accepts (m=19 MiB, t=2) */
+	argv[1] = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$"
+	    "RYTSaq5wR1vyiFOpAFcPZ7GF1vb83OZ55tHW2rcQ8LA";
 	cr_assert_eq(mail_settings_keyword(&s, tmpdir, "smtp_auth", 2, argv,
 	    &bad, err, sizeof(err)), 0, "%s", err);
 	argv[0] = rules_path;
@@ -672,8 +675,8 @@ setup_runner(void)
 	mail_ctx_unref(ctx);
 	mail_settings_defaults(&s);
 	argv[0] = "pbx";
-	argv[1] = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$"
-	    "V4H3HtTOx/OSF1MH0AOC7qYPwyx7EScAQXWSGhaLb7Q";
+	argv[1] = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$"
+	    "RYTSaq5wR1vyiFOpAFcPZ7GF1vb83OZ55tHW2rcQ8LA";
 	cr_assert_eq(mail_settings_keyword(&s, tmpdir, "smtp_auth", 2, argv,
 	    &bad, err, sizeof(err)), 0, "%s", err);
 	kw(&s, "scrub_rules", rules_path, NULL);
@@ -874,4 +877,86 @@ Test(smtp_session_runner_timeout, timeout_while_job_in_flight,
 	cr_expect_eq(mail_sessions_count(base), 1, "the job is still counted");
 	fake_finish(0);
 	cr_expect_eq(mail_sessions_count(base), 0);
+}
+
+/* ---- the scrub on a runner: large messages off the loop (issue 12 #18) */
+
+/* Authenticated on the runner, then an envelope: ready for DATA. */
+static void
+runner_envelope(void)
+{
+	send_auth("pbx", "pw");
+	expect_silence();
+	fake_finish(0);
+	cr_assert_str_eq(reply(), "235 2.7.0 Authentication successful");
+	expect("MAIL FROM:<pbx@example.com>", "250 2.1.0");
+	expect("RCPT TO:<alice@example.com>", "250 2.1.5");
+	expect("DATA", "354 ");
+}
+
+Test(smtp_session_runner, scrub_waits_for_the_runner_then_replies)
+{
+	runner_envelope();
+	send_line("Subject: s\r\n\r\nTUNNELKEY here\r\n.\r\nNOOP");
+	expect_silence();
+	cr_assert_eq(fr.n, 2, "the scrub went to the runner");
+	fake_finish(1);
+	cr_expect_str_eq(reply(), "554 5.7.1 Message refused: it carries "
+	    "credentials (rule nope)");
+	cr_expect_str_eq(reply(), "250 2.0.0 Ok", "the pipelined NOOP waited "
+	    "for the verdict");
+	cr_expect_not_null(strstr(audit_last, "\"action\":\"rejected\""));
+}
+
+Test(smtp_session_runner, scrubbed_message_goes_on_to_the_smarthost)
+{
+	runner_envelope();
+	send_line("Subject: s\r\n\r\nPassword: Run1Secret\r\n.");
+	expect_silence();
+	fake_finish(1);
+	/* the fixture's smarthost (port 9) is down: the relay was tried */
+	cr_expect_eq(strncmp(reply(), "451 4.4.1", 9), 0);
+	cr_expect_not_null(strstr(audit_last, "\"rule\":\"pw\""), "%s",
+	    audit_last);
+}
+
+Test(smtp_session_runner, runner_full_gives_451_for_the_message)
+{
+	runner_envelope();
+	fr.full = true;
+	send_line("Subject: s\r\n\r\nhello\r\n.");
+	cr_expect_str_eq(reply(), "451 4.3.2 The gateway is busy checking "
+	    "other work; try again later");
+	fr.full = false;
+	expect("NOOP", "250 2.0.0 Ok");
+}
+
+Test(smtp_session_runner, hang_up_while_scrub_in_flight)
+{
+	runner_envelope();
+	send_line("Subject: s\r\n\r\nhello\r\n.");
+	expect_silence();
+	close(pbx);
+	pbx = -1;
+	for (int i = 0; i < 50; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	cr_expect_eq(mail_sessions_count(base), 1, "the scrub is still counted");
+	fake_finish(1);
+	/* as in S_RELAY, input is paused: the EOF is seen once it is done */
+	for (int i = 0; i < MAX_SPINS && mail_sessions_count(base) > 0; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	cr_expect_eq(mail_sessions_count(base), 0);
+}
+
+Test(smtp_session_runner, shutdown_while_scrub_in_flight_finishes_first)
+{
+	runner_envelope();
+	send_line("Subject: s\r\n\r\nTUNNELKEY\r\n.");
+	expect_silence();
+	mail_sessions_shutdown(base);
+	expect_silence();
+	fake_finish(1);
+	cr_expect_str_eq(reply(), "554 5.7.1 Message refused: it carries "
+	    "credentials (rule nope)");
+	cr_expect_eq(strncmp(reply(), "421 4.3.2", 9), 0);
 }

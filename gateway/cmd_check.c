@@ -1,4 +1,4 @@
-/* cmd_check.c -- `pbxgate check -c FILE`: validate a configuration like
+/* cmd_check.c -- `pbxgate check [-c FILE]`: validate a configuration like
  * `nginx -t`, building its TLS contexts and policy too. */
 #include <getopt.h>
 #include <stdio.h>
@@ -53,8 +53,9 @@ check_report(void *arg, bool warning, const char *loc, const char *msg)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: pbxgate check -c FILE\n"
-	    "  -c, --config FILE  configuration file to check\n"
+	fprintf(stderr, "usage: pbxgate check [-c FILE]\n"
+	    "  -c, --config FILE  configuration file to check (default "
+	    PBXGATE_DEFAULT_CONF ")\n"
 	    "  -h, --help         this text\n");
 }
 
@@ -85,10 +86,12 @@ gw_cmd_check(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (path == NULL || optind != argc) {
+	if (optind != argc) {
 		usage();
 		return 2;
 	}
+	if (path == NULL)
+		path = PBXGATE_DEFAULT_CONF;
 	cfg = gw_config_load_loc(path, true, NULL, check_report, &st);
 	if (cfg == NULL) {
 		fprintf(stderr, "%s: configuration is NOT valid (%u error%s)\n",

@@ -484,10 +484,12 @@ gw_cmd_run(int argc, char **argv)
 		else
 			return 2;
 	}
-	if (path == NULL) {
-		fprintf(stderr, "usage: pbxgate run -c FILE\n");
+	if (optind != argc) {
+		fprintf(stderr, "usage: pbxgate run [-d] [-c FILE]\n");
 		return 2;
 	}
+	if (path == NULL)
+		path = PBXGATE_DEFAULT_CONF;
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
 	s = calloc(1, sizeof(*s));

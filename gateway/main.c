@@ -11,13 +11,14 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: pbxgate COMMAND [options]\n"
-	    "  run -c FILE                 run the gateway in the foreground\n"
-	    "  check -c FILE               validate a configuration (and its policy)\n"
-	    "  policy explain -c FILE ...  show how the policy judges a request\n"
-	    "  user SUBCOMMAND -c FILE ... manage gateway users (see docs/auth.md)\n"
-	    "  hash [-c FILE]              print an Argon2id hash of stdin\n"
-	    "  scrub -c FILE [--explain]   scrub one message from stdin to stdout\n"
-	    "  version                     print the version\n");
+	    "  run [-c FILE]                  run the gateway in the foreground\n"
+	    "  check [-c FILE]                validate a configuration (and its policy)\n"
+	    "  policy explain [-c FILE] ...   show how the policy judges a request\n"
+	    "  user SUBCOMMAND [-c FILE] ...  manage gateway users (see pbxgate(8))\n"
+	    "  hash [-c FILE]                 print an Argon2id hash of stdin\n"
+	    "  scrub [-c FILE] [--explain]    scrub one message from stdin to stdout\n"
+	    "  version, -V                    print the version\n"
+	    "FILE defaults to " PBXGATE_DEFAULT_CONF " (hash: built-in cost)\n");
 }
 
 static void
@@ -67,11 +68,10 @@ load_settings(const char *cmd, const char *path, bool required)
 {
 	struct gw_config *cfg;
 
-	if (path == NULL) {
-		if (required)
-			fprintf(stderr, "pbxgate %s: -c FILE is required\n", cmd);
+	if (path == NULL && !required)
 		return NULL;
-	}
+	if (path == NULL)
+		path = PBXGATE_DEFAULT_CONF;
 	cfg = gw_config_load(path, false, report, NULL);
 	if (cfg == NULL)
 		fprintf(stderr, "pbxgate %s: %s: configuration has errors\n",
@@ -169,7 +169,8 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "user") == 0 || strcmp(cmd, "hash") == 0 ||
 	    strcmp(cmd, "scrub") == 0)
 		return cmd_module(argc - 1, argv + 1);
-	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 ||
+	    strcmp(cmd, "-V") == 0) {
 		printf("pbxgate %s\n", PBXGATE_VERSION);
 		return 0;
 	}

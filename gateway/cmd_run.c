@@ -4,10 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,33 +196,6 @@ make_listener(const struct sockaddr_storage *ss, socklen_t len, bool reuseport,
 		return -1;
 	}
 	return fd;
-}
-
-static int
-drop_privileges(const char *user, char *err, size_t errlen)
-{
-	struct passwd *pw;
-
-	if (user == NULL)
-		return 0;
-	pw = getpwnam(user);
-	if (pw == NULL) {
-		snprintf(err, errlen, "user %s: no such user", user);
-		return -1;
-	}
-	if (getuid() == pw->pw_uid)
-		return 0;
-	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
-		snprintf(err, errlen, "cannot become user %s: %s", user,
-		    strerror(errno));
-		return -1;
-	}
-	if (pw->pw_uid != 0 && setuid(0) == 0) {
-		snprintf(err, errlen, "dropped to %s but could regain root", user);
-		return -1;
-	}
-	return 0;
 }
 
 struct run_state {
@@ -431,7 +402,9 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 	if (finish_snapshot(rt, cfg, err, errlen) < 0 ||
 	    resolve_upstream(cfg, &rt->up_addr, &rt->up_addrlen, err, errlen) < 0 ||
 	    open_logs(rt, cfg, err, errlen) < 0 || bind_all(s, cfg, err, errlen) < 0 ||
-	    drop_privileges(cfg->user, err, errlen) < 0)
+	    gw_check_owner(cfg->auth.user_db, cfg->user, err, errlen) < 0 ||
+	    gw_check_owner(cfg->auth.secret_key, cfg->user, err, errlen) < 0 ||
+	    gw_drop_privileges(cfg->user, err, errlen) < 0)
 		return -1;
 	if (open_auth(rt, cfg, err, errlen) < 0)
 		return -1;

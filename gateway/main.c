@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <getopt.h>
+#include <unistd.h>
 
 #include "gateway/gateway.h"
 
@@ -114,6 +115,26 @@ cmd_policy(int argc, char **argv)
 	return rc;
 }
 
+/* `user` and `hash` run by root create and open what `run` opens after its
+ * drop to the config's user: do it as that user, so the files are its own;
+ * refuse files another owner holds, saying how to fix them. */
+static int
+as_service_user(const struct gw_config *cfg, const char *cmd)
+{
+	char err[GW_ERRLEN];
+
+	if (cfg->user == NULL || geteuid() != 0)
+		return 0;
+	if (gw_check_owner(cfg->auth.user_db, cfg->user, err, sizeof(err)) < 0 ||
+	    gw_check_owner(cfg->auth.secret_key, cfg->user, err,
+	    sizeof(err)) < 0 ||
+	    gw_drop_privileges(cfg->user, err, sizeof(err)) < 0) {
+		fprintf(stderr, "pbxgate %s: %s\n", cmd, err);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 cmd_module(int argc, char **argv)
 {
@@ -137,13 +158,15 @@ cmd_module(int argc, char **argv)
 			auth_settings_free(&defaults);
 			return rc;
 		}
-		rc = auth_cmd_hash(&cfg->auth, n, av);
+		rc = as_service_user(cfg, av[0]) < 0 ? 1 :
+		    auth_cmd_hash(&cfg->auth, n, av);
 	} else {
 		cfg = load_settings(av[0], path, true);
 		if (cfg == NULL)	/* scrub: 2 means "rejected by a rule" */
 			return strcmp(av[0], "scrub") == 0 ? 3 : 2;
 		if (strcmp(av[0], "user") == 0)
-			rc = auth_cmd_user(&cfg->auth, n, av);
+			rc = as_service_user(cfg, av[0]) < 0 ? 1 :
+			    auth_cmd_user(&cfg->auth, n, av);
 		else
 			rc = mail_cmd_scrub(&cfg->mail, n, av);
 	}

@@ -1327,3 +1327,41 @@ Test(config, sample_and_docs_cover_every_keyword)
 	free(sample);
 	free(docs);
 }
+
+/* ---- error_log: the system logger and the journal are names, not files ---- */
+static void
+error_log_value(const char *value, const char *want)
+{
+	char path[256], text[512];
+	struct gw_config *c;
+
+	make_cert("pbx.test");
+	snprintf(text, sizeof(text), "listen 127.0.0.1:8443\ntls_cert "
+	    "pbx.test.crt\ntls_key pbx.test.key\nupstream "
+	    "http://127.0.0.1:5000\nerror_log %s\n", value);
+	wfile("main.conf", text);
+	snprintf(path, sizeof(path), "%s/main.conf", dir);
+	c = gw_config_load(path, false, collect, &got);
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	if (want[0] == '/')
+		cr_expect_str_eq(c->error_log + strlen(dir), want);
+	else
+		cr_expect_str_eq(c->error_log, want);
+	gw_config_unref(c);
+}
+
+Test(config, error_log_syslog_is_the_logger)
+{
+	error_log_value("syslog", "syslog");
+}
+
+Test(config, error_log_journal_is_the_journal)
+{
+	error_log_value("journal", "journal");
+}
+
+Test(config, error_log_dot_slash_syslog_is_a_file)
+{
+	error_log_value("./syslog", "/./syslog");	/* the config's folder, as written */
+}

@@ -1,4 +1,4 @@
-/* cmd_check.c -- `pbxgate check -c FILE`: validate a configuration like
+/* cmd_check.c -- `pbxgate check [-c FILE]`: validate a configuration like
  * `nginx -t`, building its TLS contexts and policy too. */
 #include <getopt.h>
 #include <stdio.h>
@@ -116,8 +116,9 @@ check_user_names(const struct gw_config *cfg, struct check_state *st)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: pbxgate check -c FILE\n"
-	    "  -c, --config FILE  configuration file to check\n"
+	fprintf(stderr, "usage: pbxgate check [-c FILE]\n"
+	    "  -c, --config FILE  configuration file to check (default "
+	    PBXGATE_DEFAULT_CONF ")\n"
 	    "  -h, --help         this text\n");
 }
 
@@ -148,10 +149,12 @@ gw_cmd_check(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (path == NULL || optind != argc) {
+	if (optind != argc) {
 		usage();
 		return 2;
 	}
+	if (path == NULL)
+		path = PBXGATE_DEFAULT_CONF;
 	cfg = gw_config_load_loc(path, true, NULL, check_report, &st);
 	if (cfg == NULL) {
 		fprintf(stderr, "%s: configuration is NOT valid (%u error%s)\n",

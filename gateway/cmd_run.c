@@ -1,12 +1,11 @@
 /* cmd_run.c -- `pbxgate run`: load, bind, drop privileges, start workers,
- * and handle SIGHUP (reload beside the old snapshot) and SIGTERM (drain). */
+ * and handle SIGHUP (reload beside the old snapshot), SIGUSR1 (reopen the
+ * logs) and SIGTERM (drain), telling the service manager each step. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +79,7 @@ resolve_upstream(const struct gw_config *cfg, struct sockaddr_storage *ss,
 }
 
 static int
-open_log_fd(const char *path, int *fd, char *err, size_t errlen)
+open_log_fd(const char *path, atomic_int *fd, char *err, size_t errlen)
 {
 	int nfd;
 
@@ -91,25 +90,36 @@ open_log_fd(const char *path, int *fd, char *err, size_t errlen)
 	} else {
 		nfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 		if (nfd < 0) {
-			snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+			snprintf(err, errlen, "cannot open %s: %s; the previous "
+			    "file stays in use", path, strerror(errno));
 			return -1;
 		}
 	}
-	if (*fd >= 0)
-		close(*fd);
-	*fd = nfd;
+	if (gw_log_swap_fd(fd, nfd) < 0) {
+		snprintf(err, errlen, "%s: dup2: %s", path, strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
+/* Every log, even when one fails: the others still move to their new files.
+ * err holds the first failure. */
 static int
 open_logs(struct gw_runtime *rt, const struct gw_config *cfg, char *err,
     size_t errlen)
 {
+	char e2[GW_ERRLEN];
+	int rc = 0;
+
 	if (gw_log_open(cfg, err, errlen) < 0)
-		return -1;
-	if (open_log_fd(cfg->access_log, &rt->access_fd, err, errlen) < 0)
-		return -1;
-	return open_log_fd(cfg->audit_log, &rt->audit_fd, err, errlen);
+		rc = -1;
+	if (open_log_fd(cfg->access_log, &rt->access_fd,
+	    rc < 0 ? e2 : err, rc < 0 ? sizeof(e2) : errlen) < 0)
+		rc = -1;
+	if (open_log_fd(cfg->audit_log, &rt->audit_fd,
+	    rc < 0 ? e2 : err, rc < 0 ? sizeof(e2) : errlen) < 0)
+		rc = -1;
+	return rc;
 }
 
 /* SMTP AUTH's Argon2 check goes to the pool like a web login. rt->pool is
@@ -188,37 +198,10 @@ make_listener(const struct sockaddr_storage *ss, socklen_t len, bool reuseport,
 	return fd;
 }
 
-static int
-drop_privileges(const char *user, char *err, size_t errlen)
-{
-	struct passwd *pw;
-
-	if (user == NULL)
-		return 0;
-	pw = getpwnam(user);
-	if (pw == NULL) {
-		snprintf(err, errlen, "user %s: no such user", user);
-		return -1;
-	}
-	if (getuid() == pw->pw_uid)
-		return 0;
-	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
-		snprintf(err, errlen, "cannot become user %s: %s", user,
-		    strerror(errno));
-		return -1;
-	}
-	if (pw->pw_uid != 0 && setuid(0) == 0) {
-		snprintf(err, errlen, "dropped to %s but could regain root", user);
-		return -1;
-	}
-	return 0;
-}
-
 struct run_state {
 	struct gw_runtime rt;
 	struct event_base *base;
-	struct event *ev_hup, *ev_term, *ev_int, *ev_tick, *ev_auth;
+	struct event *ev_hup, *ev_term, *ev_int, *ev_usr1, *ev_tick, *ev_auth;
 	int (*fds)[GW_MAX_LISTEN];
 	int admin_fd;
 	int smtp_fds[8];
@@ -247,6 +230,7 @@ reload(struct run_state *s)
 	socklen_t sl;
 	char err[GW_ERRLEN];
 
+	gw_notify_reloading();
 	gw_log(GW_LOG_INFO, "SIGHUP: reloading %s", old->path);
 	n = gw_config_load_ex(old->path, true, rt->tickets, report_log, NULL);
 	if (n == NULL)
@@ -260,6 +244,7 @@ reload(struct run_state *s)
 		atomic_fetch_add(&rt->m.reload_error, 1);
 		gw_log(GW_LOG_ERR, "reload failed: %s; generation %llu stays in force",
 		    err, (unsigned long long)old->generation);
+		gw_notify_ready(old->generation, true);
 		gw_config_unref(old);
 		return;
 	}
@@ -278,8 +263,24 @@ reload(struct run_state *s)
 	gw_workers_recheck(rt);
 	gw_log(GW_LOG_INFO, "configuration generation %llu in force",
 	    (unsigned long long)n->generation);
+	gw_notify_ready(n->generation, false);
 	gw_config_unref(old);	/* ours */
 	gw_config_unref(old);	/* the runtime's */
+}
+
+/* SIGUSR1, as nginx: the running snapshot's log paths, opened again; the
+ * config on disk is not read (it may be broken, or half edited). */
+static void
+reopen_logs(struct run_state *s)
+{
+	struct gw_config *cfg = gw_runtime_config(&s->rt);
+	char err[GW_ERRLEN];
+
+	if (open_logs(&s->rt, cfg, err, sizeof(err)) < 0)
+		gw_log(GW_LOG_ERR, "SIGUSR1: reopening logs: %s", err);
+	else
+		gw_log(GW_LOG_INFO, "SIGUSR1: log files reopened");
+	gw_config_unref(cfg);
 }
 
 static void
@@ -291,6 +292,11 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		reload(s);
 		return;
 	}
+	if (sig == SIGUSR1) {
+		reopen_logs(s);
+		return;
+	}
+	gw_notify_stopping();
 	gw_log(GW_LOG_INFO, "signal %d: stopping; finishing requests in flight",
 	    (int)sig);
 	atomic_store(&s->rt.stopping, true);
@@ -396,7 +402,9 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 	if (finish_snapshot(rt, cfg, err, errlen) < 0 ||
 	    resolve_upstream(cfg, &rt->up_addr, &rt->up_addrlen, err, errlen) < 0 ||
 	    open_logs(rt, cfg, err, errlen) < 0 || bind_all(s, cfg, err, errlen) < 0 ||
-	    drop_privileges(cfg->user, err, errlen) < 0)
+	    gw_check_owner(cfg->auth.user_db, cfg->user, err, errlen) < 0 ||
+	    gw_check_owner(cfg->auth.secret_key, cfg->user, err, errlen) < 0 ||
+	    gw_drop_privileges(cfg->user, err, errlen) < 0)
 		return -1;
 	if (open_auth(rt, cfg, err, errlen) < 0)
 		return -1;
@@ -423,19 +431,25 @@ run_loop(struct run_state *s)
 	s->ev_hup = evsignal_new(s->base, SIGHUP, signal_cb, s);
 	s->ev_term = evsignal_new(s->base, SIGTERM, signal_cb, s);
 	s->ev_int = evsignal_new(s->base, SIGINT, signal_cb, s);
+	s->ev_usr1 = evsignal_new(s->base, SIGUSR1, signal_cb, s);
 	s->ev_tick = event_new(s->base, -1, EV_PERSIST, tick_cb, s);
 	evsignal_add(s->ev_hup, NULL);
 	evsignal_add(s->ev_term, NULL);
 	evsignal_add(s->ev_int, NULL);
+	evsignal_add(s->ev_usr1, NULL);
 	evtimer_add(s->ev_tick, &tick);
 	s->ev_auth = event_new(s->base, -1, EV_PERSIST, auth_refresh_cb, s);
 	evtimer_add(s->ev_auth, &refresh);
+	/* listeners listen, workers run, signals are handled: a SIGHUP sent
+	 * right after READY=1 is a reload, not the default action */
+	gw_notify_ready(s->rt.cfg->generation, false);
 	event_base_dispatch(s->base);
 	gw_workers_join(&s->rt);
 	event_free(s->ev_auth);
 	event_free(s->ev_hup);
 	event_free(s->ev_term);
 	event_free(s->ev_int);
+	event_free(s->ev_usr1);
 	event_free(s->ev_tick);
 	event_base_free(s->base);
 	return 0;
@@ -484,10 +498,12 @@ gw_cmd_run(int argc, char **argv)
 		else
 			return 2;
 	}
-	if (path == NULL) {
-		fprintf(stderr, "usage: pbxgate run -c FILE\n");
+	if (optind != argc) {
+		fprintf(stderr, "usage: pbxgate run [-d] [-c FILE]\n");
 		return 2;
 	}
+	if (path == NULL)
+		path = PBXGATE_DEFAULT_CONF;
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
 	s = calloc(1, sizeof(*s));

@@ -624,7 +624,19 @@ kw_access_log(struct cfg_ctx *ctx, const struct cfg_line *l)
 static int
 kw_error_log(struct cfg_ctx *ctx, const struct cfg_line *l)
 {
-	return set_log(ctx, l, &ctx->cfg->error_log, false);
+	const char *v = l->tok[1].s;
+	char *p;
+
+	/* the system logger and the journal, not files in the config's folder */
+	if (strcmp(v, "syslog") != 0 && strcmp(v, "journal") != 0)
+		return set_log(ctx, l, &ctx->cfg->error_log, false);
+	if ((p = strdup(v)) == NULL) {
+		cfg_error(ctx, l, 1, "error_log: out of memory");
+		return -1;
+	}
+	free(ctx->cfg->error_log);
+	ctx->cfg->error_log = p;
+	return 0;
 }
 
 static int
@@ -834,7 +846,7 @@ static const struct cfg_keyword keywords[] = {
 	{ "workers", "N|auto", 1, 1, false, kw_workers },
 	{ "user", "NAME", 1, 1, false, kw_user },
 	{ "access_log", "PATH|off|-", 1, 1, false, kw_access_log },
-	{ "error_log", "PATH|-", 1, 1, false, kw_error_log },
+	{ "error_log", "PATH|-|syslog|journal", 1, 1, false, kw_error_log },
 	{ "audit_log", "PATH|off", 1, 1, false, kw_audit_log },
 	{ "server_name", "NAME...", 1, 16, false, kw_server_name },
 	{ "forward_header", "NAME", 1, 1, true, kw_forward_header },

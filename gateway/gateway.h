@@ -175,12 +175,18 @@ enum gw_loglevel { GW_LOG_DEBUG, GW_LOG_INFO, GW_LOG_WARN, GW_LOG_ERR };
 void gw_log(enum gw_loglevel, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int  gw_log_open(const struct gw_config *, char *err, size_t errlen);
+int  gw_log_swap_fd(atomic_int *fd, int newfd);
 void gw_log_set_level(enum gw_loglevel);
 /* JSON string escaping into a bounded buffer; returns bytes written. */
 size_t gw_json_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
 
 /* main entry points for subcommands (cli.c). */
 int gw_cmd_run(int argc, char **argv);
+/* privdrop.c: become `user` (uid, gid, its supplementary groups); a no-op
+ * for NULL or when already that user. gw_check_owner: -1 with a message
+ * saying how to fix it when PATH exists and `user` does not own it. */
+int gw_drop_privileges(const char *user, char *err, size_t errlen);
+int gw_check_owner(const char *path, const char *user, char *err, size_t errlen);
 int gw_cmd_check(int argc, char **argv);
 
 #endif

@@ -106,6 +106,14 @@ int  gw_pool_submit(struct gw_pool *, struct event_base *, gw_job_fn run,
     gw_job_fn done, void *arg);
 void gw_pool_free(struct gw_pool *);
 
+/* notify.c: the service manager's readiness protocol (no-ops without
+ * NOTIFY_SOCKET). ready after the listeners and after each reload (with
+ * the generation now in force), reloading before a reload, stopping when
+ * the drain starts. */
+void gw_notify_ready(unsigned long long generation, bool reload_failed);
+void gw_notify_reloading(void);
+void gw_notify_stopping(void);
+
 struct gw_local;
 
 struct gw_runtime {
@@ -120,10 +128,10 @@ struct gw_runtime {
 	struct gw_metrics   m;
 	atomic_bool         stopping;
 	atomic_llong        conns_all;	/* every worker's client connections */
-	int                 access_fd;	/* -1: no access log */
+	atomic_int          access_fd;	/* -1: no access log; reopened in place */
 	atomic_ullong       access_lost;	/* lines that could not be written */
 	atomic_llong        access_err_at;	/* last time we said so */
-	int                 audit_fd;	/* -1: no audit log */
+	atomic_int          audit_fd;	/* -1: no audit log; reopened in place */
 	struct sockaddr_storage up_addr;	/* resolved upstream */
 	socklen_t           up_addrlen;
 	pthread_mutex_t     up_lock;	/* guards up_addr across reloads */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <getopt.h>
+#include <unistd.h>
 
 #include "gateway/gateway.h"
 
@@ -11,13 +12,14 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: pbxgate COMMAND [options]\n"
-	    "  run -c FILE                 run the gateway in the foreground\n"
-	    "  check -c FILE               validate a configuration (and its policy)\n"
-	    "  policy explain -c FILE ...  show how the policy judges a request\n"
-	    "  user SUBCOMMAND -c FILE ... manage gateway users (see docs/auth.md)\n"
-	    "  hash [-c FILE]              print an Argon2id hash of stdin\n"
-	    "  scrub -c FILE [--explain]   scrub one message from stdin to stdout\n"
-	    "  version                     print the version\n");
+	    "  run [-c FILE]                  run the gateway in the foreground\n"
+	    "  check [-c FILE]                validate a configuration (and its policy)\n"
+	    "  policy explain [-c FILE] ...   show how the policy judges a request\n"
+	    "  user SUBCOMMAND [-c FILE] ...  manage gateway users (see pbxgate(8))\n"
+	    "  hash [-c FILE]                 print an Argon2id hash of stdin\n"
+	    "  scrub [-c FILE] [--explain]    scrub one message from stdin to stdout\n"
+	    "  version, -V                    print the version\n"
+	    "FILE defaults to " PBXGATE_DEFAULT_CONF " (hash: built-in cost)\n");
 }
 
 static void
@@ -67,11 +69,10 @@ load_settings(const char *cmd, const char *path, bool required)
 {
 	struct gw_config *cfg;
 
-	if (path == NULL) {
-		if (required)
-			fprintf(stderr, "pbxgate %s: -c FILE is required\n", cmd);
+	if (path == NULL && !required)
 		return NULL;
-	}
+	if (path == NULL)
+		path = PBXGATE_DEFAULT_CONF;
 	cfg = gw_config_load(path, false, report, NULL);
 	if (cfg == NULL)
 		fprintf(stderr, "pbxgate %s: %s: configuration has errors\n",
@@ -114,6 +115,26 @@ cmd_policy(int argc, char **argv)
 	return rc;
 }
 
+/* `user` and `hash` run by root create and open what `run` opens after its
+ * drop to the config's user: do it as that user, so the files are its own;
+ * refuse files another owner holds, saying how to fix them. */
+static int
+as_service_user(const struct gw_config *cfg, const char *cmd)
+{
+	char err[GW_ERRLEN];
+
+	if (cfg->user == NULL || geteuid() != 0)
+		return 0;
+	if (gw_check_owner(cfg->auth.user_db, cfg->user, err, sizeof(err)) < 0 ||
+	    gw_check_owner(cfg->auth.secret_key, cfg->user, err,
+	    sizeof(err)) < 0 ||
+	    gw_drop_privileges(cfg->user, err, sizeof(err)) < 0) {
+		fprintf(stderr, "pbxgate %s: %s\n", cmd, err);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 cmd_module(int argc, char **argv)
 {
@@ -137,13 +158,15 @@ cmd_module(int argc, char **argv)
 			auth_settings_free(&defaults);
 			return rc;
 		}
-		rc = auth_cmd_hash(&cfg->auth, n, av);
+		rc = as_service_user(cfg, av[0]) < 0 ? 1 :
+		    auth_cmd_hash(&cfg->auth, n, av);
 	} else {
 		cfg = load_settings(av[0], path, true);
 		if (cfg == NULL)	/* scrub: 2 means "rejected by a rule" */
 			return strcmp(av[0], "scrub") == 0 ? 3 : 2;
 		if (strcmp(av[0], "user") == 0)
-			rc = auth_cmd_user(&cfg->auth, n, av);
+			rc = as_service_user(cfg, av[0]) < 0 ? 1 :
+			    auth_cmd_user(&cfg->auth, n, av);
 		else
 			rc = mail_cmd_scrub(&cfg->mail, n, av);
 	}
@@ -169,7 +192,8 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "user") == 0 || strcmp(cmd, "hash") == 0 ||
 	    strcmp(cmd, "scrub") == 0)
 		return cmd_module(argc - 1, argv + 1);
-	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 ||
+	    strcmp(cmd, "-V") == 0) {
 		printf("pbxgate %s\n", PBXGATE_VERSION);
 		return 0;
 	}

@@ -1231,17 +1231,23 @@ Test(check, missing_file_exit_1)
 	cr_assert_stderr_eq_str(want);
 }
 
-static const char usage_text[] = "usage: pbxgate check -c FILE\n"
-    "  -c, --config FILE  configuration file to check\n"
+static const char usage_text[] = "usage: pbxgate check [-c FILE]\n"
+    "  -c, --config FILE  configuration file to check (default "
+    PBXGATE_DEFAULT_CONF ")\n"
     "  -h, --help         this text\n";
 
-Test(check, usage_no_file_exit_2)
+/* Without -c, check reads the compiled-in default (absent in the build). */
+Test(check, no_file_checks_default_path)
 {
 	char *argv[] = { "check", NULL };
 
-	cr_assert_eq(gw_cmd_check(1, argv), 2);
+	if (access(PBXGATE_DEFAULT_CONF, F_OK) == 0)
+		cr_skip_test("%s exists on this machine", PBXGATE_DEFAULT_CONF);
+	cr_assert_eq(gw_cmd_check(1, argv), 1);
 	fflush(stderr);
-	cr_assert_stderr_eq_str(usage_text);
+	cr_assert_stderr_eq_str(PBXGATE_DEFAULT_CONF ": error: cannot open: No "
+	    "such file or directory\n" PBXGATE_DEFAULT_CONF ": configuration is "
+	    "NOT valid (1 error)\n");
 }
 
 Test(check, usage_extra_argument_exit_2)
@@ -1368,4 +1374,42 @@ Test(config, sample_and_docs_cover_every_keyword)
 	cr_assert_eq(i, cfg_keyword_count());
 	free(sample);
 	free(docs);
+}
+
+/* ---- error_log: the system logger and the journal are names, not files ---- */
+static void
+error_log_value(const char *value, const char *want)
+{
+	char path[256], text[512];
+	struct gw_config *c;
+
+	make_cert("pbx.test");
+	snprintf(text, sizeof(text), "listen 127.0.0.1:8443\ntls_cert "
+	    "pbx.test.crt\ntls_key pbx.test.key\nupstream "
+	    "http://127.0.0.1:5000\nerror_log %s\n", value);
+	wfile("main.conf", text);
+	snprintf(path, sizeof(path), "%s/main.conf", dir);
+	c = gw_config_load(path, false, collect, &got);
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	if (want[0] == '/')
+		cr_expect_str_eq(c->error_log + strlen(dir), want);
+	else
+		cr_expect_str_eq(c->error_log, want);
+	gw_config_unref(c);
+}
+
+Test(config, error_log_syslog_is_the_logger)
+{
+	error_log_value("syslog", "syslog");
+}
+
+Test(config, error_log_journal_is_the_journal)
+{
+	error_log_value("journal", "journal");
+}
+
+Test(config, error_log_dot_slash_syslog_is_a_file)
+{
+	error_log_value("./syslog", "/./syslog");	/* the config's folder, as written */
 }

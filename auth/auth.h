@@ -216,11 +216,11 @@ int auth_name_fold(const char *name, char *out);
 
 /* The floor a configured hash must meet (OWASP's minimum for Argon2id:
  * 19 MiB, 2 passes); the ceiling bounds what a hash may make us allocate. */
-#define AUTH_PW_MIN_M_KIB  19456
-#define AUTH_PW_MIN_T      2
-#define AUTH_PW_MAX_M_KIB  4194304
-#define AUTH_PW_MAX_T      64
-#define AUTH_PW_MAX_P      64
+#define AUTH_PW_MIN_M_KIB  19456u
+#define AUTH_PW_MIN_T      2u
+#define AUTH_PW_MAX_M_KIB  4194304u
+#define AUTH_PW_MAX_T      64u
+#define AUTH_PW_MAX_P      64u
 
 /* Checks a PHC string for use as a stored credential: "$argon2id$v=19$"
  * only, cost within the bounds above. 0, or -1 with `err` saying what is

@@ -108,7 +108,7 @@ static int
 open_logs(struct gw_runtime *rt, const struct gw_config *cfg, char *err,
     size_t errlen)
 {
-	char e2[GW_ERRLEN];
+	char e2[GW_ERRLEN] = "";
 	int rc = 0;
 
 	if (gw_log_open(cfg, err, errlen) < 0)

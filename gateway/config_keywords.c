@@ -672,7 +672,7 @@ kw_server_name(struct cfg_ctx *ctx, const struct cfg_line *l)
 				*p = (char)(*p - 'A' + 'a');
 		cfg->server_names[cfg->nserver_names++] = s;
 	}
-	if ((cfg->server_name = strdup(cfg->server_names[0])) == NULL) {
+	if (n < 1 || (cfg->server_name = strdup(cfg->server_names[0])) == NULL) {
 		cfg_error(ctx, l, 1, "server_name: out of memory");
 		return -1;
 	}

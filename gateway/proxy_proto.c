@@ -151,8 +151,10 @@ gw_proxy_accept(struct gw_worker *w, evutil_socket_t fd,
 void
 gw_proxy_close_all(struct gw_worker *w)
 {
-	struct gw_ppwait *p;
+	struct gw_ppwait *p, *next;
 
-	while ((p = LIST_FIRST(&w->ppwaits)) != NULL)
+	for (p = LIST_FIRST(&w->ppwaits); p != NULL; p = next) {
+		next = LIST_NEXT(p, entry);
 		pp_free(p, true);
+	}
 }

@@ -146,14 +146,12 @@ name_ends(const char *name, const char *const *ext, size_t n)
 static bool
 looks_html(const unsigned char *d, size_t len)
 {
-	size_t i = 0;
-
-	while (i < len && (d[i] == ' ' || d[i] == '\t' || d[i] == '\r' ||
-	    d[i] == '\n'))
-		i++;
-	return (len - i >= 9 && strncasecmp((const char *)d + i, "<!doctype",
-	    9) == 0) || (len - i >= 5 && strncasecmp((const char *)d + i,
-	    "<html", 5) == 0);
+	while (len > 0 && (*d == ' ' || *d == '\t' || *d == '\r' || *d == '\n')) {
+		d++;
+		len--;
+	}
+	return (len >= 9 && strncasecmp((const char *)d, "<!doctype", 9) == 0) ||
+	    (len >= 5 && strncasecmp((const char *)d, "<html", 5) == 0);
 }
 
 static const char *const text_names[] = {

@@ -33,8 +33,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < v.nseg; i++) {
 		const struct mail_view_seg *g = &v.seg[i];
 		if (g->v + g->vlen > v.len || g->s + g->slen > len ||
-		    (g->exact && (g->vlen != g->slen ||
-		    memcmp(v.text + g->v, h + g->s, g->vlen) != 0)))
+		    (g->exact && (g->vlen != g->slen || (g->vlen != 0 &&
+		    (v.text == NULL || memcmp(v.text + g->v, h + g->s,
+		    g->vlen) != 0)))))
 			abort();
 	}
 	a = v.len ? data[0] % v.len : 0;

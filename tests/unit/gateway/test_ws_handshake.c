@@ -23,11 +23,11 @@ build(struct gw_msg *m, const char *lines)
 	while (*p != '\0') {
 		const char *colon = strchr(p, ':'), *end = strchr(p, '\n');
 		struct gw_hdr *h = &m->hdrs[m->nhdrs++];
-		const char *v = colon + 1;
 
 		if (end == NULL)
 			end = p + strlen(p);
 		cr_assert(m->nhdrs <= m->hdrs_cap && colon != NULL && colon < end);
+		const char *v = colon + 1;
 		while (*v == ' ')
 			v++;
 		h->name = (uint32_t)m->len;

@@ -53,7 +53,7 @@ mk_socket(void)
 	const char *p = tpath(0, "sock");
 
 	cr_assert_lt(strlen(p), sizeof sun.sun_path);
-	strcpy(sun.sun_path, p);
+	memcpy(sun.sun_path, p, strlen(p) + 1);
 	sock_fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	cr_assert_geq(sock_fd, 0);
 	cr_assert_eq(bind(sock_fd, (struct sockaddr *)&sun, sizeof sun), 0,

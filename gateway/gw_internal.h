@@ -483,6 +483,8 @@ struct gw_name {
 	size_t      len;
 };
 #define GW_NAME(lit) { "" lit, sizeof(lit) - 1 }
+bool gw_name_in(const char *name, size_t len, const struct gw_name *,
+    size_t n);
 bool gw_hdr_in(const struct gw_msg *, const struct gw_hdr *,
     const struct gw_name *, size_t n);
 char *gw_memdup_str(const char *, size_t);

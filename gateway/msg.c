@@ -70,14 +70,19 @@ gw_hdr_is(const struct gw_msg *m, const struct gw_hdr *h, const char *name)
 }
 
 bool
+gw_name_in(const char *name, size_t len, const struct gw_name *tab, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (len == tab[i].len && strncasecmp(name, tab[i].s, len) == 0)
+			return true;
+	return false;
+}
+
+bool
 gw_hdr_in(const struct gw_msg *m, const struct gw_hdr *h,
     const struct gw_name *tab, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (h->name_len == tab[i].len &&
-		    strncasecmp(m->buf + h->name, tab[i].s, tab[i].len) == 0)
-			return true;
-	return false;
+	return gw_name_in(m->buf + h->name, h->name_len, tab, n);
 }
 
 /* First header called `name`; *count (optional) gets how many there are.

@@ -46,9 +46,8 @@ static const char *const own[] = {
 bool
 gw_spoof_header(const char *name, size_t n)
 {
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (names[i].len == n && strncasecmp(names[i].s, name, n) == 0)
-			return true;
+	if (gw_name_in(name, n, names, sizeof(names) / sizeof(names[0])))
+		return true;
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
 		size_t pl = strlen(prefixes[i]);
 		if (n > pl && strncasecmp(prefixes[i], name, pl) == 0)

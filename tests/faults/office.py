@@ -84,8 +84,13 @@ async def use_again(c):
             return await asyncio.wait_for(ws_echo(r, w, b"presence"), 30)
         w.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         await w.drain()
-        return await asyncio.wait_for(read_response(r), 30) == 200
-    except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ssl.SSLError):
+        status = await asyncio.wait_for(read_response(r), 30)
+        if status != 200:
+            print("again: status %d" % status, file=sys.stderr, flush=True)
+        return status == 200
+    except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ssl.SSLError) as e:
+        # Said on stderr so that a failing test shows why a connection failed.
+        print("again: %s %s" % (type(e).__name__, e), file=sys.stderr, flush=True)
         return False
 
 

@@ -153,6 +153,10 @@ def _latencies(port, ctx, n):
     return out
 
 
+def _idle_priority():
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
 def _p99(lat):
     return lat[min(len(lat) - 1, int(len(lat) * 0.99))]
 
@@ -179,10 +183,17 @@ def test_slowloris_1000_connections(env):
     _latencies(gw.port, ctx, 100)               # warm up
     bases = sorted(_p99(_latencies(gw.port, ctx, 500)) for _ in range(3))
     base = bases[1]                             # the median of three
+    # The attacker runs at SCHED_IDLE: on a network it does not share the
+    # gateway's CPUs, and on this 2-core machine its Python event loop (500
+    # wake-ups a second) otherwise takes slices from the measuring client
+    # and the upstream, which is the test's cost, not the gateway's (CI saw
+    # a steady 3x p99 that way). The gateway still holds and reads all
+    # 1,000 trickling connections; only the attacker yields the CPU.
     loris = subprocess.Popen([PYTHON, os.path.join(HERE, "slowloris.py"), "--port",
                               str(gw.port), "--conns", str(SLOW), "--secs", "40",
                               "--every", "2"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=_idle_priority)
     try:
         line = loris.stdout.readline().decode()
         assert line.startswith("open "), (line, loris.stderr.read()[-2000:])
@@ -219,9 +230,15 @@ def test_office_behind_one_address(env):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 3 * OFFICE:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 3 * OFFICE), hard))
+    # upstream_timeout and upstream_connect_timeout at the product's
+    # defaults too: the second round sends 2,571 GETs at once to the
+    # one-process test upstream, which on a loaded 2-core machine answered
+    # some after the 2 s of helpers.DEFAULTS (CI saw 44 and 66 x 504).
     gw, up, ctx = env(overrides={"max_connections_per_ip": "256",
                                  "max_connections": "10000",
-                                 "header_timeout": "10s", "idle_timeout": "60s"})
+                                 "header_timeout": "10s", "idle_timeout": "60s",
+                                 "upstream_timeout": "60s",
+                                 "upstream_connect_timeout": "5s"})
     t0 = time.monotonic()
     office = subprocess.Popen([PYTHON, os.path.join(HERE, "office.py"), "--port",
                                str(gw.port), "--conns", str(OFFICE), "--ws-every",
@@ -244,5 +261,5 @@ def test_office_behind_one_address(env):
           "%.1f s; %s held by the gateway; %d served again; refused %s" % (
               opened, OFFICE, ws, took, held, served_again, refused))
     assert opened == OFFICE, "only %d of %d connections served" % (opened, OFFICE)
-    assert served_again == OFFICE
+    assert served_again == OFFICE, office.stderr.read().decode(errors="replace")[-3000:]
     assert ws == len(range(0, OFFICE, OFFICE_WS_EVERY))

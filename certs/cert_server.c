@@ -157,9 +157,20 @@ ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
 {
 	struct cert_server *srv = SSL_get_ex_data(ssl, srv_idx);
 
+	int r;
+
 	if (srv == NULL || srv->tickets == NULL)
 		return 0;
-	return cert_tickets_crypt(srv->tickets, name, iv, cctx, hctx, enc);
+	r = cert_tickets_crypt(srv->tickets, name, iv, cctx, hctx, enc);
+	/* TLS 1.3: OpenSSL sends a ticket after a resumed handshake only when
+	 * the decryption asks for a renewal (2). Without one, a client that
+	 * keeps its SSL object (wrk, many HTTP libraries) holds no usable
+	 * ticket after each resumption and every other connection was a full
+	 * handshake. A fresh ticket per resumption also keeps tickets single
+	 * use, as RFC 8446 (C.4) asks of clients for privacy. */
+	if (!enc && r == 1 && SSL_version(ssl) == TLS1_3_VERSION)
+		r = 2;
+	return r;
 }
 
 /* ffdhe2048 (RFC 7919), as Mozilla intermediate asks, instead of

@@ -4,6 +4,7 @@
 import os
 import re
 import select
+import socket
 import ssl
 import subprocess
 
@@ -116,3 +117,31 @@ def test_weak_cipher_refused(gateway):
                 "-cipher", "AES128-SHA:DES-CBC3-SHA:RC4-SHA@SECLEVEL=0",
                 env=LEGACY_ENV, input=b"", timeout=20)
     assert p.returncode != 0, p.stdout.decode(errors="replace")[-2000:]
+
+
+
+def _tls_reuse(pbxgate_bin, port, *args):
+    tool = os.path.join(os.path.dirname(pbxgate_bin), "tests", "tools", "tls_reuse")
+    assert os.access(tool, os.X_OK), "%s not built (meson -Dtests=true)" % tool
+    p = subprocess.run([tool, *args, str(port)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    m = re.match(r"resumed (\d+) of (\d+) ", p.stdout)
+    assert m, p.stdout
+    return int(m.group(1)), int(m.group(2))
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_resumption_with_one_ssl_object(gateway, pbxgate_bin, version):
+    """Issue 17 item 4: a client that keeps one SSL object across connections
+    (as wrk does with Connection: close: SSL_shutdown, SSL_clear, connect
+    again) resumes every connection after the first. With TLS 1.3 pbxgate
+    sent no ticket after a resumed handshake, and every other connection was
+    a full handshake (10 of 20 resumed, 19 of 20 with nginx)."""
+    assert _tls_reuse(pbxgate_bin, gateway.port, "-v", version, "-n", "20") == (19, 20)
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_fresh_client_never_resumes(gateway, pbxgate_bin, version):
+    """Control for the test above: without a session to offer, no handshake
+    counts as resumed (the tool's count is real)."""
+    assert _tls_reuse(pbxgate_bin, gateway.port, "-f", "-v", version, "-n", "5") == (0, 5)

@@ -1,11 +1,20 @@
 #!/bin/bash
-# proxy_vs_nginx.sh -- pbxgate against nginx as a TLS reverse proxy on this
-# machine, alternately in one run, same cert, same upstream, one worker each:
+# proxy_vs_nginx.sh -- pbxgate against nginx and HAProxy as TLS reverse
+# proxies on this machine, in turn in one run, same cert, same upstream, one
+# worker each, each at the settings a careful operator uses (TLS 1.2 and
+# 1.3, session tickets on, a session cache where the proxy has one):
 #   1. requests/s for 1 KiB keep-alive GETs (wrk)
-#   2. new TLS connections/s (wrk -H 'Connection: close')
-#   3. RSS growth per idle keep-alive TLS connection with N held
-# and the ratio pbxgate/nginx for each. A benchmark, not a test: it never
-# fails on a figure. Needs nginx (nginx-light), wrk, python3, openssl.
+#   2. new TLS connections/s (wrk -H 'Connection: close': wrk keeps one SSL
+#      object per connection and offers its session again, so this mixes
+#      full and resumed handshakes as the proxy's tickets allow)
+#   3. full handshakes/s and resumed handshakes/s, TLS 1.3 and 1.2, each
+#      alone (tests/tools/tls_reuse: -f a fresh client each time; without,
+#      one SSL object that resumes; HS_CLIENTS in parallel, default 2)
+#   4. RSS growth per idle keep-alive TLS connection with N held
+# and the ratio pbxgate/nginx and pbxgate/HAProxy for each. A benchmark,
+# not a test: it never fails on a figure. Needs nginx (nginx-light),
+# haproxy, wrk, python3, openssl (tests/install-deps bench) and a build
+# with -Dtests=true (for tests/tools/tls_reuse beside the binary).
 #
 # Usage: tests/bench/proxy_vs_nginx.sh [-b BIN] [-d SECONDS] [-r ROUNDS] [-n CONNS] [-o FILE] [-S] [-F]
 #   -b  pbxgate binary (default build/pbxgate)     -d  seconds per wrk run (10)
@@ -24,7 +33,7 @@ while getopts "b:d:r:n:o:SF" o; do
 	case $o in
 	b) BIN=$OPTARG ;; d) DUR=$OPTARG ;; r) ROUNDS=$OPTARG ;;
 	n) CONNS=$OPTARG ;; o) OUT=$OPTARG ;; S) SESSIONS=shared ;; F) UPSTREAM="file" ;;
-	*) sed -n '2,20p' "$0"; exit 2 ;;
+	*) sed -n '2,28p' "$0"; exit 2 ;;
 	esac
 done
 # SESSIONS: with the kernel's autogroup scheduling on (Debian's default),
@@ -36,9 +45,12 @@ done
 # Called only in a subshell (&, $(...)): exec keeps $! the program's own PID.
 own() { if [ "$SESSIONS" = own ]; then exec setsid "$@"; else exec "$@"; fi; }
 
-for t in nginx wrk openssl setsid /usr/bin/python3; do
-	command -v "$t" >/dev/null || { echo "bench: $t not found (apt-get install -y nginx-light wrk openssl python3)" >&2; exit 1; }
+for t in nginx haproxy wrk openssl setsid /usr/bin/python3; do
+	command -v "$t" >/dev/null || { echo "bench: $t not found (tests/install-deps bench)" >&2; exit 1; }
 done
+TLS_REUSE=$(dirname "$BIN")/tests/tools/tls_reuse
+[ -x "$TLS_REUSE" ] || { echo "bench: $TLS_REUSE not built (meson setup with -Dtests=true)" >&2; exit 1; }
+HS_CLIENTS=${HS_CLIENTS:-2} HS_N=${HS_N:-1500}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -gt $((CONNS + 200)) ] || { echo "bench: ulimit -n $(ulimit -n) too low for $CONNS connections" >&2; exit 1; }
 
@@ -63,11 +75,12 @@ wait_port() {	# PORT PID: bounded wait until something accepts on PORT
 }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# Same ECDSA P-256 certificate for both proxies.
+# Same ECDSA P-256 certificate for every proxy.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 	-keyout "$tmp/key.pem" -out "$tmp/cert.pem" -days 2 -subj /CN=localhost \
 	-addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
 chmod 644 "$tmp/cert.pem"
+cat "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/haproxy.pem"	# HAProxy's crt: both in one file
 
 nginx_user=""
 [ "$(id -u)" -eq 0 ] && nginx_user="user nobody nogroup;"
@@ -103,9 +116,10 @@ wait_port "$UP" $! || { echo "bench: upstream nginx did not start: $(cat "$tmp/u
 UP_WORKER=$(ps -o pid= --ppid "$UP_MASTER" | head -1 | tr -d ' ')
 
 # nginx as the TLS reverse proxy: worker_processes 1, upstream keepalive,
-# and the same job as pbxgate: the forwarding headers it sends upstream
-# (X-Forwarded-*, X-Real-IP, Forwarded) and the security headers it adds
-# to every answer (HSTS, nosniff, Referrer-Policy, frame-ancestors).
+# session tickets on (its default) and a shared session cache, and the same
+# job as pbxgate: the forwarding headers it sends upstream (X-Forwarded-*,
+# X-Real-IP, Forwarded) and the security headers it adds to every answer
+# (HSTS, nosniff, Referrer-Policy, frame-ancestors).
 NG=$(free_port)
 # shellcheck disable=SC2059
 printf "$common_nginx
@@ -114,7 +128,7 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
   client_body_temp_path $tmp/ng_body; proxy_temp_path $tmp/ng_proxy;
   fastcgi_temp_path $tmp/ng_fcgi; uwsgi_temp_path $tmp/ng_uwsgi; scgi_temp_path $tmp/ng_scgi;
   ssl_protocols TLSv1.2 TLSv1.3; ssl_prefer_server_ciphers off;
-  ssl_session_cache off; ssl_session_tickets off;
+  ssl_session_cache shared:SSL:10m; ssl_session_tickets on; ssl_session_timeout 1h;
   upstream pbx { server 127.0.0.1:$UP; keepalive 64; }
   server { listen 127.0.0.1:$NG ssl reuseport backlog=4096;
     ssl_certificate $tmp/cert.pem; ssl_certificate_key $tmp/key.pem;
@@ -126,6 +140,40 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
       add_header Strict-Transport-Security \"max-age=31536000; includeSubDomains\" always;
       add_header X-Content-Type-Options nosniff always; add_header Referrer-Policy same-origin always;
       add_header Content-Security-Policy \"frame-ancestors 'self'\" always; } } }\n" ng ng >"$tmp/ng.conf"
+
+# HAProxy the same way: one thread, TLS 1.2+1.3, tickets and its session
+# cache at their defaults (on), upstream connections reused, the same
+# forwarding and security headers.
+HA=$(free_port)
+cat >"$tmp/ha.cfg" <<EOF
+global
+  nbthread 1
+  maxconn $((CONNS + 1000))
+  ssl-default-bind-options ssl-min-ver TLSv1.2
+  tune.ssl.default-dh-param 2048
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+  timeout http-keep-alive 300s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$HA ssl crt $tmp/haproxy.pem alpn http/1.1
+  option forwardfor
+  http-request set-header X-Forwarded-Proto https
+  http-request set-header X-Real-IP %[src]
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-request set-header Forwarded "for=%[src];proto=https;host=\"%[req.hdr(host)]\""
+  http-response set-header Strict-Transport-Security "max-age=31536000; includeSubDomains"
+  http-response set-header X-Content-Type-Options nosniff
+  http-response set-header Referrer-Policy same-origin
+  http-response set-header Content-Security-Policy "frame-ancestors 'self'"
+  default_backend pbx
+backend pbx
+  server up 127.0.0.1:$UP
+EOF
+haproxy -c -f "$tmp/ha.cfg" >"$tmp/ha.check" 2>&1 || { echo "bench: haproxy config refused:" >&2; cat "$tmp/ha.check" >&2; exit 1; }
 
 # pbxgate: workers 1, limits opened up for the held connections, and the
 # same requests per client connection as nginx's keepalive_requests above
@@ -156,16 +204,19 @@ elif ! "$BIN" check -c "$tmp/pg.conf" >"$tmp/pg.check" 2>&1; then
 fi
 
 PROXY_PID=""
-start_proxy() {	# nginx|pbxgate
+start_proxy() {	# nginx|haproxy|pbxgate
 	if [ "$1" = nginx ]; then
 		own nginx -e "$tmp/ng.err" -p "$tmp" -c "$tmp/ng.conf" & PROXY_PID=$!
 		PORT=$NG
+	elif [ "$1" = haproxy ]; then
+		own haproxy -db -f "$tmp/ha.cfg" 2>>"$tmp/ha.err" & PROXY_PID=$!
+		PORT=$HA
 	else
 		own "$BIN" run -c "$tmp/pg.conf" 2>>"$tmp/pg.err" & PROXY_PID=$!
 		PORT=$PG
 	fi
 	pids+=("$PROXY_PID")
-	wait_port "$PORT" "$PROXY_PID" || { echo "bench: $1 did not start" >&2; tail -n 20 "$tmp"/ng.err "$tmp"/pg.err 2>/dev/null >&2; exit 1; }
+	wait_port "$PORT" "$PROXY_PID" || { echo "bench: $1 did not start" >&2; tail -n 20 "$tmp"/ng.err "$tmp"/ha.err "$tmp"/pg.err 2>/dev/null >&2; exit 1; }
 	# Warm up (first handshakes, lazy allocations) and check it proxies.
 	wrk -t1 -c4 -d1s "https://127.0.0.1:$PORT/1k" >"$tmp/warm" 2>&1
 	grep -q 'Non-2xx' "$tmp/warm" && { echo "bench: $1 answers non-2xx" >&2; cat "$tmp/warm" >&2; exit 1; }
@@ -176,7 +227,7 @@ stop_proxy() {
 	wait "$PROXY_PID" 2>/dev/null || true
 }
 # The process holding the connections: nginx's single worker (the master
-# holds none); pbxgate is one process.
+# holds none); HAProxy (-db, no master) and pbxgate are one process.
 mem_pid() {
 	if [ "$1" = nginx ]; then ps -o pid= --ppid "$PROXY_PID" | head -1 | tr -d ' '; else echo "$PROXY_PID"; fi
 }
@@ -194,7 +245,7 @@ wrk_rps() {	# PORT ARGS... -> prints "requests/s requests"; errors to stderr
 idle_ticks() { awk '/^cpu / {print $5 + $6; exit}' /proc/stat; }
 cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
 
-declare -A KA TLS MEM CPU UCPU IDLE
+declare -A KA TLS MEM CPU UCPU IDLE HS
 KA_RATIOS=""	# pbxgate/nginx keep-alive rate of each round
 best() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN {print (a > b) ? a : b}'; }
 per_request() {	# TICKS REQUESTS -> microseconds of CPU per request
@@ -202,14 +253,42 @@ per_request() {	# TICKS REQUESTS -> microseconds of CPU per request
 }
 least() { if [ -z "${1:-}" ]; then echo "$2"; else awk -v a="$1" -v b="$2" 'BEGIN {print (a < b) ? a : b}'; fi; }
 
-measure() {	# nginx|pbxgate
-	local who=$1 ka tls before after wp line t0 t1 u0 u1 i0 i1 kan us uus idle
+# Handshakes/s of one kind (full: a fresh client each time; resumed: one
+# SSL object offering its session) at one version, summed over HS_CLIENTS
+# clients in parallel. A resumed run where the proxy did not resume every
+# connection after the first is said on stderr.
+hs_rate() {	# PORT full|resumed 1.2|1.3 -> handshakes/s
+	local i flag="" hp=()
+	[ "$2" = full ] && flag=-f
+	for i in $(seq "$HS_CLIENTS"); do
+		(own "$TLS_REUSE" $flag -v "$3" -n "$HS_N" "$1" >"$tmp/hs.$i" 2>&1) & hp+=($!)
+	done
+	for i in "${hp[@]}"; do wait "$i" || true; done
+	for i in $(seq "$HS_CLIENTS"); do
+		if [ "$2" = resumed ] && ! grep -q "^resumed $((HS_N - 1)) of $HS_N " "$tmp/hs.$i"; then
+			echo "    $3 $2: $(head -c 200 "$tmp/hs.$i")" >&2
+		fi
+	done
+	sed -n 's/.*(\([0-9]*\) handshakes\/s)$/\1/p' "$tmp"/hs.* | awk '{s += $1} END {printf "%.0f", s}'
+	rm -f "$tmp"/hs.*
+}
+
+measure() {	# nginx|haproxy|pbxgate
+	local who=$1 ka tls before after wp line t0 t1 u0 u1 i0 i1 kan us uus idle ROUND_HS=""
 	start_proxy "$who"
 	wp=$(mem_pid "$who")
 	t0=$(cpu_ticks "$wp") u0=$(cpu_ticks "$UP_WORKER") i0=$(idle_ticks)
 	read -r ka kan < <(wrk_rps "$PORT" -c64 "https://127.0.0.1:$PORT/1k")
 	t1=$(cpu_ticks "$wp") u1=$(cpu_ticks "$UP_WORKER") i1=$(idle_ticks)
 	read -r tls _ < <(wrk_rps "$PORT" -c16 -H 'Connection: close' "https://127.0.0.1:$PORT/1k")
+	local kind v rate
+	for kind in full resumed; do
+		for v in 1.3 1.2; do
+			rate=$(hs_rate "$PORT" "$kind" "$v")
+			HS[$who,$kind,$v]=$(best "${HS[$who,$kind,$v]:-0}" "$rate")
+			ROUND_HS="$ROUND_HS $kind/$v $rate"
+		done
+	done
 	KA[$who]=$(best "${KA[$who]:-0}" "${ka:-0}")
 	TLS[$who]=$(best "${TLS[$who]:-0}" "${tls:-0}")
 	ROUND_KA[$who]=${ka:-0}
@@ -236,26 +315,28 @@ measure() {	# nginx|pbxgate
 		local per
 		per=$(awk -v a="$after" -v b="$before" -v n="$held" 'BEGIN {printf "%.1f", (a - b) / n}')
 		MEM[$who]=$(least "${MEM[$who]:-}" "$per")
-		printf '  %-8s %10s req/s keep-alive (%s us CPU/req, upstream %s, %s%% idle)  %8s TLS conn/s  RSS %s -> %s KiB, %s held: %s KiB/conn\n' \
-			"$who" "$ka" "${us:-?}" "${uus:-?}" "$idle" "$tls" "$before" "$after" "$held" "$per"
+		printf '  %-8s %10s req/s keep-alive (%s us CPU/req, upstream %s, %s%% idle)  %8s TLS conn/s  RSS %s -> %s KiB, %s held: %s KiB/conn\n    handshakes/s:%s\n' \
+			"$who" "$ka" "${us:-?}" "${uus:-?}" "$idle" "$tls" "$before" "$after" "$held" "$per" "$ROUND_HS"
 	else
-		printf '  %-8s %10s req/s keep-alive (%s us CPU/req, upstream %s, %s%% idle)  %8s TLS conn/s  idle-connection test failed: %s\n' \
-			"$who" "$ka" "${us:-?}" "${uus:-?}" "$idle" "$tls" "$line"
+		printf '  %-8s %10s req/s keep-alive (%s us CPU/req, upstream %s, %s%% idle)  %8s TLS conn/s  idle-connection test failed: %s\n    handshakes/s:%s\n' \
+			"$who" "$ka" "${us:-?}" "${uus:-?}" "$idle" "$tls" "$line" "$ROUND_HS"
 	fi
 	stop_proxy
 }
 
 load() { cut -d' ' -f1 /proc/loadavg; }
 load0=$(load)
-echo "pbxgate vs nginx: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), load average $load0"
+echo "pbxgate vs nginx and HAProxy: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), load average $load0"
 if awk -v l="$load0" -v n="$(nproc)" 'BEGIN {exit !(l > n / 2)}'; then
 	echo "warning: the machine is busy (load $load0 on $(nproc) cores): figures will be noisy" >&2
 fi
-echo "nginx $(nginx -v 2>&1 | sed 's/.*\///'), wrk -t${WRK_THREADS:-1} -d${DUR}s (-c64 keep-alive, -c16 Connection: close), $CONNS idle connections, best of $ROUNDS rounds, sessions: $SESSIONS, upstream answers from $UPSTREAM"
+VERSIONS="nginx $(nginx -v 2>&1 | sed 's/.*\///'), HAProxy $(haproxy -v | awk 'NR == 1 {print $3}'), OpenSSL $(openssl version | awk '{print $2}')"
+echo "$VERSIONS; wrk -t${WRK_THREADS:-1} -d${DUR}s (-c64 keep-alive, -c16 Connection: close), handshakes: $HS_CLIENTS clients x $HS_N, $CONNS idle connections, best of $ROUNDS rounds, sessions: $SESSIONS, upstream answers from $UPSTREAM"
 for r in $(seq "$ROUNDS"); do
 	echo "round $r"
 	declare -A ROUND_KA=()
 	measure nginx
+	measure haproxy
 	if [ "$have_pg" -eq 1 ]; then
 		measure pbxgate
 		KA_RATIOS="$KA_RATIOS $(awk -v a="${ROUND_KA[pbxgate]}" -v b="${ROUND_KA[nginx]}" \
@@ -268,24 +349,35 @@ ratio() {
 	case "${1:-}${2:-}" in *[!0-9.]*|"") echo "n/a"; return ;; esac
 	awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'
 }
-P_KA=${KA[pbxgate]:-n/a} P_TLS=${TLS[pbxgate]:-n/a} P_MEM=${MEM[pbxgate]:-n/a} P_CPU=${CPU[pbxgate]:-n/a}
-table=$(cat <<EOF
-| figure | nginx | pbxgate | pbxgate/nginx | target |
-|---|---|---|---|---|
-| 1 KiB keep-alive GETs, requests/s | ${KA[nginx]} | $P_KA | $(ratio "$P_KA" "${KA[nginx]}") | >= 1.0 |
-| the same, median of the rounds' ratios (${KA_RATIOS# }) | | | $(echo "$KA_RATIOS" | median) | |
-| proxy CPU per keep-alive request, us (user + system) | ${CPU[nginx]:-n/a} | $P_CPU | $(ratio "$P_CPU" "${CPU[nginx]:-}") | <= 1.0 |
-| the upstream's CPU per request behind each, us | ${UCPU[nginx]:-n/a} | ${UCPU[pbxgate]:-n/a} | | |
-| machine idle during each round's keep-alive run, % | ${IDLE[nginx]:-n/a} | ${IDLE[pbxgate]:-n/a} | | |
-| new TLS connections/s | ${TLS[nginx]} | $P_TLS | $(ratio "$P_TLS" "${TLS[nginx]}") | >= 1.0 |
-| RSS per idle keep-alive TLS connection, KiB | ${MEM[nginx]:-n/a} | $P_MEM | $(ratio "$P_MEM" "${MEM[nginx]:-}") | <= 1.0 |
-EOF
+row() {	# LABEL NGINX HAPROXY PBXGATE TARGET
+	echo "| $1 | ${2:-n/a} | ${3:-n/a} | ${4:-n/a} | $(ratio "${4:-}" "${2:-}") | $(ratio "${4:-}" "${3:-}") | $5 |"
+}
+hs_rows() {
+	local kind v
+	for kind in full resumed; do
+		for v in 1.3 1.2; do
+			row "$kind handshakes/s, TLS $v" "${HS[nginx,$kind,$v]:-}" "${HS[haproxy,$kind,$v]:-}" \
+				"${HS[pbxgate,$kind,$v]:-}" ">= 1.0"
+		done
+	done
+}
+table=$(
+	echo "| figure | nginx | HAProxy | pbxgate | pbxgate/nginx | pbxgate/HAProxy | target |"
+	echo "|---|---|---|---|---|---|---|"
+	row "1 KiB keep-alive GETs, requests/s" "${KA[nginx]:-}" "${KA[haproxy]:-}" "${KA[pbxgate]:-}" ">= 1.0"
+	echo "| the same, median of the rounds' pbxgate/nginx ratios (${KA_RATIOS# }) | | | | $(echo "$KA_RATIOS" | median) | | |"
+	row "proxy CPU per keep-alive request, us (user + system)" "${CPU[nginx]:-}" "${CPU[haproxy]:-}" "${CPU[pbxgate]:-}" "<= 1.0"
+	echo "| the upstream's CPU per request behind each, us | ${UCPU[nginx]:-n/a} | ${UCPU[haproxy]:-n/a} | ${UCPU[pbxgate]:-n/a} | | | |"
+	echo "| machine idle during each round's keep-alive run, % | ${IDLE[nginx]:-n/a} | ${IDLE[haproxy]:-n/a} | ${IDLE[pbxgate]:-n/a} | | | |"
+	row "new TLS connections/s (wrk, Connection: close)" "${TLS[nginx]:-}" "${TLS[haproxy]:-}" "${TLS[pbxgate]:-}" ">= 1.0"
+	hs_rows
+	row "RSS per idle keep-alive TLS connection, KiB" "${MEM[nginx]:-}" "${MEM[haproxy]:-}" "${MEM[pbxgate]:-}" "<= 1.0"
 )
 echo
 echo "$table"
 if [ -n "$OUT" ]; then
 	{
-		echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); load average $load0 before, $(load) after; nginx $(nginx -v 2>&1 | sed 's/.*\///'); wrk -t${WRK_THREADS:-1} -d${DUR}s; $CONNS idle connections; best of $ROUNDS rounds; sessions: $SESSIONS; upstream answers from $UPSTREAM."
+		echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); load average $load0 before, $(load) after; $VERSIONS; wrk -t${WRK_THREADS:-1} -d${DUR}s; handshakes: $HS_CLIENTS clients x $HS_N; $CONNS idle connections; best of $ROUNDS rounds; sessions: $SESSIONS; upstream answers from $UPSTREAM."
 		echo
 		echo "$table"
 	} >"$OUT"

@@ -10,13 +10,14 @@
 /* Criterion copies parameters into the test's own process, where pointers
  * into this one mean nothing: each table is passed by index. */
 #define BY_INDEX(name, table)                                                  \
-	static size_t idx_##name[sizeof table / sizeof table[0]];              \
+	static size_t idx_##name[sizeof(table) / sizeof((table)[0])];          \
 	ParameterizedTestParameters(addr, name)                                \
 	{                                                                      \
-		for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)    \
+		size_t n = sizeof(table) / sizeof((table)[0]);                 \
+                                                                               \
+		for (size_t i = 0; i < n; i++)                                 \
 			idx_##name[i] = i;                                     \
-		return cr_make_param_array(size_t, idx_##name,                 \
-		    sizeof table / sizeof table[0]);                           \
+		return cr_make_param_array(size_t, idx_##name, n);             \
 	}
 
 struct bad_cidr {

@@ -158,7 +158,7 @@ auth_audit(struct auth_ctx *c, const char *event, const char *user,
 		return;
 	json_str(u, sizeof(u), user != NULL ? user : "");
 	json_str(d, sizeof(d), detail != NULL ? detail : "");
-	auth_peer_text(peer, ip, sizeof(ip));
+	pol_addr_peer_text(peer, ip, sizeof(ip));
 	snprintf(line, sizeof(line), "{\"time\":%lld,\"module\":\"auth\",\"event\":\"%s\","
 	    "\"user\":\"%s\",\"client\":\"%s\",\"detail\":\"%s\"}",
 	    (long long)time(NULL), event, u, ip, d);

@@ -1,6 +1,4 @@
 /* auth_form.c -- form bodies, Cookie headers and address lists from clients. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,36 +167,4 @@ auth_cidr_list_check(const char *list, char *err, size_t errlen)
 		return -1;
 	pol_lockdown_free(ld);
 	return 0;
-}
-
-static int
-sa_to16(const struct sockaddr *sa, uint8_t a[16])
-{
-	memset(a, 0, 16);
-	if (sa == NULL)
-		return -1;
-	if (sa->sa_family == AF_INET) {
-		a[10] = a[11] = 0xff;
-		memcpy(a + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-		return 0;
-	}
-	if (sa->sa_family == AF_INET6) {
-		memcpy(a, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
-		return 0;
-	}
-	return -1;
-}
-
-void
-auth_peer_text(const struct sockaddr *sa, char *out, size_t outlen)
-{
-	uint8_t a[16];
-
-	snprintf(out, outlen, "unknown");
-	if (sa_to16(sa, a) < 0)
-		return;
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, a + 12, out, (socklen_t)outlen);
-	else
-		inet_ntop(AF_INET6, a, out, (socklen_t)outlen);
 }

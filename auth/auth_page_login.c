@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include "auth/auth_priv.h"
+#include "policy/policy.h"
 
 #define MFA_COOKIE  "__Host-pbxgate-mfa"
 #define MFA_PURPOSE "pbxgate-mfa"
@@ -92,7 +93,7 @@ record_login(struct auth_ctx *c, int64_t uid, const struct sockaddr *peer,
 	char ip[64];
 	uint8_t r;
 
-	auth_peer_text(peer, ip, sizeof(ip));
+	pol_addr_peer_text(peer, ip, sizeof(ip));
 	if (sqlite3_prepare_v2(c->db, "INSERT INTO logins(user_id, time, ip, ok)"
 	    " VALUES(?1, ?2, ?3, ?4)", -1, &st, NULL) != SQLITE_OK)
 		return;

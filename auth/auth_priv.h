@@ -94,7 +94,6 @@ ssize_t auth_cookie_find(const char *hdr, size_t len, const char *name,
     const char **val);
 bool auth_ip_in_list(const struct sockaddr *sa, const char *list);
 int  auth_cidr_list_check(const char *list, char *err, size_t errlen);
-void auth_peer_text(const struct sockaddr *sa, char *out, size_t outlen);
 
 /* ---- auth_store.c ---- */
 struct auth_user {

@@ -1,10 +1,9 @@
 /* auth_regulate.c -- brute-force regulation per user and per client address. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "auth/auth_priv.h"
+#include "policy/policy.h"
 
 #define BACKOFF_MAX 60	/* seconds; beyond this the ban takes over */
 
@@ -75,23 +74,17 @@ prune(struct auth_ctx *c, int64_t now)
 void
 auth_reg_addr_key(const struct sockaddr *sa, char *out, size_t len)
 {
-	char ip[INET6_ADDRSTRLEN];
+	char ip[POL_ADDR_STRLEN];
+	struct pol_addr a, k;
+	unsigned plen;
 
-	if (sa != NULL && sa->sa_family == AF_INET6) {
-		struct in6_addr a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-
-		if (IN6_IS_ADDR_V4MAPPED(&a)) {
-			inet_ntop(AF_INET, a.s6_addr + 12, ip, sizeof(ip));
-			snprintf(out, len, "a:%s", ip);
-			return;
-		}
-		memset(a.s6_addr + 8, 0, 8);
-		inet_ntop(AF_INET6, &a, ip, sizeof(ip));
-		snprintf(out, len, "a:%s/64", ip);
+	if (!pol_addr_from_sockaddr(sa, &a)) {
+		snprintf(out, len, "a:unknown");
 		return;
 	}
-	auth_peer_text(sa, ip, sizeof(ip));
-	snprintf(out, len, "a:%s", ip);
+	plen = pol_addr_group(&a, &k);
+	pol_addr_format(&k, ip, sizeof(ip));
+	snprintf(out, len, "a:%s%s", ip, plen == 128 ? "" : "/64");
 }
 
 bool

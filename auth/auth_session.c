@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 
 #include "auth/auth_priv.h"
+#include "policy/policy.h"
 
 #define PAYLOAD_LEN  46		/* see put_payload() */
 #define SEALED_LEN   (PAYLOAD_LEN + AUTH_SEAL_OVER)
@@ -235,7 +236,7 @@ auth_session_new(struct auth_ctx *c, const struct auth_user *u,
 	if (auth_random(pl.sid, sizeof(pl.sid)) < 0)
 		return -1;
 	auth_hex(pl.sid, sizeof(pl.sid), sid);
-	auth_peer_text(peer, ip, sizeof(ip));
+	pol_addr_peer_text(peer, ip, sizeof(ip));
 	if (sqlite3_prepare_v2(c->db, "DELETE FROM sessions WHERE created < ?1", -1,
 	    &st, NULL) != SQLITE_OK)
 		return -1;

@@ -1,7 +1,6 @@
 /* cert_client.c -- the upstream (client) TLS context: verification of the
  * upstream's certificate and name, ALPN, and a small session cache so that
  * new upstream connections resume instead of doing a full handshake. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "certs/cert_internal.h"
+#include "policy/policy.h"
 
 #define CACHE_SLOTS 16		/* distinct upstream hosts remembered */
 
@@ -275,7 +275,7 @@ fail:
 static bool
 host_split(const char *in, char *out, size_t outlen)
 {
-	unsigned char a[sizeof(struct in6_addr)];
+	struct pol_addr a;
 	size_t len = strlen(in);
 	bool bracket = len >= 2 && in[0] == '[' && in[len - 1] == ']';
 
@@ -288,10 +288,9 @@ host_split(const char *in, char *out, size_t outlen)
 		return false;
 	memcpy(out, in, len);
 	out[len] = '\0';
-	if (bracket)
-		return inet_pton(AF_INET6, out, a) == 1;
-	return inet_pton(AF_INET, out, a) == 1 ||
-	    inet_pton(AF_INET6, out, a) == 1;
+	/* In brackets only IPv6 is an address ("[192.0.2.1]" is not). */
+	return pol_addr_parse(out, len, &a) == 0 &&
+	    (!bracket || strchr(out, ':') != NULL);
 }
 
 static bool

@@ -370,21 +370,17 @@ kw_trusted_proxy(struct cfg_ctx *ctx, const struct cfg_line *l)
 {
 	struct gw_config *cfg = ctx->cfg;
 	char err[GW_ERRLEN];
-	bool hostbits;
 
 	if (cfg->ntrusted == GW_MAX_TRUSTED) {
 		cfg_error(ctx, l, 0, "trusted_proxy: too many entries (max %d)",
 		    GW_MAX_TRUSTED);
 		return -1;
 	}
-	if (gw_parse_cidr(l->tok[1].s, &cfg->trusted[cfg->ntrusted],
-	    &hostbits, err, sizeof(err)) == -1) {
+	if (pol_cidr_parse(l->tok[1].s, &cfg->trusted[cfg->ntrusted], err,
+	    sizeof(err)) == -1) {
 		cfg_error(ctx, l, 1, "trusted_proxy: %s", err);
 		return -1;
 	}
-	if (hostbits)
-		cfg_warn(ctx, l, 1, "trusted_proxy: \"%s\" has host bits set "
-		    "after the prefix; they are ignored", l->tok[1].s);
 	cfg->ntrusted++;
 	return 0;
 }
@@ -417,7 +413,7 @@ static int
 split_authority(char *auth, char **host, char **port, bool *v6, char *err,
     size_t errlen)
 {
-	struct in6_addr a6;
+	struct pol_addr a;
 	char *c;
 
 	*port = NULL;
@@ -435,7 +431,8 @@ split_authority(char *auth, char **host, char **port, bool *v6, char *err,
 			snprintf(err, errlen, "':' expected after ']'");
 			return -1;
 		}
-		if (inet_pton(AF_INET6, *host, &a6) != 1) {
+		if (pol_addr_parse(*host, strlen(*host), &a) == -1 ||
+		    strchr(*host, ':') == NULL) {
 			snprintf(err, errlen, "\"%s\" is not an IPv6 address",
 			    *host);
 			return -1;
@@ -458,14 +455,14 @@ split_authority(char *auth, char **host, char **port, bool *v6, char *err,
 static int
 check_upstream_host(const char *host, char *err, size_t errlen)
 {
-	struct in_addr a4;
+	struct pol_addr a;
 
 	if (host[0] == '\0') {
 		snprintf(err, errlen, "missing host");
 		return -1;
 	}
 	if (strspn(host, "0123456789.") == strlen(host)) {
-		if (inet_pton(AF_INET, host, &a4) == 1)
+		if (pol_addr_parse(host, strlen(host), &a) == 0)
 			return 0;
 		snprintf(err, errlen, "\"%s\" is not an IPv4 address", host);
 		return -1;
@@ -934,16 +931,12 @@ check_certs(struct cfg_ctx *ctx)
 static bool
 host_is_loopback(const char *host)
 {
-	struct in6_addr a6;
-	struct in_addr a4;
+	struct pol_addr a;
 
 	if (strcasecmp(host, "localhost") == 0)
 		return true;
-	if (inet_pton(AF_INET, host, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (inet_pton(AF_INET6, host, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6);
-	return false;
+	return pol_addr_parse(host, strlen(host), &a) == 0 &&
+	    pol_addr_is_loopback(&a);
 }
 
 static void

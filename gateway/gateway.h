@@ -80,12 +80,6 @@ struct gw_limits {
 	unsigned requests_per_conn;	/* keep-alive requests on one connection */
 };
 
-/* A CIDR as parsed from trusted_proxy; v4 stored as v4-mapped v6. */
-struct gw_cidr {
-	uint8_t addr[16];
-	uint8_t plen;		/* 0..128 over the 128-bit form */
-};
-
 struct gw_config {
 	atomic_int      refs;
 	char           *path;			/* main config file, absolute */
@@ -98,7 +92,7 @@ struct gw_config {
 	struct gw_certpair certs[GW_MAX_CERTS];
 	size_t          ncerts;
 	struct gw_upstream upstream;
-	struct gw_cidr  trusted[GW_MAX_TRUSTED];
+	struct pol_cidr trusted[GW_MAX_TRUSTED];
 	size_t          ntrusted;
 	bool            proxy_protocol;		/* accept PROXY v2 from trusted */
 	int             workers;		/* resolved: >= 1 */
@@ -164,10 +158,8 @@ void              gw_config_unref(struct gw_config *);
 /* Default values, used by the parser before the file is read and by tests. */
 void              gw_config_defaults(struct gw_config *);
 
-/* Address helpers shared by the parser, trusted_proxy and PROXY v2. */
+/* Listen addresses (numeric ADDR:PORT); CIDRs are the policy module's. */
 int  gw_parse_hostport(const char *s, struct gw_addr *out, char *err, size_t errlen);
-int  gw_parse_cidr(const char *s, struct gw_cidr *out, bool *hostbits, char *err, size_t errlen);
-bool gw_cidr_match(const struct gw_cidr *set, size_t n, const struct sockaddr *sa);
 
 /* log.c: error log (human text) and JSON access/audit logs.
  * All are thread safe; each line is written with one write(2). */

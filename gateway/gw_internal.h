@@ -91,7 +91,7 @@ void gw_peertab_proven(struct gw_peertab *, const struct sockaddr *sa);
 void gw_peertab_leave(struct gw_peertab *, const struct sockaddr *sa,
     bool proven);
 /* IPv4 and IPv4-mapped IPv6 as IPv4 (::ffff:a.b.c.d), other IPv6 per /64. */
-void gw_peertab_key(const struct sockaddr *sa, uint8_t k[16]);
+void gw_peertab_key(const struct sockaddr *sa, struct pol_addr *k);
 
 struct gw_worker;
 

@@ -4,7 +4,6 @@
  * head. A slowloris holds only unproven ones, so their cap can be tight
  * while an office behind one NAT address keeps thousands of established
  * connections (browsers, WebSockets) under a much higher ceiling. */
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +14,7 @@
 
 struct peer {
 	struct peer *next;
-	uint8_t      addr[16];
+	struct pol_addr addr;	/* gw_peertab_key */
 	unsigned     count;		/* all connections */
 	unsigned     unproven;		/* without a complete head yet */
 };
@@ -51,46 +50,37 @@ gw_peertab_free(struct gw_peertab *t)
 	free(t);
 }
 
-/* The key an address is counted under, the same as login regulation's:
- * IPv4 and IPv4-mapped IPv6 as the IPv4 address, other IPv6 by its /64
- * (one subscriber gets a whole /64 and picks any address in it). */
+/* The key an address is counted under, the same as login regulation's
+ * (pol_addr_group): IPv4 and IPv4-mapped IPv6 as the IPv4 address, other
+ * IPv6 by its /64. A non-IP peer gets the all-zero key. */
 void
-gw_peertab_key(const struct sockaddr *sa, uint8_t k[16])
+gw_peertab_key(const struct sockaddr *sa, struct pol_addr *k)
 {
-	const struct in6_addr *a6;
+	struct pol_addr a = { 0, 0 };
 
-	memset(k, 0, 16);
-	if (sa->sa_family == AF_INET) {
-		k[10] = k[11] = 0xff;
-		memcpy(k + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		return;
-	}
-	if (sa->sa_family != AF_INET6)
-		return;
-	a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-	if (IN6_IS_ADDR_V4MAPPED(a6))
-		memcpy(k, a6, 16);	/* ::ffff:a.b.c.d, as AF_INET above */
-	else
-		memcpy(k, a6, 8);
+	(void)pol_addr_from_sockaddr(sa, &a);
+	(void)pol_addr_group(&a, k);
 }
 
 static size_t
-hash_of(const uint8_t k[16])
+hash_of(const struct pol_addr *k)
 {
 	/* FNV-1a; the table is bounded per address anyway */
 	uint32_t h = 2166136261u;
-	for (int i = 0; i < 16; i++)
-		h = (h ^ k[i]) * 16777619u;
+	for (int i = 0; i < 8; i++)
+		h = (h ^ (uint8_t)(k->hi >> (8 * i))) * 16777619u;
+	for (int i = 0; i < 8; i++)
+		h = (h ^ (uint8_t)(k->lo >> (8 * i))) * 16777619u;
 	return h % PEER_BUCKETS;
 }
 
 static struct peer **
-find(struct gw_peertab *t, const uint8_t k[16])
+find(struct gw_peertab *t, const struct pol_addr *k)
 {
 	struct peer **pp;
 
 	for (pp = &t->b[hash_of(k)]; *pp != NULL; pp = &(*pp)->next)
-		if (memcmp((*pp)->addr, k, 16) == 0)
+		if ((*pp)->addr.hi == k->hi && (*pp)->addr.lo == k->lo)
 			break;
 	return pp;
 }
@@ -99,15 +89,15 @@ bool
 gw_peertab_enter(struct gw_peertab *t, const struct sockaddr *sa,
     unsigned max_unproven, unsigned max_all)
 {
-	uint8_t k[16];
+	struct pol_addr k;
 	struct peer **pp, *p;
 	bool ok = false;
 
-	gw_peertab_key(sa, k);
+	gw_peertab_key(sa, &k);
 	pthread_mutex_lock(&t->lock);
-	pp = find(t, k);
+	pp = find(t, &k);
 	if ((p = *pp) == NULL && (p = calloc(1, sizeof(*p))) != NULL) {
-		memcpy(p->addr, k, 16);
+		p->addr = k;
 		*pp = p;
 	}
 	if (p != NULL && (max_unproven == 0 || p->unproven < max_unproven) &&
@@ -127,12 +117,12 @@ gw_peertab_enter(struct gw_peertab *t, const struct sockaddr *sa,
 void
 gw_peertab_proven(struct gw_peertab *t, const struct sockaddr *sa)
 {
-	uint8_t k[16];
+	struct pol_addr k;
 	struct peer *p;
 
-	gw_peertab_key(sa, k);
+	gw_peertab_key(sa, &k);
 	pthread_mutex_lock(&t->lock);
-	if ((p = *find(t, k)) != NULL && p->unproven > 0)
+	if ((p = *find(t, &k)) != NULL && p->unproven > 0)
 		p->unproven--;
 	pthread_mutex_unlock(&t->lock);
 }
@@ -140,12 +130,12 @@ gw_peertab_proven(struct gw_peertab *t, const struct sockaddr *sa)
 void
 gw_peertab_leave(struct gw_peertab *t, const struct sockaddr *sa, bool proven)
 {
-	uint8_t k[16];
+	struct pol_addr k;
 	struct peer **pp, *p;
 
-	gw_peertab_key(sa, k);
+	gw_peertab_key(sa, &k);
 	pthread_mutex_lock(&t->lock);
-	pp = find(t, k);
+	pp = find(t, &k);
 	if ((p = *pp) != NULL) {
 		if (!proven && p->unproven > 0)
 			p->unproven--;

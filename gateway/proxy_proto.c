@@ -2,9 +2,7 @@
  * client address, read before the TLS handshake and only from addresses
  * listed in trusted_proxy (from anyone else it would be a spoofing tool).
  * The header format itself is proxy_v2.c's. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -48,12 +46,9 @@ pp_free(struct gw_ppwait *p, bool close_fd)
 static void
 pp_fail(struct gw_ppwait *p, const char *why)
 {
-	char ip[INET6_ADDRSTRLEN] = "?";
+	char ip[POL_ADDR_STRLEN];
 
-	if (p->peer.ss_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&p->peer)->sin_addr, ip, sizeof(ip));
-	else if (p->peer.ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&p->peer)->sin6_addr, ip, sizeof(ip));
+	pol_addr_peer_text((struct sockaddr *)&p->peer, ip, sizeof(ip));
 	gw_log(GW_LOG_WARN, "trusted proxy %s: %s: connection closed", ip, why);
 	pp_free(p, true);
 }

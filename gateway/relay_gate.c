@@ -1,7 +1,5 @@
 /* relay_gate.c -- who a request comes from and whether it may pass: the
  * trusted-proxy address chain, then lockdown policy and login. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -13,27 +11,6 @@
 #include <openssl/crypto.h>
 
 #include "gateway/gw_internal.h"
-
-static bool
-parse_ip(const char *s, size_t n, struct sockaddr_storage *ss)
-{
-	char buf[64];
-
-	memset(ss, 0, sizeof(*ss));
-	if (n == 0 || n >= sizeof(buf))
-		return false;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	if (inet_pton(AF_INET, buf, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-		ss->ss_family = AF_INET;
-		return true;
-	}
-	if (inet_pton(AF_INET6, buf, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-		ss->ss_family = AF_INET6;
-		return true;
-	}
-	return false;
-}
 
 /* Walks X-Forwarded-For from the right: the first address that is not a
  * trusted proxy is the client. An element the walk reaches that is not a
@@ -52,6 +29,7 @@ gw_relay_xff_client(struct gw_conn *c, const char *v, size_t n)
 	for (int i = 0; i < GW_XFF_MAX; i++) {
 		size_t s = end, e;
 		struct sockaddr_storage ss;
+		struct pol_addr a;
 
 		while (s > 0 && v[s - 1] != ',')
 			s--;
@@ -61,12 +39,15 @@ gw_relay_xff_client(struct gw_conn *c, const char *v, size_t n)
 			s++;
 		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
 			e--;
-		if (!parse_ip(v + s, e - s, &ss))
+		if (pol_addr_parse(v + s, e - s, &a) == -1)
 			return -1;
-		memcpy(c->rq->client_ip, v + s, e - s);
-		c->rq->client_ip[e - s] = '\0';
+		/* The text logs and X-Real-IP carry is the address judged, in
+		 * the one spelling every log uses (::ffff:a.b.c.d as IPv4). */
+		pol_addr_format(&a, c->rq->client_ip, sizeof(c->rq->client_ip));
+		(void)pol_addr_to_sockaddr(&a, 0, &ss);
 		memcpy(&c->rq->client, &ss, sizeof(c->rq->client));
-		if (!gw_cidr_match(cfg->trusted, cfg->ntrusted, (struct sockaddr *)&ss))
+		if (!pol_cidr_list_contains(cfg->trusted, cfg->ntrusted,
+		    (struct sockaddr *)&ss))
 			return 0;
 		if (s == 0)
 			return 0;	/* all trusted: the left-most stands */

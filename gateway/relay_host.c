@@ -2,8 +2,6 @@
  * sees. A back end builds links, redirects and password-reset mails from
  * Host; a client-chosen one would poison them, so only names this gateway
  * answers to pass, and they pass in one canonical spelling. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -61,25 +59,15 @@ is_local_address(struct gw_conn *c, const char *name, bool *is_ip)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	unsigned char want[16], have[16];
-	int fam;
+	struct pol_addr want, have;
 
-	if (inet_pton(AF_INET, name, want) == 1)
-		fam = AF_INET;
-	else if (inet_pton(AF_INET6, name, want) == 1)
-		fam = AF_INET6;
-	else
+	if (pol_addr_parse(name, strlen(name), &want) == -1)
 		return *is_ip = false, false;
 	*is_ip = true;
 	if (getsockname(gw_io_fd(c->io), (struct sockaddr *)&ss, &sl) < 0 ||
-	    ss.ss_family != fam)
+	    !pol_addr_from_sockaddr((struct sockaddr *)&ss, &have))
 		return false;
-	if (fam == AF_INET) {
-		memcpy(have, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-		return memcmp(have, want, 4) == 0;
-	}
-	memcpy(have, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-	return memcmp(have, want, 16) == 0;
+	return want.hi == have.hi && want.lo == have.lo;
 }
 
 /* The configured spelling of `name` when it is ours; NULL when not. */

@@ -1,8 +1,6 @@
 /* relay_http.c -- the client side of the relay: TLS connection, request head
  * parsing with llhttp, hostile-input checks, request body streaming. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -25,24 +23,6 @@ gw_conn_arm(struct gw_conn *c, unsigned ms)
 	evtimer_add(&c->timer, &tv);
 }
 
-static void
-peer_text(const struct sockaddr *sa, char *buf, size_t len)
-{
-	const void *a;
-
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], buf, len);
-			return;
-		}
-		a = &s6->sin6_addr;
-	} else
-		a = &((const struct sockaddr_in *)sa)->sin_addr;
-	if (inet_ntop(sa->sa_family, a, buf, len) == NULL)
-		snprintf(buf, len, "?");
-}
-
 void
 gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
     const struct sockaddr *sa, socklen_t salen, bool counted)
@@ -60,7 +40,7 @@ gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
 	c->cfg = gw_worker_config(w);
 	memcpy(&c->peer, sa, salen < sizeof(c->peer) ? salen : sizeof(c->peer));
 	c->peerlen = salen;
-	peer_text(sa, c->peer_ip, sizeof(c->peer_ip));
+	pol_addr_peer_text(sa, c->peer_ip, sizeof(c->peer_ip));
 	c->state = CS_HANDSHAKE;
 	evtimer_assign(&c->timer, w->base, conn_timer_cb, c);
 	ssl = cert_server_ssl(c->cfg->tls);

@@ -96,7 +96,8 @@ resolve_client(struct gw_conn *c, const char **xff, size_t *xffn)
 	*xff = NULL;
 	*xffn = 0;
 	if (cfg->ntrusted == 0 ||
-	    !gw_cidr_match(cfg->trusted, cfg->ntrusted, (struct sockaddr *)&c->peer))
+	    !pol_cidr_list_contains(cfg->trusted, cfg->ntrusted,
+	    (struct sockaddr *)&c->peer))
 		return 0;
 	h = gw_msg_find(&c->rq->rp.req, "x-forwarded-for", &cnt);
 	if (h == NULL)

@@ -35,7 +35,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	cfg = gw_worker_config(w);
 	/* trusted proxies carry many clients: only the total limits them */
 	trusted = cfg->ntrusted > 0 &&
-	    gw_cidr_match(cfg->trusted, cfg->ntrusted, sa);
+	    pol_cidr_list_contains(cfg->trusted, cfg->ntrusted, sa);
 	/* the total is counted first; the per-address table only when the
 	 * total admits the connection, so both are undone exactly once */
 	ok = atomic_fetch_add(&rt->conns_all, 1) < (long long)cfg->lim.connections;

@@ -30,6 +30,8 @@
 
 #include <event2/util.h>
 
+#include "policy/policy.h"
+
 #define MAIL_MAX_LISTEN   8
 #define MAIL_MAX_ALLOW    64
 #define MAIL_RULE_NAME    64
@@ -40,13 +42,6 @@ enum mail_relay_tls {
 	MAIL_RELAY_STARTTLS = 0,	/* default: STARTTLS, refuse if not offered */
 	MAIL_RELAY_TLS,			/* implicit TLS (port 465 style) */
 	MAIL_RELAY_NONE,		/* plaintext: only after an explicit "none" */
-};
-
-/* One smtp_allow entry: address family, network bytes, prefix length. */
-struct mail_cidr {
-	int      family;		/* AF_INET or AF_INET6 */
-	uint8_t  addr[16];
-	unsigned bits;
 };
 
 struct mail_settings {
@@ -75,7 +70,7 @@ struct mail_settings {
 	char *auth_hash;
 
 	size_t           nallow;	/* 0 = loopback only */
-	struct mail_cidr allow[MAIL_MAX_ALLOW];
+	struct pol_cidr  allow[MAIL_MAX_ALLOW];	/* smtp_allow */
 
 	uint64_t max_size;		/* bytes of message; default 50 MiB */
 	unsigned max_recipients;	/* default 100 */

@@ -44,12 +44,6 @@ struct mail_rules {
 	pcre2_match_context *mctx;	/* match/depth limits against ReDoS */
 };
 
-/* mail_settings.c */
-int mail_cidr_parse(const char *, struct mail_cidr *, char *, size_t);
-bool mail_cidr_match(const struct mail_cidr *, int family,
-    const uint8_t *addr);
-bool mail_peer_is_loopback(const struct sockaddr *, socklen_t);
-void mail_peer_text(const struct sockaddr *, socklen_t, char *, size_t);
 
 /* mail_rules.c: 1 match, 0 no match, -1 matcher error (limit hit). */
 int mail_re_match(const struct mail_rules *, const pcre2_code *,

@@ -1,10 +1,8 @@
 /* mail_settings.c -- the smtp_* and scrub_* config keywords: a keyword table,
  * one small handler each, defaults and the final consistency check. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,121 +276,18 @@ read_secret_file(const char *path, char *err, size_t errlen)
 	return copy;
 }
 
-int
-mail_cidr_parse(const char *v, struct mail_cidr *c, char *err, size_t errlen)
-{
-	char addr[INET6_ADDRSTRLEN];
-	const char *slash = strchr(v, '/');
-	size_t alen = slash ? (size_t)(slash - v) : strlen(v);
-	unsigned long bits;
-	char *end;
-
-	memset(c, 0, sizeof(*c));
-	if (alen == 0 || alen >= sizeof(addr))
-		goto bad;
-	memcpy(addr, v, alen);
-	addr[alen] = '\0';
-	if (inet_pton(AF_INET, addr, c->addr) == 1) {
-		c->family = AF_INET;
-		c->bits = 32;
-	} else if (inet_pton(AF_INET6, addr, c->addr) == 1) {
-		c->family = AF_INET6;
-		c->bits = 128;
-	} else
-		goto bad;
-	if (slash != NULL) {
-		errno = 0;
-		if (slash[1] < '0' || slash[1] > '9')
-			goto bad;
-		bits = strtoul(slash + 1, &end, 10);
-		if (*end != '\0' || errno != 0 || bits > c->bits)
-			goto bad;
-		c->bits = (unsigned)bits;
-	}
-	/* Host bits set ("10.0.0.1/8") are almost always a typo: refuse. */
-	for (unsigned i = c->bits; i < (c->family == AF_INET ? 32u : 128u); i++)
-		if (c->addr[i / 8] & (0x80 >> (i % 8)))
-			goto bad;
-	return 0;
-bad:
-	snprintf(err, errlen, "'%s': expected ADDRESS or ADDRESS/BITS with no "
-	    "host bits set (e.g. 192.0.2.0/24, 2001:db8::/32)", v);
-	return -1;
-}
-
-bool
-mail_cidr_match(const struct mail_cidr *c, int family, const uint8_t *addr)
-{
-	unsigned full = c->bits / 8, rest = c->bits % 8;
-
-	if (family != c->family)
-		return false;
-	if (memcmp(addr, c->addr, full) != 0)
-		return false;
-	if (rest == 0)
-		return true;
-	return ((addr[full] ^ c->addr[full]) & (0xff00 >> rest) & 0xff) == 0;
-}
-
-/* Normalises a peer to (family, bytes); IPv4-mapped IPv6 becomes IPv4. */
-static int
-peer_bytes(const struct sockaddr *sa, socklen_t len, uint8_t out[16])
-{
-	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-		memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		return AF_INET;
-	}
-	if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
-		const struct in6_addr *a =
-		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(a)) {
-			memcpy(out, a->s6_addr + 12, 4);
-			return AF_INET;
-		}
-		memcpy(out, a->s6_addr, 16);
-		return AF_INET6;
-	}
-	return -1;
-}
-
-bool
-mail_peer_is_loopback(const struct sockaddr *sa, socklen_t len)
-{
-	uint8_t b[16];
-	static const uint8_t v6lo[16] = { [15] = 1 };
-	int fam = peer_bytes(sa, len, b);
-
-	if (fam == AF_INET)
-		return b[0] == 127;
-	return fam == AF_INET6 && memcmp(b, v6lo, 16) == 0;
-}
-
-void
-mail_peer_text(const struct sockaddr *sa, socklen_t len, char *out,
-    size_t outlen)
-{
-	uint8_t b[16];
-	int fam = peer_bytes(sa, len, b);
-
-	if (fam < 0 || inet_ntop(fam, b, out, (socklen_t)outlen) == NULL)
-		snprintf(out, outlen, "unknown");
-}
-
+/* No smtp_allow: loopback only (the PBX on the same machine). */
 bool
 mail_settings_allowed(const struct mail_settings *s, const struct sockaddr *sa,
     socklen_t len)
 {
-	uint8_t b[16];
-	int fam = peer_bytes(sa, len, b);
+	struct pol_addr a;
 
-	if (fam < 0)
+	if (!pol_addr_from_sockaddr(sa, &a))
 		return false;
 	if (s->nallow == 0)
-		return mail_peer_is_loopback(sa, len);
-	for (size_t i = 0; i < s->nallow; i++)
-		if (mail_cidr_match(&s->allow[i], fam, b))
-			return true;
-	return false;
+		return pol_addr_is_loopback(&a);
+	return pol_cidr_list_contains(s->allow, s->nallow, sa);
 }
 
 /* ---- keyword handlers: argv holds the values only ---- */
@@ -583,7 +478,7 @@ kw_allow(struct kwctx *k)
 		    "(at most %d)", MAIL_MAX_ALLOW);
 		return -1;
 	}
-	if (mail_cidr_parse(k->argv[0], &s->allow[s->nallow], k->err,
+	if (pol_cidr_parse(k->argv[0], &s->allow[s->nallow], k->err,
 	    k->errlen) < 0)
 		return -1;
 	s->nallow++;

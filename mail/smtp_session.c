@@ -1312,6 +1312,7 @@ mail_session_start(struct mail_ctx *ctx, struct event_base *base,
     evutil_socket_t fd, const struct sockaddr *peer, socklen_t peerlen)
 {
 	struct smtp_session *s = calloc(1, sizeof(*s));
+	struct pol_addr pa;
 	char line[320];
 
 	if (s == NULL || evutil_make_socket_nonblocking(fd) < 0) {
@@ -1328,8 +1329,9 @@ mail_session_start(struct mail_ctx *ctx, struct event_base *base,
 	}
 	s->ctx = mail_ctx_ref(ctx);
 	s->base = base;
-	s->loopback = mail_peer_is_loopback(peer, peerlen);
-	mail_peer_text(peer, peerlen, s->peer, sizeof(s->peer));
+	s->loopback = pol_addr_from_sockaddr(peer, &pa) &&
+	    pol_addr_is_loopback(&pa);
+	pol_addr_peer_text(peer, s->peer, sizeof(s->peer));
 	registry_add(s);
 	set_timeouts(s);
 	s->life_ev = evtimer_new(base, lifetime_cb, s);

@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -60,6 +61,56 @@ int pol_file_check(const char *path, bool missing_ok, char *err,
 /* "fifo", "directory", "socket", "character device", ... */
 const char *pol_file_kind(mode_t mode);
 
+/* ---- policy_addr.c: the address vocabulary -----------------------------
+ * The one parser, printer and matcher of IP addresses and CIDRs that every
+ * module uses: trusted_proxy, smtp_allow, policy rules and lists, user
+ * lockdowns, X-Forwarded-For, the per-peer counters and the peer text in
+ * every log. An address is 128 bits; IPv4 is held IPv4-mapped
+ * (::ffff:a.b.c.d), so an IPv4 peer and the same peer seen through a
+ * dual-stack socket are one value: both match IPv4 rules and both print
+ * as dotted IPv4. Consequence: `::/0` covers IPv4 too, `0.0.0.0/0` covers
+ * IPv4 only.
+ *
+ * Text accepted (everywhere the same): a bare address as inet_pton reads
+ * it (IPv4 dotted quad without leading zeros, IPv6 in any RFC 4291 form),
+ * optionally /LEN in decimal without leading zeros (0..32 for IPv4,
+ * 0..128 for IPv6). Refused: empty text, white space, brackets, a port, a
+ * zone (%eth0), and a CIDR with host bits set (`10.1.2.3/8`): the error
+ * names the network probably meant. Errors have no position; callers put
+ * their FILE:LINE:COL and keyword in front. Thread-safe, no allocation. */
+struct pol_addr {
+	uint64_t hi, lo;	/* most significant bits first */
+};
+struct pol_cidr {
+	struct pol_addr net;	/* host bits clear */
+	unsigned len;		/* over the 128-bit form: IPv4 /n is 96 + n */
+};
+#define POL_ADDR_STRLEN 46	/* INET6_ADDRSTRLEN: longest text plus NUL */
+/* AF_INET or AF_INET6 (other families, or NULL: false). */
+bool pol_addr_from_sockaddr(const struct sockaddr *sa, struct pol_addr *out);
+/* A bare address of `n` bytes (need not be NUL-terminated): 0, or -1. */
+int pol_addr_parse(const char *s, size_t n, struct pol_addr *out);
+/* The socket address (IPv4-mapped becomes AF_INET); returns its length. */
+socklen_t pol_addr_to_sockaddr(const struct pol_addr *a, uint16_t port,
+    struct sockaddr_storage *ss);
+bool pol_addr_is_v4(const struct pol_addr *);	/* IPv4 or IPv4-mapped */
+bool pol_addr_is_loopback(const struct pol_addr *);	/* 127/8, ::1 */
+/* The block one client is counted under: an IPv4 address alone, an IPv6
+ * address by its /64 (one subscriber gets the whole /64). Returns the
+ * prefix length over the 128-bit form (128 or 64). */
+unsigned pol_addr_group(const struct pol_addr *a, struct pol_addr *out);
+/* IPv4 (mapped or not) as dotted quad, IPv6 as RFC 5952 text. */
+void pol_addr_format(const struct pol_addr *, char *buf, size_t buflen);
+/* The text every log shows for a peer: pol_addr_format, or "unknown". */
+void pol_addr_peer_text(const struct sockaddr *sa, char *buf, size_t buflen);
+/* "ADDR" or "ADDR/LEN": 0, or -1 with err. */
+int pol_cidr_parse(const char *s, struct pol_cidr *out, char *err,
+    size_t errlen);
+bool pol_cidr_contains(const struct pol_cidr *, const struct pol_addr *);
+/* True when `sa` lies in one of the n CIDRs of `list`. */
+bool pol_cidr_list_contains(const struct pol_cidr *list, size_t n,
+    const struct sockaddr *sa);
+
 /* ---- policy_cidr.c: compiled CIDR set ----------------------------------
  * One radix trie for IPv4 and IPv6: IPv4 is kept as IPv4-mapped IPv6
  * (::ffff:a.b.c.d, prefix 96 + n), so an IPv4-mapped IPv6 peer matches the
@@ -70,9 +121,8 @@ const char *pol_file_kind(mode_t mode);
 struct pol_cidrset;
 struct pol_cidrset *pol_cidrset_new(void);
 void pol_cidrset_free(struct pol_cidrset *);
-/* Adds "ADDR" or "ADDR/LEN" (IPv4 or IPv6). Returns 0, 1 when the address
- * had host bits set (they are cleared, the prefix is added; err says so),
- * or -1 on a bad CIDR or allocation failure (err says which). */
+/* Adds "ADDR" or "ADDR/LEN" as pol_cidr_parse reads it. Returns 0, or -1
+ * on a bad CIDR or allocation failure (err says which). */
 int pol_cidrset_add(struct pol_cidrset *, const char *cidr,
     char *err, size_t errlen);
 /* True when `sa` (AF_INET or AF_INET6; other families never match) lies in

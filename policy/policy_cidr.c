@@ -1,7 +1,4 @@
-/* policy_cidr.c -- CIDR parsing and the path-compressed radix trie shared by IPv4 and IPv6. */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
+/* policy_cidr.c -- the path-compressed radix trie of a CIDR set, shared by IPv4 and IPv6. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +11,7 @@
 /* A Patricia node: its key is masked to `len` bits; `term` marks a prefix
  * that was added. Children are indices, which keeps a node at 28 bytes. */
 struct node {
-	struct pol_key key;
+	struct pol_addr key;
 	uint32_t child[2];
 	uint8_t len;	/* 0..128 */
 	bool term;
@@ -36,26 +33,8 @@ struct pol_cidrset {
 	uint32_t *v4tab, *v6tab;	/* NULL until optimised */
 };
 
-static struct pol_key
-key_mask(const struct pol_key *k, unsigned len)
-{
-	struct pol_key m = *k;
-
-	if (len == 0) {
-		m.hi = m.lo = 0;
-	} else if (len < 64) {
-		m.hi &= ~UINT64_C(0) << (64 - len);
-		m.lo = 0;
-	} else if (len == 64) {
-		m.lo = 0;
-	} else if (len < 128) {
-		m.lo &= ~UINT64_C(0) << (128 - len);
-	}
-	return m;
-}
-
 static unsigned
-key_bit(const struct pol_key *k, unsigned i)
+key_bit(const struct pol_addr *k, unsigned i)
 {
 	if (i < 64)
 		return (unsigned)(k->hi >> (63 - i)) & 1;
@@ -64,7 +43,7 @@ key_bit(const struct pol_key *k, unsigned i)
 
 /* Number of leading bits the two keys share (0..128). */
 static unsigned
-key_common(const struct pol_key *a, const struct pol_key *b)
+key_common(const struct pol_addr *a, const struct pol_addr *b)
 {
 	uint64_t x = a->hi ^ b->hi;
 
@@ -74,128 +53,6 @@ key_common(const struct pol_key *a, const struct pol_key *b)
 	if (x != 0)
 		return 64 + (unsigned)__builtin_clzll(x);
 	return 128;
-}
-
-static bool
-key_covers(const struct pol_key *prefix, unsigned len, const struct pol_key *k)
-{
-	struct pol_key m = key_mask(k, len);
-
-	return m.hi == prefix->hi && m.lo == prefix->lo;
-}
-
-bool
-pol_sockaddr_key(const struct sockaddr *sa, struct pol_key *key)
-{
-	const uint8_t *b;
-
-	if (sa == NULL)
-		return false;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		key->hi = 0;
-		key->lo = UINT64_C(0xffff) << 32 | ntohl(in->sin_addr.s_addr);
-		return true;
-	}
-	if (sa->sa_family != AF_INET6)
-		return false;
-	b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-	key->hi = key->lo = 0;
-	for (int i = 0; i < 8; i++) {
-		key->hi = key->hi << 8 | b[i];
-		key->lo = key->lo << 8 | b[i + 8];
-	}
-	return true;
-}
-
-static void
-key_format(const struct pol_key *k, bool v6, char *buf, size_t buflen)
-{
-	uint8_t b[16];
-
-	for (int i = 0; i < 8; i++) {
-		b[i] = (uint8_t)(k->hi >> (56 - 8 * i));
-		b[i + 8] = (uint8_t)(k->lo >> (56 - 8 * i));
-	}
-	if (!v6 && k->hi == 0 && (k->lo >> 32) == 0xffff)
-		inet_ntop(AF_INET, b + 12, buf, (socklen_t)buflen);
-	else
-		inet_ntop(AF_INET6, b, buf, (socklen_t)buflen);
-}
-
-void
-pol_key_format(const struct pol_key *k, char *buf, size_t buflen)
-{
-	key_format(k, false, buf, buflen);
-}
-
-static int
-parse_len(const char *s, unsigned max, unsigned *len)
-{
-	unsigned v = 0;
-
-	if (*s == '\0' || strlen(s) > 3)
-		return -1;
-	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		v = v * 10 + (unsigned)(*s - '0');
-	}
-	if (v > max)
-		return -1;
-	*len = v;
-	return 0;
-}
-
-int
-pol_cidr_parse(const char *s, struct pol_key *key, unsigned *len,
-    bool *hostbits, char *err, size_t errlen)
-{
-	char addr[INET6_ADDRSTRLEN + 1];
-	const char *slash = strchr(s, '/');
-	size_t alen = slash != NULL ? (size_t)(slash - s) : strlen(s);
-	struct sockaddr_in6 sin6;
-	struct sockaddr_in sin;
-	struct pol_key masked;
-	unsigned plen;
-
-	if (alen == 0 || alen >= sizeof addr) {
-		snprintf(err, errlen, "bad address '%s'", s);
-		return -1;
-	}
-	memcpy(addr, s, alen);
-	addr[alen] = '\0';
-	memset(&sin, 0, sizeof sin);
-	memset(&sin6, 0, sizeof sin6);
-	if (inet_pton(AF_INET, addr, &sin.sin_addr) == 1) {
-		sin.sin_family = AF_INET;
-		pol_sockaddr_key((struct sockaddr *)&sin, key);
-		plen = 32;
-		if (slash != NULL && parse_len(slash + 1, 32, &plen) == -1) {
-			snprintf(err, errlen, "bad prefix length in '%s' "
-			    "(IPv4 takes /0 to /32)", s);
-			return -1;
-		}
-		plen += 96;
-	} else if (inet_pton(AF_INET6, addr, &sin6.sin6_addr) == 1) {
-		sin6.sin6_family = AF_INET6;
-		pol_sockaddr_key((struct sockaddr *)&sin6, key);
-		plen = 128;
-		if (slash != NULL && parse_len(slash + 1, 128, &plen) == -1) {
-			snprintf(err, errlen, "bad prefix length in '%s' "
-			    "(IPv6 takes /0 to /128)", s);
-			return -1;
-		}
-	} else {
-		snprintf(err, errlen, "bad address '%s' (expected an IPv4 or "
-		    "IPv6 address, optionally with /LEN)", s);
-		return -1;
-	}
-	masked = key_mask(key, plen);
-	*hostbits = masked.hi != key->hi || masked.lo != key->lo;
-	*key = masked;
-	*len = plen;
-	return 0;
 }
 
 struct pol_cidrset *
@@ -234,7 +91,7 @@ pol_cidrset_memory(const struct pol_cidrset *s)
 }
 
 static uint32_t
-node_new(struct pol_cidrset *s, const struct pol_key *k, unsigned len, bool term)
+node_new(struct pol_cidrset *s, const struct pol_addr *k, unsigned len, bool term)
 {
 	struct node *n;
 
@@ -251,7 +108,7 @@ node_new(struct pol_cidrset *s, const struct pol_key *k, unsigned len, bool term
 		s->cap = ncap;
 	}
 	n = &s->nodes[s->nnodes];
-	n->key = key_mask(k, len);
+	n->key = pol_addr_mask(k, len);
 	n->len = (uint8_t)len;
 	n->term = term;
 	n->child[0] = n->child[1] = NONE;
@@ -270,11 +127,11 @@ set_link(struct pol_cidrset *s, uint32_t parent, unsigned side, uint32_t v)
 /* Puts prefix k/len above node `at`, which shares only `common` bits with
  * it; returns the new subtree root or NONE. */
 static uint32_t
-split(struct pol_cidrset *s, uint32_t at, const struct pol_key *k,
+split(struct pol_cidrset *s, uint32_t at, const struct pol_addr *k,
     unsigned len, unsigned common)
 {
 	uint32_t mid, leaf;
-	struct pol_key old = s->nodes[at].key;
+	struct pol_addr old = s->nodes[at].key;
 
 	if (common == len) {
 		if ((mid = node_new(s, k, len, true)) == NONE)
@@ -292,10 +149,10 @@ split(struct pol_cidrset *s, uint32_t at, const struct pol_key *k,
 }
 
 int
-pol_cidrset_add_key(struct pol_cidrset *s, const struct pol_key *kin,
+pol_cidrset_add_key(struct pol_cidrset *s, const struct pol_addr *kin,
     unsigned len)
 {
-	struct pol_key k = key_mask(kin, len);
+	struct pol_addr k = pol_addr_mask(kin, len);
 	uint32_t parent = NONE, at = s->root, nid;
 	unsigned side = 0;
 
@@ -343,39 +200,23 @@ pol_cidrset_add_key(struct pol_cidrset *s, const struct pol_key *kin,
 }
 
 int
-pol_cidrset_add(struct pol_cidrset *s, const char *cidr, char *err,
+pol_cidrset_add(struct pol_cidrset *s, const char *text, char *err,
     size_t errlen)
 {
-	struct pol_key k;
-	unsigned len;
-	bool hostbits;
-	char buf[INET6_ADDRSTRLEN];
+	struct pol_cidr c;
 
-	if (pol_cidr_parse(cidr, &k, &len, &hostbits, err, errlen) == -1)
+	if (pol_cidr_parse(text, &c, err, errlen) == -1)
 		return -1;
-	if (pol_cidrset_add_key(s, &k, len) == -1) {
-		snprintf(err, errlen, "out of memory adding '%s'", cidr);
+	if (pol_cidrset_add_key(s, &c.net, c.len) == -1) {
+		snprintf(err, errlen, "out of memory adding '%s'", text);
 		return -1;
 	}
-	if (!hostbits)
-		return 0;
-	key_format(&k, strchr(cidr, ':') != NULL, buf, sizeof buf);
-	if (strchr(cidr, ':') == NULL)
-		len -= 96;
-	snprintf(err, errlen, "'%s' has host bits set; it means %s/%u",
-	    cidr, buf, len);
-	return 1;
-}
-
-static bool
-is_v4(const struct pol_key *k)
-{
-	return k->hi == 0 && (k->lo >> 32) == 0xffff;
+	return 0;
 }
 
 /* Where a walk for any address of block `key`/`blen` continues. */
 static uint32_t
-stride_start(const struct pol_cidrset *s, const struct pol_key *key,
+stride_start(const struct pol_cidrset *s, const struct pol_addr *key,
     unsigned blen)
 {
 	uint32_t at = s->root;
@@ -383,7 +224,7 @@ stride_start(const struct pol_cidrset *s, const struct pol_key *key,
 	while (at != NONE && s->nodes[at].len < blen) {
 		const struct node *n = &s->nodes[at];
 
-		if (!key_covers(&n->key, n->len, key))
+		if (!pol_addr_covers(&n->key, n->len, key))
 			return NONE;
 		if (n->term)
 			return COVERED;
@@ -400,7 +241,7 @@ stride_table(const struct pol_cidrset *s, bool v4)
 	if (tab == NULL)
 		return NULL;
 	for (uint32_t t = 0; t < STRIDE; t++) {
-		struct pol_key k;
+		struct pol_addr k;
 
 		if (v4) {
 			k.hi = 0;
@@ -431,14 +272,14 @@ pol_cidrset_optimise(struct pol_cidrset *s)
 }
 
 bool
-pol_cidrset_contains_key(const struct pol_cidrset *s, const struct pol_key *k)
+pol_cidrset_contains_key(const struct pol_cidrset *s, const struct pol_addr *k)
 {
 	uint32_t at = s->root;
 
 	if (s->v4tab != NULL) {
 		/* An IPv4 address never lies in a non-mapped /16 block
 		 * except block 0, which the v4 table refines. */
-		at = is_v4(k) ? s->v4tab[(k->lo >> 16) & 0xffff] :
+		at = pol_addr_is_v4(k) ? s->v4tab[(k->lo >> 16) & 0xffff] :
 		    s->v6tab[k->hi >> 48];
 		if (at == COVERED)
 			return true;
@@ -449,7 +290,7 @@ pol_cidrset_contains_key(const struct pol_cidrset *s, const struct pol_key *k)
 	while (at != NONE) {
 		const struct node *n = &s->nodes[at];
 
-		if (!key_covers(&n->key, n->len, k))
+		if (!pol_addr_covers(&n->key, n->len, k))
 			return false;
 		if (n->term)
 			return true;
@@ -463,9 +304,9 @@ pol_cidrset_contains_key(const struct pol_cidrset *s, const struct pol_key *k)
 bool
 pol_cidrset_contains(const struct pol_cidrset *s, const struct sockaddr *sa)
 {
-	struct pol_key k;
+	struct pol_addr k;
 
-	if (s == NULL || !pol_sockaddr_key(sa, &k))
+	if (s == NULL || !pol_addr_from_sockaddr(sa, &k))
 		return false;
 	return pol_cidrset_contains_key(s, &k);
 }

@@ -19,9 +19,9 @@ in_names(char *const *names, size_t n, const char *v, bool nocase)
 static int
 match_from(const struct pol_matcher *m, const struct sockaddr *peer)
 {
-	struct pol_key k;
+	struct pol_addr k;
 
-	if (!pol_sockaddr_key(peer, &k))
+	if (!pol_addr_from_sockaddr(peer, &k))
 		return 0;
 	for (size_t i = 0; i < m->nsets; i++)
 		if (pol_cidrset_contains_key(m->sets[i], &k))

@@ -1,6 +1,4 @@
 /* policy_explain.c -- `pbxgate policy explain`: the decision, the rule behind it, and why the others passed. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +11,11 @@
 static void
 print_peer(const struct pol_policy *p, const struct pol_request *r, FILE *out)
 {
-	struct pol_key k;
-	char buf[INET6_ADDRSTRLEN] = "(none)", cc[3];
+	char buf[POL_ADDR_STRLEN] = "(none)", cc[3];
 	uint32_t asn;
 
-	if (pol_sockaddr_key(r->peer, &k))
-		pol_key_format(&k, buf, sizeof buf);
+	if (r->peer != NULL)
+		pol_addr_peer_text(r->peer, buf, sizeof buf);
 	fprintf(out, "request: peer %s", buf);
 	if (p->mmdb_open) {
 		if (pol_geoip_country(&p->mmdb, r->peer, cc) == 1)
@@ -106,19 +103,12 @@ hdr_lookup(void *arg, const char *name)
 static bool
 parse_ip(const char *s, struct sockaddr_storage *ss)
 {
-	struct sockaddr_in *in = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	struct pol_addr a;
 
-	memset(ss, 0, sizeof *ss);
-	if (inet_pton(AF_INET, s, &in->sin_addr) == 1) {
-		in->sin_family = AF_INET;
-		return true;
-	}
-	if (inet_pton(AF_INET6, s, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		return true;
-	}
-	return false;
+	if (pol_addr_parse(s, strlen(s), &a) == -1)
+		return false;
+	(void)pol_addr_to_sockaddr(&a, 0, ss);
+	return true;
 }
 
 static int

@@ -31,18 +31,17 @@ pol_country_known(const char *code)
 	return false;
 }
 
-/* Databases hold IPv4 once; a mapped peer is looked up as plain IPv4. */
+/* Databases hold IPv4 once: an IPv4 peer, mapped or not, is looked up as
+ * plain IPv4 (pol_addr_to_sockaddr turns a mapped address into AF_INET). */
 static const struct sockaddr *
-unmap(const struct sockaddr *sa, struct sockaddr_in *v4)
+unmap(const struct sockaddr *sa, struct sockaddr_storage *ss)
 {
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	struct pol_addr a;
 
-	if (sa->sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+	if (!pol_addr_from_sockaddr(sa, &a) || !pol_addr_is_v4(&a))
 		return sa;
-	memset(v4, 0, sizeof *v4);
-	v4->sin_family = AF_INET;
-	memcpy(&v4->sin_addr, s6->sin6_addr.s6_addr + 12, 4);
-	return (const struct sockaddr *)v4;
+	(void)pol_addr_to_sockaddr(&a, 0, ss);
+	return (const struct sockaddr *)ss;
 }
 
 /* 1 with *d filled, 0 when the database has nothing, -1 on read error. */
@@ -50,7 +49,7 @@ static int
 lookup(const MMDB_s *db, const struct sockaddr *sa, MMDB_entry_data_s *d,
     const char *const *path)
 {
-	struct sockaddr_in v4;
+	struct sockaddr_storage v4;
 	MMDB_lookup_result_s r;
 	int mmerr, rc;
 

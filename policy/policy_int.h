@@ -9,18 +9,15 @@
 
 #include "policy/policy.h"
 
-/* An address as 128 bits, most significant first; IPv4 is IPv4-mapped. */
-struct pol_key {
-	uint64_t hi, lo;
-};
-
 /* policy_cidr.c */
-int pol_cidr_parse(const char *s, struct pol_key *key, unsigned *len,
-    bool *hostbits, char *err, size_t errlen);
-bool pol_sockaddr_key(const struct sockaddr *sa, struct pol_key *key);
-bool pol_cidrset_contains_key(const struct pol_cidrset *, const struct pol_key *);
-int pol_cidrset_add_key(struct pol_cidrset *, const struct pol_key *, unsigned len);
-void pol_key_format(const struct pol_key *, char *buf, size_t buflen);
+bool pol_cidrset_contains_key(const struct pol_cidrset *, const struct pol_addr *);
+int pol_cidrset_add_key(struct pol_cidrset *, const struct pol_addr *,
+    unsigned len);
+
+/* policy_addr.c: for policy_cidr.c's trie */
+struct pol_addr pol_addr_mask(const struct pol_addr *, unsigned len);
+bool pol_addr_covers(const struct pol_addr *net, unsigned len,
+    const struct pol_addr *a);
 
 /* policy_geoip.c */
 bool pol_country_known(const char *code);	/* ISO 3166-1 alpha-2 */

@@ -1,5 +1,4 @@
 /* policy_lockdown.c -- a user's own network list, which can only narrow what the policy allows. */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,23 +18,10 @@ is_sep(char c)
 static int
 add_entry(struct pol_cidrset *set, const char *tok, char *err, size_t errlen)
 {
-	struct pol_key k;
-	unsigned len;
-	bool hostbits;
-	char why[160];
+	char why[256];
 
-	if (pol_cidr_parse(tok, &k, &len, &hostbits, why, sizeof why) == -1) {
+	if (pol_cidrset_add(set, tok, why, sizeof why) == -1) {
 		snprintf(err, errlen, "lockdown: %s", why);
-		return -1;
-	}
-	if (hostbits) {
-		snprintf(err, errlen, "lockdown: '%s' has host bits set; write "
-		    "the network address (or a single address without /LEN)",
-		    tok);
-		return -1;
-	}
-	if (pol_cidrset_add_key(set, &k, len) == -1) {
-		snprintf(err, errlen, "lockdown: out of memory");
 		return -1;
 	}
 	return 0;

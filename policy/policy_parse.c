@@ -14,7 +14,6 @@
 #define MAX_WORDS	1024
 #define MAX_INCLUDE	8
 #define MAX_LIST_ERRORS	100
-#define MAX_LIST_WARNINGS 10
 
 void
 pol_diag(struct pol_loader *L, bool warning, const char *file, unsigned line,
@@ -246,7 +245,7 @@ pol_parse_list_file(struct pol_loader *L, struct pol_cidrset *set,
 	char err[256];
 	const char *file;
 	size_t len, start = 0;
-	unsigned lineno = 0, nerr = 0, nwarn = 0;
+	unsigned lineno = 0, nerr = 0;
 	char *text;
 
 	if ((text = slurp(path, MAX_LIST_BYTES, &len, err, sizeof err)) == NULL) {
@@ -264,7 +263,6 @@ pol_parse_list_file(struct pol_loader *L, struct pol_cidrset *set,
 		char *nl = memchr(text + start, '\n', len - start);
 		size_t end = nl != NULL ? (size_t)(nl - text) : len;
 		char *ls = text + start, *s = ls, *e = text + end, *hash, *sp;
-		int rc;
 
 		lineno++;
 		start = end + 1;
@@ -286,20 +284,14 @@ pol_parse_list_file(struct pol_loader *L, struct pol_cidrset *set,
 				    "expected, found '%s' after it", sp);
 			continue;
 		}
-		rc = pol_cidrset_add(set, s, err, sizeof err);
-		if (rc == -1 && nerr++ < MAX_LIST_ERRORS)
+		if (pol_cidrset_add(set, s, err, sizeof err) == -1 &&
+		    nerr++ < MAX_LIST_ERRORS)
 			pol_diag(L, false, file, lineno, (unsigned)(s - ls) + 1,
-			    "%s", err);
-		if (rc == 1 && nwarn++ < MAX_LIST_WARNINGS)
-			pol_diag(L, true, file, lineno, (unsigned)(s - ls) + 1,
 			    "%s", err);
 	}
 	if (nerr > MAX_LIST_ERRORS)
 		pol_diag(L, false, file, lineno, 1, "%u more errors in this "
 		    "list file not shown", nerr - MAX_LIST_ERRORS);
-	if (nwarn > MAX_LIST_WARNINGS)
-		pol_diag(L, true, file, lineno, 1, "%u more entries with host "
-		    "bits set not shown", nwarn - MAX_LIST_WARNINGS);
 	free(text);
 	return 0;
 }

@@ -114,7 +114,6 @@ item_from(struct pol_loader *L, const struct line *c, struct pol_matcher *m,
     const char *item, unsigned col)
 {
 	char err[256];
-	int rc;
 
 	if (item[0] == '@') {
 		const struct pol_list *l = find_list(L->p, item + 1);
@@ -137,10 +136,11 @@ item_from(struct pol_loader *L, const struct line *c, struct pol_matcher *m,
 			return -1;
 		m->sets[m->nsets++] = m->own;
 	}
-	rc = pol_cidrset_add(m->own, item, err, sizeof err);
-	if (rc != 0)
-		pol_diag(L, rc == 1, c->file, c->line, col, "%s", err);
-	return rc == -1 ? -1 : 0;
+	if (pol_cidrset_add(m->own, item, err, sizeof err) == -1) {
+		pol_diag(L, false, c->file, c->line, col, "%s", err);
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -659,7 +659,6 @@ list_item(struct pol_loader *L, const struct line *c, struct pol_cidrset *set,
     const char *item, unsigned col)
 {
 	char path[PATH_MAX], err[256];
-	int rc;
 
 	if (item[0] == '\0') {
 		pol_diag(L, false, c->file, c->line, col,
@@ -682,10 +681,11 @@ list_item(struct pol_loader *L, const struct line *c, struct pol_cidrset *set,
 		    "from @a,@b", item);
 		return -1;
 	}
-	rc = pol_cidrset_add(set, item, err, sizeof err);
-	if (rc != 0)
-		pol_diag(L, rc == 1, c->file, c->line, col, "%s", err);
-	return rc == -1 ? -1 : 0;
+	if (pol_cidrset_add(set, item, err, sizeof err) == -1) {
+		pol_diag(L, false, c->file, c->line, col, "%s", err);
+		return -1;
+	}
+	return 0;
 }
 
 static int

@@ -74,6 +74,9 @@ def test_obs_fold_refused(lb, upstream, ctx):
 GOOD = [
     ("v4", b"203.0.113.9", "203.0.113.9"),
     ("v6", b"2001:db8::1", "2001:db8::1"),
+    # the upstream is told the address judged, in the one spelling logs use
+    ("v4_mapped", b"::ffff:203.0.113.9", "203.0.113.9"),
+    ("v6_long_form", b"2001:0DB8:0:0:0:0:0:1", "2001:db8::1"),
     ("spaces", b" 203.0.113.9 ", "203.0.113.9"),
     ("garbage_left_of_client", b"junk, 198.51.100.7", "198.51.100.7"),
     ("behind_trusted", b"203.0.113.9, " + TRUSTED.encode(), "203.0.113.9"),

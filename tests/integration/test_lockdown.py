@@ -534,7 +534,7 @@ def _reload_error_count(gw):
 
 @pytest.mark.parametrize("broken,line,col,message", [
     ("list office 127.0.0.2/33\n", 1, 13,
-     "bad prefix length in '127.0.0.2/33' (IPv4 takes /0 to /32)"),
+     "bad prefix length in '127.0.0.2/33' (IPv4 takes /0 to /32, no leading zeros)"),
     ("list office 127.0.0.256\n", 1, 13, "bad address '127.0.0.256'"),
     ("list office 127.0.0.2/32\ndeny path ^/(management\n", 2, 24,
      "bad regex: missing closing parenthesis (at offset 13 of '^/(management')"),

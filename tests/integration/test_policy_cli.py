@@ -52,7 +52,15 @@ ERRORS = [
      "{pol}:1:11: error: bad address '10.0.0.256' (expected an IPv4 or IPv6 address, "
      "optionally with /LEN)"),
     ("bad-cidr-prefix", "list office 127.0.0.2/33\n", None, False,
-     "{pol}:1:13: error: bad prefix length in '127.0.0.2/33' (IPv4 takes /0 to /32)"),
+     "{pol}:1:13: error: bad prefix length in '127.0.0.2/33' (IPv4 takes /0 to /32, "
+     "no leading zeros)"),
+    ("host-bits", "deny from 10.0.0.1/8\n", None, False,
+     "{pol}:1:11: error: '10.0.0.1/8' has host bits set: write 10.0.0.0/8 for the "
+     "network, or 10.0.0.1 alone for the one address"),
+    ("host-bits-in-list-file", "list l file:l.txt\ndeny from @l\n", {"l.txt": "192.0.2.7/24\n"},
+     False,
+     "{dir}/l.txt:1:1: error: '192.0.2.7/24' has host bits set: write 192.0.2.0/24 for the "
+     "network, or 192.0.2.7 alone for the one address"),
     ("bad-cidr-in-list-file", "list blocked file:block.txt\ndeny from @blocked\n",
      {"block.txt": "# blocked\n10.0.0.0/8\n\nx.y\n"}, False,
      "{dir}/block.txt:4:1: error: bad address 'x.y' (expected an IPv4 or IPv6 address, "
@@ -98,10 +106,6 @@ def test_check_reports_policy_error(pbxgate_bin, certs, tmp_path, request, text,
 
 
 WARNINGS = [
-    ("host-bits", "deny from 10.0.0.1/8\n", None,
-     ["{pol}:1:11: warning: '10.0.0.1/8' has host bits set; it means 10.0.0.0/8"]),
-    ("host-bits-in-list-file", "list l file:l.txt\ndeny from @l\n", {"l.txt": "192.0.2.7/24\n"},
-     ["{dir}/l.txt:1:1: warning: '192.0.2.7/24' has host bits set; it means 192.0.2.0/24"]),
     ("rule-after-any", "allow any\ndeny path ^/x\n", None,
      ["{pol}:2:1: warning: rule is never reached: the 'any' rule at {pol}:1 matches "
       "every request"]),
@@ -130,7 +134,7 @@ def test_check_reports_every_error_of_a_file(pbxgate_bin, certs, tmp_path):
     locs = [ln.split(": ")[0] for ln in _diag_lines(r.stderr)]
     assert locs == ["%s:2:12" % pol, "%s:3:11" % pol, "%s:4:15" % pol, "%s:5:11" % pol], \
         r.stderr
-    assert "configuration is NOT valid (3 errors)" in r.stderr
+    assert "configuration is NOT valid (4 errors)" in r.stderr
 
 
 def test_check_clean_policy_is_valid(pbxgate_bin, certs, tmp_path):

@@ -26,11 +26,11 @@ static bool
 same_key(const char *a, const char *b)
 {
 	struct sockaddr_storage x = addr(a), y = addr(b);
-	uint8_t kx[16], ky[16];
+	struct pol_addr kx, ky;
 
-	gw_peertab_key((struct sockaddr *)&x, kx);
-	gw_peertab_key((struct sockaddr *)&y, ky);
-	return memcmp(kx, ky, 16) == 0;
+	gw_peertab_key((struct sockaddr *)&x, &kx);
+	gw_peertab_key((struct sockaddr *)&y, &ky);
+	return kx.hi == ky.hi && kx.lo == ky.lo;
 }
 
 /* one line per edge: (a, b, counted as one address?) */

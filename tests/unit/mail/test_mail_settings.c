@@ -99,6 +99,47 @@ Test(settings, allow_cidrs)
 	    sizeof(in)), "an explicit list replaces the loopback default");
 }
 
+/* One address vocabulary: an entry written IPv4-mapped is the IPv4
+ * network, and ::/0 covers IPv4 peers, as in trusted_proxy and policies. */
+Test(settings, allow_mapped_entry_matches_ipv4_peer)
+{
+	struct mail_settings s;
+	char err[256];
+	int bad;
+	const char *a[] = { "::ffff:192.0.2.0/120" }, *all[] = { "::/0" };
+	struct sockaddr_in in = { .sin_family = AF_INET };
+
+	mail_settings_defaults(&s);
+	cr_assert_eq(kw(&s, "smtp_allow", 1, a, &bad, err), 0, "%s", err);
+	inet_pton(AF_INET, "192.0.2.5", &in.sin_addr);
+	cr_expect(mail_settings_allowed(&s, (struct sockaddr *)&in,
+	    sizeof(in)), "IPv4 peer in a mapped entry");
+	inet_pton(AF_INET, "192.0.3.5", &in.sin_addr);
+	cr_expect(!mail_settings_allowed(&s, (struct sockaddr *)&in,
+	    sizeof(in)));
+	mail_settings_defaults(&s);
+	cr_assert_eq(kw(&s, "smtp_allow", 1, all, &bad, err), 0, "%s", err);
+	cr_expect(mail_settings_allowed(&s, (struct sockaddr *)&in,
+	    sizeof(in)), "::/0 covers IPv4");
+}
+
+Test(settings, default_loopback_includes_mapped)
+{
+	struct mail_settings s;
+	struct sockaddr_in6 in6 = { .sin6_family = AF_INET6 };
+
+	mail_settings_defaults(&s);
+	inet_pton(AF_INET6, "::ffff:127.0.0.1", &in6.sin6_addr);
+	cr_expect(mail_settings_allowed(&s, (struct sockaddr *)&in6,
+	    sizeof(in6)));
+	inet_pton(AF_INET6, "::1", &in6.sin6_addr);
+	cr_expect(mail_settings_allowed(&s, (struct sockaddr *)&in6,
+	    sizeof(in6)));
+	inet_pton(AF_INET6, "::2", &in6.sin6_addr);
+	cr_expect(!mail_settings_allowed(&s, (struct sockaddr *)&in6,
+	    sizeof(in6)));
+}
+
 struct bad {
 	const char *kw;
 	int         argc;
@@ -116,9 +157,9 @@ static const struct bad bad_cases[] = {
 	{ "smtp_listen", 0, { NULL }, 0, "smtp_listen needs 1 value" },
 	{ "smtp_relay_tls", 1, { "ssl" }, 0, "'ssl': expected starttls, tls" },
 	{ "smtp_relay_verify", 1, { "yes" }, 0, "'yes': expected on or off" },
-	{ "smtp_allow", 1, { "10.0.0.1/8" }, 0, "'10.0.0.1/8': expected ADDRESS" },
-	{ "smtp_allow", 1, { "10.0.0.0/33" }, 0, "'10.0.0.0/33': expected" },
-	{ "smtp_allow", 1, { "example.com" }, 0, "'example.com': expected" },
+	{ "smtp_allow", 1, { "10.0.0.1/8" }, 0, "'10.0.0.1/8' has host bits set: write 10.0.0.0/8 for the network, or 10.0.0.1 alone for the one address" },
+	{ "smtp_allow", 1, { "10.0.0.0/33" }, 0, "bad prefix length in '10.0.0.0/33' (IPv4 takes /0 to /32, no leading zeros)" },
+	{ "smtp_allow", 1, { "example.com" }, 0, "bad address 'example.com' (expected an IPv4 or IPv6 address, optionally with /LEN)" },
 	{ "smtp_max_size", 1, { "10" }, 0, "'10': expected a number from 1024" },
 	{ "smtp_max_size", 1, { "2g" }, 0, "'2g': expected a number" },
 	{ "smtp_max_line", 1, { "100" }, 0, "'100': expected a number from 1000" },

@@ -1,4 +1,4 @@
-/* test_cidr.c -- the radix trie against a brute-force oracle, and CIDR parsing edge cases. */
+/* test_cidr.c -- the radix trie against a brute-force oracle, and set membership (parsing: test_addr.c). */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <string.h>
@@ -18,12 +18,12 @@ rnd(void)
 }
 
 struct pfx {
-	struct pol_key key;
+	struct pol_addr key;
 	unsigned len;
 };
 
-static struct pol_key
-mask(struct pol_key k, unsigned len)
+static struct pol_addr
+mask(struct pol_addr k, unsigned len)
 {
 	if (len == 0)
 		k.hi = k.lo = 0;
@@ -37,10 +37,10 @@ mask(struct pol_key k, unsigned len)
 }
 
 static bool
-oracle(const struct pfx *p, size_t n, struct pol_key a)
+oracle(const struct pfx *p, size_t n, struct pol_addr a)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct pol_key m = mask(a, p[i].len);
+		struct pol_addr m = mask(a, p[i].len);
 		if (m.hi == p[i].key.hi && m.lo == p[i].key.lo)
 			return true;
 	}
@@ -49,12 +49,12 @@ oracle(const struct pfx *p, size_t n, struct pol_key a)
 
 /* Random addresses clustered around a few bases, so that prefixes
  * overlap and nest; IPv4 (mapped) half of the time. */
-static struct pol_key
+static struct pol_addr
 rnd_key(void)
 {
 	static const uint64_t bases[] = { 0x20010db800000000ULL,
 	    0x20010db8ffff0000ULL, 0xfe80000000000000ULL };
-	struct pol_key k;
+	struct pol_addr k;
 
 	if (rnd() % 2) {
 		k.hi = 0;
@@ -70,7 +70,7 @@ rnd_key(void)
 /* Mostly long prefixes, so that a random address is sometimes covered
  * and sometimes not; exact /32 and /128 now and then. */
 static unsigned
-rnd_len(struct pol_key k)
+rnd_len(struct pol_addr k)
 {
 	bool v4 = k.hi == 0 && (k.lo >> 32) == 0xffff;
 
@@ -87,7 +87,7 @@ static struct pfx htab[1u << HBITS];
 static bool hused[1u << HBITS];
 
 static size_t
-hslot(struct pol_key k, unsigned len)
+hslot(struct pol_addr k, unsigned len)
 {
 	uint64_t h = (k.hi * 0x9e3779b97f4a7c15ULL) ^
 	    (k.lo * 0xc2b2ae3d27d4eb4fULL) ^ len;
@@ -96,7 +96,7 @@ hslot(struct pol_key k, unsigned len)
 }
 
 static void
-hadd(struct pol_key k, unsigned len)
+hadd(struct pol_addr k, unsigned len)
 {
 	size_t i = hslot(k, len);
 
@@ -109,10 +109,10 @@ hadd(struct pol_key k, unsigned len)
 }
 
 static bool
-horacle(struct pol_key a)
+horacle(struct pol_addr a)
 {
 	for (unsigned len = 0; len <= 128; len++) {
-		struct pol_key m = mask(a, len);
+		struct pol_addr m = mask(a, len);
 
 		for (size_t i = hslot(m, len); hused[i]; i = (i + 1) & HMASK)
 			if (htab[i].len == len && htab[i].key.hi == m.hi &&
@@ -154,7 +154,7 @@ Test(cidr, trie_matches_oracles_100k_prefixes_100k_addresses)
 	cr_assert_eq(pol_cidrset_optimise(lc), 0);
 	cr_assert_gt(pol_cidrset_memory(lc), pol_cidrset_memory(s));
 	for (size_t j = 0; j < NADDR; j++) {
-		struct pol_key a = j % 3 == 0 ? p[rnd() % NPFX].key : rnd_key();
+		struct pol_addr a = j % 3 == 0 ? p[rnd() % NPFX].key : rnd_key();
 		bool want;
 
 		if (j % 3 == 0)		/* near a prefix, inside or not */
@@ -179,7 +179,7 @@ Test(cidr, trie_with_v4_slash0_and_v6_prefixes)
 {
 	static struct pfx p[5001];
 	struct pol_cidrset *s = pol_cidrset_new();
-	struct pol_key all4 = { 0, 0xffff00000000ULL };
+	struct pol_addr all4 = { 0, 0xffff00000000ULL };
 	size_t hits = 0;
 
 	rng_state = 12345;
@@ -189,7 +189,7 @@ Test(cidr, trie_with_v4_slash0_and_v6_prefixes)
 	pol_cidrset_add_key(s, &all4, 96);
 	cr_assert_eq(pol_cidrset_optimise(s), 0);	/* 5001 >= 4096 */
 	for (size_t j = 0; j < NADDR / 5; j++) {
-		struct pol_key a = j % 3 == 0 ? p[rnd() % 5000].key : rnd_key();
+		struct pol_addr a = j % 3 == 0 ? p[rnd() % 5000].key : rnd_key();
 		bool want = oracle(p, 5001, a);
 
 		hits += want;
@@ -197,7 +197,7 @@ Test(cidr, trie_with_v4_slash0_and_v6_prefixes)
 	}
 	/* an add after optimising drops the tables and stays correct */
 	{
-		struct pol_key k = { 0x20010db8ffff0000ULL | 0xabcd, 0 };
+		struct pol_addr k = { 0x20010db8ffff0000ULL | 0xabcd, 0 };
 		cr_assert_eq(pol_cidrset_add_key(s, &k, 64), 0);
 		cr_assert(pol_cidrset_contains_key(s, &k));
 	}
@@ -255,40 +255,6 @@ Test(cidr, membership_table)
 		    0, "%s: %s", member[i].set, err);
 		cr_expect_eq(contains(s, member[i].ip), member[i].in, "%s in %s",
 		    member[i].ip, member[i].set);
-		pol_cidrset_free(s);
-	}
-}
-
-static const struct {
-	const char *in;
-	int rc;
-	const char *err;
-} parse[] = {
-	{ "10.0.0.1/8", 1, "'10.0.0.1/8' has host bits set; it means 10.0.0.0/8" },
-	{ "2001:db8::1/32", 1, "'2001:db8::1/32' has host bits set; it means 2001:db8::/32" },
-	{ "::ffff:10.0.0.1/104", 1, "'::ffff:10.0.0.1/104' has host bits set; it means ::ffff:10.0.0.0/104" },
-	{ "10.0.0.0/33", -1, "bad prefix length in '10.0.0.0/33' (IPv4 takes /0 to /32)" },
-	{ "2001:db8::/129", -1, "bad prefix length in '2001:db8::/129' (IPv6 takes /0 to /128)" },
-	{ "10.0.0.0/", -1, "bad prefix length in '10.0.0.0/' (IPv4 takes /0 to /32)" },
-	{ "10.0.0.0/-1", -1, "bad prefix length in '10.0.0.0/-1' (IPv4 takes /0 to /32)" },
-	{ "10.0.0.0/08x", -1, "bad prefix length in '10.0.0.0/08x' (IPv4 takes /0 to /32)" },
-	{ "10.0.0", -1, "bad address '10.0.0' (expected an IPv4 or IPv6 address, optionally with /LEN)" },
-	{ "010.0.0.1", -1, "bad address '010.0.0.1' (expected an IPv4 or IPv6 address, optionally with /LEN)" },
-	{ "/8", -1, "bad address '/8'" },
-	{ "example.com", -1, "bad address 'example.com' (expected an IPv4 or IPv6 address, optionally with /LEN)" },
-	{ "fe80::1%eth0", -1, "bad address 'fe80::1%eth0' (expected an IPv4 or IPv6 address, optionally with /LEN)" },
-	{ "10.0.0.0/8", 0, "" },
-};
-
-Test(cidr, parse_errors_exact)
-{
-	for (size_t i = 0; i < sizeof parse / sizeof parse[0]; i++) {
-		struct pol_cidrset *s = pol_cidrset_new();
-		char err[256] = "";
-
-		cr_expect_eq(pol_cidrset_add(s, parse[i].in, err, sizeof err),
-		    parse[i].rc, "%s", parse[i].in);
-		cr_expect_str_eq(err, parse[i].err, "%s", parse[i].in);
 		pol_cidrset_free(s);
 	}
 }

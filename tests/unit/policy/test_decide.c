@@ -230,14 +230,15 @@ Test(decide, empty_lockdown_is_no_restriction)
 static const struct {
 	const char *text, *err;
 } ld_bad[] = {
-	{ "10.0.0.1/8", "lockdown: '10.0.0.1/8' has host bits set; write the "
-	    "network address (or a single address without /LEN)" },
+	{ "10.0.0.1/8", "lockdown: '10.0.0.1/8' has host bits set: write "
+	    "10.0.0.0/8 for the network, or 10.0.0.1 alone for the one "
+	    "address" },
 	{ "10.0.0.0/8,bogus", "lockdown: bad address 'bogus' (expected an IPv4 "
 	    "or IPv6 address, optionally with /LEN)" },
 	{ "10.0.0.0/99", "lockdown: bad prefix length in '10.0.0.0/99' (IPv4 "
-	    "takes /0 to /32)" },
+	    "takes /0 to /32, no leading zeros)" },
 	{ "2001:db8::/48;", "lockdown: bad prefix length in '2001:db8::/48;' "
-	    "(IPv6 takes /0 to /128)" },
+	    "(IPv6 takes /0 to /128, no leading zeros)" },
 };
 
 Test(decide, lockdown_parse_errors_exact)

@@ -58,7 +58,7 @@ REFUSED(bad_cidr, "deny from 10.0.0.256\n", false,
     "address, optionally with /LEN)")
 REFUSED(bad_prefix_length_in_comma_list, "deny from 10.0.0.0/8,10.0.0.0/40\n",
     false, "E DIR/p.policy:1:22: bad prefix length in '10.0.0.0/40' (IPv4 "
-    "takes /0 to /32)")
+    "takes /0 to /32, no leading zeros)")
 REFUSED(empty_items, "deny from 10.0.0.0/8,,\n", false,
     "E DIR/p.policy:1:22: empty item in comma-separated list\n"
     "E DIR/p.policy:1:23: empty item in comma-separated list")
@@ -172,22 +172,25 @@ Test(parse, geoip_db_unreadable)
 	    "DIR/none.mmdb: cannot open: No such file or directory");
 }
 
-Test(parse, list_file_errors_and_warnings)
+Test(parse, list_file_errors)
 {
 	th_write("l.txt", "# blocklist\n198.51.100.0/24\n\n  x.y  # bad\n"
 	    "10.0.0.1/8\n1.2.3.4 5.6.7.8\n");
 	refused("list a file:l.txt\ndeny from @a\n", false,
 	    "E DIR/l.txt:4:3: bad address 'x.y' (expected an IPv4 or IPv6 "
 	    "address, optionally with /LEN)\n"
-	    "W DIR/l.txt:5:1: '10.0.0.1/8' has host bits set; it means 10.0.0.0/8\n"
+	    "E DIR/l.txt:5:1: '10.0.0.1/8' has host bits set: write 10.0.0.0/8 "
+	    "for the network, or 10.0.0.1 alone for the one address\n"
 	    "E DIR/l.txt:6:9: one CIDR a line expected, found '5.6.7.8' after it");
 }
 
-Test(parse, host_bits_are_a_warning)
+/* One host-bits rule for every address list of the configuration. */
+Test(parse, host_bits_are_an_error)
 {
-	pol_free(loaded("deny from 10.0.0.1/8\nallow any\n", false,
-	    "W DIR/p.policy:1:11: '10.0.0.1/8' has host bits set; it means "
-	    "10.0.0.0/8"));
+	refused("deny from 10.0.0.1/8\nallow any\n", false,
+	    "E DIR/p.policy:1:11: '10.0.0.1/8' has host bits set: write "
+	    "10.0.0.0/8 for the network, or 10.0.0.1 alone for the one "
+	    "address");
 }
 
 Test(parse, rules_after_any_warn)

@@ -10,11 +10,17 @@
 
 /* Criterion re-executes the binary for each case: strings inside the
  * parameters would point into another process, so cases go by index. */
-#define CASES(arr, idx)							\
-	static size_t idx[sizeof(arr) / sizeof(arr[0])];		\
-	for (size_t i_ = 0; i_ < sizeof(arr) / sizeof(arr[0]); i_++)	\
-		idx[i_] = i_;						\
-	return cr_make_param_array(size_t, idx, sizeof(arr) / sizeof(arr[0]))
+#define NCASES(arr) (sizeof(arr) / sizeof((arr)[0]))
+static size_t case_idx[64];
+
+static struct criterion_test_params
+cases(size_t n)
+{
+	cr_assert_leq(n, NCASES(case_idx));
+	for (size_t i = 0; i < n; i++)
+		case_idx[i] = i;
+	return cr_make_param_array(size_t, case_idx, n);
+}
 
 #define HINT "; use whole numbers with d, h, m, s or ms, largest unit " \
 	"first (e.g. 30s, 1h30m, 250ms)"
@@ -57,7 +63,7 @@ static const struct good good_cases[] = {
 
 ParameterizedTestParameters(value, good)
 {
-	CASES(good_cases, idx_good);
+	return cases(NCASES(good_cases));
 }
 
 ParameterizedTest(size_t *ix, value, good)
@@ -136,7 +142,7 @@ static const struct bad bad_cases[] = {
 
 ParameterizedTestParameters(value, bad)
 {
-	CASES(bad_cases, idx_bad);
+	return cases(NCASES(bad_cases));
 }
 
 ParameterizedTest(size_t *ix, value, bad)
@@ -279,7 +285,7 @@ static const struct kwbad kwbad_cases[] = {
 
 ParameterizedTestParameters(keyword, refused)
 {
-	CASES(kwbad_cases, idx_kwbad);
+	return cases(NCASES(kwbad_cases));
 }
 
 ParameterizedTest(size_t *ix, keyword, refused)

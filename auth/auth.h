@@ -3,7 +3,7 @@
  *
  * Ownership and threading rules for the whole module:
  *  - struct auth_settings is plain data filled by the config parser through
- *    auth_settings_keyword(); its strings are malloc'd and owned by it until
+ *    the keyword table auth_kwtab; its strings are malloc'd and owned by it until
  *    auth_settings_free(). auth_open() copies what it needs, so a settings
  *    struct (and the config snapshot holding it) may die before the ctx.
  *  - struct auth_ctx is opaque. auth_open()/auth_close() are not
@@ -73,14 +73,12 @@ struct auth_settings {
 };
 
 void auth_settings_defaults(struct auth_settings *);
-/* Applies one config line `kw argv[0..argc-1]`. Returns 1 when `kw` is not
- * an auth keyword (nothing changed), 0 when applied, -1 on error with `err`
- * filled and *badarg = index in argv of the bad value (0 = first value, -1
- * = wrong count). Relative paths are resolved against `basedir`.
- * Durations: "30s", "10m", "1h", "2d"; bare number = seconds. */
-int  auth_settings_keyword(struct auth_settings *, const char *basedir,
-    const char *kw, int argc, char **argv, int *badarg, char *err,
-    size_t errlen);
+/* The auth keywords of the config file, in the shape every module's table
+ * has (policy/policy.h, struct pol_kwtab); the gateway's config parser
+ * applies them to a struct auth_settings. Relative paths are resolved
+ * against the directory of the file that names them. */
+struct pol_kwtab;
+extern const struct pol_kwtab auth_kwtab;
 /* Cross-checks after the whole file; fills defaults that depend on others
  * (secret_key beside user_db). 0 = fine, -1 = error in `err`. */
 int  auth_settings_finish(struct auth_settings *, char *err, size_t errlen);

@@ -1,6 +1,4 @@
 /* auth_settings.c -- the auth keywords of the gateway config file. */
-#include <errno.h>
-#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,49 +41,18 @@ auth_settings_free(struct auth_settings *s)
 	s->user_db = s->secret_key = s->public_url = NULL;
 }
 
-/* Parses "30s", "10m", "1h", "2d" or bare seconds into [min, max]. */
+/* Digits only, within [min, max]: argon2's m=, t= and p= parts. */
 static int
-parse_duration(const char *v, unsigned min, unsigned max, unsigned *out)
+parse_uint(const char *v, unsigned long min, unsigned long max,
+    unsigned long *out)
 {
-	char *end;
-	unsigned long long n, mul = 1;
+	char err[128];
+	uint64_t n;
 
-	if (v[0] < '0' || v[0] > '9')
+	if (pol_value_parse(POL_KIND_COUNT, v, &n, err, sizeof(err)) == -1 ||
+	    n < min || n > max)
 		return -1;
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (errno != 0)
-		return -1;
-	if (*end != '\0') {
-		switch (*end) {
-		case 's': mul = 1; break;
-		case 'm': mul = 60; break;
-		case 'h': mul = 3600; break;
-		case 'd': mul = 86400; break;
-		default: return -1;
-		}
-		if (end[1] != '\0')
-			return -1;
-	}
-	if (n > UINT_MAX / mul || n * mul < min || n * mul > max)
-		return -1;
-	*out = (unsigned)(n * mul);
-	return 0;
-}
-
-static int
-parse_uint(const char *v, unsigned long min, unsigned long max, unsigned long *out)
-{
-	char *end;
-	unsigned long n;
-
-	if (v[0] < '0' || v[0] > '9')
-		return -1;
-	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (errno != 0 || *end != '\0' || n < min || n > max)
-		return -1;
-	*out = n;
+	*out = (unsigned long)n;
 	return 0;
 }
 
@@ -102,16 +69,17 @@ resolve_path(const char *basedir, const char *p)
 }
 
 static int
-kw_path(char **slot, const char *basedir, const char *v, char *err, size_t errlen)
+set_path(char **slot, struct pol_kw_call *c)
 {
+	const char *v = c->argv[0];
 	char *p;
 
 	if (v[0] == '\0') {
-		snprintf(err, errlen, "empty path");
+		snprintf(c->err, c->errlen, "empty path");
 		return -1;
 	}
-	if ((p = resolve_path(basedir, v)) == NULL) {
-		snprintf(err, errlen, "out of memory");
+	if ((p = resolve_path(c->basedir, v)) == NULL) {
+		snprintf(c->err, c->errlen, "out of memory");
 		return -1;
 	}
 	free(*slot);
@@ -123,32 +91,43 @@ kw_path(char **slot, const char *basedir, const char *v, char *err, size_t errle
  * one must be a regular file. Checked here so that `check` reports a FIFO
  * at its line; auth_open checks again when it opens them. */
 static int
-kw_file(char **slot, const char *basedir, const char *v, char *err,
-    size_t errlen)
+set_file(char **slot, struct pol_kw_call *c)
 {
 	char why[256];
 
-	if (kw_path(slot, basedir, v, err, errlen) < 0)
+	if (set_path(slot, c) < 0)
 		return -1;
 	if (pol_file_check(*slot, true, why, sizeof(why)) < 0) {
-		snprintf(err, errlen, "%s: %s", *slot, why);
+		snprintf(c->err, c->errlen, "%s: %s", *slot, why);
 		return -1;
 	}
 	return 0;
 }
 
+static int
+kw_user_db(struct pol_kw_call *c)
+{
+	return set_file(&((struct auth_settings *)c->obj)->user_db, c);
+}
+
+static int
+kw_secret_key(struct pol_kw_call *c)
+{
+	return set_file(&((struct auth_settings *)c->obj)->secret_key, c);
+}
+
 /* "argon2 m=65536 t=3 p=4": any subset, any order. */
 static int
-kw_argon2(struct auth_settings *s, int argc, char **argv, int *badarg,
-    char *err, size_t errlen)
+kw_argon2(struct pol_kw_call *c)
 {
+	struct auth_settings *s = c->obj;
 	uint32_t m = s->argon2_m_kib, t = s->argon2_t, p = s->argon2_p;
 	unsigned long n;
 
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
+	for (int i = 0; i < c->argc; i++) {
+		const char *a = c->argv[i];
 
-		*badarg = i;
+		c->bad = i;
 		if (strncmp(a, "m=", 2) == 0 && parse_uint(a + 2, 8, 4194304, &n) == 0)
 			m = (uint32_t)n;
 		else if (strncmp(a, "t=", 2) == 0 && parse_uint(a + 2, 1, 64, &n) == 0)
@@ -156,14 +135,16 @@ kw_argon2(struct auth_settings *s, int argc, char **argv, int *badarg,
 		else if (strncmp(a, "p=", 2) == 0 && parse_uint(a + 2, 1, 64, &n) == 0)
 			p = (uint32_t)n;
 		else {
-			snprintf(err, errlen, "bad argon2 parameter \"%s\": expected "
-			    "m=KIB (8..4194304), t=PASSES (1..64) or p=LANES (1..64)", a);
+			snprintf(c->err, c->errlen, "bad argon2 parameter \"%s\": "
+			    "expected m=KIB (8..4194304), t=PASSES (1..64) or "
+			    "p=LANES (1..64)", a);
 			return -1;
 		}
 	}
 	if (m < 8 * p) {
-		*badarg = 0;
-		snprintf(err, errlen, "argon2 m=%u is below 8 KiB per lane (p=%u)", m, p);
+		c->bad = 0;
+		snprintf(c->err, c->errlen, "argon2 m=%u is below 8 KiB per lane "
+		    "(p=%u)", m, p);
 		return -1;
 	}
 	s->argon2_m_kib = m;
@@ -173,164 +154,75 @@ kw_argon2(struct auth_settings *s, int argc, char **argv, int *badarg,
 }
 
 static int
-kw_public_url(struct auth_settings *s, const char *v, char *err, size_t errlen)
+kw_public_url(struct pol_kw_call *c)
 {
+	struct auth_settings *s = c->obj;
+	const char *v = c->argv[0], *host;
 	size_t n = strlen(v);
-	const char *host;
 
 	if (strncmp(v, "https://", 8) != 0) {
-		snprintf(err, errlen, "public_url must start with https:// "
+		snprintf(c->err, c->errlen, "public_url must start with https:// "
 		    "(the session cookie is __Host- and needs a secure origin)");
 		return -1;
 	}
 	host = v + 8;
 	if (*host == '\0' || *host == '/' || strpbrk(host, "?#@ \t\"<>'\\") != NULL) {
-		snprintf(err, errlen, "public_url needs a host and no user info, "
-		    "query, fragment or quotes");
+		snprintf(c->err, c->errlen, "public_url needs a host and no user "
+		    "info, query, fragment or quotes");
 		return -1;
 	}
 	while (n > 8 && v[n - 1] == '/')
 		n--;
 	free(s->public_url);
 	if ((s->public_url = strndup(v, n)) == NULL) {
-		snprintf(err, errlen, "out of memory");
+		snprintf(c->err, c->errlen, "out of memory");
 		return -1;
 	}
 	return 0;
 }
 
-struct dur_kw {
-	const char *name;
-	size_t      off;
-	unsigned    min, max;
+#define S(f)     POL_KW_AT(struct auth_settings, f)
+#define SEC      1000ull			/* parsed ms per stored second */
+#define DAY      (86400ull * SEC)
+
+/* Durations are parsed in ms and kept in seconds (scale SEC). Lines may
+ * repeat: the last one wins, as it always did for these keywords. */
+static const struct pol_keyword keywords[] = {
+	{ "user_db", "FILE", POL_KIND_OTHER, 1, 1, true, 0, 0, 0, 0, 0,
+	    kw_user_db },
+	{ "secret_key", "FILE", POL_KIND_OTHER, 1, 1, true, 0, 0, 0, 0, 0,
+	    kw_secret_key },
+	{ "public_url", "URL", POL_KIND_OTHER, 1, 1, true, 0, 0, 0, 0, 0,
+	    kw_public_url },
+	{ "argon2", "m=KIB t=PASSES p=LANES", POL_KIND_OTHER, 1, 3, true, 0, 0,
+	    0, 0, 0, kw_argon2 },
+	{ "session_idle_timeout", "DURATION", POL_KIND_DURATION, 1, 1, true,
+	    60 * SEC, 7 * DAY, SEC, S(session_idle), NULL },
+	{ "session_max_lifetime", "DURATION", POL_KIND_DURATION, 1, 1, true,
+	    60 * SEC, 90 * DAY, SEC, S(session_max), NULL },
+	{ "login_failure_window", "DURATION", POL_KIND_DURATION, 1, 1, true,
+	    SEC, DAY, SEC, S(login_failure_window), NULL },
+	{ "login_ban_time", "DURATION", POL_KIND_DURATION, 1, 1, true,
+	    SEC, 7 * DAY, SEC, S(login_ban_time), NULL },
+	{ "enrol_link_lifetime", "DURATION", POL_KIND_DURATION, 1, 1, true,
+	    60 * SEC, 30 * DAY, SEC, S(enrol_link_lifetime), NULL },
+	{ "totp_skew", "COUNT", POL_KIND_COUNT, 1, 1, true, 0, 3, 0,
+	    S(totp_skew), NULL },
+	{ "login_max_failures", "COUNT", POL_KIND_COUNT, 1, 1, true, 1, 1000,
+	    0, S(login_max_failures), NULL },
+	{ "login_threads", "COUNT", POL_KIND_COUNT, 1, 1, true, 1, 64, 0,
+	    S(login_threads), NULL },
+	{ "login_queue", "COUNT", POL_KIND_COUNT, 1, 1, true, 1, 65536, 0,
+	    S(login_queue), NULL },
+	{ "mfa_self_enrol", "on|off", POL_KIND_BOOL, 1, 1, true, 0, 1, 0,
+	    S(mfa_self_enrol), NULL },
 };
 
-static const struct dur_kw dur_kws[] = {
-	{ "session_idle_timeout", offsetof(struct auth_settings, session_idle), 60, 7 * 86400 },
-	{ "session_max_lifetime", offsetof(struct auth_settings, session_max), 60, 90 * 86400 },
-	{ "login_failure_window", offsetof(struct auth_settings, login_failure_window), 1, 86400 },
-	{ "login_ban_time", offsetof(struct auth_settings, login_ban_time), 1, 7 * 86400 },
-	{ "enrol_link_lifetime", offsetof(struct auth_settings, enrol_link_lifetime), 60, 30 * 86400 },
+#undef S
+
+const struct pol_kwtab auth_kwtab = {
+	keywords, sizeof(keywords) / sizeof(keywords[0])
 };
-
-struct num_kw {
-	const char *name;
-	size_t      off;
-	unsigned    min, max;
-};
-
-static const struct num_kw num_kws[] = {
-	{ "totp_skew", offsetof(struct auth_settings, totp_skew), 0, 3 },
-	{ "login_max_failures", offsetof(struct auth_settings, login_max_failures), 1, 1000 },
-	{ "login_threads", offsetof(struct auth_settings, login_threads), 1, 64 },
-	{ "login_queue", offsetof(struct auth_settings, login_queue), 1, 65536 },
-};
-
-struct bool_kw {
-	const char *name;
-	size_t      off;
-};
-
-static const struct bool_kw bool_kws[] = {
-	{ "mfa_self_enrol", offsetof(struct auth_settings, mfa_self_enrol) },
-};
-
-static int
-one_value(const char *kw, int argc, int *badarg, char *err, size_t errlen)
-{
-	if (argc == 1)
-		return 0;
-	*badarg = argc > 1 ? 1 : -1;
-	snprintf(err, errlen, "%s takes exactly one value", kw);
-	return -1;
-}
-
-static int
-kw_table(struct auth_settings *s, const char *kw, int argc, char **argv,
-    int *badarg, char *err, size_t errlen)
-{
-	for (size_t i = 0; i < sizeof(dur_kws) / sizeof(dur_kws[0]); i++) {
-		const struct dur_kw *d = &dur_kws[i];
-
-		if (strcmp(kw, d->name) != 0)
-			continue;
-		if (one_value(kw, argc, badarg, err, errlen) < 0)
-			return -1;
-		if (parse_duration(argv[0], d->min, d->max,
-		    (unsigned *)(void *)((char *)s + d->off)) < 0) {
-			*badarg = 0;
-			snprintf(err, errlen, "bad duration \"%s\" for %s: use e.g. "
-			    "30s, 10m, 1h, 2d (%u..%u seconds)", argv[0], kw, d->min, d->max);
-			return -1;
-		}
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(num_kws) / sizeof(num_kws[0]); i++) {
-		const struct num_kw *d = &num_kws[i];
-		unsigned long n;
-
-		if (strcmp(kw, d->name) != 0)
-			continue;
-		if (one_value(kw, argc, badarg, err, errlen) < 0)
-			return -1;
-		if (parse_uint(argv[0], d->min, d->max, &n) < 0) {
-			*badarg = 0;
-			snprintf(err, errlen, "bad number \"%s\" for %s: expected %u..%u",
-			    argv[0], kw, d->min, d->max);
-			return -1;
-		}
-		*(unsigned *)(void *)((char *)s + d->off) = (unsigned)n;
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(bool_kws) / sizeof(bool_kws[0]); i++) {
-		const struct bool_kw *d = &bool_kws[i];
-		bool *v = (bool *)(void *)((char *)s + d->off);
-
-		if (strcmp(kw, d->name) != 0)
-			continue;
-		if (one_value(kw, argc, badarg, err, errlen) < 0)
-			return -1;
-		if (strcmp(argv[0], "yes") != 0 && strcmp(argv[0], "no") != 0) {
-			*badarg = 0;
-			snprintf(err, errlen, "bad value \"%s\" for %s: expected yes "
-			    "or no", argv[0], kw);
-			return -1;
-		}
-		*v = argv[0][0] == 'y';
-		return 0;
-	}
-	return 1;
-}
-
-int
-auth_settings_keyword(struct auth_settings *s, const char *basedir,
-    const char *kw, int argc, char **argv, int *badarg, char *err,
-    size_t errlen)
-{
-	int r;
-
-	*badarg = 0;
-	if (strcmp(kw, "argon2") == 0) {
-		if (argc < 1) {
-			*badarg = -1;
-			snprintf(err, errlen, "usage: argon2 m=KIB t=PASSES p=LANES");
-			return -1;
-		}
-		return kw_argon2(s, argc, argv, badarg, err, errlen);
-	}
-	if ((r = kw_table(s, kw, argc, argv, badarg, err, errlen)) != 1)
-		return r;
-	if (strcmp(kw, "user_db") != 0 && strcmp(kw, "secret_key") != 0 &&
-	    strcmp(kw, "public_url") != 0)
-		return 1;
-	if (one_value(kw, argc, badarg, err, errlen) < 0)
-		return -1;
-	if (strcmp(kw, "user_db") == 0)
-		return kw_file(&s->user_db, basedir, argv[0], err, errlen);
-	if (strcmp(kw, "secret_key") == 0)
-		return kw_file(&s->secret_key, basedir, argv[0], err, errlen);
-	return kw_public_url(s, argv[0], err, errlen);
-}
 
 int
 auth_settings_finish(struct auth_settings *s, char *err, size_t errlen)

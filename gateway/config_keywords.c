@@ -1,5 +1,7 @@
-/* config_keywords.c -- the gateway's config keywords: one table entry and
- * one small handler each, their defaults, and the whole-file cross-checks. */
+/* config_keywords.c -- the gateway's config keywords: their table (the
+ * struct pol_keyword shape the auth and mail tables share), the handlers of
+ * those that are not a plain DURATION, SIZE, COUNT or on|off, their
+ * defaults, and the whole-file cross-checks. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -51,120 +53,14 @@ gw_config_defaults(struct gw_config *cfg)
 	mail_settings_defaults(&cfg->mail);
 }
 
-/* ---- value parsers ---- */
+/* ---- handlers' view of the parser ---- */
 
-/* Decimal digits only; -1 with a message on anything else or overflow. */
-static int
-parse_u64(const char *s, uint64_t *v, const char **end, char *err,
-    size_t errlen)
+/* A setter of this table runs inside the gateway's parser: its context
+ * (and the line being applied) reports errors at the right token. */
+static struct cfg_ctx *
+ctx_of(struct pol_kw_call *c)
 {
-	uint64_t x = 0;
-	size_t i;
-
-	for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
-		if (x > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10) {
-			snprintf(err, errlen, "number \"%s\" is too large", s);
-			return -1;
-		}
-		x = x * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (i == 0) {
-		snprintf(err, errlen, "\"%s\" is not a number", s);
-		return -1;
-	}
-	*v = x;
-	*end = s + i;
-	return 0;
-}
-
-static int
-mul_checked(uint64_t v, uint64_t m, uint64_t *out, const char *s, char *err,
-    size_t errlen)
-{
-	if (v != 0 && m > UINT64_MAX / v) {
-		snprintf(err, errlen, "number \"%s\" is too large", s);
-		return -1;
-	}
-	*out = v * m;
-	return 0;
-}
-
-/* "250ms", "30s", "5m", "1h", or a bare number of seconds -> ms. */
-static int
-parse_duration(const char *s, uint64_t *ms, char *err, size_t errlen)
-{
-	static const struct { const char *u; uint64_t m; } units[] = {
-		{ "", MS_S }, { "ms", 1 }, { "s", MS_S }, { "m", MS_M },
-		{ "h", MS_H },
-	};
-	const char *end;
-	uint64_t v;
-	size_t i;
-
-	if (parse_u64(s, &v, &end, err, errlen) == -1)
-		return -1;
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (strcmp(end, units[i].u) == 0)
-			return mul_checked(v, units[i].m, ms, s, err, errlen);
-	snprintf(err, errlen, "bad duration \"%s\": use a number with ms, s, "
-	    "m or h (e.g. 30s)", s);
-	return -1;
-}
-
-/* "512", "8k", "100m", "1g" (powers of 1024) -> bytes. */
-static int
-parse_size(const char *s, uint64_t *bytes, char *err, size_t errlen)
-{
-	const char *end;
-	uint64_t v, m;
-
-	if (parse_u64(s, &v, &end, err, errlen) == -1)
-		return -1;
-	if (*end == '\0')
-		m = 1;
-	else if (strcasecmp(end, "k") == 0)
-		m = KIB;
-	else if (strcasecmp(end, "m") == 0)
-		m = MIB;
-	else if (strcasecmp(end, "g") == 0)
-		m = GIB;
-	else {
-		snprintf(err, errlen, "bad size \"%s\": use a number of bytes "
-		    "with an optional k, m or g", s);
-		return -1;
-	}
-	return mul_checked(v, m, bytes, s, err, errlen);
-}
-
-static int
-parse_count(const char *s, uint64_t *v, char *err, size_t errlen)
-{
-	const char *end;
-
-	if (parse_u64(s, v, &end, err, errlen) == -1)
-		return -1;
-	if (*end != '\0') {
-		snprintf(err, errlen, "\"%s\" is not a number", s);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-set_bool(struct cfg_ctx *ctx, const struct cfg_line *l, bool *out)
-{
-	const char *v = l->tok[1].s;
-
-	if (strcmp(v, "on") == 0)
-		*out = true;
-	else if (strcmp(v, "off") == 0)
-		*out = false;
-	else {
-		cfg_error(ctx, l, 1, "%s: expected on or off, not \"%s\"",
-		    l->tok[0].s, v);
-		return -1;
-	}
-	return 0;
+	return c->parser;
 }
 
 /* Letters, digits and inner hyphens per label; no trailing dot. */
@@ -223,8 +119,10 @@ abs_path(struct cfg_ctx *ctx, const struct cfg_line *l, int tok)
  * later opens it through pol_file_open again: this only reports early,
  * with the keyword's position. */
 static char *
-readable_file(struct cfg_ctx *ctx, const struct cfg_line *l)
+readable_file(struct pol_kw_call *c)
 {
+	struct cfg_ctx *ctx = ctx_of(c);
+	const struct cfg_line *l = ctx->line;
 	char *p = abs_path(ctx, l, 1), err[GW_ERRLEN];
 	struct stat st;
 	int fd;
@@ -240,12 +138,22 @@ readable_file(struct cfg_ctx *ctx, const struct cfg_line *l)
 	return p;
 }
 
+/* A FILE keyword: the file must be readable when the config is loaded. */
+static int
+set_file(struct pol_kw_call *c, char **out)
+{
+	free(*out);
+	*out = readable_file(c);
+	return *out == NULL ? -1 : 0;
+}
+
 /* A log destination: "-" (standard stream), "off" when allowed (NULL),
  * or a path whose directory exists. */
 static int
-set_log(struct cfg_ctx *ctx, const struct cfg_line *l, char **out,
-    bool allow_off)
+set_log(struct pol_kw_call *c, char **out, bool allow_off)
 {
+	struct cfg_ctx *ctx = ctx_of(c);
+	const struct cfg_line *l = ctx->line;
 	const char *v = l->tok[1].s;
 	struct stat st;
 	char *p, *slash;
@@ -285,111 +193,103 @@ set_log(struct cfg_ctx *ctx, const struct cfg_line *l, char **out,
 
 /* ---- handlers: addresses and TLS ---- */
 
+/* A repeatable keyword that fills a fixed array: its line n + 1 of max. */
 static int
-kw_listen(struct cfg_ctx *ctx, const struct cfg_line *l)
+room_for(struct pol_kw_call *c, size_t n, size_t max)
 {
+	if (n < max)
+		return 0;
+	c->bad = -1;
+	snprintf(c->err, c->errlen, "too many %s lines (max %zu)", c->name,
+	    max);
+	return -1;
+}
+
+static int
+kw_listen(struct pol_kw_call *c)
+{
+	struct cfg_ctx *ctx = ctx_of(c);
 	struct gw_config *cfg = ctx->cfg;
-	char err[GW_ERRLEN];
+	const struct cfg_pos *at;
 	struct gw_addr a;
 	size_t i;
 
-	if (cfg->nlisten == GW_MAX_LISTEN) {
-		cfg_error(ctx, l, 0, "listen: too many listen lines (max %d)",
-		    GW_MAX_LISTEN);
+	if (room_for(c, cfg->nlisten, GW_MAX_LISTEN) == -1)
 		return -1;
-	}
-	if (gw_parse_hostport(l->tok[1].s, &a, err, sizeof(err)) == -1) {
-		cfg_error(ctx, l, 1, "listen: %s", err);
+	if (gw_parse_hostport(c->argv[0], &a, c->err, c->errlen) == -1)
 		return -1;
-	}
 	for (i = 0; i < cfg->nlisten; i++) {
 		if (cfg->listen[i].sslen == a.sslen &&
-		    memcmp(&cfg->listen[i].ss, &a.ss, a.sslen) == 0) {
-			cfg_error(ctx, l, 1, "listen: %s is already listed at "
-			    "%s:%u", a.text, ctx->listen_pos[i].file,
-			    ctx->listen_pos[i].line);
+		    memcmp(&cfg->listen[i].ss, &a.ss, a.sslen) == 0 &&
+		    (at = cfg_where(ctx, "listen", i)) != NULL) {
+			snprintf(c->err, c->errlen, "%s is already listed at "
+			    "%s:%u", a.text, at->file, at->line);
 			return -1;
 		}
 	}
-	ctx->listen_pos[cfg->nlisten] = cfg_pos_of(l, 1);
 	cfg->listen[cfg->nlisten++] = a;
 	return 0;
 }
 
+/* Setters that fill c->err get "KEYWORD: " and the value's position from
+ * the parser; the others report through ctx themselves. */
 static int
-kw_admin_listen(struct cfg_ctx *ctx, const struct cfg_line *l)
+kw_admin_listen(struct pol_kw_call *c)
 {
-	char err[GW_ERRLEN];
+	struct gw_config *cfg = ctx_of(c)->cfg;
 
-	if (gw_parse_hostport(l->tok[1].s, &ctx->cfg->admin_listen, err,
-	    sizeof(err)) == -1) {
-		cfg_error(ctx, l, 1, "admin_listen: %s", err);
+	if (gw_parse_hostport(c->argv[0], &cfg->admin_listen, c->err,
+	    c->errlen) == -1)
 		return -1;
-	}
-	ctx->cfg->has_admin = true;
-	ctx->admin_pos = cfg_pos_of(l, 1);
+	cfg->has_admin = true;
 	return 0;
 }
 
+/* tls_cert and tls_key lines pair in order: the nth of each makes the
+ * nth certificate (checked once the whole file is read). */
 static int
-kw_tls_cert(struct cfg_ctx *ctx, const struct cfg_line *l)
+add_tls_file(struct pol_kw_call *c, size_t *nlines, bool key)
 {
+	struct gw_certpair *slot;
 	char *p;
 
-	if (ctx->ncert_lines == GW_MAX_CERTS) {
-		cfg_error(ctx, l, 0, "tls_cert: too many certificates (max %d)",
-		    GW_MAX_CERTS);
+	if (room_for(c, *nlines, GW_MAX_CERTS) == -1)
 		return -1;
-	}
-	if ((p = readable_file(ctx, l)) == NULL)
+	if ((p = readable_file(c)) == NULL)
 		return -1;
-	ctx->cert_pos[ctx->ncert_lines] = cfg_pos_of(l, 1);
-	ctx->cfg->certs[ctx->ncert_lines++].cert_file = p;
+	slot = &ctx_of(c)->cfg->certs[(*nlines)++];
+	if (key)
+		slot->key_file = p;
+	else
+		slot->cert_file = p;
 	return 0;
 }
 
 static int
-kw_tls_key(struct cfg_ctx *ctx, const struct cfg_line *l)
+kw_tls_cert(struct pol_kw_call *c)
 {
-	char *p;
-
-	if (ctx->nkey_lines == GW_MAX_CERTS) {
-		cfg_error(ctx, l, 0, "tls_key: too many keys (max %d)",
-		    GW_MAX_CERTS);
-		return -1;
-	}
-	if ((p = readable_file(ctx, l)) == NULL)
-		return -1;
-	ctx->key_pos[ctx->nkey_lines] = cfg_pos_of(l, 1);
-	ctx->cfg->certs[ctx->nkey_lines++].key_file = p;
-	return 0;
+	return add_tls_file(c, &ctx_of(c)->ncert_lines, false);
 }
 
 static int
-kw_trusted_proxy(struct cfg_ctx *ctx, const struct cfg_line *l)
+kw_tls_key(struct pol_kw_call *c)
 {
+	return add_tls_file(c, &ctx_of(c)->nkey_lines, true);
+}
+
+static int
+kw_trusted_proxy(struct pol_kw_call *c)
+{
+	struct cfg_ctx *ctx = ctx_of(c);
 	struct gw_config *cfg = ctx->cfg;
-	char err[GW_ERRLEN];
 
-	if (cfg->ntrusted == GW_MAX_TRUSTED) {
-		cfg_error(ctx, l, 0, "trusted_proxy: too many entries (max %d)",
-		    GW_MAX_TRUSTED);
+	if (room_for(c, cfg->ntrusted, GW_MAX_TRUSTED) == -1)
 		return -1;
-	}
-	if (pol_cidr_parse(l->tok[1].s, &cfg->trusted[cfg->ntrusted], err,
-	    sizeof(err)) == -1) {
-		cfg_error(ctx, l, 1, "trusted_proxy: %s", err);
+	if (pol_cidr_parse(c->argv[0], &cfg->trusted[cfg->ntrusted], c->err,
+	    c->errlen) == -1)
 		return -1;
-	}
 	cfg->ntrusted++;
 	return 0;
-}
-
-static int
-kw_proxy_protocol(struct cfg_ctx *ctx, const struct cfg_line *l)
-{
-	ctx->proxy_pos = cfg_pos_of(l, 1);
-	return set_bool(ctx, l, &ctx->cfg->proxy_protocol);
 }
 
 /* ---- handlers: upstream ---- */
@@ -398,10 +298,9 @@ static int
 parse_port16(const char *s, uint16_t *port)
 {
 	uint64_t v;
-	const char *end;
-	char err[64];
+	char err[GW_ERRLEN];
 
-	if (parse_u64(s, &v, &end, err, sizeof(err)) == -1 || *end != '\0' ||
+	if (pol_value_parse(POL_KIND_COUNT, s, &v, err, sizeof(err)) == -1 ||
 	    v < 1 || v > 65535)
 		return -1;
 	*port = (uint16_t)v;
@@ -542,110 +441,98 @@ parse_upstream(const char *url, struct gw_upstream *up, char *err,
 }
 
 static int
-kw_upstream(struct cfg_ctx *ctx, const struct cfg_line *l)
+kw_upstream(struct pol_kw_call *c)
 {
-	char err[GW_ERRLEN];
-
-	if (parse_upstream(l->tok[1].s, &ctx->cfg->upstream, err,
-	    sizeof(err)) == -1) {
-		cfg_error(ctx, l, 1, "upstream: %s", err);
-		return -1;
-	}
-	ctx->upstream_pos = cfg_pos_of(l, 1);
-	return 0;
+	return parse_upstream(c->argv[0], &ctx_of(c)->cfg->upstream, c->err,
+	    c->errlen);
 }
 
 static int
-kw_upstream_ca(struct cfg_ctx *ctx, const struct cfg_line *l)
+kw_upstream_ca(struct pol_kw_call *c)
 {
-	if ((ctx->cfg->upstream.ca_file = readable_file(ctx, l)) == NULL)
-		return -1;
-	ctx->ca_pos = cfg_pos_of(l, 1);
-	return 0;
-}
-
-static int
-kw_upstream_verify(struct cfg_ctx *ctx, const struct cfg_line *l)
-{
-	ctx->verify_pos = cfg_pos_of(l, 1);
-	return set_bool(ctx, l, &ctx->cfg->upstream.verify);
+	return set_file(c, &ctx_of(c)->cfg->upstream.ca_file);
 }
 
 /* ---- handlers: process ---- */
 
 static int
-kw_workers(struct cfg_ctx *ctx, const struct cfg_line *l)
+kw_workers(struct pol_kw_call *c)
 {
-	char err[GW_ERRLEN];
-	uint64_t v;
+	const char *v = c->argv[0];
+	uint64_t n;
 
-	if (strcmp(l->tok[1].s, "auto") == 0)
+	if (strcmp(v, "auto") == 0)
 		return 0;	/* the default already is the core count */
-	if (parse_count(l->tok[1].s, &v, err, sizeof(err)) == -1) {
-		cfg_error(ctx, l, 1, "workers: %s; use 1 to 64 or auto", err);
+	if (pol_value_parse(POL_KIND_COUNT, v, &n, c->err, c->errlen) == -1) {
+		snprintf(c->err, c->errlen, "\"%s\" is not a number; use 1 to 64 "
+		    "or auto", v);
 		return -1;
 	}
-	if (v < 1 || v > 64) {
-		cfg_error(ctx, l, 1, "workers: %s is out of range (1 to 64, "
-		    "or auto)", l->tok[1].s);
+	if (n < 1 || n > 64) {
+		snprintf(c->err, c->errlen, "%s is out of range (1 to 64, or "
+		    "auto)", v);
 		return -1;
 	}
-	ctx->cfg->workers = (int)v;
+	ctx_of(c)->cfg->workers = (int)n;
 	return 0;
 }
 
 static int
-kw_user(struct cfg_ctx *ctx, const struct cfg_line *l)
+kw_user(struct pol_kw_call *c)
 {
 	struct passwd pw, *res = NULL;
 	char buf[4096];
 
-	if (getpwnam_r(l->tok[1].s, &pw, buf, sizeof(buf), &res) != 0 ||
+	if (getpwnam_r(c->argv[0], &pw, buf, sizeof(buf), &res) != 0 ||
 	    res == NULL) {
-		cfg_error(ctx, l, 1, "user: no such user \"%s\"", l->tok[1].s);
+		snprintf(c->err, c->errlen, "no such user \"%s\"", c->argv[0]);
 		return -1;
 	}
-	if ((ctx->cfg->user = strdup(l->tok[1].s)) == NULL) {
-		cfg_error(ctx, l, 1, "user: out of memory");
+	if ((ctx_of(c)->cfg->user = strdup(c->argv[0])) == NULL) {
+		snprintf(c->err, c->errlen, "out of memory");
 		return -1;
 	}
 	return 0;
 }
 
+/* access_log and audit_log may be off; error_log may not. */
 static int
-kw_access_log(struct cfg_ctx *ctx, const struct cfg_line *l)
+kw_access_log(struct pol_kw_call *c)
 {
-	return set_log(ctx, l, &ctx->cfg->access_log, true);
+	return set_log(c, &ctx_of(c)->cfg->access_log, true);
 }
 
 static int
-kw_error_log(struct cfg_ctx *ctx, const struct cfg_line *l)
+kw_audit_log(struct pol_kw_call *c)
 {
-	const char *v = l->tok[1].s;
+	return set_log(c, &ctx_of(c)->cfg->audit_log, true);
+}
+
+static int
+kw_error_log(struct pol_kw_call *c)
+{
+	struct gw_config *cfg = ctx_of(c)->cfg;
+	const char *v = c->argv[0];
 	char *p;
 
 	/* the system logger and the journal, not files in the config's folder */
 	if (strcmp(v, "syslog") != 0 && strcmp(v, "journal") != 0)
-		return set_log(ctx, l, &ctx->cfg->error_log, false);
+		return set_log(c, &cfg->error_log, false);
 	if ((p = strdup(v)) == NULL) {
-		cfg_error(ctx, l, 1, "error_log: out of memory");
+		snprintf(c->err, c->errlen, "out of memory");
 		return -1;
 	}
-	free(ctx->cfg->error_log);
-	ctx->cfg->error_log = p;
+	free(cfg->error_log);
+	cfg->error_log = p;
 	return 0;
-}
-
-static int
-kw_audit_log(struct cfg_ctx *ctx, const struct cfg_line *l)
-{
-	return set_log(ctx, l, &ctx->cfg->audit_log, true);
 }
 
 /* Every name a request's Host may carry; the first is the public name. */
 static int
-kw_server_name(struct cfg_ctx *ctx, const struct cfg_line *l)
+kw_server_name(struct pol_kw_call *c)
 {
+	struct cfg_ctx *ctx = ctx_of(c);
+	const struct cfg_line *l = ctx->line;
 	struct gw_config *cfg = ctx->cfg;
 	int n = l->ntok - 1;
 
@@ -679,15 +566,15 @@ kw_server_name(struct cfg_ctx *ctx, const struct cfg_line *l)
 /* A header of the rewrite / method-override / client-address class that
  * the upstream must see anyway (relay_spoof.c lists the class). */
 static int
-kw_forward_header(struct cfg_ctx *ctx, const struct cfg_line *l)
+kw_forward_header(struct pol_kw_call *c)
 {
-	struct gw_config *cfg = ctx->cfg;
-	const char *name = l->tok[1].s;
+	struct gw_config *cfg = ctx_of(c)->cfg;
+	const char *name = c->argv[0];
 	char **v, *s;
 
 	if (!gw_spoof_keepable(name)) {
-		cfg_error(ctx, l, 1, "forward_header: \"%s\" is not a header the "
-		    "gateway drops by default, or is one it sets itself; see "
+		snprintf(c->err, c->errlen, "\"%s\" is not a header the gateway "
+		    "drops by default, or is one it sets itself; see "
 		    "forward_header in docs/configuration.md", name);
 		return -1;
 	}
@@ -695,7 +582,7 @@ kw_forward_header(struct cfg_ctx *ctx, const struct cfg_line *l)
 	if (v == NULL || (s = strdup(name)) == NULL) {
 		if (v != NULL)
 			cfg->fwd_keep = v;
-		cfg_error(ctx, l, 1, "forward_header: out of memory");
+		snprintf(c->err, c->errlen, "out of memory");
 		return -1;
 	}
 	for (char *p = s; *p != '\0'; p++)
@@ -706,201 +593,104 @@ kw_forward_header(struct cfg_ctx *ctx, const struct cfg_line *l)
 	return 0;
 }
 
-static int
-kw_hsts(struct cfg_ctx *ctx, const struct cfg_line *l)
-{
-	return set_bool(ctx, l, &ctx->cfg->hsts);
-}
-
-/* ---- handlers: numbers ---- */
-
-enum numkind { NUM_DURATION, NUM_SIZE, NUM_COUNT };
-
-/* Parses value 1 as `kind` and checks lo..hi; range is the human text. */
-static int
-set_num(struct cfg_ctx *ctx, const struct cfg_line *l, enum numkind kind,
-    uint64_t lo, uint64_t hi, const char *range, uint64_t *out)
-{
-	char err[GW_ERRLEN];
-	int r;
-
-	if (kind == NUM_DURATION)
-		r = parse_duration(l->tok[1].s, out, err, sizeof(err));
-	else if (kind == NUM_SIZE)
-		r = parse_size(l->tok[1].s, out, err, sizeof(err));
-	else
-		r = parse_count(l->tok[1].s, out, err, sizeof(err));
-	if (r == -1) {
-		cfg_error(ctx, l, 1, "%s: %s", l->tok[0].s, err);
-		return -1;
-	}
-	if (*out < lo || *out > hi) {
-		cfg_error(ctx, l, 1, "%s: %s is out of range (%s)", l->tok[0].s,
-		    l->tok[1].s, range);
-		return -1;
-	}
-	return 0;
-}
-
-#define NUM_KW(fn, kind, lo, hi, range, type, field)			\
-static int								\
-fn(struct cfg_ctx *ctx, const struct cfg_line *l)			\
-{									\
-	uint64_t v;							\
-	if (set_num(ctx, l, kind, lo, hi, range, &v) == -1)		\
-		return -1;						\
-	ctx->cfg->field = (type)v;					\
-	return 0;							\
-}
-
-NUM_KW(kw_hsts_max_age, NUM_COUNT, 0, 315360000, "0 to 315360000",
-    unsigned, hsts_max_age)
-NUM_KW(kw_header_timeout, NUM_DURATION, 100, MS_H, "100ms to 1h",
-    unsigned, to.header)
-NUM_KW(kw_body_timeout, NUM_DURATION, 100, MS_H, "100ms to 1h",
-    unsigned, to.body)
-NUM_KW(kw_idle_timeout, NUM_DURATION, 100, MS_H, "100ms to 1h",
-    unsigned, to.idle)
-NUM_KW(kw_upstream_connect_timeout, NUM_DURATION, 100, 5 * MS_M,
-    "100ms to 5m", unsigned, to.upstream_connect)
-NUM_KW(kw_upstream_timeout, NUM_DURATION, 100, 24 * MS_H, "100ms to 24h",
-    unsigned, to.upstream)
-NUM_KW(kw_websocket_idle_timeout, NUM_DURATION, MS_S, 24 * MS_H,
-    "1s to 24h", unsigned, to.ws_idle)
-NUM_KW(kw_shutdown_timeout, NUM_DURATION, 0, MS_H, "0 to 1h",
-    unsigned, to.shutdown)
-NUM_KW(kw_tls_handshake_timeout, NUM_DURATION, 100, 5 * MS_M,
-    "100ms to 5m", unsigned, to.tls_handshake)
-NUM_KW(kw_max_request_line, NUM_SIZE, 256, 64 * KIB, "256 to 64k",
-    size_t, lim.request_line)
-NUM_KW(kw_max_header_size, NUM_SIZE, 256, 64 * KIB, "256 to 64k",
-    size_t, lim.header_size)
-NUM_KW(kw_max_headers_size, NUM_SIZE, KIB, MIB, "1k to 1m",
-    size_t, lim.header_total)
-NUM_KW(kw_max_headers, NUM_COUNT, 1, 1000, "1 to 1000",
-    unsigned, lim.headers)
-NUM_KW(kw_max_body_size, NUM_SIZE, 0, 1024 * GIB, "0 to 1024g",
-    uint64_t, lim.body)
-NUM_KW(kw_max_connections, NUM_COUNT, 1, 1000000, "1 to 1000000",
-    unsigned, lim.connections)
-NUM_KW(kw_max_connections_per_ip, NUM_COUNT, 1, 1000000, "1 to 1000000",
-    unsigned, lim.connections_per_ip)
-NUM_KW(kw_max_established_per_ip, NUM_COUNT, 1, 1000000, "1 to 1000000",
-    unsigned, lim.established_per_ip)
-NUM_KW(kw_upstream_keepalive, NUM_COUNT, 0, 10000, "0 to 10000",
-    unsigned, lim.upstream_keepalive)
-NUM_KW(kw_max_requests_per_connection, NUM_COUNT, 1, 1000000,
-    "1 to 1000000", unsigned, lim.requests_per_conn)
-
-/* Remembers where the two limits that cross-checks compare were set. */
-static int
-kw_max_header_size_pos(struct cfg_ctx *ctx, const struct cfg_line *l)
-{
-	ctx->header_size_pos = cfg_pos_of(l, 1);
-	return kw_max_header_size(ctx, l);
-}
-
-static int
-kw_max_connections_per_ip_pos(struct cfg_ctx *ctx, const struct cfg_line *l)
-{
-	ctx->conn_ip_pos = cfg_pos_of(l, 1);
-	return kw_max_connections_per_ip(ctx, l);
-}
-
 /* ---- handlers: lockdown ---- */
 
 static int
-kw_policy(struct cfg_ctx *ctx, const struct cfg_line *l)
+kw_policy(struct pol_kw_call *c)
 {
-	if ((ctx->cfg->policy_file = readable_file(ctx, l)) == NULL)
-		return -1;
-	ctx->policy_pos = cfg_pos_of(l, 1);
-	return 0;
+	return set_file(c, &ctx_of(c)->cfg->policy_file);
 }
 
 static int
-kw_geoip_db(struct cfg_ctx *ctx, const struct cfg_line *l)
+kw_geoip_db(struct pol_kw_call *c)
 {
-	if ((ctx->cfg->geoip_db = readable_file(ctx, l)) == NULL)
-		return -1;
-	ctx->geoip_pos = cfg_pos_of(l, 1);
-	return 0;
+	return set_file(c, &ctx_of(c)->cfg->geoip_db);
 }
 
 /* ---- the table ---- */
 
-static const struct cfg_keyword keywords[] = {
-	{ "include", "FILE", 1, 1, true, cfg_kw_include },
-	{ "listen", "ADDR:PORT", 1, 1, true, kw_listen },
-	{ "admin_listen", "ADDR:PORT", 1, 1, false, kw_admin_listen },
-	{ "tls_cert", "FILE", 1, 1, true, kw_tls_cert },
-	{ "tls_key", "FILE", 1, 1, true, kw_tls_key },
-	{ "upstream", "URL", 1, 1, false, kw_upstream },
-	{ "upstream_ca", "FILE", 1, 1, false, kw_upstream_ca },
-	{ "upstream_verify", "on|off", 1, 1, false, kw_upstream_verify },
-	{ "trusted_proxy", "CIDR", 1, 1, true, kw_trusted_proxy },
-	{ "proxy_protocol", "on|off", 1, 1, false, kw_proxy_protocol },
-	{ "workers", "N|auto", 1, 1, false, kw_workers },
-	{ "user", "NAME", 1, 1, false, kw_user },
-	{ "access_log", "PATH|off|-", 1, 1, false, kw_access_log },
-	{ "error_log", "PATH|-|syslog|journal", 1, 1, false, kw_error_log },
-	{ "audit_log", "PATH|off", 1, 1, false, kw_audit_log },
-	{ "server_name", "NAME...", 1, 16, false, kw_server_name },
-	{ "forward_header", "NAME", 1, 1, true, kw_forward_header },
-	{ "hsts", "on|off", 1, 1, false, kw_hsts },
-	{ "hsts_max_age", "SECONDS", 1, 1, false, kw_hsts_max_age },
-	{ "header_timeout", "DURATION", 1, 1, false, kw_header_timeout },
-	{ "body_timeout", "DURATION", 1, 1, false, kw_body_timeout },
-	{ "idle_timeout", "DURATION", 1, 1, false, kw_idle_timeout },
-	{ "upstream_connect_timeout", "DURATION", 1, 1, false,
-	    kw_upstream_connect_timeout },
-	{ "upstream_timeout", "DURATION", 1, 1, false, kw_upstream_timeout },
-	{ "websocket_idle_timeout", "DURATION", 1, 1, false,
-	    kw_websocket_idle_timeout },
-	{ "shutdown_timeout", "DURATION", 1, 1, false, kw_shutdown_timeout },
-	{ "tls_handshake_timeout", "DURATION", 1, 1, false,
-	    kw_tls_handshake_timeout },
-	{ "max_request_line", "SIZE", 1, 1, false, kw_max_request_line },
-	{ "max_header_size", "SIZE", 1, 1, false, kw_max_header_size_pos },
-	{ "max_headers_size", "SIZE", 1, 1, false, kw_max_headers_size },
-	{ "max_headers", "COUNT", 1, 1, false, kw_max_headers },
-	{ "max_body_size", "SIZE", 1, 1, false, kw_max_body_size },
-	{ "max_connections", "COUNT", 1, 1, false, kw_max_connections },
-	{ "max_connections_per_ip", "COUNT", 1, 1, false,
-	    kw_max_connections_per_ip_pos },
-	{ "max_established_per_ip", "COUNT", 1, 1, false,
-	    kw_max_established_per_ip },
-	{ "upstream_keepalive", "COUNT", 1, 1, false, kw_upstream_keepalive },
-	{ "max_requests_per_connection", "COUNT", 1, 1, false,
-	    kw_max_requests_per_connection },
-	{ "policy", "FILE", 1, 1, false, kw_policy },
-	{ "geoip_db", "FILE", 1, 1, false, kw_geoip_db },
+#define C(f)   POL_KW_AT(struct gw_config, f)
+#define FN(n, u, min, max, rep, fn) \
+	{ n, u, POL_KIND_OTHER, min, max, rep, 0, 0, 0, 0, 0, fn }
+#define TYPED(n, u, kind, lo, hi, f) \
+	{ n, u, kind, 1, 1, false, lo, hi, 0, C(f), NULL }
+#define DUR(n, lo, hi, f)   TYPED(n, "DURATION", POL_KIND_DURATION, lo, hi, f)
+#define SIZE(n, lo, hi, f)  TYPED(n, "SIZE", POL_KIND_SIZE, lo, hi, f)
+#define COUNT(n, lo, hi, f) TYPED(n, "COUNT", POL_KIND_COUNT, lo, hi, f)
+#define BOOL(n, f)          TYPED(n, "on|off", POL_KIND_BOOL, 0, 1, f)
+
+static const struct pol_keyword keywords[] = {
+	FN("include", "FILE", 1, 1, true, cfg_kw_include),
+	FN("listen", "ADDR:PORT", 1, 1, true, kw_listen),
+	FN("admin_listen", "ADDR:PORT", 1, 1, false, kw_admin_listen),
+	FN("tls_cert", "FILE", 1, 1, true, kw_tls_cert),
+	FN("tls_key", "FILE", 1, 1, true, kw_tls_key),
+	FN("upstream", "URL", 1, 1, false, kw_upstream),
+	FN("upstream_ca", "FILE", 1, 1, false, kw_upstream_ca),
+	BOOL("upstream_verify", upstream.verify),
+	FN("trusted_proxy", "CIDR", 1, 1, true, kw_trusted_proxy),
+	BOOL("proxy_protocol", proxy_protocol),
+	FN("workers", "N|auto", 1, 1, false, kw_workers),
+	FN("user", "NAME", 1, 1, false, kw_user),
+	FN("access_log", "PATH|off|-", 1, 1, false, kw_access_log),
+	FN("error_log", "PATH|-|syslog|journal", 1, 1, false, kw_error_log),
+	FN("audit_log", "PATH|off", 1, 1, false, kw_audit_log),
+	FN("server_name", "NAME...", 1, 16, false, kw_server_name),
+	FN("forward_header", "NAME", 1, 1, true, kw_forward_header),
+	BOOL("hsts", hsts),
+	TYPED("hsts_max_age", "SECONDS", POL_KIND_COUNT, 0, 315360000,
+	    hsts_max_age),
+	DUR("header_timeout", 100, MS_H, to.header),
+	DUR("body_timeout", 100, MS_H, to.body),
+	DUR("idle_timeout", 100, MS_H, to.idle),
+	DUR("upstream_connect_timeout", 100, 5 * MS_M, to.upstream_connect),
+	DUR("upstream_timeout", 100, 24 * MS_H, to.upstream),
+	DUR("websocket_idle_timeout", MS_S, 24 * MS_H, to.ws_idle),
+	DUR("shutdown_timeout", 0, MS_H, to.shutdown),
+	DUR("tls_handshake_timeout", 100, 5 * MS_M, to.tls_handshake),
+	SIZE("max_request_line", 256, 64 * KIB, lim.request_line),
+	SIZE("max_header_size", 256, 64 * KIB, lim.header_size),
+	SIZE("max_headers_size", KIB, MIB, lim.header_total),
+	COUNT("max_headers", 1, 1000, lim.headers),
+	SIZE("max_body_size", 0, 1024 * GIB, lim.body),
+	COUNT("max_connections", 1, 1000000, lim.connections),
+	COUNT("max_connections_per_ip", 1, 1000000, lim.connections_per_ip),
+	COUNT("max_established_per_ip", 1, 1000000, lim.established_per_ip),
+	COUNT("upstream_keepalive", 0, 10000, lim.upstream_keepalive),
+	COUNT("max_requests_per_connection", 1, 1000000,
+	    lim.requests_per_conn),
+	FN("policy", "FILE", 1, 1, false, kw_policy),
+	FN("geoip_db", "FILE", 1, 1, false, kw_geoip_db),
 };
 
-const struct cfg_keyword *
-cfg_keyword_find(const char *name, size_t *idx)
-{
-	size_t i;
+const struct pol_kwtab gw_kwtab = {
+	keywords, sizeof(keywords) / sizeof(keywords[0])
+};
 
-	for (i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++) {
-		if (strcmp(keywords[i].name, name) == 0) {
-			*idx = i;
-			return &keywords[i];
-		}
-	}
-	return NULL;
+/* The gateway's own keywords first: a module cannot shadow one. */
+static const struct cfg_table tables[] = {
+	{ &gw_kwtab, 0 },
+	{ &auth_kwtab, offsetof(struct gw_config, auth) },
+	{ &mail_kwtab, offsetof(struct gw_config, mail) },
+};
+
+const struct cfg_table *
+cfg_tables(size_t *n)
+{
+	*n = sizeof(tables) / sizeof(tables[0]);
+	return tables;
 }
 
-size_t
-cfg_keyword_count(void)
+/* Where a cross-check blames a keyword: its nth line, or the top of the
+ * main file when the value is a default. */
+static const struct cfg_pos *
+where_or_top(struct cfg_ctx *ctx, const char *name, size_t nth,
+    struct cfg_pos *top)
 {
-	return sizeof(keywords) / sizeof(keywords[0]);
-}
+	const struct cfg_pos *p = cfg_where(ctx, name, nth);
 
-const struct cfg_keyword *
-cfg_keyword_at(size_t i)
-{
-	return i < cfg_keyword_count() ? &keywords[i] : NULL;
+	*top = (struct cfg_pos){ ctx->main_name, 1, 1 };
+	return p != NULL ? p : top;
 }
 
 /* ---- cross-checks after the whole file ---- */
@@ -913,12 +703,12 @@ check_certs(struct cfg_ctx *ctx)
 	size_t i;
 
 	for (i = ctx->nkey_lines; i < ctx->ncert_lines; i++)
-		cfg_error_at(ctx, &ctx->cert_pos[i], "tls_cert %s has no "
-		    "matching tls_key (certificates and keys pair in order)",
+		cfg_error_at(ctx, cfg_where(ctx, "tls_cert", i), "tls_cert %s "
+		    "has no matching tls_key (certificates and keys pair in order)",
 		    cfg->certs[i].cert_file);
 	for (i = ctx->ncert_lines; i < ctx->nkey_lines; i++)
-		cfg_error_at(ctx, &ctx->key_pos[i], "tls_key %s has no "
-		    "matching tls_cert (certificates and keys pair in order)",
+		cfg_error_at(ctx, cfg_where(ctx, "tls_key", i), "tls_key %s "
+		    "has no matching tls_cert (certificates and keys pair in order)",
 		    cfg->certs[i].key_file);
 	cfg->ncerts = ctx->ncert_lines < ctx->nkey_lines ?
 	    ctx->ncert_lines : ctx->nkey_lines;
@@ -944,6 +734,8 @@ check_upstream(struct cfg_ctx *ctx)
 {
 	struct gw_upstream *up = &ctx->cfg->upstream;
 	struct cfg_pos top = { ctx->main_name, 1, 1 };
+	const struct cfg_pos *ca = cfg_where(ctx, "upstream_ca", 0);
+	const struct cfg_pos *verify = cfg_where(ctx, "upstream_verify", 0);
 
 	if (up->url == NULL) {
 		cfg_error_at(ctx, &top, "no upstream: add e.g. "
@@ -951,21 +743,22 @@ check_upstream(struct cfg_ctx *ctx)
 		return;
 	}
 	if (!up->tls && up->ca_file != NULL)
-		cfg_error_at(ctx, &ctx->ca_pos, "upstream_ca is set but "
-		    "upstream %s does not use TLS", up->url);
+		cfg_error_at(ctx, ca, "upstream_ca is set but upstream "
+		    "%s does not use TLS", up->url);
 	if (!up->tls && !host_is_loopback(up->host))
-		cfg_warn_at(ctx, &ctx->upstream_pos, "upstream %s is plain HTTP "
-		    "to another host: logins cross the network in clear; use "
-		    "https:// unless the link is private", up->url);
+		cfg_warn_at(ctx, cfg_where(ctx, "upstream", 0), "upstream %s "
+		    "is plain HTTP to another host: logins cross the network "
+		    "in clear; use https:// unless the link is private",
+		    up->url);
 	if (!up->tls && !up->verify)
-		cfg_warn_at(ctx, &ctx->verify_pos, "upstream_verify off has no "
+		cfg_warn_at(ctx, verify, "upstream_verify off has no "
 		    "effect: upstream %s does not use TLS", up->url);
 	if (up->tls && !up->verify)
-		cfg_warn_at(ctx, &ctx->verify_pos, "upstream_verify off: the "
+		cfg_warn_at(ctx, verify, "upstream_verify off: the "
 		    "certificate of %s is not checked, anyone on the path can "
 		    "impersonate it", up->url);
 	if (up->tls && !up->verify && up->ca_file != NULL)
-		cfg_warn_at(ctx, &ctx->ca_pos, "upstream_ca is ignored while "
+		cfg_warn_at(ctx, ca, "upstream_ca is ignored while "
 		    "upstream_verify is off");
 }
 
@@ -1009,12 +802,14 @@ check_smtp_overlap(struct cfg_ctx *ctx)
 		a.sslen = m->listen_len[j];
 		for (i = 0; i < cfg->nlisten; i++)
 			if (addr_overlap(&a, &cfg->listen[i]))
-				cfg_error_at(ctx, &ctx->listen_pos[i], "listen %s "
-				    "overlaps smtp_listen %s: use another port",
+				cfg_error_at(ctx, cfg_where(ctx, "listen", i),
+				    "listen %s overlaps smtp_listen %s: use "
+				    "another port",
 				    cfg->listen[i].text, m->listen_text[j]);
 		if (cfg->has_admin && addr_overlap(&a, &cfg->admin_listen))
-			cfg_error_at(ctx, &ctx->admin_pos, "admin_listen %s "
-			    "overlaps smtp_listen %s: use another port",
+			cfg_error_at(ctx, cfg_where(ctx, "admin_listen", 0),
+			    "admin_listen %s overlaps smtp_listen %s: use "
+			    "another port",
 			    cfg->admin_listen.text, m->listen_text[j]);
 	}
 }
@@ -1033,11 +828,14 @@ check_listen(struct cfg_ctx *ctx)
 	if (!cfg->has_admin)
 		return;
 	for (i = 0; i < cfg->nlisten; i++) {
-		if (addr_overlap(&cfg->admin_listen, &cfg->listen[i])) {
-			cfg_error_at(ctx, &ctx->admin_pos, "admin_listen %s "
-			    "overlaps listen %s at %s:%u: use another port",
-			    cfg->admin_listen.text, cfg->listen[i].text,
-			    ctx->listen_pos[i].file, ctx->listen_pos[i].line);
+		const struct cfg_pos *at = cfg_where(ctx, "listen", i);
+
+		if (at != NULL &&
+		    addr_overlap(&cfg->admin_listen, &cfg->listen[i])) {
+			cfg_error_at(ctx, cfg_where(ctx, "admin_listen", 0),
+			    "admin_listen %s overlaps listen %s at %s:%u: use "
+			    "another port", cfg->admin_listen.text,
+			    cfg->listen[i].text, at->file, at->line);
 			return;
 		}
 	}
@@ -1051,30 +849,30 @@ check_limits(struct cfg_ctx *ctx)
 	const struct cfg_pos *p;
 
 	if (cfg->lim.header_size > cfg->lim.header_total) {
-		p = ctx->header_size_pos.file ? &ctx->header_size_pos : &top;
+		p = where_or_top(ctx, "max_header_size", 0, &top);
 		cfg_error_at(ctx, p, "max_header_size (%zu) is larger than "
 		    "max_headers_size (%zu)", cfg->lim.header_size,
 		    cfg->lim.header_total);
 	}
 	if (cfg->lim.connections_per_ip > cfg->lim.connections) {
-		p = ctx->conn_ip_pos.file ? &ctx->conn_ip_pos : &top;
+		p = where_or_top(ctx, "max_connections_per_ip", 0, &top);
 		cfg_warn_at(ctx, p, "max_connections_per_ip (%u) is larger "
 		    "than max_connections (%u)", cfg->lim.connections_per_ip,
 		    cfg->lim.connections);
 	}
 	if (cfg->lim.connections_per_ip > cfg->lim.established_per_ip) {
-		p = ctx->conn_ip_pos.file ? &ctx->conn_ip_pos : &top;
+		p = where_or_top(ctx, "max_connections_per_ip", 0, &top);
 		cfg_warn_at(ctx, p, "max_connections_per_ip (%u) is larger "
 		    "than max_established_per_ip (%u): the smaller caps both",
 		    cfg->lim.connections_per_ip, cfg->lim.established_per_ip);
 	}
 	if (cfg->proxy_protocol && cfg->ntrusted == 0)
-		cfg_error_at(ctx, &ctx->proxy_pos, "proxy_protocol on needs "
-		    "at least one "
-		    "trusted_proxy: PROXY headers are only read from them");
+		cfg_error_at(ctx, cfg_where(ctx, "proxy_protocol", 0),
+		    "proxy_protocol on needs at least one trusted_proxy: PROXY "
+		    "headers are only read from them");
 	if (cfg->geoip_db != NULL && cfg->policy_file == NULL)
-		cfg_warn_at(ctx, &ctx->geoip_pos, "geoip_db is set but there is "
-		    "no policy to use it");
+		cfg_warn_at(ctx, cfg_where(ctx, "geoip_db", 0), "geoip_db is "
+		    "set but there is no policy to use it");
 }
 
 void

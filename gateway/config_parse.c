@@ -276,61 +276,120 @@ tokenize(struct cfg_ctx *ctx, struct cfg_line *l, const char *s, char *buf)
 
 /* ---- keyword dispatch ---- */
 
-static void
-module_keyword(struct cfg_ctx *ctx, const struct cfg_line *l)
+/* The keyword named `name` in the module tables: its entry, the table it
+ * is in and its index in ctx->seen (tables one after the other). */
+static const struct pol_keyword *
+find_keyword(const char *name, const struct cfg_table **table, size_t *idx)
 {
-	char *argv[CFG_MAX_TOKENS];
-	char err[GW_ERRLEN] = "";
-	int i, r, bad = 0;
+	const struct cfg_table *t;
+	const struct pol_keyword *kw;
+	size_t n, i, base = 0;
+
+	t = cfg_tables(&n);
+	for (i = 0; i < n; i++) {
+		if ((kw = pol_kw_find(t[i].tab, name)) != NULL) {
+			*table = &t[i];
+			*idx = base + (size_t)(kw - t[i].tab->kw);
+			return kw;
+		}
+		base += t[i].tab->n;
+	}
+	return NULL;
+}
+
+static size_t
+keyword_total(void)
+{
+	const struct cfg_table *t;
+	size_t n, i, total = 0;
+
+	t = cfg_tables(&n);
+	for (i = 0; i < n; i++)
+		total += t[i].tab->n;
+	return total;
+}
+
+const struct cfg_pos *
+cfg_where(const struct cfg_ctx *ctx, const char *name, size_t nth)
+{
+	const struct cfg_table *t;
+	size_t idx;
+
+	if (find_keyword(name, &t, &idx) == NULL || nth >= ctx->seen[idx].n)
+		return NULL;
+	return &ctx->seen[idx].at[nth];
+}
+
+/* Remembers the first value of a line just applied, for cross-checks. */
+static void
+remember(struct cfg_ctx *ctx, struct cfg_seen *seen, const struct cfg_line *l)
+{
+	struct cfg_pos *at;
+
+	at = reallocarray(seen->at, seen->n + 1, sizeof(*at));
+	if (at == NULL) {
+		cfg_error(ctx, l, 0, "%s: out of memory", l->tok[0].s);
+		return;
+	}
+	seen->at = at;
+	seen->at[seen->n++] = cfg_pos_of(l, 1);
+}
+
+/* Runs the keyword's table entry. A setter of the gateway's table reports
+ * through ctx itself; any other failure is reported here, at the value
+ * the module blames. */
+static void
+apply(struct cfg_ctx *ctx, const struct cfg_line *l,
+    const struct pol_keyword *kw, const struct cfg_table *t,
+    struct cfg_seen *seen)
+{
+	char *argv[CFG_MAX_TOKENS], err[GW_ERRLEN] = "";
+	struct pol_kw_call c = {
+		.obj = (char *)ctx->cfg + t->off, .parser = ctx,
+		.basedir = l->file->dir, .name = kw->name, .argc = l->ntok - 1,
+		.argv = argv, .err = err, .errlen = sizeof(err),
+	};
+	const struct cfg_line *outer = ctx->line;	/* include nests */
+	unsigned before = ctx->errors;
+	int i, r;
 
 	for (i = 1; i < l->ntok; i++)
 		argv[i - 1] = l->tok[i].s;
 	argv[l->ntok - 1] = NULL;
-	r = auth_settings_keyword(&ctx->cfg->auth, l->file->dir, l->tok[0].s,
-	    l->ntok - 1, argv, &bad, err, sizeof(err));
-	if (r == 1)
-		r = mail_settings_keyword(&ctx->cfg->mail, l->file->dir,
-		    l->tok[0].s, l->ntok - 1, argv, &bad, err, sizeof(err));
-	if (r == 1)
-		cfg_error(ctx, l, 0, "unknown keyword \"%s\"", l->tok[0].s);
-	else if (r != 0)	/* bad indexes argv; -1 blames the keyword */
-		cfg_error(ctx, l, bad >= 0 && bad + 1 < l->ntok ? bad + 1 : 0,
-		    "%s: %s", l->tok[0].s, err[0] != '\0' ? err :
-		    "invalid value");
+	ctx->line = l;
+	r = pol_kw_apply(kw, &c);
+	ctx->line = outer;
+	if (r == 0) {
+		remember(ctx, seen, l);
+		return;
+	}
+	if (ctx->errors != before && err[0] == '\0')
+		return;
+	cfg_error(ctx, l, c.bad >= 0 && c.bad + 1 < l->ntok ? c.bad + 1 : 0,
+	    "%s: %s", kw->name, err[0] != '\0' ? err : "invalid value");
 }
 
 static void
 dispatch(struct cfg_ctx *ctx, const struct cfg_line *l)
 {
-	const struct cfg_keyword *kw;
-	struct cfg_pos *seen;
-	int nval = l->ntok - 1;
+	const struct pol_keyword *kw;
+	const struct cfg_table *t;
+	struct cfg_seen *seen;
 	size_t idx;
 
-	if ((kw = cfg_keyword_find(l->tok[0].s, &idx)) == NULL) {
-		module_keyword(ctx, l);
-		return;
-	}
-	if (nval < kw->min) {
-		cfg_error(ctx, l, 0, "%s: missing value; usage: %s %s",
-		    kw->name, kw->name, kw->usage);
-		return;
-	}
-	if (nval > kw->max) {
-		cfg_error(ctx, l, kw->max + 1, "%s: unexpected extra value "
-		    "\"%s\"; usage: %s %s", kw->name, l->tok[kw->max + 1].s,
-		    kw->name, kw->usage);
+	if ((kw = find_keyword(l->tok[0].s, &t, &idx)) == NULL) {
+		cfg_error(ctx, l, 0, "unknown keyword \"%s\"", l->tok[0].s);
 		return;
 	}
 	seen = &ctx->seen[idx];
-	if (!kw->repeat && seen->file != NULL) {
+	if (!kw->repeat && seen->first.file != NULL) {
 		cfg_error(ctx, l, 0, "duplicate \"%s\" (first set at %s:%u)",
-		    kw->name, seen->file, seen->line);
+		    kw->name, seen->first.file, seen->first.line);
 		return;
 	}
-	if (seen->file == NULL)
-		*seen = cfg_pos_of(l, 0);
-	(void)kw->fn(ctx, l);
+	if (seen->first.file == NULL)
+		seen->first = cfg_pos_of(l, 0);
+	apply(ctx, l, kw, t, seen);
 }
 
 /* ---- files ---- */
@@ -413,8 +472,10 @@ parse_file(struct cfg_ctx *ctx, const char *name, const char *dir,
 }
 
 int
-cfg_kw_include(struct cfg_ctx *ctx, const struct cfg_line *l)
+cfg_kw_include(struct pol_kw_call *c)
 {
+	struct cfg_ctx *ctx = c->parser;
+	const struct cfg_line *l = ctx->line;
 	const char *name, *dir;
 	struct cfg_pos pos = cfg_pos_of(l, 1);
 	char *abs;
@@ -496,14 +557,18 @@ ctx_init(struct cfg_ctx *ctx, struct gw_config *cfg, cfg_report_fn report,
 	ctx->cfg = cfg;
 	ctx->report = report;
 	ctx->arg = arg;
-	ctx->seen = calloc(cfg_keyword_count(), sizeof(*ctx->seen));
+	ctx->nseen = keyword_total();
+	ctx->seen = calloc(ctx->nseen, sizeof(*ctx->seen));
 	return ctx->seen == NULL ? -1 : 0;
 }
 
 static void
 ctx_done(struct cfg_ctx *ctx)
 {
+	for (size_t i = 0; ctx->seen != NULL && i < ctx->nseen; i++)
+		free(ctx->seen[i].at);
 	free(ctx->seen);
+	ctx->seen = NULL;
 	free_names(ctx);
 }
 

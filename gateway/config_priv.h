@@ -48,6 +48,14 @@ struct cfg_line {
 typedef void (*cfg_report_fn)(void *arg, bool warning, const char *loc,
     const char *msg);
 
+/* Where one keyword was set: the parser's bookkeeping, which cross-checks
+ * read through cfg_where() instead of fields of their own. */
+struct cfg_seen {
+	struct cfg_pos  first;	/* the keyword on its first line */
+	struct cfg_pos *at;	/* the first value of each line applied */
+	size_t          n;
+};
+
 struct cfg_names {
 	struct cfg_names *next;
 	char              s[];
@@ -65,14 +73,10 @@ struct cfg_ctx {
 	int               depth;	/* files on the stack */
 	struct cfg_names *names;	/* owned strings for cfg_pos.file */
 
-	struct cfg_pos   *seen;		/* first line of each table keyword */
+	struct cfg_seen  *seen;		/* per keyword of every table */
+	size_t            nseen;
+	const struct cfg_line *line;	/* the line being applied */
 	size_t            ncert_lines, nkey_lines;
-	struct cfg_pos    cert_pos[GW_MAX_CERTS];
-	struct cfg_pos    key_pos[GW_MAX_CERTS];
-	struct cfg_pos    listen_pos[GW_MAX_LISTEN];
-	struct cfg_pos    admin_pos, upstream_pos, ca_pos, verify_pos;
-	struct cfg_pos    policy_pos, geoip_pos, workers_pos;
-	struct cfg_pos    header_size_pos, conn_ip_pos, proxy_pos;
 };
 
 /* config_parse.c */
@@ -85,7 +89,11 @@ void cfg_error_at(struct cfg_ctx *, const struct cfg_pos *,
 void cfg_warn_at(struct cfg_ctx *, const struct cfg_pos *,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 struct cfg_pos cfg_pos_of(const struct cfg_line *, int tok);
-int cfg_kw_include(struct cfg_ctx *, const struct cfg_line *);
+int cfg_kw_include(struct pol_kw_call *);
+/* Where the value of the nth applied line of keyword `name` is (0 = the
+ * first), or NULL when there is none. */
+const struct cfg_pos *cfg_where(const struct cfg_ctx *, const char *name,
+    size_t nth);
 
 /* Loads like gw_config_load_ex() but reports location and message apart
  * (`pbxgate check` prints "LOC: error: MSG"). */
@@ -98,16 +106,15 @@ struct gw_config *gw_config_load_loc(const char *path, bool build_runtime,
  * it. */
 bool gw_spoof_keepable(const char *name);
 
-struct cfg_keyword {
-	const char *name;
-	const char *usage;	/* values, for "usage: name USAGE" */
-	unsigned char min, max;	/* number of values */
-	bool        repeat;
-	int       (*fn)(struct cfg_ctx *, const struct cfg_line *);
+/* The keyword tables of the gateway, auth and mail modules, searched in
+ * this order; `off` is where the module's settings sit in struct gw_config
+ * (the object its typed keywords are stored into). */
+struct cfg_table {
+	const struct pol_kwtab *tab;
+	size_t                  off;
 };
-const struct cfg_keyword *cfg_keyword_find(const char *name, size_t *idx);
-size_t cfg_keyword_count(void);
-const struct cfg_keyword *cfg_keyword_at(size_t i);	/* NULL past the end */
+extern const struct pol_kwtab gw_kwtab;
+const struct cfg_table *cfg_tables(size_t *n);
 void   cfg_check_all(struct cfg_ctx *);
 
 /* config_runtime.c */

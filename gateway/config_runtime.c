@@ -5,11 +5,12 @@
 
 #include "gateway/config_priv.h"
 
-/* Prefixes the keyword unless the module's message already starts so. */
+/* Reports err at the nth line of keyword kw, prefixed with the keyword
+ * unless the module's message already starts so. */
 static void
-report_kw(struct cfg_ctx *ctx, const struct cfg_pos *pos, const char *kw,
-    const char *err)
+report_kw(struct cfg_ctx *ctx, const char *kw, size_t nth, const char *err)
 {
+	const struct cfg_pos *pos = cfg_where(ctx, kw, nth);
 	size_t n = strlen(kw);
 
 	if (strncmp(err, kw, n) == 0 && (err[n] == ' ' || err[n] == ':'))
@@ -28,15 +29,15 @@ report_cert_error(struct cfg_ctx *ctx, const char *err)
 
 	for (i = 0; i < cfg->ncerts; i++) {
 		if (strstr(err, cfg->certs[i].key_file) != NULL) {
-			report_kw(ctx, &ctx->key_pos[i], "tls_key", err);
+			report_kw(ctx, "tls_key", i, err);
 			return;
 		}
 		if (strstr(err, cfg->certs[i].cert_file) != NULL) {
-			report_kw(ctx, &ctx->cert_pos[i], "tls_cert", err);
+			report_kw(ctx, "tls_cert", i, err);
 			return;
 		}
 	}
-	report_kw(ctx, &ctx->cert_pos[0], "tls_cert", err);
+	report_kw(ctx, "tls_cert", 0, err);
 }
 
 static int
@@ -73,12 +74,11 @@ build_upstream_tls(struct cfg_ctx *ctx)
 	    sizeof(err));
 	if (ctx->cfg->upstream_tls == NULL) {
 		if (up->ca_file != NULL)
-			report_kw(ctx, &ctx->ca_pos, "upstream_ca",
-			    err[0] ? err : "cannot load the CA file");
+			report_kw(ctx, "upstream_ca", 0, err[0] ? err :
+			    "cannot load the CA file");
 		else
-			report_kw(ctx, &ctx->upstream_pos, "upstream",
-			    err[0] ? err : "cannot build the TLS client "
-			    "context");
+			report_kw(ctx, "upstream", 0, err[0] ? err :
+			    "cannot build the TLS client context");
 		return -1;
 	}
 	return 0;
@@ -117,8 +117,8 @@ build_policy(struct cfg_ctx *ctx)
 	cfg->policy = pol_load(cfg->policy_file, cfg->geoip_db, policy_report,
 	    &pr);
 	if (cfg->policy == NULL && pr.errors == 0)
-		cfg_error_at(ctx, &ctx->policy_pos, "policy: cannot load %s",
-		    cfg->policy_file);
+		cfg_error_at(ctx, cfg_where(ctx, "policy", 0), "policy: cannot "
+		    "load %s", cfg->policy_file);
 	else if (cfg->policy != NULL && pr.errors != 0) {
 		/* Never run a policy its own loader complained about. */
 		pol_free(cfg->policy);

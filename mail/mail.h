@@ -83,13 +83,12 @@ struct mail_settings {
 };
 
 void mail_settings_defaults(struct mail_settings *);
-/* Applies one config keyword. Returns 1 when `kw` is not a mail keyword,
- * 0 when applied, -1 on error with `err` filled and *badarg set to the index
- * in argv of the bad value (0 = first value). Relative paths are taken
- * against `basedir`. */
-int mail_settings_keyword(struct mail_settings *, const char *basedir,
-    const char *kw, int argc, char **argv, int *badarg, char *err,
-    size_t errlen);
+/* The smtp_* and scrub_* keywords of the config file, in the shape every
+ * module's table has (policy/policy.h, struct pol_kwtab); the gateway's
+ * config parser applies them to a struct mail_settings. Relative paths are
+ * taken against the directory of the file that names them. */
+struct pol_kwtab;
+extern const struct pol_kwtab mail_kwtab;
 /* Checks the whole mail configuration (fills defaults, loads and compiles
  * the rules file to prove it). 0 = fine, -1 with err. */
 int mail_settings_finish(struct mail_settings *, char *err, size_t errlen);

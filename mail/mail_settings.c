@@ -168,70 +168,6 @@ resolve(const char *v, bool passive, struct sockaddr_storage *ss,
 	return 0;
 }
 
-static int
-parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out,
-    char *err, size_t errlen)
-{
-	char *end;
-	unsigned long long n;
-	uint64_t mult = 1;
-
-	errno = 0;
-	if (v[0] < '0' || v[0] > '9')
-		goto bad;
-	n = strtoull(v, &end, 10);
-	if (errno != 0)
-		goto bad;
-	if (*end == 'k' || *end == 'K')
-		mult = 1024, end++;
-	else if (*end == 'm' || *end == 'M')
-		mult = 1024 * 1024, end++;
-	else if (*end == 'g' || *end == 'G')
-		mult = 1024ull * 1024 * 1024, end++;
-	if (*end != '\0' || n > max / mult || n * mult < min ||
-	    n * mult > max)
-		goto bad;
-	*out = n * mult;
-	return 0;
-bad:
-	snprintf(err, errlen, "'%s': expected a number from %llu to %llu "
-	    "(suffix k, m or g allowed)", v, (unsigned long long)min,
-	    (unsigned long long)max);
-	return -1;
-}
-
-/* Durations: plain seconds or a suffix ms/s/m. */
-static int
-parse_ms(const char *v, unsigned *out, char *err, size_t errlen)
-{
-	char *end;
-	unsigned long n;
-	unsigned long mult = 1000;
-
-	errno = 0;
-	if (v[0] < '0' || v[0] > '9')
-		goto bad;
-	n = strtoul(v, &end, 10);
-	if (errno != 0)
-		goto bad;
-	if (strcmp(end, "ms") == 0)
-		mult = 1;
-	else if (strcmp(end, "s") == 0 || *end == '\0')
-		mult = 1000;
-	else if (strcmp(end, "m") == 0)
-		mult = 60000;
-	else
-		goto bad;
-	if (n == 0 || n > 86400000ul / mult)
-		goto bad;
-	*out = (unsigned)(n * mult);
-	return 0;
-bad:
-	snprintf(err, errlen, "'%s': expected a duration such as 30s, 500ms "
-	    "or 5m (1 ms to 24 h)", v);
-	return -1;
-}
-
 /* Reads the first line of a small secret file; the copy is wiped on error. */
 static char *
 read_secret_file(const char *path, char *err, size_t errlen)
@@ -292,20 +228,17 @@ mail_settings_allowed(const struct mail_settings *s, const struct sockaddr *sa,
 
 /* ---- keyword handlers: argv holds the values only ---- */
 
-struct kwctx {
-	struct mail_settings *s;
-	const char *basedir;
-	int argc;
-	char **argv;
-	int *badarg;
-	char *err;
-	size_t errlen;
-};
+/* The settings a keyword line writes into. */
+static struct mail_settings *
+settings_of(struct pol_kw_call *k)
+{
+	return k->obj;
+}
 
 static int
-kw_listen(struct kwctx *k)
+kw_listen(struct pol_kw_call *k)
 {
-	struct mail_settings *s = k->s;
+	struct mail_settings *s = settings_of(k);
 	size_t i = s->nlisten;
 
 	if (i >= MAIL_MAX_LISTEN) {
@@ -323,7 +256,7 @@ kw_listen(struct kwctx *k)
 }
 
 static int
-kw_hostname(struct kwctx *k)
+kw_hostname(struct pol_kw_call *k)
 {
 	const char *v = k->argv[0];
 
@@ -332,13 +265,13 @@ kw_hostname(struct kwctx *k)
 		snprintf(k->err, k->errlen, "'%s': not a host name", v);
 		return -1;
 	}
-	return set_str(&k->s->hostname, v, k->err, k->errlen);
+	return set_str(&settings_of(k)->hostname, v, k->err, k->errlen);
 }
 
 static int
-kw_relay(struct kwctx *k)
+kw_relay(struct pol_kw_call *k)
 {
-	struct mail_settings *s = k->s;
+	struct mail_settings *s = settings_of(k);
 	char host[256];
 
 	if (resolve(k->argv[0], false, &s->relay, &s->relay_len, host,
@@ -352,13 +285,13 @@ kw_relay(struct kwctx *k)
 }
 
 static int
-kw_relay_tls(struct kwctx *k)
+kw_relay_tls(struct pol_kw_call *k)
 {
 	static const char *names[] = { "starttls", "tls", "none" };
 
 	for (int i = 0; i < 3; i++)
 		if (strcmp(k->argv[0], names[i]) == 0) {
-			k->s->relay_tls = (enum mail_relay_tls)i;
+			settings_of(k)->relay_tls = (enum mail_relay_tls)i;
 			return 0;
 		}
 	snprintf(k->err, k->errlen, "'%s': expected starttls, tls or none",
@@ -367,111 +300,99 @@ kw_relay_tls(struct kwctx *k)
 }
 
 static int
-kw_relay_ca(struct kwctx *k)
+kw_relay_ca(struct pol_kw_call *k)
 {
-	return set_path(&k->s->relay_ca, k->basedir, k->argv[0], k->err,
-	    k->errlen);
+	return set_path(&settings_of(k)->relay_ca, k->basedir, k->argv[0],
+	    k->err, k->errlen);
 }
 
+/* USER of smtp_relay_auth and smtp_auth: 1-255 printable bytes. */
 static int
-kw_relay_verify(struct kwctx *k)
+check_user(struct pol_kw_call *k)
 {
-	if (strcmp(k->argv[0], "on") == 0)
-		k->s->relay_verify = true;
-	else if (strcmp(k->argv[0], "off") == 0)
-		k->s->relay_verify = false;
-	else {
-		snprintf(k->err, k->errlen, "'%s': expected on or off",
-		    k->argv[0]);
-		return -1;
-	}
-	return 0;
-}
-
-static bool
-valid_user(const char *u)
-{
+	const char *u = k->argv[0];
 	size_t n = strlen(u);
+	bool ok = n > 0 && n <= 255;
 
-	if (n == 0 || n > 255)
-		return false;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; ok && i < n; i++)
 		if ((unsigned char)u[i] <= 0x20 || u[i] == 0x7f)
-			return false;
-	return true;
+			ok = false;
+	if (ok)
+		return 0;
+	snprintf(k->err, k->errlen, "'%s': user names are 1-255 printable "
+	    "characters", u);
+	return -1;
 }
 
-static int
-kw_relay_auth(struct kwctx *k)
+/* The first line of the file named by value 1 (relative to the config). */
+static char *
+secret_from_file(struct pol_kw_call *k)
 {
-	char *path = NULL, *pw;
+	char *path = NULL, *v;
 
-	if (!valid_user(k->argv[0])) {
-		snprintf(k->err, k->errlen, "'%s': user names are 1-255 "
-		    "printable characters", k->argv[0]);
-		return -1;
-	}
 	if (set_path(&path, k->basedir, k->argv[1], k->err, k->errlen) < 0)
-		return -1;
-	pw = read_secret_file(path, k->err, k->errlen);
+		return NULL;
+	v = read_secret_file(path, k->err, k->errlen);
 	free(path);
-	if (pw == NULL) {
-		*k->badarg = 1;
-		return -1;
-	}
-	if (set_str(&k->s->relay_user, k->argv[0], k->err, k->errlen) < 0) {
-		wipe_free(pw);
-		return -1;
-	}
-	wipe_free(k->s->relay_password);
-	k->s->relay_password = pw;
-	return 0;
+	return v;
 }
 
-/* smtp_auth USER HASH|FILE: an inline "$argon2..." PHC string or a file
- * whose first line is one (so the hash need not sit in the config). */
+/* USER SECRET lines: smtp_relay_auth names a password file; smtp_auth
+ * gives an inline "$argon2..." PHC string or a file whose first line is
+ * one (so the hash need not sit in the config), held to the gateway's own
+ * rules. The secret is wiped whenever it is not kept. */
 static int
-kw_auth(struct kwctx *k)
+set_login(struct pol_kw_call *k, char **user, char **slot, bool phc)
 {
-	char *path = NULL, *hash;
+	char *v;
 
-	if (!valid_user(k->argv[0])) {
-		snprintf(k->err, k->errlen, "'%s': user names are 1-255 "
-		    "printable characters", k->argv[0]);
+	if (check_user(k) < 0)
+		return -1;
+	k->bad = 1;
+	if (phc && strncmp(k->argv[1], "$argon2", 7) == 0)
+		v = strdup(k->argv[1]);
+	else if ((v = secret_from_file(k)) == NULL)
+		return -1;
+	if (v == NULL) {
+		snprintf(k->err, k->errlen, "out of memory");
 		return -1;
 	}
-	*k->badarg = 1;
-	if (strncmp(k->argv[1], "$argon2", 7) == 0)
-		hash = strdup(k->argv[1]);
-	else {
-		if (set_path(&path, k->basedir, k->argv[1], k->err,
-		    k->errlen) < 0)
-			return -1;
-		hash = read_secret_file(path, k->err, k->errlen);
-		free(path);
-		if (hash == NULL)
-			return -1;
-	}
-	/* The gateway's own rules for a stored hash: Argon2id, v=19, a cost
-	 * no lower than its floor (an argon2i hash or m=8,t=1 is refused). */
-	if (auth_password_phc_check(hash, k->err, k->errlen) < 0) {
-		wipe_free(hash);
+	/* Argon2id, v=19, a cost no lower than the gateway's floor (an
+	 * argon2i hash or m=8,t=1 is refused). */
+	if (phc && auth_password_phc_check(v, k->err, k->errlen) < 0) {
+		wipe_free(v);
 		return -1;
 	}
-	*k->badarg = 0;
-	if (set_str(&k->s->auth_user, k->argv[0], k->err, k->errlen) < 0) {
-		wipe_free(hash);
+	k->bad = 0;
+	if (set_str(user, k->argv[0], k->err, k->errlen) < 0) {
+		wipe_free(v);
 		return -1;
 	}
-	wipe_free(k->s->auth_hash);
-	k->s->auth_hash = hash;
+	wipe_free(*slot);
+	*slot = v;
 	return 0;
 }
 
 static int
-kw_allow(struct kwctx *k)
+kw_relay_auth(struct pol_kw_call *k)
 {
-	struct mail_settings *s = k->s;
+	struct mail_settings *s = settings_of(k);
+
+	return set_login(k, &s->relay_user, &s->relay_password, false);
+}
+
+static int
+kw_auth(struct pol_kw_call *k)
+{
+	struct mail_settings *s = settings_of(k);
+
+	return set_login(k, &s->auth_user, &s->auth_hash, true);
+}
+
+static int
+kw_allow(struct pol_kw_call *k)
+{
+	struct mail_settings *s = settings_of(k);
 
 	if (s->nallow >= MAIL_MAX_ALLOW) {
 		snprintf(k->err, k->errlen, "too many smtp_allow lines "
@@ -485,63 +406,19 @@ kw_allow(struct kwctx *k)
 	return 0;
 }
 
-static int
-kw_max_size(struct kwctx *k)
-{
-	return parse_u64(k->argv[0], 1024, 1ull << 30, &k->s->max_size,
-	    k->err, k->errlen);
-}
-
-static int
-kw_max_rcpt(struct kwctx *k)
-{
-	uint64_t n;
-
-	if (parse_u64(k->argv[0], 1, 10000, &n, k->err, k->errlen) < 0)
-		return -1;
-	k->s->max_recipients = (unsigned)n;
-	return 0;
-}
-
-static int
-kw_max_line(struct kwctx *k)
-{
-	uint64_t n;
-
-	/* RFC 5321 4.5.3.1: at least 512 for commands, 1000 for text. */
-	if (parse_u64(k->argv[0], 1000, 1024 * 1024, &n, k->err,
-	    k->errlen) < 0)
-		return -1;
-	k->s->max_line = (size_t)n;
-	return 0;
-}
-
-static int
-kw_timeout(struct kwctx *k)
-{
-	return parse_ms(k->argv[0], &k->s->timeout_ms, k->err, k->errlen);
-}
-
-static int
-kw_relay_timeout(struct kwctx *k)
-{
-	return parse_ms(k->argv[0], &k->s->relay_timeout_ms, k->err,
-	    k->errlen);
-}
-
 /* The file is read at the end of the load (mail_settings_finish, which
  * also reports a missing one); a FIFO, device or directory is refused
  * here already, so that the error points at this line. */
 static int
-kw_rules(struct kwctx *k)
+kw_rules(struct pol_kw_call *k)
 {
 	char why[256];
 
-	if (set_path(&k->s->scrub_rules, k->basedir, k->argv[0], k->err,
+	if (set_path(&settings_of(k)->scrub_rules, k->basedir, k->argv[0], k->err,
 	    k->errlen) < 0)
 		return -1;
-	if (pol_file_check(k->s->scrub_rules, true, why, sizeof(why)) < 0) {
-		snprintf(k->err, k->errlen, "%s: %s", k->s->scrub_rules, why);
+	if (pol_file_check(settings_of(k)->scrub_rules, true, why, sizeof(why)) < 0) {
+		snprintf(k->err, k->errlen, "%s: %s", settings_of(k)->scrub_rules, why);
 		return -1;
 	}
 	return 0;
@@ -549,7 +426,7 @@ kw_rules(struct kwctx *k)
 
 /* scrub_notice takes the rest of the line: the words are joined by spaces. */
 static int
-kw_notice(struct kwctx *k)
+kw_notice(struct pol_kw_call *k)
 {
 	char buf[1024];
 	size_t off = 0;
@@ -558,7 +435,7 @@ kw_notice(struct kwctx *k)
 		int n = snprintf(buf + off, sizeof(buf) - off, "%s%s",
 		    i ? " " : "", k->argv[i]);
 		if (n < 0 || (size_t)n >= sizeof(buf) - off) {
-			*k->badarg = i;
+			k->bad = i;
 			snprintf(k->err, k->errlen, "notice longer than %zu "
 			    "bytes", sizeof(buf) - 1);
 			return -1;
@@ -571,66 +448,55 @@ kw_notice(struct kwctx *k)
 			    "not allowed in scrub_notice");
 			return -1;
 		}
-	return set_str(&k->s->scrub_notice, buf, k->err, k->errlen);
+	return set_str(&settings_of(k)->scrub_notice, buf, k->err, k->errlen);
 }
 
-struct keyword {
-	const char *name;
-	int         minargs, maxargs;	/* maxargs -1 = rest of line */
-	int       (*fn)(struct kwctx *);
+#define S(f)  POL_KW_AT(struct mail_settings, f)
+
+/* Lines may repeat: the last one wins, except the lists (smtp_listen,
+ * smtp_allow), where each line adds one entry. */
+static const struct pol_keyword keywords[] = {
+	{ "smtp_listen", "HOST:PORT", POL_KIND_OTHER, 1, 1, true, 0, 0, 0,
+	    0, 0, kw_listen },
+	{ "smtp_hostname", "NAME", POL_KIND_OTHER, 1, 1, true, 0, 0, 0, 0, 0,
+	    kw_hostname },
+	{ "smtp_relay", "HOST:PORT", POL_KIND_OTHER, 1, 1, true, 0, 0, 0,
+	    0, 0, kw_relay },
+	{ "smtp_relay_tls", "starttls|tls|none", POL_KIND_OTHER, 1, 1, true,
+	    0, 0, 0, 0, 0, kw_relay_tls },
+	{ "smtp_relay_ca", "FILE", POL_KIND_OTHER, 1, 1, true, 0, 0, 0, 0, 0,
+	    kw_relay_ca },
+	{ "smtp_relay_verify", "on|off", POL_KIND_BOOL, 1, 1, true, 0, 1, 0,
+	    S(relay_verify), NULL },
+	{ "smtp_relay_auth", "USER FILE", POL_KIND_OTHER, 2, 2, true, 0, 0,
+	    0, 0, 0, kw_relay_auth },
+	{ "smtp_auth", "USER HASH|FILE", POL_KIND_OTHER, 2, 2, true, 0, 0, 0,
+	    0, 0, kw_auth },
+	{ "smtp_allow", "CIDR", POL_KIND_OTHER, 1, 1, true, 0, 0, 0, 0, 0,
+	    kw_allow },
+	{ "smtp_max_size", "SIZE", POL_KIND_SIZE, 1, 1, true, 1024, 1ull << 30,
+	    0, S(max_size), NULL },
+	{ "smtp_max_recipients", "COUNT", POL_KIND_COUNT, 1, 1, true, 1,
+	    10000, 0, S(max_recipients), NULL },
+	/* RFC 5321 4.5.3.1: at least 512 for commands, 1000 for text. */
+	{ "smtp_max_line", "SIZE", POL_KIND_SIZE, 1, 1, true, 1000,
+	    1024 * 1024, 0, S(max_line), NULL },
+	{ "smtp_timeout", "DURATION", POL_KIND_DURATION, 1, 1, true, 1,
+	    86400000, 0, S(timeout_ms), NULL },
+	{ "smtp_relay_timeout", "DURATION", POL_KIND_DURATION, 1, 1, true, 1,
+	    86400000, 0, S(relay_timeout_ms), NULL },
+	{ "scrub_rules", "FILE", POL_KIND_OTHER, 1, 1, true, 0, 0, 0, 0, 0,
+	    kw_rules },
+	/* the rest of the line: the words are joined by spaces */
+	{ "scrub_notice", "TEXT...", POL_KIND_OTHER, 1, UINT8_MAX, true, 0, 0,
+	    0, 0, 0, kw_notice },
 };
 
-static const struct keyword keywords[] = {
-	{ "smtp_listen",         1, 1, kw_listen },
-	{ "smtp_hostname",       1, 1, kw_hostname },
-	{ "smtp_relay",          1, 1, kw_relay },
-	{ "smtp_relay_tls",      1, 1, kw_relay_tls },
-	{ "smtp_relay_ca",       1, 1, kw_relay_ca },
-	{ "smtp_relay_verify",   1, 1, kw_relay_verify },
-	{ "smtp_relay_auth",     2, 2, kw_relay_auth },
-	{ "smtp_auth",           2, 2, kw_auth },
-	{ "smtp_allow",          1, 1, kw_allow },
-	{ "smtp_max_size",       1, 1, kw_max_size },
-	{ "smtp_max_recipients", 1, 1, kw_max_rcpt },
-	{ "smtp_max_line",       1, 1, kw_max_line },
-	{ "smtp_timeout",        1, 1, kw_timeout },
-	{ "smtp_relay_timeout",  1, 1, kw_relay_timeout },
-	{ "scrub_rules",         1, 1, kw_rules },
-	{ "scrub_notice",        1, -1, kw_notice },
+#undef S
+
+const struct pol_kwtab mail_kwtab = {
+	keywords, sizeof(keywords) / sizeof(keywords[0])
 };
-
-int
-mail_settings_keyword(struct mail_settings *s, const char *basedir,
-    const char *kw, int argc, char **argv, int *badarg, char *err,
-    size_t errlen)
-{
-	struct kwctx k = { s, basedir, argc, argv, badarg, err, errlen };
-	int dummy;
-
-	if (badarg == NULL)
-		k.badarg = &dummy;
-	*k.badarg = 0;
-	for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++) {
-		const struct keyword *w = &keywords[i];
-		if (strcmp(kw, w->name) != 0)
-			continue;
-		if (argc < w->minargs) {
-			*k.badarg = argc > 0 ? argc - 1 : 0;
-			snprintf(err, errlen, "%s needs %d value%s", kw,
-			    w->minargs, w->minargs > 1 ? "s" : "");
-			return -1;
-		}
-		if (w->maxargs >= 0 && argc > w->maxargs) {
-			*k.badarg = w->maxargs;
-			snprintf(err, errlen, "%s takes %d value%s; remove "
-			    "the extra ones", kw, w->maxargs,
-			    w->maxargs > 1 ? "s" : "");
-			return -1;
-		}
-		return w->fn(&k) < 0 ? -1 : 0;
-	}
-	return 1;
-}
 
 int
 mail_settings_finish(struct mail_settings *s, char *err, size_t errlen)

@@ -110,6 +110,83 @@ bool pol_cidr_contains(const struct pol_cidr *, const struct pol_addr *);
 /* True when `sa` lies in one of the n CIDRs of `list`. */
 bool pol_cidr_list_contains(const struct pol_cidr *list, size_t n,
     const struct sockaddr *sa);
+/* ---- policy_value.c: the config file's value grammar ------------------
+ * One grammar for every keyword of every module (gateway, auth, mail),
+ * documented once in docs/configuration.md "Values":
+ *   DURATION  whole numbers with units d h m s ms, largest first, each at
+ *             most once ("1h30m", "250ms"); a bare number is seconds.
+ *             Parsed to milliseconds.
+ *   SIZE      a whole number of bytes with an optional k, m or g, either
+ *             case, powers of 1024 ("8k" = 8192). Parsed to bytes.
+ *   COUNT     digits only.
+ *   BOOL      on|off (yes|no also accepted). Parsed to 1 or 0.
+ * Signs, fractions, blanks and overflow are errors. Errors: err gets the
+ * whole reason with the value quoted, no keyword and no position. */
+enum pol_kind {
+	POL_KIND_OTHER,		/* the keyword's setter reads argv itself */
+	POL_KIND_DURATION,
+	POL_KIND_SIZE,
+	POL_KIND_COUNT,
+	POL_KIND_BOOL,
+};
+int pol_value_parse(enum pol_kind, const char *s, uint64_t *v, char *err,
+    size_t errlen);
+/* The shortest spelling of v in the grammar ("1h30m", "64k", "0"). */
+void pol_value_format(enum pol_kind, uint64_t v, char *buf, size_t len);
+
+/* ---- policy_keyword.c: the shape of every module's keyword table ------
+ * Each module (gateway, auth, mail) exports one struct pol_kwtab; the
+ * gateway's config parser (gateway/config_parse.c) finds a line's keyword
+ * in the tables, checks duplicates, remembers where each keyword was set
+ * and calls pol_kw_apply, which checks the value count (usage text), parses
+ * a typed value with the grammar above, checks its bounds and either stores
+ * it at `off` in the module's settings or hands it to `set`. The parser
+ * puts the FILE:LINE:COL in front of err. */
+struct pol_kw_call {
+	void        *obj;	/* the settings the table writes into */
+	void        *parser;	/* the config parser's context, opaque here */
+	const char  *basedir;	/* directory of the file, for relative paths */
+	const char  *name;	/* the keyword */
+	int          argc;	/* values after the keyword */
+	char *const *argv;
+	uint64_t     num;	/* a typed keyword's value, scaled */
+	int          bad;	/* out: index in argv at fault, -1 the keyword */
+	char        *err;	/* out: the reason, without the keyword */
+	size_t       errlen;
+};
+
+struct pol_keyword {
+	const char   *name;
+	const char   *usage;	/* the values, for "usage: name USAGE" */
+	enum pol_kind kind;	/* OTHER: only `set` reads the values */
+	unsigned char min, max;	/* how many values */
+	bool          repeat;	/* may appear on more than one line */
+	uint64_t      lo, hi;	/* bounds in ms, bytes or units */
+	uint64_t      scale;	/* stored = parsed / scale; 0 or 1 = as is */
+	size_t        off;	/* where in obj a typed value goes ... */
+	size_t        width;	/* ... and its size (1 = bool, 4 or 8) */
+	int         (*set)(struct pol_kw_call *);	/* or NULL to store */
+};
+/* Storage of a typed keyword: POL_KW_AT(struct x, field). */
+#define POL_KW_AT(type, field) \
+	offsetof(type, field), sizeof(((type *)0)->field)
+
+struct pol_kwtab {
+	const struct pol_keyword *kw;
+	size_t                    n;
+};
+
+/* The entry named `name`, or NULL. */
+const struct pol_keyword *pol_kw_find(const struct pol_kwtab *,
+    const char *name);
+/* Applies one line: 0 applied, -1 with c->err and c->bad. c->name, argc,
+ * argv, obj, basedir and err must be set. */
+int pol_kw_apply(const struct pol_keyword *, struct pol_kw_call *);
+/* find + apply for callers without a parser (tests, fuzz targets): 1 when
+ * kw is not in the table. */
+int pol_kw_run(const struct pol_kwtab *, void *obj, const char *basedir,
+    const char *kw, int argc, char **argv, int *bad, char *err,
+    size_t errlen);
 
 /* ---- policy_cidr.c: compiled CIDR set ----------------------------------
  * One radix trie for IPv4 and IPv6: IPv4 is kept as IPv4-mapped IPv6

@@ -6,6 +6,7 @@
 
 #include "auth/auth.h"
 #include "auth/auth_priv.h"
+#include "policy/policy.h"
 
 static struct auth_ctx *ctx;
 
@@ -23,8 +24,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (mkdtemp(dir) == NULL)
 		abort();
 	auth_settings_defaults(&s);
-	auth_settings_keyword(&s, dir, "argon2", 3, v, &bad, err, sizeof(err));
-	auth_settings_keyword(&s, dir, "user_db", 1, db, &bad, err, sizeof(err));
+	pol_kw_run(&auth_kwtab, &s, dir, "argon2", 3, v, &bad, err,
+	    sizeof(err));
+	pol_kw_run(&auth_kwtab, &s, dir, "user_db", 1, db, &bad, err,
+	    sizeof(err));
 	if (auth_settings_finish(&s, err, sizeof(err)) < 0 ||
 	    (ctx = auth_open(&s, NULL, NULL, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "fuzz_cookie: %s\n", err);

@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "mail/mail.h"
+#include "policy/policy.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -28,7 +29,7 @@ kw(struct mail_settings *s, const char *k, const char *a, const char *b)
 	char err[256];
 	int bad;
 
-	if (mail_settings_keyword(s, "/", k, b ? 2 : 1, argv, &bad, err,
+	if (pol_kw_run(&mail_kwtab, s, "/", k, b ? 2 : 1, argv, &bad, err,
 	    sizeof(err)) != 0) {
 		fprintf(stderr, "%s: %s\n", k, err);
 		abort();

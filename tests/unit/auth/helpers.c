@@ -27,14 +27,14 @@ th_init(struct th *t)
 	auth_settings_defaults(&t->s);
 	char *v[] = { "m=64", "t=1", "p=1" };
 	int bad;
-	cr_assert_eq(auth_settings_keyword(&t->s, t->dir, "argon2", 3, v, &bad, err,
-	    sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pol_kw_run(&auth_kwtab, &t->s, t->dir, "argon2", 3, v,
+	    &bad, err, sizeof(err)), 0, "%s", err);
 	char *db[] = { "users.db" };
-	cr_assert_eq(auth_settings_keyword(&t->s, t->dir, "user_db", 1, db, &bad, err,
-	    sizeof(err)), 0);
+	cr_assert_eq(pol_kw_run(&auth_kwtab, &t->s, t->dir, "user_db", 1, db,
+	    &bad, err, sizeof(err)), 0);
 	char *pu[] = { "https://pbx.example.com/" };
-	cr_assert_eq(auth_settings_keyword(&t->s, t->dir, "public_url", 1, pu, &bad, err,
-	    sizeof(err)), 0);
+	cr_assert_eq(pol_kw_run(&auth_kwtab, &t->s, t->dir, "public_url", 1,
+	    pu, &bad, err, sizeof(err)), 0);
 	cr_assert_eq(auth_settings_finish(&t->s, err, sizeof(err)), 0, "%s", err);
 }
 

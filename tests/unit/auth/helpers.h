@@ -4,6 +4,7 @@
 
 #include "auth/auth.h"
 #include "auth/auth_priv.h"
+#include "policy/policy.h"
 
 struct th {
 	char dir[128];

@@ -1184,20 +1184,28 @@ Test(http, own_login_does_not_clear_address_counter)
 Test(http, mfa_self_enrol_keyword)
 {
 	struct auth_settings s;
-	char err[256], *yes[] = { "yes" }, *no[] = { "no" }, *bad[] = { "on" };
+	char err[256], *yes[] = { "yes" }, *no[] = { "no" }, *on[] = { "on" },
+	    *off[] = { "off" }, *bad[] = { "maybe" };
 	int badarg;
 
 	auth_settings_defaults(&s);
 	cr_expect(!s.mfa_self_enrol);
-	cr_expect_eq(auth_settings_keyword(&s, "/", "mfa_self_enrol", 1, yes, &badarg,
-	    err, sizeof(err)), 0);
+	cr_expect_eq(pol_kw_run(&auth_kwtab, &s, "/", "mfa_self_enrol", 1, yes,
+	    &badarg, err, sizeof(err)), 0);
 	cr_expect(s.mfa_self_enrol);
-	cr_expect_eq(auth_settings_keyword(&s, "/", "mfa_self_enrol", 1, no, &badarg,
-	    err, sizeof(err)), 0);
+	cr_expect_eq(pol_kw_run(&auth_kwtab, &s, "/", "mfa_self_enrol", 1, no,
+	    &badarg, err, sizeof(err)), 0);
 	cr_expect(!s.mfa_self_enrol);
-	cr_expect_eq(auth_settings_keyword(&s, "/", "mfa_self_enrol", 1, bad, &badarg,
-	    err, sizeof(err)), -1);
+	/* one boolean grammar for the whole file: on/off as for hsts */
+	cr_expect_eq(pol_kw_run(&auth_kwtab, &s, "/", "mfa_self_enrol", 1, on,
+	    &badarg, err, sizeof(err)), 0, "%s", err);
+	cr_expect(s.mfa_self_enrol);
+	cr_expect_eq(pol_kw_run(&auth_kwtab, &s, "/", "mfa_self_enrol", 1, off,
+	    &badarg, err, sizeof(err)), 0, "%s", err);
+	cr_expect(!s.mfa_self_enrol);
+	cr_expect_eq(pol_kw_run(&auth_kwtab, &s, "/", "mfa_self_enrol", 1, bad,
+	    &badarg, err, sizeof(err)), -1);
 	cr_expect_eq(badarg, 0);
-	cr_expect_str_eq(err, "bad value \"on\" for mfa_self_enrol: expected yes or no");
+	cr_expect_str_eq(err, "expected on or off, not \"maybe\"");
 	auth_settings_free(&s);
 }

@@ -52,7 +52,7 @@ Test(settings, keyword_table)
 		int bad = -9;
 
 		auth_settings_defaults(&s);
-		int r = auth_settings_keyword(&s, "/etc/pbxgate", k->kw, k->argc,
+		int r = pol_kw_run(&auth_kwtab, &s, "/etc/pbxgate", k->kw, k->argc,
 		    (char **)k->v, &bad, err, sizeof(err));
 		cr_expect_eq(r, k->want, "%s %s: %d (%s)", k->kw, k->v[0], r, err);
 		if (k->want < 0)
@@ -69,7 +69,7 @@ Test(settings, relative_paths_and_derived_key)
 	char *v[] = { "db/users.db" };
 
 	auth_settings_defaults(&s);
-	cr_assert_eq(auth_settings_keyword(&s, "/etc/pbxgate", "user_db", 1, v, &bad, err,
+	cr_assert_eq(pol_kw_run(&auth_kwtab, &s, "/etc/pbxgate", "user_db", 1, v, &bad, err,
 	    sizeof(err)), 0);
 	cr_expect_str_eq(s.user_db, "/etc/pbxgate/db/users.db");
 	cr_assert_eq(auth_settings_finish(&s, err, sizeof(err)), 0);
@@ -86,9 +86,9 @@ Test(settings, idle_longer_than_lifetime_refused)
 	char *db[] = { "u.db" }, *idle[] = { "2d" }, *max[] = { "1d" };
 
 	auth_settings_defaults(&s);
-	auth_settings_keyword(&s, "/x", "user_db", 1, db, &bad, err, sizeof(err));
-	auth_settings_keyword(&s, "/x", "session_idle_timeout", 1, idle, &bad, err, sizeof(err));
-	auth_settings_keyword(&s, "/x", "session_max_lifetime", 1, max, &bad, err, sizeof(err));
+	pol_kw_run(&auth_kwtab, &s, "/x", "user_db", 1, db, &bad, err, sizeof(err));
+	pol_kw_run(&auth_kwtab, &s, "/x", "session_idle_timeout", 1, idle, &bad, err, sizeof(err));
+	pol_kw_run(&auth_kwtab, &s, "/x", "session_max_lifetime", 1, max, &bad, err, sizeof(err));
 	cr_expect_eq(auth_settings_finish(&s, err, sizeof(err)), -1);
 	auth_settings_free(&s);
 }

@@ -20,6 +20,7 @@
 
 #include "certs/certs.h"
 #include "mail/mail.h"
+#include "policy/policy.h"
 
 static void
 audit_line(void *arg, const char *json)
@@ -82,7 +83,7 @@ load_conf(const char *path, struct mail_settings *s)
 			argv[argc++] = t;
 		if (argc == 0 || argv[0][0] == '#')
 			continue;
-		int r = mail_settings_keyword(s, dirname(dir), argv[0], argc - 1,
+		int r = pol_kw_run(&mail_kwtab, s, dirname(dir), argv[0], argc - 1,
 		    argv + 1, &bad, err, sizeof(err));
 		snprintf(dir, sizeof(dir), "%s", path);
 		if (r != 0) {

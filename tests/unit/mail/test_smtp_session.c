@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 
 #include "mail/mail.h"
+#include "policy/policy.h"
 
 #define MAX_SPINS 2000
 
@@ -119,7 +120,7 @@ kw(struct mail_settings *s, const char *k, const char *v1, const char *v2)
 	char err[256];
 	int bad;
 
-	cr_assert_eq(mail_settings_keyword(s, tmpdir, k, v2 ? 2 : 1, argv,
+	cr_assert_eq(pol_kw_run(&mail_kwtab, s, tmpdir, k, v2 ? 2 : 1, argv,
 	    &bad, err, sizeof(err)), 0, "%s: %s", k, err);
 }
 
@@ -574,16 +575,16 @@ Test(smtp_session_auth, auth_required_and_checked, .init = setup_auth,
 	/* argon2id of "pw", salt "saltsalt", the floor cost smtp_auth accepts (m=19 MiB, t=2) */
 	argv[1] = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$"
 	    "RYTSaq5wR1vyiFOpAFcPZ7GF1vb83OZ55tHW2rcQ8LA";
-	cr_assert_eq(mail_settings_keyword(&s, tmpdir, "smtp_auth", 2, argv,
+	cr_assert_eq(pol_kw_run(&mail_kwtab, &s, tmpdir, "smtp_auth", 2, argv,
 	    &bad, err, sizeof(err)), 0, "%s", err);
 	argv[0] = rules_path;
-	mail_settings_keyword(&s, tmpdir, "scrub_rules", 1, argv, &bad, err,
+	pol_kw_run(&mail_kwtab, &s, tmpdir, "scrub_rules", 1, argv, &bad, err,
 	    sizeof(err));
 	argv[0] = "127.0.0.1:9";
-	mail_settings_keyword(&s, tmpdir, "smtp_relay", 1, argv, &bad, err,
+	pol_kw_run(&mail_kwtab, &s, tmpdir, "smtp_relay", 1, argv, &bad, err,
 	    sizeof(err));
 	argv[0] = "none";
-	mail_settings_keyword(&s, tmpdir, "smtp_relay_tls", 1, argv, &bad, err,
+	pol_kw_run(&mail_kwtab, &s, tmpdir, "smtp_relay_tls", 1, argv, &bad, err,
 	    sizeof(err));
 	ctx = mail_ctx_new(&s, NULL, audit_cb, NULL, err, sizeof(err));
 	cr_assert_not_null(ctx, "%s", err);
@@ -677,7 +678,7 @@ setup_runner(void)
 	argv[0] = "pbx";
 	argv[1] = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$"
 	    "RYTSaq5wR1vyiFOpAFcPZ7GF1vb83OZ55tHW2rcQ8LA";
-	cr_assert_eq(mail_settings_keyword(&s, tmpdir, "smtp_auth", 2, argv,
+	cr_assert_eq(pol_kw_run(&mail_kwtab, &s, tmpdir, "smtp_auth", 2, argv,
 	    &bad, err, sizeof(err)), 0, "%s", err);
 	kw(&s, "scrub_rules", rules_path, NULL);
 	kw(&s, "smtp_relay", "127.0.0.1:9", NULL);

@@ -1,4 +1,4 @@
-/* access.c -- one JSON access-log line per request, and clock helpers. */
+/* access.c -- one JSON access-log line per request, and its counters. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -6,22 +6,6 @@
 #include <unistd.h>
 
 #include "gateway/gw_internal.h"
-
-void
-gw_now(struct timespec *ts)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-}
-
-double
-gw_ms_since(const struct timespec *t)
-{
-	struct timespec now;
-
-	gw_now(&now);
-	return (double)(now.tv_sec - t->tv_sec) * 1e3 +
-	    (double)(now.tv_nsec - t->tv_nsec) / 1e6;
-}
 
 static void
 count_status(struct gw_metrics *m, int status)

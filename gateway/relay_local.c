@@ -161,7 +161,7 @@ gw_local_body_done(struct gw_conn *c)
 		gw_relay_reject(c, 500, "out of memory");
 		return;
 	}
-	if (gw_pool_submit(rt->pool, c->w->base, local_run, local_done, l) < 0) {
+	if (gw_tpool_submit(rt->pool, c->w->base, local_run, local_done, l) < 0) {
 		/* the pool is full: a page in the user's language, now, from
 		 * the loop (auth_http_busy does not block) */
 		struct auth_http_req r = { .method = l->method, .path = l->path,

@@ -24,16 +24,6 @@ add_own_security_headers(struct gw_conn *c, struct evbuffer *out)
 }
 
 void
-gw_http_date(char *buf, size_t len)
-{
-	time_t now = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&now, &tm);
-	strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-}
-
-void
 gw_relay_reject(struct gw_conn *c, int status, const char *why)
 {
 	struct evbuffer *out;

@@ -91,20 +91,17 @@ resolve_client(struct gw_conn *c, const char **xff, size_t *xffn)
 {
 	const struct gw_config *cfg = c->cfg;
 	unsigned cnt;
-	const struct gw_hdr *h;
 
 	*xff = NULL;
 	*xffn = 0;
 	if (cfg->ntrusted == 0 ||
 	    !gw_cidr_match(cfg->trusted, cfg->ntrusted, (struct sockaddr *)&c->peer))
 		return 0;
-	h = gw_msg_find(&c->rq->rp.req, "x-forwarded-for", &cnt);
-	if (h == NULL)
+	if (gw_msg_get(&c->rq->rp.req, "x-forwarded-for", &cnt, xff, xffn) == NULL)
 		return 0;
 	if (cnt != 1)
 		return gw_relay_reject(c, 400, "several X-Forwarded-For fields "
 		    "from a trusted proxy"), -1;
-	*xffn = gw_hval(&c->rq->rp.req, h, xff);
 	if (gw_relay_xff_client(c, *xff, *xffn) < 0)
 		return gw_relay_reject(c, 400, "unreadable X-Forwarded-For from a "
 		    "trusted proxy"), -1;
@@ -146,13 +143,11 @@ write_upstream_head(struct gw_conn *c, struct evbuffer *out, const char *path,
     size_t plen, const char *host, size_t hlen, const char *xff, size_t xffn)
 {
 	const struct gw_msg *m = &c->rq->rp.req;
-	const struct gw_hdr *ch = gw_msg_find(m, "connection", NULL);
 	const char *conn_v = NULL, *v;
 	size_t conn_n = 0, n;
 	struct gw_hw w;
 
-	if (ch != NULL)
-		conn_n = gw_hval(m, ch, &conn_v);
+	gw_msg_get(m, "connection", NULL, &conn_v, &conn_n);
 	gw_hw_init(&w, out);
 	gw_hw_str(&w, llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)));
 	GW_HW_LIT(&w, " ");
@@ -164,14 +159,15 @@ write_upstream_head(struct gw_conn *c, struct evbuffer *out, const char *path,
 		const struct gw_hdr *h = &m->hdrs[i];
 		if (drop_request_header(c->cfg, m, h, conn_v, conn_n))
 			continue;
-		n = gw_hval(m, h, &v);
+		n = gw_msg_value(m, h, &v);
 		gw_hw_header(&w, m->buf + h->name, h->name_len, v, n);
 	}
 	write_forwarding(c, &w, xff, xffn, host, hlen);
 	gw_relay_identity_headers(c, &w);
 	if (c->upgrade) {
-		const struct gw_hdr *uh = gw_msg_find(m, "upgrade", NULL);
-		n = gw_hval(m, uh, &v);
+		v = NULL;
+		n = 0;
+		gw_msg_get(m, "upgrade", NULL, &v, &n);
 		GW_HW_LIT(&w, "Connection: upgrade\r\n");
 		gw_hw_header(&w, "Upgrade", 7, v, n);
 	} else if (c->rq->rp.parser.flags & F_CHUNKED) {

@@ -90,15 +90,14 @@ static bool
 framing_ok(const struct gw_msg *m)
 {
 	unsigned n;
-	const struct gw_hdr *h = gw_msg_find(m, "transfer-encoding", &n);
-	const char *v;
-	size_t vn;
+	const char *v = NULL;
+	size_t vn = 0;
 
+	gw_msg_get(m, "transfer-encoding", &n, &v, &vn);
 	if (n == 0)
 		return true;
 	if (n > 1)
 		return false;
-	vn = gw_hval(m, h, &v);
 	return vn == 7 && strncasecmp(v, "chunked", 7) == 0;
 }
 
@@ -124,7 +123,7 @@ gw_relay_response_bodiless(const struct gw_conn *c, int status)
 static void
 choose_framing(struct gw_conn *c, struct gw_upconn *up, struct gw_hw *w)
 {
-	const llhttp_t *p = &up->parser;
+	const llhttp_t *p = &up->rs.parser;
 	int st = p->status_code;
 	bool nobody = gw_relay_response_bodiless(c, st);
 	bool http10 = c->rq->rp.parser.http_minor == 0;
@@ -154,18 +153,18 @@ choose_framing(struct gw_conn *c, struct gw_upconn *up, struct gw_hw *w)
 int
 gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 {
-	const struct gw_msg *m = &up->resp;
+	const struct gw_msg *m = &up->rs.resp;
 	struct evbuffer *out = gw_io_output(c->io);
 	const struct gw_hdr *ch = gw_msg_find(m, "connection", NULL);
 	const char *conn_v = NULL;
 	size_t conn_n = 0;
-	int st = up->parser.status_code;
+	int st = up->rs.parser.status_code;
 	bool switching = st == 101;
 	size_t before = evbuffer_get_length(out);
 	struct gw_hw w;
 
 	if (!framing_ok(m)) {
-		up->reject = "Transfer-Encoding other than chunked";
+		up->rs.reject = "Transfer-Encoding other than chunked";
 		return -1;	/* nothing sent yet: the client gets a 502 */
 	}
 	if (ch != NULL) {
@@ -175,8 +174,8 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 	/* Room for the head and a small body in one chunk: the TLS layer
 	 * writes a chunk per SSL_write, so this makes one record and one
 	 * write(2) of a typical API answer instead of two. */
-	evbuffer_expand(out, 2048 + (up->parser.content_length < 16384 ?
-	    up->parser.content_length : 16384));
+	evbuffer_expand(out, 2048 + (up->rs.parser.content_length < 16384 ?
+	    up->rs.parser.content_length : 16384));
 	gw_hw_init(&w, out);
 	{
 		/* llhttp accepts only three-digit status codes */

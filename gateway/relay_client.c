@@ -1,5 +1,7 @@
-/* relay_http.c -- the client side of the relay: TLS connection, request head
- * parsing with llhttp, hostile-input checks, request body streaming. */
+/* relay_client.c -- the client connection: its start after accept, the
+ * TLS handshake and the phase timers, feeding its bytes to the request
+ * parser (http_head.c) whose hooks are in relay_request.c, its request
+ * state, and its deferred free. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

@@ -322,16 +322,48 @@ struct gw_identity {
 	char  user[AUTH_NAME_MAX + 1];
 };
 
-/* What a request needs and an idle keep-alive connection does not (most
- * connections are idle): allocated when a request's first bytes arrive
- * (gw_conn_request), given back by gw_relay_trim_idle after GW_TRIM_MS. */
+/* One request of a connection: what a request needs and an idle
+ * keep-alive connection does not (most connections are idle). Made when a
+ * request's first bytes arrive (gw_conn_request), cleared for each new
+ * request by gw_conn_request_reset, the one place that does, and given
+ * back by gw_conn_request_free (gw_relay_trim_idle after GW_TRIM_MS idle,
+ * gw_conn_free).
+ *
+ * Ownership: the request owns target (path lives in its buffer),
+ * set_cookie, local_body and up_head, and frees them; `job` is the thread
+ * pool's and is only detached (relay_local.c frees it when it comes back).
+ * rp and up_head outlive a request: llhttp is inside rp's callback when
+ * the next request begins, and up_head's buffer is reused. */
 struct gw_req {
 	struct gw_reqparse  rp;
+	struct evbuffer    *up_head;		/* head sent upstream, kept for
+						   one retry */
+
+	/* ---- everything below is zeroed for each request ---- */
 	struct gw_identity  id;			/* who the session says this is */
 	union gw_sockaddr   client;		/* client_ip as an address */
 	char                client_ip[48];	/* after trusted_proxy X-F-F */
 	struct timespec     t_start, t_up;
-	double              upstream_ms;
+	double              upstream_ms;	/* -1 until an answer came */
+	char               *target;		/* normalised path + query */
+	char               *path;		/* the normalised path alone: in
+						   target's buffer, after it */
+	size_t              target_len;
+	char               *set_cookie;		/* session refresh to send */
+	struct evbuffer    *local_body;		/* a gateway page's form body */
+	struct gw_local    *job;		/* the page being made, or NULL */
+	uint64_t            bytes_in, bytes_out;
+	int                 status;		/* status sent to the client */
+	enum auth_level     rd_need;		/* what the policy asks of `rd` */
+	bool                req_done;		/* body fully read */
+	bool                req_chunked;	/* we frame the request body */
+	bool                resp_started;	/* bytes of a response sent */
+	bool                resp_chunked;	/* we frame the response body */
+	bool                resp_until_close;	/* HTTP/1.0-style body */
+	bool                upgrade;		/* asked for a WebSocket */
+	bool                is_head;
+	bool                expect_continue;
+	bool                local;		/* a /_pbxgate/ page, not proxied */
 };
 
 struct gw_conn {
@@ -347,17 +379,8 @@ struct gw_conn {
 	char                peer_ip[48];	/* TCP peer, text */
 	struct gw_req      *rq;			/* NULL while idle (trimmed) */
 	struct gw_upconn   *up;
-
-	/* the request in flight */
-	unsigned            nreq;
-	bool                req_done;		/* body fully read */
-	bool                resp_started;	/* bytes of a response sent */
-	bool                resp_chunked;	/* we frame the response body */
-	bool                resp_until_close;	/* HTTP/1.0-style body */
+	unsigned            nreq;		/* requests begun */
 	bool                keepalive;		/* client may send another */
-	bool                upgrade;		/* asked for a WebSocket */
-	bool                req_chunked;	/* we frame the request body */
-	bool                is_head;
 	bool                read_paused;	/* backpressure */
 	bool                freeing;
 	bool                lingering;
@@ -365,19 +388,6 @@ struct gw_conn {
 	bool                trimmed;		/* idle buffers given back */
 	bool                counted;		/* in the per-address table */
 	bool                proven;		/* ... and sent a complete head */
-	bool                expect_continue;
-	uint64_t            bytes_in, bytes_out;
-	struct evbuffer    *up_head;		/* kept for one retry */
-	char               *target;		/* normalised path + query (malloc) */
-	char               *path;		/* the normalised path alone: in the
-						   target's buffer, after it */
-	size_t              target_len;
-	char               *set_cookie;		/* session refresh to send (malloc) */
-	bool                local;		/* a /_pbxgate/ page, not proxied */
-	enum auth_level     rd_need;		/* what the policy asks of `rd` */
-	struct evbuffer    *local_body;		/* its form body, bounded */
-	struct gw_local    *job;		/* in the pool; NULL when none */
-	int                 status;		/* status sent to the client */
 };
 
 enum gw_ustate { US_CONNECTING, US_ACTIVE, US_IDLE };
@@ -449,6 +459,7 @@ void gw_conn_start(struct gw_worker *, evutil_socket_t, const struct sockaddr *,
     socklen_t, bool counted);
 void gw_conn_free(struct gw_conn *);
 int  gw_conn_request(struct gw_conn *);
+void gw_conn_request_reset(struct gw_conn *);
 void gw_conn_request_free(struct gw_conn *);
 void gw_conn_response_head(struct gw_conn *, struct gw_upconn *);
 void gw_conn_response_body(struct gw_conn *, const char *, size_t);

@@ -114,7 +114,7 @@ content_length(struct gw_hw *w, uint64_t n)
 bool
 gw_relay_response_bodiless(const struct gw_conn *c, int status)
 {
-	return c->is_head || status < 200 || status == 204 || status == 304;
+	return c->rq->is_head || status < 200 || status == 204 || status == 304;
 }
 
 /* Decides how the body reaches the client; writes the framing header.
@@ -139,10 +139,10 @@ choose_framing(struct gw_conn *c, struct gw_upconn *up, struct gw_hw *w)
 	}
 	/* chunked, or delimited by the upstream closing */
 	if (http10) {
-		c->resp_until_close = true;
+		c->rq->resp_until_close = true;
 		c->keepalive = false;
 	} else {
-		c->resp_chunked = true;
+		c->rq->resp_chunked = true;
 		GW_HW_LIT(w, "Transfer-Encoding: chunked\r\n");
 	}
 }
@@ -197,19 +197,19 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 		gw_hw_header(&w, m->buf + h->name, h->name_len, m->buf + h->value,
 		    h->value_len);
 	}
-	if (c->set_cookie != NULL)
-		gw_hw_header(&w, "Set-Cookie", 10, c->set_cookie, strlen(c->set_cookie));
+	if (c->rq->set_cookie != NULL)
+		gw_hw_header(&w, "Set-Cookie", 10, c->rq->set_cookie, strlen(c->rq->set_cookie));
 	if (!switching) {
 		choose_framing(c, up, &w);
-		if (!c->keepalive || c->upgrade || !c->req_done)
+		if (!c->keepalive || c->rq->upgrade || !c->rq->req_done)
 			GW_HW_LIT(&w, "Connection: close\r\n");
 	}
 	add_security_headers(c, m, &w);
 	GW_HW_LIT(&w, "\r\n");
 	gw_hw_flush(&w);
-	c->bytes_out += evbuffer_get_length(out) - before;
-	c->status = st;
-	c->resp_started = true;
+	c->rq->bytes_out += evbuffer_get_length(out) - before;
+	c->rq->status = st;
+	c->rq->resp_started = true;
 	c->rq->upstream_ms = gw_ms_since(&c->rq->t_up);
 	return 0;
 }
@@ -221,11 +221,11 @@ gw_conn_response_body(struct gw_conn *c, const char *p, size_t n)
 
 	if (n == 0)
 		return;
-	if (c->resp_chunked) {
+	if (c->rq->resp_chunked) {
 		evbuffer_add_printf(out, "%zx\r\n", n);
 		evbuffer_add(out, p, n);
 		evbuffer_add(out, "\r\n", 2);
 	} else
 		evbuffer_add(out, p, n);
-	c->bytes_out += n;
+	c->rq->bytes_out += n;
 }

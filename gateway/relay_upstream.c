@@ -256,8 +256,8 @@ retryable(const struct gw_upconn *up)
 
 	/* Only a request we can send again whole: no body streamed yet, and
 	 * only when a pooled connection died under us before any answer. */
-	return up->reused && !up->got_bytes && c->req_done && c->rq->rp.body_in == 0 &&
-	    !c->upgrade && c->up_head != NULL;
+	return up->reused && !up->got_bytes && c->rq->req_done && c->rq->rp.body_in == 0 &&
+	    !c->rq->upgrade && c->rq->up_head != NULL;
 }
 
 static void
@@ -277,7 +277,7 @@ up_retry(struct gw_upconn *up)
 		return;
 	}
 	c->up = n;
-	gw_up_send_head(n, c->up_head);
+	gw_up_send_head(n, c->rq->up_head);
 }
 
 static void
@@ -426,7 +426,7 @@ up_switch(struct gw_upconn *up, struct gw_conn *c)
 {
 	const llhttp_t *p = &up->rs.parser;
 
-	if (!c->upgrade)
+	if (!c->rq->upgrade)
 		up->rs.reject = "101 to a request that asked for no WebSocket";
 	else if (p->http_major != 1 || p->http_minor != 1)
 		up->rs.reject = "101 in a version other than HTTP/1.1";

@@ -73,7 +73,8 @@ gw_access_log(struct gw_conn *c)
 	    "\"path\":\"%s\",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,"
 	    "\"duration_ms\":%.3f,\"upstream_ms\":%.3f,\"user\":\"%s\"}\n",
 	    when, c->peer_ip, c->rq->client_ip, method, path, c->rq->status,
-	    (unsigned long long)c->rq->bytes_in, (unsigned long long)c->rq->bytes_out,
+	    (unsigned long long)c->rq->bytes_in,
+	    (unsigned long long)c->rq->bytes_out,
 	    gw_ms_since(&c->rq->t_start), c->rq->upstream_ms < 0 ? 0.0 : c->rq->upstream_ms,
 	    user);
 	if (n > 0 && n < (int)sizeof(line) &&

@@ -356,8 +356,9 @@ gw_conn_parse(struct gw_conn *c)
 				gw_reqparse_finish_bodyless(&c->rq->rp);
 			break;
 		case GW_RP_ERROR:
-			gw_relay_reject(c, c->rq->rp.err_status ? c->rq->rp.err_status : 400,
-			    c->rq->rp.err_reason ? c->rq->rp.err_reason : "bad request");
+			gw_relay_reject(c, c->rq->rp.err_status ?
+			    c->rq->rp.err_status : 400, c->rq->rp.err_reason ?
+			    c->rq->rp.err_reason : "bad request");
 			return;
 		}
 	}

@@ -140,7 +140,8 @@ normalise_target(struct gw_conn *c, const char *t, size_t n)
 	c->rq->target = malloc(cap + qlen + 1);
 	if (c->rq->target == NULL)
 		return gw_relay_reject(c, 500, "out of memory"), -1;
-	if (pol_normalise_path(t, rawlen, c->rq->target, cap, err, sizeof(err)) < 0) {
+	if (pol_normalise_path(t, rawlen, c->rq->target, cap, err,
+	    sizeof(err)) < 0) {
 		gw_log(GW_LOG_DEBUG, "client %s: path refused: %s", c->peer_ip, err);
 		return gw_relay_reject(c, 400, "path refused by normalisation"), -1;
 	}

@@ -39,7 +39,8 @@ gw_local_begin(struct gw_conn *c)
 	if (c->rq->local_body == NULL)
 		c->rq->local_body = evbuffer_new();
 	else
-		evbuffer_drain(c->rq->local_body, evbuffer_get_length(c->rq->local_body));
+		evbuffer_drain(c->rq->local_body,
+		    evbuffer_get_length(c->rq->local_body));
 	gw_conn_arm(c, c->cfg->to.body);
 }
 

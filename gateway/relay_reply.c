@@ -149,7 +149,8 @@ gw_conn_response_done(struct gw_conn *c, bool upstream_reusable)
 	gw_access_log(c);
 	if (atomic_load(&c->w->rt->stopping))
 		c->keepalive = false;	/* draining: flush this answer, then close */
-	if (!c->rq->req_done || !c->keepalive || c->rq->resp_until_close || c->rq->upgrade) {
+	if (!c->rq->req_done || !c->keepalive || c->rq->resp_until_close ||
+	    c->rq->upgrade) {
 		gw_relay_close_after_flush(c);
 		return;
 	}

@@ -86,7 +86,8 @@ resolve_client(struct gw_conn *c, const char **xff, size_t *xffn)
 	if (cfg->ntrusted == 0 ||
 	    !gw_cidr_match(cfg->trusted, cfg->ntrusted, (struct sockaddr *)&c->peer))
 		return 0;
-	if (gw_msg_get(&c->rq->rp.req, "x-forwarded-for", &cnt, xff, xffn) == NULL)
+	if (gw_msg_get(&c->rq->rp.req, "x-forwarded-for", &cnt, xff,
+	    xffn) == NULL)
 		return 0;
 	if (cnt != 1)
 		return gw_relay_reject(c, 400, "several X-Forwarded-For fields "

@@ -198,7 +198,8 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 		    h->value_len);
 	}
 	if (c->rq->set_cookie != NULL)
-		gw_hw_header(&w, "Set-Cookie", 10, c->rq->set_cookie, strlen(c->rq->set_cookie));
+		gw_hw_header(&w, "Set-Cookie", 10, c->rq->set_cookie,
+		    strlen(c->rq->set_cookie));
 	if (!switching) {
 		choose_framing(c, up, &w);
 		if (!c->keepalive || c->rq->upgrade || !c->rq->req_done)

@@ -256,8 +256,8 @@ retryable(const struct gw_upconn *up)
 
 	/* Only a request we can send again whole: no body streamed yet, and
 	 * only when a pooled connection died under us before any answer. */
-	return up->reused && !up->got_bytes && c->rq->req_done && c->rq->rp.body_in == 0 &&
-	    !c->rq->upgrade && c->rq->up_head != NULL;
+	return up->reused && !up->got_bytes && c->rq->req_done &&
+	    c->rq->rp.body_in == 0 && !c->rq->upgrade && c->rq->up_head != NULL;
 }
 
 static void

@@ -2,6 +2,7 @@
  * the last request and frees what it owned, and keeps the parser and the
  * retry buffer; the free gives back everything (ASan builds check leaks). */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +23,7 @@ setup(void)
 	conn.cfg = &cfg;
 	conn.peer.in.sin_family = AF_INET;
 	conn.peer.in.sin_addr.s_addr = htonl(0xc0000201);	/* 192.0.2.1 */
-	strcpy(conn.peer_ip, "192.0.2.1");
+	snprintf(conn.peer_ip, sizeof(conn.peer_ip), "192.0.2.1");
 	cr_assert_eq(gw_conn_request(&conn), 0);
 }
 
@@ -39,10 +40,10 @@ static void
 dirty(struct gw_req *rq)
 {
 	rq->id.present = rq->id.mfa = true;
-	strcpy(rq->id.user, "1000");
+	snprintf(rq->id.user, sizeof(rq->id.user), "1000");
 	rq->client.in.sin_family = AF_INET;
 	rq->client.in.sin_addr.s_addr = htonl(0xcb007105);
-	strcpy(rq->client_ip, "203.0.113.5");
+	snprintf(rq->client_ip, sizeof(rq->client_ip), "203.0.113.5");
 	rq->t_start.tv_sec = rq->t_up.tv_sec = 42;
 	rq->upstream_ms = 12.5;
 	rq->target = strdup("/webclient/?a=1\0/webclient/");
@@ -86,7 +87,7 @@ Test(request_state, reset_clears_every_request_field, .init = setup,
 	/* what a fresh request looks like from `id` on */
 	memset(&want, 0, sizeof(want));
 	memcpy(&want.client, &conn.peer, sizeof(want.client));
-	strcpy(want.client_ip, conn.peer_ip);
+	memcpy(want.client_ip, conn.peer_ip, sizeof(want.client_ip));
 	want.upstream_ms = -1;
 	cr_assert_eq(memcmp((char *)rq + offsetof(struct gw_req, id),
 	    (char *)&want + offsetof(struct gw_req, id),

@@ -1,4 +1,4 @@
-/* access.c -- one JSON access-log line per request, and clock helpers. */
+/* access.c -- one JSON access-log line per request, and its counters. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -6,22 +6,6 @@
 #include <unistd.h>
 
 #include "gateway/gw_internal.h"
-
-void
-gw_now(struct timespec *ts)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-}
-
-double
-gw_ms_since(const struct timespec *t)
-{
-	struct timespec now;
-
-	gw_now(&now);
-	return (double)(now.tv_sec - t->tv_sec) * 1e3 +
-	    (double)(now.tv_nsec - t->tv_nsec) / 1e6;
-}
 
 static void
 count_status(struct gw_metrics *m, int status)
@@ -65,9 +49,9 @@ gw_access_log(struct gw_conn *c)
 		return;		/* no request began: nothing to account */
 	method = c->rq->rp.req.url_len ?
 	    llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)) : "-";
-	count_status(&rt->m, c->status);
-	atomic_fetch_add(&rt->m.bytes_in, c->bytes_in);
-	atomic_fetch_add(&rt->m.bytes_out, c->bytes_out);
+	count_status(&rt->m, c->rq->status);
+	atomic_fetch_add(&rt->m.bytes_in, c->rq->bytes_in);
+	atomic_fetch_add(&rt->m.bytes_out, c->rq->bytes_out);
 	if (rt->access_fd < 0)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -88,8 +72,9 @@ gw_access_log(struct gw_conn *c)
 	    "{\"time\":\"%s\",\"peer\":\"%s\",\"client\":\"%s\",\"method\":\"%s\","
 	    "\"path\":\"%s\",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,"
 	    "\"duration_ms\":%.3f,\"upstream_ms\":%.3f,\"user\":\"%s\"}\n",
-	    when, c->peer_ip, c->rq->client_ip, method, path, c->status,
-	    (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
+	    when, c->peer_ip, c->rq->client_ip, method, path, c->rq->status,
+	    (unsigned long long)c->rq->bytes_in,
+	    (unsigned long long)c->rq->bytes_out,
 	    gw_ms_since(&c->rq->t_start), c->rq->upstream_ms < 0 ? 0.0 : c->rq->upstream_ms,
 	    user);
 	if (n > 0 && n < (int)sizeof(line) &&

@@ -131,7 +131,7 @@ mail_submit(void *arg, struct event_base *base, mail_job_fn run,
 {
 	struct gw_runtime *rt = arg;
 
-	return gw_pool_submit(rt->pool, base, run, done, job);
+	return gw_tpool_submit(rt->pool, base, run, done, job);
 }
 
 /* Runtime pieces that need the process (audit sink): the mail context. */
@@ -374,7 +374,7 @@ open_auth(struct gw_runtime *rt, const struct gw_config *cfg, char *err,
 	} else if ((rt->auth = auth_open(&cfg->auth, audit_write, rt, err,
 	    errlen)) == NULL)
 		return -1;
-	rt->pool = gw_pool_new(cfg->auth.login_threads, cfg->auth.login_queue,
+	rt->pool = gw_tpool_new(cfg->auth.login_threads, cfg->auth.login_queue,
 	    gw_runtime_post, rt);
 	if (rt->pool == NULL)
 		return snprintf(err, errlen, "cannot start the login threads"), -1;
@@ -460,7 +460,7 @@ run_cleanup(struct run_state *s)
 {
 	struct gw_runtime *rt = &s->rt;
 
-	gw_pool_free(rt->pool);
+	gw_tpool_free(rt->pool);
 	if (rt->auth != NULL)
 		auth_close(rt->auth);
 	free(rt->workers);

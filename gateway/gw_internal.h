@@ -95,16 +95,17 @@ void gw_peertab_key(const struct sockaddr *sa, struct pol_addr *k);
 
 struct gw_worker;
 
-struct gw_pool;
+/* tpool.c: the thread pool for blocking work (Argon2, SQLite). */
+struct gw_tpool;
 typedef void (*gw_job_fn)(void *arg);
 /* Runs fn(arg) on the loop of `base` (from any thread); -1 if it cannot. */
 typedef int (*gw_post_fn)(void *post_arg, const struct event_base *base,
     gw_job_fn fn, void *arg);
-struct gw_pool *gw_pool_new(unsigned nthreads, unsigned queue_limit,
+struct gw_tpool *gw_tpool_new(unsigned nthreads, unsigned queue_limit,
     gw_post_fn post, void *post_arg);
-int  gw_pool_submit(struct gw_pool *, struct event_base *, gw_job_fn run,
+int  gw_tpool_submit(struct gw_tpool *, struct event_base *, gw_job_fn run,
     gw_job_fn done, void *arg);
-void gw_pool_free(struct gw_pool *);
+void gw_tpool_free(struct gw_tpool *);
 
 /* notify.c: the service manager's readiness protocol (no-ops without
  * NOTIFY_SOCKET). ready after the listeners and after each reload (with
@@ -117,7 +118,7 @@ void gw_notify_stopping(void);
 struct gw_local;
 
 struct gw_runtime {
-	struct gw_pool     *pool;		/* blocking work; NULL without auth */
+	struct gw_tpool     *pool;		/* blocking work; NULL without auth */
 	struct auth_ctx    *auth;		/* NULL when no user_db */
 	pthread_mutex_t     cfg_lock;
 	struct gw_config   *cfg;		/* current snapshot, one ref held */
@@ -140,24 +141,82 @@ struct gw_runtime {
 /* The current snapshot with a reference the caller must drop. */
 struct gw_config *gw_runtime_config(struct gw_runtime *);
 
-/* One parsed HTTP message head. All strings point into buf. */
+/* msg.c: one HTTP message head, request or response, stored as llhttp
+ * hands it over. Offsets point into buf; nothing is NUL-terminated. The
+ * message owns buf and hdrs (gw_msg_free); gw_msg_reset keeps both for the
+ * next head on the connection. */
 struct gw_hdr {
 	uint32_t name, name_len;
 	uint32_t value, value_len;
 };
 
 struct gw_msg {
-	char          *buf;		/* packed method/url/names/values */
+	char          *buf;		/* packed url/names/values */
 	size_t         len, cap;
 	uint32_t       url, url_len;
-	uint32_t       status_text, status_text_len;
 	struct gw_hdr *hdrs;
 	unsigned       nhdrs, hdrs_cap;
 	bool           in_value;	/* last callback was a value piece */
 	size_t         line_len;	/* current header line, for 431 */
 };
 
-/* http_head.c: the request parser (llhttp + our checks), socket-free. */
+#define GW_MSG_SLOTS 16		/* header slots first allocated */
+
+/* The bounds a head is stored under: the config's for a request, fixed
+ * ones for the upstream's answer. */
+struct gw_msg_lim {
+	size_t   head;		/* bytes of the whole head */
+	size_t   line;		/* bytes of one header line, name + value */
+	unsigned headers;	/* count; GW_MAX_HEADERS_HARD whatever it says */
+};
+
+enum gw_msg_err {
+	GW_MSG_OK = 0,
+	GW_MSG_TOO_MANY,	/* one header more than lim.headers */
+	GW_MSG_NOMEM,		/* no memory for the header slots */
+	GW_MSG_LINE,		/* a header line over lim.line */
+	GW_MSG_HEAD,		/* the head over lim.head (or no memory) */
+	GW_MSG_NAME,		/* a name that is not a token */
+};
+
+void gw_msg_reset(struct gw_msg *);
+void gw_msg_free(struct gw_msg *);
+int  gw_msg_append(struct gw_msg *, const char *, size_t, size_t max);
+/* The three steps of a header as llhttp reports them, for both directions. */
+enum gw_msg_err gw_msg_add_name(struct gw_msg *, const char *, size_t,
+    const struct gw_msg_lim *);
+enum gw_msg_err gw_msg_end_name(struct gw_msg *);
+enum gw_msg_err gw_msg_add_value(struct gw_msg *, const char *, size_t,
+    const struct gw_msg_lim *);
+bool gw_msg_valid_name(const char *, size_t);
+/* Lookup, caseless. gw_msg_value trims the value's trailing whitespace;
+ * gw_msg_get is find + value. */
+const struct gw_hdr *gw_msg_find(const struct gw_msg *, const char *name,
+    unsigned *count);
+size_t gw_msg_value(const struct gw_msg *, const struct gw_hdr *,
+    const char **v);
+const struct gw_hdr *gw_msg_get(const struct gw_msg *, const char *name,
+    unsigned *count, const char **v, size_t *vn);
+bool gw_hdr_is(const struct gw_msg *, const struct gw_hdr *, const char *name);
+/* A lower-case header name with its length, for tables matched per header
+ * (lengths compared first: most names differ in length). */
+struct gw_name {
+	const char *s;
+	size_t      len;
+};
+#define GW_NAME(lit) { "" lit, sizeof(lit) - 1 }
+bool gw_name_in(const char *name, size_t len, const struct gw_name *,
+    size_t n);
+bool gw_hdr_in(const struct gw_msg *, const struct gw_hdr *,
+    const struct gw_name *, size_t n);
+char *gw_memdup_str(const char *, size_t);
+bool gw_token_list_has(const char *v, size_t len, const char *token);
+const char *gw_status_text(int status);
+
+/* http_head.c: the llhttp parsers of both directions (no lenient flags)
+ * with the checks llhttp leaves to us, socket-free so that unit tests and
+ * the fuzzers drive exactly the code the relay runs. Each parser owns its
+ * gw_msg; the owner's hooks act, the callbacks only store and bound. */
 struct gw_reqparse_hooks {
 	void (*begin)(void *owner);			/* a new message */
 	void (*body)(void *owner, const char *, size_t);
@@ -199,8 +258,43 @@ enum gw_rp_event gw_reqparse_feed(struct gw_reqparse *, const char *, size_t,
     size_t *used);
 bool gw_reqparse_finish_bodyless(struct gw_reqparse *);
 int  gw_head_judge(struct gw_reqparse *, struct gw_head_info *, const char **why);
-size_t gw_hval(const struct gw_msg *, const struct gw_hdr *, const char **v);
-bool gw_relay_valid_name(const char *, size_t);
+
+/* The upstream's answer. 1xx heads other than 101 are read, bounded and
+ * dropped here; a final head (or a 101) goes to hooks->head, whose return
+ * llhttp reads: 0 = read the body its framing announces, 1 = the message
+ * ends with its head, HPE_PAUSED = a tunnel follows, -1 = refused. */
+struct gw_respparse_hooks {
+	int  (*head)(void *owner);
+	void (*body)(void *owner, const char *, size_t);
+};
+
+struct gw_respparse {
+	llhttp_t            parser;
+	struct gw_msg       resp;
+	const struct gw_respparse_hooks *hooks;
+	void               *owner;
+	const char         *reject;		/* why the response was refused
+						   (constant string), for the log */
+	unsigned            interim;		/* 1xx heads before the answer */
+	bool                head_done;
+	bool                msg_done;
+};
+
+#define GW_RESP_HEAD_MAX     ((size_t)64 * 1024)	/* response head bytes */
+#define GW_RESP_LINE_MAX     ((size_t)16 * 1024)
+#define GW_RESP_HEADERS_MAX  256
+#define GW_RESP_INTERIM_MAX  8	/* 1xx heads before the final answer */
+
+/* Ready for a new response on the connection (buffers kept). */
+void gw_respparse_init(struct gw_respparse *,
+    const struct gw_respparse_hooks *, void *owner);
+void gw_respparse_free(struct gw_respparse *);
+/* llhttp_execute with *used = the bytes consumed (all of them on HPE_OK). */
+llhttp_errno_t gw_respparse_feed(struct gw_respparse *, const char *, size_t,
+    size_t *used);
+/* Whether the head says body bytes follow (a length above zero, or any
+ * Transfer-Encoding), which a bodiless status cannot have. */
+bool gw_respparse_announces_body(const struct gw_respparse *);
 
 enum gw_cstate {
 	CS_HANDSHAKE,	/* TLS handshake in progress */
@@ -228,16 +322,48 @@ struct gw_identity {
 	char  user[AUTH_NAME_MAX + 1];
 };
 
-/* What a request needs and an idle keep-alive connection does not (most
- * connections are idle): allocated when a request's first bytes arrive
- * (gw_conn_request), given back by gw_relay_trim_idle after GW_TRIM_MS. */
+/* One request of a connection: what a request needs and an idle
+ * keep-alive connection does not (most connections are idle). Made when a
+ * request's first bytes arrive (gw_conn_request), cleared for each new
+ * request by gw_conn_request_reset, the one place that does, and given
+ * back by gw_conn_request_free (gw_relay_trim_idle after GW_TRIM_MS idle,
+ * gw_conn_free).
+ *
+ * Ownership: the request owns target (path lives in its buffer),
+ * set_cookie, local_body and up_head, and frees them; `job` is the thread
+ * pool's and is only detached (relay_local.c frees it when it comes back).
+ * rp and up_head outlive a request: llhttp is inside rp's callback when
+ * the next request begins, and up_head's buffer is reused. */
 struct gw_req {
 	struct gw_reqparse  rp;
+	struct evbuffer    *up_head;		/* head sent upstream, kept for
+						   one retry */
+
+	/* ---- everything below is zeroed for each request ---- */
 	struct gw_identity  id;			/* who the session says this is */
 	union gw_sockaddr   client;		/* client_ip as an address */
 	char                client_ip[48];	/* after trusted_proxy X-F-F */
 	struct timespec     t_start, t_up;
-	double              upstream_ms;
+	double              upstream_ms;	/* -1 until an answer came */
+	char               *target;		/* normalised path + query */
+	char               *path;		/* the normalised path alone: in
+						   target's buffer, after it */
+	size_t              target_len;
+	char               *set_cookie;		/* session refresh to send */
+	struct evbuffer    *local_body;		/* a gateway page's form body */
+	struct gw_local    *job;		/* the page being made, or NULL */
+	uint64_t            bytes_in, bytes_out;
+	int                 status;		/* status sent to the client */
+	enum auth_level     rd_need;		/* what the policy asks of `rd` */
+	bool                req_done;		/* body fully read */
+	bool                req_chunked;	/* we frame the request body */
+	bool                resp_started;	/* bytes of a response sent */
+	bool                resp_chunked;	/* we frame the response body */
+	bool                resp_until_close;	/* HTTP/1.0-style body */
+	bool                upgrade;		/* asked for a WebSocket */
+	bool                is_head;
+	bool                expect_continue;
+	bool                local;		/* a /_pbxgate/ page, not proxied */
 };
 
 struct gw_conn {
@@ -253,17 +379,8 @@ struct gw_conn {
 	char                peer_ip[48];	/* TCP peer, text */
 	struct gw_req      *rq;			/* NULL while idle (trimmed) */
 	struct gw_upconn   *up;
-
-	/* the request in flight */
-	unsigned            nreq;
-	bool                req_done;		/* body fully read */
-	bool                resp_started;	/* bytes of a response sent */
-	bool                resp_chunked;	/* we frame the response body */
-	bool                resp_until_close;	/* HTTP/1.0-style body */
+	unsigned            nreq;		/* requests begun */
 	bool                keepalive;		/* client may send another */
-	bool                upgrade;		/* asked for a WebSocket */
-	bool                req_chunked;	/* we frame the request body */
-	bool                is_head;
 	bool                read_paused;	/* backpressure */
 	bool                freeing;
 	bool                lingering;
@@ -271,19 +388,6 @@ struct gw_conn {
 	bool                trimmed;		/* idle buffers given back */
 	bool                counted;		/* in the per-address table */
 	bool                proven;		/* ... and sent a complete head */
-	bool                expect_continue;
-	uint64_t            bytes_in, bytes_out;
-	struct evbuffer    *up_head;		/* kept for one retry */
-	char               *target;		/* normalised path + query (malloc) */
-	char               *path;		/* the normalised path alone: in the
-						   target's buffer, after it */
-	size_t              target_len;
-	char               *set_cookie;		/* session refresh to send (malloc) */
-	bool                local;		/* a /_pbxgate/ page, not proxied */
-	enum auth_level     rd_need;		/* what the policy asks of `rd` */
-	struct evbuffer    *local_body;		/* its form body, bounded */
-	struct gw_local    *job;		/* in the pool; NULL when none */
-	int                 status;		/* status sent to the client */
 };
 
 enum gw_ustate { US_CONNECTING, US_ACTIVE, US_IDLE };
@@ -296,19 +400,13 @@ struct gw_upconn {
 	struct event       *timer;
 	enum gw_ustate      state;
 	uint64_t            generation;		/* config it was opened under */
-	llhttp_t            parser;
-	struct gw_msg       resp;
+	struct gw_respparse rs;			/* the answer being read */
 	bool                reused;
 	bool                got_bytes;
-	bool                head_done;
-	bool                msg_done;
 	bool                read_paused;
 	bool                freeing;
 	bool                switching;		/* 101 seen: tunnel next */
 	bool                no_reuse;		/* framing in doubt: never pooled */
-	unsigned            interim;		/* 1xx heads before the answer */
-	const char         *reject;		/* why the response was refused
-						   (constant string), for the log */
 	unsigned            pool_max;		/* from the config it opened under */
 	unsigned            idle_ms;
 };
@@ -355,11 +453,13 @@ void gw_worker_conn_done(struct gw_worker *, struct gw_conn *);
 void gw_conn_refused(struct gw_worker *, evutil_socket_t, const struct sockaddr *,
     bool counted);
 
-/* relay_http.c: client side */
+/* relay_client.c: the client connection (accept, TLS, timers, feeding
+ * the request parser, deferred free) and its request state */
 void gw_conn_start(struct gw_worker *, evutil_socket_t, const struct sockaddr *,
     socklen_t, bool counted);
 void gw_conn_free(struct gw_conn *);
 int  gw_conn_request(struct gw_conn *);
+void gw_conn_request_reset(struct gw_conn *);
 void gw_conn_request_free(struct gw_conn *);
 void gw_conn_response_head(struct gw_conn *, struct gw_upconn *);
 void gw_conn_response_body(struct gw_conn *, const char *, size_t);
@@ -439,15 +539,17 @@ void gw_relay_next_request(struct gw_conn *);
 void gw_relay_trim_idle(struct gw_conn *);
 void gw_relay_abort(struct gw_conn *);
 void gw_relay_close_after_flush(struct gw_conn *);
-void gw_http_date(char *, size_t);
 
-/* relay_upstream.c */
+/* relay_upstream.c: upstream connections and the worker's idle pool of
+ * them (gw_upool_*: flush closes them deferred, free at once once the
+ * loop has exited). */
 struct gw_upconn *gw_up_acquire(struct gw_conn *, char *err, size_t errlen);
 void gw_up_release(struct gw_upconn *, bool reusable);
 void gw_up_pause_read(struct gw_upconn *, bool pause);
 void gw_up_send_head(struct gw_upconn *, struct evbuffer *head);
 void gw_up_request_sent(struct gw_upconn *);
-void gw_pool_flush(struct gw_worker *);
+void gw_upool_flush(struct gw_worker *);
+void gw_upool_free(struct gw_worker *);
 
 /* ws_handshake.c: whether a 101 completes the WebSocket handshake the
  * client asked for (RFC 6455 4.1, 4.2.2). NULL when it does, else what is
@@ -470,31 +572,14 @@ void gw_tunnel_up_read(struct gw_upconn *);
 void gw_tunnel_up_drained(struct gw_upconn *);
 void gw_tunnel_up_closed(struct gw_upconn *);
 
-/* msg.c: head accumulation shared by request and response parsing */
-void gw_msg_reset(struct gw_msg *);
-void gw_msg_free(struct gw_msg *);
-int  gw_msg_append(struct gw_msg *, const char *, size_t, size_t max);
-const struct gw_hdr *gw_msg_find(const struct gw_msg *, const char *name, unsigned *count);
-bool gw_hdr_is(const struct gw_msg *, const struct gw_hdr *, const char *name);
-/* A lower-case header name with its length, for tables matched per header
- * (lengths compared first: most names differ in length). */
-struct gw_name {
-	const char *s;
-	size_t      len;
-};
-#define GW_NAME(lit) { "" lit, sizeof(lit) - 1 }
-bool gw_name_in(const char *name, size_t len, const struct gw_name *,
-    size_t n);
-bool gw_hdr_in(const struct gw_msg *, const struct gw_hdr *,
-    const struct gw_name *, size_t n);
-char *gw_memdup_str(const char *, size_t);
-bool gw_token_list_has(const char *v, size_t len, const char *token);
-const char *gw_status_text(int status);
-
 /* access.c */
 void gw_access_log(struct gw_conn *);
+
+/* clock.c: monotonic time for durations and timeouts, wall time for the
+ * Date header. */
 void gw_now(struct timespec *);
 double gw_ms_since(const struct timespec *);
+void gw_http_date(char *, size_t);
 
 /* proxy_v2.c: the header format; proxy_proto.c: waiting for it */
 #define GW_PP_HEAD 16			/* signature, command, family, length */

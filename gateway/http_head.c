@@ -1,6 +1,8 @@
-/* http_head.c -- the request parser: llhttp (no lenient flags) plus the
- * checks it leaves to us, kept free of sockets so that unit tests and the
- * fuzzer drive exactly the code the relay runs. */
+/* http_head.c -- the HTTP/1.1 parsers of both directions: llhttp (no
+ * lenient flags) for the client's requests and the upstream's responses,
+ * heads stored by msg.c, plus the request checks llhttp leaves to us. Kept
+ * free of sockets so that unit tests and the fuzzers drive exactly the
+ * code the relay runs. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -169,33 +171,37 @@ rp_url(llhttp_t *p, const char *at, size_t n)
 	return 0;
 }
 
-static int
-new_header(struct gw_reqparse *rp)
+/* The request's head bounds, from the config snapshot of the request. */
+static struct gw_msg_lim
+req_lim(const struct gw_reqparse *rp)
 {
-	struct gw_msg *m = &rp->req;
-	unsigned max = rp->lim->headers;
+	struct gw_msg_lim ml = {
+		.head = rp->lim->header_total,
+		.line = rp->lim->header_size,
+		.headers = rp->lim->headers,
+	};
+	return ml;
+}
 
-	if (max > GW_MAX_HEADERS_HARD)
-		max = GW_MAX_HEADERS_HARD;
-	if (m->nhdrs >= max)
+/* What a request is answered when its head cannot be stored. */
+static int
+store_fail(struct gw_reqparse *rp, enum gw_msg_err e)
+{
+	switch (e) {
+	case GW_MSG_OK:
+		return 0;
+	case GW_MSG_TOO_MANY:
 		return fail(rp, 431, "too many headers");
-	if (m->nhdrs == m->hdrs_cap) {
-		unsigned cap = m->hdrs_cap ? m->hdrs_cap * 2 : 16;
-		struct gw_hdr *nh;
-		if (cap > max)
-			cap = max;
-		nh = reallocarray(m->hdrs, cap, sizeof(*nh));
-		if (nh == NULL)
-			return fail(rp, 431, "out of memory for headers");
-		m->hdrs = nh;
-		m->hdrs_cap = cap;
+	case GW_MSG_NOMEM:
+		return fail(rp, 431, "out of memory for headers");
+	case GW_MSG_LINE:
+		return fail(rp, 431, "header line too long");
+	case GW_MSG_HEAD:
+		return fail(rp, 431, "request head too large");
+	case GW_MSG_NAME:
+		return fail(rp, 400, "invalid header name");
 	}
-	memset(&m->hdrs[m->nhdrs], 0, sizeof(m->hdrs[0]));
-	m->hdrs[m->nhdrs].name = (uint32_t)m->len;
-	m->nhdrs++;
-	m->in_value = false;
-	m->line_len = 0;
-	return 0;
+	return fail(rp, 400, "bad request");
 }
 
 /* Chunked trailers are read, bounded and dropped: never forwarded. */
@@ -212,53 +218,34 @@ static int
 rp_header_field(llhttp_t *p, const char *at, size_t n)
 {
 	struct gw_reqparse *rp = p->data;
-	struct gw_msg *m = &rp->req;
+	struct gw_msg_lim ml;
 
 	if (rp->head_done)
 		return trailer(rp, n);
-	if ((m->nhdrs == 0 || m->in_value) && new_header(rp) < 0)
-		return -1;
-	m->line_len += n;
-	if (m->line_len > rp->lim->header_size)
-		return fail(rp, 431, "header line too long");
-	if (gw_msg_append(m, at, n, rp->lim->header_total) < 0)
-		return fail(rp, 431, "request head too large");
-	m->hdrs[m->nhdrs - 1].name_len += (uint32_t)n;
-	return 0;
+	ml = req_lim(rp);
+	return store_fail(rp, gw_msg_add_name(&rp->req, at, n, &ml));
 }
 
 static int
 rp_header_field_complete(llhttp_t *p)
 {
 	struct gw_reqparse *rp = p->data;
-	struct gw_msg *m = &rp->req;
-	const struct gw_hdr *h;
 
 	if (rp->head_done)
 		return 0;
-	h = &m->hdrs[m->nhdrs - 1];
-	if (!gw_relay_valid_name(m->buf + h->name, h->name_len))
-		return fail(rp, 400, "invalid header name");
-	m->in_value = true;
-	m->hdrs[m->nhdrs - 1].value = (uint32_t)m->len;
-	return 0;
+	return store_fail(rp, gw_msg_end_name(&rp->req));
 }
 
 static int
 rp_header_value(llhttp_t *p, const char *at, size_t n)
 {
 	struct gw_reqparse *rp = p->data;
-	struct gw_msg *m = &rp->req;
+	struct gw_msg_lim ml;
 
 	if (rp->head_done)
 		return trailer(rp, n);
-	m->line_len += n;
-	if (m->line_len > rp->lim->header_size)
-		return fail(rp, 431, "header line too long");
-	if (gw_msg_append(m, at, n, rp->lim->header_total) < 0)
-		return fail(rp, 431, "request head too large");
-	m->hdrs[m->nhdrs - 1].value_len += (uint32_t)n;
-	return 0;
+	ml = req_lim(rp);
+	return store_fail(rp, gw_msg_add_value(&rp->req, at, n, &ml));
 }
 
 static int
@@ -295,55 +282,173 @@ rp_message_complete(llhttp_t *p)
 	return HPE_PAUSED;	/* hold pipelined requests until answered */
 }
 
-/* ---- judging a complete head ---- */
+/* ---- the upstream's response ---- */
 
-/* RFC 9110 tchar; a switch, not strchr() on every byte of every name. */
-static bool
-tchar(unsigned char ch)
+static int rs_message_begin(llhttp_t *);
+static int rs_header_field(llhttp_t *, const char *, size_t);
+static int rs_header_field_complete(llhttp_t *);
+static int rs_header_value(llhttp_t *, const char *, size_t);
+static int rs_headers_complete(llhttp_t *);
+static int rs_body(llhttp_t *, const char *, size_t);
+static int rs_message_complete(llhttp_t *);
+
+static llhttp_settings_t rs_settings;
+static pthread_once_t rs_once = PTHREAD_ONCE_INIT;
+
+/* The upstream is trusted more than a client but not blindly: its heads
+ * are bounded too. */
+static const struct gw_msg_lim rs_lim = {
+	.head = GW_RESP_HEAD_MAX,
+	.line = GW_RESP_LINE_MAX,
+	.headers = GW_RESP_HEADERS_MAX,
+};
+
+static void
+rs_settings_init(void)
 {
-	if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-	    (ch >= 'A' && ch <= 'Z'))
-		return true;
-	switch (ch) {
-	case '!': case '#': case '$': case '%': case '&': case '\'':
-	case '*': case '+': case '-': case '.': case '^': case '_':
-	case '`': case '|': case '~':
-		return true;
-	default:
-		return false;
-	}
+	llhttp_settings_init(&rs_settings);
+	rs_settings.on_message_begin = rs_message_begin;
+	rs_settings.on_header_field = rs_header_field;
+	rs_settings.on_header_field_complete = rs_header_field_complete;
+	rs_settings.on_header_value = rs_header_value;
+	rs_settings.on_headers_complete = rs_headers_complete;
+	rs_settings.on_body = rs_body;
+	rs_settings.on_message_complete = rs_message_complete;
 }
 
-/* RFC 9110 token characters. llhttp lets a space before the colon through
- * into the name; a name is only ever a token here. */
+void
+gw_respparse_init(struct gw_respparse *rs,
+    const struct gw_respparse_hooks *hooks, void *owner)
+{
+	pthread_once(&rs_once, rs_settings_init);
+	llhttp_init(&rs->parser, HTTP_RESPONSE, &rs_settings);
+	rs->parser.data = rs;
+	rs->hooks = hooks;
+	rs->owner = owner;
+	gw_msg_reset(&rs->resp);
+	rs->head_done = rs->msg_done = false;
+	rs->interim = 0;
+	rs->reject = NULL;
+}
+
+void
+gw_respparse_free(struct gw_respparse *rs)
+{
+	gw_msg_free(&rs->resp);
+}
+
+llhttp_errno_t
+gw_respparse_feed(struct gw_respparse *rs, const char *p, size_t n,
+    size_t *used)
+{
+	llhttp_errno_t e = llhttp_execute(&rs->parser, p, n);
+
+	*used = e == HPE_OK ? n :
+	    (size_t)(llhttp_get_error_pos(&rs->parser) - p);
+	return e;
+}
+
 bool
-gw_relay_valid_name(const char *s, size_t n)
+gw_respparse_announces_body(const struct gw_respparse *rs)
 {
-	if (n == 0)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!tchar((unsigned char)s[i]))
-			return false;
-	return true;
+	const llhttp_t *p = &rs->parser;
+
+	return ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) ||
+	    (p->flags & (F_CHUNKED | F_TRANSFER_ENCODING));
 }
 
-/* Value without the trailing whitespace llhttp keeps. */
-size_t
-gw_hval(const struct gw_msg *m, const struct gw_hdr *h, const char **v)
+static int
+rs_message_begin(llhttp_t *p)
 {
-	size_t n = h->value_len;
+	struct gw_respparse *rs = p->data;
 
-	*v = m->buf + h->value;
-	while (n > 0 && ((*v)[n - 1] == ' ' || (*v)[n - 1] == '\t'))
-		n--;
-	return n;
+	gw_msg_reset(&rs->resp);
+	rs->head_done = rs->msg_done = false;
+	return 0;
 }
+
+static int
+rs_header_field(llhttp_t *p, const char *at, size_t n)
+{
+	struct gw_respparse *rs = p->data;
+
+	if (rs->head_done)
+		return 0;	/* trailers: dropped */
+	return gw_msg_add_name(&rs->resp, at, n, &rs_lim) == GW_MSG_OK ? 0 : -1;
+}
+
+static int
+rs_header_field_complete(llhttp_t *p)
+{
+	struct gw_respparse *rs = p->data;
+
+	if (rs->head_done)
+		return 0;
+	return gw_msg_end_name(&rs->resp) == GW_MSG_OK ? 0 : -1;
+}
+
+static int
+rs_header_value(llhttp_t *p, const char *at, size_t n)
+{
+	struct gw_respparse *rs = p->data;
+
+	if (rs->head_done)
+		return 0;
+	return gw_msg_add_value(&rs->resp, at, n, &rs_lim) == GW_MSG_OK ? 0 : -1;
+}
+
+/* Interim answers (100, 102, 103, ...) are dropped: the gateway says 100
+ * Continue itself. One with body bytes leaves which head is the final
+ * answer in doubt. 1 tells llhttp the message ends with its head: llhttp
+ * 8 would read a body after a 1xx if the head announced one. */
+static int
+rs_headers_complete(llhttp_t *p)
+{
+	struct gw_respparse *rs = p->data;
+	int st = p->status_code;
+
+	if (st < 200 && st != 101) {
+		if (gw_respparse_announces_body(rs))
+			rs->reject = "1xx response announcing a body";
+		else if (++rs->interim > GW_RESP_INTERIM_MAX)
+			rs->reject = "too many 1xx responses";
+		return rs->reject != NULL ? -1 : 1;
+	}
+	rs->head_done = true;	/* what follows is body, then trailers */
+	if (rs->hooks == NULL || rs->hooks->head == NULL)
+		return 0;
+	return rs->hooks->head(rs->owner);
+}
+
+static int
+rs_body(llhttp_t *p, const char *at, size_t n)
+{
+	struct gw_respparse *rs = p->data;
+
+	if (rs->hooks != NULL && rs->hooks->body != NULL)
+		rs->hooks->body(rs->owner, at, n);
+	return 0;
+}
+
+static int
+rs_message_complete(llhttp_t *p)
+{
+	struct gw_respparse *rs = p->data;
+	int st = p->status_code;
+
+	if (st >= 100 && st < 200)
+		return 0;	/* the real answer follows */
+	rs->msg_done = true;
+	return HPE_PAUSED;
+}
+
+/* ---- judging a complete request head ---- */
 
 static bool
 hval_is(const struct gw_msg *m, const struct gw_hdr *h, const char *want)
 {
 	const char *v;
-	size_t n = gw_hval(m, h, &v), wl = strlen(want);
+	size_t n = gw_msg_value(m, h, &v), wl = strlen(want);
 
 	return n == wl && strncasecmp(v, want, wl) == 0;
 }
@@ -465,15 +570,14 @@ static bool
 wants_websocket(struct gw_reqparse *rp)
 {
 	const struct gw_msg *m = &rp->req;
-	const struct gw_hdr *ch = gw_msg_find(m, "connection", NULL);
+	const char *v = NULL;
+	size_t vn = 0;
+	const struct gw_hdr *ch = gw_msg_get(m, "connection", NULL, &v, &vn);
 	unsigned n;
 	const struct gw_hdr *uh = gw_msg_find(m, "upgrade", &n);
-	const char *v;
-	size_t vn;
 
 	if (ch == NULL || uh == NULL || n != 1)
 		return false;
-	vn = gw_hval(m, ch, &v);
 	if (!gw_token_list_has(v, vn, "upgrade"))
 		return false;
 	return hval_is(m, uh, "websocket") &&
@@ -486,7 +590,6 @@ int
 gw_head_judge(struct gw_reqparse *rp, struct gw_head_info *hi, const char **why)
 {
 	llhttp_t *p = &rp->parser;
-	const struct gw_hdr *h;
 	unsigned nhost;
 	int st;
 
@@ -496,13 +599,12 @@ gw_head_judge(struct gw_reqparse *rp, struct gw_head_info *hi, const char **why)
 	hi->method = llhttp_get_method(p);
 	if (!method_allowed(hi->method))
 		return *why = "method not allowed", 405;
-	h = gw_msg_find(&rp->req, "host", &nhost);
+	gw_msg_get(&rp->req, "host", &nhost, &hi->host, &hi->hlen);
 	if (nhost > 1)
 		return *why = "several Host headers", 400;
 	if (nhost == 0 && p->http_minor == 1)
 		return *why = "missing Host", 400;
-	if (h != NULL) {
-		hi->hlen = gw_hval(&rp->req, h, &hi->host);
+	if (nhost == 1) {
 		if (!valid_host(hi->host, hi->hlen))
 			return *why = "invalid Host", 400;
 	}

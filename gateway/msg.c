@@ -1,4 +1,5 @@
-/* msg.c -- bounded storage of one HTTP message head as llhttp hands it over. */
+/* msg.c -- one HTTP message head, request or response, as llhttp hands it
+ * over: bounded storage (packed bytes, header slots) and header lookup. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -10,7 +11,6 @@ gw_msg_reset(struct gw_msg *m)
 {
 	m->len = 0;
 	m->url = m->url_len = 0;
-	m->status_text = m->status_text_len = 0;
 	m->nhdrs = 0;
 	m->in_value = false;
 	m->line_len = 0;
@@ -85,6 +85,127 @@ gw_hdr_in(const struct gw_msg *m, const struct gw_hdr *h,
 	return gw_name_in(m->buf + h->name, h->name_len, tab, n);
 }
 
+/* RFC 9110 tchar; a switch, not strchr() on every byte of every name. */
+static bool
+tchar(unsigned char ch)
+{
+	if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+	    (ch >= 'A' && ch <= 'Z'))
+		return true;
+	switch (ch) {
+	case '!': case '#': case '$': case '%': case '&': case '\'':
+	case '*': case '+': case '-': case '.': case '^': case '_':
+	case '`': case '|': case '~':
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* RFC 9110 token characters. llhttp lets a space before the colon through
+ * into the name; a name is only ever a token here. */
+bool
+gw_msg_valid_name(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!tchar((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+/* A new header slot; the slot array grows geometrically up to the count
+ * the message may have, never above GW_MAX_HEADERS_HARD. */
+static enum gw_msg_err
+new_header(struct gw_msg *m, const struct gw_msg_lim *lim)
+{
+	unsigned max = lim->headers;
+
+	if (max > GW_MAX_HEADERS_HARD)
+		max = GW_MAX_HEADERS_HARD;
+	if (m->nhdrs >= max)
+		return GW_MSG_TOO_MANY;
+	if (m->nhdrs == m->hdrs_cap) {
+		unsigned cap = m->hdrs_cap ? m->hdrs_cap * 2 : GW_MSG_SLOTS;
+		struct gw_hdr *nh;
+		if (cap > max)
+			cap = max;
+		nh = reallocarray(m->hdrs, cap, sizeof(*nh));
+		if (nh == NULL)
+			return GW_MSG_NOMEM;
+		m->hdrs = nh;
+		m->hdrs_cap = cap;
+	}
+	memset(&m->hdrs[m->nhdrs], 0, sizeof(m->hdrs[0]));
+	m->hdrs[m->nhdrs].name = (uint32_t)m->len;
+	m->nhdrs++;
+	m->in_value = false;
+	m->line_len = 0;
+	return GW_MSG_OK;
+}
+
+/* One more piece of the current header line, name or value: the line and
+ * the head stay within their bounds. */
+static enum gw_msg_err
+add_piece(struct gw_msg *m, const char *p, size_t n,
+    const struct gw_msg_lim *lim)
+{
+	m->line_len += n;
+	if (m->line_len > lim->line)
+		return GW_MSG_LINE;
+	if (gw_msg_append(m, p, n, lim->head) < 0)
+		return GW_MSG_HEAD;
+	return GW_MSG_OK;
+}
+
+/* A piece of a header name (llhttp may split it); the first piece after a
+ * value opens a new header. */
+enum gw_msg_err
+gw_msg_add_name(struct gw_msg *m, const char *p, size_t n,
+    const struct gw_msg_lim *lim)
+{
+	enum gw_msg_err e;
+
+	if ((m->nhdrs == 0 || m->in_value) && (e = new_header(m, lim)) != 0)
+		return e;
+	if ((e = add_piece(m, p, n, lim)) != 0)
+		return e;
+	m->hdrs[m->nhdrs - 1].name_len += (uint32_t)n;
+	return GW_MSG_OK;
+}
+
+/* The name is complete: it must be a token; the value starts here. */
+enum gw_msg_err
+gw_msg_end_name(struct gw_msg *m)
+{
+	struct gw_hdr *h;
+
+	if (m->nhdrs == 0)
+		return GW_MSG_NAME;
+	h = &m->hdrs[m->nhdrs - 1];
+	if (!gw_msg_valid_name(m->buf + h->name, h->name_len))
+		return GW_MSG_NAME;
+	m->in_value = true;
+	h->value = (uint32_t)m->len;
+	return GW_MSG_OK;
+}
+
+/* A piece of the current header's value. */
+enum gw_msg_err
+gw_msg_add_value(struct gw_msg *m, const char *p, size_t n,
+    const struct gw_msg_lim *lim)
+{
+	enum gw_msg_err e;
+
+	if (m->nhdrs == 0 || !m->in_value)
+		return GW_MSG_NAME;
+	if ((e = add_piece(m, p, n, lim)) != 0)
+		return e;
+	m->hdrs[m->nhdrs - 1].value_len += (uint32_t)n;
+	return GW_MSG_OK;
+}
+
 /* First header called `name`; *count (optional) gets how many there are.
  * Lengths are compared first: most names differ in length. */
 const struct gw_hdr *
@@ -105,6 +226,31 @@ gw_msg_find(const struct gw_msg *m, const char *name, unsigned *count)
 	if (count)
 		*count = c;
 	return first;
+}
+
+/* A header's value without the trailing whitespace llhttp keeps. */
+size_t
+gw_msg_value(const struct gw_msg *m, const struct gw_hdr *h, const char **v)
+{
+	size_t n = h->value_len;
+
+	*v = m->buf + h->value;
+	while (n > 0 && ((*v)[n - 1] == ' ' || (*v)[n - 1] == '\t'))
+		n--;
+	return n;
+}
+
+/* gw_msg_find and gw_msg_value in one: the first `name`'s value, trimmed,
+ * in *v and *vn (untouched when absent). */
+const struct gw_hdr *
+gw_msg_get(const struct gw_msg *m, const char *name, unsigned *count,
+    const char **v, size_t *vn)
+{
+	const struct gw_hdr *h = gw_msg_find(m, name, count);
+
+	if (h != NULL)
+		*vn = gw_msg_value(m, h, v);
+	return h;
 }
 
 /* Whether a comma-separated header value lists `token` (case-insensitive,

@@ -104,8 +104,8 @@ policy_header(void *arg, const char *name)
 }
 
 /* Splits the target at '?', normalises the path (the string that is both
- * judged and sent upstream) and keeps path + query in c->target. The path
- * alone, which the policy judges, follows in the same buffer (c->path, not
+ * judged and sent upstream) and keeps path + query in c->rq->target. The path
+ * alone, which the policy judges, follows in the same buffer (c->rq->path, not
  * separately owned): no second allocation per request. */
 static int
 normalise_target(struct gw_conn *c, const char *t, size_t n)
@@ -116,28 +116,29 @@ normalise_target(struct gw_conn *c, const char *t, size_t n)
 	size_t cap = 3 * rawlen + 2, plen;
 	char err[256], *buf;
 
-	free(c->target);
-	c->path = NULL;
-	c->target = malloc(cap + qlen + 1);
-	if (c->target == NULL)
+	free(c->rq->target);
+	c->rq->path = NULL;
+	c->rq->target = malloc(cap + qlen + 1);
+	if (c->rq->target == NULL)
 		return gw_relay_reject(c, 500, "out of memory"), -1;
-	if (pol_normalise_path(t, rawlen, c->target, cap, err, sizeof(err)) < 0) {
+	if (pol_normalise_path(t, rawlen, c->rq->target, cap, err,
+	    sizeof(err)) < 0) {
 		gw_log(GW_LOG_DEBUG, "client %s: path refused: %s", c->peer_ip, err);
 		return gw_relay_reject(c, 400, "path refused by normalisation"), -1;
 	}
-	plen = strlen(c->target);
+	plen = strlen(c->rq->target);
 	/* room for path + query + NUL + path + NUL; rarely more than made */
 	if (2 * plen + qlen + 2 > cap + qlen + 1) {
-		if ((buf = realloc(c->target, 2 * plen + qlen + 2)) == NULL)
+		if ((buf = realloc(c->rq->target, 2 * plen + qlen + 2)) == NULL)
 			return gw_relay_reject(c, 500, "out of memory"), -1;
-		c->target = buf;
+		c->rq->target = buf;
 	}
-	memcpy(c->target + plen, q ? q : "", qlen);
-	c->target_len = plen + qlen;
-	c->target[c->target_len] = '\0';
-	c->path = c->target + c->target_len + 1;
-	memcpy(c->path, c->target, plen);
-	c->path[plen] = '\0';
+	memcpy(c->rq->target + plen, q ? q : "", qlen);
+	c->rq->target_len = plen + qlen;
+	c->rq->target[c->rq->target_len] = '\0';
+	c->rq->path = c->rq->target + c->rq->target_len + 1;
+	memcpy(c->rq->path, c->rq->target, plen);
+	c->rq->path[plen] = '\0';
 	return 0;
 }
 
@@ -171,7 +172,7 @@ check_session(struct gw_conn *c, struct auth_identity *id, bool *ok,
 	snprintf(c->rq->id.user, sizeof(c->rq->id.user), "%s", id->user);
 	if (id->refresh &&
 	    auth_session_reseal(rt->auth, id, time(NULL), sc, sizeof(sc)) > 0)
-		c->set_cookie = strdup(sc);
+		c->rq->set_cookie = strdup(sc);
 }
 
 static int
@@ -181,7 +182,7 @@ fill_request(struct gw_conn *c, const struct auth_identity *id, bool session,
 {
 	memset(r, 0, sizeof(*r));
 	r->peer = &c->rq->client.sa;
-	r->path = c->path;
+	r->path = c->rq->path;
 	r->method = llhttp_method_name(llhttp_get_method(&c->rq->rp.parser));
 	r->header = policy_header;
 	r->header_arg = hs;
@@ -249,7 +250,7 @@ rd_need(struct gw_conn *c, struct pol_request *r)
 	struct pol_verdict v;
 	const char *saved = r->path;
 
-	if (!rd_param(c->target, rd, sizeof(rd)))
+	if (!rd_param(c->rq->target, rd, sizeof(rd)))
 		return AUTH_LEVEL_NONE;
 	q = strchr(rd, '?');
 	if (pol_normalise_path(rd, q ? (size_t)(q - rd) : strlen(rd), norm,
@@ -278,20 +279,20 @@ gw_relay_gateway_path(const char *path)
 
 /* A gateway page's prefix in one spelling, so that the auth module's page
  * table (exact names) sees /_PbXgAtE/login as /_pbxgate/login. The path
- * is also the start of c->target. */
+ * is also the start of c->rq->target. */
 static void
 canonical_prefix(struct gw_conn *c)
 {
 	size_t n = strlen(AUTH_PREFIX) - 1;
 
-	memcpy(c->path, AUTH_PREFIX, n);
-	memcpy(c->target, AUTH_PREFIX, n);
+	memcpy(c->rq->path, AUTH_PREFIX, n);
+	memcpy(c->rq->target, AUTH_PREFIX, n);
 }
 
 static int
 act(struct gw_conn *c, const struct pol_verdict *v, const struct pol_request *r)
 {
-	bool local = gw_relay_gateway_path(c->path);
+	bool local = gw_relay_gateway_path(c->rq->path);
 
 	if (v->action == POL_DENY) {
 		gw_relay_audit(c, "deny", v->file, v->line);
@@ -300,7 +301,7 @@ act(struct gw_conn *c, const struct pol_verdict *v, const struct pol_request *r)
 	}
 	if (v->audit)
 		gw_relay_audit(c, pol_action_name(v->action), v->file, v->line);
-	c->rd_need = AUTH_LEVEL_NONE;
+	c->rq->rd_need = AUTH_LEVEL_NONE;
 	/* the login pages themselves only need the address to be allowed */
 	if (local || v->action == POL_ALLOW)
 		return 0;
@@ -333,10 +334,10 @@ gw_relay_gate(struct gw_conn *c, const char **path, size_t *plen)
 
 	if (normalise_target(c, *path, *plen) < 0)
 		return -1;
-	if (gw_relay_gateway_path(c->path))
+	if (gw_relay_gateway_path(c->rq->path))
 		canonical_prefix(c);
-	*path = c->target;
-	*plen = c->target_len;
+	*path = c->rq->target;
+	*plen = c->rq->target_len;
 	check_session(c, &id, &session, true);
 	if (cfg->policy == NULL)
 		return 0;	/* a hardened reverse proxy without lockdown */
@@ -350,8 +351,8 @@ gw_relay_gate(struct gw_conn *c, const char **path, size_t *plen)
 	}
 	pol_decide(cfg->policy, &r, &v);
 	rc = act(c, &v, &r);
-	if (rc == 0 && strcmp(c->path, AUTH_PREFIX "login") == 0)
-		c->rd_need = rd_need(c, &r);
+	if (rc == 0 && strcmp(c->rq->path, AUTH_PREFIX "login") == 0)
+		c->rq->rd_need = rd_need(c, &r);
 	pol_lockdown_free(ld);
 	free(hs);
 	return rc;
@@ -412,7 +413,7 @@ gw_relay_audit(struct gw_conn *c, const char *decision, const char *file,
 	char buf[4096], path[1024], user[300], rule[600], when[32];
 	time_t now = time(NULL);
 	struct tm tm;
-	const char *t = c->path ? c->path : "";
+	const char *t = c->rq->path ? c->rq->path : "";
 	int n;
 
 	if (rt->audit_fd < 0)

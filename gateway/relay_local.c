@@ -30,16 +30,17 @@ hdup(struct gw_conn *c, const char *name)
 void
 gw_local_begin(struct gw_conn *c)
 {
-	c->local = true;
+	c->rq->local = true;
 	c->state = CS_FORWARD;
 	if (c->w->rt->auth == NULL) {
 		gw_relay_reject(c, 404, "no login configured");
 		return;
 	}
-	if (c->local_body == NULL)
-		c->local_body = evbuffer_new();
+	if (c->rq->local_body == NULL)
+		c->rq->local_body = evbuffer_new();
 	else
-		evbuffer_drain(c->local_body, evbuffer_get_length(c->local_body));
+		evbuffer_drain(c->rq->local_body,
+		    evbuffer_get_length(c->rq->local_body));
 	gw_conn_arm(c, c->cfg->to.body);
 }
 
@@ -48,11 +49,11 @@ gw_local_body(struct gw_conn *c, const char *p, size_t n)
 {
 	if (c->state != CS_FORWARD)
 		return;
-	if (evbuffer_get_length(c->local_body) + n > AUTH_BODY_MAX) {
+	if (evbuffer_get_length(c->rq->local_body) + n > AUTH_BODY_MAX) {
 		gw_relay_reject(c, 413, "form body too large");
 		return;
 	}
-	evbuffer_add(c->local_body, p, n);
+	evbuffer_add(c->rq->local_body, p, n);
 }
 
 static void
@@ -104,10 +105,10 @@ local_write(struct gw_conn *c, const struct auth_http_resp *rp)
 		    "includeSubDomains\r\n", c->cfg->hsts_max_age);
 	evbuffer_add_printf(out, "Content-Length: %zu\r\n%s\r\n",
 	    rp->body_len, c->keepalive ? "" : "Connection: close\r\n");
-	if (rp->body_len > 0 && !c->is_head)
+	if (rp->body_len > 0 && !c->rq->is_head)
 		evbuffer_add(out, rp->body, rp->body_len);
-	c->status = rp->status;
-	c->resp_started = true;
+	c->rq->status = rp->status;
+	c->rq->resp_started = true;
 }
 
 static void
@@ -117,7 +118,7 @@ local_done(void *arg)
 	struct gw_conn *c = l->c;
 
 	if (c != NULL) {
-		c->job = NULL;
+		c->rq->job = NULL;
 		local_write(c, &l->resp);
 		gw_conn_response_done(c, false);
 	}
@@ -134,9 +135,9 @@ gw_local_body_done(struct gw_conn *c)
 
 	if (c->state != CS_FORWARD)
 		return;
-	/* c->target is c->path, then the query with its '?' */
-	plen = strlen(c->path);
-	q = c->target_len > plen ? c->target + plen : NULL;
+	/* c->rq->target is c->rq->path, then the query with its '?' */
+	plen = strlen(c->rq->path);
+	q = c->rq->target_len > plen ? c->rq->target + plen : NULL;
 	l = calloc(1, sizeof(*l));
 	if (l == NULL) {
 		gw_relay_reject(c, 500, "out of memory");
@@ -145,23 +146,23 @@ gw_local_body_done(struct gw_conn *c)
 	l->c = c;
 	l->auth = rt->auth;
 	l->method = strdup(llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)));
-	l->path = gw_memdup_str(c->path, plen);
+	l->path = gw_memdup_str(c->rq->path, plen);
 	l->query = q ? strdup(q + 1) : NULL;
 	l->cookie = hdup(c, "cookie");
 	l->lang = hdup(c, "accept-language");
 	l->ctype = hdup(c, "content-type");
-	l->body_len = evbuffer_get_length(c->local_body);
+	l->body_len = evbuffer_get_length(c->rq->local_body);
 	l->body = malloc(l->body_len + 1);
 	if (l->body != NULL)
-		evbuffer_remove(c->local_body, l->body, l->body_len);
+		evbuffer_remove(c->rq->local_body, l->body, l->body_len);
 	memcpy(&l->peer, &c->rq->client, sizeof(c->rq->client));
-	l->rd_need = c->rd_need;
+	l->rd_need = c->rq->rd_need;
 	if (l->method == NULL || l->path == NULL || l->body == NULL) {
 		local_free(l);
 		gw_relay_reject(c, 500, "out of memory");
 		return;
 	}
-	if (gw_pool_submit(rt->pool, c->w->base, local_run, local_done, l) < 0) {
+	if (gw_tpool_submit(rt->pool, c->w->base, local_run, local_done, l) < 0) {
 		/* the pool is full: a page in the user's language, now, from
 		 * the loop (auth_http_busy does not block) */
 		struct auth_http_req r = { .method = l->method, .path = l->path,
@@ -174,25 +175,26 @@ gw_local_body_done(struct gw_conn *c)
 		gw_conn_response_done(c, false);
 		return;
 	}
-	c->job = l;
+	c->rq->job = l;
 	/* Argon2 waits in a bounded queue at idle priority: give the page
 	 * longer than a proxied answer, but still a bound */
 	gw_conn_arm(c, c->cfg->to.upstream > GW_LOCAL_MS ? c->cfg->to.upstream :
 	    GW_LOCAL_MS);
 }
 
-/* The connection goes away while its page is being made: the job finishes
- * on its own and frees itself. */
+/* The request goes away (a new one, a trim, the connection closing) while
+ * its page may be being made: the job finishes on its own and frees
+ * itself. The form body goes with the request. */
 void
 gw_local_detach(struct gw_conn *c)
 {
-	if (c->job != NULL) {
-		c->job->c = NULL;
-		c->job = NULL;
+	if (c->rq->job != NULL) {
+		c->rq->job->c = NULL;
+		c->rq->job = NULL;
 	}
-	if (c->local_body != NULL) {
-		evbuffer_free(c->local_body);
-		c->local_body = NULL;
+	if (c->rq->local_body != NULL) {
+		evbuffer_free(c->rq->local_body);
+		c->rq->local_body = NULL;
 	}
 }
 
@@ -209,7 +211,7 @@ gw_relay_redirect_login(struct gw_conn *c, bool mfa)
 		gw_relay_reject(c, 401, "login required");
 		return;
 	}
-	if (auth_login_location(c->target, loc, sizeof(loc)) == 0)
+	if (auth_login_location(c->rq->target, loc, sizeof(loc)) == 0)
 		snprintf(loc, sizeof(loc), "%slogin", AUTH_PREFIX);
 	gw_http_date(date, sizeof(date));
 	evbuffer_add_printf(out, "HTTP/1.1 302 Found\r\nDate: %s\r\n"
@@ -217,9 +219,9 @@ gw_relay_redirect_login(struct gw_conn *c, bool mfa)
 	    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: same-origin\r\n"
 	    "%s\r\n", date, loc, c->keepalive ? "" : "Connection: close\r\n");
 	(void)mfa;	/* the login page asks for the code when the account has one */
-	c->status = 302;
-	c->resp_started = true;
+	c->rq->status = 302;
+	c->rq->resp_started = true;
 	c->state = CS_FORWARD;
-	c->local = true;	/* no upstream; a body, if any, is discarded */
+	c->rq->local = true;	/* no upstream; a body, if any, is discarded */
 	gw_conn_response_done(c, false);
 }

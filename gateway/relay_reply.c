@@ -24,16 +24,6 @@ add_own_security_headers(struct gw_conn *c, struct evbuffer *out)
 }
 
 void
-gw_http_date(char *buf, size_t len)
-{
-	time_t now = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&now, &tm);
-	strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-}
-
-void
 gw_relay_reject(struct gw_conn *c, int status, const char *why)
 {
 	struct evbuffer *out;
@@ -47,7 +37,7 @@ gw_relay_reject(struct gw_conn *c, int status, const char *why)
 	/* `why` is always one of our own constant strings: no client bytes
 	 * reach the log from here. */
 	gw_log(GW_LOG_INFO, "client %s: %d %s", c->peer_ip, status, why);
-	if (c->resp_started) {
+	if (c->rq->resp_started) {
 		gw_relay_abort(c);
 		return;
 	}
@@ -70,11 +60,11 @@ gw_relay_reject(struct gw_conn *c, int status, const char *why)
 		    "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n");
 	add_own_security_headers(c, out);
 	evbuffer_add(out, "\r\n", 2);
-	if (!c->is_head)
+	if (!c->rq->is_head)
 		evbuffer_add(out, body, (size_t)blen);
-	c->bytes_out += evbuffer_get_length(out);
-	c->status = status;
-	c->resp_started = true;
+	c->rq->bytes_out += evbuffer_get_length(out);
+	c->rq->status = status;
+	c->rq->resp_started = true;
 	if (c->rq->t_start.tv_sec == 0)
 		gw_now(&c->rq->t_start);
 	gw_access_log(c);
@@ -114,8 +104,8 @@ gw_relay_abort(struct gw_conn *c)
 {
 	if (c->freeing)
 		return;
-	if (c->status == 0)
-		c->status = 499;
+	if (c->rq->status == 0)
+		c->rq->status = 499;
 	gw_access_log(c);
 	gw_conn_close(c);
 }
@@ -135,7 +125,7 @@ gw_conn_upstream_failed(struct gw_conn *c, int status)
 		up->c = NULL;
 		gw_up_release(up, false);
 	}
-	if (c->resp_started) {
+	if (c->rq->resp_started) {
 		gw_relay_abort(c);
 		return;
 	}
@@ -152,14 +142,15 @@ gw_conn_response_done(struct gw_conn *c, bool upstream_reusable)
 	if (up != NULL) {
 		c->up = NULL;
 		up->c = NULL;
-		gw_up_release(up, upstream_reusable && c->req_done);
+		gw_up_release(up, upstream_reusable && c->rq->req_done);
 	}
-	if (c->resp_chunked)
+	if (c->rq->resp_chunked)
 		evbuffer_add(gw_io_output(c->io), "0\r\n\r\n", 5);
 	gw_access_log(c);
 	if (atomic_load(&c->w->rt->stopping))
 		c->keepalive = false;	/* draining: flush this answer, then close */
-	if (!c->req_done || !c->keepalive || c->resp_until_close || c->upgrade) {
+	if (!c->rq->req_done || !c->keepalive || c->rq->resp_until_close ||
+	    c->rq->upgrade) {
 		gw_relay_close_after_flush(c);
 		return;
 	}
@@ -201,13 +192,6 @@ gw_relay_trim_idle(struct gw_conn *c)
 		return;
 	c->trimmed = true;
 	gw_conn_request_free(c);
-	if (c->up_head != NULL) {
-		evbuffer_free(c->up_head);
-		c->up_head = NULL;
-	}
-	free(c->target);	/* and c->path, which lives in it */
-	c->target = c->path = NULL;
-	c->target_len = 0;
 	SSL_free_buffers(gw_io_ssl(c->io));
 	gw_io_trim(c->io);
 	if (c->cfg->to.idle > GW_TRIM_MS)

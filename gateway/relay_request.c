@@ -21,18 +21,7 @@ request_begin(void *owner)
 	}
 	c->rq->rp.lim = &c->cfg->lim;
 	c->state = CS_HEAD;
-	c->req_done = false;
-	c->resp_started = c->resp_chunked = c->resp_until_close = false;
-	c->upgrade = c->req_chunked = c->is_head = c->expect_continue = false;
-	c->bytes_in = c->bytes_out = 0;
-	c->status = 0;
-	c->rq->upstream_ms = -1;
-	memcpy(&c->rq->client, &c->peer, sizeof(c->rq->client));
-	memcpy(c->rq->client_ip, c->peer_ip, sizeof(c->rq->client_ip));
-	memset(&c->rq->id, 0, sizeof(c->rq->id));
-	free(c->set_cookie);
-	c->set_cookie = NULL;
-	c->local = false;
+	gw_conn_request_reset(c);
 	c->nreq++;
 	gw_now(&c->rq->t_start);
 	event_del(&c->timer);
@@ -91,7 +80,6 @@ resolve_client(struct gw_conn *c, const char **xff, size_t *xffn)
 {
 	const struct gw_config *cfg = c->cfg;
 	unsigned cnt;
-	const struct gw_hdr *h;
 
 	*xff = NULL;
 	*xffn = 0;
@@ -99,13 +87,12 @@ resolve_client(struct gw_conn *c, const char **xff, size_t *xffn)
 	    !pol_cidr_list_contains(cfg->trusted, cfg->ntrusted,
 	    (struct sockaddr *)&c->peer))
 		return 0;
-	h = gw_msg_find(&c->rq->rp.req, "x-forwarded-for", &cnt);
-	if (h == NULL)
+	if (gw_msg_get(&c->rq->rp.req, "x-forwarded-for", &cnt, xff,
+	    xffn) == NULL)
 		return 0;
 	if (cnt != 1)
 		return gw_relay_reject(c, 400, "several X-Forwarded-For fields "
 		    "from a trusted proxy"), -1;
-	*xffn = gw_hval(&c->rq->rp.req, h, xff);
 	if (gw_relay_xff_client(c, *xff, *xffn) < 0)
 		return gw_relay_reject(c, 400, "unreadable X-Forwarded-For from a "
 		    "trusted proxy"), -1;
@@ -147,13 +134,11 @@ write_upstream_head(struct gw_conn *c, struct evbuffer *out, const char *path,
     size_t plen, const char *host, size_t hlen, const char *xff, size_t xffn)
 {
 	const struct gw_msg *m = &c->rq->rp.req;
-	const struct gw_hdr *ch = gw_msg_find(m, "connection", NULL);
 	const char *conn_v = NULL, *v;
 	size_t conn_n = 0, n;
 	struct gw_hw w;
 
-	if (ch != NULL)
-		conn_n = gw_hval(m, ch, &conn_v);
+	gw_msg_get(m, "connection", NULL, &conn_v, &conn_n);
 	gw_hw_init(&w, out);
 	gw_hw_str(&w, llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)));
 	GW_HW_LIT(&w, " ");
@@ -165,18 +150,19 @@ write_upstream_head(struct gw_conn *c, struct evbuffer *out, const char *path,
 		const struct gw_hdr *h = &m->hdrs[i];
 		if (drop_request_header(c->cfg, m, h, conn_v, conn_n))
 			continue;
-		n = gw_hval(m, h, &v);
+		n = gw_msg_value(m, h, &v);
 		gw_hw_header(&w, m->buf + h->name, h->name_len, v, n);
 	}
 	write_forwarding(c, &w, xff, xffn, host, hlen);
 	gw_relay_identity_headers(c, &w);
-	if (c->upgrade) {
-		const struct gw_hdr *uh = gw_msg_find(m, "upgrade", NULL);
-		n = gw_hval(m, uh, &v);
+	if (c->rq->upgrade) {
+		v = NULL;
+		n = 0;
+		gw_msg_get(m, "upgrade", NULL, &v, &n);
 		GW_HW_LIT(&w, "Connection: upgrade\r\n");
 		gw_hw_header(&w, "Upgrade", 7, v, n);
 	} else if (c->rq->rp.parser.flags & F_CHUNKED) {
-		c->req_chunked = true;
+		c->rq->req_chunked = true;
 		GW_HW_LIT(&w, "Transfer-Encoding: chunked\r\n");
 	} else if (c->rq->rp.parser.flags & F_CONTENT_LENGTH) {
 		GW_HW_LIT(&w, "Content-Length: ");
@@ -204,9 +190,9 @@ gw_relay_head_accept(struct gw_conn *c)
 		gw_peertab_proven(c->w->rt->peers, (struct sockaddr *)&c->peer);
 		c->proven = true;
 	}
-	c->is_head = hi.method == HTTP_HEAD;
-	c->upgrade = hi.upgrade;
-	c->expect_continue = hi.expect_continue;
+	c->rq->is_head = hi.method == HTTP_HEAD;
+	c->rq->upgrade = hi.upgrade;
+	c->rq->expect_continue = hi.expect_continue;
 	c->keepalive = hi.keepalive && c->nreq < c->cfg->lim.requests_per_conn &&
 	    !atomic_load(&c->w->rt->stopping);
 	if ((st = gw_relay_host(c, hi.host, hi.hlen, host, sizeof(host), &why)) != 0)
@@ -217,8 +203,8 @@ gw_relay_head_accept(struct gw_conn *c)
 		return -1;
 	if (gw_relay_gate(c, &path, &plen) < 0)
 		return -1;
-	if (gw_relay_gateway_path(c->path)) {
-		if (c->upgrade)
+	if (gw_relay_gateway_path(c->rq->path)) {
+		if (c->rq->upgrade)
 			return gw_relay_reject(c, 400, "upgrade to a gateway page"), -1;
 		gw_local_begin(c);
 		return 0;
@@ -242,15 +228,15 @@ gw_relay_forward_head(struct gw_conn *c, const char *path, size_t plen,
 		return -1;
 	}
 	c->up = up;
-	if (c->up_head == NULL)
-		c->up_head = evbuffer_new();
+	if (c->rq->up_head == NULL)
+		c->rq->up_head = evbuffer_new();
 	else
-		evbuffer_drain(c->up_head, evbuffer_get_length(c->up_head));
-	write_upstream_head(c, c->up_head, path, plen, host, hlen, xff, xffn);
-	gw_up_send_head(up, c->up_head);
-	if (c->upgrade)
+		evbuffer_drain(c->rq->up_head, evbuffer_get_length(c->rq->up_head));
+	write_upstream_head(c, c->rq->up_head, path, plen, host, hlen, xff, xffn);
+	gw_up_send_head(up, c->rq->up_head);
+	if (c->rq->upgrade)
 		gw_up_request_sent(up);
-	if (c->expect_continue)
+	if (c->rq->expect_continue)
 		evbuffer_add(gw_io_output(c->io), "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	gw_conn_arm(c, c->cfg->to.body);
 	return 0;
@@ -262,14 +248,14 @@ request_body(void *owner, const char *p, size_t n)
 	struct gw_conn *c = owner;
 	struct evbuffer *out;
 
-	if (c->local) {
+	if (c->rq->local) {
 		gw_local_body(c, p, n);
 		return;
 	}
 	if (c->up == NULL || n == 0)
 		return;
 	out = gw_io_output(c->up->io);
-	if (c->req_chunked) {
+	if (c->rq->req_chunked) {
 		evbuffer_add_printf(out, "%zx\r\n", n);
 		evbuffer_add(out, p, n);
 		evbuffer_add(out, "\r\n", 2);
@@ -283,16 +269,16 @@ request_done(void *owner)
 {
 	struct gw_conn *c = owner;
 
-	if (c->req_done)
+	if (c->rq->req_done)
 		return;
-	c->req_done = true;
+	c->rq->req_done = true;
 	event_del(&c->timer);
-	if (c->local) {
+	if (c->rq->local) {
 		gw_local_body_done(c);
 		return;
 	}
 	if (c->up != NULL) {
-		if (c->req_chunked)
+		if (c->rq->req_chunked)
 			evbuffer_add(gw_io_output(c->up->io), "0\r\n\r\n", 5);
 		gw_up_request_sent(c->up);
 	}
@@ -302,7 +288,7 @@ request_done(void *owner)
 bool
 gw_conn_request_sent(const struct gw_conn *c)
 {
-	return c->req_done || c->upgrade;
+	return c->rq->req_done || c->rq->upgrade;
 }
 
 const struct gw_reqparse_hooks gw_relay_hooks = {

@@ -90,15 +90,14 @@ static bool
 framing_ok(const struct gw_msg *m)
 {
 	unsigned n;
-	const struct gw_hdr *h = gw_msg_find(m, "transfer-encoding", &n);
-	const char *v;
-	size_t vn;
+	const char *v = NULL;
+	size_t vn = 0;
 
+	gw_msg_get(m, "transfer-encoding", &n, &v, &vn);
 	if (n == 0)
 		return true;
 	if (n > 1)
 		return false;
-	vn = gw_hval(m, h, &v);
 	return vn == 7 && strncasecmp(v, "chunked", 7) == 0;
 }
 
@@ -115,7 +114,7 @@ content_length(struct gw_hw *w, uint64_t n)
 bool
 gw_relay_response_bodiless(const struct gw_conn *c, int status)
 {
-	return c->is_head || status < 200 || status == 204 || status == 304;
+	return c->rq->is_head || status < 200 || status == 204 || status == 304;
 }
 
 /* Decides how the body reaches the client; writes the framing header.
@@ -124,7 +123,7 @@ gw_relay_response_bodiless(const struct gw_conn *c, int status)
 static void
 choose_framing(struct gw_conn *c, struct gw_upconn *up, struct gw_hw *w)
 {
-	const llhttp_t *p = &up->parser;
+	const llhttp_t *p = &up->rs.parser;
 	int st = p->status_code;
 	bool nobody = gw_relay_response_bodiless(c, st);
 	bool http10 = c->rq->rp.parser.http_minor == 0;
@@ -140,10 +139,10 @@ choose_framing(struct gw_conn *c, struct gw_upconn *up, struct gw_hw *w)
 	}
 	/* chunked, or delimited by the upstream closing */
 	if (http10) {
-		c->resp_until_close = true;
+		c->rq->resp_until_close = true;
 		c->keepalive = false;
 	} else {
-		c->resp_chunked = true;
+		c->rq->resp_chunked = true;
 		GW_HW_LIT(w, "Transfer-Encoding: chunked\r\n");
 	}
 }
@@ -154,18 +153,18 @@ choose_framing(struct gw_conn *c, struct gw_upconn *up, struct gw_hw *w)
 int
 gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 {
-	const struct gw_msg *m = &up->resp;
+	const struct gw_msg *m = &up->rs.resp;
 	struct evbuffer *out = gw_io_output(c->io);
 	const struct gw_hdr *ch = gw_msg_find(m, "connection", NULL);
 	const char *conn_v = NULL;
 	size_t conn_n = 0;
-	int st = up->parser.status_code;
+	int st = up->rs.parser.status_code;
 	bool switching = st == 101;
 	size_t before = evbuffer_get_length(out);
 	struct gw_hw w;
 
 	if (!framing_ok(m)) {
-		up->reject = "Transfer-Encoding other than chunked";
+		up->rs.reject = "Transfer-Encoding other than chunked";
 		return -1;	/* nothing sent yet: the client gets a 502 */
 	}
 	if (ch != NULL) {
@@ -175,8 +174,8 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 	/* Room for the head and a small body in one chunk: the TLS layer
 	 * writes a chunk per SSL_write, so this makes one record and one
 	 * write(2) of a typical API answer instead of two. */
-	evbuffer_expand(out, 2048 + (up->parser.content_length < 16384 ?
-	    up->parser.content_length : 16384));
+	evbuffer_expand(out, 2048 + (up->rs.parser.content_length < 16384 ?
+	    up->rs.parser.content_length : 16384));
 	gw_hw_init(&w, out);
 	{
 		/* llhttp accepts only three-digit status codes */
@@ -198,19 +197,20 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 		gw_hw_header(&w, m->buf + h->name, h->name_len, m->buf + h->value,
 		    h->value_len);
 	}
-	if (c->set_cookie != NULL)
-		gw_hw_header(&w, "Set-Cookie", 10, c->set_cookie, strlen(c->set_cookie));
+	if (c->rq->set_cookie != NULL)
+		gw_hw_header(&w, "Set-Cookie", 10, c->rq->set_cookie,
+		    strlen(c->rq->set_cookie));
 	if (!switching) {
 		choose_framing(c, up, &w);
-		if (!c->keepalive || c->upgrade || !c->req_done)
+		if (!c->keepalive || c->rq->upgrade || !c->rq->req_done)
 			GW_HW_LIT(&w, "Connection: close\r\n");
 	}
 	add_security_headers(c, m, &w);
 	GW_HW_LIT(&w, "\r\n");
 	gw_hw_flush(&w);
-	c->bytes_out += evbuffer_get_length(out) - before;
-	c->status = st;
-	c->resp_started = true;
+	c->rq->bytes_out += evbuffer_get_length(out) - before;
+	c->rq->status = st;
+	c->rq->resp_started = true;
 	c->rq->upstream_ms = gw_ms_since(&c->rq->t_up);
 	return 0;
 }
@@ -222,11 +222,11 @@ gw_conn_response_body(struct gw_conn *c, const char *p, size_t n)
 
 	if (n == 0)
 		return;
-	if (c->resp_chunked) {
+	if (c->rq->resp_chunked) {
 		evbuffer_add_printf(out, "%zx\r\n", n);
 		evbuffer_add(out, p, n);
 		evbuffer_add(out, "\r\n", 2);
 	} else
 		evbuffer_add(out, p, n);
-	c->bytes_out += n;
+	c->rq->bytes_out += n;
 }

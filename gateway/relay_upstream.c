@@ -1,5 +1,6 @@
-/* relay_upstream.c -- connections to the upstream: the per-worker keep-alive
- * pool, connecting (TCP or TLS), and parsing responses with llhttp. */
+/* relay_upstream.c -- connections to the upstream: the per-worker idle
+ * keep-alive pool (gw_upool_*), connecting (TCP or TLS), and feeding the
+ * answers to the response parser (http_head.c). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,40 +13,12 @@
 
 #include "gateway/gw_internal.h"
 
-#define UP_HEAD_MAX     ((size_t)64 * 1024)	/* response head bytes */
-#define UP_HEADERS_MAX  256
-#define UP_LINE_MAX     ((size_t)16 * 1024)
-#define UP_INTERIM_MAX  8	/* 1xx heads before the final answer */
-
 static void up_read_cb(struct gw_io *, void *);
 static void up_write_cb(struct gw_io *, void *);
 static void up_event_cb(struct gw_io *, short, void *);
 static void up_timer_cb(evutil_socket_t, short, void *);
 static void up_parse(struct gw_upconn *);
-
-static int rs_message_begin(llhttp_t *);
-static int rs_header_field(llhttp_t *, const char *, size_t);
-static int rs_header_field_complete(llhttp_t *);
-static int rs_header_value(llhttp_t *, const char *, size_t);
-static int rs_headers_complete(llhttp_t *);
-static int rs_body(llhttp_t *, const char *, size_t);
-static int rs_message_complete(llhttp_t *);
-
-static llhttp_settings_t rs_settings;
-static pthread_once_t rs_once = PTHREAD_ONCE_INIT;
-
-static void
-rs_settings_init(void)
-{
-	llhttp_settings_init(&rs_settings);
-	rs_settings.on_message_begin = rs_message_begin;
-	rs_settings.on_header_field = rs_header_field;
-	rs_settings.on_header_field_complete = rs_header_field_complete;
-	rs_settings.on_header_value = rs_header_value;
-	rs_settings.on_headers_complete = rs_headers_complete;
-	rs_settings.on_body = rs_body;
-	rs_settings.on_message_complete = rs_message_complete;
-}
+static const struct gw_respparse_hooks up_hooks;
 
 static void
 up_arm(struct gw_upconn *up, unsigned ms)
@@ -60,7 +33,7 @@ up_free_now(struct gw_upconn *up)
 	if (up->io)
 		gw_io_free(up->io);
 	event_free(up->timer);
-	gw_msg_free(&up->resp);
+	gw_respparse_free(&up->rs);
 	free(up);
 }
 
@@ -84,13 +57,8 @@ up_defer_free(struct gw_upconn *up)
 static void
 up_reset_parser(struct gw_upconn *up)
 {
-	pthread_once(&rs_once, rs_settings_init);
-	llhttp_init(&up->parser, HTTP_RESPONSE, &rs_settings);
-	up->parser.data = up;
-	gw_msg_reset(&up->resp);
-	up->got_bytes = up->head_done = up->msg_done = up->switching = false;
-	up->interim = 0;
-	up->reject = NULL;
+	gw_respparse_init(&up->rs, &up_hooks, up);
+	up->got_bytes = up->switching = false;
 }
 
 static struct gw_upconn *
@@ -200,7 +168,7 @@ gw_up_release(struct gw_upconn *up, bool reusable)
 
 	up->c = NULL;
 	if (!reusable || w->draining || up->state != US_ACTIVE ||
-	    !up->msg_done || up->freeing || up->no_reuse ||
+	    !up->rs.msg_done || up->freeing || up->no_reuse ||
 	    w->nidle >= up->pool_max ||
 	    evbuffer_get_length(gw_io_input(up->io)) != 0) {
 		up_defer_free(up);
@@ -238,13 +206,28 @@ gw_up_pause_read(struct gw_upconn *up, bool pause)
 	up_parse(up);
 }
 
+/* Closes every idle upstream connection of the worker (drain, reload). */
 void
-gw_pool_flush(struct gw_worker *w)
+gw_upool_flush(struct gw_worker *w)
 {
 	struct gw_upconn *up;
 
 	while ((up = TAILQ_FIRST(&w->idle)) != NULL)
 		up_defer_free(up);
+}
+
+/* The worker's loop has exited: idle connections go now, no callback
+ * can run any more. */
+void
+gw_upool_free(struct gw_worker *w)
+{
+	struct gw_upconn *up;
+
+	while ((up = TAILQ_FIRST(&w->idle)) != NULL) {
+		TAILQ_REMOVE(&w->idle, up, entry);
+		w->nidle--;
+		up_free_now(up);
+	}
 }
 
 static void
@@ -273,8 +256,8 @@ retryable(const struct gw_upconn *up)
 
 	/* Only a request we can send again whole: no body streamed yet, and
 	 * only when a pooled connection died under us before any answer. */
-	return up->reused && !up->got_bytes && c->req_done && c->rq->rp.body_in == 0 &&
-	    !c->upgrade && c->up_head != NULL;
+	return up->reused && !up->got_bytes && c->rq->req_done &&
+	    c->rq->rp.body_in == 0 && !c->rq->upgrade && c->rq->up_head != NULL;
 }
 
 static void
@@ -294,7 +277,7 @@ up_retry(struct gw_upconn *up)
 		return;
 	}
 	c->up = n;
-	gw_up_send_head(n, c->up_head);
+	gw_up_send_head(n, c->rq->up_head);
 }
 
 static void
@@ -321,9 +304,9 @@ up_event_cb(struct gw_io *io, short what, void *arg)
 		gw_tunnel_up_closed(up);
 		return;
 	}
-	if ((what & GW_IO_EOF) && up->head_done &&
-	    llhttp_message_needs_eof(&up->parser)) {
-		if (llhttp_finish(&up->parser) == HPE_OK && up->msg_done) {
+	if ((what & GW_IO_EOF) && up->rs.head_done &&
+	    llhttp_message_needs_eof(&up->rs.parser)) {
+		if (llhttp_finish(&up->rs.parser) == HPE_OK && up->rs.msg_done) {
 			gw_conn_response_done(c, false);
 			return;
 		}
@@ -405,28 +388,26 @@ up_parse(struct gw_upconn *up)
 			return;
 		up->got_bytes = true;
 		up_arm(up, c->cfg->to.upstream);
-		e = llhttp_execute(&up->parser, v.iov_base, v.iov_len);
-		used = e == HPE_OK ? v.iov_len :
-		    (size_t)(llhttp_get_error_pos(&up->parser) - (char *)v.iov_base);
+		e = gw_respparse_feed(&up->rs, v.iov_base, v.iov_len, &used);
 		evbuffer_drain(in, used);
 		if (e == HPE_OK)
 			continue;
 		if (e == HPE_PAUSED) {
-			bool keep = llhttp_should_keep_alive(&up->parser);
-			llhttp_resume(&up->parser);
+			bool keep = llhttp_should_keep_alive(&up->rs.parser);
+			llhttp_resume(&up->rs.parser);
 			if (up->switching) {
 				gw_tunnel_start(c);
 				return;
 			}
-			if (up->msg_done) {
+			if (up->rs.msg_done) {
 				gw_conn_response_done(c, keep);
 				return;
 			}
 			continue;
 		}
-		if (up->reject != NULL)
+		if (up->rs.reject != NULL)
 			gw_log(GW_LOG_ERR, "upstream %s: refused response: %s",
-			    c->cfg->upstream.url, up->reject);
+			    c->cfg->upstream.url, up->rs.reject);
 		else
 			gw_log(GW_LOG_ERR, "upstream %s: invalid response: %s",
 			    c->cfg->upstream.url, llhttp_errno_name(e));
@@ -435,168 +416,66 @@ up_parse(struct gw_upconn *up)
 	}
 }
 
-/* ---- response parser callbacks ---- */
-
-static int
-rs_message_begin(llhttp_t *p)
-{
-	struct gw_upconn *up = p->data;
-
-	gw_msg_reset(&up->resp);
-	up->head_done = up->msg_done = false;
-	return 0;
-}
-
-static int
-rs_header_field(llhttp_t *p, const char *at, size_t n)
-{
-	struct gw_upconn *up = p->data;
-	struct gw_msg *m = &up->resp;
-
-	if (up->head_done)
-		return 0;	/* trailers: dropped */
-	if (m->nhdrs == 0 || m->in_value) {
-		if (m->nhdrs >= UP_HEADERS_MAX)
-			return -1;
-		if (m->nhdrs == m->hdrs_cap) {
-			unsigned cap = m->hdrs_cap ? m->hdrs_cap * 2 : 16;
-			struct gw_hdr *nh = reallocarray(m->hdrs, cap, sizeof(*nh));
-			if (nh == NULL)
-				return -1;
-			m->hdrs = nh;
-			m->hdrs_cap = cap;
-		}
-		memset(&m->hdrs[m->nhdrs], 0, sizeof(m->hdrs[0]));
-		m->hdrs[m->nhdrs++].name = (uint32_t)m->len;
-		m->in_value = false;
-		m->line_len = 0;
-	}
-	m->line_len += n;
-	if (m->line_len > UP_LINE_MAX || gw_msg_append(m, at, n, UP_HEAD_MAX) < 0)
-		return -1;
-	m->hdrs[m->nhdrs - 1].name_len += n;
-	return 0;
-}
-
-static int
-rs_header_field_complete(llhttp_t *p)
-{
-	struct gw_upconn *up = p->data;
-	struct gw_msg *m = &up->resp;
-	const struct gw_hdr *h;
-
-	if (up->head_done)
-		return 0;
-	h = &m->hdrs[m->nhdrs - 1];
-	if (!gw_relay_valid_name(m->buf + h->name, h->name_len))
-		return -1;
-	m->in_value = true;
-	m->hdrs[m->nhdrs - 1].value = (uint32_t)m->len;
-	return 0;
-}
-
-static int
-rs_header_value(llhttp_t *p, const char *at, size_t n)
-{
-	struct gw_upconn *up = p->data;
-	struct gw_msg *m = &up->resp;
-
-	if (up->head_done)
-		return 0;
-	m->line_len += n;
-	if (m->line_len > UP_LINE_MAX || gw_msg_append(m, at, n, UP_HEAD_MAX) < 0)
-		return -1;
-	m->hdrs[m->nhdrs - 1].value_len += n;
-	return 0;
-}
-
-/* Whether a head says body bytes follow (a length above zero, or any
- * Transfer-Encoding), which a bodiless status cannot have. */
-static bool
-announces_body(const llhttp_t *p)
-{
-	return ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) ||
-	    (p->flags & (F_CHUNKED | F_TRANSFER_ENCODING));
-}
+/* ---- the response parser's hooks ---- */
 
 /* A 101 becomes a tunnel only when it completes the WebSocket handshake
  * that the request was judged as: anything else would carry requests
  * past the gateway's checks, raw. */
 static int
-rs_switch(struct gw_upconn *up, struct gw_conn *c)
+up_switch(struct gw_upconn *up, struct gw_conn *c)
 {
-	const llhttp_t *p = &up->parser;
+	const llhttp_t *p = &up->rs.parser;
 
-	if (!c->upgrade)
-		up->reject = "101 to a request that asked for no WebSocket";
+	if (!c->rq->upgrade)
+		up->rs.reject = "101 to a request that asked for no WebSocket";
 	else if (p->http_major != 1 || p->http_minor != 1)
-		up->reject = "101 in a version other than HTTP/1.1";
+		up->rs.reject = "101 in a version other than HTTP/1.1";
 	else
-		up->reject = gw_ws_handshake_check(&c->rq->rp.req, &up->resp);
-	if (up->reject != NULL)
+		up->rs.reject = gw_ws_handshake_check(&c->rq->rp.req,
+		    &up->rs.resp);
+	if (up->rs.reject != NULL)
 		return -1;
-	up->head_done = true;
 	if (gw_relay_response_head(c, up) < 0)
 		return -1;
 	up->switching = true;
 	return HPE_PAUSED;
 }
 
-/* Return values as llhttp reads them: 0 = parse the body its framing
- * announces, 1 = the message has no body, HPE_PAUSED = tunnel, -1 = 502.
- * llhttp 8 reads a body after 1xx, 204 and 304 if the head announces one:
- * 1 tells it the message ends here (RFC 9112 6.3), so such bytes are
- * never forwarded; they would be parsed as the answer to the next request
- * on this connection, hence `no_reuse`. */
+/* A final head (or a 101); return values as gw_respparse_hooks says.
+ * Responses to HEAD and 204/304 end with their head (RFC 9112 6.3), so
+ * body bytes such a head announces are never forwarded; they would be
+ * parsed as the answer to the next request on this connection, hence
+ * `no_reuse`. */
 static int
-rs_headers_complete(llhttp_t *p)
+up_head(void *owner)
 {
-	struct gw_upconn *up = p->data;
+	struct gw_upconn *up = owner;
 	struct gw_conn *c = up->c;
-	int st = p->status_code;
+	int st = up->rs.parser.status_code;
 
 	if (c == NULL)
 		return -1;
 	if (st == 101)
-		return rs_switch(up, c);
-	if (st < 200) {
-		/* Interim answers (100, 102, 103, ...) are dropped: the gateway
-		 * says 100 Continue itself. One with body bytes leaves which
-		 * head is the final answer in doubt. */
-		if (announces_body(p))
-			up->reject = "1xx response announcing a body";
-		else if (++up->interim > UP_INTERIM_MAX)
-			up->reject = "too many 1xx responses";
-		return up->reject != NULL ? -1 : 1;
-	}
-	up->head_done = true;
+		return up_switch(up, c);
 	if (gw_relay_response_head(c, up) < 0)
 		return -1;
 	if (!gw_relay_response_bodiless(c, st))
 		return 0;
-	if (announces_body(p))
+	if (gw_respparse_announces_body(&up->rs))
 		up->no_reuse = true;
 	return 1;
 }
 
-static int
-rs_body(llhttp_t *p, const char *at, size_t n)
+static void
+up_body(void *owner, const char *p, size_t n)
 {
-	struct gw_upconn *up = p->data;
+	struct gw_upconn *up = owner;
 
 	if (up->c != NULL)
-		gw_conn_response_body(up->c, at, n);
-	return 0;
+		gw_conn_response_body(up->c, p, n);
 }
 
-static int
-rs_message_complete(llhttp_t *p)
-{
-	struct gw_upconn *up = p->data;
-	int st = p->status_code;
-
-	if (st >= 100 && st < 200)
-		return 0;	/* the real answer follows */
-	up->msg_done = true;
-	return HPE_PAUSED;
-}
+static const struct gw_respparse_hooks up_hooks = {
+	.head = up_head,
+	.body = up_body,
+};

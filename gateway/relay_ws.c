@@ -38,7 +38,7 @@ gw_tunnel_client_read(struct gw_conn *c)
 		return;
 	out = gw_io_output(c->up->io);
 	evbuffer_add_buffer(out, in);
-	c->bytes_in += n;
+	c->rq->bytes_in += n;
 	touch(c);
 	if (evbuffer_get_length(out) > GW_HIGH_WATER) {
 		c->read_paused = true;
@@ -57,7 +57,7 @@ gw_tunnel_up_read(struct gw_upconn *up)
 		return;
 	out = gw_io_output(c->io);
 	evbuffer_add_buffer(out, in);
-	c->bytes_out += n;
+	c->rq->bytes_out += n;
 	touch(c);
 	if (evbuffer_get_length(out) > GW_HIGH_WATER) {
 		up->read_paused = true;

@@ -95,7 +95,7 @@ drain_check(struct gw_worker *w)
 			gw_conn_close(c);
 	}
 	gw_proxy_close_all(w);	/* still before their TLS handshake */
-	gw_pool_flush(w);
+	gw_upool_flush(w);
 	/* SMTP sessions end on their own (421, or after their transaction);
 	 * the poll below notices when the last one is gone */
 	if (TAILQ_EMPTY(&w->conns) && mail_sessions_count(w->base) == 0)
@@ -395,25 +395,17 @@ gw_workers_join(struct gw_runtime *rt)
 	for (int i = 0; i < rt->nworkers; i++)
 		pthread_join(rt->workers[i].thread, NULL);
 	/* pool jobs finish now, while the bases they report to still exist */
-	gw_pool_free(rt->pool);
+	gw_tpool_free(rt->pool);
 	rt->pool = NULL;
 	for (int i = 0; i < rt->nworkers; i++) {
 		struct gw_worker *w = &rt->workers[i];
 		struct gw_conn *c;
-		struct gw_upconn *up;
 
 		/* loop exited: free what is left without callbacks */
 		while ((c = TAILQ_FIRST(&w->conns)) != NULL)
 			gw_conn_free(c);
 		gw_proxy_close_all(w);
-		while ((up = TAILQ_FIRST(&w->idle)) != NULL) {
-			TAILQ_REMOVE(&w->idle, up, entry);
-			w->nidle--;
-			gw_io_free(up->io);
-			event_free(up->timer);
-			gw_msg_free(&up->resp);
-			free(up);
-		}
+		gw_upool_free(w);
 		for (int j = 0; j < w->nlev; j++)
 			evconnlistener_free(w->lev[j]);
 		if (w->admin)
@@ -426,7 +418,7 @@ gw_workers_join(struct gw_runtime *rt)
 			event_free(w->drain_poll);
 		gw_config_unref(w->cfg);
 		/* posts nobody ran (pool completions are delivered by
-		 * gw_pool_free above; recheck/stop need nothing now) */
+		 * gw_tpool_free above; recheck/stop need nothing now) */
 		for (struct gw_post *p = w->mbox, *n; p != NULL; p = n) {
 			n = p->next;
 			free(p);

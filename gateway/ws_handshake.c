@@ -52,14 +52,14 @@ gw_ws_accept_matches(const char *key, size_t kn, const char *accept, size_t an)
 	return CRYPTO_memcmp(want, accept, WS_ACCEPT_LEN) == 0;
 }
 
-/* The one header called `name`: NULL when absent or repeated. */
-static const struct gw_hdr *
-only(const struct gw_msg *m, const char *name)
+/* The value of the one header called `name`: false when absent or
+ * repeated. */
+static bool
+only(const struct gw_msg *m, const char *name, const char **v, size_t *vn)
 {
 	unsigned n;
-	const struct gw_hdr *h = gw_msg_find(m, name, &n);
 
-	return n == 1 ? h : NULL;
+	return gw_msg_get(m, name, &n, v, vn) != NULL && n == 1;
 }
 
 /* Whether some Connection header of `m` lists the "upgrade" token. */
@@ -73,7 +73,7 @@ connection_upgrade(const struct gw_msg *m)
 
 		if (!gw_hdr_is(m, h, "connection"))
 			continue;
-		n = gw_hval(m, h, &v);
+		n = gw_msg_value(m, h, &v);
 		if (gw_token_list_has(v, n, "upgrade"))
 			return true;
 	}
@@ -83,26 +83,21 @@ connection_upgrade(const struct gw_msg *m)
 const char *
 gw_ws_handshake_check(const struct gw_msg *req, const struct gw_msg *resp)
 {
-	const struct gw_hdr *kh = only(req, "sec-websocket-key");
-	const struct gw_hdr *uh, *ah;
-	const char *key, *v;
-	size_t kn, n;
+	const char *key = NULL, *v = NULL;
+	size_t kn = 0, n = 0;
 
-	if (kh == NULL)
+	if (!only(req, "sec-websocket-key", &key, &kn))
 		return "101 to a request without one Sec-WebSocket-Key";
-	kn = gw_hval(req, kh, &key);
 	if (!gw_ws_key_valid(key, kn))
 		return "101 to a request with an invalid Sec-WebSocket-Key";
-	if ((uh = only(resp, "upgrade")) == NULL)
+	if (!only(resp, "upgrade", &v, &n))
 		return "101 without one Upgrade header";
-	n = gw_hval(resp, uh, &v);
 	if (n != 9 || strncasecmp(v, "websocket", 9) != 0)
 		return "101 to a protocol other than websocket";
 	if (!connection_upgrade(resp))
 		return "101 without Connection: upgrade";
-	if ((ah = only(resp, "sec-websocket-accept")) == NULL)
+	if (!only(resp, "sec-websocket-accept", &v, &n))
 		return "101 without one Sec-WebSocket-Accept";
-	n = gw_hval(resp, ah, &v);
 	if (!gw_ws_accept_matches(key, kn, v, n))
 		return "101 with a Sec-WebSocket-Accept that does not match the key";
 	return NULL;

@@ -13,7 +13,7 @@
 #   -b  pbxgate binary (default build/pbxgate)   -d  seconds per wrk run (10)
 #   -r  rounds (3)                                -c  login clients (4)
 #   -n  experiment: renice the gateway's 2 login-pool threads (the first two
-#       threads after the main one, see gateway/pool.c) to NICE; libargon2's
+#       threads after the main one, see gateway/tpool.c) to NICE; libargon2's
 #       lane threads inherit it. Shows what a lower-priority pool would give.
 #   -a  experiment: pin the 2 login-pool threads (and so libargon2's lane
 #       threads) to the last CPU: Argon2 limited to one core

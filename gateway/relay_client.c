@@ -1,6 +1,11 @@
-/* relay_http.c -- the client side of the relay: TLS connection, request head
- * parsing with llhttp, hostile-input checks, request body streaming. */
+/* relay_client.c -- the client connection: its start after accept, the
+ * TLS handshake and the phase timers, feeding its bytes to the request
+ * parser (http_head.c) whose hooks are in relay_request.c, its request
+ * state, and its deferred free. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -67,8 +72,7 @@ gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
 }
 
 /* The request state, made when a request's first bytes arrive; -1 only
- * when out of memory. The client address starts as the TCP peer
- * (request_begin resets it for every request). */
+ * when out of memory. */
 int
 gw_conn_request(struct gw_conn *c)
 {
@@ -77,10 +81,38 @@ gw_conn_request(struct gw_conn *c)
 	if ((c->rq = calloc(1, sizeof(*c->rq))) == NULL)
 		return -1;
 	gw_reqparse_init(&c->rq->rp, &c->cfg->lim, &gw_relay_hooks, c);
-	memcpy(&c->rq->client, &c->peer, sizeof(c->rq->client));
-	memcpy(c->rq->client_ip, c->peer_ip, sizeof(c->rq->client_ip));
-	c->rq->upstream_ms = -1;
+	gw_conn_request_reset(c);
 	return 0;
+}
+
+/* Gives back what one request owns: its gateway page (detached: the job
+ * frees itself), form body, target and session refresh. */
+static void
+request_release(struct gw_conn *c)
+{
+	struct gw_req *rq = c->rq;
+
+	gw_local_detach(c);
+	free(rq->target);	/* and rq->path, which lives in it */
+	free(rq->set_cookie);
+}
+
+/* Ready for the next request, the one place that clears request state:
+ * what the last one owned is freed and everything from `id` on is
+ * zeroed; the client address starts as the TCP peer. The parser is left
+ * alone (this runs inside its message-begin callback), and so is up_head,
+ * whose buffer the next request reuses. */
+void
+gw_conn_request_reset(struct gw_conn *c)
+{
+	struct gw_req *rq = c->rq;
+	size_t keep = offsetof(struct gw_req, id);
+
+	request_release(c);
+	memset((char *)rq + keep, 0, sizeof(*rq) - keep);
+	memcpy(&rq->client, &c->peer, sizeof(rq->client));
+	memcpy(rq->client_ip, c->peer_ip, sizeof(rq->client_ip));
+	rq->upstream_ms = -1;
 }
 
 void
@@ -88,6 +120,9 @@ gw_conn_request_free(struct gw_conn *c)
 {
 	if (c->rq == NULL)
 		return;
+	request_release(c);
+	if (c->rq->up_head != NULL)
+		evbuffer_free(c->rq->up_head);
 	gw_reqparse_free(&c->rq->rp);
 	free(c->rq);
 	c->rq = NULL;
@@ -112,11 +147,6 @@ gw_conn_free(struct gw_conn *c)
 	if (c->io)
 		gw_io_free(c->io);
 	event_del(&c->timer);
-	if (c->up_head)
-		evbuffer_free(c->up_head);
-	gw_local_detach(c);
-	free(c->target);	/* and c->path, which lives in it */
-	free(c->set_cookie);
 	gw_conn_request_free(c);
 	if (c->counted)
 		gw_peertab_leave(w->rt->peers, (struct sockaddr *)&c->peer,
@@ -174,9 +204,9 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		gw_relay_reject(c, 408, "request head timeout");
 		break;
 	case CS_FORWARD:
-		if (!c->req_done) {
+		if (!c->rq->req_done) {
 			/* body stalled */
-			if (c->resp_started)
+			if (c->rq->resp_started)
 				gw_conn_close(c);
 			else
 				gw_relay_reject(c, 408, "request head timeout");
@@ -273,7 +303,7 @@ gw_conn_parse(struct gw_conn *c)
 		enum gw_rp_event ev;
 		size_t used;
 
-		if (c->state == CS_FORWARD && (c->req_done || c->upgrade))
+		if (c->state == CS_FORWARD && (c->rq->req_done || c->rq->upgrade))
 			return;		/* pipelined bytes wait in `in` */
 		if (c->state == CS_LINGER || c->state == CS_TUNNEL)
 			return;
@@ -291,7 +321,7 @@ gw_conn_parse(struct gw_conn *c)
 			return;
 		}
 		ev = gw_reqparse_feed(&c->rq->rp, v.iov_base, v.iov_len, &used);
-		c->bytes_in += used;
+		c->rq->bytes_in += used;
 		evbuffer_drain(in, used);
 		if (c->freeing || c->state == CS_LINGER)
 			return;
@@ -304,12 +334,13 @@ gw_conn_parse(struct gw_conn *c)
 		case GW_RP_HEAD:
 			if (gw_relay_head_accept(c) < 0)
 				return;
-			if (!c->upgrade)
+			if (!c->rq->upgrade)
 				gw_reqparse_finish_bodyless(&c->rq->rp);
 			break;
 		case GW_RP_ERROR:
-			gw_relay_reject(c, c->rq->rp.err_status ? c->rq->rp.err_status : 400,
-			    c->rq->rp.err_reason ? c->rq->rp.err_reason : "bad request");
+			gw_relay_reject(c, c->rq->rp.err_status ?
+			    c->rq->rp.err_status : 400, c->rq->rp.err_reason ?
+			    c->rq->rp.err_reason : "bad request");
 			return;
 		}
 	}

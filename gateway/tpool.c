@@ -1,4 +1,4 @@
-/* pool.c -- a bounded pool of threads for blocking work (Argon2, SQLite):
+/* tpool.c -- a bounded pool of threads for blocking work (Argon2, SQLite):
  * jobs queue up to a limit, run off the event loops, and come back to the
  * submitting worker's loop as an event. */
 #include <pthread.h>
@@ -14,14 +14,14 @@
 struct gw_job {
 	struct gw_job  *next;		/* queue */
 	struct gw_job  *all_prev, *all_next;	/* not yet delivered */
-	struct gw_pool *pool;
+	struct gw_tpool *pool;
 	gw_job_fn       run;		/* on a pool thread */
 	gw_job_fn       done;		/* on the submitter's loop */
 	void           *arg;
 	struct event_base *base;
 };
 
-struct gw_pool {
+struct gw_tpool {
 	pthread_mutex_t lock;
 	pthread_cond_t  cond;
 	struct gw_job  *head, *tail;
@@ -34,7 +34,7 @@ struct gw_pool {
 };
 
 static void
-unlink_all(struct gw_pool *p, struct gw_job *j)
+unlink_all(struct gw_tpool *p, struct gw_job *j)
 {
 	pthread_mutex_lock(&p->lock);
 	if (j->all_prev)
@@ -82,7 +82,7 @@ lower_priority(void)
 static void *
 pool_main(void *arg)
 {
-	struct gw_pool *p = arg;
+	struct gw_tpool *p = arg;
 
 	lower_priority();
 	for (;;) {
@@ -105,15 +105,15 @@ pool_main(void *arg)
 		p->queued--;
 		pthread_mutex_unlock(&p->lock);
 		/* if the loop cannot be told (no memory), the job stays on
-		 * the undelivered list and gw_pool_free() delivers it */
+		 * the undelivered list and gw_tpool_free() delivers it */
 		(void)p->post(p->post_arg, j->base, job_done_cb, j);
 	}
 }
 
-struct gw_pool *
-gw_pool_new(unsigned nthreads, unsigned limit, gw_post_fn post, void *post_arg)
+struct gw_tpool *
+gw_tpool_new(unsigned nthreads, unsigned limit, gw_post_fn post, void *post_arg)
 {
-	struct gw_pool *p = calloc(1, sizeof(*p));
+	struct gw_tpool *p = calloc(1, sizeof(*p));
 
 	if (p == NULL)
 		return NULL;
@@ -133,7 +133,7 @@ gw_pool_new(unsigned nthreads, unsigned limit, gw_post_fn post, void *post_arg)
 		p->nthreads++;
 	}
 	if (p->nthreads == 0) {
-		gw_pool_free(p);
+		gw_tpool_free(p);
 		return NULL;
 	}
 	return p;
@@ -142,7 +142,7 @@ gw_pool_new(unsigned nthreads, unsigned limit, gw_post_fn post, void *post_arg)
 /* -1 when the queue is full: the caller answers 503 at once, so a login
  * storm waits in a bounded line and never slows proxied traffic. */
 int
-gw_pool_submit(struct gw_pool *p, struct event_base *base, gw_job_fn run,
+gw_tpool_submit(struct gw_tpool *p, struct event_base *base, gw_job_fn run,
     gw_job_fn done, void *arg)
 {
 	struct gw_job *j;
@@ -182,7 +182,7 @@ gw_pool_submit(struct gw_pool *p, struct event_base *base, gw_job_fn run,
  * stopped: completions they will never dispatch are delivered here, on
  * this thread, so that no job (and what it owns) is lost. */
 void
-gw_pool_free(struct gw_pool *p)
+gw_tpool_free(struct gw_tpool *p)
 {
 	struct gw_job *j;
 

@@ -361,13 +361,11 @@ void gw_conn_start(struct gw_worker *, evutil_socket_t, const struct sockaddr *,
 void gw_conn_free(struct gw_conn *);
 int  gw_conn_request(struct gw_conn *);
 void gw_conn_request_free(struct gw_conn *);
-void gw_conn_response_head(struct gw_conn *, struct gw_upconn *);
 void gw_conn_response_body(struct gw_conn *, const char *, size_t);
 bool gw_conn_request_sent(const struct gw_conn *);
 void gw_conn_response_done(struct gw_conn *, bool upstream_reusable);
 void gw_conn_upstream_failed(struct gw_conn *, int status);
 void gw_conn_resume_read(struct gw_conn *);
-void gw_conn_shutdown_idle(struct gw_conn *);
 void gw_conn_close(struct gw_conn *);
 void gw_conn_parse(struct gw_conn *);
 void gw_conn_arm(struct gw_conn *, unsigned ms);

@@ -12,14 +12,6 @@
 #define CSV_LINE   1024
 #define IMPORT_MAX 10000
 
-static const char usage_text[] =
-    "usage: pbxgate user add NAME [--role admin|user] [--email E] [--group G]... [--enrol]\n"
-    "       pbxgate user passwd|disable|enable|del|show|totp-reset NAME\n"
-    "       pbxgate user lockdown NAME --allow CIDR... | --clear\n"
-    "       pbxgate user list\n"
-    "       pbxgate user import FILE.csv   (columns: name,role,email,groups; groups\n"
-    "                                       separated by ';'; prints enrolment links)\n";
-
 /* One line from stdin without the newline; never echoed or kept. */
 static int
 read_password(char *buf, size_t len)
@@ -68,9 +60,9 @@ auth_cmd_hash(const struct auth_settings *s, int argc, char **argv)
 {
 	char phc[AUTH_PHC_MAX];
 
-	(void)argv;
 	if (argc != 1) {
-		fprintf(stderr, "usage: pbxgate hash   (reads the password from stdin)\n");
+		fprintf(stderr, "pbxgate hash: unexpected argument \"%s\"; the "
+		    "password is read from standard input\n", argv[1]);
 		return 2;
 	}
 	if (hash_stdin(s, phc) < 0)
@@ -131,7 +123,7 @@ parse_add(int argc, char **argv, struct add_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->role = "user";
 	o->email = "";
-	for (int i = 3; i < argc; i++) {
+	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 
 		if (strcmp(a, "--enrol") == 0)
@@ -244,16 +236,17 @@ add_one(struct auth_ctx *c, const char *name, const struct add_opts *o, const ch
 }
 
 static int
-cmd_add(struct auth_ctx *c, int argc, char **argv)
+cmd_add(void *arg, int argc, char **argv)
 {
+	struct auth_ctx *c = arg;
 	struct add_opts o;
 	char phc[AUTH_PHC_MAX] = "";
 
-	if (argc < 3 || parse_add(argc, argv, &o) < 0)
+	if (argc < 2 || parse_add(argc, argv, &o) < 0)
 		return 2;
 	if (!o.enrol && hash_stdin(&c->s, phc) < 0)
 		return 1;
-	return add_one(c, argv[2], &o, phc) == 0 ? 0 : 1;
+	return add_one(c, argv[1], &o, phc) == 0 ? 0 : 1;
 }
 
 /* Runs `sql` with ?1 = user id and ?2 = text, bumps the epoch; one tx. */
@@ -292,29 +285,32 @@ out:
 }
 
 static int
-cmd_passwd(struct auth_ctx *c, const char *name)
+cmd_passwd(void *arg, int argc, char **argv)
 {
+	struct auth_ctx *c = arg;
+	const char *name = argv[1];
 	char phc[AUTH_PHC_MAX];
 
+	if (argc != 2)
+		return 2;
 	if (hash_stdin(&c->s, phc) < 0)
 		return 1;
 	return change_user(c, name, "UPDATE users SET pw = ?2 WHERE id = ?1", phc, true) ? 1 : 0;
 }
 
 static int
-cmd_lockdown(struct auth_ctx *c, int argc, char **argv)
+cmd_lockdown(void *arg, int argc, char **argv)
 {
+	struct auth_ctx *c = arg;
 	char list[AUTH_LOCKDOWN_MAX + 1] = "", err[200];
 	size_t n = 0;
 
-	if (argc == 4 && strcmp(argv[3], "--clear") == 0)
-		return change_user(c, argv[2], "UPDATE users SET lockdown = '' WHERE id = ?1",
+	if (argc == 3 && strcmp(argv[2], "--clear") == 0)
+		return change_user(c, argv[1], "UPDATE users SET lockdown = '' WHERE id = ?1",
 		    NULL, true) ? 1 : 0;
-	if (argc < 5 || strcmp(argv[3], "--allow") != 0) {
-		fputs(usage_text, stderr);
+	if (argc < 4 || strcmp(argv[2], "--allow") != 0)
 		return 2;
-	}
-	for (int i = 4; i < argc; i++) {
+	for (int i = 3; i < argc; i++) {
 		if (auth_cidr_list_check(argv[i], err, sizeof(err)) < 0 || strchr(argv[i], ' ') ||
 		    n + strlen(argv[i]) + 1 > AUTH_LOCKDOWN_MAX) {
 			fprintf(stderr, "pbxgate: lockdown: \"%s\": %s\n", argv[i],
@@ -324,16 +320,20 @@ cmd_lockdown(struct auth_ctx *c, int argc, char **argv)
 		}
 		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", n ? " " : "", argv[i]);
 	}
-	return change_user(c, argv[2], "UPDATE users SET lockdown = ?2 WHERE id = ?1",
+	return change_user(c, argv[1], "UPDATE users SET lockdown = ?2 WHERE id = ?1",
 	    list, true) ? 1 : 0;
 }
 
 static int
-cmd_totp_reset(struct auth_ctx *c, const char *name)
+cmd_totp_reset(void *arg, int argc, char **argv)
 {
+	struct auth_ctx *c = arg;
+	const char *name = argv[1];
 	char folded[AUTH_NAME_MAX + 1];
 	struct auth_user u;
 
+	if (argc != 2)
+		return 2;
 	if (change_user(c, name, "UPDATE users SET totp = NULL, totp_kid = 0 WHERE id = ?1",
 	    NULL, true) < 0)
 		return 1;
@@ -351,10 +351,13 @@ cmd_totp_reset(struct auth_ctx *c, const char *name)
 }
 
 static int
-cmd_list(struct auth_ctx *c)
+cmd_list(void *arg, int argc, char **argv)
 {
+	struct auth_ctx *c = arg;
 	sqlite3_stmt *st;
 
+	if (argc != 1)
+		return 2;
 	if (sqlite3_prepare_v2(c->db, "SELECT name, admin, disabled, totp IS NOT NULL,"
 	    " pw != '', email, groups FROM users ORDER BY name", -1, &st, NULL) != SQLITE_OK)
 		return 1;
@@ -370,11 +373,15 @@ cmd_list(struct auth_ctx *c)
 }
 
 static int
-cmd_show(struct auth_ctx *c, const char *name)
+cmd_show(void *arg, int argc, char **argv)
 {
+	struct auth_ctx *c = arg;
+	const char *name = argv[1];
 	char folded[AUTH_NAME_MAX + 1];
 	struct auth_user u;
 
+	if (argc != 2)
+		return 2;
 	if (auth_name_fold(name, folded) < 0 || auth_user_get(c, folded, 0, &u) != 0) {
 		fprintf(stderr, "pbxgate: no user \"%s\"\n", name);
 		return 1;
@@ -435,13 +442,17 @@ import_line(struct auth_ctx *c, char *line, const char *file, unsigned lineno)
 }
 
 static int
-cmd_import(struct auth_ctx *c, const char *file)
+cmd_import(void *arg, int argc, char **argv)
 {
-	FILE *fp = fopen(file, "r");
+	struct auth_ctx *c = arg;
+	const char *file = argv[1];
+	FILE *fp;
 	char line[CSV_LINE];
 	unsigned lineno = 0, errors = 0;
 
-	if (fp == NULL) {
+	if (argc != 2)
+		return 2;
+	if ((fp = fopen(file, "r")) == NULL) {
 		fprintf(stderr, "pbxgate: %s: cannot open: %m\n", file);
 		return 1;
 	}
@@ -460,34 +471,57 @@ cmd_import(struct auth_ctx *c, const char *file)
 }
 
 static int
-dispatch(struct auth_ctx *c, int argc, char **argv)
+set_disabled(void *arg, int argc, char **argv, const char *sql)
 {
-	const char *cmd = argv[1], *name = argc > 2 ? argv[2] : NULL;
-
-	if (strcmp(cmd, "add") == 0)
-		return cmd_add(c, argc, argv);
-	if (strcmp(cmd, "list") == 0)
-		return argc == 2 ? cmd_list(c) : 2;
-	if (strcmp(cmd, "lockdown") == 0)
-		return cmd_lockdown(c, argc, argv);
-	if (argc != 3)
+	if (argc != 2)
 		return 2;
-	if (strcmp(cmd, "import") == 0)
-		return cmd_import(c, name);
-	if (strcmp(cmd, "passwd") == 0)
-		return cmd_passwd(c, name);
-	if (strcmp(cmd, "show") == 0)
-		return cmd_show(c, name);
-	if (strcmp(cmd, "totp-reset") == 0)
-		return cmd_totp_reset(c, name);
-	if (strcmp(cmd, "disable") == 0 || strcmp(cmd, "enable") == 0)
-		return change_user(c, name, cmd[0] == 'd' ?
-		    "UPDATE users SET disabled = 1 WHERE id = ?1" :
-		    "UPDATE users SET disabled = 0 WHERE id = ?1", NULL, true) ? 1 : 0;
-	if (strcmp(cmd, "del") == 0)
-		return change_user(c, name, "DELETE FROM users WHERE id = ?1", NULL, false) ? 1 : 0;
-	return 2;
+	return change_user(arg, argv[1], sql, NULL, true) ? 1 : 0;
 }
+
+static int
+cmd_disable(void *arg, int argc, char **argv)
+{
+	return set_disabled(arg, argc, argv, "UPDATE users SET disabled = 1 WHERE id = ?1");
+}
+
+static int
+cmd_enable(void *arg, int argc, char **argv)
+{
+	return set_disabled(arg, argc, argv, "UPDATE users SET disabled = 0 WHERE id = ?1");
+}
+
+static int
+cmd_del(void *arg, int argc, char **argv)
+{
+	if (argc != 2)
+		return 2;
+	return change_user(arg, argv[1], "DELETE FROM users WHERE id = ?1", NULL, false) ? 1 : 0;
+}
+
+const struct cli_cmd auth_user_cmds[] = {
+	{ "add", cmd_add, "NAME [--role admin|user] [--email E] [--group G]... [--enrol]",
+	    "add a user; the password is read from standard input",
+	    "  --enrol  no password: print an enrolment link (needs public_url)\n",
+	    NULL, 0 },
+	{ "import", cmd_import, "FILE.csv",
+	    "add the users of a CSV file, all or none; prints enrolment links",
+	    "  columns name,role,email,groups (RFC 4180 quoting; groups separated\n"
+	    "  by ';'); a first line starting with \"name\" is a header\n", NULL, 0 },
+	{ "passwd", cmd_passwd, "NAME", "set a password read from standard input",
+	    NULL, NULL, 0 },
+	{ "disable", cmd_disable, "NAME", "refuse the user's logins and end their sessions",
+	    NULL, NULL, 0 },
+	{ "enable", cmd_enable, "NAME", "allow a disabled user again", NULL, NULL, 0 },
+	{ "del", cmd_del, "NAME", "delete a user", NULL, NULL, 0 },
+	{ "show", cmd_show, "NAME", "print one user", NULL, NULL, 0 },
+	{ "list", cmd_list, "", "print every user, one per line", NULL, NULL, 0 },
+	{ "lockdown", cmd_lockdown, "NAME --allow CIDR... | NAME --clear",
+	    "limit a user's sessions to source addresses, or lift the limit",
+	    NULL, NULL, 0 },
+	{ "totp-reset", cmd_totp_reset, "NAME",
+	    "remove the user's authenticator and recovery codes", NULL, NULL, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, NULL, 0 },
+};
 
 int
 auth_cmd_user(const struct auth_settings *s, int argc, char **argv)
@@ -496,19 +530,16 @@ auth_cmd_user(const struct auth_settings *s, int argc, char **argv)
 	char err[512];
 	int rc;
 
-	if (argc < 2) {
-		fputs(usage_text, stderr);
-		return 2;
-	}
+	/* a usage error is found before the store is opened (or created) */
+	if (argc < 2)
+		return cli_dispatch(auth_user_cmds, "pbxgate user", NULL, argc - 1, argv + 1);
 	if ((c = auth_open(s, NULL, NULL, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "pbxgate: %s\n", err);
 		return 1;
 	}
 	pthread_mutex_lock(&c->db_mu);
-	rc = dispatch(c, argc, argv);
+	rc = cli_dispatch(auth_user_cmds, "pbxgate user", c, argc - 1, argv + 1);
 	pthread_mutex_unlock(&c->db_mu);
 	auth_close(c);
-	if (rc == 2)
-		fputs(usage_text, stderr);
 	return rc;
 }

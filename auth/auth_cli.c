@@ -1,16 +1,15 @@
 /* auth_cli.c -- `pbxgate user ...` and `pbxgate hash`: the admin's tools. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "auth/auth_priv.h"
 
-#define GROUPS_MAX 16
-#define CSV_LINE   1024
-#define IMPORT_MAX 10000
 
 /* One line from stdin without the newline; never echoed or kept. */
 static int
@@ -394,80 +393,237 @@ cmd_show(void *arg, int argc, char **argv)
 	return 0;
 }
 
-/* "name,role,email,groups" per line; groups separated by ';'. No quoting:
- * a line with a quote is refused rather than guessed at. */
-static int
-import_line(struct auth_ctx *c, char *line, const char *file, unsigned lineno)
-{
-	char *f[4] = { NULL }, *save = NULL, *p = line;
-	struct add_opts o;
-	int nf = 0;
+/* ---- `user import`: one CSV file, one transaction ---- */
 
-	line[strcspn(line, "\r\n")] = '\0';
-	if (*line == '\0' || *line == '#' || (lineno == 1 && strncmp(line, "name,", 5) == 0))
-		return 0;
-	if (strchr(line, '"') != NULL) {
-		fprintf(stderr, "%s:%u: quoted CSV fields are not supported\n", file, lineno);
+#define IMPORT_MAX       10000		/* users per file */
+#define IMPORT_BYTES_MAX (8u << 20)	/* whole file, read at once */
+
+struct import_row {
+	unsigned line;
+	char     name[AUTH_NAME_MAX + 1];
+	char     tok[65];	/* enrolment token, printed after the commit */
+};
+
+struct import {
+	struct auth_ctx   *c;
+	const char        *file;
+	struct import_row *rows;	/* IMPORT_MAX of them */
+	size_t             n;
+	unsigned           records, errors;
+	time_t             now;
+};
+
+static void import_error(struct import *, unsigned, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* "FILE:LINE: message", counted: the import fails if there is any. */
+static void
+import_error(struct import *im, unsigned line, const char *fmt, ...)
+{
+	va_list ap;
+
+	im->errors++;
+	fprintf(stderr, "%s:%u: ", im->file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* role, email and groups of one record into o; -1 after saying why. */
+static int
+import_opts(struct import *im, unsigned line, char **f, size_t nf,
+    struct add_opts *o)
+{
+	char *save = NULL;
+
+	memset(o, 0, sizeof(*o));
+	o->role = nf > 1 && *f[1] != '\0' ? f[1] : "user";
+	o->email = nf > 2 ? f[2] : "";
+	o->enrol = true;
+	if (strcmp(o->role, "admin") != 0 && strcmp(o->role, "user") != 0) {
+		import_error(im, line, "role \"%s\": expected admin or user (or "
+		    "empty for user)", o->role);
 		return -1;
 	}
-	for (; nf < 4 && p != NULL; nf++)
-		f[nf] = strsep(&p, ",");
-	if (p != NULL || f[0] == NULL || *f[0] == '\0') {
-		fprintf(stderr, "%s:%u: expected name,role,email,groups\n", file, lineno);
+	if (*o->email != '\0' && check_email(o->email) < 0) {
+		import_error(im, line, "bad e-mail address \"%s\"", o->email);
 		return -1;
 	}
-	memset(&o, 0, sizeof(o));
-	o.role = f[1] != NULL && *f[1] ? f[1] : "user";
-	o.email = f[2] != NULL ? f[2] : "";
-	o.enrol = true;
-	if (strcmp(o.role, "admin") != 0 && strcmp(o.role, "user") != 0) {
-		fprintf(stderr, "%s:%u: role must be admin or user\n", file, lineno);
-		return -1;
-	}
-	if (*o.email != '\0' && check_email(o.email) < 0) {
-		fprintf(stderr, "%s:%u: bad e-mail address\n", file, lineno);
-		return -1;
-	}
-	for (char *g = f[3] != NULL ? strtok_r(f[3], ";", &save) : NULL; g != NULL;
-	    g = strtok_r(NULL, ";", &save))
-		if (add_group(&o, g) < 0) {
-			fprintf(stderr, "%s:%u: bad group\n", file, lineno);
+	for (char *g = nf > 3 ? strtok_r(f[3], ";", &save) : NULL; g != NULL;
+	    g = strtok_r(NULL, ";", &save)) {
+		size_t n = strlen(o->groups);
+
+		if (check_group(g) < 0 || n + strlen(g) + 1 > AUTH_GROUPS_MAX) {
+			import_error(im, line, "group \"%s\": use letters, digits, "
+			    ". _ - (groups at most %d bytes in all)", g, AUTH_GROUPS_MAX);
 			return -1;
 		}
-	if (add_one(c, f[0], &o, "") < 0) {
-		fprintf(stderr, "%s:%u: user not added\n", file, lineno);
-		return -1;
+		snprintf(o->groups + n, sizeof(o->groups) - n, "%s%s", n ? "," : "", g);
 	}
 	return 0;
 }
 
+/* The user of one record, inserted in the import's transaction. */
+static void
+import_user(struct import *im, unsigned line, const char *name,
+    const struct add_opts *o)
+{
+	struct import_row *r = &im->rows[im->n];
+	int64_t uid = 0;
+	int rc;
+
+	if (auth_name_fold(name, r->name) < 0) {
+		import_error(im, line, "bad user name \"%s\": 1-%d characters from "
+		    "a-z 0-9 . _ @ - (ASCII), starting with a letter or digit", name,
+		    AUTH_NAME_MAX);
+		return;
+	}
+	rc = insert_user(im->c, r->name, o, "", &uid);
+	if (rc == 1) {
+		for (size_t i = 0; i < im->n; i++)
+			if (strcmp(im->rows[i].name, r->name) == 0) {
+				import_error(im, line, "the same user as line %u (names "
+				    "are compared ignoring case)", im->rows[i].line);
+				return;
+			}
+		import_error(im, line, "user \"%s\" already exists", r->name);
+		return;
+	}
+	if (rc < 0 || auth_enrol_token_new(im->c, uid, im->now, r->tok) < 0) {
+		import_error(im, line, "cannot add the user: %s",
+		    sqlite3_errmsg(im->c->db));
+		return;
+	}
+	r->line = line;
+	im->n++;
+}
+
+/* One CSV record: name,role,email,groups (groups separated by ';'). A
+ * first record naming the column "name" is a header; a record whose name
+ * starts with '#' is a comment (no user name can). */
+static void
+import_record(void *arg, unsigned line, char **f, size_t nf, const char *err)
+{
+	struct import *im = arg;
+	struct add_opts o;
+
+	if (++im->records > IMPORT_MAX) {
+		if (im->records == IMPORT_MAX + 1)
+			import_error(im, line, "more than %d users in one file",
+			    IMPORT_MAX);
+		return;
+	}
+	if (err != NULL) {
+		import_error(im, line, "%s", err);
+		return;
+	}
+	if ((im->records == 1 && strcasecmp(f[0], "name") == 0) || f[0][0] == '#')
+		return;
+	if (nf > 4) {
+		import_error(im, line, "%zu fields: expected name,role,email,groups "
+		    "(quote a field that holds a comma)", nf);
+		return;
+	}
+	if (f[0][0] == '\0') {
+		import_error(im, line, "empty user name");
+		return;
+	}
+	if (import_opts(im, line, f, nf, &o) == 0)
+		import_user(im, line, f[0], &o);
+}
+
+/* The whole file in memory (bounded): libcsv is fed it line by line. */
+static char *
+import_read(const char *file, size_t *len)
+{
+	FILE *fp = fopen(file, "rb");
+	char *buf;
+
+	if (fp == NULL) {
+		fprintf(stderr, "pbxgate: %s: cannot open: %m\n", file);
+		return NULL;
+	}
+	if ((buf = malloc(IMPORT_BYTES_MAX + 1)) != NULL) {
+		*len = fread(buf, 1, IMPORT_BYTES_MAX + 1, fp);
+		if (ferror(fp) || *len > IMPORT_BYTES_MAX) {
+			fprintf(stderr, "pbxgate: %s: %s\n", file, ferror(fp) ?
+			    "read error" : "larger than 8 MiB: split the file");
+			free(buf);
+			buf = NULL;
+		}
+	}
+	fclose(fp);
+	return buf;
+}
+
+/* Prints name,link for every user once the transaction is committed. */
+static void
+import_print(struct import *im)
+{
+	for (size_t i = 0; i < im->n; i++)
+		printf("%s,%s%senrol?t=%s\n", im->rows[i].name, im->c->s.public_url,
+		    AUTH_PREFIX, im->rows[i].tok);
+}
+
+static int
+import_file(struct import *im, const char *buf, size_t len)
+{
+	const char *why;
+	unsigned bad;
+
+	if (auth_store_begin(im->c) < 0) {
+		fprintf(stderr, "pbxgate: %s: cannot start a transaction: %s\n",
+		    im->file, sqlite3_errmsg(im->c->db));
+		return 1;
+	}
+	if (auth_csv_rows(buf, len, import_record, im, &bad, &why) < 0)
+		import_error(im, bad, "%s", why);
+	if (im->errors == 0 && im->n == 0) {
+		fprintf(stderr, "pbxgate: %s: no users in the file\n", im->file);
+		im->errors++;
+	}
+	if (im->errors == 0 && auth_store_commit(im->c) == 0) {
+		import_print(im);
+		return 0;
+	}
+	if (im->errors == 0)
+		fprintf(stderr, "pbxgate: %s: cannot commit: %s\n", im->file,
+		    sqlite3_errmsg(im->c->db));
+	auth_store_rollback(im->c);
+	fprintf(stderr, "pbxgate: %s: nothing imported (%u error%s)\n",
+	    im->file, im->errors ? im->errors : 1, im->errors == 1 ? "" : "s");
+	return 1;
+}
+
+/* All or nothing: every record is checked and inserted in one transaction,
+ * every bad line is reported, and links are printed only after the commit. */
 static int
 cmd_import(void *arg, int argc, char **argv)
 {
-	struct auth_ctx *c = arg;
-	const char *file = argv[1];
-	FILE *fp;
-	char line[CSV_LINE];
-	unsigned lineno = 0, errors = 0;
+	struct import im = { .c = arg, .file = argv[1], .now = time(NULL) };
+	size_t len;
+	char *buf;
+	int rc;
 
 	if (argc != 2)
 		return 2;
-	if ((fp = fopen(file, "r")) == NULL) {
-		fprintf(stderr, "pbxgate: %s: cannot open: %m\n", file);
+	if (im.c->s.public_url == NULL) {
+		fprintf(stderr, "pbxgate: user import prints enrolment links: set "
+		    "\"public_url https://HOST\" in the config\n");
 		return 1;
 	}
-	while (fgets(line, sizeof(line), fp) != NULL && lineno < IMPORT_MAX) {
-		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(fp)) {
-			fprintf(stderr, "%s:%u: line longer than %d bytes\n", file, lineno, CSV_LINE);
-			errors++;
-			break;
-		}
-		if (import_line(c, line, file, lineno) < 0)
-			errors++;
+	if ((buf = import_read(im.file, &len)) == NULL)
+		return 1;
+	if ((im.rows = calloc(IMPORT_MAX, sizeof(*im.rows))) == NULL) {
+		free(buf);
+		return 1;
 	}
-	fclose(fp);
-	return errors ? 1 : 0;
+	rc = import_file(&im, buf, len);
+	OPENSSL_cleanse(im.rows, IMPORT_MAX * sizeof(*im.rows));
+	free(im.rows);
+	free(buf);
+	return rc;
 }
 
 static int

@@ -36,8 +36,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-/* Tells gateway/config_priv.h that the settings hooks are declared here. */
-#define AUTH_HAS_SETTINGS_KEYWORD 1
+#include "cli/cli.h"
 
 #define AUTH_COOKIE_NAME   "__Host-pbxgate"
 #define AUTH_PREFIX        "/_pbxgate/"
@@ -191,7 +190,11 @@ size_t auth_login_location(const char *target, char *buf, size_t buflen);
 
 /* ---- CLI (auth_cli.c) -------------------------------------------------- */
 
-/* argv[0] is "user" / "hash". Messages to stdout/stderr; exit status. */
+/* argv[0] is "user" / "hash". Messages to stdout/stderr; exit status
+ * 0 ok, 1 failure, 2 usage error. auth_user_cmds: the `user` subcommands,
+ * each called with the opened auth_ctx; main.c lists them in its table so
+ * `pbxgate user SUB --help` needs no config. */
+extern const struct cli_cmd auth_user_cmds[];
 int auth_cmd_user(const struct auth_settings *, int argc, char **argv);
 int auth_cmd_hash(const struct auth_settings *, int argc, char **argv);
 

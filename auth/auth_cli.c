@@ -1,24 +1,15 @@
 /* auth_cli.c -- `pbxgate user ...` and `pbxgate hash`: the admin's tools. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "auth/auth_priv.h"
 
-#define GROUPS_MAX 16
-#define CSV_LINE   1024
-#define IMPORT_MAX 10000
-
-static const char usage_text[] =
-    "usage: pbxgate user add NAME [--role admin|user] [--email E] [--group G]... [--enrol]\n"
-    "       pbxgate user passwd|disable|enable|del|show|totp-reset NAME\n"
-    "       pbxgate user lockdown NAME --allow CIDR... | --clear\n"
-    "       pbxgate user list\n"
-    "       pbxgate user import FILE.csv   (columns: name,role,email,groups; groups\n"
-    "                                       separated by ';'; prints enrolment links)\n";
 
 /* One line from stdin without the newline; never echoed or kept. */
 static int
@@ -68,9 +59,9 @@ auth_cmd_hash(const struct auth_settings *s, int argc, char **argv)
 {
 	char phc[AUTH_PHC_MAX];
 
-	(void)argv;
 	if (argc != 1) {
-		fprintf(stderr, "usage: pbxgate hash   (reads the password from stdin)\n");
+		fprintf(stderr, "pbxgate hash: unexpected argument \"%s\"; the "
+		    "password is read from standard input\n", argv[1]);
 		return 2;
 	}
 	if (hash_stdin(s, phc) < 0)
@@ -131,7 +122,7 @@ parse_add(int argc, char **argv, struct add_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->role = "user";
 	o->email = "";
-	for (int i = 3; i < argc; i++) {
+	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 
 		if (strcmp(a, "--enrol") == 0)
@@ -244,16 +235,17 @@ add_one(struct auth_ctx *c, const char *name, const struct add_opts *o, const ch
 }
 
 static int
-cmd_add(struct auth_ctx *c, int argc, char **argv)
+cmd_add(void *arg, int argc, char **argv)
 {
+	struct auth_ctx *c = arg;
 	struct add_opts o;
 	char phc[AUTH_PHC_MAX] = "";
 
-	if (argc < 3 || parse_add(argc, argv, &o) < 0)
+	if (argc < 2 || parse_add(argc, argv, &o) < 0)
 		return 2;
 	if (!o.enrol && hash_stdin(&c->s, phc) < 0)
 		return 1;
-	return add_one(c, argv[2], &o, phc) == 0 ? 0 : 1;
+	return add_one(c, argv[1], &o, phc) == 0 ? 0 : 1;
 }
 
 /* Runs `sql` with ?1 = user id and ?2 = text, bumps the epoch; one tx. */
@@ -292,29 +284,32 @@ out:
 }
 
 static int
-cmd_passwd(struct auth_ctx *c, const char *name)
+cmd_passwd(void *arg, int argc, char **argv)
 {
+	struct auth_ctx *c = arg;
+	const char *name = argv[1];
 	char phc[AUTH_PHC_MAX];
 
+	if (argc != 2)
+		return 2;
 	if (hash_stdin(&c->s, phc) < 0)
 		return 1;
 	return change_user(c, name, "UPDATE users SET pw = ?2 WHERE id = ?1", phc, true) ? 1 : 0;
 }
 
 static int
-cmd_lockdown(struct auth_ctx *c, int argc, char **argv)
+cmd_lockdown(void *arg, int argc, char **argv)
 {
+	struct auth_ctx *c = arg;
 	char list[AUTH_LOCKDOWN_MAX + 1] = "", err[200];
 	size_t n = 0;
 
-	if (argc == 4 && strcmp(argv[3], "--clear") == 0)
-		return change_user(c, argv[2], "UPDATE users SET lockdown = '' WHERE id = ?1",
+	if (argc == 3 && strcmp(argv[2], "--clear") == 0)
+		return change_user(c, argv[1], "UPDATE users SET lockdown = '' WHERE id = ?1",
 		    NULL, true) ? 1 : 0;
-	if (argc < 5 || strcmp(argv[3], "--allow") != 0) {
-		fputs(usage_text, stderr);
+	if (argc < 4 || strcmp(argv[2], "--allow") != 0)
 		return 2;
-	}
-	for (int i = 4; i < argc; i++) {
+	for (int i = 3; i < argc; i++) {
 		if (auth_cidr_list_check(argv[i], err, sizeof(err)) < 0 || strchr(argv[i], ' ') ||
 		    n + strlen(argv[i]) + 1 > AUTH_LOCKDOWN_MAX) {
 			fprintf(stderr, "pbxgate: lockdown: \"%s\": %s\n", argv[i],
@@ -324,16 +319,20 @@ cmd_lockdown(struct auth_ctx *c, int argc, char **argv)
 		}
 		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", n ? " " : "", argv[i]);
 	}
-	return change_user(c, argv[2], "UPDATE users SET lockdown = ?2 WHERE id = ?1",
+	return change_user(c, argv[1], "UPDATE users SET lockdown = ?2 WHERE id = ?1",
 	    list, true) ? 1 : 0;
 }
 
 static int
-cmd_totp_reset(struct auth_ctx *c, const char *name)
+cmd_totp_reset(void *arg, int argc, char **argv)
 {
+	struct auth_ctx *c = arg;
+	const char *name = argv[1];
 	char folded[AUTH_NAME_MAX + 1];
 	struct auth_user u;
 
+	if (argc != 2)
+		return 2;
 	if (change_user(c, name, "UPDATE users SET totp = NULL, totp_kid = 0 WHERE id = ?1",
 	    NULL, true) < 0)
 		return 1;
@@ -351,10 +350,13 @@ cmd_totp_reset(struct auth_ctx *c, const char *name)
 }
 
 static int
-cmd_list(struct auth_ctx *c)
+cmd_list(void *arg, int argc, char **argv)
 {
+	struct auth_ctx *c = arg;
 	sqlite3_stmt *st;
 
+	if (argc != 1)
+		return 2;
 	if (sqlite3_prepare_v2(c->db, "SELECT name, admin, disabled, totp IS NOT NULL,"
 	    " pw != '', email, groups FROM users ORDER BY name", -1, &st, NULL) != SQLITE_OK)
 		return 1;
@@ -370,11 +372,15 @@ cmd_list(struct auth_ctx *c)
 }
 
 static int
-cmd_show(struct auth_ctx *c, const char *name)
+cmd_show(void *arg, int argc, char **argv)
 {
+	struct auth_ctx *c = arg;
+	const char *name = argv[1];
 	char folded[AUTH_NAME_MAX + 1];
 	struct auth_user u;
 
+	if (argc != 2)
+		return 2;
 	if (auth_name_fold(name, folded) < 0 || auth_user_get(c, folded, 0, &u) != 0) {
 		fprintf(stderr, "pbxgate: no user \"%s\"\n", name);
 		return 1;
@@ -387,107 +393,291 @@ cmd_show(struct auth_ctx *c, const char *name)
 	return 0;
 }
 
-/* "name,role,email,groups" per line; groups separated by ';'. No quoting:
- * a line with a quote is refused rather than guessed at. */
-static int
-import_line(struct auth_ctx *c, char *line, const char *file, unsigned lineno)
-{
-	char *f[4] = { NULL }, *save = NULL, *p = line;
-	struct add_opts o;
-	int nf = 0;
+/* ---- `user import`: one CSV file, one transaction ---- */
 
-	line[strcspn(line, "\r\n")] = '\0';
-	if (*line == '\0' || *line == '#' || (lineno == 1 && strncmp(line, "name,", 5) == 0))
-		return 0;
-	if (strchr(line, '"') != NULL) {
-		fprintf(stderr, "%s:%u: quoted CSV fields are not supported\n", file, lineno);
+#define IMPORT_MAX       10000		/* users per file */
+#define IMPORT_BYTES_MAX (8u << 20)	/* whole file, read at once */
+
+struct import_row {
+	unsigned line;
+	char     name[AUTH_NAME_MAX + 1];
+	char     tok[65];	/* enrolment token, printed after the commit */
+};
+
+struct import {
+	struct auth_ctx   *c;
+	const char        *file;
+	struct import_row *rows;	/* IMPORT_MAX of them */
+	size_t             n;
+	unsigned           records, errors;
+	time_t             now;
+};
+
+static void import_error(struct import *, unsigned, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* "FILE:LINE: message", counted: the import fails if there is any. */
+static void
+import_error(struct import *im, unsigned line, const char *fmt, ...)
+{
+	va_list ap;
+
+	im->errors++;
+	fprintf(stderr, "%s:%u: ", im->file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* role, email and groups of one record into o; -1 after saying why. */
+static int
+import_opts(struct import *im, unsigned line, char **f, size_t nf,
+    struct add_opts *o)
+{
+	char *save = NULL;
+
+	memset(o, 0, sizeof(*o));
+	o->role = nf > 1 && *f[1] != '\0' ? f[1] : "user";
+	o->email = nf > 2 ? f[2] : "";
+	o->enrol = true;
+	if (strcmp(o->role, "admin") != 0 && strcmp(o->role, "user") != 0) {
+		import_error(im, line, "role \"%s\": expected admin or user (or "
+		    "empty for user)", o->role);
 		return -1;
 	}
-	for (; nf < 4 && p != NULL; nf++)
-		f[nf] = strsep(&p, ",");
-	if (p != NULL || f[0] == NULL || *f[0] == '\0') {
-		fprintf(stderr, "%s:%u: expected name,role,email,groups\n", file, lineno);
+	if (*o->email != '\0' && check_email(o->email) < 0) {
+		import_error(im, line, "bad e-mail address \"%s\"", o->email);
 		return -1;
 	}
-	memset(&o, 0, sizeof(o));
-	o.role = f[1] != NULL && *f[1] ? f[1] : "user";
-	o.email = f[2] != NULL ? f[2] : "";
-	o.enrol = true;
-	if (strcmp(o.role, "admin") != 0 && strcmp(o.role, "user") != 0) {
-		fprintf(stderr, "%s:%u: role must be admin or user\n", file, lineno);
-		return -1;
-	}
-	if (*o.email != '\0' && check_email(o.email) < 0) {
-		fprintf(stderr, "%s:%u: bad e-mail address\n", file, lineno);
-		return -1;
-	}
-	for (char *g = f[3] != NULL ? strtok_r(f[3], ";", &save) : NULL; g != NULL;
-	    g = strtok_r(NULL, ";", &save))
-		if (add_group(&o, g) < 0) {
-			fprintf(stderr, "%s:%u: bad group\n", file, lineno);
+	for (char *g = nf > 3 ? strtok_r(f[3], ";", &save) : NULL; g != NULL;
+	    g = strtok_r(NULL, ";", &save)) {
+		size_t n = strlen(o->groups);
+
+		if (check_group(g) < 0 || n + strlen(g) + 1 > AUTH_GROUPS_MAX) {
+			import_error(im, line, "group \"%s\": use letters, digits, "
+			    ". _ - (groups at most %d bytes in all)", g, AUTH_GROUPS_MAX);
 			return -1;
 		}
-	if (add_one(c, f[0], &o, "") < 0) {
-		fprintf(stderr, "%s:%u: user not added\n", file, lineno);
-		return -1;
+		snprintf(o->groups + n, sizeof(o->groups) - n, "%s%s", n ? "," : "", g);
 	}
 	return 0;
 }
 
-static int
-cmd_import(struct auth_ctx *c, const char *file)
+/* The user of one record, inserted in the import's transaction. */
+static void
+import_user(struct import *im, unsigned line, const char *name,
+    const struct add_opts *o)
 {
-	FILE *fp = fopen(file, "r");
-	char line[CSV_LINE];
-	unsigned lineno = 0, errors = 0;
+	struct import_row *r = &im->rows[im->n];
+	int64_t uid = 0;
+	int rc;
+
+	if (auth_name_fold(name, r->name) < 0) {
+		import_error(im, line, "bad user name \"%s\": 1-%d characters from "
+		    "a-z 0-9 . _ @ - (ASCII), starting with a letter or digit", name,
+		    AUTH_NAME_MAX);
+		return;
+	}
+	rc = insert_user(im->c, r->name, o, "", &uid);
+	if (rc == 1) {
+		for (size_t i = 0; i < im->n; i++)
+			if (strcmp(im->rows[i].name, r->name) == 0) {
+				import_error(im, line, "the same user as line %u (names "
+				    "are compared ignoring case)", im->rows[i].line);
+				return;
+			}
+		import_error(im, line, "user \"%s\" already exists", r->name);
+		return;
+	}
+	if (rc < 0 || auth_enrol_token_new(im->c, uid, im->now, r->tok) < 0) {
+		import_error(im, line, "cannot add the user: %s",
+		    sqlite3_errmsg(im->c->db));
+		return;
+	}
+	r->line = line;
+	im->n++;
+}
+
+/* One CSV record: name,role,email,groups (groups separated by ';'). A
+ * first record naming the column "name" is a header; a record whose name
+ * starts with '#' is a comment (no user name can). */
+static void
+import_record(void *arg, unsigned line, char **f, size_t nf, const char *err)
+{
+	struct import *im = arg;
+	struct add_opts o;
+
+	if (++im->records > IMPORT_MAX) {
+		if (im->records == IMPORT_MAX + 1)
+			import_error(im, line, "more than %d users in one file",
+			    IMPORT_MAX);
+		return;
+	}
+	if (err != NULL) {
+		import_error(im, line, "%s", err);
+		return;
+	}
+	if ((im->records == 1 && strcasecmp(f[0], "name") == 0) || f[0][0] == '#')
+		return;
+	if (nf > 4) {
+		import_error(im, line, "%zu fields: expected name,role,email,groups "
+		    "(quote a field that holds a comma)", nf);
+		return;
+	}
+	if (f[0][0] == '\0') {
+		import_error(im, line, "empty user name");
+		return;
+	}
+	if (import_opts(im, line, f, nf, &o) == 0)
+		import_user(im, line, f[0], &o);
+}
+
+/* The whole file in memory (bounded): libcsv is fed it line by line. */
+static char *
+import_read(const char *file, size_t *len)
+{
+	FILE *fp = fopen(file, "rb");
+	char *buf;
 
 	if (fp == NULL) {
 		fprintf(stderr, "pbxgate: %s: cannot open: %m\n", file);
-		return 1;
+		return NULL;
 	}
-	while (fgets(line, sizeof(line), fp) != NULL && lineno < IMPORT_MAX) {
-		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(fp)) {
-			fprintf(stderr, "%s:%u: line longer than %d bytes\n", file, lineno, CSV_LINE);
-			errors++;
-			break;
+	if ((buf = malloc(IMPORT_BYTES_MAX + 1)) != NULL) {
+		*len = fread(buf, 1, IMPORT_BYTES_MAX + 1, fp);
+		if (ferror(fp) || *len > IMPORT_BYTES_MAX) {
+			fprintf(stderr, "pbxgate: %s: %s\n", file, ferror(fp) ?
+			    "read error" : "larger than 8 MiB: split the file");
+			free(buf);
+			buf = NULL;
 		}
-		if (import_line(c, line, file, lineno) < 0)
-			errors++;
 	}
 	fclose(fp);
-	return errors ? 1 : 0;
+	return buf;
+}
+
+/* Prints name,link for every user once the transaction is committed. */
+static void
+import_print(struct import *im)
+{
+	for (size_t i = 0; i < im->n; i++)
+		printf("%s,%s%senrol?t=%s\n", im->rows[i].name, im->c->s.public_url,
+		    AUTH_PREFIX, im->rows[i].tok);
 }
 
 static int
-dispatch(struct auth_ctx *c, int argc, char **argv)
+import_file(struct import *im, const char *buf, size_t len)
 {
-	const char *cmd = argv[1], *name = argc > 2 ? argv[2] : NULL;
+	const char *why;
+	unsigned bad;
 
-	if (strcmp(cmd, "add") == 0)
-		return cmd_add(c, argc, argv);
-	if (strcmp(cmd, "list") == 0)
-		return argc == 2 ? cmd_list(c) : 2;
-	if (strcmp(cmd, "lockdown") == 0)
-		return cmd_lockdown(c, argc, argv);
-	if (argc != 3)
-		return 2;
-	if (strcmp(cmd, "import") == 0)
-		return cmd_import(c, name);
-	if (strcmp(cmd, "passwd") == 0)
-		return cmd_passwd(c, name);
-	if (strcmp(cmd, "show") == 0)
-		return cmd_show(c, name);
-	if (strcmp(cmd, "totp-reset") == 0)
-		return cmd_totp_reset(c, name);
-	if (strcmp(cmd, "disable") == 0 || strcmp(cmd, "enable") == 0)
-		return change_user(c, name, cmd[0] == 'd' ?
-		    "UPDATE users SET disabled = 1 WHERE id = ?1" :
-		    "UPDATE users SET disabled = 0 WHERE id = ?1", NULL, true) ? 1 : 0;
-	if (strcmp(cmd, "del") == 0)
-		return change_user(c, name, "DELETE FROM users WHERE id = ?1", NULL, false) ? 1 : 0;
-	return 2;
+	if (auth_store_begin(im->c) < 0) {
+		fprintf(stderr, "pbxgate: %s: cannot start a transaction: %s\n",
+		    im->file, sqlite3_errmsg(im->c->db));
+		return 1;
+	}
+	if (auth_csv_rows(buf, len, import_record, im, &bad, &why) < 0)
+		import_error(im, bad, "%s", why);
+	if (im->errors == 0 && im->n == 0) {
+		fprintf(stderr, "pbxgate: %s: no users in the file\n", im->file);
+		im->errors++;
+	}
+	if (im->errors == 0 && auth_store_commit(im->c) == 0) {
+		import_print(im);
+		return 0;
+	}
+	if (im->errors == 0)
+		fprintf(stderr, "pbxgate: %s: cannot commit: %s\n", im->file,
+		    sqlite3_errmsg(im->c->db));
+	auth_store_rollback(im->c);
+	fprintf(stderr, "pbxgate: %s: nothing imported (%u error%s)\n",
+	    im->file, im->errors ? im->errors : 1, im->errors == 1 ? "" : "s");
+	return 1;
 }
+
+/* All or nothing: every record is checked and inserted in one transaction,
+ * every bad line is reported, and links are printed only after the commit. */
+static int
+cmd_import(void *arg, int argc, char **argv)
+{
+	struct import im = { .c = arg, .file = argv[1], .now = time(NULL) };
+	size_t len;
+	char *buf;
+	int rc;
+
+	if (argc != 2)
+		return 2;
+	if (im.c->s.public_url == NULL) {
+		fprintf(stderr, "pbxgate: user import prints enrolment links: set "
+		    "\"public_url https://HOST\" in the config\n");
+		return 1;
+	}
+	if ((buf = import_read(im.file, &len)) == NULL)
+		return 1;
+	if ((im.rows = calloc(IMPORT_MAX, sizeof(*im.rows))) == NULL) {
+		free(buf);
+		return 1;
+	}
+	rc = import_file(&im, buf, len);
+	OPENSSL_cleanse(im.rows, IMPORT_MAX * sizeof(*im.rows));
+	free(im.rows);
+	free(buf);
+	return rc;
+}
+
+static int
+set_disabled(void *arg, int argc, char **argv, const char *sql)
+{
+	if (argc != 2)
+		return 2;
+	return change_user(arg, argv[1], sql, NULL, true) ? 1 : 0;
+}
+
+static int
+cmd_disable(void *arg, int argc, char **argv)
+{
+	return set_disabled(arg, argc, argv, "UPDATE users SET disabled = 1 WHERE id = ?1");
+}
+
+static int
+cmd_enable(void *arg, int argc, char **argv)
+{
+	return set_disabled(arg, argc, argv, "UPDATE users SET disabled = 0 WHERE id = ?1");
+}
+
+static int
+cmd_del(void *arg, int argc, char **argv)
+{
+	if (argc != 2)
+		return 2;
+	return change_user(arg, argv[1], "DELETE FROM users WHERE id = ?1", NULL, false) ? 1 : 0;
+}
+
+const struct cli_cmd auth_user_cmds[] = {
+	{ "add", cmd_add, "NAME [--role admin|user] [--email E] [--group G]... [--enrol]",
+	    "add a user; the password is read from standard input",
+	    "  --enrol  no password: print an enrolment link (needs public_url)\n",
+	    NULL, 0 },
+	{ "import", cmd_import, "FILE.csv",
+	    "add the users of a CSV file, all or none; prints enrolment links",
+	    "  columns name,role,email,groups (RFC 4180 quoting; groups separated\n"
+	    "  by ';'); a first line starting with \"name\" is a header\n", NULL, 0 },
+	{ "passwd", cmd_passwd, "NAME", "set a password read from standard input",
+	    NULL, NULL, 0 },
+	{ "disable", cmd_disable, "NAME", "refuse the user's logins and end their sessions",
+	    NULL, NULL, 0 },
+	{ "enable", cmd_enable, "NAME", "allow a disabled user again", NULL, NULL, 0 },
+	{ "del", cmd_del, "NAME", "delete a user", NULL, NULL, 0 },
+	{ "show", cmd_show, "NAME", "print one user", NULL, NULL, 0 },
+	{ "list", cmd_list, "", "print every user, one per line", NULL, NULL, 0 },
+	{ "lockdown", cmd_lockdown, "NAME --allow CIDR... | NAME --clear",
+	    "limit a user's sessions to source addresses, or lift the limit",
+	    NULL, NULL, 0 },
+	{ "totp-reset", cmd_totp_reset, "NAME",
+	    "remove the user's authenticator and recovery codes", NULL, NULL, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, NULL, 0 },
+};
 
 int
 auth_cmd_user(const struct auth_settings *s, int argc, char **argv)
@@ -496,19 +686,16 @@ auth_cmd_user(const struct auth_settings *s, int argc, char **argv)
 	char err[512];
 	int rc;
 
-	if (argc < 2) {
-		fputs(usage_text, stderr);
-		return 2;
-	}
+	/* a usage error is found before the store is opened (or created) */
+	if (argc < 2)
+		return cli_dispatch(auth_user_cmds, "pbxgate user", NULL, argc - 1, argv + 1);
 	if ((c = auth_open(s, NULL, NULL, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "pbxgate: %s\n", err);
 		return 1;
 	}
 	pthread_mutex_lock(&c->db_mu);
-	rc = dispatch(c, argc, argv);
+	rc = cli_dispatch(auth_user_cmds, "pbxgate user", c, argc - 1, argv + 1);
 	pthread_mutex_unlock(&c->db_mu);
 	auth_close(c);
-	if (rc == 2)
-		fputs(usage_text, stderr);
 	return rc;
 }

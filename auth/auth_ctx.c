@@ -13,7 +13,11 @@
 /* The pages' only style; its hash goes into the CSP (style-src). */
 const char auth_style[] =
     "body{font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em}"
-    "label{display:block;margin-top:1em}input{font-size:1em}"
+    "label{display:block;margin-top:1em}"
+    /* a phone is 360-390 px wide: no control may be wider than the page */
+    "input,textarea,button{font-size:1em;max-width:100%;box-sizing:border-box}"
+    "textarea{width:100%}input[type=checkbox]{margin-right:.5em}"
+    "li{overflow-wrap:anywhere}"
     ".err{color:#a00}.qr svg{width:14em;height:14em}code{word-break:break-all}";
 
 static int

@@ -80,13 +80,57 @@ list_logins(struct auth_page *pg, struct auth_buf *b, const struct auth_identity
 	auth_buf_add(b, "</ul>");
 }
 
+/* One labelled input. The same name is posted by several forms (each
+ * asks for the current password and a code), so the element id is the
+ * name under the form's own prefix: ids stay unique on the page. */
 static void
-field(struct auth_buf *b, const char *name, const char *label, const char *type,
-    const char *ac)
+field(struct auth_buf *b, const char *form, const char *name, const char *label,
+    const char *type, const char *ac)
 {
-	auth_buf_addf(b, "<label for=\"%s\">%s</label><input id=\"%s\" name=\"%s\" "
-	    "type=\"%s\" autocomplete=\"%s\" maxlength=\"1024\">", name, label, name,
-	    name, type, ac);
+	auth_buf_addf(b, "<label for=\"%s-%s\">%s</label><input id=\"%s-%s\" "
+	    "name=\"%s\" type=\"%s\" autocomplete=\"%s\" maxlength=\"1024\">",
+	    form, name, label, form, name, name, type, ac);
+}
+
+/* The current password and a code: what every change asks for again. */
+static void
+reauth_fields(struct auth_buf *b, enum auth_lang l, const char *form)
+{
+	field(b, form, "current", auth_msg(l, M_CURRENT_PW), "password",
+	    "current-password");
+	field(b, form, "code", auth_msg(l, M_CODE), "text", "one-time-code");
+}
+
+static void
+form_open(struct auth_page *pg, struct auth_buf *b, const char *id)
+{
+	auth_buf_addf(b, "<form id=\"%s\" method=\"post\" "
+	    "action=\"/_pbxgate/account\">", id);
+	auth_csrf_field(pg, b);
+}
+
+static void
+form_lockdown(struct auth_page *pg, struct auth_buf *b,
+    const struct auth_identity *id)
+{
+	enum auth_lang l = pg->lang;
+
+	auth_buf_addf(b, "<h2>%s</h2>", auth_msg(l, M_LOCKDOWN));
+	form_open(pg, b, "lock");
+	auth_buf_addf(b, "<input type=\"hidden\" name=\"action\" value=\"lockdown\">"
+	    "<label for=\"lockdown\">%s</label><textarea id=\"lockdown\" "
+	    "name=\"lockdown\" rows=\"4\" cols=\"40\">",
+	    auth_msg(l, M_LOCKDOWN_HINT));
+	for (const char *p = id->lockdown; *p != '\0'; p++) {
+		char one[2] = { *p == ' ' ? '\n' : *p, '\0' };
+		auth_buf_esc(b, one);
+	}
+	auth_buf_addf(b, "</textarea><label for=\"lock-confirm\"><input "
+	    "id=\"lock-confirm\" type=\"checkbox\" name=\"confirm\" value=\"1\"> "
+	    "%s</label>", auth_msg(l, M_LOCKDOWN_CONFIRM));
+	reauth_fields(b, l, "lock");
+	auth_buf_addf(b, "<p><button type=\"submit\">%s</button></p></form>",
+	    auth_msg(l, M_SAVE));
 }
 
 static void
@@ -94,42 +138,25 @@ forms(struct auth_page *pg, struct auth_buf *b, const struct auth_identity *id)
 {
 	enum auth_lang l = pg->lang;
 
-	auth_buf_addf(b, "<h2>%s</h2><form method=\"post\" action=\"/_pbxgate/account\">",
-	    auth_msg(l, M_CHANGE_PW));
-	auth_csrf_field(pg, b);
+	auth_buf_addf(b, "<h2>%s</h2>", auth_msg(l, M_CHANGE_PW));
+	form_open(pg, b, "pw");
 	auth_buf_add(b, "<input type=\"hidden\" name=\"action\" value=\"password\">");
-	field(b, "current", auth_msg(l, M_CURRENT_PW), "password", "current-password");
-	field(b, "new", auth_msg(l, M_NEW_PW), "password", "new-password");
-	field(b, "new2", auth_msg(l, M_PASSWORD2), "password", "new-password");
-	field(b, "code", auth_msg(l, M_CODE), "text", "one-time-code");
+	field(b, "pw", "current", auth_msg(l, M_CURRENT_PW), "password",
+	    "current-password");
+	field(b, "pw", "new", auth_msg(l, M_NEW_PW), "password", "new-password");
+	field(b, "pw", "new2", auth_msg(l, M_PASSWORD2), "password", "new-password");
+	field(b, "pw", "code", auth_msg(l, M_CODE), "text", "one-time-code");
 	auth_buf_addf(b, "<p><button type=\"submit\">%s</button></p></form>", auth_msg(l, M_SAVE));
 
-	auth_buf_addf(b, "<h2>%s / %s</h2><form method=\"post\" action=\"/_pbxgate/account\">",
-	    auth_msg(l, M_TOTP), auth_msg(l, M_RECOVERY));
-	auth_csrf_field(pg, b);
-	field(b, "current", auth_msg(l, M_CURRENT_PW), "password", "current-password");
-	field(b, "code", auth_msg(l, M_CODE), "text", "one-time-code");
+	auth_buf_addf(b, "<h2>%s / %s</h2>", auth_msg(l, M_TOTP), auth_msg(l, M_RECOVERY));
+	form_open(pg, b, "totp");
+	reauth_fields(b, l, "totp");
 	auth_buf_addf(b, "<p><button type=\"submit\" name=\"action\" value=\"recovery\">%s"
 	    "</button> <button type=\"submit\" name=\"action\" value=\"totp\">%s</button>"
 	    "</p></form>", auth_msg(l, M_NEW_RECOVERY), auth_msg(l, M_REENROL));
 
-	auth_buf_addf(b, "<h2>%s</h2><p>%s</p><form method=\"post\" action=\"/_pbxgate/account\">",
-	    auth_msg(l, M_LOCKDOWN), auth_msg(l, M_LOCKDOWN_HINT));
-	auth_csrf_field(pg, b);
-	auth_buf_add(b, "<input type=\"hidden\" name=\"action\" value=\"lockdown\">"
-	    "<textarea id=\"lockdown\" name=\"lockdown\" rows=\"4\" cols=\"40\" "
-	    "aria-label=\"lockdown\">");
-	for (const char *p = id->lockdown; *p != '\0'; p++) {
-		char one[2] = { *p == ' ' ? '\n' : *p, '\0' };
-		auth_buf_esc(b, one);
-	}
-	auth_buf_addf(b, "</textarea><label><input type=\"checkbox\" name=\"confirm\" "
-	    "value=\"1\"> %s</label>", auth_msg(l, M_LOCKDOWN_CONFIRM));
-	field(b, "current", auth_msg(l, M_CURRENT_PW), "password", "current-password");
-	field(b, "code", auth_msg(l, M_CODE), "text", "one-time-code");
-	auth_buf_addf(b, "<p><button type=\"submit\">%s</button></p></form>",
-	    auth_msg(l, M_SAVE));
-	auth_buf_addf(b, "<form method=\"post\" action=\"/_pbxgate/logout\">");
+	form_lockdown(pg, b, id);
+	auth_buf_addf(b, "<form id=\"logout\" method=\"post\" action=\"/_pbxgate/logout\">");
 	auth_csrf_field(pg, b);
 	auth_buf_addf(b, "<p><button type=\"submit\">%s</button></p></form>",
 	    auth_msg(l, M_SIGN_OUT));

@@ -169,6 +169,22 @@ bool auth_reg_blocked(struct auth_ctx *, const char *key, int64_t now);
 int  auth_reg_fail(struct auth_ctx *, const char *key, int64_t now);
 void auth_reg_clear(struct auth_ctx *, const char *key);
 
+/* ---- auth_csv.c: records of `pbxgate user import` ---- */
+#define AUTH_CSV_FIELDS        8	/* kept per record; more are only counted */
+#define AUTH_CSV_FIELD_MAX     1024
+#define AUTH_CSV_FIELD_MAX_STR "1024"
+/* One record: fields[0..min(nf, AUTH_CSV_FIELDS)) NUL-terminated, valid
+ * during the call; err is NULL or what is wrong with the record (a field
+ * too long or holding a NUL byte). line is where the record starts. */
+typedef void (*auth_csv_row_fn)(void *arg, unsigned line, char **fields,
+    size_t nf, const char *err);
+/* Parses buf (RFC 4180: quoted fields, "" inside quotes, line breaks in
+ * quotes, CRLF or LF, an optional UTF-8 BOM; blank lines skipped) and calls
+ * fn for each record. -1 when the quoting is malformed: records after it
+ * cannot be told apart, so parsing stops; *bad_line and *why say where. */
+int  auth_csv_rows(const char *buf, size_t len, auth_csv_row_fn fn, void *arg,
+    unsigned *bad_line, const char **why);
+
 /* ---- auth_session.c ---- */
 /* sid_out (may be NULL) receives the new session id in hex. */
 int  auth_session_new(struct auth_ctx *, const struct auth_user *u,

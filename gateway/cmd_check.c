@@ -1,6 +1,5 @@
 /* cmd_check.c -- `pbxgate check [-c FILE]`: validate a configuration like
  * `nginx -t`, building its TLS contexts and policy too. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,44 +112,15 @@ check_user_names(const struct gw_config *cfg, struct check_state *st)
 	free(rn);
 }
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: pbxgate check [-c FILE]\n"
-	    "  -c, --config FILE  configuration file to check (default "
-	    PBXGATE_DEFAULT_CONF ")\n"
-	    "  -h, --help         this text\n");
-}
-
 int
-gw_cmd_check(int argc, char **argv)
+gw_cmd_check(const char *path, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct check_state st = { 0, 0 };
 	struct gw_config *cfg;
-	const char *path = NULL;
-	int ch;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			path = optarg;
-			break;
-		case 'h':
-			usage();
-			return 0;
-		default:
-			usage();
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		usage();
+	if (argc != 1) {
+		fprintf(stderr, "pbxgate check: unexpected argument \"%s\"\n",
+		    argv[1]);
 		return 2;
 	}
 	if (path == NULL)

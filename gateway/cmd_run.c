@@ -3,7 +3,6 @@
  * logs) and SIGTERM (drain), telling the service manager each step. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -477,30 +476,19 @@ run_cleanup(struct run_state *s)
 }
 
 int
-gw_cmd_run(int argc, char **argv)
+gw_cmd_run(const char *path, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "debug", no_argument, NULL, 'd' },
-		{ NULL, 0, NULL, 0 }
-	};
-	const char *path = NULL;
 	struct run_state *s;
 	char err[GW_ERRLEN] = "";
-	int ch, rc = 0;
+	int rc = 0;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:d", opts, NULL)) != -1) {
-		if (ch == 'c')
-			path = optarg;
-		else if (ch == 'd')
-			gw_log_set_level(GW_LOG_DEBUG);
-		else
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-d") != 0 && strcmp(argv[i], "--debug") != 0) {
+			fprintf(stderr, "pbxgate run: unknown argument \"%s\"\n",
+			    argv[i]);
 			return 2;
-	}
-	if (optind != argc) {
-		fprintf(stderr, "usage: pbxgate run [-d] [-c FILE]\n");
-		return 2;
+		}
+		gw_log_set_level(GW_LOG_DEBUG);
 	}
 	if (path == NULL)
 		path = PBXGATE_DEFAULT_CONF;

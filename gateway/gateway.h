@@ -172,13 +172,16 @@ void gw_log_set_level(enum gw_loglevel);
 /* JSON string escaping into a bounded buffer; returns bytes written. */
 size_t gw_json_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
 
-/* main entry points for subcommands (cli.c). */
-int gw_cmd_run(int argc, char **argv);
+/* `pbxgate run` (cmd_run.c) and `pbxgate check` (cmd_check.c), called from
+ * main.c's command table. `path` is the -c FILE main.c took out of argv, or
+ * NULL for PBXGATE_DEFAULT_CONF; argv[0] is the command word. Exit status:
+ * 0 ok, 1 failure, 2 usage error. */
+int gw_cmd_run(const char *path, int argc, char **argv);
+int gw_cmd_check(const char *path, int argc, char **argv);
 /* privdrop.c: become `user` (uid, gid, its supplementary groups); a no-op
  * for NULL or when already that user. gw_check_owner: -1 with a message
  * saying how to fix it when PATH exists and `user` does not own it. */
 int gw_drop_privileges(const char *user, char *err, size_t errlen);
 int gw_check_owner(const char *path, const char *user, char *err, size_t errlen);
-int gw_cmd_check(int argc, char **argv);
 
 #endif

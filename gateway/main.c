@@ -1,26 +1,18 @@
-/* main.c -- pbxgate's command line: one binary, one subcommand each. */
+/* main.c -- pbxgate's command line: one binary, one table of commands. */
 #include <stdio.h>
 #include <string.h>
 
-#include <getopt.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "gateway/gateway.h"
 
-static void
-usage(FILE *f)
-{
-	fprintf(f,
-	    "usage: pbxgate COMMAND [options]\n"
-	    "  run [-c FILE]                  run the gateway in the foreground\n"
-	    "  check [-c FILE]                validate a configuration (and its policy)\n"
-	    "  policy explain [-c FILE] ...   show how the policy judges a request\n"
-	    "  user SUBCOMMAND [-c FILE] ...  manage gateway users (see pbxgate(8))\n"
-	    "  hash [-c FILE]                 print an Argon2id hash of stdin\n"
-	    "  scrub [-c FILE] [--explain]    scrub one message from stdin to stdout\n"
-	    "  version, -V                    print the version\n"
-	    "FILE defaults to " PBXGATE_DEFAULT_CONF " (hash: built-in cost)\n");
-}
+#define ARGS_MAX 256
+
+/* What main() takes out of argv before any command sees it. */
+struct main_opts {
+	const char *config;	/* -c FILE, or NULL for the default */
+};
 
 static void
 report(void *arg, bool warning, const char *msg)
@@ -28,12 +20,11 @@ report(void *arg, bool warning, const char *msg)
 	fprintf(stderr, "%s: %s\n", warning ? "warning" : "error", msg);
 }
 
-#define ARGS_MAX 256
-
 /* Takes "-c FILE", "--config FILE" or "--config=FILE" (the first one, in
- * any position after the subcommand) out of argv, once, here: no module's
- * own option parser has to know them. rest gets the other words, argv[0]
- * first, NULL-terminated; -1 when there are more than ARGS_MAX. */
+ * any position after the command word) out of argv, here and nowhere
+ * else: no command's own option parsing has to know them. rest gets the
+ * other words, argv[0] first, NULL-terminated. -1 (a usage error) for more
+ * than ARGS_MAX words or a -c with no FILE after it. */
 static int
 take_config(int argc, char **argv, const char **path, char *rest[ARGS_MAX + 1])
 {
@@ -45,12 +36,17 @@ take_config(int argc, char **argv, const char **path, char *rest[ARGS_MAX + 1])
 		return -1;
 	}
 	for (int i = 0; i < argc; i++) {
-		const char *v = NULL;
+		const char *v;
 
 		if (i > 0 && (strcmp(argv[i], "-c") == 0 ||
-		    strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+		    strcmp(argv[i], "--config") == 0)) {
+			if (i + 1 == argc) {
+				fprintf(stderr, "pbxgate: %s needs a FILE\n",
+				    argv[i]);
+				return -1;
+			}
 			v = argv[++i];
-		else if (i > 0 && strncmp(argv[i], "--config=", 9) == 0)
+		} else if (i > 0 && strncmp(argv[i], "--config=", 9) == 0)
 			v = argv[i] + 9;
 		else {
 			rest[n++] = argv[i];
@@ -63,7 +59,7 @@ take_config(int argc, char **argv, const char **path, char *rest[ARGS_MAX + 1])
 	return n;
 }
 
-/* Subcommands of other modules get the parsed settings, no runtime. */
+/* Commands of other modules get the parsed settings, no runtime. */
 static struct gw_config *
 load_settings(const char *cmd, const char *path, bool required)
 {
@@ -78,41 +74,6 @@ load_settings(const char *cmd, const char *path, bool required)
 		fprintf(stderr, "pbxgate %s: %s: configuration has errors\n",
 		    cmd, path);
 	return cfg;
-}
-
-static int
-cmd_policy(int argc, char **argv)
-{
-	struct gw_config *cfg;
-	struct pol_policy *pol;
-	char *av[ARGS_MAX + 1];
-	const char *path;
-	int rc, n = take_config(argc, argv, &path, av);
-
-	if (n < 0)
-		return 2;
-	if (n < 2 || strcmp(av[1], "explain") != 0) {
-		fprintf(stderr, "usage: pbxgate policy explain -c FILE --ip ADDR ...\n");
-		return 2;
-	}
-	cfg = load_settings("explain", path, true);
-	if (cfg == NULL)
-		return 2;
-	if (cfg->policy_file == NULL) {
-		fprintf(stderr, "pbxgate policy explain: %s has no policy line\n",
-		    cfg->path);
-		gw_config_unref(cfg);
-		return 2;
-	}
-	pol = pol_load(cfg->policy_file, cfg->geoip_db, report, NULL);
-	if (pol == NULL) {
-		gw_config_unref(cfg);
-		return 2;
-	}
-	rc = pol_cmd_explain(pol, n - 2, av + 2);
-	pol_free(pol);
-	gw_config_unref(cfg);
-	return rc;
 }
 
 /* `user` and `hash` run by root create and open what `run` opens after its
@@ -136,73 +97,174 @@ as_service_user(const struct gw_config *cfg, const char *cmd)
 }
 
 static int
-cmd_module(int argc, char **argv)
+cmd_run(void *arg, int argc, char **argv)
 {
-	struct gw_config *cfg = NULL;
-	struct auth_settings defaults;
-	char *av[ARGS_MAX + 1];
-	const char *path;
-	int rc, n = take_config(argc, argv, &path, av);
+	return gw_cmd_run(((struct main_opts *)arg)->config, argc, argv);
+}
 
-	if (n < 0)
+static int
+cmd_check(void *arg, int argc, char **argv)
+{
+	return gw_cmd_check(((struct main_opts *)arg)->config, argc, argv);
+}
+
+/* Exit status 2 also for a config without a usable policy: explain's 1
+ * is a deny, so its errors keep the status its callers already test. */
+static int
+cmd_explain(void *arg, int argc, char **argv)
+{
+	struct gw_config *cfg;
+	struct pol_policy *pol;
+	int rc;
+
+	cfg = load_settings("policy explain", ((struct main_opts *)arg)->config,
+	    true);
+	if (cfg == NULL)
 		return 2;
-	if (strcmp(av[0], "hash") == 0) {
-		/* hash works without a config (the default cost), not with a
-		 * broken one */
-		cfg = load_settings(av[0], path, false);
-		if (cfg == NULL && path != NULL)
-			return 2;
-		if (cfg == NULL) {
-			auth_settings_defaults(&defaults);
-			rc = auth_cmd_hash(&defaults, n, av);
-			auth_settings_free(&defaults);
-			return rc;
-		}
-		rc = as_service_user(cfg, av[0]) < 0 ? 1 :
-		    auth_cmd_hash(&cfg->auth, n, av);
-	} else {
-		cfg = load_settings(av[0], path, true);
-		if (cfg == NULL)	/* scrub: 2 means "rejected by a rule" */
-			return strcmp(av[0], "scrub") == 0 ? 3 : 2;
-		if (strcmp(av[0], "user") == 0)
-			rc = as_service_user(cfg, av[0]) < 0 ? 1 :
-			    auth_cmd_user(&cfg->auth, n, av);
-		else
-			rc = mail_cmd_scrub(&cfg->mail, n, av);
+	if (cfg->policy_file == NULL) {
+		fprintf(stderr, "pbxgate policy explain: %s has no policy line\n",
+		    cfg->path);
+		gw_config_unref(cfg);
+		return 2;
 	}
+	pol = pol_load(cfg->policy_file, cfg->geoip_db, report, NULL);
+	if (pol == NULL) {
+		gw_config_unref(cfg);
+		return 2;
+	}
+	rc = pol_cmd_explain(pol, argc - 1, argv + 1);
+	pol_free(pol);
 	gw_config_unref(cfg);
 	return rc;
 }
 
+static const struct cli_cmd policy_cmds[] = {
+	{ "explain", cmd_explain,
+	    "--ip ADDR [--user U] [--group G]... [--role admin|user] [--mfa]\n"
+	    "       [--path P] [--method M] [--header 'Name: value']... "
+	    "[--lockdown CIDRS] [-c FILE]",
+	    "show which rule decides a request, and why the others do not",
+	    "  exit status: 0 allow, login or mfa; 1 deny; 2 usage error, "
+	    "refused path\n  or a configuration without a usable policy\n",
+	    NULL, CLI_VERDICT },
+	{ NULL, NULL, NULL, NULL, NULL, NULL, 0 },
+};
+
+static int
+cmd_policy(void *arg, int argc, char **argv)
+{
+	return cli_dispatch(policy_cmds, "pbxgate policy", arg, argc - 1,
+	    argv + 1);
+}
+
+static int
+cmd_user(void *arg, int argc, char **argv)
+{
+	struct gw_config *cfg;
+	int rc;
+
+	cfg = load_settings("user", ((struct main_opts *)arg)->config, true);
+	if (cfg == NULL)
+		return CLI_FAIL;
+	rc = as_service_user(cfg, "user") < 0 ? CLI_FAIL :
+	    auth_cmd_user(&cfg->auth, argc, argv);
+	gw_config_unref(cfg);
+	return rc;
+}
+
+/* hash works without a config (the built-in cost), not with a broken one. */
+static int
+cmd_hash(void *arg, int argc, char **argv)
+{
+	const char *path = ((struct main_opts *)arg)->config;
+	struct auth_settings defaults;
+	struct gw_config *cfg;
+	int rc;
+
+	cfg = load_settings("hash", path, false);
+	if (cfg == NULL && path != NULL)
+		return CLI_FAIL;
+	if (cfg == NULL) {
+		auth_settings_defaults(&defaults);
+		rc = auth_cmd_hash(&defaults, argc, argv);
+		auth_settings_free(&defaults);
+		return rc;
+	}
+	rc = as_service_user(cfg, "hash") < 0 ? CLI_FAIL :
+	    auth_cmd_hash(&cfg->auth, argc, argv);
+	gw_config_unref(cfg);
+	return rc;
+}
+
+/* scrub's statuses are its verdict; 3 is its error (see mail.h). */
+static int
+cmd_scrub(void *arg, int argc, char **argv)
+{
+	struct gw_config *cfg;
+	int rc;
+
+	cfg = load_settings("scrub", ((struct main_opts *)arg)->config, true);
+	if (cfg == NULL)
+		return 3;
+	rc = mail_cmd_scrub(&cfg->mail, argc, argv);
+	gw_config_unref(cfg);
+	return rc;
+}
+
+static int
+cmd_version(void *arg, int argc, char **argv)
+{
+	(void)arg;
+	(void)argv;
+	if (argc != 1)
+		return CLI_USAGE;
+	printf("pbxgate %s\n", PBXGATE_VERSION);
+	return CLI_OK;
+}
+
+#define CONF_HELP "  -c, --config FILE  configuration (default " \
+    PBXGATE_DEFAULT_CONF ")\n"
+
+static const struct cli_cmd commands[] = {
+	{ "run", cmd_run, "[-d] [-c FILE]",
+	    "run the gateway in the foreground",
+	    CONF_HELP "  -d, --debug        log at debug level\n", NULL, 0 },
+	{ "check", cmd_check, "[-c FILE]",
+	    "validate a configuration, its TLS files and its policy",
+	    CONF_HELP "  exit status: 0 valid, 1 not valid, 2 usage error\n",
+	    NULL, 0 },
+	{ "policy", cmd_policy, "SUBCOMMAND [-c FILE] ...",
+	    "ask the lockdown policy (policy explain)", NULL, policy_cmds, 0 },
+	{ "user", cmd_user, "SUBCOMMAND [-c FILE] ...",
+	    "manage gateway users (add, import, lockdown, ...)", NULL,
+	    auth_user_cmds, 0 },
+	{ "hash", cmd_hash, "[-c FILE]",
+	    "print an Argon2id hash of the password on standard input",
+	    "  -c, --config FILE  take the Argon2 cost from FILE (default: "
+	    "the built-in cost)\n", NULL, 0 },
+	{ "scrub", cmd_scrub, "[-c FILE] [--explain] < in.eml > out.eml",
+	    "scrub one message from standard input to standard output",
+	    CONF_HELP "  --explain          say on standard error which rule "
+	    "matched which part\n  exit status: 0 nothing scrubbed, 1 scrubbed, "
+	    "2 rejected by a rule, 3 error\n", NULL, CLI_VERDICT },
+	{ "version", cmd_version, "", "print the version (also -V, --version)",
+	    NULL, NULL, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, NULL, 0 },
+};
+
 int
 main(int argc, char **argv)
 {
-	const char *cmd = argc > 1 ? argv[1] : NULL;
+	struct main_opts o;
+	char *av[ARGS_MAX + 1];
+	int n;
 
-	if (cmd == NULL) {
-		usage(stderr);
-		return 2;
-	}
-	if (strcmp(cmd, "run") == 0)
-		return gw_cmd_run(argc - 1, argv + 1);
-	if (strcmp(cmd, "check") == 0)
-		return gw_cmd_check(argc - 1, argv + 1);
-	if (strcmp(cmd, "policy") == 0)
-		return cmd_policy(argc - 1, argv + 1);
-	if (strcmp(cmd, "user") == 0 || strcmp(cmd, "hash") == 0 ||
-	    strcmp(cmd, "scrub") == 0)
-		return cmd_module(argc - 1, argv + 1);
-	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 ||
-	    strcmp(cmd, "-V") == 0) {
+	if (argc > 1 && (strcmp(argv[1], "-V") == 0 ||
+	    strcmp(argv[1], "--version") == 0) && argc == 2) {
 		printf("pbxgate %s\n", PBXGATE_VERSION);
-		return 0;
+		return CLI_OK;
 	}
-	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
-	    strcmp(cmd, "-h") == 0) {
-		usage(stdout);
-		return 0;
-	}
-	fprintf(stderr, "pbxgate: unknown command \"%s\"\n", cmd);
-	usage(stderr);
-	return 2;
+	if ((n = take_config(argc - 1, argv + 1, &o.config, av)) < 0)
+		return CLI_USAGE;
+	return cli_dispatch(commands, "pbxgate", &o, n, av);
 }

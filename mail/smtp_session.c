@@ -117,14 +117,6 @@ static struct smtp_job *orphans;	/* jobs whose session has ended */
 static void process_input(struct smtp_session *);
 static void session_close(struct smtp_session *);
 
-/* The single place where a session changes state. The module does not log
- * (audit lines are per message), so this is where a trace hook would go. */
-static void
-enter_state(struct smtp_session *s, enum smtp_state next)
-{
-	s->state = next;
-}
-
 static void
 reply(struct smtp_session *s, const char *line)
 {
@@ -285,7 +277,7 @@ session_close(struct smtp_session *s)
 {
 	struct timeval tv = { CLOSE_GRACE_MS / 1000, 0 };
 
-	enter_state(s, S_CLOSING);
+	s->state = S_CLOSING;
 	bufferevent_disable(s->bev, EV_READ);
 	bufferevent_setcb(s->bev, NULL, closing_written, closing_event, s);
 	bufferevent_enable(s->bev, EV_WRITE);
@@ -371,7 +363,7 @@ static void
 transaction_done(struct smtp_session *s)
 {
 	reset_transaction(s);
-	enter_state(s, S_READY);
+	s->state = S_READY;
 	if (s->shutdown) {
 		refuse_and_close(s, "421 4.3.2 Service shutting down, closing "
 		    "transmission channel");
@@ -439,7 +431,7 @@ scrub_verdict(struct smtp_session *s, enum mail_verdict v, const char *err)
 		    "for the message; try again later", NULL);
 		return;
 	}
-	enter_state(s, S_RELAY);
+	s->state = S_RELAY;
 	bufferevent_disable(s->bev, EV_READ);
 	s->relay = smtp_relay_start(s->ctx, s->base, s->from, s->rcpt, s->nrcpt,
 	    data, len, s->body_8bit, relay_done, s);
@@ -533,7 +525,7 @@ scrub_submit(struct smtp_session *s)
 	j->msg = s->msg;
 	s->msg = NULL;
 	s->job = j;
-	enter_state(s, S_SCRUB);
+	s->state = S_SCRUB;
 	bufferevent_disable(s->bev, EV_READ);
 	if (s->ctx->submit(s->ctx->submit_arg, s->base, scrub_job_run,
 	    scrub_job_done, j) < 0) {
@@ -721,7 +713,7 @@ do_helo(struct smtp_session *s, struct smtp_cmd *c)
 
 	reset_transaction(s);
 	s->esmtp = c->verb == SMTP_V_EHLO;
-	enter_state(s, S_READY);
+	s->state = S_READY;
 	snprintf(line, sizeof(line), "%s Hello [%s]", s->ctx->s.hostname,
 	    s->peer);
 	if (!s->esmtp) {
@@ -794,7 +786,7 @@ do_starttls(struct smtp_session *s, struct smtp_cmd *c)
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
 	s->bev = tb;
-	enter_state(s, S_TLS);
+	s->state = S_TLS;
 	set_timeouts(s);
 	bufferevent_setcb(tb, session_read, NULL, session_event, s);
 	bufferevent_enable(tb, EV_READ | EV_WRITE);
@@ -821,7 +813,7 @@ check_auth(struct smtp_session *s, struct smtp_cmd *c)
 static bool
 auth_result(struct smtp_session *s, bool ok, const char *user)
 {
-	enter_state(s, S_READY);
+	s->state = S_READY;
 	if (ok) {
 		s->authed = true;
 		snprintf(s->user, sizeof(s->user), "%s", user);
@@ -897,7 +889,7 @@ auth_check(struct smtp_session *s, const char *user, size_t ulen,
 	j = calloc(1, sizeof(*j));
 	if (j == NULL || ulen >= sizeof(j->user) || plen > sizeof(j->pass)) {
 		free(j);
-		enter_state(s, S_READY);
+		s->state = S_READY;
 		reply(s, "454 4.7.0 Temporary authentication failure");
 		return;
 	}
@@ -910,14 +902,14 @@ auth_check(struct smtp_session *s, const char *user, size_t ulen,
 	memcpy(j->pass, pass, plen);
 	j->plen = plen;
 	s->job = j;
-	enter_state(s, S_AUTH_WAIT);
+	s->state = S_AUTH_WAIT;
 	hold_input(s, true);
 	if (s->ctx->submit(s->ctx->submit_arg, s->base, auth_job_run,
 	    auth_job_done, j) < 0) {
 		s->job = NULL;
 		job_free(j);
 		hold_input(s, false);
-		enter_state(s, S_READY);
+		s->state = S_READY;
 		reply(s, "454 4.7.0 Temporary authentication failure");
 	}
 }
@@ -931,12 +923,12 @@ auth_response(struct smtp_session *s, const char *b64)
 	size_t n = 0, ul, pl;
 
 	if (strcmp(b64, "*") == 0) {
-		enter_state(s, S_READY);
+		s->state = S_READY;
 		reply(s, "501 5.7.0 Authentication cancelled");
 		return;
 	}
 	if (smtp_b64_decode(b64, buf, sizeof(buf) - 1, &n) < 0) {
-		enter_state(s, S_READY);
+		s->state = S_READY;
 		reply(s, "501 5.5.2 Cannot decode the base64 response");
 		return;
 	}
@@ -951,7 +943,7 @@ auth_response(struct smtp_session *s, const char *b64)
 		break;
 	case AUTH_LOGIN_USER:
 		if (n >= sizeof(s->login_user) || memchr(buf, '\0', n)) {
-			enter_state(s, S_READY);
+			s->state = S_READY;
 			reply(s, "501 5.5.2 Invalid user name");
 			break;
 		}
@@ -989,7 +981,7 @@ do_auth(struct smtp_session *s, struct smtp_cmd *c)
 		    "(PLAIN and LOGIN are offered)");
 		return;
 	}
-	enter_state(s, S_AUTH);
+	s->state = S_AUTH;
 	if (ir != NULL)		/* RFC 4954 4: "=" is an empty response */
 		auth_response(s, strcmp(ir, "=") == 0 ? "" : ir);
 	else
@@ -1025,7 +1017,7 @@ do_mail(struct smtp_session *s, struct smtp_cmd *c)
 	reset_transaction(s);
 	memcpy(s->from, c->addr, sizeof(s->from));
 	s->body_8bit = c->body_8bit;
-	enter_state(s, S_MAIL);
+	s->state = S_MAIL;
 	reply(s, "250 2.1.0 Sender ok");
 }
 
@@ -1043,7 +1035,7 @@ static void
 do_rcpt(struct smtp_session *s, struct smtp_cmd *c)
 {
 	memcpy(s->rcpt[s->nrcpt++], c->addr, sizeof(s->rcpt[0]));
-	enter_state(s, S_RCPT);
+	s->state = S_RCPT;
 	reply(s, "250 2.1.5 Recipient ok");
 }
 
@@ -1067,7 +1059,7 @@ do_data(struct smtp_session *s, struct smtp_cmd *c)
 		reply(s, "452 4.3.1 Insufficient system resources");
 		return;
 	}
-	enter_state(s, S_DATA);
+	s->state = S_DATA;
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
@@ -1090,7 +1082,7 @@ do_rset(struct smtp_session *s, struct smtp_cmd *c)
 {
 	reset_transaction(s);
 	if (s->state != S_CONNECTED)
-		enter_state(s, S_READY);
+		s->state = S_READY;
 	reply(s, "250 2.0.0 Ok");
 }
 
@@ -1277,7 +1269,7 @@ session_event(struct bufferevent *bev, short what, void *arg)
 		s->tls = true;
 		s->authed = false;
 		s->user[0] = '\0';
-		enter_state(s, S_CONNECTED);	/* RFC 3207 4.2: EHLO again */
+		s->state = S_CONNECTED;	/* RFC 3207 4.2: EHLO again */
 		process_input(s);
 		return;
 	}
@@ -1341,7 +1333,7 @@ mail_session_start(struct mail_ctx *ctx, struct event_base *base,
 	}
 	bufferevent_setcb(s->bev, session_read, NULL, session_event, s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	enter_state(s, S_CONNECTED);
+	s->state = S_CONNECTED;
 	if (!mail_settings_allowed(&ctx->s, peer, peerlen)) {
 		snprintf(line, sizeof(line), "554 5.7.1 %s is not allowed to "
 		    "send mail here (smtp_allow)", s->peer);

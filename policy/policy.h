@@ -18,7 +18,6 @@
  */
 #ifndef PBXGATE_POLICY_H
 #define PBXGATE_POLICY_H
-#define POL_HAS_LOAD 1	/* gateway/config_priv.h skips its forward declaration */
 
 #include <stdbool.h>
 #include <stddef.h>

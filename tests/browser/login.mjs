@@ -1,7 +1,9 @@
 // login.mjs -- pbxgate's login in a real headless Chromium: enrolment link,
 // password and TOTP, sign-in with a code, the mock PBX page and its WebSocket
 // through the gateway, a per-user lockdown seen from two client addresses,
-// logout, and screenshots of the login page in English and Japanese.
+// the account page at a phone's 390 px width in English and Japanese (unique
+// ids, every control labelled in the page's language and inside the
+// viewport), logout, and screenshots of the login page in both languages.
 //
 // Usage: node login.mjs CONFIG.json   (written by tests/integration/test_browser.py)
 //   base      https://localhost:PORT seen by the gateway from the allowed address
@@ -145,6 +147,65 @@ async function lockdown(page, code) {
   note('lockdown', { allow: cfg.allow, allowed_status: here.status(), other_status: there.status() });
 }
 
+const PHONE = { width: 390, height: 844 };
+const JAPANESE = /[\u3040-\u30ff\u4e00-\u9fff]/;
+
+// Every visible control of the account page, with its bounding box as the
+// browser lays it out (playwright's boundingBox, over the DevTools protocol)
+// and the text of its labels.
+async function controls(page) {
+  const out = [];
+  const all = page.locator('input:not([type="hidden"]), textarea, button, select');
+  for (let i = 0; i < await all.count(); i++) {
+    const el = all.nth(i);
+    const box = await el.boundingBox();
+    const info = await el.evaluate((e) => ({
+      tag: e.tagName.toLowerCase(), id: e.id, name: e.getAttribute('name'),
+      labels: e.labels ? [...e.labels].map((l) => l.innerText.trim()) : [],
+      text: e.tagName === 'BUTTON' ? e.innerText.trim() : '',
+    }));
+    out.push({ ...info, box });
+  }
+  return out;
+}
+
+// The account page on a phone, in each language the login pages speak.
+async function accountOnPhone(context) {
+  const out = {};
+  for (const lang of ['en', 'ja']) {
+    const page = await context.newPage();
+    await page.setViewportSize(PHONE);
+    await page.setExtraHTTPHeaders({ 'Accept-Language': lang });
+    const r = await page.goto(cfg.base + '/_pbxgate/account');
+    check(r.status() === 200, `account page ${lang}, got ${r.status()}`);
+    const htmlLang = await page.getAttribute('html', 'lang');
+    const ids = await page.evaluate(() => [...document.querySelectorAll('[id]')].map((e) => e.id));
+    const dupIds = ids.filter((id, i) => ids.indexOf(id) !== i);
+    const width = await page.evaluate(() => document.documentElement.clientWidth);
+    const scrollWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+    const ctl = await controls(page);
+    const overflow = ctl.filter((c) => !c.box || c.box.x < 0 || c.box.x + c.box.width > width)
+      .map((c) => ({ id: c.id, name: c.name, box: c.box }));
+    const unlabelled = ctl.filter((c) => c.tag !== 'button' && c.labels.join('') === '')
+      .map((c) => c.id || c.name);
+    const notInLang = lang !== 'ja' ? [] : ctl.filter((c) =>
+      !JAPANESE.test(c.tag === 'button' ? c.text : c.labels.join(' '))).map((c) => c.id || c.name);
+    const file = join(cfg.shots, `account-${lang}-390.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    out[lang] = { file, html_lang: htmlLang, ids: ids.length, duplicate_ids: dupIds, width,
+      scroll_width: scrollWidth, controls: ctl.length, overflow, unlabelled,
+      not_in_language: notInLang };
+    await page.close();
+    check(htmlLang === lang, `account page html lang ${htmlLang} for ${lang}`);
+    check(dupIds.length === 0, `unique ids on the account page (${lang}): ${dupIds}`);
+    check(overflow.length === 0 && scrollWidth <= width,
+      `controls inside ${width} px (${lang}): ${JSON.stringify(overflow)}, scroll width ${scrollWidth}`);
+    check(unlabelled.length === 0, `every field labelled (${lang}): ${unlabelled}`);
+    check(notInLang.length === 0, `labels in Japanese: ${notInLang}`);
+  }
+  note('account 390px', out);
+}
+
 async function logout(page) {
   await page.goto(cfg.base + '/_pbxgate/account');
   const [r] = await Promise.all([
@@ -191,6 +252,7 @@ async function main() {
     await signIn(page, secret, Math.max(step + 1, await safeStep()));
     await webSocket(page);
     await lockdown(page, codes[0]);
+    await accountOnPhone(context);
     await logout(page);
     await screenshots(context);
     return { ok: true, steps };

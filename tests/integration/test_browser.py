@@ -58,7 +58,7 @@ def mockpbx(workdir):
     err.close()
 
 
-def test_browser_enrol_login_websocket_lockdown_logout(make_auth_gateway, mockpbx, workdir):
+def test_browser_enrol_login_websocket_lockdown_account_logout(make_auth_gateway, mockpbx, workdir):
     _require()
     gw = make_auth_gateway(mockpbx)
     allowed = SourceForwarder(gw.port, "127.0.0.2")
@@ -90,3 +90,9 @@ def test_browser_enrol_login_websocket_lockdown_logout(make_auth_gateway, mockpb
     assert by["websocket"]["first_frame"], by["websocket"]
     for lang in ("en", "ja"):
         assert os.path.getsize(by["screenshots"][lang]["file"]) > 1000
+        acc = by["account 390px"][lang]
+        assert acc["width"] == 390 and acc["scroll_width"] <= 390, acc
+        assert acc["controls"] >= 12 and acc["overflow"] == [], acc
+        assert acc["duplicate_ids"] == [] and acc["unlabelled"] == [], acc
+        assert acc["html_lang"] == lang and acc["not_in_language"] == [], acc
+        assert os.path.getsize(acc["file"]) > 1000

@@ -6,6 +6,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <openssl/crypto.h>
 
 #include "gateway/gw_internal.h"
 
@@ -55,6 +56,36 @@ metric(struct evbuffer *out, const char *name, const char *type,
 }
 
 static void
+cert_line(void *arg, const char *name, const char *key, long long not_after)
+{
+	char esc[600];
+
+	/* a certificate's DNS name: hostname characters, but escape anyway */
+	gw_prom_escape(esc, sizeof esc, name);
+	evbuffer_add_printf(arg, "pbxgate_certificate_not_after_timestamp_seconds"
+	    "{name=\"%s\",key=\"%s\"} %lld\n", esc, key, not_after);
+}
+
+/* Series that describe the process and its configuration. */
+static void
+render_info(struct gw_runtime *rt, const struct gw_config *cfg,
+    struct evbuffer *b)
+{
+	evbuffer_add_printf(b, "# HELP pbxgate_build_info The pbxgate build and "
+	    "the libraries it runs with.\n# TYPE pbxgate_build_info gauge\n"
+	    "pbxgate_build_info{version=\"%s\",openssl=\"%s\",libevent=\"%s\"} 1\n",
+	    PBXGATE_VERSION, OpenSSL_version(OPENSSL_VERSION_STRING),
+	    event_get_version());
+	metric(b, "pbxgate_config_last_reload_success_timestamp_seconds", "gauge",
+	    "Unix time the configuration in force was loaded.", NULL,
+	    (unsigned long long)atomic_load(&rt->m.reload_ok_at));
+	evbuffer_add_printf(b, "# HELP pbxgate_certificate_not_after_timestamp_seconds "
+	    "Unix time each served certificate expires.\n# TYPE "
+	    "pbxgate_certificate_not_after_timestamp_seconds gauge\n");
+	cert_server_each(cfg->tls, cert_line, b);
+}
+
+static void
 render_metrics(struct gw_runtime *rt, struct evbuffer *b)
 {
 	struct gw_metrics *m = &rt->m;
@@ -100,6 +131,8 @@ render_metrics(struct gw_runtime *rt, struct evbuffer *b)
 	    "{result=\"error\"}", atomic_load(&m->reload_error));
 	metric(b, "pbxgate_config_generation", "gauge",
 	    "Generation of the configuration in force.", NULL, cfg->generation);
+	render_info(rt, cfg, b);
+	gw_metrics_render(&rt->m, b);
 	gw_config_unref(cfg);
 }
 

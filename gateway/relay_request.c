@@ -27,6 +27,7 @@ request_begin(void *owner)
 	c->bytes_in = c->bytes_out = 0;
 	c->status = 0;
 	c->rq->upstream_ms = -1;
+	memset(&c->rq->t_up, 0, sizeof(c->rq->t_up));	/* not sent upstream */
 	memcpy(&c->rq->client, &c->peer, sizeof(c->rq->client));
 	memcpy(c->rq->client_ip, c->peer_ip, sizeof(c->rq->client_ip));
 	memset(&c->rq->id, 0, sizeof(c->rq->id));

@@ -109,6 +109,7 @@ up_connect(struct gw_conn *c, char *err, size_t errlen)
 	}
 	up->w = w;
 	up->c = c;
+	gw_now(&up->t_open);
 	up->generation = cfg->generation;
 	up->pool_max = cfg->lim.upstream_keepalive;
 	up->idle_ms = cfg->to.idle;
@@ -309,6 +310,8 @@ up_event_cb(struct gw_io *io, short what, void *arg)
 		    &one, sizeof(one));
 		up->state = US_ACTIVE;
 		event_del(up->timer);
+		gw_metrics_upstream_connect(&up->w->rt->m,
+		    gw_ms_since(&up->t_open) / 1e3);
 		if (c != NULL && gw_conn_request_sent(c))
 			up_arm(up, c->cfg->to.upstream);
 		return;

@@ -22,6 +22,7 @@ struct admin_conn {
 	size_t              seen;
 	bool                done;
 	bool                too_long;
+	struct gw_ready_probe *probe;	/* /readyz waiting for the upstream */
 };
 
 static int
@@ -153,6 +154,7 @@ admin_reply(struct admin_conn *a, int status, const char *ctype,
 static void
 admin_free(struct admin_conn *a)
 {
+	gw_ready_cancel(a->probe);
 	bufferevent_free(a->bev);
 	free(a);
 }
@@ -162,7 +164,9 @@ admin_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct admin_conn *a = arg;
 
-	if (a->done && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	/* a /readyz probe still running will write the answer later */
+	if (a->done && a->probe == NULL &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		admin_free(a);
 }
 
@@ -170,6 +174,22 @@ static void
 admin_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	admin_free(arg);
+}
+
+static void
+ready_answer(void *arg, int status, const char *text)
+{
+	struct admin_conn *a = arg;
+	struct evbuffer *body = evbuffer_new();
+
+	a->probe = NULL;
+	if (body == NULL) {
+		admin_free(a);
+		return;
+	}
+	evbuffer_add(body, text, strlen(text));
+	admin_reply(a, status, "text/plain", body);
+	evbuffer_free(body);
 }
 
 static void
@@ -191,6 +211,8 @@ admin_answer(struct admin_conn *a)
 		    atomic_load(&a->w->rt->stopping) ? "stopping" : "ok");
 		admin_reply(a, atomic_load(&a->w->rt->stopping) ? 503 : 200,
 		    "text/plain", body);
+	} else if (a->url_len == 7 && memcmp(a->url, "/readyz", 7) == 0) {
+		a->probe = gw_ready_check(a->w, ready_answer, a);
 	} else if (a->url_len == 8 && memcmp(a->url, "/metrics", 8) == 0) {
 		render_metrics(a->w->rt, body);
 		admin_reply(a, 200, "text/plain; version=0.0.4", body);

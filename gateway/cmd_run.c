@@ -338,8 +338,13 @@ auth_refresh_cb(evutil_socket_t fd, short what, void *arg)
 	struct run_state *s = arg;
 	char err[GW_ERRLEN];
 
-	if (s->rt.auth != NULL && auth_refresh(s->rt.auth, err, sizeof(err)) < 0)
+	if (s->rt.auth == NULL)
+		return;
+	if (auth_refresh(s->rt.auth, err, sizeof(err)) < 0) {
+		gw_ready_store(&s->rt, false);
 		gw_log(GW_LOG_ERR, "user store refresh: %s", err);
+	} else
+		gw_ready_store(&s->rt, true);
 }
 
 static int

@@ -138,6 +138,20 @@ void gw_metrics_render(const struct gw_metrics *, struct evbuffer *);
  * truncated to fit dst; dst is always terminated. */
 void gw_prom_escape(char *dst, size_t dstlen, const char *src);
 
+/* ready.c: /readyz. cb gets 200 or 503 and a constant one-line text:
+ * at once (then NULL is returned) or, when the upstream must be probed,
+ * later from w's loop through the returned probe, which the caller
+ * cancels with gw_ready_cancel() if it goes away first (cb is then never
+ * called). */
+typedef void (*gw_ready_cb)(void *arg, int status, const char *text);
+struct gw_runtime;
+struct gw_ready_probe;
+struct gw_ready_probe *gw_ready_check(struct gw_worker *w, gw_ready_cb cb,
+    void *arg);
+void gw_ready_cancel(struct gw_ready_probe *);
+void gw_ready_upstream(struct gw_runtime *, bool ok);
+void gw_ready_store(struct gw_runtime *, bool ok);
+
 /* notify.c: the service manager's readiness protocol (no-ops without
  * NOTIFY_SOCKET). ready after the listeners and after each reload (with
  * the generation now in force), reloading before a reload, stopping when
@@ -147,6 +161,12 @@ void gw_notify_reloading(void);
 void gw_notify_stopping(void);
 
 struct gw_local;
+
+/* ready.c: what /readyz judges; written by workers and the main thread. */
+struct gw_ready {
+	atomic_llong up_ok_ms, up_fail_ms;	/* monotonic, 0 = never */
+	atomic_bool  store_bad;			/* the last store read failed */
+};
 
 struct gw_runtime {
 	struct gw_pool     *pool;		/* blocking work; NULL without auth */
@@ -158,6 +178,7 @@ struct gw_runtime {
 	struct cert_tickets *tickets;
 	struct gw_peertab  *peers;
 	struct gw_metrics   m;
+	struct gw_ready     ready;
 	atomic_bool         stopping;
 	atomic_llong        conns_all;	/* every worker's client connections */
 	atomic_int          access_fd;	/* -1: no access log; reopened in place */

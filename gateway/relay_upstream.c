@@ -312,6 +312,7 @@ up_event_cb(struct gw_io *io, short what, void *arg)
 		event_del(up->timer);
 		gw_metrics_upstream_connect(&up->w->rt->m,
 		    gw_ms_since(&up->t_open) / 1e3);
+		gw_ready_upstream(up->w->rt, true);
 		if (c != NULL && gw_conn_request_sent(c))
 			up_arm(up, c->cfg->to.upstream);
 		return;
@@ -335,6 +336,8 @@ up_event_cb(struct gw_io *io, short what, void *arg)
 		up_retry(up);
 		return;
 	}
+	if (up->state == US_CONNECTING)
+		gw_ready_upstream(up->w->rt, false);
 	if (what & GW_IO_ERROR) {
 		unsigned long e = gw_io_ssl_error(io);
 		SSL *ssl = gw_io_ssl(io);

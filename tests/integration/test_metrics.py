@@ -103,3 +103,40 @@ def test_exposition_passes_promtool(gateway, ctx, tmp_path):
     p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                        text=True, timeout=30)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def _readyz(gw):
+    import urllib.error
+    try:
+        return gw.admin_get("/readyz")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_readyz_follows_the_upstream(gateway, upstream, ctx):
+    """/readyz probes the upstream when no connection succeeded recently:
+    503 while it is down, 200 once it is back; /healthz stays 200."""
+    assert _readyz(gateway) == (200, "ready\n")
+    upstream.stop()
+    # a proxied request fails and records the failure; /readyz then probes
+    with Client(gateway.port, ctx) as c:
+        assert c.request("GET", "/").status == 502
+    status, text = _readyz(gateway)
+    assert status == 503 and text.startswith("upstream unreachable"), (status, text)
+    assert gateway.admin_get("/healthz") == (200, "ok\n")
+    upstream.start()
+    wait_until(lambda: _readyz(gateway)[0] == 200, timeout=10, what="ready again")
+
+
+def test_readyz_503_when_the_user_store_is_unreadable(make_auth_gateway, upstream):
+    gw = make_auth_gateway(upstream.port)
+    assert _readyz(gw) == (200, "ready\n")
+    # the store loses the table every refresh reads (as a bad restore or
+    # a foreign tool would leave it)
+    import sqlite3
+    db = sqlite3.connect(gw.db)
+    db.execute("DROP TABLE meta")
+    db.commit()
+    db.close()
+    wait_until(lambda: _readyz(gw)[0] == 503, timeout=15, what="store seen unreadable")
+    assert _readyz(gw) == (503, "user store unreadable: see the error log\n")

@@ -86,7 +86,10 @@ void auth_settings_free(struct auth_settings *);
 /* ---- context (auth_ctx.c) ---------------------------------------------- */
 
 struct auth_ctx;
-typedef void (*auth_audit_fn)(void *arg, const char *json_line);
+/* `event` is the event's name (login_success, login_failure, login_ban,
+ * logout, enrol, ...), for counting; `json_line` the whole record. */
+typedef void (*auth_audit_fn)(void *arg, const char *event,
+    const char *json_line);
 
 /* Opens (creating when missing) the user store and the secret key file.
  * Refuses a file that is not a pbxgate user store, is corrupt, or has a

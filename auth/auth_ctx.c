@@ -166,7 +166,7 @@ auth_audit(struct auth_ctx *c, const char *event, const char *user,
 	snprintf(line, sizeof(line), "{\"time\":%lld,\"module\":\"auth\",\"event\":\"%s\","
 	    "\"user\":\"%s\",\"client\":\"%s\",\"detail\":\"%s\"}",
 	    (long long)time(NULL), event, u, ip, d);
-	c->audit(c->audit_arg, line);
+	c->audit(c->audit_arg, event, line);
 }
 
 /* The TOTP secret is sealed with the user id as AAD, so a sealed secret

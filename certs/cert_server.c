@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -87,6 +88,40 @@ bool
 cert_server_covers(const struct cert_server *srv, const char *host)
 {
 	return srv != NULL && server_pick(srv, host) != NULL;
+}
+
+static const char *
+key_kind(X509 *x)
+{
+	EVP_PKEY *k = X509_get0_pubkey(x);
+
+	if (k == NULL)
+		return "unknown";
+	return EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA ? "rsa" :
+	    EVP_PKEY_get_base_id(k) == EVP_PKEY_EC ? "ec" : "other";
+}
+
+void
+cert_server_each(const struct cert_server *srv, cert_leaf_fn fn, void *arg)
+{
+	for (size_t i = 0; srv != NULL && i < srv->n; i++) {
+		SSL_CTX *ctx = srv->v[i].ctx;
+		const struct cert_names *nm = &srv->v[i].names;
+		long more = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_FIRST);
+
+		/* an ECDSA and an RSA certificate may share one context */
+		while (more == 1) {
+			X509 *x = SSL_CTX_get0_certificate(ctx);
+			struct tm tm;
+
+			if (x != NULL && ASN1_TIME_to_tm(X509_get0_notAfter(x),
+			    &tm) == 1)
+				fn(arg, nm->n > 0 ? nm->v[0] : "", key_kind(x),
+				    (long long)timegm(&tm));
+			more = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_NEXT);
+		}
+	}
+	ERR_clear_error();
 }
 
 /* Unknown or absent SNI keeps the default (first) certificate. */

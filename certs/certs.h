@@ -45,6 +45,13 @@ void cert_server_free(struct cert_server *);
  * the configuration names none. */
 bool cert_server_covers(const struct cert_server *, const char *host);
 
+/* Calls fn once per leaf certificate served (each SNI context, ECDSA and
+ * RSA apart): its first DNS name, its key kind ("ec", "rsa") and its
+ * notAfter as a Unix time. For the certificate-expiry metric. */
+typedef void (*cert_leaf_fn)(void *arg, const char *name, const char *key,
+    long long not_after);
+void cert_server_each(const struct cert_server *, cert_leaf_fn, void *arg);
+
 /* Whole days until cert_file's (first certificate's) notAfter, rounded
  * down, negative once expired; INT_MIN with err filled when unreadable.
  * For the gateway to warn about certificates that expire soon. */

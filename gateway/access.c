@@ -10,11 +10,7 @@
 static void
 count_status(struct gw_metrics *m, int status)
 {
-	int cls = status / 100;
-
-	if (cls < 1 || cls > 5)
-		cls = 0;
-	atomic_fetch_add(&m->requests[cls], 1);
+	atomic_fetch_add(&m->requests[gw_status_class(status)], 1);
 }
 
 /* Lines that cannot be written are lost; say so (once a minute at most,
@@ -35,6 +31,20 @@ access_write_failed(struct gw_runtime *rt)
 	    e ? strerror(e) : "short write", lost);
 }
 
+/* For the duration histogram: a WebSocket upgrade whatever its answer;
+ * proxied once the head went upstream (gw_up_send_head stamps t_up), so a
+ * 502 or 504 counts there; else the gateway answered alone (its pages,
+ * refusals). */
+static enum gw_route
+route_of(const struct gw_conn *c)
+{
+	if (c->rq->upgrade)
+		return GW_ROUTE_WEBSOCKET;
+	if (c->rq->t_up.tv_sec != 0 || c->rq->t_up.tv_nsec != 0)
+		return GW_ROUTE_PROXIED;
+	return GW_ROUTE_GATEWAY;
+}
+
 void
 gw_access_log(struct gw_conn *c)
 {
@@ -50,6 +60,9 @@ gw_access_log(struct gw_conn *c)
 	method = c->rq->rp.req.url_len ?
 	    llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)) : "-";
 	count_status(&rt->m, c->rq->status);
+	gw_metrics_request(&rt->m, route_of(c), c->rq->status,
+	    gw_ms_since(&c->rq->t_start) / 1e3, c->rq->upstream_ms < 0 ? -1 :
+	    c->rq->upstream_ms / 1e3);
 	atomic_fetch_add(&rt->m.bytes_in, c->rq->bytes_in);
 	atomic_fetch_add(&rt->m.bytes_out, c->rq->bytes_out);
 	if (rt->access_fd < 0)

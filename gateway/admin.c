@@ -6,6 +6,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <openssl/crypto.h>
 
 #include "gateway/gw_internal.h"
 
@@ -21,6 +22,7 @@ struct admin_conn {
 	size_t              seen;
 	bool                done;
 	bool                too_long;
+	struct gw_ready_probe *probe;	/* /readyz waiting for the upstream */
 };
 
 static int
@@ -52,6 +54,36 @@ metric(struct evbuffer *out, const char *name, const char *type,
 		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n",
 		    name, help, name, type);
 	evbuffer_add_printf(out, "%s%s %llu\n", name, labels ? labels : "", v);
+}
+
+static void
+cert_line(void *arg, const char *name, const char *key, long long not_after)
+{
+	char esc[600];
+
+	/* a certificate's DNS name: hostname characters, but escape anyway */
+	gw_prom_escape(esc, sizeof esc, name);
+	evbuffer_add_printf(arg, "pbxgate_certificate_not_after_timestamp_seconds"
+	    "{name=\"%s\",key=\"%s\"} %lld\n", esc, key, not_after);
+}
+
+/* Series that describe the process and its configuration. */
+static void
+render_info(struct gw_runtime *rt, const struct gw_config *cfg,
+    struct evbuffer *b)
+{
+	evbuffer_add_printf(b, "# HELP pbxgate_build_info The pbxgate build and "
+	    "the libraries it runs with.\n# TYPE pbxgate_build_info gauge\n"
+	    "pbxgate_build_info{version=\"%s\",openssl=\"%s\",libevent=\"%s\"} 1\n",
+	    PBXGATE_VERSION, OpenSSL_version(OPENSSL_VERSION_STRING),
+	    event_get_version());
+	metric(b, "pbxgate_config_last_reload_success_timestamp_seconds", "gauge",
+	    "Unix time the configuration in force was loaded.", NULL,
+	    (unsigned long long)atomic_load(&rt->m.reload_ok_at));
+	evbuffer_add_printf(b, "# HELP pbxgate_certificate_not_after_timestamp_seconds "
+	    "Unix time each served certificate expires.\n# TYPE "
+	    "pbxgate_certificate_not_after_timestamp_seconds gauge\n");
+	cert_server_each(cfg->tls, cert_line, b);
 }
 
 static void
@@ -100,6 +132,8 @@ render_metrics(struct gw_runtime *rt, struct evbuffer *b)
 	    "{result=\"error\"}", atomic_load(&m->reload_error));
 	metric(b, "pbxgate_config_generation", "gauge",
 	    "Generation of the configuration in force.", NULL, cfg->generation);
+	render_info(rt, cfg, b);
+	gw_metrics_render(&rt->m, b);
 	gw_config_unref(cfg);
 }
 
@@ -120,6 +154,7 @@ admin_reply(struct admin_conn *a, int status, const char *ctype,
 static void
 admin_free(struct admin_conn *a)
 {
+	gw_ready_cancel(a->probe);
 	bufferevent_free(a->bev);
 	free(a);
 }
@@ -129,7 +164,9 @@ admin_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct admin_conn *a = arg;
 
-	if (a->done && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	/* a /readyz probe still running will write the answer later */
+	if (a->done && a->probe == NULL &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		admin_free(a);
 }
 
@@ -137,6 +174,22 @@ static void
 admin_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	admin_free(arg);
+}
+
+static void
+ready_answer(void *arg, int status, const char *text)
+{
+	struct admin_conn *a = arg;
+	struct evbuffer *body = evbuffer_new();
+
+	a->probe = NULL;
+	if (body == NULL) {
+		admin_free(a);
+		return;
+	}
+	evbuffer_add(body, text, strlen(text));
+	admin_reply(a, status, "text/plain", body);
+	evbuffer_free(body);
 }
 
 static void
@@ -158,6 +211,8 @@ admin_answer(struct admin_conn *a)
 		    atomic_load(&a->w->rt->stopping) ? "stopping" : "ok");
 		admin_reply(a, atomic_load(&a->w->rt->stopping) ? 503 : 200,
 		    "text/plain", body);
+	} else if (a->url_len == 7 && memcmp(a->url, "/readyz", 7) == 0) {
+		a->probe = gw_ready_check(a->w, ready_answer, a);
 	} else if (a->url_len == 8 && memcmp(a->url, "/metrics", 8) == 0) {
 		render_metrics(a->w->rt, body);
 		admin_reply(a, 200, "text/plain; version=0.0.4", body);

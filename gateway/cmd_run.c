@@ -43,9 +43,8 @@ report_log(void *arg, bool warning, const char *msg)
 
 /* Audit lines (JSON, built by the modules) go to audit_log, one write each. */
 static void
-audit_write(void *arg, const char *line)
+audit_write(struct gw_runtime *rt, const char *line)
 {
-	struct gw_runtime *rt = arg;
 	size_t n = strlen(line);
 	struct iovec iov[2] = { { (void *)line, n }, { "\n", 1 } };
 
@@ -53,6 +52,24 @@ audit_write(void *arg, const char *line)
 	if (rt->audit_fd < 0 || n == 0 || n > 65536)
 		return;
 	(void)!writev(rt->audit_fd, iov, line[n - 1] == '\n' ? 1 : 2);
+}
+
+static void
+auth_audit_cb(void *arg, const char *event, const char *line)
+{
+	struct gw_runtime *rt = arg;
+
+	gw_metrics_auth_event(&rt->m, event);
+	audit_write(rt, line);
+}
+
+static void
+mail_audit_cb(void *arg, const char *outcome, const char *line)
+{
+	struct gw_runtime *rt = arg;
+
+	gw_metrics_smtp_outcome(&rt->m, outcome);
+	audit_write(rt, line);
 }
 
 static int
@@ -140,7 +157,7 @@ finish_snapshot(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 {
 	if (cfg->mail.nlisten == 0)
 		return 0;
-	cfg->mailctx = mail_ctx_new(&cfg->mail, cfg->tls, audit_write, rt, err,
+	cfg->mailctx = mail_ctx_new(&cfg->mail, cfg->tls, mail_audit_cb, rt, err,
 	    errlen);
 	if (cfg->mailctx != NULL)
 		mail_ctx_set_runner(cfg->mailctx, mail_submit, rt);
@@ -259,6 +276,7 @@ reload(struct run_state *s)
 	if (open_logs(rt, n, err, sizeof(err)) < 0)
 		gw_log(GW_LOG_ERR, "reload: logs: %s; logging may be incomplete", err);
 	atomic_fetch_add(&rt->m.reload_ok, 1);
+	atomic_store(&rt->m.reload_ok_at, (long long)time(NULL));
 	gw_workers_recheck(rt);
 	gw_log(GW_LOG_INFO, "configuration generation %llu in force",
 	    (unsigned long long)n->generation);
@@ -319,8 +337,13 @@ auth_refresh_cb(evutil_socket_t fd, short what, void *arg)
 	struct run_state *s = arg;
 	char err[GW_ERRLEN];
 
-	if (s->rt.auth != NULL && auth_refresh(s->rt.auth, err, sizeof(err)) < 0)
+	if (s->rt.auth == NULL)
+		return;
+	if (auth_refresh(s->rt.auth, err, sizeof(err)) < 0) {
+		gw_ready_store(&s->rt, false);
 		gw_log(GW_LOG_ERR, "user store refresh: %s", err);
+	} else
+		gw_ready_store(&s->rt, true);
 }
 
 static int
@@ -370,7 +393,7 @@ open_auth(struct gw_runtime *rt, const struct gw_config *cfg, char *err,
 		/* the pool also serves SMTP AUTH (smtp_listen is restart-only) */
 		if (cfg->mail.nlisten == 0)
 			return 0;
-	} else if ((rt->auth = auth_open(&cfg->auth, audit_write, rt, err,
+	} else if ((rt->auth = auth_open(&cfg->auth, auth_audit_cb, rt, err,
 	    errlen)) == NULL)
 		return -1;
 	rt->pool = gw_tpool_new(cfg->auth.login_threads, cfg->auth.login_queue,
@@ -441,6 +464,7 @@ run_loop(struct run_state *s)
 	evtimer_add(s->ev_auth, &refresh);
 	/* listeners listen, workers run, signals are handled: a SIGHUP sent
 	 * right after READY=1 is a reload, not the default action */
+	atomic_store(&s->rt.m.reload_ok_at, (long long)time(NULL));
 	gw_notify_ready(s->rt.cfg->generation, false);
 	event_base_dispatch(s->base);
 	gw_workers_join(&s->rt);

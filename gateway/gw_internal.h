@@ -32,8 +32,27 @@
 #define GW_TRIM_MS      20		/* idle this long: give buffers back */
 #define GW_MAX_HEADERS_HARD 1000	/* whatever the config says */
 
+/* metrics.c: a latency histogram (per-bucket counts, not cumulative). */
+#define GW_HIST_BUCKETS 14
+struct gw_hist {
+	atomic_ullong bucket[GW_HIST_BUCKETS];	/* last = +Inf */
+	atomic_ullong sum_us;
+};
+enum gw_route { GW_ROUTE_PROXIED, GW_ROUTE_GATEWAY, GW_ROUTE_WEBSOCKET };
+#define GW_ROUTES  3
+#define GW_CLASSES 6	/* status / 100, 0 = other */
+#define GW_ACTIONS 4	/* enum pol_action */
+#define GW_AUTH_EVENTS 12	/* metrics.c: auth_events[], last = other */
+#define GW_SMTP_OUTCOMES 10	/* metrics.c: smtp_outcomes[], last = other */
+
 struct gw_metrics {
 	atomic_ullong requests[6];	/* index = status / 100, 0 = other */
+	struct gw_hist request_duration[GW_ROUTES][GW_CLASSES];
+	struct gw_hist upstream_connect, upstream_response;
+	atomic_ullong decisions[GW_ACTIONS];	/* by enum pol_action */
+	atomic_ullong auth_events[GW_AUTH_EVENTS];	/* metrics.c's names */
+	atomic_ullong smtp_outcomes[GW_SMTP_OUTCOMES];
+	atomic_llong  reload_ok_at;	/* Unix time of the last good load */
 	atomic_ullong conns_total;
 	atomic_ullong conns_refused;	/* over a connection cap */
 	atomic_llong  conns_active;
@@ -107,6 +126,33 @@ int  gw_tpool_submit(struct gw_tpool *, struct event_base *, gw_job_fn run,
     gw_job_fn done, void *arg);
 void gw_tpool_free(struct gw_tpool *);
 
+/* metrics.c: observations from the workers, exposition for admin.c. */
+int  gw_status_class(int status);	/* 1..5, 0 = other */
+void gw_metrics_request(struct gw_metrics *, enum gw_route, int status,
+    double seconds, double upstream_seconds);	/* upstream < 0: none */
+void gw_metrics_upstream_connect(struct gw_metrics *, double seconds);
+void gw_metrics_decision(struct gw_metrics *, enum pol_action);
+void gw_metrics_auth_event(struct gw_metrics *, const char *event);
+void gw_metrics_smtp_outcome(struct gw_metrics *, const char *outcome);
+void gw_metrics_render(const struct gw_metrics *, struct evbuffer *);
+/* A label value in the exposition format (\\, \" and \n escaped),
+ * truncated to fit dst; dst is always terminated. */
+void gw_prom_escape(char *dst, size_t dstlen, const char *src);
+
+/* ready.c: /readyz. cb gets 200 or 503 and a constant one-line text:
+ * at once (then NULL is returned) or, when the upstream must be probed,
+ * later from w's loop through the returned probe, which the caller
+ * cancels with gw_ready_cancel() if it goes away first (cb is then never
+ * called). */
+typedef void (*gw_ready_cb)(void *arg, int status, const char *text);
+struct gw_runtime;
+struct gw_ready_probe;
+struct gw_ready_probe *gw_ready_check(struct gw_worker *w, gw_ready_cb cb,
+    void *arg);
+void gw_ready_cancel(struct gw_ready_probe *);
+void gw_ready_upstream(struct gw_runtime *, bool ok);
+void gw_ready_store(struct gw_runtime *, bool ok);
+
 /* notify.c: the service manager's readiness protocol (no-ops without
  * NOTIFY_SOCKET). ready after the listeners and after each reload (with
  * the generation now in force), reloading before a reload, stopping when
@@ -116,6 +162,12 @@ void gw_notify_reloading(void);
 void gw_notify_stopping(void);
 
 struct gw_local;
+
+/* ready.c: what /readyz judges; written by workers and the main thread. */
+struct gw_ready {
+	atomic_llong up_ok_ms, up_fail_ms;	/* monotonic, 0 = never */
+	atomic_bool  store_bad;			/* the last store read failed */
+};
 
 struct gw_runtime {
 	struct gw_tpool     *pool;		/* blocking work; NULL without auth */
@@ -127,6 +179,7 @@ struct gw_runtime {
 	struct cert_tickets *tickets;
 	struct gw_peertab  *peers;
 	struct gw_metrics   m;
+	struct gw_ready     ready;
 	atomic_bool         stopping;
 	atomic_llong        conns_all;	/* every worker's client connections */
 	atomic_int          access_fd;	/* -1: no access log; reopened in place */
@@ -409,6 +462,7 @@ struct gw_upconn {
 	bool                no_reuse;		/* framing in doubt: never pooled */
 	unsigned            pool_max;		/* from the config it opened under */
 	unsigned            idle_ms;
+	struct timespec     t_open;		/* connect() began, for metrics */
 };
 
 struct gw_worker {

@@ -294,6 +294,7 @@ act(struct gw_conn *c, const struct pol_verdict *v, const struct pol_request *r)
 {
 	bool local = gw_relay_gateway_path(c->rq->path);
 
+	gw_metrics_decision(&c->w->rt->m, v->action);
 	if (v->action == POL_DENY) {
 		gw_relay_audit(c, "deny", v->file, v->line);
 		gw_relay_reject(c, 403, "denied by policy");

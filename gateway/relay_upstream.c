@@ -77,6 +77,7 @@ up_connect(struct gw_conn *c, char *err, size_t errlen)
 	}
 	up->w = w;
 	up->c = c;
+	gw_now(&up->t_open);
 	up->generation = cfg->generation;
 	up->pool_max = cfg->lim.upstream_keepalive;
 	up->idle_ms = cfg->to.idle;
@@ -292,6 +293,9 @@ up_event_cb(struct gw_io *io, short what, void *arg)
 		    &one, sizeof(one));
 		up->state = US_ACTIVE;
 		event_del(up->timer);
+		gw_metrics_upstream_connect(&up->w->rt->m,
+		    gw_ms_since(&up->t_open) / 1e3);
+		gw_ready_upstream(up->w->rt, true);
 		if (c != NULL && gw_conn_request_sent(c))
 			up_arm(up, c->cfg->to.upstream);
 		return;
@@ -315,6 +319,8 @@ up_event_cb(struct gw_io *io, short what, void *arg)
 		up_retry(up);
 		return;
 	}
+	if (up->state == US_CONNECTING)
+		gw_ready_upstream(up->w->rt, false);
 	if (what & GW_IO_ERROR) {
 		unsigned long e = gw_io_ssl_error(io);
 		SSL *ssl = gw_io_ssl(io);

@@ -162,7 +162,10 @@ struct cert_server;
 struct event_base;
 struct mail_ctx;
 
-typedef void (*mail_audit_fn)(void *arg, const char *json_line);
+/* `outcome` is what became of the message (relayed, scrubbed, rejected,
+ * tempfail, ...), for counting; `json_line` the whole record. */
+typedef void (*mail_audit_fn)(void *arg, const char *outcome,
+    const char *json_line);
 
 /* `tls` may be NULL (then STARTTLS is not offered); the ctx does not own it
  * but every SSL made from it holds its own reference to the SSL_CTX, so the

@@ -352,7 +352,9 @@ audit(struct smtp_session *s, const char *action, const char *client_reply,
 	if (o == 0 || buf[o - 1] != '}')	/* truncated: keep it valid */
 		snprintf(buf, sizeof(buf), "{\"event\":\"smtp_message\","
 		    "\"action\":\"%s\",\"truncated\":true}", action);
-	s->ctx->audit(s->ctx->audit_arg, buf);
+	/* relayed with a scrub rule applied counts as scrubbed */
+	s->ctx->audit(s->ctx->audit_arg, strcmp(action, "relayed") == 0 &&
+	    r->nhits > 0 ? "scrubbed" : action, buf);
 }
 
 /* ---- end of a transaction ---- */

@@ -8,8 +8,9 @@
 #include "helpers.h"
 
 static void
-audit_cb(void *arg, const char *line)
+audit_cb(void *arg, const char *event, const char *line)
 {
+	(void)event;
 	struct th *t = arg;
 	size_t n = strlen(t->audit);
 

@@ -23,8 +23,9 @@
 #include "policy/policy.h"
 
 static void
-audit_line(void *arg, const char *json)
+audit_line(void *arg, const char *outcome, const char *json)
 {
+	(void)outcome;
 	printf("%s\n", json);
 	fflush(stdout);
 }

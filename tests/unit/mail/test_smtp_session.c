@@ -108,8 +108,9 @@ static char inbuf[16384];	/* bytes from the session not yet consumed */
 static size_t inlen;
 
 static void
-audit_cb(void *arg, const char *line)
+audit_cb(void *arg, const char *outcome, const char *line)
 {
+	(void)outcome;
 	snprintf(audit_last, sizeof(audit_last), "%s", line);
 }
 

@@ -1,0 +1,194 @@
+/* metrics.c -- the process's Prometheus series beyond plain counters:
+ * request and upstream duration histograms, policy decisions by action,
+ * and their text exposition for admin.c. Every count is an atomic that a
+ * worker bumps without a lock; the admin listener reads them. */
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "gateway/gw_internal.h"
+
+/* Upper bounds in seconds (the last bucket is +Inf). A PBX answers its
+ * API in milliseconds; a long poll or a download takes seconds. */
+static const double bounds[GW_HIST_BUCKETS - 1] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
+};
+
+static const char *const route_names[GW_ROUTES] = {
+	"proxied", "gateway", "websocket"
+};
+static const char *const class_names[GW_CLASSES] = {
+	"other", "1xx", "2xx", "3xx", "4xx", "5xx"
+};
+
+/* The names the auth and mail modules give (auth_audit, finish_message);
+ * one they add later counts as "other" until it is listed here. */
+static const char *const auth_events[GW_AUTH_EVENTS] = {
+	"login_success", "login_failure", "login_ban", "reauth_failure",
+	"logout", "enrol", "mfa_self_enrol", "password_change",
+	"lockdown_change", "session_revoke", "recovery_codes_new", "other"
+};
+static const char *const smtp_outcomes[GW_SMTP_OUTCOMES] = {
+	"relayed", "scrubbed", "rejected", "tempfail", "refused_by_smarthost",
+	"unchecked", "too_big", "line_too_long", "bad_line_end", "other"
+};
+
+static size_t
+name_index(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; i + 1 < n; i++)
+		if (name != NULL && strcmp(names[i], name) == 0)
+			return i;
+	return n - 1;
+}
+
+void
+gw_metrics_auth_event(struct gw_metrics *m, const char *event)
+{
+	atomic_fetch_add(&m->auth_events[name_index(auth_events,
+	    GW_AUTH_EVENTS, event)], 1);
+}
+
+void
+gw_metrics_smtp_outcome(struct gw_metrics *m, const char *outcome)
+{
+	atomic_fetch_add(&m->smtp_outcomes[name_index(smtp_outcomes,
+	    GW_SMTP_OUTCOMES, outcome)], 1);
+}
+
+static void
+hist_observe(struct gw_hist *h, double seconds)
+{
+	size_t i = 0;
+
+	if (seconds < 0)
+		seconds = 0;
+	while (i < GW_HIST_BUCKETS - 1 && seconds > bounds[i])
+		i++;
+	atomic_fetch_add(&h->bucket[i], 1);
+	atomic_fetch_add(&h->sum_us, (unsigned long long)(seconds * 1e6));
+}
+
+int
+gw_status_class(int status)
+{
+	int cls = status / 100;
+
+	return cls >= 1 && cls <= 5 ? cls : 0;
+}
+
+void
+gw_metrics_request(struct gw_metrics *m, enum gw_route route, int status,
+    double seconds, double upstream_seconds)
+{
+	hist_observe(&m->request_duration[route][gw_status_class(status)],
+	    seconds);
+	if (upstream_seconds >= 0)
+		hist_observe(&m->upstream_response, upstream_seconds);
+}
+
+void
+gw_metrics_upstream_connect(struct gw_metrics *m, double seconds)
+{
+	hist_observe(&m->upstream_connect, seconds);
+}
+
+void
+gw_metrics_decision(struct gw_metrics *m, enum pol_action action)
+{
+	if ((unsigned)action < GW_ACTIONS)
+		atomic_fetch_add(&m->decisions[action], 1);
+}
+
+static void
+hist_render(struct evbuffer *b, const char *name, const char *labels,
+    const struct gw_hist *h)
+{
+	unsigned long long cum = 0;
+	const char *sep = labels[0] != '\0' ? "," : "";
+
+	for (size_t i = 0; i < GW_HIST_BUCKETS; i++) {
+		cum += atomic_load(&h->bucket[i]);
+		if (i < GW_HIST_BUCKETS - 1)
+			evbuffer_add_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n",
+			    name, labels, sep, bounds[i], cum);
+		else
+			evbuffer_add_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n",
+			    name, labels, sep, cum);
+	}
+	if (labels[0] == '\0')
+		evbuffer_add_printf(b, "%s_sum %.6f\n%s_count %llu\n", name,
+		    (double)atomic_load(&h->sum_us) / 1e6, name, cum);
+	else
+		evbuffer_add_printf(b, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n",
+		    name, labels, (double)atomic_load(&h->sum_us) / 1e6, name,
+		    labels, cum);
+}
+
+void
+gw_prom_escape(char *dst, size_t dstlen, const char *src)
+{
+	size_t o = 0;
+
+	for (; *src != '\0' && o + 3 < dstlen; src++) {
+		if (*src == '\\' || *src == '"' || *src == '\n') {
+			dst[o++] = '\\';
+			dst[o++] = *src == '\n' ? 'n' : *src;
+		} else
+			dst[o++] = *src;
+	}
+	if (dstlen > 0)
+		dst[o < dstlen ? o : dstlen - 1] = '\0';
+}
+
+static void
+head(struct evbuffer *b, const char *name, const char *type, const char *help)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+	    type);
+}
+
+void
+gw_metrics_render(const struct gw_metrics *m, struct evbuffer *b)
+{
+	char lbl[64];
+
+	head(b, "pbxgate_request_duration_seconds", "histogram", "Time from "
+	    "the request's first byte to the end of the answer, by route "
+	    "(proxied, gateway page, WebSocket upgrade) and status class.");
+	for (int r = 0; r < GW_ROUTES; r++)
+		for (int k = 0; k < GW_CLASSES; k++) {
+			snprintf(lbl, sizeof lbl, "route=\"%s\",class=\"%s\"",
+			    route_names[r], class_names[k]);
+			hist_render(b, "pbxgate_request_duration_seconds", lbl,
+			    &m->request_duration[r][k]);
+		}
+	head(b, "pbxgate_upstream_connect_duration_seconds", "histogram",
+	    "Time to open a new upstream connection (TCP, and TLS when the "
+	    "upstream is https).");
+	hist_render(b, "pbxgate_upstream_connect_duration_seconds", "",
+	    &m->upstream_connect);
+	head(b, "pbxgate_upstream_response_duration_seconds", "histogram",
+	    "Time from sending a request upstream to its response head.");
+	hist_render(b, "pbxgate_upstream_response_duration_seconds", "",
+	    &m->upstream_response);
+	head(b, "pbxgate_policy_decisions_total", "counter",
+	    "Lockdown policy decisions, by action.");
+	for (int a = 0; a < GW_ACTIONS; a++)
+		evbuffer_add_printf(b, "pbxgate_policy_decisions_total"
+		    "{action=\"%s\"} %llu\n", pol_action_name((enum pol_action)a),
+		    atomic_load(&m->decisions[a]));
+	head(b, "pbxgate_auth_events_total", "counter", "Login and account "
+	    "events, by name: login_success, login_failure and login_ban are "
+	    "the logins by result.");
+	for (size_t i = 0; i < GW_AUTH_EVENTS; i++)
+		evbuffer_add_printf(b, "pbxgate_auth_events_total{event=\"%s\"} "
+		    "%llu\n", auth_events[i], atomic_load(&m->auth_events[i]));
+	head(b, "pbxgate_smtp_messages_total", "counter", "Messages the SMTP "
+	    "relay finished, by outcome (scrubbed: relayed after a scrub rule "
+	    "applied).");
+	for (size_t i = 0; i < GW_SMTP_OUTCOMES; i++)
+		evbuffer_add_printf(b, "pbxgate_smtp_messages_total{outcome=\"%s\"} "
+		    "%llu\n", smtp_outcomes[i], atomic_load(&m->smtp_outcomes[i]));
+}

@@ -24,7 +24,9 @@
 #include "policy/policy.h"
 
 #define PS_MAX_FILES	4096	/* files one configuration may name */
-#define PS_BACKOFF_MAX	30	/* seconds between restarts, at most */
+#define PS_BACKOFF_MIN	500	/* ms before the first restart: with the
+				 * child's start it stays under 2 s */
+#define PS_BACKOFF_MAX	30000	/* ms between restarts, at most */
 #define PS_STABLE_S	60	/* up this long: the next restart is quick */
 #define PS_CHILD_FAIL	78	/* the child could not shed its privileges */
 
@@ -46,7 +48,7 @@ struct ps_parent {
 	pid_t child;
 	bool stopping, ready_once, done, restart_pending;
 	int status;
-	int backoff;
+	long backoff;		/* ms */
 	struct timespec started, restart_at;
 };
 
@@ -349,7 +351,9 @@ spawn(struct ps_parent *p)
 		/* the parent's parse (its keys) is no business of the child */
 		gw_config_unref(p->cfg);
 		files_free(&p->allow);
-		exit(p->ops->child(p->arg));
+		/* _exit: the atexit handlers are the parent's (and a sanitizer's
+		 * leak check at exit needs calls the filter refuses) */
+		_exit(p->ops->child(p->arg));
 	}
 	close(sv[1]);
 	p->sock = sv[0];
@@ -362,10 +366,15 @@ static void
 schedule_restart(struct ps_parent *p)
 {
 	if (since(&p->started) >= PS_STABLE_S)
-		p->backoff = 1;
+		p->backoff = PS_BACKOFF_MIN;
 	clock_gettime(CLOCK_MONOTONIC, &p->restart_at);
-	p->restart_at.tv_sec += p->backoff;
-	gw_log(GW_LOG_INFO, "restarting the child in %d s", p->backoff);
+	p->restart_at.tv_sec += p->backoff / 1000;
+	p->restart_at.tv_nsec += (p->backoff % 1000) * 1000000;
+	if (p->restart_at.tv_nsec >= 1000000000) {
+		p->restart_at.tv_sec++;
+		p->restart_at.tv_nsec -= 1000000000;
+	}
+	gw_log(GW_LOG_INFO, "restarting the child in %ld ms", p->backoff);
 	p->backoff = p->backoff * 2 > PS_BACKOFF_MAX ? PS_BACKOFF_MAX :
 	    p->backoff * 2;
 	p->restart_pending = true;
@@ -554,7 +563,7 @@ int
 gw_privsep_run(const char *path, const struct gw_privsep_ops *ops, void *arg)
 {
 	struct ps_parent p = { .path = path, .ops = ops, .arg = arg,
-	    .sfd = -1, .sock = -1, .child = -1, .backoff = 1 };
+	    .sfd = -1, .sock = -1, .child = -1, .backoff = PS_BACKOFF_MIN };
 	char err[GW_ERRLEN] = "";
 
 	pol_file_set_opener(record_open, &p);

@@ -63,7 +63,7 @@ static const char *const allowed[] = {
  * LeakSanitizer stops the world with a ptrace()d helper thread at exit and
  * reads /proc/self; reports may start the symbolizer. */
 static const char *const sanitizer_extra[] = {
-	"ptrace", "wait4", "prctl", "getdents64", "kill", "process_vm_readv",
+	"ptrace", "wait4", "prctl", "getdents64", "process_vm_readv",
 	"pipe", "mincore", "personality", "execve", "fork", "vfork",
 	"setrlimit",
 };

@@ -433,6 +433,10 @@ reload(struct ps_parent *p)
 
 	cfg = parse(p, &files, report_none);
 	if (cfg == NULL) {
+		/* the file on disk named them: the child may open them too, so
+		 * that its own parse reports the same error as `check` */
+		for (size_t i = 0; i < files.n; i++)
+			files_add(&p->allow, files.v[i]);
 		files_free(&files);
 	} else {
 		gw_config_unref(p->cfg);

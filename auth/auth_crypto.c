@@ -110,7 +110,10 @@ keyfile_create(const char *path, char *err, size_t errlen)
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		OPENSSL_cleanse(line, sizeof(line));
-		if (errno == EEXIST)
+		/* EACCES: a root-only folder the privsep child cannot write
+		 * into; the read that follows goes through the parent and
+		 * names what is wrong if the file is not there either */
+		if (errno == EEXIST || errno == EACCES)
 			return 0;
 		snprintf(err, errlen, "%s: cannot create secret key file: %s",
 		    path, strerror(errno));

@@ -104,7 +104,7 @@ open_log_fd(const char *path, atomic_int *fd, char *err, size_t errlen)
 	} else if (strcmp(path, "-") == 0) {
 		nfd = dup(1);
 	} else {
-		nfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		nfd = gw_log_file_open(path);
 		if (nfd < 0) {
 			snprintf(err, errlen, "cannot open %s: %s; the previous "
 			    "file stays in use", path, strerror(errno));
@@ -222,6 +222,7 @@ struct run_state {
 	int admin_fd;
 	int smtp_fds[8];
 	int nsmtp;
+	const char *path;
 };
 
 static void
@@ -403,6 +404,13 @@ open_auth(struct gw_runtime *rt, const struct gw_config *cfg, char *err,
 	return 0;
 }
 
+/* In the privileged parent, before the child exists. */
+static int
+parent_bind(void *arg, const struct gw_config *cfg, char *err, size_t errlen)
+{
+	return bind_all(arg, cfg, err, errlen);
+}
+
 static int
 run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 {
@@ -421,12 +429,11 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 		return snprintf(err, errlen, "%s: configuration has errors", path), -1;
 	rt->cfg = cfg;
 	cfg->generation = 1;
+	/* the listeners are the parent's (bind_all), inherited; the user
+	 * and ownership checks were made there too (privsep.c) */
 	if (finish_snapshot(rt, cfg, err, errlen) < 0 ||
 	    resolve_upstream(cfg, &rt->up_addr, &rt->up_addrlen, err, errlen) < 0 ||
-	    open_logs(rt, cfg, err, errlen) < 0 || bind_all(s, cfg, err, errlen) < 0 ||
-	    gw_check_owner(cfg->auth.user_db, cfg->user, err, errlen) < 0 ||
-	    gw_check_owner(cfg->auth.secret_key, cfg->user, err, errlen) < 0 ||
-	    gw_drop_privileges(cfg->user, err, errlen) < 0)
+	    open_logs(rt, cfg, err, errlen) < 0)
 		return -1;
 	if (open_auth(rt, cfg, err, errlen) < 0)
 		return -1;
@@ -459,6 +466,7 @@ run_loop(struct run_state *s)
 	evsignal_add(s->ev_term, NULL);
 	evsignal_add(s->ev_int, NULL);
 	evsignal_add(s->ev_usr1, NULL);
+	gw_privsep_signals_ready();
 	evtimer_add(s->ev_tick, &tick);
 	s->ev_auth = event_new(s->base, -1, EV_PERSIST, auth_refresh_cb, s);
 	evtimer_add(s->ev_auth, &refresh);
@@ -487,7 +495,6 @@ run_cleanup(struct run_state *s)
 	if (rt->auth != NULL)
 		auth_close(rt->auth);
 	free(rt->workers);
-	free(s->fds);
 	if (rt->cfg)
 		gw_config_unref(rt->cfg);
 	gw_peertab_free(rt->peers);
@@ -499,12 +506,38 @@ run_cleanup(struct run_state *s)
 		close(rt->audit_fd);
 }
 
+/* The unprivileged child (privsep.c forked it and shed its privileges):
+ * the workers, until SIGTERM. */
+static int
+run_child(void *arg)
+{
+	struct run_state *s = arg;
+	char err[GW_ERRLEN] = "";
+	int rc;
+
+	if (run_setup(s, s->path, err, sizeof(err)) < 0) {
+		gw_log(GW_LOG_ERR, "%s", err);
+		rc = 1;
+		if (s->rt.workers != NULL && s->rt.workers[0].base != NULL) {
+			atomic_store(&s->rt.stopping, true);
+			/* workers may be half started: nothing to join safely */
+		}
+	} else {
+		gw_log(GW_LOG_INFO, "pbxgate %s: %d worker(s), upstream %s",
+		    PBXGATE_VERSION, s->rt.nworkers, s->rt.cfg->upstream.url);
+		rc = run_loop(s) < 0 ? 1 : 0;
+		gw_log(GW_LOG_INFO, "stopped");
+	}
+	run_cleanup(s);
+	return rc;
+}
+
 int
 gw_cmd_run(const char *path, int argc, char **argv)
 {
+	static const struct gw_privsep_ops ops = { parent_bind, run_child };
 	struct run_state *s;
-	char err[GW_ERRLEN] = "";
-	int rc = 0;
+	int rc;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-d") != 0 && strcmp(argv[i], "--debug") != 0) {
@@ -521,20 +554,9 @@ gw_cmd_run(const char *path, int argc, char **argv)
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return 1;
-	if (run_setup(s, path, err, sizeof(err)) < 0) {
-		gw_log(GW_LOG_ERR, "%s", err);
-		rc = 1;
-		if (s->rt.workers != NULL && s->rt.workers[0].base != NULL) {
-			atomic_store(&s->rt.stopping, true);
-			/* workers may be half started: nothing to join safely */
-		}
-	} else {
-		gw_log(GW_LOG_INFO, "pbxgate %s: %d worker(s), upstream %s",
-		    PBXGATE_VERSION, s->rt.nworkers, s->rt.cfg->upstream.url);
-		rc = run_loop(s) < 0 ? 1 : 0;
-		gw_log(GW_LOG_INFO, "stopped");
-	}
-	run_cleanup(s);
+	s->path = path;
+	rc = gw_privsep_run(path, &ops, s);
+	free(s->fds);
 	free(s);
 	return rc;
 }

@@ -178,7 +178,9 @@ set_log(struct pol_kw_call *c, char **out, bool allow_off)
 	}
 	if ((slash = strrchr(p, '/')) != NULL && slash != p) {
 		*slash = '\0';
-		if (stat(p, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		/* EACCES: the privsep child may not look into a root-only
+		 * folder; the parent, which opens the file, judged it */
+		if (stat(p, &st) == -1 ? errno != EACCES : !S_ISDIR(st.st_mode)) {
 			cfg_error(ctx, l, 1, "%s: directory %s does not exist",
 			    l->tok[0].s, p);
 			free(p);

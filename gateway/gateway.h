@@ -168,6 +168,10 @@ void gw_log(enum gw_loglevel, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int  gw_log_open(const struct gw_config *, char *err, size_t errlen);
 int  gw_log_swap_fd(atomic_int *fd, int newfd);
+/* Opens a log file for appending (creates it 0640): directly, or through
+ * the opener the privsep child sets (the parent opens it). -1 with errno. */
+int  gw_log_file_open(const char *path);
+void gw_log_set_opener(int (*fn)(const char *path));
 void gw_log_set_level(enum gw_loglevel);
 /* JSON string escaping into a bounded buffer; returns bytes written. */
 size_t gw_json_escape(char *dst, size_t dstlen, const char *src, size_t srclen);

@@ -160,6 +160,29 @@ void gw_ready_store(struct gw_runtime *, bool ok);
 void gw_notify_ready(unsigned long long generation, bool reload_failed);
 void gw_notify_reloading(void);
 void gw_notify_stopping(void);
+/* In the privsep child, the readiness steps go to the parent (only the
+ * main process may notify: NotifyAccess=main), which notifies for it. */
+enum gw_notify_kind {
+	GW_NOTIFY_READY, GW_NOTIFY_READY_FAILED, GW_NOTIFY_RELOADING,
+	GW_NOTIFY_STOPPING
+};
+typedef void gw_notify_fwd(enum gw_notify_kind, unsigned long long generation);
+void gw_notify_forward(gw_notify_fwd *);
+
+/* privsep.c: `run` as a privileged parent and an unprivileged child.
+ * The parent reads the config, calls bind (as started: root may bind low
+ * ports), forks, and calls child in the child once it is unprivileged;
+ * child returns the child's exit status. The parent brokers the files the
+ * config names, forwards SIGHUP/SIGUSR1/SIGTERM, restarts a child that
+ * died and returns the exit status of `run`. */
+struct gw_privsep_ops {
+	int (*bind)(void *arg, const struct gw_config *, char *err,
+	    size_t errlen);
+	int (*child)(void *arg);
+};
+int gw_privsep_run(const char *path, const struct gw_privsep_ops *, void *arg);
+/* The child's signal handlers are installed: let the signals in. */
+void gw_privsep_signals_ready(void);
 
 struct gw_local;
 

@@ -51,6 +51,23 @@ gw_log_swap_fd(atomic_int *fd, int newfd)
 	return 0;
 }
 
+static int (*log_opener)(const char *path);
+
+void
+gw_log_set_opener(int (*fn)(const char *path))
+{
+	log_opener = fn;
+}
+
+int
+gw_log_file_open(const char *path)
+{
+	if (log_opener != NULL)
+		return log_opener(path);
+	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
+	    0640);
+}
+
 int
 gw_log_open(const struct gw_config *cfg, char *err, size_t errlen)
 {
@@ -63,7 +80,7 @@ gw_log_open(const struct gw_config *cfg, char *err, size_t errlen)
 	} else if (path != NULL && strcmp(path, "journal") == 0)
 		sink = SINK_JOURNAL;
 	else if (path != NULL && strcmp(path, "-") != 0) {
-		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		fd = gw_log_file_open(path);
 		if (fd < 0) {
 			snprintf(err, errlen, "error_log %s: cannot open: %s; the "
 			    "previous error log stays in use", path, strerror(errno));

@@ -9,11 +9,24 @@
 
 #include "gateway/gw_internal.h"
 
+static gw_notify_fwd *forward;
+
+void
+gw_notify_forward(gw_notify_fwd *fn)
+{
+	forward = fn;
+}
+
 /* unset_environment is 0 on every call: the socket is needed again at each
  * reload and at the stop, not only for the first READY=1. */
 void
 gw_notify_ready(unsigned long long generation, bool reload_failed)
 {
+	if (forward != NULL) {
+		forward(reload_failed ? GW_NOTIFY_READY_FAILED : GW_NOTIFY_READY,
+		    generation);
+		return;
+	}
 	if (reload_failed)
 		(void)sd_notifyf(0, "READY=1\nSTATUS=reload failed (see the error "
 		    "log); configuration generation %llu stays in force",
@@ -31,6 +44,10 @@ gw_notify_reloading(void)
 	struct timespec ts;
 	unsigned long long usec;
 
+	if (forward != NULL) {
+		forward(GW_NOTIFY_RELOADING, 0);
+		return;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	usec = (unsigned long long)ts.tv_sec * 1000000ULL +
 	    (unsigned long long)ts.tv_nsec / 1000ULL;
@@ -41,6 +58,10 @@ gw_notify_reloading(void)
 void
 gw_notify_stopping(void)
 {
+	if (forward != NULL) {
+		forward(GW_NOTIFY_STOPPING, 0);
+		return;
+	}
 	(void)sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing requests in "
 	    "flight");
 }

@@ -316,8 +316,10 @@ recheck_post(void *arg)
 static struct evconnlistener *
 listen_on(struct gw_worker *w, int fd, evconnlistener_cb cb)
 {
+	/* backlog 0: the parent listens already (511); -1 would call
+	 * listen() again with 128, a call the seccomp filter refuses */
 	return evconnlistener_new(w->base, cb, w,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 }
 
 int

@@ -59,6 +59,17 @@ int pol_file_check(const char *path, bool missing_ok, char *err,
     size_t errlen);
 /* "fifo", "directory", "socket", "character device", ... */
 const char *pol_file_kind(mode_t mode);
+/* Privilege separation (gateway/privsep.c): every pol_file_open goes
+ * through one opener. The unprivileged child sets one that asks the
+ * privileged parent for the descriptor; the parent sets one that records
+ * which files its own parse of the configuration named (those are the only
+ * ones it hands out). The opener returns a descriptor or -1 with err, like
+ * pol_file_open_local, which is the direct open. Set before any thread. */
+typedef int pol_file_opener(void *arg, const char *path, int oflags,
+    char *err, size_t errlen);
+void pol_file_set_opener(pol_file_opener *fn, void *arg);
+int pol_file_open_local(const char *path, int oflags, struct stat *st,
+    char *err, size_t errlen);
 
 /* ---- policy_addr.c: the address vocabulary -----------------------------
  * The one parser, printer and matcher of IP addresses and CIDRs that every

@@ -463,6 +463,24 @@ class Gateway:
                 self.write_config()
         return self
 
+    def child_pid(self, other_than=None, timeout=10):
+        """The pid of the unprivileged child that serves (gateway/privsep.c:
+        signals go to the parent, self.proc; the workers run in its child).
+        other_than: wait for a child with another pid (a restart)."""
+        def find():
+            for d in os.listdir("/proc"):
+                if not d.isdigit() or int(d) == other_than:
+                    continue
+                try:
+                    with open("/proc/%s/stat" % d) as f:
+                        ppid = int(f.read().rpartition(")")[2].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                if ppid == self.proc.pid:
+                    return int(d)
+            return None
+        return wait_until(find, timeout=timeout, what="the child of pbxgate %d" % self.proc.pid)
+
     def stderr(self):
         try:
             with open(self.stderr_path, encoding="utf-8", errors="replace") as f:

@@ -370,6 +370,9 @@ def test_kill9_during_logins_leaves_a_usable_store(agw, ctx):
         t.start()
     try:
         wait_until(lambda: len(done) >= 6, timeout=60, what="some logins to finish")
+        # the child writes the store (gateway/privsep.c): kill it, then
+        # the parent, hard, as a power cut would
+        os.kill(agw.child_pid(), signal.SIGKILL)
         agw.proc.send_signal(signal.SIGKILL)
         agw.proc.wait(10)
     finally:

@@ -146,7 +146,7 @@ def test_partial_header_does_not_spin(make_gateway, upstream, ctx, then_close):
     gw = make_gateway(upstream.port, extra=["trusted_proxy 127.0.0.1/32",
                                             "proxy_protocol on",
                                             "tls_handshake_timeout 30s"])
-    pid = gw.proc.pid
+    pid = gw.child_pid()    # the workers' process
     socks = []
     try:
         for _ in range(4):

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <openssl/ssl.h>
 
 /* Session ticket keys, shared by every server context of the process so
@@ -49,6 +50,44 @@ bool cert_server_covers(const struct cert_server *, const char *host);
  * down, negative once expired; INT_MIN with err filled when unreadable.
  * For the gateway to warn about certificates that expire soon. */
 int cert_file_days_left(const char *cert_file, char *err, size_t errlen);
+
+/* The key process (cert_keyproc.c): the TLS private keys live in a process
+ * of their own that signs for the network process during handshakes.
+ *
+ * cert_keyproc_start() runs on the privileged side, before any thread is
+ * started: it forks the key process, which loads key_files (read by it, as
+ * the user that started it) and serves `nthreads` signing threads. *sign_fd
+ * is the socket the network process signs through (pass it to
+ * cert_keyproc_attach() there). cert_keyproc_reload() loads a new list in
+ * the key process; on any failure the key process keeps the keys it had.
+ * Keys of the load before stay usable for one more generation, so that
+ * handshakes begun with the previous certificates finish. A key process
+ * that died is replaced by cert_keyproc_restart() (same sign socket, the
+ * last good list). cert_keyproc_stop() ends it and frees kp. */
+struct cert_keyproc;
+struct cert_keyproc *cert_keyproc_start(const char *const *key_files, size_t n,
+    int nthreads, int *sign_fd, char *err, size_t errlen);
+int cert_keyproc_reload(struct cert_keyproc *, const char *const *key_files,
+    size_t n, char *err, size_t errlen);
+int cert_keyproc_restart(struct cert_keyproc *, char *err, size_t errlen);
+pid_t cert_keyproc_pid(const struct cert_keyproc *);
+void cert_keyproc_stop(struct cert_keyproc *);
+
+/* In the network process, before any thread starts and before the first
+ * cert_server_new(): from then on the server contexts of this process take
+ * only the certificates from the pairs, never read a key file, and sign
+ * through the key process on sign_fd (a key it does not hold for a
+ * certificate fails cert_server_new()). Handshakes driven by
+ * cert_server_ssl() then run as OpenSSL async jobs: SSL_ERROR_WANT_ASYNC
+ * means "wait for SSL_get_all_async_fds() to be readable (or a timeout)
+ * and call SSL_do_handshake() again". STARTTLS (cert_server_ssl_smtp)
+ * waits for the signature in the calling thread. report_fn, may be NULL,
+ * receives a line (at most one a second) when a handshake failed because
+ * the key process did not answer. */
+void cert_keyproc_attach(int sign_fd, void (*report_fn)(const char *msg));
+/* An SSL freed while its handshake waits for the key process: ends the
+ * paused job first. */
+void cert_ssl_abandon(SSL *);
 
 /* Upstream (client) context. verify = true requires a certificate that
  * chains to ca_file (or the system store when ca_file is NULL) and names

@@ -206,7 +206,43 @@ struct run_state {
 	int admin_fd;
 	int smtp_fds[8];
 	int nsmtp;
+	struct cert_keyproc *kp;	/* holds the TLS private keys */
 };
+
+static void
+keyproc_report(const char *msg)
+{
+	gw_log(GW_LOG_ERR, "%s", msg);
+}
+
+/* The key process gets the key files of the config at `path` (started on
+ * the first call, reloaded after): this process never reads a key. The
+ * config is parsed for its paths only; its errors are reported here. */
+static int
+keyproc_sync(struct run_state *s, const char *path, gw_report_fn report,
+    char *err, size_t errlen)
+{
+	const char *files[GW_MAX_CERTS];
+	struct gw_config *cfg = gw_config_load_ex(path, false, NULL, report, NULL);
+	size_t i;
+	int rc, fd;
+
+	if (cfg == NULL)
+		return snprintf(err, errlen, "configuration has errors (see "
+		    "above)"), -1;
+	for (i = 0; i < cfg->ncerts && i < GW_MAX_CERTS; i++)
+		files[i] = cfg->certs[i].key_file;
+	if (s->kp != NULL)
+		rc = cert_keyproc_reload(s->kp, files, i, err, errlen);
+	else if ((s->kp = cert_keyproc_start(files, i, cfg->workers + 1, &fd,
+	    err, errlen)) != NULL) {
+		cert_keyproc_attach(fd, keyproc_report);
+		rc = 0;
+	} else
+		rc = -1;
+	gw_config_unref(cfg);
+	return rc;
+}
 
 static void
 warn_restart_only(const struct gw_config *o, const struct gw_config *n)
@@ -232,8 +268,11 @@ reload(struct run_state *s)
 
 	gw_notify_reloading();
 	gw_log(GW_LOG_INFO, "SIGHUP: reloading %s", old->path);
-	n = gw_config_load_ex(old->path, true, rt->tickets, report_log, NULL);
-	if (n == NULL)
+	/* keys first: the new certificates are checked against them */
+	if (keyproc_sync(s, old->path, report_log, err, sizeof(err)) < 0)
+		n = NULL;
+	else if ((n = gw_config_load_ex(old->path, true, rt->tickets,
+	    report_log, NULL)) == NULL)
 		snprintf(err, sizeof(err), "configuration has errors (see above)");
 	else if (finish_snapshot(rt, n, err, sizeof(err)) < 0 ||
 	    resolve_upstream(n, &ss, &sl, err, sizeof(err)) < 0) {
@@ -394,6 +433,9 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 	rt->peers = gw_peertab_new();
 	if (rt->tickets == NULL || rt->peers == NULL)
 		return -1;
+	/* forked before any thread, listener or log file exists */
+	if (keyproc_sync(s, path, report_stderr, err, errlen) < 0)
+		return -1;
 	cfg = gw_config_load_ex(path, true, rt->tickets, report_stderr, NULL);
 	if (cfg == NULL)
 		return snprintf(err, errlen, "%s: configuration has errors", path), -1;
@@ -468,6 +510,7 @@ run_cleanup(struct run_state *s)
 	if (rt->cfg)
 		gw_config_unref(rt->cfg);
 	gw_peertab_free(rt->peers);
+	cert_keyproc_stop(s->kp);
 	if (rt->tickets)
 		cert_tickets_free(rt->tickets);
 	if (rt->access_fd >= 0)

@@ -43,10 +43,13 @@ struct kp_table {
 	size_t n;
 };
 
-/* The key process's state: the keys of the last good load and of the one
- * before it, so that handshakes begun with the previous certificates finish
- * after a reload. */
-static struct kp_table *kp_cur, *kp_prev;
+/* The key process's state. A reload stages the new keys (the certificates
+ * are then loaded against them) and commits them once the new configuration
+ * is in force: a reload that fails after the keys loaded leaves the keys of
+ * the running configuration live, however many times it fails. After a
+ * commit the keys live before stay usable for one more generation, so that
+ * handshakes begun with the previous certificates finish. */
+static struct kp_table *kp_staged, *kp_live, *kp_prev;
 static pthread_rwlock_t kp_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 struct cert_keyproc {
@@ -56,9 +59,10 @@ struct cert_keyproc {
 				   kept so a restarted key process serves the
 				   same socket the network process holds */
 	int   nthreads;
-	char *paths;		/* the last good reload message */
-	size_t pathslen;
-	size_t npaths;
+	char *staged;		/* the last good 'L' message */
+	size_t stagedlen;
+	char *live;		/* the last committed one */
+	size_t livelen;
 };
 
 static void
@@ -119,7 +123,7 @@ load_key(const char *file, struct kp_key *k, char *err, size_t errlen)
 	return true;
 }
 
-/* msg: npaths NUL-terminated paths. All load or nothing changes. */
+/* msg: NUL-terminated paths. All load or nothing changes. */
 static struct kp_table *
 table_load(const char *msg, size_t len, char *err, size_t errlen)
 {
@@ -197,7 +201,8 @@ answer(const struct cert_kp_req *r, struct cert_kp_rep *rep)
 	enum cert_kp_status st;
 
 	pthread_rwlock_rdlock(&kp_lock);
-	if ((k = table_find(kp_cur, r->spki)) == NULL)
+	if ((k = table_find(kp_staged, r->spki)) == NULL &&
+	    (k = table_find(kp_live, r->spki)) == NULL)
 		k = table_find(kp_prev, r->spki);
 	if (k == NULL)
 		st = CERT_KP_ENOKEY;
@@ -228,13 +233,11 @@ is_answer_socket(int fd)
 static ssize_t
 recv_request(int fd, unsigned char *buf, size_t len, int *answer_fd)
 {
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(4 * sizeof(int))];
-	} u;
+	/* aligned for the struct cmsghdr at its start */
+	_Alignas(struct cmsghdr) char cbuf[CMSG_SPACE(4 * sizeof(int))];
 	struct iovec iov = { buf, len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-	    .msg_control = u.b, .msg_controllen = sizeof u.b };
+	    .msg_control = cbuf, .msg_controllen = sizeof cbuf };
 	struct cmsghdr *c;
 	ssize_t n;
 
@@ -297,23 +300,30 @@ sign_thread(void *arg)
 	return NULL;
 }
 
-/* A reload: the new keys replace the current ones, which stay as the
- * previous generation; a failed load changes nothing. The answer is "" or
- * the error. */
+/* 'L' and the paths: the new keys replace the staged ones; a failed load
+ * changes nothing. 'C': the staged keys go live. The answer is "" or the
+ * error. */
 static void
-ctl_reload(int ctl, const char *msg, size_t len)
+ctl_message(int ctl, const char *msg, size_t len)
 {
 	char err[512] = "";
-	struct kp_table *t = table_load(msg, len, err, sizeof err);
+	struct kp_table *t = NULL;
 
+	if (msg[0] == 'L')
+		t = table_load(msg + 1, len - 1, err, sizeof err);
+	else if (msg[0] != 'C' || len != 1)
+		snprintf(err, sizeof err, "key process: unknown message");
+	pthread_rwlock_wrlock(&kp_lock);
 	if (t != NULL) {
-		pthread_rwlock_wrlock(&kp_lock);
+		table_free(kp_staged);
+		kp_staged = t;
+	} else if (msg[0] == 'C' && kp_staged != NULL) {
 		table_free(kp_prev);
-		kp_prev = kp_cur;
-		kp_cur = t;
-		pthread_rwlock_unlock(&kp_lock);
-		err[0] = '\0';
+		kp_prev = kp_live;
+		kp_live = kp_staged;
+		kp_staged = NULL;
 	}
+	pthread_rwlock_unlock(&kp_lock);
 	(void)send(ctl, err, strlen(err) + 1, MSG_NOSIGNAL);
 }
 
@@ -357,13 +367,14 @@ keyproc_main(int nthreads)
 			continue;
 		if (n <= 0)
 			break;		/* the parent is gone */
-		if (n > KP_CTL_MAX || msg[n - 1] != '\0') {
-			(void)send(KP_CTL_FD, "key process: malformed reload",
-			    30, MSG_NOSIGNAL);
+		if (n < 2 || n > KP_CTL_MAX || msg[n - 1] != '\0') {
+			(void)send(KP_CTL_FD, "key process: malformed message",
+			    31, MSG_NOSIGNAL);
 			continue;
 		}
-		ctl_reload(KP_CTL_FD, msg, (size_t)n - 1);
+		ctl_message(KP_CTL_FD, msg, (size_t)n - 1);
 	}
+	free(msg);
 	_exit(0);
 }
 
@@ -395,26 +406,25 @@ spawn(struct cert_keyproc *kp, int ctl_child, char *err, size_t errlen)
 	return pid;
 }
 
-/* Sends the paths and waits for the answer; the key process loads them
- * or keeps what it had. */
+/* Sends a control message and waits for the answer: "" or the error. */
 static int
-send_reload(struct cert_keyproc *kp, const char *msg, size_t len, char *err,
+send_ctl(struct cert_keyproc *kp, const char *msg, size_t len, char *err,
     size_t errlen)
 {
 	char ans[512];
 	ssize_t n;
 
 	if (send(kp->ctl, msg, len, MSG_NOSIGNAL) != (ssize_t)len) {
-		snprintf(err, errlen, "key process: cannot send the key list: "
-		    "%s", strerror(errno));
+		snprintf(err, errlen, "key process: cannot send to it: %s",
+		    strerror(errno));
 		return -1;
 	}
 	do
 		n = recv(kp->ctl, ans, sizeof ans - 1, 0);
 	while (n < 0 && errno == EINTR);
 	if (n <= 0) {
-		snprintf(err, errlen, "key process: no answer to the reload "
-		    "(exited?): restart pbxgate");
+		snprintf(err, errlen, "key process: no answer (exited?): "
+		    "restart pbxgate");
 		return -1;
 	}
 	ans[n] = '\0';
@@ -425,12 +435,12 @@ send_reload(struct cert_keyproc *kp, const char *msg, size_t len, char *err,
 	return 0;
 }
 
-/* The paths as one message: each NUL-terminated, then one more NUL. */
+/* 'L' and the paths, each NUL-terminated, then one more NUL. */
 static char *
 pack_paths(const char *const *files, size_t n, size_t *len, char *err,
     size_t errlen)
 {
-	size_t i, total = 1;
+	size_t i, total = 2;
 	char *msg, *p;
 
 	if (n == 0 || n > KP_MAX_KEYS) {
@@ -444,7 +454,8 @@ pack_paths(const char *const *files, size_t n, size_t *len, char *err,
 		snprintf(err, errlen, "key process: the key paths are too long");
 		return NULL;
 	}
-	for (p = msg, i = 0; i < n; i++) {
+	msg[0] = 'L';
+	for (p = msg + 1, i = 0; i < n; i++) {
 		size_t l = strlen(files[i]) + 1;
 
 		memcpy(p, files[i], l);
@@ -464,14 +475,27 @@ cert_keyproc_reload(struct cert_keyproc *kp, const char *const *key_files,
 
 	if (msg == NULL)
 		return -1;
-	if (send_reload(kp, msg, len, err, errlen) < 0) {
+	if (send_ctl(kp, msg, len, err, errlen) < 0) {
 		free(msg);
 		return -1;
 	}
-	free(kp->paths);
-	kp->paths = msg;
-	kp->pathslen = len;
-	kp->npaths = n;
+	free(kp->staged);
+	kp->staged = msg;
+	kp->stagedlen = len;
+	return 0;
+}
+
+int
+cert_keyproc_commit(struct cert_keyproc *kp, char *err, size_t errlen)
+{
+	if (send_ctl(kp, "C", 2, err, errlen) < 0)
+		return -1;
+	if (kp->staged != NULL) {
+		free(kp->live);
+		kp->live = kp->staged;
+		kp->livelen = kp->stagedlen;
+		kp->staged = NULL;
+	}
 	return 0;
 }
 
@@ -516,7 +540,8 @@ cert_keyproc_start(const char *const *key_files, size_t n, int nthreads,
 	}
 	kp->sign_kp = sv[1];
 	if (start_child(kp, err, errlen) < 0 ||
-	    cert_keyproc_reload(kp, key_files, n, err, errlen) < 0) {
+	    cert_keyproc_reload(kp, key_files, n, err, errlen) < 0 ||
+	    cert_keyproc_commit(kp, err, errlen) < 0) {
 		close(sv[0]);
 		cert_keyproc_stop(kp);
 		return NULL;
@@ -541,7 +566,8 @@ cert_keyproc_restart(struct cert_keyproc *kp, char *err, size_t errlen)
 		(void)waitpid(kp->pid, NULL, WNOHANG);
 	if (start_child(kp, err, errlen) < 0)
 		return -1;
-	return send_reload(kp, kp->paths, kp->pathslen, err, errlen);
+	return kp->live == NULL ? 0 : send_ctl(kp, kp->live, kp->livelen, err,
+	    errlen) < 0 ? -1 : send_ctl(kp, "C", 2, err, errlen);
 }
 
 void
@@ -557,6 +583,7 @@ cert_keyproc_stop(struct cert_keyproc *kp)
 		while (waitpid(kp->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
-	free(kp->paths);
+	free(kp->staged);
+	free(kp->live);
 	free(kp);
 }

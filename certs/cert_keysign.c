@@ -89,16 +89,14 @@ report_failure(const char *what)
 static int
 send_request(const struct cert_kp_req *r, size_t len, int answer_fd)
 {
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
-	} u;
+	/* aligned for the struct cmsghdr at its start */
+	_Alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
 	struct iovec iov = { (void *)r, len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-	    .msg_control = u.b, .msg_controllen = sizeof u.b };
+	    .msg_control = cbuf, .msg_controllen = sizeof cbuf };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 
-	memset(u.b, 0, sizeof u.b);
+	memset(cbuf, 0, sizeof cbuf);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));

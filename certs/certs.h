@@ -58,17 +58,24 @@ int cert_file_days_left(const char *cert_file, char *err, size_t errlen);
  * started: it forks the key process, which loads key_files (read by it, as
  * the user that started it) and serves `nthreads` signing threads. *sign_fd
  * is the socket the network process signs through (pass it to
- * cert_keyproc_attach() there). cert_keyproc_reload() loads a new list in
- * the key process; on any failure the key process keeps the keys it had.
- * Keys of the load before stay usable for one more generation, so that
- * handshakes begun with the previous certificates finish. A key process
- * that died is replaced by cert_keyproc_restart() (same sign socket, the
- * last good list). cert_keyproc_stop() ends it and frees kp. */
+ * cert_keyproc_attach() there).
+ *
+ * A reload is two steps. cert_keyproc_reload() stages a new list: the key
+ * process loads it all or keeps what it had, and signs with staged keys
+ * too, so the new certificates can be loaded against them. Once the new
+ * configuration is in force, cert_keyproc_commit() makes the staged keys
+ * the live ones; the keys live before stay usable for one more generation
+ * (handshakes in flight). A configuration that fails after its keys were
+ * staged is simply not committed: the running keys stay, however many
+ * reloads fail. A key process that has exited is replaced by
+ * cert_keyproc_restart() (same sign socket, the committed list read anew).
+ * cert_keyproc_stop() ends it and frees kp. */
 struct cert_keyproc;
 struct cert_keyproc *cert_keyproc_start(const char *const *key_files, size_t n,
     int nthreads, int *sign_fd, char *err, size_t errlen);
 int cert_keyproc_reload(struct cert_keyproc *, const char *const *key_files,
     size_t n, char *err, size_t errlen);
+int cert_keyproc_commit(struct cert_keyproc *, char *err, size_t errlen);
 int cert_keyproc_restart(struct cert_keyproc *, char *err, size_t errlen);
 pid_t cert_keyproc_pid(const struct cert_keyproc *);
 void cert_keyproc_stop(struct cert_keyproc *);

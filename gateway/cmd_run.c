@@ -288,6 +288,9 @@ reload(struct run_state *s)
 		return;
 	}
 	n->generation = old->generation + 1;
+	/* the keys the new certificates were loaded against go live */
+	if (cert_keyproc_commit(s->kp, err, sizeof(err)) < 0)
+		gw_log(GW_LOG_ERR, "reload: %s", err);
 	warn_restart_only(old, n);
 	pthread_mutex_lock(&rt->up_lock);
 	rt->up_addr = ss;

@@ -228,3 +228,26 @@ def test_sighup_with_broken_key_keeps_old_keys(make_gateway, upstream, tmp_path)
     gw.reload("error")
     assert "no usable private key" in gw.stderr()
     assert get(gw.port, _ctx_pem(pem)).status == 200
+
+
+def test_failed_reloads_after_key_rotation_keep_serving_old_pair(make_gateway, upstream,
+                                                                 tmp_path):
+    """The key file is renewed but the certificate beside it is broken: each
+    SIGHUP loads the new key, then fails on the certificate. The running
+    certificate's key must stay in the key process however often that
+    happens."""
+    d = str(tmp_path)
+    live = mkcert(d, "live", "localhost", "ec")
+    pem = open(live[0]).read()
+    gw = make_gateway(upstream.port, cert_pairs=[live])
+    os.makedirs(os.path.join(d, "next"))
+    new = mkcert(os.path.join(d, "next"), "live", "localhost", "ec")
+    shutil.copyfile(new[1], live[1])
+    with open(live[0], "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n")
+    for _ in range(3):
+        gw.reload("error")
+    for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = _ctx_pem(pem)
+        ctx.minimum_version = ctx.maximum_version = v
+        assert get(gw.port, ctx).status == 200

@@ -443,32 +443,87 @@ Test(keyproc, failed_reload_keeps_the_keys)
 	cert_keyproc_stop(e.kp);
 }
 
-Test(keyproc, reload_keeps_one_previous_generation)
+static void
+reload(struct cert_keyproc *kp, const char *path, bool commit)
+{
+	const char *files[1] = { path };
+
+	cr_assert_eq(cert_keyproc_reload(kp, files, 1, err, sizeof err), 0,
+	    "%s", err);
+	if (commit)
+		cr_assert_eq(cert_keyproc_commit(kp, err, sizeof err), 0, "%s",
+		    err);
+}
+
+static int
+sign_status(EVP_PKEY *k)
+{
+	struct cert_kp_req r = req_for(k, CERT_KP_ECDSA, 32);
+	struct cert_kp_rep rep;
+
+	return call(&r, &rep);
+}
+
+Test(keyproc, commit_keeps_one_previous_generation)
 {
 	struct kp_env e;
-	struct cert_kp_req r;
-	struct cert_kp_rep rep;
 	char p2[128], p3[128];
 	EVP_PKEY *k2, *k3;
-	const char *files[1];
 
 	start(&e);
 	k2 = write_key("gen2", "EC", p2, sizeof p2);
-	files[0] = p2;
-	cr_assert_eq(cert_keyproc_reload(e.kp, files, 1, err, sizeof err), 0,
-	    "%s", err);
-	r = req_for(k2, CERT_KP_ECDSA, 32);
-	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
-	r = req_for(e.ec, CERT_KP_ECDSA, 32);	/* generation 1, previous */
-	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
+	reload(e.kp, p2, true);
+	cr_assert_eq(sign_status(k2), CERT_KP_OK);
+	cr_assert_eq(sign_status(e.ec), CERT_KP_OK);	/* previous */
 	k3 = write_key("gen3", "EC", p3, sizeof p3);
-	files[0] = p3;
-	cr_assert_eq(cert_keyproc_reload(e.kp, files, 1, err, sizeof err), 0,
-	    "%s", err);
-	cr_assert_eq(call(&r, &rep), CERT_KP_ENOKEY);	/* two back: gone */
-	r = req_for(k3, CERT_KP_ECDSA, 32);
-	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
+	reload(e.kp, p3, true);
+	cr_assert_eq(sign_status(e.ec), CERT_KP_ENOKEY);	/* two back */
+	cr_assert_eq(sign_status(k2), CERT_KP_OK);
+	cr_assert_eq(sign_status(k3), CERT_KP_OK);
 	EVP_PKEY_free(k2);
 	EVP_PKEY_free(k3);
+	cert_keyproc_stop(e.kp);
+}
+
+/* Reloads whose configuration fails after the keys loaded are never
+ * committed: the live keys stay, however many there are. */
+Test(keyproc, uncommitted_reloads_keep_the_live_keys)
+{
+	struct kp_env e;
+	char p2[128], p3[128];
+	EVP_PKEY *k2, *k3;
+
+	start(&e);
+	k2 = write_key("gen2", "EC", p2, sizeof p2);
+	reload(e.kp, p2, false);
+	cr_assert_eq(sign_status(k2), CERT_KP_OK);	/* staged */
+	k3 = write_key("gen3", "EC", p3, sizeof p3);
+	reload(e.kp, p3, false);
+	reload(e.kp, p3, false);
+	cr_assert_eq(sign_status(k2), CERT_KP_ENOKEY);	/* replaced */
+	cr_assert_eq(sign_status(k3), CERT_KP_OK);
+	cr_assert_eq(sign_status(e.ec), CERT_KP_OK);	/* live */
+	cr_assert_eq(cert_keyproc_commit(e.kp, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(sign_status(k3), CERT_KP_OK);
+	cr_assert_eq(sign_status(e.ec), CERT_KP_OK);	/* previous */
+	EVP_PKEY_free(k2);
+	EVP_PKEY_free(k3);
+	cert_keyproc_stop(e.kp);
+}
+
+Test(keyproc, restart_loads_the_committed_keys)
+{
+	struct kp_env e;
+	char p2[128];
+	EVP_PKEY *k2;
+
+	start(&e);
+	k2 = write_key("gen2", "EC", p2, sizeof p2);
+	reload(e.kp, p2, false);
+	kill_keyproc(e.kp);
+	cr_assert_eq(cert_keyproc_restart(e.kp, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(sign_status(e.ec), CERT_KP_OK);
+	cr_assert_eq(sign_status(k2), CERT_KP_ENOKEY);
+	EVP_PKEY_free(k2);
 	cert_keyproc_stop(e.kp);
 }

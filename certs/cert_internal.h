@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -58,6 +59,26 @@ int cert_names_match(const struct cert_names *, const char *host);
 /* Lowercases `in` into out[outlen]; false when empty, too long, or not a
  * plausible host name (bytes outside printable ASCII). */
 bool cert_host_normalize(const char *in, char *out, size_t outlen);
+
+/* cert_keyproc.c: SHA-256 of a key's DER SubjectPublicKeyInfo, the name
+ * by which the key process knows a key. */
+bool cert_spki_hash(EVP_PKEY *pub, uint8_t out[32]);
+
+/* cert_keysign.c */
+struct cert_kp_req;
+struct cert_kp_rep;
+/* Whether cert_keyproc_attach() was called: keys are then never read here. */
+bool cert_keyproc_attached(void);
+/* Installs in ctx, beside the leaf certificate loaded there, a key whose
+ * signatures the key process makes; false with err when it holds no key
+ * for that certificate. */
+bool cert_keyproc_use_key(SSL_CTX *ctx, X509 *leaf, const struct cert_pair *p,
+    char *err, size_t errlen);
+/* One request of len bytes (sizeof *r unless a test sends a short one);
+ * the answer's status, or -1 when there was none (key process gone, no
+ * answer within the timeout). */
+int cert_kp_call(const struct cert_kp_req *r, size_t len,
+    struct cert_kp_rep *rep);
 
 /* cert_tickets.c */
 void cert_tickets_ref(struct cert_tickets *);

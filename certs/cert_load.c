@@ -174,8 +174,20 @@ cert_pair_check(const struct cert_pair *p, struct cert_material *m,
 	bool ok;
 
 	memset(m, 0, sizeof *m);
-	if (!read_cert(p->cert_file, m, err, errlen) ||
-	    (m->key = read_key(p->key_file, err, errlen)) == NULL) {
+	if (!read_cert(p->cert_file, m, err, errlen)) {
+		cert_material_clear(m);
+		return false;
+	}
+	/* The key process holds the key: whether it matches is asked when
+	 * it is installed (cert_pair_load). */
+	if (cert_keyproc_attached()) {
+		*key_type = EVP_PKEY_get_base_id(X509_get0_pubkey(m->leaf));
+		ok = check_dates(m->leaf, p->cert_file, err, errlen);
+		if (!ok)
+			cert_material_clear(m);
+		return ok;
+	}
+	if ((m->key = read_key(p->key_file, err, errlen)) == NULL) {
 		cert_material_clear(m);
 		return false;
 	}
@@ -247,6 +259,8 @@ cert_pair_load(SSL_CTX *ctx, const struct cert_pair *p,
 	}
 	if (!check_chain(ctx, p->cert_file, err, errlen))
 		return false;
+	if (m->key == NULL)
+		return cert_keyproc_use_key(ctx, m->leaf, p, err, errlen);
 	if (SSL_CTX_use_PrivateKey(ctx, m->key) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
 		cert_fail(err, errlen, "regenerate the pair or fix the path",

@@ -445,6 +445,10 @@ server_ssl(struct cert_server *srv, bool smtp)
 		ERR_clear_error();
 		return NULL;
 	}
+	/* The signature may have to wait for the key process: the handshake
+	 * runs as an async job the caller resumes (gateway/io.c). */
+	if (!smtp && cert_keyproc_attached())
+		SSL_set_mode(ssl, SSL_MODE_ASYNC);
 	SSL_set_accept_state(ssl);
 	return ssl;
 }

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <openssl/ssl.h>
 
 /* Session ticket keys, shared by every server context of the process so
@@ -56,6 +57,51 @@ void cert_server_each(const struct cert_server *, cert_leaf_fn, void *arg);
  * down, negative once expired; INT_MIN with err filled when unreadable.
  * For the gateway to warn about certificates that expire soon. */
 int cert_file_days_left(const char *cert_file, char *err, size_t errlen);
+
+/* The key process (cert_keyproc.c): the TLS private keys live in a process
+ * of their own that signs for the network process during handshakes.
+ *
+ * cert_keyproc_start() runs on the privileged side, before any thread is
+ * started: it forks the key process, which loads key_files (read by it, as
+ * the user that started it) and serves `nthreads` signing threads. *sign_fd
+ * is the socket the network process signs through (pass it to
+ * cert_keyproc_attach() there).
+ *
+ * A reload is two steps. cert_keyproc_reload() stages a new list: the key
+ * process loads it all or keeps what it had, and signs with staged keys
+ * too, so the new certificates can be loaded against them. Once the new
+ * configuration is in force, cert_keyproc_commit() makes the staged keys
+ * the live ones; the keys live before stay usable for one more generation
+ * (handshakes in flight). A configuration that fails after its keys were
+ * staged is simply not committed: the running keys stay, however many
+ * reloads fail. A key process that has exited is replaced by
+ * cert_keyproc_restart() (same sign socket, the committed list read anew).
+ * cert_keyproc_stop() ends it and frees kp. */
+struct cert_keyproc;
+struct cert_keyproc *cert_keyproc_start(const char *const *key_files, size_t n,
+    int nthreads, int *sign_fd, char *err, size_t errlen);
+int cert_keyproc_reload(struct cert_keyproc *, const char *const *key_files,
+    size_t n, char *err, size_t errlen);
+int cert_keyproc_commit(struct cert_keyproc *, char *err, size_t errlen);
+int cert_keyproc_restart(struct cert_keyproc *, char *err, size_t errlen);
+pid_t cert_keyproc_pid(const struct cert_keyproc *);
+void cert_keyproc_stop(struct cert_keyproc *);
+
+/* In the network process, before any thread starts and before the first
+ * cert_server_new(): from then on the server contexts of this process take
+ * only the certificates from the pairs, never read a key file, and sign
+ * through the key process on sign_fd (a key it does not hold for a
+ * certificate fails cert_server_new()). Handshakes driven by
+ * cert_server_ssl() then run as OpenSSL async jobs: SSL_ERROR_WANT_ASYNC
+ * means "wait for SSL_get_all_async_fds() to be readable (or a timeout)
+ * and call SSL_do_handshake() again". STARTTLS (cert_server_ssl_smtp)
+ * waits for the signature in the calling thread. report_fn, may be NULL,
+ * receives a line (at most one a second) when a handshake failed because
+ * the key process did not answer. */
+void cert_keyproc_attach(int sign_fd, void (*report_fn)(const char *msg));
+/* An SSL freed while its handshake waits for the key process: ends the
+ * paused job first. */
+void cert_ssl_abandon(SSL *);
 
 /* Upstream (client) context. verify = true requires a certificate that
  * chains to ca_file (or the system store when ca_file is NULL) and names

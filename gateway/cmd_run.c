@@ -249,8 +249,12 @@ reload(struct run_state *s)
 
 	gw_notify_reloading();
 	gw_log(GW_LOG_INFO, "SIGHUP: reloading %s", old->path);
-	n = gw_config_load_ex(old->path, true, rt->tickets, report_log, NULL);
-	if (n == NULL)
+	/* keys first (the parent's key process): the new certificates are
+	 * checked against them */
+	if (gw_privsep_keys(false, err, sizeof(err)) < 0)
+		n = NULL;
+	else if ((n = gw_config_load_ex(old->path, true, rt->tickets,
+	    report_log, NULL)) == NULL)
 		snprintf(err, sizeof(err), "configuration has errors (see above)");
 	else if (finish_snapshot(rt, n, err, sizeof(err)) < 0 ||
 	    resolve_upstream(n, &ss, &sl, err, sizeof(err)) < 0) {
@@ -266,6 +270,9 @@ reload(struct run_state *s)
 		return;
 	}
 	n->generation = old->generation + 1;
+	/* the keys the new certificates were loaded against go live */
+	if (gw_privsep_keys(true, err, sizeof(err)) < 0)
+		gw_log(GW_LOG_ERR, "reload: %s", err);
 	warn_restart_only(old, n);
 	pthread_mutex_lock(&rt->up_lock);
 	rt->up_addr = ss;

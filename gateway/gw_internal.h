@@ -182,6 +182,11 @@ struct gw_privsep_ops {
 };
 int gw_privsep_run(const char *path, const struct gw_privsep_ops *, void *arg);
 /* The child's signal handlers are installed: let the signals in. */
+/* privsep_child.c: in the child's reload, the parent's key process loads
+ * the keys of the configuration on disk (commit false) before the parse,
+ * and makes them live (commit true) once the new snapshot is in force.
+ * 0 outside privsep. */
+int gw_privsep_keys(bool commit, char *err, size_t errlen);
 void gw_privsep_signals_ready(void);
 
 struct gw_local;

@@ -25,6 +25,9 @@
 #define IO_FIRST_READ   4096
 #define IO_READ_ROUND   ((size_t)256 * 1024)	/* then let other connections run */
 #define IO_WRITE_ROUND  ((size_t)1024 * 1024)
+/* A handshake waiting for the key process is resumed at least this often;
+ * the signing code keeps its own deadline and fails the handshake there. */
+#define IO_ASYNC_RECHECK_S 1
 
 struct gw_io {
 	struct event_base *base;
@@ -34,6 +37,8 @@ struct gw_io {
 	struct event       ev;		/* EV_READ|EV_WRITE|EV_ET|EV_PERSIST;
 					   activated with EV_TIMEOUT to run
 					   io_process from the loop (a kick) */
+	struct event       aev;		/* the key process's answer socket of
+					   a paused handshake (one-shot) */
 	gw_io_cb           read_cb, write_cb;
 	gw_io_event_cb     event_cb;
 	void              *arg;
@@ -51,6 +56,8 @@ struct gw_io {
 	bool               frozen;	/* no more I/O, waiting to be freed */
 	bool               kicked;	/* a kick is queued already */
 	bool               drained;	/* the last read(2) was short */
+	bool               async_armed;	/* aev is added */
+	bool               async_wait;	/* the handshake job is paused */
 };
 
 static void io_process(struct gw_io *);
@@ -181,12 +188,23 @@ gw_io_connect(struct gw_io *io, const struct sockaddr *sa, socklen_t len)
 }
 
 static void
+async_disarm(struct gw_io *io)
+{
+	if (io->async_armed)
+		event_del(&io->aev);
+	io->async_armed = false;
+}
+
+static void
 io_really_free(struct gw_io *io)
 {
 	if (io->registered)
 		event_del(&io->ev);
-	if (io->ssl != NULL)
+	async_disarm(io);
+	if (io->ssl != NULL) {
+		cert_ssl_abandon(io->ssl);
 		SSL_free(io->ssl);
+	}
 	if (io->fd >= 0)
 		close(io->fd);
 	if (io->in)
@@ -221,6 +239,7 @@ gw_io_freeze(struct gw_io *io)
 	io->event_cb = NULL;
 	if (io->registered)
 		event_del(&io->ev);
+	async_disarm(io);
 }
 
 void
@@ -342,6 +361,9 @@ ssl_result(struct gw_io *io, int r, bool writing)
 		return 0;
 	case SSL_ERROR_WANT_WRITE:
 		io->can_write = false;
+		return 0;
+	case SSL_ERROR_WANT_ASYNC:
+		io->async_wait = true;	/* the key process is signing */
 		return 0;
 	case SSL_ERROR_ZERO_RETURN:
 		io->eof = true;
@@ -530,6 +552,57 @@ finish_connect(struct gw_io *io)
 	return true;
 }
 
+static void
+async_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_io *io = arg;
+
+	(void)fd, (void)what;
+	io->async_armed = false;
+	io_process(io);
+}
+
+/* The paused job published the socket its answer comes on: wait for it
+ * (one-shot, so the job may close it once resumed). */
+static bool
+async_arm(struct gw_io *io)
+{
+	struct timeval tv = { IO_ASYNC_RECHECK_S, 0 };
+	OSSL_ASYNC_FD fd;
+	size_t n = 0;
+
+	if (SSL_get_all_async_fds(io->ssl, NULL, &n) != 1 || n != 1 ||
+	    SSL_get_all_async_fds(io->ssl, &fd, &n) != 1 ||
+	    event_assign(&io->aev, io->base, fd, EV_READ, async_event, io) < 0 ||
+	    event_add(&io->aev, &tv) < 0) {
+		ERR_clear_error();
+		io->failed = true;
+		return false;
+	}
+	io->async_armed = true;
+	return true;
+}
+
+/* One step of the TLS handshake; false while it is not finished. A step
+ * may resume a job paused for the key process: its wait is removed first,
+ * as the job closes its socket when it ends. */
+static bool
+ssl_handshake_step(struct gw_io *io)
+{
+	async_disarm(io);
+	io->async_wait = false;
+	clear_errors();
+	if (ssl_result(io, SSL_do_handshake(io->ssl), false) > 0) {
+		/* reads and writes need no job: the mode costs a context
+		 * switch on every call */
+		SSL_clear_mode(io->ssl, SSL_MODE_ASYNC);
+		return true;
+	}
+	if (io->async_wait)
+		(void)async_arm(io);
+	return false;
+}
+
 /* Returns false while the handshake (or connect) is not finished. */
 static bool
 handshake(struct gw_io *io)
@@ -537,8 +610,7 @@ handshake(struct gw_io *io)
 	if (io->connecting && !finish_connect(io))
 		return false;
 	if (io->handshaking) {
-		clear_errors();
-		if (ssl_result(io, SSL_do_handshake(io->ssl), false) <= 0)
+		if (!ssl_handshake_step(io))
 			return false;
 		io->handshaking = false;
 		/* the handshake reads from the socket whatever event ran it

@@ -41,6 +41,7 @@ struct ps_parent {
 	const struct gw_privsep_ops *ops;
 	void *arg;
 	struct gw_config *cfg;		/* the last configuration that parsed */
+	struct cert_keyproc *kp;	/* holds the TLS private keys */
 	struct ps_files allow;		/* the files it named */
 	struct ps_files *recording;	/* during a parse */
 	int sfd;			/* signalfd */
@@ -143,6 +144,43 @@ parse(struct ps_parent *p, struct ps_files *files, gw_report_fn report)
 }
 
 static void
+keyproc_report(const char *msg)
+{
+	gw_log(GW_LOG_ERR, "%s", msg);
+}
+
+/* The key process gets the key files of the configuration (started on the
+ * first call, staged after; cert_keyproc_commit() once the new
+ * configuration parsed). The parent and, through fork, the child are
+ * attached to it: neither ever reads a key file, so the broker never
+ * records one and the child cannot ask for it. */
+static int
+keyproc_sync(struct ps_parent *p, char *err, size_t errlen)
+{
+	const char *files[GW_MAX_CERTS];
+	struct gw_config *cfg = gw_config_load_ex(p->path, false, NULL,
+	    report_none, NULL);
+	size_t i;
+	int rc, fd;
+
+	if (cfg == NULL)
+		return snprintf(err, errlen, "%s: configuration has errors",
+		    p->path), -1;
+	for (i = 0; i < cfg->ncerts && i < GW_MAX_CERTS; i++)
+		files[i] = cfg->certs[i].key_file;
+	if (p->kp != NULL)
+		rc = cert_keyproc_reload(p->kp, files, i, err, errlen);
+	else if ((p->kp = cert_keyproc_start(files, i, cfg->workers + 1, &fd,
+	    err, errlen)) != NULL) {
+		cert_keyproc_attach(fd, keyproc_report);
+		rc = 0;
+	} else
+		rc = -1;
+	gw_config_unref(cfg);
+	return rc;
+}
+
+static void
 send_reply(struct ps_parent *p, const struct gw_privsep_reply *r, int fd)
 {
 	union {
@@ -242,6 +280,23 @@ answer_open(struct ps_parent *p, const struct gw_privsep_msg *m)
 		close(fd);
 }
 
+/* The child's reload drives the key process through us: stage the keys
+ * of the configuration on disk before it parses, commit them once its new
+ * snapshot is in force. The error text is the key process's. */
+static void
+answer_keys(struct ps_parent *p, const struct gw_privsep_msg *m)
+{
+	struct gw_privsep_reply r = { .seq = m->seq };
+	int rc;
+
+	if (m->type == GW_PS_KEYS_STAGE)
+		rc = keyproc_sync(p, r.msg, sizeof(r.msg));
+	else
+		rc = cert_keyproc_commit(p->kp, r.msg, sizeof(r.msg));
+	r.error = rc < 0 ? EINVAL : 0;
+	send_reply(p, &r, -1);
+}
+
 static void
 on_notify(struct ps_parent *p, uint32_t kind, unsigned long long gen)
 {
@@ -276,6 +331,9 @@ on_message(struct ps_parent *p, const struct gw_privsep_msg *m, size_t n)
 		    "not on the allow-list (gateway/seccomp.c); it is killed",
 		    (long)p->child, m->arg,
 		    gw_seccomp_name((int)m->arg, name, sizeof(name)));
+	} else if ((m->type == GW_PS_KEYS_STAGE ||
+	    m->type == GW_PS_KEYS_COMMIT) && n == hdr) {
+		answer_keys(p, m);
 	} else if ((m->type == GW_PS_OPEN_READ || m->type == GW_PS_OPEN_LOG) &&
 	    n > hdr && m->path[n - hdr - 1] == '\0' &&
 	    strlen(m->path) == n - hdr - 1) {
@@ -410,15 +468,33 @@ child_died(struct ps_parent *p, int st)
 	schedule_restart(p);
 }
 
+/* Handshakes fail closed while it is gone; the child keeps its socket,
+ * which the new key process serves. */
+static void
+keyproc_died(struct ps_parent *p, int st)
+{
+	char err[GW_ERRLEN];
+
+	gw_log(GW_LOG_ERR, "key process exited (%s %d): restarting it",
+	    WIFSIGNALED(st) ? "signal" : "status",
+	    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+	if (!p->stopping && cert_keyproc_restart(p->kp, err, sizeof(err)) < 0)
+		gw_log(GW_LOG_ERR, "key process: %s; TLS handshakes fail until "
+		    "the next reload", err);
+}
+
 static void
 reap(struct ps_parent *p)
 {
 	pid_t pid;
 	int st;
 
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
 		if (pid == p->child)
 			child_died(p, st);
+		else if (p->kp != NULL && pid == cert_keyproc_pid(p->kp))
+			keyproc_died(p, st);
+	}
 }
 
 /* Validates the configuration again and learns the files it names; the
@@ -428,10 +504,12 @@ static void
 reload(struct ps_parent *p)
 {
 	struct ps_files files = { 0 };
-	struct gw_config *cfg;
+	struct gw_config *cfg = NULL;
 	char err[GW_ERRLEN];
 
-	cfg = parse(p, &files, report_none);
+	/* keys first: the new certificates are checked against them */
+	if (keyproc_sync(p, err, sizeof(err)) == 0)
+		cfg = parse(p, &files, report_none);
 	if (cfg == NULL) {
 		/* the file on disk named them: the child may open them too, so
 		 * that its own parse reports the same error as `check` */
@@ -545,6 +623,9 @@ block_signals(struct ps_parent *p)
 static int
 start(struct ps_parent *p, char *err, size_t errlen)
 {
+	/* forked first, before the listeners and the log exist */
+	if (keyproc_sync(p, err, errlen) < 0)
+		return -1;
 	p->cfg = parse(p, &p->allow, report_stderr);
 	if (p->cfg == NULL)
 		return snprintf(err, errlen, "%s: configuration has errors",
@@ -584,6 +665,7 @@ gw_privsep_run(const char *path, const struct gw_privsep_ops *ops, void *arg)
 	if (p.cfg != NULL)
 		gw_config_unref(p.cfg);
 	files_free(&p.allow);
+	cert_keyproc_stop(p.kp);
 	pol_file_set_opener(NULL, NULL);
 	return p.status;
 }

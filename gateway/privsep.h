@@ -15,6 +15,8 @@ enum gw_ps_type {
 	GW_PS_OPEN_LOG,		/* child: a log file the config names */
 	GW_PS_NOTIFY,		/* child: readiness (arg: enum gw_notify_kind) */
 	GW_PS_SECCOMP,		/* child: refused system call arg, dying */
+	GW_PS_KEYS_STAGE,	/* child, reloading: key process, load the keys */
+	GW_PS_KEYS_COMMIT,	/* child, reloaded: the staged keys go live */
 };
 
 /* child -> parent; path is NUL-terminated, the packet ends after it */

@@ -93,6 +93,51 @@ await_reply(uint64_t seq, struct gw_privsep_reply *r, char *err, size_t errlen)
 	}
 }
 
+/* One request (len bytes of m) and its answer; the descriptor that came
+ * with it, or -1. */
+static int
+exchange(struct gw_privsep_msg *m, size_t len, struct gw_privsep_reply *r,
+    char *err, size_t errlen)
+{
+	int fd;
+
+	pthread_mutex_lock(&ps_lock);
+	m->seq = ++ps_seq;
+	if (send(ps_fd, m, len, MSG_NOSIGNAL) < 0) {
+		pthread_mutex_unlock(&ps_lock);
+		snprintf(err, errlen, "the privileged parent is gone: %s",
+		    strerror(errno));
+		r->error = EIO;
+		return -1;
+	}
+	fd = await_reply(m->seq, r, err, errlen);
+	pthread_mutex_unlock(&ps_lock);
+	return fd;
+}
+
+int
+gw_privsep_keys(bool commit, char *err, size_t errlen)
+{
+	struct gw_privsep_msg m = { .type = commit ? GW_PS_KEYS_COMMIT :
+	    GW_PS_KEYS_STAGE };
+	struct gw_privsep_reply r = { 0 };
+	int fd;
+
+	if (ps_fd < 0)
+		return 0;	/* not under privsep (unit tests) */
+	fd = exchange(&m, offsetof(struct gw_privsep_msg, path), &r, err,
+	    errlen);
+	if (fd >= 0)
+		close(fd);
+	if (r.seq != m.seq)	/* no answer: err says why */
+		return -1;
+	r.msg[sizeof(r.msg) - 1] = '\0';
+	if (r.error != 0)
+		snprintf(err, errlen, "%s", r.msg[0] != '\0' ? r.msg :
+		    "the key process refused the keys");
+	return r.error == 0 ? 0 : -1;
+}
+
 static int
 broker_open(uint32_t type, const char *path, int oflags, char *err,
     size_t errlen)
@@ -110,18 +155,8 @@ broker_open(uint32_t type, const char *path, int oflags, char *err,
 	memcpy(m.path, path, len + 1);
 	snprintf(err, errlen, "cannot open: no descriptor from the privileged "
 	    "parent");
-	pthread_mutex_lock(&ps_lock);
-	m.seq = ++ps_seq;
-	if (send(ps_fd, &m, offsetof(struct gw_privsep_msg, path) + len + 1,
-	    MSG_NOSIGNAL) < 0) {
-		pthread_mutex_unlock(&ps_lock);
-		snprintf(err, errlen, "cannot open: the privileged parent is "
-		    "gone: %s", strerror(errno));
-		errno = EIO;
-		return -1;
-	}
-	fd = await_reply(m.seq, &r, err, errlen);
-	pthread_mutex_unlock(&ps_lock);
+	fd = exchange(&m, offsetof(struct gw_privsep_msg, path) + len + 1, &r,
+	    err, errlen);
 	if (fd == -1 && r.error == 0)
 		r.error = EIO;	/* no answer, or a success without descriptor */
 	if (fd != -1 && r.error == 0)

@@ -463,23 +463,42 @@ class Gateway:
                 self.write_config()
         return self
 
+    def _children(self):
+        """(start time, pid, seccomp mode) of each child of the parent."""
+        out = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    fields = f.read().rpartition(")")[2].split()
+                with open("/proc/%s/status" % d) as f:
+                    seccomp = [l.split()[1] for l in f if l.startswith("Seccomp:")]
+            except (OSError, ValueError, IndexError):
+                continue
+            if int(fields[1]) == self.proc.pid:
+                out.append((int(fields[19]), int(d), seccomp[0] if seccomp else "?"))
+        return sorted(out)
+
     def child_pid(self, other_than=None, timeout=10):
         """The pid of the unprivileged child that serves (gateway/privsep.c:
-        signals go to the parent, self.proc; the workers run in its child).
-        other_than: wait for a child with another pid (a restart)."""
+        signals go to the parent, self.proc; the workers run in its child,
+        the one under a seccomp filter; the other child is the key
+        process). other_than: wait for a child with another pid (a restart)."""
         def find():
-            for d in os.listdir("/proc"):
-                if not d.isdigit() or int(d) == other_than:
-                    continue
-                try:
-                    with open("/proc/%s/stat" % d) as f:
-                        ppid = int(f.read().rpartition(")")[2].split()[1])
-                except (OSError, ValueError, IndexError):
-                    continue
-                if ppid == self.proc.pid:
-                    return int(d)
+            for _, pid, seccomp in self._children():
+                if pid != other_than and seccomp == "2":
+                    return pid
             return None
         return wait_until(find, timeout=timeout, what="the child of pbxgate %d" % self.proc.pid)
+
+    def key_pid(self, timeout=10):
+        """The key process (certs/cert_keyproc.c): the parent's first child,
+        forked before the network child, with no seccomp filter."""
+        def find():
+            kids = [pid for _, pid, seccomp in self._children() if seccomp == "0"]
+            return kids[0] if kids else None
+        return wait_until(find, timeout=timeout, what="the key process of pbxgate %d" % self.proc.pid)
 
     def stderr(self):
         try:

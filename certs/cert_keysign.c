@@ -1,0 +1,454 @@
+/* cert_keysign.c -- private keys that live in the key process: a key built
+ * from the certificate's public key whose signing operations are requests
+ * to the key process, answered without blocking the worker's event loop
+ * (the handshake runs in an OpenSSL async job that pauses until the answer
+ * arrives).
+ *
+ * Why RSA_METHOD and EC_KEY_METHOD, deprecated in OpenSSL 3: a key with
+ * such a method is a "foreign" legacy key that OpenSSL 3 signs with through
+ * the method, which is what libtls and OpenSMTPD do; a provider with its
+ * own key manager and signature implementations would be several times
+ * the code for the same two hooks. The deprecated calls are confined to
+ * this file. */
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/async.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/rsa.h>
+
+#include "certs/cert_internal.h"
+#include "certs/cert_keymsg.h"
+
+/* The key process answers in well under a millisecond; this bounds a
+ * handshake whose key process hangs or died with the request. */
+#define SIGN_TIMEOUT_MS	3000
+
+/* Set once by cert_keyproc_attach(), before any thread starts. */
+static int sign_fd = -1;
+static void (*report)(const char *msg);
+
+static atomic_uint_fast64_t next_id;
+static atomic_llong last_report;	/* CLOCK_MONOTONIC seconds */
+
+static pthread_once_t meth_once = PTHREAD_ONCE_INIT;
+static RSA_METHOD *rsa_meth;
+static EC_KEY_METHOD *ec_meth;
+static int rsa_idx = -1, ec_idx = -1;
+/* The ASYNC_WAIT_CTX key under which a job publishes its answer socket. */
+static const char wait_key[] = "pbxgate-keyproc";
+
+bool
+cert_keyproc_attached(void)
+{
+	return sign_fd >= 0;
+}
+
+void
+cert_keyproc_attach(int fd, void (*report_fn)(const char *msg))
+{
+	sign_fd = fd;
+	report = report_fn;
+}
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* At most one line a second: a dead key process fails every handshake. */
+static void
+report_failure(const char *what)
+{
+	long long s = now_ms() / 1000, last = atomic_load(&last_report);
+	char msg[256];
+
+	if (report == NULL || s == last ||
+	    !atomic_compare_exchange_strong(&last_report, &last, s))
+		return;
+	snprintf(msg, sizeof msg, "TLS handshake refused: key process: %s",
+	    what);
+	report(msg);
+}
+
+static int
+send_request(const struct cert_kp_req *r, size_t len, int answer_fd)
+{
+	/* aligned for the struct cmsghdr at its start */
+	_Alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { (void *)r, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+	    .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	memset(cbuf, 0, sizeof cbuf);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &answer_fd, sizeof answer_fd);
+	/* Never wait for room: a key process that stopped reading fails
+	 * the handshake now. */
+	return sendmsg(sign_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) ==
+	    (ssize_t)len ? 0 : -1;
+}
+
+/* 1: answer read, 0: not yet, -1: the socket closed or sent junk. */
+static int
+try_answer(int fd, struct cert_kp_rep *rep)
+{
+	ssize_t n = recv(fd, rep, sizeof *rep, MSG_DONTWAIT | MSG_TRUNC);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	return n == (ssize_t)sizeof *rep ? 1 : -1;
+}
+
+/* Inside an async job the job pauses (the worker waits for `fd` with its
+ * event loop and resumes the handshake); outside one the thread polls. */
+static int
+wait_answer(int fd, struct cert_kp_rep *rep, long long deadline)
+{
+	ASYNC_JOB *job = ASYNC_get_current_job();
+	ASYNC_WAIT_CTX *wctx = job != NULL ? ASYNC_get_wait_ctx(job) : NULL;
+	int got;
+
+	if (wctx != NULL &&
+	    ASYNC_WAIT_CTX_set_wait_fd(wctx, wait_key, fd, NULL, NULL) != 1)
+		return -1;
+	while ((got = try_answer(fd, rep)) == 0) {
+		long long left = deadline - now_ms();
+
+		if (left <= 0) {
+			got = -2;
+			break;
+		}
+		if (wctx != NULL) {
+			if (ASYNC_pause_job() != 1) {
+				got = -1;
+				break;
+			}
+		} else {
+			struct pollfd p = { fd, POLLIN, 0 };
+
+			(void)poll(&p, 1, (int)left);
+		}
+	}
+	if (wctx != NULL)
+		(void)ASYNC_WAIT_CTX_clear_fd(wctx, wait_key);
+	return got;
+}
+
+/* One request and its answer, on a socket pair of its own: the answer
+ * cannot go to another handshake, and a late one after a timeout is
+ * dropped with the socket. Returns the answer's status, or -1 when the
+ * key process could not be asked or did not answer. */
+int
+cert_kp_call(const struct cert_kp_req *r, size_t len, struct cert_kp_rep *rep)
+{
+	int sv[2], got;
+
+	if (sign_fd < 0)
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		report_failure("socketpair failed");
+		return -1;
+	}
+	if (send_request(r, len, sv[1]) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		report_failure("cannot send a request (exited or stuck?)");
+		return -1;
+	}
+	close(sv[1]);
+	got = wait_answer(sv[0], rep, now_ms() + SIGN_TIMEOUT_MS);
+	close(sv[0]);
+	if (got == -2) {
+		report_failure("no answer in time");
+		return -1;
+	}
+	/* a malformed request's answer cannot echo its id */
+	if (got < 0 || rep->magic != CERT_KP_MAGIC ||
+	    (rep->status != CERT_KP_EBADMSG && rep->id != r->id)) {
+		report_failure("the answer socket closed (exited?)");
+		return -1;
+	}
+	return (int)rep->status;
+}
+
+/* Signs `len` bytes; the signature goes to out[0..max). Returns its length
+ * or -1. */
+static int
+remote_sign(const uint8_t *spki, uint32_t alg, const unsigned char *in,
+    size_t len, unsigned char *out, size_t max)
+{
+	struct cert_kp_req r;
+	struct cert_kp_rep rep;
+	int n = -1;
+
+	if (spki == NULL || len == 0 || len > CERT_KP_DATA_MAX)
+		return -1;
+	memset(&r, 0, sizeof r);
+	r.magic = CERT_KP_MAGIC;
+	r.op = CERT_KP_SIGN;
+	r.id = atomic_fetch_add(&next_id, 1);
+	memcpy(r.spki, spki, CERT_KP_SPKI_LEN);
+	r.alg = alg;
+	r.len = (uint32_t)len;
+	memcpy(r.data, in, len);
+	switch (cert_kp_call(&r, sizeof r, &rep)) {
+	case CERT_KP_OK:
+		if (rep.len > 0 && rep.len <= max && rep.len <= sizeof rep.sig) {
+			memcpy(out, rep.sig, rep.len);
+			n = (int)rep.len;
+		} else
+			report_failure("a signature of the wrong size");
+		break;
+	case CERT_KP_ENOKEY:
+		report_failure("no key for the certificate (two reloads during "
+		    "the handshake?)");
+		break;
+	case CERT_KP_EBADLEN:
+		report_failure("refused data that does not fit the key");
+		break;
+	case CERT_KP_ESIGN:
+		report_failure("OpenSSL could not sign");
+		break;
+	case -1:
+		break;		/* reported by cert_kp_call */
+	default:
+		report_failure("refused a malformed request");
+		break;
+	}
+	OPENSSL_cleanse(&rep, sizeof rep);
+	return n;
+}
+
+static int
+rsa_priv_enc(int flen, const unsigned char *from, unsigned char *to, RSA *rsa,
+    int padding)
+{
+	uint32_t alg;
+
+	if (padding == RSA_PKCS1_PADDING)
+		alg = CERT_KP_RSA_PKCS1;
+	else if (padding == RSA_NO_PADDING)
+		alg = CERT_KP_RSA_RAW;	/* PSS, encoded by OpenSSL here */
+	else
+		return -1;
+	if (flen <= 0)
+		return -1;
+	return remote_sign(RSA_get_ex_data(rsa, rsa_idx), alg, from,
+	    (size_t)flen, to, (size_t)RSA_size(rsa));
+}
+
+/* Decryption would need the key process to decrypt for us: no TLS suite
+ * we offer uses RSA key exchange, so refuse. */
+static int
+rsa_priv_dec(int flen, const unsigned char *from, unsigned char *to, RSA *rsa,
+    int padding)
+{
+	(void)flen, (void)from, (void)to, (void)rsa, (void)padding;
+	return -1;
+}
+
+static int
+ec_sign(int type, const unsigned char *dgst, int dlen, unsigned char *sig,
+    unsigned int *siglen, const BIGNUM *kinv, const BIGNUM *r, EC_KEY *ec)
+{
+	int n;
+
+	(void)type, (void)kinv, (void)r;
+	if (dlen <= 0)
+		return 0;
+	n = remote_sign(EC_KEY_get_ex_data(ec, ec_idx), CERT_KP_ECDSA, dgst,
+	    (size_t)dlen, sig, (size_t)ECDSA_size(ec));
+	if (n <= 0)
+		return 0;
+	*siglen = (unsigned int)n;
+	return 1;
+}
+
+static void
+spki_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+    void *argp)
+{
+	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+	free(ptr);
+}
+
+static void
+meth_init(void)
+{
+	const EC_KEY_METHOD *def = EC_KEY_get_default_method();
+	int (*sign_setup)(EC_KEY *, BN_CTX *, BIGNUM **, BIGNUM **) = NULL;
+	ECDSA_SIG *(*sign_sig)(const unsigned char *, int, const BIGNUM *,
+	    const BIGNUM *, EC_KEY *) = NULL;
+
+	rsa_idx = RSA_get_ex_new_index(0, NULL, NULL, NULL, spki_free);
+	ec_idx = EC_KEY_get_ex_new_index(0, NULL, NULL, NULL, spki_free);
+	if ((rsa_meth = RSA_meth_dup(RSA_PKCS1_OpenSSL())) == NULL ||
+	    RSA_meth_set1_name(rsa_meth, "pbxgate key process") != 1 ||
+	    RSA_meth_set_priv_enc(rsa_meth, rsa_priv_enc) != 1 ||
+	    RSA_meth_set_priv_dec(rsa_meth, rsa_priv_dec) != 1) {
+		RSA_meth_free(rsa_meth);
+		rsa_meth = NULL;
+	}
+	if ((ec_meth = EC_KEY_METHOD_new(def)) != NULL) {
+		EC_KEY_METHOD_get_sign(def, NULL, &sign_setup, &sign_sig);
+		EC_KEY_METHOD_set_sign(ec_meth, ec_sign, sign_setup, sign_sig);
+	}
+}
+
+static EVP_PKEY *
+stub_rsa(EVP_PKEY *pub, uint8_t *spki)
+{
+	/* A copy: the certificate's own key is left as it is. */
+	RSA *rsa = RSAPublicKey_dup(EVP_PKEY_get0_RSA(pub));
+	EVP_PKEY *k = EVP_PKEY_new();
+
+	if (rsa == NULL || k == NULL || RSA_set_method(rsa, rsa_meth) != 1 ||
+	    RSA_set_ex_data(rsa, rsa_idx, spki) != 1) {
+		free(spki);	/* not yet the key's */
+		RSA_free(rsa);
+		EVP_PKEY_free(k);
+		return NULL;
+	}
+	if (EVP_PKEY_assign_RSA(k, rsa) != 1) {
+		RSA_free(rsa);	/* frees spki */
+		EVP_PKEY_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+static EVP_PKEY *
+stub_ec(EVP_PKEY *pub, uint8_t *spki)
+{
+	EC_KEY *ec = EC_KEY_dup(EVP_PKEY_get0_EC_KEY(pub));
+	EVP_PKEY *k = EVP_PKEY_new();
+
+	if (ec == NULL || k == NULL || EC_KEY_set_method(ec, ec_meth) != 1 ||
+	    EC_KEY_set_ex_data(ec, ec_idx, spki) != 1) {
+		free(spki);
+		EC_KEY_free(ec);
+		EVP_PKEY_free(k);
+		return NULL;
+	}
+	if (EVP_PKEY_assign_EC_KEY(k, ec) != 1) {
+		EC_KEY_free(ec);
+		EVP_PKEY_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+/* A key with the certificate's public half whose private operations are
+ * the key process's. The spki buffer is the key's (freed with it). */
+static EVP_PKEY *
+stub_new(EVP_PKEY *pub, const uint8_t hash[CERT_KP_SPKI_LEN])
+{
+	uint8_t *spki;
+
+	pthread_once(&meth_once, meth_init);
+	if (rsa_meth == NULL || ec_meth == NULL || rsa_idx < 0 || ec_idx < 0 ||
+	    (spki = malloc(CERT_KP_SPKI_LEN)) == NULL)
+		return NULL;
+	memcpy(spki, hash, CERT_KP_SPKI_LEN);
+	switch (EVP_PKEY_get_base_id(pub)) {
+	case EVP_PKEY_RSA:
+		return stub_rsa(pub, spki);
+	case EVP_PKEY_EC:
+		return stub_ec(pub, spki);
+	default:
+		free(spki);
+		return NULL;
+	}
+}
+
+static bool
+key_held(const uint8_t spki[CERT_KP_SPKI_LEN], int *status)
+{
+	struct cert_kp_req r;
+	struct cert_kp_rep rep;
+
+	memset(&r, 0, sizeof r);
+	r.magic = CERT_KP_MAGIC;
+	r.op = CERT_KP_HAVE;
+	r.id = atomic_fetch_add(&next_id, 1);
+	memcpy(r.spki, spki, CERT_KP_SPKI_LEN);
+	*status = cert_kp_call(&r, sizeof r, &rep);
+	return *status == CERT_KP_OK;
+}
+
+bool
+cert_keyproc_use_key(SSL_CTX *ctx, X509 *leaf, const struct cert_pair *p,
+    char *err, size_t errlen)
+{
+	EVP_PKEY *pub = X509_get0_pubkey(leaf), *stub;
+	uint8_t spki[CERT_KP_SPKI_LEN];
+	int status;
+	bool ok;
+
+	if (pub == NULL || !cert_spki_hash(pub, spki)) {
+		cert_fail(err, errlen, "reissue the certificate", "tls_cert %s: "
+		    "cannot read its public key", p->cert_file);
+		return false;
+	}
+	if (!key_held(spki, &status)) {
+		snprintf(err, errlen, "tls_key %s: %s certificate %s: %s",
+		    p->key_file, status < 0 ? "the key process did not answer "
+		    "for" : "the key process holds no key matching",
+		    p->cert_file, status < 0 ? "see the error above and restart "
+		    "pbxgate" : "regenerate the pair or fix the path");
+		return false;
+	}
+	if ((stub = stub_new(pub, spki)) == NULL) {
+		cert_fail(err, errlen, "retry", "tls_key %s: cannot make the "
+		    "key process's key", p->key_file);
+		return false;
+	}
+	ok = SSL_CTX_use_PrivateKey(ctx, stub) == 1 &&
+	    SSL_CTX_check_private_key(ctx) == 1;
+	EVP_PKEY_free(stub);
+	if (!ok)
+		cert_fail(err, errlen, "regenerate the pair or fix the path",
+		    "tls_key %s: cannot use it with certificate %s",
+		    p->key_file, p->cert_file);
+	return ok;
+}
+
+/* A connection freed while its handshake waits for the key process: the
+ * job is ended (its answer socket shut, so it resumes to a failure) rather
+ * than left paused with its stack. */
+void
+cert_ssl_abandon(SSL *ssl)
+{
+	OSSL_ASYNC_FD fds[4];
+	size_t n = 0, i;
+
+	if (ssl == NULL || !SSL_waiting_for_async(ssl))
+		return;
+	if (SSL_get_all_async_fds(ssl, NULL, &n) != 1 ||
+	    n > sizeof fds / sizeof fds[0] ||
+	    SSL_get_all_async_fds(ssl, fds, &n) != 1)
+		n = 0;
+	for (i = 0; i < n; i++)
+		(void)shutdown(fds[i], SHUT_RDWR);
+	(void)SSL_do_handshake(ssl);
+	ERR_clear_error();
+}

@@ -17,22 +17,6 @@ from helpers import (Client, client_context, mkcert, openssl, request_bytes, tls
                      wait_until)
 
 
-def children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # the command name may hold spaces: the fields after ")" are fixed
-        if int(stat.rpartition(")")[2].split()[1]) == pid:
-            out.append(int(d))
-    return out
-
-
 def key_process(gw):
     return gw.key_pid()
 

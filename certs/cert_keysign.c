@@ -315,7 +315,7 @@ meth_init(void)
 }
 
 static EVP_PKEY *
-stub_rsa(EVP_PKEY *pub, uint8_t *spki)
+remote_rsa(EVP_PKEY *pub, uint8_t *spki)
 {
 	/* A copy: the certificate's own key is left as it is. */
 	RSA *rsa = RSAPublicKey_dup(EVP_PKEY_get0_RSA(pub));
@@ -337,7 +337,7 @@ stub_rsa(EVP_PKEY *pub, uint8_t *spki)
 }
 
 static EVP_PKEY *
-stub_ec(EVP_PKEY *pub, uint8_t *spki)
+remote_ec(EVP_PKEY *pub, uint8_t *spki)
 {
 	EC_KEY *ec = EC_KEY_dup(EVP_PKEY_get0_EC_KEY(pub));
 	EVP_PKEY *k = EVP_PKEY_new();
@@ -360,7 +360,7 @@ stub_ec(EVP_PKEY *pub, uint8_t *spki)
 /* A key with the certificate's public half whose private operations are
  * the key process's. The spki buffer is the key's (freed with it). */
 static EVP_PKEY *
-stub_new(EVP_PKEY *pub, const uint8_t hash[CERT_KP_SPKI_LEN])
+remote_key_new(EVP_PKEY *pub, const uint8_t hash[CERT_KP_SPKI_LEN])
 {
 	uint8_t *spki;
 
@@ -371,9 +371,9 @@ stub_new(EVP_PKEY *pub, const uint8_t hash[CERT_KP_SPKI_LEN])
 	memcpy(spki, hash, CERT_KP_SPKI_LEN);
 	switch (EVP_PKEY_get_base_id(pub)) {
 	case EVP_PKEY_RSA:
-		return stub_rsa(pub, spki);
+		return remote_rsa(pub, spki);
 	case EVP_PKEY_EC:
-		return stub_ec(pub, spki);
+		return remote_ec(pub, spki);
 	default:
 		free(spki);
 		return NULL;
@@ -399,7 +399,7 @@ bool
 cert_keyproc_use_key(SSL_CTX *ctx, X509 *leaf, const struct cert_pair *p,
     char *err, size_t errlen)
 {
-	EVP_PKEY *pub = X509_get0_pubkey(leaf), *stub;
+	EVP_PKEY *pub = X509_get0_pubkey(leaf), *remote;
 	uint8_t spki[CERT_KP_SPKI_LEN];
 	int status;
 	bool ok;
@@ -417,14 +417,14 @@ cert_keyproc_use_key(SSL_CTX *ctx, X509 *leaf, const struct cert_pair *p,
 		    "pbxgate" : "regenerate the pair or fix the path");
 		return false;
 	}
-	if ((stub = stub_new(pub, spki)) == NULL) {
+	if ((remote = remote_key_new(pub, spki)) == NULL) {
 		cert_fail(err, errlen, "retry", "tls_key %s: cannot make the "
 		    "key process's key", p->key_file);
 		return false;
 	}
-	ok = SSL_CTX_use_PrivateKey(ctx, stub) == 1 &&
+	ok = SSL_CTX_use_PrivateKey(ctx, remote) == 1 &&
 	    SSL_CTX_check_private_key(ctx) == 1;
-	EVP_PKEY_free(stub);
+	EVP_PKEY_free(remote);
 	if (!ok)
 		cert_fail(err, errlen, "regenerate the pair or fix the path",
 		    "tls_key %s: cannot use it with certificate %s",

@@ -35,7 +35,8 @@ struct gw_privsep_reply {
 	char     msg[240];	/* why, without the path, as pol_file_open */
 };
 
-/* seccomp.c */
+/* seccomp.c: 0 installed, -1 error (err says why), 1 not installed because
+ * the process runs under valgrind (err says so; the caller logs it). */
 int gw_seccomp_install(int report_fd, char *err, size_t errlen);
 const char *gw_seccomp_name(int nr, char *buf, size_t len);
 

@@ -235,8 +235,13 @@ gw_privsep_child_enter(int fd, const char *user, char *err, size_t errlen)
 		    strerror(errno));
 		return -1;
 	}
-	if (gw_seccomp_install(fd, err, errlen) < 0)
+	switch (gw_seccomp_install(fd, err, errlen)) {
+	case -1:
 		return -1;
+	case 1:
+		gw_log(GW_LOG_WARN, "%s", err);
+		break;
+	}
 	pol_file_set_opener(open_read, NULL);
 	gw_log_set_opener(open_log);
 	gw_notify_forward(notify_parent);

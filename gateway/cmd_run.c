@@ -238,6 +238,30 @@ warn_restart_only(const struct gw_config *o, const struct gw_config *n)
 		    "workers and user changes take effect only after a restart");
 }
 
+/* The next snapshot, or NULL with err set. Keys first (the parent's key
+ * process): the new certificates are checked against them. When the
+ * parent could not stage them and the file itself is broken, our own parse
+ * says where (FILE:LINE:COL) instead of the parent's summary. */
+static struct gw_config *
+load_next(struct gw_runtime *rt, const char *path,
+    struct sockaddr_storage *ss, socklen_t *sl, char *err, size_t errlen)
+{
+	bool keys_ok = gw_privsep_keys(false, err, errlen) == 0;
+	struct gw_config *n;
+
+	n = gw_config_load_ex(path, true, rt->tickets, report_log, NULL);
+	if (n == NULL) {
+		snprintf(err, errlen, "configuration has errors (see above)");
+		return NULL;
+	}
+	if (!keys_ok || finish_snapshot(rt, n, err, errlen) < 0 ||
+	    resolve_upstream(n, ss, sl, err, errlen) < 0) {
+		gw_config_unref(n);
+		return NULL;
+	}
+	return n;
+}
+
 static void
 reload(struct run_state *s)
 {
@@ -249,18 +273,7 @@ reload(struct run_state *s)
 
 	gw_notify_reloading();
 	gw_log(GW_LOG_INFO, "SIGHUP: reloading %s", old->path);
-	/* keys first (the parent's key process): the new certificates are
-	 * checked against them */
-	if (gw_privsep_keys(false, err, sizeof(err)) < 0)
-		n = NULL;
-	else if ((n = gw_config_load_ex(old->path, true, rt->tickets,
-	    report_log, NULL)) == NULL)
-		snprintf(err, sizeof(err), "configuration has errors (see above)");
-	else if (finish_snapshot(rt, n, err, sizeof(err)) < 0 ||
-	    resolve_upstream(n, &ss, &sl, err, sizeof(err)) < 0) {
-		gw_config_unref(n);
-		n = NULL;
-	}
+	n = load_next(rt, old->path, &ss, &sl, err, sizeof(err));
 	if (n == NULL) {
 		atomic_fetch_add(&rt->m.reload_error, 1);
 		gw_log(GW_LOG_ERR, "reload failed: %s; generation %llu stays in force",

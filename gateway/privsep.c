@@ -504,12 +504,19 @@ static void
 reload(struct ps_parent *p)
 {
 	struct ps_files files = { 0 };
-	struct gw_config *cfg = NULL;
+	struct gw_config *cfg;
 	char err[GW_ERRLEN];
 
-	/* keys first: the new certificates are checked against them */
-	if (keyproc_sync(p, err, sizeof(err)) == 0)
-		cfg = parse(p, &files, report_none);
+	/* keys first: the new certificates are checked against them. The
+	 * parse runs even when staging failed (a broken file fails both), to
+	 * learn the files the file on disk names */
+	bool keys_ok = keyproc_sync(p, err, sizeof(err)) == 0;
+
+	cfg = parse(p, &files, report_none);
+	if (cfg != NULL && !keys_ok) {
+		gw_config_unref(cfg);
+		cfg = NULL;
+	}
 	if (cfg == NULL) {
 		/* the file on disk named them: the child may open them too, so
 		 * that its own parse reports the same error as `check` */

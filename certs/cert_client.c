@@ -11,7 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "certs/cert_internal.h"
+#include "certs/cert_priv.h"
 #include "policy/policy.h"
 
 #define CACHE_SLOTS 16		/* distinct upstream hosts remembered */

@@ -22,7 +22,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
-#include "certs/cert_internal.h"
+#include "certs/cert_priv.h"
 #include "certs/cert_keymsg.h"
 
 #define KP_MAX_KEYS	64

@@ -28,7 +28,7 @@
 #include <openssl/err.h>
 #include <openssl/rsa.h>
 
-#include "certs/cert_internal.h"
+#include "certs/cert_priv.h"
 #include "certs/cert_keymsg.h"
 
 /* The key process answers in well under a millisecond; this bounds a

@@ -10,7 +10,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "certs/cert_internal.h"
+#include "certs/cert_priv.h"
 #include "policy/policy.h"
 
 /* PEM files are small; a CA bundle of a few hundred certificates fits. */

@@ -7,7 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include "certs/cert_internal.h"
+#include "certs/cert_priv.h"
 
 #define HOST_MAX 253		/* RFC 1035 presentation form, no final dot */
 #define NAMES_MAX 1024		/* public CAs issue at most a few hundred */

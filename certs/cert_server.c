@@ -10,7 +10,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 
-#include "certs/cert_internal.h"
+#include "certs/cert_priv.h"
 
 #define PAIRS_MAX 64
 

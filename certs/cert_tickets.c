@@ -11,7 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/rand.h>
 
-#include "certs/cert_internal.h"
+#include "certs/cert_priv.h"
 
 struct ticket_key {
 	unsigned char name[16];		/* random: reveals nothing */

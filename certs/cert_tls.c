@@ -5,7 +5,7 @@
 
 #include <openssl/err.h>
 
-#include "certs/cert_internal.h"
+#include "certs/cert_priv.h"
 
 /* Mozilla "intermediate" (guideline v5.7): AEAD + forward secrecy only. The
  * DHE suites matter only for old clients talking to an RSA certificate; they

@@ -5,7 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 static void
 count_status(struct gw_metrics *m, int status)

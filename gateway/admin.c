@@ -8,7 +8,7 @@
 #include <event2/bufferevent.h>
 #include <openssl/crypto.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 #define ADMIN_HEAD_MAX  8192
 #define ADMIN_TIMEOUT_S 5

@@ -2,7 +2,7 @@
  * (immune to the wall clock being set), wall time for HTTP dates. */
 #include <time.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 void
 gw_now(struct timespec *ts)

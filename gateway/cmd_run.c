@@ -14,7 +14,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 #define TICKET_ROTATE_S 3600	/* a ticket lives at most two periods */
 

@@ -8,7 +8,7 @@
 
 #include <event2/buffer.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 void
 gw_hw_init(struct gw_hw *w, struct evbuffer *out)

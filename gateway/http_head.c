@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 static int rp_message_begin(llhttp_t *);
 static int rp_url(llhttp_t *, const char *, size_t);

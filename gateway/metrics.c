@@ -7,7 +7,7 @@
 
 #include <event2/buffer.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 /* Upper bounds in seconds (the last bucket is +Inf). A PBX answers its
  * API in milliseconds; a long poll or a download takes seconds. */

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 void
 gw_msg_reset(struct gw_msg *m)

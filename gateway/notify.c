@@ -7,7 +7,7 @@
 
 #include <systemd/sd-daemon.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 static gw_notify_fwd *forward;
 

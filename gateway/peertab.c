@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 #define PEER_BUCKETS 4096
 

@@ -8,7 +8,7 @@
 #include <limits.h>
 #include <stdint.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 enum gw_ps_type {
 	GW_PS_OPEN_READ = 1,	/* child: a file the config names, read-only */

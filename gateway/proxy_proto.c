@@ -10,7 +10,7 @@
 
 #include <event2/event.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 /* A connection from a trusted proxy whose header has not all arrived. The
  * bytes are consumed as they come (never peeked: a peek of a partial header

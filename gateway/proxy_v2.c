@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 /* The 12-byte signature of version 2 (a fact of the protocol spec). */
 static const uint8_t sig[12] = {

@@ -10,7 +10,7 @@
 
 #include <event2/bufferevent.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 #define FRESH_MS 10000	/* an upstream success this recent needs no probe */
 #define PROBE_MAX_MS 4000	/* under the admin connection's 5 s */

@@ -14,7 +14,7 @@
 #include <event2/buffer.h>
 #include <openssl/ssl.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 static void conn_read_cb(struct gw_io *, void *);
 static void conn_write_cb(struct gw_io *, void *);

@@ -10,7 +10,7 @@
 
 #include <openssl/crypto.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 /* Walks X-Forwarded-For from the right: the first address that is not a
  * trusted proxy is the client. An element the walk reaches that is not a

@@ -8,7 +8,7 @@
 
 #include <openssl/ssl.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 #define NAME_MAX_LEN 253
 

@@ -6,7 +6,7 @@
 
 #include <event2/buffer.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 struct gw_local {
 	struct gw_conn        *c;	/* NULL once the connection went away */

@@ -7,7 +7,7 @@
 #include <event2/buffer.h>
 #include <openssl/ssl.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 /* Security headers on every answer that the gateway writes itself. */
 static void

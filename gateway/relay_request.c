@@ -7,7 +7,7 @@
 
 #include <event2/buffer.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 static void
 request_begin(void *owner)

@@ -5,7 +5,7 @@
 
 #include <event2/buffer.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 /* Response headers the client never sees: hop-by-hop, framing we redo,
  * and what fingerprints the PBX behind us. */

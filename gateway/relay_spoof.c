@@ -6,7 +6,7 @@
 #include <strings.h>
 
 #include "gateway/config_priv.h"
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 /* The class, in two parts: names servers and frameworks act on (IIS URL
  * Rewrite, Symfony, Laravel, Spring, Rails, Express, CDNs), and prefixes

@@ -11,7 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 static void up_read_cb(struct gw_io *, void *);
 static void up_write_cb(struct gw_io *, void *);

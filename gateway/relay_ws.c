@@ -2,7 +2,7 @@
  * both ways untouched (BLF presence sockets stay open for hours). */
 #include <event2/buffer.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 void
 gw_tunnel_start(struct gw_conn *c)

@@ -20,7 +20,7 @@
 #include <valgrind/valgrind.h>
 #endif
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 #include "gateway/privsep.h"
 
 #if defined(__SANITIZE_ADDRESS__)

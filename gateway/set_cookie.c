@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <strings.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 static const struct gw_name reserved[] = {
 	GW_NAME("__host-pbxgate"), GW_NAME("__secure-pbxgate"),

@@ -9,7 +9,7 @@
 
 #include <event2/event.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 struct gw_job {
 	struct gw_job  *next;		/* queue */

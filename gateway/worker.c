@@ -13,7 +13,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 static int  worker_post(struct gw_worker *, gw_job_fn, void *);
 static void recheck_post(void *);

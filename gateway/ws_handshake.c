@@ -7,7 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 #define WS_GUID       "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_KEY_LEN    24	/* base64 of 16 bytes, "==" included */

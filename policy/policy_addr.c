@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "policy/policy_int.h"
+#include "policy/policy_priv.h"
 
 #define V4_MAPPED_HI UINT64_C(0)
 #define V4_MAPPED_TAG (UINT64_C(0xffff) << 32)

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy/policy_int.h"
+#include "policy/policy_priv.h"
 
 #define NONE UINT32_MAX
 #define MAX_NODES (UINT32_MAX / 2)

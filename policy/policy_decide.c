@@ -2,7 +2,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "policy/policy_int.h"
+#include "policy/policy_priv.h"
 
 static bool
 in_names(char *const *names, size_t n, const char *v, bool nocase)

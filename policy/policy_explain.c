@@ -4,7 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "policy/policy_int.h"
+#include "policy/policy_priv.h"
 
 #define MAX_ARGS 32
 

@@ -2,7 +2,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include "policy/policy_int.h"
+#include "policy/policy_priv.h"
 
 /* ISO 3166-1 alpha-2, officially assigned codes (249), plus XK: not ISO,
  * but the code MaxMind databases use for Kosovo. */

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy/policy_int.h"
+#include "policy/policy_priv.h"
 
 struct pol_lockdown {
 	struct pol_cidrset *set;

@@ -2,7 +2,7 @@
  * `user` rules share, and the names a policy's rules mention. */
 #include <string.h>
 
-#include "policy/policy_int.h"
+#include "policy/policy_priv.h"
 
 /* ASCII-only names: [a-z0-9] first, then [a-z0-9._@-], folded to lower
  * case. NFKC needs Unicode tables we do not ship; refusing non-ASCII makes

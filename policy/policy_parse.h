@@ -2,7 +2,7 @@
 #ifndef PBXGATE_POLICY_PARSE_H
 #define PBXGATE_POLICY_PARSE_H
 
-#include "policy/policy_int.h"
+#include "policy/policy_priv.h"
 
 struct pol_word {
 	char *s;

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

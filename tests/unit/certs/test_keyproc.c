@@ -17,7 +17,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
-#include "certs/cert_internal.h"
+#include "certs/cert_priv.h"
 #include "certs/cert_keymsg.h"
 
 static char dir[64];

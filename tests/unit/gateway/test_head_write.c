@@ -8,7 +8,7 @@
 
 #include <event2/buffer.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 static struct evbuffer *out;
 

@@ -3,7 +3,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 static struct gw_limits lim = {
 	.request_line = 8192, .header_size = 8192, .header_total = 32768,

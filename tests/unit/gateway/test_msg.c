@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 static const struct gw_msg_lim wide = {
 	.head = 65536, .line = 8192, .headers = 100,

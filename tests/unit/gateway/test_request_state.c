@@ -9,7 +9,7 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 static struct gw_config cfg;
 static struct gw_conn conn;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/gw_internal.h"
+#include "gateway/gw_priv.h"
 
 #define KEY    "dGhlIHNhbXBsZSBub25jZQ=="	/* RFC 6455 1.3 */
 #define ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="

@@ -3,7 +3,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "policy/policy_int.h"
+#include "policy/policy_priv.h"
 
 /* xorshift64*: a fixed seed makes every run test the same sets. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "policy/policy_int.h"
+#include "policy/policy_priv.h"
 
 TestSuite(decide, .fini = th_cleanup);
 

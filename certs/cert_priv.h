@@ -1,7 +1,7 @@
-/* cert_internal.h -- declarations shared by the certs/ files; not part of the
+/* cert_priv.h -- declarations shared by the certs/ files; not part of the
  * module API (other modules include only certs/certs.h). */
-#ifndef PBXGATE_CERT_INTERNAL_H
-#define PBXGATE_CERT_INTERNAL_H
+#ifndef PBXGATE_CERT_PRIV_H
+#define PBXGATE_CERT_PRIV_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* gw_internal.h -- structures shared by the gateway's own files (runtime,
+/* gw_priv.h -- structures shared by the gateway's own files (runtime,
  * workers, client and upstream connections). Not an API for other modules.
  *
  * Threads: the main thread owns the runtime and swaps config snapshots;
@@ -6,8 +6,8 @@
  * (client connections, pooled upstream connections). Nothing of a worker is
  * touched by another thread except through event_active() on its events.
  */
-#ifndef PBXGATE_GW_INTERNAL_H
-#define PBXGATE_GW_INTERNAL_H
+#ifndef PBXGATE_GW_PRIV_H
+#define PBXGATE_GW_PRIV_H
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -1,6 +1,6 @@
-/* policy_int.h -- structures shared by the policy module's files (not public). */
-#ifndef PBXGATE_POLICY_INT_H
-#define PBXGATE_POLICY_INT_H
+/* policy_priv.h -- structures shared by the policy module's files (not public). */
+#ifndef PBXGATE_POLICY_PRIV_H
+#define PBXGATE_POLICY_PRIV_H
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <maxminddb.h>

@@ -183,9 +183,8 @@ keyproc_sync(struct ps_parent *p, char *err, size_t errlen)
 static void
 send_reply(struct ps_parent *p, const struct gw_privsep_reply *r, int fd)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
+	struct {
+		_Alignas(struct cmsghdr) char buf[CMSG_SPACE(sizeof(int))];
 	} u;
 	struct iovec iov = { (void *)r, sizeof(*r) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };

@@ -55,9 +55,8 @@ reply_fd(struct msghdr *mh)
 static int
 await_reply(uint64_t seq, struct gw_privsep_reply *r, char *err, size_t errlen)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
+	struct {
+		_Alignas(struct cmsghdr) char buf[CMSG_SPACE(sizeof(int))];
 	} u;
 	struct iovec iov = { r, sizeof(*r) };
 	struct msghdr mh;

@@ -10,40 +10,32 @@
 
 #include "gateway/gw_priv.h"
 
-#define ADMIN_HEAD_MAX  8192
 #define ADMIN_TIMEOUT_S 5
+
+/* The admin listener reads heads with the relay's own request parser
+ * (http_head.c), under bounds of its own: scrapers send short heads. */
+static const struct gw_limits admin_limits = {
+	.request_line = 256,
+	.header_size = 4096,
+	.header_total = 8192,
+	.headers = 64,
+};
 
 struct admin_conn {
 	struct gw_worker   *w;
 	struct bufferevent *bev;
-	llhttp_t            parser;
-	char                url[256];
-	size_t              url_len;
-	size_t              seen;
+	struct gw_reqparse  rp;
 	bool                done;
-	bool                too_long;
 	struct gw_ready_probe *probe;	/* /readyz waiting for the upstream */
 };
 
-static int
-ad_url(llhttp_t *p, const char *at, size_t n)
+static bool
+url_is(const struct admin_conn *a, const char *path)
 {
-	struct admin_conn *a = p->data;
+	size_t n = strlen(path);
 
-	if (a->url_len + n >= sizeof(a->url)) {
-		a->too_long = true;
-		return -1;
-	}
-	memcpy(a->url + a->url_len, at, n);
-	a->url_len += n;
-	return 0;
-}
-
-static int
-ad_headers_complete(llhttp_t *p)
-{
-	((struct admin_conn *)p->data)->done = true;
-	return HPE_PAUSED;
+	return a->rp.req.url_len == n &&
+	    memcmp(a->rp.req.buf + a->rp.req.url, path, n) == 0;
 }
 
 static void
@@ -156,6 +148,7 @@ admin_free(struct admin_conn *a)
 {
 	gw_ready_cancel(a->probe);
 	bufferevent_free(a->bev);
+	gw_reqparse_free(&a->rp);
 	free(a);
 }
 
@@ -196,7 +189,7 @@ static void
 admin_answer(struct admin_conn *a)
 {
 	struct evbuffer *body = evbuffer_new();
-	int method = llhttp_get_method(&a->parser);
+	int method = llhttp_get_method(&a->rp.parser);
 
 	bufferevent_disable(a->bev, EV_READ);
 	if (body == NULL) {
@@ -206,14 +199,14 @@ admin_answer(struct admin_conn *a)
 	if (method != HTTP_GET && method != HTTP_HEAD) {
 		evbuffer_add_printf(body, "method not allowed\n");
 		admin_reply(a, 405, "text/plain", body);
-	} else if (a->url_len == 8 && memcmp(a->url, "/healthz", 8) == 0) {
+	} else if (url_is(a, "/healthz")) {
 		evbuffer_add_printf(body, "%s\n",
 		    atomic_load(&a->w->rt->stopping) ? "stopping" : "ok");
 		admin_reply(a, atomic_load(&a->w->rt->stopping) ? 503 : 200,
 		    "text/plain", body);
-	} else if (a->url_len == 7 && memcmp(a->url, "/readyz", 7) == 0) {
+	} else if (url_is(a, "/readyz")) {
 		a->probe = gw_ready_check(a->w, ready_answer, a);
-	} else if (a->url_len == 8 && memcmp(a->url, "/metrics", 8) == 0) {
+	} else if (url_is(a, "/metrics")) {
 		render_metrics(a->w->rt, body);
 		admin_reply(a, 200, "text/plain; version=0.0.4", body);
 	} else {
@@ -228,39 +221,24 @@ admin_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct admin_conn *a = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t n = evbuffer_get_length(in);
-	llhttp_errno_t e;
+	size_t n = evbuffer_get_length(in), used;
+	enum gw_rp_event e;
 
 	if (a->done)
 		return;
-	a->seen += n;
-	if (a->seen > ADMIN_HEAD_MAX) {
-		a->done = true;
-		admin_reply(a, 431, "text/plain", NULL);
-		return;
-	}
-	e = llhttp_execute(&a->parser, (const char *)evbuffer_pullup(in, -1), n);
+	e = gw_reqparse_feed(&a->rp, (const char *)evbuffer_pullup(in, -1), n,
+	    &used);
 	evbuffer_drain(in, n);
-	if (a->done) {
-		admin_answer(a);
+	if (e == GW_RP_MORE)
+		return;
+	a->done = true;
+	if (e == GW_RP_ERROR) {
+		bufferevent_disable(bev, EV_READ);
+		admin_reply(a, a->rp.err_status ? a->rp.err_status : 400,
+		    "text/plain", NULL);
 		return;
 	}
-	if (e != HPE_OK) {
-		a->done = true;
-		bufferevent_disable(bev, EV_READ);
-		admin_reply(a, a->too_long ? 414 : 400, "text/plain", NULL);
-	}
-}
-
-static llhttp_settings_t admin_settings;
-static pthread_once_t admin_once = PTHREAD_ONCE_INIT;
-
-static void
-admin_settings_init(void)
-{
-	llhttp_settings_init(&admin_settings);
-	admin_settings.on_url = ad_url;
-	admin_settings.on_headers_complete = ad_headers_complete;
+	admin_answer(a);	/* one request per connection: a body is unread */
 }
 
 void
@@ -273,7 +251,6 @@ gw_admin_accept(struct gw_worker *w, evutil_socket_t fd)
 		close(fd);
 		return;
 	}
-	pthread_once(&admin_once, admin_settings_init);
 	a->w = w;
 	a->bev = bufferevent_socket_new(w->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -282,8 +259,7 @@ gw_admin_accept(struct gw_worker *w, evutil_socket_t fd)
 		free(a);
 		return;
 	}
-	llhttp_init(&a->parser, HTTP_REQUEST, &admin_settings);
-	a->parser.data = a;
+	gw_reqparse_init(&a->rp, &admin_limits, NULL, NULL);
 	bufferevent_setcb(a->bev, admin_read_cb, admin_write_cb, admin_event_cb, a);
 	bufferevent_set_timeouts(a->bev, &tv, &tv);
 	bufferevent_enable(a->bev, EV_READ | EV_WRITE);

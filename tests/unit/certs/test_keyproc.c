@@ -199,6 +199,14 @@ start(struct kp_env *e)
 	cert_keyproc_attach(fd, NULL);
 }
 
+static void
+stop(struct kp_env *e)
+{
+	cert_keyproc_stop(e->kp);
+	EVP_PKEY_free(e->ec);
+	EVP_PKEY_free(e->rsa);
+}
+
 static struct cert_kp_req
 req_for(EVP_PKEY *k, uint32_t alg, uint32_t len)
 {
@@ -253,7 +261,7 @@ Test(keyproc, ecdsa_sign_verifies)
 	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
 	cr_assert_eq(rep.id, 42);
 	cr_assert(verifies(e.ec, &r, &rep, -1));
-	cert_keyproc_stop(e.kp);
+	stop(&e);
 }
 
 Test(keyproc, rsa_pkcs1_and_raw_sign_verify)
@@ -271,7 +279,7 @@ Test(keyproc, rsa_pkcs1_and_raw_sign_verify)
 	r.data[0] = 0;		/* below the modulus */
 	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
 	cr_assert(verifies(e.rsa, &r, &rep, RSA_NO_PADDING));
-	cert_keyproc_stop(e.kp);
+	stop(&e);
 }
 
 Test(keyproc, unknown_key_refused)
@@ -287,7 +295,7 @@ Test(keyproc, unknown_key_refused)
 	cr_assert_eq(rep.len, 0);
 	r.op = CERT_KP_HAVE;
 	cr_assert_eq(call(&r, &rep), CERT_KP_ENOKEY);
-	cert_keyproc_stop(e.kp);
+	stop(&e);
 }
 
 Test(keyproc, have_query_for_held_key)
@@ -301,7 +309,7 @@ Test(keyproc, have_query_for_held_key)
 	r.op = CERT_KP_HAVE;
 	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
 	cr_assert_eq(rep.len, 0);
-	cert_keyproc_stop(e.kp);
+	stop(&e);
 }
 
 Test(keyproc, wrong_ecdsa_digest_length_refused)
@@ -314,7 +322,7 @@ Test(keyproc, wrong_ecdsa_digest_length_refused)
 	r = req_for(e.ec, CERT_KP_ECDSA, 31);
 	cr_assert_eq(call(&r, &rep), CERT_KP_EBADLEN);
 	cr_assert_eq(rep.len, 0);
-	cert_keyproc_stop(e.kp);
+	stop(&e);
 }
 
 Test(keyproc, rsa_pkcs1_data_too_long_refused)
@@ -326,7 +334,7 @@ Test(keyproc, rsa_pkcs1_data_too_long_refused)
 	start(&e);
 	r = req_for(e.rsa, CERT_KP_RSA_PKCS1, 246);
 	cr_assert_eq(call(&r, &rep), CERT_KP_EBADLEN);
-	cert_keyproc_stop(e.kp);
+	stop(&e);
 }
 
 Test(keyproc, rsa_raw_block_not_modulus_size_refused)
@@ -338,7 +346,7 @@ Test(keyproc, rsa_raw_block_not_modulus_size_refused)
 	start(&e);
 	r = req_for(e.rsa, CERT_KP_RSA_RAW, 255);
 	cr_assert_eq(call(&r, &rep), CERT_KP_EBADLEN);
-	cert_keyproc_stop(e.kp);
+	stop(&e);
 }
 
 Test(keyproc, algorithm_of_other_key_type_refused)
@@ -352,7 +360,7 @@ Test(keyproc, algorithm_of_other_key_type_refused)
 	cr_assert_eq(call(&r, &rep), CERT_KP_EBADLEN);
 	r = req_for(e.ec, CERT_KP_RSA_PKCS1, 32);
 	cr_assert_eq(call(&r, &rep), CERT_KP_EBADLEN);
-	cert_keyproc_stop(e.kp);
+	stop(&e);
 }
 
 Test(keyproc, short_message_answered_bad_message)
@@ -366,7 +374,7 @@ Test(keyproc, short_message_answered_bad_message)
 	memset(&rep, 0, sizeof rep);
 	cr_assert_eq(cert_kp_call(&r, sizeof r - 1, &rep), CERT_KP_EBADMSG);
 	cr_assert_eq(rep.len, 0);
-	cert_keyproc_stop(e.kp);
+	stop(&e);
 }
 
 Test(keyproc, bad_magic_answered_bad_message)
@@ -379,7 +387,7 @@ Test(keyproc, bad_magic_answered_bad_message)
 	r = req_for(e.ec, CERT_KP_ECDSA, 32);
 	r.magic = 0;
 	cr_assert_eq(call(&r, &rep), CERT_KP_EBADMSG);
-	cert_keyproc_stop(e.kp);
+	stop(&e);
 }
 
 static void
@@ -402,7 +410,7 @@ Test(keyproc, dead_key_process_fails_the_sign)
 	r = req_for(e.ec, CERT_KP_ECDSA, 32);
 	cr_assert_eq(call(&r, &rep), -1);
 	cr_assert_eq(rep.len, 0);
-	cert_keyproc_stop(e.kp);
+	stop(&e);
 }
 
 Test(keyproc, restarted_key_process_serves_the_same_socket)
@@ -417,7 +425,7 @@ Test(keyproc, restarted_key_process_serves_the_same_socket)
 	r = req_for(e.ec, CERT_KP_ECDSA, 32);
 	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
 	cr_assert(verifies(e.ec, &r, &rep, -1));
-	cert_keyproc_stop(e.kp);
+	stop(&e);
 }
 
 Test(keyproc, failed_reload_keeps_the_keys)
@@ -440,7 +448,7 @@ Test(keyproc, failed_reload_keeps_the_keys)
 	cr_assert(strstr(err, junk) != NULL, "%s", err);
 	r = req_for(e.ec, CERT_KP_ECDSA, 32);
 	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
-	cert_keyproc_stop(e.kp);
+	stop(&e);
 }
 
 static void
@@ -482,7 +490,7 @@ Test(keyproc, commit_keeps_one_previous_generation)
 	cr_assert_eq(sign_status(k3), CERT_KP_OK);
 	EVP_PKEY_free(k2);
 	EVP_PKEY_free(k3);
-	cert_keyproc_stop(e.kp);
+	stop(&e);
 }
 
 /* Reloads whose configuration fails after the keys loaded are never
@@ -508,7 +516,7 @@ Test(keyproc, uncommitted_reloads_keep_the_live_keys)
 	cr_assert_eq(sign_status(e.ec), CERT_KP_OK);	/* previous */
 	EVP_PKEY_free(k2);
 	EVP_PKEY_free(k3);
-	cert_keyproc_stop(e.kp);
+	stop(&e);
 }
 
 Test(keyproc, restart_loads_the_committed_keys)
@@ -525,5 +533,5 @@ Test(keyproc, restart_loads_the_committed_keys)
 	cr_assert_eq(sign_status(e.ec), CERT_KP_OK);
 	cr_assert_eq(sign_status(k2), CERT_KP_ENOKEY);
 	EVP_PKEY_free(k2);
-	cert_keyproc_stop(e.kp);
+	stop(&e);
 }

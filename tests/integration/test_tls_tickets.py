@@ -198,3 +198,22 @@ def test_secret_never_logged(make_gateway, upstream, tmp_path):
     text = gw.stderr()
     assert "at least 32" in text
     assert data[:20].decode() not in text and data.decode() not in text
+
+
+def _tls_reuse(pbxgate_bin, *args):
+    tool = os.path.join(os.path.dirname(pbxgate_bin), "tests", "tools", "tls_reuse")
+    assert os.access(tool, os.X_OK), "%s not built (meson -Dtests=true)" % tool
+    p = subprocess.run([tool, *map(str, args)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return p.stdout.split(" in ")[0]
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_one_ssl_object_alternating_a_and_b(make_gateway, upstream, pbxgate_bin, tmp_path,
+                                            version):
+    """A wrk-like client alternating between A and B: every resumption opens
+    a ticket the other gateway made, and all but the first connection resume."""
+    key = _secret(tmp_path / "tickets.key")
+    a, b = _pair(make_gateway, upstream, key, key)
+    assert _tls_reuse(pbxgate_bin, "-v", version, "-n", 20, "-p", b.port, a.port) == \
+        "resumed 19 of 20"

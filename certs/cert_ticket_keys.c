@@ -86,9 +86,10 @@ cert_ticket_secret_read(const char *path, unsigned char *buf, size_t buflen,
 	do {
 		n = read(fd, got < buflen ? buf + got : (unsigned char *)why,
 		    got < buflen ? buflen - got : 1);
-		if (n > 0 && got == buflen) {
+		if (n > 0 && got == buflen) {	/* one byte too many */
 			close(fd);
 			OPENSSL_cleanse(buf, buflen);
+			OPENSSL_cleanse(why, sizeof why);
 			snprintf(err, errlen, "%s: larger than %zu bytes", path,
 			    buflen);
 			return -1;

@@ -85,5 +85,28 @@ void cert_tickets_ref(struct cert_tickets *);
 /* The body of an SSL_CTX_set_tlsext_ticket_key_evp_cb callback. */
 int cert_tickets_crypt(struct cert_tickets *, unsigned char name[16],
     unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc);
+/* The same at a given time (ms since the epoch) for derived keys: what
+ * cert_tickets_crypt() does with the real clock. */
+int cert_tickets_crypt_at(struct cert_tickets *, uint64_t now_ms,
+    unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
+    EVP_MAC_CTX *hctx, int enc);
+/* cert_tickets_from_file() once the secret is read, its first window
+ * that of now_ms. */
+struct cert_tickets *cert_tickets_from_secret(const unsigned char *secret,
+    size_t len, uint64_t period_ms, uint64_t now_ms, char *err,
+    size_t errlen);
+
+/* cert_ticket_keys.c: the shared secret file and the keys of one window. */
+#define CERT_TICKET_SECRET_MIN 32
+#define CERT_TICKET_SECRET_MAX 1024
+#define CERT_TICKET_KEYLEN     80	/* name 16, AES 32, HMAC 32 */
+/* HKDF-SHA256, no salt, info "pbxgate ticket" + the window number as 8
+ * big-endian bytes. False (out wiped) if OpenSSL fails. */
+bool cert_ticket_derive(const unsigned char *secret, size_t len,
+    uint64_t window, unsigned char out[CERT_TICKET_KEYLEN]);
+/* Reads the secret file into buf (buflen = CERT_TICKET_SECRET_MAX) after
+ * checking its kind and mode; -1 with err ("PATH: reason"). */
+int cert_ticket_secret_read(const char *path, unsigned char *buf,
+    size_t buflen, size_t *len, char *err, size_t errlen);
 
 #endif

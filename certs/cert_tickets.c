@@ -1,10 +1,13 @@
-/* cert_tickets.c -- session ticket keys (current + previous) shared by every
- * server context, rotated by the gateway's timer, used by worker threads. */
+/* cert_tickets.c -- session ticket keys shared by every server context and
+ * used by worker threads: random ones (current + previous) rotated by the
+ * gateway's timer, or ones derived from a secret file per clock window
+ * (previous, current, next), the same on every gateway given that file. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -13,19 +16,27 @@
 
 #include "certs/cert_priv.h"
 
+/* The layout cert_ticket_derive() fills, in this order. */
 struct ticket_key {
-	unsigned char name[16];		/* random: reveals nothing */
+	unsigned char name[16];		/* random or derived: reveals nothing */
 	unsigned char aes[32];		/* AES-256-CBC */
 	unsigned char hmac[32];		/* HMAC-SHA256 */
 	bool valid;
 };
 
 /* Refcounted: the gateway holds one reference, every cert_server another,
- * so a context still finishing handshakes after a reload keeps its keys. */
+ * so a context still finishing handshakes after a reload keeps its keys.
+ * Derived keys follow the clock: the handshake that first sees a new
+ * window derives its three keys (secret and period never change). */
 struct cert_tickets {
 	pthread_rwlock_t lock;		/* readers: handshakes; writer: rotate */
-	struct ticket_key cur, prev;
+	struct ticket_key cur, prev, next;	/* next: derived only */
 	atomic_uint refs;
+	bool derived;
+	uint64_t period_ms;		/* derived: window length */
+	uint64_t window;		/* derived: that of cur */
+	size_t secretlen;
+	unsigned char secret[CERT_TICKET_SECRET_MAX];
 };
 
 static bool
@@ -40,8 +51,8 @@ key_make(struct ticket_key *k)
 	return k->valid;
 }
 
-struct cert_tickets *
-cert_tickets_new(char *err, size_t errlen)
+static struct cert_tickets *
+tickets_alloc(char *err, size_t errlen)
 {
 	struct cert_tickets *t = calloc(1, sizeof *t);
 
@@ -54,6 +65,17 @@ cert_tickets_new(char *err, size_t errlen)
 		snprintf(err, errlen, "session tickets: cannot create a lock");
 		return NULL;
 	}
+	atomic_init(&t->refs, 1);
+	return t;
+}
+
+struct cert_tickets *
+cert_tickets_new(char *err, size_t errlen)
+{
+	struct cert_tickets *t = tickets_alloc(err, errlen);
+
+	if (t == NULL)
+		return NULL;
 	if (!key_make(&t->cur)) {
 		pthread_rwlock_destroy(&t->lock);
 		free(t);
@@ -61,7 +83,91 @@ cert_tickets_new(char *err, size_t errlen)
 		    "failed: check that the kernel's getrandom() works");
 		return NULL;
 	}
-	atomic_init(&t->refs, 1);
+	return t;
+}
+
+/* The keys of window w into k; invalid (no ticket made or accepted with
+ * it) if the derivation fails. */
+static void
+key_derive(const struct cert_tickets *t, uint64_t w, struct ticket_key *k)
+{
+	unsigned char out[CERT_TICKET_KEYLEN];
+
+	k->valid = cert_ticket_derive(t->secret, t->secretlen, w, out);
+	memcpy(k->name, out, sizeof k->name);
+	memcpy(k->aes, out + sizeof k->name, sizeof k->aes);
+	memcpy(k->hmac, out + sizeof k->name + sizeof k->aes, sizeof k->hmac);
+	OPENSSL_cleanse(out, sizeof out);
+}
+
+/* Caller holds the write lock. Window 0 has no previous window. */
+static void
+window_set(struct cert_tickets *t, uint64_t w)
+{
+	key_derive(t, w, &t->cur);
+	if (w > 0)
+		key_derive(t, w - 1, &t->prev);
+	else
+		OPENSSL_cleanse(&t->prev, sizeof t->prev);
+	key_derive(t, w + 1, &t->next);
+	t->window = w;
+}
+
+struct cert_tickets *
+cert_tickets_from_secret(const unsigned char *secret, size_t len,
+    uint64_t period_ms, uint64_t now_ms, char *err, size_t errlen)
+{
+	struct cert_tickets *t;
+
+	if (len < CERT_TICKET_SECRET_MIN || len > CERT_TICKET_SECRET_MAX ||
+	    period_ms == 0) {
+		snprintf(err, errlen, "session tickets: a secret of %d to %d "
+		    "bytes and a rotation period are needed",
+		    CERT_TICKET_SECRET_MIN, CERT_TICKET_SECRET_MAX);
+		return NULL;
+	}
+	if ((t = tickets_alloc(err, errlen)) == NULL)
+		return NULL;
+	t->derived = true;
+	t->period_ms = period_ms;
+	memcpy(t->secret, secret, len);
+	t->secretlen = len;
+	window_set(t, now_ms / period_ms);
+	if (!t->cur.valid) {
+		cert_tickets_free(t);
+		snprintf(err, errlen, "session tickets: HKDF-SHA256 is not "
+		    "available from OpenSSL");
+		return NULL;
+	}
+	return t;
+}
+
+/* Milliseconds since the epoch, or 0 when the clock cannot be read: window
+ * 0's keys then match no other gateway's, so tickets only fail to resume. */
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || ts.tv_sec < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+struct cert_tickets *
+cert_tickets_from_file(const char *path, uint64_t period_ms, char *err,
+    size_t errlen)
+{
+	unsigned char secret[CERT_TICKET_SECRET_MAX];
+	struct cert_tickets *t;
+	size_t len;
+
+	if (cert_ticket_secret_read(path, secret, sizeof secret, &len, err,
+	    errlen) < 0)
+		return NULL;
+	t = cert_tickets_from_secret(secret, len, period_ms, now_ms(), err,
+	    errlen);
+	OPENSSL_cleanse(secret, sizeof secret);
 	return t;
 }
 
@@ -71,7 +177,11 @@ void
 cert_tickets_rotate(struct cert_tickets *t)
 {
 	struct ticket_key fresh;
-	bool ok = key_make(&fresh);
+	bool ok;
+
+	if (t->derived)		/* its windows follow the clock */
+		return;
+	ok = key_make(&fresh);
 
 	pthread_rwlock_wrlock(&t->lock);
 	OPENSSL_cleanse(&t->prev, sizeof t->prev);
@@ -95,6 +205,8 @@ cert_tickets_free(struct cert_tickets *t)
 		return;
 	OPENSSL_cleanse(&t->cur, sizeof t->cur);
 	OPENSSL_cleanse(&t->prev, sizeof t->prev);
+	OPENSSL_cleanse(&t->next, sizeof t->next);
+	OPENSSL_cleanse(t->secret, sizeof t->secret);
 	pthread_rwlock_destroy(&t->lock);
 	free(t);
 }
@@ -117,17 +229,50 @@ key_apply(const struct ticket_key *k, unsigned char *iv, EVP_CIPHER_CTX *cctx,
 	    enc) == 1;
 }
 
-/* Encrypt (enc = 1): 1 = ticket made with the current key, 0 = no ticket.
- * Decrypt: 1 = current key, 2 = previous key (accepted, and OpenSSL sends a
- * fresh ticket), 0 = unknown key (full handshake). -1 = internal error. */
+/* The key a ticket named `name` was made with: current (1), previous or
+ * (derived only) next window (2, accepted and renewed), none (0). */
+static const struct ticket_key *
+key_find(const struct cert_tickets *t, const unsigned char name[16], int *r)
+{
+	const struct ticket_key *ks[3] = { &t->cur, &t->prev, &t->next };
+
+	for (int i = 0; i < 3; i++)
+		if (ks[i]->valid &&
+		    CRYPTO_memcmp(name, ks[i]->name, sizeof ks[i]->name) == 0) {
+			*r = i == 0 ? 1 : 2;
+			return ks[i];
+		}
+	return NULL;
+}
+
+/* Read-locks t with its keys set for the window of now_ms. */
+static void
+lock_window(struct cert_tickets *t, uint64_t now)
+{
+	uint64_t w;
+
+	pthread_rwlock_rdlock(&t->lock);
+	if (!t->derived || (w = now / t->period_ms) == t->window)
+		return;
+	pthread_rwlock_unlock(&t->lock);
+	pthread_rwlock_wrlock(&t->lock);
+	if (w != t->window)
+		window_set(t, w);
+	pthread_rwlock_unlock(&t->lock);
+	/* a handshake of a later window may move it on meanwhile: its keys
+	 * are as good, being the ones every other gateway uses now */
+	pthread_rwlock_rdlock(&t->lock);
+}
+
 int
-cert_tickets_crypt(struct cert_tickets *t, unsigned char name[16],
-    unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+cert_tickets_crypt_at(struct cert_tickets *t, uint64_t now,
+    unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
+    EVP_MAC_CTX *hctx, int enc)
 {
 	const struct ticket_key *k = NULL;
 	int r = 0;
 
-	pthread_rwlock_rdlock(&t->lock);
+	lock_window(t, now);
 	if (enc) {
 		if (t->cur.valid &&
 		    RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc()))
@@ -136,17 +281,22 @@ cert_tickets_crypt(struct cert_tickets *t, unsigned char name[16],
 			k = &t->cur;
 			r = 1;
 		}
-	} else if (t->cur.valid &&
-	    CRYPTO_memcmp(name, t->cur.name, sizeof t->cur.name) == 0) {
-		k = &t->cur;
-		r = 1;
-	} else if (t->prev.valid &&
-	    CRYPTO_memcmp(name, t->prev.name, sizeof t->prev.name) == 0) {
-		k = &t->prev;
-		r = 2;
-	}
+	} else
+		k = key_find(t, name, &r);
 	if (k != NULL && !key_apply(k, iv, cctx, hctx, enc))
 		r = -1;
 	pthread_rwlock_unlock(&t->lock);
 	return r;
+}
+
+/* Encrypt (enc = 1): 1 = ticket made with the current key, 0 = no ticket.
+ * Decrypt: 1 = current key, 2 = previous (or next) key (accepted, and
+ * OpenSSL sends a fresh ticket), 0 = unknown key (full handshake).
+ * -1 = internal error. */
+int
+cert_tickets_crypt(struct cert_tickets *t, unsigned char name[16],
+    unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	return cert_tickets_crypt_at(t, t->derived ? now_ms() : 0, name, iv,
+	    cctx, hctx, enc);
 }

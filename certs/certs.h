@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <openssl/ssl.h>
 
@@ -20,6 +21,15 @@
  * previous key still decrypts (and asks for renewal) for one period. */
 struct cert_tickets;
 struct cert_tickets *cert_tickets_new(char *err, size_t errlen);
+/* Keys shared by every gateway given the same secret file (at least 32
+ * bytes, no access for others, group read at most, not a symbolic link;
+ * read through pol_file_open): derived with HKDF-SHA256 for each window of
+ * period_ms of the real clock. The current window's key makes tickets, the
+ * previous and next windows' keys still open them (clock skew); any other
+ * ticket is unknown (a full handshake). cert_tickets_rotate() does nothing
+ * to them. NULL with err ("FILE: what is wrong") on any failure. */
+struct cert_tickets *cert_tickets_from_file(const char *path,
+    uint64_t period_ms, char *err, size_t errlen);
 void cert_tickets_rotate(struct cert_tickets *);
 void cert_tickets_free(struct cert_tickets *);
 

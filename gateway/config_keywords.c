@@ -49,6 +49,7 @@ gw_config_defaults(struct gw_config *cfg)
 		.established_per_ip = 4096,
 		.upstream_keepalive = 64, .requests_per_conn = 1000,
 	};
+	cfg->ticket_rotate = 12 * MS_H;
 	auth_settings_defaults(&cfg->auth);
 	mail_settings_defaults(&cfg->mail);
 }
@@ -277,6 +278,31 @@ static int
 kw_tls_key(struct pol_kw_call *c)
 {
 	return add_tls_file(c, &ctx_of(c)->nkey_lines, true);
+}
+
+/* The secret is read (and its size and mode judged) when the TLS contexts
+ * are built, by `check` too; here only its path, opened without following
+ * a link so that the privsep parent records it. */
+static int
+kw_tls_ticket_key_file(struct pol_kw_call *c)
+{
+	struct cfg_ctx *ctx = ctx_of(c);
+	const struct cfg_line *l = ctx->line;
+	char *p = abs_path(ctx, l, 1), err[GW_ERRLEN];
+	struct stat st;
+	int fd;
+
+	if (p == NULL)
+		return -1;
+	if ((fd = pol_file_open(p, O_NOFOLLOW, &st, err, sizeof(err))) == -1) {
+		cfg_error(ctx, l, 1, "%s: %s: %s", l->tok[0].s, p, err);
+		free(p);
+		return -1;
+	}
+	close(fd);
+	free(ctx->cfg->ticket_key_file);
+	ctx->cfg->ticket_key_file = p;
+	return 0;
 }
 
 static int
@@ -627,6 +653,9 @@ static const struct pol_keyword keywords[] = {
 	FN("admin_listen", "ADDR:PORT", 1, 1, false, kw_admin_listen),
 	FN("tls_cert", "FILE", 1, 1, true, kw_tls_cert),
 	FN("tls_key", "FILE", 1, 1, true, kw_tls_key),
+	FN("tls_ticket_key_file", "FILE", 1, 1, false,
+	    kw_tls_ticket_key_file),
+	DUR("tls_ticket_rotate", MS_S, 7 * 24 * MS_H, ticket_rotate),
 	FN("upstream", "URL", 1, 1, false, kw_upstream),
 	FN("upstream_ca", "FILE", 1, 1, false, kw_upstream_ca),
 	BOOL("upstream_verify", upstream.verify),
@@ -877,9 +906,23 @@ check_limits(struct cfg_ctx *ctx)
 		    "set but there is no policy to use it");
 }
 
+/* Per-process random keys rotate hourly (cmd_run.c): a period given for
+ * them would be silently ignored. */
+static void
+check_tickets(struct cfg_ctx *ctx)
+{
+	const struct cfg_pos *at = cfg_where(ctx, "tls_ticket_rotate", 0);
+
+	if (at != NULL && ctx->cfg->ticket_key_file == NULL)
+		cfg_error_at(ctx, at, "tls_ticket_rotate needs "
+		    "tls_ticket_key_file: without it each process makes its "
+		    "own random ticket keys, rotated hourly");
+}
+
 void
 cfg_check_all(struct cfg_ctx *ctx)
 {
+	check_tickets(ctx);
 	check_listen(ctx);
 	check_certs(ctx);
 	check_upstream(ctx);

@@ -40,6 +40,25 @@ report_cert_error(struct cfg_ctx *ctx, const char *err)
 	report_kw(ctx, "tls_cert", 0, err);
 }
 
+/* Built by `check` as well, so that a short or exposed secret file is
+ * reported at its line before a reload meets it. */
+static int
+build_file_tickets(struct cfg_ctx *ctx)
+{
+	struct gw_config *cfg = ctx->cfg;
+	char err[GW_ERRLEN] = "";
+
+	if (cfg->ticket_key_file == NULL)
+		return 0;
+	cfg->file_tickets = cert_tickets_from_file(cfg->ticket_key_file,
+	    cfg->ticket_rotate, err, sizeof(err));
+	if (cfg->file_tickets == NULL) {
+		report_kw(ctx, "tls_ticket_key_file", 0, err);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 build_server_tls(struct cfg_ctx *ctx)
 {
@@ -52,8 +71,10 @@ build_server_tls(struct cfg_ctx *ctx)
 		pairs[i].cert_file = cfg->certs[i].cert_file;
 		pairs[i].key_file = cfg->certs[i].key_file;
 	}
-	cfg->tls = cert_server_new(pairs, cfg->ncerts, cfg->tickets, err,
-	    sizeof(err));
+	if (build_file_tickets(ctx) == -1)
+		return -1;
+	cfg->tls = cert_server_new(pairs, cfg->ncerts, cfg->file_tickets != NULL
+	    ? cfg->file_tickets : cfg->tickets, err, sizeof(err));
 	if (cfg->tls == NULL) {
 		report_cert_error(ctx, err[0] ? err : "cannot build the TLS "
 		    "server context");
@@ -162,6 +183,8 @@ cfg_free_contents(struct gw_config *cfg)
 		cert_server_free(cfg->tls);
 	if (cfg->upstream_tls != NULL)
 		cert_client_free(cfg->upstream_tls);
+	cert_tickets_free(cfg->file_tickets);
+	free(cfg->ticket_key_file);
 	if (cfg->policy != NULL)
 		pol_free(cfg->policy);
 	for (i = 0; i < GW_MAX_CERTS; i++) {

@@ -124,6 +124,12 @@ struct gw_config {
 	/* Session ticket keys handed to cert_server_new(); set by the caller of
 	 * gw_config_load_ex(), not owned (they outlive every snapshot). */
 	struct cert_tickets *tickets;
+	/* tls_ticket_key_file: keys derived from it replace `tickets` in this
+	 * snapshot's contexts (owned, built with them; a reload reads the
+	 * file anew). tls_ticket_rotate: their window, in ms. */
+	char           *ticket_key_file;
+	unsigned        ticket_rotate;
+	struct cert_tickets *file_tickets;
 
 	/* Built by `run` from `mail` before the snapshot is published (it needs
 	 * the process's audit sink); released by gw_config_unref(). */

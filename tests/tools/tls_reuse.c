@@ -3,10 +3,12 @@
  * SSL_clear, then the next SSL_connect offers the session it holds), or with
  * -f a fresh SSL object and no session each time (full handshakes only).
  * Each connection sends one GET with Connection: close and reads the answer
- * to its end. Prints "resumed R of N in S s (H handshakes/s)".
- * For tests/integration/test_tls.py and tests/bench; loopback only.
+ * to its end. Prints "resumed R of N in S s (H handshakes/s)". With
+ * -p PORT2 the connections alternate between PORT and PORT2, so that every
+ * resumption opens a ticket the other gateway made (shared ticket keys).
+ * For tests/integration and tests/bench; loopback only.
  *
- *   tls_reuse [-f] [-v 1.2|1.3] [-n N] [-s SNI] PORT
+ *   tls_reuse [-f] [-v 1.2|1.3] [-n N] [-s SNI] [-p PORT2] PORT
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -91,7 +93,8 @@ number(const char *s, long lo, long hi)
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: tls_reuse [-f] [-v 1.2|1.3] [-n N] [-s SNI] PORT\n");
+	fprintf(stderr, "usage: tls_reuse [-f] [-v 1.2|1.3] [-n N] [-s SNI] "
+	    "[-p PORT2] PORT\n");
 	return 2;
 }
 
@@ -99,14 +102,14 @@ int
 main(int argc, char **argv)
 {
 	const char *sni = "localhost";
-	long port, n = 20;
+	long port, port2 = 0, n = 20;
 	int c, version = 0, resumed = 0;
 	bool fresh = false;
 	SSL_CTX *ctx;
 	SSL *ssl = NULL;
 	double t0;
 
-	while ((c = getopt(argc, argv, "fv:n:s:")) != -1) {
+	while ((c = getopt(argc, argv, "fv:n:s:p:")) != -1) {
 		switch (c) {
 		case 'f': fresh = true; break;
 		case 'v':
@@ -119,6 +122,10 @@ main(int argc, char **argv)
 			break;
 		case 'n': n = number(optarg, 1, MAX_CONNS); break;
 		case 's': sni = optarg; break;
+		case 'p':
+			if ((port2 = number(optarg, 1, 65535)) < 1)
+				return usage();
+			break;
 		default: return usage();
 		}
 	}
@@ -139,7 +146,7 @@ main(int argc, char **argv)
 		return 1;
 	t0 = now();
 	for (long i = 0; i < n; i++) {
-		int fd = tcp_connect(port);
+		int fd = tcp_connect(port2 != 0 && i % 2 == 1 ? port2 : port);
 
 		if (fd < 0) {
 			perror("tls_reuse: connect");

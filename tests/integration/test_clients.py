@@ -12,7 +12,9 @@ import uuid
 
 import pytest
 
-from helpers import REPO
+from auth_helpers import enrol, login
+from auth_helpers import make_auth_gateway  # noqa: F401 - a fixture
+from helpers import REPO, wait_until
 from lock_helpers import OFFICE, entries_before_marker, get_from, wait_target
 from lock_helpers import make_lockdown  # noqa: F401 - a fixture
 
@@ -149,3 +151,22 @@ def test_unreadable_version_passes_and_is_audited(clients, upstream, ctx, versio
     assert rec["decision"] == "client-version-unparsable"
     assert rec["app_os"] == "windows"
     assert rec["rule"] == "(default):0" or rec["rule"].endswith(":2"), rec
+
+
+def test_audit_names_the_user_when_known(make_auth_gateway, upstream, ctx):
+    """A session's user is in the record: enrolled and logged in with a
+    browser, then the same cookie from the compromised app."""
+    gw = make_auth_gateway(upstream.port, policy="include %s\n" % CLIENTS +
+                           "allow path ^/_pbxgate/\nmfa path ^/\ndefault deny\n")
+    _, secret, step = enrol(gw, ctx, "alice")
+    b, r = login(gw, ctx, "alice", secret)
+    assert b.jar, r
+    r = b.get("/app", headers=[("User-Agent", win_ua("18.12.416"))])
+    assert r.status == 403, r
+    ref = re.search(rb'id="reference">([0-9a-f]{16})<', r.body).group(1).decode()
+
+    def record():
+        return [e for e in gw.audit()[1] if e.get("request_id") == ref]
+    rec = wait_until(record, what="the audit record with the user")[0]
+    assert rec["user"] == "alice"
+    assert rec["app_version"] == "18.12.416" and rec["app_os"] == "windows"

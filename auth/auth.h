@@ -186,6 +186,13 @@ bool auth_rd_is_safe(const char *rd);
 /* The 503 page for a login the pool cannot take (queue full), in the
  * client's language. NON-BLOCKING: call it on the event loop. */
 void auth_http_busy(const struct auth_http_req *, struct auth_http_resp *);
+/* The 403 page for a desktop-app build known to be compromised (a policy
+ * `deny ... page compromised-client`), in the language Accept-Language
+ * prefers (NULL: English): uninstall, install 18.12.425 or later, and the
+ * reference `request_id` to quote. `version` and `os` (may be NULL) are
+ * what the User-Agent said, shown escaped. NON-BLOCKING. */
+void auth_page_client(const char *accept_language, const char *request_id,
+    const char *version, const char *os, struct auth_http_resp *);
 /* Writes "/_pbxgate/login?rd=ENCODED" for the original request target
  * `target` (path and query as received) into buf. Returns the length, or
  * 0 when buf is too small; an unsafe target gives plain ".../login". */

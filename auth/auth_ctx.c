@@ -34,8 +34,8 @@ settings_copy(struct auth_settings *d, const struct auth_settings *s)
 	return 0;
 }
 
-static void
-style_hash(char out[64])
+void
+auth_style_hash(char out[64])
 {
 	unsigned char md[32];
 	unsigned int n = 0;
@@ -85,7 +85,7 @@ auth_open(const struct auth_settings *s, auth_audit_fn audit, void *audit_arg,
 		snprintf(err, errlen, "login needs \"user_db FILE\" in the config");
 		goto fail;
 	}
-	style_hash(c->style_hash);
+	auth_style_hash(c->style_hash);
 	if (auth_keys_load(c->s.secret_key, &c->keys, err, errlen) < 0 ||
 	    auth_store_open(c, err, errlen) < 0 ||
 	    auth_store_reload(c, true, err, errlen) < 0 ||

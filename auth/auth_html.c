@@ -76,6 +76,14 @@ static const char *const msgs[M_COUNT][2] = {
 	[M_MFA_SELF] = { "You can add one now: enter your password again to continue to the set-up page.",
 	    "今すぐ追加できます。パスワードをもう一度入力して設定ページに進んでください。" },
 	[M_MFA_SET_UP] = { "Set up an authenticator", "認証アプリを設定" },
+	[M_TITLE_CLIENT] = { "This desktop app build is blocked", "このデスクトップアプリのビルドはブロックされています" },
+	[M_CLIENT_BAD] = { "The version of the desktop app you are using is known to be compromised: its vendor shipped it with malware from a breached build system.",
+	    "お使いのデスクトップアプリのバージョンは侵害されていることが判明しています。ベンダーの侵害されたビルド環境からマルウェア入りで配布されたものです。" },
+	[M_CLIENT_FIX] = { "Uninstall it now, then install version 18.12.425 or later. The web client in a browser keeps working meanwhile.",
+	    "今すぐアンインストールし、バージョン18.12.425以降をインストールしてください。その間もブラウザーのWebクライアントは使用できます。" },
+	[M_CLIENT_TELL] = { "Tell your administrator, quoting this reference:",
+	    "管理者に連絡し、次の参照番号を伝えてください:" },
+	[M_CLIENT_SEEN] = { "Detected", "検出されたバージョン" },
 };
 
 const char *
@@ -234,9 +242,15 @@ security_headers(struct auth_ctx *c, struct auth_http_resp *r)
 {
 	char csp[200];
 
+	char own[64];
+
+	/* pages made without a ctx (busy, compromised client) still let
+	 * their inline style, and only it, apply */
+	if (c == NULL)
+		auth_style_hash(own);
 	snprintf(csp, sizeof(csp), "default-src 'none'; style-src '%s'; "
 	    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-	    c != NULL ? c->style_hash : "none");
+	    c != NULL ? c->style_hash : own);
 	auth_resp_header(r, "Content-Security-Policy", csp);
 	auth_resp_header(r, "Cache-Control", "no-store");
 	auth_resp_header(r, "X-Content-Type-Options", "nosniff");

@@ -32,6 +32,8 @@
 
 /* ---- auth_ctx.c ---- */
 extern const char auth_style[];
+/* "sha256-BASE64" of auth_style, for the CSP style-src (auth_ctx.c). */
+void auth_style_hash(char out[64]);
 
 /* ---- auth_crypto.c ---- */
 struct auth_key {
@@ -246,7 +248,8 @@ enum auth_msg {
 	M_LOCKDOWN_CONFIRM, M_LOCKDOWN_EXCLUDES, M_LOCKDOWN_BAD, M_SAVED,
 	M_TITLE_LOGOUT, M_SIGN_OUT, M_FORBIDDEN, M_SIGNED_OUT, M_FAILED, M_OK, M_FAIL,
 	M_BUSY, M_TITLE_MFA, M_MFA_MISSING, M_MFA_ASK_ADMIN, M_MFA_SELF,
-	M_MFA_SET_UP, M_COUNT
+	M_MFA_SET_UP, M_TITLE_CLIENT, M_CLIENT_BAD, M_CLIENT_FIX, M_CLIENT_TELL,
+	M_CLIENT_SEEN, M_COUNT
 };
 const char *auth_msg(enum auth_lang, enum auth_msg);
 enum auth_lang auth_lang_pick(const char *accept_language);

@@ -580,6 +580,10 @@ int  gw_relay_forward_head(struct gw_conn *, const char *path, size_t plen,
 int  gw_relay_gate(struct gw_conn *, const char **path, size_t *plen);
 void gw_relay_audit(struct gw_conn *, const char *decision, const char *file,
     unsigned line);
+/* The same record with `extra` (NULL, or members already escaped, each
+ * starting with a comma: ",\"k\":\"v\"") before the closing brace. */
+void gw_relay_audit_ext(struct gw_conn *, const char *decision,
+    const char *file, unsigned line, const char *extra);
 void gw_relay_identity_headers(struct gw_conn *, struct gw_hw *);
 bool gw_relay_recheck(struct gw_conn *, const struct gw_config *);
 /* Sets the request's client from a trusted proxy's X-Forwarded-For; -1
@@ -601,6 +605,15 @@ bool gw_spoof_header(const char *name, size_t n);
 /* Dropped from a request: in the class and not kept by forward_header. */
 bool gw_spoof_drop(const struct gw_config *, const char *name, size_t n);
 
+/* relay_page.c: a deny whose rule names a page (`page compromised-client`)
+ * is answered with that page, audited with what the User-Agent said. The
+ * request's header lookup `r` is the one the policy judged. */
+void gw_relay_deny_page(struct gw_conn *, const struct pol_verdict *,
+    const struct pol_request *);
+/* Audits a desktop-app User-Agent whose version no rule could read. */
+void gw_relay_client_unparsable(struct gw_conn *, const struct pol_verdict *,
+    const struct pol_request *);
+
 /* relay_local.c: /_pbxgate/ pages, answered by the auth module on the pool */
 void gw_local_begin(struct gw_conn *);
 void gw_local_body(struct gw_conn *, const char *, size_t);
@@ -614,6 +627,10 @@ bool gw_relay_response_bodiless(const struct gw_conn *, int status);
 
 /* relay_reply.c: answers made by the gateway itself, closing, lingering */
 void gw_relay_reject(struct gw_conn *, int status, const char *why);
+/* Like gw_relay_reject, with a page made by the auth module (its status,
+ * headers and body) instead of the plain one. */
+void gw_relay_reject_page(struct gw_conn *, const struct auth_http_resp *,
+    const char *why);
 void gw_relay_linger(struct gw_conn *);
 void gw_relay_next_request(struct gw_conn *);
 void gw_relay_trim_idle(struct gw_conn *);

@@ -295,6 +295,11 @@ act(struct gw_conn *c, const struct pol_verdict *v, const struct pol_request *r)
 	bool local = gw_relay_gateway_path(c->rq->path);
 
 	gw_metrics_decision(&c->w->rt->m, v->action);
+	gw_relay_client_unparsable(c, v, r);
+	if (v->action == POL_DENY && v->page != POL_PAGE_NONE) {
+		gw_relay_deny_page(c, v, r);
+		return -1;
+	}
 	if (v->action == POL_DENY) {
 		gw_relay_audit(c, "deny", v->file, v->line);
 		gw_relay_reject(c, 403, "denied by policy");
@@ -410,6 +415,13 @@ void
 gw_relay_audit(struct gw_conn *c, const char *decision, const char *file,
     unsigned line)
 {
+	gw_relay_audit_ext(c, decision, file, line, NULL);
+}
+
+void
+gw_relay_audit_ext(struct gw_conn *c, const char *decision, const char *file,
+    unsigned line, const char *extra)
+{
 	struct gw_runtime *rt = c->w->rt;
 	char buf[4096], path[1024], user[300], rule[600], when[32];
 	time_t now = time(NULL);
@@ -428,10 +440,10 @@ gw_relay_audit(struct gw_conn *c, const char *decision, const char *file,
 	    file ? strlen(file) : 9);
 	n = snprintf(buf, sizeof(buf), "{\"time\":\"%s\",\"event\":\"policy\","
 	    "\"peer\":\"%s\",\"client\":\"%s\",\"user\":\"%s\",\"method\":\"%s\","
-	    "\"path\":\"%s\",\"decision\":\"%s\",\"rule\":\"%s:%u\"}\n", when,
-	    c->peer_ip, c->rq->client_ip, user,
+	    "\"path\":\"%s\",\"decision\":\"%s\",\"rule\":\"%s:%u\"%s}\n",
+	    when, c->peer_ip, c->rq->client_ip, user,
 	    llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)), path, decision,
-	    rule, line);
+	    rule, line, extra != NULL ? extra : "");
 	if (n > 0 && n < (int)sizeof(buf))
 		(void)!write(rt->audit_fd, buf, (size_t)n);
 }

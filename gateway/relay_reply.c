@@ -23,15 +23,13 @@ add_own_security_headers(struct gw_conn *c, struct evbuffer *out)
 	    "Cache-Control: no-store\r\n");
 }
 
-void
-gw_relay_reject(struct gw_conn *c, int status, const char *why)
+/* Counts and logs a refusal and lets go of the upstream; false when no
+ * answer can be written any more (the connection goes or went). */
+static bool
+reject_begin(struct gw_conn *c, int status, const char *why)
 {
-	struct evbuffer *out;
-	char body[256], date[64];
-	int blen;
-
 	if (c->freeing || c->state == CS_LINGER)
-		return;
+		return false;
 	if (status >= 400 && status < 500)
 		atomic_fetch_add(&c->w->rt->m.bad_requests, 1);
 	/* `why` is always one of our own constant strings: no client bytes
@@ -39,7 +37,7 @@ gw_relay_reject(struct gw_conn *c, int status, const char *why)
 	gw_log(GW_LOG_INFO, "client %s: %d %s", c->peer_ip, status, why);
 	if (c->rq->resp_started) {
 		gw_relay_abort(c);
-		return;
+		return false;
 	}
 	if (c->up != NULL) {
 		struct gw_upconn *up = c->up;
@@ -47,6 +45,58 @@ gw_relay_reject(struct gw_conn *c, int status, const char *why)
 		up->c = NULL;
 		gw_up_release(up, false);
 	}
+	return true;
+}
+
+/* The answer is written: close once the client has it. */
+static void
+reject_end(struct gw_conn *c, struct evbuffer *out, int status)
+{
+	c->rq->bytes_out += evbuffer_get_length(out);
+	c->rq->status = status;
+	c->rq->resp_started = true;
+	if (c->rq->t_start.tv_sec == 0)
+		gw_now(&c->rq->t_start);
+	gw_access_log(c);
+	gw_relay_close_after_flush(c);
+}
+
+void
+gw_relay_reject_page(struct gw_conn *c, const struct auth_http_resp *rp,
+    const char *why)
+{
+	struct evbuffer *out;
+	char date[64];
+
+	if (!reject_begin(c, rp->status, why))
+		return;
+	gw_http_date(date, sizeof(date));
+	out = gw_io_output(c->io);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", rp->status,
+	    gw_status_text(rp->status), date);
+	/* the page's own CSP, nosniff, no-store and referrer policy */
+	for (size_t i = 0; i < rp->nhdr && i < AUTH_HDR_MAX; i++)
+		evbuffer_add_printf(out, "%s: %s\r\n", rp->hdr[i].name,
+		    rp->hdr[i].value);
+	if (c->cfg->hsts)
+		evbuffer_add_printf(out, "Strict-Transport-Security: max-age=%u; "
+		    "includeSubDomains\r\n", c->cfg->hsts_max_age);
+	evbuffer_add_printf(out, "Content-Length: %zu\r\nConnection: close\r\n"
+	    "\r\n", rp->body_len);
+	if (rp->body_len > 0 && !c->rq->is_head)
+		evbuffer_add(out, rp->body, rp->body_len);
+	reject_end(c, out, rp->status);
+}
+
+void
+gw_relay_reject(struct gw_conn *c, int status, const char *why)
+{
+	struct evbuffer *out;
+	char body[256], date[64];
+	int blen;
+
+	if (!reject_begin(c, status, why))
+		return;
 	blen = snprintf(body, sizeof(body), "<!doctype html>\n<title>%d %s</title>\n"
 	    "<h1>%d %s</h1>\n", status, gw_status_text(status), status,
 	    gw_status_text(status));
@@ -62,13 +112,7 @@ gw_relay_reject(struct gw_conn *c, int status, const char *why)
 	evbuffer_add(out, "\r\n", 2);
 	if (!c->rq->is_head)
 		evbuffer_add(out, body, (size_t)blen);
-	c->rq->bytes_out += evbuffer_get_length(out);
-	c->rq->status = status;
-	c->rq->resp_started = true;
-	if (c->rq->t_start.tv_sec == 0)
-		gw_now(&c->rq->t_start);
-	gw_access_log(c);
-	gw_relay_close_after_flush(c);
+	reject_end(c, out, status);
 }
 
 /* Let the client read everything we wrote before the connection goes. */

@@ -321,8 +321,18 @@ struct pol_request {
 	const struct pol_lockdown *lockdown;	/* the user's, may be NULL */
 };
 
+/* A page a `deny` rule names (`deny ... page NAME`): the gateway answers
+ * with it instead of the plain 403 page. */
+enum pol_page {
+	POL_PAGE_NONE,
+	POL_PAGE_COMPROMISED_CLIENT	/* "compromised-client" */
+};
+/* "compromised-client", or NULL for POL_PAGE_NONE. */
+const char *pol_page_name(enum pol_page);
+
 struct pol_verdict {
 	enum pol_action action;
+	enum pol_page page;	/* DENY only: the rule's page, or NONE */
 	/* A rule with user/group/role matchers was reached by a request
 	 * without session and all its other matchers held: action is then
 	 * POL_LOGIN; log in and call pol_decide again with the session. */
@@ -347,6 +357,39 @@ void pol_decide(const struct pol_policy *, const struct pol_request *,
  * (also when re-checking open WebSocket tunnels after a reload). */
 bool pol_verdict_permits(const struct pol_verdict *v, bool has_session,
     bool mfa);
+
+/* ---- policy_client.c: desktop-app builds named by the User-Agent -------
+ * The PBX vendor's Electron desktop app says `3CXDesktopApp/VERSION` in its
+ * User-Agent beside the OS token (`Windows NT 10.0`, `Macintosh; Intel Mac
+ * OS X 10_15_7`); `desktop-app OS VERSIONS` rules match on them. A VERSION
+ * is 1 to 4 decimal numbers of at most 9 digits each, separated by dots,
+ * no signs or blanks; missing trailing numbers are 0 (18.12 = 18.12.0). */
+#define POL_OS_WINDOWS 1u
+#define POL_OS_MACOS   2u
+#define POL_VERSION_PARTS 4
+struct pol_version {
+	uint32_t part[POL_VERSION_PARTS];
+};
+/* `n` bytes of `s` (need not be NUL-terminated): 0, or -1. */
+int pol_version_parse(const char *s, size_t n, struct pol_version *out);
+/* <0, 0, >0 like strcmp, number by number. */
+int pol_version_cmp(const struct pol_version *, const struct pol_version *);
+
+/* What a User-Agent says about the desktop app, for audit records. */
+struct pol_client {
+	bool app;		/* it carries a 3CXDesktopApp/ token */
+	bool bad_version;	/* one such token's version does not parse */
+	unsigned os;		/* POL_OS_* bits the User-Agent names */
+	/* The first token's version as sent, bytes outside [0-9A-Za-z._-]
+	 * shown as '?', at most 32 of them: safe to log. */
+	char version[33];
+};
+/* Reads `ua` (NULL: no User-Agent) the way `desktop-app` rules do. Returns
+ * false, reading nothing, when the policy has no `desktop-app` rule. */
+bool pol_client_scan(const struct pol_policy *, const char *ua,
+    struct pol_client *out);
+/* "windows", "macos", "windows,macos" or "unknown". */
+const char *pol_os_name(unsigned os);
 
 /* ---- policy_explain.c: `pbxgate policy explain` -------------------------
  * Prints the decision, the rule that made it (FILE:LINE) and every rule

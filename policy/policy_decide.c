@@ -75,6 +75,10 @@ match_one(const struct pol_policy *p, const struct pol_matcher *m,
 	case M_HEADER:
 		v = r->header != NULL ? r->header(r->header_arg, m->hname) : NULL;
 		return v == NULL ? 0 : pol_regex_match(p, &m->re, v);
+	case M_CLIENT:
+		v = r->header != NULL ? r->header(r->header_arg, "user-agent") :
+		    NULL;
+		return pol_client_match(p, m, v);
 	case M_USER:
 		return in_names(m->names, m->n, r->user, false);
 	case M_GROUP:
@@ -124,6 +128,7 @@ static void
 from_rule(const struct pol_rule *rule, bool need_session, struct pol_verdict *v)
 {
 	v->action = need_session ? POL_LOGIN : rule->action;
+	v->page = need_session ? POL_PAGE_NONE : rule->page;
 	v->need_session = need_session;
 	v->audit = (rule->audit && !need_session) || v->action == POL_DENY;
 	v->file = rule->file;
@@ -138,6 +143,7 @@ pol_finish_verdict(const struct pol_policy *p, const struct pol_request *r,
 	(void)p;
 	if (r->has_session && !pol_lockdown_allows(r->lockdown, r->peer)) {
 		v->action = POL_DENY;
+		v->page = POL_PAGE_NONE;
 		v->need_session = false;
 		v->audit = true;
 		v->reason = "user lockdown";
@@ -148,6 +154,7 @@ static void
 default_verdict(const struct pol_policy *p, struct pol_verdict *v)
 {
 	v->action = p->def;
+	v->page = POL_PAGE_NONE;
 	v->need_session = false;
 	v->audit = p->def == POL_DENY;
 	v->file = p->def_file;

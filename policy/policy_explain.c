@@ -75,9 +75,11 @@ pol_explain(const struct pol_policy *p, const struct pol_request *r, FILE *out)
 		fprintf(out, "  user lockdown: the peer is outside the user's "
 		    "own networks\n");
 	if (v.line != 0)
-		fprintf(out, "decision: %s (%s %s:%u)%s\n",
+		fprintf(out, "decision: %s (%s %s:%u)%s%s%s\n",
 		    pol_action_name(v.action), v.reason, v.file, v.line,
-		    v.audit ? " [audit]" : "");
+		    v.audit ? " [audit]" : "", v.page != POL_PAGE_NONE ?
+		    " page " : "", v.page != POL_PAGE_NONE ?
+		    pol_page_name(v.page) : "");
 	else
 		fprintf(out, "decision: %s (%s)%s\n", pol_action_name(v.action),
 		    v.reason, v.audit ? " [audit]" : "");

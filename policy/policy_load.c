@@ -133,6 +133,8 @@ pol_free(struct pol_policy *p)
 	if (p->mmdb_open)
 		MMDB_close(&p->mmdb);
 	pcre2_match_context_free(p->mctx);
+	pcre2_code_free(p->app_re.code);
+	pcre2_code_free(p->os_re.code);
 	pol_pindex_free(p->index);
 	free(p);
 }

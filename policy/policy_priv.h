@@ -34,7 +34,7 @@ struct pol_re {
 };
 
 enum pol_mkind {
-	M_FROM, M_COUNTRY, M_ASN, M_PATH, M_METHOD, M_HEADER,
+	M_FROM, M_COUNTRY, M_ASN, M_PATH, M_METHOD, M_HEADER, M_CLIENT,
 	M_USER, M_GROUP, M_ROLE	/* identity matchers: need a session */
 };
 
@@ -53,6 +53,9 @@ struct pol_matcher {
 	unsigned *cols;		/* column of each name, for messages */
 	size_t n;
 	bool admin;		/* role */
+	/* desktop-app: POL_OS_* bits and n versions */
+	unsigned os;
+	struct pol_version *vers;
 	/* path, header */
 	char *hname;
 	struct pol_re re;
@@ -63,6 +66,7 @@ struct pol_rule {
 	const char *file;	/* interned in the policy */
 	unsigned line;
 	bool any, audit, identity;
+	enum pol_page page;	/* deny only */
 	char *text;
 	struct pol_matcher *m;	/* non-identity first, then identity */
 	size_t nm;
@@ -94,6 +98,9 @@ struct pol_policy {
 	MMDB_s mmdb;
 	bool mmdb_open;
 	pcre2_match_context *mctx;
+	/* desktop-app rules: the app's token and the OS tokens, compiled by
+	 * the first such rule (code NULL without one) */
+	struct pol_re app_re, os_re;
 	struct pol_pindex *index;
 };
 
@@ -126,5 +133,15 @@ int pol_regex_compile(struct pol_re *, const char *pat, bool caseless,
 int pol_regex_match(const struct pol_policy *, const struct pol_re *,
     const char *subject);
 char *pol_regex_prefix(const char *pat);
+/* The first match at or after `start` in n bytes: 1 with [*so, *eo), 0
+ * none, -1 error (match limit). */
+int pol_regex_find(const struct pol_policy *, const struct pol_re *,
+    const char *subject, size_t n, size_t start, size_t *so, size_t *eo);
+
+/* policy_client.c */
+int pol_client_compile(struct pol_policy *);	/* 0, or -1 out of memory */
+/* 1 holds, 0 does not, -1 could not tell */
+int pol_client_match(const struct pol_policy *, const struct pol_matcher *,
+    const char *ua);
 
 #endif

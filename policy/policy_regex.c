@@ -216,3 +216,30 @@ pol_regex_prefix(const char *pat)
 	buf[n] = '\0';
 	return strdup(buf);
 }
+
+int
+pol_regex_find(const struct pol_policy *p, const struct pol_re *re,
+    const char *subject, size_t n, size_t start, size_t *so, size_t *eo)
+{
+	pcre2_match_data *m;
+	PCRE2_SIZE *ov;
+	int rc;
+
+	if (start > n)
+		return 0;
+	if ((m = thread_md()) == NULL)
+		return -1;
+	rc = pcre2_match(re->code, (PCRE2_SPTR)subject, n, start, 0, m,
+	    p->mctx);
+	if (rc < 0)
+		return rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
+	ov = pcre2_get_ovector_pointer(m);
+	/* \K may set the start after the end; an empty match at `start`
+	 * would loop the caller: both are refused by its patterns, and
+	 * checked here so no pattern can make them happen */
+	if (ov[0] > ov[1] || ov[1] > n)
+		return -1;
+	*so = ov[0];
+	*eo = ov[1];
+	return 1;
+}

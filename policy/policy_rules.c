@@ -341,6 +341,57 @@ m_path(struct pol_loader *L, const struct line *c, struct pol_matcher *m,
 	return 0;
 }
 
+static int
+item_os(struct pol_loader *L, const struct line *c, struct pol_matcher *m,
+    const char *item, unsigned col)
+{
+	if (strcmp(item, "windows") == 0)
+		m->os |= POL_OS_WINDOWS;
+	else if (strcmp(item, "macos") == 0)
+		m->os |= POL_OS_MACOS;
+	else {
+		pol_diag(L, false, c->file, c->line, col, "unknown OS '%s' "
+		    "(expected windows or macos, comma-separated)", item);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+item_version(struct pol_loader *L, const struct line *c, struct pol_matcher *m,
+    const char *item, unsigned col)
+{
+	if (pol_version_parse(item, strlen(item), &m->vers[m->n]) == -1) {
+		pol_diag(L, false, c->file, c->line, col, "bad version '%s' "
+		    "(expected 1 to 4 numbers of at most 9 digits separated by "
+		    "dots, e.g. 18.12.416)", item);
+		return -1;
+	}
+	m->n++;
+	return 0;
+}
+
+/* desktop-app OS[,OS] VERSION[,VERSION...]: exact builds, one list per
+ * OS family, as the vendor's advisories name them. */
+static int
+m_client(struct pol_loader *L, const struct line *c, struct pol_matcher *m,
+    struct marg *a)
+{
+	int bad;
+
+	m->vers = calloc(count_items(a->w[1].s), sizeof *m->vers);
+	if (m->vers == NULL || pol_client_compile(L->p) == -1)
+		return -1;
+	bad = each_item(L, c, &a->w[0], a->col0 - a->w[0].col, item_os, m);
+	if (a->w[1].s[0] == '!') {
+		pol_diag(L, false, c->file, c->line, a->w[1].col, "'!' negates "
+		    "the whole matcher: write it before the OS");
+		return -1;
+	}
+	bad += each_item(L, c, &a->w[1], 0, item_version, m);
+	return bad != 0 ? -1 : 0;
+}
+
 static bool
 is_tchar(char ch)
 {
@@ -383,12 +434,14 @@ static const struct mdef {
 	{ "path", M_PATH, 1, m_path, "a regular expression" },
 	{ "method", M_METHOD, 1, m_names, "HTTP methods, comma-separated" },
 	{ "header", M_HEADER, 2, m_header, "a header name and a regular expression" },
+	{ "desktop-app", M_CLIENT, 2, m_client, "an OS (windows, macos) and "
+	    "versions, comma-separated" },
 	{ "user", M_USER, 1, m_names, "user names, comma-separated" },
 	{ "group", M_GROUP, 1, m_names, "group names, comma-separated" },
 	{ "role", M_ROLE, 1, m_role, "admin or user" },
 };
 
-static const char *const flags[] = { "any", "audit", "case-sensitive" };
+static const char *const flags[] = { "any", "audit", "case-sensitive", "page" };
 
 static const struct mdef *
 find_matcher(const char *kw)
@@ -425,6 +478,7 @@ pol_matcher_clear(struct pol_matcher *m)
 	free(m->names);
 	free(m->cols);
 	free(m->hname);
+	free(m->vers);
 	pcre2_code_free(m->re.code);
 	memset(m, 0, sizeof *m);
 }
@@ -469,7 +523,8 @@ parse_matcher(struct pol_loader *L, const struct line *c, size_t i,
 	if (d == NULL) {
 		pol_diag(L, false, c->file, c->line, w->col, "unknown matcher "
 		    "'%s' (expected from, country, asn, user, group, role, "
-		    "path, method, header, any, audit or case-sensitive)",
+		    "path, method, header, desktop-app, any, audit, "
+		    "case-sensitive or page)",
 		    w->s);
 		*bad = true;
 		return 0;
@@ -589,6 +644,55 @@ finish_rule(struct pol_loader *L, const struct line *c, struct pol_rule *r,
 	return 0;
 }
 
+static const char *const page_names[] = {
+	[POL_PAGE_NONE] = NULL,
+	[POL_PAGE_COMPROMISED_CLIENT] = "compromised-client",
+};
+
+const char *
+pol_page_name(enum pol_page pg)
+{
+	if ((unsigned)pg >= sizeof page_names / sizeof page_names[0])
+		return NULL;
+	return page_names[pg];
+}
+
+/* `page NAME` at w[i]; returns the words used. A page on anything but
+ * deny would be shown to requests that pass: refused. */
+static size_t
+parse_page(struct pol_loader *L, const struct line *c, size_t i,
+    struct pol_rule *r, bool *bad)
+{
+	const struct pol_word *w = &c->w[i];
+
+	*bad = true;
+	if (i + 1 >= c->n || is_keyword(&w[1])) {
+		pol_diag(L, false, c->file, c->line, w->col, "'page' needs a "
+		    "page name (compromised-client)");
+		return 1;
+	}
+	if (r->action != POL_DENY) {
+		pol_diag(L, false, c->file, c->line, w->col, "'page' is only "
+		    "for deny rules (a page explains a refusal)");
+		return 2;
+	}
+	if (r->page != POL_PAGE_NONE) {
+		pol_diag(L, false, c->file, c->line, w->col, "'page' given "
+		    "twice in one rule");
+		return 2;
+	}
+	for (size_t k = 1; k < sizeof page_names / sizeof page_names[0]; k++) {
+		if (strcmp(w[1].s, page_names[k]) == 0) {
+			r->page = (enum pol_page)k;
+			*bad = false;
+			return 2;
+		}
+	}
+	pol_diag(L, false, c->file, c->line, w[1].col, "unknown page '%s' "
+	    "(expected compromised-client)", w[1].s);
+	return 2;
+}
+
 static int
 d_rule(struct pol_loader *L, const struct line *c)
 {
@@ -608,7 +712,13 @@ d_rule(struct pol_loader *L, const struct line *c)
 	while (i < c->n) {
 		const char *kw = c->w[i].s;
 		size_t used;
+		bool pbad;
 
+		if (strcmp(kw, "page") == 0 && !c->w[i].quoted) {
+			i += parse_page(L, c, i, &r, &pbad);
+			bad |= pbad;
+			continue;
+		}
 		if (strcmp(kw, "any") == 0 || strcmp(kw, "audit") == 0 ||
 		    strcmp(kw, "case-sensitive") == 0) {
 			if (kw[0] == 'a' && kw[1] == 'n')

@@ -4,6 +4,7 @@ policy language (exact `FILE:LINE:COL: level: message` line, exit status), and
 policy/policy.h documents for pol_cmd_explain)."""
 
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -77,7 +78,7 @@ ERRORS = [
      "configuration"),
     ("unknown-matcher", "allow frm 10.0.0.0/8\n", None, False,
      "{pol}:1:7: error: unknown matcher 'frm' (expected from, country, asn, user, group, "
-     "role, path, method, header, any, audit or case-sensitive)"),
+     "role, path, method, header, desktop-app, any, audit, case-sensitive or page)"),
     ("list-defined-twice", "list office 10.0.0.0/8\nlist office 10.1.0.0/16\n", None, False,
      "{pol}:2:6: error: list 'office' already defined at {pol}:1"),
     ("from-without-value", "deny from\n", None, False,
@@ -149,10 +150,12 @@ def test_check_clean_policy_is_valid(pbxgate_bin, certs, tmp_path):
 
 def test_check_sample_policy(pbxgate_bin, certs, tmp_path, mmdb):
     """etc/lockdown.policy, with a small stand-in list file wherever it names
-    absolute paths, passes check."""
+    absolute paths, passes check; so does the etc/clients.policy it includes,
+    shipped next to it."""
     from helpers import REPO
     sample = open(os.path.join(REPO, "etc", "lockdown.policy"), encoding="utf-8").read()
     d = str(tmp_path)
+    shutil.copy(os.path.join(REPO, "etc", "clients.policy"), d)
     for i, word in enumerate(w for w in sample.split() if w.startswith("file:/")):
         listfile = os.path.join(d, "list%d.txt" % i)
         with open(listfile, "w", encoding="utf-8") as f:

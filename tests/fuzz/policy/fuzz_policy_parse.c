@@ -19,6 +19,16 @@ ignore(void *arg, bool warning, const char *msg)
 		abort();
 }
 
+/* desktop-app rules read the User-Agent: one naming both OSes, a listed
+ * and an unreadable build */
+static const char *
+header(void *arg, const char *name)
+{
+	(void)arg;
+	return strcmp(name, "user-agent") == 0 ? "Mozilla/5.0 (Windows NT "
+	    "10.0; Macintosh) 3CXDesktopApp/18.12.416 3CXDesktopApp/1..x" : NULL;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -26,7 +36,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct pol_policy *p;
 	struct pol_verdict v;
-	struct pol_request r = { .path = "/management/", .method = "GET" };
+	struct pol_request r = { .path = "/management/", .method = "GET",
+	    .header = header };
+	struct pol_client ci;
 	FILE *f;
 
 	/* Keep the target inside its own files: no /proc, /sys or /dev
@@ -49,7 +61,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	p = pol_load(path, NULL, ignore, NULL);
 	if (p != NULL) {
 		pol_decide(p, &r, &v);
-		if ((unsigned)v.action > POL_DENY)
+		if ((unsigned)v.action > POL_DENY || (v.page != POL_PAGE_NONE &&
+		    v.action != POL_DENY))
+			abort();
+		if (pol_client_scan(p, header(NULL, "user-agent"), &ci) &&
+		    (!ci.app || !ci.bad_version))
 			abort();
 		pol_free(p);
 	}

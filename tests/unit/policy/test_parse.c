@@ -37,7 +37,8 @@ REFUSED(unknown_keyword, "permit any\n", false,
     "default, allow, login, mfa or deny)")
 REFUSED(unknown_matcher, "deny frm 10.0.0.0/8\n", false,
     "E DIR/p.policy:1:6: unknown matcher 'frm' (expected from, country, asn, "
-    "user, group, role, path, method, header, any, audit or case-sensitive)")
+    "user, group, role, path, method, header, desktop-app, any, audit, "
+    "case-sensitive or page)")
 REFUSED(missing_argument_at_end, "deny from\n", false,
     "E DIR/p.policy:1:6: 'from' needs a CIDR or @list, comma-separated")
 REFUSED(missing_argument_before_keyword, "deny from path ^/x\n", false,
@@ -136,7 +137,8 @@ REFUSED(every_error_reported,
     "# fine\n"
     "mfa path (\n", false,
     "E DIR/p.policy:1:7: unknown matcher 'frm' (expected from, country, asn, "
-    "user, group, role, path, method, header, any, audit or case-sensitive)\n"
+    "user, group, role, path, method, header, desktop-app, any, audit, "
+    "case-sensitive or page)\n"
     "E DIR/p.policy:2:11: bad address '300.1.1.1' (expected an IPv4 or IPv6 "
     "address, optionally with /LEN)\n"
     "E DIR/p.policy:4:11: bad regex: missing closing parenthesis (at offset "

@@ -1,0 +1,94 @@
+/* relay_page.c -- a policy deny that names a page: the page, and the audit record of what the client said it was. */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "gateway/gw_priv.h"
+
+/* The reference the page quotes and the audit record carries, so that an
+ * administrator can find the one from the other. Until requests carry an
+ * id of their own (X-Request-Id), this makes one for the page: 64 random
+ * bits as hex. This function is the one place to read the request's id
+ * from once it exists. -1 when no randomness could be had. */
+static int
+page_request_id(struct gw_conn *c, char out[17])
+{
+	static const char hexd[] = "0123456789abcdef";
+	unsigned char r[8];
+
+	(void)c;
+	if (RAND_bytes(r, sizeof(r)) != 1)
+		return -1;
+	for (size_t i = 0; i < sizeof(r); i++) {
+		out[2 * i] = hexd[r[i] >> 4];
+		out[2 * i + 1] = hexd[r[i] & 15];
+	}
+	out[16] = '\0';
+	return 0;
+}
+
+static const char *
+request_header(const struct pol_request *r, const char *name)
+{
+	return r->header != NULL ? r->header(r->header_arg, name) : NULL;
+}
+
+/* ,"app_version":"...","app_os":"..." (the version is already reduced to
+ * [0-9A-Za-z._-?] by the policy module; escaped all the same). */
+static void
+client_members(char *out, size_t outlen, const struct pol_client *ci)
+{
+	char ver[sizeof(ci->version) * 6];
+
+	gw_json_escape(ver, sizeof(ver), ci->version, strlen(ci->version));
+	snprintf(out, outlen, ",\"app_version\":\"%s\",\"app_os\":\"%s\"", ver,
+	    pol_os_name(ci->os));
+}
+
+void
+gw_relay_deny_page(struct gw_conn *c, const struct pol_verdict *v,
+    const struct pol_request *r)
+{
+	struct auth_http_resp resp;
+	struct pol_client ci;
+	char id[17], extra[512], app[300];
+	const char *page = pol_page_name(v->page);
+
+	(void)pol_client_scan(c->cfg->policy, request_header(r, "user-agent"),
+	    &ci);
+	if (page_request_id(c, id) == -1) {
+		gw_relay_audit(c, "deny", v->file, v->line);
+		gw_relay_reject(c, 403, "denied by policy");
+		return;
+	}
+	client_members(app, sizeof(app), &ci);
+	snprintf(extra, sizeof(extra), ",\"page\":\"%s\",\"request_id\":\"%s\"%s",
+	    page != NULL ? page : "", id, ci.app ? app : "");
+	gw_relay_audit_ext(c, "deny", v->file, v->line, extra);
+	/* the User-Agent's scratch copy is overwritten by this lookup: ci
+	 * holds what the page needs */
+	auth_page_client(request_header(r, "accept-language"), id,
+	    ci.app ? ci.version : NULL, ci.app ? pol_os_name(ci.os) : NULL,
+	    &resp);
+	gw_relay_reject_page(c, &resp, "denied by policy: compromised client");
+	auth_http_resp_free(&resp);
+}
+
+/* A desktop-app token whose version does not parse matches no version
+ * rule (a rule cannot judge what it cannot read): the request is decided
+ * as if it had none, and the administrator learns of it here. */
+void
+gw_relay_client_unparsable(struct gw_conn *c, const struct pol_verdict *v,
+    const struct pol_request *r)
+{
+	struct pol_client ci;
+	char app[300];
+
+	if (!pol_client_scan(c->cfg->policy, request_header(r, "user-agent"),
+	    &ci) || !ci.bad_version)
+		return;
+	client_members(app, sizeof(app), &ci);
+	gw_relay_audit_ext(c, "client-version-unparsable", v->file, v->line,
+	    app);
+}

@@ -76,6 +76,7 @@ static const char *const msgs[M_COUNT][2] = {
 	[M_MFA_SELF] = { "You can add one now: enter your password again to continue to the set-up page.",
 	    "今すぐ追加できます。パスワードをもう一度入力して設定ページに進んでください。" },
 	[M_MFA_SET_UP] = { "Set up an authenticator", "認証アプリを設定" },
+	[M_REFERENCE] = { "Reference", "参照番号" },
 };
 
 const char *
@@ -214,8 +215,13 @@ auth_page_begin(struct auth_buf *b, enum auth_lang l, const char *title)
 }
 
 void
-auth_page_end(struct auth_buf *b)
+auth_page_end(struct auth_buf *b, enum auth_lang l, const char *request_id)
 {
+	if (request_id != NULL && *request_id != '\0') {
+		auth_buf_addf(b, "<p class=\"ref\">%s: ", auth_msg(l, M_REFERENCE));
+		auth_buf_esc(b, request_id);
+		auth_buf_add(b, "</p>\n");
+	}
 	auth_buf_add(b, "</body></html>\n");
 }
 

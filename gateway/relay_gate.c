@@ -428,10 +428,10 @@ gw_relay_audit(struct gw_conn *c, const char *decision, const char *file,
 	    file ? strlen(file) : 9);
 	n = snprintf(buf, sizeof(buf), "{\"time\":\"%s\",\"event\":\"policy\","
 	    "\"peer\":\"%s\",\"client\":\"%s\",\"user\":\"%s\",\"method\":\"%s\","
-	    "\"path\":\"%s\",\"decision\":\"%s\",\"rule\":\"%s:%u\"}\n", when,
-	    c->peer_ip, c->rq->client_ip, user,
-	    llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)), path, decision,
-	    rule, line);
+	    "\"path\":\"%s\",\"decision\":\"%s\",\"rule\":\"%s:%u\","
+	    "\"http.request.id\":\"%s\"}\n", when, c->peer_ip, c->rq->client_ip,
+	    user, llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)), path,
+	    decision, rule, line, gw_reqid(c));
 	if (n > 0 && n < (int)sizeof(buf))
 		(void)!write(rt->audit_fd, buf, (size_t)n);
 }

@@ -159,6 +159,8 @@ struct auth_http_req {
 	size_t      body_len;		/* <= AUTH_BODY_MAX (gateway enforces) */
 	enum auth_level rd_need;	/* what the policy needs for `rd`; NONE = login */
 	time_t      now;		/* 0 = time(NULL); tests set it */
+	const char *request_id;		/* [A-Za-z0-9._-]{1,64}, or NULL: shown
+					   on pages, put in audit events */
 };
 
 struct auth_http_hdr {

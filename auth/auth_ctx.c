@@ -154,18 +154,20 @@ json_str(char *dst, size_t cap, const char *s)
  * words, never passwords, codes or cookies. */
 void
 auth_audit(struct auth_ctx *c, const char *event, const char *user,
-    const struct sockaddr *peer, const char *detail)
+    const struct auth_http_req *req, const char *detail)
 {
-	char line[1024], u[300], d[300], ip[64];
+	char line[1024], u[300], d[300], ip[64], rid[80];
 
 	if (c->audit == NULL)
 		return;
 	json_str(u, sizeof(u), user != NULL ? user : "");
 	json_str(d, sizeof(d), detail != NULL ? detail : "");
-	pol_addr_peer_text(peer, ip, sizeof(ip));
+	json_str(rid, sizeof(rid), req->request_id != NULL ? req->request_id : "");
+	pol_addr_peer_text(req->peer, ip, sizeof(ip));
 	snprintf(line, sizeof(line), "{\"time\":%lld,\"module\":\"auth\",\"event\":\"%s\","
-	    "\"user\":\"%s\",\"client\":\"%s\",\"detail\":\"%s\"}",
-	    (long long)time(NULL), event, u, ip, d);
+	    "\"user\":\"%s\",\"client\":\"%s\",\"detail\":\"%s\","
+	    "\"http.request.id\":\"%s\"}", (long long)time(NULL), event, u, ip, d,
+	    rid);
 	c->audit(c->audit_arg, event, line);
 }
 

@@ -84,6 +84,7 @@ static const char *const msgs[M_COUNT][2] = {
 	[M_CLIENT_TELL] = { "Tell your administrator, quoting this reference:",
 	    "管理者に連絡し、次の参照番号を伝えてください:" },
 	[M_CLIENT_SEEN] = { "Detected", "検出されたバージョン" },
+	[M_REFERENCE] = { "Reference", "参照番号" },
 };
 
 const char *
@@ -222,8 +223,13 @@ auth_page_begin(struct auth_buf *b, enum auth_lang l, const char *title)
 }
 
 void
-auth_page_end(struct auth_buf *b)
+auth_page_end(struct auth_buf *b, enum auth_lang l, const char *request_id)
 {
+	if (request_id != NULL && *request_id != '\0') {
+		auth_buf_addf(b, "<p class=\"ref\">%s: ", auth_msg(l, M_REFERENCE));
+		auth_buf_esc(b, request_id);
+		auth_buf_add(b, "</p>\n");
+	}
 	auth_buf_add(b, "</body></html>\n");
 }
 

@@ -151,7 +151,7 @@ forbidden(struct auth_page *pg)
 
 	auth_page_begin(&b, pg->lang, "403");
 	auth_buf_addf(&b, "<p class=\"err\">%s</p>", auth_msg(pg->lang, M_FORBIDDEN));
-	auth_page_end(&b);
+	auth_page_end(&b, pg->lang, pg->req->request_id);
 	auth_resp_html(pg->c, pg->resp, 403, &b);
 }
 
@@ -243,7 +243,7 @@ auth_http_busy(const struct auth_http_req *req, struct auth_http_resp *resp)
 	memset(resp, 0, sizeof(*resp));
 	auth_page_begin(&b, l, "503");
 	auth_buf_addf(&b, "<p class=\"err\">%s</p>", auth_msg(l, M_BUSY));
-	auth_page_end(&b);
+	auth_page_end(&b, l, req != NULL ? req->request_id : NULL);
 	auth_resp_html(NULL, resp, 503, &b);
 	auth_resp_header(resp, "Retry-After", "5");
 }

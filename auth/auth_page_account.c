@@ -185,7 +185,7 @@ show(struct auth_page *pg, const struct auth_identity *id, int status,
 	list_sessions(pg, &b, id);
 	list_logins(pg, &b, id);
 	forms(pg, &b, id);
-	auth_page_end(&b);
+	auth_page_end(&b, l, pg->req->request_id);
 	auth_resp_html(pg->c, pg->resp, status, &b);
 }
 
@@ -213,13 +213,13 @@ auth_reauth(struct auth_page *pg, const struct auth_identity *id, struct auth_us
 		ok = auth_second_factor(c, u, code, pg->now);
 	if (!ok && auth_store_begin(c) == 0) {
 		if (auth_reg_fail(c, ukey, pg->now) == 1)
-			auth_audit(c, "login_ban", id->user, pg->req->peer, "user");
+			auth_audit(c, "login_ban", id->user, pg->req, "user");
 		if (auth_store_commit(c) < 0)
 			auth_store_rollback(c);
 	}
 	pthread_mutex_unlock(&c->db_mu);
 	if (!ok)
-		auth_audit(c, "reauth_failure", id->user, pg->req->peer, NULL);
+		auth_audit(c, "reauth_failure", id->user, pg->req, NULL);
 	return ok;
 }
 
@@ -306,7 +306,7 @@ do_password(struct auth_page *pg, struct auth_identity *id)
 		show(pg, id, 500, M_FAILED, NULL);
 		return;
 	}
-	auth_audit(c, "password_change", id->user, pg->req->peer, NULL);
+	auth_audit(c, "password_change", id->user, pg->req, NULL);
 	renew(pg, id);
 	show(pg, id, 200, M_SAVED, NULL);
 }
@@ -358,7 +358,7 @@ do_lockdown(struct auth_page *pg, struct auth_identity *id)
 		show(pg, id, 500, M_FAILED, NULL);
 		return;
 	}
-	auth_audit(c, "lockdown_change", id->user, pg->req->peer, list);
+	auth_audit(c, "lockdown_change", id->user, pg->req, list);
 	renew(pg, id);
 	snprintf(id->lockdown, sizeof(id->lockdown), "%s", list);
 	show(pg, id, 200, M_SAVED, NULL);
@@ -379,7 +379,7 @@ do_revoke(struct auth_page *pg, struct auth_identity *id)
 	(void)auth_session_revoke(c, id->uid, sid);
 	pthread_mutex_unlock(&c->db_mu);
 	(void)auth_store_reload(c, false, err, sizeof(err));
-	auth_audit(c, "session_revoke", id->user, pg->req->peer, NULL);
+	auth_audit(c, "session_revoke", id->user, pg->req, NULL);
 	if (strcmp(sid, id->sid) == 0) {
 		auth_resp_redirect(pg->resp, 303, AUTH_PREFIX "login");
 		return;
@@ -412,7 +412,7 @@ do_recovery(struct auth_page *pg, struct auth_identity *id)
 		show(pg, id, 500, M_FAILED, NULL);
 		return;
 	}
-	auth_audit(c, "recovery_codes_new", id->user, pg->req->peer, NULL);
+	auth_audit(c, "recovery_codes_new", id->user, pg->req, NULL);
 	show(pg, id, 200, M_COUNT, codes);
 	OPENSSL_cleanse(codes, sizeof(codes));
 }

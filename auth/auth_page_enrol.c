@@ -71,7 +71,7 @@ link_bad(struct auth_page *pg)
 
 	auth_page_begin(&b, pg->lang, auth_msg(pg->lang, M_TITLE_ENROL));
 	auth_buf_addf(&b, "<p class=\"err\">%s</p>", auth_msg(pg->lang, M_LINK_BAD));
-	auth_page_end(&b);
+	auth_page_end(&b, pg->lang, pg->req->request_id);
 	auth_resp_html(pg->c, pg->resp, 404, &b);
 }
 
@@ -177,7 +177,7 @@ show_page(struct auth_page *pg, const char *tok, struct enrol *e, int status,
 	    "<p><button type=\"submit\">%s</button></p></form>",
 	    auth_msg(l, M_PASSWORD), AUTH_PW_MIN, AUTH_PW_MAX, auth_msg(l, M_PASSWORD2),
 	    AUTH_PW_MAX, auth_msg(l, M_CODE), auth_msg(l, M_SAVE));
-	auth_page_end(&b);
+	auth_page_end(&b, l, pg->req->request_id);
 	auth_resp_html(c, pg->resp, status, &b);
 }
 
@@ -194,7 +194,7 @@ show_recovery(struct auth_page *pg, char codes[AUTH_RECOVERY_N][16])
 		auth_buf_addf(&b, "<li><code>%s</code></li>", codes[i]);
 	auth_buf_addf(&b, "</ul><p><a href=\"/_pbxgate/login\">%s</a></p>",
 	    auth_msg(l, M_SIGN_IN));
-	auth_page_end(&b);
+	auth_page_end(&b, l, pg->req->request_id);
 	auth_resp_html(pg->c, pg->resp, 200, &b);
 }
 
@@ -288,7 +288,7 @@ post_enrol(struct auth_page *pg, const char *tok, struct enrol *e)
 		return;
 	}
 	(void)auth_store_reload(c, false, err, sizeof(err));
-	auth_audit(c, "enrol", e->name, pg->req->peer, NULL);
+	auth_audit(c, "enrol", e->name, pg->req, NULL);
 	show_recovery(pg, codes);
 	OPENSSL_cleanse(codes, sizeof(codes));
 }

@@ -59,7 +59,7 @@ form_login(struct auth_page *pg, int status, const char *rd, const char *user,
 	    "autocomplete=\"current-password\" required maxlength=\"1024\">"
 	    "<p><button type=\"submit\">%s</button></p></form>",
 	    auth_msg(l, M_PASSWORD), auth_msg(l, M_SIGN_IN));
-	auth_page_end(&b);
+	auth_page_end(&b, l, pg->req->request_id);
 	auth_resp_html(pg->c, pg->resp, status, &b);
 }
 
@@ -81,7 +81,7 @@ form_code(struct auth_page *pg, int status, const char *rd, enum auth_msg err)
 	    "inputmode=\"numeric\" required maxlength=\"16\" autofocus>"
 	    "<p><button type=\"submit\">%s</button></p></form>",
 	    auth_msg(l, M_CODE), auth_msg(l, M_CODE_HINT), auth_msg(l, M_VERIFY));
-	auth_page_end(&b);
+	auth_page_end(&b, l, pg->req->request_id);
 	auth_resp_html(pg->c, pg->resp, status, &b);
 }
 
@@ -125,12 +125,12 @@ fail_count(struct auth_page *pg, const char *ukey, int64_t uid, const char *user
 		if (auth_store_commit(c) < 0)
 			auth_store_rollback(c);
 		if (ub == 1)
-			auth_audit(c, "login_ban", user, pg->req->peer, "user");
+			auth_audit(c, "login_ban", user, pg->req, "user");
 		if (ab == 1)
-			auth_audit(c, "login_ban", user, pg->req->peer, "address");
+			auth_audit(c, "login_ban", user, pg->req, "address");
 	}
 	pthread_mutex_unlock(&c->db_mu);
-	auth_audit(c, "login_failure", user, pg->req->peer, NULL);
+	auth_audit(c, "login_failure", user, pg->req, NULL);
 }
 
 static void
@@ -164,7 +164,7 @@ set_session(struct auth_page *pg, const struct auth_user *u, enum auth_level lvl
 	/* a user the CLI added since the last refresh is not in the tables
 	 * yet: without this the new session is refused until the next tick */
 	(void)auth_store_reload(c, false, err, sizeof(err));
-	auth_audit(c, "login_success", u->name, pg->req->peer,
+	auth_audit(c, "login_success", u->name, pg->req,
 	    lvl == AUTH_LEVEL_MFA ? "mfa" : "password");
 	auth_resp_redirect(pg->resp, 303, rd);
 	auth_resp_header(pg->resp, "Set-Cookie", sc);
@@ -358,7 +358,7 @@ auth_page_logout(struct auth_page *pg)
 			(void)auth_session_revoke(c, id.uid, id.sid);
 			pthread_mutex_unlock(&c->db_mu);
 			(void)auth_store_reload(c, false, err, sizeof(err));
-			auth_audit(c, "logout", id.user, pg->req->peer, NULL);
+			auth_audit(c, "logout", id.user, pg->req, NULL);
 		}
 		auth_resp_redirect(pg->resp, 303, AUTH_PREFIX "login");
 		auth_resp_header(pg->resp, "Set-Cookie", AUTH_COOKIE_NAME "=; Path=/; "
@@ -369,6 +369,6 @@ auth_page_logout(struct auth_page *pg)
 	auth_buf_add(&b, "<form method=\"post\" action=\"/_pbxgate/logout\">");
 	auth_csrf_field(pg, &b);
 	auth_buf_addf(&b, "<button type=\"submit\">%s</button></form>", auth_msg(l, M_SIGN_OUT));
-	auth_page_end(&b);
+	auth_page_end(&b, l, pg->req->request_id);
 	auth_resp_html(c, pg->resp, 200, &b);
 }

@@ -36,7 +36,7 @@ show(struct auth_page *pg, enum auth_msg err)
 	auth_csrf_field(pg, &b);
 	auth_buf_addf(&b, "<p><button type=\"submit\">%s</button></p></form>",
 	    auth_msg(l, M_SIGN_OUT));
-	auth_page_end(&b);
+	auth_page_end(&b, l, pg->req->request_id);
 	auth_resp_html(c, pg->resp, err != M_COUNT ? 401 : self ? 200 : 403, &b);
 }
 
@@ -69,7 +69,7 @@ post_self_enrol(struct auth_page *pg, const struct auth_identity *id)
 		auth_resp_text(pg->resp, 500, "cannot make an enrolment link; try again\n");
 		return;
 	}
-	auth_audit(c, "mfa_self_enrol", id->user, pg->req->peer, NULL);
+	auth_audit(c, "mfa_self_enrol", id->user, pg->req, NULL);
 	snprintf(loc, sizeof(loc), AUTH_PREFIX "enrol?t=%s", tok);
 	auth_resp_redirect(pg->resp, 303, loc);
 	OPENSSL_cleanse(tok, sizeof(tok));

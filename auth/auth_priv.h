@@ -194,9 +194,10 @@ int  auth_session_new(struct auth_ctx *, const struct auth_user *u,
     char *setcookie, size_t len, char sid_out[AUTH_SID_HEX]);
 int  auth_session_revoke(struct auth_ctx *, int64_t uid, const char *sid_hex);
 
-/* ---- auth_audit.c ---- */
+/* ---- auth_ctx.c: audit events; the request gives the client address
+ * and the request id ---- */
 void auth_audit(struct auth_ctx *, const char *event, const char *user,
-    const struct sockaddr *peer, const char *detail);
+    const struct auth_http_req *, const char *detail);
 /* TOTP secret of u, decrypted. 0 ok. */
 int  auth_totp_secret(struct auth_ctx *, const struct auth_user *u,
     uint8_t out[AUTH_TOTP_SECRET]);
@@ -249,14 +250,15 @@ enum auth_msg {
 	M_TITLE_LOGOUT, M_SIGN_OUT, M_FORBIDDEN, M_SIGNED_OUT, M_FAILED, M_OK, M_FAIL,
 	M_BUSY, M_TITLE_MFA, M_MFA_MISSING, M_MFA_ASK_ADMIN, M_MFA_SELF,
 	M_MFA_SET_UP, M_TITLE_CLIENT, M_CLIENT_BAD, M_CLIENT_FIX, M_CLIENT_TELL,
-	M_CLIENT_SEEN, M_COUNT
+	M_CLIENT_SEEN, M_REFERENCE, M_COUNT
 };
 const char *auth_msg(enum auth_lang, enum auth_msg);
 enum auth_lang auth_lang_pick(const char *accept_language);
 
-/* Page frame: starts html with title; auth_page_end() finishes the body. */
+/* Page frame: starts html with title; auth_page_end() finishes the body
+ * with the request id (NULL: none) for the user to quote. */
 void auth_page_begin(struct auth_buf *, enum auth_lang, const char *title);
-void auth_page_end(struct auth_buf *);
+void auth_page_end(struct auth_buf *, enum auth_lang, const char *request_id);
 /* Response helpers: security headers always set. */
 void auth_resp_html(struct auth_ctx *, struct auth_http_resp *, int status,
     struct auth_buf *body);

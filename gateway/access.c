@@ -84,12 +84,13 @@ gw_access_log(struct gw_conn *c)
 	n = snprintf(line, sizeof(line),
 	    "{\"time\":\"%s\",\"peer\":\"%s\",\"client\":\"%s\",\"method\":\"%s\","
 	    "\"path\":\"%s\",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,"
-	    "\"duration_ms\":%.3f,\"upstream_ms\":%.3f,\"user\":\"%s\"}\n",
+	    "\"duration_ms\":%.3f,\"upstream_ms\":%.3f,\"user\":\"%s\","
+	    "\"http.request.id\":\"%s\"}\n",
 	    when, c->peer_ip, c->rq->client_ip, method, path, c->rq->status,
 	    (unsigned long long)c->rq->bytes_in,
 	    (unsigned long long)c->rq->bytes_out,
 	    gw_ms_since(&c->rq->t_start), c->rq->upstream_ms < 0 ? 0.0 : c->rq->upstream_ms,
-	    user);
+	    user, gw_reqid(c));
 	if (n > 0 && n < (int)sizeof(line) &&
 	    write(rt->access_fd, line, (size_t)n) != (ssize_t)n)
 		access_write_failed(rt);

@@ -415,6 +415,9 @@ struct gw_identity {
  * pool's and is only detached (relay_local.c frees it when it comes back).
  * rp and up_head outlive a request: llhttp is inside rp's callback when
  * the next request begins, and up_head's buffer is reused. */
+/* a request id: 1..64 of [A-Za-z0-9._-] (relay_reqid.c) */
+#define GW_REQID_MAX 64
+
 struct gw_req {
 	struct gw_reqparse  rp;
 	struct evbuffer    *up_head;		/* head sent upstream, kept for
@@ -424,6 +427,8 @@ struct gw_req {
 	struct gw_identity  id;			/* who the session says this is */
 	union gw_sockaddr   client;		/* client_ip as an address */
 	char                client_ip[48];	/* after trusted_proxy X-F-F */
+	char                reqid[GW_REQID_MAX + 1]; /* relay_reqid.c; "" until
+						   the request begins */
 	struct timespec     t_start, t_up;
 	double              upstream_ms;	/* -1 until an answer came */
 	char               *target;		/* normalised path + query */
@@ -613,6 +618,14 @@ void gw_relay_deny_page(struct gw_conn *, const struct pol_verdict *,
 /* Audits a desktop-app User-Agent whose version no rule could read. */
 void gw_relay_client_unparsable(struct gw_conn *, const struct pol_verdict *,
     const struct pol_request *);
+/* relay_reqid.c: the request id (X-Request-Id). assign: a fresh random
+ * one, -1 if the random source failed; adopt: a trusted proxy's valid
+ * X-Request-Id replaces it, -1 when the request is left with no usable id
+ * (refuse it); gw_reqid: the id, assigned if still unset. */
+bool gw_reqid_valid(const char *v, size_t n);
+int  gw_reqid_assign(struct gw_conn *);
+int  gw_reqid_adopt(struct gw_conn *);
+const char *gw_reqid(struct gw_conn *);
 
 /* relay_local.c: /_pbxgate/ pages, answered by the auth module on the pool */
 void gw_local_begin(struct gw_conn *);

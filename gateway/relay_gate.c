@@ -440,10 +440,11 @@ gw_relay_audit_ext(struct gw_conn *c, const char *decision, const char *file,
 	    file ? strlen(file) : 9);
 	n = snprintf(buf, sizeof(buf), "{\"time\":\"%s\",\"event\":\"policy\","
 	    "\"peer\":\"%s\",\"client\":\"%s\",\"user\":\"%s\",\"method\":\"%s\","
-	    "\"path\":\"%s\",\"decision\":\"%s\",\"rule\":\"%s:%u\"%s}\n",
-	    when, c->peer_ip, c->rq->client_ip, user,
-	    llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)), path, decision,
-	    rule, line, extra != NULL ? extra : "");
+	    "\"path\":\"%s\",\"decision\":\"%s\",\"rule\":\"%s:%u\","
+	    "\"http.request.id\":\"%s\"%s}\n", when, c->peer_ip,
+	    c->rq->client_ip, user,
+	    llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)), path,
+	    decision, rule, line, gw_reqid(c), extra != NULL ? extra : "");
 	if (n > 0 && n < (int)sizeof(buf))
 		(void)!write(rt->audit_fd, buf, (size_t)n);
 }

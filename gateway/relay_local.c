@@ -14,6 +14,7 @@ struct gw_local {
 	char                  *method, *path, *query, *cookie, *lang, *ctype;
 	char                  *body;
 	size_t                 body_len;
+	char                   reqid[GW_REQID_MAX + 1];
 	struct sockaddr_storage peer;
 	enum auth_level        rd_need;
 	struct auth_http_resp  resp;
@@ -81,6 +82,7 @@ local_run(void *arg)
 		.peer = (struct sockaddr *)&l->peer, .cookie = l->cookie,
 		.accept_language = l->lang, .content_type = l->ctype,
 		.body = l->body, .body_len = l->body_len, .rd_need = l->rd_need,
+		.request_id = l->reqid,
 	};
 
 	auth_http_handle(l->auth, &r, &l->resp);
@@ -90,11 +92,13 @@ static void
 local_write(struct gw_conn *c, const struct auth_http_resp *rp)
 {
 	struct evbuffer *out = gw_io_output(c->io);
+	size_t before = evbuffer_get_length(out);
 	char date[64];
 
 	gw_http_date(date, sizeof(date));
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", rp->status,
-	    gw_status_text(rp->status), date);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n"
+	    "X-Request-Id: %s\r\n", rp->status, gw_status_text(rp->status), date,
+	    gw_reqid(c));
 	for (size_t i = 0; i < rp->nhdr && i < AUTH_HDR_MAX; i++)
 		evbuffer_add_printf(out, "%s: %s\r\n", rp->hdr[i].name,
 		    rp->hdr[i].value);
@@ -107,6 +111,7 @@ local_write(struct gw_conn *c, const struct auth_http_resp *rp)
 	    rp->body_len, c->keepalive ? "" : "Connection: close\r\n");
 	if (rp->body_len > 0 && !c->rq->is_head)
 		evbuffer_add(out, rp->body, rp->body_len);
+	c->rq->bytes_out += evbuffer_get_length(out) - before;
 	c->rq->status = rp->status;
 	c->rq->resp_started = true;
 }
@@ -156,6 +161,7 @@ gw_local_body_done(struct gw_conn *c)
 	if (l->body != NULL)
 		evbuffer_remove(c->rq->local_body, l->body, l->body_len);
 	memcpy(&l->peer, &c->rq->client, sizeof(c->rq->client));
+	memcpy(l->reqid, gw_reqid(c), sizeof(l->reqid));
 	l->rd_need = c->rq->rd_need;
 	if (l->method == NULL || l->path == NULL || l->body == NULL) {
 		local_free(l);
@@ -166,7 +172,7 @@ gw_local_body_done(struct gw_conn *c)
 		/* the pool is full: a page in the user's language, now, from
 		 * the loop (auth_http_busy does not block) */
 		struct auth_http_req r = { .method = l->method, .path = l->path,
-		    .accept_language = l->lang };
+		    .accept_language = l->lang, .request_id = l->reqid };
 		auth_http_busy(&r, &l->resp);
 		gw_log(GW_LOG_WARN, "client %s: login queue full: 503", c->rq->client_ip);
 		local_write(c, &l->resp);
@@ -204,6 +210,7 @@ void
 gw_relay_redirect_login(struct gw_conn *c, bool mfa)
 {
 	struct evbuffer *out = gw_io_output(c->io);
+	size_t before = evbuffer_get_length(out);
 	int method = llhttp_get_method(&c->rq->rp.parser);
 	char date[64], loc[3 * POL_PATH_MAX + 64];
 
@@ -217,7 +224,9 @@ gw_relay_redirect_login(struct gw_conn *c, bool mfa)
 	evbuffer_add_printf(out, "HTTP/1.1 302 Found\r\nDate: %s\r\n"
 	    "Location: %s\r\nContent-Length: 0\r\nCache-Control: no-store\r\n"
 	    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: same-origin\r\n"
-	    "%s\r\n", date, loc, c->keepalive ? "" : "Connection: close\r\n");
+	    "X-Request-Id: %s\r\n%s\r\n", date, loc, gw_reqid(c),
+	    c->keepalive ? "" : "Connection: close\r\n");
+	c->rq->bytes_out += evbuffer_get_length(out) - before;
 	(void)mfa;	/* the login page asks for the code when the account has one */
 	c->rq->status = 302;
 	c->rq->resp_started = true;

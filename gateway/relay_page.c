@@ -2,29 +2,20 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/rand.h>
-
 #include "gateway/gw_priv.h"
 
-/* The reference the page quotes and the audit record carries, so that an
- * administrator can find the one from the other. Until requests carry an
- * id of their own (X-Request-Id), this makes one for the page: 64 random
- * bits as hex. This function is the one place to read the request's id
- * from once it exists. -1 when no randomness could be had. */
+/* The reference the page quotes and the audit record carries is the
+ * request's id (X-Request-Id, relay_reqid.c), so that an administrator can
+ * find the one from the other. -1 when the request has none (no
+ * randomness could be had). */
 static int
-page_request_id(struct gw_conn *c, char out[17])
+page_request_id(struct gw_conn *c, char out[GW_REQID_MAX + 1])
 {
-	static const char hexd[] = "0123456789abcdef";
-	unsigned char r[8];
+	const char *id = gw_reqid(c);
 
-	(void)c;
-	if (RAND_bytes(r, sizeof(r)) != 1)
+	if (id == NULL || id[0] == '\0')
 		return -1;
-	for (size_t i = 0; i < sizeof(r); i++) {
-		out[2 * i] = hexd[r[i] >> 4];
-		out[2 * i + 1] = hexd[r[i] & 15];
-	}
-	out[16] = '\0';
+	snprintf(out, GW_REQID_MAX + 1, "%s", id);
 	return 0;
 }
 
@@ -52,7 +43,7 @@ gw_relay_deny_page(struct gw_conn *c, const struct pol_verdict *v,
 {
 	struct auth_http_resp resp;
 	struct pol_client ci;
-	char id[17], extra[512], app[300];
+	char id[GW_REQID_MAX + 1], extra[512], app[300];
 	const char *page = pol_page_name(v->page);
 
 	(void)pol_client_scan(c->cfg->policy, request_header(r, "user-agent"),

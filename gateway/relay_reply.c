@@ -72,8 +72,9 @@ gw_relay_reject_page(struct gw_conn *c, const struct auth_http_resp *rp,
 		return;
 	gw_http_date(date, sizeof(date));
 	out = gw_io_output(c->io);
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", rp->status,
-	    gw_status_text(rp->status), date);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n"
+	    "X-Request-Id: %s\r\n", rp->status, gw_status_text(rp->status),
+	    date, gw_reqid(c));
 	/* the page's own CSP, nosniff, no-store and referrer policy */
 	for (size_t i = 0; i < rp->nhdr && i < AUTH_HDR_MAX; i++)
 		evbuffer_add_printf(out, "%s: %s\r\n", rp->hdr[i].name,
@@ -92,19 +93,23 @@ void
 gw_relay_reject(struct gw_conn *c, int status, const char *why)
 {
 	struct evbuffer *out;
-	char body[256], date[64];
+	char body[512], date[64];
 	int blen;
 
 	if (!reject_begin(c, status, why))
 		return;
-	blen = snprintf(body, sizeof(body), "<!doctype html>\n<title>%d %s</title>\n"
-	    "<h1>%d %s</h1>\n", status, gw_status_text(status), status,
-	    gw_status_text(status));
+	/* the id is [A-Za-z0-9._-] only (relay_reqid.c): safe in HTML as is;
+	 * both languages, since this page does not read Accept-Language */
+	blen = snprintf(body, sizeof(body), "<!doctype html>\n<meta charset=\"utf-8\">"
+	    "\n<title>%d %s</title>\n<h1>%d %s</h1>\n<p>Reference: %s<br>"
+	    "参照番号: %s</p>\n", status, gw_status_text(status),
+	    status, gw_status_text(status), gw_reqid(c), gw_reqid(c));
 	gw_http_date(date, sizeof(date));
 	out = gw_io_output(c->io);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n"
 	    "Content-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n"
-	    "Connection: close\r\n", status, gw_status_text(status), date, blen);
+	    "Connection: close\r\nX-Request-Id: %s\r\n", status,
+	    gw_status_text(status), date, blen, gw_reqid(c));
 	if (status == 405)
 		evbuffer_add_printf(out,
 		    "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n");

@@ -26,6 +26,7 @@ request_begin(void *owner)
 	gw_now(&c->rq->t_start);
 	event_del(&c->timer);
 	gw_conn_arm(c, c->cfg->to.header);
+	(void)gw_reqid_assign(c);	/* a failure is refused at the head */
 }
 
 /* Headers never passed upstream: hop-by-hop (RFC 9110 7.6.1), framing we
@@ -46,6 +47,7 @@ drop_request_header(const struct gw_config *cfg, const struct gw_msg *m,
 		GW_NAME("x-forwarded-for"), GW_NAME("x-forwarded-proto"),
 		GW_NAME("x-forwarded-host"), GW_NAME("x-forwarded-port"),
 		GW_NAME("forwarded"), GW_NAME("x-real-ip"), GW_NAME("host"),
+		GW_NAME("x-request-id"),
 	};
 
 	if (gw_hdr_in(m, h, drop, sizeof(drop) / sizeof(drop[0])))
@@ -126,6 +128,8 @@ write_forwarding(struct gw_conn *c, struct gw_hw *w,
 		GW_HW_LIT(w, "\"\r\nX-Forwarded-Host: ");
 		gw_hw_put(w, host, hlen);
 	}
+	GW_HW_LIT(w, "\r\nX-Request-Id: ");
+	gw_hw_str(w, gw_reqid(c));
 	GW_HW_LIT(w, "\r\n");
 }
 
@@ -180,8 +184,14 @@ gw_relay_head_accept(struct gw_conn *c)
 	const char *why, *path, *xff;
 	char host[300];		/* a Host value is at most 255 bytes */
 	size_t plen, xffn;
-	int st = gw_head_judge(&c->rq->rp, &hi, &why);
+	int st;
 
+	/* before any answer, so that a refusal carries the proxy's id too;
+	 * no random id, no request: two requests must never share one */
+	if (gw_reqid_adopt(c) < 0)
+		return gw_relay_reject(c, 503, "no random bytes for a request "
+		    "id"), -1;
+	st = gw_head_judge(&c->rq->rp, &hi, &why);
 	if (st != 0)
 		return gw_relay_reject(c, st, why), -1;
 	/* a complete, well-formed head: the connection leaves the tight

@@ -19,6 +19,8 @@ drop_response_header(const struct gw_msg *m, const struct gw_hdr *h,
 		GW_NAME("transfer-encoding"), GW_NAME("content-length"),
 		GW_NAME("server"), GW_NAME("x-powered-by"),
 		GW_NAME("x-aspnet-version"), GW_NAME("x-aspnetmvc-version"),
+		/* ours replaces it: the client gets the id the logs carry */
+		GW_NAME("x-request-id"),
 	};
 
 	if (gw_hdr_in(m, h, drop, sizeof(drop) / sizeof(drop[0])))
@@ -197,6 +199,9 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 		gw_hw_header(&w, m->buf + h->name, h->name_len, m->buf + h->value,
 		    h->value_len);
 	}
+	GW_HW_LIT(&w, "X-Request-Id: ");
+	gw_hw_str(&w, gw_reqid(c));
+	GW_HW_LIT(&w, "\r\n");
 	if (c->rq->set_cookie != NULL)
 		gw_hw_header(&w, "Set-Cookie", 10, c->rq->set_cookie,
 		    strlen(c->rq->set_cookie));

@@ -488,6 +488,8 @@ struct gw_upconn {
 	bool                freeing;
 	bool                switching;		/* 101 seen: tunnel next */
 	bool                no_reuse;		/* framing in doubt: never pooled */
+	bool                eof_seen;		/* closed while part of its answer
+						   still waited in our input */
 	unsigned            pool_max;		/* from the config it opened under */
 	unsigned            idle_ms;
 	struct timespec     t_open;		/* connect() began, for metrics */

@@ -242,7 +242,7 @@ bool
 gw_knownbad_find(const struct gw_knownbad *kb, const uint8_t *sha,
     const char **file, unsigned *line)
 {
-	struct kb_entry key;
+	struct kb_entry key = { .file = 0 };
 	const struct kb_entry *e;
 
 	if (kb == NULL || kb->n == 0)

@@ -401,3 +401,23 @@ def test_check_reports_bad_keywords(pbxgate_bin, workdir, kb_gateway, line, msg)
     r = check(pbxgate_bin, conf)
     assert r.returncode == 1
     assert msg in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("target", [
+    "/%65lectron/windows/bad.msi?cl",      # percent-encoded letter
+    "/ELECTRON/windows/bad.msi?cl",        # case (a Windows PBX serves it)
+    "/x/../electron/windows/bad.msi?cl",   # dot segment
+    "/./electron/windows/bad.msi?cl",
+    "//electron/windows/bad.msi?cl",       # empty segment
+    "/electron/windows/bad.msi;x=1?cl",    # path parameter
+])
+def test_other_spellings_of_a_covered_path(kb_gateway, ctx, fileserver, target):
+    # whatever spelling reaches the upstream as a covered path is judged as one
+    n = len(fileserver.seen)
+    status, hdrs, body, _ = fetch(kb_gateway, ctx, target)
+    seen = fileserver.seen[n:]
+    if status != 200:
+        assert status in (400, 404), status
+        return
+    got, complete = payload(status, hdrs, body)
+    assert not complete and len(got) < SIZE_BIG, (target, seen[0]["path"] if seen else None)

@@ -635,6 +635,67 @@ kw_geoip_db(struct pol_kw_call *c)
 	return set_file(c, &ctx_of(c)->cfg->geoip_db);
 }
 
+/* ---- handlers: known-bad files ---- */
+
+/* A list of hashes (sha256sum format); read into the snapshot by
+ * config_runtime.c, so a reload picks up an edited list. */
+static int
+kw_known_bad(struct pol_kw_call *c)
+{
+	struct gw_config *cfg = ctx_of(c)->cfg;
+	char **v, *p;
+
+	if ((p = readable_file(c)) == NULL)
+		return -1;
+	v = reallocarray(cfg->known_bad_files, cfg->nknown_bad_files + 1,
+	    sizeof(*v));
+	if (v == NULL) {
+		free(p);
+		snprintf(c->err, c->errlen, "out of memory");
+		return -1;
+	}
+	cfg->known_bad_files = v;
+	cfg->known_bad_files[cfg->nknown_bad_files++] = p;
+	return 0;
+}
+
+/* Path prefixes (matched caselessly against the normalised path) whose
+ * response bodies are checked; they replace the default. */
+static int
+kw_known_bad_paths(struct pol_kw_call *c)
+{
+	struct gw_config *cfg = ctx_of(c)->cfg;
+	char **v;
+
+	if (c->argc < 1 || c->argc > 32)
+		return -1;	/* the table's bounds; never reached */
+	for (int i = 0; i < c->argc; i++)
+		if (c->argv[i][0] != '/') {
+			c->bad = i;
+			snprintf(c->err, c->errlen, "\"%s\" is not a path "
+			    "prefix: it must start with /", c->argv[i]);
+			return -1;
+		}
+	if ((v = calloc((size_t)c->argc, sizeof(*v))) == NULL) {
+		snprintf(c->err, c->errlen, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < c->argc; i++)
+		if ((v[i] = strdup(c->argv[i])) == NULL) {
+			while (i-- > 0)
+				free(v[i]);
+			free(v);
+			snprintf(c->err, c->errlen, "out of memory");
+			return -1;
+		}
+	for (size_t i = 0; i < cfg->nknown_bad_paths; i++)
+		free(cfg->known_bad_paths[i]);
+	free(cfg->known_bad_paths);
+	cfg->known_bad_paths = v;
+	cfg->nknown_bad_paths = (size_t)c->argc;
+	return 0;
+}
+
 /* ---- the table ---- */
 
 #define C(f)   POL_KW_AT(struct gw_config, f)
@@ -692,6 +753,8 @@ static const struct pol_keyword keywords[] = {
 	    lim.requests_per_conn),
 	FN("policy", "FILE", 1, 1, false, kw_policy),
 	FN("geoip_db", "FILE", 1, 1, false, kw_geoip_db),
+	FN("known_bad", "FILE", 1, 1, true, kw_known_bad),
+	FN("known_bad_paths", "PREFIX...", 1, 32, false, kw_known_bad_paths),
 };
 
 const struct pol_kwtab gw_kwtab = {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gateway/config_priv.h"
+#include "gateway/gw_priv.h"
 
 /* Reports err at the nth line of keyword kw, prefixed with the keyword
  * unless the module's message already starts so. */
@@ -148,6 +149,40 @@ build_policy(struct cfg_ctx *ctx)
 	return cfg->policy == NULL ? -1 : 0;
 }
 
+/* The known_bad lists' messages carry their own FILE:LINE:COL. */
+static void
+known_bad_report(void *arg, const char *msg)
+{
+	struct pol_report *pr = arg;
+
+	pr->ctx->errors++;
+	pr->errors++;
+	if (pr->ctx->report != NULL)
+		pr->ctx->report(pr->ctx->arg, false, NULL, msg);
+}
+
+static int
+build_known_bad(struct cfg_ctx *ctx)
+{
+	struct gw_config *cfg = ctx->cfg;
+	struct pol_report pr = { ctx, 0 };
+
+	if (cfg->nknown_bad_files == 0)
+		return 0;
+	if ((cfg->knownbad = gw_knownbad_new()) == NULL) {
+		cfg_error_at(ctx, cfg_where(ctx, "known_bad", 0), "known_bad: "
+		    "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->nknown_bad_files; i++)
+		(void)gw_knownbad_load(cfg->knownbad, cfg->known_bad_files[i],
+		    known_bad_report, &pr);
+	if (pr.errors != 0)
+		return -1;
+	gw_knownbad_seal(cfg->knownbad);
+	return 0;
+}
+
 /* Every step runs even after a failure so that `check` reports all. */
 int
 cfg_build_runtime(struct cfg_ctx *ctx)
@@ -157,6 +192,7 @@ cfg_build_runtime(struct cfg_ctx *ctx)
 	r |= build_server_tls(ctx);
 	r |= build_upstream_tls(ctx);
 	r |= build_policy(ctx);
+	r |= build_known_bad(ctx);
 	return r == 0 ? 0 : -1;
 }
 
@@ -206,6 +242,13 @@ cfg_free_contents(struct gw_config *cfg)
 	free(cfg->fwd_keep);
 	free(cfg->policy_file);
 	free(cfg->geoip_db);
+	gw_knownbad_free(cfg->knownbad);
+	for (i = 0; i < cfg->nknown_bad_files; i++)
+		free(cfg->known_bad_files[i]);
+	free(cfg->known_bad_files);
+	for (i = 0; i < cfg->nknown_bad_paths; i++)
+		free(cfg->known_bad_paths[i]);
+	free(cfg->known_bad_paths);
 	auth_settings_free(&cfg->auth);
 	mail_settings_free(&cfg->mail);
 }

@@ -121,6 +121,15 @@ struct gw_config {
 	char           *geoip_db;
 	struct pol_policy *policy;
 
+	/* Known-bad files: the lists' paths, the set built from them (NULL
+	 * without a known_bad line) and the path prefixes whose response
+	 * bodies are checked (none given: the default, known_bad.c). */
+	char          **known_bad_files;
+	size_t          nknown_bad_files;
+	struct gw_knownbad *knownbad;
+	char          **known_bad_paths;
+	size_t          nknown_bad_paths;
+
 	/* Session ticket keys handed to cert_server_new(); set by the caller of
 	 * gw_config_load_ex(), not owned (they outlive every snapshot). */
 	struct cert_tickets *tickets;

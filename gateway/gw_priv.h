@@ -44,6 +44,9 @@ enum gw_route { GW_ROUTE_PROXIED, GW_ROUTE_GATEWAY, GW_ROUTE_WEBSOCKET };
 #define GW_ACTIONS 4	/* enum pol_action */
 #define GW_AUTH_EVENTS 12	/* metrics.c: auth_events[], last = other */
 #define GW_SMTP_OUTCOMES 10	/* metrics.c: smtp_outcomes[], last = other */
+/* metrics.c: integrity[], bodies judged against the known_bad lists */
+enum gw_integrity_count { GW_INTEGRITY_KB_CHECKED, GW_INTEGRITY_KB_BLOCKED };
+#define GW_INTEGRITY_COUNTS 2
 
 struct gw_metrics {
 	atomic_ullong requests[6];	/* index = status / 100, 0 = other */
@@ -52,6 +55,7 @@ struct gw_metrics {
 	atomic_ullong decisions[GW_ACTIONS];	/* by enum pol_action */
 	atomic_ullong auth_events[GW_AUTH_EVENTS];	/* metrics.c's names */
 	atomic_ullong smtp_outcomes[GW_SMTP_OUTCOMES];
+	atomic_ullong integrity[GW_INTEGRITY_COUNTS];
 	atomic_llong  reload_ok_at;	/* Unix time of the last good load */
 	atomic_ullong conns_total;
 	atomic_ullong conns_refused;	/* over a connection cap */
@@ -438,6 +442,8 @@ struct gw_req {
 	char               *set_cookie;		/* session refresh to send */
 	struct evbuffer    *local_body;		/* a gateway page's form body */
 	struct gw_local    *job;		/* the page being made, or NULL */
+	struct gw_bodyhash *bh;			/* the body hashed (known_bad), or
+						   NULL; owned */
 	uint64_t            bytes_in, bytes_out;
 	int                 status;		/* status sent to the client */
 	enum auth_level     rd_need;		/* what the policy asks of `rd` */
@@ -493,6 +499,8 @@ struct gw_upconn {
 	bool                freeing;
 	bool                switching;		/* 101 seen: tunnel next */
 	bool                no_reuse;		/* framing in doubt: never pooled */
+	bool                eof_seen;		/* closed while part of its answer
+						   still waited in our input */
 	unsigned            pool_max;		/* from the config it opened under */
 	unsigned            idle_ms;
 	struct timespec     t_open;		/* connect() began, for metrics */
@@ -637,6 +645,41 @@ void gw_relay_redirect_login(struct gw_conn *, bool mfa);
 /* relay_response.c: the upstream's answer, cleaned, to the client */
 int  gw_relay_response_head(struct gw_conn *, struct gw_upconn *);
 bool gw_relay_response_bodiless(const struct gw_conn *, int status);
+
+/* Appends body bytes to the client's output in the response's framing
+ * (n bytes moved out of src for the _buffer form). */
+void gw_relay_emit(struct gw_conn *, const char *, size_t);
+void gw_relay_emit_buffer(struct gw_conn *, struct evbuffer *src, size_t n);
+
+/* known_bad.c: the known_bad lists (sha256sum format), one set per config
+ * snapshot, and the paths they cover. Errors reach `report` as
+ * "FILE:LINE:COL: message". The set owns its copies of the file names. */
+#define GW_SHA256_LEN 32
+typedef void (*gw_kb_report)(void *arg, const char *msg);
+struct gw_knownbad *gw_knownbad_new(void);
+void gw_knownbad_free(struct gw_knownbad *);
+int  gw_knownbad_parse(struct gw_knownbad *, const char *name,
+    const char *data, size_t len, gw_kb_report, void *arg);
+int  gw_knownbad_load(struct gw_knownbad *, const char *path, gw_kb_report,
+    void *arg);
+void gw_knownbad_seal(struct gw_knownbad *);	/* after the last load */
+size_t gw_knownbad_count(const struct gw_knownbad *);
+bool gw_knownbad_find(const struct gw_knownbad *, const uint8_t *sha,
+    const char **file, unsigned *line);
+bool gw_knownbad_covers(const struct gw_config *, const char *path);
+
+/* relay_hash.c: a response body hashed as it streams, its tail held back
+ * until gw_bodyhash_finish has judged it (begin: -1 out of memory). */
+struct gw_bodyhash;
+int  gw_bodyhash_begin(struct gw_conn *);
+void gw_bodyhash_free(struct gw_bodyhash *);
+bool gw_bodyhash_drops(const struct gw_conn *, const struct gw_msg *,
+    const struct gw_hdr *);
+void gw_bodyhash_request_headers(const struct gw_conn *, struct gw_hw *);
+const char *gw_bodyhash_head_refused(const struct gw_conn *,
+    const struct gw_msg *, int status);
+void gw_bodyhash_body(struct gw_conn *, const char *, size_t);
+bool gw_bodyhash_finish(struct gw_conn *);
 
 /* relay_reply.c: answers made by the gateway itself, closing, lingering */
 void gw_relay_reject(struct gw_conn *, int status, const char *why);

@@ -191,4 +191,14 @@ gw_metrics_render(const struct gw_metrics *m, struct evbuffer *b)
 	for (size_t i = 0; i < GW_SMTP_OUTCOMES; i++)
 		evbuffer_add_printf(b, "pbxgate_smtp_messages_total{outcome=\"%s\"} "
 		    "%llu\n", smtp_outcomes[i], atomic_load(&m->smtp_outcomes[i]));
+	head(b, "pbxgate_integrity_known_bad_checked_total", "counter",
+	    "Response bodies on the paths known_bad covers that were hashed "
+	    "whole and compared with the lists.");
+	evbuffer_add_printf(b, "pbxgate_integrity_known_bad_checked_total %llu\n",
+	    atomic_load(&m->integrity[GW_INTEGRITY_KB_CHECKED]));
+	head(b, "pbxgate_integrity_known_bad_blocked_total", "counter",
+	    "Transfers aborted before their last bytes because the body's "
+	    "SHA-256 is on a known_bad list.");
+	evbuffer_add_printf(b, "pbxgate_integrity_known_bad_blocked_total %llu\n",
+	    atomic_load(&m->integrity[GW_INTEGRITY_KB_BLOCKED]));
 }

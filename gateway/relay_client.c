@@ -93,6 +93,7 @@ request_release(struct gw_conn *c)
 	struct gw_req *rq = c->rq;
 
 	gw_local_detach(c);
+	gw_bodyhash_free(rq->bh);
 	free(rq->target);	/* and rq->path, which lives in it */
 	free(rq->set_cookie);
 }

@@ -193,6 +193,11 @@ gw_conn_response_done(struct gw_conn *c, bool upstream_reusable)
 		up->c = NULL;
 		gw_up_release(up, upstream_reusable && c->rq->req_done);
 	}
+	/* a known-bad body ends without its tail and the chunked end */
+	if (c->rq->bh != NULL && !gw_bodyhash_finish(c)) {
+		gw_relay_abort(c);
+		return;
+	}
 	if (c->rq->resp_chunked)
 		evbuffer_add(gw_io_output(c->io), "0\r\n\r\n", 5);
 	gw_access_log(c);

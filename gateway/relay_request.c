@@ -152,12 +152,14 @@ write_upstream_head(struct gw_conn *c, struct evbuffer *out, const char *path,
 	GW_HW_LIT(&w, "\r\n");
 	for (unsigned i = 0; i < m->nhdrs; i++) {
 		const struct gw_hdr *h = &m->hdrs[i];
-		if (drop_request_header(c->cfg, m, h, conn_v, conn_n))
+		if (drop_request_header(c->cfg, m, h, conn_v, conn_n) ||
+		    gw_bodyhash_drops(c, m, h))
 			continue;
 		n = gw_msg_value(m, h, &v);
 		gw_hw_header(&w, m->buf + h->name, h->name_len, v, n);
 	}
 	write_forwarding(c, &w, xff, xffn, host, hlen);
+	gw_bodyhash_request_headers(c, &w);
 	gw_relay_identity_headers(c, &w);
 	if (c->rq->upgrade) {
 		v = NULL;
@@ -231,6 +233,9 @@ gw_relay_forward_head(struct gw_conn *c, const char *path, size_t plen,
 
 	c->state = CS_FORWARD;
 	event_del(&c->timer);
+	if (gw_bodyhash_begin(c) < 0)
+		return gw_relay_reject(c, 503, "out of memory for a body's "
+		    "hash"), -1;
 	up = gw_up_acquire(c, err, sizeof(err));
 	if (up == NULL) {
 		gw_log(GW_LOG_ERR, "upstream %s: %s", c->cfg->upstream.url, err);

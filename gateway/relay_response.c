@@ -169,6 +169,8 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 		up->rs.reject = "Transfer-Encoding other than chunked";
 		return -1;	/* nothing sent yet: the client gets a 502 */
 	}
+	if ((up->rs.reject = gw_bodyhash_head_refused(c, m, st)) != NULL)
+		return -1;
 	if (ch != NULL) {
 		conn_v = m->buf + ch->value;
 		conn_n = ch->value_len;
@@ -221,7 +223,7 @@ gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 }
 
 void
-gw_conn_response_body(struct gw_conn *c, const char *p, size_t n)
+gw_relay_emit(struct gw_conn *c, const char *p, size_t n)
 {
 	struct evbuffer *out = gw_io_output(c->io);
 
@@ -234,4 +236,30 @@ gw_conn_response_body(struct gw_conn *c, const char *p, size_t n)
 	} else
 		evbuffer_add(out, p, n);
 	c->rq->bytes_out += n;
+}
+
+void
+gw_relay_emit_buffer(struct gw_conn *c, struct evbuffer *src, size_t n)
+{
+	struct evbuffer *out = gw_io_output(c->io);
+
+	if (n == 0)
+		return;
+	if (c->rq->resp_chunked)
+		evbuffer_add_printf(out, "%zx\r\n", n);
+	evbuffer_remove_buffer(src, out, n);
+	if (c->rq->resp_chunked)
+		evbuffer_add(out, "\r\n", 2);
+	c->rq->bytes_out += n;
+}
+
+void
+gw_conn_response_body(struct gw_conn *c, const char *p, size_t n)
+{
+	if (n == 0)
+		return;
+	if (c->rq->bh != NULL)
+		gw_bodyhash_body(c, p, n);
+	else
+		gw_relay_emit(c, p, n);
 }

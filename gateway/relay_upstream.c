@@ -281,6 +281,29 @@ up_retry(struct gw_upconn *up)
 	gw_up_send_head(n, c->rq->up_head);
 }
 
+/* The upstream closed and everything it sent is parsed: a close-delimited
+ * body ends here. false when the answer is incomplete. */
+static bool
+up_finish_at_eof(struct gw_upconn *up)
+{
+	if (!up->rs.head_done || !llhttp_message_needs_eof(&up->rs.parser))
+		return false;
+	/* the message-complete hook pauses the parser, and llhttp_finish
+	 * passes that on: HPE_PAUSED is the normal end here */
+	switch (llhttp_finish(&up->rs.parser)) {
+	case HPE_OK:
+	case HPE_PAUSED:
+		break;
+	default:
+		return false;
+	}
+	if (!up->rs.msg_done)
+		return false;
+	llhttp_resume(&up->rs.parser);
+	gw_conn_response_done(up->c, false);
+	return true;
+}
+
 static void
 up_event_cb(struct gw_io *io, short what, void *arg)
 {
@@ -309,12 +332,17 @@ up_event_cb(struct gw_io *io, short what, void *arg)
 		return;
 	}
 	if ((what & GW_IO_EOF) && up->rs.head_done &&
-	    llhttp_message_needs_eof(&up->rs.parser)) {
-		if (llhttp_finish(&up->rs.parser) == HPE_OK && up->rs.msg_done) {
-			gw_conn_response_done(c, false);
-			return;
-		}
+	    evbuffer_get_length(gw_io_input(io)) > 0) {
+		/* The upstream closed while the client was slower (reading
+		 * paused at the high-water mark): what it sent is still to be
+		 * parsed and relayed; up_parse ends the answer after that. */
+		up->eof_seen = true;
+		up->no_reuse = true;
+		up_parse(up);
+		return;
 	}
+	if ((what & GW_IO_EOF) && up_finish_at_eof(up))
+		return;
 	if (retryable(up)) {
 		up_retry(up);
 		return;
@@ -390,8 +418,14 @@ up_parse(struct gw_upconn *up)
 			gw_up_pause_read(up, true);
 			return;
 		}
-		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0) {
+			if (up->eof_seen && !up_finish_at_eof(up)) {
+				gw_log(GW_LOG_ERR, "upstream %s: closed the "
+				    "connection mid-response", c->cfg->upstream.url);
+				gw_conn_upstream_failed(c, 502);
+			}
 			return;
+		}
 		up->got_bytes = true;
 		up_arm(up, c->cfg->to.upstream);
 		e = gw_respparse_feed(&up->rs, v.iov_base, v.iov_len, &used);

@@ -45,6 +45,8 @@
 #define AUTH_GROUPS_MAX    256		/* "g1,g2,..." */
 #define AUTH_LOCKDOWN_MAX  1024		/* "cidr cidr ..." */
 #define AUTH_SID_HEX       33		/* 16 random bytes as hex + NUL */
+#define AUTH_PID_LEN       8		/* public session id (session list) */
+#define AUTH_PID_HEX       (2 * AUTH_PID_LEN + 1)
 
 /* ---- settings (auth_settings.c) ---------------------------------------- */
 
@@ -209,6 +211,12 @@ size_t auth_login_location(const char *target, char *buf, size_t buflen);
 extern const struct cli_cmd auth_user_cmds[];
 int auth_cmd_user(const struct auth_settings *, int argc, char **argv);
 int auth_cmd_hash(const struct auth_settings *, int argc, char **argv);
+/* `session` and `ban` (auth_admin.c): live sessions and login bans in the
+ * store, listed (table or --json) and ended/lifted. Same statuses. */
+extern const struct cli_cmd auth_session_cmds[];
+extern const struct cli_cmd auth_ban_cmds[];
+int auth_cmd_session(const struct auth_settings *, int argc, char **argv);
+int auth_cmd_ban(const struct auth_settings *, int argc, char **argv);
 
 /* ---- `pbxgate check` (auth_store.c) -------------------------------------- */
 

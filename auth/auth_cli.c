@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "auth/auth_priv.h"
@@ -349,25 +350,68 @@ cmd_totp_reset(void *arg, int argc, char **argv)
 	return 0;
 }
 
+static void
+list_row(sqlite3_stmt *st, json_t *a)
+{
+	const char *name = (const char *)sqlite3_column_text(st, 0);
+	const char *email = (const char *)sqlite3_column_text(st, 5);
+	const char *groups = (const char *)sqlite3_column_text(st, 6);
+	bool admin = sqlite3_column_int(st, 1) != 0;
+	bool disabled = sqlite3_column_int(st, 2) != 0;
+	bool totp = sqlite3_column_int(st, 3) != 0, pw = sqlite3_column_int(st, 4) != 0;
+
+	name = name != NULL ? name : "";
+	email = email != NULL ? email : "";
+	if (a != NULL) {
+		json_array_append_new(a, json_pack("{s:s, s:s, s:b, s:b, s:b, s:s, s:s}",
+		    "name", name, "role", admin ? "admin" : "user", "disabled", disabled,
+		    "totp", totp, "password_set", pw, "email", email, "groups",
+		    groups != NULL ? groups : ""));
+		return;
+	}
+	printf("%-24s %-5s %-8s %-4s %-8s %s\n", name, admin ? "admin" : "user",
+	    disabled ? "disabled" : "enabled", totp ? "yes" : "no",
+	    pw ? "set" : "enrol", email);
+}
+
 static int
 cmd_list(void *arg, int argc, char **argv)
 {
 	struct auth_ctx *c = arg;
 	sqlite3_stmt *st;
+	json_t *a = NULL;
+	char *out;
+	int r;
 
-	if (argc != 1)
+	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0))
 		return 2;
-	if (sqlite3_prepare_v2(c->db, "SELECT name, admin, disabled, totp IS NOT NULL,"
-	    " pw != '', email, groups FROM users ORDER BY name", -1, &st, NULL) != SQLITE_OK)
+	if (argc == 2 && (a = json_array()) == NULL)
 		return 1;
-	printf("%-24s %-5s %-8s %-4s %-8s %s\n", "NAME", "ROLE", "STATE", "TOTP", "PASSWORD", "EMAIL");
-	while (sqlite3_step(st) == SQLITE_ROW)
-		printf("%-24s %-5s %-8s %-4s %-8s %s\n", sqlite3_column_text(st, 0),
-		    sqlite3_column_int(st, 1) ? "admin" : "user",
-		    sqlite3_column_int(st, 2) ? "disabled" : "enabled",
-		    sqlite3_column_int(st, 3) ? "yes" : "no",
-		    sqlite3_column_int(st, 4) ? "set" : "enrol", sqlite3_column_text(st, 5));
+	if (sqlite3_prepare_v2(c->db, "SELECT name, admin, disabled, totp IS NOT NULL,"
+	    " pw != '', email, groups FROM users ORDER BY name", -1, &st, NULL) != SQLITE_OK) {
+		fprintf(stderr, "pbxgate: cannot read users: %s\n", sqlite3_errmsg(c->db));
+		json_decref(a);
+		return 1;
+	}
+	if (a == NULL)
+		printf("%-24s %-5s %-8s %-4s %-8s %s\n", "NAME", "ROLE", "STATE", "TOTP",
+		    "PASSWORD", "EMAIL");
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		list_row(st, a);
 	sqlite3_finalize(st);
+	if (r != SQLITE_DONE) {
+		fprintf(stderr, "pbxgate: cannot read users: %s\n", sqlite3_errmsg(c->db));
+		json_decref(a);
+		return 1;
+	}
+	if (a == NULL)
+		return 0;
+	out = json_dumps(a, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(a);
+	if (out == NULL)
+		return 1;
+	printf("%s\n", out);
+	free(out);
 	return 0;
 }
 
@@ -670,7 +714,9 @@ const struct cli_cmd auth_user_cmds[] = {
 	{ "enable", cmd_enable, "NAME", "allow a disabled user again", NULL, NULL, 0 },
 	{ "del", cmd_del, "NAME", "delete a user", NULL, NULL, 0 },
 	{ "show", cmd_show, "NAME", "print one user", NULL, NULL, 0 },
-	{ "list", cmd_list, "", "print every user, one per line", NULL, NULL, 0 },
+	{ "list", cmd_list, "[--json]", "print every user, one per line",
+	    "  --json  one JSON array of {name, role, disabled, totp,\n"
+	    "          password_set, email, groups}\n", NULL, 0 },
 	{ "lockdown", cmd_lockdown, "NAME --allow CIDR... | NAME --clear",
 	    "limit a user's sessions to source addresses, or lift the limit",
 	    NULL, NULL, 0 },
@@ -679,23 +725,32 @@ const struct cli_cmd auth_user_cmds[] = {
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0 },
 };
 
+/* Opens the store only once the command words are known good, so that
+ * a usage error neither needs nor creates it; one transaction lock for
+ * the whole command. */
 int
-auth_cmd_user(const struct auth_settings *s, int argc, char **argv)
+auth_cli_run(const struct auth_settings *s, const struct cli_cmd *tab,
+    const char *prefix, int argc, char **argv)
 {
 	struct auth_ctx *c;
 	char err[512];
 	int rc;
 
-	/* a usage error is found before the store is opened (or created) */
 	if (argc < 2)
-		return cli_dispatch(auth_user_cmds, "pbxgate user", NULL, argc - 1, argv + 1);
+		return cli_dispatch(tab, prefix, NULL, argc - 1, argv + 1);
 	if ((c = auth_open(s, NULL, NULL, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "pbxgate: %s\n", err);
 		return 1;
 	}
 	pthread_mutex_lock(&c->db_mu);
-	rc = cli_dispatch(auth_user_cmds, "pbxgate user", c, argc - 1, argv + 1);
+	rc = cli_dispatch(tab, prefix, c, argc - 1, argv + 1);
 	pthread_mutex_unlock(&c->db_mu);
 	auth_close(c);
 	return rc;
+}
+
+int
+auth_cmd_user(const struct auth_settings *s, int argc, char **argv)
+{
+	return auth_cli_run(s, auth_user_cmds, "pbxgate user", argc, argv);
 }

@@ -165,6 +165,8 @@ int  auth_bump_version(struct auth_ctx *);
 /* The address counter's key for a peer: "a:IPv4" (IPv4-mapped IPv6 too)
  * or "a:PREFIX::/64". */
 void auth_reg_addr_key(const struct sockaddr *sa, char *out, size_t len);
+struct pol_addr;
+void auth_reg_key_of(const struct pol_addr *, char *out, size_t len);
 /* true when key is banned or backing off at `now`. */
 bool auth_reg_blocked(struct auth_ctx *, const char *key, int64_t now);
 /* Counts a failure; returns 1 when it started a ban, 0 otherwise, -1 error. */
@@ -186,6 +188,11 @@ typedef void (*auth_csv_row_fn)(void *arg, unsigned line, char **fields,
  * cannot be told apart, so parsing stops; *bad_line and *why say where. */
 int  auth_csv_rows(const char *buf, size_t len, auth_csv_row_fn fn, void *arg,
     unsigned *bad_line, const char **why);
+
+/* ---- auth_cli.c ---- */
+/* Dispatches argv (argv[0] the command word) on tab with the store open. */
+int  auth_cli_run(const struct auth_settings *, const struct cli_cmd *tab,
+    const char *prefix, int argc, char **argv);
 
 /* ---- auth_session.c ---- */
 /* sid_out (may be NULL) receives the new session id in hex. */

@@ -74,15 +74,25 @@ prune(struct auth_ctx *c, int64_t now)
 void
 auth_reg_addr_key(const struct sockaddr *sa, char *out, size_t len)
 {
-	char ip[POL_ADDR_STRLEN];
-	struct pol_addr a, k;
-	unsigned plen;
+	struct pol_addr a;
 
 	if (!pol_addr_from_sockaddr(sa, &a)) {
 		snprintf(out, len, "a:unknown");
 		return;
 	}
-	plen = pol_addr_group(&a, &k);
+	auth_reg_key_of(&a, out, len);
+}
+
+/* The same key for an address typed by the admin (`ban clear`), so that
+ * 192.0.2.7 and ::ffff:192.0.2.7 name the counter the gateway keeps. */
+void
+auth_reg_key_of(const struct pol_addr *a, char *out, size_t len)
+{
+	char ip[POL_ADDR_STRLEN];
+	struct pol_addr k;
+	unsigned plen;
+
+	plen = pol_addr_group(a, &k);
 	pol_addr_format(&k, ip, sizeof(ip));
 	snprintf(out, len, "a:%s%s", ip, plen == 128 ? "" : "/64");
 }

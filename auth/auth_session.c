@@ -229,7 +229,8 @@ auth_session_new(struct auth_ctx *c, const struct auth_user *u,
 {
 	struct payload pl = { .level = (uint8_t)lvl, .uid = u->id, .epoch = u->epoch,
 	    .login = now, .last = now };
-	char sid[AUTH_SID_HEX], ip[64];
+	char sid[AUTH_SID_HEX], pid[AUTH_PID_HEX], ip[64];
+	uint8_t praw[AUTH_PID_LEN];
 	sqlite3_stmt *st;
 	int rc;
 
@@ -245,14 +246,20 @@ auth_session_new(struct auth_ctx *c, const struct auth_user *u,
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return -1;
+	if (auth_random(praw, sizeof(praw)) < 0)
+		return -1;
+	auth_hex(praw, sizeof(praw), pid);
 	if (sqlite3_prepare_v2(c->db, "INSERT INTO sessions(sid, user_id, created, ip,"
-	    " level) VALUES(?1, ?2, ?3, ?4, ?5)", -1, &st, NULL) != SQLITE_OK)
+	    " level, pid, epoch) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &st,
+	    NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, u->id);
 	sqlite3_bind_int64(st, 3, now);
 	sqlite3_bind_text(st, 4, ip, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 5, (int)lvl);
+	sqlite3_bind_text(st, 6, pid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, (int64_t)u->epoch);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 	sqlite3_finalize(st);
 	if (rc < 0 || seal_cookie(c, &pl, setcookie, len) == 0)

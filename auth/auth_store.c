@@ -45,6 +45,14 @@ static const char *const migrations[] = {
 	"CREATE TABLE mfa_pending(nonce TEXT PRIMARY KEY,"
 	" user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
 	" expires INTEGER NOT NULL);",
+	/* 3: what `pbxgate session list|revoke` shows and takes: a public id
+	 * per session (never the sealed cookie's sid, which the revocation
+	 * table is keyed on) and the epoch it was sealed under, so that
+	 * sessions ended by an epoch bump are not listed as live */
+	"ALTER TABLE sessions ADD COLUMN pid TEXT;"
+	"ALTER TABLE sessions ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE sessions SET pid = lower(hex(randomblob(8)));"
+	"CREATE UNIQUE INDEX sessions_pid ON sessions(pid);",
 };
 #define SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 

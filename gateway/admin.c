@@ -94,10 +94,6 @@ render_metrics(struct gw_runtime *rt, struct evbuffer *b)
 	}
 	metric(b, "pbxgate_connections_total", "counter",
 	    "Client connections accepted.", NULL, atomic_load(&m->conns_total));
-	metric(b, "pbxgate_connections_refused_total", "counter",
-	    "Connections refused by max_connections, max_connections_per_ip or "
-	    "max_established_per_ip.",
-	    NULL, atomic_load(&m->conns_refused));
 	metric(b, "pbxgate_connections_active", "gauge",
 	    "Client connections open now.", NULL,
 	    (unsigned long long)atomic_load(&m->conns_active));

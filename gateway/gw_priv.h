@@ -47,6 +47,18 @@ enum gw_route { GW_ROUTE_PROXIED, GW_ROUTE_GATEWAY, GW_ROUTE_WEBSOCKET };
 /* metrics.c: integrity[], bodies judged against the known_bad lists */
 enum gw_integrity_count { GW_INTEGRITY_KB_CHECKED, GW_INTEGRITY_KB_BLOCKED };
 #define GW_INTEGRITY_COUNTS 2
+/* Why the gateway closed a client connection before serving it: the
+ * cause label of pbxgate_connections_refused_total (metrics.c's names). */
+enum gw_refuse {
+	GW_REFUSE_MAX_CONNECTIONS,	/* max_connections */
+	GW_REFUSE_PER_IP,		/* max_connections_per_ip (unproven) */
+	GW_REFUSE_ESTABLISHED_PER_IP,	/* max_established_per_ip */
+	GW_REFUSE_TLS_HANDSHAKE,	/* handshake failed or timed out */
+	GW_REFUSE_PROXY_PROTOCOL,	/* bad or missing PROXY header */
+	GW_REFUSE_RESOURCES,		/* out of memory or TLS state */
+	GW_REFUSE_SHUTDOWN,		/* accepted while stopping */
+};
+#define GW_REFUSE_CAUSES 7
 
 struct gw_metrics {
 	atomic_ullong requests[6];	/* index = status / 100, 0 = other */
@@ -58,7 +70,7 @@ struct gw_metrics {
 	atomic_ullong integrity[GW_INTEGRITY_COUNTS];
 	atomic_llong  reload_ok_at;	/* Unix time of the last good load */
 	atomic_ullong conns_total;
-	atomic_ullong conns_refused;	/* over a connection cap */
+	atomic_ullong conns_refused[GW_REFUSE_CAUSES];
 	atomic_llong  conns_active;
 	atomic_llong  ws_active;
 	atomic_ullong bytes_in;
@@ -105,9 +117,10 @@ void gw_peertab_free(struct gw_peertab *);
 /* Counts one more (unproven) connection from `sa`; false (and nothing
  * counted) when the address already has `max_unproven` connections without
  * a complete request head, or `max_all` connections in all (0 = no cap).
- * Addresses are keyed as gw_peertab_key says. */
+ * Addresses are keyed as gw_peertab_key says. `why` (may be NULL) gets
+ * the cap that refused, for the refusal counter. */
 bool gw_peertab_enter(struct gw_peertab *, const struct sockaddr *sa,
-    unsigned max_unproven, unsigned max_all);
+    unsigned max_unproven, unsigned max_all, enum gw_refuse *why);
 /* The connection sent its first complete head: it is no longer unproven. */
 void gw_peertab_proven(struct gw_peertab *, const struct sockaddr *sa);
 /* The connection is gone; `proven` as gw_peertab_proven was called. */
@@ -138,6 +151,7 @@ void gw_metrics_upstream_connect(struct gw_metrics *, double seconds);
 void gw_metrics_decision(struct gw_metrics *, enum pol_action);
 void gw_metrics_auth_event(struct gw_metrics *, const char *event);
 void gw_metrics_smtp_outcome(struct gw_metrics *, const char *outcome);
+void gw_metrics_refused(struct gw_metrics *, enum gw_refuse);
 void gw_metrics_render(const struct gw_metrics *, struct evbuffer *);
 /* A label value in the exposition format (\\, \" and \n escaped),
  * truncated to fit dst; dst is always terminated. */

@@ -157,19 +157,38 @@ cmd_policy(void *arg, int argc, char **argv)
 	    argv + 1);
 }
 
+/* user, session and ban read and change the user store. */
 static int
-cmd_user(void *arg, int argc, char **argv)
+store_cmd(void *arg, int argc, char **argv, const char *name,
+    int (*fn)(const struct auth_settings *, int, char **))
 {
 	struct gw_config *cfg;
 	int rc;
 
-	cfg = load_settings("user", ((struct main_opts *)arg)->config, true);
+	cfg = load_settings(name, ((struct main_opts *)arg)->config, true);
 	if (cfg == NULL)
 		return CLI_FAIL;
-	rc = as_service_user(cfg, "user") < 0 ? CLI_FAIL :
-	    auth_cmd_user(&cfg->auth, argc, argv);
+	rc = as_service_user(cfg, name) < 0 ? CLI_FAIL : fn(&cfg->auth, argc, argv);
 	gw_config_unref(cfg);
 	return rc;
+}
+
+static int
+cmd_user(void *arg, int argc, char **argv)
+{
+	return store_cmd(arg, argc, argv, "user", auth_cmd_user);
+}
+
+static int
+cmd_session(void *arg, int argc, char **argv)
+{
+	return store_cmd(arg, argc, argv, "session", auth_cmd_session);
+}
+
+static int
+cmd_ban(void *arg, int argc, char **argv)
+{
+	return store_cmd(arg, argc, argv, "ban", auth_cmd_ban);
 }
 
 /* hash works without a config (the built-in cost), not with a broken one. */
@@ -238,6 +257,11 @@ static const struct cli_cmd commands[] = {
 	{ "user", cmd_user, "SUBCOMMAND [-c FILE] ...",
 	    "manage gateway users (add, import, lockdown, ...)", NULL,
 	    auth_user_cmds, 0 },
+	{ "session", cmd_session, "SUBCOMMAND [-c FILE] ...",
+	    "list or end the users' login sessions", NULL, auth_session_cmds, 0 },
+	{ "ban", cmd_ban, "SUBCOMMAND [-c FILE] ...",
+	    "list or lift login bans of names and addresses", NULL,
+	    auth_ban_cmds, 0 },
 	{ "hash", cmd_hash, "[-c FILE]",
 	    "print an Argon2id hash of the password on standard input",
 	    "  -c, --config FILE  take the Argon2 cost from FILE (default: "

@@ -34,6 +34,11 @@ static const char *const smtp_outcomes[GW_SMTP_OUTCOMES] = {
 	"unchecked", "too_big", "line_too_long", "bad_line_end", "other"
 };
 
+static const char *const refuse_causes[GW_REFUSE_CAUSES] = {
+	"max_connections", "max_connections_per_ip", "max_established_per_ip",
+	"tls_handshake", "proxy_protocol", "resources", "shutdown"
+};
+
 static size_t
 name_index(const char *const *names, size_t n, const char *name)
 {
@@ -48,6 +53,13 @@ gw_metrics_auth_event(struct gw_metrics *m, const char *event)
 {
 	atomic_fetch_add(&m->auth_events[name_index(auth_events,
 	    GW_AUTH_EVENTS, event)], 1);
+}
+
+void
+gw_metrics_refused(struct gw_metrics *m, enum gw_refuse why)
+{
+	if ((unsigned)why < GW_REFUSE_CAUSES)
+		atomic_fetch_add(&m->conns_refused[why], 1);
 }
 
 void
@@ -201,4 +213,10 @@ gw_metrics_render(const struct gw_metrics *m, struct evbuffer *b)
 	    "SHA-256 is on a known_bad list.");
 	evbuffer_add_printf(b, "pbxgate_integrity_known_bad_blocked_total %llu\n",
 	    atomic_load(&m->integrity[GW_INTEGRITY_KB_BLOCKED]));
+	head(b, "pbxgate_connections_refused_total", "counter", "Client "
+	    "connections closed before a request was served, by cause.");
+	for (size_t i = 0; i < GW_REFUSE_CAUSES; i++)
+		evbuffer_add_printf(b, "pbxgate_connections_refused_total"
+		    "{cause=\"%s\"} %llu\n", refuse_causes[i],
+		    atomic_load(&m->conns_refused[i]));
 }

@@ -87,7 +87,7 @@ find(struct gw_peertab *t, const struct pol_addr *k)
 
 bool
 gw_peertab_enter(struct gw_peertab *t, const struct sockaddr *sa,
-    unsigned max_unproven, unsigned max_all)
+    unsigned max_unproven, unsigned max_all, enum gw_refuse *why)
 {
 	struct pol_addr k;
 	struct peer **pp, *p;
@@ -106,6 +106,10 @@ gw_peertab_enter(struct gw_peertab *t, const struct sockaddr *sa,
 		p->unproven++;
 		ok = true;
 	}
+	if (!ok && why != NULL)
+		*why = p == NULL ? GW_REFUSE_RESOURCES : max_unproven != 0 &&
+		    p->unproven >= max_unproven ? GW_REFUSE_PER_IP :
+		    GW_REFUSE_ESTABLISHED_PER_IP;
 	if (p != NULL && p->count == 0) {	/* refused a new address */
 		*pp = p->next;
 		free(p);

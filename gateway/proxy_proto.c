@@ -44,13 +44,20 @@ pp_free(struct gw_ppwait *p, bool close_fd)
 }
 
 static void
-pp_fail(struct gw_ppwait *p, const char *why)
+pp_drop(struct gw_ppwait *p, enum gw_refuse cause, const char *why)
 {
 	char ip[POL_ADDR_STRLEN];
 
 	pol_addr_peer_text((struct sockaddr *)&p->peer, ip, sizeof(ip));
 	gw_log(GW_LOG_WARN, "trusted proxy %s: %s: connection closed", ip, why);
+	gw_metrics_refused(&p->w->rt->m, cause);
 	pp_free(p, true);
+}
+
+static void
+pp_fail(struct gw_ppwait *p, const char *why)
+{
+	pp_drop(p, GW_REFUSE_PROXY_PROTOCOL, why);
 }
 
 static void
@@ -126,6 +133,7 @@ gw_proxy_accept(struct gw_worker *w, evutil_socket_t fd,
 	struct timeval tv = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000 };
 
 	if (p == NULL) {
+		gw_metrics_refused(&w->rt->m, GW_REFUSE_RESOURCES);
 		close(fd);
 		atomic_fetch_sub(&w->rt->conns_all, 1);
 		return;
@@ -139,7 +147,8 @@ gw_proxy_accept(struct gw_worker *w, evutil_socket_t fd,
 	p->deadline = evtimer_new(w->base, pp_deadline_cb, p);
 	if (p->ev == NULL || p->deadline == NULL || event_add(p->ev, NULL) < 0 ||
 	    evtimer_add(p->deadline, &tv) < 0)
-		pp_fail(p, "cannot wait for its PROXY header (out of memory)");
+		pp_drop(p, GW_REFUSE_RESOURCES, "cannot wait for its PROXY "
+		    "header (out of memory)");
 }
 
 /* Shutdown: the waits still open are closed; no callback runs after. */

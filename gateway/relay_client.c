@@ -196,6 +196,8 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 			gw_relay_trim_idle(c);
 			break;
 		}
+		if (c->state == CS_HANDSHAKE)	/* tls_handshake_timeout */
+			gw_metrics_refused(&c->w->rt->m, GW_REFUSE_TLS_HANDSHAKE);
 		gw_conn_close(c);
 		break;
 	case CS_LINGER:
@@ -231,8 +233,10 @@ conn_event_cb(struct gw_io *io, short what, void *arg)
 		gw_conn_arm(c, c->cfg->to.idle);
 		return;
 	}
-	if (c->state == CS_HANDSHAKE && (what & GW_IO_ERROR))
+	if (c->state == CS_HANDSHAKE && (what & GW_IO_ERROR)) {
 		atomic_fetch_add(&c->w->rt->m.tls_handshake_errors, 1);
+		gw_metrics_refused(&c->w->rt->m, GW_REFUSE_TLS_HANDSHAKE);
+	}
 	/* EOF or error from the client: nothing more can be said to it. */
 	gw_conn_close(c);
 }

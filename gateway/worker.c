@@ -25,10 +25,12 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	struct gw_worker *w = arg;
 	struct gw_runtime *rt = w->rt;
 	struct gw_config *cfg;
+	enum gw_refuse why = GW_REFUSE_MAX_CONNECTIONS;
 	int one = 1;
 	bool ok, trusted;
 
 	if (atomic_load(&rt->stopping)) {
+		gw_metrics_refused(&rt->m, GW_REFUSE_SHUTDOWN);
 		close(fd);
 		return;
 	}
@@ -41,10 +43,10 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	ok = atomic_fetch_add(&rt->conns_all, 1) < (long long)cfg->lim.connections;
 	if (ok && !trusted)
 		ok = gw_peertab_enter(rt->peers, sa, cfg->lim.connections_per_ip,
-		    cfg->lim.established_per_ip);
+		    cfg->lim.established_per_ip, &why);
 	if (!ok) {
 		atomic_fetch_sub(&rt->conns_all, 1);
-		atomic_fetch_add(&rt->m.conns_refused, 1);
+		gw_metrics_refused(&rt->m, why);
 		gw_config_unref(cfg);
 		close(fd);
 		return;
@@ -113,6 +115,7 @@ void
 gw_conn_refused(struct gw_worker *w, evutil_socket_t fd,
     const struct sockaddr *sa, bool counted)
 {
+	gw_metrics_refused(&w->rt->m, GW_REFUSE_RESOURCES);
 	if (counted)
 		gw_peertab_leave(w->rt->peers, sa, false);
 	atomic_fetch_sub(&w->rt->conns_all, 1);

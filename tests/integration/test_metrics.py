@@ -5,11 +5,14 @@ last successful reload."""
 
 import datetime
 import signal
+import socket
 import subprocess
 import time
 
+import pytest
+
 from auth_helpers import login, make_auth_gateway  # noqa: F401 (a fixture)
-from helpers import Client, wait_until
+from helpers import Client, tls_connect, wait_until
 
 
 def _bucket_count(gw, name, labels):
@@ -140,3 +143,82 @@ def test_readyz_503_when_the_user_store_is_unreadable(make_auth_gateway, upstrea
     db.close()
     wait_until(lambda: _readyz(gw)[0] == 503, timeout=15, what="store seen unreadable")
     assert _readyz(gw) == (503, "user store unreadable: see the error log\n")
+
+
+# ------------------------------------------- connections refused, by cause
+
+CAUSES = ("max_connections", "max_connections_per_ip", "max_established_per_ip",
+          "tls_handshake", "proxy_protocol", "resources", "shutdown")
+
+
+def _refused(gw):
+    return {c: gw.metric("pbxgate_connections_refused_total", 'cause="%s"' % c)
+            for c in CAUSES}
+
+
+def _expect_refused(gw, before, cause, what):
+    """The cause's counter moves by exactly one; no other cause moves."""
+    want = dict(before, **{cause: before[cause] + 1})
+    wait_until(lambda: _refused(gw) == want, timeout=10, interval=0.1, what=what)
+
+
+def _raw(gw, payload=b""):
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    if payload:
+        s.sendall(payload)
+    return s
+
+
+def _refused_while_holding(gw, ctx, held, cause):
+    before = _refused(gw)
+    try:
+        wait_until(lambda: gw.metric("pbxgate_connections_active") == len(held),
+                   timeout=10, what="%d connections open" % len(held))
+        with _raw(gw):
+            _expect_refused(gw, before, cause, "a refusal by " + cause)
+    finally:
+        for h in held:
+            h.close()
+
+
+def test_refused_by_max_connections(make_gateway, upstream, ctx):
+    gw = make_gateway(upstream.port, overrides={"max_connections": "2"})
+    held = [Client(gw.port, ctx) for _ in range(2)]
+    for c in held:
+        assert c.request("GET", "/").status == 200
+    _refused_while_holding(gw, ctx, held, "max_connections")
+
+
+def test_refused_by_max_connections_per_ip(make_gateway, upstream, ctx):
+    gw = make_gateway(upstream.port, overrides={"max_connections_per_ip": "2",
+                                                "header_timeout": "30s"},
+                      extra=["max_established_per_ip 100"])
+    held = [tls_connect(gw.port, ctx) for _ in range(2)]  # never send a head
+    _refused_while_holding(gw, ctx, held, "max_connections_per_ip")
+
+
+def test_refused_by_max_established_per_ip(make_gateway, upstream, ctx):
+    gw = make_gateway(upstream.port, overrides={"max_connections_per_ip": "3"},
+                      extra=["max_established_per_ip 2"])
+    held = [Client(gw.port, ctx) for _ in range(2)]
+    for c in held:
+        assert c.request("GET", "/").status == 200
+    _refused_while_holding(gw, ctx, held, "max_established_per_ip")
+
+
+@pytest.mark.parametrize("payload", [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b""],
+                         ids=["plain_http", "silent_past_timeout"])
+def test_refused_by_tls_handshake(make_gateway, upstream, payload):
+    gw = make_gateway(upstream.port, extra=["tls_handshake_timeout 500ms"])
+    before = _refused(gw)
+    with _raw(gw, payload):
+        _expect_refused(gw, before, "tls_handshake", "a failed TLS handshake counted")
+
+
+def test_refused_by_proxy_protocol(make_gateway, upstream):
+    gw = make_gateway(upstream.port, extra=["trusted_proxy 127.0.0.1/32",
+                                            "proxy_protocol on"])
+    before = _refused(gw)
+    # the v2 signature, then version 3: not a header the gateway accepts
+    with _raw(gw, b"\r\n\r\n\x00\r\nQUIT\n\x31\x11\x00\x0c" + bytes(12)):
+        _expect_refused(gw, before, "proxy_protocol", "a bad PROXY header counted")

@@ -64,7 +64,7 @@ enter(struct gw_peertab *t, const char *s, unsigned unproven, unsigned all)
 {
 	struct sockaddr_storage ss = addr(s);
 
-	return gw_peertab_enter(t, (struct sockaddr *)&ss, unproven, all);
+	return gw_peertab_enter(t, (struct sockaddr *)&ss, unproven, all, NULL);
 }
 
 static void

@@ -29,6 +29,6 @@ auth_page_client(const char *accept_language, const char *request_id,
 	    M_CLIENT_TELL));
 	auth_buf_esc(&b, request_id);
 	auth_buf_add(&b, "</code></p>\n");
-	auth_page_end(&b);
+	auth_page_end(&b, l, NULL);	/* the reference is in the text above */
 	auth_resp_html(NULL, resp, 403, &b);
 }

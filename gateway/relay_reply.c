@@ -65,27 +65,11 @@ void
 gw_relay_reject_page(struct gw_conn *c, const struct auth_http_resp *rp,
     const char *why)
 {
-	struct evbuffer *out;
-	char date[64];
-
 	if (!reject_begin(c, rp->status, why))
 		return;
-	gw_http_date(date, sizeof(date));
-	out = gw_io_output(c->io);
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", rp->status,
-	    gw_status_text(rp->status), date);
-	/* the page's own CSP, nosniff, no-store and referrer policy */
-	for (size_t i = 0; i < rp->nhdr && i < AUTH_HDR_MAX; i++)
-		evbuffer_add_printf(out, "%s: %s\r\n", rp->hdr[i].name,
-		    rp->hdr[i].value);
-	if (c->cfg->hsts)
-		evbuffer_add_printf(out, "Strict-Transport-Security: max-age=%u; "
-		    "includeSubDomains\r\n", c->cfg->hsts_max_age);
-	evbuffer_add_printf(out, "Content-Length: %zu\r\nConnection: close\r\n"
-	    "\r\n", rp->body_len);
-	if (rp->body_len > 0 && !c->rq->is_head)
-		evbuffer_add(out, rp->body, rp->body_len);
-	reject_end(c, out, rp->status);
+	c->keepalive = false;
+	gw_local_write(c, rp);
+	reject_end(c, gw_io_output(c->io), rp->status);
 }
 
 void

@@ -651,6 +651,7 @@ const char *gw_reqid(struct gw_conn *);
 
 /* relay_local.c: /_pbxgate/ pages, answered by the auth module on the pool */
 void gw_local_begin(struct gw_conn *);
+void gw_local_write(struct gw_conn *, const struct auth_http_resp *);
 void gw_local_body(struct gw_conn *, const char *, size_t);
 void gw_local_body_done(struct gw_conn *);
 void gw_local_detach(struct gw_conn *);

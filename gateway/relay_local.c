@@ -88,8 +88,11 @@ local_run(void *arg)
 	auth_http_handle(l->auth, &r, &l->resp);
 }
 
-static void
-local_write(struct gw_conn *c, const struct auth_http_resp *rp)
+/* An auth module page as an HTTP answer: its status, its own headers,
+ * HSTS, framing and (not for HEAD) its body. `Connection: close` when the
+ * connection will not be kept. Also writes the deny pages (relay_reply.c). */
+void
+gw_local_write(struct gw_conn *c, const struct auth_http_resp *rp)
 {
 	struct evbuffer *out = gw_io_output(c->io);
 	size_t before = evbuffer_get_length(out);
@@ -124,7 +127,7 @@ local_done(void *arg)
 
 	if (c != NULL) {
 		c->rq->job = NULL;
-		local_write(c, &l->resp);
+		gw_local_write(c, &l->resp);
 		gw_conn_response_done(c, false);
 	}
 	local_free(l);
@@ -175,7 +178,7 @@ gw_local_body_done(struct gw_conn *c)
 		    .accept_language = l->lang, .request_id = l->reqid };
 		auth_http_busy(&r, &l->resp);
 		gw_log(GW_LOG_WARN, "client %s: login queue full: 503", c->rq->client_ip);
-		local_write(c, &l->resp);
+		gw_local_write(c, &l->resp);
 		local_free(l);
 		c->keepalive = false;
 		gw_conn_response_done(c, false);

@@ -48,13 +48,11 @@ reject_begin(struct gw_conn *c, int status, const char *why)
 	return true;
 }
 
-/* The answer is written: close once the client has it. */
+/* The answer is written (bytes_out and status counted by its writer):
+ * close once the client has it. */
 static void
-reject_end(struct gw_conn *c, struct evbuffer *out, int status)
+reject_end(struct gw_conn *c)
 {
-	c->rq->bytes_out += evbuffer_get_length(out);
-	c->rq->status = status;
-	c->rq->resp_started = true;
 	if (c->rq->t_start.tv_sec == 0)
 		gw_now(&c->rq->t_start);
 	gw_access_log(c);
@@ -65,28 +63,11 @@ void
 gw_relay_reject_page(struct gw_conn *c, const struct auth_http_resp *rp,
     const char *why)
 {
-	struct evbuffer *out;
-	char date[64];
-
 	if (!reject_begin(c, rp->status, why))
 		return;
-	gw_http_date(date, sizeof(date));
-	out = gw_io_output(c->io);
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n"
-	    "X-Request-Id: %s\r\n", rp->status, gw_status_text(rp->status),
-	    date, gw_reqid(c));
-	/* the page's own CSP, nosniff, no-store and referrer policy */
-	for (size_t i = 0; i < rp->nhdr && i < AUTH_HDR_MAX; i++)
-		evbuffer_add_printf(out, "%s: %s\r\n", rp->hdr[i].name,
-		    rp->hdr[i].value);
-	if (c->cfg->hsts)
-		evbuffer_add_printf(out, "Strict-Transport-Security: max-age=%u; "
-		    "includeSubDomains\r\n", c->cfg->hsts_max_age);
-	evbuffer_add_printf(out, "Content-Length: %zu\r\nConnection: close\r\n"
-	    "\r\n", rp->body_len);
-	if (rp->body_len > 0 && !c->rq->is_head)
-		evbuffer_add(out, rp->body, rp->body_len);
-	reject_end(c, out, rp->status);
+	c->keepalive = false;
+	gw_local_write(c, rp);
+	reject_end(c);
 }
 
 void
@@ -94,6 +75,7 @@ gw_relay_reject(struct gw_conn *c, int status, const char *why)
 {
 	struct evbuffer *out;
 	char body[512], date[64];
+	size_t before;
 	int blen;
 
 	if (!reject_begin(c, status, why))
@@ -106,6 +88,7 @@ gw_relay_reject(struct gw_conn *c, int status, const char *why)
 	    status, gw_status_text(status), gw_reqid(c), gw_reqid(c));
 	gw_http_date(date, sizeof(date));
 	out = gw_io_output(c->io);
+	before = evbuffer_get_length(out);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n"
 	    "Content-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n"
 	    "Connection: close\r\nX-Request-Id: %s\r\n", status,
@@ -117,7 +100,10 @@ gw_relay_reject(struct gw_conn *c, int status, const char *why)
 	evbuffer_add(out, "\r\n", 2);
 	if (!c->rq->is_head)
 		evbuffer_add(out, body, (size_t)blen);
-	reject_end(c, out, status);
+	c->rq->bytes_out += evbuffer_get_length(out) - before;
+	c->rq->status = status;
+	c->rq->resp_started = true;
+	reject_end(c);
 }
 
 /* Let the client read everything we wrote before the connection goes. */

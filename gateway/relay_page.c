@@ -4,21 +4,6 @@
 
 #include "gateway/gw_priv.h"
 
-/* The reference the page quotes and the audit record carries is the
- * request's id (X-Request-Id, relay_reqid.c), so that an administrator can
- * find the one from the other. -1 when the request has none (no
- * randomness could be had). */
-static int
-page_request_id(struct gw_conn *c, char out[GW_REQID_MAX + 1])
-{
-	const char *id = gw_reqid(c);
-
-	if (id == NULL || id[0] == '\0')
-		return -1;
-	snprintf(out, GW_REQID_MAX + 1, "%s", id);
-	return 0;
-}
-
 static const char *
 request_header(const struct pol_request *r, const char *name)
 {
@@ -43,19 +28,23 @@ gw_relay_deny_page(struct gw_conn *c, const struct pol_verdict *v,
 {
 	struct auth_http_resp resp;
 	struct pol_client ci;
-	char id[GW_REQID_MAX + 1], extra[512], app[300];
+	char extra[512], app[300];
 	const char *page = pol_page_name(v->page);
+	/* the reference the page quotes is the request's id, which the audit
+	 * record carries as http.request.id (relay_reqid.c): an
+	 * administrator finds the one from the other */
+	const char *id = gw_reqid(c);
 
 	(void)pol_client_scan(c->cfg->policy, request_header(r, "user-agent"),
 	    &ci);
-	if (page_request_id(c, id) == -1) {
+	if (id == NULL || id[0] == '\0') {
 		gw_relay_audit(c, "deny", v->file, v->line);
 		gw_relay_reject(c, 403, "denied by policy");
 		return;
 	}
 	client_members(app, sizeof(app), &ci);
-	snprintf(extra, sizeof(extra), ",\"page\":\"%s\",\"request_id\":\"%s\"%s",
-	    page != NULL ? page : "", id, ci.app ? app : "");
+	snprintf(extra, sizeof(extra), ",\"page\":\"%s\"%s",
+	    page != NULL ? page : "", ci.app ? app : "");
 	gw_relay_audit_ext(c, "deny", v->file, v->line, extra);
 	/* the User-Agent's scratch copy is overwritten by this lookup: ci
 	 * holds what the page needs */

@@ -87,8 +87,9 @@ def test_affected_build_gets_the_page(clients, upstream, ctx, os_name, version, 
         assert want in body, body
     assert "18.12.425" in body
     assert "3CXDesktopApp %s (%s)" % (version, os_name) in body
-    ref = re.search(r'<code id="reference">([0-9a-f]{16})</code>', body)
+    ref = re.search(r'<code id="reference">([0-9a-f]{32})</code>', body)
     assert ref, body
+    assert r.get("x-request-id") == ref.group(1)
     assert r.get("content-type") == "text/html; charset=utf-8"
     csp = r.get("content-security-policy")
     assert csp.startswith("default-src 'none'; style-src 'sha256-"), csp
@@ -98,7 +99,7 @@ def test_affected_build_gets_the_page(clients, upstream, ctx, os_name, version, 
     before = entries_before_marker(upstream, clients.port, ctx, OFFICE)
     assert [e for e in before if any(tag in v for _, v in e.get("headers", []))] == []
     # the audit record: the page's reference, version, OS, rule
-    rec = clients.wait_audit(lambda a: a.get("request_id") == ref.group(1),
+    rec = clients.wait_audit(lambda a: a.get("http.request.id") == ref.group(1),
                              "the audit record of the page")
     assert rec["event"] == "policy"
     assert rec["decision"] == "deny"
@@ -122,7 +123,7 @@ def test_every_reference_is_new(clients, ctx):
     for _ in range(3):
         r = get_from(clients.port, ctx, OFFICE, "/",
                      headers=[("User-Agent", mac_ua("18.12.407"))])
-        refs.add(re.search(rb'id="reference">([0-9a-f]{16})<', r.body).group(1))
+        refs.add(re.search(rb'id="reference">([0-9a-f]{32})<', r.body).group(1))
     assert len(refs) == 3
 
 
@@ -163,10 +164,10 @@ def test_audit_names_the_user_when_known(make_auth_gateway, upstream, ctx):
     assert b.jar, r
     r = b.get("/app", headers=[("User-Agent", win_ua("18.12.416"))])
     assert r.status == 403, r
-    ref = re.search(rb'id="reference">([0-9a-f]{16})<', r.body).group(1).decode()
+    ref = re.search(rb'id="reference">([0-9a-f]{32})<', r.body).group(1).decode()
 
     def record():
-        return [e for e in gw.audit()[1] if e.get("request_id") == ref]
+        return [e for e in gw.audit()[1] if e.get("http.request.id") == ref]
     rec = wait_until(record, what="the audit record with the user")[0]
     assert rec["user"] == "alice"
     assert rec["app_version"] == "18.12.416" and rec["app_os"] == "windows"

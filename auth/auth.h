@@ -107,6 +107,14 @@ void auth_close(struct auth_ctx *);
  * the pool for large ones. 0 = ok, -1 = error in `err`. */
 int  auth_refresh(struct auth_ctx *, char *err, size_t errlen);
 
+/* Store counts for /metrics (auth_gauges.c), taken by auth_refresh() at
+ * most every 5 s without waiting for the store: name bans, address bans,
+ * live sessions (as `session list` shows them), unused enrolment links.
+ * false until the first count (or with a NULL ctx). */
+enum { AUTH_GAUGE_BANS_NAME, AUTH_GAUGE_BANS_ADDRESS, AUTH_GAUGE_SESSIONS,
+	AUTH_GAUGE_ENROLMENTS, AUTH_GAUGES };
+bool auth_gauges(struct auth_ctx *, long long out[AUTH_GAUGES]);
+
 /* ---- session check on every proxied request (auth_session.c) ------------ */
 
 enum auth_level { AUTH_LEVEL_NONE = 0, AUTH_LEVEL_PASSWORD = 1, AUTH_LEVEL_MFA = 2 };

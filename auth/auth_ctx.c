@@ -117,7 +117,10 @@ auth_close(struct auth_ctx *c)
 int
 auth_refresh(struct auth_ctx *c, char *err, size_t errlen)
 {
-	return auth_store_reload_try(c, err, errlen);
+	if (auth_store_reload_try(c, err, errlen) < 0)
+		return -1;
+	auth_gauges_refresh_try(c, time(NULL));
+	return 0;
 }
 
 /* One folding rule for the store and the policy's `user` rules, so that

@@ -8,6 +8,7 @@
 #define PBXGATE_AUTH_PRIV_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -142,6 +143,10 @@ struct auth_ctx {
 	size_t   nusers;
 	uint8_t (*revoked)[16];		/* sorted revoked session ids */
 	size_t   nrevoked;
+
+	int64_t  gauges_at;		/* last count (auth_gauges.c), under db_mu */
+	atomic_llong gauges[AUTH_GAUGES];
+	atomic_bool  gauges_valid;
 };
 
 int  auth_store_open(struct auth_ctx *, char *err, size_t errlen);
@@ -188,6 +193,9 @@ typedef void (*auth_csv_row_fn)(void *arg, unsigned line, char **fields,
  * cannot be told apart, so parsing stops; *bad_line and *why say where. */
 int  auth_csv_rows(const char *buf, size_t len, auth_csv_row_fn fn, void *arg,
     unsigned *bad_line, const char **why);
+
+/* ---- auth_gauges.c ---- */
+void auth_gauges_refresh_try(struct auth_ctx *, time_t now);
 
 /* ---- auth_cli.c ---- */
 /* Dispatches argv (argv[0] the command word) on tab with the store open. */

@@ -121,7 +121,7 @@ render_metrics(struct gw_runtime *rt, struct evbuffer *b)
 	metric(b, "pbxgate_config_generation", "gauge",
 	    "Generation of the configuration in force.", NULL, cfg->generation);
 	render_info(rt, cfg, b);
-	gw_metrics_render(&rt->m, b);
+	gw_metrics_render(&rt->m, rt->auth, b);
 	gw_config_unref(cfg);
 }
 

@@ -152,7 +152,8 @@ void gw_metrics_decision(struct gw_metrics *, enum pol_action);
 void gw_metrics_auth_event(struct gw_metrics *, const char *event);
 void gw_metrics_smtp_outcome(struct gw_metrics *, const char *outcome);
 void gw_metrics_refused(struct gw_metrics *, enum gw_refuse);
-void gw_metrics_render(const struct gw_metrics *, struct evbuffer *);
+void gw_metrics_render(const struct gw_metrics *, struct auth_ctx *,
+    struct evbuffer *);
 /* A label value in the exposition format (\\, \" and \n escaped),
  * truncated to fit dst; dst is always terminated. */
 void gw_prom_escape(char *dst, size_t dstlen, const char *src);

@@ -161,8 +161,33 @@ head(struct evbuffer *b, const char *name, const char *type, const char *help)
 	    type);
 }
 
+/* Counted from the store by auth_refresh(), never at scrape time; absent
+ * without a user store or before the first count. */
+static void
+store_gauges(struct evbuffer *b, struct auth_ctx *auth)
+{
+	long long g[AUTH_GAUGES];
+
+	if (!auth_gauges(auth, g))
+		return;
+	head(b, "pbxgate_bans_active", "gauge", "Login bans in force, by "
+	    "kind (user name or client address).");
+	evbuffer_add_printf(b, "pbxgate_bans_active{kind=\"name\"} %lld\n"
+	    "pbxgate_bans_active{kind=\"address\"} %lld\n",
+	    g[AUTH_GAUGE_BANS_NAME], g[AUTH_GAUGE_BANS_ADDRESS]);
+	head(b, "pbxgate_sessions_active", "gauge", "Login sessions not "
+	    "ended, revoked or past session_max.");
+	evbuffer_add_printf(b, "pbxgate_sessions_active %lld\n",
+	    g[AUTH_GAUGE_SESSIONS]);
+	head(b, "pbxgate_enrolments_pending", "gauge", "Enrolment links "
+	    "neither used nor expired.");
+	evbuffer_add_printf(b, "pbxgate_enrolments_pending %lld\n",
+	    g[AUTH_GAUGE_ENROLMENTS]);
+}
+
 void
-gw_metrics_render(const struct gw_metrics *m, struct evbuffer *b)
+gw_metrics_render(const struct gw_metrics *m, struct auth_ctx *auth,
+    struct evbuffer *b)
 {
 	char lbl[64];
 
@@ -213,6 +238,7 @@ gw_metrics_render(const struct gw_metrics *m, struct evbuffer *b)
 	    "SHA-256 is on a known_bad list.");
 	evbuffer_add_printf(b, "pbxgate_integrity_known_bad_blocked_total %llu\n",
 	    atomic_load(&m->integrity[GW_INTEGRITY_KB_BLOCKED]));
+	store_gauges(b, auth);
 	head(b, "pbxgate_connections_refused_total", "counter", "Client "
 	    "connections closed before a request was served, by cause.");
 	for (size_t i = 0; i < GW_REFUSE_CAUSES; i++)

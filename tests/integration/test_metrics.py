@@ -222,3 +222,47 @@ def test_refused_by_proxy_protocol(make_gateway, upstream):
     # the v2 signature, then version 3: not a header the gateway accepts
     with _raw(gw, b"\r\n\r\n\x00\r\nQUIT\n\x31\x11\x00\x0c" + bytes(12)):
         _expect_refused(gw, before, "proxy_protocol", "a bad PROXY header counted")
+
+
+# --------------------------------------- store gauges (counted every 5 s)
+
+def _gauge(gw, name, labels=None):
+    return gw.metric(name, labels)
+
+
+def _wait_gauge(gw, name, value, labels=None):
+    wait_until(lambda: _gauge(gw, name, labels) == value, timeout=20, interval=0.2,
+               what="%s{%s} == %s" % (name, labels or "", value))
+
+
+def test_store_gauges_move(make_auth_gateway, upstream, ctx):
+    from auth_helpers import Browser, enrol, form_with
+    gw = make_auth_gateway(upstream.port)
+    _wait_gauge(gw, "pbxgate_enrolments_pending", 0)
+    _wait_gauge(gw, "pbxgate_sessions_active", 0)
+    link = gw.enrol_link("pending")
+    assert link
+    _wait_gauge(gw, "pbxgate_enrolments_pending", 1)
+    _, secret, _ = enrol(gw, ctx, "holly")  # its link is used: still one pending
+    b, r = login(gw, ctx, "holly", secret)
+    assert r.status == 303, r
+    wait_until(lambda: _gauge(gw, "pbxgate_sessions_active") >= 1, timeout=20,
+               interval=0.2, what="the login's session counted")
+    assert _gauge(gw, "pbxgate_enrolments_pending") == 1
+    assert gw.cli("session", "revoke", "--user", "holly").returncode == 0
+    _wait_gauge(gw, "pbxgate_sessions_active", 0)
+    _wait_gauge(gw, "pbxgate_bans_active", 0, 'kind="address"')
+    for i in range(5):  # five names from one address: the address is banned
+        fb = Browser(gw.port, ctx, "127.0.6.1")
+        _, fields = form_with(fb.get("/_pbxgate/login").body, "password")
+        fields.update(username="ghost%d" % i, password="not the password")
+        assert fb.post_form("/_pbxgate/login", fields).status == 401
+    _wait_gauge(gw, "pbxgate_bans_active", 1, 'kind="address"')
+    assert _gauge(gw, "pbxgate_bans_active", 'kind="name"') == 0
+    assert gw.cli("ban", "clear", "127.0.6.1").returncode == 0
+    _wait_gauge(gw, "pbxgate_bans_active", 0, 'kind="address"')
+
+
+def test_store_gauges_absent_without_user_store(gateway):
+    assert _gauge(gateway, "pbxgate_sessions_active") is None
+    assert _gauge(gateway, "pbxgate_bans_active", 'kind="name"') is None

@@ -118,9 +118,10 @@ abs_path(struct cfg_ctx *ctx, const struct cfg_line *l, int tok)
 /* Resolved path of a file that must exist and be readable now, so that
  * `check` catches a typo before a reload does. The module that reads it
  * later opens it through pol_file_open again: this only reports early,
- * with the keyword's position. */
+ * with the keyword's position. `oflags` adds open flags (O_NOFOLLOW for a
+ * secret, so that the privsep parent records the file itself). */
 static char *
-readable_file(struct pol_kw_call *c)
+readable_file(struct pol_kw_call *c, int oflags)
 {
 	struct cfg_ctx *ctx = ctx_of(c);
 	const struct cfg_line *l = ctx->line;
@@ -130,7 +131,7 @@ readable_file(struct pol_kw_call *c)
 
 	if (p == NULL)
 		return NULL;
-	if ((fd = pol_file_open(p, 0, &st, err, sizeof(err))) == -1) {
+	if ((fd = pol_file_open(p, oflags, &st, err, sizeof(err))) == -1) {
 		cfg_error(ctx, l, 1, "%s: %s: %s", l->tok[0].s, p, err);
 		free(p);
 		return NULL;
@@ -144,7 +145,7 @@ static int
 set_file(struct pol_kw_call *c, char **out)
 {
 	free(*out);
-	*out = readable_file(c);
+	*out = readable_file(c, 0);
 	return *out == NULL ? -1 : 0;
 }
 
@@ -258,7 +259,7 @@ add_tls_file(struct pol_kw_call *c, size_t *nlines, bool key)
 
 	if (room_for(c, *nlines, GW_MAX_CERTS) == -1)
 		return -1;
-	if ((p = readable_file(c)) == NULL)
+	if ((p = readable_file(c, 0)) == NULL)
 		return -1;
 	slot = &ctx_of(c)->cfg->certs[(*nlines)++];
 	if (key)
@@ -281,27 +282,17 @@ kw_tls_key(struct pol_kw_call *c)
 }
 
 /* The secret is read (and its size and mode judged) when the TLS contexts
- * are built, by `check` too; here only its path, opened without following
- * a link so that the privsep parent records it. */
+ * are built, by `check` too; here only its path. */
 static int
 kw_tls_ticket_key_file(struct pol_kw_call *c)
 {
-	struct cfg_ctx *ctx = ctx_of(c);
-	const struct cfg_line *l = ctx->line;
-	char *p = abs_path(ctx, l, 1), err[GW_ERRLEN];
-	struct stat st;
-	int fd;
+	struct gw_config *cfg = ctx_of(c)->cfg;
+	char *p = readable_file(c, O_NOFOLLOW);
 
 	if (p == NULL)
 		return -1;
-	if ((fd = pol_file_open(p, O_NOFOLLOW, &st, err, sizeof(err))) == -1) {
-		cfg_error(ctx, l, 1, "%s: %s: %s", l->tok[0].s, p, err);
-		free(p);
-		return -1;
-	}
-	close(fd);
-	free(ctx->cfg->ticket_key_file);
-	ctx->cfg->ticket_key_file = p;
+	free(cfg->ticket_key_file);
+	cfg->ticket_key_file = p;
 	return 0;
 }
 
@@ -645,7 +636,7 @@ kw_known_bad(struct pol_kw_call *c)
 	struct gw_config *cfg = ctx_of(c)->cfg;
 	char **v, *p;
 
-	if ((p = readable_file(c)) == NULL)
+	if ((p = readable_file(c, 0)) == NULL)
 		return -1;
 	v = reallocarray(cfg->known_bad_files, cfg->nknown_bad_files + 1,
 	    sizeof(*v));

@@ -27,30 +27,10 @@ while getopts "B:b:d:r:c:o:" o; do
 done
 [ -n "$BEFORE" ] && [ -x "$BEFORE" ] && [ -x "$AFTER" ] || { sed -n '2,17p' "$0"; exit 2; }
 
-tmp=$(mktemp -d /tmp/pbxgate-hs.XXXXXX)
-PROXY_PID=""
-cleanup() {
-	[ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {	# PORT PID: bounded wait until something accepts on PORT
-	for _ in $(seq 200); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.05
-	done
-	return 1
-}
-
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-	-keyout "$tmp/ec.key" -out "$tmp/ec.pem" -days 2 -subj /CN=localhost \
-	-addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
-openssl req -x509 -newkey rsa:2048 -nodes \
-	-keyout "$tmp/rsa.key" -out "$tmp/rsa.pem" -days 2 -subj /CN=localhost \
-	-addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
+. tests/bench/bench_lib.sh
+bench_init hs
+bench_cert ec ec
+bench_cert rsa rsa
 
 PORT=$(free_port) ADMIN=$(free_port) UP=$(free_port)
 for k in ec rsa; do
@@ -67,34 +47,22 @@ max_established_per_ip 100000
 EOF
 done
 
-# CPU time (user + system, all threads) of a process, in clock ticks.
-cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# The server's: the process and its key process when it has one.
-server_ticks() {	# PID [KEYPROC_PID]
-	local t
-	t=$(cpu_ticks "$1")
-	[ -n "${2:-}" ] && t=$((t + $(cpu_ticks "$2")))
-	echo "$t"
-}
-
 # BIN KEY VERSION -> "connections/s CPU-microseconds-per-connection": all
-# clients together; the CPU is the server's, its key process included. On
+# clients together; the CPU is the server's, all its processes included. On
 # a busy machine the rate follows the load; the CPU per handshake does not.
 measure() {
-	local i n=0 t kp c0 c1 clients=()
-	"$1" run -c "$tmp/$2.conf" >/dev/null 2>>"$tmp/pg.err" & PROXY_PID=$!
-	wait_port "$PORT" "$PROXY_PID" || { echo "bench: $1 did not start" >&2; tail -n 20 "$tmp/pg.err" >&2; exit 1; }
-	kp=$(ps -o pid= --ppid "$PROXY_PID" | head -1 | tr -d ' ' || true)
-	c0=$(server_ticks "$PROXY_PID" "$kp")
+	local i n=0 t c0 c1 pid clients=()
+	"$1" run -c "$tmp/$2.conf" >/dev/null 2>>"$tmp/pg.err" & pid=$!
+	bench_track "$pid"
+	wait_port "$PORT" "$pid" || { echo "bench: $1 did not start" >&2; tail -n 20 "$tmp/pg.err" >&2; exit 1; }
+	c0=$(tree_cpu_ticks "$pid")
 	for i in $(seq "$CLIENTS"); do
 		openssl s_time -connect "127.0.0.1:$PORT" -new -"$3" -time "$DUR" \
 			>"$tmp/st.$i" 2>&1 & clients+=($!)
 	done
 	wait "${clients[@]}" 2>/dev/null || true
-	c1=$(server_ticks "$PROXY_PID" "$kp")
-	kill -TERM "$PROXY_PID" 2>/dev/null || true
-	wait "$PROXY_PID" 2>/dev/null || true
-	PROXY_PID=""
+	c1=$(tree_cpu_ticks "$pid")
+	bench_stop "$pid"
 	for i in $(seq "$CLIENTS"); do
 		t=$(awk '/connections in [0-9.]+ real seconds/ {print $1}' "$tmp/st.$i" | tail -1)
 		n=$((n + ${t:-0}))

@@ -48,26 +48,9 @@ for t in nginx wrk openssl $PY; do
 done
 [ -x "$BIN" ] || { echo "bench: pbxgate binary $BIN not found (build it, or pass -b)" >&2; exit 1; }
 
-tmp=$(mktemp -d /tmp/pbxgate-loginbench.XXXXXX)
-chmod 755 "$tmp"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+. tests/bench/bench_lib.sh
+bench_init loginbench
 
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {	# PORT PID: bounded wait until something accepts on PORT
-	local _
-	for _ in $(seq 400); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.05
-	done
-	return 1
-}
 wait_file() {	# FILE PID: bounded wait until FILE exists
 	local _
 	for _ in $(seq 600); do
@@ -84,10 +67,7 @@ if awk -v l="$load" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
 	echo "warning: the machine is busy; latency figures will be noisy" >&2
 fi
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-	-keyout "$tmp/key.pem" -out "$tmp/cert.pem" -days 2 -subj /CN=localhost \
-	-addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
-chmod 600 "$tmp/key.pem"
+bench_cert ec ec
 
 # The fast upstream: nginx serving a static 1 KiB file.
 UP=$(free_port)
@@ -103,7 +83,7 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
   uwsgi_temp_path $tmp/u; scgi_temp_path $tmp/s;
   server { listen 127.0.0.1:$UP; root $tmp/www; } }
 EOF
-$PRIO nginx -e "$tmp/up.err" -p "$tmp" -c "$tmp/up.conf" & pids+=($!)
+$PRIO nginx -e "$tmp/up.err" -p "$tmp" -c "$tmp/up.conf" & bench_track $!
 wait_port "$UP" $! || { echo "bench: upstream nginx did not start: $(cat "$tmp/up.err")" >&2; exit 1; }
 
 # The gateway: login needed for /1k (password level: no TOTP in a benchmark),
@@ -117,8 +97,8 @@ EOF
 cat >"$tmp/pbxgate.conf" <<EOF
 listen 127.0.0.1:$PORT
 admin_listen 127.0.0.1:$ADMIN
-tls_cert $tmp/cert.pem
-tls_key $tmp/key.pem
+tls_cert $tmp/ec.pem
+tls_key $tmp/ec.key
 upstream http://127.0.0.1:$UP
 workers 1
 user_db $tmp/users.db
@@ -128,7 +108,7 @@ login_max_failures 1000
 EOF
 PASSWORD="bench password $(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 printf '%s\n' "$PASSWORD" | "$BIN" user add bench -c "$tmp/pbxgate.conf" >/dev/null
-$PRIO "$BIN" run -c "$tmp/pbxgate.conf" >"$tmp/gw.log" 2>&1 & GW=$!; pids+=("$GW")
+$PRIO "$BIN" run -c "$tmp/pbxgate.conf" >"$tmp/gw.log" 2>&1 & GW=$!; bench_track "$GW"
 wait_port "$PORT" $GW || { echo "bench: pbxgate did not start: $(cat "$tmp/gw.log")" >&2; exit 1; }
 for _ in $(seq 400); do	# listening comes before the user store is open
 	[ "$(curl -s "http://127.0.0.1:$ADMIN/healthz" 2>/dev/null)" = ok ] && break
@@ -174,7 +154,7 @@ if [ -n "$SEPARATE" ]; then
 	STORM_PORT=$(free_port)
 	sed -e "s/^listen .*/listen 127.0.0.1:$STORM_PORT/" -e "/^admin_listen/d" \
 		"$tmp/pbxgate.conf" >"$tmp/storm.conf"
-	$PRIO "$BIN" run -c "$tmp/storm.conf" >"$tmp/gw2.log" 2>&1 & GW2=$!; pids+=("$GW2")
+	$PRIO "$BIN" run -c "$tmp/storm.conf" >"$tmp/gw2.log" 2>&1 & GW2=$!; bench_track "$GW2"
 	wait_port "$STORM_PORT" $GW2 || { echo "bench: second pbxgate did not start: $(cat "$tmp/gw2.log")" >&2; exit 1; }
 	echo "== experiment: the storm goes to a second pbxgate (pid $GW2, port $STORM_PORT)"
 fi
@@ -203,7 +183,7 @@ for r in $(seq "$ROUNDS"); do
 	out=$(wrk_run)
 	b=$(echo "$out" | p99_ms); base+=("$b"); base_rps+=("$(echo "$out" | rps)")
 	rm -f "$tmp/ready"
-	storm $((DUR + 4)) "$tmp/ready" >"$tmp/storm.json" & SP=$!; pids+=("$SP")
+	storm $((DUR + 4)) "$tmp/ready" >"$tmp/storm.json" & SP=$!; bench_track "$SP"
 	wait_file "$tmp/ready" $SP || { echo "bench: the login storm did not start" >&2; exit 1; }
 	out=$(wrk_run)
 	wait $SP

@@ -54,33 +54,12 @@ HS_CLIENTS=${HS_CLIENTS:-2} HS_N=${HS_N:-1500}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -gt $((CONNS + 200)) ] || { echo "bench: ulimit -n $(ulimit -n) too low for $CONNS connections" >&2; exit 1; }
 
-tmp=$(mktemp -d /tmp/pbxgate-bench.XXXXXX)
-chmod 755 "$tmp"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {	# PORT PID: bounded wait until something accepts on PORT
-	for _ in $(seq 200); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.05
-	done
-	return 1
-}
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+. tests/bench/bench_lib.sh
+bench_init bench
 
 # Same ECDSA P-256 certificate for every proxy.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-	-keyout "$tmp/key.pem" -out "$tmp/cert.pem" -days 2 -subj /CN=localhost \
-	-addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
-chmod 644 "$tmp/cert.pem"
-cat "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/haproxy.pem"	# HAProxy's crt: both in one file
+bench_cert ec ec
+cat "$tmp/ec.pem" "$tmp/ec.key" >"$tmp/haproxy.pem"	# HAProxy's crt: both in one file
 
 nginx_user=""
 [ "$(id -u)" -eq 0 ] && nginx_user="user nobody nogroup;"
@@ -110,7 +89,7 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
   client_body_temp_path $tmp/up_body; proxy_temp_path $tmp/up_proxy;
   fastcgi_temp_path $tmp/up_fcgi; uwsgi_temp_path $tmp/up_uwsgi; scgi_temp_path $tmp/up_scgi;
   server { listen 127.0.0.1:$UP reuseport backlog=4096; $up_site } }\n" up up >"$tmp/up.conf"
-own nginx -e "$tmp/up.err" -p "$tmp" -c "$tmp/up.conf" & pids+=($!)
+own nginx -e "$tmp/up.err" -p "$tmp" -c "$tmp/up.conf" & bench_track $!
 UP_MASTER=$!
 wait_port "$UP" $! || { echo "bench: upstream nginx did not start: $(cat "$tmp/up.err")" >&2; exit 1; }
 UP_WORKER=$(ps -o pid= --ppid "$UP_MASTER" | head -1 | tr -d ' ')
@@ -131,7 +110,7 @@ http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
   ssl_session_cache shared:SSL:10m; ssl_session_tickets on; ssl_session_timeout 1h;
   upstream pbx { server 127.0.0.1:$UP; keepalive 64; }
   server { listen 127.0.0.1:$NG ssl reuseport backlog=4096;
-    ssl_certificate $tmp/cert.pem; ssl_certificate_key $tmp/key.pem;
+    ssl_certificate $tmp/ec.pem; ssl_certificate_key $tmp/ec.key;
     location / { proxy_pass http://pbx; proxy_http_version 1.1;
       proxy_set_header Connection \"\"; proxy_set_header Host \$host;
       proxy_set_header X-Forwarded-For \$remote_addr; proxy_set_header X-Forwarded-Proto https;
@@ -183,8 +162,8 @@ PG=$(free_port) PGA=$(free_port)
 cat >"$tmp/pg.conf" <<EOF
 listen 127.0.0.1:$PG
 admin_listen 127.0.0.1:$PGA
-tls_cert $tmp/cert.pem
-tls_key $tmp/key.pem
+tls_cert $tmp/ec.pem
+tls_key $tmp/ec.key
 upstream http://127.0.0.1:$UP
 workers 1
 idle_timeout 300s
@@ -215,7 +194,7 @@ start_proxy() {	# nginx|haproxy|pbxgate
 		own "$BIN" run -c "$tmp/pg.conf" 2>>"$tmp/pg.err" & PROXY_PID=$!
 		PORT=$PG
 	fi
-	pids+=("$PROXY_PID")
+	bench_track "$PROXY_PID"
 	wait_port "$PORT" "$PROXY_PID" || { echo "bench: $1 did not start" >&2; tail -n 20 "$tmp"/ng.err "$tmp"/ha.err "$tmp"/pg.err 2>/dev/null >&2; exit 1; }
 	# Warm up (first handshakes, lazy allocations) and check it proxies.
 	wrk -t1 -c4 -d1s "https://127.0.0.1:$PORT/1k" >"$tmp/warm" 2>&1
@@ -223,13 +202,7 @@ start_proxy() {	# nginx|haproxy|pbxgate
 	return 0
 }
 stop_proxy() {
-	kill -TERM "$PROXY_PID" 2>/dev/null || true
-	wait "$PROXY_PID" 2>/dev/null || true
-}
-# The process holding the connections: nginx's single worker (the master
-# holds none); HAProxy (-db, no master) and pbxgate are one process.
-mem_pid() {
-	if [ "$1" = nginx ]; then ps -o pid= --ppid "$PROXY_PID" | head -1 | tr -d ' '; else echo "$PROXY_PID"; fi
+	bench_stop "$PROXY_PID"
 }
 
 wrk_rps() {	# PORT ARGS... -> prints "requests/s requests"; errors to stderr
@@ -241,9 +214,10 @@ wrk_rps() {	# PORT ARGS... -> prints "requests/s requests"; errors to stderr
 	fi
 	echo "$out" | awk '/requests in/ {n = $1} /^Requests\/sec:/ {r = $2} END {print r, n}'
 }
-# CPU time (user + system, all threads) of a process, in clock ticks.
+# The machine's idle clock ticks; a server's CPU and memory are those of
+# its whole process tree (bench_lib.sh): nginx's master and worker,
+# HAProxy's one process, pbxgate's parent, key process and network child.
 idle_ticks() { awk '/^cpu / {print $5 + $6; exit}' /proc/stat; }
-cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
 
 declare -A KA TLS MEM CPU UCPU IDLE HS
 KA_RATIOS=""	# pbxgate/nginx keep-alive rate of each round
@@ -274,12 +248,11 @@ hs_rate() {	# PORT full|resumed 1.2|1.3 -> handshakes/s
 }
 
 measure() {	# nginx|haproxy|pbxgate
-	local who=$1 ka tls before after wp line t0 t1 u0 u1 i0 i1 kan us uus idle ROUND_HS=""
+	local who=$1 ka tls before after line t0 t1 u0 u1 i0 i1 kan us uus idle ROUND_HS=""
 	start_proxy "$who"
-	wp=$(mem_pid "$who")
-	t0=$(cpu_ticks "$wp") u0=$(cpu_ticks "$UP_WORKER") i0=$(idle_ticks)
+	t0=$(tree_cpu_ticks "$PROXY_PID") u0=$(tree_cpu_ticks "$UP_WORKER") i0=$(idle_ticks)
 	read -r ka kan < <(wrk_rps "$PORT" -c64 "https://127.0.0.1:$PORT/1k")
-	t1=$(cpu_ticks "$wp") u1=$(cpu_ticks "$UP_WORKER") i1=$(idle_ticks)
+	t1=$(tree_cpu_ticks "$PROXY_PID") u1=$(tree_cpu_ticks "$UP_WORKER") i1=$(idle_ticks)
 	read -r tls _ < <(wrk_rps "$PORT" -c16 -H 'Connection: close' "https://127.0.0.1:$PORT/1k")
 	local kind v rate
 	for kind in full resumed; do
@@ -304,10 +277,10 @@ measure() {	# nginx|haproxy|pbxgate
 	idle=$(awk -v t=$((i1 - i0)) -v hz="$(getconf CLK_TCK)" -v c="$(nproc)" -v d="$DUR" \
 		'BEGIN {printf "%.0f", 100 * t / hz / c / d}')
 	IDLE[$who]="${IDLE[$who]:-}${IDLE[$who]:+ }$idle"
-	before=$(rss_kib "$wp")
+	before=$(tree_rss_kib "$PROXY_PID")
 	coproc HOLD { /usr/bin/python3 tests/bench/hold_conns.py "$PORT" "$CONNS" /1k; }
 	read -r -t 300 line <&"${HOLD[0]}" || line="TIMEOUT"
-	after=$(rss_kib "$wp")
+	after=$(tree_rss_kib "$PROXY_PID")
 	eval "exec ${HOLD[1]}>&-"
 	wait "$HOLD_PID" 2>/dev/null || true
 	local held=${line#READY }; held=${held%% *}

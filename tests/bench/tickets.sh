@@ -23,27 +23,9 @@ done
 REUSE=$(dirname "$BIN")/tests/tools/tls_reuse
 [ -x "$BIN" ] && [ -x "$REUSE" ] || { echo "build $BIN and $REUSE first (-Dtests=true)" >&2; exit 2; }
 
-tmp=$(mktemp -d /tmp/pbxgate-tickets.XXXXXX)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {	# PORT PID: bounded wait until something accepts on PORT
-	for _ in $(seq 200); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.05
-	done
-	return 1
-}
-
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-	-keyout "$tmp/ec.key" -out "$tmp/ec.pem" -days 2 -subj /CN=localhost \
-	-addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
+. tests/bench/bench_lib.sh
+bench_init tickets
+bench_cert ec ec
 openssl rand 32 >"$tmp/tickets.key"
 chmod 600 "$tmp/tickets.key"
 mkdir "$tmp/www" && echo ok >"$tmp/www/index.html"
@@ -51,7 +33,7 @@ mkdir "$tmp/www" && echo ok >"$tmp/www/index.html"
 UP=$(free_port)
 /usr/bin/python3 -m http.server --bind 127.0.0.1 --directory "$tmp/www" "$UP" \
 	>/dev/null 2>&1 &
-PIDS+=($!)
+bench_track $!
 wait_port "$UP" $! || { echo "upstream did not start" >&2; exit 1; }
 
 start_gw() {	# NAME -> sets PORT_<NAME>
@@ -71,7 +53,7 @@ max_connections_per_ip 100000
 max_established_per_ip 100000
 EOF
 	"$BIN" run -c "$tmp/$1.conf" 2>"$tmp/$1.err" &
-	PIDS+=($!)
+	bench_track $!
 	wait_port "$port" $! || { cat "$tmp/$1.err" >&2; exit 1; }
 	printf -v "PORT_$1" '%s' "$port"
 }

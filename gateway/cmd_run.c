@@ -72,6 +72,14 @@ mail_audit_cb(void *arg, const char *outcome, const char *line)
 	audit_write(rt, line);
 }
 
+static void
+mail_hit_cb(void *arg, const char *rule, const char *action, unsigned count)
+{
+	struct gw_runtime *rt = arg;
+
+	gw_metrics_scrub_hit(&rt->m, rule, action, count);
+}
+
 static int
 resolve_upstream(const struct gw_config *cfg, struct sockaddr_storage *ss,
     socklen_t *len, char *err, size_t errlen)
@@ -159,8 +167,10 @@ finish_snapshot(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 		return 0;
 	cfg->mailctx = mail_ctx_new(&cfg->mail, cfg->tls, mail_audit_cb, rt, err,
 	    errlen);
-	if (cfg->mailctx != NULL)
+	if (cfg->mailctx != NULL) {
 		mail_ctx_set_runner(cfg->mailctx, mail_submit, rt);
+		mail_ctx_set_hit_counter(cfg->mailctx, mail_hit_cb, rt);
+	}
 	return cfg->mailctx == NULL ? -1 : 0;
 }
 

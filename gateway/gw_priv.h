@@ -59,6 +59,16 @@ enum gw_refuse {
 	GW_REFUSE_SHUTDOWN,		/* accepted while stopping */
 };
 #define GW_REFUSE_CAUSES 7
+/* metrics.c: scrub rule hits by (rule, action); rule names are
+ * [A-Za-z0-9_-] (mail_rules.c). Slots are taken once and kept across
+ * reloads; past the last, hits count under rule "other". */
+#define GW_SCRUB_SLOTS 64
+struct gw_scrub_slot {
+	atomic_int    state;	/* 0 free, 1 being named, 2 named */
+	char          rule[64];	/* MAIL_RULE_NAME */
+	char          action[8];
+	atomic_ullong hits;
+};
 
 struct gw_metrics {
 	atomic_ullong requests[6];	/* index = status / 100, 0 = other */
@@ -68,6 +78,8 @@ struct gw_metrics {
 	atomic_ullong auth_events[GW_AUTH_EVENTS];	/* metrics.c's names */
 	atomic_ullong smtp_outcomes[GW_SMTP_OUTCOMES];
 	atomic_ullong integrity[GW_INTEGRITY_COUNTS];
+	struct gw_scrub_slot scrub[GW_SCRUB_SLOTS];
+	atomic_ullong scrub_other;
 	atomic_llong  reload_ok_at;	/* Unix time of the last good load */
 	atomic_ullong conns_total;
 	atomic_ullong conns_refused[GW_REFUSE_CAUSES];
@@ -151,6 +163,8 @@ void gw_metrics_upstream_connect(struct gw_metrics *, double seconds);
 void gw_metrics_decision(struct gw_metrics *, enum pol_action);
 void gw_metrics_auth_event(struct gw_metrics *, const char *event);
 void gw_metrics_smtp_outcome(struct gw_metrics *, const char *outcome);
+void gw_metrics_scrub_hit(struct gw_metrics *, const char *rule,
+    const char *action, unsigned count);
 void gw_metrics_refused(struct gw_metrics *, enum gw_refuse);
 void gw_metrics_render(const struct gw_metrics *, struct auth_ctx *,
     struct evbuffer *);

@@ -69,6 +69,42 @@ gw_metrics_smtp_outcome(struct gw_metrics *m, const char *outcome)
 	    GW_SMTP_OUTCOMES, outcome)], 1);
 }
 
+/* The slot of (rule, action), naming a free one the first time: a slot
+ * goes 0 -> 1 (one thread copies the name) -> 2 (readable) and is never
+ * freed, so the render and other threads read only named slots. NULL when
+ * every slot holds another pair. */
+static struct gw_scrub_slot *
+scrub_slot(struct gw_metrics *m, const char *rule, const char *action)
+{
+	for (size_t i = 0; i < GW_SCRUB_SLOTS; i++) {
+		struct gw_scrub_slot *s = &m->scrub[i];
+		int st = atomic_load(&s->state), free_st = 0;
+
+		if (st == 0 && atomic_compare_exchange_strong(&s->state,
+		    &free_st, 1)) {
+			snprintf(s->rule, sizeof(s->rule), "%s", rule);
+			snprintf(s->action, sizeof(s->action), "%s", action);
+			atomic_store(&s->state, 2);
+			return s;
+		}
+		/* another thread is naming it: the copy takes nanoseconds */
+		while ((st = atomic_load(&s->state)) == 1)
+			;
+		if (strcmp(s->rule, rule) == 0 && strcmp(s->action, action) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+void
+gw_metrics_scrub_hit(struct gw_metrics *m, const char *rule,
+    const char *action, unsigned count)
+{
+	struct gw_scrub_slot *s = scrub_slot(m, rule, action);
+
+	atomic_fetch_add(s != NULL ? &s->hits : &m->scrub_other, count);
+}
+
 static void
 hist_observe(struct gw_hist *h, double seconds)
 {
@@ -185,6 +221,29 @@ store_gauges(struct evbuffer *b, struct auth_ctx *auth)
 	    g[AUTH_GAUGE_ENROLMENTS]);
 }
 
+/* Only pairs that matched at least once appear; "other" always does, so
+ * that the series exists before the first hit. Rule names need no label
+ * escaping: mail_rules.c allows [A-Za-z0-9_-] only. */
+static void
+render_scrub_hits(const struct gw_metrics *m, struct evbuffer *b)
+{
+	head(b, "pbxgate_smtp_scrub_rule_hits_total", "counter", "Matches of "
+	    "each scrub rule in relayed or rejected mail, by rule and action "
+	    "(rule=\"other\": past the first 64 rule and action pairs).");
+	for (size_t i = 0; i < GW_SCRUB_SLOTS; i++) {
+		const struct gw_scrub_slot *s = &m->scrub[i];
+
+		if (atomic_load(&s->state) != 2)
+			continue;
+		evbuffer_add_printf(b, "pbxgate_smtp_scrub_rule_hits_total"
+		    "{rule=\"%s\",action=\"%s\"} %llu\n", s->rule, s->action,
+		    atomic_load(&s->hits));
+	}
+	evbuffer_add_printf(b, "pbxgate_smtp_scrub_rule_hits_total"
+	    "{rule=\"other\",action=\"other\"} %llu\n",
+	    atomic_load(&m->scrub_other));
+}
+
 void
 gw_metrics_render(const struct gw_metrics *m, struct auth_ctx *auth,
     struct evbuffer *b)
@@ -228,6 +287,7 @@ gw_metrics_render(const struct gw_metrics *m, struct auth_ctx *auth,
 	for (size_t i = 0; i < GW_SMTP_OUTCOMES; i++)
 		evbuffer_add_printf(b, "pbxgate_smtp_messages_total{outcome=\"%s\"} "
 		    "%llu\n", smtp_outcomes[i], atomic_load(&m->smtp_outcomes[i]));
+	render_scrub_hits(m, b);
 	head(b, "pbxgate_integrity_known_bad_checked_total", "counter",
 	    "Response bodies on the paths known_bad covers that were hashed "
 	    "whole and compared with the lists.");

@@ -184,6 +184,13 @@ typedef int (*mail_submit_fn)(void *arg, struct event_base *base,
  * default, unit tests, the smtp_driver) the check runs inline on the loop.
  * `arg` is not owned and must outlive the ctx. */
 void mail_ctx_set_runner(struct mail_ctx *, mail_submit_fn submit, void *arg);
+/* Scrub rule hits of a finished message, for counting: one call per
+ * (rule, part) hit with its action ("drop", "reject", "replace") and the
+ * number of matches. Set before the ctx serves any session; `arg` is not
+ * owned and must outlive the ctx. Called on the session's loop. */
+typedef void (*mail_hit_fn)(void *arg, const char *rule, const char *action,
+    unsigned count);
+void mail_ctx_set_hit_counter(struct mail_ctx *, mail_hit_fn count, void *arg);
 struct mail_ctx *mail_ctx_ref(struct mail_ctx *);
 void mail_ctx_unref(struct mail_ctx *);
 

@@ -86,6 +86,13 @@ mail_ctx_set_runner(struct mail_ctx *c, mail_submit_fn submit, void *arg)
 	c->submit_arg = arg;
 }
 
+void
+mail_ctx_set_hit_counter(struct mail_ctx *c, mail_hit_fn count, void *arg)
+{
+	c->count_hit = count;
+	c->count_hit_arg = arg;
+}
+
 struct mail_ctx *
 mail_ctx_ref(struct mail_ctx *c)
 {

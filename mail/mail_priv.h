@@ -117,6 +117,8 @@ struct mail_ctx {
 	void                *audit_arg;
 	mail_submit_fn       submit;	/* NULL = blocking checks run inline */
 	void                *submit_arg;
+	mail_hit_fn          count_hit;	/* NULL = rule hits not counted */
+	void                *count_hit_arg;
 };
 
 /* Appends s as a JSON string (quotes included), escaping everything that is

@@ -378,11 +378,25 @@ transaction_done(struct smtp_session *s)
 		process_input(s);
 }
 
+/* What the scrub of this message matched, for the rule hit counters. */
+static void
+count_hits(struct smtp_session *s)
+{
+	const struct mail_scrub_result *r = &s->res;
+
+	if (s->ctx->count_hit == NULL)
+		return;
+	for (size_t i = 0; i < r->nhits; i++)
+		s->ctx->count_hit(s->ctx->count_hit_arg, r->hits[i].rule,
+		    action_name(r->hits[i].action), r->hits[i].count);
+}
+
 static void
 finish_message(struct smtp_session *s, const char *action, const char *line,
     const char *smarthost)
 {
 	reply(s, line);
+	count_hits(s);
 	audit(s, action, line, smarthost);
 	transaction_done(s);
 }

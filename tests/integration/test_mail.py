@@ -1118,3 +1118,46 @@ def test_large_scrub_does_not_stall_https(pki, sink, tmp_path):
     finally:
         d.stop_clean()
         up.stop()
+
+
+def metrics_of(port):
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=STEP) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+@pytest.mark.skipif(not REAL_BIN, reason="metrics need the real binary (PBXGATE_BIN)")
+def test_scrub_rule_hits_and_outcomes_are_counted(pki, sink, tmp_path):
+    admin = free_port()
+    d = driver(pki, tmp_path, sink.port, "admin_listen 127.0.0.1:%d\n" % admin)
+    try:
+        hits = 'pbxgate_smtp_scrub_rule_hits_total{rule="%s",action="%s"}'
+        outcome = 'pbxgate_smtp_messages_total{outcome="%s"}'
+        m = metrics_of(admin)
+        assert m[hits % ("other", "other")] == 0
+        assert hits % ("label-password", "replace") not in m
+        assert m[outcome % "scrubbed"] == 0 and m[outcome % "rejected"] == 0
+        # one password and one PIN line, one provisioning link
+        rc, out = swaks(d, pki, os.path.join(CORPUS, "en_plain_7bit.eml"))
+        assert rc == 0, out
+        p = tmp_path / "rej.eml"
+        p.write_bytes(b"Subject: tunnel\r\nMessage-ID: <rej-m@x>\r\n\r\n"
+                      b"Tunnel: TUNNEL-SECRET-REJECT\r\n")
+        rc, out = swaks(d, pki, str(p))
+        assert final_reply(out).startswith("554 5.7.1"), out
+        m = metrics_of(admin)
+        assert m[hits % ("label-password", "replace")] == 1
+        assert m[hits % ("label-pin", "replace")] == 1
+        assert m[hits % ("provisioning-link", "replace")] == 1
+        assert m[hits % ("test-reject", "reject")] == 1
+        assert m[hits % ("other", "other")] == 0
+        assert m[outcome % "scrubbed"] == 1
+        assert m[outcome % "rejected"] == 1
+    finally:
+        d.stop_clean()

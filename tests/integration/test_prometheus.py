@@ -29,6 +29,7 @@ SERIES = [
     "pbxgate_policy_decisions_total",
     "pbxgate_auth_events_total",
     "pbxgate_smtp_messages_total",
+    "pbxgate_smtp_scrub_rule_hits_total",
     "pbxgate_config_reloads_total",
     "pbxgate_connections_refused_total",
 ]
@@ -86,8 +87,12 @@ def test_prometheus_scrapes_pbxgate(prometheus, gateway, ctx):
     with Client(gateway.port, ctx) as c:
         assert c.request("GET", "/").status == 200
     wait_until(lambda: _target_up(prometheus), timeout=30, what="pbxgate target up")
-    up = _get(prometheus, "/api/v1/query", query='up{job="pbxgate"}')
-    assert [r["value"][1] for r in up["data"]["result"]] == ["1"]
+
+    def up():
+        # the targets page can say "up" before the sample is queryable
+        r = _get(prometheus, "/api/v1/query", query='up{job="pbxgate"}')
+        return [x["value"][1] for x in r["data"]["result"]] if r else None
+    assert wait_until(lambda: up() or None, timeout=30, what="up{job=pbxgate}") == ["1"]
 
     def names():
         got = _get(prometheus, "/api/v1/label/__name__/values")

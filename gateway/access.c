@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "event/event.h"
 #include "gateway/gw_priv.h"
 
 static void
@@ -78,8 +79,8 @@ gw_access_log(struct gw_conn *c)
 	const char *q = memchr(u, '?', plen);
 	if (q != NULL)
 		plen = (size_t)(q - u);
-	gw_json_escape(path, sizeof(path), u, plen);
-	gw_json_escape(user, sizeof(user), c->rq->id.user,
+	ev_json_escape(path, sizeof(path), u, plen);
+	ev_json_escape(user, sizeof(user), c->rq->id.user,
 	    c->rq->id.present ? strnlen(c->rq->id.user, sizeof(c->rq->id.user)) : 0);
 	n = snprintf(line, sizeof(line),
 	    "{\"time\":\"%s\",\"peer\":\"%s\",\"client\":\"%s\",\"method\":\"%s\","

@@ -1,5 +1,5 @@
 /* event.h -- what every module shares to write its JSON log lines (access
- * and audit logs): the one string escaper. The lowest module of the graph:
+ * and audit logs): the one string escaper and the one timestamp. The lowest module of the graph:
  * it depends on nothing of pbxgate, so policy, auth, mail and the gateway
  * can all link it.
  *
@@ -23,5 +23,10 @@
  * that does not fit whole. Returns the bytes written, terminator excluded. */
 size_t ev_json_escape(char *dst, size_t dstlen, const char *src,
     size_t srclen);
+
+/* `@timestamp` of every line: "2026-12-05T21:09:00.123Z" (RFC 3339, UTC,
+ * milliseconds), NUL-terminated. */
+#define EV_TIME_MAX 32
+void ev_timestamp(char out[EV_TIME_MAX]);
 
 #endif

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "auth/auth_priv.h"
+#include "event/event.h"
 #include "policy/policy.h"
 
 /* The pages' only style; its hash goes into the CSP (style-src). */
@@ -133,24 +134,10 @@ auth_name_fold(const char *name, char *out)
 	return pol_name_fold(name, out, AUTH_NAME_MAX + 1);
 }
 
-static size_t
-json_str(char *dst, size_t cap, const char *s)
+static void
+audit_str(char *dst, size_t cap, const char *s)
 {
-	size_t o = 0;
-
-	for (; s != NULL && *s != '\0' && o + 7 < cap; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\') {
-			dst[o++] = '\\';
-			dst[o++] = (char)ch;
-		} else if (ch < 0x20 || ch >= 0x7f)
-			o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", ch);
-		else
-			dst[o++] = (char)ch;
-	}
-	dst[o] = '\0';
-	return o;
+	(void)ev_json_escape(dst, cap, s != NULL ? s : "", s != NULL ? strlen(s) : 0);
 }
 
 /* One JSON object per event; callers pass only names, addresses and fixed
@@ -163,9 +150,9 @@ auth_audit(struct auth_ctx *c, const char *event, const char *user,
 
 	if (c->audit == NULL)
 		return;
-	json_str(u, sizeof(u), user != NULL ? user : "");
-	json_str(d, sizeof(d), detail != NULL ? detail : "");
-	json_str(rid, sizeof(rid), req->request_id != NULL ? req->request_id : "");
+	audit_str(u, sizeof(u), user);
+	audit_str(d, sizeof(d), detail);
+	audit_str(rid, sizeof(rid), req->request_id);
 	pol_addr_peer_text(req->peer, ip, sizeof(ip));
 	snprintf(line, sizeof(line), "{\"time\":%lld,\"module\":\"auth\",\"event\":\"%s\","
 	    "\"user\":\"%s\",\"client\":\"%s\",\"detail\":\"%s\","

@@ -188,9 +188,6 @@ int  gw_log_swap_fd(atomic_int *fd, int newfd);
 int  gw_log_file_open(const char *path);
 void gw_log_set_opener(int (*fn)(const char *path));
 void gw_log_set_level(enum gw_loglevel);
-/* JSON string escaping into a bounded buffer; returns bytes written. */
-size_t gw_json_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
-
 /* `pbxgate run` (cmd_run.c) and `pbxgate check` (cmd_check.c), called from
  * main.c's command table. `path` is the -c FILE main.c took out of argv, or
  * NULL for PBXGATE_DEFAULT_CONF; argv[0] is the command word. Exit status:

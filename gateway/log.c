@@ -1,6 +1,5 @@
 /* log.c -- the error log (human text, one write(2) per line, or the
- * system logger, or the journal) and JSON string escaping for the access
- * and audit logs. */
+ * system logger, or the journal). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -143,43 +142,4 @@ gw_log(enum gw_loglevel level, const char *fmt, ...)
 	}
 	line[n++] = '\n';
 	(void)!write(atomic_load(&log_fd), line, (size_t)n);
-}
-
-size_t
-gw_json_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-
-	if (dstlen == 0)
-		return 0;
-	for (size_t i = 0; i < srclen; i++) {
-		unsigned char ch = (unsigned char)src[i];
-		char esc[7];
-		size_t el;
-
-		if (ch == '"' || ch == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)ch;
-			el = 2;
-		} else if (ch < 0x20 || ch >= 0x7f) {
-			/* non-ASCII is escaped byte-wise: logs stay ASCII and a
-			 * bad UTF-8 sequence cannot break a JSON reader */
-			esc[0] = '\\';
-			esc[1] = 'u';
-			esc[2] = esc[3] = '0';
-			esc[4] = hex[ch >> 4];
-			esc[5] = hex[ch & 15];
-			el = 6;
-		} else {
-			esc[0] = (char)ch;
-			el = 1;
-		}
-		if (o + el >= dstlen)
-			break;
-		memcpy(dst + o, esc, el);
-		o += el;
-	}
-	dst[o] = '\0';
-	return o;
 }

@@ -10,6 +10,7 @@
 
 #include <openssl/crypto.h>
 
+#include "event/event.h"
 #include "gateway/gw_priv.h"
 
 /* Walks X-Forwarded-For from the right: the first address that is not a
@@ -433,10 +434,10 @@ gw_relay_audit_ext(struct gw_conn *c, const char *decision, const char *file,
 		return;
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	gw_json_escape(path, sizeof(path), t, strlen(t));
-	gw_json_escape(user, sizeof(user), c->rq->id.user,
+	ev_json_escape(path, sizeof(path), t, strlen(t));
+	ev_json_escape(user, sizeof(user), c->rq->id.user,
 	    c->rq->id.present ? strlen(c->rq->id.user) : 0);
-	gw_json_escape(rule, sizeof(rule), file ? file : "(default)",
+	ev_json_escape(rule, sizeof(rule), file ? file : "(default)",
 	    file ? strlen(file) : 9);
 	n = snprintf(buf, sizeof(buf), "{\"time\":\"%s\",\"event\":\"policy\","
 	    "\"peer\":\"%s\",\"client\":\"%s\",\"user\":\"%s\",\"method\":\"%s\","

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "event/event.h"
 #include "gateway/gw_priv.h"
 
 static const char *
@@ -17,7 +18,7 @@ client_members(char *out, size_t outlen, const struct pol_client *ci)
 {
 	char ver[sizeof(ci->version) * 6];
 
-	gw_json_escape(ver, sizeof(ver), ci->version, strlen(ci->version));
+	ev_json_escape(ver, sizeof(ver), ci->version, strlen(ci->version));
 	snprintf(out, outlen, ",\"app_version\":\"%s\",\"app_os\":\"%s\"", ver,
 	    pol_os_name(ci->os));
 }

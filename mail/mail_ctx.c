@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 
 #include "certs/certs.h"
+#include "event/event.h"
 #include "mail/mail.h"
 #include "mail/mail_priv.h"
 
@@ -112,6 +113,8 @@ mail_ctx_unref(struct mail_ctx *c)
 	free(c);
 }
 
+/* A quoted JSON string of at most `max` bytes of s at *off, escaped by the
+ * one log-line escaper (event_json.c); the closing quote always fits. */
 void
 mail_json_str(char *buf, size_t buflen, size_t *off, const char *s,
     size_t max)
@@ -121,19 +124,8 @@ mail_json_str(char *buf, size_t buflen, size_t *off, const char *s,
 	if (o + 2 >= buflen)
 		return;
 	buf[o++] = '"';
-	for (size_t i = 0; s != NULL && s[i] != '\0' && i < max; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (o + 8 >= buflen)
-			break;
-		if (ch == '"' || ch == '\\') {
-			buf[o++] = '\\';
-			buf[o++] = (char)ch;
-		} else if (ch < 0x20 || ch >= 0x7f)
-			o += (size_t)snprintf(buf + o, buflen - o, "\\u%04x",
-			    ch);
-		else
-			buf[o++] = (char)ch;
-	}
+	o += ev_json_escape(buf + o, buflen - o - 1, s != NULL ? s : "",
+	    s != NULL ? strnlen(s, max) : 0);
 	buf[o++] = '"';
 	buf[o] = '\0';
 	*off = o;

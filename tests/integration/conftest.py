@@ -6,10 +6,12 @@ PBXGATE_BIN selects the binary (default build/pbxgate at the repo root).
 """
 
 import faulthandler
+import json
 import os
 import sys
 import uuid
 
+import jsonschema
 import pytest
 
 from helpers import REPO, Gateway, Upstream, client_context, mkcert, wait_until
@@ -68,10 +70,41 @@ def _finish_upstream(up):
     assert not bad, "the upstream received ambiguous messages: %r" % bad
 
 
+# Every JSON log line a gateway of the suites writes is checked against the
+# one event schema (docs/logging.md) when the gateway stops.
+with open(os.path.join(REPO, "tests", "schema", "events.schema.json")) as _f:
+    EVENTS = jsonschema.Draft7Validator(json.load(_f))
+
+
+def invalid_event_lines(path):
+    """The lines of a JSON log that are not UTF-8, not JSON, or not valid
+    against tests/schema/events.schema.json, as "FILE:LINE: why: line"."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    bad = []
+    if data and not data.endswith(b"\n"):
+        bad.append("%s: the last line has no newline: %r" % (path, data[-200:]))
+    for no, raw in enumerate(data.split(b"\n")[:-1], 1):
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+        except ValueError as e:  # UnicodeDecodeError is a ValueError
+            bad.append("%s:%d: %s: %r" % (path, no, e, raw[:300]))
+            continue
+        for err in sorted(EVENTS.iter_errors(rec), key=str)[:3]:
+            bad.append("%s:%d: %s at %s: %r" % (path, no, err.message,
+                                                "/".join(map(str, err.path)), raw[:300]))
+    return bad
+
+
 def _finish_gateway(gw):
     if gw.proc is None:
         return
     rc = gw.stop()
+    bad = invalid_event_lines(gw.access_log)
+    assert not bad, "log lines outside the event schema:\n" + "\n".join(bad[:20])
     reports = gw.sanitizer_reports()
     assert not reports, "sanitizer reports:\n%s\n%s" % ("\n".join(reports), gw.stderr()[-8000:])
     assert rc == 0, "pbxgate exited %s after SIGTERM; stderr:\n%s" % (rc, gw.stderr()[-4000:])

@@ -157,8 +157,8 @@ def test_mapped_client_same_text_in_access_log_audit_and_upstream(
     events = wait_until(lambda: [e for e in gw.audit()[1] if e["event"] == "login_failure"],
                         what="login_failure audited")
     assert [e["client"] for e in events] == ["192.0.2.7"], events
-    lines = wait_until(lambda: [l for l in _access(gw) if l["path"] == "/_pbxgate/login"
-                                and l["method"] == "POST"], what="access log line")
-    assert lines[0]["client"] == "192.0.2.7", lines
+    lines = wait_until(lambda: [l for l in _access(gw) if l["url.path"] == "/_pbxgate/login"
+                                and l["http.request.method"] == "POST"], what="access log line")
+    assert lines[0]["client.ip"] == "192.0.2.7", lines
     if how == "proxy_v2":
-        assert lines[0]["peer"] == "192.0.2.7", lines
+        assert lines[0]["source.ip"] == "192.0.2.7", lines

@@ -9,8 +9,9 @@ import time
 
 from helpers import Client, ConnectionClosed, tls_connect, wait_until
 
-KEYS = {"time", "peer", "method", "path", "status", "bytes_in", "bytes_out",
-        "duration_ms", "upstream_ms"}
+KEYS = {"@timestamp", "source.ip", "http.request.method", "url.path",
+        "http.response.status_code", "http.request.bytes", "http.response.bytes",
+        "event.duration", "pbxgate.upstream.duration"}
 
 
 def test_healthz(gateway):
@@ -50,17 +51,17 @@ def test_access_log_lines_are_json(gateway, ctx):
     def lines():
         with open(gateway.access_log, encoding="utf-8") as f:
             rows = [json.loads(line) for line in f if line.strip()]
-        return rows if any(r.get("method") == "POST" and r.get("path") == "/echo"
+        return rows if any(r.get("http.request.method") == "POST" and r.get("url.path") == "/echo"
                            for r in rows) else None
     rows = wait_until(lines, timeout=10, what="access log lines")
     for r in rows:
         assert KEYS <= set(r), sorted(KEYS - set(r))
-    get = [r for r in rows if str(r["path"]).startswith("/bytes/123")][-1]
-    assert get["status"] == 200 and get["method"] == "GET"
-    assert get["peer"].startswith("127.0.0.1")
-    assert get["bytes_out"] >= 123
-    post = [r for r in rows if r["path"] == "/echo"][-1]
-    assert post["bytes_in"] >= 5
+    get = [r for r in rows if str(r["url.path"]).startswith("/bytes/123")][-1]
+    assert get["http.response.status_code"] == 200 and get["http.request.method"] == "GET"
+    assert get["source.ip"].startswith("127.0.0.1")
+    assert get["http.response.bytes"] >= 123
+    post = [r for r in rows if r["url.path"] == "/echo"][-1]
+    assert post["http.request.bytes"] >= 5
 
 
 def test_access_log_escapes_hostile_path(gateway, ctx):
@@ -75,9 +76,9 @@ def test_access_log_escapes_hostile_path(gateway, ctx):
     def found():
         with open(gateway.access_log, encoding="utf-8") as f:
             rows = [json.loads(line) for line in f if line.strip()]
-        return [row for row in rows if str(row.get("path")).startswith("/esc")]
+        return [row for row in rows if str(row.get("url.path")).startswith("/esc")]
     rows = wait_until(found, timeout=10, what="escaped path in the access log")
-    assert rows[-1]["path"] == '/esc"x"\\y'
+    assert rows[-1]["url.path"] == '/esc"x"\\y'
 
 
 def test_check_valid_config(pbxgate_bin, gateway):

@@ -58,7 +58,7 @@ def test_spoofed_id_from_untrusted_client_replaced(gateway, upstream, ctx):
     sent = upstream_ids(upstream, "?spoof1")
     assert len(sent) == 1 and FRESH.match(sent[0]), sent
     assert r.get_all("x-request-id") == sent
-    assert access_line(gateway, sent[0])["status"] == 200
+    assert access_line(gateway, sent[0])["http.response.status_code"] == 200
 
 
 def test_two_requests_on_one_connection_get_different_ids(gateway, upstream, ctx):
@@ -118,7 +118,7 @@ def test_trusted_proxy_id_kept(proxied, upstream, ctx, rid):
     assert r.status == 200, r
     assert upstream_ids(upstream, tag) == [rid]
     assert r.get_all("x-request-id") == [rid]
-    assert access_line(proxied, rid)["status"] == 200
+    assert access_line(proxied, rid)["http.response.status_code"] == 200
 
 
 # (id, the X-Request-Id field lines a trusted proxy sends) -> a fresh id
@@ -167,9 +167,9 @@ def test_403_page_audit_and_access_line_share_the_id(make_lockdown, upstream, ct
     audit = lk.wait_audit(lambda a: a.get("http.request.id") == rid, "audit line of the 403")
     assert audit["decision"] == "deny"
     acc = access_line(lk.gw, rid)
-    assert acc["status"] == 403
+    assert acc["http.response.status_code"] == 403
     # the bytes the client received, head and page
-    assert acc["bytes_out"] == len(raw)
+    assert acc["http.response.bytes"] == len(raw)
 
 
 def test_502_page_has_reference(make_gateway, ctx):
@@ -179,7 +179,7 @@ def test_502_page_has_reference(make_gateway, ctx):
     rid = head_of(raw)["x-request-id"]
     assert FRESH.match(rid) and ("Reference: %s" % rid).encode() in raw
     acc = access_line(gw, rid)
-    assert acc["status"] == 502 and acc["bytes_out"] == len(raw)
+    assert acc["http.response.status_code"] == 502 and acc["http.response.bytes"] == len(raw)
 
 
 def test_504_page_has_reference(gateway, ctx):
@@ -187,7 +187,7 @@ def test_504_page_has_reference(gateway, ctx):
     assert raw.startswith(b"HTTP/1.1 504 "), raw[:80]
     rid = head_of(raw)["x-request-id"]
     assert FRESH.match(rid) and ("Reference: %s" % rid).encode() in raw
-    assert access_line(gateway, rid)["status"] == 504
+    assert access_line(gateway, rid)["http.response.status_code"] == 504
 
 
 # ------------------------------------------------------------ login pages
@@ -206,7 +206,7 @@ def test_login_page_reference_and_bytes(agw, ctx, lang, label):
     assert FRESH.match(rid), rid
     assert ('<p class="ref">%s: %s</p>' % (label, rid)).encode() in raw
     acc = access_line(agw, rid)
-    assert acc["status"] == 200 and acc["bytes_out"] == len(raw)
+    assert acc["http.response.status_code"] == 200 and acc["http.response.bytes"] == len(raw)
 
 
 def test_login_redirect_carries_id_and_bytes(agw, ctx):
@@ -215,7 +215,7 @@ def test_login_redirect_carries_id_and_bytes(agw, ctx):
     assert raw.startswith(b"HTTP/1.1 302 "), raw[:80]
     rid = head_of(raw)["x-request-id"]
     acc = access_line(agw, rid)
-    assert acc["status"] == 302 and acc["bytes_out"] == len(raw)
+    assert acc["http.response.status_code"] == 302 and acc["http.response.bytes"] == len(raw)
 
 
 def test_login_failure_audit_has_request_id(agw, ctx):

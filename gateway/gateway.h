@@ -130,6 +130,15 @@ struct gw_config {
 	char          **known_bad_paths;
 	size_t          nknown_bad_paths;
 
+	/* Pinned client code (integrity.c): the manifest's path (NULL without
+	 * an integrity line), the entries read from it, the mode, and the
+	 * prefixes under which a file missing from it is refused. */
+	char           *integrity_file;
+	struct gw_pins *pins;
+	bool            integrity_enforce;	/* else monitor */
+	char          **integrity_paths;
+	size_t          nintegrity_paths;
+
 	/* Session ticket keys handed to cert_server_new(); set by the caller of
 	 * gw_config_load_ex(), not owned (they outlive every snapshot). */
 	struct cert_tickets *tickets;

@@ -741,6 +741,55 @@ kw_integrity_paths(struct pol_kw_call *c)
 	return set_prefixes(c, &cfg->integrity_paths, &cfg->nintegrity_paths);
 }
 
+#define INTEGRITY_MAX_LISTED 256	/* entries, and downloads */
+
+/* One path for `integrity record`, kept in the gateway's normalised form
+ * (the form the manifest and the lookup use). */
+static int
+add_record_path(struct pol_kw_call *c, char ***list, size_t *n)
+{
+	char norm[POL_PATH_MAX + 1], err[GW_ERRLEN], **v, *p;
+
+	if (pol_normalise_path(c->argv[0], strlen(c->argv[0]), norm,
+	    sizeof(norm), err, sizeof(err)) == -1) {
+		snprintf(c->err, c->errlen, "\"%s\": %s", c->argv[0], err);
+		return -1;
+	}
+	if (*n == INTEGRITY_MAX_LISTED) {
+		snprintf(c->err, c->errlen, "more than %d such lines",
+		    INTEGRITY_MAX_LISTED);
+		return -1;
+	}
+	if ((v = reallocarray(*list, *n + 1, sizeof(*v))) == NULL ||
+	    (p = strdup(norm)) == NULL) {
+		if (v != NULL)
+			*list = v;
+		snprintf(c->err, c->errlen, "out of memory");
+		return -1;
+	}
+	*list = v;
+	v[(*n)++] = p;
+	return 0;
+}
+
+static int
+kw_integrity_entry(struct pol_kw_call *c)
+{
+	struct gw_config *cfg = ctx_of(c)->cfg;
+
+	return add_record_path(c, &cfg->integrity_entries,
+	    &cfg->nintegrity_entries);
+}
+
+static int
+kw_integrity_download(struct pol_kw_call *c)
+{
+	struct gw_config *cfg = ctx_of(c)->cfg;
+
+	return add_record_path(c, &cfg->integrity_downloads,
+	    &cfg->nintegrity_downloads);
+}
+
 /* ---- the table ---- */
 
 #define C(f)   POL_KW_AT(struct gw_config, f)
@@ -803,6 +852,8 @@ static const struct pol_keyword keywords[] = {
 	FN("integrity", "FILE", 1, 1, false, kw_integrity),
 	FN("integrity_mode", "monitor|enforce", 1, 1, false, kw_integrity_mode),
 	FN("integrity_paths", "PREFIX...", 1, 32, false, kw_integrity_paths),
+	FN("integrity_entry", "PATH", 1, 1, true, kw_integrity_entry),
+	FN("integrity_download", "PATH", 1, 1, true, kw_integrity_download),
 };
 
 const struct pol_kwtab gw_kwtab = {

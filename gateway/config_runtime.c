@@ -279,6 +279,12 @@ cfg_free_contents(struct gw_config *cfg)
 	for (i = 0; i < cfg->nintegrity_paths; i++)
 		free(cfg->integrity_paths[i]);
 	free(cfg->integrity_paths);
+	for (i = 0; i < cfg->nintegrity_entries; i++)
+		free(cfg->integrity_entries[i]);
+	free(cfg->integrity_entries);
+	for (i = 0; i < cfg->nintegrity_downloads; i++)
+		free(cfg->integrity_downloads[i]);
+	free(cfg->integrity_downloads);
 	auth_settings_free(&cfg->auth);
 	mail_settings_free(&cfg->mail);
 }

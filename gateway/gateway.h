@@ -138,6 +138,12 @@ struct gw_config {
 	bool            integrity_enforce;	/* else monitor */
 	char          **integrity_paths;
 	size_t          nintegrity_paths;
+	/* What `pbxgate integrity record` fetches: entry documents (read for
+	 * their references) and download files, normalised paths. */
+	char          **integrity_entries;
+	size_t          nintegrity_entries;
+	char          **integrity_downloads;
+	size_t          nintegrity_downloads;
 
 	/* Session ticket keys handed to cert_server_new(); set by the caller of
 	 * gw_config_load_ex(), not owned (they outlive every snapshot). */
@@ -199,6 +205,11 @@ void gw_log_set_opener(int (*fn)(const char *path));
 void gw_log_set_level(enum gw_loglevel);
 /* JSON string escaping into a bounded buffer; returns bytes written. */
 size_t gw_json_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
+
+/* cmd_integrity.c: `pbxgate integrity record -o FILE` and `diff` (argv[0]
+ * is the subcommand). Exit statuses as their --help says. */
+int gw_cmd_integrity_record(const struct gw_config *, int argc, char **argv);
+int gw_cmd_integrity_diff(const struct gw_config *, int argc, char **argv);
 
 /* `pbxgate run` (cmd_run.c) and `pbxgate check` (cmd_check.c), called from
  * main.c's command table. `path` is the -c FILE main.c took out of argv, or

@@ -711,6 +711,16 @@ const char *gw_pins_file(const struct gw_pins *);
 const struct gw_pin *gw_pins_find(const struct gw_pins *, const char *path);
 bool gw_pins_under_prefix(const struct gw_config *, const char *path);
 
+/* integrity_refs.c: the references of an entry document (HTML, libgumbo)
+ * or a web manifest (JSON, jansson), handed to `fn` as written (not NUL-
+ * terminated, unresolved). -1: not parsable (the web manifest). */
+enum gw_ref_kind { GW_REF_SCRIPT, GW_REF_STYLE, GW_REF_MANIFEST, GW_REF_ICON,
+	GW_REF_WORKER };
+typedef void (*gw_ref_fn)(void *arg, const char *ref, size_t n,
+    enum gw_ref_kind);
+int gw_refs_html(const char *data, size_t len, gw_ref_fn, void *arg);
+int gw_refs_webmanifest(const char *data, size_t len, gw_ref_fn, void *arg);
+
 /* relay_hash.c: a response body hashed as it streams, its tail held back
  * until gw_bodyhash_finish has judged it (begin: -1 out of memory). */
 struct gw_bodyhash;

@@ -509,6 +509,8 @@ def test_check_reports_manifest_errors(pbxgate_bin, workdir, enforce, line, wher
     ("integrity_mode block", '"block" is not a mode: expected monitor or enforce'),
     ("integrity_paths webclient/", '"webclient/" is not a path prefix'),
     ("integrity /nonexistent/manifest", "integrity: /nonexistent/manifest: "),
+    ("integrity_entry webclient/", 'integrity_entry: "webclient/": path does not start'),
+    ("integrity_download /a/%2F", 'integrity_download: "/a/%2F": encoded \'/\' (%2F)'),
 ])
 def test_check_reports_bad_keywords(pbxgate_bin, workdir, enforce, line, msg):
     conf = os.path.join(workdir, "kw.conf")
@@ -534,3 +536,96 @@ def test_integrity_paths_without_a_manifest(pbxgate_bin, workdir, enforce):
     r = check(pbxgate_bin, conf)
     assert r.returncode == 1
     assert "integrity_paths without an integrity manifest" in r.stderr, r.stderr
+
+
+# ---- pbxgate integrity record / diff ---------------------------------------
+
+RECORD_LINES = ["integrity_entry /webclient/",
+                "integrity_entry /webclient/sw.js",   # registered from a script
+                "integrity_download " + INSTALLER]
+
+
+def record_conf(gw, workdir, name, extra=()):
+    conf = os.path.join(workdir, name)
+    with open(conf, "w") as f:
+        f.write(open(gw.conf).read() + "\n".join(RECORD_LINES + list(extra)) + "\n")
+    return conf
+
+
+def run_cli(pbxgate_bin, *args):
+    return subprocess.run([pbxgate_bin] + list(args), capture_output=True, text=True,
+                          timeout=120)
+
+
+def entries(text):
+    return [l for l in text.splitlines() if l and not l.startswith("#")]
+
+
+def test_record_finds_every_file(pbxgate_bin, workdir, enforce, siteserver):
+    conf = record_conf(enforce, workdir, "record.conf")
+    out = os.path.join(workdir, "recorded.manifest")
+    r = run_cli(pbxgate_bin, "integrity", "record", "-c", conf, "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert entries(open(out).read()) == entries(manifest_text(siteserver.genuine))
+    assert oct(os.stat(out).st_mode & 0o777) == "0o644"
+
+
+def test_diff_of_an_unchanged_pbx_is_empty(pbxgate_bin, workdir, enforce):
+    conf = record_conf(enforce, workdir, "diff.conf")
+    r = run_cli(pbxgate_bin, "integrity", "diff", "-c", conf)
+    assert (r.returncode, r.stdout) == (0, ""), r.stderr
+
+
+def test_diff_output_after_an_update(pbxgate_bin, workdir, enforce, siteserver, tamper):
+    g = siteserver.genuine
+    new_app = b"window.app = 2;\n"
+    tamper("/webclient/app.js", new_app)
+    tamper("/webclient/new.js", b"window.added = 1;\n")
+    tamper("/webclient/", g["/webclient/"][1].replace(
+        b'<script src="/webclient/vendor.js"></script>', b'<script src="new.js"></script>'))
+    man = json.loads(g["/webclient/manifest.json"][1])
+    man["icons"] = man["icons"][1:]     # icon-192 stays: the index links it
+    tamper("/webclient/manifest.json", json.dumps(man).encode())
+    conf = record_conf(enforce, workdir, "diff2.conf")
+    r = run_cli(pbxgate_bin, "integrity", "diff", "-c", conf)
+    assert r.returncode == 1, r.stderr
+
+    def line(sign, path, data):
+        return "%s %s %d %s" % (sign, path, len(data), hashlib.sha256(data).hexdigest())
+    index = siteserver.files["/webclient/"][1]
+    mj = siteserver.files["/webclient/manifest.json"][1]
+    assert r.stdout.splitlines() == [
+        line("~", "/webclient/", g["/webclient/"][1]) + " -> " + line("", "/webclient/", index).split(" ", 2)[2],
+        line("~", "/webclient/app.js", g["/webclient/app.js"][1]) + " -> " +
+        line("", "/webclient/app.js", new_app).split(" ", 2)[2],
+        line("~", "/webclient/manifest.json", g["/webclient/manifest.json"][1]) + " -> " +
+        line("", "/webclient/manifest.json", mj).split(" ", 2)[2],
+        line("+", "/webclient/new.js", b"window.added = 1;\n"),
+        line("-", "/webclient/vendor.js", g["/webclient/vendor.js"][1]),
+    ]
+
+
+def test_record_fails_whole_on_a_missing_file(pbxgate_bin, workdir, enforce):
+    conf = record_conf(enforce, workdir, "missing.conf", ["integrity_entry /webclient/gone.html"])
+    out = os.path.join(workdir, "never.manifest")
+    r = run_cli(pbxgate_bin, "integrity", "record", "-c", conf, "-o", out)
+    assert r.returncode == 1
+    assert "GET http://127.0.0.1:%d/webclient/gone.html: status 404" % \
+        enforce.upstream_port in r.stderr
+    assert not os.path.exists(out)
+
+
+@pytest.mark.parametrize("args,rc", [
+    (["integrity", "record", "--help"], 0),
+    (["integrity", "diff", "--help"], 0),
+    (["integrity", "--help"], 0),
+    (["integrity", "record"], 2),
+    (["integrity", "record", "-o"], 2),
+    (["integrity", "diff", "extra"], 2),
+    (["integrity", "frobnicate"], 2),
+])
+def test_integrity_command_usage(pbxgate_bin, enforce, args, rc):
+    r = run_cli(pbxgate_bin, *(args + ["-c", enforce.conf] if "--help" not in args else args))
+    assert r.returncode == rc, (r.stdout, r.stderr)
+    if rc == 0:
+        assert "usage: pbxgate integrity" in r.stdout

@@ -34,8 +34,8 @@ INDEX = b"""<!doctype html><html><head><title>Web client</title>
 <link rel="stylesheet" href="theme.css">
 <link rel="manifest" href="/webclient/manifest.json">
 <link rel="icon" href="/webclient/icon-192.png">
-<script src="/webclient/vendor.js"></script>
-<script src="/webclient/app.js"></script>
+<script defer src="/webclient/vendor.js"></script>
+<script defer src="/webclient/app.js"></script>
 </head><body><div id="app">loading</div></body></html>
 """
 
@@ -582,7 +582,7 @@ def test_diff_output_after_an_update(pbxgate_bin, workdir, enforce, siteserver, 
     tamper("/webclient/app.js", new_app)
     tamper("/webclient/new.js", b"window.added = 1;\n")
     tamper("/webclient/", g["/webclient/"][1].replace(
-        b'<script src="/webclient/vendor.js"></script>', b'<script src="new.js"></script>'))
+        b'<script defer src="/webclient/vendor.js"></script>', b'<script src="new.js"></script>'))
     man = json.loads(g["/webclient/manifest.json"][1])
     man["icons"] = man["icons"][1:]     # icon-192 stays: the index links it
     tamper("/webclient/manifest.json", json.dumps(man).encode())
@@ -629,3 +629,42 @@ def test_integrity_command_usage(pbxgate_bin, enforce, args, rc):
     assert r.returncode == rc, (r.stdout, r.stderr)
     if rc == 0:
         assert "usage: pbxgate integrity" in r.stdout
+
+
+# ---- a real browser --------------------------------------------------------
+
+def browser_load(gw):
+    from test_browser import BROWSER_DIR, _require
+    _require()
+    p = subprocess.run(["node", os.path.join(BROWSER_DIR, "integrity.mjs"),
+                        "https://localhost:%d/webclient/" % gw.port],
+                       cwd=BROWSER_DIR, capture_output=True, timeout=120)
+    out = p.stdout.decode("utf-8", "replace").strip().splitlines()
+    assert out, "integrity.mjs printed nothing; stderr:\n%s" % p.stderr.decode()[-3000:]
+    res = json.loads(out[-1])
+    assert res["ok"], res
+    return res
+
+
+def test_browser_runs_the_genuine_client(enforce):
+    res = browser_load(enforce)
+    assert res["app"] == "ready" and not res["pwned"], res
+    for path in ("/webclient/", "/webclient/app.js", "/webclient/vendor.js",
+                 "/webclient/style.css", "/webclient/theme.css"):
+        assert res["responses"].get(path) == 200, res
+
+
+def test_browser_never_runs_a_tampered_script(enforce, tamper, siteserver):
+    genuine = siteserver.genuine["/webclient/app.js"][1]
+    tamper("/webclient/app.js", b"window.pwned = 1;\n" + genuine)
+    res = browser_load(enforce)
+    assert res["responses"].get("/webclient/app.js") == 502, res
+    assert not res["pwned"] and res["app"] == "loading", res
+
+
+def test_browser_in_monitor_runs_it(monitor, tamper, siteserver):
+    # the contrast: the marker is the tampered script's, and monitor lets it run
+    genuine = siteserver.genuine["/webclient/app.js"][1]
+    tamper("/webclient/app.js", b"window.pwned = 1;\n" + genuine)
+    res = browser_load(monitor)
+    assert res["pwned"] and res["app"] == "ready", res

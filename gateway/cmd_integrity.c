@@ -488,13 +488,12 @@ gw_cmd_integrity_record(const struct gw_config *cfg, int argc, char **argv)
 }
 
 static void
-print_entry(char sign, const struct gw_pin *p, const struct rec_file *f)
+print_line(char sign, const char *path, uint64_t size, const uint8_t *sha)
 {
 	char hex[2 * GW_SHA256_LEN + 1];
 
-	shahex(hex, p != NULL ? p->sha : f->sha);
-	printf("%c %s %llu %s", sign, p != NULL ? p->path : f->path,
-	    (unsigned long long)(p != NULL ? p->size : f->size), hex);
+	shahex(hex, sha);
+	printf("%c %s %llu %s", sign, path, (unsigned long long)size, hex);
 }
 
 /* Both lists are sorted caselessly by path: one merge pass. */
@@ -507,22 +506,25 @@ compare(const struct gw_pins *pins, const struct rec *r)
 	while (i < np || j < r->n) {
 		const struct gw_pin *p = i < np ? gw_pins_entry(pins, i) : NULL;
 		const struct rec_file *f = j < r->n ? &r->v[j] : NULL;
-		int c = p == NULL ? 1 : f == NULL ? -1 :
-		    strcasecmp(p->path, f->path);
+		int c;
 
-		if (c < 0) {
-			print_entry('-', p, NULL);
+		if (p == NULL && f == NULL)
+			break;		/* an entry the manifest could not give */
+		c = p == NULL ? 1 : f == NULL ? -1 :
+		    strcasecmp(p->path, f->path);
+		if (c < 0 && p != NULL) {
+			print_line('-', p->path, p->size, p->sha);
 			putchar('\n');
 			i++;
-		} else if (c > 0) {
-			print_entry('+', NULL, f);
+		} else if (f != NULL && (c > 0 || p == NULL)) {
+			print_line('+', f->path, f->size, f->sha);
 			putchar('\n');
 			j++;
-		} else {
+		} else if (p != NULL && f != NULL) {
 			if (p->size != f->size ||
 			    memcmp(p->sha, f->sha, GW_SHA256_LEN) != 0) {
 				char hex[2 * GW_SHA256_LEN + 1];
-				print_entry('~', p, NULL);
+				print_line('~', p->path, p->size, p->sha);
 				shahex(hex, f->sha);
 				printf(" -> %llu %s\n",
 				    (unsigned long long)f->size, hex);

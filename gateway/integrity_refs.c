@@ -124,13 +124,11 @@ gw_refs_html(const char *data, size_t len, gw_ref_fn fn, void *arg)
 static void
 json_srcs(struct refs_walk *w, json_t *arr, enum gw_ref_kind kind)
 {
-	size_t i;
-	json_t *it;
-
 	if (!json_is_array(arr))
 		return;
-	json_array_foreach(arr, i, it)
-		emit(w, json_string_value(json_object_get(it, "src")), kind);
+	for (size_t i = 0; i < json_array_size(arr); i++)
+		emit(w, json_string_value(json_object_get(json_array_get(arr, i),
+		    "src")), kind);
 }
 
 int
@@ -138,7 +136,6 @@ gw_refs_webmanifest(const char *data, size_t len, gw_ref_fn fn, void *arg)
 {
 	struct refs_walk w = { fn, arg, 0 };
 	json_t *root, *sc, *sw;
-	size_t i;
 
 	root = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_object(root)) {
@@ -147,8 +144,10 @@ gw_refs_webmanifest(const char *data, size_t len, gw_ref_fn fn, void *arg)
 	}
 	json_srcs(&w, json_object_get(root, "icons"), GW_REF_ICON);
 	json_srcs(&w, json_object_get(root, "screenshots"), GW_REF_ICON);
-	json_array_foreach(json_object_get(root, "shortcuts"), i, sc)
-		json_srcs(&w, json_object_get(sc, "icons"), GW_REF_ICON);
+	sc = json_object_get(root, "shortcuts");
+	for (size_t i = 0; i < json_array_size(sc); i++)
+		json_srcs(&w, json_object_get(json_array_get(sc, i), "icons"),
+		    GW_REF_ICON);
 	/* the older draft's worker member: a worker found without running
 	 * the app's scripts */
 	sw = json_object_get(root, "serviceworker");

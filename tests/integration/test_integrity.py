@@ -27,7 +27,7 @@ import pytest
 from helpers import tls_connect, wait_until
 
 INSTALLER = "/electron/windows/3CXDesktopApp-18.12.425.msi"
-INSTALLER_SIZE = 6 * 1024 * 1024 + 11   # above the 4 MiB held whole
+INSTALLER_SIZE = 50 * 1000 * 1000 + 11   # the 50 MB installer: streamed, tail withheld
 
 INDEX = b"""<!doctype html><html><head><title>Web client</title>
 <link rel="stylesheet" href="/webclient/style.css">

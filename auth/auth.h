@@ -205,6 +205,11 @@ void auth_http_busy(const struct auth_http_req *, struct auth_http_resp *);
  * what the User-Agent said, shown escaped. NON-BLOCKING. */
 void auth_page_client(const char *accept_language, const char *request_id,
     const char *version, const char *os, struct auth_http_resp *);
+/* The 502 page for client code that differs from the integrity manifest
+ * (or is missing from it under integrity_paths), in the language
+ * Accept-Language prefers, quoting `request_id`. NON-BLOCKING. */
+void auth_page_integrity(const char *accept_language, const char *request_id,
+    struct auth_http_resp *);
 /* Writes "/_pbxgate/login?rd=ENCODED" for the original request target
  * `target` (path and query as received) into buf. Returns the length, or
  * 0 when buf is too small; an unsafe target gives plain ".../login". */

@@ -85,6 +85,11 @@ static const char *const msgs[M_COUNT][2] = {
 	    "管理者に連絡し、次の参照番号を伝えてください:" },
 	[M_CLIENT_SEEN] = { "Detected", "検出されたバージョン" },
 	[M_REFERENCE] = { "Reference", "参照番号" },
+	[M_TITLE_INTEGRITY] = { "This file was blocked", "このファイルはブロックされました" },
+	[M_INTEGRITY_BAD] = { "A file of the phone system's web client differs from the version your administrator approved, so it was not delivered: it may have been tampered with.",
+	    "電話システムのWebクライアントのファイルが、管理者が承認したバージョンと異なるため配信されませんでした。改ざんされている可能性があります。" },
+	[M_INTEGRITY_FIX] = { "Do not try to work around this. If the phone system was just updated, your administrator has to review and approve the new files.",
+	    "回避しようとしないでください。電話システムが更新された直後の場合は、管理者が新しいファイルを確認して承認する必要があります。" },
 };
 
 const char *

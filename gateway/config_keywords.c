@@ -650,12 +650,11 @@ kw_known_bad(struct pol_kw_call *c)
 	return 0;
 }
 
-/* Path prefixes (matched caselessly against the normalised path) whose
- * response bodies are checked; they replace the default. */
+/* A list of path prefixes (matched caselessly against the normalised
+ * path) replacing the previous one. */
 static int
-kw_known_bad_paths(struct pol_kw_call *c)
+set_prefixes(struct pol_kw_call *c, char ***out, size_t *nout)
 {
-	struct gw_config *cfg = ctx_of(c)->cfg;
 	char **v;
 
 	if (c->argc < 1 || c->argc > 32)
@@ -679,12 +678,107 @@ kw_known_bad_paths(struct pol_kw_call *c)
 			snprintf(c->err, c->errlen, "out of memory");
 			return -1;
 		}
-	for (size_t i = 0; i < cfg->nknown_bad_paths; i++)
-		free(cfg->known_bad_paths[i]);
-	free(cfg->known_bad_paths);
-	cfg->known_bad_paths = v;
-	cfg->nknown_bad_paths = (size_t)c->argc;
+	for (size_t i = 0; i < *nout; i++)
+		free((*out)[i]);
+	free(*out);
+	*out = v;
+	*nout = (size_t)c->argc;
 	return 0;
+}
+
+/* Path prefixes whose response bodies are checked; they replace the
+ * default. */
+static int
+kw_known_bad_paths(struct pol_kw_call *c)
+{
+	struct gw_config *cfg = ctx_of(c)->cfg;
+
+	return set_prefixes(c, &cfg->known_bad_paths, &cfg->nknown_bad_paths);
+}
+
+/* ---- handlers: pinned client code ---- */
+
+/* The manifest `pbxgate integrity record` wrote; read into the snapshot
+ * by config_runtime.c, so a reload picks up a re-recorded one. */
+static int
+kw_integrity(struct pol_kw_call *c)
+{
+	return set_file(c, &ctx_of(c)->cfg->integrity_file);
+}
+
+static int
+kw_integrity_mode(struct pol_kw_call *c)
+{
+	struct gw_config *cfg = ctx_of(c)->cfg;
+
+	if (strcmp(c->argv[0], "monitor") == 0)
+		cfg->integrity_enforce = false;
+	else if (strcmp(c->argv[0], "enforce") == 0)
+		cfg->integrity_enforce = true;
+	else {
+		snprintf(c->err, c->errlen, "\"%s\" is not a mode: expected "
+		    "monitor or enforce", c->argv[0]);
+		return -1;
+	}
+	return 0;
+}
+
+/* Prefixes under which every file must be in the manifest. */
+static int
+kw_integrity_paths(struct pol_kw_call *c)
+{
+	struct gw_config *cfg = ctx_of(c)->cfg;
+
+	return set_prefixes(c, &cfg->integrity_paths, &cfg->nintegrity_paths);
+}
+
+#define INTEGRITY_MAX_LISTED 256	/* entries, and downloads */
+
+/* One path for `integrity record`, kept in the gateway's normalised form
+ * (the form the manifest and the lookup use). */
+static int
+add_record_path(struct pol_kw_call *c, char ***list, size_t *n)
+{
+	char norm[POL_PATH_MAX + 1], err[GW_ERRLEN], **v, *p;
+
+	if (pol_normalise_path(c->argv[0], strlen(c->argv[0]), norm,
+	    sizeof(norm), err, sizeof(err)) == -1) {
+		snprintf(c->err, c->errlen, "\"%s\": %s", c->argv[0], err);
+		return -1;
+	}
+	if (*n == INTEGRITY_MAX_LISTED) {
+		snprintf(c->err, c->errlen, "more than %d such lines",
+		    INTEGRITY_MAX_LISTED);
+		return -1;
+	}
+	if ((v = reallocarray(*list, *n + 1, sizeof(*v))) == NULL ||
+	    (p = strdup(norm)) == NULL) {
+		if (v != NULL)
+			*list = v;
+		snprintf(c->err, c->errlen, "out of memory");
+		return -1;
+	}
+	*list = v;
+	v[(*n)++] = p;
+	return 0;
+}
+
+static int
+kw_integrity_entry(struct pol_kw_call *c)
+{
+	struct gw_config *cfg = ctx_of(c)->cfg;
+
+	return add_record_path(c, &cfg->integrity_entries,
+	    &cfg->nintegrity_entries);
+}
+
+static int
+kw_integrity_download(struct pol_kw_call *c)
+{
+	struct gw_config *cfg = ctx_of(c)->cfg;
+
+	return add_record_path(c, &cfg->integrity_downloads,
+	    &cfg->nintegrity_downloads);
 }
 
 /* ---- the table ---- */
@@ -746,6 +840,11 @@ static const struct pol_keyword keywords[] = {
 	FN("geoip_db", "FILE", 1, 1, false, kw_geoip_db),
 	FN("known_bad", "FILE", 1, 1, true, kw_known_bad),
 	FN("known_bad_paths", "PREFIX...", 1, 32, false, kw_known_bad_paths),
+	FN("integrity", "FILE", 1, 1, false, kw_integrity),
+	FN("integrity_mode", "monitor|enforce", 1, 1, false, kw_integrity_mode),
+	FN("integrity_paths", "PREFIX...", 1, 32, false, kw_integrity_paths),
+	FN("integrity_entry", "PATH", 1, 1, true, kw_integrity_entry),
+	FN("integrity_download", "PATH", 1, 1, true, kw_integrity_download),
 };
 
 const struct pol_kwtab gw_kwtab = {

@@ -183,6 +183,30 @@ build_known_bad(struct cfg_ctx *ctx)
 	return 0;
 }
 
+static int
+build_integrity(struct cfg_ctx *ctx)
+{
+	struct gw_config *cfg = ctx->cfg;
+	struct pol_report pr = { ctx, 0 };
+
+	if (cfg->integrity_file == NULL) {
+		if (cfg->nintegrity_paths != 0)
+			cfg_error_at(ctx, cfg_where(ctx, "integrity_paths", 0),
+			    "integrity_paths without an integrity manifest: "
+			    "add `integrity FILE` (pbxgate integrity record "
+			    "writes it)");
+		return cfg->nintegrity_paths != 0 ? -1 : 0;
+	}
+	if ((cfg->pins = gw_pins_new()) == NULL) {
+		cfg_error_at(ctx, cfg_where(ctx, "integrity", 0), "integrity: "
+		    "out of memory");
+		return -1;
+	}
+	(void)gw_pins_load(cfg->pins, cfg->integrity_file, known_bad_report,
+	    &pr);
+	return pr.errors != 0 ? -1 : 0;
+}
+
 /* Every step runs even after a failure so that `check` reports all. */
 int
 cfg_build_runtime(struct cfg_ctx *ctx)
@@ -193,6 +217,7 @@ cfg_build_runtime(struct cfg_ctx *ctx)
 	r |= build_upstream_tls(ctx);
 	r |= build_policy(ctx);
 	r |= build_known_bad(ctx);
+	r |= build_integrity(ctx);
 	return r == 0 ? 0 : -1;
 }
 
@@ -249,6 +274,17 @@ cfg_free_contents(struct gw_config *cfg)
 	for (i = 0; i < cfg->nknown_bad_paths; i++)
 		free(cfg->known_bad_paths[i]);
 	free(cfg->known_bad_paths);
+	gw_pins_free(cfg->pins);
+	free(cfg->integrity_file);
+	for (i = 0; i < cfg->nintegrity_paths; i++)
+		free(cfg->integrity_paths[i]);
+	free(cfg->integrity_paths);
+	for (i = 0; i < cfg->nintegrity_entries; i++)
+		free(cfg->integrity_entries[i]);
+	free(cfg->integrity_entries);
+	for (i = 0; i < cfg->nintegrity_downloads; i++)
+		free(cfg->integrity_downloads[i]);
+	free(cfg->integrity_downloads);
 	auth_settings_free(&cfg->auth);
 	mail_settings_free(&cfg->mail);
 }

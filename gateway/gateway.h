@@ -130,6 +130,21 @@ struct gw_config {
 	char          **known_bad_paths;
 	size_t          nknown_bad_paths;
 
+	/* Pinned client code (integrity.c): the manifest's path (NULL without
+	 * an integrity line), the entries read from it, the mode, and the
+	 * prefixes under which a file missing from it is refused. */
+	char           *integrity_file;
+	struct gw_pins *pins;
+	bool            integrity_enforce;	/* else monitor */
+	char          **integrity_paths;
+	size_t          nintegrity_paths;
+	/* What `pbxgate integrity record` fetches: entry documents (read for
+	 * their references) and download files, normalised paths. */
+	char          **integrity_entries;
+	size_t          nintegrity_entries;
+	char          **integrity_downloads;
+	size_t          nintegrity_downloads;
+
 	/* Session ticket keys handed to cert_server_new(); set by the caller of
 	 * gw_config_load_ex(), not owned (they outlive every snapshot). */
 	struct cert_tickets *tickets;
@@ -188,6 +203,11 @@ int  gw_log_swap_fd(atomic_int *fd, int newfd);
 int  gw_log_file_open(const char *path);
 void gw_log_set_opener(int (*fn)(const char *path));
 void gw_log_set_level(enum gw_loglevel);
+/* cmd_integrity.c: `pbxgate integrity record -o FILE` and `diff` (argv[0]
+ * is the subcommand). Exit statuses as their --help says. */
+int gw_cmd_integrity_record(const struct gw_config *, int argc, char **argv);
+int gw_cmd_integrity_diff(const struct gw_config *, int argc, char **argv);
+
 /* `pbxgate run` (cmd_run.c) and `pbxgate check` (cmd_check.c), called from
  * main.c's command table. `path` is the -c FILE main.c took out of argv, or
  * NULL for PBXGATE_DEFAULT_CONF; argv[0] is the command word. Exit status:

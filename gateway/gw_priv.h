@@ -44,9 +44,15 @@ enum gw_route { GW_ROUTE_PROXIED, GW_ROUTE_GATEWAY, GW_ROUTE_WEBSOCKET };
 #define GW_ACTIONS 4	/* enum pol_action */
 #define GW_AUTH_EVENTS 12	/* metrics.c: auth_events[], last = other */
 #define GW_SMTP_OUTCOMES 10	/* metrics.c: smtp_outcomes[], last = other */
-/* metrics.c: integrity[], bodies judged against the known_bad lists */
-enum gw_integrity_count { GW_INTEGRITY_KB_CHECKED, GW_INTEGRITY_KB_BLOCKED };
-#define GW_INTEGRITY_COUNTS 2
+/* metrics.c: integrity[], bodies judged against the known_bad lists and
+ * the integrity manifest; the pinned ones by mode (monitor, enforce). */
+enum gw_integrity_count {
+	GW_INTEGRITY_KB_CHECKED, GW_INTEGRITY_KB_BLOCKED,
+	GW_INTEGRITY_PIN_CHECKED_MON, GW_INTEGRITY_PIN_CHECKED_ENF,
+	GW_INTEGRITY_PIN_CHANGED_MON, GW_INTEGRITY_PIN_CHANGED_ENF,
+	GW_INTEGRITY_UNPINNED_MON, GW_INTEGRITY_UNPINNED_ENF,
+};
+#define GW_INTEGRITY_COUNTS 8
 /* Why the gateway closed a client connection before serving it: the
  * cause label of pbxgate_connections_refused_total (metrics.c's names). */
 enum gw_refuse {
@@ -698,6 +704,38 @@ bool gw_knownbad_find(const struct gw_knownbad *, const uint8_t *sha,
     const char **file, unsigned *line);
 bool gw_knownbad_covers(const struct gw_config *, const char *path);
 
+/* integrity.c: the integrity manifest, one per config snapshot. Lines
+ * "SHA256 SIZE PATH TYPE"; errors reach `report` as "FILE:LINE:COL:
+ * message". Paths are looked up caselessly. */
+struct gw_pin {
+	uint8_t   sha[GW_SHA256_LEN];
+	uint64_t  size;
+	char     *path;
+	char     *type;
+	uint32_t  line;
+};
+struct gw_pins *gw_pins_new(void);
+void gw_pins_free(struct gw_pins *);
+int  gw_pins_parse(struct gw_pins *, const char *name, const char *data,
+    size_t len, gw_kb_report, void *arg);
+int  gw_pins_load(struct gw_pins *, const char *path, gw_kb_report,
+    void *arg);
+size_t gw_pins_count(const struct gw_pins *);
+const struct gw_pin *gw_pins_entry(const struct gw_pins *, size_t);
+const char *gw_pins_file(const struct gw_pins *);
+const struct gw_pin *gw_pins_find(const struct gw_pins *, const char *path);
+bool gw_pins_under_prefix(const struct gw_config *, const char *path);
+
+/* integrity_refs.c: the references of an entry document (HTML, libgumbo)
+ * or a web manifest (JSON, jansson), handed to `fn` as written (not NUL-
+ * terminated, unresolved). -1: not parsable (the web manifest). */
+enum gw_ref_kind { GW_REF_SCRIPT, GW_REF_STYLE, GW_REF_MANIFEST, GW_REF_ICON,
+	GW_REF_WORKER };
+typedef void (*gw_ref_fn)(void *arg, const char *ref, size_t n,
+    enum gw_ref_kind);
+int gw_refs_html(const char *data, size_t len, gw_ref_fn, void *arg);
+int gw_refs_webmanifest(const char *data, size_t len, gw_ref_fn, void *arg);
+
 /* relay_hash.c: a response body hashed as it streams, its tail held back
  * until gw_bodyhash_finish has judged it (begin: -1 out of memory). */
 struct gw_bodyhash;
@@ -709,7 +747,14 @@ void gw_bodyhash_request_headers(const struct gw_conn *, struct gw_hw *);
 const char *gw_bodyhash_head_refused(const struct gw_conn *,
     const struct gw_msg *, int status);
 void gw_bodyhash_body(struct gw_conn *, const char *, size_t);
-bool gw_bodyhash_finish(struct gw_conn *);
+/* Where the response head goes: the client's output, or a buffer held
+ * with a pinned body until it has been judged. */
+struct evbuffer *gw_bodyhash_head_out(struct gw_conn *);
+enum gw_bh_end { GW_BH_PASS, GW_BH_ABORT, GW_BH_ANSWERED };
+enum gw_bh_end gw_bodyhash_finish(struct gw_conn *);
+/* A request for an unpinned file under integrity_paths: -1 when it was
+ * refused (answered), 0 to forward it. */
+int  gw_bodyhash_unpinned(struct gw_conn *);
 
 /* relay_reply.c: answers made by the gateway itself, closing, lingering */
 void gw_relay_reject(struct gw_conn *, int status, const char *why);

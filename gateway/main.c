@@ -157,6 +157,59 @@ cmd_policy(void *arg, int argc, char **argv)
 	    argv + 1);
 }
 
+/* integrity record and diff read the settings (the upstream, the entries
+ * and downloads, the manifest) and fetch from the upstream. */
+static int
+cmd_integrity_one(void *arg, int argc, char **argv, bool diff)
+{
+	struct gw_config *cfg;
+	int rc;
+
+	cfg = load_settings(diff ? "integrity diff" : "integrity record",
+	    ((struct main_opts *)arg)->config, true);
+	if (cfg == NULL)
+		return 2;
+	rc = diff ? gw_cmd_integrity_diff(cfg, argc, argv) :
+	    gw_cmd_integrity_record(cfg, argc, argv);
+	gw_config_unref(cfg);
+	return rc;
+}
+
+static int
+cmd_integrity_record(void *arg, int argc, char **argv)
+{
+	return cmd_integrity_one(arg, argc, argv, false);
+}
+
+static int
+cmd_integrity_diff(void *arg, int argc, char **argv)
+{
+	return cmd_integrity_one(arg, argc, argv, true);
+}
+
+static const struct cli_cmd integrity_cmds[] = {
+	{ "record", cmd_integrity_record, "-o FILE [-c FILE]",
+	    "fetch the pinned client code from the upstream, write a manifest",
+	    "  -o, --output FILE  the manifest to write (replaced atomically)\n"
+	    "  exit status: 0 written, 1 a file could not be fetched or read "
+	    "(nothing\n  written), 2 usage error or configuration errors\n",
+	    NULL, 0 },
+	{ "diff", cmd_integrity_diff, "[-c FILE]",
+	    "record afresh and print what differs from the manifest",
+	    "  prints \"+ PATH SIZE SHA256\" (added), \"- PATH SIZE SHA256\" "
+	    "(removed),\n  \"~ PATH SIZE SHA256 -> SIZE SHA256\" "
+	    "(changed), sorted by path\n  exit status: 0 equal, 1 different, "
+	    "2 usage error or a recording that failed\n", NULL, CLI_VERDICT },
+	{ NULL, NULL, NULL, NULL, NULL, NULL, 0 },
+};
+
+static int
+cmd_integrity(void *arg, int argc, char **argv)
+{
+	return cli_dispatch(integrity_cmds, "pbxgate integrity", arg, argc - 1,
+	    argv + 1);
+}
+
 /* user, session and ban read and change the user store. */
 static int
 store_cmd(void *arg, int argc, char **argv, const char *name,
@@ -254,6 +307,9 @@ static const struct cli_cmd commands[] = {
 	    NULL, 0 },
 	{ "policy", cmd_policy, "SUBCOMMAND [-c FILE] ...",
 	    "ask the lockdown policy (policy explain)", NULL, policy_cmds, 0 },
+	{ "integrity", cmd_integrity, "SUBCOMMAND [-c FILE] ...",
+	    "record or compare the pinned client code (record, diff)", NULL,
+	    integrity_cmds, 0 },
 	{ "user", cmd_user, "SUBCOMMAND [-c FILE] ...",
 	    "manage gateway users (add, import, lockdown, ...)", NULL,
 	    auth_user_cmds, 0 },

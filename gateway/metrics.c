@@ -244,6 +244,35 @@ render_scrub_hits(const struct gw_metrics *m, struct evbuffer *b)
 	    atomic_load(&m->scrub_other));
 }
 
+/* Pinned client code (integrity manifest), by mode; the mismatches by path
+ * class: a pinned file that changed, or an unpinned one under
+ * integrity_paths. In enforce mode each mismatch is a refusal. */
+static void
+render_pinned(const struct gw_metrics *m, struct evbuffer *b)
+{
+	static const char *const mode[2] = { "monitor", "enforce" };
+
+	head(b, "pbxgate_integrity_pinned_checked_total", "counter",
+	    "Response bodies on pinned paths hashed whole and compared with "
+	    "the integrity manifest, by integrity_mode.");
+	for (int i = 0; i < 2; i++)
+		evbuffer_add_printf(b, "pbxgate_integrity_pinned_checked_total"
+		    "{mode=\"%s\"} %llu\n", mode[i], atomic_load(
+		    &m->integrity[GW_INTEGRITY_PIN_CHECKED_MON + i]));
+	head(b, "pbxgate_integrity_mismatch_total", "counter", "Client code "
+	    "that differs from the integrity manifest, by class (changed: a "
+	    "pinned file's body; unpinned: a file under integrity_paths the "
+	    "manifest lacks) and integrity_mode (enforce: refused).");
+	for (int i = 0; i < 2; i++)
+		evbuffer_add_printf(b, "pbxgate_integrity_mismatch_total"
+		    "{class=\"changed\",mode=\"%s\"} %llu\n", mode[i],
+		    atomic_load(&m->integrity[GW_INTEGRITY_PIN_CHANGED_MON + i]));
+	for (int i = 0; i < 2; i++)
+		evbuffer_add_printf(b, "pbxgate_integrity_mismatch_total"
+		    "{class=\"unpinned\",mode=\"%s\"} %llu\n", mode[i],
+		    atomic_load(&m->integrity[GW_INTEGRITY_UNPINNED_MON + i]));
+}
+
 void
 gw_metrics_render(const struct gw_metrics *m, struct auth_ctx *auth,
     struct evbuffer *b)
@@ -299,6 +328,7 @@ gw_metrics_render(const struct gw_metrics *m, struct auth_ctx *auth,
 	evbuffer_add_printf(b, "pbxgate_integrity_known_bad_blocked_total %llu\n",
 	    atomic_load(&m->integrity[GW_INTEGRITY_KB_BLOCKED]));
 	store_gauges(b, auth);
+	render_pinned(m, b);
 	head(b, "pbxgate_connections_refused_total", "counter", "Client "
 	    "connections closed before a request was served, by cause.");
 	for (size_t i = 0; i < GW_REFUSE_CAUSES; i++)

@@ -179,9 +179,15 @@ gw_conn_response_done(struct gw_conn *c, bool upstream_reusable)
 		up->c = NULL;
 		gw_up_release(up, upstream_reusable && c->rq->req_done);
 	}
-	/* a known-bad body ends without its tail and the chunked end */
-	if (c->rq->bh != NULL && !gw_bodyhash_finish(c)) {
+	/* a known-bad or refused pinned body ends without its tail and the
+	 * chunked end, or is replaced by the integrity page */
+	switch (c->rq->bh != NULL ? gw_bodyhash_finish(c) : GW_BH_PASS) {
+	case GW_BH_PASS:
+		break;
+	case GW_BH_ABORT:
 		gw_relay_abort(c);
+		return;
+	case GW_BH_ANSWERED:
 		return;
 	}
 	if (c->rq->resp_chunked)

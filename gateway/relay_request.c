@@ -233,6 +233,8 @@ gw_relay_forward_head(struct gw_conn *c, const char *path, size_t plen,
 
 	c->state = CS_FORWARD;
 	event_del(&c->timer);
+	if (gw_bodyhash_unpinned(c) < 0)
+		return -1;
 	if (gw_bodyhash_begin(c) < 0)
 		return gw_relay_reject(c, 503, "out of memory for a body's "
 		    "hash"), -1;

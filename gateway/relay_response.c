@@ -156,7 +156,7 @@ int
 gw_relay_response_head(struct gw_conn *c, struct gw_upconn *up)
 {
 	const struct gw_msg *m = &up->rs.resp;
-	struct evbuffer *out = gw_io_output(c->io);
+	struct evbuffer *out = gw_bodyhash_head_out(c);
 	const struct gw_hdr *ch = gw_msg_find(m, "connection", NULL);
 	const char *conn_v = NULL;
 	size_t conn_n = 0;

@@ -567,8 +567,8 @@ sq_user_set(struct auth_ctx *c, int64_t uid, enum auth_user_field f,
 	static const char *const sql[] = {
 		[AUTH_UF_PW] = "UPDATE users SET pw = ?2 WHERE id = ?1",
 		[AUTH_UF_LOCKDOWN] = "UPDATE users SET lockdown = ?2 WHERE id = ?1",
-		[AUTH_UF_TOTP_CLEAR] = "UPDATE users SET totp = NULL, totp_kid = 0"
-		    " WHERE id = ?1",
+		[AUTH_UF_TOTP_CLEAR] =
+		    "UPDATE users SET totp = NULL, totp_kid = 0 WHERE id = ?1",
 		[AUTH_UF_RECOVERY_CLEAR] = "DELETE FROM recovery WHERE user_id = ?1",
 		[AUTH_UF_DISABLED] = "UPDATE users SET disabled = 1 WHERE id = ?1",
 		[AUTH_UF_ENABLED] = "UPDATE users SET disabled = 0 WHERE id = ?1",

@@ -23,14 +23,6 @@ time_text(int64_t t, char out[TIME_TEXT])
 		snprintf(out, TIME_TEXT, "-");
 }
 
-static const char *
-col_text(sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-
-	return t != NULL ? (const char *)t : "";
-}
-
 /* Prints the array on stdout; 0, or -1 when it cannot be encoded. */
 static int
 json_print(json_t *a)
@@ -68,78 +60,63 @@ parse_list_opts(int argc, char **argv, bool allow_user, bool *json,
 
 /* ---- sessions ---- */
 
-/* Live: not revoked, sealed under the user's current epoch (a password
- * change or `session revoke --user` bumps it), within session_max, and
- * the user enabled. Rows from before schema 3 (epoch 0) are shown: the
- * gateway may still accept them. */
-#define SESSIONS_SQL \
-	"SELECT s.pid, u.name, s.created, s.ip, s.level FROM sessions s" \
-	" JOIN users u ON u.id = s.user_id WHERE s.revoked = 0" \
-	" AND u.disabled = 0 AND (s.epoch = u.epoch OR s.epoch = 0)" \
-	" AND s.created > ?1 AND (?2 IS NULL OR u.name = ?2)" \
-	" ORDER BY s.created, s.pid"
+struct list_out {
+	bool json;
+	json_t *a;
+	int64_t max;
+};
 
 static void
-session_row(sqlite3_stmt *st, int64_t max, bool json, json_t *a)
+session_row(void *arg, const struct auth_session_row *r)
 {
+	struct list_out *o = arg;
 	char created[TIME_TEXT], expires[TIME_TEXT];
-	int64_t t = sqlite3_column_int64(st, 2);
-	bool mfa = sqlite3_column_int(st, 4) == AUTH_LEVEL_MFA;
+	bool mfa = r->level == AUTH_LEVEL_MFA;
 
-	if (json) {
-		json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:s, s:b, s:I}",
-		    "id", col_text(st, 0), "user", col_text(st, 1), "created",
-		    (json_int_t)t, "source_address", col_text(st, 3), "mfa", mfa,
-		    "expires", (json_int_t)(t + max)));
+	if (o->json) {
+		json_array_append_new(o->a, json_pack("{s:s, s:s, s:I, s:s, s:b, s:I}",
+		    "id", r->pid, "user", r->user, "created", (json_int_t)r->created,
+		    "source_address", r->ip, "mfa", mfa,
+		    "expires", (json_int_t)(r->created + o->max)));
 		return;
 	}
-	time_text(t, created);
-	time_text(t + max, expires);
-	printf("%-16s %-24s %-20s %-20s %-3s %s\n", col_text(st, 0),
-	    col_text(st, 1), created, expires, mfa ? "yes" : "no",
-	    col_text(st, 3));
+	time_text(r->created, created);
+	time_text(r->created + o->max, expires);
+	printf("%-16s %-24s %-20s %-20s %-3s %s\n", r->pid, r->user, created,
+	    expires, mfa ? "yes" : "no", r->ip);
 }
 
+/* Live sessions only: not revoked, of the user's current epoch, within
+ * session_max, the user enabled (see the backends' session_list). */
 static int
 cmd_session_list(void *arg, int argc, char **argv)
 {
 	struct auth_ctx *c = arg;
 	char folded[AUTH_NAME_MAX + 1];
 	const char *user;
-	sqlite3_stmt *st;
-	json_t *a = NULL;
-	bool json;
-	int r, rc = 1;
+	struct list_out o = { .max = (int64_t)c->s.session_max };
+	struct auth_session_query q = { 0 };
+	int rc = 1;
 
-	if (parse_list_opts(argc, argv, true, &json, &user) < 0)
+	if (parse_list_opts(argc, argv, true, &o.json, &user) < 0)
 		return 2;
 	if (user != NULL && auth_name_fold(user, folded) < 0) {
 		fprintf(stderr, "pbxgate: bad user name \"%s\"\n", user);
 		return 1;
 	}
-	if (sqlite3_prepare_v2(c->db, SESSIONS_SQL, -1, &st, NULL) != SQLITE_OK) {
-		fprintf(stderr, "pbxgate: cannot read sessions: %s\n",
-		    sqlite3_errmsg(c->db));
+	q.since = (int64_t)time(NULL) - c->s.session_max;
+	q.user = user != NULL ? folded : NULL;
+	if (o.json && (o.a = json_array()) == NULL)
 		return 1;
-	}
-	sqlite3_bind_int64(st, 1, (int64_t)time(NULL) - c->s.session_max);
-	if (user != NULL)
-		sqlite3_bind_text(st, 2, folded, -1, SQLITE_STATIC);
-	if (json && (a = json_array()) == NULL)
-		goto out;
-	if (!json)
+	if (!o.json)
 		printf("%-16s %-24s %-20s %-20s %-3s %s\n", "ID", "USER",
 		    "CREATED", "EXPIRES", "MFA", "ADDRESS");
-	while ((r = sqlite3_step(st)) == SQLITE_ROW)
-		session_row(st, (int64_t)c->s.session_max, json, a);
-	if (r != SQLITE_DONE)
+	if (c->store->session_list(c, &q, session_row, &o) < 0)
 		fprintf(stderr, "pbxgate: cannot read sessions: %s\n",
-		    sqlite3_errmsg(c->db));
+		    auth_store_errmsg(c));
 	else
-		rc = json && json_print(a) < 0 ? 1 : 0;
-out:
-	json_decref(a);
-	sqlite3_finalize(st);
+		rc = o.json && json_print(o.a) < 0 ? 1 : 0;
+	json_decref(o.a);
 	return rc;
 }
 
@@ -161,18 +138,11 @@ is_pid(const char *s)
 static int
 revoke_one(struct auth_ctx *c, const char *pid)
 {
-	sqlite3_stmt *st;
 	int n = -1;
 
 	if (auth_store_begin(c) < 0)
 		goto fail;
-	if (sqlite3_prepare_v2(c->db, "UPDATE sessions SET revoked = 1 WHERE"
-	    " pid = ?1 AND revoked = 0", -1, &st, NULL) != SQLITE_OK)
-		goto fail;
-	sqlite3_bind_text(st, 1, pid, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		n = sqlite3_changes(c->db);
-	sqlite3_finalize(st);
+	n = c->store->session_revoke_pid(c, pid);
 	if (n < 0 || (n > 0 && auth_bump_version(c) < 0) || auth_store_commit(c) < 0)
 		goto fail;
 	if (n == 0) {
@@ -183,7 +153,7 @@ revoke_one(struct auth_ctx *c, const char *pid)
 	return 0;
 fail:
 	fprintf(stderr, "pbxgate: cannot revoke session %s: %s\n", pid,
-	    sqlite3_errmsg(c->db));
+	    auth_store_errmsg(c));
 	auth_store_rollback(c);
 	return 1;
 }
@@ -202,7 +172,7 @@ revoke_user(struct auth_ctx *c, const char *name)
 	if (auth_store_begin(c) < 0 || auth_bump_epoch(c, u.id, time(NULL)) < 0 ||
 	    auth_store_commit(c) < 0) {
 		fprintf(stderr, "pbxgate: cannot end the sessions of \"%s\": %s\n",
-		    folded, sqlite3_errmsg(c->db));
+		    folded, auth_store_errmsg(c));
 		auth_store_rollback(c);
 		return 1;
 	}
@@ -239,24 +209,22 @@ const struct cli_cmd auth_session_cmds[] = {
 /* ---- bans ---- */
 
 static void
-ban_row(sqlite3_stmt *st, bool json, json_t *a)
+ban_row(void *arg, const struct auth_ban_row *r)
 {
-	const char *key = col_text(st, 0);
+	struct list_out *o = arg;
+	const char *key = r->key;
 	const char *kind = strncmp(key, "a:", 2) == 0 ? "address" : "name";
-	int64_t until = sqlite3_column_int64(st, 2);
 	char ut[TIME_TEXT];
 
 	key += strlen(key) >= 2 ? 2 : strlen(key);
-	if (json) {
-		json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:I}", "kind",
-		    kind, "value", key, "failures",
-		    (json_int_t)sqlite3_column_int64(st, 1), "until",
-		    (json_int_t)until));
+	if (o->json) {
+		json_array_append_new(o->a, json_pack("{s:s, s:s, s:I, s:I}", "kind",
+		    kind, "value", key, "failures", (json_int_t)r->failures,
+		    "until", (json_int_t)r->until));
 		return;
 	}
-	time_text(until, ut);
-	printf("%-8s %-40s %-8lld %s\n", kind, key,
-	    (long long)sqlite3_column_int64(st, 1), ut);
+	time_text(r->until, ut);
+	printf("%-8s %-40s %-8lld %s\n", kind, key, (long long)r->failures, ut);
 }
 
 static int
@@ -264,34 +232,21 @@ cmd_ban_list(void *arg, int argc, char **argv)
 {
 	struct auth_ctx *c = arg;
 	const char *unused;
-	sqlite3_stmt *st;
-	json_t *a = NULL;
-	bool json;
-	int r, rc = 1;
+	struct list_out o = { 0 };
+	int rc = 1;
 
-	if (parse_list_opts(argc, argv, false, &json, &unused) < 0)
+	if (parse_list_opts(argc, argv, false, &o.json, &unused) < 0)
 		return 2;
-	if (sqlite3_prepare_v2(c->db, "SELECT key, failures, banned_until FROM"
-	    " regulate WHERE banned_until > ?1 ORDER BY key", -1, &st,
-	    NULL) != SQLITE_OK) {
-		fprintf(stderr, "pbxgate: cannot read bans: %s\n", sqlite3_errmsg(c->db));
+	if (o.json && (o.a = json_array()) == NULL)
 		return 1;
-	}
-	sqlite3_bind_int64(st, 1, (int64_t)time(NULL));
-	if (json && (a = json_array()) == NULL)
-		goto out;
-	if (!json)
+	if (!o.json)
 		printf("%-8s %-40s %-8s %s\n", "KIND", "NAME/ADDRESS", "FAILURES",
 		    "UNTIL");
-	while ((r = sqlite3_step(st)) == SQLITE_ROW)
-		ban_row(st, json, a);
-	if (r != SQLITE_DONE)
-		fprintf(stderr, "pbxgate: cannot read bans: %s\n", sqlite3_errmsg(c->db));
+	if (c->store->ban_list(c, (int64_t)time(NULL), ban_row, &o) < 0)
+		fprintf(stderr, "pbxgate: cannot read bans: %s\n", auth_store_errmsg(c));
 	else
-		rc = json && json_print(a) < 0 ? 1 : 0;
-out:
-	json_decref(a);
-	sqlite3_finalize(st);
+		rc = o.json && json_print(o.a) < 0 ? 1 : 0;
+	json_decref(o.a);
 	return rc;
 }
 
@@ -323,23 +278,15 @@ cmd_ban_clear(void *arg, int argc, char **argv)
 {
 	struct auth_ctx *c = arg;
 	char key[96];
-	sqlite3_stmt *st;
-	int n = -1;
+	int n;
 
 	if (argc != 2 || argv[1][0] == '-')
 		return 2;
 	if (ban_key(argv[1], key, sizeof(key)) < 0)
 		return 1;
-	if (sqlite3_prepare_v2(c->db, "DELETE FROM regulate WHERE key = ?1", -1,
-	    &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_DONE)
-			n = sqlite3_changes(c->db);
-		sqlite3_finalize(st);
-	}
-	if (n < 0) {
+	if ((n = c->store->reg_del(c, key)) < 0) {
 		fprintf(stderr, "pbxgate: cannot clear %s: %s\n", key + 2,
-		    sqlite3_errmsg(c->db));
+		    auth_store_errmsg(c));
 		return 1;
 	}
 	if (n == 0) {

@@ -158,27 +158,11 @@ static int
 insert_user(struct auth_ctx *c, const char *name, const struct add_opts *o,
     const char *phc, int64_t *uid)
 {
-	sqlite3_stmt *st;
-	int rc;
-	time_t now = time(NULL);
+	struct auth_user_new n = { .name = name, .email = o->email,
+	    .groups = o->groups, .pw = phc, .admin = strcmp(o->role, "admin") == 0,
+	    .now = (int64_t)time(NULL) };
 
-	if (sqlite3_prepare_v2(c->db, "INSERT INTO users(name, email, admin, groups, pw,"
-	    " created, updated) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)", -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, o->email, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, strcmp(o->role, "admin") == 0);
-	sqlite3_bind_text(st, 4, o->groups, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, phc, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 6, now);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc == SQLITE_CONSTRAINT_UNIQUE)
-		return 1;
-	if (rc != SQLITE_DONE)
-		return -1;
-	*uid = sqlite3_last_insert_rowid(c->db);
-	return auth_bump_version(c);
+	return c->store->user_add(c, &n, uid);
 }
 
 static int
@@ -225,13 +209,12 @@ add_one(struct auth_ctx *c, const char *name, const struct add_opts *o, const ch
 	if (rc == 0 && auth_store_commit(c) == 0)
 		return 0;
 	/* the error, before ROLLBACK (which succeeds) replaces it */
-	char why[256];
-	int code = sqlite3_errcode(c->db);
-	snprintf(why, sizeof(why), "%s", sqlite3_errmsg(c->db));
+	char why[512];
+	snprintf(why, sizeof(why), "%s: %s", auth_store_errmsg(c),
+	    auth_store_hint(c));
 	auth_store_rollback(c);
 	if (rc != 1)
-		fprintf(stderr, "pbxgate: cannot add \"%s\": %s: %s\n", folded, why,
-		    auth_store_hint(code));
+		fprintf(stderr, "pbxgate: cannot add \"%s\": %s\n", folded, why);
 	return -1;
 }
 
@@ -249,14 +232,14 @@ cmd_add(void *arg, int argc, char **argv)
 	return add_one(c, argv[1], &o, phc) == 0 ? 0 : 1;
 }
 
-/* Runs `sql` with ?1 = user id and ?2 = text, bumps the epoch; one tx. */
+/* Changes one field of the user and bumps the epoch (or only the
+ * version); one transaction. */
 static int
-change_user(struct auth_ctx *c, const char *name, const char *sql, const char *text,
-    bool bump)
+change_user(struct auth_ctx *c, const char *name, enum auth_user_field f,
+    const char *text, bool bump)
 {
 	char folded[AUTH_NAME_MAX + 1];
 	struct auth_user u;
-	sqlite3_stmt *st;
 	int rc = -1;
 
 	if (auth_name_fold(name, folded) < 0 || auth_user_get(c, folded, 0, &u) != 0) {
@@ -265,21 +248,16 @@ change_user(struct auth_ctx *c, const char *name, const char *sql, const char *t
 	}
 	if (auth_store_begin(c) < 0)
 		goto out;
-	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
-		goto out;
-	sqlite3_bind_int64(st, 1, u.id);
-	if (text != NULL)
-		sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	sqlite3_finalize(st);
+	rc = c->store->user_set(c, u.id, f, text);
 	if (rc == 0)
 		rc = bump ? auth_bump_epoch(c, u.id, time(NULL)) : auth_bump_version(c);
 	if (rc == 0)
 		rc = auth_store_commit(c);
 out:
 	if (rc < 0) {
+		fprintf(stderr, "pbxgate: cannot change \"%s\": %s\n", folded,
+		    auth_store_errmsg(c));
 		auth_store_rollback(c);
-		fprintf(stderr, "pbxgate: cannot change \"%s\": %s\n", folded, sqlite3_errmsg(c->db));
 	}
 	return rc;
 }
@@ -295,7 +273,7 @@ cmd_passwd(void *arg, int argc, char **argv)
 		return 2;
 	if (hash_stdin(&c->s, phc) < 0)
 		return 1;
-	return change_user(c, name, "UPDATE users SET pw = ?2 WHERE id = ?1", phc, true) ? 1 : 0;
+	return change_user(c, name, AUTH_UF_PW, phc, true) ? 1 : 0;
 }
 
 static int
@@ -306,8 +284,7 @@ cmd_lockdown(void *arg, int argc, char **argv)
 	size_t n = 0;
 
 	if (argc == 3 && strcmp(argv[2], "--clear") == 0)
-		return change_user(c, argv[1], "UPDATE users SET lockdown = '' WHERE id = ?1",
-		    NULL, true) ? 1 : 0;
+		return change_user(c, argv[1], AUTH_UF_LOCKDOWN, "", true) ? 1 : 0;
 	if (argc < 4 || strcmp(argv[2], "--allow") != 0)
 		return 2;
 	for (int i = 3; i < argc; i++) {
@@ -320,8 +297,7 @@ cmd_lockdown(void *arg, int argc, char **argv)
 		}
 		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", n ? " " : "", argv[i]);
 	}
-	return change_user(c, argv[1], "UPDATE users SET lockdown = ?2 WHERE id = ?1",
-	    list, true) ? 1 : 0;
+	return change_user(c, argv[1], AUTH_UF_LOCKDOWN, list, true) ? 1 : 0;
 }
 
 static int
@@ -334,10 +310,9 @@ cmd_totp_reset(void *arg, int argc, char **argv)
 
 	if (argc != 2)
 		return 2;
-	if (change_user(c, name, "UPDATE users SET totp = NULL, totp_kid = 0 WHERE id = ?1",
-	    NULL, true) < 0)
+	if (change_user(c, name, AUTH_UF_TOTP_CLEAR, NULL, true) < 0)
 		return 1;
-	(void)change_user(c, name, "DELETE FROM recovery WHERE user_id = ?1", NULL, false);
+	(void)change_user(c, name, AUTH_UF_RECOVERY_CLEAR, NULL, false);
 	if (c->s.public_url == NULL)
 		fprintf(stderr, "pbxgate: authenticator removed; set public_url in the "
 		    "config to print an enrolment link for a new one\n");
@@ -351,56 +326,38 @@ cmd_totp_reset(void *arg, int argc, char **argv)
 }
 
 static void
-list_row(sqlite3_stmt *st, json_t *a)
+list_row(void *arg, const struct auth_user_row *r)
 {
-	const char *name = (const char *)sqlite3_column_text(st, 0);
-	const char *email = (const char *)sqlite3_column_text(st, 5);
-	const char *groups = (const char *)sqlite3_column_text(st, 6);
-	bool admin = sqlite3_column_int(st, 1) != 0;
-	bool disabled = sqlite3_column_int(st, 2) != 0;
-	bool totp = sqlite3_column_int(st, 3) != 0, pw = sqlite3_column_int(st, 4) != 0;
+	json_t *a = arg;
 
-	name = name != NULL ? name : "";
-	email = email != NULL ? email : "";
 	if (a != NULL) {
 		json_array_append_new(a, json_pack("{s:s, s:s, s:b, s:b, s:b, s:s, s:s}",
-		    "name", name, "role", admin ? "admin" : "user", "disabled", disabled,
-		    "totp", totp, "password_set", pw, "email", email, "groups",
-		    groups != NULL ? groups : ""));
+		    "name", r->name, "role", r->admin ? "admin" : "user", "disabled",
+		    r->disabled, "totp", r->totp, "password_set", r->pw_set, "email",
+		    r->email, "groups", r->groups));
 		return;
 	}
-	printf("%-24s %-5s %-8s %-4s %-8s %s\n", name, admin ? "admin" : "user",
-	    disabled ? "disabled" : "enabled", totp ? "yes" : "no",
-	    pw ? "set" : "enrol", email);
+	printf("%-24s %-5s %-8s %-4s %-8s %s\n", r->name, r->admin ? "admin" : "user",
+	    r->disabled ? "disabled" : "enabled", r->totp ? "yes" : "no",
+	    r->pw_set ? "set" : "enrol", r->email);
 }
 
 static int
 cmd_list(void *arg, int argc, char **argv)
 {
 	struct auth_ctx *c = arg;
-	sqlite3_stmt *st;
 	json_t *a = NULL;
 	char *out;
-	int r;
 
 	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json") != 0))
 		return 2;
 	if (argc == 2 && (a = json_array()) == NULL)
 		return 1;
-	if (sqlite3_prepare_v2(c->db, "SELECT name, admin, disabled, totp IS NOT NULL,"
-	    " pw != '', email, groups FROM users ORDER BY name", -1, &st, NULL) != SQLITE_OK) {
-		fprintf(stderr, "pbxgate: cannot read users: %s\n", sqlite3_errmsg(c->db));
-		json_decref(a);
-		return 1;
-	}
 	if (a == NULL)
 		printf("%-24s %-5s %-8s %-4s %-8s %s\n", "NAME", "ROLE", "STATE", "TOTP",
 		    "PASSWORD", "EMAIL");
-	while ((r = sqlite3_step(st)) == SQLITE_ROW)
-		list_row(st, a);
-	sqlite3_finalize(st);
-	if (r != SQLITE_DONE) {
-		fprintf(stderr, "pbxgate: cannot read users: %s\n", sqlite3_errmsg(c->db));
+	if (c->store->user_list(c, list_row, a) < 0) {
+		fprintf(stderr, "pbxgate: cannot read users: %s\n", auth_store_errmsg(c));
 		json_decref(a);
 		return 1;
 	}
@@ -536,7 +493,7 @@ import_user(struct import *im, unsigned line, const char *name,
 	}
 	if (rc < 0 || auth_enrol_token_new(im->c, uid, im->now, r->tok) < 0) {
 		import_error(im, line, "cannot add the user: %s",
-		    sqlite3_errmsg(im->c->db));
+		    auth_store_errmsg(im->c));
 		return;
 	}
 	r->line = line;
@@ -618,7 +575,7 @@ import_file(struct import *im, const char *buf, size_t len)
 
 	if (auth_store_begin(im->c) < 0) {
 		fprintf(stderr, "pbxgate: %s: cannot start a transaction: %s\n",
-		    im->file, sqlite3_errmsg(im->c->db));
+		    im->file, auth_store_errmsg(im->c));
 		return 1;
 	}
 	if (auth_csv_rows(buf, len, import_record, im, &bad, &why) < 0)
@@ -633,7 +590,7 @@ import_file(struct import *im, const char *buf, size_t len)
 	}
 	if (im->errors == 0)
 		fprintf(stderr, "pbxgate: %s: cannot commit: %s\n", im->file,
-		    sqlite3_errmsg(im->c->db));
+		    auth_store_errmsg(im->c));
 	auth_store_rollback(im->c);
 	fprintf(stderr, "pbxgate: %s: nothing imported (%u error%s)\n",
 	    im->file, im->errors ? im->errors : 1, im->errors == 1 ? "" : "s");
@@ -671,23 +628,23 @@ cmd_import(void *arg, int argc, char **argv)
 }
 
 static int
-set_disabled(void *arg, int argc, char **argv, const char *sql)
+set_disabled(void *arg, int argc, char **argv, enum auth_user_field f)
 {
 	if (argc != 2)
 		return 2;
-	return change_user(arg, argv[1], sql, NULL, true) ? 1 : 0;
+	return change_user(arg, argv[1], f, NULL, true) ? 1 : 0;
 }
 
 static int
 cmd_disable(void *arg, int argc, char **argv)
 {
-	return set_disabled(arg, argc, argv, "UPDATE users SET disabled = 1 WHERE id = ?1");
+	return set_disabled(arg, argc, argv, AUTH_UF_DISABLED);
 }
 
 static int
 cmd_enable(void *arg, int argc, char **argv)
 {
-	return set_disabled(arg, argc, argv, "UPDATE users SET disabled = 0 WHERE id = ?1");
+	return set_disabled(arg, argc, argv, AUTH_UF_ENABLED);
 }
 
 static int
@@ -695,7 +652,7 @@ cmd_del(void *arg, int argc, char **argv)
 {
 	if (argc != 2)
 		return 2;
-	return change_user(arg, argv[1], "DELETE FROM users WHERE id = ?1", NULL, false) ? 1 : 0;
+	return change_user(arg, argv[1], AUTH_UF_DELETE, NULL, false) ? 1 : 0;
 }
 
 const struct cli_cmd auth_user_cmds[] = {

@@ -44,22 +44,14 @@ static bool
 recovery_use(struct auth_ctx *c, const struct auth_user *u, const char *code)
 {
 	char norm[16], h[65];
-	sqlite3_stmt *st;
 	bool ok = false;
 
 	if (recovery_norm(code, norm) < 0)
 		return false;
-	if (sqlite3_prepare_v2(c->db, "UPDATE recovery SET used = 1 WHERE user_id = ?1"
-	    " AND hash = ?2 AND used = 0", -1, &st, NULL) != SQLITE_OK)
-		return false;
 	for (size_t i = 0; i < c->keys.n && !ok; i++) {
 		recovery_hash(&c->keys.k[i], u->id, norm, h);
-		sqlite3_reset(st);
-		sqlite3_bind_int64(st, 1, u->id);
-		sqlite3_bind_text(st, 2, h, -1, SQLITE_STATIC);
-		ok = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(c->db) == 1;
+		ok = c->store->recovery_use(c, u->id, h) == 1;
 	}
-	sqlite3_finalize(st);
 	OPENSSL_cleanse(norm, sizeof(norm));
 	return ok;
 }
@@ -70,9 +62,7 @@ static bool
 totp_use(struct auth_ctx *c, const struct auth_user *u, const char *code, time_t now)
 {
 	uint8_t key[AUTH_TOTP_SECRET];
-	sqlite3_stmt *st;
 	int64_t step;
-	bool ok = false;
 
 	if (auth_totp_secret(c, u, key) < 0)
 		return false;
@@ -81,14 +71,7 @@ totp_use(struct auth_ctx *c, const struct auth_user *u, const char *code, time_t
 	OPENSSL_cleanse(key, sizeof(key));
 	if (step < 0)
 		return false;
-	if (sqlite3_prepare_v2(c->db, "UPDATE users SET totp_last = ?2 WHERE id = ?1"
-	    " AND totp_last < ?2", -1, &st, NULL) != SQLITE_OK)
-		return false;
-	sqlite3_bind_int64(st, 1, u->id);
-	sqlite3_bind_int64(st, 2, step);
-	ok = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(c->db) == 1;
-	sqlite3_finalize(st);
-	return ok;
+	return c->store->totp_advance(c, u->id, step) == 1;
 }
 
 bool
@@ -107,18 +90,9 @@ int
 auth_recovery_new(struct auth_ctx *c, int64_t uid, char codes[AUTH_RECOVERY_N][16])
 {
 	static const char al[] = "abcdefghijklmnopqrstuvwxyz234567";
-	sqlite3_stmt *st;
-	int rc = 0;
+	int rc;
 
-	if (sqlite3_prepare_v2(c->db, "DELETE FROM recovery WHERE user_id = ?1", -1,
-	    &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_int64(st, 1, uid);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	sqlite3_finalize(st);
-	if (rc < 0 || sqlite3_prepare_v2(c->db, "INSERT INTO recovery(user_id, hash)"
-	    " VALUES(?1, ?2)", -1, &st, NULL) != SQLITE_OK)
-		return -1;
+	rc = c->store->recovery_clear(c, uid);
 	for (int i = 0; i < AUTH_RECOVERY_N && rc == 0; i++) {
 		uint8_t r[10];
 		char norm[16], h[65];
@@ -132,13 +106,9 @@ auth_recovery_new(struct auth_ctx *c, int64_t uid, char codes[AUTH_RECOVERY_N][1
 		norm[10] = '\0';
 		snprintf(codes[i], 16, "%.5s-%.5s", norm, norm + 5);
 		recovery_hash(&c->keys.k[0], uid, norm, h);
-		sqlite3_reset(st);
-		sqlite3_bind_int64(st, 1, uid);
-		sqlite3_bind_text(st, 2, h, -1, SQLITE_TRANSIENT);
-		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+		rc = c->store->recovery_add(c, uid, h);
 		OPENSSL_cleanse(norm, sizeof(norm));
 	}
-	sqlite3_finalize(st);
 	return rc;
 }
 
@@ -150,23 +120,14 @@ auth_enrol_token_new(struct auth_ctx *c, int64_t uid, time_t now, char tok[65])
 	uint8_t r[32], md[32];
 	char h[65];
 	unsigned int n = 0;
-	sqlite3_stmt *st;
-	int rc;
 
 	if (auth_random(r, sizeof(r)) < 0)
 		return -1;
 	auth_hex(r, sizeof(r), tok);
 	EVP_Digest(tok, 64, md, &n, EVP_sha256(), NULL);
 	auth_hex(md, sizeof(md), h);
-	if (sqlite3_prepare_v2(c->db, "INSERT INTO enrol(hash, user_id, expires)"
-	    " VALUES(?1, ?2, ?3)", -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_text(st, 1, h, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int64(st, 3, (int64_t)now + c->s.enrol_link_lifetime);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	sqlite3_finalize(st);
-	return rc;
+	return c->store->enrol_add(c, h, uid,
+	    (int64_t)now + c->s.enrol_link_lifetime);
 }
 
 /* Expired rows are swept at each new one, so the table holds at most
@@ -175,61 +136,28 @@ int
 auth_mfa_pending_new(struct auth_ctx *c, int64_t uid, time_t now, uint8_t nonce[16])
 {
 	char hex[33];
-	sqlite3_stmt *st;
-	int rc;
 
 	if (auth_random(nonce, 16) < 0)
 		return -1;
 	auth_hex(nonce, 16, hex);
-	if (sqlite3_prepare_v2(c->db, "DELETE FROM mfa_pending WHERE expires < ?1",
-	    -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_int64(st, 1, (int64_t)now);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	sqlite3_finalize(st);
-	if (rc < 0 || sqlite3_prepare_v2(c->db, "INSERT INTO mfa_pending(nonce,"
-	    " user_id, expires) VALUES(?1, ?2, ?3)", -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int64(st, 3, (int64_t)now + AUTH_MFA_PENDING);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	sqlite3_finalize(st);
-	return rc;
-}
-
-static bool
-pending_run(struct auth_ctx *c, const char *sql, int64_t uid, time_t now,
-    const uint8_t nonce[16], bool row)
-{
-	char hex[33];
-	sqlite3_stmt *st;
-	bool ok;
-
-	auth_hex(nonce, 16, hex);
-	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return false;
-	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int64(st, 3, (int64_t)now);
-	if (row)
-		ok = sqlite3_step(st) == SQLITE_ROW;
-	else
-		ok = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(c->db) == 1;
-	sqlite3_finalize(st);
-	return ok;
+	return c->store->pending_add(c, hex, uid, (int64_t)now,
+	    (int64_t)now + AUTH_MFA_PENDING);
 }
 
 bool
 auth_mfa_pending_live(struct auth_ctx *c, int64_t uid, time_t now, const uint8_t nonce[16])
 {
-	return pending_run(c, "SELECT 1 FROM mfa_pending WHERE nonce = ?1 AND"
-	    " user_id = ?2 AND expires >= ?3", uid, now, nonce, true);
+	char hex[33];
+
+	auth_hex(nonce, 16, hex);
+	return c->store->pending_live(c, hex, uid, (int64_t)now) == 1;
 }
 
 bool
 auth_mfa_pending_take(struct auth_ctx *c, int64_t uid, time_t now, const uint8_t nonce[16])
 {
-	return pending_run(c, "DELETE FROM mfa_pending WHERE nonce = ?1 AND"
-	    " user_id = ?2 AND expires >= ?3", uid, now, nonce, false);
+	char hex[33];
+
+	auth_hex(nonce, 16, hex);
+	return c->store->pending_take(c, hex, uid, (int64_t)now) == 1;
 }

@@ -9,73 +9,83 @@
 
 #define LIST_MAX 20
 
+struct list_arg {
+	struct auth_page *pg;
+	struct auth_buf *b;
+	const struct auth_identity *id;
+};
+
+static void
+when_text(int64_t t, char when[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(when, 32, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+		snprintf(when, 32, "-");
+}
+
+static void
+session_item(void *arg, const struct auth_session_row *r)
+{
+	struct list_arg *la = arg;
+	struct auth_buf *b = la->b;
+	enum auth_lang l = la->pg->lang;
+	char when[32];
+
+	if (strlen(r->sid) != 32)
+		return;
+	when_text(r->created, when);
+	auth_buf_addf(b, "<li>%s &middot; ", when);
+	auth_buf_esc(b, r->ip);
+	if (strcmp(r->sid, la->id->sid) == 0)
+		auth_buf_addf(b, " (%s)", auth_msg(l, M_THIS_SESSION));
+	auth_buf_add(b, "<form method=\"post\" action=\"/_pbxgate/account\">");
+	auth_csrf_field(la->pg, b);
+	auth_buf_addf(b, "<input type=\"hidden\" name=\"action\" value=\"revoke\">"
+	    "<input type=\"hidden\" name=\"sid\" value=\"%s\">"
+	    "<button type=\"submit\">%s</button></form></li>", r->sid,
+	    auth_msg(l, M_REVOKE));
+}
+
 static void
 list_sessions(struct auth_page *pg, struct auth_buf *b, const struct auth_identity *id)
 {
 	struct auth_ctx *c = pg->c;
-	sqlite3_stmt *st;
-	enum auth_lang l = pg->lang;
+	struct list_arg la = { pg, b, id };
+	struct auth_session_query q = { .since = (int64_t)pg->now - c->s.session_max,
+	    .uid = id->uid, .limit = LIST_MAX, .newest_first = true };
 
-	auth_buf_addf(b, "<h2>%s</h2><ul>", auth_msg(l, M_SESSIONS));
+	auth_buf_addf(b, "<h2>%s</h2><ul>", auth_msg(pg->lang, M_SESSIONS));
 	pthread_mutex_lock(&c->db_mu);
-	if (sqlite3_prepare_v2(c->db, "SELECT sid, created, ip FROM sessions WHERE"
-	    " user_id = ?1 AND revoked = 0 AND created > ?2 ORDER BY created DESC"
-	    " LIMIT ?3", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, id->uid);
-		sqlite3_bind_int64(st, 2, (int64_t)pg->now - c->s.session_max);
-		sqlite3_bind_int(st, 3, LIST_MAX);
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			const char *sid = (const char *)sqlite3_column_text(st, 0);
-			time_t t = (time_t)sqlite3_column_int64(st, 1);
-			char when[32];
-			struct tm tm;
-
-			if (sid == NULL || strlen(sid) != 32)
-				continue;
-			strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", gmtime_r(&t, &tm));
-			auth_buf_addf(b, "<li>%s &middot; ", when);
-			auth_buf_esc(b, (const char *)sqlite3_column_text(st, 2));
-			if (strcmp(sid, id->sid) == 0)
-				auth_buf_addf(b, " (%s)", auth_msg(l, M_THIS_SESSION));
-			auth_buf_add(b, "<form method=\"post\" action=\"/_pbxgate/account\">");
-			auth_csrf_field(pg, b);
-			auth_buf_addf(b, "<input type=\"hidden\" name=\"action\" value=\"revoke\">"
-			    "<input type=\"hidden\" name=\"sid\" value=\"%s\">"
-			    "<button type=\"submit\">%s</button></form></li>", sid,
-			    auth_msg(l, M_REVOKE));
-		}
-		sqlite3_finalize(st);
-	}
+	(void)c->store->session_list(c, &q, session_item, &la);
 	pthread_mutex_unlock(&c->db_mu);
 	auth_buf_add(b, "</ul>");
+}
+
+static void
+login_item(void *arg, const struct auth_login_row *r)
+{
+	struct list_arg *la = arg;
+	char when[32];
+
+	when_text(r->time, when);
+	auth_buf_addf(la->b, "<li>%s &middot; ", when);
+	auth_buf_esc(la->b, r->ip);
+	auth_buf_addf(la->b, " &middot; %s</li>", auth_msg(la->pg->lang,
+	    r->ok ? M_OK : M_FAIL));
 }
 
 static void
 list_logins(struct auth_page *pg, struct auth_buf *b, const struct auth_identity *id)
 {
 	struct auth_ctx *c = pg->c;
-	sqlite3_stmt *st;
-	enum auth_lang l = pg->lang;
+	struct list_arg la = { pg, b, id };
 
-	auth_buf_addf(b, "<h2>%s</h2><ul>", auth_msg(l, M_RECENT));
+	auth_buf_addf(b, "<h2>%s</h2><ul>", auth_msg(pg->lang, M_RECENT));
 	pthread_mutex_lock(&c->db_mu);
-	if (sqlite3_prepare_v2(c->db, "SELECT time, ip, ok FROM logins WHERE user_id = ?1"
-	    " ORDER BY time DESC LIMIT ?2", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, id->uid);
-		sqlite3_bind_int(st, 2, LIST_MAX);
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			time_t t = (time_t)sqlite3_column_int64(st, 0);
-			char when[32];
-			struct tm tm;
-
-			strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", gmtime_r(&t, &tm));
-			auth_buf_addf(b, "<li>%s &middot; ", when);
-			auth_buf_esc(b, (const char *)sqlite3_column_text(st, 1));
-			auth_buf_addf(b, " &middot; %s</li>", auth_msg(l,
-			    sqlite3_column_int(st, 2) ? M_OK : M_FAIL));
-		}
-		sqlite3_finalize(st);
-	}
+	(void)c->store->login_list(c, id->uid, LIST_MAX, login_item, &la);
 	pthread_mutex_unlock(&c->db_mu);
 	auth_buf_add(b, "</ul>");
 }
@@ -250,20 +260,14 @@ renew(struct auth_page *pg, struct auth_identity *id)
 }
 
 static int
-update_user(struct auth_ctx *c, const char *sql, int64_t uid, const char *text,
-    time_t now)
+update_user(struct auth_ctx *c, enum auth_user_field f, int64_t uid,
+    const char *text, time_t now)
 {
-	sqlite3_stmt *st;
-	int rc = -1;
+	int rc;
 
 	if (auth_store_begin(c) < 0)
 		return -1;
-	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, uid);
-		sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-		sqlite3_finalize(st);
-	}
+	rc = c->store->user_set(c, uid, f, text);
 	if (rc == 0)
 		rc = auth_bump_epoch(c, uid, now);
 	if (rc == 0)
@@ -300,7 +304,7 @@ do_password(struct auth_page *pg, struct auth_identity *id)
 		return;
 	}
 	pthread_mutex_lock(&c->db_mu);
-	rc = update_user(c, "UPDATE users SET pw = ?2 WHERE id = ?1", id->uid, phc, pg->now);
+	rc = update_user(c, AUTH_UF_PW, id->uid, phc, pg->now);
 	pthread_mutex_unlock(&c->db_mu);
 	if (rc < 0) {
 		show(pg, id, 500, M_FAILED, NULL);
@@ -352,7 +356,7 @@ do_lockdown(struct auth_page *pg, struct auth_identity *id)
 		return;
 	}
 	pthread_mutex_lock(&c->db_mu);
-	rc = update_user(c, "UPDATE users SET lockdown = ?2 WHERE id = ?1", id->uid, list, pg->now);
+	rc = update_user(c, AUTH_UF_LOCKDOWN, id->uid, list, pg->now);
 	pthread_mutex_unlock(&c->db_mu);
 	if (rc < 0) {
 		show(pg, id, 500, M_FAILED, NULL);

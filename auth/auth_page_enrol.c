@@ -37,31 +37,19 @@ token_hash(const char *tok, char out[65])
 static int
 enrol_get(struct auth_ctx *c, const char *tok, time_t now, struct enrol *e)
 {
-	sqlite3_stmt *st;
-	int rc;
+	struct auth_enrol_row row;
 
 	memset(e, 0, sizeof(*e));
-	if (token_hash(tok, e->hash) < 0)
+	if (token_hash(tok, e->hash) < 0 ||
+	    c->store->enrol_get(c, e->hash, (int64_t)now, &row) != 0)
 		return -1;
-	if (sqlite3_prepare_v2(c->db, "SELECT e.user_id, u.name, e.totp, e.totp_kid"
-	    " FROM enrol e JOIN users u ON u.id = e.user_id WHERE e.hash = ?1"
-	    " AND e.used = 0 AND e.expires > ?2 AND u.disabled = 0", -1, &st,
-	    NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_text(st, 1, e->hash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, now);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		e->uid = sqlite3_column_int64(st, 0);
-		snprintf(e->name, sizeof(e->name), "%s", sqlite3_column_text(st, 1));
-		if (sqlite3_column_bytes(st, 2) == (int)sizeof(e->sealed)) {
-			memcpy(e->sealed, sqlite3_column_blob(st, 2), sizeof(e->sealed));
-			e->has_secret = true;
-		}
-		e->kid = (uint32_t)sqlite3_column_int64(st, 3);
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : -1;
+	e->uid = row.uid;
+	memcpy(e->name, row.name, sizeof(e->name));
+	memcpy(e->sealed, row.sealed, sizeof(e->sealed));
+	e->has_secret = row.has_secret;
+	e->kid = row.kid;
+	OPENSSL_cleanse(&row, sizeof(row));
+	return 0;
 }
 
 static void
@@ -99,20 +87,13 @@ show_form(struct auth_page *pg, const char *tok, struct enrol *e, int status,
 	struct auth_ctx *c = pg->c;
 	uint8_t sec[AUTH_TOTP_SECRET], sealed[sizeof(e->sealed)];
 	uint32_t kid;
-	sqlite3_stmt *st;
-	int rc = -1;
+	int rc;
 
 	if (auth_random(sec, sizeof(sec)) < 0 || auth_totp_seal(c, sec, e->uid, sealed, &kid) < 0)
 		goto fail;
 	pthread_mutex_lock(&c->db_mu);
-	if (sqlite3_prepare_v2(c->db, "UPDATE enrol SET totp = ?2, totp_kid = ?3 WHERE"
-	    " hash = ?1 AND used = 0", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, e->hash, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 2, sealed, sizeof(sealed), SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, kid);
-		rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(c->db) == 1 ? 0 : -1;
-		sqlite3_finalize(st);
-	}
+	rc = c->store->enrol_set_totp(c, e->hash, sealed, sizeof(sealed), kid) == 1 ?
+	    0 : -1;
 	pthread_mutex_unlock(&c->db_mu);
 	if (rc < 0)
 		goto fail;
@@ -204,38 +185,20 @@ static int
 enrol_commit(struct auth_ctx *c, const struct enrol *e, const char *phc,
     int64_t step, time_t now, char codes[AUTH_RECOVERY_N][16])
 {
-	sqlite3_stmt *st;
-	int rc = -1;
+	int rc;
 
 	if (auth_store_begin(c) < 0)
 		return -1;
-	if (sqlite3_prepare_v2(c->db, "UPDATE enrol SET used = 1 WHERE hash = ?1 AND used = 0",
-	    -1, &st, NULL) != SQLITE_OK)
-		goto out;
-	sqlite3_bind_text(st, 1, e->hash, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(c->db) == 1 ? 0 : -1;
-	sqlite3_finalize(st);
-	if (rc < 0 || sqlite3_prepare_v2(c->db, "UPDATE users SET pw = ?2, totp = ?3,"
-	    " totp_kid = ?4, totp_last = ?5, updated = ?6 WHERE id = ?1", -1, &st,
-	    NULL) != SQLITE_OK) {
-		rc = -1;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, e->uid);
-	sqlite3_bind_text(st, 2, phc, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 3, e->sealed, sizeof(e->sealed), SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, e->kid);
-	sqlite3_bind_int64(st, 5, step);
-	sqlite3_bind_int64(st, 6, now);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	sqlite3_finalize(st);
+	rc = c->store->enrol_use(c, e->hash) == 1 ? 0 : -1;
+	if (rc == 0)
+		rc = c->store->user_enrolled(c, e->uid, phc, e->sealed,
+		    sizeof(e->sealed), e->kid, step, (int64_t)now);
 	if (rc == 0)
 		rc = auth_bump_epoch(c, e->uid, now);
 	if (rc == 0)
 		rc = auth_recovery_new(c, e->uid, codes);
 	if (rc == 0)
 		rc = auth_store_commit(c);
-out:
 	if (rc < 0)
 		auth_store_rollback(c);
 	return rc;

@@ -89,22 +89,13 @@ static void
 record_login(struct auth_ctx *c, int64_t uid, const struct sockaddr *peer,
     time_t now, bool ok)
 {
-	sqlite3_stmt *st;
 	char ip[64];
 	uint8_t r;
 
 	pol_addr_peer_text(peer, ip, sizeof(ip));
-	if (sqlite3_prepare_v2(c->db, "INSERT INTO logins(user_id, time, ip, ok)"
-	    " VALUES(?1, ?2, ?3, ?4)", -1, &st, NULL) != SQLITE_OK)
-		return;
-	sqlite3_bind_int64(st, 1, uid);
-	sqlite3_bind_int64(st, 2, now);
-	sqlite3_bind_text(st, 3, ip, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 4, ok);
-	(void)sqlite3_step(st);
-	sqlite3_finalize(st);
+	(void)c->store->login_add(c, uid, (int64_t)now, ip, ok);
 	if (auth_random(&r, 1) == 0 && r % 64 == 0)	/* amortised pruning */
-		(void)auth_exec(c, "DELETE FROM logins WHERE time < strftime('%s','now') - 90*86400");
+		(void)c->store->login_prune(c, (int64_t)now - 90 * 86400);
 }
 
 /* Counts one failure against the user name and the address; audits. */
@@ -179,7 +170,6 @@ static void
 maybe_rehash(struct auth_ctx *c, const struct auth_user *u, const char *pw)
 {
 	char phc[AUTH_PHC_MAX], err[128];
-	sqlite3_stmt *st;
 
 	if (!auth_pw_needs_rehash(u->pw, c->s.argon2_m_kib, c->s.argon2_t, c->s.argon2_p))
 		return;
@@ -187,14 +177,7 @@ maybe_rehash(struct auth_ctx *c, const struct auth_user *u, const char *pw)
 	    strlen(pw), phc, err, sizeof(err)) < 0)
 		return;
 	pthread_mutex_lock(&c->db_mu);
-	if (sqlite3_prepare_v2(c->db, "UPDATE users SET pw = ?2 WHERE id = ?1 AND pw = ?3",
-	    -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, u->id);
-		sqlite3_bind_text(st, 2, phc, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, u->pw, -1, SQLITE_STATIC);
-		(void)sqlite3_step(st);
-		sqlite3_finalize(st);
-	}
+	(void)c->store->pw_rehash(c, u->id, phc, u->pw);
 	pthread_mutex_unlock(&c->db_mu);
 }
 

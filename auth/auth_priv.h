@@ -98,7 +98,10 @@ ssize_t auth_cookie_find(const char *hdr, size_t len, const char *name,
 bool auth_ip_in_list(const struct sockaddr *sa, const char *list);
 int  auth_cidr_list_check(const char *list, char *err, size_t errlen);
 
-/* ---- auth_store.c ---- */
+/* ---- auth_store.c: the backend interface is auth_store.h ---- */
+#define AUTH_STORE_USERS_MAX   100000	/* in-memory table bounds */
+#define AUTH_STORE_REVOKED_MAX 100000
+#include "auth/auth_store.h"
 struct auth_user {
 	int64_t  id;
 	char     name[AUTH_NAME_MAX + 1];
@@ -134,8 +137,9 @@ struct auth_ctx {
 	char    dummy_phc[AUTH_PHC_MAX];	/* verified for unknown users */
 	char    style_hash[64];		/* CSP hash of the inline style */
 
-	pthread_mutex_t db_mu;		/* guards db */
-	sqlite3 *db;
+	pthread_mutex_t db_mu;		/* guards the store */
+	const struct auth_store_ops *store;	/* the backend (auth_store.h) */
+	sqlite3 *db;			/* the SQLite backend's connection */
 	int64_t  db_version;		/* meta version seen by the tables */
 
 	pthread_rwlock_t mem_mu;	/* guards the tables below */
@@ -158,11 +162,13 @@ int  auth_store_reload_try(struct auth_ctx *, char *err, size_t errlen);
 /* Caller holds db_mu for these. */
 int  auth_store_begin(struct auth_ctx *);
 int  auth_store_commit(struct auth_ctx *);
-const char *auth_store_hint(int sqlite_code);
 void auth_store_rollback(struct auth_ctx *);
+/* The last store error, and what an operator can do about it: read them
+ * before a rollback, which may replace them. */
+const char *auth_store_errmsg(struct auth_ctx *);
+const char *auth_store_hint(struct auth_ctx *);
 int  auth_user_get(struct auth_ctx *, const char *folded, int64_t id,
     struct auth_user *out);	/* 0 found, 1 not found, -1 error */
-int  auth_exec(struct auth_ctx *, const char *sql);
 int  auth_bump_epoch(struct auth_ctx *, int64_t uid, int64_t now);
 int  auth_bump_version(struct auth_ctx *);
 

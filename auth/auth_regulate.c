@@ -7,32 +7,6 @@
 
 #define BACKOFF_MAX 60	/* seconds; beyond this the ban takes over */
 
-struct reg_row {
-	int64_t failures, first, last, banned_until;
-};
-
-static int
-reg_get(struct auth_ctx *c, const char *key, struct reg_row *r)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	memset(r, 0, sizeof(*r));
-	if (sqlite3_prepare_v2(c->db, "SELECT failures, first, last, banned_until"
-	    " FROM regulate WHERE key = ?1", -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		r->failures = sqlite3_column_int64(st, 0);
-		r->first = sqlite3_column_int64(st, 1);
-		r->last = sqlite3_column_int64(st, 2);
-		r->banned_until = sqlite3_column_int64(st, 3);
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
-}
-
 /* Exponential back-off: after n failures the next attempt waits 2^(n-2)
  * seconds (0, 1, 2, 4 ... capped), so a typo costs nothing and a script
  * slows down before the ban. */
@@ -52,18 +26,11 @@ backoff(int64_t failures)
 static void
 prune(struct auth_ctx *c, int64_t now)
 {
-	sqlite3_stmt *st;
 	uint8_t r;
 
 	if (auth_random(&r, 1) < 0 || r % 64 != 0)
 		return;
-	if (sqlite3_prepare_v2(c->db, "DELETE FROM regulate WHERE banned_until < ?1"
-	    " AND last < ?2", -1, &st, NULL) != SQLITE_OK)
-		return;
-	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_int64(st, 2, now - (int64_t)c->s.login_failure_window);
-	(void)sqlite3_step(st);
-	sqlite3_finalize(st);
+	(void)c->store->reg_prune(c, now, now - (int64_t)c->s.login_failure_window);
 }
 
 /* One key per client: an IPv4 address, or an IPv6 /64 (one host usually
@@ -100,9 +67,9 @@ auth_reg_key_of(const struct pol_addr *a, char *out, size_t len)
 bool
 auth_reg_blocked(struct auth_ctx *c, const char *key, int64_t now)
 {
-	struct reg_row r;
+	struct auth_reg_row r;
 
-	if (reg_get(c, key, &r) < 0)
+	if (c->store->reg_get(c, key, &r) < 0)
 		return true;	/* fail closed */
 	if (r.banned_until > now)
 		return true;
@@ -114,11 +81,10 @@ auth_reg_blocked(struct auth_ctx *c, const char *key, int64_t now)
 int
 auth_reg_fail(struct auth_ctx *c, const char *key, int64_t now)
 {
-	struct reg_row r;
-	sqlite3_stmt *st;
-	int banned = 0, rc;
+	struct auth_reg_row r;
+	int banned = 0;
 
-	if (reg_get(c, key, &r) < 0)
+	if (c->store->reg_get(c, key, &r) < 0)
 		return -1;
 	if (r.failures == 0 || now - r.first > (int64_t)c->s.login_failure_window ||
 	    r.banned_until != 0) {
@@ -132,30 +98,14 @@ auth_reg_fail(struct auth_ctx *c, const char *key, int64_t now)
 		r.banned_until = now + c->s.login_ban_time;
 		banned = 1;
 	}
-	if (sqlite3_prepare_v2(c->db, "INSERT OR REPLACE INTO regulate(key, failures,"
-	    " first, last, banned_until) VALUES(?1, ?2, ?3, ?4, ?5)", -1, &st,
-	    NULL) != SQLITE_OK)
+	if (c->store->reg_put(c, key, &r) < 0)
 		return -1;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, r.failures);
-	sqlite3_bind_int64(st, 3, r.first);
-	sqlite3_bind_int64(st, 4, r.last);
-	sqlite3_bind_int64(st, 5, r.banned_until);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE)
-		prune(c, now);
-	return rc == SQLITE_DONE ? banned : -1;
+	prune(c, now);
+	return banned;
 }
 
 void
 auth_reg_clear(struct auth_ctx *c, const char *key)
 {
-	sqlite3_stmt *st;
-
-	if (sqlite3_prepare_v2(c->db, "DELETE FROM regulate WHERE key = ?1", -1, &st, NULL) != SQLITE_OK)
-		return;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	(void)sqlite3_step(st);
-	sqlite3_finalize(st);
+	(void)c->store->reg_del(c, key);
 }

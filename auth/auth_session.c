@@ -231,38 +231,21 @@ auth_session_new(struct auth_ctx *c, const struct auth_user *u,
 	    .login = now, .last = now };
 	char sid[AUTH_SID_HEX], pid[AUTH_PID_HEX], ip[64];
 	uint8_t praw[AUTH_PID_LEN];
-	sqlite3_stmt *st;
-	int rc;
+	struct auth_session_new_row row;
 
 	if (auth_random(pl.sid, sizeof(pl.sid)) < 0)
 		return -1;
 	auth_hex(pl.sid, sizeof(pl.sid), sid);
 	pol_addr_peer_text(peer, ip, sizeof(ip));
-	if (sqlite3_prepare_v2(c->db, "DELETE FROM sessions WHERE created < ?1", -1,
-	    &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_int64(st, 1, (int64_t)now - c->s.session_max - 3600);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return -1;
 	if (auth_random(praw, sizeof(praw)) < 0)
 		return -1;
 	auth_hex(praw, sizeof(praw), pid);
-	if (sqlite3_prepare_v2(c->db, "INSERT INTO sessions(sid, user_id, created, ip,"
-	    " level, pid, epoch) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &st,
-	    NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_text(st, 1, sid, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, u->id);
-	sqlite3_bind_int64(st, 3, now);
-	sqlite3_bind_text(st, 4, ip, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 5, (int)lvl);
-	sqlite3_bind_text(st, 6, pid, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, (int64_t)u->epoch);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	sqlite3_finalize(st);
-	if (rc < 0 || seal_cookie(c, &pl, setcookie, len) == 0)
+	row = (struct auth_session_new_row){ .sid = sid, .pid = pid, .ip = ip,
+	    .uid = u->id, .created = now, .epoch = (int64_t)u->epoch,
+	    .prune_before = (int64_t)now - c->s.session_max - 3600,
+	    .level = (int)lvl };
+	if (c->store->session_add(c, &row) < 0 ||
+	    seal_cookie(c, &pl, setcookie, len) == 0)
 		return -1;
 	if (sid_out != NULL)
 		memcpy(sid_out, sid, AUTH_SID_HEX);
@@ -273,16 +256,8 @@ auth_session_new(struct auth_ctx *c, const struct auth_user *u,
 int
 auth_session_revoke(struct auth_ctx *c, int64_t uid, const char *sid_hex)
 {
-	sqlite3_stmt *st;
-	int rc;
+	int rc = c->store->session_revoke(c, uid, sid_hex);
 
-	if (sqlite3_prepare_v2(c->db, "UPDATE sessions SET revoked = 1 WHERE sid = ?1"
-	    " AND user_id = ?2", -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_text(st, 1, sid_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, uid);
-	rc = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(c->db) : -1;
-	sqlite3_finalize(st);
 	if (rc < 0 || auth_bump_version(c) < 0)
 		return -1;
 	return rc;

@@ -1,0 +1,256 @@
+/* test_store_ops.c -- the store interface (auth_store.h) as every backend
+ * must implement it: the once-only writes, counters, sessions, listings. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+
+static struct th t;
+
+static void
+setup(void)
+{
+	th_init(&t);
+	th_open(&t);
+	pthread_mutex_lock(&t.ctx->db_mu);
+}
+
+static void
+teardown(void)
+{
+	pthread_mutex_unlock(&t.ctx->db_mu);
+	th_fini(&t);
+}
+
+TestSuite(store_ops, .init = setup, .fini = teardown);
+
+static int64_t
+add(const char *name)
+{
+	struct auth_user_new n = { .name = name, .email = "", .groups = "",
+	    .pw = "", .now = 1000 };
+	int64_t uid = 0;
+
+	cr_assert_eq(t.ctx->store->user_add(t.ctx, &n, &uid), 0, "%s",
+	    t.ctx->store->errmsg(t.ctx));
+	cr_assert_gt(uid, 0);
+	return uid;
+}
+
+Test(store_ops, user_add_twice_is_a_duplicate)
+{
+	struct auth_user_new n = { .name = "alice", .email = "", .groups = "",
+	    .pw = "", .now = 1000 };
+	int64_t uid;
+
+	add("alice");
+	cr_expect_eq(t.ctx->store->user_add(t.ctx, &n, &uid), 1);
+}
+
+Test(store_ops, user_get_by_name_and_id)
+{
+	int64_t uid = add("bob");
+	struct auth_user u;
+
+	cr_assert_eq(t.ctx->store->user_get(t.ctx, "bob", 0, &u), 0);
+	cr_expect_eq(u.id, uid);
+	cr_assert_eq(t.ctx->store->user_get(t.ctx, NULL, uid, &u), 0);
+	cr_expect_str_eq(u.name, "bob");
+	cr_expect_eq(u.totp_last, -1);
+	cr_expect_eq(t.ctx->store->user_get(t.ctx, "nobody", 0, &u), 1);
+}
+
+/* The TOTP step only moves forward, once per step: a code is accepted
+ * at most once whoever asks. */
+Test(store_ops, totp_step_advances_once)
+{
+	int64_t uid = add("carol");
+	struct auth_store_ops const *s = t.ctx->store;
+
+	cr_expect_eq(s->totp_advance(t.ctx, uid, 100), 1);
+	cr_expect_eq(s->totp_advance(t.ctx, uid, 100), 0);
+	cr_expect_eq(s->totp_advance(t.ctx, uid, 99), 0);
+	cr_expect_eq(s->totp_advance(t.ctx, uid, 101), 1);
+}
+
+Test(store_ops, recovery_code_used_once)
+{
+	int64_t uid = add("dave");
+	struct auth_store_ops const *s = t.ctx->store;
+
+	cr_assert_eq(s->recovery_add(t.ctx, uid, "h1"), 0);
+	cr_expect_eq(s->recovery_use(t.ctx, uid, "h1"), 1);
+	cr_expect_eq(s->recovery_use(t.ctx, uid, "h1"), 0);
+	cr_expect_eq(s->recovery_use(t.ctx, uid, "h2"), 0);
+	cr_assert_eq(s->recovery_clear(t.ctx, uid), 0);
+}
+
+Test(store_ops, enrol_token_used_once_and_expires)
+{
+	int64_t uid = add("erin");
+	struct auth_store_ops const *s = t.ctx->store;
+	struct auth_enrol_row e;
+
+	cr_assert_eq(s->enrol_add(t.ctx, "tok1", uid, 2000), 0);
+	cr_assert_eq(s->enrol_add(t.ctx, "tok2", uid, 2000), 0);
+	cr_assert_eq(s->enrol_get(t.ctx, "tok1", 1500, &e), 0);
+	cr_expect_eq(e.uid, uid);
+	cr_expect_str_eq(e.name, "erin");
+	cr_expect_not(e.has_secret);
+	cr_expect_eq(s->enrol_get(t.ctx, "tok2", 2000, &e), 1, "expired");
+	cr_expect_eq(s->enrol_use(t.ctx, "tok1"), 1);
+	cr_expect_eq(s->enrol_use(t.ctx, "tok1"), 0);
+	cr_expect_eq(s->enrol_get(t.ctx, "tok1", 1500, &e), 1, "used");
+}
+
+Test(store_ops, pending_nonce_taken_once)
+{
+	int64_t uid = add("frank");
+	struct auth_store_ops const *s = t.ctx->store;
+
+	cr_assert_eq(s->pending_add(t.ctx, "n1", uid, 1000, 1300), 0);
+	cr_expect_eq(s->pending_live(t.ctx, "n1", uid, 1300), 1);
+	cr_expect_eq(s->pending_live(t.ctx, "n1", uid + 1, 1300), 0);
+	cr_expect_eq(s->pending_take(t.ctx, "n1", uid, 1301), 0, "expired");
+	cr_expect_eq(s->pending_take(t.ctx, "n1", uid, 1200), 1);
+	cr_expect_eq(s->pending_take(t.ctx, "n1", uid, 1200), 0);
+	cr_expect_eq(s->pending_live(t.ctx, "n1", uid, 1200), 0);
+}
+
+Test(store_ops, regulation_counter_round_trip)
+{
+	struct auth_store_ops const *s = t.ctx->store;
+	struct auth_reg_row r = { 3, 10, 20, 500 }, g;
+
+	cr_assert_eq(s->reg_put(t.ctx, "u:gina", &r), 0);
+	cr_assert_eq(s->reg_get(t.ctx, "u:gina", &g), 0);
+	cr_expect_eq(memcmp(&r, &g, sizeof(r)), 0);
+	cr_expect_eq(s->reg_del(t.ctx, "u:gina"), 1);
+	cr_expect_eq(s->reg_del(t.ctx, "u:gina"), 0);
+	cr_assert_eq(s->reg_get(t.ctx, "u:gina", &g), 0);
+	cr_expect_eq(g.failures, 0);
+	cr_expect_eq(g.banned_until, 0);
+}
+
+static void
+count_ban(void *arg, const struct auth_ban_row *r)
+{
+	(void)r;
+	(*(int *)arg)++;
+}
+
+Test(store_ops, ban_listed_until_it_ends)
+{
+	struct auth_store_ops const *s = t.ctx->store;
+	struct auth_reg_row r = { 5, 10, 20, 500 };
+	int n = 0;
+
+	cr_assert_eq(s->reg_put(t.ctx, "a:192.0.2.7", &r), 0);
+	cr_assert_eq(s->ban_list(t.ctx, 499, count_ban, &n), 0);
+	cr_expect_eq(n, 1);
+	n = 0;
+	cr_assert_eq(s->ban_list(t.ctx, 500, count_ban, &n), 0);
+	cr_expect_eq(n, 0);
+	cr_assert_eq(s->reg_prune(t.ctx, 501, 21), 0);
+	cr_expect_eq(s->reg_del(t.ctx, "a:192.0.2.7"), 0, "pruned");
+}
+
+static void
+count_session(void *arg, const struct auth_session_row *r)
+{
+	(void)r;
+	(*(int *)arg)++;
+}
+
+static int
+live_sessions(int64_t uid)
+{
+	struct auth_session_query q = { .since = 0, .uid = uid };
+	int n = 0;
+
+	cr_assert_eq(t.ctx->store->session_list(t.ctx, &q, count_session, &n), 0);
+	return n;
+}
+
+/* Revoked sessions leave the live list and enter the revocation table;
+ * an epoch bump ends every session of the user. */
+Test(store_ops, sessions_revoked_and_ended_by_epoch)
+{
+	int64_t uid = add("hank");
+	struct auth_store_ops const *s = t.ctx->store;
+	struct auth_session_new_row a = { .sid = "00112233445566778899aabbccddeeff",
+	    .pid = "0011223344556677", .ip = "192.0.2.1", .uid = uid,
+	    .created = 1000, .epoch = 1, .prune_before = 0, .level = 1 };
+	struct auth_session_new_row b = a;
+	struct auth_mem_user *u;
+	uint8_t (*rv)[16];
+	size_t nu, nr;
+
+	b.sid = "ffeeddccbbaa99887766554433221100";
+	b.pid = "7766554433221100";
+	cr_assert_eq(s->session_add(t.ctx, &a), 0);
+	cr_assert_eq(s->session_add(t.ctx, &b), 0);
+	cr_expect_eq(live_sessions(uid), 2);
+	cr_expect_eq(s->session_revoke(t.ctx, uid + 1, a.sid), 0, "other user");
+	cr_expect_eq(s->session_revoke(t.ctx, uid, a.sid), 1);
+	cr_expect_eq(live_sessions(uid), 1);
+	cr_assert_eq(s->load(t.ctx, &u, &nu, &rv, &nr), 0);
+	cr_expect_eq(nr, 1);
+	cr_expect_eq(rv[0][0], 0x00);
+	cr_expect_eq(rv[0][15], 0xff);
+	free(u);
+	free(rv);
+	cr_expect_eq(s->session_revoke_pid(t.ctx, b.pid), 1);
+	cr_expect_eq(s->session_revoke_pid(t.ctx, b.pid), 0);
+	cr_expect_eq(live_sessions(uid), 0);
+}
+
+Test(store_ops, epoch_bump_ends_listed_sessions)
+{
+	int64_t uid = add("ivy");
+	struct auth_store_ops const *s = t.ctx->store;
+	struct auth_session_new_row a = { .sid = "00112233445566778899aabbccddeeff",
+	    .pid = "0011223344556677", .ip = "192.0.2.1", .uid = uid,
+	    .created = 1000, .epoch = 1, .prune_before = 0, .level = 1 };
+	int64_t v0, v1;
+
+	cr_assert_eq(s->session_add(t.ctx, &a), 0);
+	cr_expect_eq(live_sessions(uid), 1);
+	cr_assert_eq(s->version(t.ctx, &v0), 0);
+	cr_assert_eq(s->bump_epoch(t.ctx, uid, 1001), 0);
+	cr_assert_eq(s->version(t.ctx, &v1), 0);
+	cr_expect_gt(v1, v0, "tables follow the version");
+	cr_expect_eq(live_sessions(uid), 0);
+}
+
+/* The /metrics gauges: bans by kind, live sessions (revoked and aged ones
+ * out), enrolment links until they are used or expire. */
+Test(store_ops, counts_follow_bans_sessions_and_enrolments)
+{
+	int64_t uid = add("jane");
+	struct auth_store_ops const *s = t.ctx->store;
+	struct auth_reg_row ban = { 5, 10, 20, 500 };
+	struct auth_session_new_row a = { .sid = "00112233445566778899aabbccddeeff",
+	    .pid = "0011223344556677", .ip = "192.0.2.1", .uid = uid,
+	    .created = 1000, .epoch = 0, .prune_before = 0, .level = 1 };
+	long long g[AUTH_GAUGES];
+
+	cr_assert_eq(s->reg_put(t.ctx, "u:jane", &ban), 0);
+	cr_assert_eq(s->reg_put(t.ctx, "a:192.0.2.7", &ban), 0);
+	cr_assert_eq(s->reg_put(t.ctx, "a:192.0.2.8", &ban), 0);
+	cr_assert_eq(s->session_add(t.ctx, &a), 0);
+	cr_assert_eq(s->enrol_add(t.ctx, "e1", uid, 1100), 0);
+	cr_assert_eq(s->counts(t.ctx, 400, 3600, g), 0);
+	cr_expect_eq(g[AUTH_GAUGE_BANS_NAME], 1);
+	cr_expect_eq(g[AUTH_GAUGE_BANS_ADDRESS], 2);
+	cr_expect_eq(g[AUTH_GAUGE_SESSIONS], 1);
+	cr_expect_eq(g[AUTH_GAUGE_ENROLMENTS], 1);
+	cr_assert_eq(s->counts(t.ctx, 1200, 3600, g), 0);
+	cr_expect_eq(g[AUTH_GAUGE_BANS_NAME], 0, "ban over");
+	cr_expect_eq(g[AUTH_GAUGE_BANS_ADDRESS], 0);
+	cr_expect_eq(g[AUTH_GAUGE_SESSIONS], 1);
+	cr_expect_eq(g[AUTH_GAUGE_ENROLMENTS], 0, "link expired");
+	cr_assert_eq(s->counts(t.ctx, 4601, 3600, g), 0);
+	cr_expect_eq(g[AUTH_GAUGE_SESSIONS], 0, "past session_max");
+}

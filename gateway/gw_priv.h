@@ -687,11 +687,33 @@ bool gw_relay_response_bodiless(const struct gw_conn *, int status);
 void gw_relay_emit(struct gw_conn *, const char *, size_t);
 void gw_relay_emit_buffer(struct gw_conn *, struct evbuffer *src, size_t n);
 
+/* listfile.c: the line-oriented list files the config names. `name` is
+ * the path (read by gw_listfile_read) and the FILE of every message. */
+typedef void (*gw_kb_report)(void *arg, const char *msg);
+struct gw_listfile {
+	const char   *name;
+	gw_kb_report  report;		/* NULL: errors only counted */
+	void         *arg;
+	unsigned      errors;
+};
+void gw_listfile_error(struct gw_listfile *, size_t line, size_t col,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Each line of data without its LF or CRLF, numbered from 1; a line with
+ * a NUL byte is reported and skipped. */
+typedef void (*gw_listfile_line_fn)(void *ctx, const char *s, size_t n,
+    size_t lineno);
+void gw_listfile_lines(struct gw_listfile *, const char *data, size_t len,
+    gw_listfile_line_fn, void *ctx);
+/* Reads lf->name, at most max bytes (pol_file_read's rules: regular
+ * file, no FIFO); on failure reports "PATH: why (hint)" and returns -1.
+ * The caller frees *data with pol_file_free. */
+int gw_listfile_read(struct gw_listfile *, size_t max, const char *hint,
+    char **data, size_t *len);
+
 /* known_bad.c: the known_bad lists (sha256sum format), one set per config
  * snapshot, and the paths they cover. Errors reach `report` as
  * "FILE:LINE:COL: message". The set owns its copies of the file names. */
 #define GW_SHA256_LEN 32
-typedef void (*gw_kb_report)(void *arg, const char *msg);
 struct gw_knownbad *gw_knownbad_new(void);
 void gw_knownbad_free(struct gw_knownbad *);
 int  gw_knownbad_parse(struct gw_knownbad *, const char *name,

@@ -2,7 +2,6 @@
  * when it was recorded: path, size, SHA-256, content type) and the path
  * prefixes under which every file must be in it. */
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,32 +22,9 @@ struct gw_pins {
 };
 
 struct pin_parse {
-	struct gw_pins *pins;
-	const char     *name;
-	gw_kb_report    report;
-	void           *arg;
-	unsigned        errors;
+	struct gw_listfile lf;
+	struct gw_pins    *pins;
 };
-
-static void
-pin_error(struct pin_parse *p, size_t line, size_t col, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void
-pin_error(struct pin_parse *p, size_t line, size_t col, const char *fmt, ...)
-{
-	char msg[GW_ERRLEN], full[GW_ERRLEN + 300];
-	va_list ap;
-
-	p->errors++;
-	if (p->report == NULL)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(full, sizeof(full), "%s:%zu:%zu: %s", p->name, line, col, msg);
-	p->report(p->arg, full);
-}
 
 struct gw_pins *
 gw_pins_new(void)
@@ -143,7 +119,7 @@ pin_hash(struct pin_parse *p, const char *s, size_t n, size_t lineno,
 	for (size_t j = 0; j < 2 * GW_SHA256_LEN; j++) {
 		int h = j < n ? hexval(s[j]) : -1;
 		if (h < 0) {
-			pin_error(p, lineno, j + 1, "expected the 64 lower-case "
+			gw_listfile_error(&p->lf, lineno, j + 1, "expected the 64 lower-case "
 			    "hex digits of a SHA-256, found %s after %zu",
 			    j < n ? "another character" : "the line's end", j);
 			return false;
@@ -155,7 +131,7 @@ pin_hash(struct pin_parse *p, const char *s, size_t n, size_t lineno,
 	}
 	if (n > 2 * GW_SHA256_LEN && s[2 * GW_SHA256_LEN] == ' ')
 		return true;
-	pin_error(p, lineno, 2 * GW_SHA256_LEN + 1, "expected one space and "
+	gw_listfile_error(&p->lf, lineno, 2 * GW_SHA256_LEN + 1, "expected one space and "
 	    "the size after the hash");
 	return false;
 }
@@ -167,20 +143,20 @@ pin_size(struct pin_parse *p, const char *s, size_t i, size_t e,
 	uint64_t v = 0;
 
 	if (i == e || (s[i] == '0' && e - i > 1)) {
-		pin_error(p, lineno, i + 1, "expected the size in bytes (a "
+		gw_listfile_error(&p->lf, lineno, i + 1, "expected the size in bytes (a "
 		    "decimal number without leading zeros)");
 		return false;
 	}
 	for (size_t k = i; k < e; k++) {
 		if (s[k] < '0' || s[k] > '9' || v > PIN_MAX_SIZE / 10) {
-			pin_error(p, lineno, k + 1, "the size must be a decimal "
+			gw_listfile_error(&p->lf, lineno, k + 1, "the size must be a decimal "
 			    "number of bytes up to 2^40");
 			return false;
 		}
 		v = v * 10 + (uint64_t)(s[k] - '0');
 	}
 	if (v > PIN_MAX_SIZE) {
-		pin_error(p, lineno, i + 1, "the size must be at most 2^40");
+		gw_listfile_error(&p->lf, lineno, i + 1, "the size must be at most 2^40");
 		return false;
 	}
 	*size = v;
@@ -190,8 +166,9 @@ pin_size(struct pin_parse *p, const char *s, size_t i, size_t e,
 /* HASH SIZE PATH TYPE: one space between fields; PATH starts with '/' and
  * has no space or control byte; TYPE is the rest of the line. */
 static void
-pin_line(struct pin_parse *p, const char *s, size_t n, size_t lineno)
+pin_line(void *ctx, const char *s, size_t n, size_t lineno)
 {
+	struct pin_parse *p = ctx;
 	struct gw_pin e = { .line = (uint32_t)lineno };
 	size_t i, j;
 
@@ -207,20 +184,20 @@ pin_line(struct pin_parse *p, const char *s, size_t n, size_t lineno)
 	j = field_end(s, i, n);
 	if (i >= n || s[i] != '/' || j - i > PIN_MAX_PATH ||
 	    !visible(s + i, j - i)) {
-		pin_error(p, lineno, i + 1, "expected one space and the path "
+		gw_listfile_error(&p->lf, lineno, i + 1, "expected one space and the path "
 		    "(starting with /, printable ASCII, at most %d bytes)",
 		    PIN_MAX_PATH);
 		return;
 	}
 	if (j + 1 >= n || n - j - 1 > PIN_MAX_TYPE) {
-		pin_error(p, lineno, j + 1, "expected one space and the "
+		gw_listfile_error(&p->lf, lineno, j + 1, "expected one space and the "
 		    "content type (at most %d bytes; \"-\" when none was "
 		    "given)", PIN_MAX_TYPE);
 		return;
 	}
 	for (size_t k = j + 1; k < n; k++)
 		if ((unsigned char)s[k] < 0x20 || (unsigned char)s[k] >= 0x7f) {
-			pin_error(p, lineno, k + 1, "control or non-ASCII "
+			gw_listfile_error(&p->lf, lineno, k + 1, "control or non-ASCII "
 			    "byte in the content type");
 			return;
 		}
@@ -229,7 +206,7 @@ pin_line(struct pin_parse *p, const char *s, size_t n, size_t lineno)
 	    pin_add(p, &e) < 0) {
 		free(e.path);
 		free(e.type);
-		pin_error(p, lineno, 1, "more than %d entries (or out of "
+		gw_listfile_error(&p->lf, lineno, 1, "more than %d entries (or out of "
 		    "memory)", PIN_MAX_ENTRIES);
 	}
 }
@@ -253,7 +230,7 @@ pin_seal(struct pin_parse *p)
 	qsort(pins->v, pins->n, sizeof(pins->v[0]), pin_cmp);
 	for (size_t i = 1; i < pins->n; i++)
 		if (pin_cmp(&pins->v[i - 1], &pins->v[i]) == 0)
-			pin_error(p, pins->v[i].line > pins->v[i - 1].line ?
+			gw_listfile_error(&p->lf, pins->v[i].line > pins->v[i - 1].line ?
 			    pins->v[i].line : pins->v[i - 1].line, 1,
 			    "path listed twice (also at line %u)",
 			    pins->v[i].line > pins->v[i - 1].line ?
@@ -264,50 +241,31 @@ int
 gw_pins_parse(struct gw_pins *pins, const char *name, const char *data,
     size_t len, gw_kb_report report, void *arg)
 {
-	struct pin_parse p = { pins, name, report, arg, 0 };
-	size_t off = 0, lineno = 0;
+	struct pin_parse p = { { name, report, arg, 0 }, pins };
 
 	free(pins->file);
 	if ((pins->file = strdup(name)) == NULL) {
-		pin_error(&p, 1, 1, "out of memory");
+		gw_listfile_error(&p.lf, 1, 1, "out of memory");
 		return -1;
 	}
-	while (off < len) {
-		const char *s = data + off, *nl = memchr(s, '\n', len - off);
-		size_t n = nl != NULL ? (size_t)(nl - s) : len - off;
-		const char *nul = memchr(s, '\0', n);
-
-		off += n + (nl != NULL);
-		lineno++;
-		if (nul != NULL) {
-			pin_error(&p, lineno, (size_t)(nul - s) + 1, "NUL "
-			    "byte: not a text file");
-			continue;
-		}
-		pin_line(&p, s, n, lineno);
-	}
+	gw_listfile_lines(&p.lf, data, len, pin_line, &p);
 	pin_seal(&p);
-	return p.errors == 0 ? 0 : -1;
+	return p.lf.errors == 0 ? 0 : -1;
 }
 
 int
 gw_pins_load(struct gw_pins *pins, const char *path, gw_kb_report report,
     void *arg)
 {
-	char err[GW_ERRLEN], msg[GW_ERRLEN + PATH_MAX + 80];
+	struct gw_listfile lf = { path, report, arg, 0 };
 	char *data;
 	size_t len;
 	int r;
 
-	if (pol_file_read(path, PIN_MAX_FILE, &data, &len, NULL, err,
-	    sizeof(err)) == -1) {
-		snprintf(msg, sizeof(msg), "%s: %s (fix the path of integrity "
-		    "or the file's permissions; `pbxgate integrity record` "
-		    "writes it)", path, err);
-		if (report != NULL)
-			report(arg, msg);
+	if (gw_listfile_read(&lf, PIN_MAX_FILE, "fix the path of integrity or "
+	    "the file's permissions; `pbxgate integrity record` writes it",
+	    &data, &len) == -1)
 		return -1;
-	}
 	r = gw_pins_parse(pins, path, data, len, report, arg);
 	pol_file_free(data, len);
 	return r;

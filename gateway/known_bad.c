@@ -1,7 +1,6 @@
 /* known_bad.c -- the lists of known-bad file hashes (`sha256sum` format)
  * and the request paths whose response bodies are checked against them. */
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,33 +67,10 @@ hexval(char c)
 }
 
 struct kb_parse {
+	struct gw_listfile  lf;
 	struct gw_knownbad *kb;
-	const char         *name;
 	uint32_t            file;
-	gw_kb_report        report;
-	void               *arg;
-	unsigned            errors;
 };
-
-static void
-kb_error(struct kb_parse *p, size_t line, size_t col, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void
-kb_error(struct kb_parse *p, size_t line, size_t col, const char *fmt, ...)
-{
-	char msg[GW_ERRLEN], full[GW_ERRLEN + 300];
-	va_list ap;
-
-	p->errors++;
-	if (p->report == NULL)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(full, sizeof(full), "%s:%zu:%zu: %s", p->name, line, col, msg);
-	p->report(p->arg, full);
-}
 
 static int
 kb_add(struct kb_parse *p, const uint8_t *sha, size_t line)
@@ -123,8 +99,9 @@ kb_add(struct kb_parse *p, const uint8_t *sha, size_t line)
  * to escape so), 64 hex digits, a space, ' ' (text) or '*' (binary), and a
  * non-empty name, which only documents the entry. */
 static void
-kb_line(struct kb_parse *p, const char *s, size_t n, size_t lineno)
+kb_line(void *ctx, const char *s, size_t n, size_t lineno)
 {
+	struct kb_parse *p = ctx;
 	uint8_t sha[GW_SHA256_LEN];
 	size_t i = 0, j;
 
@@ -137,7 +114,7 @@ kb_line(struct kb_parse *p, const char *s, size_t n, size_t lineno)
 	for (j = 0; j < 2 * GW_SHA256_LEN; j++) {
 		int hi = i + j < n ? hexval(s[i + j]) : -1;
 		if (hi < 0) {
-			kb_error(p, lineno, i + j + 1, "expected the 64 hex "
+			gw_listfile_error(&p->lf, lineno, i + j + 1, "expected the 64 hex "
 			    "digits of a SHA-256, found %s after %zu",
 			    i + j < n ? "another character" : "the line's end", j);
 			return;
@@ -149,13 +126,13 @@ kb_line(struct kb_parse *p, const char *s, size_t n, size_t lineno)
 	}
 	i += 2 * GW_SHA256_LEN;
 	if (i + 2 >= n || s[i] != ' ' || (s[i + 1] != ' ' && s[i + 1] != '*')) {
-		kb_error(p, lineno, i + 1, "expected two spaces (or a space "
+		gw_listfile_error(&p->lf, lineno, i + 1, "expected two spaces (or a space "
 		    "and '*') and the file's name after the hash, as "
 		    "sha256sum writes them");
 		return;
 	}
 	if (kb_add(p, sha, lineno) < 0)
-		kb_error(p, lineno, 1, "more than %d hashes in all known_bad "
+		gw_listfile_error(&p->lf, lineno, 1, "more than %d hashes in all known_bad "
 		    "lists (or out of memory)", KB_MAX_ENTRIES);
 }
 
@@ -163,54 +140,34 @@ int
 gw_knownbad_parse(struct gw_knownbad *kb, const char *name, const char *data,
     size_t len, gw_kb_report report, void *arg)
 {
-	struct kb_parse p = { kb, name, 0, report, arg, 0 };
-	size_t off = 0, lineno = 0;
+	struct kb_parse p = { { name, report, arg, 0 }, kb, 0 };
 
 	if (kb->nfiles == KB_MAX_FILES) {
-		kb_error(&p, 1, 1, "more than %d known_bad lists", KB_MAX_FILES);
+		gw_listfile_error(&p.lf, 1, 1, "more than %d known_bad lists",
+		    KB_MAX_FILES);
 		return -1;
 	}
 	if ((kb->files[kb->nfiles] = strdup(name)) == NULL) {
-		kb_error(&p, 1, 1, "out of memory");
+		gw_listfile_error(&p.lf, 1, 1, "out of memory");
 		return -1;
 	}
 	p.file = (uint32_t)kb->nfiles++;
-	while (off < len) {
-		const char *s = data + off, *nl = memchr(s, '\n', len - off);
-		size_t n = nl != NULL ? (size_t)(nl - s) : len - off;
-		const char *nul = memchr(s, '\0', n);
-
-		off += n + (nl != NULL);
-		lineno++;
-		if (nul != NULL) {
-			kb_error(&p, lineno, (size_t)(nul - s) + 1, "NUL byte: "
-			    "not a text file");
-			continue;
-		}
-		if (n > 0 && s[n - 1] == '\r')
-			n--;
-		kb_line(&p, s, n, lineno);
-	}
-	return p.errors == 0 ? 0 : -1;
+	gw_listfile_lines(&p.lf, data, len, kb_line, &p);
+	return p.lf.errors == 0 ? 0 : -1;
 }
 
 int
 gw_knownbad_load(struct gw_knownbad *kb, const char *path,
     gw_kb_report report, void *arg)
 {
-	char err[GW_ERRLEN], msg[GW_ERRLEN + PATH_MAX + 80];
+	struct gw_listfile lf = { path, report, arg, 0 };
 	char *data;
 	size_t len;
 	int r;
 
-	if (pol_file_read(path, KB_MAX_FILE, &data, &len, NULL, err,
-	    sizeof(err)) == -1) {
-		snprintf(msg, sizeof(msg), "%s: %s (fix the path of known_bad "
-		    "or the file's permissions)", path, err);
-		if (report != NULL)
-			report(arg, msg);
+	if (gw_listfile_read(&lf, KB_MAX_FILE, "fix the path of known_bad or "
+	    "the file's permissions", &data, &len) == -1)
 		return -1;
-	}
 	r = gw_knownbad_parse(kb, path, data, len, report, arg);
 	pol_file_free(data, len);
 	return r;

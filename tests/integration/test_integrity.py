@@ -488,7 +488,7 @@ H = "ab" * 32
     (H + " 1 /a", "1:70", "expected one space and the content type"),
     (H + " 1 /a ", "1:70", "expected one space and the content type"),
     (H + " 1 /a text/\x7f", "1:76", "control or non-ASCII byte"),
-    (H + " 1 /a x\r", "1:72", "control or non-ASCII byte"),
+    (H + " 1 /a x\ry", "1:72", "control or non-ASCII byte"),
     (H + " 1 /a x\n" + H + " 2 /A y", "2:1", "path listed twice (also at line 1)"),
     (H + " 1 /a x\x00", "1:72", "NUL byte"),
 ])
@@ -525,6 +525,19 @@ def test_check_reports_bad_keywords(pbxgate_bin, workdir, enforce, line, msg):
 
 def test_check_accepts_the_manifest(pbxgate_bin, enforce):
     r = check(pbxgate_bin, enforce.conf)
+    assert r.returncode == 0, r.stderr
+
+
+def test_check_accepts_a_manifest_with_crlf_lines(pbxgate_bin, workdir, enforce):
+    """An editor on Windows writes CRLF; list files (known_bad lists too)
+    read one line ending, whichever it is."""
+    man = os.path.join(workdir, "crlf.manifest")
+    with open(enforce.manifest, newline="") as src, open(man, "w", newline="") as f:
+        f.write(src.read().replace("\n", "\r\n"))
+    conf = os.path.join(workdir, "crlf.conf")
+    with open(conf, "w") as f:
+        f.write(open(enforce.conf).read().replace(enforce.manifest, man))
+    r = check(pbxgate_bin, conf)
     assert r.returncode == 0, r.stderr
 
 

@@ -583,6 +583,53 @@ def test_record_finds_every_file(pbxgate_bin, workdir, enforce, siteserver):
     assert oct(os.stat(out).st_mode & 0o777) == "0o644"
 
 
+@pytest.fixture(scope="module")
+def tls_siteserver(certs):
+    """The same web client served over https with the `main` certificate
+    (localhost, 127.0.0.1): a PBX is usually reached that way."""
+    srv = SiteServer()
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(*certs.main)
+    srv.socket = tls.wrap_socket(srv.socket, server_side=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def https_record_conf(gw, workdir, name, port, ca):
+    conf = record_conf(gw, workdir, name)
+    text = "".join("upstream https://127.0.0.1:%d\nupstream_ca %s\n" % (port, ca)
+                   if l.startswith("upstream ") else l
+                   for l in open(conf).read().splitlines(keepends=True))
+    with open(conf, "w") as f:
+        f.write(text)
+    return conf
+
+
+def test_record_over_https_verifies_the_upstream(pbxgate_bin, workdir, enforce, certs,
+                                                 tls_siteserver):
+    conf = https_record_conf(enforce, workdir, "https.conf",
+                             tls_siteserver.server_address[1], certs.main[0])
+    out = os.path.join(workdir, "https.manifest")
+    r = run_cli(pbxgate_bin, "integrity", "record", "-c", conf, "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert entries(open(out).read()) == entries(manifest_text(tls_siteserver.genuine))
+
+
+def test_record_over_https_refuses_an_untrusted_upstream(pbxgate_bin, workdir, enforce,
+                                                         certs, tls_siteserver):
+    port = tls_siteserver.server_address[1]
+    conf = https_record_conf(enforce, workdir, "https-alt.conf", port, certs.alt[0])
+    out = os.path.join(workdir, "never-https.manifest")
+    r = run_cli(pbxgate_bin, "integrity", "record", "-c", conf, "-o", out)
+    assert r.returncode == 1
+    assert "GET https://127.0.0.1:%d/webclient/: " % port in r.stderr, r.stderr
+    assert "certificate" in r.stderr.lower(), r.stderr
+    assert not os.path.exists(out)
+
+
 def test_diff_of_an_unchanged_pbx_is_empty(pbxgate_bin, workdir, enforce):
     conf = record_conf(enforce, workdir, "diff.conf")
     r = run_cli(pbxgate_bin, "integrity", "diff", "-c", conf)

@@ -709,6 +709,11 @@ void gw_listfile_lines(struct gw_listfile *, const char *data, size_t len,
  * The caller frees *data with pol_file_free. */
 int gw_listfile_read(struct gw_listfile *, size_t max, const char *hint,
     char **data, size_t *len);
+/* Room for entry n of an array of *cap entries of `size` bytes: doubles
+ * *cap up to max. Returns the array (moved or not), or NULL when it holds
+ * max entries or memory ran out (then v is unchanged and still owned). */
+void *gw_listfile_grow(void *v, size_t *cap, size_t n, size_t max,
+    size_t size);
 
 /* known_bad.c: the known_bad lists (sha256sum format), one set per config
  * snapshot, and the paths they cover. Errors reach `report` as

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "gateway/gw_priv.h"
 
 #define PIN_MAX_FILE    ((size_t)8 * 1024 * 1024)	/* manifest bytes */
@@ -64,14 +66,11 @@ gw_pins_file(const struct gw_pins *pins)
 	return pins == NULL || pins->file == NULL ? "" : pins->file;
 }
 
+/* The manifest is written lower-case: one spelling. */
 static int
-hexval(char c)
+lower_hex(char c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;	/* the manifest is written lower-case: one spelling */
+	return c >= 'A' && c <= 'F' ? -1 : OPENSSL_hexchar2int((unsigned char)c);
 }
 
 /* A field: the bytes up to the next space (or the line's end). */
@@ -96,18 +95,12 @@ static int
 pin_add(struct pin_parse *p, const struct gw_pin *e)
 {
 	struct gw_pins *pins = p->pins;
+	struct gw_pin *v = gw_listfile_grow(pins->v, &pins->cap, pins->n,
+	    PIN_MAX_ENTRIES, sizeof(*v));
 
-	if (pins->n == pins->cap) {
-		size_t cap = pins->cap == 0 ? 64 : pins->cap * 2;
-		struct gw_pin *v;
-		if (cap > PIN_MAX_ENTRIES)
-			cap = PIN_MAX_ENTRIES;
-		if (pins->n >= cap ||
-		    (v = reallocarray(pins->v, cap, sizeof(*v))) == NULL)
-			return -1;
-		pins->v = v;
-		pins->cap = cap;
-	}
+	if (v == NULL)
+		return -1;
+	pins->v = v;
 	pins->v[pins->n++] = *e;
 	return 0;
 }
@@ -117,11 +110,12 @@ pin_hash(struct pin_parse *p, const char *s, size_t n, size_t lineno,
     uint8_t *sha)
 {
 	for (size_t j = 0; j < 2 * GW_SHA256_LEN; j++) {
-		int h = j < n ? hexval(s[j]) : -1;
+		int h = j < n ? lower_hex(s[j]) : -1;
 		if (h < 0) {
-			gw_listfile_error(&p->lf, lineno, j + 1, "expected the 64 lower-case "
-			    "hex digits of a SHA-256, found %s after %zu",
-			    j < n ? "another character" : "the line's end", j);
+			gw_listfile_error(&p->lf, lineno, j + 1, "expected the "
+			    "64 lower-case hex digits of a SHA-256, found %s "
+			    "after %zu", j < n ? "another character" :
+			    "the line's end", j);
 			return false;
 		}
 		if (j % 2 == 0)
@@ -131,8 +125,8 @@ pin_hash(struct pin_parse *p, const char *s, size_t n, size_t lineno,
 	}
 	if (n > 2 * GW_SHA256_LEN && s[2 * GW_SHA256_LEN] == ' ')
 		return true;
-	gw_listfile_error(&p->lf, lineno, 2 * GW_SHA256_LEN + 1, "expected one space and "
-	    "the size after the hash");
+	gw_listfile_error(&p->lf, lineno, 2 * GW_SHA256_LEN + 1, "expected one "
+	    "space and the size after the hash");
 	return false;
 }
 
@@ -143,20 +137,21 @@ pin_size(struct pin_parse *p, const char *s, size_t i, size_t e,
 	uint64_t v = 0;
 
 	if (i == e || (s[i] == '0' && e - i > 1)) {
-		gw_listfile_error(&p->lf, lineno, i + 1, "expected the size in bytes (a "
-		    "decimal number without leading zeros)");
+		gw_listfile_error(&p->lf, lineno, i + 1, "expected the size in "
+		    "bytes (a decimal number without leading zeros)");
 		return false;
 	}
 	for (size_t k = i; k < e; k++) {
 		if (s[k] < '0' || s[k] > '9' || v > PIN_MAX_SIZE / 10) {
-			gw_listfile_error(&p->lf, lineno, k + 1, "the size must be a decimal "
-			    "number of bytes up to 2^40");
+			gw_listfile_error(&p->lf, lineno, k + 1, "the size "
+			    "must be a decimal number of bytes up to 2^40");
 			return false;
 		}
 		v = v * 10 + (uint64_t)(s[k] - '0');
 	}
 	if (v > PIN_MAX_SIZE) {
-		gw_listfile_error(&p->lf, lineno, i + 1, "the size must be at most 2^40");
+		gw_listfile_error(&p->lf, lineno, i + 1, "the size must be at "
+		    "most 2^40");
 		return false;
 	}
 	*size = v;
@@ -184,21 +179,21 @@ pin_line(void *ctx, const char *s, size_t n, size_t lineno)
 	j = field_end(s, i, n);
 	if (i >= n || s[i] != '/' || j - i > PIN_MAX_PATH ||
 	    !visible(s + i, j - i)) {
-		gw_listfile_error(&p->lf, lineno, i + 1, "expected one space and the path "
-		    "(starting with /, printable ASCII, at most %d bytes)",
-		    PIN_MAX_PATH);
+		gw_listfile_error(&p->lf, lineno, i + 1, "expected one space "
+		    "and the path (starting with /, printable ASCII, at most "
+		    "%d bytes)", PIN_MAX_PATH);
 		return;
 	}
 	if (j + 1 >= n || n - j - 1 > PIN_MAX_TYPE) {
-		gw_listfile_error(&p->lf, lineno, j + 1, "expected one space and the "
-		    "content type (at most %d bytes; \"-\" when none was "
-		    "given)", PIN_MAX_TYPE);
+		gw_listfile_error(&p->lf, lineno, j + 1, "expected one space "
+		    "and the content type (at most %d bytes; \"-\" when none "
+		    "was given)", PIN_MAX_TYPE);
 		return;
 	}
 	for (size_t k = j + 1; k < n; k++)
 		if ((unsigned char)s[k] < 0x20 || (unsigned char)s[k] >= 0x7f) {
-			gw_listfile_error(&p->lf, lineno, k + 1, "control or non-ASCII "
-			    "byte in the content type");
+			gw_listfile_error(&p->lf, lineno, k + 1, "control or "
+			    "non-ASCII byte in the content type");
 			return;
 		}
 	if ((e.path = strndup(s + i, j - i)) == NULL ||
@@ -206,8 +201,8 @@ pin_line(void *ctx, const char *s, size_t n, size_t lineno)
 	    pin_add(p, &e) < 0) {
 		free(e.path);
 		free(e.type);
-		gw_listfile_error(&p->lf, lineno, 1, "more than %d entries (or out of "
-		    "memory)", PIN_MAX_ENTRIES);
+		gw_listfile_error(&p->lf, lineno, 1, "more than %d entries (or "
+		    "out of memory)", PIN_MAX_ENTRIES);
 	}
 }
 
@@ -229,12 +224,12 @@ pin_seal(struct pin_parse *p)
 		return;
 	qsort(pins->v, pins->n, sizeof(pins->v[0]), pin_cmp);
 	for (size_t i = 1; i < pins->n; i++)
-		if (pin_cmp(&pins->v[i - 1], &pins->v[i]) == 0)
-			gw_listfile_error(&p->lf, pins->v[i].line > pins->v[i - 1].line ?
-			    pins->v[i].line : pins->v[i - 1].line, 1,
-			    "path listed twice (also at line %u)",
-			    pins->v[i].line > pins->v[i - 1].line ?
-			    pins->v[i - 1].line : pins->v[i].line);
+		if (pin_cmp(&pins->v[i - 1], &pins->v[i]) == 0) {
+			uint32_t a = pins->v[i - 1].line, b = pins->v[i].line;
+
+			gw_listfile_error(&p->lf, a > b ? a : b, 1, "path "
+			    "listed twice (also at line %u)", a > b ? b : a);
+		}
 }
 
 int

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "gateway/gw_priv.h"
 
 #define KB_MAX_FILE    ((size_t)4 * 1024 * 1024)	/* bytes per list */
@@ -54,18 +56,6 @@ gw_knownbad_count(const struct gw_knownbad *kb)
 	return kb == NULL ? 0 : kb->n;
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 struct kb_parse {
 	struct gw_listfile  lf;
 	struct gw_knownbad *kb;
@@ -76,18 +66,12 @@ static int
 kb_add(struct kb_parse *p, const uint8_t *sha, size_t line)
 {
 	struct gw_knownbad *kb = p->kb;
+	struct kb_entry *v = gw_listfile_grow(kb->v, &kb->cap, kb->n,
+	    KB_MAX_ENTRIES, sizeof(*v));
 
-	if (kb->n == kb->cap) {
-		size_t cap = kb->cap == 0 ? 64 : kb->cap * 2;
-		struct kb_entry *v;
-		if (cap > KB_MAX_ENTRIES)
-			cap = KB_MAX_ENTRIES;
-		if (kb->n >= cap ||
-		    (v = reallocarray(kb->v, cap, sizeof(*v))) == NULL)
-			return -1;
-		kb->v = v;
-		kb->cap = cap;
-	}
+	if (v == NULL)
+		return -1;
+	kb->v = v;
 	memcpy(kb->v[kb->n].sha, sha, GW_SHA256_LEN);
 	kb->v[kb->n].file = p->file;
 	kb->v[kb->n].line = (uint32_t)line;
@@ -112,11 +96,13 @@ kb_line(void *ctx, const char *s, size_t n, size_t lineno)
 	if (s[i] == '\\')
 		i++;
 	for (j = 0; j < 2 * GW_SHA256_LEN; j++) {
-		int hi = i + j < n ? hexval(s[i + j]) : -1;
+		int hi = i + j < n ?
+		    OPENSSL_hexchar2int((unsigned char)s[i + j]) : -1;
 		if (hi < 0) {
-			gw_listfile_error(&p->lf, lineno, i + j + 1, "expected the 64 hex "
-			    "digits of a SHA-256, found %s after %zu",
-			    i + j < n ? "another character" : "the line's end", j);
+			gw_listfile_error(&p->lf, lineno, i + j + 1, "expected "
+			    "the 64 hex digits of a SHA-256, found %s after %zu",
+			    i + j < n ? "another character" : "the line's end",
+			    j);
 			return;
 		}
 		if (j % 2 == 0)
@@ -126,14 +112,14 @@ kb_line(void *ctx, const char *s, size_t n, size_t lineno)
 	}
 	i += 2 * GW_SHA256_LEN;
 	if (i + 2 >= n || s[i] != ' ' || (s[i + 1] != ' ' && s[i + 1] != '*')) {
-		gw_listfile_error(&p->lf, lineno, i + 1, "expected two spaces (or a space "
-		    "and '*') and the file's name after the hash, as "
-		    "sha256sum writes them");
+		gw_listfile_error(&p->lf, lineno, i + 1, "expected two spaces "
+		    "(or a space and '*') and the file's name after the hash, "
+		    "as sha256sum writes them");
 		return;
 	}
 	if (kb_add(p, sha, lineno) < 0)
-		gw_listfile_error(&p->lf, lineno, 1, "more than %d hashes in all known_bad "
-		    "lists (or out of memory)", KB_MAX_ENTRIES);
+		gw_listfile_error(&p->lf, lineno, 1, "more than %d hashes in "
+		    "all known_bad lists (or out of memory)", KB_MAX_ENTRIES);
 }
 
 int

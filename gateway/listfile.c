@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gateway/gw_priv.h"
@@ -65,4 +66,21 @@ gw_listfile_read(struct gw_listfile *lf, size_t max, const char *hint,
 	if (lf->report != NULL)
 		lf->report(lf->arg, msg);
 	return -1;
+}
+
+void *
+gw_listfile_grow(void *v, size_t *cap, size_t n, size_t max, size_t size)
+{
+	size_t c;
+	void *nv;
+
+	if (n < *cap)
+		return v;
+	c = *cap == 0 ? 64 : *cap * 2;
+	if (c > max)
+		c = max;
+	if (n >= c || (nv = reallocarray(v, c, size)) == NULL)
+		return NULL;
+	*cap = c;
+	return nv;
 }

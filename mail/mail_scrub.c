@@ -421,6 +421,23 @@ is_textual(GMimeContentType *ct)
 	    (sl > 5 && strcasecmp(sub + sl - 5, "+json") == 0);
 }
 
+/* A NUL-terminated malloc'd copy of a memory stream's bytes (their
+ * length in *len), or NULL when out of memory. */
+static unsigned char *
+mem_copy(GMimeStream *mem, size_t *len)
+{
+	GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+	unsigned char *out = malloc(ba->len + 1);
+
+	if (out == NULL)
+		return NULL;
+	if (ba->len > 0)	/* data is NULL when empty */
+		memcpy(out, ba->data, ba->len);
+	out[ba->len] = '\0';
+	*len = ba->len;
+	return out;
+}
+
 /* The decoded content (transfer encoding undone), as bytes. malloc'd;
  * NULL when out of memory. */
 static unsigned char *
@@ -428,19 +445,10 @@ content_bytes(GMimePart *part, size_t *len)
 {
 	GMimeDataWrapper *w = g_mime_part_get_content(part);
 	GMimeStream *mem = g_mime_stream_mem_new();
-	GByteArray *ba;
 	unsigned char *out = NULL;
 
-	if (w == NULL || g_mime_data_wrapper_write_to_stream(w, mem) >= 0) {
-		ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-		out = malloc(ba->len + 1);
-		if (out != NULL) {
-			if (ba->len > 0)	/* data is NULL when empty */
-				memcpy(out, ba->data, ba->len);
-			out[ba->len] = '\0';
-			*len = ba->len;
-		}
-	}
+	if (w == NULL || g_mime_data_wrapper_write_to_stream(w, mem) >= 0)
+		out = mem_copy(mem, len);
 	g_object_unref(mem);
 	return out;
 }
@@ -452,7 +460,6 @@ to_utf8(const unsigned char *d, size_t len, const char *cs, size_t *outlen)
 {
 	GMimeStream *mem = g_mime_stream_mem_new(), *filt;
 	GMimeFilter *f;
-	GByteArray *ba;
 	char *out = NULL;
 
 	filt = g_mime_stream_filter_new(mem);
@@ -463,16 +470,8 @@ to_utf8(const unsigned char *d, size_t len, const char *cs, size_t *outlen)
 		g_object_unref(f);
 	}
 	if (g_mime_stream_write(filt, (const char *)d, len) == (ssize_t)len &&
-	    g_mime_stream_flush(filt) == 0) {
-		ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-		out = malloc(ba->len + 1);
-		if (out != NULL) {
-			if (ba->len > 0)	/* data is NULL when empty */
-				memcpy(out, ba->data, ba->len);
-			out[ba->len] = '\0';
-			*outlen = ba->len;
-		}
-	}
+	    g_mime_stream_flush(filt) == 0)
+		out = (char *)mem_copy(mem, outlen);
 	g_object_unref(filt);
 	g_object_unref(mem);
 	return out;
@@ -933,21 +932,13 @@ serialize(GMimeMessage *msg, unsigned flags, struct mail_scrub_result *res)
 {
 	GMimeFormatOptions *fo = g_mime_format_options_new();
 	GMimeStream *st = g_mime_stream_mem_new();
-	GByteArray *ba;
 	int rc = -1;
 
 	g_mime_format_options_set_newline_format(fo, (flags & MAIL_SCRUB_CRLF) ?
 	    GMIME_NEWLINE_FORMAT_DOS : GMIME_NEWLINE_FORMAT_UNIX);
-	if (g_mime_object_write_to_stream(GMIME_OBJECT(msg), fo, st) >= 0) {
-		ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(st));
-		res->out = malloc(ba->len + 1);
-		if (res->out != NULL) {
-			memcpy(res->out, ba->data, ba->len);
-			res->out[ba->len] = '\0';
-			res->outlen = ba->len;
-			rc = 0;
-		}
-	}
+	if (g_mime_object_write_to_stream(GMIME_OBJECT(msg), fo, st) >= 0 &&
+	    (res->out = (char *)mem_copy(st, &res->outlen)) != NULL)
+		rc = 0;
 	g_object_unref(st);
 	g_mime_format_options_free(fo);
 	return rc;

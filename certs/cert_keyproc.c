@@ -327,6 +327,17 @@ ctl_message(int ctl, const char *msg, size_t len)
 	(void)send(ctl, err, strlen(err) + 1, MSG_NOSIGNAL);
 }
 
+static bool
+live_keys(void)
+{
+	bool live;
+
+	pthread_rwlock_rdlock(&kp_lock);
+	live = kp_live != NULL;
+	pthread_rwlock_unlock(&kp_lock);
+	return live;
+}
+
 static void
 harden(void)
 {
@@ -351,15 +362,12 @@ keyproc_main(int nthreads)
 	static int sign_fd = KP_SIGN_FD;
 	pthread_t th;
 	char *msg;
+	bool serving = false;
 	int i;
 
 	harden();
 	if ((msg = malloc(KP_CTL_MAX + 1)) == NULL)
 		_exit(1);
-	for (i = 0; i < nthreads; i++)
-		if (pthread_create(&th, NULL, sign_thread, &sign_fd) != 0 ||
-		    pthread_detach(th) != 0)
-			_exit(1);
 	for (;;) {
 		ssize_t n = recv(KP_CTL_FD, msg, KP_CTL_MAX + 1, 0);
 
@@ -373,6 +381,16 @@ keyproc_main(int nthreads)
 			continue;
 		}
 		ctl_message(KP_CTL_FD, msg, (size_t)n - 1);
+		/* Signing starts with the first keys: a request that waited
+		 * in the socket while this process was being (re)started is
+		 * answered with them, not refused for want of a key. */
+		if (!serving && live_keys()) {
+			for (i = 0; i < nthreads; i++)
+				if (pthread_create(&th, NULL, sign_thread,
+				    &sign_fd) != 0 || pthread_detach(th) != 0)
+					_exit(1);
+			serving = true;
+		}
 	}
 	free(msg);
 	_exit(0);

@@ -5,11 +5,16 @@
  * serves the same socket. */
 #include <criterion/criterion.h>
 #include <ftw.h>
+#include <linux/sockios.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -182,21 +187,22 @@ struct kp_env {
 	struct cert_keyproc *kp;
 	EVP_PKEY *ec, *rsa;
 	char ec_path[128], rsa_path[128];
+	int fd;			/* the network side's sign socket */
 };
 
 static void
 start(struct kp_env *e)
 {
 	const char *files[2];
-	int fd = -1;
 
 	e->ec = write_key("ec", "EC", e->ec_path, sizeof e->ec_path);
 	e->rsa = write_key("rsa", "RSA", e->rsa_path, sizeof e->rsa_path);
 	files[0] = e->ec_path;
 	files[1] = e->rsa_path;
-	e->kp = cert_keyproc_start(files, 2, 2, &fd, err, sizeof err);
+	e->fd = -1;
+	e->kp = cert_keyproc_start(files, 2, 2, &e->fd, err, sizeof err);
 	cr_assert_not_null(e->kp, "cert_keyproc_start: %s", err);
-	cert_keyproc_attach(fd, NULL);
+	cert_keyproc_attach(e->fd, NULL);
 }
 
 static void
@@ -425,6 +431,55 @@ Test(keyproc, restarted_key_process_serves_the_same_socket)
 	r = req_for(e.ec, CERT_KP_ECDSA, 32);
 	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
 	cr_assert(verifies(e.ec, &r, &rep, -1));
+	stop(&e);
+}
+
+struct pending_call {
+	struct cert_kp_req r;
+	struct cert_kp_rep rep;
+	int status;
+};
+
+static void *
+call_thread(void *arg)
+{
+	struct pending_call *p = arg;
+
+	p->status = call(&p->r, &p->rep);
+	return NULL;
+}
+
+/* Bytes the sign socket holds that no key process has read yet. */
+static int
+unread(int fd)
+{
+	int n = 0;
+
+	cr_assert_eq(ioctl(fd, SIOCOUTQ, &n), 0);
+	return n;
+}
+
+/* A handshake that asked while the key process was dead is signed by the
+ * restarted one with the reloaded keys: the new process reads requests
+ * only once it holds its keys (it answered "no key" before). */
+Test(keyproc, request_waiting_for_a_restart_is_signed)
+{
+	struct kp_env e;
+	struct pending_call p;
+	pthread_t th;
+	time_t t0;
+
+	start(&e);
+	kill_keyproc(e.kp);
+	p.r = req_for(e.ec, CERT_KP_ECDSA, 32);
+	cr_assert_eq(pthread_create(&th, NULL, call_thread, &p), 0);
+	for (t0 = time(NULL); unread(e.fd) == 0 && time(NULL) - t0 < 10;)
+		sched_yield();		/* until the request is queued */
+	cr_assert_gt(unread(e.fd), 0, "the request never reached the socket");
+	cr_assert_eq(cert_keyproc_restart(e.kp, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert_eq(p.status, CERT_KP_OK);
+	cr_assert(verifies(e.ec, &p.r, &p.rep, -1));
 	stop(&e);
 }
 

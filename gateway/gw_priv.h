@@ -768,6 +768,9 @@ int gw_refs_webmanifest(const char *data, size_t len, gw_ref_fn, void *arg);
 struct gw_bodyhash;
 int  gw_bodyhash_begin(struct gw_conn *);
 void gw_bodyhash_free(struct gw_bodyhash *);
+/* True when the response's head and body were held whole and are now
+ * dropped (nothing reached the client: it may be answered afresh). */
+bool gw_bodyhash_unsend(struct gw_conn *);
 bool gw_bodyhash_drops(const struct gw_conn *, const struct gw_msg *,
     const struct gw_hdr *);
 void gw_bodyhash_request_headers(const struct gw_conn *, struct gw_hw *);

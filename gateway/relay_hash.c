@@ -316,18 +316,28 @@ release_whole(struct gw_conn *c)
 	gw_relay_emit_buffer(c, bh->hold, evbuffer_get_length(bh->hold));
 }
 
-/* The head held with a body that is refused never went out: the request
- * is answered afresh with the page. */
-static void
-refuse_whole(struct gw_conn *c)
+/* A head held with its body never went out: both are dropped, and the
+ * request can be answered afresh. */
+bool
+gw_bodyhash_unsend(struct gw_conn *c)
 {
 	struct gw_bodyhash *bh = c->rq->bh;
 
+	if (bh == NULL || bh->head == NULL)
+		return false;
 	c->rq->bytes_out -= evbuffer_get_length(bh->head);
 	evbuffer_drain(bh->head, evbuffer_get_length(bh->head));
+	evbuffer_drain(bh->hold, evbuffer_get_length(bh->hold));
 	c->rq->resp_started = false;
 	c->rq->resp_chunked = false;
 	c->rq->resp_until_close = false;
+	return true;
+}
+
+static void
+refuse_whole(struct gw_conn *c)
+{
+	(void)gw_bodyhash_unsend(c);
 	refuse_page(c, "integrity: a pinned file differs from the manifest");
 }
 

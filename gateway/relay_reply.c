@@ -160,7 +160,9 @@ gw_conn_upstream_failed(struct gw_conn *c, int status)
 		up->c = NULL;
 		gw_up_release(up, false);
 	}
-	if (c->rq->resp_started) {
+	/* a pinned body held whole with its head has not reached the client:
+	 * it gets the 502 a failure before the head would give */
+	if (c->rq->resp_started && !gw_bodyhash_unsend(c)) {
 		gw_relay_abort(c);
 		return;
 	}

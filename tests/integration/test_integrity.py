@@ -63,7 +63,7 @@ def site():
 
 class SiteHandler(http.server.BaseHTTPRequestHandler):
     """Serves server.files[path] (the query selects a misbehaviour: gzip,
-    partial, notmodified, chunked); records each request's headers."""
+    partial, notmodified, chunked, dies); records each request's headers."""
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *a):
@@ -109,6 +109,11 @@ class SiteHandler(http.server.BaseHTTPRequestHandler):
             return
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        if mode == "dies":      # the PBX fails half-way through the body
+            self.wfile.write(data[:len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
         if self.command != "HEAD":
             self.wfile.write(data)
 
@@ -302,6 +307,27 @@ def test_changed_script_gets_the_page(enforce, ctx, tamper, siteserver, how, mod
     assert ev and ev[-1]["path"] == "/webclient/app.js"
     assert ev[-1]["rule"].startswith(enforce.manifest + ":")
     assert ev[-1]["http.request.id"] == hdrs["x-request-id"]
+
+
+def test_upstream_failing_mid_held_body_is_a_502(enforce, ctx):
+    """Enforce holds a small pinned body whole with its head: when the PBX
+    fails half-way, nothing has reached the client, which gets a 502
+    rather than a cut connection."""
+    status, hdrs, body, clean = fetch(enforce, ctx, "/webclient/app.js?dies")
+    assert status == 502, (status, hdrs)
+    assert b"window" not in body
+    assert clean
+
+
+def test_upstream_failing_mid_body_in_monitor_cuts_the_transfer(monitor, ctx, siteserver):
+    """Monitor sends the head before the body is judged: a PBX failing
+    half-way cuts the transfer (a reset, which may also discard the head
+    the client had not read yet), as without pinning; never a whole file."""
+    genuine = siteserver.genuine["/webclient/app.js"][1]
+    status, hdrs, body, clean = fetch(monitor, ctx, "/webclient/app.js?dies")
+    assert status in (None, 200), (status, hdrs)
+    assert genuine not in body
+    assert not clean or len(body) < len(genuine)
 
 
 def test_new_script_is_refused_without_asking_upstream(enforce, ctx, tamper, siteserver):

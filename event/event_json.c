@@ -87,3 +87,25 @@ ev_json_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
 	dst[o] = '\0';
 	return o;
 }
+
+size_t
+ev_utf8_clean(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+	const unsigned char *s = (const unsigned char *)src;
+	size_t o = 0, i = 0;
+
+	if (dstlen == 0)
+		return 0;
+	while (i < srclen) {
+		size_t len = utf8_len(s + i, srclen - i);
+		size_t el = len != 0 ? len : 3;
+
+		if (o + el >= dstlen)
+			break;
+		memcpy(dst + o, len != 0 ? src + i : EV_REPLACEMENT, el);
+		o += el;
+		i += len != 0 ? len : 1;
+	}
+	dst[o] = '\0';
+	return o;
+}

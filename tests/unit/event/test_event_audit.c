@@ -123,8 +123,10 @@ Test(event_audit, long_value_cut_whole)
 	json_t *j;
 
 	cr_assert_not_null(big);
-	for (size_t i = 0; i < len; i += 2)
-		memcpy(big + i, "\xc3\xa9", 2);
+	for (size_t i = 0; i < len; i += 2) {	/* U+00E9, two bytes each */
+		big[i] = (char)0xc3;
+		big[i + 1] = (char)0xa9;
+	}
 	ev_audit_strn(ev, "url.path", big, len);
 	j = parse(ev);
 	cr_expect_eq(strlen(str(j, "url.path")), EV_AUDIT_STR_MAX);

@@ -134,31 +134,40 @@ auth_name_fold(const char *name, char *out)
 	return pol_name_fold(name, out, AUTH_NAME_MAX + 1);
 }
 
-static void
-audit_str(char *dst, size_t cap, const char *s)
+/* The events that record a refusal (event.outcome "failure"). */
+static const char *
+audit_outcome(const char *event)
 {
-	(void)ev_json_escape(dst, cap, s != NULL ? s : "", s != NULL ? strlen(s) : 0);
+	return strcmp(event, "login_failure") == 0 ||
+	    strcmp(event, "reauth_failure") == 0 ||
+	    strcmp(event, "login_ban") == 0 ? "failure" : "success";
 }
 
-/* One JSON object per event; callers pass only names, addresses and fixed
- * words, never passwords, codes or cookies. */
+/* One audit line per event (event/event.h, docs/logging.md); callers pass
+ * only names, addresses and fixed words, never passwords, codes or
+ * cookies. */
 void
 auth_audit(struct auth_ctx *c, const char *event, const char *user,
     const struct auth_http_req *req, const char *detail)
 {
-	char line[1024], u[300], d[300], ip[64], rid[80];
+	struct ev_audit *ev;
+	char ip[64], *line;
+	size_t n;
 
 	if (c->audit == NULL)
 		return;
-	audit_str(u, sizeof(u), user);
-	audit_str(d, sizeof(d), detail);
-	audit_str(rid, sizeof(rid), req->request_id);
 	pol_addr_peer_text(req->peer, ip, sizeof(ip));
-	snprintf(line, sizeof(line), "{\"time\":%lld,\"module\":\"auth\",\"event\":\"%s\","
-	    "\"user\":\"%s\",\"client\":\"%s\",\"detail\":\"%s\","
-	    "\"http.request.id\":\"%s\"}", (long long)time(NULL), event, u, ip, d,
-	    rid);
+	ev = ev_audit_new("auth", event, audit_outcome(event));
+	ev_audit_str(ev, "client.ip", ip);
+	ev_audit_str(ev, "user.name", user);
+	if (req->request_id != NULL && req->request_id[0] != '\0')
+		ev_audit_str(ev, "http.request.id", req->request_id);
+	if (detail != NULL)
+		ev_audit_str(ev, "event.reason", detail);
+	if ((line = ev_audit_line(ev, &n)) == NULL)
+		return;
 	c->audit(c->audit_arg, event, line);
+	free(line);
 }
 
 /* The TOTP secret is sealed with the user id as AAD, so a sealed secret

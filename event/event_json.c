@@ -1,6 +1,7 @@
 /* event_json.c -- the one JSON string escaper of every log line pbxgate
  * writes (access log and all audit events): UTF-8 kept, anything that is
  * not UTF-8 replaced, so every line is valid JSON and valid UTF-8. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -39,9 +40,12 @@ utf8_len(const unsigned char *s, size_t n)
 }
 
 /* The bytes that stand for the character at s (*used: how many of src it
- * takes) in esc, at most 6; their count. */
+ * takes) in esc, at most 6; their count. json: also backslash '"' and '\'
+ * and write control bytes as \u00XX; without it only invalid UTF-8 is
+ * replaced. */
 static size_t
-escape_one(const unsigned char *s, size_t n, char esc[6], size_t *used)
+escape_one(const unsigned char *s, size_t n, char esc[6], size_t *used,
+    bool json)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t len = utf8_len(s, n);
@@ -51,12 +55,12 @@ escape_one(const unsigned char *s, size_t n, char esc[6], size_t *used)
 		memcpy(esc, EV_REPLACEMENT, 3);
 		return 3;
 	}
-	if (s[0] == '"' || s[0] == '\\') {
+	if (json && (s[0] == '"' || s[0] == '\\')) {
 		esc[0] = '\\';
 		esc[1] = (char)s[0];
 		return 2;
 	}
-	if (s[0] < 0x20 || s[0] == 0x7f) {
+	if (json && (s[0] < 0x20 || s[0] == 0x7f)) {
 		memcpy(esc, "\\u00", 4);
 		esc[4] = hex[s[0] >> 4];
 		esc[5] = hex[s[0] & 15];
@@ -66,8 +70,11 @@ escape_one(const unsigned char *s, size_t n, char esc[6], size_t *used)
 	return len;
 }
 
-size_t
-ev_json_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
+/* Copies src to dst character by character through escape_one, stopping
+ * before the first that does not fit whole; dst always NUL-terminated. */
+static size_t
+copy_chars(char *dst, size_t dstlen, const char *src, size_t srclen,
+    bool json)
 {
 	const unsigned char *s = (const unsigned char *)src;
 	size_t o = 0, i = 0;
@@ -76,7 +83,7 @@ ev_json_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
 		return 0;
 	while (i < srclen) {
 		char esc[6];
-		size_t used, el = escape_one(s + i, srclen - i, esc, &used);
+		size_t used, el = escape_one(s + i, srclen - i, esc, &used, json);
 
 		if (o + el >= dstlen)
 			break;
@@ -86,4 +93,16 @@ ev_json_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
 	}
 	dst[o] = '\0';
 	return o;
+}
+
+size_t
+ev_json_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+	return copy_chars(dst, dstlen, src, srclen, true);
+}
+
+size_t
+ev_utf8_clean(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+	return copy_chars(dst, dstlen, src, srclen, false);
 }

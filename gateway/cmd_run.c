@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "event/event.h"
 #include "gateway/gw_priv.h"
 
 #define TICKET_ROTATE_S 3600	/* a ticket lives at most two periods */
@@ -35,9 +36,15 @@ report_stderr(void *arg, bool warning, const char *msg)
 	fprintf(stderr, "%s: %s\n", warning ? "warning" : "error", msg);
 }
 
+/* arg: NULL, or a GW_ERRLEN buffer that keeps the first error, which a
+ * failed reload quotes in its audit line (the rest are in error_log). */
 static void
 report_log(void *arg, bool warning, const char *msg)
 {
+	char *first = arg;
+
+	if (first != NULL && !warning && first[0] == '\0')
+		snprintf(first, GW_ERRLEN, "%s", msg);
 	gw_log(warning ? GW_LOG_WARN : GW_LOG_ERR, "%s", msg);
 }
 
@@ -52,6 +59,26 @@ audit_write(struct gw_runtime *rt, const char *line)
 	if (rt->audit_fd < 0 || n == 0 || n > 65536)
 		return;
 	(void)!writev(rt->audit_fd, iov, line[n - 1] == '\n' ? 1 : 2);
+}
+
+/* The audit line of a SIGHUP: which file, the generation in force after
+ * it, and on failure why (the old generation stays). */
+static void
+audit_reload(struct gw_runtime *rt, const char *path,
+    unsigned long long generation, const char *error)
+{
+	struct ev_audit *ev = ev_audit_new("config", "reload", error == NULL ?
+	    "success" : "failure");
+	char *line;
+	size_t n;
+
+	ev_audit_str(ev, "file.path", path);
+	ev_audit_int(ev, "pbxgate.config.generation", (long long)generation);
+	if (error != NULL)
+		ev_audit_str(ev, "error.message", error);
+	if ((line = ev_audit_line(ev, &n)) != NULL)
+		audit_write(rt, line);
+	free(line);
 }
 
 static void
@@ -258,10 +285,12 @@ load_next(struct gw_runtime *rt, const char *path,
 {
 	bool keys_ok = gw_privsep_keys(false, err, errlen) == 0;
 	struct gw_config *n;
+	char first[GW_ERRLEN] = "";
 
-	n = gw_config_load_ex(path, true, rt->tickets, report_log, NULL);
+	n = gw_config_load_ex(path, true, rt->tickets, report_log, first);
 	if (n == NULL) {
-		snprintf(err, errlen, "configuration has errors (see above)");
+		snprintf(err, errlen, "%s", first[0] != '\0' ? first :
+		    "configuration has errors (see above)");
 		return NULL;
 	}
 	if (!keys_ok || finish_snapshot(rt, n, err, errlen) < 0 ||
@@ -288,6 +317,7 @@ reload(struct run_state *s)
 		atomic_fetch_add(&rt->m.reload_error, 1);
 		gw_log(GW_LOG_ERR, "reload failed: %s; generation %llu stays in force",
 		    err, (unsigned long long)old->generation);
+		audit_reload(rt, old->path, old->generation, err);
 		gw_notify_ready(old->generation, true);
 		gw_config_unref(old);
 		return;
@@ -309,6 +339,7 @@ reload(struct run_state *s)
 	atomic_fetch_add(&rt->m.reload_ok, 1);
 	atomic_store(&rt->m.reload_ok_at, (long long)time(NULL));
 	gw_workers_recheck(rt);
+	audit_reload(rt, n->path, n->generation, NULL);
 	gw_log(GW_LOG_INFO, "configuration generation %llu in force",
 	    (unsigned long long)n->generation);
 	gw_notify_ready(n->generation, false);

@@ -626,12 +626,19 @@ int  gw_relay_forward_head(struct gw_conn *, const char *path, size_t plen,
 /* relay_gate.c: the lockdown and login decision for one request; may
  * rewrite the path to its normalised form. -1: answered (denied). */
 int  gw_relay_gate(struct gw_conn *, const char **path, size_t *plen);
-void gw_relay_audit(struct gw_conn *, const char *decision, const char *file,
+/* The audit record of a decision about this request (docs/logging.md):
+ * begin fills what every such record holds (addresses, user, method, path,
+ * the deciding rule FILE:LINE, request id; `module` is "policy" or
+ * "integrity", the outcome follows from `action`), the caller adds its
+ * own fields through event/event.h, end writes the line and frees it.
+ * begin returns NULL when there is no audit_log (the ev_audit_* calls
+ * accept it). gw_relay_audit is begin + end for module "policy". */
+struct ev_audit;
+struct ev_audit *gw_relay_audit_begin(struct gw_conn *, const char *module,
+    const char *action, const char *file, unsigned line);
+void gw_relay_audit_end(struct gw_conn *, struct ev_audit *);
+void gw_relay_audit(struct gw_conn *, const char *action, const char *file,
     unsigned line);
-/* The same record with `extra` (NULL, or members already escaped, each
- * starting with a comma: ",\"k\":\"v\"") before the closing brace. */
-void gw_relay_audit_ext(struct gw_conn *, const char *decision,
-    const char *file, unsigned line, const char *extra);
 void gw_relay_identity_headers(struct gw_conn *, struct gw_hw *);
 bool gw_relay_recheck(struct gw_conn *, const struct gw_config *);
 /* Sets the request's client from a trusted proxy's X-Forwarded-For; -1

@@ -411,41 +411,58 @@ gw_relay_identity_headers(struct gw_conn *c, struct gw_hw *w)
 	    "\r\nX-Pbxgate-Auth: password\r\n");
 }
 
-/* One JSON audit line per deny and per audited allow (admin paths). */
-void
-gw_relay_audit(struct gw_conn *c, const char *decision, const char *file,
-    unsigned line)
+/* The actions after which the client did not get what it asked for: the
+ * record's event.outcome is "failure"; every other action let the request
+ * through (an audited allow, a monitor-mode integrity finding). */
+static const char *
+audit_outcome(const char *action)
 {
-	gw_relay_audit_ext(c, decision, file, line, NULL);
+	static const char *const refused[] = { "deny", "close-tunnel",
+	    "known-bad", "integrity-refused", "integrity-unpinned-refused" };
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (strcmp(action, refused[i]) == 0)
+			return "failure";
+	return "success";
+}
+
+struct ev_audit *
+gw_relay_audit_begin(struct gw_conn *c, const char *module,
+    const char *action, const char *file, unsigned line)
+{
+	struct ev_audit *ev;
+
+	if (c->w->rt->audit_fd < 0)
+		return NULL;
+	ev = ev_audit_new(module, action, audit_outcome(action));
+	ev_audit_str(ev, "source.ip", c->peer_ip);
+	ev_audit_str(ev, "client.ip", c->rq->client_ip);
+	ev_audit_str(ev, "user.name", c->rq->id.present ? c->rq->id.user : "");
+	ev_audit_str(ev, "http.request.id", gw_reqid(c));
+	ev_audit_str(ev, "http.request.method",
+	    llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)));
+	ev_audit_str(ev, "url.path", c->rq->path);
+	ev_audit_rule(ev, "rule.name", file, line);
+	return ev;
 }
 
 void
-gw_relay_audit_ext(struct gw_conn *c, const char *decision, const char *file,
-    unsigned line, const char *extra)
+gw_relay_audit_end(struct gw_conn *c, struct ev_audit *ev)
 {
-	struct gw_runtime *rt = c->w->rt;
-	char buf[4096], path[1024], user[300], rule[600], when[32];
-	time_t now = time(NULL);
-	struct tm tm;
-	const char *t = c->rq->path ? c->rq->path : "";
-	int n;
+	size_t n;
+	char *line = ev_audit_line(ev, &n);
 
-	if (rt->audit_fd < 0)
-		return;
-	gmtime_r(&now, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	ev_json_escape(path, sizeof(path), t, strlen(t));
-	ev_json_escape(user, sizeof(user), c->rq->id.user,
-	    c->rq->id.present ? strlen(c->rq->id.user) : 0);
-	ev_json_escape(rule, sizeof(rule), file ? file : "(default)",
-	    file ? strlen(file) : 9);
-	n = snprintf(buf, sizeof(buf), "{\"time\":\"%s\",\"event\":\"policy\","
-	    "\"peer\":\"%s\",\"client\":\"%s\",\"user\":\"%s\",\"method\":\"%s\","
-	    "\"path\":\"%s\",\"decision\":\"%s\",\"rule\":\"%s:%u\","
-	    "\"http.request.id\":\"%s\"%s}\n", when, c->peer_ip,
-	    c->rq->client_ip, user,
-	    llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)), path,
-	    decision, rule, line, gw_reqid(c), extra != NULL ? extra : "");
-	if (n > 0 && n < (int)sizeof(buf))
-		(void)!write(rt->audit_fd, buf, (size_t)n);
+	/* one write: the whole line lands at the end of the file (O_APPEND) */
+	if (line != NULL && c->w->rt->audit_fd >= 0)
+		(void)!write(c->w->rt->audit_fd, line, n);
+	free(line);
+}
+
+/* One JSON audit line per deny and per audited allow (admin paths). */
+void
+gw_relay_audit(struct gw_conn *c, const char *action, const char *file,
+    unsigned line)
+{
+	gw_relay_audit_end(c, gw_relay_audit_begin(c, "policy", action, file,
+	    line));
 }

@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "event/event.h"
 #include "gateway/gw_priv.h"
 
 /* Held back until the end: a client missing these bytes holds a file
@@ -113,20 +114,23 @@ refuse_page(struct gw_conn *c, const char *why)
 	auth_http_resp_free(&resp);
 }
 
+/* The record of a manifest finding: the pin's FILE:LINE (none for a file
+ * the manifest does not hold), the mode, the body's size and SHA-256 (not
+ * computed past the size limit). */
 static void
 audit_pin(struct gw_conn *c, const char *decision, const struct gw_pin *pin,
     uint64_t len, const char *shahex)
 {
-	char extra[256];
+	struct ev_audit *ev = gw_relay_audit_begin(c, "integrity", decision,
+	    pin != NULL ? gw_pins_file(c->cfg->pins) : NULL,
+	    pin != NULL ? pin->line : 0);
 
-	/* the request id is in every audit record already (http.request.id) */
-	snprintf(extra, sizeof(extra), ",\"mode\":\"%s\",\"size\":%llu%s%s%s",
-	    c->cfg->integrity_enforce ? "enforce" : "monitor",
-	    (unsigned long long)len, shahex != NULL ? ",\"sha256\":\"" : "",
-	    shahex != NULL ? shahex : "", shahex != NULL ? "\"" : "");
-	gw_relay_audit_ext(c, decision, pin != NULL ?
-	    gw_pins_file(c->cfg->pins) : NULL, pin != NULL ? pin->line : 0,
-	    extra);
+	ev_audit_str(ev, "pbxgate.integrity.mode", c->cfg->integrity_enforce ?
+	    "enforce" : "monitor");
+	ev_audit_int(ev, "file.size", (long long)len);
+	if (shahex != NULL)
+		ev_audit_str(ev, "file.hash.sha256", shahex);
+	gw_relay_audit_end(c, ev);
 }
 
 /* A file under integrity_paths that the manifest does not hold: new since
@@ -263,6 +267,7 @@ known_bad(struct gw_conn *c, const uint8_t *sha)
 	unsigned line = 0;
 	const char *file = NULL;
 	char shahex[2 * GW_SHA256_LEN + 1];
+	struct ev_audit *ev;
 
 	atomic_fetch_add(&m->integrity[GW_INTEGRITY_KB_CHECKED], 1);
 	if (!gw_knownbad_find(c->cfg->knownbad, sha, &file, &line))
@@ -274,7 +279,10 @@ known_bad(struct gw_conn *c, const uint8_t *sha)
 	    "its last %zu bytes", c->rq->client_ip,
 	    (unsigned long long)bh->len, shahex, file, line,
 	    evbuffer_get_length(bh->hold));
-	gw_relay_audit(c, "known-bad", file, line);
+	ev = gw_relay_audit_begin(c, "integrity", "known-bad", file, line);
+	ev_audit_int(ev, "file.size", (long long)bh->len);
+	ev_audit_str(ev, "file.hash.sha256", shahex);
+	gw_relay_audit_end(c, ev);
 	return true;
 }
 

@@ -13,14 +13,13 @@ request_header(const struct pol_request *r, const char *name)
 
 /* ,"app_version":"...","app_os":"..." (the version is already reduced to
  * [0-9A-Za-z._-?] by the policy module; escaped all the same). */
+/* What the page and the audit record say of a desktop app's User-Agent
+ * (ECS user_agent.version, user_agent.os.name). */
 static void
-client_members(char *out, size_t outlen, const struct pol_client *ci)
+client_members(struct ev_audit *ev, const struct pol_client *ci)
 {
-	char ver[sizeof(ci->version) * 6];
-
-	ev_json_escape(ver, sizeof(ver), ci->version, strlen(ci->version));
-	snprintf(out, outlen, ",\"app_version\":\"%s\",\"app_os\":\"%s\"", ver,
-	    pol_os_name(ci->os));
+	ev_audit_str(ev, "user_agent.version", ci->version);
+	ev_audit_str(ev, "user_agent.os.name", pol_os_name(ci->os));
 }
 
 void
@@ -29,7 +28,7 @@ gw_relay_deny_page(struct gw_conn *c, const struct pol_verdict *v,
 {
 	struct auth_http_resp resp;
 	struct pol_client ci;
-	char extra[512], app[300];
+	struct ev_audit *ev;
 	const char *page = pol_page_name(v->page);
 	/* the reference the page quotes is the request's id, which the audit
 	 * record carries as http.request.id (relay_reqid.c): an
@@ -43,10 +42,11 @@ gw_relay_deny_page(struct gw_conn *c, const struct pol_verdict *v,
 		gw_relay_reject(c, 403, "denied by policy");
 		return;
 	}
-	client_members(app, sizeof(app), &ci);
-	snprintf(extra, sizeof(extra), ",\"page\":\"%s\"%s",
-	    page != NULL ? page : "", ci.app ? app : "");
-	gw_relay_audit_ext(c, "deny", v->file, v->line, extra);
+	ev = gw_relay_audit_begin(c, "policy", "deny", v->file, v->line);
+	ev_audit_str(ev, "pbxgate.page", page);
+	if (ci.app)
+		client_members(ev, &ci);
+	gw_relay_audit_end(c, ev);
 	/* the User-Agent's scratch copy is overwritten by this lookup: ci
 	 * holds what the page needs */
 	auth_page_client(request_header(r, "accept-language"), id,
@@ -64,12 +64,13 @@ gw_relay_client_unparsable(struct gw_conn *c, const struct pol_verdict *v,
     const struct pol_request *r)
 {
 	struct pol_client ci;
-	char app[300];
+	struct ev_audit *ev;
 
 	if (!pol_client_scan(c->cfg->policy, request_header(r, "user-agent"),
 	    &ci) || !ci.bad_version)
 		return;
-	client_members(app, sizeof(app), &ci);
-	gw_relay_audit_ext(c, "client-version-unparsable", v->file, v->line,
-	    app);
+	ev = gw_relay_audit_begin(c, "policy", "client-version-unparsable",
+	    v->file, v->line);
+	client_members(ev, &ci);
+	gw_relay_audit_end(c, ev);
 }

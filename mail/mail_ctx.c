@@ -7,7 +7,6 @@
 #include <openssl/crypto.h>
 
 #include "certs/certs.h"
-#include "event/event.h"
 #include "mail/mail.h"
 #include "mail/mail_priv.h"
 
@@ -111,22 +110,4 @@ mail_ctx_unref(struct mail_ctx *c)
 		cert_client_free(c->client);
 	mail_settings_free(&c->s);
 	free(c);
-}
-
-/* A quoted JSON string of at most `max` bytes of s at *off, escaped by the
- * one log-line escaper (event_json.c); the closing quote always fits. */
-void
-mail_json_str(char *buf, size_t buflen, size_t *off, const char *s,
-    size_t max)
-{
-	size_t o = *off;
-
-	if (o + 2 >= buflen)
-		return;
-	buf[o++] = '"';
-	o += ev_json_escape(buf + o, buflen - o - 1, s != NULL ? s : "",
-	    s != NULL ? strnlen(s, max) : 0);
-	buf[o++] = '"';
-	buf[o] = '\0';
-	*off = o;
 }

@@ -121,11 +121,6 @@ struct mail_ctx {
 	void                *count_hit_arg;
 };
 
-/* Appends s as a JSON string (quotes included), escaping everything that is
- * not printable ASCII; at most max input bytes. */
-void mail_json_str(char *buf, size_t buflen, size_t *off, const char *s,
-    size_t max);
-
 /* smtp_relay.c: one message to the smarthost. `done` is called exactly once
  * (never from inside smtp_relay_start) with the reply to give the client:
  * code 250 = accepted; otherwise the smarthost's own code or 451. The relay

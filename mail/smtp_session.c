@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 
 #include "certs/certs.h"
+#include "event/event.h"
 #include "mail/mail.h"
 #include "mail/mail_priv.h"
 
@@ -306,55 +307,51 @@ action_name(enum mail_action a)
 	    "replace";
 }
 
+/* A bounded field of the session (strnlen: never past its array). */
+static void
+audit_field(struct ev_audit *ev, const char *key, const char *v, size_t max)
+{
+	ev_audit_strn(ev, key, v, v != NULL ? strnlen(v, max) : 0);
+}
+
+/* The message's audit line (event/event.h, docs/logging.md): what came in,
+ * what the scrub matched, and what both sides were told. */
 static void
 audit(struct smtp_session *s, const char *action, const char *client_reply,
     const char *smarthost)
 {
-	char buf[4000];		/* the gateway's audit writer takes < 4 KiB */
-	size_t o = 0;
 	const struct mail_scrub_result *r = &s->res;
+	struct ev_audit *ev, *hit;
+	char *line;
+	size_t n;
 
 	if (s->ctx->audit == NULL)
 		return;
-#define LIT(str) do { size_t l_ = strlen(str); if (o + l_ < sizeof(buf)) { \
-	memcpy(buf + o, str, l_); o += l_; buf[o] = '\0'; } } while (0)
-	LIT("{\"event\":\"smtp_message\",\"peer\":");
-	mail_json_str(buf, sizeof(buf), &o, s->peer, 64);
-	LIT(",\"tls\":");
-	LIT(s->tls ? "true" : "false");
-	LIT(",\"user\":");
-	mail_json_str(buf, sizeof(buf), &o, s->user, 255);
-	LIT(",\"message_id\":");
-	mail_json_str(buf, sizeof(buf), &o, r->message_id, 255);
-	LIT(",\"from\":");
-	mail_json_str(buf, sizeof(buf), &o, s->from, SMTP_ADDR_MAX);
-	if (o + 64 < sizeof(buf))
-		o += (size_t)snprintf(buf + o, sizeof(buf) - o,
-		    ",\"rcpt_count\":%zu,\"size\":%llu,\"rules\":[", s->nrcpt,
-		    (unsigned long long)s->size);
-	for (size_t i = 0; i < r->nhits && o + 1400 < sizeof(buf); i++) {
-		LIT(i ? ",{\"rule\":" : "{\"rule\":");
-		mail_json_str(buf, sizeof(buf), &o, r->hits[i].rule, 64);
-		LIT(",\"part\":");
-		mail_json_str(buf, sizeof(buf), &o, r->hits[i].part, 64);
-		o += (size_t)snprintf(buf + o, sizeof(buf) - o,
-		    ",\"action\":\"%s\",\"count\":%u}",
-		    action_name(r->hits[i].action), r->hits[i].count);
+	ev = ev_audit_new("smtp", action, strcmp(action, "relayed") == 0 ?
+	    "success" : "failure");
+	audit_field(ev, "source.ip", s->peer, 64);
+	ev_audit_bool(ev, "tls.established", s->tls);
+	audit_field(ev, "user.name", s->user, 255);
+	audit_field(ev, "email.message_id", r->message_id, 255);
+	audit_field(ev, "email.from.address", s->from, SMTP_ADDR_MAX);
+	ev_audit_int(ev, "pbxgate.smtp.rcpt_count", (long long)s->nrcpt);
+	ev_audit_int(ev, "pbxgate.smtp.size", (long long)s->size);
+	for (size_t i = 0; i < r->nhits; i++) {
+		if ((hit = ev_audit_item(ev, "pbxgate.smtp.scrub")) == NULL)
+			break;
+		audit_field(hit, "rule", r->hits[i].rule, 64);
+		audit_field(hit, "part", r->hits[i].part, 64);
+		ev_audit_str(hit, "action", action_name(r->hits[i].action));
+		ev_audit_int(hit, "count", r->hits[i].count);
 	}
-	LIT("],\"action\":");
-	mail_json_str(buf, sizeof(buf), &o, action, 32);
-	LIT(",\"reply\":");
-	mail_json_str(buf, sizeof(buf), &o, client_reply, 300);
-	LIT(",\"smarthost_reply\":");
-	mail_json_str(buf, sizeof(buf), &o, smarthost ? smarthost : "", 300);
-	LIT("}");
-#undef LIT
-	if (o == 0 || buf[o - 1] != '}')	/* truncated: keep it valid */
-		snprintf(buf, sizeof(buf), "{\"event\":\"smtp_message\","
-		    "\"action\":\"%s\",\"truncated\":true}", action);
+	audit_field(ev, "pbxgate.smtp.reply", client_reply, 300);
+	audit_field(ev, "pbxgate.smtp.smarthost_reply", smarthost, 300);
+	if ((line = ev_audit_line(ev, &n)) == NULL)
+		return;
 	/* relayed with a scrub rule applied counts as scrubbed */
 	s->ctx->audit(s->ctx->audit_arg, strcmp(action, "relayed") == 0 &&
-	    r->nhits > 0 ? "scrubbed" : action, buf);
+	    r->nhits > 0 ? "scrubbed" : action, line);
+	free(line);
 }
 
 /* ---- end of a transaction ---- */

@@ -99,11 +99,24 @@ def invalid_event_lines(path):
     return bad
 
 
+def json_log_paths(conf_text):
+    """The access_log and audit_log files a config writes (each keyword's
+    last value, "off" and the error log left out)."""
+    paths = {}
+    for line in conf_text.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] in ("access_log", "audit_log"):
+            paths[words[0]] = words[1]
+    return [p for p in paths.values() if p != "off"]
+
+
 def _finish_gateway(gw):
     if gw.proc is None:
         return
     rc = gw.stop()
-    bad = invalid_event_lines(gw.access_log)
+    bad = []
+    for path in json_log_paths(gw.config_text()):
+        bad += invalid_event_lines(path)
     assert not bad, "log lines outside the event schema:\n" + "\n".join(bad[:20])
     reports = gw.sanitizer_reports()
     assert not reports, "sanitizer reports:\n%s\n%s" % ("\n".join(reports), gw.stderr()[-8000:])

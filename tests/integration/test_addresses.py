@@ -154,9 +154,9 @@ def test_mapped_client_same_text_in_access_log_audit_and_upstream(
     else:
         b, hs = Browser(gw.port, ctx), [("X-Forwarded-For", "::ffff:192.0.2.7")]
     assert _failed_login(b, hs).status == 401
-    events = wait_until(lambda: [e for e in gw.audit()[1] if e["event"] == "login_failure"],
+    events = wait_until(lambda: [e for e in gw.audit()[1] if e["event.action"] == "login_failure"],
                         what="login_failure audited")
-    assert [e["client"] for e in events] == ["192.0.2.7"], events
+    assert [e["client.ip"] for e in events] == ["192.0.2.7"], events
     lines = wait_until(lambda: [l for l in _access(gw) if l["url.path"] == "/_pbxgate/login"
                                 and l["http.request.method"] == "POST"], what="access log line")
     assert lines[0]["client.ip"] == "192.0.2.7", lines

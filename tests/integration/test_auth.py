@@ -67,7 +67,7 @@ def test_enrol_login_identity_headers(agw, ctx, upstream):
     assert r.status == 303, r
     assert r.get("location") == "/headers?x=1", r
     _, events = agw.audit()
-    assert any(e["event"] == "login_success" and e["user"] == "alice" and e["detail"] == "mfa"
+    assert any(e["event.action"] == "login_success" and e["user.name"] == "alice" and e["event.reason"] == "mfa"
                for e in events), events
     sc = [v for v in r.get_all("set-cookie") if v.startswith("__Host-pbxgate=")]
     assert sc and all(a in sc[0] for a in ("Secure", "HttpOnly", "SameSite", "Path=/")), sc
@@ -160,7 +160,7 @@ def test_brute_force_ban_same_answer_for_unknown_user(agw, ctx):
     assert all(t < med * 4 for t in times), times
     # audited: failures, the ban, with names and addresses, never a password
     text, events = agw.audit()
-    kinds = [(e["event"], e["user"]) for e in events if e.get("module") == "auth"]
+    kinds = [(e["event.action"], e["user.name"]) for e in events if e.get("event.module") == "auth"]
     assert ("login_failure", "carol") in kinds and ("login_failure", "nobody0") in kinds, kinds
     assert any(k == "login_ban" and u == "carol" for k, u in kinds), kinds
     assert "wrong password" not in text and PASSWORD not in text
@@ -516,7 +516,7 @@ def test_address_counter_keying(xff_gw, ctx, banned, other, other_status):
         r = _fail_as(xff_gw, ctx, "ghost%d" % i, banned)
         assert r.status == 401, r
     _, events = xff_gw.audit()
-    assert any(e["event"] == "login_ban" and e["detail"] == "address" for e in events), events
+    assert any(e["event.action"] == "login_ban" and e["event.reason"] == "address" for e in events), events
     b, r = _login_as(xff_gw, ctx, "keyed", secret, other, eb.recovery[0])
     assert r.status == other_status, (other, r)
     if other_status == 401:
@@ -539,7 +539,7 @@ def test_own_login_leaves_address_counter(make_auth_gateway, upstream, ctx):
         r, _, _ = _timed_fail(gw, ctx, name, "another guess", src)
         assert r.status == 401, r
     _, events = gw.audit()
-    bans = [e for e in events if e["event"] == "login_ban" and e["detail"] == "address"]
+    bans = [e for e in events if e["event.action"] == "login_ban" and e["event.reason"] == "address"]
     assert len(bans) == 1, events
     # the address is banned now, for its own account holder too
     _, r = login(gw, ctx, "sprayer", secret, source=src)

@@ -101,14 +101,14 @@ def test_affected_build_gets_the_page(clients, upstream, ctx, os_name, version, 
     # the audit record: the page's reference, version, OS, rule
     rec = clients.wait_audit(lambda a: a.get("http.request.id") == ref.group(1),
                              "the audit record of the page")
-    assert rec["event"] == "policy"
-    assert rec["decision"] == "deny"
-    assert rec["page"] == "compromised-client"
-    assert rec["app_version"] == version
-    assert rec["app_os"] == os_name
-    assert rec["rule"] == "%s:%d" % (CLIENTS, line)
-    assert rec["user"] == ""
-    assert rec["path"] == "/webclient/api/MyPhone/session"
+    assert rec["event.module"] == "policy"
+    assert rec["event.action"] == "deny"
+    assert rec["pbxgate.page"] == "compromised-client"
+    assert rec["user_agent.version"] == version
+    assert rec["user_agent.os.name"] == os_name
+    assert rec["rule.name"] == "%s:%d" % (CLIENTS, line)
+    assert rec["user.name"] == ""
+    assert rec["url.path"] == "/webclient/api/MyPhone/session"
 
 
 def test_head_gets_the_page_headers_only(clients, ctx):
@@ -145,13 +145,13 @@ def test_unreadable_version_passes_and_is_audited(clients, upstream, ctx, versio
                  headers=[("User-Agent", win_ua(version))])
     assert r.status == 200, r
     wait_target(upstream, "/webclient/?t=" + tag)
-    rec = clients.wait_audit(lambda a: tag in a.get("path", "") or
-                             (a.get("decision") == "client-version-unparsable" and
-                              a.get("app_version") == shown),
+    rec = clients.wait_audit(lambda a: tag in a.get("url.path", "") or
+                             (a.get("event.action") == "client-version-unparsable" and
+                              a.get("user_agent.version") == shown),
                              "the audit record of the unreadable version")
-    assert rec["decision"] == "client-version-unparsable"
-    assert rec["app_os"] == "windows"
-    assert rec["rule"] == "(default):0" or rec["rule"].endswith(":2"), rec
+    assert rec["event.action"] == "client-version-unparsable"
+    assert rec["user_agent.os.name"] == "windows"
+    assert rec["rule.name"] == "(default)" or rec["rule.name"].endswith(":2"), rec
 
 
 def test_audit_names_the_user_when_known(make_auth_gateway, upstream, ctx):
@@ -169,5 +169,5 @@ def test_audit_names_the_user_when_known(make_auth_gateway, upstream, ctx):
     def record():
         return [e for e in gw.audit()[1] if e.get("http.request.id") == ref]
     rec = wait_until(record, what="the audit record with the user")[0]
-    assert rec["user"] == "alice"
-    assert rec["app_version"] == "18.12.416" and rec["app_os"] == "windows"
+    assert rec["user.name"] == "alice"
+    assert rec["user_agent.version"] == "18.12.416" and rec["user_agent.os.name"] == "windows"

@@ -253,7 +253,7 @@ def audit_events(gw, decision):
             evs = [json.loads(line) for line in f if line.strip()]
     except FileNotFoundError:
         return []
-    return [e for e in evs if e.get("decision") == decision]
+    return [e for e in evs if e.get("event.action") == decision]
 
 
 def metric(gw, cls, mode=None):
@@ -304,8 +304,8 @@ def test_changed_script_gets_the_page(enforce, ctx, tamper, siteserver, how, mod
     assert genuine[:40] not in body
     wait_until(lambda: metric(enforce, "changed") > before, what="the changed counter")
     ev = audit_events(enforce, "integrity-refused")
-    assert ev and ev[-1]["path"] == "/webclient/app.js"
-    assert ev[-1]["rule"].startswith(enforce.manifest + ":")
+    assert ev and ev[-1]["url.path"] == "/webclient/app.js"
+    assert ev[-1]["rule.name"].startswith(enforce.manifest + ":")
     assert ev[-1]["http.request.id"] == hdrs["x-request-id"]
 
 
@@ -340,7 +340,7 @@ def test_new_script_is_refused_without_asking_upstream(enforce, ctx, tamper, sit
     assert not [s for s in siteserver.seen[n:] if s["path"] == "/webclient/new.js"]
     wait_until(lambda: metric(enforce, "unpinned") > before, what="the unpinned counter")
     ev = audit_events(enforce, "integrity-unpinned-refused")
-    assert ev and ev[-1]["path"] == "/webclient/new.js"
+    assert ev and ev[-1]["url.path"] == "/webclient/new.js"
 
 
 @pytest.mark.parametrize("target", ["/WEBCLIENT/app.js", "/webclient/App.js",
@@ -373,7 +373,7 @@ def test_installer_with_last_byte_flipped_arrives_incomplete(enforce, ctx, tampe
     assert evil.startswith(got)
     assert hashlib.sha256(got).digest() != hashlib.sha256(evil).digest()
     ev = audit_events(enforce, "integrity-refused")
-    assert ev and ev[-1]["path"] == INSTALLER
+    assert ev and ev[-1]["url.path"] == INSTALLER
 
 
 @pytest.mark.parametrize("path", ["/webclient/app.js", INSTALLER])
@@ -441,8 +441,8 @@ def test_monitor_passes_changed_files_and_audits_them(monitor, ctx, tamper, site
     assert complete and got == evil
     wait_until(lambda: metric(monitor, "changed") > before, what="the changed counter")
     ev = audit_events(monitor, "integrity-mismatch")
-    assert ev and ev[-1]["path"] == path and ev[-1]["mode"] == "monitor"
-    assert ev[-1]["sha256"] == hashlib.sha256(evil).hexdigest()
+    assert ev and ev[-1]["url.path"] == path and ev[-1]["pbxgate.integrity.mode"] == "monitor"
+    assert ev[-1]["file.hash.sha256"] == hashlib.sha256(evil).hexdigest()
 
 
 def test_monitor_passes_new_files_and_audits_them(monitor, ctx, tamper):
@@ -451,7 +451,7 @@ def test_monitor_passes_new_files_and_audits_them(monitor, ctx, tamper):
     status, _, body, _ = fetch(monitor, ctx, "/webclient/new.js")
     assert status == 200 and body == b"window.pwned = 1;\n"
     wait_until(lambda: metric(monitor, "unpinned") > before, what="the unpinned counter")
-    assert audit_events(monitor, "integrity-unpinned")[-1]["path"] == "/webclient/new.js"
+    assert audit_events(monitor, "integrity-unpinned")[-1]["url.path"] == "/webclient/new.js"
 
 
 def test_checked_counter_by_mode(enforce, monitor, ctx):
@@ -754,3 +754,49 @@ def test_browser_in_monitor_runs_it(monitor, tamper, siteserver):
     tamper("/webclient/app.js", b"window.pwned = 1;\n" + genuine)
     res = browser_load(monitor)
     assert res["pwned"] and res["app"] == "ready", res
+
+
+def manifest_line(gw, path):
+    """FILE:LINE of path's pin in the gateway's manifest."""
+    with open(gw.manifest) as f:
+        for no, line in enumerate(f, 1):
+            if path in line.split():
+                return "%s:%d" % (gw.manifest, no)
+    raise AssertionError("%s not in %s" % (path, gw.manifest))
+
+
+def integrity_record(action, outcome, path, rid, rule, size, mode="enforce"):
+    return {"event.dataset": "pbxgate.audit", "event.module": "integrity",
+            "event.action": action, "event.outcome": outcome, "source.ip": "127.0.0.1",
+            "client.ip": "127.0.0.1", "user.name": "", "http.request.id": rid,
+            "http.request.method": "GET", "url.path": path, "rule.name": rule,
+            "pbxgate.integrity.mode": mode, "file.size": size}
+
+
+def test_audit_record_of_a_refused_script(enforce, ctx, tamper, siteserver):
+    """Every field of the integrity-refused record (docs/logging.md)."""
+    evil = flip(siteserver.genuine["/webclient/app.js"][1], 7)
+    tamper("/webclient/app.js", evil)
+    status, hdrs, _, _ = fetch(enforce, ctx, "/webclient/app.js")
+    assert status == 502
+    rid = hdrs["x-request-id"]
+    rec = wait_until(lambda: [e for e in audit_events(enforce, "integrity-refused")
+                              if e["http.request.id"] == rid], what="the record")[0]
+    want = integrity_record("integrity-refused", "failure", "/webclient/app.js", rid,
+                            manifest_line(enforce, "/webclient/app.js"), len(evil))
+    want["file.hash.sha256"] = hashlib.sha256(evil).hexdigest()
+    assert {k: v for k, v in rec.items() if k != "@timestamp"} == want, rec
+
+
+def test_audit_record_of_a_refused_unpinned_file(enforce, ctx, tamper):
+    """An unpinned file is refused before its body: no hash, size 0, no
+    manifest line."""
+    tamper("/webclient/unpinned-audit.js", b"window.pwned = 1;\n")
+    status, hdrs, _, _ = fetch(enforce, ctx, "/webclient/unpinned-audit.js")
+    assert status == 502
+    rid = hdrs["x-request-id"]
+    rec = wait_until(lambda: [e for e in audit_events(enforce, "integrity-unpinned-refused")
+                              if e["http.request.id"] == rid], what="the record")[0]
+    assert {k: v for k, v in rec.items() if k != "@timestamp"} == integrity_record(
+        "integrity-unpinned-refused", "failure", "/webclient/unpinned-audit.js", rid,
+        "(default)", 0), rec

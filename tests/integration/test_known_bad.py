@@ -232,9 +232,9 @@ def test_listed_file_never_arrives_whole(kb_gateway, ctx, files, mode, version):
     assert hashlib.sha256(got).digest() != hashlib.sha256(data).digest()
     wait_until(lambda: (kb_gateway.metric("pbxgate_integrity_known_bad_blocked_total") or 0)
                > before, what="the blocked counter to grow")
-    ev = [e for e in audit_events(kb_gateway) if e.get("decision") == "known-bad"
-          and e.get("path") == "/electron/windows/bad.msi"]
-    assert ev and ev[-1]["rule"] == "%s:2" % kb_gateway.list_path
+    ev = [e for e in audit_events(kb_gateway) if e.get("event.action") == "known-bad"
+          and e.get("url.path") == "/electron/windows/bad.msi"]
+    assert ev and ev[-1]["rule.name"] == "%s:2" % kb_gateway.list_path
 
 
 @pytest.mark.parametrize("mode,version", FRAMINGS)

@@ -332,11 +332,11 @@ def test_spoofed_client_headers_from_untrusted_peer_change_nothing(proxied, upst
     r = get_from(proxied.port, ctx, OUTSIDE, "/management/?t=" + tag, headers=headers)
     assert r.status == 403, r
     _never_forwarded(upstream, proxied.gw, ctx, tag)
-    rec = proxied.wait_audit(lambda a: tag in a.get("path", "") or
-                             (a.get("peer") == OUTSIDE and a.get("decision") == "deny"),
+    rec = proxied.wait_audit(lambda a: tag in a.get("url.path", "") or
+                             (a.get("source.ip") == OUTSIDE and a.get("event.action") == "deny"),
                              "audit line for the spoofed request")
-    assert rec["peer"] == OUTSIDE
-    assert rec.get("client", OUTSIDE) == OUTSIDE, rec
+    assert rec["source.ip"] == OUTSIDE
+    assert rec.get("client.ip", OUTSIDE) == OUTSIDE, rec
 
 
 @pytest.mark.parametrize("xff", [
@@ -385,8 +385,8 @@ def test_trusted_proxy_xff_outside_denied(proxied, upstream, ctx, xff):
     assert get_from(proxied.port, ctx, PROXY, "/management/c",
                     headers=[("X-Forwarded-For", xff)]).status == 403
     rec = _new_audit(proxied, n, 1, "the deny's audit line")[0]
-    assert rec["path"] == "/management/c"
-    assert (rec["peer"], rec["client"]) == (PROXY, OUTSIDE), rec
+    assert rec["url.path"] == "/management/c"
+    assert (rec["source.ip"], rec["client.ip"]) == (PROXY, OUTSIDE), rec
 
 
 @pytest.mark.parametrize("second,status", [
@@ -660,13 +660,13 @@ def test_ws_tunnel_closed_when_new_policy_denies_it(make_lockdown, upstream, ctx
         # the tunnel the new policy still allows keeps working
         inside.send(ws_frame(0x1, b"after"))
         assert ws_read(inside.reader) == (0x1, b"after")
-        rec = lk.wait_audit(lambda a: a.get("decision") == "close-tunnel",
+        rec = lk.wait_audit(lambda a: a.get("event.action") == "close-tunnel",
                             "an audit line for the closed tunnel")
-        assert rec["peer"] == OUTSIDE
-        assert rec["path"] == "/ws"
-        assert rec["rule"] == "%s:3" % lk.policy
+        assert rec["source.ip"] == OUTSIDE
+        assert rec["url.path"] == "/ws"
+        assert rec["rule.name"] == "%s:3" % lk.policy
         assert not [a for a in lk.audit_lines()
-                    if a.get("decision") == "close-tunnel" and a.get("peer") == OFFICE]
+                    if a.get("event.action") == "close-tunnel" and a.get("source.ip") == OFFICE]
         # and a new tunnel from outside is refused
         c = SrcClient(lk.port, ctx, OUTSIDE)
         try:
@@ -698,14 +698,14 @@ def test_ws_tunnel_survives_unrelated_reload(make_lockdown, upstream, ctx):
         lk.gw.reload("ok")
         c.send(ws_frame(0x1, b"still here"))
         assert ws_read(c.reader) == (0x1, b"still here")
-        assert not [a for a in lk.audit_lines() if a.get("decision") == "close-tunnel"]
+        assert not [a for a in lk.audit_lines() if a.get("event.action") == "close-tunnel"]
     finally:
         c.close()
 
 
 # ---------------------------------------------------------------- audit log
 
-TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 def _new_audit(lk, n0, count, what):
@@ -726,33 +726,33 @@ def test_audit_one_line_per_deny(office, upstream, ctx):
     new = office.audit_lines()[n0:]
     assert len(new) == 1, new
     rec = new[0]
-    assert TIME_RE.match(rec["time"]), rec
-    when = calendar.timegm(time.strptime(rec["time"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert TIME_RE.match(rec["@timestamp"]), rec
+    when = calendar.timegm(time.strptime(rec["@timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ"))
     assert abs(when - time.time()) < 60, rec
-    assert rec["peer"] == OUTSIDE
-    assert rec["user"] == ""
-    assert rec["path"] == "/management/users"      # no query string
-    assert rec["decision"] == "deny"
-    assert rec["rule"] == "%s:%d" % (office.policy, LINE_DENY_CONSOLE)
-    assert rec["method"] == "GET"
+    assert rec["source.ip"] == OUTSIDE
+    assert rec["user.name"] == ""
+    assert rec["url.path"] == "/management/users"      # no query string
+    assert rec["event.action"] == "deny"
+    assert rec["rule.name"] == "%s:%d" % (office.policy, LINE_DENY_CONSOLE)
+    assert rec["http.request.method"] == "GET"
 
 
 def test_audit_logs_the_judged_path_for_a_disguise(office, ctx):
     n0 = len(office.audit_lines())
     assert get_from(office.port, ctx, OUTSIDE, "/x/../%6Danagement//a;p=1").status == 403
     rec = _new_audit(office, n0, 1, "the deny's audit line")[0]
-    assert rec["path"] == "/management/a"
+    assert rec["url.path"] == "/management/a"
 
 
 def test_audit_allow_of_audited_rule(office, upstream, ctx):
     n0 = len(office.audit_lines())
     assert get_from(office.port, ctx, OFFICE, "/management/?t=" + _tag()).status == 200
     rec = _new_audit(office, n0, 1, "the audited allow's line")[0]
-    assert rec["decision"] == "allow"
-    assert rec["peer"] == OFFICE
-    assert rec["path"] == "/management/"
-    assert rec["rule"] == "%s:%d" % (office.policy, LINE_ALLOW_OFFICE)
-    assert TIME_RE.match(rec["time"])
+    assert rec["event.action"] == "allow"
+    assert rec["source.ip"] == OFFICE
+    assert rec["url.path"] == "/management/"
+    assert rec["rule.name"] == "%s:%d" % (office.policy, LINE_ALLOW_OFFICE)
+    assert TIME_RE.match(rec["@timestamp"])
     entries_before_marker(upstream, office.port, ctx)
     assert len(office.audit_lines()) == n0 + 1
 
@@ -763,9 +763,10 @@ def test_audit_default_deny(make_lockdown, upstream, ctx):
     assert get_from(lk.port, ctx, OUTSIDE, "/closed").status == 403
     assert get_from(lk.port, ctx, OUTSIDE, "/open/x").status == 200
     rec = _new_audit(lk, n0, 1, "the default deny's line")[0]
-    assert rec["decision"] == "deny"
-    assert rec["path"] == "/closed"
-    assert rec["rule"].endswith(":0"), rec
+    assert rec["event.action"] == "deny"
+    assert rec["url.path"] == "/closed"
+    assert rec["rule.name"] == "(default)", rec
+    assert rec["event.outcome"] == "failure", rec
     assert len(lk.audit_lines()) == n0 + 1
 
 
@@ -774,7 +775,7 @@ def test_audit_keeps_encoded_path(office, ctx):
     r = get_from(office.port, ctx, OUTSIDE, "/management/%22%7D%5D%e6%97%a5x")
     assert r.status == 403, r
     rec = _new_audit(office, n0, 1, "the deny's audit line")[0]
-    assert rec["path"] == "/management/%22%7D%5D%E6%97%A5x"
+    assert rec["url.path"] == "/management/%22%7D%5D%E6%97%A5x"
 
 
 def test_audit_line_for_long_path_is_one_valid_record(office, ctx):
@@ -785,8 +786,8 @@ def test_audit_line_for_long_path_is_one_valid_record(office, ctx):
     assert get_from(office.port, ctx, OUTSIDE, long_path).status == 403
     new = _new_audit(office, n0, 1, "the deny's audit line")
     assert len(new) == 1
-    assert new[0]["path"].startswith("/management/aaa")
-    assert new[0]["decision"] == "deny"
+    assert new[0]["url.path"].startswith("/management/aaa")
+    assert new[0]["event.action"] == "deny"
 
 
 # ---------------------------------------------------------------- GeoIP
@@ -805,7 +806,7 @@ def test_geoip_country_rule_through_gateway(make_lockdown, upstream, ctx, tmp_pa
     # an address the database does not know is in no country: !JP holds
     assert get_from(lk.port, ctx, PROXY, "/webclient/?t=" + tag + "y").status == 403
     new = _new_audit(lk, n0, 2, "two deny lines")
-    assert [(a["peer"], a["rule"]) for a in new] == [(OUTSIDE, "%s:1" % lk.policy),
+    assert [(a["source.ip"], a["rule.name"]) for a in new] == [(OUTSIDE, "%s:1" % lk.policy),
                                                       (PROXY, "%s:1" % lk.policy)]
     _never_forwarded(upstream, lk.gw, ctx, tag + "x")
     _never_forwarded(upstream, lk.gw, ctx, tag + "y")
@@ -898,7 +899,7 @@ def test_include_is_read_again_on_reload(make_lockdown, upstream, ctx):
     n0 = len(lk.audit_lines())
     assert get_from(lk.port, ctx, OUTSIDE, "/management/").status == 403
     rec = _new_audit(lk, n0, 1, "the deny's line")[0]
-    assert rec["rule"] == "%s:1" % inc
+    assert rec["rule.name"] == "%s:1" % inc
     write_atomic(inc, "# console open\n")
     lk.gw.reload("ok")
     assert get_from(lk.port, ctx, OUTSIDE, "/management/").status == 200
@@ -956,7 +957,7 @@ def test_ipv6_peer(make_lockdown, upstream, ctx, policy, v4, v6):
     if v6 == 403:
         assert get_from(port6, ctx, "::1", "/management/x").status == 403
         rec = _new_audit(lk, n, 1, "the IPv6 deny's line")[0]
-        assert rec["peer"] == "::1", rec
+        assert rec["source.ip"] == "::1", rec
 
 
 @pytest.mark.skipif(not have_mmdb_writer(), reason="libmaxmind-db-writer-perl not installed")

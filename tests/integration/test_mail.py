@@ -14,6 +14,7 @@ import base64
 import email
 import email.policy
 import html
+import json
 import os
 import re
 import select
@@ -26,6 +27,8 @@ import tempfile
 import time
 
 import pytest
+
+from conftest import invalid_event_lines
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORPUS = os.path.join(ROOT, "tests", "data", "mail")
@@ -131,6 +134,8 @@ class RealGateway:
     def stop_clean(self):
         rc = self.stop()
         assert rc == 0, self.p.stderr.read().decode("utf-8", "replace")
+        bad = invalid_event_lines(self.audit)
+        assert not bad, "audit lines outside the event schema:\n" + "\n".join(bad[:20])
 
 
 class Proc:
@@ -329,8 +334,8 @@ def test_corpus_relayed_scrubbed_over_starttls(gw, sink, pki, name):
             else:
                 assert text in seen, "lost: %s" % text
     audit = [l for l in gw.audit_lines() if name in l]
-    assert audit and '"action":"relayed"' in audit[-1], audit
-    assert '"rules":[{' in audit[-1]
+    assert audit and '"event.action":"relayed"' in audit[-1], audit
+    assert '"pbxgate.smtp.scrub":[{' in audit[-1]
     for line in open(os.path.join(CORPUS, name + ".expect"), encoding="utf-8"):
         if line.startswith("secret "):
             assert line[7:].strip() not in audit[-1]
@@ -416,7 +421,7 @@ def test_smarthost_down_gives_451(pki, tmp_path):
         assert rc != 0
         assert final_reply(out).startswith("451 4.4.1"), out
         audit = d.audit_lines()
-        assert audit and '"action":"tempfail"' in audit[-1]
+        assert audit and '"event.action":"tempfail"' in audit[-1]
     finally:
         d.stop_clean()
 
@@ -1161,3 +1166,46 @@ def test_scrub_rule_hits_and_outcomes_are_counted(pki, sink, tmp_path):
         assert m[outcome % "rejected"] == 1
     finally:
         d.stop_clean()
+
+
+def smtp_record(action, outcome, message_id, size, reply, smarthost_reply, scrub=None):
+    rec = {"event.dataset": "pbxgate.audit", "event.module": "smtp",
+           "event.action": action, "event.outcome": outcome, "source.ip": "127.0.0.1",
+           "tls.established": False, "user.name": "pbx", "email.message_id": message_id,
+           "email.from.address": "pbx@pbx.example.com", "pbxgate.smtp.rcpt_count": 1,
+           "pbxgate.smtp.size": size, "pbxgate.smtp.reply": reply,
+           "pbxgate.smtp.smarthost_reply": smarthost_reply}
+    if scrub is not None:
+        rec["pbxgate.smtp.scrub"] = scrub
+    return rec
+
+
+@pytest.mark.skipif(not REAL_BIN, reason="the audit_log of the real binary")
+def test_audit_record_of_a_relayed_message(gw, sink):
+    """Every field of the relayed record (docs/logging.md)."""
+    gw.audit_lines()
+    data = b"Subject: hi\r\nMessage-ID: <audit-relayed@x>\r\n\r\nJust hello.\r\n"
+    got = send_data(gw.port, data)
+    assert got.startswith("250"), got
+    recs = [json.loads(l) for l in gw.audit_lines()]
+    assert len(recs) == 1, recs
+    rec = recs[0]
+    assert rec["pbxgate.smtp.smarthost_reply"].startswith("250"), rec
+    assert {k: v for k, v in rec.items() if k != "@timestamp"} == smtp_record(
+        "relayed", "success", "audit-relayed@x", len(data), got,
+        rec["pbxgate.smtp.smarthost_reply"]), rec
+
+
+@pytest.mark.skipif(not REAL_BIN, reason="the audit_log of the real binary")
+def test_audit_record_of_a_rejected_message(gw, sink):
+    """A message refused before the smarthost (a bare LF): failure, no
+    smarthost reply."""
+    gw.audit_lines()
+    data = b"Subject: hi\r\nMessage-ID: <audit-rejected@x>\r\n\r\nbare\nLF\r\n"
+    got = send_data(gw.port, data)
+    assert got.startswith("554"), got
+    recs = [json.loads(l) for l in gw.audit_lines()]
+    assert len(recs) == 1, recs
+    rec = recs[0]
+    assert {k: v for k, v in rec.items() if k != "@timestamp"} == smtp_record(
+        "bad_line_end", "failure", "", len(data), got, ""), rec

@@ -165,7 +165,7 @@ def test_403_page_audit_and_access_line_share_the_id(make_lockdown, upstream, ct
     assert ("Reference: %s" % rid).encode() in raw
     assert ("参照番号: %s" % rid).encode() in raw
     audit = lk.wait_audit(lambda a: a.get("http.request.id") == rid, "audit line of the 403")
-    assert audit["decision"] == "deny"
+    assert audit["event.action"] == "deny"
     acc = access_line(lk.gw, rid)
     assert acc["http.response.status_code"] == 403
     # the bytes the client received, head and page
@@ -238,4 +238,4 @@ def test_login_failure_audit_has_request_id(agw, ctx):
                     return rec
         return None
     rec = wait_until(find, timeout=10, what="audit event of the failed login")
-    assert rec["event"] == "login_failure" and rec["user"] == "nobody"
+    assert rec["event.action"] == "login_failure" and rec["user.name"] == "nobody"

@@ -365,10 +365,10 @@ Test(smtp_session, message_is_scrubbed_and_relayed)
 	cr_expect_not_null(memmem(sh.got, sh.gotlen, "\r\n..dot line", 12),
 	    "dot-stuffing lost: %.*s", (int)sh.gotlen, sh.got);
 	cr_expect_not_null(memmem(sh.got, sh.gotlen, "Bye.", 4));
-	cr_expect_not_null(strstr(audit_last, "\"action\":\"relayed\""), "%s",
+	cr_expect_not_null(strstr(audit_last, "\"event.action\":\"relayed\""), "%s",
 	    audit_last);
 	cr_expect_not_null(strstr(audit_last, "\"rule\":\"pw\""));
-	cr_expect_not_null(strstr(audit_last, "\"message_id\":\"m1@x\""));
+	cr_expect_not_null(strstr(audit_last, "\"email.message_id\":\"m1@x\""));
 	cr_expect_null(strstr(audit_last, "Sess1Secret"));
 	expect("QUIT", "221");
 }
@@ -384,7 +384,7 @@ Test(smtp_session, bare_lf_cannot_end_data_early)
 	    "bare CR, a bare LF or a NUL byte; send CRLF line ends only "
 	    "(RFC 5321 2.3.8)");
 	cr_expect_eq(sh.messages, 0);
-	cr_expect_not_null(strstr(audit_last, "\"action\":\"bad_line_end\""),
+	cr_expect_not_null(strstr(audit_last, "\"event.action\":\"bad_line_end\""),
 	    "%s", audit_last);
 	expect("NOOP", "250");
 }
@@ -421,7 +421,7 @@ Test(smtp_session, reject_rule_gives_554_and_nothing_relayed)
 	cr_expect_str_eq(reply(), "554 5.7.1 Message refused: it carries "
 	    "credentials (rule nope)");
 	cr_expect_eq(sh.messages, 0);
-	cr_expect_not_null(strstr(audit_last, "\"action\":\"rejected\""));
+	cr_expect_not_null(strstr(audit_last, "\"event.action\":\"rejected\""));
 	expect("NOOP", "250");
 }
 
@@ -466,7 +466,7 @@ Test(smtp_session, smarthost_refusal_is_forwarded)
 	send_line("Subject: s\r\n\r\nhi\r\n.");
 	cr_expect_str_eq(reply(), "550 5.1.1 no such user (smarthost)");
 	cr_expect_not_null(strstr(audit_last,
-	    "\"action\":\"refused_by_smarthost\""));
+	    "\"event.action\":\"refused_by_smarthost\""));
 }
 
 Test(smtp_session, smarthost_temporary_failure_is_forwarded)
@@ -532,7 +532,7 @@ Test(smtp_session_down, smarthost_unreachable_gives_451, .init = setup_down,
 	r = reply();
 	cr_expect_eq(strncmp(r, "451 4.4.1 Smarthost unavailable", 31), 0,
 	    "%s", r);
-	cr_expect_not_null(strstr(audit_last, "\"action\":\"tempfail\""));
+	cr_expect_not_null(strstr(audit_last, "\"event.action\":\"tempfail\""));
 }
 
 static void
@@ -907,7 +907,7 @@ Test(smtp_session_runner, scrub_waits_for_the_runner_then_replies)
 	    "credentials (rule nope)");
 	cr_expect_str_eq(reply(), "250 2.0.0 Ok", "the pipelined NOOP waited "
 	    "for the verdict");
-	cr_expect_not_null(strstr(audit_last, "\"action\":\"rejected\""));
+	cr_expect_not_null(strstr(audit_last, "\"event.action\":\"rejected\""));
 }
 
 Test(smtp_session_runner, scrubbed_message_goes_on_to_the_smarthost)

@@ -140,6 +140,7 @@ struct auth_ctx {
 	pthread_mutex_t db_mu;		/* guards the store */
 	const struct auth_store_ops *store;	/* the backend (auth_store.h) */
 	sqlite3 *db;			/* the SQLite backend's connection */
+	struct auth_pg *pg;		/* the PostgreSQL backend's (auth_store_pg.c) */
 	int64_t  db_version;		/* meta version seen by the tables */
 
 	pthread_rwlock_t mem_mu;	/* guards the tables below */

@@ -123,6 +123,7 @@ vquery(struct auth_ctx *c, const char *sql, const char *types, va_list ap)
 	char num[PG_PARAMS_MAX][24];
 	const char *val[PG_PARAMS_MAX];
 	int len[PG_PARAMS_MAX], fmt[PG_PARAMS_MAX], n = 0;
+	PGTransactionStatusType ts;
 	PGresult *r;
 	ExecStatusType s;
 
@@ -142,7 +143,10 @@ vquery(struct auth_ctx *c, const char *sql, const char *types, va_list ap)
 			fmt[n] = 1;
 		}
 	}
-	if (PQtransactionStatus(pg(c)->conn) == PQTRANS_IDLE && live(c) < 0)
+	/* a lost connection reports PQTRANS_UNKNOWN: reset it then, but
+	 * never under an open transaction, whose state is the server's */
+	ts = PQtransactionStatus(pg(c)->conn);
+	if (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR && live(c) < 0)
 		return NULL;
 	r = PQexecParams(pg(c)->conn, sql, n, NULL, val, len, fmt, 0);
 	s = PQresultStatus(r);
@@ -178,7 +182,7 @@ change(struct auth_ctx *c, const char *sql, const char *types, ...)
 	va_end(ap);
 	if (r == NULL)
 		return -1;
-	n = atoi(PQcmdTuples(r));
+	n = (int)strtol(PQcmdTuples(r), NULL, 10);
 	PQclear(r);
 	return n;
 }
@@ -221,7 +225,8 @@ copy_bytea(uint8_t *dst, size_t dstlen, const PGresult *r, int row, int col)
 	b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, col), &n);
 	if (b == NULL)
 		return false;
-	if ((ok = n == dstlen))
+	ok = n == dstlen;
+	if (ok)
 		memcpy(dst, b, n);
 	OPENSSL_cleanse(b, n);
 	PQfreemem(b);
@@ -262,7 +267,8 @@ pg_rollback(struct auth_ctx *c)
 {
 	PGresult *r;
 
-	if (PQtransactionStatus(pg(c)->conn) == PQTRANS_IDLE)
+	if (PQtransactionStatus(pg(c)->conn) != PQTRANS_INTRANS &&
+	    PQtransactionStatus(pg(c)->conn) != PQTRANS_INERROR)
 		return;
 	r = PQexec(pg(c)->conn, "ROLLBACK");
 	PQclear(r);

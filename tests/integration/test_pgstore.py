@@ -13,12 +13,13 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import uuid
 
 import pytest
 
 from auth_helpers import (PASSWORD, Browser, enrol, form_with, forms, login,  # noqa: F401
-                          make_auth_gateway, safe_step, totp)
+                          make_auth_gateway, safe_step, totp, STEP)
 from helpers import wait_until
 
 PGBIN = "/usr/lib/postgresql/15/bin"
@@ -206,3 +207,58 @@ def test_logout_on_a_ends_the_cookie_on_b(pair, ctx):
     wait_until(lambda: kept.get("/app").status == 302, timeout=5, interval=0.05,
                what="B to refuse the cookie logged out on A")
     print("logout on A refused on B after %.2fs" % (time.monotonic() - t0))
+
+
+def _readyz(gw):
+    try:
+        return gw.admin_get("/readyz")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+
+
+def _password_step(gw, ctx, name):
+    b = Browser(gw.port, ctx)
+    r = b.get("/_pbxgate/login")
+    act, fields = form_with(r.body, "password")
+    fields.update(username=name, password=PASSWORD)
+    return b.post_form(act or "/_pbxgate/login", fields)
+
+
+def test_postgresql_down_logins_503_sessions_flow(make_auth_gateway, upstream, workdir, ctx):
+    """A server of its own, stopped and started under the gateway."""
+    pg = Postgres()
+    pg.start()
+    try:
+        key = os.path.join(workdir, "down-%s.key" % uuid.uuid4().hex[:8])
+        a = make_auth_gateway(upstream.port, auth_extra=FAST + [
+            "user_db %s" % pg.new_database(), "secret_key %s" % key])
+        _, secret, _ = enrol(a, ctx, "frida")
+        used = safe_step()
+        b, r = login(a, ctx, "frida", secret, step=used)
+        assert r.status == 303, r
+        pg.stop()
+        # the password step: 503 with the page saying why, no code form
+        t0 = time.monotonic()
+        r = _password_step(a, ctx, "frida")
+        assert r.status == 503, r
+        assert b"cannot reach its user store" in r.body and b'name="code"' not in r.body, r.body
+        assert time.monotonic() - t0 < 10
+        # a valid session keeps being proxied meanwhile
+        for _ in range(5):
+            assert b.get("/app").status == 200
+        wait_until(lambda: _readyz(a)[0] == 503, timeout=10, interval=0.1,
+                   what="/readyz to report the store")
+        # back without restarting pbxgate: the password step answers again,
+        # and a code of a later step than the one spent before signs in
+        pg.start()
+        wait_until(lambda: _password_step(a, ctx, "frida").status == 200, timeout=20,
+                   interval=0.2, what="the password step to work after PostgreSQL restarted")
+        wait_until(lambda: time.time() // STEP > used, timeout=STEP + 5, interval=0.2,
+                   what="a TOTP step not used yet")
+        _, r = login(a, ctx, "frida", secret)
+        assert r.status == 303, r
+        wait_until(lambda: _readyz(a)[0] == 200, timeout=10, interval=0.1,
+                   what="/readyz to be ready again")
+    finally:
+        pg.stop()
+        shutil.rmtree(pg.dir, ignore_errors=True)

@@ -720,8 +720,8 @@ pg_user_set(struct auth_ctx *c, int64_t uid, enum auth_user_field f,
 		[AUTH_UF_PW] = "UPDATE users SET pw = $2::text WHERE id = $1::bigint",
 		[AUTH_UF_LOCKDOWN] =
 		    "UPDATE users SET lockdown = $2::text WHERE id = $1::bigint",
-		[AUTH_UF_TOTP_CLEAR] = "UPDATE users SET totp = NULL, totp_kid = 0"
-		    " WHERE id = $1::bigint",
+		[AUTH_UF_TOTP_CLEAR] =
+		    "UPDATE users SET totp = NULL, totp_kid = 0 WHERE id = $1::bigint",
 		[AUTH_UF_RECOVERY_CLEAR] =
 		    "DELETE FROM recovery WHERE user_id = $1::bigint",
 		[AUTH_UF_DISABLED] =

@@ -128,8 +128,11 @@ vquery(struct auth_ctx *c, const char *sql, const char *types, va_list ap)
 	ExecStatusType s;
 
 	for (const char *t = types; *t != '\0'; t++, n++) {
-		if (n == PG_PARAMS_MAX)
+		if (n == PG_PARAMS_MAX) {
+			snprintf(pg(c)->err, sizeof(pg(c)->err), "more than %d "
+			    "query parameters", PG_PARAMS_MAX);
 			return NULL;
+		}
 		len[n] = 0, fmt[n] = 0;
 		if (*t == 'i') {
 			snprintf(num[n], sizeof(num[n]), "%lld",
@@ -138,7 +141,9 @@ vquery(struct auth_ctx *c, const char *sql, const char *types, va_list ap)
 		} else if (*t == 't')
 			val[n] = va_arg(ap, const char *);
 		else {
-			val[n] = va_arg(ap, const char *);
+			/* read as passed (uint8_t *) through void *, which
+			 * va_arg may take for any pointer to a character type */
+			val[n] = (const char *)va_arg(ap, const void *);
 			len[n] = (int)va_arg(ap, size_t);
 			fmt[n] = 1;
 		}

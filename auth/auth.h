@@ -51,7 +51,8 @@
 /* ---- settings (auth_settings.c) ---------------------------------------- */
 
 struct auth_settings {
-	char    *user_db;		/* absolute path; NULL = login disabled */
+	char    *user_db;		/* absolute path or postgresql:// URL; NULL = login disabled */
+	char    *user_db_password_file;	/* PostgreSQL password; NULL = none */
 	char    *secret_key;		/* absolute path; default beside user_db */
 	uint32_t argon2_m_kib;		/* memory cost, KiB (default 65536) */
 	uint32_t argon2_t;		/* passes (3) */
@@ -84,6 +85,11 @@ extern const struct pol_kwtab auth_kwtab;
  * (secret_key beside user_db). 0 = fine, -1 = error in `err`. */
 int  auth_settings_finish(struct auth_settings *, char *err, size_t errlen);
 void auth_settings_free(struct auth_settings *);
+/* user_db names a PostgreSQL store (postgresql:// or postgres://). */
+bool auth_store_is_pg(const char *user_db);
+/* A PostgreSQL user_db as the config may give it: no password in it, the
+ * server verified unless on a local socket. 0, or -1 with `err`. */
+int  auth_store_pg_check(const char *url, char *err, size_t errlen);
 
 /* ---- context (auth_ctx.c) ---------------------------------------------- */
 

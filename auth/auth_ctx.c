@@ -28,9 +28,12 @@ settings_copy(struct auth_settings *d, const struct auth_settings *s)
 	d->user_db = s->user_db ? strdup(s->user_db) : NULL;
 	d->secret_key = s->secret_key ? strdup(s->secret_key) : NULL;
 	d->public_url = s->public_url ? strdup(s->public_url) : NULL;
+	d->user_db_password_file = s->user_db_password_file ?
+	    strdup(s->user_db_password_file) : NULL;
 	d->cookie_name = AUTH_COOKIE_NAME;
 	if ((s->user_db && !d->user_db) || (s->secret_key && !d->secret_key) ||
-	    (s->public_url && !d->public_url))
+	    (s->public_url && !d->public_url) ||
+	    (s->user_db_password_file && !d->user_db_password_file))
 		return -1;
 	return 0;
 }

@@ -68,6 +68,8 @@ static const char *const msgs[M_COUNT][2] = {
 	[M_FAIL] = { "failed", "失敗" },
 	[M_BUSY] = { "Too many sign-ins at the moment; try again shortly.",
 	    "現在サインインが集中しています。しばらくしてからやり直してください。" },
+	[M_STORE_DOWN] = { "Sign-in is unavailable: the gateway cannot reach its user store. Pages you are already signed in to keep working. Try again in a minute.",
+	    "ゲートウェイがユーザーストアに接続できないため、現在サインインできません。サインイン済みのページは引き続き利用できます。しばらくしてからやり直してください。" },
 	[M_TITLE_MFA] = { "Authenticator needed", "認証アプリが必要です" },
 	[M_MFA_MISSING] = { "The page you asked for needs a code from an authenticator app as a second step, and your account has no authenticator yet.",
 	    "要求したページには、2段階目として認証アプリのコードが必要ですが、このアカウントにはまだ認証アプリが設定されていません。" },

@@ -164,6 +164,23 @@ set_session(struct auth_page *pg, const struct auth_user *u, enum auth_level lvl
 	OPENSSL_cleanse(sc, sizeof(sc));
 }
 
+/* The store did not answer (PostgreSQL down, say): nothing was decided
+ * about the user, so no failure is counted and no form offered; the
+ * gateway's refresh logs what is wrong. */
+static void
+store_down(struct auth_page *pg)
+{
+	struct auth_buf b = { 0 };
+	enum auth_lang l = pg->lang;
+
+	auth_page_begin(&b, l, auth_msg(l, M_TITLE_LOGIN));
+	auth_buf_addf(&b, "<p class=\"err\" role=\"alert\">%s</p>",
+	    auth_msg(l, M_STORE_DOWN));
+	auth_page_end(&b, l, pg->req->request_id);
+	auth_resp_html(pg->c, pg->resp, 503, &b);
+	auth_resp_header(pg->resp, "Retry-After", "30");
+}
+
 /* Argon2 again at the new cost, outside the lock; stored only if the hash
  * did not change meanwhile. */
 static void
@@ -192,6 +209,7 @@ post_password(struct auth_page *pg, const char *rd)
 	char folded[AUTH_NAME_MAX + 1] = "", ukey[96], akey[96];
 	struct auth_user u;
 	bool known = false, blocked = true, ok;
+	int found;
 
 	if (user == NULL || pw == NULL || strlen(pw) > AUTH_PW_MAX) {
 		form_login(pg, 400, rd, user, M_BAD_LOGIN);
@@ -203,8 +221,13 @@ post_password(struct auth_page *pg, const char *rd)
 	auth_reg_addr_key(pg->req->peer, akey, sizeof(akey));
 	pthread_mutex_lock(&c->db_mu);
 	blocked = auth_reg_blocked(c, ukey, pg->now) || auth_reg_blocked(c, akey, pg->now);
-	known = auth_user_get(c, folded, 0, &u) == 0 && u.pw[0] != '\0' && !u.disabled;
+	found = auth_user_get(c, folded, 0, &u);
+	known = found == 0 && u.pw[0] != '\0' && !u.disabled;
 	pthread_mutex_unlock(&c->db_mu);
+	if (found < 0) {
+		store_down(pg);
+		return;
+	}
 	ok = auth_pw_verify(known ? u.pw : c->dummy_phc, pw, strlen(pw));
 	/* the lockdown is enforced per request too; refusing here as well keeps
 	 * a session from being made where it could never be used */
@@ -252,6 +275,7 @@ post_code(struct auth_page *pg, const char *rd)
 	struct auth_user u;
 	char ukey[96], akey[96];
 	bool ok = false;
+	int found;
 
 	if (n < 0 || auth_token_open(c, MFA_PURPOSE, v, (size_t)n, &p, sizeof(p)) < 0 ||
 	    pg->now - p.time > AUTH_MFA_PENDING || p.time > pg->now + 60) {
@@ -260,7 +284,8 @@ post_code(struct auth_page *pg, const char *rd)
 	}
 	auth_reg_addr_key(pg->req->peer, akey, sizeof(akey));
 	pthread_mutex_lock(&c->db_mu);
-	if (auth_user_get(c, NULL, p.uid, &u) == 0 && u.epoch == p.epoch && !u.disabled) {
+	found = auth_user_get(c, NULL, p.uid, &u);
+	if (found == 0 && u.epoch == p.epoch && !u.disabled) {
 		snprintf(ukey, sizeof(ukey), "u:%s", u.name);
 		/* the step cookie works once: a completed login spends its
 		 * nonce, so the cookie and a later code cannot open another */
@@ -271,6 +296,10 @@ post_code(struct auth_page *pg, const char *rd)
 	} else
 		snprintf(ukey, sizeof(ukey), "u:-gone-");
 	pthread_mutex_unlock(&c->db_mu);
+	if (found < 0) {
+		store_down(pg);
+		return;
+	}
 	if (!ok) {
 		fail_count(pg, ukey, u.id, u.name);
 		form_code(pg, 401, rd, M_BAD_CODE);

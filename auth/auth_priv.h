@@ -140,6 +140,7 @@ struct auth_ctx {
 	pthread_mutex_t db_mu;		/* guards the store */
 	const struct auth_store_ops *store;	/* the backend (auth_store.h) */
 	sqlite3 *db;			/* the SQLite backend's connection */
+	struct auth_pg *pg;		/* the PostgreSQL backend's (auth_store_pg.c) */
 	int64_t  db_version;		/* meta version seen by the tables */
 
 	pthread_rwlock_t mem_mu;	/* guards the tables below */
@@ -272,7 +273,7 @@ enum auth_msg {
 	M_BUSY, M_TITLE_MFA, M_MFA_MISSING, M_MFA_ASK_ADMIN, M_MFA_SELF,
 	M_MFA_SET_UP, M_TITLE_CLIENT, M_CLIENT_BAD, M_CLIENT_FIX, M_CLIENT_TELL,
 	M_CLIENT_SEEN, M_REFERENCE, M_TITLE_INTEGRITY, M_INTEGRITY_BAD,
-	M_INTEGRITY_FIX, M_COUNT
+	M_INTEGRITY_FIX, M_STORE_DOWN, M_COUNT
 };
 const char *auth_msg(enum auth_lang, enum auth_msg);
 enum auth_lang auth_lang_pick(const char *accept_language);

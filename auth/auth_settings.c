@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "policy/policy.h"
@@ -38,7 +41,9 @@ auth_settings_free(struct auth_settings *s)
 	free(s->user_db);
 	free(s->secret_key);
 	free(s->public_url);
+	free(s->user_db_password_file);
 	s->user_db = s->secret_key = s->public_url = NULL;
+	s->user_db_password_file = NULL;
 }
 
 /* Digits only, within [min, max]: argon2's m=, t= and p= parts. */
@@ -104,10 +109,45 @@ set_file(char **slot, struct pol_kw_call *c)
 	return 0;
 }
 
+/* A file, or a PostgreSQL URL kept as written (libpq reads it). */
 static int
 kw_user_db(struct pol_kw_call *c)
 {
-	return set_file(&((struct auth_settings *)c->obj)->user_db, c);
+	struct auth_settings *s = c->obj;
+	char *u;
+
+	if (!auth_store_is_pg(c->argv[0]))
+		return set_file(&s->user_db, c);
+	if (auth_store_pg_check(c->argv[0], c->err, c->errlen) < 0)
+		return -1;
+	if ((u = strdup(c->argv[0])) == NULL) {
+		snprintf(c->err, c->errlen, "out of memory");
+		return -1;
+	}
+	free(s->user_db);
+	s->user_db = u;
+	return 0;
+}
+
+/* Read when the store is opened; checked readable now so that `check`
+ * reports it at its line. O_NOFOLLOW as for the other secrets. */
+static int
+kw_user_db_password_file(struct pol_kw_call *c)
+{
+	struct auth_settings *s = c->obj;
+	char why[256];
+	struct stat st;
+	int fd;
+
+	if (set_path(&s->user_db_password_file, c) < 0)
+		return -1;
+	if ((fd = pol_file_open(s->user_db_password_file, O_NOFOLLOW, &st, why,
+	    sizeof(why))) == -1) {
+		snprintf(c->err, c->errlen, "%s: %s", s->user_db_password_file, why);
+		return -1;
+	}
+	close(fd);
+	return 0;
 }
 
 static int
@@ -188,8 +228,10 @@ kw_public_url(struct pol_kw_call *c)
 /* Durations are parsed in ms and kept in seconds (scale SEC). Lines may
  * repeat: the last one wins, as it always did for these keywords. */
 static const struct pol_keyword keywords[] = {
-	{ "user_db", "FILE", POL_KIND_OTHER, 1, 1, true, 0, 0, 0, 0, 0,
+	{ "user_db", "FILE|URL", POL_KIND_OTHER, 1, 1, true, 0, 0, 0, 0, 0,
 	    kw_user_db },
+	{ "user_db_password_file", "FILE", POL_KIND_OTHER, 1, 1, true, 0, 0, 0,
+	    0, 0, kw_user_db_password_file },
 	{ "secret_key", "FILE", POL_KIND_OTHER, 1, 1, true, 0, 0, 0, 0, 0,
 	    kw_secret_key },
 	{ "public_url", "URL", POL_KIND_OTHER, 1, 1, true, 0, 0, 0, 0, 0,
@@ -235,7 +277,23 @@ auth_settings_finish(struct auth_settings *s, char *err, size_t errlen)
 			    "add \"user_db FILE\" or remove secret_key");
 			return -1;
 		}
+		if (s->user_db_password_file != NULL) {
+			snprintf(err, errlen, "user_db_password_file is set but "
+			    "user_db is not");
+			return -1;
+		}
 		return 0;
+	}
+	if (auth_store_is_pg(s->user_db) && s->secret_key == NULL) {
+		snprintf(err, errlen, "user_db is a PostgreSQL store: set "
+		    "secret_key FILE too, the same key on every gateway sharing "
+		    "it (there is no directory to keep one beside the store)");
+		return -1;
+	}
+	if (s->user_db_password_file != NULL && !auth_store_is_pg(s->user_db)) {
+		snprintf(err, errlen, "user_db_password_file is set but user_db "
+		    "is not a postgresql:// URL: remove it");
+		return -1;
 	}
 	if (s->secret_key == NULL) {
 		const char *slash = strrchr(s->user_db, '/');

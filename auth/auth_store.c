@@ -8,7 +8,8 @@
 int
 auth_store_open(struct auth_ctx *c, char *err, size_t errlen)
 {
-	c->store = &auth_store_sqlite;
+	c->store = auth_store_is_pg(c->s.user_db) ? &auth_store_pg :
+	    &auth_store_sqlite;
 	return c->store->open(c, err, errlen);
 }
 

@@ -1,5 +1,6 @@
 /* auth_store.h -- the user store interface: what the login code asks of a
- * backend (SQLite today), so that callers never hold a database handle.
+ * backend (auth_store_sqlite.c, auth_store_pg.c), so that callers never
+ * hold a database handle.
  *
  * Every operation takes the ctx with db_mu held by the caller (except open
  * and close), runs inside the caller's transaction when one is open, and
@@ -174,5 +175,6 @@ struct auth_store_ops {
 };
 
 extern const struct auth_store_ops auth_store_sqlite;
+extern const struct auth_store_ops auth_store_pg;
 
 #endif

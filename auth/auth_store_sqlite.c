@@ -264,6 +264,11 @@ auth_users_known(const struct auth_settings *s, const char *const *names,
 		snprintf(err, errlen, "no user_db configured");
 		return -1;
 	}
+	if (auth_store_is_pg(s->user_db)) {
+		snprintf(err, errlen, "`check` does not connect to a PostgreSQL "
+		    "store");
+		return -1;
+	}
 	if (sqlite3_open_v2(s->user_db, &db, SQLITE_OPEN_READONLY |
 	    SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: cannot open user store read-only: %s",

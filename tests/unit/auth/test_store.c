@@ -40,6 +40,23 @@ static const struct kw_case kw_cases[] = {
 	{ "public_url", { "http://pbx.example.com" }, 1, -1, 0 },
 	{ "public_url", { "https://user@pbx.example.com" }, 1, -1, 0 },
 	{ "user_db", { "users.db" }, 1, 0, 0 },
+	/* PostgreSQL: never a password in the URL, always a verified server
+	 * unless the only hosts are local sockets */
+	{ "user_db", { "postgresql://gw@db.example.com/pbxgate" }, 1, 0, 0 },
+	{ "user_db", { "postgres:///pbxgate?host=/run/postgresql" }, 1, 0, 0 },
+	{ "user_db", { "postgresql:///pbxgate?host=/run/postgresql&sslmode=disable" },
+	    1, 0, 0 },
+	{ "user_db", { "postgresql://gw:hunter2@db.example.com/pbxgate" }, 1, -1, 0 },
+	{ "user_db", { "postgresql://gw@db.example.com/pbxgate?password=hunter2" },
+	    1, -1, 0 },
+	{ "user_db", { "postgresql://db.example.com/pbxgate?sslmode=require" },
+	    1, -1, 0 },
+	{ "user_db", { "postgresql://db.example.com/pbxgate?sslmode=disable" },
+	    1, -1, 0 },
+	{ "user_db", { "postgresql:///pbxgate?host=/run/postgresql&hostaddr=192.0.2.1"
+	    "&sslmode=prefer" }, 1, -1, 0 },
+	{ "user_db", { "postgresql://[bad" }, 1, -1, 0 },
+	{ "user_db_password_file", { "/nonexistent/pw" }, 1, -1, 0 },
 	{ "listen", { "0.0.0.0:443" }, 1, 1, 0 },
 };
 
@@ -91,6 +108,64 @@ Test(settings, idle_longer_than_lifetime_refused)
 	pol_kw_run(&auth_kwtab, &s, "/x", "session_max_lifetime", 1, max, &bad, err, sizeof(err));
 	cr_expect_eq(auth_settings_finish(&s, err, sizeof(err)), -1);
 	auth_settings_free(&s);
+}
+
+static int
+finish_with(const char *db, const char *key, const char *pwfile, char *err,
+    size_t errlen)
+{
+	struct auth_settings s;
+	char *v[1];
+	int bad, r;
+
+	auth_settings_defaults(&s);
+	v[0] = (char *)db;
+	cr_assert_eq(pol_kw_run(&auth_kwtab, &s, "/x", "user_db", 1, v, &bad, err,
+	    errlen), 0, "%s", err);
+	if (key != NULL)
+		s.secret_key = strdup(key);
+	if (pwfile != NULL)
+		s.user_db_password_file = strdup(pwfile);
+	r = auth_settings_finish(&s, err, errlen);
+	auth_settings_free(&s);
+	return r;
+}
+
+/* No directory to derive the key's place from, and it must be the same
+ * on every gateway sharing the store: secret_key is required. */
+Test(settings, postgresql_needs_secret_key)
+{
+	char err[256] = "";
+
+	cr_expect_eq(finish_with("postgresql:///p?host=/run/postgresql", NULL,
+	    NULL, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "set secret_key FILE") != NULL, "%s", err);
+	cr_expect_eq(finish_with("postgresql:///p?host=/run/postgresql",
+	    "/tmp/k", NULL, err, sizeof(err)), 0, "%s", err);
+}
+
+Test(settings, password_file_needs_postgresql)
+{
+	char err[256] = "";
+
+	cr_expect_eq(finish_with("u.db", NULL, "/tmp/pw", err, sizeof(err)), -1);
+	cr_expect(strstr(err, "not a postgresql:// URL") != NULL, "%s", err);
+}
+
+Test(settings, password_file_read_at_its_keyword)
+{
+	struct auth_settings s;
+	char path[] = "/tmp/pbxgate-pw-XXXXXX", err[256] = "", *v[] = { path };
+	int fd = mkstemp(path), bad;
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	auth_settings_defaults(&s);
+	cr_expect_eq(pol_kw_run(&auth_kwtab, &s, "/x", "user_db_password_file",
+	    1, v, &bad, err, sizeof(err)), 0, "%s", err);
+	cr_expect_str_eq(s.user_db_password_file, path);
+	auth_settings_free(&s);
+	unlink(path);
 }
 
 /* ---- store identity ---- */

@@ -1,26 +1,79 @@
 /* test_store_ops.c -- the store interface (auth_store.h) as every backend
- * must implement it: the once-only writes, counters, sessions, listings. */
+ * must implement it: the once-only writes, counters, sessions, listings.
+ * SQLite by default; PostgreSQL when PBXGATE_TEST_PG holds a libpq URL
+ * (meson test store_ops_pg, under tests/tools/with-postgres), each test in
+ * a schema of its own, since Criterion runs them in parallel. */
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 
 static struct th t;
+static char schema[24];
+
+static void
+pg_exec(const char *url, const char *sql)
+{
+	PGconn *db = PQconnectdb(url);
+	PGresult *r;
+
+	cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+	PQclear(PQexec(db, "SET client_min_messages = warning"));
+	r = PQexec(db, sql);
+	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s",
+	    PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(db);
+}
+
+/* user_db becomes the server's URL with search_path set to a new schema. */
+static void
+use_pg(const char *url)
+{
+	char sql[160], *db[1], err[256];
+	int bad;
+
+	snprintf(schema, sizeof(schema), "t%ld", (long)getpid());
+	snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE;"
+	    " CREATE SCHEMA %s", schema, schema);
+	pg_exec(url, sql);
+	cr_assert_gt(asprintf(&db[0], "%s&options=-csearch_path%%3D%s", url,
+	    schema), 0);
+	cr_assert_eq(pol_kw_run(&auth_kwtab, &t.s, t.dir, "user_db", 1, db,
+	    &bad, err, sizeof(err)), 0, "%s", err);
+	free(db[0]);
+}
 
 static void
 setup(void)
 {
+	const char *url = getenv("PBXGATE_TEST_PG");
+
 	th_init(&t);
+	if (url != NULL && *url != '\0')
+		use_pg(url);
 	th_open(&t);
+	cr_assert_str_eq(t.ctx->store->name, url != NULL && *url != '\0' ?
+	    "postgresql" : "sqlite");
 	pthread_mutex_lock(&t.ctx->db_mu);
 }
 
 static void
 teardown(void)
 {
+	const char *url = getenv("PBXGATE_TEST_PG");
+	char sql[96];
+
 	pthread_mutex_unlock(&t.ctx->db_mu);
 	th_fini(&t);
+	if (url != NULL && *url != '\0') {
+		snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", schema);
+		pg_exec(url, sql);
+	}
 }
 
 TestSuite(store_ops, .init = setup, .fini = teardown);
@@ -189,7 +242,7 @@ Test(store_ops, sessions_revoked_and_ended_by_epoch)
 
 	b.sid = "ffeeddccbbaa99887766554433221100";
 	b.pid = "7766554433221100";
-	cr_assert_eq(s->session_add(t.ctx, &a), 0);
+	cr_assert_eq(s->session_add(t.ctx, &a), 0, "%s", s->errmsg(t.ctx));
 	cr_assert_eq(s->session_add(t.ctx, &b), 0);
 	cr_expect_eq(live_sessions(uid), 2);
 	cr_expect_eq(s->session_revoke(t.ctx, uid + 1, a.sid), 0, "other user");
@@ -215,7 +268,7 @@ Test(store_ops, epoch_bump_ends_listed_sessions)
 	    .created = 1000, .epoch = 1, .prune_before = 0, .level = 1 };
 	int64_t v0, v1;
 
-	cr_assert_eq(s->session_add(t.ctx, &a), 0);
+	cr_assert_eq(s->session_add(t.ctx, &a), 0, "%s", s->errmsg(t.ctx));
 	cr_expect_eq(live_sessions(uid), 1);
 	cr_assert_eq(s->version(t.ctx, &v0), 0);
 	cr_assert_eq(s->bump_epoch(t.ctx, uid, 1001), 0);
@@ -239,7 +292,7 @@ Test(store_ops, counts_follow_bans_sessions_and_enrolments)
 	cr_assert_eq(s->reg_put(t.ctx, "u:jane", &ban), 0);
 	cr_assert_eq(s->reg_put(t.ctx, "a:192.0.2.7", &ban), 0);
 	cr_assert_eq(s->reg_put(t.ctx, "a:192.0.2.8", &ban), 0);
-	cr_assert_eq(s->session_add(t.ctx, &a), 0);
+	cr_assert_eq(s->session_add(t.ctx, &a), 0, "%s", s->errmsg(t.ctx));
 	cr_assert_eq(s->enrol_add(t.ctx, "e1", uid, 1100), 0);
 	cr_assert_eq(s->counts(t.ctx, 400, 3600, g), 0);
 	cr_expect_eq(g[AUTH_GAUGE_BANS_NAME], 1);
@@ -253,4 +306,87 @@ Test(store_ops, counts_follow_bans_sessions_and_enrolments)
 	cr_expect_eq(g[AUTH_GAUGE_ENROLMENTS], 0, "link expired");
 	cr_assert_eq(s->counts(t.ctx, 4601, 3600, g), 0);
 	cr_expect_eq(g[AUTH_GAUGE_SESSIONS], 0, "past session_max");
+}
+
+struct racer {
+	struct auth_ctx *ctx;
+	int64_t uid;
+	int won[50];
+};
+
+static void *
+race(void *arg)
+{
+	struct racer *r = arg;
+
+	pthread_mutex_lock(&r->ctx->db_mu);
+	for (int i = 0; i < 50; i++)
+		r->won[i] = r->ctx->store->totp_advance(r->ctx, r->uid, 100 + i);
+	pthread_mutex_unlock(&r->ctx->db_mu);
+	return NULL;
+}
+
+/* Two gateways on one store (two contexts, two connections), each trying
+ * every step: each step is taken exactly once, never by both. */
+Test(store_ops, totp_step_taken_once_across_two_connections)
+{
+	int64_t uid = add("kim");
+	char err[512] = "";
+	struct auth_ctx *b = auth_open(&t.s, NULL, NULL, err, sizeof(err));
+	struct racer ra = { .ctx = t.ctx, .uid = uid }, rb = { .uid = uid };
+	pthread_t ta, tb;
+
+	cr_assert_not_null(b, "%s", err);
+	rb.ctx = b;
+	pthread_mutex_unlock(&t.ctx->db_mu);	/* race() takes it */
+	cr_assert_eq(pthread_create(&ta, NULL, race, &ra), 0);
+	cr_assert_eq(pthread_create(&tb, NULL, race, &rb), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	pthread_mutex_lock(&t.ctx->db_mu);
+	for (int i = 0; i < 50; i++) {
+		cr_expect(ra.won[i] >= 0 && rb.won[i] >= 0, "step %d: error", i);
+		cr_expect_eq(ra.won[i] + rb.won[i], 1, "step %d taken %d times", i,
+		    ra.won[i] + rb.won[i]);
+	}
+	auth_close(b);
+}
+
+static const char *
+pg_url(void)
+{
+	const char *u = getenv("PBXGATE_TEST_PG");
+
+	return u != NULL && *u != '\0' ? u : NULL;
+}
+
+static void
+expect_reopen_fails(const char *sql, const char *needle)
+{
+	char q[256], err[512] = "";
+	struct auth_ctx *c;
+
+	snprintf(q, sizeof(q), "SET search_path = %s; %s", schema, sql);
+	pg_exec(pg_url(), q);
+	c = auth_open(&t.s, NULL, NULL, err, sizeof(err));
+	cr_expect_null(c);
+	cr_expect(strstr(err, needle) != NULL, "error was: %s", err);
+	auth_close(c);
+}
+
+/* As for SQLite: a store a newer pbxgate migrated is refused. */
+Test(store_ops, pg_newer_schema_refused)
+{
+	if (pg_url() == NULL)
+		cr_skip_test("PostgreSQL only (PBXGATE_TEST_PG)");
+	expect_reopen_fails("UPDATE meta SET v = 99 WHERE k = 'schema'",
+	    "newer than this pbxgate");
+}
+
+Test(store_ops, pg_foreign_tables_refused)
+{
+	if (pg_url() == NULL)
+		cr_skip_test("PostgreSQL only (PBXGATE_TEST_PG)");
+	expect_reopen_fails("DELETE FROM meta WHERE k = 'application_id'",
+	    "not a pbxgate user store");
 }

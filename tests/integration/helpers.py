@@ -109,6 +109,63 @@ def tls_connect(port, ctx, server_name="localhost", host="127.0.0.1", timeout=IO
         raise
 
 
+def fetch_until_close(port, ctx, request, timeout=30):
+    """Sends one raw request on a new TLS connection and reads until the
+    gateway closes: (status or None without a whole head, headers with
+    lower-case names, raw body, whether it closed cleanly)."""
+    s = tls_connect(port, ctx)
+    s.settimeout(timeout)
+    s.sendall(request)
+    buf = bytearray()
+    clean = True
+    while True:
+        try:
+            b = s.recv(1 << 16)
+        except (ssl.SSLError, ConnectionResetError, socket.timeout, OSError):
+            clean = False
+            break
+        if not b:
+            break
+        buf += b
+    s.close()
+    head, sep, body = bytes(buf).partition(b"\r\n\r\n")
+    if not sep:
+        return None, {}, bytes(buf), clean
+    lines = head.decode("latin-1").split("\r\n")
+    hdrs = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return int(lines[0].split()[1]), hdrs, body, clean
+
+
+def dechunk(body):
+    """A chunked body's payload, and whether its zero-size last chunk
+    arrived."""
+    out, i = bytearray(), 0
+    while True:
+        j = body.find(b"\r\n", i)
+        if j < 0:
+            return bytes(out), False
+        size = int(body[i:j], 16)
+        if size == 0:
+            return bytes(out), body[j:j + 4] == b"\r\n\r\n"
+        out += body[j + 2:j + 2 + size]
+        if len(body) < j + 2 + size + 2:
+            return bytes(out), False
+        i = j + 2 + size + 2
+
+
+def body_payload(hdrs, body):
+    """(payload, complete?) by the answer's framing; None for a
+    close-delimited body, whose end the client cannot tell."""
+    if hdrs.get("transfer-encoding") == "chunked":
+        return dechunk(body)
+    if "content-length" in hdrs:
+        return body, len(body) == int(hdrs["content-length"])
+    return body, None
+
+
 class Response:
     def __init__(self, version, status, reason, headers, body):
         self.version = version

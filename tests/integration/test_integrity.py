@@ -17,14 +17,13 @@ import http.server
 import json
 import os
 import re
-import socket
 import ssl
 import subprocess
 import threading
 
 import pytest
 
-from helpers import tls_connect, wait_until
+from helpers import body_payload, fetch_until_close, wait_until
 
 INSTALLER = "/electron/windows/3CXDesktopApp-18.12.425.msi"
 INSTALLER_SIZE = 50 * 1000 * 1000 + 11   # the 50 MB installer: streamed, tail withheld
@@ -195,56 +194,15 @@ def monitor(pbxgate_bin, workdir, certs, siteserver):
 def fetch(gw, ctx, target, method="GET", headers=()):
     """One request on a new connection, read until the gateway closes:
     (status, headers, raw body, closed cleanly)."""
-    s = tls_connect(gw.port, ctx)
-    s.settimeout(30)
     req = "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n" % (method, target)
     for k, v in headers:
         req += "%s: %s\r\n" % (k, v)
-    s.sendall((req + "\r\n").encode())
-    buf = bytearray()
-    clean = True
-    while True:
-        try:
-            b = s.recv(1 << 16)
-        except (ssl.SSLError, ConnectionResetError, socket.timeout, OSError):
-            clean = False
-            break
-        if not b:
-            break
-        buf += b
-    s.close()
-    head, sep, body = bytes(buf).partition(b"\r\n\r\n")
-    if not sep:
-        return None, {}, b"", clean
-    lines = head.decode("latin-1").split("\r\n")
-    hdrs = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        hdrs[k.strip().lower()] = v.strip()
-    return int(lines[0].split()[1]), hdrs, body, clean
-
-
-def dechunk(body):
-    out, i = bytearray(), 0
-    while True:
-        j = body.find(b"\r\n", i)
-        if j < 0:
-            return bytes(out), False
-        size = int(body[i:j], 16)
-        if size == 0:
-            return bytes(out), body[j:j + 4] == b"\r\n\r\n"
-        out += body[j + 2:j + 2 + size]
-        if len(body) < j + 2 + size + 2:
-            return bytes(out), False
-        i = j + 2 + size + 2
+    status, hdrs, body, clean = fetch_until_close(gw.port, ctx, (req + "\r\n").encode())
+    return (status, hdrs, body, clean) if status is not None else (None, {}, b"", clean)
 
 
 def payload(hdrs, body):
-    if hdrs.get("transfer-encoding") == "chunked":
-        return dechunk(body)
-    if "content-length" in hdrs:
-        return body, len(body) == int(hdrs["content-length"])
-    return body, None
+    return body_payload(hdrs, body)
 
 
 def audit_events(gw, decision):

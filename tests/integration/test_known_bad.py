@@ -14,14 +14,13 @@ import http.server
 import json
 import os
 import re
-import socket
 import ssl
 import subprocess
 import threading
 
 import pytest
 
-from helpers import REPO, tls_connect, wait_until
+from helpers import REPO, body_payload, fetch_until_close, tls_connect, wait_until
 
 SIZE_BIG = 3 * 1024 * 1024 + 17   # beyond the held tail and the high-water mark
 SIZE_SMALL = 1000                 # shorter than the held tail
@@ -150,59 +149,16 @@ def kb_gateway(pbxgate_bin, workdir, certs, files, fileserver):
 def fetch(gw, ctx, target, version="HTTP/1.1", headers=()):
     """One request on a new connection; reads until the gateway closes.
     Returns (status, headers dict, raw body bytes, closed cleanly)."""
-    s = tls_connect(gw.port, ctx)
-    s.settimeout(30)
     req = "GET %s %s\r\nHost: localhost\r\nConnection: close\r\n" % (target, version)
     for k, v in headers:
         req += "%s: %s\r\n" % (k, v)
-    s.sendall((req + "\r\n").encode())
-    buf = bytearray()
-    clean = True
-    while True:
-        try:
-            b = s.recv(1 << 16)
-        except (ssl.SSLError, ConnectionResetError, socket.timeout, OSError):
-            clean = False
-            break
-        if not b:
-            break
-        buf += b
-    s.close()
-    head, sep, body = bytes(buf).partition(b"\r\n\r\n")
-    assert sep, "no complete response head: %r" % bytes(buf[:200])
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    hdrs = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        hdrs[k.strip().lower()] = v.strip()
+    status, hdrs, body, clean = fetch_until_close(gw.port, ctx, (req + "\r\n").encode())
+    assert status is not None, "no complete response head: %r" % body[:200]
     return status, hdrs, body, clean
 
 
-def dechunk(body):
-    """(payload, whether the zero-size last chunk arrived)."""
-    out = bytearray()
-    i = 0
-    while True:
-        j = body.find(b"\r\n", i)
-        if j < 0:
-            return bytes(out), False
-        size = int(body[i:j], 16)
-        if size == 0:
-            return bytes(out), body[j:j + 4] == b"\r\n\r\n"
-        if len(body) < j + 2 + size + 2:
-            out += body[j + 2:j + 2 + size]
-            return bytes(out), False
-        out += body[j + 2:j + 2 + size]
-        i = j + 2 + size + 2
-
-
 def payload(status, hdrs, body):
-    if hdrs.get("transfer-encoding") == "chunked":
-        return dechunk(body)
-    if "content-length" in hdrs:
-        return body, len(body) == int(hdrs["content-length"])
-    return body, None  # close-delimited: the client cannot tell
+    return body_payload(hdrs, body)
 
 
 FRAMINGS = [("cl", "HTTP/1.1"), ("chunked", "HTTP/1.1"), ("close", "HTTP/1.1"),

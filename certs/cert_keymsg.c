@@ -16,6 +16,8 @@ cert_kp_req_parse(const void *buf, size_t n, struct cert_kp_req *out)
 		return CERT_KP_EBADMSG;
 	if (r.op != CERT_KP_SIGN && r.op != CERT_KP_HAVE)
 		return CERT_KP_EBADMSG;
+	if (r.chan > CERT_KP_CHAN_MAX || r.pad != 0)
+		return CERT_KP_EBADMSG;
 	if (r.op == CERT_KP_SIGN && (r.alg < CERT_KP_ECDSA ||
 	    r.alg > CERT_KP_RSA_RAW || r.len == 0 || r.len > CERT_KP_DATA_MAX))
 		return CERT_KP_EBADMSG;

@@ -1,6 +1,9 @@
 /* cert_keymsg.h -- the messages between the network process and the key
  * process: fixed-size records on SOCK_SEQPACKET sockets, one request per
- * record, its answer on a socket passed with it. Not part of the module API. */
+ * record. Its answer goes to a socket passed with it (chan 0), or to the
+ * answer socket of a channel: a network thread passes that socket once,
+ * with the channel's first request, and the key process keeps it for
+ * later requests naming the channel. Not part of the module API. */
 #ifndef PBXGATE_CERT_KEYMSG_H
 #define PBXGATE_CERT_KEYMSG_H
 
@@ -12,6 +15,10 @@
 #define CERT_KP_SPKI_LEN	32		/* SHA-256 of the SubjectPublicKeyInfo */
 /* RSA keys up to 4096 bits: a signature or a raw block fits in 512 bytes. */
 #define CERT_KP_DATA_MAX	512
+/* Channels the key process keeps an answer socket for: a few per network
+ * thread (workers and the mail listener); beyond, requests pass a socket
+ * each. */
+#define CERT_KP_CHAN_MAX	1024
 
 enum cert_kp_op {
 	CERT_KP_SIGN = 1,	/* sign data with the key named by spki */
@@ -40,6 +47,10 @@ struct cert_kp_req {
 	uint8_t  spki[CERT_KP_SPKI_LEN];
 	uint32_t alg;		/* enum cert_kp_alg */
 	uint32_t len;		/* bytes of data used */
+	uint32_t chan;		/* 0, or 1..CERT_KP_CHAN_MAX: answer on that
+				   channel's socket (registered by passing
+				   one with the request) */
+	uint32_t pad;		/* 0 */
 	uint8_t  data[CERT_KP_DATA_MAX];
 };
 
@@ -53,7 +64,7 @@ struct cert_kp_rep {
 };
 
 /* A request as received (n bytes at buf) copied into *out when its size,
- * magic, op, algorithm and length are well formed; else the status to
+ * magic, op, algorithm, length and channel are well formed; else the status to
  * answer with. Key-dependent checks are cert_kp_len_fits()'s. */
 enum cert_kp_status cert_kp_req_parse(const void *buf, size_t n,
     struct cert_kp_req *out);

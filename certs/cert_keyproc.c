@@ -36,6 +36,10 @@ struct kp_key {
 	EVP_PKEY *pkey;
 	int       type;		/* EVP_PKEY_EC or EVP_PKEY_RSA */
 	size_t    size;		/* EVP_PKEY_get_size */
+	/* Set up for signing once, by algorithm (enum cert_kp_alg - 1; NULL
+	 * where the key type does not do it): a request copies one instead
+	 * of fetching the implementation again, a few microseconds each. */
+	EVP_PKEY_CTX *sign[3];
 };
 
 struct kp_table {
@@ -66,6 +70,16 @@ struct cert_keyproc {
 };
 
 static void
+key_free(struct kp_key *k)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof k->sign / sizeof k->sign[0]; i++)
+		EVP_PKEY_CTX_free(k->sign[i]);
+	EVP_PKEY_free(k->pkey);
+}
+
+static void
 table_free(struct kp_table *t)
 {
 	size_t i;
@@ -73,8 +87,34 @@ table_free(struct kp_table *t)
 	if (t == NULL)
 		return;
 	for (i = 0; i < t->n; i++)
-		EVP_PKEY_free(t->v[i].pkey);
+		key_free(&t->v[i]);
 	free(t);
+}
+
+/* No signature digest set: the data is signed as given, a digest for
+ * ECDSA, a DigestInfo or an encoded block for RSA. */
+static EVP_PKEY_CTX *
+sign_ctx(EVP_PKEY *pkey, int rsa_padding)
+{
+	EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+
+	if (pc == NULL || EVP_PKEY_sign_init(pc) != 1 || (rsa_padding != 0 &&
+	    EVP_PKEY_CTX_set_rsa_padding(pc, rsa_padding) != 1)) {
+		EVP_PKEY_CTX_free(pc);
+		return NULL;
+	}
+	return pc;
+}
+
+static bool
+sign_ctxs(struct kp_key *k)
+{
+	if (k->type == EVP_PKEY_EC)
+		return (k->sign[CERT_KP_ECDSA - 1] = sign_ctx(k->pkey, 0)) != NULL;
+	return (k->sign[CERT_KP_RSA_PKCS1 - 1] = sign_ctx(k->pkey,
+	    RSA_PKCS1_PADDING)) != NULL &&
+	    (k->sign[CERT_KP_RSA_RAW - 1] = sign_ctx(k->pkey,
+	    RSA_NO_PADDING)) != NULL;
 }
 
 bool
@@ -120,6 +160,11 @@ load_key(const char *file, struct kp_key *k, char *err, size_t errlen)
 		    "encode its public key", file);
 		return false;
 	}
+	if (!sign_ctxs(k)) {
+		cert_fail(err, errlen, "check the key", "tls_key %s: OpenSSL "
+		    "cannot sign with it", file);
+		return false;
+	}
 	return true;
 }
 
@@ -142,7 +187,7 @@ table_load(const char *msg, size_t len, char *err, size_t errlen)
 			goto fail;
 		}
 		if (!load_key(p, &t->v[t->n], err, errlen)) {
-			EVP_PKEY_free(t->v[t->n].pkey);
+			key_free(&t->v[t->n]);
 			goto fail;
 		}
 		t->n++;
@@ -167,6 +212,8 @@ table_find(const struct kp_table *t, const uint8_t spki[CERT_KP_SPKI_LEN])
 	return NULL;
 }
 
+/* A copy of the key's prepared context per request: the prepared ones are
+ * shared by the sign threads and only ever read. */
 static enum cert_kp_status
 sign_with(const struct kp_key *k, const struct cert_kp_req *r,
     struct cert_kp_rep *rep)
@@ -178,14 +225,9 @@ sign_with(const struct kp_key *k, const struct cert_kp_req *r,
 	if ((k->type == EVP_PKEY_EC) != (r->alg == CERT_KP_ECDSA) ||
 	    !cert_kp_len_fits(r->alg, k->size, r->len))
 		return CERT_KP_EBADLEN;
-	if ((pc = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL)) == NULL)
+	if ((pc = EVP_PKEY_CTX_dup(k->sign[r->alg - 1])) == NULL)
 		return CERT_KP_ESIGN;
-	/* No signature digest set: the data is signed as given, a digest for
-	 * ECDSA, a DigestInfo or an encoded block for RSA. */
-	ok = EVP_PKEY_sign_init(pc) == 1 && (r->alg == CERT_KP_ECDSA ||
-	    EVP_PKEY_CTX_set_rsa_padding(pc, r->alg == CERT_KP_RSA_RAW ?
-	    RSA_NO_PADDING : RSA_PKCS1_PADDING) == 1) &&
-	    EVP_PKEY_sign(pc, rep->sig, &siglen, r->data, r->len) == 1;
+	ok = EVP_PKEY_sign(pc, rep->sig, &siglen, r->data, r->len) == 1;
 	EVP_PKEY_CTX_free(pc);
 	ERR_clear_error();
 	if (!ok)
@@ -268,6 +310,53 @@ recv_request(int fd, unsigned char *buf, size_t len, int *answer_fd)
 	return n;
 }
 
+/* The answer sockets of the channels (cert_keymsg.h), -1 where none was
+ * passed yet. The lock also covers the send, so that a socket replaced by
+ * another thread's registration is never written after its close (its
+ * number may already name the new one). */
+static int chan_fd[CERT_KP_CHAN_MAX + 1];
+static pthread_mutex_t chan_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+chans_init(void)
+{
+	size_t i;
+
+	for (i = 0; i <= CERT_KP_CHAN_MAX; i++)
+		chan_fd[i] = -1;
+}
+
+/* Sends rep on the request's own socket (chan 0), or on its channel's:
+ * a socket that came with a channel request replaces that channel's. A
+ * channel without a socket has no one to answer: its request is dropped
+ * and the asking thread times out. Takes afd. */
+static void
+send_answer(uint32_t chan, int afd, const struct cert_kp_rep *rep)
+{
+	if (afd >= 0 && !is_answer_socket(afd)) {
+		close(afd);
+		afd = -1;
+	}
+	if (chan == 0) {
+		if (afd >= 0) {
+			(void)send(afd, rep, sizeof *rep,
+			    MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(afd);
+		}
+		return;
+	}
+	pthread_mutex_lock(&chan_mu);
+	if (afd >= 0) {
+		if (chan_fd[chan] >= 0)
+			close(chan_fd[chan]);
+		chan_fd[chan] = afd;
+	}
+	if (chan_fd[chan] >= 0)
+		(void)send(chan_fd[chan], rep, sizeof *rep,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+	pthread_mutex_unlock(&chan_mu);
+}
+
 static void *
 sign_thread(void *arg)
 {
@@ -277,6 +366,7 @@ sign_thread(void *arg)
 	for (;;) {
 		struct cert_kp_req r;
 		struct cert_kp_rep rep;
+		uint32_t chan = 0;
 		int afd;
 		ssize_t n = recv_request(fd, buf, sizeof buf, &afd);
 
@@ -287,15 +377,12 @@ sign_thread(void *arg)
 		rep.status = cert_kp_req_parse(buf, (size_t)n, &r);
 		if (rep.status == CERT_KP_OK) {
 			rep.id = r.id;
+			chan = r.chan;
 			rep.status = answer(&r, &rep);
 		}
 		/* the status says why; the asking side reports it */
-		if (afd >= 0 && is_answer_socket(afd))
-			(void)send(afd, &rep, sizeof rep,
-			    MSG_NOSIGNAL | MSG_DONTWAIT);
+		send_answer(chan, afd, &rep);
 		OPENSSL_cleanse(&rep, sizeof rep);
-		if (afd >= 0)
-			close(afd);
 	}
 	return NULL;
 }
@@ -366,6 +453,7 @@ keyproc_main(int nthreads)
 	int i;
 
 	harden();
+	chans_init();
 	if ((msg = malloc(KP_CTL_MAX + 1)) == NULL)
 		_exit(1);
 	for (;;) {

@@ -86,42 +86,57 @@ report_failure(const char *what)
 	report(msg);
 }
 
+/* The request, with answer_fd passed along unless it is -1. */
 static int
 send_request(const struct cert_kp_req *r, size_t len, int answer_fd)
 {
 	/* aligned for the struct cmsghdr at its start */
 	_Alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
 	struct iovec iov = { (void *)r, len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-	    .msg_control = cbuf, .msg_controllen = sizeof cbuf };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *c;
 
-	memset(cbuf, 0, sizeof cbuf);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &answer_fd, sizeof answer_fd);
+	if (answer_fd >= 0) {
+		memset(cbuf, 0, sizeof cbuf);
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof cbuf;
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &answer_fd, sizeof answer_fd);
+	}
 	/* Never wait for room: a key process that stopped reading fails
 	 * the handshake now. */
 	return sendmsg(sign_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) ==
 	    (ssize_t)len ? 0 : -1;
 }
 
-/* 1: answer read, 0: not yet, -1: the socket closed or sent junk. */
+/* 1: answer read, 0: not yet, -1: the socket closed or sent junk. On a
+ * channel (skip_others) an answer to another request is passed over: one
+ * a restarted key process sent for a request made before it knew the
+ * channel. */
 static int
-try_answer(int fd, struct cert_kp_rep *rep)
+try_answer(int fd, struct cert_kp_rep *rep, uint64_t id, bool skip_others)
 {
-	ssize_t n = recv(fd, rep, sizeof *rep, MSG_DONTWAIT | MSG_TRUNC);
+	for (;;) {
+		ssize_t n = recv(fd, rep, sizeof *rep, MSG_DONTWAIT | MSG_TRUNC);
 
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return 0;
-	return n == (ssize_t)sizeof *rep ? 1 : -1;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		if (n != (ssize_t)sizeof *rep)
+			return -1;
+		if (!skip_others || rep->magic != CERT_KP_MAGIC ||
+		    rep->status == CERT_KP_EBADMSG || rep->id == id)
+			return 1;
+	}
 }
 
 /* Inside an async job the job pauses (the worker waits for `fd` with its
  * event loop and resumes the handshake); outside one the thread polls. */
 static int
-wait_answer(int fd, struct cert_kp_rep *rep, long long deadline)
+wait_answer(int fd, struct cert_kp_rep *rep, uint64_t id, bool skip_others,
+    long long deadline)
 {
 	ASYNC_JOB *job = ASYNC_get_current_job();
 	ASYNC_WAIT_CTX *wctx = job != NULL ? ASYNC_get_wait_ctx(job) : NULL;
@@ -130,7 +145,7 @@ wait_answer(int fd, struct cert_kp_rep *rep, long long deadline)
 	if (wctx != NULL &&
 	    ASYNC_WAIT_CTX_set_wait_fd(wctx, wait_key, fd, NULL, NULL) != 1)
 		return -1;
-	while ((got = try_answer(fd, rep)) == 0) {
+	while ((got = try_answer(fd, rep, id, skip_others)) == 0) {
 		long long left = deadline - now_ms();
 
 		if (left <= 0) {
@@ -153,30 +168,204 @@ wait_answer(int fd, struct cert_kp_rep *rep, long long deadline)
 	return got;
 }
 
-/* One request and its answer, on a socket pair of its own: the answer
- * cannot go to another handshake, and a late one after a timeout is
- * dropped with the socket. Returns the answer's status, or -1 when the
- * key process could not be asked or did not answer. */
-int
-cert_kp_call(const struct cert_kp_req *r, size_t len, struct cert_kp_rep *rep)
+/* ---- channels: answer sockets a thread keeps -------------------------- */
+
+/* Why: a socket pair made, passed and closed per handshake cost about 15 us
+ * of the 300 a full ECDSA handshake takes (two more processes' system
+ * calls). A thread keeps one registered socket per handshake it has waiting
+ * at once, up to this many; more wait on sockets of their own. */
+#define CHANS_PER_THREAD 16
+
+struct kp_chan {
+	uint32_t id;		/* 0: no channel number yet */
+	int      fd;		/* -1: none registered with the key process */
+	bool     busy;		/* a call waits on it */
+};
+
+struct kp_chans {
+	struct kp_chan v[CHANS_PER_THREAD];
+};
+
+static pthread_once_t chans_once = PTHREAD_ONCE_INIT;
+static pthread_key_t chans_key;
+static bool chans_ok;
+static atomic_uint last_chan;	/* channel numbers handed out */
+
+/* At the thread's exit. */
+static void
+chans_free(void *p)
+{
+	struct kp_chans *cs = p;
+	size_t i;
+
+	for (i = 0; i < CHANS_PER_THREAD; i++)
+		if (cs->v[i].fd >= 0)
+			close(cs->v[i].fd);
+	free(cs);
+}
+
+static void
+chans_key_init(void)
+{
+	chans_ok = pthread_key_create(&chans_key, chans_free) == 0;
+}
+
+static struct kp_chans *
+thread_chans(void)
+{
+	struct kp_chans *cs;
+	size_t i;
+
+	pthread_once(&chans_once, chans_key_init);
+	if (!chans_ok)
+		return NULL;
+	if ((cs = pthread_getspecific(chans_key)) != NULL)
+		return cs;
+	if ((cs = calloc(1, sizeof *cs)) == NULL)
+		return NULL;
+	for (i = 0; i < CHANS_PER_THREAD; i++)
+		cs->v[i].fd = -1;
+	if (pthread_setspecific(chans_key, cs) != 0) {
+		free(cs);
+		return NULL;
+	}
+	return cs;
+}
+
+/* A number for a new channel, 0 once the key process's table is full. */
+static uint32_t
+chan_number(void)
+{
+	unsigned n = atomic_load(&last_chan);
+
+	do {
+		if (n >= CERT_KP_CHAN_MAX)
+			return 0;
+	} while (!atomic_compare_exchange_weak(&last_chan, &n, n + 1));
+	return n + 1;
+}
+
+static void
+chan_close(struct kp_chan *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+/* A key process that exited closed its end, and a restarted one does not
+ * know the channel: it must be registered again. */
+static bool
+chan_alive(const struct kp_chan *c)
+{
+	char b;
+	ssize_t n = recv(c->fd, &b, 1, MSG_DONTWAIT | MSG_PEEK);
+
+	return n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR));
+}
+
+/* A free channel of this thread, marked busy; NULL when none is left. */
+static struct kp_chan *
+chan_take(void)
+{
+	struct kp_chans *cs = thread_chans();
+	struct kp_chan *c = NULL;
+	size_t i;
+
+	if (cs == NULL)
+		return NULL;
+	/* numbered ones come first: they are numbered in order */
+	for (i = 0; i < CHANS_PER_THREAD && c == NULL; i++)
+		if (!cs->v[i].busy)
+			c = &cs->v[i];
+	if (c == NULL || (c->id == 0 && (c->id = chan_number()) == 0))
+		return NULL;
+	if (c->fd >= 0 && !chan_alive(c))
+		chan_close(c);
+	c->busy = true;
+	return c;
+}
+
+/* A request on channel c, registering its socket first when it has none.
+ * After any failure the socket is closed, so no late answer can reach a
+ * later request. 1: answered, -1: closed or junk, -2: no answer in time,
+ * -3: could not ask (reported). */
+static int
+chan_call(struct kp_chan *c, struct cert_kp_req *q, struct cert_kp_rep *rep)
+{
+	int sv[2] = { -1, -1 }, got;
+
+	q->chan = c->id;
+	if (c->fd < 0) {
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+		    sv) < 0) {
+			c->busy = false;
+			report_failure("socketpair failed");
+			return -3;
+		}
+		c->fd = sv[0];
+	}
+	got = send_request(q, sizeof *q, sv[1]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	if (got < 0) {
+		chan_close(c);
+		c->busy = false;
+		report_failure("cannot send a request (exited or stuck?)");
+		return -3;
+	}
+	got = wait_answer(c->fd, rep, q->id, true, now_ms() + SIGN_TIMEOUT_MS);
+	if (got < 0)
+		chan_close(c);
+	c->busy = false;
+	return got;
+}
+
+/* A request on a socket pair of its own: the answer cannot go to another
+ * request, and a late one after a timeout is dropped with the socket.
+ * Returns as chan_call(). */
+static int
+own_socket_call(const struct cert_kp_req *r, size_t len,
+    struct cert_kp_rep *rep)
 {
 	int sv[2], got;
 
-	if (sign_fd < 0)
-		return -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		report_failure("socketpair failed");
-		return -1;
+		return -3;
 	}
 	if (send_request(r, len, sv[1]) < 0) {
 		close(sv[0]);
 		close(sv[1]);
 		report_failure("cannot send a request (exited or stuck?)");
-		return -1;
+		return -3;
 	}
 	close(sv[1]);
-	got = wait_answer(sv[0], rep, now_ms() + SIGN_TIMEOUT_MS);
+	got = wait_answer(sv[0], rep, r->id, false,
+	    now_ms() + SIGN_TIMEOUT_MS);
 	close(sv[0]);
+	return got;
+}
+
+/* Returns the answer's status, or -1 when the key process could not be
+ * asked or did not answer. */
+int
+cert_kp_call(const struct cert_kp_req *r, size_t len, struct cert_kp_rep *rep)
+{
+	struct kp_chan *c;
+	struct cert_kp_req q;
+	int got;
+
+	if (sign_fd < 0)
+		return -1;
+	if (len == sizeof *r && (c = chan_take()) != NULL) {
+		q = *r;
+		got = chan_call(c, &q, rep);
+		OPENSSL_cleanse(&q, sizeof q);
+	} else
+		got = own_socket_call(r, len, rep);
+	if (got == -3)
+		return -1;	/* reported */
 	if (got == -2) {
 		report_failure("no answer in time");
 		return -1;

@@ -2,17 +2,19 @@
  * malformed request is refused with its own status, signatures verify with
  * the public key, reloads keep one previous generation and a failed reload
  * keeps the keys, a dead key process fails the sign and a restarted one
- * serves the same socket. */
+ * serves the same socket, channels' answers reach their sockets. */
 #include <criterion/criterion.h>
 #include <ftw.h>
 #include <linux/sockios.h>
 #include <pthread.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -114,6 +116,27 @@ Test(keymsg, unknown_op_refused)
 	r.op = 3;
 	cr_assert_eq(parse(&r, sizeof r), CERT_KP_EBADMSG);
 	r.op = 0;
+	cr_assert_eq(parse(&r, sizeof r), CERT_KP_EBADMSG);
+}
+
+/* The key process indexes its table of answer sockets by the channel. */
+Test(keymsg, channel_beyond_the_table_refused)
+{
+	struct cert_kp_req r = good_req();
+
+	r.chan = CERT_KP_CHAN_MAX;
+	cr_assert_eq(parse(&r, sizeof r), CERT_KP_OK);
+	r.chan = CERT_KP_CHAN_MAX + 1;
+	cr_assert_eq(parse(&r, sizeof r), CERT_KP_EBADMSG);
+	r.chan = UINT32_MAX;
+	cr_assert_eq(parse(&r, sizeof r), CERT_KP_EBADMSG);
+}
+
+Test(keymsg, nonzero_padding_refused)
+{
+	struct cert_kp_req r = good_req();
+
+	r.pad = 1;
 	cr_assert_eq(parse(&r, sizeof r), CERT_KP_EBADMSG);
 }
 
@@ -431,6 +454,86 @@ Test(keyproc, restarted_key_process_serves_the_same_socket)
 	r = req_for(e.ec, CERT_KP_ECDSA, 32);
 	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
 	cr_assert(verifies(e.ec, &r, &rep, -1));
+	stop(&e);
+}
+
+/* The thread's channel was registered with the key process that died: the
+ * next call finds its socket closed and registers a new one with the
+ * restarted process (else it would wait for an answer nobody sends). */
+Test(keyproc, channel_registered_again_after_a_restart)
+{
+	struct kp_env e;
+	struct cert_kp_req r;
+	struct cert_kp_rep rep;
+
+	start(&e);
+	r = req_for(e.ec, CERT_KP_ECDSA, 32);
+	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
+	kill_keyproc(e.kp);
+	cr_assert_eq(cert_keyproc_restart(e.kp, err, sizeof err), 0, "%s", err);
+	r = req_for(e.ec, CERT_KP_ECDSA, 32);
+	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
+	cr_assert(verifies(e.ec, &r, &rep, -1));
+	stop(&e);
+}
+
+/* A request straight on the sign socket, with `fd` passed when >= 0. */
+static void
+send_raw(int sign, const struct cert_kp_req *r, int fd)
+{
+	_Alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { (void *)r, sizeof *r };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *c;
+
+	if (fd >= 0) {
+		memset(cbuf, 0, sizeof cbuf);
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof cbuf;
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof fd);
+	}
+	cr_assert_eq(sendmsg(sign, &mh, 0), (ssize_t)sizeof *r);
+}
+
+static void
+recv_answer(int fd, struct cert_kp_rep *rep)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+
+	cr_assert_eq(poll(&p, 1, 10000), 1, "no answer on the channel");
+	cr_assert_eq(recv(fd, rep, sizeof *rep, 0), (ssize_t)sizeof *rep);
+}
+
+/* The key process keeps the socket that came with a channel's request and
+ * answers the channel's later requests, which come without one, on it. */
+Test(keyproc, channel_answers_go_to_its_registered_socket)
+{
+	struct kp_env e;
+	struct cert_kp_req r;
+	struct cert_kp_rep rep;
+	int sv[2];
+
+	start(&e);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	r = req_for(e.ec, CERT_KP_ECDSA, 32);
+	r.chan = CERT_KP_CHAN_MAX;
+	r.id = 1001;
+	send_raw(e.fd, &r, sv[1]);
+	close(sv[1]);
+	recv_answer(sv[0], &rep);
+	cr_assert_eq(rep.status, CERT_KP_OK);
+	cr_assert_eq(rep.id, 1001);
+	r.id = 1002;
+	send_raw(e.fd, &r, -1);
+	recv_answer(sv[0], &rep);
+	cr_assert_eq(rep.status, CERT_KP_OK);
+	cr_assert_eq(rep.id, 1002);
+	cr_assert(verifies(e.ec, &r, &rep, -1));
+	close(sv[0]);
 	stop(&e);
 }
 

@@ -248,6 +248,23 @@ auth_http_busy(const struct auth_http_req *req, struct auth_http_resp *resp)
 	auth_resp_header(resp, "Retry-After", "5");
 }
 
+/* The store did not answer (PostgreSQL down, say): nothing was decided
+ * or written, so no failure is counted and no form offered; the gateway's
+ * refresh logs what is wrong and /readyz reports it. */
+void
+auth_page_store_down(struct auth_page *pg, enum auth_msg title)
+{
+	struct auth_buf b = { 0 };
+	enum auth_lang l = pg->lang;
+
+	auth_page_begin(&b, l, auth_msg(l, title));
+	auth_buf_addf(&b, "<p class=\"err\" role=\"alert\">%s</p>",
+	    auth_msg(l, M_STORE_DOWN));
+	auth_page_end(&b, l, pg->req->request_id);
+	auth_resp_html(pg->c, pg->resp, 503, &b);
+	auth_resp_header(pg->resp, "Retry-After", "30");
+}
+
 /* Everything but unreserved characters and '/' is percent-encoded, so the
  * target survives the query string intact and decodes back exactly once. */
 size_t

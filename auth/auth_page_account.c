@@ -201,7 +201,7 @@ show(struct auth_page *pg, const struct auth_identity *id, int status,
 
 /* Current password (Argon2, outside the lock) and, if enrolled, a code.
  * Failures count towards the user's ban like login failures. */
-bool
+int
 auth_reauth(struct auth_page *pg, const struct auth_identity *id, struct auth_user *u)
 {
 	struct auth_ctx *c = pg->c;
@@ -209,14 +209,17 @@ auth_reauth(struct auth_page *pg, const struct auth_identity *id, struct auth_us
 	const char *code = auth_form_get(&pg->form, "code");
 	char ukey[96];
 	bool ok, blocked;
+	int found;
 
 	snprintf(ukey, sizeof(ukey), "u:%s", id->user);
 	pthread_mutex_lock(&c->db_mu);
 	blocked = auth_reg_blocked(c, ukey, pg->now);
-	ok = auth_user_get(c, NULL, id->uid, u) == 0;
+	found = auth_user_get(c, NULL, id->uid, u);
 	pthread_mutex_unlock(&c->db_mu);
-	if (!ok || pw == NULL || strlen(pw) > AUTH_PW_MAX)
-		return false;
+	if (found < 0)
+		return -1;
+	if (found != 0 || pw == NULL || strlen(pw) > AUTH_PW_MAX)
+		return 0;
 	ok = auth_pw_verify(u->pw, pw, strlen(pw)) && !blocked;
 	pthread_mutex_lock(&c->db_mu);
 	if (ok && u->has_totp)
@@ -230,7 +233,24 @@ auth_reauth(struct auth_page *pg, const struct auth_identity *id, struct auth_us
 	pthread_mutex_unlock(&c->db_mu);
 	if (!ok)
 		auth_audit(c, "reauth_failure", id->user, pg->req, NULL);
-	return ok;
+	return ok ? 1 : 0;
+}
+
+/* auth_reauth() with its refusal pages: true when the user proved it. */
+static bool
+reauthed(struct auth_page *pg, const struct auth_identity *id,
+    struct auth_user *u)
+{
+	switch (auth_reauth(pg, id, u)) {
+	case 1:
+		return true;
+	case 0:
+		show(pg, id, 401, M_BAD_LOGIN, NULL);
+		return false;
+	default:
+		auth_page_store_down(pg, M_TITLE_ACCOUNT);
+		return false;
+	}
 }
 
 /* After an epoch bump the current browser gets a new session at its level
@@ -294,10 +314,8 @@ do_password(struct auth_page *pg, struct auth_identity *id)
 		show(pg, id, 400, M_PW_SHORT, NULL);
 		return;
 	}
-	if (!auth_reauth(pg, id, &u)) {
-		show(pg, id, 401, M_BAD_LOGIN, NULL);
+	if (!reauthed(pg, id, &u))
 		return;
-	}
 	if (auth_pw_hash(c->s.argon2_m_kib, c->s.argon2_t, c->s.argon2_p, n1, strlen(n1),
 	    phc, err, sizeof(err)) < 0) {
 		show(pg, id, 500, M_FAILED, NULL);
@@ -307,7 +325,7 @@ do_password(struct auth_page *pg, struct auth_identity *id)
 	rc = update_user(c, AUTH_UF_PW, id->uid, phc, pg->now);
 	pthread_mutex_unlock(&c->db_mu);
 	if (rc < 0) {
-		show(pg, id, 500, M_FAILED, NULL);
+		auth_page_store_down(pg, M_TITLE_ACCOUNT);
 		return;
 	}
 	auth_audit(c, "password_change", id->user, pg->req, NULL);
@@ -351,15 +369,13 @@ do_lockdown(struct auth_page *pg, struct auth_identity *id)
 	}
 	/* the list decides where the account can be used from: like the
 	 * password, a stolen session alone must not be enough to change it */
-	if (!auth_reauth(pg, id, &u)) {
-		show(pg, id, 401, M_BAD_LOGIN, NULL);
+	if (!reauthed(pg, id, &u))
 		return;
-	}
 	pthread_mutex_lock(&c->db_mu);
 	rc = update_user(c, AUTH_UF_LOCKDOWN, id->uid, list, pg->now);
 	pthread_mutex_unlock(&c->db_mu);
 	if (rc < 0) {
-		show(pg, id, 500, M_FAILED, NULL);
+		auth_page_store_down(pg, M_TITLE_ACCOUNT);
 		return;
 	}
 	auth_audit(c, "lockdown_change", id->user, pg->req, list);
@@ -374,14 +390,20 @@ do_revoke(struct auth_page *pg, struct auth_identity *id)
 	struct auth_ctx *c = pg->c;
 	const char *sid = auth_form_get(&pg->form, "sid");
 	char err[128];
+	int rc;
 
 	if (sid == NULL || strlen(sid) != 32) {
 		show(pg, id, 400, M_FAILED, NULL);
 		return;
 	}
 	pthread_mutex_lock(&c->db_mu);
-	(void)auth_session_revoke(c, id->uid, sid);
+	rc = auth_session_revoke(c, id->uid, sid);
 	pthread_mutex_unlock(&c->db_mu);
+	/* never "saved" when nothing was: the session would stay valid */
+	if (rc < 0) {
+		auth_page_store_down(pg, M_TITLE_ACCOUNT);
+		return;
+	}
 	(void)auth_store_reload(c, false, err, sizeof(err));
 	auth_audit(c, "session_revoke", id->user, pg->req, NULL);
 	if (strcmp(sid, id->sid) == 0) {
@@ -399,10 +421,8 @@ do_recovery(struct auth_page *pg, struct auth_identity *id)
 	char codes[AUTH_RECOVERY_N][16];
 	int rc = -1;
 
-	if (!auth_reauth(pg, id, &u)) {
-		show(pg, id, 401, M_BAD_LOGIN, NULL);
+	if (!reauthed(pg, id, &u))
 		return;
-	}
 	pthread_mutex_lock(&c->db_mu);
 	if (auth_store_begin(c) == 0) {
 		rc = auth_recovery_new(c, id->uid, codes);
@@ -413,7 +433,7 @@ do_recovery(struct auth_page *pg, struct auth_identity *id)
 	}
 	pthread_mutex_unlock(&c->db_mu);
 	if (rc < 0) {
-		show(pg, id, 500, M_FAILED, NULL);
+		auth_page_store_down(pg, M_TITLE_ACCOUNT);
 		return;
 	}
 	auth_audit(c, "recovery_codes_new", id->user, pg->req, NULL);
@@ -431,10 +451,8 @@ do_totp(struct auth_page *pg, struct auth_identity *id)
 	char tok[65], loc[128];
 	int rc;
 
-	if (!auth_reauth(pg, id, &u)) {
-		show(pg, id, 401, M_BAD_LOGIN, NULL);
+	if (!reauthed(pg, id, &u))
 		return;
-	}
 	/* a first authenticator on the password alone would let whoever has
 	 * the password pass every MFA rule: only where the admin allows it */
 	if (!u.has_totp && !c->s.mfa_self_enrol) {
@@ -445,7 +463,7 @@ do_totp(struct auth_page *pg, struct auth_identity *id)
 	rc = auth_enrol_token_new(c, id->uid, pg->now, tok);
 	pthread_mutex_unlock(&c->db_mu);
 	if (rc < 0) {
-		show(pg, id, 500, M_FAILED, NULL);
+		auth_page_store_down(pg, M_TITLE_ACCOUNT);
 		return;
 	}
 	snprintf(loc, sizeof(loc), AUTH_PREFIX "enrol?t=%s", tok);

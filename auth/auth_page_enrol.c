@@ -33,16 +33,24 @@ token_hash(const char *tok, char out[65])
 	return 0;
 }
 
-/* Caller holds db_mu. 0 when the token is live. */
+/* Caller holds db_mu. 0 when the token is live, -1 when it is not, -2
+ * when the store did not answer. */
 static int
 enrol_get(struct auth_ctx *c, const char *tok, time_t now, struct enrol *e)
 {
 	struct auth_enrol_row row;
 
 	memset(e, 0, sizeof(*e));
-	if (token_hash(tok, e->hash) < 0 ||
-	    c->store->enrol_get(c, e->hash, (int64_t)now, &row) != 0)
+	if (token_hash(tok, e->hash) < 0)
 		return -1;
+	switch (c->store->enrol_get(c, e->hash, (int64_t)now, &row)) {
+	case 0:
+		break;
+	case 1:
+		return -1;
+	default:
+		return -2;	/* the store did not answer */
+	}
 	e->uid = row.uid;
 	memcpy(e->name, row.name, sizeof(e->name));
 	memcpy(e->sealed, row.sealed, sizeof(e->sealed));
@@ -92,10 +100,14 @@ show_form(struct auth_page *pg, const char *tok, struct enrol *e, int status,
 	if (auth_random(sec, sizeof(sec)) < 0 || auth_totp_seal(c, sec, e->uid, sealed, &kid) < 0)
 		goto fail;
 	pthread_mutex_lock(&c->db_mu);
-	rc = c->store->enrol_set_totp(c, e->hash, sealed, sizeof(sealed), kid) == 1 ?
-	    0 : -1;
+	rc = c->store->enrol_set_totp(c, e->hash, sealed, sizeof(sealed), kid);
 	pthread_mutex_unlock(&c->db_mu);
-	if (rc < 0)
+	if (rc < 0) {
+		OPENSSL_cleanse(sec, sizeof(sec));
+		auth_page_store_down(pg, M_TITLE_ENROL);
+		return;
+	}
+	if (rc != 1)
 		goto fail;
 	memcpy(e->sealed, sealed, sizeof(sealed));
 	e->kid = kid;
@@ -180,7 +192,8 @@ show_recovery(struct auth_page *pg, char codes[AUTH_RECOVERY_N][16])
 }
 
 /* Everything in one transaction: the token is spent only if the password,
- * secret, recovery codes and epoch bump are all stored. */
+ * secret, recovery codes and epoch bump are all stored. 0 stored, -1 the
+ * token was spent meanwhile, -2 the store failed (nothing written). */
 static int
 enrol_commit(struct auth_ctx *c, const struct enrol *e, const char *phc,
     int64_t step, time_t now, char codes[AUTH_RECOVERY_N][16])
@@ -188,8 +201,13 @@ enrol_commit(struct auth_ctx *c, const struct enrol *e, const char *phc,
 	int rc;
 
 	if (auth_store_begin(c) < 0)
-		return -1;
-	rc = c->store->enrol_use(c, e->hash) == 1 ? 0 : -1;
+		return -2;
+	rc = c->store->enrol_use(c, e->hash);
+	if (rc == 0) {
+		auth_store_rollback(c);
+		return -1;	/* spent or expired meanwhile */
+	}
+	rc = rc == 1 ? 0 : -2;
 	if (rc == 0)
 		rc = c->store->user_enrolled(c, e->uid, phc, e->sealed,
 		    sizeof(e->sealed), e->kid, step, (int64_t)now);
@@ -201,7 +219,7 @@ enrol_commit(struct auth_ctx *c, const struct enrol *e, const char *phc,
 		rc = auth_store_commit(c);
 	if (rc < 0)
 		auth_store_rollback(c);
-	return rc;
+	return rc < 0 ? -2 : 0;
 }
 
 static void
@@ -246,6 +264,10 @@ post_enrol(struct auth_page *pg, const char *tok, struct enrol *e)
 	pthread_mutex_lock(&c->db_mu);
 	rc = enrol_commit(c, e, phc, step, pg->now, codes);
 	pthread_mutex_unlock(&c->db_mu);
+	if (rc == -2) {
+		auth_page_store_down(pg, M_TITLE_ENROL);
+		return;
+	}
 	if (rc < 0) {
 		link_bad(pg);
 		return;
@@ -276,7 +298,9 @@ auth_page_enrol(struct auth_page *pg)
 	pthread_mutex_lock(&c->db_mu);
 	rc = enrol_get(c, tok, pg->now, &e);
 	pthread_mutex_unlock(&c->db_mu);
-	if (rc < 0)
+	if (rc == -2)
+		auth_page_store_down(pg, M_TITLE_ENROL);
+	else if (rc < 0)
 		link_bad(pg);
 	else if (post)
 		post_enrol(pg, tok, &e);

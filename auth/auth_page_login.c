@@ -164,23 +164,6 @@ set_session(struct auth_page *pg, const struct auth_user *u, enum auth_level lvl
 	OPENSSL_cleanse(sc, sizeof(sc));
 }
 
-/* The store did not answer (PostgreSQL down, say): nothing was decided
- * about the user, so no failure is counted and no form offered; the
- * gateway's refresh logs what is wrong. */
-static void
-store_down(struct auth_page *pg)
-{
-	struct auth_buf b = { 0 };
-	enum auth_lang l = pg->lang;
-
-	auth_page_begin(&b, l, auth_msg(l, M_TITLE_LOGIN));
-	auth_buf_addf(&b, "<p class=\"err\" role=\"alert\">%s</p>",
-	    auth_msg(l, M_STORE_DOWN));
-	auth_page_end(&b, l, pg->req->request_id);
-	auth_resp_html(pg->c, pg->resp, 503, &b);
-	auth_resp_header(pg->resp, "Retry-After", "30");
-}
-
 /* Argon2 again at the new cost, outside the lock; stored only if the hash
  * did not change meanwhile. */
 static void
@@ -225,7 +208,7 @@ post_password(struct auth_page *pg, const char *rd)
 	known = found == 0 && u.pw[0] != '\0' && !u.disabled;
 	pthread_mutex_unlock(&c->db_mu);
 	if (found < 0) {
-		store_down(pg);
+		auth_page_store_down(pg, M_TITLE_LOGIN);
 		return;
 	}
 	ok = auth_pw_verify(known ? u.pw : c->dummy_phc, pw, strlen(pw));
@@ -297,7 +280,7 @@ post_code(struct auth_page *pg, const char *rd)
 		snprintf(ukey, sizeof(ukey), "u:-gone-");
 	pthread_mutex_unlock(&c->db_mu);
 	if (found < 0) {
-		store_down(pg);
+		auth_page_store_down(pg, M_TITLE_LOGIN);
 		return;
 	}
 	if (!ok) {
@@ -365,14 +348,24 @@ auth_page_logout(struct auth_page *pg)
 	enum auth_lang l = pg->lang;
 
 	if (strcmp(pg->req->method, "POST") == 0) {
+		int rc = 0;
+
 		if (hdr != NULL && auth_session_check(c, hdr, strlen(hdr), pg->now, &id) == AUTH_OK) {
 			pthread_mutex_lock(&c->db_mu);
-			(void)auth_session_revoke(c, id.uid, id.sid);
+			rc = auth_session_revoke(c, id.uid, id.sid);
 			pthread_mutex_unlock(&c->db_mu);
-			(void)auth_store_reload(c, false, err, sizeof(err));
-			auth_audit(c, "logout", id.user, pg->req, NULL);
+			if (rc >= 0) {
+				(void)auth_store_reload(c, false, err, sizeof(err));
+				auth_audit(c, "logout", id.user, pg->req, NULL);
+			}
 		}
-		auth_resp_redirect(pg->resp, 303, AUTH_PREFIX "login");
+		/* The browser forgets the cookie either way; when the store did
+		 * not record the revocation the page says so instead of
+		 * pretending the session ended everywhere. */
+		if (rc < 0)
+			auth_page_store_down(pg, M_TITLE_LOGOUT);
+		else
+			auth_resp_redirect(pg->resp, 303, AUTH_PREFIX "login");
 		auth_resp_header(pg->resp, "Set-Cookie", AUTH_COOKIE_NAME "=; Path=/; "
 		    "Secure; HttpOnly; SameSite=Lax; Max-Age=0");
 		return;

@@ -314,9 +314,13 @@ void auth_page_enrol(struct auth_page *);
 void auth_page_account(struct auth_page *);
 void auth_page_mfa(struct auth_page *);
 /* Current password (form field "current") and, if enrolled, a code
- * ("code"); failures count towards the user's ban. Fills u. */
-bool auth_reauth(struct auth_page *, const struct auth_identity *id,
+ * ("code"); failures count towards the user's ban. Fills u. 1: proven,
+ * 0: refused, -1: the store did not answer (nothing decided). */
+int auth_reauth(struct auth_page *, const struct auth_identity *id,
     struct auth_user *u);
+/* The 503 page of a sign-in, enrolment or account change when the user
+ * store does not answer (auth_http.c); title names the page. */
+void auth_page_store_down(struct auth_page *, enum auth_msg title);
 /* Inline SVG QR code for text; appended to b. -1 on failure. */
 int  auth_qr_svg(struct auth_buf *, const char *text);
 

@@ -18,8 +18,9 @@ import uuid
 
 import pytest
 
-from auth_helpers import (PASSWORD, Browser, enrol, form_with, forms, login,  # noqa: F401
-                          make_auth_gateway, safe_step, totp, STEP)
+from auth_helpers import (PASSWORD, Browser, enrol, enrol_with_link, form_with,  # noqa: F401
+                          forms, login, make_auth_gateway, otp_secret, safe_step, totp,
+                          STEP)
 from helpers import wait_until
 
 PGBIN = "/usr/lib/postgresql/15/bin"
@@ -259,6 +260,71 @@ def test_postgresql_down_logins_503_sessions_flow(make_auth_gateway, upstream, w
         assert r.status == 303, r
         wait_until(lambda: _readyz(a)[0] == 200, timeout=10, interval=0.1,
                    what="/readyz to be ready again")
+    finally:
+        pg.stop()
+        shutil.rmtree(pg.dir, ignore_errors=True)
+
+
+STORE_DOWN = b"cannot reach its user store"
+
+
+def test_postgresql_down_enrolment_account_logout_503(make_auth_gateway, upstream, workdir,
+                                                      ctx):
+    """With the store down, enrolment, account changes and logout answer 503
+    with the page saying why (they answered "link not valid", "wrong
+    password" and a plain sign-out before); nothing is half-written: once
+    the store is back, the enrolment link still works and the password is
+    the old one."""
+    pg = Postgres()
+    pg.start()
+    try:
+        key = os.path.join(workdir, "down2-%s.key" % uuid.uuid4().hex[:8])
+        a = make_auth_gateway(upstream.port, auth_extra=FAST + [
+            "user_db %s" % pg.new_database(), "secret_key %s" % key])
+        eb, secret, _ = enrol(a, ctx, "gus")
+        b, r = login(a, ctx, "gus", secret)
+        assert r.status == 303, r
+        link = a.enrol_link("hanna")
+        # the forms, fetched while the store answers
+        r = b.get("/_pbxgate/account")
+        assert r.status == 200, r
+        pw = dict([f for _, f in forms(r.body) if f.get("action") == "password"][0],
+                  current=PASSWORD, new="another long password",
+                  new2="another long password", code=eb.recovery[0])
+        logout = [f for act, f in forms(r.body) if act == "/_pbxgate/logout"][0]
+        h = Browser(a.port, ctx)
+        r = h.get(link)
+        assert r.status == 200, r
+        hsecret = otp_secret(r.body)
+        act, ef = form_with(r.body, "password2")
+        ef.update(password=PASSWORD, password2=PASSWORD, code=totp(hsecret, safe_step() - 1))
+        pg.stop()
+
+        r = Browser(a.port, ctx).get(link)
+        assert r.status == 503 and STORE_DOWN in r.body, r
+        assert r.get("retry-after") == "30", r.headers
+        r = h.post_form(act, ef)
+        assert r.status == 503 and STORE_DOWN in r.body, r
+        r = b.post_form("/_pbxgate/account", pw)
+        assert r.status == 503 and STORE_DOWN in r.body, r
+        assert b.get("/app").status == 200  # the session keeps being proxied
+        cookie = b.jar.get("__Host-pbxgate")
+        r = b.post_form("/_pbxgate/logout", logout)
+        assert r.status == 503 and STORE_DOWN in r.body, r
+        assert b.jar.get("__Host-pbxgate") is None, b.jar  # the browser forgets it anyway
+
+        pg.start()
+        # nothing was half-written: the link still enrols, the password is the old one
+        wait_until(lambda: Browser(a.port, ctx).get(link).status == 200, timeout=20,
+                   interval=0.2, what="the enrolment link to answer after PostgreSQL restarted")
+        enrol_with_link(a, ctx, link)
+        _, r = login(a, ctx, "gus", secret, eb.recovery[1])
+        assert r.status == 303, r
+        # the logout the store never recorded left the session valid: it
+        # was not claimed as ended (the page said so)
+        t = Browser(a.port, ctx)
+        t.jar["__Host-pbxgate"] = cookie
+        assert t.get("/app").status == 200
     finally:
         pg.stop()
         shutil.rmtree(pg.dir, ignore_errors=True)

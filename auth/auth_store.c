@@ -127,7 +127,7 @@ auth_store_reload_try(struct auth_ctx *c, char *err, size_t errlen)
 const struct auth_tbl_def auth_tbls[AUTH_TBL_COUNT] = {
 	[AUTH_TBL_USERS] = { "users", "id, name, email, admin, groups, pw, totp,"
 	    " totp_kid, totp_last, lockdown, disabled, epoch, created, updated",
-	    "ittitibiitiiii", true },
+	    "ittittbiitiiii", true },
 	[AUTH_TBL_RECOVERY] = { "recovery", "user_id, hash, used", "iti", false },
 	[AUTH_TBL_ENROL] = { "enrol", "hash, user_id, expires, used, totp,"
 	    " totp_kid", "tiiibi", false },

@@ -452,6 +452,23 @@ same_row(void *arg, const struct auth_val *got)
 	return 0;
 }
 
+/* Each column named once with its type: a type string out of step with
+ * the names would copy a text as a number. */
+Test(store_ops, copy_tables_type_every_column)
+{
+	for (int i = 0; i < AUTH_TBL_COUNT; i++) {
+		const struct auth_tbl_def *d = &auth_tbls[i];
+		size_t ncols = 1;
+
+		for (const char *p = d->cols; *p != '\0'; p++)
+			ncols += *p == ',';
+		cr_expect_eq(ncols, strlen(d->types), "%s", d->name);
+		cr_expect_leq(ncols, AUTH_TBL_COLS_MAX, "%s", d->name);
+		cr_expect_eq(strspn(d->types, "itb"), strlen(d->types), "%s", d->name);
+	}
+	cr_expect_str_eq(auth_tbls[AUTH_TBL_USERS].types, "ittittbiitiiii");
+}
+
 Test(store_ops, rows_put_and_read_back_verbatim)
 {
 	struct auth_user u;
@@ -470,6 +487,13 @@ Test(store_ops, rows_put_and_read_back_verbatim)
 	/* what the login code reads of the copied user */
 	cr_assert_eq(t.ctx->store->user_get(t.ctx, "lena", 0, &u), 0);
 	cr_expect_eq(u.id, 41);
+	cr_expect_str_eq(u.email, "l@example.org");
+	cr_expect(u.admin);
+	cr_expect_str_eq(u.groups, "ops");
+	cr_expect_str_eq(u.pw, "$argon2id$x");
+	cr_expect_str_eq(u.lockdown, "192.0.2.0/24");
+	cr_expect_not(u.disabled);
+	cr_expect_eq(u.created, 1000);
 	cr_expect(u.has_totp);
 	cr_expect_eq(memcmp(u.totp_sealed, sealed, sizeof(sealed)), 0);
 	cr_expect_eq(u.totp_kid, 7);

@@ -57,7 +57,7 @@ def filled_sqlite_gateway(make_auth_gateway, upstream, workdir, ctx):
     a = make_auth_gateway(upstream.port, auth_extra=FAST + [
         "secret_key %s" % key, "login_max_failures 3"])
     eb, secret, _ = enrol(a, ctx, "alice")
-    _, r = login(a, ctx, "alice", secret, eb.recovery[0])
+    live, r = login(a, ctx, "alice", secret, eb.recovery[0])
     assert r.status == 303, r
     used = safe_step()
     b, r = login(a, ctx, "alice", secret, step=used)
@@ -71,7 +71,7 @@ def filled_sqlite_gateway(make_auth_gateway, upstream, workdir, ctx):
     for i in range(3):  # login_max_failures 3: a ban on the name
         assert _fail(a, ctx, "bob", "127.0.7.%d" % (i + 1)).status == 401
     return a, key, dict(secret=secret, recovery=eb.recovery, used=used, cookie=cookie,
-                        link=link)
+                        link=link, live=live.jar["__Host-pbxgate"])
 
 
 def test_sqlite_to_postgresql_then_a_gateway_on_the_copy(postgres, make_auth_gateway, upstream,
@@ -90,10 +90,12 @@ def test_sqlite_to_postgresql_then_a_gateway_on_the_copy(postgres, make_auth_gat
 
     g = make_auth_gateway(upstream.port, auth_extra=FAST + [
         "user_db %s" % url, "secret_key %s" % key, "login_max_failures 3"])
-    # the revoked session stays revoked
+    # the revoked session stays revoked, a live one stays signed in
     t = Browser(g.port, ctx)
     t.jar["__Host-pbxgate"] = st["cookie"]
     assert t.get("/app").status == 302
+    t.jar["__Host-pbxgate"] = st["live"]
+    assert t.get("/app").status == 200
     # the TOTP step used before the copy stays used (totp_last copied);
     # one failure at a time: two in a row would make the name back off
     _, r = login(g, ctx, "alice", st["secret"], step=st["used"])

@@ -89,8 +89,10 @@ parse_args(int argc, char **argv, struct store_arg *from, struct store_arg *to)
 	return CLI_OK;
 }
 
-/* A source file must exist (SQLite would create an empty store), and the
- * target must not be the source: the copy would lock itself out. */
+/* A source file must exist and not be empty (SQLite would make either a
+ * new store), and the target must not be the source. Two URLs naming one
+ * database are not told apart here; the copy then fails on the target's
+ * lock (held by the source's, 5 s) or on the target not being empty. */
 static int
 check_stores(const struct store_arg *from, const struct store_arg *to)
 {
@@ -99,6 +101,12 @@ check_stores(const struct store_arg *from, const struct store_arg *to)
 	if (from->sqlite && stat(from->user_db, &sf) < 0) {
 		fprintf(stderr, "%s: --from %s: %s: name an existing user store "
 		    "(nothing was created)\n", cmd, from->spec, strerror(errno));
+		return CLI_FAIL;
+	}
+	/* opening would make an empty file a store: a write to the source */
+	if (from->sqlite && S_ISREG(sf.st_mode) && sf.st_size == 0) {
+		fprintf(stderr, "%s: --from %s: an empty file, not a user store: "
+		    "name an existing one\n", cmd, from->spec);
 		return CLI_FAIL;
 	}
 	if ((!from->sqlite && strcmp(from->spec, to->spec) == 0) ||

@@ -152,6 +152,17 @@ def test_missing_source_file_refused_and_not_created(make_auth_gateway, upstream
     assert r.stdout == b""
 
 
+def test_empty_source_file_refused_and_left_empty(make_auth_gateway, upstream, postgres):
+    g = make_auth_gateway(upstream.port, start=False)
+    src = os.path.join(g.dir, "empty.db")
+    open(src, "w").close()
+    r = migrate(g, "sqlite:" + src, postgres.new_database())
+    assert r.returncode == 1, r
+    assert r.stderr.decode() == PREFIX + "--from sqlite:%s: an empty file, not a user store: " \
+        "name an existing one\n" % src
+    assert os.path.getsize(src) == 0
+
+
 def test_non_empty_target_refused_untouched(postgres, make_auth_gateway, upstream, ctx):
     g = make_auth_gateway(upstream.port)
     enrol(g, ctx, "gina")

@@ -580,3 +580,49 @@ Test(store_ops, copy_begin_source_reads)
 	cr_expect_eq(n, 1);
 	t.ctx->store->rollback(t.ctx);
 }
+
+/* Another writer's attempt while the copy holds the source: refused at
+ * once (no wait), and a read still answers. 1 written, 0 refused. */
+static int
+other_writer(void)
+{
+	int written;
+
+	if (pg_url() != NULL) {
+		PGconn *db = PQconnectdb(t.ctx->s.user_db);
+		PGresult *r;
+
+		cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+		PQclear(PQexec(db, "SET lock_timeout = '100ms'"));
+		r = PQexec(db, "SELECT count(*) FROM users");
+		cr_expect_eq(PQresultStatus(r), PGRES_TUPLES_OK, "a read waits");
+		PQclear(r);
+		r = PQexec(db, "INSERT INTO regulate VALUES('u:x', 1, 1, 1, 0)");
+		written = PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+		PQfinish(db);
+		return written;
+	}
+	sqlite3 *db;
+
+	cr_assert_eq(sqlite3_open_v2(t.ctx->s.user_db, &db, SQLITE_OPEN_READWRITE,
+	    NULL), SQLITE_OK);
+	cr_expect_eq(sqlite3_exec(db, "SELECT count(*) FROM users", NULL, NULL,
+	    NULL), SQLITE_OK, "a read waits");
+	written = sqlite3_exec(db, "INSERT INTO regulate VALUES('u:x', 1, 1, 1, 0)",
+	    NULL, NULL, NULL) == SQLITE_OK;
+	sqlite3_close(db);
+	return written;
+}
+
+/* The source cannot change during a copy: a gateway's write waits for the
+ * copy's end (here refused at once), and is accepted after it. */
+Test(store_ops, copy_begin_source_keeps_writers_out)
+{
+	add("rita");
+	cr_assert_eq(t.ctx->store->copy_begin(t.ctx, false), 0, "%s",
+	    t.ctx->store->errmsg(t.ctx));
+	cr_expect_eq(other_writer(), 0, "written during the copy");
+	t.ctx->store->rollback(t.ctx);
+	cr_expect_eq(other_writer(), 1, "refused after the copy");
+}

@@ -1100,21 +1100,22 @@ pg_counts(struct auth_ctx *c, int64_t now, int64_t session_max, long long *out)
 static int
 pg_copy_begin(struct auth_ctx *c, bool target)
 {
-	char sql[AUTH_TBL_SQL_MAX] = "LOCK TABLE meta";
-	size_t n = strlen(sql);
+	struct auth_buf lock = { 0 };
+	int rc = -1;
 
+	auth_buf_add(&lock, "LOCK TABLE meta");
 	for (int t = 0; t < AUTH_TBL_COUNT; t++)
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", %s",
-		    auth_tbls[t].name);
-	snprintf(sql + n, sizeof(sql) - n, " IN %s MODE", target ? "EXCLUSIVE" :
-	    "SHARE");
-	if (exec(c, target ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ") < 0)
-		return -1;
-	if (exec(c, sql) < 0) {
-		pg_rollback(c);
-		return -1;
+		auth_buf_addf(&lock, ", %s", auth_tbls[t].name);
+	auth_buf_addf(&lock, " IN %s MODE", target ? "EXCLUSIVE" : "SHARE");
+	if (lock.oom)
+		snprintf(pg(c)->err, sizeof(pg(c)->err), "out of memory");
+	else if (exec(c, target ? "BEGIN" :
+	    "BEGIN ISOLATION LEVEL REPEATABLE READ") == 0) {
+		if ((rc = exec(c, lock.p)) < 0)
+			pg_rollback(c);
 	}
-	return 0;
+	auth_buf_free(&lock);
+	return rc;
 }
 
 /* One row of a single-row-mode result to fn; the bytea columns are

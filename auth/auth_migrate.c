@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "auth/auth_priv.h"
 
@@ -21,6 +22,7 @@ struct store_arg {
 	const char *spec;	/* as given: sqlite:FILE or postgresql://... */
 	const char *user_db;	/* what auth_store_open takes: FILE or the URL */
 	bool        sqlite;
+	bool        created;	/* a SQLite target that did not exist */
 };
 
 struct copy {
@@ -94,7 +96,7 @@ parse_args(int argc, char **argv, struct store_arg *from, struct store_arg *to)
  * database are not told apart here; the copy then fails on the target's
  * lock (held by the source's, 5 s) or on the target not being empty. */
 static int
-check_stores(const struct store_arg *from, const struct store_arg *to)
+check_stores(const struct store_arg *from, struct store_arg *to)
 {
 	struct stat sf, st;
 
@@ -109,6 +111,7 @@ check_stores(const struct store_arg *from, const struct store_arg *to)
 		    "name an existing one\n", cmd, from->spec);
 		return CLI_FAIL;
 	}
+	to->created = to->sqlite && stat(to->user_db, &st) < 0 && errno == ENOENT;
 	if ((!from->sqlite && strcmp(from->spec, to->spec) == 0) ||
 	    (from->sqlite && to->sqlite && stat(to->user_db, &st) == 0 &&
 	    sf.st_dev == st.st_dev && sf.st_ino == st.st_ino)) {
@@ -249,6 +252,22 @@ print_copied(const struct store_arg *from, const struct store_arg *to,
 	printf("\n");
 }
 
+/* A SQLite target this command created goes again when nothing was
+ * copied into it, with the files WAL mode put beside it. */
+static void
+remove_created(const struct store_arg *to)
+{
+	char side[4096];
+
+	if (!to->created)
+		return;
+	(void)unlink(to->user_db);
+	for (int i = 0; i < 2; i++)
+		if (snprintf(side, sizeof(side), "%s-%s", to->user_db, i ? "shm" :
+		    "wal") < (int)sizeof(side))
+			(void)unlink(side);
+}
+
 static int
 run_copy(const struct auth_settings *s, const struct store_arg *from,
     const struct store_arg *to)
@@ -259,12 +278,13 @@ run_copy(const struct auth_settings *s, const struct store_arg *from,
 	int rc;
 
 	if ((cp.src = auth_open_store(s, from->user_db, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "%s: source: %s\n", cmd, err);
+		fprintf(stderr, "%s: source: %s; nothing was copied\n", cmd, err);
 		return CLI_FAIL;
 	}
 	if ((cp.dst = auth_open_store(s, to->user_db, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "%s: target: %s; nothing was copied\n", cmd, err);
 		auth_close(cp.src);
+		remove_created(to);
 		return CLI_FAIL;
 	}
 	pthread_mutex_lock(&cp.src->db_mu);
@@ -280,6 +300,7 @@ run_copy(const struct auth_settings *s, const struct store_arg *from,
 	if (rc < 0) {
 		fprintf(stderr, "%s: %s; rolled back, nothing was copied\n", cmd,
 		    cp.why);
+		remove_created(to);
 		return CLI_FAIL;
 	}
 	print_copied(from, to, copied);

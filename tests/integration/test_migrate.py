@@ -242,3 +242,8 @@ def test_failure_late_in_the_copy_leaves_the_target_empty(postgres, make_auth_ga
         "than pbxgate writes (4096): the source store is damaged; rolled back, nothing was " \
         "copied\n"
     assert set(pg_counts(postgres, url).values()) == {0}
+    # a SQLite target the command created is removed again
+    out = os.path.join(g.dir, "copy.db")
+    r = migrate(g, "sqlite:" + g.db, "sqlite:" + out)
+    assert r.returncode == 1 and b"the source store is damaged" in r.stderr, r
+    assert not [f for f in os.listdir(g.dir) if f.startswith("copy.db")]

@@ -247,3 +247,24 @@ def test_failure_late_in_the_copy_leaves_the_target_empty(postgres, make_auth_ga
     r = migrate(g, "sqlite:" + g.db, "sqlite:" + out)
     assert r.returncode == 1 and b"the source store is damaged" in r.stderr, r
     assert not [f for f in os.listdir(g.dir) if f.startswith("copy.db")]
+
+
+def test_count_mismatch_rolls_back(make_auth_gateway, upstream, ctx):
+    """A target that loses rows behind the inserts' backs (a trigger here):
+    every put succeeds, the counts before the commit do not agree, and
+    nothing stays."""
+    g = make_auth_gateway(upstream.port)
+    enrol(g, ctx, "lara")
+    t = make_auth_gateway(upstream.port, start=False)
+    assert t.cli("user", "list").returncode == 0  # an empty store at t.db
+    db = sqlite3.connect(t.db)
+    with db:
+        db.execute("CREATE TRIGGER eat AFTER INSERT ON recovery BEGIN"
+                   " DELETE FROM recovery WHERE rowid = new.rowid; END")
+    db.close()
+    r = migrate(g, "sqlite:" + g.db, "sqlite:" + t.db)
+    assert r.returncode == 1, r
+    assert r.stderr.decode() == PREFIX + "recovery: 10 rows in the source, 10 copied, 0 in " \
+        "the target; rolled back, nothing was copied\n"
+    assert set(sqlite_counts(t.db).values()) == {0}
+    assert os.path.exists(t.db)  # not created by the command: kept

@@ -679,6 +679,13 @@ const struct cli_cmd auth_user_cmds[] = {
 	    NULL, NULL, 0 },
 	{ "totp-reset", cmd_totp_reset, "NAME",
 	    "remove the user's authenticator and recovery codes", NULL, NULL, 0 },
+	{ "migrate", auth_cmd_migrate, "--from STORE --to STORE",
+	    "copy a whole user store into a new, empty one",
+	    "  STORE is sqlite:FILE or postgresql://...; the source must exist,\n"
+	    "  the target must be empty (a new SQLite file is created); every\n"
+	    "  table is copied in one transaction and its rows counted on both\n"
+	    "  sides; user_db_password_file gives a PostgreSQL password\n",
+	    NULL, 0 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0 },
 };
 
@@ -695,6 +702,9 @@ auth_cli_run(const struct auth_settings *s, const struct cli_cmd *tab,
 
 	if (argc < 2)
 		return cli_dispatch(tab, prefix, NULL, argc - 1, argv + 1);
+	/* migrate opens the two stores it names, not the configured one */
+	if (tab == auth_user_cmds && strcmp(argv[1], "migrate") == 0)
+		return cli_dispatch(tab, prefix, (void *)s, argc - 1, argv + 1);
 	if ((c = auth_open(s, NULL, NULL, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "pbxgate: %s\n", err);
 		return 1;

@@ -101,6 +101,35 @@ fail:
 	return NULL;
 }
 
+/* The store alone, for copying it (auth_migrate.c): no keys, since rows
+ * are copied sealed, and no in-memory tables. user_db replaces the
+ * settings' store; the password file, if any, is the settings' own. */
+struct auth_ctx *
+auth_open_store(const struct auth_settings *s, const char *user_db, char *err,
+    size_t errlen)
+{
+	struct auth_settings one = *s;
+	struct auth_ctx *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&c->db_mu, NULL);
+	pthread_rwlock_init(&c->mem_mu, NULL);
+	one.user_db = (char *)user_db;	/* copied, never written */
+	if (settings_copy(&c->s, &one) < 0) {
+		snprintf(err, errlen, "out of memory");
+		auth_close(c);
+		return NULL;
+	}
+	if (auth_store_open(c, err, errlen) < 0) {
+		auth_close(c);
+		return NULL;
+	}
+	return c;
+}
+
 void
 auth_close(struct auth_ctx *c)
 {

@@ -32,6 +32,10 @@
 #define AUTH_APP_ID       0x70627867	/* "pbxg" in PRAGMA application_id */
 
 /* ---- auth_ctx.c ---- */
+/* A ctx with only the store user_db open (no keys, no tables); free it
+ * with auth_close. */
+struct auth_ctx *auth_open_store(const struct auth_settings *,
+    const char *user_db, char *err, size_t errlen);
 extern const char auth_style[];
 /* "sha256-BASE64" of auth_style, for the CSP style-src (auth_ctx.c). */
 void auth_style_hash(char out[64]);
@@ -172,6 +176,9 @@ int  auth_user_get(struct auth_ctx *, const char *folded, int64_t id,
     struct auth_user *out);	/* 0 found, 1 not found, -1 error */
 int  auth_bump_epoch(struct auth_ctx *, int64_t uid, int64_t now);
 int  auth_bump_version(struct auth_ctx *);
+/* The INSERT of one row of table t for row_put, marks '?' or '$'. */
+int  auth_tbl_insert_sql(enum auth_tbl t, char mark, char *out, size_t outlen);
+#define AUTH_TBL_SQL_MAX 512
 
 /* ---- auth_regulate.c (caller holds db_mu, except for the key) ---- */
 /* The address counter's key for a peer: "a:IPv4" (IPv4-mapped IPv6 too)
@@ -208,6 +215,9 @@ void auth_gauges_refresh_try(struct auth_ctx *, time_t now);
 /* Dispatches argv (argv[0] the command word) on tab with the store open. */
 int  auth_cli_run(const struct auth_settings *, const struct cli_cmd *tab,
     const char *prefix, int argc, char **argv);
+
+/* ---- auth_migrate.c: `user migrate`; arg is the settings, no ctx ---- */
+int  auth_cmd_migrate(void *arg, int argc, char **argv);
 
 /* ---- auth_session.c ---- */
 /* sid_out (may be NULL) receives the new session id in hex. */

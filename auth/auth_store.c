@@ -2,6 +2,7 @@
  * transaction helpers and the in-memory tables the request checks read. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "auth/auth_priv.h"
 
@@ -121,4 +122,44 @@ int
 auth_store_reload_try(struct auth_ctx *c, char *err, size_t errlen)
 {
 	return reload(c, false, true, err, errlen);
+}
+
+const struct auth_tbl_def auth_tbls[AUTH_TBL_COUNT] = {
+	[AUTH_TBL_USERS] = { "users", "id, name, email, admin, groups, pw, totp,"
+	    " totp_kid, totp_last, lockdown, disabled, epoch, created, updated",
+	    "ittittbiitiiii", true },
+	[AUTH_TBL_RECOVERY] = { "recovery", "user_id, hash, used", "iti", false },
+	[AUTH_TBL_ENROL] = { "enrol", "hash, user_id, expires, used, totp,"
+	    " totp_kid", "tiiibi", false },
+	[AUTH_TBL_MFA_PENDING] = { "mfa_pending", "nonce, user_id, expires", "tii",
+	    false },
+	[AUTH_TBL_SESSIONS] = { "sessions", "sid, user_id, created, ip, level,"
+	    " revoked, pid, epoch", "tiitiiti", false },
+	[AUTH_TBL_LOGINS] = { "logins", "id, user_id, time, ip, ok", "iiiti", true },
+	[AUTH_TBL_REGULATE] = { "regulate", "key, failures, first, last,"
+	    " banned_until", "tiiii", false },
+};
+
+/* "INSERT INTO t(cols) VALUES(?1, ...)" with the backend's parameter mark
+ * ('?' SQLite, '$' PostgreSQL); -1 when out is too small. */
+int
+auth_tbl_insert_sql(enum auth_tbl t, char mark, char *out, size_t outlen)
+{
+	const struct auth_tbl_def *d = &auth_tbls[t];
+	size_t ncols = strlen(d->types), n;
+	int w;
+
+	w = snprintf(out, outlen, "INSERT INTO %s(%s) VALUES(", d->name, d->cols);
+	if (w < 0 || (size_t)w >= outlen || ncols > AUTH_TBL_COLS_MAX)
+		return -1;
+	n = (size_t)w;
+	for (size_t i = 0; i < ncols; i++) {
+		w = snprintf(out + n, outlen - n, "%s%c%zu", i ? ", " : "", mark,
+		    i + 1);
+		if (w < 0 || (size_t)w >= outlen - n)
+			return -1;
+		n += (size_t)w;
+	}
+	w = snprintf(out + n, outlen - n, ")");
+	return w < 0 || (size_t)w >= outlen - n ? -1 : 0;
 }

@@ -78,6 +78,35 @@ struct auth_ban_row {
 	int64_t failures, until;
 };
 
+/* Copying a store (`pbxgate user migrate`, auth_migrate.c): every table
+ * but meta (each store's own change counter and schema version), parents
+ * before the rows that reference them, with the columns both backends'
+ * current schema have (SQLite schema 3 is PostgreSQL schema 1). */
+enum auth_tbl {
+	AUTH_TBL_USERS, AUTH_TBL_RECOVERY, AUTH_TBL_ENROL, AUTH_TBL_MFA_PENDING,
+	AUTH_TBL_SESSIONS, AUTH_TBL_LOGINS, AUTH_TBL_REGULATE, AUTH_TBL_COUNT
+};
+#define AUTH_TBL_COLS_MAX 16
+
+struct auth_tbl_def {
+	const char *name;
+	const char *cols;	/* "id, name, ...", the order of a row's values */
+	const char *types;	/* one per column: i integer, t text, b blob */
+	bool        serial;	/* the first column is an id the store assigns */
+};
+extern const struct auth_tbl_def auth_tbls[AUTH_TBL_COUNT];
+
+/* One column of a row: valid during the callback (or the put) only. */
+struct auth_val {
+	bool           null;
+	int64_t        i;
+	const char    *t;	/* NUL-terminated */
+	const uint8_t *b;
+	size_t         n;	/* bytes at b */
+};
+/* returns 0 to go on, -1 to stop the read (which then returns -1) */
+typedef int (*auth_row_fn)(void *arg, const struct auth_val *row);
+
 typedef void (*auth_user_row_fn)(void *arg, const struct auth_user_row *);
 typedef void (*auth_session_row_fn)(void *arg, const struct auth_session_row *);
 typedef void (*auth_login_row_fn)(void *arg, const struct auth_login_row *);
@@ -172,6 +201,20 @@ struct auth_store_ops {
 	 * enrolment links neither used nor expired */
 	int  (*counts)(struct auth_ctx *, int64_t now, int64_t session_max,
 	    long long *out);
+
+	/* Copying: copy_begin opens the transaction of a whole copy and locks
+	 * the tables so that no gateway changes them until commit or
+	 * rollback: the source against writes (it stays readable), the
+	 * target (`target`) against writes and locking reads. row_each reads
+	 * every row of a table in auth_tbls' column order; row_put inserts one
+	 * verbatim, ids included; row_count counts a table's rows. copy_done,
+	 * after the puts, moves the id sequences past the largest copied id
+	 * and bumps the version. */
+	int  (*copy_begin)(struct auth_ctx *, bool target);
+	int  (*row_each)(struct auth_ctx *, enum auth_tbl, auth_row_fn, void *arg);
+	int  (*row_put)(struct auth_ctx *, enum auth_tbl, const struct auth_val *row);
+	int  (*row_count)(struct auth_ctx *, enum auth_tbl, int64_t *n);
+	int  (*copy_done)(struct auth_ctx *);
 };
 
 extern const struct auth_store_ops auth_store_sqlite;

@@ -37,6 +37,7 @@ struct auth_pg {
 	PGconn *conn;
 	char    err[512];	/* the last error, one line */
 	char    sqlstate[6];
+	bool    put_ready[AUTH_TBL_COUNT];	/* row_put's statement prepared */
 };
 
 /* Migration N takes the store from schema N-1 to N, inside one transaction.
@@ -108,11 +109,38 @@ live(struct auth_ctx *c)
 	if (PQstatus(p->conn) == CONNECTION_OK)
 		return 0;
 	PQreset(p->conn);
+	memset(p->put_ready, 0, sizeof(p->put_ready));	/* died with it */
 	if (PQstatus(p->conn) == CONNECTION_OK)
 		return 0;
 	set_err(c, NULL);
 	snprintf(p->sqlstate, sizeof(p->sqlstate), "08006");
 	return -1;
+}
+
+/* Runs sql with n parameters as PQexecParams takes them, or the prepared
+ * statement of that name when `prepared`. The result, or NULL (error
+ * kept). */
+static PGresult *
+exec_params(struct auth_ctx *c, const char *sql, bool prepared, int n,
+    const char *const *val, const int *len, const int *fmt)
+{
+	PGTransactionStatusType ts;
+	PGresult *r;
+	ExecStatusType s;
+
+	/* a lost connection reports PQTRANS_UNKNOWN: reset it then, but
+	 * never under an open transaction, whose state is the server's */
+	ts = PQtransactionStatus(pg(c)->conn);
+	if (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR && live(c) < 0)
+		return NULL;
+	r = prepared ? PQexecPrepared(pg(c)->conn, sql, n, val, len, fmt, 0) :
+	    PQexecParams(pg(c)->conn, sql, n, NULL, val, len, fmt, 0);
+	s = PQresultStatus(r);
+	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
+		return r;
+	set_err(c, r);
+	PQclear(r);
+	return NULL;
 }
 
 /* Runs sql with $1..$N from `types`: 'i' int64_t, 't' text (NULL is SQL
@@ -123,9 +151,6 @@ vquery(struct auth_ctx *c, const char *sql, const char *types, va_list ap)
 	char num[PG_PARAMS_MAX][24];
 	const char *val[PG_PARAMS_MAX];
 	int len[PG_PARAMS_MAX], fmt[PG_PARAMS_MAX], n = 0;
-	PGTransactionStatusType ts;
-	PGresult *r;
-	ExecStatusType s;
 
 	for (const char *t = types; *t != '\0'; t++, n++) {
 		if (n == PG_PARAMS_MAX) {
@@ -148,18 +173,7 @@ vquery(struct auth_ctx *c, const char *sql, const char *types, va_list ap)
 			fmt[n] = 1;
 		}
 	}
-	/* a lost connection reports PQTRANS_UNKNOWN: reset it then, but
-	 * never under an open transaction, whose state is the server's */
-	ts = PQtransactionStatus(pg(c)->conn);
-	if (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR && live(c) < 0)
-		return NULL;
-	r = PQexecParams(pg(c)->conn, sql, n, NULL, val, len, fmt, 0);
-	s = PQresultStatus(r);
-	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK)
-		return r;
-	set_err(c, r);
-	PQclear(r);
-	return NULL;
+	return exec_params(c, sql, false, n, val, len, fmt);
 }
 
 static PGresult *
@@ -1077,6 +1091,208 @@ pg_counts(struct auth_ctx *c, int64_t now, int64_t session_max, long long *out)
 	return 0;
 }
 
+/* ---- copying a store (auth_migrate.c) ---- */
+
+/* LOCK before the first query, which is when a REPEATABLE READ snapshot is
+ * taken: the source's SHARE lock waits for writers that are under way and
+ * then keeps new ones out (its reads stay open); the target's EXCLUSIVE
+ * lock also keeps out gateways' FOR UPDATE reads of the counters. */
+static int
+pg_copy_begin(struct auth_ctx *c, bool target)
+{
+	struct auth_buf lock = { 0 };
+	int rc = -1;
+
+	auth_buf_add(&lock, "LOCK TABLE meta");
+	for (int t = 0; t < AUTH_TBL_COUNT; t++)
+		auth_buf_addf(&lock, ", %s", auth_tbls[t].name);
+	auth_buf_addf(&lock, " IN %s MODE", target ? "EXCLUSIVE" : "SHARE");
+	if (lock.oom)
+		snprintf(pg(c)->err, sizeof(pg(c)->err), "out of memory");
+	else if (exec(c, target ? "BEGIN" :
+	    "BEGIN ISOLATION LEVEL REPEATABLE READ") == 0) {
+		if ((rc = exec(c, lock.p)) < 0)
+			pg_rollback(c);
+	}
+	auth_buf_free(&lock);
+	return rc;
+}
+
+/* One row of a single-row-mode result to fn; the bytea columns are
+ * unescaped for the call and wiped after it. */
+static int
+row_call(struct auth_ctx *c, const PGresult *r, const struct auth_tbl_def *d,
+    auth_row_fn fn, void *arg)
+{
+	struct auth_val row[AUTH_TBL_COLS_MAX];
+	unsigned char *bytes[AUTH_TBL_COLS_MAX] = { NULL };
+	int ncols = (int)strlen(d->types), rc = 0;
+
+	memset(row, 0, sizeof(row));
+	for (int i = 0; i < ncols && rc == 0; i++) {
+		struct auth_val *v = &row[i];
+
+		v->null = PQgetisnull(r, 0, i);
+		if (d->types[i] == 'i')
+			v->i = col_i64(r, 0, i);
+		else if (d->types[i] == 't')
+			v->t = col_text(r, 0, i);
+		else if (!v->null && (bytes[i] = PQunescapeBytea((const unsigned
+		    char *)PQgetvalue(r, 0, i), &v->n)) == NULL) {
+			snprintf(pg(c)->err, sizeof(pg(c)->err), "%s.%d: cannot "
+			    "decode a bytea value", d->name, i + 1);
+			rc = -1;
+		} else
+			v->b = bytes[i];
+	}
+	if (rc == 0)
+		rc = fn(arg, row);
+	for (int i = 0; i < ncols; i++)
+		if (bytes[i] != NULL) {
+			OPENSSL_cleanse(bytes[i], row[i].n);
+			PQfreemem(bytes[i]);
+		}
+	return rc;
+}
+
+/* Single-row mode: a table of any size is read a row at a time. */
+static int
+pg_row_each(struct auth_ctx *c, enum auth_tbl t, auth_row_fn fn, void *arg)
+{
+	const struct auth_tbl_def *d = &auth_tbls[t];
+	PGconn *conn = pg(c)->conn;
+	char sql[AUTH_TBL_SQL_MAX];
+	bool end = false;
+	PGresult *r;
+	int rc = 0;
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM %s ORDER BY 1", d->cols,
+	    d->name);
+	if (strlen(d->types) > AUTH_TBL_COLS_MAX ||
+	    !PQsendQueryParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0)) {
+		set_err(c, NULL);
+		return -1;
+	}
+	if (!PQsetSingleRowMode(conn)) {
+		set_err(c, NULL);
+		rc = -1;
+	}
+	/* every result is read, even after a failure, to free the connection */
+	while ((r = PQgetResult(conn)) != NULL) {
+		ExecStatusType s = PQresultStatus(r);
+
+		if (s == PGRES_SINGLE_TUPLE && rc == 0)
+			rc = row_call(c, r, d, fn, arg);
+		else if (s == PGRES_TUPLES_OK)
+			end = true;
+		else if (s != PGRES_SINGLE_TUPLE) {
+			if (rc == 0)
+				set_err(c, r);
+			rc = -1;
+		}
+		PQclear(r);
+	}
+	return rc == 0 && end ? 0 : -1;
+}
+
+/* The INSERT of table t, prepared once per connection: parsing it for
+ * each row took about half of a copy's time. */
+static int
+put_prepare(struct auth_ctx *c, enum auth_tbl t, char *name, size_t namelen)
+{
+	PGTransactionStatusType ts = PQtransactionStatus(pg(c)->conn);
+	char sql[AUTH_TBL_SQL_MAX];
+	PGresult *r;
+
+	snprintf(name, namelen, "pbxgate_put_%s", auth_tbls[t].name);
+	/* a reset (as exec_params would do) forgets what was prepared */
+	if (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR && live(c) < 0)
+		return -1;
+	if (pg(c)->put_ready[t])
+		return 0;
+	if (auth_tbl_insert_sql(t, '$', sql, sizeof(sql)) < 0)
+		return -1;
+	r = PQprepare(pg(c)->conn, name, sql, 0, NULL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		set_err(c, r);
+		PQclear(r);
+		return -1;
+	}
+	PQclear(r);
+	pg(c)->put_ready[t] = true;
+	return 0;
+}
+
+static int
+pg_row_put(struct auth_ctx *c, enum auth_tbl t, const struct auth_val *row)
+{
+	const char *types = auth_tbls[t].types;
+	char name[64], num[AUTH_TBL_COLS_MAX][24];
+	const char *val[AUTH_TBL_COLS_MAX];
+	int len[AUTH_TBL_COLS_MAX], fmt[AUTH_TBL_COLS_MAX], n = 0;
+	PGresult *r;
+	bool one;
+
+	if (put_prepare(c, t, name, sizeof(name)) < 0)
+		return -1;
+	for (; types[n] != '\0'; n++) {
+		const struct auth_val *v = &row[n];
+
+		len[n] = 0, fmt[n] = 0, val[n] = NULL;
+		if (v->null)
+			continue;
+		if (types[n] == 'i') {
+			snprintf(num[n], sizeof(num[n]), "%lld", (long long)v->i);
+			val[n] = num[n];
+		} else if (types[n] == 't')
+			val[n] = v->t;
+		else {
+			val[n] = v->b != NULL ? (const char *)v->b : "";
+			len[n] = (int)v->n, fmt[n] = 1;
+		}
+	}
+	if ((r = exec_params(c, name, true, n, val, len, fmt)) == NULL)
+		return -1;
+	one = strcmp(PQcmdTuples(r), "1") == 0;
+	PQclear(r);
+	return one ? 0 : -1;
+}
+
+static int
+pg_row_count(struct auth_ctx *c, enum auth_tbl t, int64_t *n)
+{
+	char sql[96];
+	PGresult *r;
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", auth_tbls[t].name);
+	if ((r = query(c, sql, "")) == NULL)
+		return -1;
+	*n = col_i64(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+/* Rows put with their ids leave the BIGSERIAL sequences where they were:
+ * the next user_add would take id 1 again. */
+static int
+pg_copy_done(struct auth_ctx *c)
+{
+	char sql[192];
+
+	for (int t = 0; t < AUTH_TBL_COUNT; t++) {
+		const char *name = auth_tbls[t].name;
+
+		if (!auth_tbls[t].serial)
+			continue;
+		snprintf(sql, sizeof(sql), "SELECT setval(pg_get_serial_sequence("
+		    "'%s', 'id'), coalesce(max(id), 0) + 1, false) FROM %s", name,
+		    name);
+		if (exec(c, sql) < 0)
+			return -1;
+	}
+	return pg_bump_version(c);
+}
+
 const struct auth_store_ops auth_store_pg = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -1120,4 +1336,9 @@ const struct auth_store_ops auth_store_pg = {
 	.reg_prune = pg_reg_prune,
 	.ban_list = pg_ban_list,
 	.counts = pg_counts,
+	.copy_begin = pg_copy_begin,
+	.row_each = pg_row_each,
+	.row_put = pg_row_put,
+	.row_count = pg_row_count,
+	.copy_done = pg_copy_done,
 };

@@ -925,6 +925,96 @@ sq_counts(struct auth_ctx *c, int64_t now, int64_t session_max, long long *out)
 	return 0;
 }
 
+/* ---- copying a store (auth_migrate.c) ---- */
+
+/* BEGIN IMMEDIATE takes the write lock for source and target alike: no
+ * gateway writes either until the copy ends, and WAL readers go on. */
+static int
+sq_copy_begin(struct auth_ctx *c, bool target)
+{
+	(void)target;
+	return sq_begin(c);
+}
+
+static int
+sq_row_each(struct auth_ctx *c, enum auth_tbl t, auth_row_fn fn, void *arg)
+{
+	const struct auth_tbl_def *d = &auth_tbls[t];
+	struct auth_val row[AUTH_TBL_COLS_MAX];
+	size_t ncols = strlen(d->types);
+	char sql[AUTH_TBL_SQL_MAX];
+	sqlite3_stmt *st;
+	int r, stop = 0;
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM %s ORDER BY rowid", d->cols,
+	    d->name);
+	if (ncols > AUTH_TBL_COLS_MAX || (st = prep(c, sql, "")) == NULL)
+		return -1;
+	while (stop == 0 && (r = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(row, 0, sizeof(row));
+		for (size_t i = 0; i < ncols; i++) {
+			struct auth_val *v = &row[i];
+			int col = (int)i;
+
+			v->null = sqlite3_column_type(st, col) == SQLITE_NULL;
+			if (d->types[i] == 'i')
+				v->i = sqlite3_column_int64(st, col);
+			else if (d->types[i] == 't')
+				v->t = col_text(st, col);
+			else {
+				v->b = sqlite3_column_blob(st, col);
+				v->n = (size_t)sqlite3_column_bytes(st, col);
+			}
+		}
+		stop = fn(arg, row);
+	}
+	sqlite3_finalize(st);
+	return stop == 0 && r == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+sq_row_put(struct auth_ctx *c, enum auth_tbl t, const struct auth_val *row)
+{
+	const char *types = auth_tbls[t].types;
+	char sql[AUTH_TBL_SQL_MAX];
+	sqlite3_stmt *st;
+
+	if (auth_tbl_insert_sql(t, '?', sql, sizeof(sql)) < 0 ||
+	    sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	for (int i = 0; types[i] != '\0'; i++) {
+		const struct auth_val *v = &row[i];
+
+		if (v->null)
+			continue;	/* unbound: NULL */
+		if (types[i] == 'i')
+			sqlite3_bind_int64(st, i + 1, v->i);
+		else if (types[i] == 't')
+			sqlite3_bind_text(st, i + 1, v->t, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_blob(st, i + 1, v->b != NULL ? (const void *)v->b :
+			    "", (int)v->n, SQLITE_STATIC);
+	}
+	return done(c, st) == 1 ? 0 : -1;
+}
+
+static int
+sq_row_count(struct auth_ctx *c, enum auth_tbl t, int64_t *n)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", auth_tbls[t].name);
+	return pragma_int(c->db, sql, n);
+}
+
+/* An INTEGER PRIMARY KEY without AUTOINCREMENT takes max(id) + 1 by
+ * itself: only the version moves. */
+static int
+sq_copy_done(struct auth_ctx *c)
+{
+	return sq_bump_version(c);
+}
+
 const struct auth_store_ops auth_store_sqlite = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -968,4 +1058,9 @@ const struct auth_store_ops auth_store_sqlite = {
 	.reg_prune = sq_reg_prune,
 	.ban_list = sq_ban_list,
 	.counts = sq_counts,
+	.copy_begin = sq_copy_begin,
+	.row_each = sq_row_each,
+	.row_put = sq_row_put,
+	.row_count = sq_row_count,
+	.copy_done = sq_copy_done,
 };

@@ -12,7 +12,7 @@ from lock_helpers import base_config, run_cli
 
 COMMANDS = ["run", "check", "policy", "user", "hash", "scrub", "version"]
 USER_SUBCOMMANDS = ["add", "import", "passwd", "disable", "enable", "del",
-                    "show", "list", "lockdown", "totp-reset"]
+                    "show", "list", "lockdown", "totp-reset", "migrate"]
 
 
 @pytest.fixture

@@ -390,3 +390,239 @@ Test(store_ops, pg_foreign_tables_refused)
 	expect_reopen_fails("DELETE FROM meta WHERE k = 'application_id'",
 	    "not a pbxgate user store");
 }
+
+/* ---- copying (`user migrate`): rows read and put verbatim ---- */
+
+static const uint8_t sealed[48] = { 1, 2, 3, 0, 5 };	/* a NUL inside */
+
+#define I(v)	{ .i = (v) }
+#define T(v)	{ .t = (v) }
+#define NUL	{ .null = true }
+
+/* One row per table, as a store holds them, ids chosen by the copy. */
+static const struct auth_val rows[AUTH_TBL_COUNT][AUTH_TBL_COLS_MAX] = {
+	[AUTH_TBL_USERS] = { I(41), T("lena"), T("l@example.org"), I(1),
+	    T("ops"), T("$argon2id$x"), { .b = sealed, .n = sizeof(sealed) },
+	    I(7), I(55555), T("192.0.2.0/24"), I(0), I(3), I(1000), I(1001) },
+	[AUTH_TBL_RECOVERY] = { I(41), T("rhash"), I(1) },
+	[AUTH_TBL_ENROL] = { T("ehash"), I(41), I(2000), I(0), NUL, I(0) },
+	[AUTH_TBL_MFA_PENDING] = { T("nonce"), I(41), I(1300) },
+	[AUTH_TBL_SESSIONS] = { T("00112233445566778899aabbccddeeff"), I(41),
+	    I(1000), T("192.0.2.1"), I(2), I(1), NUL, I(3) },
+	[AUTH_TBL_LOGINS] = { I(7), I(41), I(1000), T("192.0.2.1"), I(1) },
+	[AUTH_TBL_REGULATE] = { T("a:192.0.2.9"), I(5), I(10), I(20), I(500) },
+};
+
+static void
+put_all(void)
+{
+	for (int i = 0; i < AUTH_TBL_COUNT; i++)
+		cr_assert_eq(t.ctx->store->row_put(t.ctx, (enum auth_tbl)i, rows[i]),
+		    0, "%s: %s", auth_tbls[i].name, t.ctx->store->errmsg(t.ctx));
+}
+
+struct seen {
+	enum auth_tbl tbl;
+	int n;
+};
+
+static int
+same_row(void *arg, const struct auth_val *got)
+{
+	struct seen *s = arg;
+	const struct auth_val *want = rows[s->tbl];
+	const char *types = auth_tbls[s->tbl].types;
+
+	for (int i = 0; types[i] != '\0'; i++) {
+		cr_expect_eq(got[i].null, want[i].null, "%s col %d null",
+		    auth_tbls[s->tbl].name, i + 1);
+		if (want[i].null)
+			continue;
+		if (types[i] == 'i')
+			cr_expect_eq(got[i].i, want[i].i, "%s col %d",
+			    auth_tbls[s->tbl].name, i + 1);
+		else if (types[i] == 't')
+			cr_expect_str_eq(got[i].t, want[i].t);
+		else {
+			cr_assert_eq(got[i].n, want[i].n);
+			cr_expect_eq(memcmp(got[i].b, want[i].b, want[i].n), 0);
+		}
+	}
+	s->n++;
+	return 0;
+}
+
+/* Each column named once with its type: a type string out of step with
+ * the names would copy a text as a number. */
+Test(store_ops, copy_tables_type_every_column)
+{
+	for (int i = 0; i < AUTH_TBL_COUNT; i++) {
+		const struct auth_tbl_def *d = &auth_tbls[i];
+		size_t ncols = 1;
+
+		for (const char *p = d->cols; *p != '\0'; p++)
+			ncols += *p == ',';
+		cr_expect_eq(ncols, strlen(d->types), "%s", d->name);
+		cr_expect_leq(ncols, AUTH_TBL_COLS_MAX, "%s", d->name);
+		cr_expect_eq(strspn(d->types, "itb"), strlen(d->types), "%s", d->name);
+	}
+	cr_expect_str_eq(auth_tbls[AUTH_TBL_USERS].types, "ittittbiitiiii");
+}
+
+Test(store_ops, rows_put_and_read_back_verbatim)
+{
+	struct auth_user u;
+	int64_t n;
+
+	put_all();
+	for (int i = 0; i < AUTH_TBL_COUNT; i++) {
+		struct seen s = { .tbl = (enum auth_tbl)i };
+
+		cr_assert_eq(t.ctx->store->row_each(t.ctx, s.tbl, same_row, &s), 0,
+		    "%s", t.ctx->store->errmsg(t.ctx));
+		cr_expect_eq(s.n, 1, "%s", auth_tbls[i].name);
+		cr_assert_eq(t.ctx->store->row_count(t.ctx, s.tbl, &n), 0);
+		cr_expect_eq(n, 1, "%s", auth_tbls[i].name);
+	}
+	/* what the login code reads of the copied user */
+	cr_assert_eq(t.ctx->store->user_get(t.ctx, "lena", 0, &u), 0);
+	cr_expect_eq(u.id, 41);
+	cr_expect_str_eq(u.email, "l@example.org");
+	cr_expect(u.admin);
+	cr_expect_str_eq(u.groups, "ops");
+	cr_expect_str_eq(u.pw, "$argon2id$x");
+	cr_expect_str_eq(u.lockdown, "192.0.2.0/24");
+	cr_expect_not(u.disabled);
+	cr_expect_eq(u.created, 1000);
+	cr_expect(u.has_totp);
+	cr_expect_eq(memcmp(u.totp_sealed, sealed, sizeof(sealed)), 0);
+	cr_expect_eq(u.totp_kid, 7);
+	cr_expect_eq(u.totp_last, 55555);
+	cr_expect_eq(u.epoch, 3);
+}
+
+static int
+max_login_id(void *arg, const struct auth_val *row)
+{
+	int64_t *max = arg;
+
+	if (row[0].i > *max)
+		*max = row[0].i;
+	return 0;
+}
+
+/* After copy_done, new users and sign-in rows take ids past the copied
+ * ones (PostgreSQL's sequences do not move by themselves). */
+Test(store_ops, copy_done_moves_ids_past_the_copied)
+{
+	int64_t v0, v1, max = 0;
+
+	put_all();
+	cr_assert_eq(t.ctx->store->version(t.ctx, &v0), 0);
+	cr_assert_eq(t.ctx->store->copy_done(t.ctx), 0, "%s",
+	    t.ctx->store->errmsg(t.ctx));
+	cr_assert_eq(t.ctx->store->version(t.ctx, &v1), 0);
+	cr_expect_gt(v1, v0, "gateways reload after a copy");
+	cr_expect_eq(add("mona"), 42);
+	cr_assert_eq(t.ctx->store->login_add(t.ctx, 41, 1100, "192.0.2.2", true),
+	    0, "%s", t.ctx->store->errmsg(t.ctx));
+	cr_assert_eq(t.ctx->store->row_each(t.ctx, AUTH_TBL_LOGINS, max_login_id,
+	    &max), 0);
+	cr_expect_eq(max, 8);
+}
+
+static int
+stop_at_first(void *arg, const struct auth_val *row)
+{
+	(void)row;
+	(*(int *)arg)++;
+	return -1;
+}
+
+Test(store_ops, row_each_stops_when_the_callback_fails)
+{
+	int n = 0;
+
+	add("nina");
+	add("olga");
+	cr_expect_eq(t.ctx->store->row_each(t.ctx, AUTH_TBL_USERS, stop_at_first,
+	    &n), -1);
+	cr_expect_eq(n, 1);
+	add("paula");	/* the store is usable after the stopped read */
+}
+
+/* A put the target refuses (a recovery code of no user) fails the put;
+ * rolling back the copy's transaction leaves the target empty. */
+Test(store_ops, copy_rolled_back_leaves_nothing)
+{
+	static const struct auth_val orphan[] = { I(99), T("h"), I(0) };
+	int64_t n = -1;
+
+	cr_assert_eq(t.ctx->store->copy_begin(t.ctx, true), 0, "%s",
+	    t.ctx->store->errmsg(t.ctx));
+	cr_assert_eq(t.ctx->store->row_put(t.ctx, AUTH_TBL_USERS,
+	    rows[AUTH_TBL_USERS]), 0);
+	cr_expect_eq(t.ctx->store->row_put(t.ctx, AUTH_TBL_RECOVERY, orphan), -1);
+	t.ctx->store->rollback(t.ctx);
+	cr_assert_eq(t.ctx->store->row_count(t.ctx, AUTH_TBL_USERS, &n), 0);
+	cr_expect_eq(n, 0);
+}
+
+/* The source's lock is a read: it reads what is there and ends cleanly. */
+Test(store_ops, copy_begin_source_reads)
+{
+	int64_t n = -1;
+
+	add("quinn");
+	cr_assert_eq(t.ctx->store->copy_begin(t.ctx, false), 0, "%s",
+	    t.ctx->store->errmsg(t.ctx));
+	cr_assert_eq(t.ctx->store->row_count(t.ctx, AUTH_TBL_USERS, &n), 0);
+	cr_expect_eq(n, 1);
+	t.ctx->store->rollback(t.ctx);
+}
+
+/* Another writer's attempt while the copy holds the source: refused at
+ * once (no wait), and a read still answers. 1 written, 0 refused. */
+static int
+other_writer(void)
+{
+	int written;
+
+	if (pg_url() != NULL) {
+		PGconn *db = PQconnectdb(t.ctx->s.user_db);
+		PGresult *r;
+
+		cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+		PQclear(PQexec(db, "SET lock_timeout = '100ms'"));
+		r = PQexec(db, "SELECT count(*) FROM users");
+		cr_expect_eq(PQresultStatus(r), PGRES_TUPLES_OK, "a read waits");
+		PQclear(r);
+		r = PQexec(db, "INSERT INTO regulate VALUES('u:x', 1, 1, 1, 0)");
+		written = PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+		PQfinish(db);
+		return written;
+	}
+	sqlite3 *db;
+
+	cr_assert_eq(sqlite3_open_v2(t.ctx->s.user_db, &db, SQLITE_OPEN_READWRITE,
+	    NULL), SQLITE_OK);
+	cr_expect_eq(sqlite3_exec(db, "SELECT count(*) FROM users", NULL, NULL,
+	    NULL), SQLITE_OK, "a read waits");
+	written = sqlite3_exec(db, "INSERT INTO regulate VALUES('u:x', 1, 1, 1, 0)",
+	    NULL, NULL, NULL) == SQLITE_OK;
+	sqlite3_close(db);
+	return written;
+}
+
+/* The source cannot change during a copy: a gateway's write waits for the
+ * copy's end (here refused at once), and is accepted after it. */
+Test(store_ops, copy_begin_source_keeps_writers_out)
+{
+	add("rita");
+	cr_assert_eq(t.ctx->store->copy_begin(t.ctx, false), 0, "%s",
+	    t.ctx->store->errmsg(t.ctx));
+	cr_expect_eq(other_writer(), 0, "written during the copy");
+	t.ctx->store->rollback(t.ctx);
+	cr_expect_eq(other_writer(), 1, "refused after the copy");
+}

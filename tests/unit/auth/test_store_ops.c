@@ -5,6 +5,8 @@
  * a schema of its own, since Criterion runs them in parallel. */
 #include <criterion/criterion.h>
 #include <libpq-fe.h>
+#include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -625,4 +627,82 @@ Test(store_ops, copy_begin_source_keeps_writers_out)
 	cr_expect_eq(other_writer(), 0, "written during the copy");
 	t.ctx->store->rollback(t.ctx);
 	cr_expect_eq(other_writer(), 1, "refused after the copy");
+}
+
+/* ---- the copy's table list against the store's real schema ---- */
+
+/* "name:col,col,..." of each table the store holds, sorted by name: what
+ * `user migrate` must copy (all but meta). A table or column added to a
+ * schema and not to auth_tbls would be left behind without a word. */
+static size_t
+schema_tables(char out[][512], size_t max)
+{
+	size_t n = 0;
+
+	if (pg_url() != NULL) {
+		char sql[512];
+		PGconn *db = PQconnectdb(pg_url());
+		PGresult *r;
+
+		cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+		snprintf(sql, sizeof(sql), "SELECT table_name || ':' ||"
+		    " string_agg(column_name, ',' ORDER BY ordinal_position)"
+		    " FROM information_schema.columns WHERE table_schema = '%s'"
+		    " GROUP BY table_name ORDER BY table_name", schema);
+		r = PQexec(db, sql);
+		cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s",
+		    PQresultErrorMessage(r));
+		for (int i = 0; i < PQntuples(r) && n < max; i++)
+			snprintf(out[n++], 512, "%s", PQgetvalue(r, i, 0));
+		PQclear(r);
+		PQfinish(db);
+		return n;
+	}
+	char path[256];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	snprintf(path, sizeof(path), "%s/users.db", t.dir);
+	cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, "SELECT m.name || ':' ||"
+	    " group_concat(p.name, ',') FROM sqlite_schema m,"
+	    " pragma_table_info(m.name) p WHERE m.type = 'table' AND m.name"
+	    " NOT LIKE 'sqlite\\_%' ESCAPE '\\' GROUP BY m.name ORDER BY m.name",
+	    -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+	while (sqlite3_step(st) == SQLITE_ROW && n < max)
+		snprintf(out[n++], 512, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+Test(store_ops, copy_tables_are_every_table_of_the_store)
+{
+	char got[AUTH_TBL_COUNT + 8][512], want[512];
+	size_t n = schema_tables(got, AUTH_TBL_COUNT + 8), seen = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		bool found = strncmp(got[i], "meta:", 5) == 0;
+
+		for (int k = 0; k < AUTH_TBL_COUNT && !found; k++) {
+			size_t w = (size_t)snprintf(want, sizeof(want), "%s:",
+			    auth_tbls[k].name);
+			for (const char *p = auth_tbls[k].cols; *p != '\0' &&
+			    w + 1 < sizeof(want); p++)
+				if (*p != ' ')
+					want[w++] = *p;
+			want[w] = '\0';
+			if (strncmp(got[i], want, strlen(auth_tbls[k].name) + 1) != 0)
+				continue;
+			cr_expect_str_eq(got[i], want, "columns of %s",
+			    auth_tbls[k].name);
+			found = true;
+			seen++;
+		}
+		cr_expect(found, "table not in auth_tbls (user migrate would"
+		    " leave it behind): %s", got[i]);
+	}
+	cr_expect_eq(seen, (size_t)AUTH_TBL_COUNT, "auth_tbls names a table the"
+	    " store does not have");
 }

@@ -278,9 +278,11 @@ enum auth_msg {
 const char *auth_msg(enum auth_lang, enum auth_msg);
 enum auth_lang auth_lang_pick(const char *accept_language);
 
-/* Page frame: starts html with title; auth_page_end() finishes the body
- * with the request id (NULL: none) for the user to quote. */
-void auth_page_begin(struct auth_buf *, enum auth_lang, const char *title);
+/* Page frame: starts html with title (after the site's `title`, when c
+ * has one; c may be NULL); auth_page_end() finishes the body with the
+ * request id (NULL: none) for the user to quote. */
+void auth_page_begin(struct auth_buf *, const struct auth_ctx *c,
+    enum auth_lang, const char *title);
 void auth_page_end(struct auth_buf *, enum auth_lang, const char *request_id);
 /* Response helpers: security headers always set. */
 void auth_resp_html(struct auth_ctx *, struct auth_http_resp *, int status,

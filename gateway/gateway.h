@@ -80,6 +80,18 @@ struct gw_limits {
 	unsigned requests_per_conn;	/* keep-alive requests on one connection */
 };
 
+struct gw_config;
+
+/* One "site NAME { ... }" block: its settings are a whole struct gw_config
+ * whose site-scoped fields hold the site's values (its own lines, else the
+ * top level's) and whose process-wide fields are unused defaults. */
+struct gw_site {
+	char             *name;
+	char             *file;		/* where "site" is written */
+	unsigned          line, col;
+	struct gw_config *cfg;		/* owned */
+};
+
 struct gw_config {
 	atomic_int      refs;
 	char           *path;			/* main config file, absolute */
@@ -158,6 +170,12 @@ struct gw_config {
 	/* Built by `run` from `mail` before the snapshot is published (it needs
 	 * the process's audit sink); released by gw_config_unref(). */
 	struct mail_ctx *mailctx;
+
+	/* Site blocks (none: the top level is the only site). default_site:
+	 * the site serving names no site lists; NULL = such names refused. */
+	struct gw_site *sites;
+	size_t          nsites;
+	char           *default_site;
 
 	/* Login (auth module) and mail (mail module) settings. */
 	struct auth_settings auth;

@@ -57,7 +57,7 @@ auth_csrf_token(struct auth_ctx *c, const char *cookie, size_t n, const char *si
     char out[65])
 {
 	uint8_t mac[32];
-	char msg[128];
+	char msg[192];
 	int m;
 
 	if (n > 32 || strlen(sid) >= AUTH_SID_HEX) {	/* never a valid token */
@@ -65,8 +65,13 @@ auth_csrf_token(struct auth_ctx *c, const char *cookie, size_t n, const char *si
 		out[64] = '\0';
 		return;
 	}
-	m = snprintf(msg, sizeof(msg), "pbxgate csrf v2%c%.*s%c%s", '\0', (int)n,
-	    cookie, '\0', sid);
+	m = auth_site_bind(c, msg, sizeof(msg), snprintf(msg, sizeof(msg),
+	    "pbxgate csrf v2%c%.*s%c%s", '\0', (int)n, cookie, '\0', sid));
+	if (m < 0) {			/* never a valid token */
+		memset(out, 'x', 64);
+		out[64] = '\0';
+		return;
+	}
 	auth_hmac256(c->keys.k[0].mac, msg, (size_t)m, mac);
 	auth_hex(mac, sizeof(mac), out);
 }

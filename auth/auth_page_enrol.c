@@ -17,22 +17,6 @@ struct enrol {
 	uint32_t kid;
 };
 
-static int
-token_hash(const char *tok, char out[65])
-{
-	uint8_t md[32];
-	unsigned int n = 0;
-
-	if (tok == NULL || strlen(tok) != 64)
-		return -1;
-	for (size_t i = 0; i < 64; i++)
-		if (!((tok[i] >= '0' && tok[i] <= '9') || (tok[i] >= 'a' && tok[i] <= 'f')))
-			return -1;
-	EVP_Digest(tok, 64, md, &n, EVP_sha256(), NULL);
-	auth_hex(md, sizeof(md), out);
-	return 0;
-}
-
 /* Caller holds db_mu. 0 when the token is live, -1 when it is not, -2
  * when the store did not answer. */
 static int
@@ -41,7 +25,7 @@ enrol_get(struct auth_ctx *c, const char *tok, time_t now, struct enrol *e)
 	struct auth_enrol_row row;
 
 	memset(e, 0, sizeof(*e));
-	if (token_hash(tok, e->hash) < 0)
+	if (auth_enrol_hash(c, tok, e->hash) < 0)
 		return -1;
 	switch (c->store->enrol_get(c, e->hash, (int64_t)now, &row)) {
 	case 0:

@@ -12,6 +12,9 @@
 
 #include "gateway/config_priv.h"
 
+_Static_assert(CFG_SITE_NAME_MAX <= AUTH_SITE_MAX, "a site name must fit "
+    "the auth settings' site");
+
 /* ---- reading ---- */
 
 /* 1..63 letters, digits, '-' or '_', starting with a letter or digit:
@@ -315,6 +318,8 @@ build_one(struct cfg_ctx *ctx, const struct cfg_site_src *src,
 	/* the top level's ticket keys: one set for every context */
 	scfg->tickets = ctx->cfg->file_tickets != NULL ?
 	    ctx->cfg->file_tickets : ctx->cfg->tickets;
+	/* bound into its sessions and tokens (auth module) */
+	snprintf(scfg->auth.site, sizeof(scfg->auth.site), "%s", src->name);
 	sc.main_name = ctx->main_name;
 	sc.site = src->name;
 	sc.scope = src->pos;

@@ -1530,6 +1530,9 @@ Test(config, sites_inherit_unless_set)
 	cr_assert_str_eq(a->file + strlen(dir), "/main.conf");
 	cr_assert_eq(a->line, 6);
 	cr_assert_str_eq(c->default_site, "b");
+	/* what the auth module binds into the site's cookies and tokens */
+	cr_assert_str_eq(a->cfg->auth.site, "a");
+	cr_assert_str_eq(c->auth.site, "");
 	gw_config_unref(c);
 }
 

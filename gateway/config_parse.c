@@ -800,6 +800,23 @@ gw_config_load_ex(const char *path, bool build_runtime,
 }
 
 struct gw_config *
+gw_config_load_sites(const char *path, gw_report_fn report, void *arg)
+{
+	struct joined j = { report, arg };
+
+	return gw_config_load_loc(path, false, NULL, join_report, &j);
+}
+
+const struct gw_site *
+gw_config_site(const struct gw_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nsites; i++)
+		if (strcmp(cfg->sites[i].name, name) == 0)
+			return &cfg->sites[i];
+	return NULL;
+}
+
+struct gw_config *
 gw_config_load(const char *path, bool build_runtime, gw_report_fn report,
     void *arg)
 {

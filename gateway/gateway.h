@@ -201,6 +201,13 @@ struct gw_config *gw_config_load_ex(const char *path, bool build_runtime,
  * `include` refused. Same reporting and result as gw_config_load(). */
 struct gw_config *gw_config_parse_buffer(const char *name, const void *data,
     size_t len, gw_report_fn report, void *arg);
+/* Loads like gw_config_load() without runtime objects, but accepts site
+ * blocks: for the commands that take --site (main.c). */
+struct gw_config *gw_config_load_sites(const char *path, gw_report_fn report,
+    void *arg);
+/* The site named `name` of cfg, or NULL. */
+const struct gw_site *gw_config_site(const struct gw_config *,
+    const char *name);
 struct gw_config *gw_config_ref(struct gw_config *);
 void              gw_config_unref(struct gw_config *);
 /* Default values, used by the parser before the file is read and by tests. */

@@ -5,6 +5,7 @@ the other commands refuse a file with sites until requests are routed to
 them."""
 
 import os
+import subprocess
 
 import pytest
 
@@ -115,10 +116,71 @@ def test_check_name_served_by_two_sites(pbxgate_bin, site_dir):
         "%s: configuration is NOT valid (1 error)" % conf], r.stderr
 
 
-@pytest.mark.parametrize("cmd", [["run"], ["user", "list"]])
-def test_commands_refuse_sites(pbxgate_bin, site_dir, cmd):
+def test_run_refuses_sites(pbxgate_bin, site_dir):
     conf = _two_sites(site_dir)
-    r = run_cli(pbxgate_bin, cmd[0], "-c", conf, *cmd[1:], timeout=20)
-    assert r.returncode != 0
+    r = run_cli(pbxgate_bin, "run", "-c", conf, timeout=20)
+    assert r.returncode == 1
     assert ("%s:4:1: site blocks are checked (pbxgate check) but not served "
             "yet" % conf) in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("cmd", [["run"], ["check"]])
+def test_site_option_refused_by_run_and_check(pbxgate_bin, site_dir, cmd):
+    conf = _two_sites(site_dir)
+    r = run_cli(pbxgate_bin, cmd[0], "-c", conf, "--site", "a", timeout=20)
+    assert r.returncode == 2
+    assert r.stderr.startswith("pbxgate %s: --site is not an option of %s: "
+                               "it applies to the whole file\n"
+                               % (cmd[0], cmd[0])), r.stderr
+
+
+@pytest.mark.parametrize("cmd", [["user", "list"], ["session", "list"],
+                                 ["policy", "explain", "--ip", "127.0.0.1"],
+                                 ["integrity", "diff"]])
+def test_store_and_policy_commands_need_a_site(pbxgate_bin, site_dir, cmd):
+    conf = _two_sites(site_dir)
+    r = run_cli(pbxgate_bin, *cmd, "-c", conf, timeout=20)
+    assert r.returncode != 0
+    assert ("pbxgate %s: %s has site blocks: say which site with --site NAME"
+            % (" ".join(cmd[:2]) if cmd[0] in ("policy", "integrity")
+               else cmd[0], conf)) in r.stderr, r.stderr
+
+
+def test_unknown_site_refused(pbxgate_bin, site_dir):
+    conf = _two_sites(site_dir)
+    r = run_cli(pbxgate_bin, "user", "list", "-c", conf, "--site", "zz")
+    assert r.returncode == 1
+    assert r.stderr == 'pbxgate user: %s has no site "zz"\n' % conf
+
+
+def test_site_option_needs_a_name(pbxgate_bin, site_dir):
+    r = run_cli(pbxgate_bin, "user", "list", "--site")
+    assert r.returncode == 2
+    assert r.stderr.startswith("pbxgate: --site needs a NAME\n"), r.stderr
+
+
+def test_users_are_per_site(pbxgate_bin, site_dir):
+    """A user added with --site b is in b's store only; a, with its own,
+    does not list it."""
+    conf = _two_sites(site_dir, b_extra="\tuser_db b2.db\n")
+    r = subprocess.run([pbxgate_bin, "user", "add", "carol", "-c", conf,
+                        "--site=b"], input="a long enough passphrase\n",
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    b = run_cli(pbxgate_bin, "user", "list", "-c", conf, "--site", "b")
+    a = run_cli(pbxgate_bin, "user", "list", "-c", conf, "--site", "a")
+    assert b.returncode == 0 and a.returncode == 0, (a.stderr, b.stderr)
+    assert any(l.split()[0] == "carol" for l in b.stdout.splitlines()[1:]), b.stdout
+    assert "carol" not in a.stdout, a.stdout
+
+
+def test_policy_explain_per_site(pbxgate_bin, site_dir):
+    """a's policy allows everything, b's denies all but bob's /admin/."""
+    conf = _two_sites(site_dir)
+    args = ["policy", "explain", "--ip", "127.0.0.1", "--path", "/x", "-c",
+            conf]
+    a = run_cli(pbxgate_bin, *args, "--site", "a")
+    b = run_cli(pbxgate_bin, *args, "--site", "b")
+    assert a.returncode == 0, a.stdout + a.stderr
+    assert b.returncode == 1, b.stdout + b.stderr
+    assert "%s/b.policy" % site_dir in b.stdout, b.stdout

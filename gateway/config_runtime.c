@@ -293,6 +293,7 @@ cfg_free_contents(struct gw_config *cfg)
 			gw_config_unref(cfg->sites[i].cfg);
 	}
 	free(cfg->sites);
+	free(cfg->site_names);
 	free(cfg->default_site);
 	auth_settings_free(&cfg->auth);
 	mail_settings_free(&cfg->mail);

@@ -334,20 +334,42 @@ build_one(struct cfg_ctx *ctx, const struct cfg_site_src *src,
 
 /* ---- what spans sites ---- */
 
-struct name_ref {
-	const char *name;
-	size_t      site;
-};
-
 static int
-cmp_name_ref(const void *a, const void *b)
+cmp_site_name(const void *a, const void *b)
 {
-	const struct name_ref *x = a, *y = b;
+	const struct gw_site_name *x = a, *y = b;
 	int c = strcmp(x->name, y->name);
 
 	if (c != 0)
 		return c;
 	return x->site < y->site ? -1 : x->site > y->site;
+}
+
+/* The sorted index of every site's names (cfg->site_names), which
+ * gw_site_for_name() searches and check_names() reads for overlaps. */
+static void
+index_names(struct cfg_ctx *ctx)
+{
+	struct gw_config *cfg = ctx->cfg;
+	const struct gw_config *s;
+	size_t n = 0, i, j;
+
+	for (i = 0; i < cfg->nsites; i++)
+		if (cfg->sites[i].cfg != NULL)
+			n += cfg->sites[i].cfg->nserver_names;
+	if (n == 0)
+		return;
+	if ((cfg->site_names = calloc(n, sizeof(*cfg->site_names))) == NULL) {
+		cfg_error_at(ctx, &ctx->sites[0].pos, "sites: out of memory");
+		return;
+	}
+	for (i = 0; i < cfg->nsites; i++)
+		for (j = 0; (s = cfg->sites[i].cfg) != NULL &&
+		    j < s->nserver_names; j++)
+			cfg->site_names[cfg->nsite_names++] =
+			    (struct gw_site_name){ s->server_names[j], i };
+	qsort(cfg->site_names, cfg->nsite_names, sizeof(*cfg->site_names),
+	    cmp_site_name);
 }
 
 /* Where a site lists `name` (lower case) on its server_name line, else
@@ -369,26 +391,14 @@ name_pos(const struct cfg_ctx *ctx, size_t site, const char *name)
 }
 
 /* A name two sites list would be served by whichever is looked up first:
- * sorted, so that 1024 sites of 16 names each cost n log n. */
+ * equal names sit side by side in the sorted index. */
 static void
 check_names(struct cfg_ctx *ctx)
 {
 	const struct gw_config *cfg = ctx->cfg;
-	struct name_ref *v;
-	size_t n = 0, i, j;
+	const struct gw_site_name *v = cfg->site_names;
 
-	for (i = 0; i < cfg->nsites; i++)
-		if (cfg->sites[i].cfg != NULL)
-			n += cfg->sites[i].cfg->nserver_names;
-	if (n < 2 || (v = calloc(n, sizeof(*v))) == NULL)
-		return;
-	for (n = 0, i = 0; i < cfg->nsites; i++)
-		for (j = 0; cfg->sites[i].cfg != NULL &&
-		    j < cfg->sites[i].cfg->nserver_names; j++)
-			v[n++] = (struct name_ref){
-			    cfg->sites[i].cfg->server_names[j], i };
-	qsort(v, n, sizeof(*v), cmp_name_ref);
-	for (i = 1; i < n; i++) {
+	for (size_t i = 1; i < cfg->nsite_names; i++) {
 		struct cfg_pos a, b;
 
 		if (strcmp(v[i - 1].name, v[i].name) != 0 ||
@@ -401,7 +411,32 @@ check_names(struct cfg_ctx *ctx)
 		    v[i].name, cfg->sites[v[i].site].name,
 		    cfg->sites[v[i - 1].site].name, a.file, a.line);
 	}
-	free(v);
+}
+
+static int
+cmp_key(const void *key, const void *elt)
+{
+	return strcmp(key, ((const struct gw_site_name *)elt)->name);
+}
+
+const struct gw_site *
+gw_site_for_name(const struct gw_config *cfg, const char *name)
+{
+	const struct gw_site_name *hit;
+	char low[254];
+	size_t n = strlen(name), i;
+
+	if (n >= sizeof(low))		/* longer than any valid host name */
+		return NULL;
+	for (i = 0; i <= n; i++)
+		low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ?
+		    name[i] - 'A' + 'a' : name[i]);
+	hit = cfg->nsite_names == 0 ? NULL : bsearch(low, cfg->site_names,
+	    cfg->nsite_names, sizeof(*cfg->site_names), cmp_key);
+	if (hit != NULL)
+		return &cfg->sites[hit->site];
+	return cfg->default_site != NULL ?
+	    gw_config_site(cfg, cfg->default_site) : NULL;
 }
 
 static void
@@ -447,6 +482,7 @@ cfg_sites_build(struct cfg_ctx *ctx, bool build_runtime)
 		build_one(ctx, &ctx->sites[i], build_runtime,
 		    &cfg->sites[cfg->nsites++]);
 	}
+	index_names(ctx);
 	check_names(ctx);
 	check_default_site(ctx);
 }

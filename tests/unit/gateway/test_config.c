@@ -1727,3 +1727,69 @@ Test(config, sites_at_most_1024)
 	expect_one(false, "3077:1: too many sites (max 1024)");
 	cr_assert_null(c);
 }
+
+/* ---- which site serves a name (SNI or Host) ---- */
+
+static const char *
+site_for(const struct gw_config *c, const char *name)
+{
+	const struct gw_site *s = gw_site_for_name(c, name);
+
+	return s != NULL ? s->name : "(refused)";
+}
+
+Test(config, site_for_name_listed_any_case_else_refused)
+{
+	struct gw_config *c = load_sites(BASE SITE_A
+	    "site b {\n\tserver_name b.example www.b.example\n}\n", false);
+
+	cr_assert_not_null(c, "%s", got.m[0]);
+	cr_expect_str_eq(site_for(c, "a.example"), "a");
+	cr_expect_str_eq(site_for(c, "WWW.B.Example"), "b");
+	cr_expect_str_eq(site_for(c, "b.example"), "b");
+	cr_expect_str_eq(site_for(c, "c.example"), "(refused)");
+	cr_expect_str_eq(site_for(c, ""), "(refused)");
+	cr_expect_str_eq(site_for(c, "a.example."), "(refused)");
+	gw_config_unref(c);
+}
+
+Test(config, site_for_name_unknown_goes_to_default_site)
+{
+	struct gw_config *c = load_sites(BASE SITE_A
+	    "site b {\n\tserver_name b.example\n}\ndefault_site b\n", false);
+	char longname[400];
+
+	cr_assert_not_null(c, "%s", got.m[0]);
+	cr_expect_str_eq(site_for(c, "a.example"), "a");
+	cr_expect_str_eq(site_for(c, "nobody.example"), "b");
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	cr_expect_str_eq(site_for(c, longname), "(refused)", "over 253 bytes");
+	gw_config_unref(c);
+}
+
+Test(config, site_for_name_among_1024_sites)
+{
+	size_t cap = 1100 * 64, n = 0;
+	char *text = malloc(cap), name[32];
+	struct gw_config *c;
+
+	cr_assert_not_null(text);
+	n += (size_t)snprintf(text, cap, BASE);
+	for (int i = 0; i < 1024; i++)
+		n += (size_t)snprintf(text + n, cap - n, "site s%d {\n"
+		    "server_name s%d.example x%d.example\n}\n", i, i, i);
+	c = load_sites(text, false);
+	free(text);
+	cr_assert_not_null(c, "%s", got.m[0]);
+	cr_assert_eq(c->nsite_names, 2048);
+	for (int i = 0; i < 1024; i += 97) {
+		char want[16];
+
+		snprintf(name, sizeof(name), "x%d.example", i);
+		snprintf(want, sizeof(want), "s%d", i);
+		cr_expect_str_eq(site_for(c, name), want, "%s", name);
+	}
+	cr_expect_str_eq(site_for(c, "s1023.example"), "s1023");
+	gw_config_unref(c);
+}

@@ -377,9 +377,18 @@ index_names(struct cfg_ctx *ctx)
 static struct cfg_pos
 name_pos(const struct cfg_ctx *ctx, size_t site, const char *name)
 {
+	const struct cfg_site_src *src = NULL;
 	const struct cfg_saved *s;
 
-	for (s = ctx->sites[site].lines; s != NULL; s = s->next) {
+	/* cfg->sites skips refused blocks: find the block by its name,
+	 * unique among those built */
+	for (size_t i = 0; i < ctx->nsites && src == NULL; i++)
+		if (!ctx->sites[i].broken && strcmp(ctx->sites[i].name,
+		    ctx->cfg->sites[site].name) == 0)
+			src = &ctx->sites[i];
+	if (src == NULL)
+		return ctx->sites[0].pos;
+	for (s = src->lines; s != NULL; s = s->next) {
 		if (strcmp(s->tok[0].s, "server_name") != 0)
 			continue;
 		for (int i = 1; i < s->ntok; i++)
@@ -387,7 +396,7 @@ name_pos(const struct cfg_ctx *ctx, size_t site, const char *name)
 				return (struct cfg_pos){ s->file.name,
 				    s->lineno, s->tok[i].col };
 	}
-	return ctx->sites[site].pos;
+	return src->pos;
 }
 
 /* A name two sites list would be served by whichever is looked up first:

@@ -1793,3 +1793,18 @@ Test(config, site_for_name_among_1024_sites)
 	cr_expect_str_eq(site_for(c, "s1023.example"), "s1023");
 	gw_config_unref(c);
 }
+
+/* A refused block before them must not shift which lines are blamed. */
+Test(config, site_name_overlap_after_a_refused_block)
+{
+	struct gw_config *c = load_sites(BASE "site -x {\n}\n" SITE_A
+	    "site b {\n\tserver_name b.example A.Example\n}\n", false);
+	char want[1024];
+
+	cr_assert_null(c);
+	cr_assert_eq(got.n, 2, "%s", got.m[0]);
+	snprintf(want, sizeof(want), "%s/main.conf:11:24: server_name "
+	    "a.example of site \"b\" is also served by site \"a\" "
+	    "(%s/main.conf:8): a name belongs to one site", dir, dir);
+	cr_assert_str_eq(got.m[1], want);
+}

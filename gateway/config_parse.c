@@ -400,7 +400,7 @@ keep_for_site(struct cfg_ctx *ctx, const struct cfg_line *l,
 		    "not to a site", kw->name);
 		return;
 	}
-	cfg_site_keep(ctx, l, idx, false);
+	cfg_site_keep(ctx, l, idx, false, false);
 }
 
 void
@@ -409,6 +409,7 @@ cfg_dispatch(struct cfg_ctx *ctx, const struct cfg_line *l)
 	const struct pol_keyword *kw;
 	const struct cfg_table *t;
 	struct cfg_seen *seen;
+	unsigned before;
 	size_t idx;
 
 	if (ctx->site == NULL && strcmp(l->tok[0].s, "site") == 0) {
@@ -435,10 +436,11 @@ cfg_dispatch(struct cfg_ctx *ctx, const struct cfg_line *l)
 	}
 	if (seen->first.file == NULL)
 		seen->first = cfg_pos_of(l, 0);
+	before = ctx->errors;
 	apply(ctx, l, kw, t, seen);
 	/* every site gets it unless it sets the keyword itself */
 	if (ctx->site == NULL && cfg_site_scoped(kw->name))
-		cfg_site_keep(ctx, l, idx, true);
+		cfg_site_keep(ctx, l, idx, true, ctx->errors != before);
 }
 
 /* ---- files ---- */

@@ -74,6 +74,7 @@ struct cfg_saved {
 	unsigned          lineno;
 	int               ntok;
 	size_t            kw;		/* the keyword's index in ctx->seen */
+	bool              failed;	/* refused at the top level already */
 	struct cfg_tok    tok[];
 };
 
@@ -175,9 +176,10 @@ bool   cfg_site_scoped(const char *name);
 /* config_site.c: "site NAME {" ... "}" blocks. */
 void   cfg_site_open(struct cfg_ctx *, const struct cfg_line *);
 void   cfg_site_close(struct cfg_ctx *, const struct cfg_line *);
-/* Keeps a line of the open block, or a top-level line sites inherit. */
+/* Keeps a line of the open block, or a top-level line sites inherit
+ * (`failed`: its top-level application was refused). */
 void   cfg_site_keep(struct cfg_ctx *, const struct cfg_line *, size_t kw,
-    bool inherit);
+    bool inherit, bool failed);
 /* A block still open at the end of the file that opened it. */
 void   cfg_site_eof(struct cfg_ctx *);
 /* Builds every site's settings (and runtime objects) into ctx->cfg->sites

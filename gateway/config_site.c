@@ -174,7 +174,7 @@ save_line(const struct cfg_line *l, size_t kw)
 
 void
 cfg_site_keep(struct cfg_ctx *ctx, const struct cfg_line *l, size_t kw,
-    bool inherit)
+    bool inherit, bool failed)
 {
 	struct cfg_site_src *o = ctx->open;
 	size_t *n = inherit ? &ctx->ninherit : &o->nlines;
@@ -194,6 +194,7 @@ cfg_site_keep(struct cfg_ctx *ctx, const struct cfg_line *l, size_t kw,
 		return;
 	}
 	(*n)++;
+	s->failed = failed;
 	if (inherit) {
 		if (ctx->inherit_tail == NULL)
 			ctx->inherit_tail = &ctx->inherit;
@@ -248,9 +249,9 @@ replay(struct cfg_ctx *sc, const struct cfg_saved *s)
 }
 
 /* The site's own lines, after the inherited lines of every keyword the
- * block does not set. Those were reported at the top level already: when
- * that failed, they fail again here in silence (the load is refused
- * anyway). */
+ * block does not set. An inherited line refused at the top level was
+ * reported there: it fails again here in silence (the site's checks are
+ * then skipped, not reported as missing settings). */
 static void
 apply_lines(struct cfg_ctx *ctx, struct cfg_ctx *sc,
     const struct cfg_site_src *src)
@@ -264,11 +265,12 @@ apply_lines(struct cfg_ctx *ctx, struct cfg_ctx *sc,
 	}
 	for (s = src->lines; s != NULL; s = s->next)
 		own[s->kw] = true;
-	if (ctx->errors != 0)
-		sc->report = NULL;
-	for (s = ctx->inherit; s != NULL; s = s->next)
-		if (!own[s->kw])
-			replay(sc, s);
+	for (s = ctx->inherit; s != NULL; s = s->next) {
+		if (own[s->kw])
+			continue;
+		sc->report = s->failed ? NULL : ctx->report;
+		replay(sc, s);
+	}
 	sc->report = ctx->report;
 	for (s = src->lines; s != NULL; s = s->next)
 		replay(sc, s);

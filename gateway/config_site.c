@@ -277,6 +277,35 @@ apply_lines(struct cfg_ctx *ctx, struct cfg_ctx *sc,
 	free(own);
 }
 
+/* An enrolment link leads to public_url: inherited from the top level, or
+ * copied from another site, it would send the user to another site, where
+ * the link (bound to this one) is not valid. */
+static void
+check_public_url(struct cfg_ctx *sc)
+{
+	const struct gw_config *cfg = sc->cfg;
+	const char *url = cfg->auth.public_url, *host;
+	char name[256];
+	size_t n;
+
+	if (url == NULL || strncmp(url, "https://", 8) != 0)
+		return;
+	host = url + 8;
+	n = strcspn(host, ":/");
+	if (n == 0 || n >= sizeof(name))
+		return;
+	for (size_t i = 0; i < n; i++)
+		name[i] = (char)(host[i] >= 'A' && host[i] <= 'Z' ?
+		    host[i] - 'A' + 'a' : host[i]);
+	name[n] = '\0';
+	for (size_t i = 0; i < cfg->nserver_names; i++)
+		if (strcmp(cfg->server_names[i], name) == 0)
+			return;
+	cfg_warn_at(sc, cfg_where(sc, "public_url", 0), "public_url %s is "
+	    "not one of the site's server_name: its enrolment links would "
+	    "lead to another site; set public_url in the site's block", url);
+}
+
 static void
 finish_site(struct cfg_ctx *sc, bool build_runtime)
 {
@@ -292,6 +321,8 @@ finish_site(struct cfg_ctx *sc, bool build_runtime)
 		cfg_error_at(sc, &sc->scope, "no server_name: a site serves "
 		    "the names it lists (TLS SNI and Host); add server_name "
 		    "NAME... inside the block");
+	if (sc->errors == 0)
+		check_public_url(sc);
 	if (sc->errors == 0 && build_runtime)
 		(void)cfg_build_runtime(sc, false, true);
 }

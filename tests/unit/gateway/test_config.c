@@ -1808,3 +1808,23 @@ Test(config, site_name_overlap_after_a_refused_block)
 	    "(%s/main.conf:8): a name belongs to one site", dir, dir);
 	cr_assert_str_eq(got.m[1], want);
 }
+
+/* Enrolment links of a site must lead to one of its own names. */
+Test(config, site_public_url_of_another_name_warns)
+{
+	struct gw_config *c = load_sites(BASE
+	    "public_url https://top.example\n" SITE_A
+	    "site b {\n\tserver_name b.example\n"
+	    "\tpublic_url https://B.example:8443/\n}\n", false);
+	char want[1024];
+
+	cr_assert_not_null(c, "%s", got.m[0]);
+	cr_assert_eq(got.n, 1, "%s", got.m[1]);
+	cr_assert(got.warn[0]);
+	snprintf(want, sizeof(want), "%s/main.conf:5:12: site \"a\": "
+	    "public_url https://top.example is not one of the site's "
+	    "server_name: its enrolment links would lead to another site; set "
+	    "public_url in the site's block", dir);
+	cr_assert_str_eq(got.m[0], want);
+	gw_config_unref(c);
+}

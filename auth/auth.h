@@ -50,6 +50,11 @@
 
 /* ---- settings (auth_settings.c) ---------------------------------------- */
 
+#define AUTH_TITLE_MAX   64	/* bytes of the `title` keyword */
+#define AUTH_ISSUER_MAX  32	/* bytes of the `totp_issuer` keyword */
+#define AUTH_ISSUER_DEFAULT "pbxgate"
+#define AUTH_SITE_MAX    63	/* bytes of a site name (gateway config) */
+
 struct auth_settings {
 	char    *user_db;		/* absolute path or postgresql:// URL; NULL = login disabled */
 	char    *user_db_password_file;	/* PostgreSQL password; NULL = none */
@@ -72,6 +77,15 @@ struct auth_settings {
 	bool     mfa_self_enrol;	/* a user without an authenticator may
 					   add one after the password (no) */
 	const char *cookie_name;	/* fixed AUTH_COOKIE_NAME */
+	/* Branding: `title` after each page's own title ("" = none);
+	 * `totp_issuer` names the account in authenticator apps. */
+	char     title[AUTH_TITLE_MAX + 1];
+	char     totp_issuer[AUTH_ISSUER_MAX + 1];
+	/* The site these settings are for ("" = the top level, no site):
+	 * bound into session cookies, sealed tokens, CSRF tokens and
+	 * enrolment links, so that one site's are refused on another even
+	 * with the same key and user name. Set by the gateway's config. */
+	char     site[AUTH_SITE_MAX + 1];
 };
 
 void auth_settings_defaults(struct auth_settings *);

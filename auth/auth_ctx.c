@@ -202,6 +202,22 @@ auth_audit(struct auth_ctx *c, const char *event, const char *user,
 	free(line);
 }
 
+int
+auth_site_bind(const struct auth_ctx *c, char *buf, size_t len, int used)
+{
+	int n;
+
+	if (used < 0 || (size_t)used >= len)
+		return -1;
+	if (c->s.site[0] == '\0')
+		return used;
+	n = snprintf(buf + used, len - (size_t)used, "%csite=%s", '\0',
+	    c->s.site);
+	if (n < 0 || (size_t)n >= len - (size_t)used)
+		return -1;
+	return used + n;
+}
+
 /* The TOTP secret is sealed with the user id as AAD, so a sealed secret
  * copied to another row does not decrypt. */
 int

@@ -113,19 +113,40 @@ auth_recovery_new(struct auth_ctx *c, int64_t uid, char codes[AUTH_RECOVERY_N][1
 }
 
 /* Only SHA-256 of the token is stored: a copy of the store does not give
- * working enrolment links. */
+ * working enrolment links. The site is in the hash, so a link of one site
+ * finds nothing in a store another site shares. */
+int
+auth_enrol_hash(const struct auth_ctx *c, const char *tok, char out[65])
+{
+	uint8_t md[32];
+	char buf[160];
+	unsigned int n = 0;
+	int len;
+
+	if (tok == NULL || strlen(tok) != 64)
+		return -1;
+	for (size_t i = 0; i < 64; i++)
+		if (!((tok[i] >= '0' && tok[i] <= '9') || (tok[i] >= 'a' && tok[i] <= 'f')))
+			return -1;
+	memcpy(buf, tok, 64);
+	if ((len = auth_site_bind(c, buf, sizeof(buf), 64)) < 0)
+		return -1;
+	EVP_Digest(buf, (size_t)len, md, &n, EVP_sha256(), NULL);
+	auth_hex(md, sizeof(md), out);
+	return 0;
+}
+
 int
 auth_enrol_token_new(struct auth_ctx *c, int64_t uid, time_t now, char tok[65])
 {
-	uint8_t r[32], md[32];
+	uint8_t r[32];
 	char h[65];
-	unsigned int n = 0;
 
 	if (auth_random(r, sizeof(r)) < 0)
 		return -1;
 	auth_hex(r, sizeof(r), tok);
-	EVP_Digest(tok, 64, md, &n, EVP_sha256(), NULL);
-	auth_hex(md, sizeof(md), h);
+	if (auth_enrol_hash(c, tok, h) < 0)
+		return -1;
 	return c->store->enrol_add(c, h, uid,
 	    (int64_t)now + c->s.enrol_link_lifetime);
 }

@@ -218,13 +218,26 @@ auth_buf_free(struct auth_buf *b)
 }
 
 void
-auth_page_begin(struct auth_buf *b, enum auth_lang l, const char *title)
+auth_page_begin(struct auth_buf *b, const struct auth_ctx *c,
+    enum auth_lang l, const char *title)
 {
+	const char *brand = c != NULL ? c->s.title : "";
+
 	auth_buf_addf(b, "<!DOCTYPE html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">"
 	    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
 	    "<title>", l == AUTH_JA ? "ja" : "en");
 	auth_buf_esc(b, title);
-	auth_buf_addf(b, "</title><style>%s</style></head><body><h1>", auth_style);
+	if (brand[0] != '\0') {
+		auth_buf_add(b, " - ");
+		auth_buf_esc(b, brand);
+	}
+	auth_buf_addf(b, "</title><style>%s</style></head><body>", auth_style);
+	if (brand[0] != '\0') {	/* which of several PBXs this page is */
+		auth_buf_add(b, "<p class=\"brand\">");
+		auth_buf_esc(b, brand);
+		auth_buf_add(b, "</p>");
+	}
+	auth_buf_add(b, "<h1>");
 	auth_buf_esc(b, title);
 	auth_buf_add(b, "</h1>\n");
 }

@@ -57,7 +57,7 @@ auth_csrf_token(struct auth_ctx *c, const char *cookie, size_t n, const char *si
     char out[65])
 {
 	uint8_t mac[32];
-	char msg[128];
+	char msg[192];
 	int m;
 
 	if (n > 32 || strlen(sid) >= AUTH_SID_HEX) {	/* never a valid token */
@@ -65,8 +65,13 @@ auth_csrf_token(struct auth_ctx *c, const char *cookie, size_t n, const char *si
 		out[64] = '\0';
 		return;
 	}
-	m = snprintf(msg, sizeof(msg), "pbxgate csrf v2%c%.*s%c%s", '\0', (int)n,
-	    cookie, '\0', sid);
+	m = auth_site_bind(c, msg, sizeof(msg), snprintf(msg, sizeof(msg),
+	    "pbxgate csrf v2%c%.*s%c%s", '\0', (int)n, cookie, '\0', sid));
+	if (m < 0) {			/* never a valid token */
+		memset(out, 'x', 64);
+		out[64] = '\0';
+		return;
+	}
 	auth_hmac256(c->keys.k[0].mac, msg, (size_t)m, mac);
 	auth_hex(mac, sizeof(mac), out);
 }
@@ -149,7 +154,7 @@ forbidden(struct auth_page *pg)
 {
 	struct auth_buf b = { 0 };
 
-	auth_page_begin(&b, pg->lang, "403");
+	auth_page_begin(&b, pg->c, pg->lang, "403");
 	auth_buf_addf(&b, "<p class=\"err\">%s</p>", auth_msg(pg->lang, M_FORBIDDEN));
 	auth_page_end(&b, pg->lang, pg->req->request_id);
 	auth_resp_html(pg->c, pg->resp, 403, &b);
@@ -241,7 +246,7 @@ auth_http_busy(const struct auth_http_req *req, struct auth_http_resp *resp)
 	enum auth_lang l = auth_lang_pick(req != NULL ? req->accept_language : NULL);
 
 	memset(resp, 0, sizeof(*resp));
-	auth_page_begin(&b, l, "503");
+	auth_page_begin(&b, NULL, l, "503");
 	auth_buf_addf(&b, "<p class=\"err\">%s</p>", auth_msg(l, M_BUSY));
 	auth_page_end(&b, l, req != NULL ? req->request_id : NULL);
 	auth_resp_html(NULL, resp, 503, &b);
@@ -257,7 +262,7 @@ auth_page_store_down(struct auth_page *pg, enum auth_msg title)
 	struct auth_buf b = { 0 };
 	enum auth_lang l = pg->lang;
 
-	auth_page_begin(&b, l, auth_msg(l, title));
+	auth_page_begin(&b, pg->c, l, auth_msg(l, title));
 	auth_buf_addf(&b, "<p class=\"err\" role=\"alert\">%s</p>",
 	    auth_msg(l, M_STORE_DOWN));
 	auth_page_end(&b, l, pg->req->request_id);

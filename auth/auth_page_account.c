@@ -179,7 +179,7 @@ show(struct auth_page *pg, const struct auth_identity *id, int status,
 	struct auth_buf b = { 0 };
 	enum auth_lang l = pg->lang;
 
-	auth_page_begin(&b, l, auth_msg(l, M_TITLE_ACCOUNT));
+	auth_page_begin(&b, pg->c, l, auth_msg(l, M_TITLE_ACCOUNT));
 	auth_buf_add(&b, "<p><strong>");
 	auth_buf_esc(&b, id->user);
 	auth_buf_add(&b, "</strong></p>");

@@ -11,7 +11,7 @@ auth_page_client(const char *accept_language, const char *request_id,
 	enum auth_lang l = auth_lang_pick(accept_language);
 
 	memset(resp, 0, sizeof(*resp));
-	auth_page_begin(&b, l, auth_msg(l, M_TITLE_CLIENT));
+	auth_page_begin(&b, NULL, l, auth_msg(l, M_TITLE_CLIENT));
 	auth_buf_addf(&b, "<p class=\"err\">%s</p>\n<p>%s</p>\n",
 	    auth_msg(l, M_CLIENT_BAD), auth_msg(l, M_CLIENT_FIX));
 	if (version != NULL && version[0] != '\0') {

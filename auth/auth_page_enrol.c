@@ -17,22 +17,6 @@ struct enrol {
 	uint32_t kid;
 };
 
-static int
-token_hash(const char *tok, char out[65])
-{
-	uint8_t md[32];
-	unsigned int n = 0;
-
-	if (tok == NULL || strlen(tok) != 64)
-		return -1;
-	for (size_t i = 0; i < 64; i++)
-		if (!((tok[i] >= '0' && tok[i] <= '9') || (tok[i] >= 'a' && tok[i] <= 'f')))
-			return -1;
-	EVP_Digest(tok, 64, md, &n, EVP_sha256(), NULL);
-	auth_hex(md, sizeof(md), out);
-	return 0;
-}
-
 /* Caller holds db_mu. 0 when the token is live, -1 when it is not, -2
  * when the store did not answer. */
 static int
@@ -41,7 +25,7 @@ enrol_get(struct auth_ctx *c, const char *tok, time_t now, struct enrol *e)
 	struct auth_enrol_row row;
 
 	memset(e, 0, sizeof(*e));
-	if (token_hash(tok, e->hash) < 0)
+	if (auth_enrol_hash(c, tok, e->hash) < 0)
 		return -1;
 	switch (c->store->enrol_get(c, e->hash, (int64_t)now, &row)) {
 	case 0:
@@ -65,7 +49,7 @@ link_bad(struct auth_page *pg)
 {
 	struct auth_buf b = { 0 };
 
-	auth_page_begin(&b, pg->lang, auth_msg(pg->lang, M_TITLE_ENROL));
+	auth_page_begin(&b, pg->c, pg->lang, auth_msg(pg->lang, M_TITLE_ENROL));
 	auth_buf_addf(&b, "<p class=\"err\">%s</p>", auth_msg(pg->lang, M_LINK_BAD));
 	auth_page_end(&b, pg->lang, pg->req->request_id);
 	auth_resp_html(pg->c, pg->resp, 404, &b);
@@ -74,12 +58,32 @@ link_bad(struct auth_page *pg)
 static void show_page(struct auth_page *, const char *, struct enrol *, int,
     enum auth_msg);
 
+/* totp_issuer holds only URI-safe bytes and blanks (auth_settings.c):
+ * each blank becomes %20. */
+static void
+issuer_enc(const char *issuer, char *out, size_t len)
+{
+	size_t n = 0;
+
+	for (; *issuer != '\0' && n + 4 <= len; issuer++) {
+		if (*issuer == ' ') {
+			memcpy(out + n, "%20", 3);
+			n += 3;
+		} else
+			out[n++] = *issuer;
+	}
+	out[n] = '\0';
+}
+
 static void
 otpauth_uri(struct auth_ctx *c, const char *name, const char *b32, char *out, size_t len)
 {
-	snprintf(out, len, "otpauth://totp/pbxgate:%s?secret=%s&issuer=pbxgate"
-	    "&algorithm=SHA1&digits=%u&period=%u", name, b32, c->s.totp_digits,
-	    c->s.totp_step);
+	char iss[AUTH_ISSUER_MAX * 3 + 1];
+
+	issuer_enc(c->s.totp_issuer, iss, sizeof(iss));
+	snprintf(out, len, "otpauth://totp/%s:%s?secret=%s&issuer=%s"
+	    "&algorithm=SHA1&digits=%u&period=%u", iss, name, b32, iss,
+	    c->s.totp_digits, c->s.totp_step);
 }
 
 /* A fresh secret each time the page is shown: whoever saw an earlier QR
@@ -128,7 +132,7 @@ show_page(struct auth_page *pg, const char *tok, struct enrol *e, int status,
 	struct auth_ctx *c = pg->c;
 	struct auth_user tmp = { .id = e->uid, .has_totp = true, .totp_kid = e->kid };
 	uint8_t sec[AUTH_TOTP_SECRET];
-	char b32[64], uri[300];
+	char b32[64], uri[640];
 	struct auth_buf b = { 0 };
 	enum auth_lang l = pg->lang;
 
@@ -140,7 +144,7 @@ show_page(struct auth_page *pg, const char *tok, struct enrol *e, int status,
 	auth_base32(sec, sizeof(sec), b32, sizeof(b32));
 	OPENSSL_cleanse(sec, sizeof(sec));
 	otpauth_uri(c, e->name, b32, uri, sizeof(uri));
-	auth_page_begin(&b, l, auth_msg(l, M_TITLE_ENROL));
+	auth_page_begin(&b, pg->c, l, auth_msg(l, M_TITLE_ENROL));
 	if (err != M_COUNT)
 		auth_buf_addf(&b, "<p class=\"err\" role=\"alert\">%s</p>", auth_msg(l, err));
 	auth_buf_addf(&b, "<p>%s</p><p><strong>", auth_msg(l, M_ENROL_INTRO));
@@ -180,7 +184,7 @@ show_recovery(struct auth_page *pg, char codes[AUTH_RECOVERY_N][16])
 	struct auth_buf b = { 0 };
 	enum auth_lang l = pg->lang;
 
-	auth_page_begin(&b, l, auth_msg(l, M_TITLE_ENROL));
+	auth_page_begin(&b, pg->c, l, auth_msg(l, M_TITLE_ENROL));
 	auth_buf_addf(&b, "<p>%s</p><p>%s</p><ul>", auth_msg(l, M_ENROL_DONE),
 	    auth_msg(l, M_RECOVERY_INTRO));
 	for (int i = 0; i < AUTH_RECOVERY_N; i++)

@@ -42,7 +42,7 @@ form_login(struct auth_page *pg, int status, const char *rd, const char *user,
 	struct auth_buf b = { 0 };
 	enum auth_lang l = pg->lang;
 
-	auth_page_begin(&b, l, auth_msg(l, M_TITLE_LOGIN));
+	auth_page_begin(&b, pg->c, l, auth_msg(l, M_TITLE_LOGIN));
 	if (err != M_COUNT)
 		auth_buf_addf(&b, "<p class=\"err\" role=\"alert\">%s</p>", auth_msg(l, err));
 	auth_buf_add(&b, "<form method=\"post\" action=\"/_pbxgate/login\">");
@@ -69,7 +69,7 @@ form_code(struct auth_page *pg, int status, const char *rd, enum auth_msg err)
 	struct auth_buf b = { 0 };
 	enum auth_lang l = pg->lang;
 
-	auth_page_begin(&b, l, auth_msg(l, M_TITLE_LOGIN));
+	auth_page_begin(&b, pg->c, l, auth_msg(l, M_TITLE_LOGIN));
 	if (err != M_COUNT)
 		auth_buf_addf(&b, "<p class=\"err\" role=\"alert\">%s</p>", auth_msg(l, err));
 	auth_buf_add(&b, "<form method=\"post\" action=\"/_pbxgate/login\">");
@@ -370,7 +370,7 @@ auth_page_logout(struct auth_page *pg)
 		    "Secure; HttpOnly; SameSite=Lax; Max-Age=0");
 		return;
 	}
-	auth_page_begin(&b, l, auth_msg(l, M_TITLE_LOGOUT));
+	auth_page_begin(&b, pg->c, l, auth_msg(l, M_TITLE_LOGOUT));
 	auth_buf_add(&b, "<form method=\"post\" action=\"/_pbxgate/logout\">");
 	auth_csrf_field(pg, &b);
 	auth_buf_addf(&b, "<button type=\"submit\">%s</button></form>", auth_msg(l, M_SIGN_OUT));

@@ -19,7 +19,7 @@ show(struct auth_page *pg, enum auth_msg err)
 	enum auth_lang l = pg->lang;
 	bool self = c->s.mfa_self_enrol;
 
-	auth_page_begin(&b, l, auth_msg(l, M_TITLE_MFA));
+	auth_page_begin(&b, pg->c, l, auth_msg(l, M_TITLE_MFA));
 	if (err != M_COUNT)
 		auth_buf_addf(&b, "<p class=\"err\" role=\"alert\">%s</p>", auth_msg(l, err));
 	auth_buf_addf(&b, "<p>%s</p><p>%s</p>", auth_msg(l, M_MFA_MISSING),

@@ -239,6 +239,15 @@ int  auth_totp_seal(struct auth_ctx *, const uint8_t secret[AUTH_TOTP_SECRET],
 bool auth_second_factor(struct auth_ctx *, const struct auth_user *u,
     const char *code, time_t now);
 int  auth_recovery_new(struct auth_ctx *, int64_t uid, char codes[AUTH_RECOVERY_N][16]);
+/* Appends what binds a sealed or MACed value to c's site to buf[used..]:
+ * nothing for the top level (values made before sites existed stay
+ * valid), "\0site=NAME" for a site. Returns the new length, or -1 when
+ * it does not fit. */
+int  auth_site_bind(const struct auth_ctx *c, char *buf, size_t len,
+    int used);
+/* The stored form of an enrolment token (64 hex digits): SHA-256 in hex,
+ * of the token and the site binding. -1 for a malformed token. */
+int  auth_enrol_hash(const struct auth_ctx *, const char *tok, char out[65]);
 int  auth_enrol_token_new(struct auth_ctx *, int64_t uid, time_t now,
     char tok[65]);
 /* The password step's single-use nonce, kept in the store so that every
@@ -288,9 +297,11 @@ enum auth_msg {
 const char *auth_msg(enum auth_lang, enum auth_msg);
 enum auth_lang auth_lang_pick(const char *accept_language);
 
-/* Page frame: starts html with title; auth_page_end() finishes the body
- * with the request id (NULL: none) for the user to quote. */
-void auth_page_begin(struct auth_buf *, enum auth_lang, const char *title);
+/* Page frame: starts html with title (after the site's `title`, when c
+ * has one; c may be NULL); auth_page_end() finishes the body with the
+ * request id (NULL: none) for the user to quote. */
+void auth_page_begin(struct auth_buf *, const struct auth_ctx *c,
+    enum auth_lang, const char *title);
 void auth_page_end(struct auth_buf *, enum auth_lang, const char *request_id);
 /* Response helpers: security headers always set. */
 void auth_resp_html(struct auth_ctx *, struct auth_http_resp *, int status,

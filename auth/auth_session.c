@@ -68,9 +68,10 @@ get_payload(const uint8_t b[PAYLOAD_LEN], struct payload *pl)
 }
 
 static int
-aad_for(uint32_t kid, char *aad, size_t len)
+aad_for(const struct auth_ctx *c, uint32_t kid, char *aad, size_t len)
 {
-	return snprintf(aad, len, "%s:%u", AUTH_COOKIE_NAME, kid);
+	return auth_site_bind(c, aad, len, snprintf(aad, len, "%s:%u",
+	    AUTH_COOKIE_NAME, kid));
 }
 
 /* Writes "NAME=KID.HEX; attributes" into buf; returns length or 0. */
@@ -79,11 +80,12 @@ seal_cookie(struct auth_ctx *c, const struct payload *pl, char *buf, size_t len)
 {
 	const struct auth_key *k = &c->keys.k[0];
 	uint8_t pt[PAYLOAD_LEN], sealed[SEALED_LEN];
-	char aad[64], hex[2 * SEALED_LEN + 1];
+	char aad[128], hex[2 * SEALED_LEN + 1];
 	int n;
 
 	put_payload(pl, pt);
-	n = aad_for(k->kid, aad, sizeof(aad));
+	if ((n = aad_for(c, k->kid, aad, sizeof(aad))) < 0)
+		return 0;
 	if (auth_seal(k->cookie, aad, (size_t)n, pt, sizeof(pt), sealed) < 0)
 		return 0;
 	OPENSSL_cleanse(pt, sizeof(pt));
@@ -98,7 +100,7 @@ unseal_cookie(struct auth_ctx *c, const char *v, size_t n, struct payload *pl)
 {
 	const struct auth_key *k;
 	uint8_t sealed[SEALED_LEN], pt[PAYLOAD_LEN];
-	char aad[64];
+	char aad[128];
 	size_t i = 0;
 	uint32_t kid = 0;
 	int alen, r;
@@ -110,7 +112,8 @@ unseal_cookie(struct auth_ctx *c, const char *v, size_t n, struct payload *pl)
 	i++;
 	if (n - i != 2 * SEALED_LEN || auth_unhex(v + i, n - i, sealed, sizeof(sealed)) < 0)
 		return -1;
-	alen = aad_for(kid, aad, sizeof(aad));
+	if ((alen = aad_for(c, kid, aad, sizeof(aad))) < 0)
+		return -1;
 	if (auth_unseal(k->cookie, aad, (size_t)alen, sealed, sizeof(sealed), pt) < 0)
 		return -1;
 	r = get_payload(pt, pl);
@@ -269,13 +272,14 @@ auth_token_seal(struct auth_ctx *c, const char *purpose, const void *pt,
 {
 	const struct auth_key *k = &c->keys.k[0];
 	uint8_t sealed[256];
-	char aad[96], hex[2 * sizeof(sealed) + 1];
+	char aad[160], hex[2 * sizeof(sealed) + 1];
 	int a, w;
 
 	if (n + AUTH_SEAL_OVER > sizeof(sealed))
 		return -1;
-	a = snprintf(aad, sizeof(aad), "%s:%u", purpose, k->kid);
-	if (auth_seal(k->cookie, aad, (size_t)a, pt, n, sealed) < 0)
+	a = auth_site_bind(c, aad, sizeof(aad), snprintf(aad, sizeof(aad),
+	    "%s:%u", purpose, k->kid));
+	if (a < 0 || auth_seal(k->cookie, aad, (size_t)a, pt, n, sealed) < 0)
 		return -1;
 	auth_hex(sealed, n + AUTH_SEAL_OVER, hex);
 	w = snprintf(out, outlen, "%u.%s", k->kid, hex);
@@ -288,7 +292,7 @@ auth_token_open(struct auth_ctx *c, const char *purpose, const char *v,
 {
 	const struct auth_key *k;
 	uint8_t sealed[256];
-	char aad[96];
+	char aad[160];
 	size_t i = 0;
 	uint32_t kid = 0;
 	int a;
@@ -303,6 +307,9 @@ auth_token_open(struct auth_ctx *c, const char *purpose, const char *v,
 	if (vlen - i != 2 * (n + AUTH_SEAL_OVER) ||
 	    auth_unhex(v + i, vlen - i, sealed, sizeof(sealed)) < 0)
 		return -1;
-	a = snprintf(aad, sizeof(aad), "%s:%u", purpose, kid);
+	a = auth_site_bind(c, aad, sizeof(aad), snprintf(aad, sizeof(aad),
+	    "%s:%u", purpose, kid));
+	if (a < 0)
+		return -1;
 	return auth_unseal(k->cookie, aad, (size_t)a, sealed, n + AUTH_SEAL_OVER, pt);
 }

@@ -31,6 +31,8 @@ auth_settings_defaults(struct auth_settings *s)
 	s->login_queue = 64;
 	s->enrol_link_lifetime = 24 * 3600;
 	s->cookie_name = AUTH_COOKIE_NAME;
+	memcpy(s->totp_issuer, AUTH_ISSUER_DEFAULT,
+	    sizeof(AUTH_ISSUER_DEFAULT));
 }
 
 void
@@ -221,6 +223,45 @@ kw_public_url(struct pol_kw_call *c)
 	return 0;
 }
 
+/* Any text the config reader accepts (UTF-8, no control byte): pages
+ * escape it. Quote it when it has blanks. */
+static int
+kw_title(struct pol_kw_call *c)
+{
+	struct auth_settings *s = c->obj;
+	size_t n = strlen(c->argv[0]);
+
+	if (n > AUTH_TITLE_MAX) {
+		snprintf(c->err, c->errlen, "longer than %d bytes",
+		    AUTH_TITLE_MAX);
+		return -1;
+	}
+	memcpy(s->title, c->argv[0], n + 1);
+	return 0;
+}
+
+/* It goes into the otpauth:// URI twice, as the label's prefix (before a
+ * ':') and as issuer=: letters, digits, blanks, '.', '-' and '_' need no
+ * escaping beyond the blank, and an app shows them as written. */
+static int
+kw_totp_issuer(struct pol_kw_call *c)
+{
+	struct auth_settings *s = c->obj;
+	const char *v = c->argv[0];
+	size_t n = strlen(v);
+
+	if (n == 0 || n > AUTH_ISSUER_MAX ||
+	    strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789 ._-") != n || v[0] == ' ' || v[n - 1] == ' ') {
+		snprintf(c->err, c->errlen, "\"%s\" is not an issuer: 1 to %d "
+		    "letters, digits, blanks, '.', '-' or '_', no blank at "
+		    "either end", v, AUTH_ISSUER_MAX);
+		return -1;
+	}
+	memcpy(s->totp_issuer, v, n + 1);
+	return 0;
+}
+
 #define S(f)     POL_KW_AT(struct auth_settings, f)
 #define SEC      1000ull			/* parsed ms per stored second */
 #define DAY      (86400ull * SEC)
@@ -258,6 +299,10 @@ static const struct pol_keyword keywords[] = {
 	    S(login_queue), NULL },
 	{ "mfa_self_enrol", "on|off", POL_KIND_BOOL, 1, 1, true, 0, 1, 0,
 	    S(mfa_self_enrol), NULL },
+	{ "title", "TEXT", POL_KIND_OTHER, 1, 1, true, 0, 0, 0, 0, 0,
+	    kw_title },
+	{ "totp_issuer", "NAME", POL_KIND_OTHER, 1, 1, true, 0, 0, 0, 0, 0,
+	    kw_totp_issuer },
 };
 
 #undef S

@@ -132,6 +132,8 @@ gw_cmd_check(const char *path, int argc, char **argv)
 		return 1;
 	}
 	check_user_names(cfg, &st);
+	for (size_t i = 0; i < cfg->nsites; i++)	/* each its own store */
+		check_user_names(cfg->sites[i].cfg, &st);
 	gw_config_unref(cfg);
 	fprintf(stderr, "%s: configuration is valid\n", path);
 	return 0;

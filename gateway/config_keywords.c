@@ -781,6 +781,53 @@ kw_integrity_download(struct pol_kw_call *c)
 	    &cfg->nintegrity_downloads);
 }
 
+/* ---- handlers: sites ---- */
+
+/* Checked against the site blocks once the whole file is read
+ * (config_site.c): a block may come after this line. */
+static int
+kw_default_site(struct pol_kw_call *c)
+{
+	struct gw_config *cfg = ctx_of(c)->cfg;
+
+	if ((cfg->default_site = strdup(c->argv[0])) == NULL) {
+		snprintf(c->err, c->errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* What a site block may set, every other keyword applying to the whole
+ * gateway. Kept here rather than in struct pol_keyword: the modules'
+ * tables do not know about sites, and a keyword a module adds is refused
+ * inside a site until someone decides it belongs there. Timeouts and
+ * header limits stay process-wide: they apply before Host names a site. */
+static const char *const site_keywords[] = {
+	/* gateway */
+	"tls_cert", "tls_key", "server_name", "upstream", "upstream_ca",
+	"upstream_verify", "upstream_connect_timeout", "upstream_timeout",
+	"forward_header", "hsts", "hsts_max_age", "max_body_size", "policy",
+	"geoip_db", "known_bad", "known_bad_paths", "integrity",
+	"integrity_mode", "integrity_paths", "integrity_entry",
+	"integrity_download",
+	/* auth (login_threads and login_queue size the shared pool) */
+	"user_db", "user_db_password_file", "secret_key", "public_url",
+	"argon2", "session_idle_timeout", "session_max_lifetime",
+	"login_failure_window", "login_ban_time", "enrol_link_lifetime",
+	"totp_skew", "login_max_failures", "mfa_self_enrol", "title",
+	"totp_issuer",
+};
+
+bool
+cfg_site_scoped(const char *name)
+{
+	for (size_t i = 0; i < sizeof(site_keywords) / sizeof(*site_keywords);
+	    i++)
+		if (strcmp(site_keywords[i], name) == 0)
+			return true;
+	return false;
+}
+
 /* ---- the table ---- */
 
 #define C(f)   POL_KW_AT(struct gw_config, f)
@@ -845,6 +892,7 @@ static const struct pol_keyword keywords[] = {
 	FN("integrity_paths", "PREFIX...", 1, 32, false, kw_integrity_paths),
 	FN("integrity_entry", "PATH", 1, 1, true, kw_integrity_entry),
 	FN("integrity_download", "PATH", 1, 1, true, kw_integrity_download),
+	FN("default_site", "NAME", 1, 1, false, kw_default_site),
 };
 
 const struct pol_kwtab gw_kwtab = {
@@ -883,7 +931,6 @@ static void
 check_certs(struct cfg_ctx *ctx)
 {
 	struct gw_config *cfg = ctx->cfg;
-	struct cfg_pos top = { ctx->main_name, 1, 1 };
 	size_t i;
 
 	for (i = ctx->nkey_lines; i < ctx->ncert_lines; i++)
@@ -897,7 +944,7 @@ check_certs(struct cfg_ctx *ctx)
 	cfg->ncerts = ctx->ncert_lines < ctx->nkey_lines ?
 	    ctx->ncert_lines : ctx->nkey_lines;
 	if (ctx->ncert_lines == 0 && ctx->nkey_lines == 0)
-		cfg_error_at(ctx, &top, "no tls_cert/tls_key pair: pbxgate "
+		cfg_error_at(ctx, cfg_scope(ctx), "no tls_cert/tls_key pair: pbxgate "
 		    "serves HTTPS only; add tls_cert FILE and tls_key FILE");
 }
 
@@ -917,12 +964,11 @@ static void
 check_upstream(struct cfg_ctx *ctx)
 {
 	struct gw_upstream *up = &ctx->cfg->upstream;
-	struct cfg_pos top = { ctx->main_name, 1, 1 };
 	const struct cfg_pos *ca = cfg_where(ctx, "upstream_ca", 0);
 	const struct cfg_pos *verify = cfg_where(ctx, "upstream_verify", 0);
 
 	if (up->url == NULL) {
-		cfg_error_at(ctx, &top, "no upstream: add e.g. "
+		cfg_error_at(ctx, cfg_scope(ctx), "no upstream: add e.g. "
 		    "\"upstream http://127.0.0.1:5000\"");
 		return;
 	}
@@ -1054,9 +1100,6 @@ check_limits(struct cfg_ctx *ctx)
 		cfg_error_at(ctx, cfg_where(ctx, "proxy_protocol", 0),
 		    "proxy_protocol on needs at least one trusted_proxy: PROXY "
 		    "headers are only read from them");
-	if (cfg->geoip_db != NULL && cfg->policy_file == NULL)
-		cfg_warn_at(ctx, cfg_where(ctx, "geoip_db", 0), "geoip_db is "
-		    "set but there is no policy to use it");
 }
 
 /* Per-process random keys rotate hourly (cmd_run.c): a period given for
@@ -1073,11 +1116,25 @@ check_tickets(struct cfg_ctx *ctx)
 }
 
 void
-cfg_check_all(struct cfg_ctx *ctx)
+cfg_check_process(struct cfg_ctx *ctx)
 {
+	if (ctx->cfg->default_site != NULL && ctx->nsites == 0)
+		cfg_error_at(ctx, cfg_where(ctx, "default_site", 0),
+		    "default_site without site blocks: remove it or add "
+		    "site %s { ... }", ctx->cfg->default_site);
 	check_tickets(ctx);
 	check_listen(ctx);
+	check_limits(ctx);
+}
+
+void
+cfg_check_site(struct cfg_ctx *ctx)
+{
+	struct gw_config *cfg = ctx->cfg;
+
 	check_certs(ctx);
 	check_upstream(ctx);
-	check_limits(ctx);
+	if (cfg->geoip_db != NULL && cfg->policy_file == NULL)
+		cfg_warn_at(ctx, cfg_where(ctx, "geoip_db", 0), "geoip_db is "
+		    "set but there is no policy to use it");
 }

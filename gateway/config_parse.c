@@ -24,11 +24,18 @@ vreport(struct cfg_ctx *ctx, bool warning, const struct cfg_pos *pos,
 {
 	char loc[PATH_MAX + 32], msg[PATH_MAX + GW_ERRLEN];
 
+	int n = 0;
+
 	if (warning)
 		ctx->warnings++;
 	else
 		ctx->errors++;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (ctx->site != NULL) {	/* a top-level line may be to blame */
+		n = snprintf(msg, sizeof(msg), "site \"%s\": ", ctx->site);
+		if (pos == NULL || pos->file == NULL)
+			pos = &ctx->scope;
+	}
+	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
 	if (pos == NULL || pos->file == NULL)
 		snprintf(loc, sizeof(loc), "%s", ctx->main_name);
 	else if (pos->line == 0)
@@ -38,6 +45,14 @@ vreport(struct cfg_ctx *ctx, bool warning, const struct cfg_pos *pos,
 		    pos->col);
 	if (ctx->report != NULL)
 		ctx->report(ctx->arg, warning, loc, msg);
+}
+
+const struct cfg_pos *
+cfg_scope(struct cfg_ctx *ctx)
+{
+	if (ctx->site == NULL)
+		ctx->scope = (struct cfg_pos){ ctx->main_name, 1, 1 };
+	return &ctx->scope;
 }
 
 struct cfg_pos
@@ -297,8 +312,8 @@ find_keyword(const char *name, const struct cfg_table **table, size_t *idx)
 	return NULL;
 }
 
-static size_t
-keyword_total(void)
+size_t
+cfg_keyword_total(void)
 {
 	const struct cfg_table *t;
 	size_t n, i, total = 0;
@@ -369,16 +384,48 @@ apply(struct cfg_ctx *ctx, const struct cfg_line *l,
 	    "%s: %s", kw->name, err[0] != '\0' ? err : "invalid value");
 }
 
+/* A line inside a site block is kept for later (config_site.c): only
+ * keywords a site may set are allowed there. */
 static void
-dispatch(struct cfg_ctx *ctx, const struct cfg_line *l)
+keep_for_site(struct cfg_ctx *ctx, const struct cfg_line *l,
+    const struct pol_keyword *kw, size_t idx)
+{
+	if (strcmp(kw->name, "include") == 0) {
+		cfg_error(ctx, l, 0, "include is not available inside a site "
+		    "block: include whole site blocks from the top level");
+		return;
+	}
+	if (!cfg_site_scoped(kw->name)) {
+		cfg_error(ctx, l, 0, "\"%s\" applies to the whole gateway, "
+		    "not to a site", kw->name);
+		return;
+	}
+	cfg_site_keep(ctx, l, idx, false, false);
+}
+
+void
+cfg_dispatch(struct cfg_ctx *ctx, const struct cfg_line *l)
 {
 	const struct pol_keyword *kw;
 	const struct cfg_table *t;
 	struct cfg_seen *seen;
+	unsigned before;
 	size_t idx;
 
+	if (ctx->site == NULL && strcmp(l->tok[0].s, "site") == 0) {
+		cfg_site_open(ctx, l);
+		return;
+	}
+	if (ctx->site == NULL && strcmp(l->tok[0].s, "}") == 0) {
+		cfg_site_close(ctx, l);
+		return;
+	}
 	if ((kw = find_keyword(l->tok[0].s, &t, &idx)) == NULL) {
 		cfg_error(ctx, l, 0, "unknown keyword \"%s\"", l->tok[0].s);
+		return;
+	}
+	if (ctx->open != NULL) {
+		keep_for_site(ctx, l, kw, idx);
 		return;
 	}
 	seen = &ctx->seen[idx];
@@ -389,7 +436,11 @@ dispatch(struct cfg_ctx *ctx, const struct cfg_line *l)
 	}
 	if (seen->first.file == NULL)
 		seen->first = cfg_pos_of(l, 0);
+	before = ctx->errors;
 	apply(ctx, l, kw, t, seen);
+	/* every site gets it unless it sets the keyword itself */
+	if (ctx->site == NULL && cfg_site_scoped(kw->name))
+		cfg_site_keep(ctx, l, idx, true, ctx->errors != before);
 }
 
 /* ---- files ---- */
@@ -467,6 +518,7 @@ parse_file(struct cfg_ctx *ctx, const char *name, const char *dir,
 	f = &ctx->stack[ctx->depth++];
 	*f = (struct cfg_file){ name, dir, st.st_dev, st.st_ino };
 	parse_data(ctx, data, len);
+	cfg_site_eof(ctx);
 	ctx->depth--;
 	free(data);
 }
@@ -526,7 +578,7 @@ parse_line(struct cfg_ctx *ctx, const struct cfg_file *f, unsigned lineno,
 	l.lineno = lineno;
 	if (tokenize(ctx, &l, text, buf) == -1 || l.ntok == 0)
 		return;
-	dispatch(ctx, &l);
+	cfg_dispatch(ctx, &l);
 }
 
 static void
@@ -549,22 +601,23 @@ parse_data(struct cfg_ctx *ctx, const char *data, size_t len)
 
 /* ---- load driver ---- */
 
-static int
-ctx_init(struct cfg_ctx *ctx, struct gw_config *cfg, cfg_report_fn report,
+int
+cfg_ctx_init(struct cfg_ctx *ctx, struct gw_config *cfg, cfg_report_fn report,
     void *arg)
 {
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->cfg = cfg;
 	ctx->report = report;
 	ctx->arg = arg;
-	ctx->nseen = keyword_total();
+	ctx->nseen = cfg_keyword_total();
 	ctx->seen = calloc(ctx->nseen, sizeof(*ctx->seen));
 	return ctx->seen == NULL ? -1 : 0;
 }
 
-static void
-ctx_done(struct cfg_ctx *ctx)
+void
+cfg_ctx_done(struct cfg_ctx *ctx)
 {
+	cfg_sites_free(ctx);
 	for (size_t i = 0; ctx->seen != NULL && i < ctx->nseen; i++)
 		free(ctx->seen[i].at);
 	free(ctx->seen);
@@ -572,13 +625,15 @@ ctx_done(struct cfg_ctx *ctx)
 	free_names(ctx);
 }
 
+/* With site blocks the login settings are each site's (config_site.c). */
 static void
 finish_modules(struct cfg_ctx *ctx)
 {
 	struct cfg_pos top = { ctx->main_name, 1, 1 };
 	char err[GW_ERRLEN] = "";
 
-	if (auth_settings_finish(&ctx->cfg->auth, err, sizeof(err)) != 0)
+	if (ctx->nsites == 0 &&
+	    auth_settings_finish(&ctx->cfg->auth, err, sizeof(err)) != 0)
 		cfg_error_at(ctx, &top, "%s", err[0] ? err : "auth settings "
 		    "are inconsistent");
 	err[0] = '\0';
@@ -587,19 +642,26 @@ finish_modules(struct cfg_ctx *ctx)
 		    "are inconsistent");
 }
 
-/* Common end of every load: cross-checks, runtime, verdict. */
+/* Common end of every load: cross-checks, runtime, verdict. Sites are
+ * built even after a top-level error so that `check` reports theirs. */
 static struct gw_config *
 conclude(struct cfg_ctx *ctx, bool build_runtime)
 {
 	struct gw_config *cfg = ctx->cfg;
+	bool sites = ctx->nsites > 0;
 
-	if (ctx->errors == 0)
-		cfg_check_all(ctx);
+	if (ctx->errors == 0) {
+		cfg_check_process(ctx);
+		if (!sites)
+			cfg_check_site(ctx);
+	}
 	if (ctx->errors == 0)
 		finish_modules(ctx);
 	if (ctx->errors == 0 && build_runtime)
-		(void)cfg_build_runtime(ctx);
-	ctx_done(ctx);
+		(void)cfg_build_runtime(ctx, true, !sites);
+	if (sites)
+		cfg_sites_build(ctx, build_runtime);
+	cfg_ctx_done(ctx);
 	if (ctx->errors != 0) {
 		gw_config_unref(cfg);
 		return NULL;
@@ -673,14 +735,14 @@ gw_config_load_loc(const char *path, bool build_runtime,
 		return NULL;
 	}
 	cfg->tickets = tickets;
-	if (ctx_init(&ctx, cfg, report, arg) == 0 &&
+	if (cfg_ctx_init(&ctx, cfg, report, arg) == 0 &&
 	    (adir = absolute_dir(path)) != NULL) {
 		name = keep_name(&ctx, path);
 		dir = keep_name(&ctx, adir);
 		free(adir);
 	}
 	if (name == NULL || dir == NULL) {
-		ctx_done(&ctx);
+		cfg_ctx_done(&ctx);
 		gw_config_unref(cfg);
 		report_oom(report, arg, path);
 		return NULL;
@@ -710,14 +772,50 @@ join_report(void *arg, bool warning, const char *loc, const char *msg)
 	j->report(j->arg, warning, line);
 }
 
+/* Until requests are routed to sites, everything but `check` refuses a
+ * file with site blocks rather than serve them all as the top level. */
+static struct gw_config *
+refuse_sites(struct gw_config *cfg, struct joined *j)
+{
+	const struct gw_site *s;
+	char loc[PATH_MAX + 32];
+
+	if (cfg == NULL || cfg->nsites == 0)
+		return cfg;
+	s = &cfg->sites[0];
+	snprintf(loc, sizeof(loc), "%s:%u:%u", s->file, s->line, s->col);
+	join_report(j, false, loc, "site blocks are checked (pbxgate check) "
+	    "but not served yet: this version cannot route requests to "
+	    "sites; run one gateway per site until it can");
+	gw_config_unref(cfg);
+	return NULL;
+}
+
 struct gw_config *
 gw_config_load_ex(const char *path, bool build_runtime,
     struct cert_tickets *tickets, gw_report_fn report, void *arg)
 {
 	struct joined j = { report, arg };
 
-	return gw_config_load_loc(path, build_runtime, tickets, join_report,
-	    &j);
+	return refuse_sites(gw_config_load_loc(path, build_runtime, tickets,
+	    join_report, &j), &j);
+}
+
+struct gw_config *
+gw_config_load_sites(const char *path, gw_report_fn report, void *arg)
+{
+	struct joined j = { report, arg };
+
+	return gw_config_load_loc(path, false, NULL, join_report, &j);
+}
+
+const struct gw_site *
+gw_config_site(const struct gw_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nsites; i++)
+		if (strcmp(cfg->sites[i].name, name) == 0)
+			return &cfg->sites[i];
+	return NULL;
 }
 
 struct gw_config *
@@ -741,11 +839,11 @@ gw_config_parse_buffer(const char *name, const void *data, size_t len,
 		report_oom(join_report, &j, name);
 		return NULL;
 	}
-	if (ctx_init(&ctx, cfg, join_report, &j) == -1 ||
+	if (cfg_ctx_init(&ctx, cfg, join_report, &j) == -1 ||
 	    getcwd(cwd, sizeof(cwd)) == NULL ||
 	    (n = keep_name(&ctx, name)) == NULL ||
 	    (d = keep_name(&ctx, cwd)) == NULL) {
-		ctx_done(&ctx);
+		cfg_ctx_done(&ctx);
 		gw_config_unref(cfg);
 		report_oom(join_report, &j, name);
 		return NULL;
@@ -755,6 +853,7 @@ gw_config_parse_buffer(const char *name, const void *data, size_t len,
 	ctx.stack[0] = (struct cfg_file){ n, d, 0, 0 };
 	ctx.depth = 1;
 	parse_data(&ctx, data, len);
+	cfg_site_eof(&ctx);
 	ctx.depth = 0;
 	return conclude(&ctx, false);
 }

@@ -15,6 +15,10 @@
 #define CFG_MAX_LINE     4096		/* bytes per line, newline excluded */
 #define CFG_MAX_TOKENS   64		/* keyword + values on one line */
 #define CFG_MAX_FILE     (1024L * 1024)	/* bytes per config file */
+#define CFG_MAX_SITES    1024		/* site blocks per configuration */
+#define CFG_SITE_NAME_MAX 63		/* bytes of a site's name */
+#define CFG_MAX_SITE_LINES 4096		/* lines of one site block, and
+					   top-level lines sites inherit */
 
 /* Where something was written: for messages after the line is gone. */
 struct cfg_pos {
@@ -61,6 +65,29 @@ struct cfg_names {
 	char              s[];
 };
 
+/* A line kept after its file is gone: the lines of a site block, and the
+ * top-level lines of site-scoped keywords a site inherits (config_site.c).
+ * tok[i].s point into the bytes after tok[]; file names into ctx->names. */
+struct cfg_saved {
+	struct cfg_saved *next;
+	struct cfg_file   file;
+	unsigned          lineno;
+	int               ntok;
+	size_t            kw;		/* the keyword's index in ctx->seen */
+	bool              failed;	/* refused at the top level already */
+	struct cfg_tok    tok[];
+};
+
+/* One "site NAME {" block as read: applied once the whole file is read. */
+struct cfg_site_src {
+	char             *name;
+	struct cfg_pos    pos;		/* the "site" word */
+	int               depth;	/* file depth that opened it */
+	bool              broken;	/* its "site" line was refused */
+	size_t            nlines;
+	struct cfg_saved *lines, **tail;
+};
+
 struct cfg_ctx {
 	struct gw_config *cfg;
 	cfg_report_fn     report;
@@ -77,6 +104,18 @@ struct cfg_ctx {
 	size_t            nseen;
 	const struct cfg_line *line;	/* the line being applied */
 	size_t            ncert_lines, nkey_lines;
+
+	/* Sites (config_site.c). Top level: the blocks read and the lines a
+	 * site may inherit. A site's own context (applying its lines) has
+	 * site set: its messages say which site, and a missing setting is
+	 * blamed on its "site" line (scope) instead of the file's top. */
+	struct cfg_site_src *sites;
+	size_t            nsites;
+	struct cfg_site_src *open;	/* the block being read, or NULL */
+	struct cfg_saved *inherit, **inherit_tail;
+	size_t            ninherit;
+	const char       *site;
+	struct cfg_pos    scope;
 };
 
 /* config_parse.c */
@@ -94,6 +133,17 @@ int cfg_kw_include(struct pol_kw_call *);
  * first), or NULL when there is none. */
 const struct cfg_pos *cfg_where(const struct cfg_ctx *, const char *name,
     size_t nth);
+
+/* The position a missing setting is blamed on: the top of the main file,
+ * or a site's "site" line. */
+const struct cfg_pos *cfg_scope(struct cfg_ctx *);
+/* Applies one line through the keyword tables (a site replays its lines
+ * through it). */
+void cfg_dispatch(struct cfg_ctx *, const struct cfg_line *);
+size_t cfg_keyword_total(void);
+int  cfg_ctx_init(struct cfg_ctx *, struct gw_config *, cfg_report_fn,
+    void *);
+void cfg_ctx_done(struct cfg_ctx *);
 
 /* Loads like gw_config_load_ex() but reports location and message apart
  * (`pbxgate check` prints "LOC: error: MSG"). */
@@ -115,10 +165,33 @@ struct cfg_table {
 };
 extern const struct pol_kwtab gw_kwtab;
 const struct cfg_table *cfg_tables(size_t *n);
-void   cfg_check_all(struct cfg_ctx *);
+/* Whole-file cross-checks: of what the whole gateway shares, and of what a
+ * site may set (run on the top level when there are no sites, on each
+ * site otherwise). */
+void   cfg_check_process(struct cfg_ctx *);
+void   cfg_check_site(struct cfg_ctx *);
+/* A keyword a site block may set (and inherits from the top level). */
+bool   cfg_site_scoped(const char *name);
+
+/* config_site.c: "site NAME {" ... "}" blocks. */
+void   cfg_site_open(struct cfg_ctx *, const struct cfg_line *);
+void   cfg_site_close(struct cfg_ctx *, const struct cfg_line *);
+/* Keeps a line of the open block, or a top-level line sites inherit
+ * (`failed`: its top-level application was refused). */
+void   cfg_site_keep(struct cfg_ctx *, const struct cfg_line *, size_t kw,
+    bool inherit, bool failed);
+/* A block still open at the end of the file that opened it. */
+void   cfg_site_eof(struct cfg_ctx *);
+/* Builds every site's settings (and runtime objects) into ctx->cfg->sites
+ * and checks what spans sites (server names, default_site). */
+void   cfg_sites_build(struct cfg_ctx *, bool build_runtime);
+void   cfg_sites_free(struct cfg_ctx *);
 
 /* config_runtime.c */
-int  cfg_build_runtime(struct cfg_ctx *);
+/* Builds what ctx->cfg's settings need: `process` the objects the whole
+ * gateway shares (ticket keys from a file), `site` the per-site ones
+ * (server TLS, upstream TLS, policy, known-bad, integrity). */
+int  cfg_build_runtime(struct cfg_ctx *, bool process, bool site);
 void cfg_free_contents(struct gw_config *);
 
 #endif

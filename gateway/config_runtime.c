@@ -72,8 +72,6 @@ build_server_tls(struct cfg_ctx *ctx)
 		pairs[i].cert_file = cfg->certs[i].cert_file;
 		pairs[i].key_file = cfg->certs[i].key_file;
 	}
-	if (build_file_tickets(ctx) == -1)
-		return -1;
 	cfg->tls = cert_server_new(pairs, cfg->ncerts, cfg->file_tickets != NULL
 	    ? cfg->file_tickets : cfg->tickets, err, sizeof(err));
 	if (cfg->tls == NULL) {
@@ -209,11 +207,14 @@ build_integrity(struct cfg_ctx *ctx)
 
 /* Every step runs even after a failure so that `check` reports all. */
 int
-cfg_build_runtime(struct cfg_ctx *ctx)
+cfg_build_runtime(struct cfg_ctx *ctx, bool process, bool site)
 {
-	int r = 0;
+	int r = process ? build_file_tickets(ctx) : 0;
 
-	r |= build_server_tls(ctx);
+	if (!site)
+		return r;
+	if (r == 0)	/* else the server contexts would lack their keys */
+		r |= build_server_tls(ctx);
 	r |= build_upstream_tls(ctx);
 	r |= build_policy(ctx);
 	r |= build_known_bad(ctx);
@@ -285,6 +286,15 @@ cfg_free_contents(struct gw_config *cfg)
 	for (i = 0; i < cfg->nintegrity_downloads; i++)
 		free(cfg->integrity_downloads[i]);
 	free(cfg->integrity_downloads);
+	for (i = 0; i < cfg->nsites; i++) {
+		free(cfg->sites[i].name);
+		free(cfg->sites[i].file);
+		if (cfg->sites[i].cfg != NULL)
+			gw_config_unref(cfg->sites[i].cfg);
+	}
+	free(cfg->sites);
+	free(cfg->site_names);
+	free(cfg->default_site);
 	auth_settings_free(&cfg->auth);
 	mail_settings_free(&cfg->mail);
 }

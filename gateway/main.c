@@ -12,6 +12,7 @@
 /* What main() takes out of argv before any command sees it. */
 struct main_opts {
 	const char *config;	/* -c FILE, or NULL for the default */
+	const char *site;	/* --site NAME, or NULL */
 };
 
 static void
@@ -20,74 +21,116 @@ report(void *arg, bool warning, const char *msg)
 	fprintf(stderr, "%s: %s\n", warning ? "warning" : "error", msg);
 }
 
-/* Takes "-c FILE", "--config FILE" or "--config=FILE" (the first one, in
- * any position after the command word) out of argv, here and nowhere
- * else: no command's own option parsing has to know them. rest gets the
- * other words, argv[0] first, NULL-terminated. -1 (a usage error) for more
- * than ARGS_MAX words or a -c with no FILE after it. */
+/* The value of option `name` ("-c"/"--config" style: NAME VALUE or
+ * NAME=VALUE) at argv[*i], moving *i past it: 1 taken, 0 not this option,
+ * -1 (a usage error) for a NAME with no value after it. */
 static int
-take_config(int argc, char **argv, const char **path, char *rest[ARGS_MAX + 1])
+take_opt(int argc, char **argv, int *i, const char *shortn,
+    const char *longn, const char **out)
 {
-	int n = 0;
+	size_t n = strlen(longn);
+	const char *a = argv[*i];
 
-	*path = NULL;
+	if ((shortn != NULL && strcmp(a, shortn) == 0) || strcmp(a, longn) == 0) {
+		if (*i + 1 == argc) {
+			fprintf(stderr, "pbxgate: %s needs a %s\n", a,
+			    strcmp(longn, "--site") == 0 ? "NAME" : "FILE");
+			return -1;
+		}
+		if (*out == NULL)
+			*out = argv[*i + 1];
+		(*i)++;
+		return 1;
+	}
+	if (strncmp(a, longn, n) == 0 && a[n] == '=') {
+		if (*out == NULL)
+			*out = a + n + 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Takes "-c FILE", "--config FILE" or "--config=FILE", and "--site NAME"
+ * or "--site=NAME" (the first of each, in any position after the command
+ * word) out of argv, here and nowhere else: no command's own option
+ * parsing has to know them. rest gets the other words, argv[0] first,
+ * NULL-terminated. -1 (a usage error) for more than ARGS_MAX words or an
+ * option with no value after it. */
+static int
+take_config(int argc, char **argv, struct main_opts *o,
+    char *rest[ARGS_MAX + 1])
+{
+	int n = 0, r;
+
+	o->config = o->site = NULL;
 	if (argc > ARGS_MAX) {
 		fprintf(stderr, "pbxgate: more than %d arguments\n", ARGS_MAX);
 		return -1;
 	}
 	for (int i = 0; i < argc; i++) {
-		const char *v;
-
-		if (i > 0 && (strcmp(argv[i], "-c") == 0 ||
-		    strcmp(argv[i], "--config") == 0)) {
-			if (i + 1 == argc) {
-				fprintf(stderr, "pbxgate: %s needs a FILE\n",
-				    argv[i]);
+		if (i > 0 && ((r = take_opt(argc, argv, &i, "-c", "--config",
+		    &o->config)) != 0 || (r = take_opt(argc, argv, &i, NULL,
+		    "--site", &o->site)) != 0)) {
+			if (r < 0)
 				return -1;
-			}
-			v = argv[++i];
-		} else if (i > 0 && strncmp(argv[i], "--config=", 9) == 0)
-			v = argv[i] + 9;
-		else {
-			rest[n++] = argv[i];
 			continue;
 		}
-		if (*path == NULL)
-			*path = v;
+		rest[n++] = argv[i];
 	}
 	rest[n] = NULL;
 	return n;
 }
 
-/* Commands of other modules get the parsed settings, no runtime. */
+/* Commands of other modules get the parsed settings, no runtime. With
+ * sites, *settings is the --site's settings (which hold everything a site
+ * may set, its login store included); the process-wide ones (user, mail)
+ * stay in the returned config. */
 static struct gw_config *
-load_settings(const char *cmd, const char *path, bool required)
+load_settings(const char *cmd, const struct main_opts *o, bool required,
+    const struct gw_config **settings)
 {
+	const char *path = o->config;
+	const struct gw_site *site = NULL;
 	struct gw_config *cfg;
 
-	if (path == NULL && !required)
+	if (path == NULL && !required && o->site == NULL)
 		return NULL;
 	if (path == NULL)
 		path = PBXGATE_DEFAULT_CONF;
-	cfg = gw_config_load(path, false, report, NULL);
-	if (cfg == NULL)
+	cfg = gw_config_load_sites(path, report, NULL);
+	if (cfg == NULL) {
 		fprintf(stderr, "pbxgate %s: %s: configuration has errors\n",
 		    cmd, path);
-	return cfg;
+		return NULL;
+	}
+	if (o->site != NULL && (site = gw_config_site(cfg, o->site)) == NULL)
+		fprintf(stderr, "pbxgate %s: %s has no site \"%s\"\n", cmd,
+		    path, o->site);
+	else if (o->site == NULL && cfg->nsites > 0 && settings != NULL)
+		fprintf(stderr, "pbxgate %s: %s has site blocks: say which "
+		    "site with --site NAME\n", cmd, path);
+	else {
+		if (settings != NULL)
+			*settings = site != NULL ? site->cfg : cfg;
+		return cfg;
+	}
+	gw_config_unref(cfg);
+	return NULL;
 }
 
 /* `user` and `hash` run by root create and open what `run` opens after its
  * drop to the config's user: do it as that user, so the files are its own;
  * refuse files another owner holds, saying how to fix them. */
 static int
-as_service_user(const struct gw_config *cfg, const char *cmd)
+as_service_user(const struct gw_config *cfg, const struct auth_settings *s,
+    const char *cmd)
 {
 	char err[GW_ERRLEN];
 
 	if (cfg->user == NULL || geteuid() != 0)
 		return 0;
-	if (gw_check_owner(cfg->auth.user_db, cfg->user, err, sizeof(err)) < 0 ||
-	    gw_check_owner(cfg->auth.secret_key, cfg->user, err,
+	if (gw_check_owner(s->user_db, cfg->user, err, sizeof(err)) < 0 ||
+	    gw_check_owner(s->secret_key, cfg->user, err,
 	    sizeof(err)) < 0 ||
 	    gw_drop_privileges(cfg->user, err, sizeof(err)) < 0) {
 		fprintf(stderr, "pbxgate %s: %s\n", cmd, err);
@@ -96,15 +139,30 @@ as_service_user(const struct gw_config *cfg, const char *cmd)
 	return 0;
 }
 
+/* run serves and check validates the whole file, never one site. */
+static int
+no_site(const struct main_opts *o, const char *cmd)
+{
+	if (o->site == NULL)
+		return 0;
+	fprintf(stderr, "pbxgate %s: --site is not an option of %s: it "
+	    "applies to the whole file\n", cmd, cmd);
+	return -1;
+}
+
 static int
 cmd_run(void *arg, int argc, char **argv)
 {
+	if (no_site(arg, "run") < 0)
+		return CLI_USAGE;
 	return gw_cmd_run(((struct main_opts *)arg)->config, argc, argv);
 }
 
 static int
 cmd_check(void *arg, int argc, char **argv)
 {
+	if (no_site(arg, "check") < 0)
+		return CLI_USAGE;
 	return gw_cmd_check(((struct main_opts *)arg)->config, argc, argv);
 }
 
@@ -113,21 +171,21 @@ cmd_check(void *arg, int argc, char **argv)
 static int
 cmd_explain(void *arg, int argc, char **argv)
 {
+	const struct gw_config *s = NULL;
 	struct gw_config *cfg;
 	struct pol_policy *pol;
 	int rc;
 
-	cfg = load_settings("policy explain", ((struct main_opts *)arg)->config,
-	    true);
+	cfg = load_settings("policy explain", arg, true, &s);
 	if (cfg == NULL)
 		return 2;
-	if (cfg->policy_file == NULL) {
-		fprintf(stderr, "pbxgate policy explain: %s has no policy line\n",
-		    cfg->path);
+	if (s->policy_file == NULL) {
+		fprintf(stderr, "pbxgate policy explain: %s has no policy line%s\n",
+		    cfg->path, s != cfg ? " for the site" : "");
 		gw_config_unref(cfg);
 		return 2;
 	}
-	pol = pol_load(cfg->policy_file, cfg->geoip_db, report, NULL);
+	pol = pol_load(s->policy_file, s->geoip_db, report, NULL);
 	if (pol == NULL) {
 		gw_config_unref(cfg);
 		return 2;
@@ -142,7 +200,7 @@ static const struct cli_cmd policy_cmds[] = {
 	{ "explain", cmd_explain,
 	    "--ip ADDR [--user U] [--group G]... [--role admin|user] [--mfa]\n"
 	    "       [--path P] [--method M] [--header 'Name: value']... "
-	    "[--lockdown CIDRS] [-c FILE]",
+	    "[--lockdown CIDRS] [-c FILE] [--site NAME]",
 	    "show which rule decides a request, and why the others do not",
 	    "  exit status: 0 allow, login or mfa; 1 deny; 2 usage error, "
 	    "refused path\n  or a configuration without a usable policy\n",
@@ -162,15 +220,16 @@ cmd_policy(void *arg, int argc, char **argv)
 static int
 cmd_integrity_one(void *arg, int argc, char **argv, bool diff)
 {
+	const struct gw_config *s = NULL;
 	struct gw_config *cfg;
 	int rc;
 
-	cfg = load_settings(diff ? "integrity diff" : "integrity record",
-	    ((struct main_opts *)arg)->config, true);
+	cfg = load_settings(diff ? "integrity diff" : "integrity record", arg,
+	    true, &s);
 	if (cfg == NULL)
 		return 2;
-	rc = diff ? gw_cmd_integrity_diff(cfg, argc, argv) :
-	    gw_cmd_integrity_record(cfg, argc, argv);
+	rc = diff ? gw_cmd_integrity_diff(s, argc, argv) :
+	    gw_cmd_integrity_record(s, argc, argv);
 	gw_config_unref(cfg);
 	return rc;
 }
@@ -188,13 +247,13 @@ cmd_integrity_diff(void *arg, int argc, char **argv)
 }
 
 static const struct cli_cmd integrity_cmds[] = {
-	{ "record", cmd_integrity_record, "-o FILE [-c FILE]",
+	{ "record", cmd_integrity_record, "-o FILE [-c FILE] [--site NAME]",
 	    "fetch the pinned client code from the upstream, write a manifest",
 	    "  -o, --output FILE  the manifest to write (replaced atomically)\n"
 	    "  exit status: 0 written, 1 a file could not be fetched or read "
 	    "(nothing\n  written), 2 usage error or configuration errors\n",
 	    NULL, 0 },
-	{ "diff", cmd_integrity_diff, "[-c FILE]",
+	{ "diff", cmd_integrity_diff, "[-c FILE] [--site NAME]",
 	    "record afresh and print what differs from the manifest",
 	    "  prints \"+ PATH SIZE SHA256\" (added), \"- PATH SIZE SHA256\" "
 	    "(removed),\n  \"~ PATH SIZE SHA256 -> SIZE SHA256\" "
@@ -215,13 +274,15 @@ static int
 store_cmd(void *arg, int argc, char **argv, const char *name,
     int (*fn)(const struct auth_settings *, int, char **))
 {
+	const struct gw_config *s = NULL;
 	struct gw_config *cfg;
 	int rc;
 
-	cfg = load_settings(name, ((struct main_opts *)arg)->config, true);
+	cfg = load_settings(name, arg, true, &s);
 	if (cfg == NULL)
 		return CLI_FAIL;
-	rc = as_service_user(cfg, name) < 0 ? CLI_FAIL : fn(&cfg->auth, argc, argv);
+	rc = as_service_user(cfg, &s->auth, name) < 0 ? CLI_FAIL :
+	    fn(&s->auth, argc, argv);
 	gw_config_unref(cfg);
 	return rc;
 }
@@ -248,13 +309,14 @@ cmd_ban(void *arg, int argc, char **argv)
 static int
 cmd_hash(void *arg, int argc, char **argv)
 {
-	const char *path = ((struct main_opts *)arg)->config;
+	const struct main_opts *o = arg;
+	const struct gw_config *s = NULL;
 	struct auth_settings defaults;
 	struct gw_config *cfg;
 	int rc;
 
-	cfg = load_settings("hash", path, false);
-	if (cfg == NULL && path != NULL)
+	cfg = load_settings("hash", o, false, &s);
+	if (cfg == NULL && (o->config != NULL || o->site != NULL))
 		return CLI_FAIL;
 	if (cfg == NULL) {
 		auth_settings_defaults(&defaults);
@@ -262,8 +324,8 @@ cmd_hash(void *arg, int argc, char **argv)
 		auth_settings_free(&defaults);
 		return rc;
 	}
-	rc = as_service_user(cfg, "hash") < 0 ? CLI_FAIL :
-	    auth_cmd_hash(&cfg->auth, argc, argv);
+	rc = as_service_user(cfg, &s->auth, "hash") < 0 ? CLI_FAIL :
+	    auth_cmd_hash(&s->auth, argc, argv);
 	gw_config_unref(cfg);
 	return rc;
 }
@@ -275,7 +337,8 @@ cmd_scrub(void *arg, int argc, char **argv)
 	struct gw_config *cfg;
 	int rc;
 
-	cfg = load_settings("scrub", ((struct main_opts *)arg)->config, true);
+	/* the mail relay is the whole gateway's: a --site changes nothing */
+	cfg = load_settings("scrub", arg, true, NULL);
 	if (cfg == NULL)
 		return 3;
 	rc = mail_cmd_scrub(&cfg->mail, argc, argv);
@@ -296,6 +359,8 @@ cmd_version(void *arg, int argc, char **argv)
 
 #define CONF_HELP "  -c, --config FILE  configuration (default " \
     PBXGATE_DEFAULT_CONF ")\n"
+#define SITE_HELP "  --site NAME        the site of the configuration's " \
+    "site blocks to use\n"
 
 static const struct cli_cmd commands[] = {
 	{ "run", cmd_run, "[-d] [-c FILE]",
@@ -305,23 +370,23 @@ static const struct cli_cmd commands[] = {
 	    "validate a configuration, its TLS files and its policy",
 	    CONF_HELP "  exit status: 0 valid, 1 not valid, 2 usage error\n",
 	    NULL, 0 },
-	{ "policy", cmd_policy, "SUBCOMMAND [-c FILE] ...",
+	{ "policy", cmd_policy, "SUBCOMMAND [-c FILE] [--site NAME] ...",
 	    "ask the lockdown policy (policy explain)", NULL, policy_cmds, 0 },
-	{ "integrity", cmd_integrity, "SUBCOMMAND [-c FILE] ...",
+	{ "integrity", cmd_integrity, "SUBCOMMAND [-c FILE] [--site NAME] ...",
 	    "record or compare the pinned client code (record, diff)", NULL,
 	    integrity_cmds, 0 },
-	{ "user", cmd_user, "SUBCOMMAND [-c FILE] ...",
+	{ "user", cmd_user, "SUBCOMMAND [-c FILE] [--site NAME] ...",
 	    "manage gateway users (add, import, lockdown, ...)", NULL,
 	    auth_user_cmds, 0 },
-	{ "session", cmd_session, "SUBCOMMAND [-c FILE] ...",
+	{ "session", cmd_session, "SUBCOMMAND [-c FILE] [--site NAME] ...",
 	    "list or end the users' login sessions", NULL, auth_session_cmds, 0 },
-	{ "ban", cmd_ban, "SUBCOMMAND [-c FILE] ...",
+	{ "ban", cmd_ban, "SUBCOMMAND [-c FILE] [--site NAME] ...",
 	    "list or lift login bans of names and addresses", NULL,
 	    auth_ban_cmds, 0 },
-	{ "hash", cmd_hash, "[-c FILE]",
+	{ "hash", cmd_hash, "[-c FILE] [--site NAME]",
 	    "print an Argon2id hash of the password on standard input",
 	    "  -c, --config FILE  take the Argon2 cost from FILE (default: "
-	    "the built-in cost)\n", NULL, 0 },
+	    "the built-in cost)\n" SITE_HELP, NULL, 0 },
 	{ "scrub", cmd_scrub, "[-c FILE] [--explain] < in.eml > out.eml",
 	    "scrub one message from standard input to standard output",
 	    CONF_HELP "  --explain          say on standard error which rule "
@@ -344,7 +409,7 @@ main(int argc, char **argv)
 		printf("pbxgate %s\n", PBXGATE_VERSION);
 		return CLI_OK;
 	}
-	if ((n = take_config(argc - 1, argv + 1, &o.config, av)) < 0)
+	if ((n = take_config(argc - 1, argv + 1, &o, av)) < 0)
 		return CLI_USAGE;
 	return cli_dispatch(commands, "pbxgate", &o, n, av);
 }

@@ -158,8 +158,9 @@ static int
 keyproc_sync(struct ps_parent *p, char *err, size_t errlen)
 {
 	const char *files[GW_MAX_CERTS];
+	/* at start it runs first: its report is the only one */
 	struct gw_config *cfg = gw_config_load_ex(p->path, false, NULL,
-	    report_none, NULL);
+	    p->kp == NULL ? report_stderr : report_none, NULL);
 	size_t i;
 	int rc, fd;
 

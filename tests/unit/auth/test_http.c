@@ -1209,3 +1209,48 @@ Test(http, mfa_self_enrol_keyword)
 	cr_expect_str_eq(err, "expected on or off, not \"maybe\"");
 	auth_settings_free(&s);
 }
+
+/* ---- branding: title and totp_issuer ---- */
+
+Test(http, title_shown_escaped_on_pages)
+{
+	struct auth_http_resp r;
+
+	snprintf(t.ctx->s.title, sizeof(t.ctx->s.title), "Acme <PBX>");
+	req("GET", "/_pbxgate/login", NULL, NULL, T0, &r);
+	cr_assert_eq(r.status, 200);
+	cr_expect(strstr(r.body, "<title>Sign in - Acme &lt;PBX&gt;</title>")
+	    != NULL, "%s", r.body);
+	cr_expect(strstr(r.body, "<p class=\"brand\">Acme &lt;PBX&gt;</p><h1>"
+	    "Sign in</h1>") != NULL, "%s", r.body);
+	auth_http_resp_free(&r);
+}
+
+Test(http, no_title_leaves_pages_as_they_were)
+{
+	struct auth_http_resp r;
+
+	req("GET", "/_pbxgate/login", NULL, NULL, T0, &r);
+	cr_assert_eq(r.status, 200);
+	cr_expect(strstr(r.body, "<title>Sign in</title>") != NULL);
+	cr_expect(strstr(r.body, "class=\"brand\"") == NULL);
+	auth_http_resp_free(&r);
+}
+
+Test(http, totp_issuer_in_the_enrolment_uri)
+{
+	struct auth_http_resp r;
+	char tok[65], q[80];
+
+	snprintf(t.ctx->s.totp_issuer, sizeof(t.ctx->s.totp_issuer),
+	    "Acme PBX");
+	enrol_user("carol", T0, tok);
+	snprintf(q, sizeof(q), "t=%s", tok);
+	req("GET", "/_pbxgate/enrol", q, NULL, T0, &r);
+	cr_assert_eq(r.status, 200);
+	cr_expect(strstr(r.body, "otpauth://totp/Acme%20PBX:carol?secret=")
+	    != NULL, "%s", r.body);
+	cr_expect(strstr(r.body, "issuer=Acme%20PBX&amp;algorithm=") != NULL,
+	    "%s", r.body);
+	auth_http_resp_free(&r);
+}

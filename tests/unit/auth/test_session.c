@@ -1,5 +1,6 @@
 /* test_session.c -- the session cookie: roundtrip, tampering, keys, expiry, revocation. */
 #include <criterion/criterion.h>
+#include <openssl/evp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -282,4 +283,131 @@ Test(session, dummy_hash_has_configured_cost)
 	cr_expect_eq(p.p, t.s.argon2_p);
 	cr_expect_not(auth_pw_needs_rehash(t.ctx->dummy_phc, t.s.argon2_m_kib,
 	    t.s.argon2_t, t.s.argon2_p));
+}
+
+/* ---- sites: one site's cookies and tokens are refused on another ---- */
+
+/* A context on the same store and secret key file as t.ctx, for `site`. */
+static struct auth_ctx *
+open_site(const char *site)
+{
+	struct auth_settings s = t.s;
+	struct auth_ctx *c;
+	char err[512];
+
+	snprintf(s.site, sizeof(s.site), "%s", site);
+	c = auth_open(&s, NULL, NULL, err, sizeof(err));
+	cr_assert_not_null(c, "%s", err);
+	return c;
+}
+
+static void
+login_on(struct auth_ctx *c, char *cookie, size_t len)
+{
+	struct auth_user u;
+	char sc[512];
+
+	pthread_mutex_lock(&c->db_mu);
+	cr_assert_eq(auth_user_get(c, "alice", 0, &u), 0);
+	cr_assert_eq(auth_session_new(c, &u, AUTH_LEVEL_MFA, NULL, T0, sc,
+	    sizeof(sc), NULL), 0);
+	pthread_mutex_unlock(&c->db_mu);
+	snprintf(cookie, len, "%.*s", (int)strcspn(sc, ";"), sc);
+}
+
+Test(session, cookie_of_site_a_refused_on_site_b)
+{
+	struct auth_ctx *a = open_site("a"), *b = open_site("b");
+	struct auth_identity id;
+	char c[512];
+
+	login_on(a, c, sizeof(c));
+	cr_expect_eq(auth_session_check(a, c, strlen(c), T0 + 1, &id), AUTH_OK);
+	cr_expect_eq(auth_session_check(b, c, strlen(c), T0 + 1, &id),
+	    AUTH_INVALID, "same user, same key, other site");
+	cr_expect_eq(check(c, T0 + 1, &id), AUTH_INVALID, "the top level");
+	auth_close(a);
+	auth_close(b);
+}
+
+/* Cookies made before sites existed (no site) stay valid at the top level,
+ * and are no site's. */
+Test(session, top_level_cookie_refused_on_a_site)
+{
+	struct auth_ctx *a = open_site("a");
+	struct auth_identity id;
+	char c[512];
+
+	login(c, sizeof(c));
+	cr_expect_eq(check(c, T0 + 1, &id), AUTH_OK);
+	cr_expect_eq(auth_session_check(a, c, strlen(c), T0 + 1, &id),
+	    AUTH_INVALID);
+	auth_close(a);
+}
+
+Test(session, sealed_token_of_site_a_refused_on_site_b)
+{
+	struct auth_ctx *a = open_site("a"), *b = open_site("b");
+	uint8_t pt[16] = "sixteen bytes!!", out[16];
+	char tok[256];
+
+	cr_assert_eq(auth_token_seal(a, "mfa", pt, sizeof(pt), tok,
+	    sizeof(tok)), 0);
+	cr_expect_eq(auth_token_open(a, "mfa", tok, strlen(tok), out,
+	    sizeof(out)), 0);
+	cr_expect_neq(auth_token_open(b, "mfa", tok, strlen(tok), out,
+	    sizeof(out)), 0);
+	cr_expect_neq(auth_token_open(t.ctx, "mfa", tok, strlen(tok), out,
+	    sizeof(out)), 0);
+	auth_close(a);
+	auth_close(b);
+}
+
+Test(session, csrf_token_differs_per_site)
+{
+	struct auth_ctx *a = open_site("a"), *b = open_site("b");
+	const char *cookie = "0123456789abcdef0123456789abcdef";
+	char ta[65], tb[65], top[65];
+
+	auth_csrf_token(a, cookie, 32, "", ta);
+	auth_csrf_token(b, cookie, 32, "", tb);
+	auth_csrf_token(t.ctx, cookie, 32, "", top);
+	cr_expect_str_neq(ta, tb);
+	cr_expect_str_neq(ta, top);
+	cr_expect_str_neq(tb, top);
+	auth_close(a);
+	auth_close(b);
+}
+
+/* An enrolment link of site a finds nothing through site b, even in the
+ * store both share; the top level's hash is the token's plain SHA-256 (the
+ * links made before sites still work). */
+Test(session, enrolment_link_of_site_a_not_found_on_site_b)
+{
+	struct auth_ctx *a = open_site("a"), *b = open_site("b");
+	struct auth_enrol_row row;
+	char tok[65], ha[65], hb[65], top[65];
+
+	pthread_mutex_lock(&a->db_mu);
+	cr_assert_eq(auth_enrol_token_new(a, alice.id, T0, tok), 0);
+	pthread_mutex_unlock(&a->db_mu);
+	cr_assert_eq(auth_enrol_hash(a, tok, ha), 0);
+	cr_assert_eq(auth_enrol_hash(b, tok, hb), 0);
+	cr_assert_eq(auth_enrol_hash(t.ctx, tok, top), 0);
+	cr_expect_str_neq(ha, hb);
+	{
+		uint8_t md[32];
+		unsigned int n = 0;
+		char plain[65];
+
+		EVP_Digest(tok, 64, md, &n, EVP_sha256(), NULL);
+		auth_hex(md, sizeof(md), plain);
+		cr_expect_str_eq(top, plain);
+	}
+	pthread_mutex_lock(&b->db_mu);
+	cr_expect_eq(b->store->enrol_get(b, ha, T0 + 1, &row), 0);
+	cr_expect_neq(b->store->enrol_get(b, hb, T0 + 1, &row), 0);
+	pthread_mutex_unlock(&b->db_mu);
+	auth_close(a);
+	auth_close(b);
 }

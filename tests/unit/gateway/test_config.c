@@ -1455,3 +1455,376 @@ Test(config, error_log_dot_slash_syslog_is_a_file)
 {
 	error_log_value("./syslog", "/./syslog");	/* the config's folder, as written */
 }
+
+/* ---- sites: site NAME { ... } ---- */
+
+/* `check`'s entry point: loads a file with sites (gw_config_load refuses
+ * them until requests are routed). Messages joined as "LOC: MSG". */
+static void
+collect_loc(void *arg, bool warning, const char *loc, const char *msg)
+{
+	char line[1024];
+
+	snprintf(line, sizeof(line), "%s: %s", loc != NULL ? loc : "-", msg);
+	collect(arg, warning, line);
+}
+
+static struct gw_config *
+load_sites(const char *text, bool runtime)
+{
+	char path[256];
+
+	wfile("main.conf", text);
+	snprintf(path, sizeof(path), "%s/main.conf", dir);
+	return gw_config_load_loc(path, runtime, NULL, collect_loc, &got);
+}
+
+/* Top level without server_name (lines 1-4); sites from line 5. */
+#define SITE_A "site a {\n\tserver_name a.example\n}\n"
+
+#define BAD_SITES(name, text, tail)					\
+Test(config, name)							\
+{									\
+	struct gw_config *c = load_sites(BASE text, false);		\
+	expect_one(false, tail);					\
+	cr_assert_null(c);						\
+}
+
+static const struct gw_site *
+site_named(const struct gw_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nsites; i++)
+		if (strcmp(c->sites[i].name, name) == 0)
+			return &c->sites[i];
+	cr_assert_fail("no site %s", name);
+	return NULL;
+}
+
+Test(config, sites_inherit_unless_set)
+{
+	struct gw_config *c = load_sites(BASE "title \"Top\"\n"
+	    "site a {\n\tserver_name a.example A2.example\n}\n"
+	    "site b {\n\tserver_name b.example\n"
+	    "\tupstream http://127.0.0.1:5001\n\ttitle \"PBX B\"\n"
+	    "\ttotp_issuer \"Acme B\"\n\tmax_body_size 1k\n}\n"
+	    "max_body_size 2k\ndefault_site b\n", false);
+	const struct gw_site *a, *b;
+
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	cr_assert_eq(c->nsites, 2);
+	a = site_named(c, "a");
+	b = site_named(c, "b");
+	cr_assert_str_eq(a->cfg->upstream.url, "http://127.0.0.1:5000");
+	cr_assert_str_eq(b->cfg->upstream.url, "http://127.0.0.1:5001");
+	cr_assert_str_eq(a->cfg->auth.title, "Top");
+	cr_assert_str_eq(b->cfg->auth.title, "PBX B");
+	cr_assert_str_eq(a->cfg->auth.totp_issuer, "pbxgate");
+	cr_assert_str_eq(b->cfg->auth.totp_issuer, "Acme B");
+	/* a top-level line after the blocks counts for every site */
+	cr_assert_eq(a->cfg->lim.body, 2048);
+	cr_assert_eq(b->cfg->lim.body, 1024);
+	cr_assert_eq(a->cfg->ncerts, 1);
+	cr_assert_eq(a->cfg->nserver_names, 2);
+	cr_assert_str_eq(a->cfg->server_names[1], "a2.example");
+	cr_assert_str_eq(a->file + strlen(dir), "/main.conf");
+	cr_assert_eq(a->line, 6);
+	cr_assert_str_eq(c->default_site, "b");
+	/* what the auth module binds into the site's cookies and tokens */
+	cr_assert_str_eq(a->cfg->auth.site, "a");
+	cr_assert_str_eq(c->auth.site, "");
+	gw_config_unref(c);
+}
+
+/* A block's lines of a repeatable keyword are its whole list. */
+Test(config, site_repeatable_keyword_replaces_the_list)
+{
+	struct gw_config *c;
+
+	wfile("b.pem", "x\n");
+	wfile("b.key", "x\n");
+	c = load_sites(BASE "site b {\n\tserver_name b.example\n"
+	    "\ttls_cert b.pem\n\ttls_key b.key\n}\n", false);
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	cr_assert_eq(c->sites[0].cfg->ncerts, 1);
+	cr_assert_str_eq(c->sites[0].cfg->certs[0].cert_file + strlen(dir),
+	    "/b.pem");
+	gw_config_unref(c);
+}
+
+/* What `run` and the other commands load: refused at the first site. */
+Test(config, sites_refused_by_run)
+{
+	struct gw_config *c = load_text(BASE SITE_A);
+
+	expect_one(false, "5:1: site blocks are checked (pbxgate check) but "
+	    "not served yet: this version cannot route requests to sites; "
+	    "run one gateway per site until it can");
+	cr_assert_null(c);
+}
+
+Test(config, site_builds_its_tls_context)
+{
+	struct gw_config *c;
+
+	make_cert("pbx.test");
+	make_cert("b.test");
+	c = load_sites("listen 127.0.0.1:8443\nupstream http://127.0.0.1:5000\n"
+	    "tls_cert pbx.test.crt\ntls_key pbx.test.key\n"
+	    "site a {\n\tserver_name a.example\n}\n"
+	    "site b {\n\tserver_name b.test\n\ttls_cert b.test.crt\n"
+	    "\ttls_key b.test.key\n}\n", true);
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	cr_assert_not_null(c->sites[0].cfg->tls);
+	cr_assert_not_null(c->sites[1].cfg->tls);
+	cr_assert_null(c->tls);		/* the top level serves nothing */
+	gw_config_unref(c);
+}
+
+Test(config, site_bad_key_blames_the_site_line)
+{
+	const char *want;
+	struct gw_config *c;
+
+	make_cert("pbx.test");
+	wfile("bad.key", "-----BEGIN PRIVATE KEY-----\nAAAA\n"
+	    "-----END PRIVATE KEY-----\n");
+	c = load_sites("listen 127.0.0.1:8443\nupstream http://127.0.0.1:5000\n"
+	    "site a {\n\tserver_name a.example\n\ttls_cert pbx.test.crt\n"
+	    "\ttls_key bad.key\n}\n", true);
+	cr_assert_null(c);
+	cr_assert_eq(got.n, 1, "%s", got.m[0]);
+	want = "/main.conf:6:10: site \"a\": tls_key ";
+	cr_assert(strncmp(got.m[0] + strlen(dir), want, strlen(want)) == 0,
+	    "%s", got.m[0]);
+}
+
+BAD_SITES(site_missing_name, "site\n",
+    "5:1: site: missing name; usage: site NAME {")
+BAD_SITES(site_missing_brace, "site a\n",
+    "5:6: site: \"{\" expected after the name; usage: site NAME {")
+BAD_SITES(site_brace_glued, "site a{\n",
+    "5:6: site: \"{\" expected after the name; usage: site NAME {")
+BAD_SITES(site_value_after_brace, "site a { upstream\n}\n",
+    "5:10: site: unexpected \"upstream\" after \"{\": a site's settings "
+    "go on the lines below it")
+BAD_SITES(site_name_leading_hyphen, "site -a {\n}\n",
+    "5:6: site: \"-a\" is not a valid site name: 1 to 63 letters, digits, "
+    "'-' or '_', starting with a letter or digit")
+BAD_SITES(site_name_dot, "site a.b {\n}\n",
+    "5:6: site: \"a.b\" is not a valid site name: 1 to 63 letters, digits, "
+    "'-' or '_', starting with a letter or digit")
+BAD_SITES(site_name_64_bytes, "site "
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa {\n}\n",
+    "5:6: site: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "aaaa\" is not a valid site name: 1 to 63 letters, digits, '-' or '_', "
+    "starting with a letter or digit")
+BAD_SITES(site_name_twice, SITE_A "site a {\n\tserver_name b.example\n}\n",
+    "8:6: site \"a\" is already defined at {D}/main.conf:5")
+BAD_SITES(site_nested, "site a {\n\tsite b {\n\tserver_name a.example\n}\n",
+    "6:2: site blocks do not nest: close site \"a\" (opened at "
+    "{D}/main.conf:5) with \"}\" first")
+BAD_SITES(site_not_closed, "site a {\n\tserver_name a.example\n",
+    "5:1: site \"a\" is not closed: add \"}\" after its last line")
+BAD_SITES(site_stray_close, SITE_A "}\n",
+    "8:1: \"}\" without an open site block")
+BAD_SITES(site_close_extra, "site a {\n\tserver_name a.example\n} x\n",
+    "7:3: unexpected \"x\" after \"}\"")
+BAD_SITES(site_listen_refused, "site a {\n\tserver_name a.example\n"
+    "\tlisten 127.0.0.1:9443\n}\n",
+    "7:2: \"listen\" applies to the whole gateway, not to a site")
+BAD_SITES(site_workers_refused, "site a {\n\tserver_name a.example\n"
+    "\tworkers 2\n}\n",
+    "7:2: \"workers\" applies to the whole gateway, not to a site")
+BAD_SITES(site_smtp_refused, "site a {\n\tserver_name a.example\n"
+    "\tsmtp_listen 127.0.0.1:2525\n}\n",
+    "7:2: \"smtp_listen\" applies to the whole gateway, not to a site")
+BAD_SITES(site_login_threads_refused, "site a {\n\tserver_name a.example\n"
+    "\tlogin_threads 4\n}\n",
+    "7:2: \"login_threads\" applies to the whole gateway, not to a site")
+BAD_SITES(site_include_refused, "site a {\n\tserver_name a.example\n"
+    "\tinclude other.conf\n}\n",
+    "7:2: include is not available inside a site block: include whole "
+    "site blocks from the top level")
+BAD_SITES(site_unknown_keyword, "site a {\n\tserver_name a.example\n"
+    "\tupstrem http://127.0.0.1:1\n}\n",
+    "7:2: unknown keyword \"upstrem\"")
+BAD_SITES(site_duplicate_keyword, "site a {\n\tserver_name a.example\n"
+    "\tupstream http://127.0.0.1:1\n\tupstream http://127.0.0.1:2\n}\n",
+    "8:2: site \"a\": duplicate \"upstream\" (first set at "
+    "{D}/main.conf:7)")
+BAD_SITES(site_bad_value, "site a {\n\tserver_name a.example\n"
+    "\tupstream ftp://x\n}\n",
+    "7:11: site \"a\": upstream: \"ftp://x\" must start with http:// or "
+    "https://")
+BAD_SITES(site_missing_file, "site a {\n\tserver_name a.example\n"
+    "\tpolicy nope.policy\n}\n",
+    "7:9: site \"a\": policy: {D}/nope.policy: cannot open: No such file "
+    "or directory")
+BAD_SITES(site_without_server_name, "site a {\n}\n",
+    "5:1: site \"a\": no server_name: a site serves the names it lists "
+    "(TLS SNI and Host); add server_name NAME... inside the block")
+BAD_SITES(site_name_overlap, SITE_A
+    "site b {\n\tserver_name b.example A.Example\n}\n",
+    "9:24: server_name a.example of site \"b\" is also served by site "
+    "\"a\" ({D}/main.conf:6): a name belongs to one site")
+BAD_SITES(site_top_server_name, "server_name top.example\n" SITE_A,
+    "5:13: server_name at the top level does not apply once there are "
+    "site blocks: give each site its own")
+BAD_SITES(site_default_unknown, SITE_A "default_site b\n",
+    "8:14: default_site: no site is named \"b\"")
+BAD_SITES(site_default_without_sites, "default_site a\n",
+    "5:14: default_site without site blocks: remove it or add site a "
+    "{ ... }")
+BAD_SITES(site_bad_title, "title "
+    "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n",
+    "5:7: title: longer than 64 bytes")
+BAD_SITES(site_bad_issuer, "totp_issuer a:b\n",
+    "5:13: totp_issuer: \"a:b\" is not an issuer: 1 to 32 letters, digits, "
+    "blanks, '.', '-' or '_', no blank at either end")
+BAD_SITES(site_issuer_trailing_blank, "totp_issuer \"a \"\n",
+    "5:13: totp_issuer: \"a \" is not an issuer: 1 to 32 letters, digits, "
+    "blanks, '.', '-' or '_', no blank at either end")
+
+/* A setting no level gives is blamed on the site's line. */
+Test(config, site_without_upstream_blames_its_line)
+{
+	struct gw_config *c = load_sites("listen 127.0.0.1:8443\n"
+	    "tls_cert cert.pem\ntls_key key.pem\n" SITE_A, false);
+
+	expect_one(false, "4:1: site \"a\": no upstream: add e.g. \"upstream "
+	    "http://127.0.0.1:5000\"");
+	cr_assert_null(c);
+}
+
+/* A bad top-level line is reported once, not once per site. */
+Test(config, site_inherited_error_reported_once)
+{
+	struct gw_config *c = load_sites("listen 127.0.0.1:8443\n"
+	    "tls_cert cert.pem\ntls_key key.pem\nupstream ftp://x\n" SITE_A
+	    "site b {\n\tserver_name b.example\n}\n", false);
+
+	expect_one(false, "4:10: upstream: \"ftp://x\" must start with "
+	    "http:// or https://");
+	cr_assert_null(c);
+}
+
+Test(config, sites_at_most_1024)
+{
+	size_t cap = 1100 * 48, n = 0;
+	char *text = malloc(cap);
+	struct gw_config *c;
+
+	cr_assert_not_null(text);
+	n += (size_t)snprintf(text, cap, BASE);
+	for (int i = 0; i < 1025; i++)
+		n += (size_t)snprintf(text + n, cap - n, "site s%d {\n"
+		    "server_name s%d.example\n}\n", i, i);
+	c = load_sites(text, false);
+	free(text);
+	expect_one(false, "3077:1: too many sites (max 1024)");
+	cr_assert_null(c);
+}
+
+/* ---- which site serves a name (SNI or Host) ---- */
+
+static const char *
+site_for(const struct gw_config *c, const char *name)
+{
+	const struct gw_site *s = gw_site_for_name(c, name);
+
+	return s != NULL ? s->name : "(refused)";
+}
+
+Test(config, site_for_name_listed_any_case_else_refused)
+{
+	struct gw_config *c = load_sites(BASE SITE_A
+	    "site b {\n\tserver_name b.example www.b.example\n}\n", false);
+
+	cr_assert_not_null(c, "%s", got.m[0]);
+	cr_expect_str_eq(site_for(c, "a.example"), "a");
+	cr_expect_str_eq(site_for(c, "WWW.B.Example"), "b");
+	cr_expect_str_eq(site_for(c, "b.example"), "b");
+	cr_expect_str_eq(site_for(c, "c.example"), "(refused)");
+	cr_expect_str_eq(site_for(c, ""), "(refused)");
+	cr_expect_str_eq(site_for(c, "a.example."), "(refused)");
+	gw_config_unref(c);
+}
+
+Test(config, site_for_name_unknown_goes_to_default_site)
+{
+	struct gw_config *c = load_sites(BASE SITE_A
+	    "site b {\n\tserver_name b.example\n}\ndefault_site b\n", false);
+	char longname[400];
+
+	cr_assert_not_null(c, "%s", got.m[0]);
+	cr_expect_str_eq(site_for(c, "a.example"), "a");
+	cr_expect_str_eq(site_for(c, "nobody.example"), "b");
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	cr_expect_str_eq(site_for(c, longname), "(refused)", "over 253 bytes");
+	gw_config_unref(c);
+}
+
+Test(config, site_for_name_among_1024_sites)
+{
+	size_t cap = 1100 * 64, n = 0;
+	char *text = malloc(cap), name[32];
+	struct gw_config *c;
+
+	cr_assert_not_null(text);
+	n += (size_t)snprintf(text, cap, BASE);
+	for (int i = 0; i < 1024; i++)
+		n += (size_t)snprintf(text + n, cap - n, "site s%d {\n"
+		    "server_name s%d.example x%d.example\n}\n", i, i, i);
+	c = load_sites(text, false);
+	free(text);
+	cr_assert_not_null(c, "%s", got.m[0]);
+	cr_assert_eq(c->nsite_names, 2048);
+	for (int i = 0; i < 1024; i += 97) {
+		char want[16];
+
+		snprintf(name, sizeof(name), "x%d.example", i);
+		snprintf(want, sizeof(want), "s%d", i);
+		cr_expect_str_eq(site_for(c, name), want, "%s", name);
+	}
+	cr_expect_str_eq(site_for(c, "s1023.example"), "s1023");
+	gw_config_unref(c);
+}
+
+/* A refused block before them must not shift which lines are blamed. */
+Test(config, site_name_overlap_after_a_refused_block)
+{
+	struct gw_config *c = load_sites(BASE "site -x {\n}\n" SITE_A
+	    "site b {\n\tserver_name b.example A.Example\n}\n", false);
+	char want[1024];
+
+	cr_assert_null(c);
+	cr_assert_eq(got.n, 2, "%s", got.m[0]);
+	snprintf(want, sizeof(want), "%s/main.conf:11:24: server_name "
+	    "a.example of site \"b\" is also served by site \"a\" "
+	    "(%s/main.conf:8): a name belongs to one site", dir, dir);
+	cr_assert_str_eq(got.m[1], want);
+}
+
+/* Enrolment links of a site must lead to one of its own names. */
+Test(config, site_public_url_of_another_name_warns)
+{
+	struct gw_config *c = load_sites(BASE
+	    "public_url https://top.example\n" SITE_A
+	    "site b {\n\tserver_name b.example\n"
+	    "\tpublic_url https://B.example:8443/\n}\n", false);
+	char want[1024];
+
+	cr_assert_not_null(c, "%s", got.m[0]);
+	cr_assert_eq(got.n, 1, "%s", got.m[1]);
+	cr_assert(got.warn[0]);
+	snprintf(want, sizeof(want), "%s/main.conf:5:12: site \"a\": "
+	    "public_url https://top.example is not one of the site's "
+	    "server_name: its enrolment links would lead to another site; set "
+	    "public_url in the site's block", dir);
+	cr_assert_str_eq(got.m[0], want);
+	gw_config_unref(c);
+}

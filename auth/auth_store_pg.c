@@ -27,11 +27,12 @@
 #include <openssl/crypto.h>
 
 #include "auth/auth_priv.h"
+#include "auth/auth_store_pg.h"
 #include "policy/policy.h"
 
 #define PG_TIMEOUT_S	"5"	/* connect and per-statement, seconds */
 #define PG_PARAMS_MAX	8
-#define PG_PASSWORD_MAX	1024
+#define PG_PASSWORD_MAX	AUTH_PG_PASSWORD_MAX
 
 struct auth_pg {
 	PGconn *conn;
@@ -488,8 +489,9 @@ auth_store_pg_check(const char *url, char *err, size_t errlen)
 
 /* The URL as given, then what pbxgate insists on: later keywords win, so
  * the URL's own options (a search_path, say) are kept in front of ours. */
-static PGconn *
-connect_db(const struct auth_settings *s, const char *password)
+PGconn *
+auth_pg_connect(const struct auth_settings *s, const char *password,
+    const char *application_name, bool start)
 {
 	static const char ours[] = "-c statement_timeout=" PG_TIMEOUT_S "s"
 	    " -c lock_timeout=" PG_TIMEOUT_S "s";
@@ -508,14 +510,24 @@ connect_db(const struct auth_settings *s, const char *password)
 		k[n] = "sslmode", v[n++] = "verify-full";
 	k[n] = "connect_timeout", v[n++] = PG_TIMEOUT_S;
 	k[n] = "options", v[n++] = opts;
-	k[n] = "application_name", v[n++] = "pbxgate";
+	k[n] = "application_name", v[n++] = application_name;
 	k[n] = NULL, v[n] = NULL;
-	conn = PQconnectdbParams(k, v, 1);
+	conn = start ? PQconnectStartParams(k, v, 1) : PQconnectdbParams(k, v, 1);
 done:
 	free(opts);
 	if (o != NULL)
 		PQconninfoFree(o);
 	return conn;
+}
+
+int
+auth_pg_password(const struct auth_settings *s, char *out, size_t outlen,
+    char *err, size_t errlen)
+{
+	out[0] = '\0';
+	if (s->user_db_password_file == NULL)
+		return 0;
+	return read_password(s->user_db_password_file, out, outlen, err, errlen);
 }
 
 static int
@@ -529,11 +541,10 @@ pg_open(struct auth_ctx *c, char *err, size_t errlen)
 		return -1;
 	}
 	c->pg = p;
-	if (c->s.user_db_password_file != NULL && read_password(
-	    c->s.user_db_password_file, pw, sizeof(pw), err, errlen) < 0)
+	if (auth_pg_password(&c->s, pw, sizeof(pw), err, errlen) < 0)
 		return -1;
-	p->conn = connect_db(&c->s, c->s.user_db_password_file != NULL ? pw :
-	    NULL);
+	p->conn = auth_pg_connect(&c->s, pw[0] != '\0' ? pw : NULL, "pbxgate",
+	    false);
 	OPENSSL_cleanse(pw, sizeof(pw));
 	if (p->conn == NULL || PQstatus(p->conn) != CONNECTION_OK) {
 		snprintf(err, errlen, "%s: cannot connect to PostgreSQL: %s",
@@ -558,7 +569,7 @@ pg_close(struct auth_ctx *c)
 static int
 pg_version(struct auth_ctx *c, int64_t *out)
 {
-	PGresult *r = query(c, "SELECT v FROM meta WHERE k = 'version'", "");
+	PGresult *r = query(c, AUTH_PG_VERSION_SQL, "");
 
 	if (r == NULL)
 		return -1;
@@ -567,10 +578,14 @@ pg_version(struct auth_ctx *c, int64_t *out)
 	return 0;
 }
 
+/* The NOTIFY rides on the bump's own statement: PostgreSQL delivers it at
+ * commit, so no listener hears of a change it cannot read yet, and a bump
+ * rolled back is never announced. */
 static int
 pg_bump_version(struct auth_ctx *c)
 {
-	return exec(c, "UPDATE meta SET v = v + 1 WHERE k = 'version'");
+	return exec(c, "UPDATE meta SET v = v + 1 WHERE k = 'version'"
+	    " RETURNING pg_notify('" AUTH_PG_CHANNEL "', v::text)");
 }
 
 static int
@@ -617,23 +632,15 @@ pg_user_get(struct auth_ctx *c, const char *folded, int64_t id,
 	return rc;
 }
 
-static int
-load_users(struct auth_ctx *c, struct auth_mem_user **out, size_t *n)
+int
+auth_pg_users_decode(const PGresult *r, struct auth_mem_user **out, size_t *n)
 {
-	PGresult *r = query(c, "SELECT id, epoch, admin, disabled, name, groups,"
-	    " lockdown FROM users ORDER BY id LIMIT $1::bigint", "i",
-	    (int64_t)AUTH_STORE_USERS_MAX);
-	struct auth_mem_user *v;
-	int rows;
+	int rows = PQntuples(r);
+	struct auth_mem_user *v = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v));
 
 	*n = 0;
-	if (r == NULL)
+	if (v == NULL)
 		return -1;
-	rows = PQntuples(r);
-	if ((v = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v))) == NULL) {
-		PQclear(r);
-		return -1;
-	}
 	for (int i = 0; i < rows; i++) {
 		struct auth_mem_user *m = &v[i];
 
@@ -645,36 +652,64 @@ load_users(struct auth_ctx *c, struct auth_mem_user **out, size_t *n)
 		copy_text(m->groups, sizeof(m->groups), r, i, 5);
 		copy_text(m->lockdown, sizeof(m->lockdown), r, i, 6);
 	}
-	PQclear(r);
 	*out = v, *n = (size_t)rows;
 	return 0;
 }
 
-static int
-load_revoked(struct auth_ctx *c, uint8_t (**out)[16], size_t *n)
+int
+auth_pg_revoked_decode(const PGresult *r, uint8_t (**out)[16], size_t *n)
 {
-	PGresult *r = query(c, "SELECT sid FROM sessions WHERE revoked = 1"
-	    " ORDER BY sid LIMIT $1::bigint", "i", (int64_t)AUTH_STORE_REVOKED_MAX);
-	uint8_t (*v)[16];
-	int rows;
+	int rows = PQntuples(r);
+	uint8_t (*v)[16] = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v));
 
 	*n = 0;
-	if (r == NULL)
+	if (v == NULL)
 		return -1;
-	rows = PQntuples(r);
-	if ((v = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v))) == NULL) {
-		PQclear(r);
-		return -1;
-	}
 	for (int i = 0; i < rows; i++) {
 		const char *t = col_text(r, i, 0);
 
 		if (auth_unhex(t, strlen(t), v[*n], 16) == 16)
 			(*n)++;
 	}
-	PQclear(r);
 	*out = v;
 	return 0;
+}
+
+void
+auth_pg_counts_decode(const PGresult *r, long long *out)
+{
+	for (int i = 0; i < AUTH_GAUGES; i++)
+		out[i] = col_i64(r, 0, i);
+}
+
+static int
+load_users(struct auth_ctx *c, struct auth_mem_user **out, size_t *n)
+{
+	PGresult *r = query(c, AUTH_PG_USERS_SQL, "i",
+	    (int64_t)AUTH_STORE_USERS_MAX);
+	int rc;
+
+	*n = 0;
+	if (r == NULL)
+		return -1;
+	rc = auth_pg_users_decode(r, out, n);
+	PQclear(r);
+	return rc;
+}
+
+static int
+load_revoked(struct auth_ctx *c, uint8_t (**out)[16], size_t *n)
+{
+	PGresult *r = query(c, AUTH_PG_REVOKED_SQL, "i",
+	    (int64_t)AUTH_STORE_REVOKED_MAX);
+	int rc;
+
+	*n = 0;
+	if (r == NULL)
+		return -1;
+	rc = auth_pg_revoked_decode(r, out, n);
+	PQclear(r);
+	return rc;
 }
 
 /* One snapshot, so users and revocations are of the same moment. */
@@ -1057,22 +1092,12 @@ pg_ban_list(struct auth_ctx *c, int64_t now, auth_ban_row_fn fn, void *arg)
 static int
 pg_counts(struct auth_ctx *c, int64_t now, int64_t session_max, long long *out)
 {
-	_Static_assert(AUTH_GAUGES == 4, "pg_counts reads four gauges");
-	PGresult *r = query(c, "SELECT"
-	    " (SELECT count(*) FROM regulate WHERE key LIKE 'u:%' AND"
-	    "  banned_until > $1::bigint),"
-	    " (SELECT count(*) FROM regulate WHERE key LIKE 'a:%' AND"
-	    "  banned_until > $1::bigint),"
-	    " (SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id"
-	    "  WHERE s.revoked = 0 AND u.disabled = 0 AND (s.epoch = u.epoch OR"
-	    "  s.epoch = 0) AND s.created > $1::bigint - $2::bigint),"
-	    " (SELECT count(*) FROM enrol WHERE used = 0 AND expires > $1::bigint)",
-	    "ii", now, session_max);
+	_Static_assert(AUTH_GAUGES == 4, "AUTH_PG_COUNTS_SQL reads four gauges");
+	PGresult *r = query(c, AUTH_PG_COUNTS_SQL, "ii", now, session_max);
 
 	if (r == NULL)
 		return -1;
-	for (int i = 0; i < AUTH_GAUGES; i++)
-		out[i] = col_i64(r, 0, i);
+	auth_pg_counts_decode(r, out);
 	PQclear(r);
 	return 0;
 }

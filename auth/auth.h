@@ -22,7 +22,9 @@
  *    change goes through the same ctx. Changes made by another process
  *    (the `pbxgate user` CLI, another worker process) become visible to a
  *    ctx only after auth_refresh(), which the gateway should call from its
- *    pool every few seconds (cheap: one query on a version counter).
+ *    pool every few seconds (cheap: one query on a version counter), or,
+ *    with PostgreSQL, when the change listener hears of them
+ *    (auth_live_start: its own thread and connection).
  *  - The module never logs. Failures fill `char *err, size_t errlen`; audit
  *    events go through the callback given to auth_open() as one JSON object
  *    per call (no newline), never containing a password, code or cookie.
@@ -110,8 +112,45 @@ void auth_close(struct auth_ctx *);
  * when a pool thread holds it); when nothing changed it costs one indexed
  * SQLite read (a few microseconds from the page cache), a full table load
  * when something did. Safe on an event loop timer for small stores; on
- * the pool for large ones. 0 = ok, -1 = error in `err`. */
+ * the pool for large ones. 0 = ok, -1 = error in `err`. With a change
+ * listener running (auth_live_start) it reads nothing and returns the
+ * listener's state: -1 while it is disconnected, `err` saying why. */
 int  auth_refresh(struct auth_ctx *, char *err, size_t errlen);
+
+/* ---- live updates of a shared store (auth_store_pg_live.c) ------------- */
+
+/* Runs fn(arg) later on one of the gateway's event loops: 0, or -1 when it
+ * cannot (out of memory; the caller keeps the work and tries again). Called
+ * from the listener's thread. */
+typedef void (*auth_task_fn)(void *arg);
+typedef int (*auth_post_fn)(void *post_arg, auth_task_fn fn, void *arg);
+
+/* With a PostgreSQL store: starts the change listener, a thread with its
+ * own connection that LISTENs for the store's version bumps, reads the
+ * in-memory tables off the event loops and hands them to one through
+ * `post` (at most one hand-over on its way at a time); it also takes the
+ * /metrics counts. auth_refresh() then no longer reads the store: it
+ * reports the listener's state. With SQLite: does nothing (0), and
+ * auth_refresh() keeps polling. For the serving process only, after its
+ * event loops run; the CLI never starts one. 0, or -1 with err. */
+int  auth_live_start(struct auth_ctx *, auth_post_fn post, void *post_arg,
+    char *err, size_t errlen);
+/* Stops and joins the listener (bounded: every wait of the thread also
+ * watches the stop signal; only a host name's DNS lookup inside libpq is
+ * not interruptible, and the resolver bounds it). Call it while the loop
+ * `post` delivers to still exists; idempotent, auth_close() calls it. */
+void auth_live_stop(struct auth_ctx *);
+
+struct auth_live_info {
+	bool      running;		/* a listener exists */
+	bool      connected;		/* LISTENing and caught up */
+	long long reconnects;		/* connections made after the first */
+	long long reloads;		/* tables read and handed over */
+	int64_t   down_since;		/* time() of the loss; 0 when connected */
+	char      why[256];		/* the last failure, one line */
+};
+/* false (out zeroed) without a listener. */
+bool auth_live_info(struct auth_ctx *, struct auth_live_info *out);
 
 /* Store counts for /metrics (auth_gauges.c), taken by auth_refresh() at
  * most every 5 s without waiting for the store: name bans, address bans,

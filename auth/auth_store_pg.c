@@ -3,10 +3,12 @@
  *
  * One connection per ctx. Every operation runs with db_mu held, so the
  * connection is never used by two threads at once. The login pages' calls
- * run on the login pool, off the event loop; auth_refresh() (the store
- * version read and the /metrics counts) runs on the gateway's timer, on
- * the event loop: connect_timeout and statement_timeout bound how long a
- * slow or unreachable server can hold it there (PG_TIMEOUT_S each).
+ * run on the login pool, off the event loop; in a serving gateway the
+ * change listener (auth_store_pg_live.c) reads the in-memory tables and
+ * the /metrics counts on a connection and thread of its own. Without it
+ * (a ctx nobody started one for) auth_refresh() reads the version and the
+ * counts here: connect_timeout and statement_timeout bound how long a slow
+ * or unreachable server can hold it (PG_TIMEOUT_S each).
  *
  * Values are always parameters (PQexecParams), never part of the SQL text.
  * The code-once writes are conditional UPDATEs (or a DELETE) whose row

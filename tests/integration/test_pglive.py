@@ -8,6 +8,7 @@ Uses test_pgstore's throwaway PostgreSQL 15.
 """
 
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -61,3 +62,123 @@ def test_bump_sends_notify_with_the_version(live_pair):
             p.wait(5)
     version = _psql(url, "SELECT v FROM meta WHERE k = 'version'")
     assert ('Asynchronous notification "pbxgate_store" with payload "%s"' % version) in out, out
+
+
+def _session_on_both(a, gb, ctx, name):
+    """Enrolled through A, signed in on A; the cookie's copy works on B."""
+    _, secret, _ = enrol(a, ctx, name)
+    b, r = login(a, ctx, name, secret)
+    assert r.status == 303, r
+    kept = on(gb, ctx, b)
+    wait_until(lambda: kept.get("/app").status == 200, timeout=10, interval=0.05,
+               what="A's cookie to be accepted by B")
+    return b, kept, secret
+
+
+def _refused_within(kept, t0, what):
+    wait_until(lambda: kept.get("/app").status == 302, timeout=5, interval=0.02, what=what)
+    took = time.monotonic() - t0
+    print("%s after %.3fs" % (what, took))
+    assert took < LIVE_S, "%s took %.3fs" % (what, took)
+    return took
+
+
+def test_logout_on_a_refused_on_b_within_1s(live_pair, ctx):
+    a, gb, _ = live_pair
+    b, kept, _ = _session_on_both(a, gb, ctx, "lara")
+    r = b.get("/_pbxgate/account")
+    logout = [f for act, f in forms(r.body) if act == "/_pbxgate/logout"]
+    assert logout, r.body
+    t0 = time.monotonic()
+    assert b.post_form("/_pbxgate/logout", logout[0]).status in (200, 303)
+    _refused_within(kept, t0, "logout on A refused on B")
+
+
+def test_user_disabled_on_a_refused_on_b_within_1s(live_pair, ctx):
+    a, gb, _ = live_pair
+    _, kept, _ = _session_on_both(a, gb, ctx, "mona")
+    t0 = time.monotonic()
+    res = a.cli("user", "disable", "mona")
+    assert res.returncode == 0, res
+    _refused_within(kept, t0, "user disabled through A refused on B")
+
+
+def _listeners(url):
+    return int(_psql(url, "SELECT count(*) FROM pg_stat_activity WHERE"
+                          " application_name = 'pbxgate-listen'"))
+
+
+def test_reload_keeps_one_listener_and_stop_closes_it(live_pair):
+    """A reload neither starts a second listener nor drops the first; a
+    stop closes it (and the fixture checks the exit status)."""
+    a, gb, url = live_pair
+    wait_until(lambda: _listeners(url) == 2, timeout=10, what="two listeners")
+    for _ in range(3):
+        a.reload()
+    assert _listeners(url) == 2
+    assert a.metric("pbxgate_user_store_listener_connected") == 1
+    t0 = time.monotonic()
+    assert a.stop() == 0
+    assert time.monotonic() - t0 < 5
+    wait_until(lambda: _listeners(url) == 1, timeout=10, what="A's listener to close")
+
+
+def test_revocation_while_b_is_cut_off_is_caught_up(make_auth_gateway, upstream, workdir, ctx):
+    """B reaches the server through its own socket directory (a symlink to
+    the server's socket). The server stops: both listeners report it in
+    /readyz, the error log and /metrics. The server starts again but B's
+    link is gone, so only A gets back; a sign-out on A is made then, while
+    B is cut off, and no NOTIFY can reach B. Once B's link is back, B's
+    listener reconnects and its catch-up read refuses the cookie."""
+    pg = Postgres()
+    pg.start()
+    bdir = os.path.join(workdir, "pgb-%s" % uuid.uuid4().hex[:8])
+    os.mkdir(bdir)
+    link = os.path.join(bdir, ".s.PGSQL.5432")
+    os.symlink(os.path.join(pg.dir, ".s.PGSQL.5432"), link)
+    try:
+        url = pg.new_database()
+        key = os.path.join(workdir, "cut-%s.key" % uuid.uuid4().hex[:8])
+        a = make_auth_gateway(upstream.port, auth_extra=FAST + [
+            "user_db %s" % url, "secret_key %s" % key])
+        gb = make_auth_gateway(upstream.port, auth_extra=FAST + [
+            "user_db %s" % url.replace("host=" + pg.dir, "host=" + bdir),
+            "secret_key %s" % key])
+        b, kept, _ = _session_on_both(a, gb, ctx, "olga")
+        pg.stop()
+        wait_until(lambda: _readyz(gb)[0] == 503, timeout=10, interval=0.1,
+                   what="B's /readyz to report the listener")
+        code, text = _readyz(gb)
+        assert "change listener disconnected" in text, text
+        wait_until(lambda: "change listener disconnected" in gb.stderr(), timeout=10,
+                   interval=0.1, what="B's error log to say the listener is down")
+        assert gb.metric("pbxgate_user_store_listener_connected") == 0
+        # sessions are still judged from memory meanwhile
+        assert kept.get("/app").status == 200
+        os.unlink(link)
+        pg.start()
+        wait_until(lambda: a.metric("pbxgate_user_store_listener_connected") == 1,
+                   timeout=15, interval=0.1, what="A's listener back")
+        r = b.get("/_pbxgate/account")
+        logout = [f for act, f in forms(r.body) if act == "/_pbxgate/logout"]
+        assert logout, r.body
+        assert b.post_form("/_pbxgate/logout", logout[0]).status in (200, 303)
+        assert gb.metric("pbxgate_user_store_listener_connected") == 0
+        assert kept.get("/app").status == 200  # B cannot know yet
+        reconnects = gb.metric("pbxgate_user_store_listener_reconnects_total")
+        os.symlink(os.path.join(pg.dir, ".s.PGSQL.5432"), link)
+        t0 = time.monotonic()
+        # back-off is at most 5 s: B retries within that
+        wait_until(lambda: kept.get("/app").status == 302, timeout=10, interval=0.05,
+                   what="B to catch up on the sign-out made while it was cut off")
+        print("B caught up %.2fs after its link came back" % (time.monotonic() - t0))
+        assert gb.metric("pbxgate_user_store_listener_reconnects_total") == reconnects + 1
+        wait_until(lambda: _readyz(gb)[0] == 200, timeout=10, interval=0.1,
+                   what="B's /readyz ready again")
+        assert "user store: answering again" in gb.stderr()
+        # the error line is rate-limited: the outage lasted several ticks
+        n = gb.stderr().count("change listener disconnected")
+        assert 1 <= n <= 3, n
+    finally:
+        pg.stop()
+        shutil.rmtree(pg.dir, ignore_errors=True)

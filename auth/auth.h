@@ -55,6 +55,7 @@
 struct auth_settings {
 	char    *user_db;		/* absolute path or postgresql:// URL; NULL = login disabled */
 	char    *user_db_password_file;	/* PostgreSQL password; NULL = none */
+	unsigned user_db_pool;		/* PostgreSQL connections (2); 0 unset */
 	char    *secret_key;		/* absolute path; default beside user_db */
 	uint32_t argon2_m_kib;		/* memory cost, KiB (default 65536) */
 	uint32_t argon2_t;		/* passes (3) */
@@ -116,6 +117,12 @@ void auth_close(struct auth_ctx *);
  * listener running (auth_live_start) it reads nothing and returns the
  * listener's state: -1 while it is disconnected, `err` saying why. */
 int  auth_refresh(struct auth_ctx *, char *err, size_t errlen);
+
+/* With a PostgreSQL store and user_db_pool N > 1: opens the N - 1 store
+ * connections the login threads use besides the ctx's own, so that they do
+ * not wait for each other's statements. Nothing otherwise. For the serving
+ * process, before its login threads run. 0, or -1 with err. */
+int  auth_store_pool_start(struct auth_ctx *, char *err, size_t errlen);
 
 /* ---- live updates of a shared store (auth_store_pg_live.c) ------------- */
 

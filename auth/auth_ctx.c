@@ -108,6 +108,7 @@ auth_close(struct auth_ctx *c)
 	if (c == NULL)
 		return;
 	auth_live_stop(c);
+	auth_pg_pool_close(c);
 	auth_store_close(c);
 	OPENSSL_cleanse(&c->keys, sizeof(c->keys));
 	free(c->users);

@@ -141,6 +141,7 @@ struct auth_ctx {
 	const struct auth_store_ops *store;	/* the backend (auth_store.h) */
 	sqlite3 *db;			/* the SQLite backend's connection */
 	struct auth_pg *pg;		/* the PostgreSQL backend's (auth_store_pg.c) */
+	struct auth_pg_pool *pgpool;	/* user_db_pool's (auth_store_pg_pool.c) */
 
 	pthread_rwlock_t mem_mu;	/* guards the tables below */
 	struct auth_mem_user *users;	/* sorted by id */
@@ -188,6 +189,16 @@ int  auth_live_status(struct auth_ctx *, char *err, size_t errlen);
 int  auth_store_reload(struct auth_ctx *, bool force, char *err, size_t errlen);
 /* Same without waiting for db_mu: returns 0 at once when it is taken. */
 int  auth_store_reload_try(struct auth_ctx *, char *err, size_t errlen);
+/* A store connection for the calling thread until auth_store_unlock():
+ * one of user_db_pool's PostgreSQL connections, waiting while all are
+ * taken, or db_mu without a pool (SQLite, the CLI). "Caller holds db_mu"
+ * below means either. Never nested. */
+void auth_store_lock(struct auth_ctx *);
+void auth_store_unlock(struct auth_ctx *);
+int  auth_pg_pool_open(struct auth_ctx *, char *err, size_t errlen);
+void auth_pg_pool_close(struct auth_ctx *);
+void auth_pg_pool_acquire(struct auth_ctx *);
+void auth_pg_pool_release(struct auth_ctx *);
 /* Caller holds db_mu for these. */
 int  auth_store_begin(struct auth_ctx *);
 int  auth_store_commit(struct auth_ctx *);

@@ -20,6 +20,31 @@ auth_store_close(struct auth_ctx *c)
 		c->store->close(c);
 }
 
+/* Opened by the serving gateway only: the CLI makes one call at a time. */
+int
+auth_store_pool_start(struct auth_ctx *c, char *err, size_t errlen)
+{
+	return c->store == &auth_store_pg ? auth_pg_pool_open(c, err, errlen) : 0;
+}
+
+void
+auth_store_lock(struct auth_ctx *c)
+{
+	if (c->pgpool != NULL)
+		auth_pg_pool_acquire(c);
+	else
+		pthread_mutex_lock(&c->db_mu);
+}
+
+void
+auth_store_unlock(struct auth_ctx *c)
+{
+	if (c->pgpool != NULL)
+		auth_pg_pool_release(c);
+	else
+		pthread_mutex_unlock(&c->db_mu);
+}
+
 int
 auth_store_begin(struct auth_ctx *c)
 {

@@ -36,12 +36,6 @@
 #define PG_PARAMS_MAX	8
 #define PG_PASSWORD_MAX	AUTH_PG_PASSWORD_MAX
 
-struct auth_pg {
-	PGconn *conn;
-	char    err[512];	/* the last error, one line */
-	char    sqlstate[6];
-};
-
 /* Migration N takes the store from schema N-1 to N, inside one transaction.
  * Version 1 is the SQLite store's schema 3 (the same tables and meaning). */
 static const char *const migrations[] = {
@@ -78,10 +72,14 @@ static const char *const migrations[] = {
 };
 #define SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 
+/* The connection this thread holds from the pool (auth_store_pg_pool.c),
+ * or the ctx's own. */
 static struct auth_pg *
 pg(struct auth_ctx *c)
 {
-	return c->pg;
+	struct auth_pg *p = auth_pg_pool_current(c);
+
+	return p != NULL ? p : c->pg;
 }
 
 static void

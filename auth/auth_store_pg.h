@@ -9,6 +9,20 @@
 
 #include "auth/auth_priv.h"
 
+/* One connection and its last error. */
+struct auth_pg {
+	PGconn *conn;
+	char    err[512];	/* the last error, one line */
+	char    sqlstate[6];
+};
+
+/* The login threads' connections (auth_store_pg_pool.c): see
+ * auth_store_lock() in auth_priv.h. auth_pg_pool_current: the connection
+ * the calling thread holds from c's pool, NULL when it holds none or the
+ * ctx's own (c->pg, under db_mu). */
+#define AUTH_PG_POOL_MAX	32
+struct auth_pg *auth_pg_pool_current(struct auth_ctx *);
+
 /* NOTIFY channel of every version bump; the payload is the new version.
  * Fixed rather than per schema: a channel name is an identifier of at
  * most 63 bytes and pg_notify() refuses longer ones. Stores in several

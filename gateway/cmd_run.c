@@ -482,7 +482,7 @@ open_auth(struct gw_runtime *rt, const struct gw_config *cfg, char *err,
 		if (cfg->mail.nlisten == 0)
 			return 0;
 	} else if ((rt->auth = auth_open(&cfg->auth, auth_audit_cb, rt, err,
-	    errlen)) == NULL)
+	    errlen)) == NULL || auth_store_pool_start(rt->auth, err, errlen) < 0)
 		return -1;
 	rt->pool = gw_tpool_new(cfg->auth.login_threads, cfg->auth.login_queue,
 	    gw_runtime_post, rt);

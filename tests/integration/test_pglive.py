@@ -10,6 +10,7 @@ Uses test_pgstore's throwaway PostgreSQL 15.
 import os
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 
@@ -182,3 +183,61 @@ def test_revocation_while_b_is_cut_off_is_caught_up(make_auth_gateway, upstream,
     finally:
         pg.stop()
         shutil.rmtree(pg.dir, ignore_errors=True)
+
+
+def _password_step(gw, ctx, name):
+    from auth_helpers import PASSWORD, Browser, form_with
+    b = Browser(gw.port, ctx)
+    r = b.get("/_pbxgate/login")
+    act, fields = form_with(r.body, "password")
+    fields.update(username=name, password=PASSWORD)
+    return b.post_form(act or "/_pbxgate/login", fields)
+
+
+@pytest.mark.parametrize("pool", [1, 2])
+def test_pool_lets_a_login_pass_one_stuck_on_a_lock(postgres, make_auth_gateway,  # noqa: F811
+                                                   upstream, workdir, ctx, pool):
+    """psql holds a row lock on user slow's row: slow's password step waits
+    for it inside a store call (lock_timeout 5 s), holding a connection.
+    With user_db_pool 2 (two login threads, the default) alice's password
+    step on the same gateway takes the other connection and answers at
+    once; with user_db_pool 1 it waits for slow's statement to give up."""
+    url = postgres.new_database()
+    key = os.path.join(workdir, "pool-%s.key" % uuid.uuid4().hex[:8])
+    gw = make_auth_gateway(upstream.port, auth_extra=FAST + [
+        "user_db %s" % url, "secret_key %s" % key, "user_db_pool %d" % pool])
+    assert int(_psql(url, "SELECT count(*) FROM pg_stat_activity WHERE"
+                          " application_name = 'pbxgate'")) == pool
+    enrol(gw, ctx, "slow")
+    enrol(gw, ctx, "alice")
+    holder = subprocess.Popen(["psql", "-X", "-A", "-t", url], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              text=True)
+    stuck, t = {}, None
+    try:
+        holder.stdin.write("BEGIN;\nSELECT 1 FROM users WHERE name = 'slow' FOR UPDATE;\n")
+        holder.stdin.flush()
+        wait_until(lambda: _psql(url, "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity"
+                                      " a USING (pid) WHERE a.application_name = 'psql'"
+                                      " AND l.mode = 'RowShareLock'") != "0",
+                   timeout=10, what="psql to hold the row")
+        t = threading.Thread(target=lambda: stuck.update(r=_password_step(gw, ctx, "slow")))
+        t.start()
+        wait_until(lambda: _psql(url, "SELECT count(*) FROM pg_stat_activity WHERE"
+                                      " application_name = 'pbxgate' AND"
+                                      " wait_event_type = 'Lock'") == "1",
+                   timeout=10, interval=0.05, what="slow's password step to wait on the row")
+        t0 = time.monotonic()
+        r = _password_step(gw, ctx, "alice")
+        took = time.monotonic() - t0
+        print("user_db_pool %d: alice's password step took %.2fs beside a stuck one"
+              % (pool, took))
+        assert r.status == 200, r
+        if pool == 2:
+            assert took < 2.0, took
+        else:
+            assert took > 3.0, took
+    finally:
+        holder.communicate("ROLLBACK;\n\\q\n", timeout=30)
+        if t is not None:
+            t.join(30)

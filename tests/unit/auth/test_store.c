@@ -57,6 +57,12 @@ static const struct kw_case kw_cases[] = {
 	    "&sslmode=prefer" }, 1, -1, 0 },
 	{ "user_db", { "postgresql://[bad" }, 1, -1, 0 },
 	{ "user_db_password_file", { "/nonexistent/pw" }, 1, -1, 0 },
+	{ "user_db_pool", { "1" }, 1, 0, 0 },
+	{ "user_db_pool", { "32" }, 1, 0, 0 },
+	{ "user_db_pool", { "0" }, 1, -1, 0 },
+	{ "user_db_pool", { "33" }, 1, -1, 0 },
+	{ "user_db_pool", { "two" }, 1, -1, 0 },
+	{ "user_db_pool", { "2", "3" }, 2, -1, 1 },
 	{ "listen", { "0.0.0.0:443" }, 1, 1, 0 },
 };
 
@@ -150,6 +156,52 @@ Test(settings, password_file_needs_postgresql)
 
 	cr_expect_eq(finish_with("u.db", NULL, "/tmp/pw", err, sizeof(err)), -1);
 	cr_expect(strstr(err, "not a postgresql:// URL") != NULL, "%s", err);
+}
+
+static int
+finish_pool(const char *db, const char *pool, unsigned *out, char *err,
+    size_t errlen)
+{
+	struct auth_settings s;
+	char *v[1];
+	int bad, r;
+
+	auth_settings_defaults(&s);
+	v[0] = (char *)db;
+	if (db != NULL)
+		cr_assert_eq(pol_kw_run(&auth_kwtab, &s, "/x", "user_db", 1, v,
+		    &bad, err, errlen), 0, "%s", err);
+	if (db != NULL)
+		s.secret_key = strdup("/tmp/k");
+	v[0] = (char *)pool;
+	if (pool != NULL)
+		cr_assert_eq(pol_kw_run(&auth_kwtab, &s, "/x", "user_db_pool", 1,
+		    v, &bad, err, errlen), 0, "%s", err);
+	r = auth_settings_finish(&s, err, errlen);
+	*out = s.user_db_pool;
+	auth_settings_free(&s);
+	return r;
+}
+
+/* One SQLite connection is all a SQLite store has: a pool there is a
+ * mistake, said at once; PostgreSQL defaults to 2. */
+Test(settings, pool_needs_postgresql_and_defaults_to_2)
+{
+	char err[256] = "";
+	unsigned n = 0;
+
+	cr_expect_eq(finish_pool("u.db", "4", &n, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "user_db_pool is set but user_db is not a "
+	    "postgresql:// URL") != NULL, "%s", err);
+	cr_expect_eq(finish_pool(NULL, "4", &n, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "user_db_pool is set but user_db is not") != NULL,
+	    "%s", err);
+	cr_expect_eq(finish_pool("postgresql:///p?host=/run/postgresql", NULL, &n,
+	    err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(n, 2);
+	cr_expect_eq(finish_pool("postgresql:///p?host=/run/postgresql", "5", &n,
+	    err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(n, 5);
 }
 
 Test(settings, password_file_read_at_its_keyword)

@@ -9,9 +9,11 @@
  *  - struct auth_ctx is opaque. auth_open()/auth_close() are not
  *    thread-safe with respect to each other; every other function taking a
  *    ctx is thread-safe.
- *  - The store uses ONE SQLite connection per ctx, serialised by a mutex.
- *    Argon2 and page rendering run outside that mutex, so the mutex is held
- *    only for short queries.
+ *  - The store uses ONE SQLite connection per ctx, serialised by a mutex;
+ *    a PostgreSQL store in a serving gateway, user_db_pool connections
+ *    handed to one thread at a time (auth_store_pool_start). Argon2 and
+ *    page rendering run outside them, so each is held only for short
+ *    queries.
  *  - auth_session_check() and auth_session_reseal() never block on disk or
  *    on Argon2: they use AES-GCM and in-memory tables (user table with
  *    session epochs, revoked session ids) guarded by a rwlock held for

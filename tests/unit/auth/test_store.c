@@ -472,3 +472,63 @@ Test(store, kill_9_during_writes_leaves_consistent_store, .timeout = 60)
 	cr_expect_geq(n, 200, "lost committed rows: %lld", (long long)n);
 	th_fini(&t);
 }
+
+/* ---- the tables' hand-over (auth_tables_install) ---- */
+
+static struct auth_tables *
+tables(int64_t version, int64_t marker, bool force)
+{
+	struct auth_tables *t = calloc(1, sizeof(*t));
+
+	cr_assert_not_null(t);
+	t->users = calloc(1, sizeof(*t->users));
+	t->revoked = calloc(1, sizeof(*t->revoked));
+	cr_assert(t->users != NULL && t->revoked != NULL);
+	t->users[0].id = marker;
+	t->nusers = 1;
+	t->version = version;
+	t->force = force;
+	return t;
+}
+
+static int64_t
+marker_in_force(struct auth_ctx *c)
+{
+	return c->nusers == 1 ? c->users[0].id : -1;
+}
+
+/* Readers race to install: an older read never replaces a newer one; the
+ * same version is not installed twice; a forced one (a store restored
+ * from a backup, its version lower) is. */
+Test(tables, install_newer_only_unless_forced)
+{
+	static const struct {
+		int64_t dv;		/* version, from the one at open */
+		bool force, taken;	/* taken: this read is in force after */
+		int64_t want_dv;
+	} steps[] = {
+		{ 2, false, true, 2 },	/* newer: in force */
+		{ 1, false, false, 2 },	/* older: dropped */
+		{ 2, false, false, 2 },	/* same: dropped */
+		{ 3, false, true, 3 },
+		{ -5, true, true, -5 },	/* went back, forced: in force */
+	};
+	struct th t;
+	int64_t v0, want_marker = -1;
+
+	th_init(&t);
+	th_open(&t);
+	v0 = auth_tables_version(t.ctx);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		int64_t marker = 1000 + (int64_t)i;
+
+		auth_tables_install(t.ctx, tables(v0 + steps[i].dv, marker,
+		    steps[i].force), steps[i].force);
+		if (steps[i].taken)
+			want_marker = marker;
+		cr_expect_eq(auth_tables_version(t.ctx), v0 + steps[i].want_dv,
+		    "step %zu", i);
+		cr_expect_eq(marker_in_force(t.ctx), want_marker, "step %zu", i);
+	}
+	th_fini(&t);
+}

@@ -5,8 +5,9 @@
  * Slot 0 is the ctx's own connection (c->pg), still guarded by db_mu for
  * the code that takes db_mu directly (the CLI, the table reloads); slots
  * 1..n-1 are connections of their own. auth_store_lock() takes a free
- * slot, the extra ones first, and the thread-local `held` tells pg() in
- * auth_store_pg.c which connection this thread's operations run on. A
+ * slot, the extra ones first, and the thread-locals held_ctx and held_slot
+ * tell pg() in auth_store_pg.c which connection this thread's operations
+ * run on. A
  * thread waits for a slot as it waited for db_mu: every holder's
  * statements are bounded by the 5 s statement and lock timeouts. */
 #include <stdio.h>
@@ -25,10 +26,9 @@ struct auth_pg_pool {
 	struct auth_pg *conn[AUTH_PG_POOL_MAX];	/* [0] unused: c->pg */
 };
 
-static _Thread_local struct {
-	struct auth_ctx *c;
-	unsigned slot;
-} held;
+/* what the calling thread holds: a slot of held_ctx's pool */
+static _Thread_local struct auth_ctx *held_ctx;
+static _Thread_local unsigned held_slot;
 
 static void
 pool_free(struct auth_pg_pool *p)
@@ -125,17 +125,17 @@ auth_pg_pool_acquire(struct auth_ctx *c)
 	pthread_mutex_unlock(&p->mu);
 	if (slot == 0)
 		pthread_mutex_lock(&c->db_mu);
-	held.c = c;
-	held.slot = slot;
+	held_ctx = c;
+	held_slot = slot;
 }
 
 void
 auth_pg_pool_release(struct auth_ctx *c)
 {
 	struct auth_pg_pool *p = c->pgpool;
-	unsigned slot = held.slot;
+	unsigned slot = held_slot;
 
-	held.c = NULL;
+	held_ctx = NULL;
 	if (slot == 0)
 		pthread_mutex_unlock(&c->db_mu);
 	pthread_mutex_lock(&p->mu);
@@ -147,7 +147,7 @@ auth_pg_pool_release(struct auth_ctx *c)
 struct auth_pg *
 auth_pg_pool_current(struct auth_ctx *c)
 {
-	if (held.c != c || held.slot == 0)
+	if (held_ctx != c || held_slot == 0)
 		return NULL;
-	return c->pgpool->conn[held.slot];
+	return c->pgpool->conn[held_slot];
 }

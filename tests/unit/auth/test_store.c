@@ -168,11 +168,11 @@ finish_pool(const char *db, const char *pool, unsigned *out, char *err,
 
 	auth_settings_defaults(&s);
 	v[0] = (char *)db;
-	if (db != NULL)
+	if (db != NULL) {
 		cr_assert_eq(pol_kw_run(&auth_kwtab, &s, "/x", "user_db", 1, v,
 		    &bad, err, errlen), 0, "%s", err);
-	if (db != NULL)
 		s.secret_key = strdup("/tmp/k");
+	}
 	v[0] = (char *)pool;
 	if (pool != NULL)
 		cr_assert_eq(pol_kw_run(&auth_kwtab, &s, "/x", "user_db_pool", 1,

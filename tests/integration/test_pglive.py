@@ -124,7 +124,7 @@ def test_reload_keeps_one_listener_and_stop_closes_it(live_pair):
     wait_until(lambda: _listeners(url) == 1, timeout=10, what="A's listener to close")
 
 
-def test_revocation_while_b_is_cut_off_is_caught_up(make_auth_gateway, upstream, workdir, ctx):
+def test_revocation_while_b_is_cut_off_is_caught_up(make_auth_gateway, upstream, workdir, ctx):  # noqa: F811
     """B reaches the server through its own socket directory (a symlink to
     the server's socket). The server stops: both listeners report it in
     /readyz, the error log and /metrics. The server starts again but B's
@@ -241,3 +241,18 @@ def test_pool_lets_a_login_pass_one_stuck_on_a_lock(postgres, make_auth_gateway,
         holder.communicate("ROLLBACK;\n\\q\n", timeout=30)
         if t is not None:
             t.join(30)
+
+
+def test_change_without_notify_read_by_the_safety_poll(live_pair, ctx):
+    """A change written by hand with no NOTIFY (the version bumped by a
+    plain UPDATE) is still read: the listener reads the version every 30 s."""
+    a, gb, url = live_pair
+    _, kept, _ = _session_on_both(a, gb, ctx, "pia")
+    t0 = time.monotonic()
+    _psql(url, "BEGIN; UPDATE sessions SET revoked = 1 WHERE user_id = (SELECT id FROM"
+               " users WHERE name = 'pia'); UPDATE meta SET v = v + 1 WHERE k = 'version';"
+               " COMMIT")
+    wait_until(lambda: kept.get("/app").status == 302, timeout=40, interval=0.2,
+               what="B's 30 s version read to pick up a change nobody announced")
+    print("unannounced change read after %.1fs" % (time.monotonic() - t0))
+    assert gb.metric("pbxgate_user_store_listener_reconnects_total") == 0

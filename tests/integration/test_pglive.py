@@ -3,8 +3,10 @@ item 2): every version bump sends a NOTIFY at commit; each gateway's
 listener (its own connection and thread) reloads its in-memory tables when
 it hears one, so a logout or a disabled user on A is refused on B within
 1 s; with the server stopped the listener says so in /readyz and the error
-log, and after the server is back it catches up on what changed meanwhile.
-Uses test_pgstore's throwaway PostgreSQL 15.
+log, and after the server is back it catches up on what changed meanwhile;
+a change nobody announced is read by the 30 s safety read; a reload keeps
+one listener. user_db_pool lets a sign-in pass another one stuck on a row
+lock. Uses test_pgstore's throwaway PostgreSQL 15.
 """
 
 import os

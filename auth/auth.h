@@ -9,9 +9,11 @@
  *  - struct auth_ctx is opaque. auth_open()/auth_close() are not
  *    thread-safe with respect to each other; every other function taking a
  *    ctx is thread-safe.
- *  - The store uses ONE SQLite connection per ctx, serialised by a mutex.
- *    Argon2 and page rendering run outside that mutex, so the mutex is held
- *    only for short queries.
+ *  - The store uses ONE SQLite connection per ctx, serialised by a mutex;
+ *    a PostgreSQL store in a serving gateway, user_db_pool connections
+ *    handed to one thread at a time (auth_store_pool_start). Argon2 and
+ *    page rendering run outside them, so each is held only for short
+ *    queries.
  *  - auth_session_check() and auth_session_reseal() never block on disk or
  *    on Argon2: they use AES-GCM and in-memory tables (user table with
  *    session epochs, revoked session ids) guarded by a rwlock held for
@@ -22,7 +24,9 @@
  *    change goes through the same ctx. Changes made by another process
  *    (the `pbxgate user` CLI, another worker process) become visible to a
  *    ctx only after auth_refresh(), which the gateway should call from its
- *    pool every few seconds (cheap: one query on a version counter).
+ *    pool every few seconds (cheap: one query on a version counter), or,
+ *    with PostgreSQL, when the change listener hears of them
+ *    (auth_live_start: its own thread and connection).
  *  - The module never logs. Failures fill `char *err, size_t errlen`; audit
  *    events go through the callback given to auth_open() as one JSON object
  *    per call (no newline), never containing a password, code or cookie.
@@ -58,6 +62,7 @@
 struct auth_settings {
 	char    *user_db;		/* absolute path or postgresql:// URL; NULL = login disabled */
 	char    *user_db_password_file;	/* PostgreSQL password; NULL = none */
+	unsigned user_db_pool;		/* PostgreSQL connections (2); 0 unset */
 	char    *secret_key;		/* absolute path; default beside user_db */
 	uint32_t argon2_m_kib;		/* memory cost, KiB (default 65536) */
 	uint32_t argon2_t;		/* passes (3) */
@@ -124,8 +129,51 @@ void auth_close(struct auth_ctx *);
  * when a pool thread holds it); when nothing changed it costs one indexed
  * SQLite read (a few microseconds from the page cache), a full table load
  * when something did. Safe on an event loop timer for small stores; on
- * the pool for large ones. 0 = ok, -1 = error in `err`. */
+ * the pool for large ones. 0 = ok, -1 = error in `err`. With a change
+ * listener running (auth_live_start) it reads nothing and returns the
+ * listener's state: -1 while it is disconnected, `err` saying why. */
 int  auth_refresh(struct auth_ctx *, char *err, size_t errlen);
+
+/* With a PostgreSQL store and user_db_pool N > 1: opens the N - 1 store
+ * connections the login threads use besides the ctx's own, so that they do
+ * not wait for each other's statements. Nothing otherwise. For the serving
+ * process, before its login threads run. 0, or -1 with err. */
+int  auth_store_pool_start(struct auth_ctx *, char *err, size_t errlen);
+
+/* ---- live updates of a shared store (auth_store_pg_live.c) ------------- */
+
+/* Runs fn(arg) later on one of the gateway's event loops: 0, or -1 when it
+ * cannot (out of memory; the caller keeps the work and tries again). Called
+ * from the listener's thread. */
+typedef void (*auth_task_fn)(void *arg);
+typedef int (*auth_post_fn)(void *post_arg, auth_task_fn fn, void *arg);
+
+/* With a PostgreSQL store: starts the change listener, a thread with its
+ * own connection that LISTENs for the store's version bumps, reads the
+ * in-memory tables off the event loops and hands them to one through
+ * `post` (at most one hand-over on its way at a time); it also takes the
+ * /metrics counts. auth_refresh() then no longer reads the store: it
+ * reports the listener's state. With SQLite: does nothing (0), and
+ * auth_refresh() keeps polling. For the serving process only, after its
+ * event loops run; the CLI never starts one. 0, or -1 with err. */
+int  auth_live_start(struct auth_ctx *, auth_post_fn post, void *post_arg,
+    char *err, size_t errlen);
+/* Stops and joins the listener (bounded: every wait of the thread also
+ * watches the stop signal; only a host name's DNS lookup inside libpq is
+ * not interruptible, and the resolver bounds it). Call it while the loop
+ * `post` delivers to still exists; idempotent, auth_close() calls it. */
+void auth_live_stop(struct auth_ctx *);
+
+struct auth_live_info {
+	bool      running;		/* a listener exists */
+	bool      connected;		/* LISTENing and caught up */
+	long long reconnects;		/* connections made after the first */
+	long long reloads;		/* tables read and handed over */
+	int64_t   down_since;		/* time() of the loss; 0 when connected */
+	char      why[256];		/* the last failure, one line */
+};
+/* false (out zeroed) without a listener. */
+bool auth_live_info(struct auth_ctx *, struct auth_live_info *out);
 
 /* Store counts for /metrics (auth_gauges.c), taken by auth_refresh() at
  * most every 5 s without waiting for the store: name bans, address bans,

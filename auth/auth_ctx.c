@@ -79,6 +79,7 @@ auth_open(const struct auth_settings *s, auth_audit_fn audit, void *audit_arg,
 	}
 	pthread_mutex_init(&c->db_mu, NULL);
 	pthread_rwlock_init(&c->mem_mu, NULL);
+	pthread_mutex_init(&c->live_mu, NULL);
 	c->audit = audit;
 	c->audit_arg = audit_arg;
 	if (settings_copy(&c->s, s) < 0) {
@@ -135,21 +136,28 @@ auth_close(struct auth_ctx *c)
 {
 	if (c == NULL)
 		return;
+	auth_live_stop(c);
+	auth_pg_pool_close(c);
 	auth_store_close(c);
 	OPENSSL_cleanse(&c->keys, sizeof(c->keys));
 	free(c->users);
 	free(c->revoked);
+	auth_tables_free(c->live_next);	/* read, never delivered */
 	auth_settings_free(&c->s);
 	pthread_mutex_destroy(&c->db_mu);
 	pthread_rwlock_destroy(&c->mem_mu);
+	pthread_mutex_destroy(&c->live_mu);
 	free(c);
 }
 
 /* Never waits for the store mutex: when a pool thread holds it, that
- * thread's own change reloads the tables and the next tick catches up. */
+ * thread's own change reloads the tables and the next tick catches up.
+ * With a listener, the store is read on its thread, not here. */
 int
 auth_refresh(struct auth_ctx *c, char *err, size_t errlen)
 {
+	if (c->live != NULL)
+		return auth_live_status(c, err, errlen);
 	if (auth_store_reload_try(c, err, errlen) < 0)
 		return -1;
 	auth_gauges_refresh_try(c, time(NULL));

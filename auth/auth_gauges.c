@@ -25,6 +25,12 @@ auth_gauges_refresh_try(struct auth_ctx *c, time_t now)
 	pthread_mutex_unlock(&c->db_mu);
 	if (r < 0)
 		return;	/* keep the last good counts; refresh reports errors */
+	auth_gauges_set(c, v);
+}
+
+void
+auth_gauges_set(struct auth_ctx *c, const long long v[AUTH_GAUGES])
+{
 	for (size_t i = 0; i < AUTH_GAUGES; i++)
 		atomic_store(&c->gauges[i], v[i]);
 	atomic_store(&c->gauges_valid, true);

@@ -58,9 +58,9 @@ list_sessions(struct auth_page *pg, struct auth_buf *b, const struct auth_identi
 	    .uid = id->uid, .limit = LIST_MAX, .newest_first = true };
 
 	auth_buf_addf(b, "<h2>%s</h2><ul>", auth_msg(pg->lang, M_SESSIONS));
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	(void)c->store->session_list(c, &q, session_item, &la);
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	auth_buf_add(b, "</ul>");
 }
 
@@ -84,9 +84,9 @@ list_logins(struct auth_page *pg, struct auth_buf *b, const struct auth_identity
 	struct list_arg la = { pg, b, id };
 
 	auth_buf_addf(b, "<h2>%s</h2><ul>", auth_msg(pg->lang, M_RECENT));
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	(void)c->store->login_list(c, id->uid, LIST_MAX, login_item, &la);
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	auth_buf_add(b, "</ul>");
 }
 
@@ -212,16 +212,16 @@ auth_reauth(struct auth_page *pg, const struct auth_identity *id, struct auth_us
 	int found;
 
 	snprintf(ukey, sizeof(ukey), "u:%s", id->user);
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	blocked = auth_reg_blocked(c, ukey, pg->now);
 	found = auth_user_get(c, NULL, id->uid, u);
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	if (found < 0)
 		return -1;
 	if (found != 0 || pw == NULL || strlen(pw) > AUTH_PW_MAX)
 		return 0;
 	ok = auth_pw_verify(u->pw, pw, strlen(pw)) && !blocked;
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	if (ok && u->has_totp)
 		ok = auth_second_factor(c, u, code, pg->now);
 	if (!ok && auth_store_begin(c) == 0) {
@@ -230,7 +230,7 @@ auth_reauth(struct auth_page *pg, const struct auth_identity *id, struct auth_us
 		if (auth_store_commit(c) < 0)
 			auth_store_rollback(c);
 	}
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	if (!ok)
 		auth_audit(c, "reauth_failure", id->user, pg->req, NULL);
 	return ok ? 1 : 0;
@@ -262,7 +262,7 @@ renew(struct auth_page *pg, struct auth_identity *id)
 	struct auth_user u;
 	char sc[512], err[128], sid[AUTH_SID_HEX];
 
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	if (auth_user_get(c, NULL, id->uid, &u) == 0 && auth_store_begin(c) == 0) {
 		if (auth_session_new(c, &u, id->level, pg->req->peer, pg->now, sc,
 		    sizeof(sc), sid) == 0 && auth_store_commit(c) == 0) {
@@ -275,7 +275,7 @@ renew(struct auth_page *pg, struct auth_identity *id)
 			auth_store_rollback(c);
 		id->epoch = u.epoch;
 	}
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	(void)auth_store_reload(c, false, err, sizeof(err));
 }
 
@@ -321,9 +321,9 @@ do_password(struct auth_page *pg, struct auth_identity *id)
 		show(pg, id, 500, M_FAILED, NULL);
 		return;
 	}
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	rc = update_user(c, AUTH_UF_PW, id->uid, phc, pg->now);
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	if (rc < 0) {
 		auth_page_store_down(pg, M_TITLE_ACCOUNT);
 		return;
@@ -371,9 +371,9 @@ do_lockdown(struct auth_page *pg, struct auth_identity *id)
 	 * password, a stolen session alone must not be enough to change it */
 	if (!reauthed(pg, id, &u))
 		return;
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	rc = update_user(c, AUTH_UF_LOCKDOWN, id->uid, list, pg->now);
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	if (rc < 0) {
 		auth_page_store_down(pg, M_TITLE_ACCOUNT);
 		return;
@@ -396,9 +396,9 @@ do_revoke(struct auth_page *pg, struct auth_identity *id)
 		show(pg, id, 400, M_FAILED, NULL);
 		return;
 	}
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	rc = auth_session_revoke(c, id->uid, sid);
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	/* never "saved" when nothing was: the session would stay valid */
 	if (rc < 0) {
 		auth_page_store_down(pg, M_TITLE_ACCOUNT);
@@ -423,7 +423,7 @@ do_recovery(struct auth_page *pg, struct auth_identity *id)
 
 	if (!reauthed(pg, id, &u))
 		return;
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	if (auth_store_begin(c) == 0) {
 		rc = auth_recovery_new(c, id->uid, codes);
 		if (rc == 0)
@@ -431,7 +431,7 @@ do_recovery(struct auth_page *pg, struct auth_identity *id)
 		if (rc < 0)
 			auth_store_rollback(c);
 	}
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	if (rc < 0) {
 		auth_page_store_down(pg, M_TITLE_ACCOUNT);
 		return;
@@ -459,9 +459,9 @@ do_totp(struct auth_page *pg, struct auth_identity *id)
 		show(pg, id, 403, M_MFA_ASK_ADMIN, NULL);
 		return;
 	}
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	rc = auth_enrol_token_new(c, id->uid, pg->now, tok);
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	if (rc < 0) {
 		auth_page_store_down(pg, M_TITLE_ACCOUNT);
 		return;

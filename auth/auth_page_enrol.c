@@ -103,9 +103,9 @@ show_form(struct auth_page *pg, const char *tok, struct enrol *e, int status,
 
 	if (auth_random(sec, sizeof(sec)) < 0 || auth_totp_seal(c, sec, e->uid, sealed, &kid) < 0)
 		goto fail;
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	rc = c->store->enrol_set_totp(c, e->hash, sealed, sizeof(sealed), kid);
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	if (rc < 0) {
 		OPENSSL_cleanse(sec, sizeof(sec));
 		auth_page_store_down(pg, M_TITLE_ENROL);
@@ -265,9 +265,9 @@ post_enrol(struct auth_page *pg, const char *tok, struct enrol *e)
 		auth_resp_text(pg->resp, 500, "cannot hash the password; try again\n");
 		return;
 	}
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	rc = enrol_commit(c, e, phc, step, pg->now, codes);
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	if (rc == -2) {
 		auth_page_store_down(pg, M_TITLE_ENROL);
 		return;
@@ -299,9 +299,9 @@ auth_page_enrol(struct auth_page *pg)
 		tok = qs != NULL && auth_form_parse(qs, strlen(qs), &q) == 0 ?
 		    auth_form_get(&q, "t") : NULL;
 	}
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	rc = enrol_get(c, tok, pg->now, &e);
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	if (rc == -2)
 		auth_page_store_down(pg, M_TITLE_ENROL);
 	else if (rc < 0)

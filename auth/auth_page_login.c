@@ -107,7 +107,7 @@ fail_count(struct auth_page *pg, const char *ukey, int64_t uid, const char *user
 	int ub, ab;
 
 	auth_reg_addr_key(pg->req->peer, akey, sizeof(akey));
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	if (auth_store_begin(c) == 0) {
 		ub = auth_reg_fail(c, ukey, pg->now);
 		ab = auth_reg_fail(c, akey, pg->now);
@@ -120,7 +120,7 @@ fail_count(struct auth_page *pg, const char *ukey, int64_t uid, const char *user
 		if (ab == 1)
 			auth_audit(c, "login_ban", user, pg->req, "address");
 	}
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	auth_audit(c, "login_failure", user, pg->req, NULL);
 }
 
@@ -133,7 +133,7 @@ set_session(struct auth_page *pg, const struct auth_user *u, enum auth_level lvl
 	int rc;
 
 	snprintf(ukey, sizeof(ukey), "u:%s", u->name);
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	rc = auth_store_begin(c);
 	if (rc == 0) {
 		/* only the name that proved itself: the address counter
@@ -147,7 +147,7 @@ set_session(struct auth_page *pg, const struct auth_user *u, enum auth_level lvl
 		if (rc < 0)
 			auth_store_rollback(c);
 	}
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	if (rc < 0) {
 		auth_resp_text(pg->resp, 500, "cannot record the session; try again\n");
 		return;
@@ -176,9 +176,9 @@ maybe_rehash(struct auth_ctx *c, const struct auth_user *u, const char *pw)
 	if (auth_pw_hash(c->s.argon2_m_kib, c->s.argon2_t, c->s.argon2_p, pw,
 	    strlen(pw), phc, err, sizeof(err)) < 0)
 		return;
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	(void)c->store->pw_rehash(c, u->id, phc, u->pw);
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 }
 
 /* Step 1. Every path costs one Argon2 verification: unknown, disabled,
@@ -202,11 +202,11 @@ post_password(struct auth_page *pg, const char *rd)
 		snprintf(folded, sizeof(folded), "-invalid-");
 	snprintf(ukey, sizeof(ukey), "u:%s", folded);
 	auth_reg_addr_key(pg->req->peer, akey, sizeof(akey));
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	blocked = auth_reg_blocked(c, ukey, pg->now) || auth_reg_blocked(c, akey, pg->now);
 	found = auth_user_get(c, folded, 0, &u);
 	known = found == 0 && u.pw[0] != '\0' && !u.disabled;
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	if (found < 0) {
 		auth_page_store_down(pg, M_TITLE_LOGIN);
 		return;
@@ -233,9 +233,9 @@ post_password(struct auth_page *pg, const char *rd)
 	char tok[300], sc[400];
 	int rc;
 
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	rc = auth_mfa_pending_new(c, u.id, pg->now, p.nonce);
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	if (rc < 0 || auth_token_seal(c, MFA_PURPOSE, &p, sizeof(p), tok, sizeof(tok)) < 0) {
 		auth_resp_text(pg->resp, 500, "internal error\n");
 		return;
@@ -266,7 +266,7 @@ post_code(struct auth_page *pg, const char *rd)
 		return;
 	}
 	auth_reg_addr_key(pg->req->peer, akey, sizeof(akey));
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	found = auth_user_get(c, NULL, p.uid, &u);
 	if (found == 0 && u.epoch == p.epoch && !u.disabled) {
 		snprintf(ukey, sizeof(ukey), "u:%s", u.name);
@@ -278,7 +278,7 @@ post_code(struct auth_page *pg, const char *rd)
 		    auth_mfa_pending_take(c, u.id, pg->now, p.nonce);
 	} else
 		snprintf(ukey, sizeof(ukey), "u:-gone-");
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	if (found < 0) {
 		auth_page_store_down(pg, M_TITLE_LOGIN);
 		return;
@@ -310,10 +310,10 @@ get_signed_in(struct auth_page *pg, const char *rd)
 		auth_resp_redirect(pg->resp, 303, rd);
 		return true;
 	}
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	if (auth_user_get(c, NULL, id.uid, &u) == 0)
 		has_totp = u.has_totp;
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	if (has_totp)
 		return false;
 	auth_resp_redirect(pg->resp, 303, AUTH_PREFIX "mfa");
@@ -351,9 +351,9 @@ auth_page_logout(struct auth_page *pg)
 		int rc = 0;
 
 		if (hdr != NULL && auth_session_check(c, hdr, strlen(hdr), pg->now, &id) == AUTH_OK) {
-			pthread_mutex_lock(&c->db_mu);
+			auth_store_lock(c);
 			rc = auth_session_revoke(c, id.uid, id.sid);
-			pthread_mutex_unlock(&c->db_mu);
+			auth_store_unlock(c);
 			if (rc >= 0) {
 				(void)auth_store_reload(c, false, err, sizeof(err));
 				auth_audit(c, "logout", id.user, pg->req, NULL);

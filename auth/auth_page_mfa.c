@@ -62,9 +62,9 @@ post_self_enrol(struct auth_page *pg, const struct auth_identity *id)
 		auth_resp_redirect(pg->resp, 303, AUTH_PREFIX "login");
 		return;
 	}
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	rc = auth_enrol_token_new(c, id->uid, pg->now, tok);
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	if (rc < 0) {
 		auth_resp_text(pg->resp, 500, "cannot make an enrolment link; try again\n");
 		return;
@@ -90,9 +90,9 @@ auth_page_mfa(struct auth_page *pg)
 		auth_resp_redirect(pg->resp, 303, AUTH_PREFIX "login");
 		return;
 	}
-	pthread_mutex_lock(&c->db_mu);
+	auth_store_lock(c);
 	found = auth_user_get(c, NULL, id.uid, &u) == 0;
-	pthread_mutex_unlock(&c->db_mu);
+	auth_store_unlock(c);
 	if (!found || u.has_totp) {	/* nothing missing: the code step works */
 		auth_resp_redirect(pg->resp, 303, AUTH_PREFIX "login");
 		return;

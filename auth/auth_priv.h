@@ -145,13 +145,23 @@ struct auth_ctx {
 	const struct auth_store_ops *store;	/* the backend (auth_store.h) */
 	sqlite3 *db;			/* the SQLite backend's connection */
 	struct auth_pg *pg;		/* the PostgreSQL backend's (auth_store_pg.c) */
-	int64_t  db_version;		/* meta version seen by the tables */
+	struct auth_pg_pool *pgpool;	/* user_db_pool's (auth_store_pg_pool.c) */
 
 	pthread_rwlock_t mem_mu;	/* guards the tables below */
 	struct auth_mem_user *users;	/* sorted by id */
 	size_t   nusers;
 	uint8_t (*revoked)[16];		/* sorted revoked session ids */
 	size_t   nrevoked;
+	int64_t  mem_version;		/* store version the tables show */
+
+	/* the change listener (auth_store_pg_live.c); NULL without one */
+	struct auth_live *live;
+	pthread_mutex_t live_mu;	/* guards the four below */
+	struct auth_tables *live_next;	/* read, not yet installed */
+	bool     live_posted;		/* an install is on its way to a loop */
+	struct auth_live_info live_info;
+	auth_post_fn live_post;
+	void    *live_post_arg;
 
 	int64_t  gauges_at;		/* last count (auth_gauges.c), under db_mu */
 	atomic_llong gauges[AUTH_GAUGES];
@@ -160,10 +170,39 @@ struct auth_ctx {
 
 int  auth_store_open(struct auth_ctx *, char *err, size_t errlen);
 void auth_store_close(struct auth_ctx *);
+/* One read of the in-memory tables and the store version it shows. */
+struct auth_tables {
+	struct auth_mem_user *users;
+	size_t   nusers;
+	uint8_t (*revoked)[16];
+	size_t   nrevoked;
+	int64_t  version;
+	bool     force;		/* the store went back: see auth_tables_install */
+};
+/* Puts t in force when its version is newer than the tables' (or with
+ * `force`: a store whose version went back, restored from a backup, and
+ * the first read at open). Takes mem_mu for the swap
+ * only, never db_mu, so an event loop may call it. Frees t and what it
+ * replaced, or t when refused. */
+void auth_tables_install(struct auth_ctx *, struct auth_tables *t, bool force);
+void auth_tables_free(struct auth_tables *);
+int64_t auth_tables_version(struct auth_ctx *);	/* of the tables in force */
+/* The listener's state as /readyz and the log see it: 0, or -1 with err. */
+int  auth_live_status(struct auth_ctx *, char *err, size_t errlen);
 /* Reload tables when meta version changed (or force). Takes both locks. */
 int  auth_store_reload(struct auth_ctx *, bool force, char *err, size_t errlen);
 /* Same without waiting for db_mu: returns 0 at once when it is taken. */
 int  auth_store_reload_try(struct auth_ctx *, char *err, size_t errlen);
+/* A store connection for the calling thread until auth_store_unlock():
+ * one of user_db_pool's PostgreSQL connections, waiting while all are
+ * taken, or db_mu without a pool (SQLite, the CLI). "Caller holds db_mu"
+ * below means either. Never nested. */
+void auth_store_lock(struct auth_ctx *);
+void auth_store_unlock(struct auth_ctx *);
+int  auth_pg_pool_open(struct auth_ctx *, char *err, size_t errlen);
+void auth_pg_pool_close(struct auth_ctx *);
+void auth_pg_pool_acquire(struct auth_ctx *);
+void auth_pg_pool_release(struct auth_ctx *);
 /* Caller holds db_mu for these. */
 int  auth_store_begin(struct auth_ctx *);
 int  auth_store_commit(struct auth_ctx *);
@@ -210,6 +249,8 @@ int  auth_csv_rows(const char *buf, size_t len, auth_csv_row_fn fn, void *arg,
 
 /* ---- auth_gauges.c ---- */
 void auth_gauges_refresh_try(struct auth_ctx *, time_t now);
+/* Counts taken elsewhere (the change listener), for /metrics. */
+void auth_gauges_set(struct auth_ctx *, const long long v[AUTH_GAUGES]);
 
 /* ---- auth_cli.c ---- */
 /* Dispatches argv (argv[0] the command word) on tab with the store open. */

@@ -273,6 +273,8 @@ static const struct pol_keyword keywords[] = {
 	    kw_user_db },
 	{ "user_db_password_file", "FILE", POL_KIND_OTHER, 1, 1, true, 0, 0, 0,
 	    0, 0, kw_user_db_password_file },
+	{ "user_db_pool", "COUNT", POL_KIND_COUNT, 1, 1, true, 1, 32, 0,
+	    S(user_db_pool), NULL },
 	{ "secret_key", "FILE", POL_KIND_OTHER, 1, 1, true, 0, 0, 0, 0, 0,
 	    kw_secret_key },
 	{ "public_url", "URL", POL_KIND_OTHER, 1, 1, true, 0, 0, 0, 0, 0,
@@ -322,9 +324,10 @@ auth_settings_finish(struct auth_settings *s, char *err, size_t errlen)
 			    "add \"user_db FILE\" or remove secret_key");
 			return -1;
 		}
-		if (s->user_db_password_file != NULL) {
-			snprintf(err, errlen, "user_db_password_file is set but "
-			    "user_db is not");
+		if (s->user_db_password_file != NULL || s->user_db_pool != 0) {
+			snprintf(err, errlen, "%s is set but user_db is not",
+			    s->user_db_password_file != NULL ?
+			    "user_db_password_file" : "user_db_pool");
 			return -1;
 		}
 		return 0;
@@ -335,6 +338,14 @@ auth_settings_finish(struct auth_settings *s, char *err, size_t errlen)
 		    "it (there is no directory to keep one beside the store)");
 		return -1;
 	}
+	if (s->user_db_pool != 0 && !auth_store_is_pg(s->user_db)) {
+		snprintf(err, errlen, "user_db_pool is set but user_db is not a "
+		    "postgresql:// URL: remove it (a SQLite store has one "
+		    "connection)");
+		return -1;
+	}
+	if (s->user_db_pool == 0)
+		s->user_db_pool = 2;
 	if (s->user_db_password_file != NULL && !auth_store_is_pg(s->user_db)) {
 		snprintf(err, errlen, "user_db_password_file is set but user_db "
 		    "is not a postgresql:// URL: remove it");

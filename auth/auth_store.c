@@ -21,6 +21,31 @@ auth_store_close(struct auth_ctx *c)
 		c->store->close(c);
 }
 
+/* Opened by the serving gateway only: the CLI makes one call at a time. */
+int
+auth_store_pool_start(struct auth_ctx *c, char *err, size_t errlen)
+{
+	return c->store == &auth_store_pg ? auth_pg_pool_open(c, err, errlen) : 0;
+}
+
+void
+auth_store_lock(struct auth_ctx *c)
+{
+	if (c->pgpool != NULL)
+		auth_pg_pool_acquire(c);
+	else
+		pthread_mutex_lock(&c->db_mu);
+}
+
+void
+auth_store_unlock(struct auth_ctx *c)
+{
+	if (c->pgpool != NULL)
+		auth_pg_pool_release(c);
+	else
+		pthread_mutex_unlock(&c->db_mu);
+}
+
 int
 auth_store_begin(struct auth_ctx *c)
 {
@@ -71,14 +96,67 @@ auth_bump_epoch(struct auth_ctx *c, int64_t uid, int64_t now)
 	return c->store->bump_epoch(c, uid, now);
 }
 
+void
+auth_tables_free(struct auth_tables *t)
+{
+	if (t == NULL)
+		return;
+	free(t->users);
+	free(t->revoked);
+	free(t);
+}
+
+/* Several readers race to install (pool threads after their own writes,
+ * the listener): a read labelled older than the tables in force is
+ * dropped, so the tables never step back in time. A pool reload reads the
+ * version before the tables, so its label is never newer than what it
+ * read: the comparison errs towards one more reload, never a lost one. */
+void
+auth_tables_install(struct auth_ctx *c, struct auth_tables *t, bool force)
+{
+	pthread_rwlock_wrlock(&c->mem_mu);
+	if (force || t->version > c->mem_version) {
+		struct auth_mem_user *ou = c->users;
+		uint8_t (*orv)[16] = c->revoked;
+
+		c->users = t->users, c->nusers = t->nusers;
+		c->revoked = t->revoked, c->nrevoked = t->nrevoked;
+		c->mem_version = t->version;
+		t->users = ou;
+		t->revoked = orv;
+	}
+	pthread_rwlock_unlock(&c->mem_mu);
+	auth_tables_free(t);	/* the replaced or the refused tables */
+}
+
+int64_t
+auth_tables_version(struct auth_ctx *c)
+{
+	int64_t v;
+
+	pthread_rwlock_rdlock(&c->mem_mu);
+	v = c->mem_version;
+	pthread_rwlock_unlock(&c->mem_mu);
+	return v;
+}
+
+static bool
+listening(struct auth_ctx *c)
+{
+	bool on;
+
+	pthread_mutex_lock(&c->live_mu);
+	on = c->live_info.running;
+	pthread_mutex_unlock(&c->live_mu);
+	return on;
+}
+
 /* Holds db_mu while reading, then swaps the tables under the write lock so
  * that request checks wait only for the pointer swap. */
 static int
 reload(struct auth_ctx *c, bool force, bool try, char *err, size_t errlen)
 {
-	struct auth_mem_user *u = NULL;
-	uint8_t (*rv)[16] = NULL;
-	size_t nu = 0, nr = 0;
+	struct auth_tables *t;
 	int64_t ver = 0;
 
 	if (!try)
@@ -91,23 +169,26 @@ reload(struct auth_ctx *c, bool force, bool try, char *err, size_t errlen)
 		pthread_mutex_unlock(&c->db_mu);
 		return -1;
 	}
-	if (!force && ver == c->db_version) {
+	if (!force && ver == auth_tables_version(c)) {
 		pthread_mutex_unlock(&c->db_mu);
 		return 0;
 	}
-	if (c->store->load(c, &u, &nu, &rv, &nr) < 0) {
+	/* a version that went back is a store restored from a backup; with a
+	 * listener, its catch-up follows it (a pool read older than the
+	 * listener's must not win the race) */
+	force = force || (ver < auth_tables_version(c) && !listening(c));
+	if ((t = calloc(1, sizeof(*t))) == NULL ||
+	    c->store->load(c, &t->users, &t->nusers, &t->revoked,
+	    &t->nrevoked) < 0) {
 		snprintf(err, errlen, "%s: cannot load users: %s", c->s.user_db,
-		    c->store->errmsg(c));
+		    t == NULL ? "out of memory" : c->store->errmsg(c));
 		pthread_mutex_unlock(&c->db_mu);
+		free(t);
 		return -1;
 	}
-	pthread_rwlock_wrlock(&c->mem_mu);
-	free(c->users);
-	free(c->revoked);
-	c->users = u, c->nusers = nu;
-	c->revoked = rv, c->nrevoked = nr;
-	pthread_rwlock_unlock(&c->mem_mu);
-	c->db_version = ver;	/* only read under db_mu */
+	t->version = ver;
+	/* still under db_mu: pool reloads install in the order they read */
+	auth_tables_install(c, t, force);
 	pthread_mutex_unlock(&c->db_mu);
 	return 0;
 }

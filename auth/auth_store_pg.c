@@ -3,10 +3,12 @@
  *
  * One connection per ctx. Every operation runs with db_mu held, so the
  * connection is never used by two threads at once. The login pages' calls
- * run on the login pool, off the event loop; auth_refresh() (the store
- * version read and the /metrics counts) runs on the gateway's timer, on
- * the event loop: connect_timeout and statement_timeout bound how long a
- * slow or unreachable server can hold it there (PG_TIMEOUT_S each).
+ * run on the login pool, off the event loop; in a serving gateway the
+ * change listener (auth_store_pg_live.c) reads the in-memory tables and
+ * the /metrics counts on a connection and thread of its own. Without it
+ * (a ctx nobody started one for) auth_refresh() reads the version and the
+ * counts here: connect_timeout and statement_timeout bound how long a slow
+ * or unreachable server can hold it (PG_TIMEOUT_S each).
  *
  * Values are always parameters (PQexecParams), never part of the SQL text.
  * The code-once writes are conditional UPDATEs (or a DELETE) whose row
@@ -27,18 +29,12 @@
 #include <openssl/crypto.h>
 
 #include "auth/auth_priv.h"
+#include "auth/auth_store_pg.h"
 #include "policy/policy.h"
 
 #define PG_TIMEOUT_S	"5"	/* connect and per-statement, seconds */
 #define PG_PARAMS_MAX	8
-#define PG_PASSWORD_MAX	1024
-
-struct auth_pg {
-	PGconn *conn;
-	char    err[512];	/* the last error, one line */
-	char    sqlstate[6];
-	bool    put_ready[AUTH_TBL_COUNT];	/* row_put's statement prepared */
-};
+#define PG_PASSWORD_MAX	AUTH_PG_PASSWORD_MAX
 
 /* Migration N takes the store from schema N-1 to N, inside one transaction.
  * Version 1 is the SQLite store's schema 3 (the same tables and meaning). */
@@ -76,10 +72,14 @@ static const char *const migrations[] = {
 };
 #define SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
 
+/* The connection this thread holds from the pool (auth_store_pg_pool.c),
+ * or the ctx's own. */
 static struct auth_pg *
 pg(struct auth_ctx *c)
 {
-	return c->pg;
+	struct auth_pg *p = auth_pg_pool_current(c);
+
+	return p != NULL ? p : c->pg;
 }
 
 static void
@@ -502,8 +502,9 @@ auth_store_pg_check(const char *url, char *err, size_t errlen)
 
 /* The URL as given, then what pbxgate insists on: later keywords win, so
  * the URL's own options (a search_path, say) are kept in front of ours. */
-static PGconn *
-connect_db(const struct auth_settings *s, const char *password)
+PGconn *
+auth_pg_connect(const struct auth_settings *s, const char *password,
+    const char *application_name, bool start)
 {
 	static const char ours[] = "-c statement_timeout=" PG_TIMEOUT_S "s"
 	    " -c lock_timeout=" PG_TIMEOUT_S "s";
@@ -522,14 +523,24 @@ connect_db(const struct auth_settings *s, const char *password)
 		k[n] = "sslmode", v[n++] = "verify-full";
 	k[n] = "connect_timeout", v[n++] = PG_TIMEOUT_S;
 	k[n] = "options", v[n++] = opts;
-	k[n] = "application_name", v[n++] = "pbxgate";
+	k[n] = "application_name", v[n++] = application_name;
 	k[n] = NULL, v[n] = NULL;
-	conn = PQconnectdbParams(k, v, 1);
+	conn = start ? PQconnectStartParams(k, v, 1) : PQconnectdbParams(k, v, 1);
 done:
 	free(opts);
 	if (o != NULL)
 		PQconninfoFree(o);
 	return conn;
+}
+
+int
+auth_pg_password(const struct auth_settings *s, char *out, size_t outlen,
+    char *err, size_t errlen)
+{
+	out[0] = '\0';
+	if (s->user_db_password_file == NULL)
+		return 0;
+	return read_password(s->user_db_password_file, out, outlen, err, errlen);
 }
 
 static int
@@ -543,11 +554,10 @@ pg_open(struct auth_ctx *c, char *err, size_t errlen)
 		return -1;
 	}
 	c->pg = p;
-	if (c->s.user_db_password_file != NULL && read_password(
-	    c->s.user_db_password_file, pw, sizeof(pw), err, errlen) < 0)
+	if (auth_pg_password(&c->s, pw, sizeof(pw), err, errlen) < 0)
 		return -1;
-	p->conn = connect_db(&c->s, c->s.user_db_password_file != NULL ? pw :
-	    NULL);
+	p->conn = auth_pg_connect(&c->s, pw[0] != '\0' ? pw : NULL, "pbxgate",
+	    false);
 	OPENSSL_cleanse(pw, sizeof(pw));
 	if (p->conn == NULL || PQstatus(p->conn) != CONNECTION_OK) {
 		snprintf(err, errlen, "%s: cannot connect to PostgreSQL: %s",
@@ -572,7 +582,7 @@ pg_close(struct auth_ctx *c)
 static int
 pg_version(struct auth_ctx *c, int64_t *out)
 {
-	PGresult *r = query(c, "SELECT v FROM meta WHERE k = 'version'", "");
+	PGresult *r = query(c, AUTH_PG_VERSION_SQL, "");
 
 	if (r == NULL)
 		return -1;
@@ -581,10 +591,14 @@ pg_version(struct auth_ctx *c, int64_t *out)
 	return 0;
 }
 
+/* The NOTIFY rides on the bump's own statement: PostgreSQL delivers it at
+ * commit, so no listener hears of a change it cannot read yet, and a bump
+ * rolled back is never announced. */
 static int
 pg_bump_version(struct auth_ctx *c)
 {
-	return exec(c, "UPDATE meta SET v = v + 1 WHERE k = 'version'");
+	return exec(c, "UPDATE meta SET v = v + 1 WHERE k = 'version'"
+	    " RETURNING pg_notify('" AUTH_PG_CHANNEL "', v::text)");
 }
 
 static int
@@ -631,23 +645,15 @@ pg_user_get(struct auth_ctx *c, const char *folded, int64_t id,
 	return rc;
 }
 
-static int
-load_users(struct auth_ctx *c, struct auth_mem_user **out, size_t *n)
+int
+auth_pg_users_decode(const PGresult *r, struct auth_mem_user **out, size_t *n)
 {
-	PGresult *r = query(c, "SELECT id, epoch, admin, disabled, name, groups,"
-	    " lockdown FROM users ORDER BY id LIMIT $1::bigint", "i",
-	    (int64_t)AUTH_STORE_USERS_MAX);
-	struct auth_mem_user *v;
-	int rows;
+	int rows = PQntuples(r);
+	struct auth_mem_user *v = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v));
 
 	*n = 0;
-	if (r == NULL)
+	if (v == NULL)
 		return -1;
-	rows = PQntuples(r);
-	if ((v = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v))) == NULL) {
-		PQclear(r);
-		return -1;
-	}
 	for (int i = 0; i < rows; i++) {
 		struct auth_mem_user *m = &v[i];
 
@@ -659,36 +665,64 @@ load_users(struct auth_ctx *c, struct auth_mem_user **out, size_t *n)
 		copy_text(m->groups, sizeof(m->groups), r, i, 5);
 		copy_text(m->lockdown, sizeof(m->lockdown), r, i, 6);
 	}
-	PQclear(r);
 	*out = v, *n = (size_t)rows;
 	return 0;
 }
 
-static int
-load_revoked(struct auth_ctx *c, uint8_t (**out)[16], size_t *n)
+int
+auth_pg_revoked_decode(const PGresult *r, uint8_t (**out)[16], size_t *n)
 {
-	PGresult *r = query(c, "SELECT sid FROM sessions WHERE revoked = 1"
-	    " ORDER BY sid LIMIT $1::bigint", "i", (int64_t)AUTH_STORE_REVOKED_MAX);
-	uint8_t (*v)[16];
-	int rows;
+	int rows = PQntuples(r);
+	uint8_t (*v)[16] = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v));
 
 	*n = 0;
-	if (r == NULL)
+	if (v == NULL)
 		return -1;
-	rows = PQntuples(r);
-	if ((v = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v))) == NULL) {
-		PQclear(r);
-		return -1;
-	}
 	for (int i = 0; i < rows; i++) {
 		const char *t = col_text(r, i, 0);
 
 		if (auth_unhex(t, strlen(t), v[*n], 16) == 16)
 			(*n)++;
 	}
-	PQclear(r);
 	*out = v;
 	return 0;
+}
+
+void
+auth_pg_counts_decode(const PGresult *r, long long *out)
+{
+	for (int i = 0; i < AUTH_GAUGES; i++)
+		out[i] = col_i64(r, 0, i);
+}
+
+static int
+load_users(struct auth_ctx *c, struct auth_mem_user **out, size_t *n)
+{
+	PGresult *r = query(c, AUTH_PG_USERS_SQL, "i",
+	    (int64_t)AUTH_STORE_USERS_MAX);
+	int rc;
+
+	*n = 0;
+	if (r == NULL)
+		return -1;
+	rc = auth_pg_users_decode(r, out, n);
+	PQclear(r);
+	return rc;
+}
+
+static int
+load_revoked(struct auth_ctx *c, uint8_t (**out)[16], size_t *n)
+{
+	PGresult *r = query(c, AUTH_PG_REVOKED_SQL, "i",
+	    (int64_t)AUTH_STORE_REVOKED_MAX);
+	int rc;
+
+	*n = 0;
+	if (r == NULL)
+		return -1;
+	rc = auth_pg_revoked_decode(r, out, n);
+	PQclear(r);
+	return rc;
 }
 
 /* One snapshot, so users and revocations are of the same moment. */
@@ -1071,22 +1105,12 @@ pg_ban_list(struct auth_ctx *c, int64_t now, auth_ban_row_fn fn, void *arg)
 static int
 pg_counts(struct auth_ctx *c, int64_t now, int64_t session_max, long long *out)
 {
-	_Static_assert(AUTH_GAUGES == 4, "pg_counts reads four gauges");
-	PGresult *r = query(c, "SELECT"
-	    " (SELECT count(*) FROM regulate WHERE key LIKE 'u:%' AND"
-	    "  banned_until > $1::bigint),"
-	    " (SELECT count(*) FROM regulate WHERE key LIKE 'a:%' AND"
-	    "  banned_until > $1::bigint),"
-	    " (SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id"
-	    "  WHERE s.revoked = 0 AND u.disabled = 0 AND (s.epoch = u.epoch OR"
-	    "  s.epoch = 0) AND s.created > $1::bigint - $2::bigint),"
-	    " (SELECT count(*) FROM enrol WHERE used = 0 AND expires > $1::bigint)",
-	    "ii", now, session_max);
+	_Static_assert(AUTH_GAUGES == 4, "AUTH_PG_COUNTS_SQL reads four gauges");
+	PGresult *r = query(c, AUTH_PG_COUNTS_SQL, "ii", now, session_max);
 
 	if (r == NULL)
 		return -1;
-	for (int i = 0; i < AUTH_GAUGES; i++)
-		out[i] = col_i64(r, 0, i);
+	auth_pg_counts_decode(r, out);
 	PQclear(r);
 	return 0;
 }

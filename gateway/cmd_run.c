@@ -260,7 +260,10 @@ struct run_state {
 	int smtp_fds[8];
 	int nsmtp;
 	const char *path;
+	time_t store_logged;	/* last "user store" error line; 0: fine */
 };
+
+#define STORE_LOG_EVERY 30	/* seconds between repeats of a store error */
 
 static void
 warn_restart_only(const struct gw_config *o, const struct gw_config *n)
@@ -399,13 +402,36 @@ auth_refresh_cb(evutil_socket_t fd, short what, void *arg)
 	struct run_state *s = arg;
 	char err[GW_ERRLEN];
 
+	time_t now = time(NULL);
+
 	if (s->rt.auth == NULL)
 		return;
-	if (auth_refresh(s->rt.auth, err, sizeof(err)) < 0) {
-		gw_ready_store(&s->rt, false);
-		gw_log(GW_LOG_ERR, "user store refresh: %s", err);
-	} else
+	if (auth_refresh(s->rt.auth, err, sizeof(err)) == 0) {
 		gw_ready_store(&s->rt, true);
+		if (s->store_logged != 0)
+			gw_log(GW_LOG_INFO, "user store: answering again");
+		s->store_logged = 0;
+		return;
+	}
+	gw_ready_store(&s->rt, false);
+	/* at once, then every STORE_LOG_EVERY s while it lasts: /readyz
+	 * answers at every probe, the log need not at every tick */
+	if (s->store_logged != 0 && now - s->store_logged < STORE_LOG_EVERY &&
+	    now >= s->store_logged)
+		return;
+	gw_log(GW_LOG_ERR, "user store refresh: %s", err);
+	s->store_logged = now;
+}
+
+/* The store's change listener hands its reads to the first worker's loop
+ * (auth.h, auth_live_start): the tables are the process's, one swap is
+ * enough, and the mailbox is the one pool completions travel by. */
+static int
+auth_live_post(void *arg, auth_task_fn fn, void *fnarg)
+{
+	struct gw_runtime *rt = arg;
+
+	return gw_runtime_post(rt, rt->workers[0].base, fn, fnarg);
 }
 
 static int
@@ -456,7 +482,7 @@ open_auth(struct gw_runtime *rt, const struct gw_config *cfg, char *err,
 		if (cfg->mail.nlisten == 0)
 			return 0;
 	} else if ((rt->auth = auth_open(&cfg->auth, auth_audit_cb, rt, err,
-	    errlen)) == NULL)
+	    errlen)) == NULL || auth_store_pool_start(rt->auth, err, errlen) < 0)
 		return -1;
 	rt->pool = gw_tpool_new(cfg->auth.login_threads, cfg->auth.login_queue,
 	    gw_runtime_post, rt);
@@ -506,8 +532,15 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 	rt->workers = calloc((size_t)cfg->workers, sizeof(*rt->workers));
 	if (rt->workers == NULL)
 		return snprintf(err, errlen, "out of memory"), -1;
-	return gw_workers_start(rt, s->fds, (int)cfg->nlisten, s->admin_fd,
-	    s->smtp_fds, s->nsmtp, err, errlen);
+	if (gw_workers_start(rt, s->fds, (int)cfg->nlisten, s->admin_fd,
+	    s->smtp_fds, s->nsmtp, err, errlen) < 0)
+		return -1;
+	/* the user store lives as long as the process: so does its listener,
+	 * and a reload neither starts another nor drops it */
+	if (rt->auth != NULL && auth_live_start(rt->auth, auth_live_post, rt,
+	    err, errlen) < 0)
+		return -1;
+	return 0;
 }
 
 static int
@@ -536,6 +569,9 @@ run_loop(struct run_state *s)
 	atomic_store(&s->rt.m.reload_ok_at, (long long)time(NULL));
 	gw_notify_ready(s->rt.cfg->generation, false);
 	event_base_dispatch(s->base);
+	/* before the join frees the mailbox the listener posts to */
+	if (s->rt.auth != NULL)
+		auth_live_stop(s->rt.auth);
 	gw_workers_join(&s->rt);
 	event_free(s->ev_auth);
 	event_free(s->ev_hup);

@@ -221,6 +221,29 @@ store_gauges(struct evbuffer *b, struct auth_ctx *auth)
 	    g[AUTH_GAUGE_ENROLMENTS]);
 }
 
+/* The PostgreSQL store's change listener (auth_store_pg_live.c); absent
+ * without one (SQLite, or no user store). */
+static void
+store_listener(struct evbuffer *b, struct auth_ctx *auth)
+{
+	struct auth_live_info i;
+
+	if (!auth_live_info(auth, &i))
+		return;
+	head(b, "pbxgate_user_store_listener_connected", "gauge", "1 while "
+	    "the user store's change listener is connected and caught up.");
+	evbuffer_add_printf(b, "pbxgate_user_store_listener_connected %d\n",
+	    i.connected ? 1 : 0);
+	head(b, "pbxgate_user_store_listener_reconnects_total", "counter",
+	    "Connections the change listener made again after losing one.");
+	evbuffer_add_printf(b, "pbxgate_user_store_listener_reconnects_total "
+	    "%lld\n", i.reconnects);
+	head(b, "pbxgate_user_store_reloads_total", "counter", "Reads of the "
+	    "in-memory user and revocation tables the change listener made.");
+	evbuffer_add_printf(b, "pbxgate_user_store_reloads_total %lld\n",
+	    i.reloads);
+}
+
 /* Only pairs that matched at least once appear; "other" always does, so
  * that the series exists before the first hit. Rule names need no label
  * escaping: mail_rules.c allows [A-Za-z0-9_-] only. */
@@ -328,6 +351,7 @@ gw_metrics_render(const struct gw_metrics *m, struct auth_ctx *auth,
 	evbuffer_add_printf(b, "pbxgate_integrity_known_bad_blocked_total %llu\n",
 	    atomic_load(&m->integrity[GW_INTEGRITY_KB_BLOCKED]));
 	store_gauges(b, auth);
+	store_listener(b, auth);
 	render_pinned(m, b);
 	head(b, "pbxgate_connections_refused_total", "counter", "Client "
 	    "connections closed before a request was served, by cause.");

@@ -113,9 +113,15 @@ gw_ready_check(struct gw_worker *w, gw_ready_cb cb, void *arg)
 {
 	struct gw_runtime *rt = w->rt;
 	long long ok = atomic_load(&rt->ready.up_ok_ms);
+	struct auth_live_info live;
 
 	if (atomic_load(&rt->stopping)) {
 		cb(arg, 503, "stopping\n");
+		return NULL;
+	}
+	if (auth_live_info(rt->auth, &live) && !live.connected) {
+		cb(arg, 503, "user store: change listener disconnected, sign-outs "
+		    "from other gateways wait: see the error log\n");
 		return NULL;
 	}
 	if (rt->auth != NULL && atomic_load(&rt->ready.store_bad)) {

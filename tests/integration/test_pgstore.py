@@ -203,8 +203,7 @@ def test_logout_on_a_ends_the_cookie_on_b(pair, ctx):
     assert logout, r.body
     t0 = time.monotonic()
     assert b.post_form("/_pbxgate/logout", logout[0]).status in (200, 303)
-    # B reads revocations at its store refresh (every 2 s; LISTEN/NOTIFY,
-    # for the 1 s, is not there yet)
+    # B's change listener hears the NOTIFY (test_pglive.py holds it to 1 s)
     wait_until(lambda: kept.get("/app").status == 302, timeout=5, interval=0.05,
                what="B to refuse the cookie logged out on A")
     print("logout on A refused on B after %.2fs" % (time.monotonic() - t0))

@@ -57,6 +57,12 @@ static const struct kw_case kw_cases[] = {
 	    "&sslmode=prefer" }, 1, -1, 0 },
 	{ "user_db", { "postgresql://[bad" }, 1, -1, 0 },
 	{ "user_db_password_file", { "/nonexistent/pw" }, 1, -1, 0 },
+	{ "user_db_pool", { "1" }, 1, 0, 0 },
+	{ "user_db_pool", { "32" }, 1, 0, 0 },
+	{ "user_db_pool", { "0" }, 1, -1, 0 },
+	{ "user_db_pool", { "33" }, 1, -1, 0 },
+	{ "user_db_pool", { "two" }, 1, -1, 0 },
+	{ "user_db_pool", { "2", "3" }, 2, -1, 1 },
 	{ "listen", { "0.0.0.0:443" }, 1, 1, 0 },
 };
 
@@ -150,6 +156,52 @@ Test(settings, password_file_needs_postgresql)
 
 	cr_expect_eq(finish_with("u.db", NULL, "/tmp/pw", err, sizeof(err)), -1);
 	cr_expect(strstr(err, "not a postgresql:// URL") != NULL, "%s", err);
+}
+
+static int
+finish_pool(const char *db, const char *pool, unsigned *out, char *err,
+    size_t errlen)
+{
+	struct auth_settings s;
+	char *v[1];
+	int bad, r;
+
+	auth_settings_defaults(&s);
+	v[0] = (char *)db;
+	if (db != NULL) {
+		cr_assert_eq(pol_kw_run(&auth_kwtab, &s, "/x", "user_db", 1, v,
+		    &bad, err, errlen), 0, "%s", err);
+		s.secret_key = strdup("/tmp/k");
+	}
+	v[0] = (char *)pool;
+	if (pool != NULL)
+		cr_assert_eq(pol_kw_run(&auth_kwtab, &s, "/x", "user_db_pool", 1,
+		    v, &bad, err, errlen), 0, "%s", err);
+	r = auth_settings_finish(&s, err, errlen);
+	*out = s.user_db_pool;
+	auth_settings_free(&s);
+	return r;
+}
+
+/* One SQLite connection is all a SQLite store has: a pool there is a
+ * mistake, said at once; PostgreSQL defaults to 2. */
+Test(settings, pool_needs_postgresql_and_defaults_to_2)
+{
+	char err[256] = "";
+	unsigned n = 0;
+
+	cr_expect_eq(finish_pool("u.db", "4", &n, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "user_db_pool is set but user_db is not a "
+	    "postgresql:// URL") != NULL, "%s", err);
+	cr_expect_eq(finish_pool(NULL, "4", &n, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "user_db_pool is set but user_db is not") != NULL,
+	    "%s", err);
+	cr_expect_eq(finish_pool("postgresql:///p?host=/run/postgresql", NULL, &n,
+	    err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(n, 2);
+	cr_expect_eq(finish_pool("postgresql:///p?host=/run/postgresql", "5", &n,
+	    err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(n, 5);
 }
 
 Test(settings, password_file_read_at_its_keyword)
@@ -418,5 +470,65 @@ Test(store, kill_9_during_writes_leaves_consistent_store, .timeout = 60)
 	n = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	cr_expect_geq(n, 200, "lost committed rows: %lld", (long long)n);
+	th_fini(&t);
+}
+
+/* ---- the tables' hand-over (auth_tables_install) ---- */
+
+static struct auth_tables *
+tables(int64_t version, int64_t marker, bool force)
+{
+	struct auth_tables *t = calloc(1, sizeof(*t));
+
+	cr_assert_not_null(t);
+	t->users = calloc(1, sizeof(*t->users));
+	t->revoked = calloc(1, sizeof(*t->revoked));
+	cr_assert(t->users != NULL && t->revoked != NULL);
+	t->users[0].id = marker;
+	t->nusers = 1;
+	t->version = version;
+	t->force = force;
+	return t;
+}
+
+static int64_t
+marker_in_force(struct auth_ctx *c)
+{
+	return c->nusers == 1 ? c->users[0].id : -1;
+}
+
+/* Readers race to install: an older read never replaces a newer one; the
+ * same version is not installed twice; a forced one (a store restored
+ * from a backup, its version lower) is. */
+Test(tables, install_newer_only_unless_forced)
+{
+	static const struct {
+		int64_t dv;		/* version, from the one at open */
+		bool force, taken;	/* taken: this read is in force after */
+		int64_t want_dv;
+	} steps[] = {
+		{ 2, false, true, 2 },	/* newer: in force */
+		{ 1, false, false, 2 },	/* older: dropped */
+		{ 2, false, false, 2 },	/* same: dropped */
+		{ 3, false, true, 3 },
+		{ -5, true, true, -5 },	/* went back, forced: in force */
+	};
+	struct th t;
+	int64_t v0, want_marker = -1;
+
+	th_init(&t);
+	th_open(&t);
+	v0 = auth_tables_version(t.ctx);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		int64_t marker = 1000 + (int64_t)i;
+
+		auth_tables_install(t.ctx, tables(v0 + steps[i].dv, marker,
+		    steps[i].force), steps[i].force);
+		if (steps[i].taken)
+			want_marker = marker;
+		cr_expect_eq(auth_tables_version(t.ctx), v0 + steps[i].want_dv,
+		    "step %zu", i);
+		cr_expect_eq(marker_in_force(t.ctx), want_marker, "step %zu", i);
+	}
 	th_fini(&t);
 }

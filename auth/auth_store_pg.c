@@ -31,7 +31,6 @@
 
 #define PG_TIMEOUT_S	"5"	/* connect and per-statement, seconds */
 #define PG_PARAMS_MAX	8
-#define PG_PASSWORD_MAX	1024
 
 struct auth_pg {
 	PGconn *conn;
@@ -324,29 +323,47 @@ pg_hint(struct auth_ctx *c)
 	return "see the PostgreSQL error above";
 }
 
-/* The password file: one line, read through pol_file_open (the privsep
- * parent opens it for the child). */
-static int
-read_password(const char *path, char *out, size_t outlen, char *err,
+/* Read through pol_file_open (the privsep parent opens it for the child);
+ * the mode is judged on the descriptor read. */
+int
+auth_store_pg_password(const char *path, char *out, size_t outlen, char *err,
     size_t errlen)
 {
+	char why[256];
 	struct stat st;
+	size_t len;
 	ssize_t n;
+	bool bad;
 	int fd;
 
-	if ((fd = pol_file_open(path, O_NOFOLLOW, &st, err, errlen)) == -1)
+	if ((fd = pol_file_open(path, O_NOFOLLOW, &st, why, sizeof(why))) == -1) {
+		snprintf(err, errlen, "%s: %s", path, why);
 		return -1;
+	}
+	if ((st.st_mode & 077) != 0) {
+		snprintf(err, errlen, "%s: mode %04o: the password file must be "
+		    "readable only by its owner (chmod 600)", path,
+		    (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -1;
+	}
 	n = read(fd, out, outlen - 1);
 	close(fd);
 	if (n < 0) {
 		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 		return -1;
 	}
+	/* The first line is the password: too long when no line end came
+	 * in a full buffer; a NUL byte in it is no password libpq can send. */
 	out[n] = '\0';
-	out[strcspn(out, "\r\n")] = '\0';
-	if (out[0] == '\0' || (size_t)n == outlen - 1) {
+	len = strcspn(out, "\r\n");
+	bad = len == 0 || (len < (size_t)n && out[len] == '\0') ||
+	    (len == (size_t)n && (size_t)n == outlen - 1);
+	out[len] = '\0';
+	if (bad) {
+		OPENSSL_cleanse(out, outlen);
 		snprintf(err, errlen, "%s: the password file must hold one line "
-		    "of 1 to %d bytes", path, PG_PASSWORD_MAX - 2);
+		    "of 1 to %zu bytes", path, outlen - 2);
 		return -1;
 	}
 	return 0;
@@ -541,7 +558,7 @@ done:
 static int
 pg_open(struct auth_ctx *c, char *err, size_t errlen)
 {
-	char pw[PG_PASSWORD_MAX];
+	char pw[AUTH_PG_PASSWORD_MAX];
 	struct auth_pg *p;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
@@ -549,7 +566,7 @@ pg_open(struct auth_ctx *c, char *err, size_t errlen)
 		return -1;
 	}
 	c->pg = p;
-	if (c->s.user_db_password_file != NULL && read_password(
+	if (c->s.user_db_password_file != NULL && auth_store_pg_password(
 	    c->s.user_db_password_file, pw, sizeof(pw), err, errlen) < 0)
 		return -1;
 	p->conn = connect_db(&c->s, c->s.user_db_password_file != NULL ? pw :

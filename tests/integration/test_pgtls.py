@@ -205,3 +205,85 @@ def test_wrong_password_refused_at_start_not_shown(pgtls, make_auth_gateway, ups
     out = (r.stdout + r.stderr).decode("utf-8", "replace")
     assert 'password authentication failed for user "%s"' % ROLE in out, out
     assert wrong not in out, out
+
+
+def _password_file_error(pgtls, make_auth_gateway, upstream, workdir, path):
+    """`pbxgate check` of a config naming path as user_db_password_file:
+    (exit status, stderr, the expected "FILE:LINE:COL: error: " prefix)."""
+    gw = _gateway(make_auth_gateway, upstream, workdir, _url(pgtls, "postgres"), path,
+                  start=False)
+    rc, err = _check(gw)
+    line = _line_of(gw, "user_db_password_file ")
+    return rc, err, "%s:%d:23: error: user_db_password_file: %s: " % (gw.conf, line, path)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o660, 0o644, 0o666])
+def test_password_file_others_can_access_refused_by_check(pgtls, make_auth_gateway,
+                                                          upstream, workdir, mode):
+    path = _password_file(workdir, mode=mode)
+    rc, err, where = _password_file_error(pgtls, make_auth_gateway, upstream, workdir, path)
+    assert rc == 1, (rc, err)
+    assert where + "mode %04o: the password file must be readable only by its owner " \
+        "(chmod 600)" % mode in err, err
+    assert ROLE_PASSWORD not in err, err
+
+
+def test_password_file_owner_only_modes_pass_check(pgtls, make_auth_gateway, upstream,
+                                                   workdir):
+    for mode in (0o600, 0o400):
+        gw = _gateway(make_auth_gateway, upstream, workdir, _url(pgtls, "postgres"),
+                      _password_file(workdir, mode=mode), start=False)
+        rc, err = _check(gw)
+        assert rc == 0 and "configuration is valid" in err, (oct(mode), rc, err)
+
+
+def test_password_file_too_permissive_refused_at_start(pgtls, make_auth_gateway, upstream,
+                                                      workdir):
+    """Made 0644 after `check` passed: `run` reads the config again and
+    refuses it. (The parent's first, quiet parse at start -- keyproc_sync in
+    gateway/privsep.c -- leaves only "configuration has errors" on stderr;
+    `pbxgate check` says where.)"""
+    path = _password_file(workdir)
+    gw = _gateway(make_auth_gateway, upstream, workdir, _url(pgtls, _database(pgtls)), path,
+                  start=False)
+    assert _check(gw)[0] == 0
+    os.chmod(path, 0o644)
+    rc, err = _run(gw)
+    assert rc == 1, (rc, err)
+    assert "%s: configuration has errors" % gw.conf in err, err
+    assert ROLE_PASSWORD not in err, err
+    rc, err = _check(gw)
+    assert rc == 1 and "%s: mode 0644: the password file must be readable only by its " \
+        "owner (chmod 600)" % path in err, (rc, err)
+
+
+def test_password_file_missing_refused_by_check(pgtls, make_auth_gateway, upstream, workdir):
+    path = os.path.join(workdir, "no-such-pgpass")
+    rc, err, where = _password_file_error(pgtls, make_auth_gateway, upstream, workdir, path)
+    assert rc == 1, (rc, err)
+    assert where + "cannot open: No such file or directory" in err, err
+
+
+def test_password_file_symlink_refused_by_check(pgtls, make_auth_gateway, upstream, workdir):
+    path = os.path.join(workdir, "pgpass-link-%s" % uuid.uuid4().hex[:8])
+    os.symlink(_password_file(workdir), path)
+    rc, err, where = _password_file_error(pgtls, make_auth_gateway, upstream, workdir, path)
+    assert rc == 1, (rc, err)
+    assert where + "is a symbolic link: name the file itself" in err, err
+
+
+@pytest.mark.parametrize("text", ["", "\n", "\r\n"])
+def test_password_file_empty_refused_by_check(pgtls, make_auth_gateway, upstream, workdir,
+                                              text):
+    path = _password_file(workdir, text)
+    rc, err, where = _password_file_error(pgtls, make_auth_gateway, upstream, workdir, path)
+    assert rc == 1, (rc, err)
+    assert where + "the password file must hold one line of 1 to 1022 bytes" in err, err
+
+
+def test_password_file_too_long_refused_by_check(pgtls, make_auth_gateway, upstream, workdir):
+    path = _password_file(workdir, "x" * 1023 + "\n")
+    rc, err, where = _password_file_error(pgtls, make_auth_gateway, upstream, workdir, path)
+    assert rc == 1, (rc, err)
+    assert where + "the password file must hold one line of 1 to 1022 bytes" in err, err
+    assert "x" * 64 not in err, err

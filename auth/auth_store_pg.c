@@ -519,7 +519,10 @@ auth_store_pg_check(const char *url, char *err, size_t errlen)
 
 /* The URL as given, then what pbxgate insists on: later keywords win, so
  * the URL's own options (a search_path, say) are kept in front of ours.
- * Over TCP, GSSAPI encryption is off: libpq's default (prefer) would look
+ * verify-full is set whatever the URL says: libpq ignores sslmode on a
+ * Unix socket, and a URL that names no host may still reach one over TCP
+ * (PGHOST, PGHOSTADDR, a service file), where PGSSLMODE would otherwise
+ * decide. GSSAPI encryption is off: libpq's default (prefer) would look
  * for Kerberos credentials first, listing /etc/gss/mech.d (getdents64, a
  * call the sandboxed child is killed for), and a GSSAPI-encrypted session
  * skips the TLS verification this store promises. */
@@ -539,10 +542,8 @@ connect_db(const struct auth_settings *s, const char *password)
 	k[n] = "dbname", v[n++] = s->user_db;
 	if (password != NULL)
 		k[n] = "password", v[n++] = password;
-	if (!all_sockets(o)) {
-		k[n] = "sslmode", v[n++] = "verify-full";
-		k[n] = "gssencmode", v[n++] = "disable";
-	}
+	k[n] = "sslmode", v[n++] = "verify-full";
+	k[n] = "gssencmode", v[n++] = "disable";
 	k[n] = "connect_timeout", v[n++] = PG_TIMEOUT_S;
 	k[n] = "options", v[n++] = opts;
 	k[n] = "application_name", v[n++] = "pbxgate";

@@ -287,3 +287,21 @@ def test_password_file_too_long_refused_by_check(pgtls, make_auth_gateway, upstr
     assert rc == 1, (rc, err)
     assert where + "the password file must hold one line of 1 to 1022 bytes" in err, err
     assert "x" * 64 not in err, err
+
+
+def test_tcp_from_environment_still_verified(pgtls, make_auth_gateway, upstream, workdir):
+    """A URL with no host passes the config as a local socket; libpq then
+    takes PGHOST and PGSSLMODE from the environment. The server reached that
+    way over TCP must be verified all the same: PGSSLMODE=require with a CA
+    that did not issue its certificate is refused, not connected."""
+    url = "postgresql:///%s?user=%s&port=%d&sslrootcert=%s" % (
+        _database(pgtls), ROLE, pgtls.port, pgtls.tls.other_ca[0])
+    gw = _gateway(make_auth_gateway, upstream, workdir, url, _password_file(workdir),
+                  start=False)
+    assert _check(gw)[0] == 0
+    env = dict(os.environ, PGHOST="localhost", PGSSLMODE="require")
+    r = subprocess.run([gw.binary, "run", "-c", gw.conf], stdin=subprocess.DEVNULL, env=env,
+                       capture_output=True, timeout=RUN_DEADLINE, cwd=gw.dir)
+    err = r.stderr.decode("utf-8", "replace")
+    assert r.returncode == 1, (r.returncode, err)
+    assert "port %d failed: SSL error: certificate verify failed" % pgtls.port in err, err

@@ -81,20 +81,38 @@ pg(struct auth_ctx *c)
 	return c->pg;
 }
 
+/* libpq's messages end with a newline and hold one line per host tried
+ * (each maybe followed by a tab-indented hint), or DETAIL and HINT lines:
+ * all of it into dst as one log line, "; " between lines, cut at dstlen. */
+static void
+one_line(char *dst, size_t dstlen, const char *src)
+{
+	size_t o = 0;
+
+	for (; *src != '\0' && o + 2 < dstlen; src++) {
+		if (*src == '\n' && src[1] == '\t') {
+			dst[o++] = ' ';
+			src++;
+		} else if (*src == '\n' && src[1] != '\0') {
+			dst[o++] = ';';
+			dst[o++] = ' ';
+		} else if (*src != '\n')
+			dst[o++] = *src == '\t' || *src == '\r' ? ' ' : *src;
+	}
+	dst[o] = '\0';
+}
+
 static void
 set_err(struct auth_ctx *c, const PGresult *r)
 {
 	struct auth_pg *p = pg(c);
 	const char *m = r != NULL ? PQresultErrorMessage(r) : "";
 	const char *st = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	size_t n;
 
 	if (m == NULL || *m == '\0')
 		m = PQerrorMessage(p->conn);
-	snprintf(p->err, sizeof(p->err), "%s", m != NULL && *m != '\0' ? m :
+	one_line(p->err, sizeof(p->err), m != NULL && *m != '\0' ? m :
 	    "PostgreSQL error");
-	n = strcspn(p->err, "\n");	/* libpq ends messages with newlines */
-	p->err[n] = '\0';
 	snprintf(p->sqlstate, sizeof(p->sqlstate), "%s", st != NULL ? st : "");
 }
 
@@ -574,10 +592,10 @@ pg_open(struct auth_ctx *c, char *err, size_t errlen)
 	    NULL);
 	OPENSSL_cleanse(pw, sizeof(pw));
 	if (p->conn == NULL || PQstatus(p->conn) != CONNECTION_OK) {
+		one_line(p->err, sizeof(p->err), p->conn != NULL ?
+		    PQerrorMessage(p->conn) : "out of memory");
 		snprintf(err, errlen, "%s: cannot connect to PostgreSQL: %s",
-		    c->s.user_db, p->conn != NULL ? PQerrorMessage(p->conn) :
-		    "out of memory");
-		err[strcspn(err, "\n")] = '\0';
+		    c->s.user_db, p->err);
 		return -1;
 	}
 	return migrate(c, err, errlen);

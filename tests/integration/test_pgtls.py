@@ -305,3 +305,20 @@ def test_tcp_from_environment_still_verified(pgtls, make_auth_gateway, upstream,
     err = r.stderr.decode("utf-8", "replace")
     assert r.returncode == 1, (r.returncode, err)
     assert "port %d failed: SSL error: certificate verify failed" % pgtls.port in err, err
+
+
+def test_every_host_tried_is_named_in_the_error(pgtls, make_auth_gateway, upstream, workdir):
+    """libpq tries each host (and each address of a name) in turn and says
+    why each failed, one line each: the first alone would hide the server
+    that answered behind the one that was down."""
+    url = "postgresql://%s@localhost:1,localhost:%d/%s?sslrootcert=%s" % (
+        ROLE, pgtls.port, _database(pgtls), pgtls.tls.other_ca[0])
+    gw = _gateway(make_auth_gateway, upstream, workdir, url, _password_file(workdir),
+                  start=False)
+    rc, err = _run(gw)
+    assert rc == 1, (rc, err)
+    line = [x for x in err.splitlines() if "cannot connect to PostgreSQL" in x]
+    assert len(line) == 1, err
+    assert 'port 1 failed: Connection refused' in line[0], err
+    assert 'port %d failed: SSL error: certificate verify failed' % pgtls.port in line[0], err
+    assert "\t" not in line[0], err

@@ -3,10 +3,13 @@ a throwaway server on 127.0.0.1 with ssl=on, a certificate of a test CA
 made here, and only `hostssl ... scram-sha-256` for TCP; a role with a
 password the gateway reads from user_db_password_file. The right CA and
 host name connect over TLS (pg_stat_ssl says so); a wrong CA, a host name
-the certificate does not carry, a wrong password are refused at start with
-a message naming the problem; an sslmode that does not verify, a password
-in the URL and a password file others can read are refused by `pbxgate
-check` at their file:line:col.
+the certificate does not carry, no CA at all, a wrong password, a TCP host
+from libpq's environment with PGSSLMODE=require are refused at start with
+a message naming the problem (every host tried, not only the first); an
+sslmode that does not verify, a password in the URL and a password file
+others can read, or empty, too long, missing or a symbolic link are
+refused by `pbxgate check` at their file:line:col. The server is stopped
+by the fixture whatever happens; every wait is bounded.
 """
 
 import os
@@ -322,3 +325,19 @@ def test_every_host_tried_is_named_in_the_error(pgtls, make_auth_gateway, upstre
     assert 'port 1 failed: Connection refused' in line[0], err
     assert 'port %d failed: SSL error: certificate verify failed' % pgtls.port in line[0], err
     assert "\t" not in line[0], err
+
+
+def test_no_sslrootcert_refused_at_start(pgtls, make_auth_gateway, upstream, workdir):
+    """Without sslrootcert libpq looks for ~/.postgresql/root.crt; none
+    there: no connection, and the message names the file it looked for."""
+    home = os.path.join(workdir, "home-%s" % uuid.uuid4().hex[:8])
+    os.mkdir(home)
+    url = "postgresql://%s@localhost:%d/%s" % (ROLE, pgtls.port, _database(pgtls))
+    gw = _gateway(make_auth_gateway, upstream, workdir, url, _password_file(workdir),
+                  start=False)
+    r = subprocess.run([gw.binary, "run", "-c", gw.conf], stdin=subprocess.DEVNULL,
+                       env=dict(os.environ, HOME=home), capture_output=True,
+                       timeout=RUN_DEADLINE, cwd=gw.dir)
+    err = r.stderr.decode("utf-8", "replace")
+    assert r.returncode == 1, (r.returncode, err)
+    assert 'root certificate file "%s/.postgresql/root.crt" does not exist' % home in err, err

@@ -629,9 +629,17 @@ block_signals(struct ps_parent *p)
 static int
 start(struct ps_parent *p, char *err, size_t errlen)
 {
-	/* forked first, before the listeners and the log exist */
-	if (keyproc_sync(p, err, errlen) < 0)
+	/* forked first, before the listeners and the log exist. Its parse
+	 * is quiet (it serves SIGHUP too, where the child reports): a file
+	 * that does not parse is read once more here to say where. */
+	if (keyproc_sync(p, err, errlen) < 0) {
+		struct gw_config *cfg = gw_config_load_ex(p->path, false, NULL,
+		    report_stderr, NULL);
+
+		if (cfg != NULL)
+			gw_config_unref(cfg);
 		return -1;
+	}
 	p->cfg = parse(p, &p->allow, report_stderr);
 	if (p->cfg == NULL)
 		return snprintf(err, errlen, "%s: configuration has errors",

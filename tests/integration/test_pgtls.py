@@ -243,9 +243,7 @@ def test_password_file_owner_only_modes_pass_check(pgtls, make_auth_gateway, ups
 def test_password_file_too_permissive_refused_at_start(pgtls, make_auth_gateway, upstream,
                                                       workdir):
     """Made 0644 after `check` passed: `run` reads the config again and
-    refuses it. (The parent's first, quiet parse at start -- keyproc_sync in
-    gateway/privsep.c -- leaves only "configuration has errors" on stderr;
-    `pbxgate check` says where.)"""
+    refuses it, saying where as `check` does."""
     path = _password_file(workdir)
     gw = _gateway(make_auth_gateway, upstream, workdir, _url(pgtls, _database(pgtls)), path,
                   start=False)
@@ -253,11 +251,11 @@ def test_password_file_too_permissive_refused_at_start(pgtls, make_auth_gateway,
     os.chmod(path, 0o644)
     rc, err = _run(gw)
     assert rc == 1, (rc, err)
-    assert "%s: configuration has errors" % gw.conf in err, err
+    assert "error: %s:%d:23: user_db_password_file: %s: mode 0644: the password file must " \
+        "be readable only by its owner (chmod 600)" % (
+            gw.conf, _line_of(gw, "user_db_password_file "), path) in err, err
+    assert err.count("mode 0644") == 1, err
     assert ROLE_PASSWORD not in err, err
-    rc, err = _check(gw)
-    assert rc == 1 and "%s: mode 0644: the password file must be readable only by its " \
-        "owner (chmod 600)" % path in err, (rc, err)
 
 
 def test_password_file_missing_refused_by_check(pgtls, make_auth_gateway, upstream, workdir):

@@ -339,3 +339,24 @@ def test_no_sslrootcert_refused_at_start(pgtls, make_auth_gateway, upstream, wor
     err = r.stderr.decode("utf-8", "replace")
     assert r.returncode == 1, (r.returncode, err)
     assert 'root certificate file "%s/.postgresql/root.crt" does not exist' % home in err, err
+
+
+def test_sslmode_verify_full_in_url_accepted_by_check(pgtls, make_auth_gateway, upstream,
+                                                      workdir):
+    gw = _gateway(make_auth_gateway, upstream, workdir,
+                  _url(pgtls, "postgres", extra="&sslmode=verify-full"),
+                  _password_file(workdir), start=False)
+    rc, err = _check(gw)
+    assert rc == 0 and "configuration is valid" in err, (rc, err)
+
+
+def test_hostaddr_does_not_skip_the_name_check(pgtls, make_auth_gateway, upstream, workdir):
+    """hostaddr picks the address; the certificate is still checked against
+    host, here a name it does not carry."""
+    url = _url(pgtls, _database(pgtls), host="db.invalid", extra="&hostaddr=127.0.0.1")
+    gw = _gateway(make_auth_gateway, upstream, workdir, url, _password_file(workdir),
+                  start=False)
+    rc, err = _run(gw)
+    assert rc == 1, (rc, err)
+    assert 'server certificate for "localhost" does not match host name "db.invalid"' \
+        in err, err

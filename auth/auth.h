@@ -109,6 +109,14 @@ bool auth_store_is_pg(const char *user_db);
 /* A PostgreSQL user_db as the config may give it: no password in it, the
  * server verified unless on a local socket. 0, or -1 with `err`. */
 int  auth_store_pg_check(const char *url, char *err, size_t errlen);
+/* The password of user_db_password_file, its one line, into out (at least
+ * AUTH_PG_PASSWORD_MAX bytes, wiped by the caller); a file group or others
+ * may access is refused, as libpq refuses such a ~/.pgpass. The config
+ * reads it too, so that `check` reports a bad file at its line.
+ * 0, or -1 with `err`, which never holds the password. */
+#define AUTH_PG_PASSWORD_MAX	1024
+int  auth_store_pg_password(const char *path, char *out, size_t outlen,
+    char *err, size_t errlen);
 
 /* ---- context (auth_ctx.c) ---------------------------------------------- */
 

@@ -3,9 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <fcntl.h>
-#include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "auth/auth.h"
 #include "policy/policy.h"
@@ -131,25 +130,21 @@ kw_user_db(struct pol_kw_call *c)
 	return 0;
 }
 
-/* Read when the store is opened; checked readable now so that `check`
- * reports it at its line. O_NOFOLLOW as for the other secrets. */
+/* Read again when the store is opened; read now too so that `check`
+ * reports a missing, empty or too open file at its line. */
 static int
 kw_user_db_password_file(struct pol_kw_call *c)
 {
 	struct auth_settings *s = c->obj;
-	char why[256];
-	struct stat st;
-	int fd;
+	char pw[AUTH_PG_PASSWORD_MAX];
+	int rc;
 
 	if (set_path(&s->user_db_password_file, c) < 0)
 		return -1;
-	if ((fd = pol_file_open(s->user_db_password_file, O_NOFOLLOW, &st, why,
-	    sizeof(why))) == -1) {
-		snprintf(c->err, c->errlen, "%s: %s", s->user_db_password_file, why);
-		return -1;
-	}
-	close(fd);
-	return 0;
+	rc = auth_store_pg_password(s->user_db_password_file, pw, sizeof(pw),
+	    c->err, c->errlen);
+	OPENSSL_cleanse(pw, sizeof(pw));
+	return rc;
 }
 
 static int

@@ -82,20 +82,38 @@ pg(struct auth_ctx *c)
 	return p != NULL ? p : c->pg;
 }
 
+/* libpq's messages end with a newline and hold one line per host tried
+ * (each maybe followed by a tab-indented hint), or DETAIL and HINT lines:
+ * all of it into dst as one log line, "; " between lines, cut at dstlen. */
+static void
+one_line(char *dst, size_t dstlen, const char *src)
+{
+	size_t o = 0;
+
+	for (; *src != '\0' && o + 2 < dstlen; src++) {
+		if (*src == '\n' && src[1] == '\t') {
+			dst[o++] = ' ';
+			src++;
+		} else if (*src == '\n' && src[1] != '\0') {
+			dst[o++] = ';';
+			dst[o++] = ' ';
+		} else if (*src != '\n')
+			dst[o++] = *src == '\t' || *src == '\r' ? ' ' : *src;
+	}
+	dst[o] = '\0';
+}
+
 static void
 set_err(struct auth_ctx *c, const PGresult *r)
 {
 	struct auth_pg *p = pg(c);
 	const char *m = r != NULL ? PQresultErrorMessage(r) : "";
 	const char *st = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	size_t n;
 
 	if (m == NULL || *m == '\0')
 		m = PQerrorMessage(p->conn);
-	snprintf(p->err, sizeof(p->err), "%s", m != NULL && *m != '\0' ? m :
+	one_line(p->err, sizeof(p->err), m != NULL && *m != '\0' ? m :
 	    "PostgreSQL error");
-	n = strcspn(p->err, "\n");	/* libpq ends messages with newlines */
-	p->err[n] = '\0';
 	snprintf(p->sqlstate, sizeof(p->sqlstate), "%s", st != NULL ? st : "");
 }
 
@@ -324,29 +342,47 @@ pg_hint(struct auth_ctx *c)
 	return "see the PostgreSQL error above";
 }
 
-/* The password file: one line, read through pol_file_open (the privsep
- * parent opens it for the child). */
-static int
-read_password(const char *path, char *out, size_t outlen, char *err,
+/* Read through pol_file_open (the privsep parent opens it for the child);
+ * the mode is judged on the descriptor read. */
+int
+auth_store_pg_password(const char *path, char *out, size_t outlen, char *err,
     size_t errlen)
 {
+	char why[256];
 	struct stat st;
+	size_t len;
 	ssize_t n;
+	bool bad;
 	int fd;
 
-	if ((fd = pol_file_open(path, O_NOFOLLOW, &st, err, errlen)) == -1)
+	if ((fd = pol_file_open(path, O_NOFOLLOW, &st, why, sizeof(why))) == -1) {
+		snprintf(err, errlen, "%s: %s", path, why);
 		return -1;
+	}
+	if ((st.st_mode & 077) != 0) {
+		snprintf(err, errlen, "%s: mode %04o: the password file must be "
+		    "readable only by its owner (chmod 600)", path,
+		    (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -1;
+	}
 	n = read(fd, out, outlen - 1);
 	close(fd);
 	if (n < 0) {
 		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 		return -1;
 	}
+	/* The first line is the password: too long when no line end came
+	 * in a full buffer; a NUL byte in it is no password libpq can send. */
 	out[n] = '\0';
-	out[strcspn(out, "\r\n")] = '\0';
-	if (out[0] == '\0' || (size_t)n == outlen - 1) {
+	len = strcspn(out, "\r\n");
+	bad = len == 0 || (len < (size_t)n && out[len] == '\0') ||
+	    (len == (size_t)n && (size_t)n == outlen - 1);
+	out[len] = '\0';
+	if (bad) {
+		OPENSSL_cleanse(out, outlen);
 		snprintf(err, errlen, "%s: the password file must hold one line "
-		    "of 1 to %d bytes", path, PG_PASSWORD_MAX - 2);
+		    "of 1 to %zu bytes", path, outlen - 2);
 		return -1;
 	}
 	return 0;
@@ -501,7 +537,14 @@ auth_store_pg_check(const char *url, char *err, size_t errlen)
 }
 
 /* The URL as given, then what pbxgate insists on: later keywords win, so
- * the URL's own options (a search_path, say) are kept in front of ours. */
+ * the URL's own options (a search_path, say) are kept in front of ours.
+ * verify-full is set whatever the URL says: libpq ignores sslmode on a
+ * Unix socket, and a URL that names no host may still reach one over TCP
+ * (PGHOST, PGHOSTADDR, a service file), where PGSSLMODE would otherwise
+ * decide. GSSAPI encryption is off: libpq's default (prefer) would look
+ * for Kerberos credentials first, listing /etc/gss/mech.d (getdents64, a
+ * call the sandboxed child is killed for), and a GSSAPI-encrypted session
+ * skips the TLS verification this store promises. */
 PGconn *
 auth_pg_connect(const struct auth_settings *s, const char *password,
     const char *application_name, bool start)
@@ -509,7 +552,7 @@ auth_pg_connect(const struct auth_settings *s, const char *password,
 	static const char ours[] = "-c statement_timeout=" PG_TIMEOUT_S "s"
 	    " -c lock_timeout=" PG_TIMEOUT_S "s";
 	PQconninfoOption *o = PQconninfoParse(s->user_db, NULL);
-	const char *k[8], *v[8];
+	const char *k[9], *v[9];
 	char *opts = NULL;
 	PGconn *conn = NULL;
 	int n = 0;
@@ -519,8 +562,8 @@ auth_pg_connect(const struct auth_settings *s, const char *password,
 	k[n] = "dbname", v[n++] = s->user_db;
 	if (password != NULL)
 		k[n] = "password", v[n++] = password;
-	if (!all_sockets(o))
-		k[n] = "sslmode", v[n++] = "verify-full";
+	k[n] = "sslmode", v[n++] = "verify-full";
+	k[n] = "gssencmode", v[n++] = "disable";
 	k[n] = "connect_timeout", v[n++] = PG_TIMEOUT_S;
 	k[n] = "options", v[n++] = opts;
 	k[n] = "application_name", v[n++] = application_name;
@@ -540,13 +583,14 @@ auth_pg_password(const struct auth_settings *s, char *out, size_t outlen,
 	out[0] = '\0';
 	if (s->user_db_password_file == NULL)
 		return 0;
-	return read_password(s->user_db_password_file, out, outlen, err, errlen);
+	return auth_store_pg_password(s->user_db_password_file, out, outlen, err,
+	    errlen);
 }
 
 static int
 pg_open(struct auth_ctx *c, char *err, size_t errlen)
 {
-	char pw[PG_PASSWORD_MAX];
+	char pw[AUTH_PG_PASSWORD_MAX];
 	struct auth_pg *p;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
@@ -560,10 +604,10 @@ pg_open(struct auth_ctx *c, char *err, size_t errlen)
 	    false);
 	OPENSSL_cleanse(pw, sizeof(pw));
 	if (p->conn == NULL || PQstatus(p->conn) != CONNECTION_OK) {
+		one_line(p->err, sizeof(p->err), p->conn != NULL ?
+		    PQerrorMessage(p->conn) : "out of memory");
 		snprintf(err, errlen, "%s: cannot connect to PostgreSQL: %s",
-		    c->s.user_db, p->conn != NULL ? PQerrorMessage(p->conn) :
-		    "out of memory");
-		err[strcspn(err, "\n")] = '\0';
+		    c->s.user_db, p->err);
 		return -1;
 	}
 	return migrate(c, err, errlen);

@@ -57,9 +57,9 @@ struct auth_pg *auth_pg_pool_current(struct auth_ctx *);
  * NULL only when out of memory. */
 PGconn *auth_pg_connect(const struct auth_settings *, const char *password,
     const char *application_name, bool start);
-/* user_db_password_file's one line into out (PG_PASSWORD_MAX bytes), or
- * "" without one. 0, or -1 with err. The caller cleanses out. */
-#define AUTH_PG_PASSWORD_MAX	1024
+/* user_db_password_file's one line into out (AUTH_PG_PASSWORD_MAX bytes,
+ * auth.h), or "" without one: auth_store_pg_password() when there is a
+ * file. 0, or -1 with err. The caller cleanses out. */
 int  auth_pg_password(const struct auth_settings *, char *out, size_t outlen,
     char *err, size_t errlen);
 

@@ -630,7 +630,8 @@ block_signals(struct ps_parent *p)
 static int
 start(struct ps_parent *p, char *err, size_t errlen)
 {
-	/* forked first, before the listeners and the log exist */
+	/* forked first, before the listeners and the log exist; at start
+	 * its parse is the one that reports a file that does not parse */
 	if (keyproc_sync(p, err, errlen) < 0)
 		return -1;
 	p->cfg = parse(p, &p->allow, report_stderr);

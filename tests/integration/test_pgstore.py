@@ -21,7 +21,7 @@ import pytest
 from auth_helpers import (PASSWORD, Browser, enrol, enrol_with_link, form_with,  # noqa: F401
                           forms, login, make_auth_gateway, otp_secret, safe_step, totp,
                           STEP)
-from helpers import wait_until
+from helpers import free_port, wait_until
 
 PGBIN = "/usr/lib/postgresql/15/bin"
 RUNAS = "nobody"
@@ -33,30 +33,54 @@ def _as_user(args):
 
 
 class Postgres:
-    """initdb + pg_ctl -w (bounded) in a temp dir; trust on the socket."""
+    """initdb + pg_ctl -w (bounded) in a temp dir; trust on the socket.
+    tls=(CERT, KEY): also listens on 127.0.0.1:self.port with ssl=on and
+    that certificate, and pg_hba.conf takes TCP only as hostssl with
+    scram-sha-256 (the socket keeps trust, for the tests' own psql)."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.dir = tempfile.mkdtemp(prefix="pbxgate-pg-")
         if os.geteuid() == 0:
             shutil.chown(self.dir, RUNAS)
         self.data = os.path.join(self.dir, "data")
+        self.port = None
         subprocess.run(_as_user([PGBIN + "/initdb", "-D", self.data, "-A", "trust",
                                  "-U", "pbxgate", "-E", "UTF8", "--no-sync"]),
                        check=True, capture_output=True, timeout=120)
         os.chmod(self.dir, 0o711)
+        if tls is not None:
+            self._tls(*tls)
+
+    def _tls(self, cert, key):
+        """The server's copies of cert and key (its own, 0600, as the server
+        wants them), and a pg_hba.conf with no plain host line."""
+        for src, name in ((cert, "server.crt"), (key, "server.key")):
+            dst = os.path.join(self.data, name)
+            shutil.copyfile(src, dst)
+            os.chmod(dst, 0o600)
+            if os.geteuid() == 0:
+                shutil.chown(dst, RUNAS)
+        with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
+            f.write("local all all trust\n"
+                    "hostssl all all 127.0.0.1/32 scram-sha-256\n")
+        self.port = free_port()
 
     def start(self):
+        opts = "-k %s -c fsync=off" % self.dir
+        opts += (" -c listen_addresses=127.0.0.1 -p %d -c ssl=on" % self.port
+                 if self.port else " -c listen_addresses=''")
         subprocess.run(_as_user([PGBIN + "/pg_ctl", "-D", self.data, "-l",
                                  os.path.join(self.dir, "server.log"), "-w", "-t", "30",
-                                 "-o", "-k %s -c listen_addresses='' -c fsync=off" % self.dir,
-                                 "start"]), check=True, capture_output=True, timeout=60)
+                                 "-o", opts, "start"]),
+                       check=True, capture_output=True, timeout=60)
 
     def stop(self):
         subprocess.run(_as_user([PGBIN + "/pg_ctl", "-D", self.data, "-m", "fast", "-w",
                                  "-t", "30", "stop"]), capture_output=True, timeout=60)
 
     def url(self, db="postgres"):
-        return "postgresql:///%s?host=%s&user=pbxgate" % (db, self.dir)
+        return "postgresql:///%s?host=%s&user=pbxgate" % (db, self.dir) + (
+            "&port=%d" % self.port if self.port else "")
 
     def psql(self, sql, db="postgres"):
         r = subprocess.run(["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql,

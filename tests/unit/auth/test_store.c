@@ -204,20 +204,92 @@ Test(settings, pool_needs_postgresql_and_defaults_to_2)
 	cr_expect_eq(n, 5);
 }
 
-Test(settings, password_file_read_at_its_keyword)
+/* The keyword's result for a password file holding the n bytes of
+ * `text` with `mode`. */
+static int
+password_file_kw_n(const char *text, size_t n, mode_t mode, char *err,
+    size_t errlen)
 {
 	struct auth_settings s;
-	char path[] = "/tmp/pbxgate-pw-XXXXXX", err[256] = "", *v[] = { path };
-	int fd = mkstemp(path), bad;
+	char path[] = "/tmp/pbxgate-pw-XXXXXX", *v[] = { path };
+	int fd = mkstemp(path), bad, r;
 
 	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, n), (ssize_t)n);
+	cr_assert_eq(fchmod(fd, mode), 0);
 	close(fd);
 	auth_settings_defaults(&s);
-	cr_expect_eq(pol_kw_run(&auth_kwtab, &s, "/x", "user_db_password_file",
-	    1, v, &bad, err, sizeof(err)), 0, "%s", err);
-	cr_expect_str_eq(s.user_db_password_file, path);
+	r = pol_kw_run(&auth_kwtab, &s, "/x", "user_db_password_file", 1, v,
+	    &bad, err, errlen);
+	if (r == 0)
+		cr_expect_str_eq(s.user_db_password_file, path);
 	auth_settings_free(&s);
 	unlink(path);
+	return r;
+}
+
+static int
+password_file_kw(const char *text, mode_t mode, char *err, size_t errlen)
+{
+	return password_file_kw_n(text, strlen(text), mode, err, errlen);
+}
+
+Test(settings, password_file_read_at_its_keyword)
+{
+	char err[256] = "";
+
+	cr_expect_eq(password_file_kw("pw\n", 0600, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(password_file_kw("pw", 0400, err, sizeof(err)), 0, "%s", err);
+}
+
+/* Like libpq's ~/.pgpass: nothing for the group or others. */
+Test(settings, password_file_others_can_read_refused)
+{
+	static const mode_t modes[] = { 0640, 0604, 0620, 0602, 0610, 0601 };
+	char err[256], want[64];
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		err[0] = '\0';
+		cr_expect_eq(password_file_kw("hunter2\n", modes[i], err,
+		    sizeof(err)), -1, "mode %04o", (unsigned)modes[i]);
+		snprintf(want, sizeof(want), ": mode %04o: the password file must",
+		    (unsigned)modes[i]);
+		cr_expect(strstr(err, want) != NULL, "%s", err);
+		cr_expect(strstr(err, "hunter2") == NULL, "%s", err);
+	}
+}
+
+Test(settings, password_file_empty_or_too_long_refused)
+{
+	static const char *const texts[] = { "", "\n", "\r\n" };
+	char err[256], big[AUTH_PG_PASSWORD_MAX + 1];
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		err[0] = '\0';
+		cr_expect_eq(password_file_kw(texts[i], 0600, err, sizeof(err)),
+		    -1, "text %zu", i);
+		cr_expect(strstr(err, "must hold one line of 1 to 1022 bytes")
+		    != NULL, "%s", err);
+	}
+	memset(big, 'x', sizeof(big) - 2);
+	big[sizeof(big) - 2] = '\n';
+	big[sizeof(big) - 1] = '\0';
+	cr_expect_eq(password_file_kw(big, 0600, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "must hold one line") != NULL, "%s", err);
+	/* the longest allowed: 1022 bytes and its newline */
+	big[AUTH_PG_PASSWORD_MAX - 2] = '\n';
+	big[AUTH_PG_PASSWORD_MAX - 1] = '\0';
+	cr_expect_eq(password_file_kw(big, 0600, err, sizeof(err)), 0, "%s", err);
+}
+
+/* libpq takes a C string: a NUL would cut the password short silently. */
+Test(settings, password_file_nul_byte_refused)
+{
+	char err[256] = "";
+
+	cr_expect_eq(password_file_kw_n("pw\0rest\n", 8, 0600, err,
+	    sizeof(err)), -1);
+	cr_expect(strstr(err, "must hold one line") != NULL, "%s", err);
 }
 
 /* ---- store identity ---- */

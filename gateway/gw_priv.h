@@ -256,6 +256,19 @@ struct gw_runtime {
 	struct sockaddr_storage up_addr;	/* resolved upstream */
 	socklen_t           up_addrlen;
 	pthread_mutex_t     up_lock;	/* guards up_addr across reloads */
+	/* With sites: each site's login context, by site name, opened when
+	 * a snapshot first names the site with a user_db and kept until the
+	 * process ends (its sessions outlive reloads, as rt->auth's do).
+	 * The main thread's alone; a snapshot carries its own pointers. */
+	struct gw_site_auth *sauth;
+	size_t              nsauth;
+	bool                workers_up;	/* change listeners may start */
+};
+
+struct gw_site_auth {
+	char            *site;
+	char            *user_db;	/* as opened: a change needs a restart */
+	struct auth_ctx *auth;
 };
 
 /* The current snapshot with a reference the caller must drop. */
@@ -497,6 +510,12 @@ struct gw_conn {
 	TAILQ_ENTRY(gw_conn) entry;
 	struct gw_worker   *w;
 	struct gw_config   *cfg;		/* snapshot for this request (ref) */
+	/* The settings serving this request: cfg itself without sites, else
+	 * its site of the connection's SNI (owned by cfg); with no_site
+	 * (no site serves the SNI any more) it is cfg, and the request is
+	 * refused with 421 before anything reads it (gw_relay_host). */
+	const struct gw_config *site;
+	bool                no_site;
 	struct gw_io       *io;
 	struct event        timer;		/* the phase's timeout; also runs
 						   the deferred free and resume */
@@ -527,6 +546,7 @@ struct gw_upconn {
 	struct event       *timer;
 	enum gw_ustate      state;
 	uint64_t            generation;		/* config it was opened under */
+	const struct gw_config *site;		/* ... and for which site */
 	struct gw_respparse rs;			/* the answer being read */
 	bool                reused;
 	bool                got_bytes;
@@ -651,6 +671,18 @@ bool gw_relay_gateway_path(const char *path);
  * (server_name, else the certificates' names, or the local address) and
  * the TLS SNI. 0 with the Host the upstream sees in `out` (NUL-terminated),
  * or the status to answer (421, 400) with *why. */
+/* relay_host.c: the settings serving connection c under snapshot cfg
+ * (cfg without sites; else the site of its SNI, or default_site; NULL
+ * when none), and gw_conn_site() setting c->site and c->no_site from
+ * c->cfg at each request's start. */
+const struct gw_config *gw_site_of(struct gw_conn *, const struct gw_config *);
+void gw_conn_site(struct gw_conn *);
+/* The login context of c's site; NULL without user_db. */
+static inline struct auth_ctx *
+gw_conn_auth(const struct gw_conn *c)
+{
+	return c->site->authctx;
+}
 int  gw_relay_host(struct gw_conn *, const char *host, size_t hlen, char *out,
     size_t outlen, const char **why);
 

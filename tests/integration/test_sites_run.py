@@ -1,0 +1,311 @@
+"""test_sites_run.py -- sites served by `pbxgate run` (issue 17 item 1,
+phase 2): the TLS SNI picks the site's certificate, an unknown name is
+refused with the alert unrecognized_name (or caught by default_site), a
+Host of another site on the connection is 421, each site's requests reach
+its own upstream under its own policy and user store, a session cookie of
+one site is not a session on another, and a reload that adds a site leaves
+an open keep-alive connection to another site working."""
+
+import os
+import socket
+import ssl
+import subprocess
+import uuid
+
+import pytest
+
+from auth_helpers import Browser, PASSWORD, form_with
+from conftest import _finish_gateway
+from helpers import Gateway, Reader, mkcert, request_bytes, wait_until
+
+NAMES = ("a.example", "b.example", "c.example")
+
+
+@pytest.fixture(scope="module")
+def site_certs(workdir):
+    d = os.path.join(workdir, "sites-run")
+    os.makedirs(d, exist_ok=True)
+    pairs = {n: mkcert(d, n.split(".")[0], n) for n in NAMES}
+    return d, pairs
+
+
+@pytest.fixture(scope="module")
+def site_ctx(site_certs):
+    """Trusts the three sites' self-signed certificates only."""
+    ctx = ssl.create_default_context()
+    ctx.load_verify_locations(cafile=site_certs[1]["a.example"][0])
+    ctx.load_verify_locations(cafile=site_certs[1]["b.example"][0])
+    ctx.load_verify_locations(cafile=site_certs[1]["c.example"][0])
+    return ctx
+
+
+def site_block(name, certs, up_port, policy, db=None, extra=()):
+    cert, key = certs[name + ".example"]
+    lines = ["site %s {" % name, "\tserver_name %s.example" % name,
+             "\ttls_cert %s" % cert, "\ttls_key %s" % key,
+             "\tupstream http://127.0.0.1:%d" % up_port,
+             "\tpolicy %s" % policy]
+    if db:   # one key for both stores: only the site binding tells apart
+        lines += ["\tuser_db %s" % db, "\tsecret_key %s"
+                  % os.path.join(os.path.dirname(db), "secret.key")]
+    return lines + ["\t" + e for e in extra] + ["}"]
+
+
+class SitesGateway(Gateway):
+    """A gateway whose top level carries no site settings of its own: the
+    Gateway's certificate lines are inherited by no site (each has its own),
+    its upstream line by none (each has its own)."""
+
+    def __init__(self, *a, sites=(), top=(), **kw):
+        self.sites = list(sites)
+        self.top = list(top)
+        super().__init__(*a, **kw)
+
+    def config_text(self):
+        lines = [l for l in super().config_text().splitlines()
+                 if not l.startswith(("tls_cert", "tls_key", "upstream "))]
+        lines += ["audit_log %s" % os.path.join(self.dir, "audit.log")]
+        lines += self.top
+        for s in self.sites:
+            lines += s
+        return "\n".join(lines) + "\n"
+
+    def user_add(self, site, name):
+        r = subprocess.run([self.binary, "user", "add", name, "-c", self.conf,
+                            "--site", site], input=PASSWORD + "\n",
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture
+def make_sites(pbxgate_bin, workdir, site_certs):
+    made = []
+
+    def make(sites, top=(), start=True):
+        gw = SitesGateway(pbxgate_bin, workdir, [], 1, sites=sites, top=top,
+                          name="gw-sites-%s" % uuid.uuid4().hex[:8])
+        made.append(gw)
+        if start:
+            gw.start()
+        return gw
+
+    yield make
+    for gw in made:
+        _finish_gateway(gw)
+
+
+def write(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def connect(port, ctx, sni):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        return ctx.wrap_socket(raw, server_hostname=sni)
+    except Exception:
+        raw.close()
+        raise
+
+
+class SiteClient:
+    """One keep-alive connection with SNI `sni`; Host defaults to it."""
+
+    def __init__(self, port, ctx, sni):
+        self.sni = sni
+        self.sock = connect(port, ctx, sni)
+        self.reader = Reader(self.sock)
+
+    def get(self, path, host=None, headers=()):
+        self.sock.sendall(request_bytes("GET", path, list(headers),
+                                        host=host or self.sni))
+        return self.reader.response("GET")
+
+    def close(self):
+        self.sock.close()
+
+
+class SiteBrowser(Browser):
+    """Browser (auth_helpers) speaking to one site: its SNI and Host."""
+
+    def __init__(self, port, ctx, name):
+        super().__init__(port, ctx)
+        self.name = name
+
+    def request(self, method, path, headers=(), body=None, source=None):
+        hs = list(headers)
+        if self.jar:
+            hs.append(("Cookie", self.cookie_header()))
+        if body is not None:
+            hs.append(("Content-Length", str(len(body))))
+        s = connect(self.port, self.ctx, self.name)
+        try:
+            s.sendall(request_bytes(method, path, hs, body, host=self.name))
+            r = Reader(s).response(method)
+        finally:
+            s.close()
+        self.take_cookies(r)
+        return r
+
+
+def login(b, name):
+    r = b.get("/_pbxgate/login?rd=/app/")
+    assert r.status == 200, r
+    act, fields = form_with(r.body, "password")
+    fields.update(username=name, password=PASSWORD)
+    return b.post_form(act or "/_pbxgate/login", fields)
+
+
+@pytest.fixture
+def two_sites(make_sites, make_upstream, site_certs, workdir):
+    d, certs = site_certs
+    up_a, up_b = make_upstream(), make_upstream()
+    pol_a = write(os.path.join(d, "a.policy"),
+                  "allow path ^/_pbxgate/\nlogin path ^/app/\ndefault allow\n")
+    pol_b = write(os.path.join(d, "b.policy"),
+                  "allow path ^/_pbxgate/\nlogin path ^/app/\n"
+                  "deny path ^/secret/\ndefault allow\n")
+    gw = make_sites([], start=False)
+    gw.sites = [site_block("a", certs, up_a.port, pol_a,
+                           os.path.join(gw.dir, "a.db")),
+                site_block("b", certs, up_b.port, pol_b,
+                           os.path.join(gw.dir, "b.db"))]
+    gw.write_config()
+    gw.user_add("a", "alice")
+    gw.user_add("b", "bob")
+    gw.start()
+    return gw, up_a, up_b
+
+
+def paths(up):
+    return [e.get("target") for e in up.requests()]
+
+
+def test_each_site_its_certificate_and_upstream(two_sites, site_ctx):
+    gw, up_a, up_b = two_sites
+    for name, up, other in (("a.example", up_a, up_b), ("b.example", up_b, up_a)):
+        c = SiteClient(gw.port, site_ctx, name)
+        try:
+            cert = c.sock.getpeercert()
+            assert dict(x[0] for x in cert["subject"])["commonName"] == name
+            r = c.get("/only-%s" % name)
+            assert r.status == 200, r
+        finally:
+            c.close()
+        wait_until(lambda: "/only-%s" % name in paths(up),
+                   what="the request at %s's upstream" % name)
+        assert "/only-%s" % name not in paths(other)
+
+
+def test_each_site_its_policy(two_sites, site_ctx):
+    gw, up_a, up_b = two_sites
+    a = SiteClient(gw.port, site_ctx, "a.example")
+    b = SiteClient(gw.port, site_ctx, "b.example")
+    try:
+        assert a.get("/secret/x").status == 200
+        assert b.get("/secret/x").status == 403
+    finally:
+        a.close()
+        b.close()
+    assert "/secret/x" not in paths(up_b)
+
+
+def test_unknown_name_refused_with_unrecognized_name(two_sites, site_ctx):
+    gw = two_sites[0]
+    with pytest.raises(ssl.SSLError) as e:
+        connect(gw.port, site_ctx, "zz.example").close()
+    assert "UNRECOGNIZED_NAME" in str(e.value).upper(), e.value
+
+
+def test_no_sni_without_default_site_refused(two_sites, site_ctx):
+    gw = two_sites[0]
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+    with pytest.raises(ssl.SSLError) as e:
+        ctx.wrap_socket(raw).close()
+    raw.close()
+    assert "UNRECOGNIZED_NAME" in str(e.value).upper(), e.value
+
+
+def test_host_of_another_site_is_421(two_sites, site_ctx):
+    gw, up_a, up_b = two_sites
+    c = SiteClient(gw.port, site_ctx, "a.example")
+    try:
+        r = c.get("/cross", host="b.example")
+    finally:
+        c.close()
+    assert r.status == 421, r
+    assert "/cross" not in paths(up_a) + paths(up_b)
+
+
+def test_users_and_cookies_are_per_site(two_sites, site_ctx):
+    gw, up_a, up_b = two_sites
+    a = SiteBrowser(gw.port, site_ctx, "a.example")
+    r = login(a, "alice")
+    assert r.status in (302, 303), r
+    assert a.jar, "no session cookie from a"
+    r = a.get("/app/a")
+    assert r.status == 200, r
+    # the same cookie on b: no session there, the login page's way
+    b = SiteBrowser(gw.port, site_ctx, "b.example")
+    b.jar = dict(a.jar)
+    r = b.get("/app/b-with-a-cookie")
+    assert r.status in (302, 303, 401), r
+    assert "/app/b-with-a-cookie" not in paths(up_b)
+    # alice is a's user only, bob b's only
+    nb = SiteBrowser(gw.port, site_ctx, "b.example")
+    r = login(nb, "alice")
+    assert r.status == 401 and b"password" in r.body, r
+    assert nb.get("/app/alice-on-b").status in (302, 303, 401)
+    assert "/app/alice-on-b" not in paths(up_b)
+    bb = SiteBrowser(gw.port, site_ctx, "b.example")
+    r = login(bb, "bob")
+    assert r.status in (302, 303), r
+    assert bb.get("/app/b").status == 200
+
+
+def test_default_site_catches_unknown_names(make_sites, make_upstream,
+                                            site_certs, site_ctx):
+    d, certs = site_certs
+    up_a = make_upstream()
+    pol = write(os.path.join(d, "open.policy"), "default allow\n")
+    gw = make_sites([site_block("a", certs, up_a.port, pol)],
+                    top=["default_site a"])
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c = SiteClient(gw.port, ctx, "zz.example")
+    try:
+        assert c.get("/caught").status == 200
+    finally:
+        c.close()
+    wait_until(lambda: "/caught" in paths(up_a), what="/caught at a's upstream")
+
+
+def test_reload_adding_a_site_keeps_other_connections(make_sites, make_upstream,
+                                                      site_certs, site_ctx):
+    d, certs = site_certs
+    up_a, up_c = make_upstream(), make_upstream()
+    pol = write(os.path.join(d, "open.policy"), "default allow\n")
+    gw = make_sites([site_block("a", certs, up_a.port, pol)])
+    c = SiteClient(gw.port, site_ctx, "a.example")
+    try:
+        assert c.get("/before").status == 200
+        gw.sites.append(site_block("c", certs, up_c.port, pol))
+        gw.write_config()
+        gw.reload()
+        # the open connection to a goes on, under the new generation
+        assert c.get("/after").status == 200
+        n = SiteClient(gw.port, site_ctx, "c.example")
+        try:
+            assert n.get("/new-site").status == 200
+        finally:
+            n.close()
+    finally:
+        c.close()
+    wait_until(lambda: "/after" in paths(up_a), what="/after at a's upstream")
+    wait_until(lambda: "/new-site" in paths(up_c), what="/new-site at c's upstream")
+    assert "/new-site" not in paths(up_a)

@@ -131,6 +131,9 @@ gw_access_log(struct gw_conn *c)
 	method = c->rq->rp.req.url_len ?
 	    llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)) : "-";
 	count_status(&rt->m, c->rq->status);
+	if (c->cfg->nsites > 0 && !c->no_site && c->site->metrics_slot > 0)
+		atomic_fetch_add(&rt->m.site[c->site->metrics_slot - 1].requests[
+		    gw_status_class(c->rq->status)], 1);
 	gw_metrics_request(&rt->m, route_of(c), c->rq->status,
 	    gw_ms_since(&c->rq->t_start) / 1e3, c->rq->upstream_ms < 0 ? -1 :
 	    c->rq->upstream_ms / 1e3);

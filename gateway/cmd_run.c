@@ -256,6 +256,8 @@ finish_sites(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 	for (size_t i = 0; i < cfg->nsites; i++) {
 		struct gw_config *sc = cfg->sites[i].cfg;
 
+		sc->metrics_slot = gw_metrics_site_slot(&rt->m,
+		    cfg->sites[i].name);
 		if (resolve_upstream(sc, e2, sizeof(e2)) < 0)
 			return snprintf(err, errlen, "site %s: %.400s",
 			    cfg->sites[i].name, e2), -1;

@@ -196,6 +196,7 @@ struct gw_config {
 	socklen_t       up_addrlen;
 	struct auth_ctx *authctx;
 	struct cert_route route;
+	size_t          metrics_slot;	/* a site's: gw_metrics_site_slot() */
 
 	/* Login (auth module) and mail (mail module) settings. */
 	struct auth_settings auth;

@@ -76,8 +76,19 @@ struct gw_scrub_slot {
 	atomic_ullong hits;
 };
 
+/* One site's request counters, named by the main thread before a snapshot
+ * naming the site is published (gw_metrics_site_slot) and never renamed:
+ * a site a reload drops and brings back counts on. */
+#define GW_SITE_SLOTS 1024	/* = CFG_MAX_SITES */
+struct gw_site_slot {
+	char          name[64];	/* a site name: [A-Za-z0-9_-], 1-63 */
+	atomic_ullong requests[6];	/* as gw_metrics.requests */
+};
+
 struct gw_metrics {
 	atomic_ullong requests[6];	/* index = status / 100, 0 = other */
+	struct gw_site_slot site[GW_SITE_SLOTS];
+	atomic_size_t nsite;		/* named slots, a prefix of site[] */
 	struct gw_hist request_duration[GW_ROUTES][GW_CLASSES];
 	struct gw_hist upstream_connect, upstream_response;
 	atomic_ullong decisions[GW_ACTIONS];	/* by enum pol_action */
@@ -163,6 +174,10 @@ void gw_tpool_free(struct gw_tpool *);
 
 /* metrics.c: observations from the workers, exposition for admin.c. */
 int  gw_status_class(int status);	/* 1..5, 0 = other */
+/* The slot of site `name` (1 + its index), naming the next free one the
+ * first time; 0 once every slot is taken (the site then counts in the
+ * totals only). Main thread only. */
+size_t gw_metrics_site_slot(struct gw_metrics *, const char *name);
 void gw_metrics_request(struct gw_metrics *, enum gw_route, int status,
     double seconds, double upstream_seconds);	/* upstream < 0: none */
 void gw_metrics_upstream_connect(struct gw_metrics *, double seconds);

@@ -126,6 +126,21 @@ gw_status_class(int status)
 	return cls >= 1 && cls <= 5 ? cls : 0;
 }
 
+size_t
+gw_metrics_site_slot(struct gw_metrics *m, const char *name)
+{
+	size_t n = atomic_load(&m->nsite);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(m->site[i].name, name) == 0)
+			return i + 1;
+	if (n == GW_SITE_SLOTS)
+		return 0;
+	snprintf(m->site[n].name, sizeof(m->site[n].name), "%s", name);
+	atomic_store(&m->nsite, n + 1);	/* published after the name */
+	return n + 1;
+}
+
 void
 gw_metrics_request(struct gw_metrics *m, enum gw_route route, int status,
     double seconds, double upstream_seconds)

@@ -211,6 +211,27 @@ def test_each_site_its_policy(two_sites, site_ctx):
     assert "/secret/x" not in paths(up_b)
 
 
+def test_metrics_by_site(two_sites, site_ctx):
+    """pbxgate_site_requests_total{site,class}; each site's certificate in
+    the expiry gauge."""
+    gw = two_sites[0]
+    for name, path, n in (("a.example", "/m", 2), ("b.example", "/secret/m", 1)):
+        c = SiteClient(gw.port, site_ctx, name)
+        try:
+            for _ in range(n):
+                c.get(path)
+        finally:
+            c.close()
+    def counts():
+        return (gw.metric("pbxgate_site_requests_total", 'site="a",class="2xx"'),
+                gw.metric("pbxgate_site_requests_total", 'site="b",class="4xx"'),
+                gw.metric("pbxgate_site_requests_total", 'site="b",class="2xx"'))
+    wait_until(lambda: counts() == (2, 1, 0), what="site request counters")
+    for name in ("a.example", "b.example"):
+        assert gw.metric("pbxgate_certificate_not_after_timestamp_seconds",
+                         'name="%s",key="ec"' % name) is not None
+
+
 def test_unknown_name_refused_with_unrecognized_name(two_sites, site_ctx):
     gw = two_sites[0]
     with pytest.raises(ssl.SSLError) as e:

@@ -90,7 +90,10 @@ static int
 access_line(struct gw_conn *c, const char *method, char *line, size_t len)
 {
 	char path[1024], user[300], host[300], ua[600], when[EV_TIME_MAX];
-	const struct gw_upstream *up = &c->site->upstream;
+	/* the configured upstream, reached or not; a request no site serves
+	 * (421) names the site its handshake would start on */
+	const struct gw_upstream *up = c->no_site ?
+	    &gw_config_first_site(c->cfg)->cfg->upstream : &c->site->upstream;
 	double up_ms = c->rq->upstream_ms < 0 ? 0.0 : c->rq->upstream_ms;
 
 	ev_timestamp(when);

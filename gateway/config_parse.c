@@ -820,6 +820,15 @@ gw_config_site(const struct gw_config *cfg, const char *name)
 	return NULL;
 }
 
+const struct gw_site *
+gw_config_first_site(const struct gw_config *cfg)
+{
+	const struct gw_site *s = cfg->default_site != NULL ?
+	    gw_config_site(cfg, cfg->default_site) : NULL;
+
+	return s != NULL ? s : cfg->nsites > 0 ? &cfg->sites[0] : NULL;
+}
+
 struct gw_config *
 gw_config_load(const char *path, bool build_runtime, gw_report_fn report,
     void *arg)

@@ -232,6 +232,9 @@ struct gw_config *gw_config_load_sites(const char *path, gw_report_fn report,
  * NULL name (a client that sent no SNI): default_site, else NULL. */
 const struct gw_site *gw_site_for_name(const struct gw_config *,
     const char *name);
+/* The site a handshake starts on before its SNI is read: default_site,
+ * else the first site; NULL without sites. */
+const struct gw_site *gw_config_first_site(const struct gw_config *);
 /* The site named `name` of cfg, or NULL. */
 const struct gw_site *gw_config_site(const struct gw_config *,
     const char *name);

@@ -34,15 +34,10 @@ gw_conn_arm(struct gw_conn *c, unsigned ms)
 static SSL *
 new_ssl(const struct gw_config *cfg)
 {
-	const struct gw_site *first;
-
 	if (cfg->nsites == 0)
 		return cert_server_ssl(cfg->tls);
-	first = cfg->default_site != NULL ?
-	    gw_config_site(cfg, cfg->default_site) : NULL;
-	if (first == NULL)
-		first = &cfg->sites[0];
-	return cert_server_ssl_routed(first->cfg->tls, &cfg->route);
+	return cert_server_ssl_routed(gw_config_first_site(cfg)->cfg->tls,
+	    &cfg->route);
 }
 
 void

@@ -330,3 +330,61 @@ def test_reload_adding_a_site_keeps_other_connections(make_sites, make_upstream,
     wait_until(lambda: "/after" in paths(up_a), what="/after at a's upstream")
     wait_until(lambda: "/new-site" in paths(up_c), what="/new-site at c's upstream")
     assert "/new-site" not in paths(up_a)
+
+
+def test_reload_adds_a_site_with_its_own_store(make_sites, make_upstream,
+                                               site_certs, site_ctx):
+    """The new site's store is opened by the reload (the child, after its
+    sandbox is up); its user logs in there and reaches its upstream, while
+    a's store, opened at start, has no such user."""
+    d, certs = site_certs
+    up_a, up_c = make_upstream(), make_upstream()
+    pol = write(os.path.join(d, "login.policy"),
+                "allow path ^/_pbxgate/\nlogin path ^/app/\ndefault allow\n")
+    gw = make_sites([], start=False)
+    gw.sites = [site_block("a", certs, up_a.port, pol,
+                           os.path.join(gw.dir, "a.db"))]
+    gw.write_config()
+    gw.start()
+    gw.sites.append(site_block("c", certs, up_c.port, pol,
+                               os.path.join(gw.dir, "c.db")))
+    gw.write_config()
+    gw.user_add("c", "carol")
+    gw.reload()
+    cb = SiteBrowser(gw.port, site_ctx, "c.example")
+    r = login(cb, "carol")
+    assert r.status in (302, 303), r
+    assert cb.get("/app/c").status == 200
+    wait_until(lambda: "/app/c" in paths(up_c), what="/app/c at c's upstream")
+    r = login(SiteBrowser(gw.port, site_ctx, "a.example"), "carol")
+    assert r.status == 401, r
+
+
+def test_reload_removing_a_site_answers_421(make_sites, make_upstream,
+                                            site_certs, site_ctx):
+    """A keep-alive connection whose site a reload removed: its next request
+    is 421 (no site serves its SNI any more), nothing reaches an upstream;
+    the remaining site still serves."""
+    d, certs = site_certs
+    up_a, up_b = make_upstream(), make_upstream()
+    pol = write(os.path.join(d, "open.policy"), "default allow\n")
+    gw = make_sites([site_block("a", certs, up_a.port, pol),
+                     site_block("b", certs, up_b.port, pol)])
+    c = SiteClient(gw.port, site_ctx, "a.example")
+    try:
+        assert c.get("/before").status == 200
+        gw.sites = gw.sites[1:]
+        gw.write_config()
+        gw.reload()
+        r = c.get("/gone")
+        assert r.status == 421, r
+    finally:
+        c.close()
+    b = SiteClient(gw.port, site_ctx, "b.example")
+    try:
+        assert b.get("/still").status == 200
+    finally:
+        b.close()
+    with pytest.raises(ssl.SSLError):
+        connect(gw.port, site_ctx, "a.example").close()
+    assert "/gone" not in paths(up_a) + paths(up_b)

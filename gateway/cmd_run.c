@@ -275,26 +275,19 @@ finish_sites(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 
 /* Runtime pieces that need the process (audit sink, login contexts): the
  * mail context, the upstream addresses, with sites each site's login
- * context; /readyz probes the first site's upstream. */
+ * context. */
 static int
 finish_snapshot(struct gw_runtime *rt, struct gw_config *cfg, char *err,
     size_t errlen)
 {
-	const struct gw_config *probe = cfg;
-
 	if (cfg->nsites > 0) {
 		if (finish_sites(rt, cfg, err, errlen) < 0)
 			return -1;
-		probe = cfg->sites[0].cfg;
 	} else {
 		if (resolve_upstream(cfg, err, errlen) < 0)
 			return -1;
 		cfg->authctx = rt->auth;	/* NULL at start: open_auth sets it */
 	}
-	pthread_mutex_lock(&rt->up_lock);
-	rt->up_addr = probe->up_addr;
-	rt->up_addrlen = probe->up_addrlen;
-	pthread_mutex_unlock(&rt->up_lock);
 	if (cfg->mail.nlisten == 0)
 		return 0;
 	cfg->mailctx = mail_ctx_new(&cfg->mail, cfg->tls, mail_audit_cb, rt, err,
@@ -304,6 +297,19 @@ finish_snapshot(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 		mail_ctx_set_hit_counter(cfg->mailctx, mail_hit_cb, rt);
 	}
 	return cfg->mailctx == NULL ? -1 : 0;
+}
+
+/* The upstream /readyz probes, once cfg is in force: the top level's, or
+ * the first site's. */
+static void
+set_probe(struct gw_runtime *rt, const struct gw_config *cfg)
+{
+	const struct gw_config *p = cfg->nsites > 0 ? cfg->sites[0].cfg : cfg;
+
+	pthread_mutex_lock(&rt->up_lock);
+	rt->up_addr = p->up_addr;
+	rt->up_addrlen = p->up_addrlen;
+	pthread_mutex_unlock(&rt->up_lock);
 }
 
 /* SO_REUSEPORT would let this process join another one's listener (same
@@ -431,6 +437,7 @@ reload(struct run_state *s)
 	if (gw_privsep_keys(true, err, sizeof(err)) < 0)
 		gw_log(GW_LOG_ERR, "reload: %s", err);
 	warn_restart_only(old, n);
+	set_probe(rt, n);
 	pthread_mutex_lock(&rt->cfg_lock);
 	rt->cfg = n;
 	pthread_mutex_unlock(&rt->cfg_lock);
@@ -649,6 +656,7 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 	if (finish_snapshot(rt, cfg, err, errlen) < 0 ||
 	    open_logs(rt, cfg, err, errlen) < 0)
 		return -1;
+	set_probe(rt, cfg);
 	if (open_auth(rt, cfg, err, errlen) < 0)
 		return -1;
 	if (cfg->nsites == 0 && cfg->upstream.tls && !cfg->upstream.verify)

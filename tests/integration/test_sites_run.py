@@ -10,13 +10,15 @@ import os
 import socket
 import ssl
 import subprocess
+import time
 import uuid
 
 import pytest
 
 from auth_helpers import Browser, PASSWORD, form_with
 from conftest import _finish_gateway
-from helpers import Gateway, Reader, mkcert, request_bytes, wait_until
+from helpers import (ConnectionClosed, Gateway, Reader, mkcert, request_bytes,
+                     wait_until, ws_frame, ws_handshake_bytes, ws_read)
 
 NAMES = ("a.example", "b.example", "c.example")
 
@@ -388,3 +390,55 @@ def test_reload_removing_a_site_answers_421(make_sites, make_upstream,
     with pytest.raises(ssl.SSLError):
         connect(gw.port, site_ctx, "a.example").close()
     assert "/gone" not in paths(up_a) + paths(up_b)
+
+
+def open_ws(port, ctx, name):
+    c = SiteClient(port, ctx, name)
+    req, _ = ws_handshake_bytes("/ws", host=name)
+    c.sock.sendall(req)
+    r = c.reader.response()
+    assert r.status == 101, r
+    c.sock.sendall(ws_frame(0x1, b"before"))
+    assert ws_read(c.reader) == (0x1, b"before")
+    return c
+
+
+def closed_within(c, timeout):
+    """True when the gateway ends the tunnel (close frame or EOF) within
+    `timeout` (bounded polling, 0.5 s reads)."""
+    deadline = time.monotonic() + timeout
+    c.sock.settimeout(0.5)
+    while time.monotonic() < deadline:
+        try:
+            op, _ = ws_read(c.reader)
+        except ConnectionClosed:
+            return True
+        except (TimeoutError, OSError):
+            continue
+        if op == 0x8:
+            return True
+    return False
+
+
+def test_reload_rechecks_tunnels_under_their_own_sites_policy(
+        make_sites, make_upstream, site_certs, site_ctx):
+    """A reload re-judges open WebSocket tunnels by the new policy of their
+    own site: b's new policy denies /ws and closes b's tunnel; a's tunnel,
+    under a's unchanged policy, keeps echoing."""
+    d, certs = site_certs
+    up = make_upstream()
+    pol_a = write(os.path.join(d, "ws-a.policy"), "default allow\n")
+    pol_b = write(os.path.join(d, "ws-b.policy"), "default allow\n")
+    gw = make_sites([site_block("a", certs, up.port, pol_a),
+                     site_block("b", certs, up.port, pol_b)])
+    ta = open_ws(gw.port, site_ctx, "a.example")
+    tb = open_ws(gw.port, site_ctx, "b.example")
+    try:
+        write(pol_b, "deny path ^/ws$\ndefault allow\n")
+        gw.reload()
+        assert closed_within(tb, 10), "b's denied tunnel is still open"
+        ta.sock.sendall(ws_frame(0x1, b"after"))
+        assert ws_read(ta.reader) == (0x1, b"after")
+    finally:
+        ta.close()
+        tb.close()

@@ -134,15 +134,15 @@ gw_site_of(struct gw_conn *c, const struct gw_config *cfg)
 	SSL *ssl = gw_io_ssl(c->io);
 	const struct gw_site *site;
 	const char *s;
-	char name[NAME_MAX_LEN + 1];
 
 	if (cfg->nsites == 0)
 		return cfg;
+	/* the name as the SNI callback's route saw it (a final dot kept:
+	 * such a name is no site's), so that the handshake's site and the
+	 * request's are the same */
 	s = ssl != NULL ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) :
 	    NULL;
-	if (s != NULL && !fold_name(s, strlen(s), name))
-		return NULL;
-	site = gw_site_for_name(cfg, s != NULL ? name : NULL);
+	site = gw_site_for_name(cfg, s);
 	return site != NULL ? site->cfg : NULL;
 }
 

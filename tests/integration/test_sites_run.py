@@ -442,3 +442,29 @@ def test_reload_rechecks_tunnels_under_their_own_sites_policy(
     finally:
         ta.close()
         tb.close()
+
+
+def test_sni_with_a_final_dot_is_no_sites_name(make_sites, make_upstream,
+                                               site_certs):
+    """SNI "a.example." (RFC 6066 has no final dot) is no site's name: with
+    default_site b the handshake gets b's certificate, and the request is
+    b's too, so its Host a.example. (a's name) is 421, never served by a
+    under b's certificate."""
+    d, certs = site_certs
+    up_a, up_b = make_upstream(), make_upstream()
+    pol = write(os.path.join(d, "open.policy"), "default allow\n")
+    gw = make_sites([site_block("a", certs, up_a.port, pol),
+                     site_block("b", certs, up_b.port, pol)],
+                    top=["default_site b"])
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c = SiteClient(gw.port, ctx, "a.example.")
+    try:
+        der = c.sock.getpeercert(binary_form=True)
+        with open(certs["b.example"][0], "rb") as f:
+            assert der == ssl.PEM_cert_to_DER_cert(f.read().decode())
+        assert c.get("/dot").status == 421
+    finally:
+        c.close()
+    assert "/dot" not in paths(up_a) + paths(up_b)

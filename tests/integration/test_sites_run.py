@@ -468,3 +468,33 @@ def test_sni_with_a_final_dot_is_no_sites_name(make_sites, make_upstream,
     finally:
         c.close()
     assert "/dot" not in paths(up_a) + paths(up_b)
+
+
+def test_readyz_503_when_a_sites_store_is_unreadable(make_sites, make_upstream,
+                                                     site_certs):
+    """/readyz answers for every site's store: b's losing the table each
+    refresh reads makes the gateway not ready (a's is fine)."""
+    import sqlite3
+    import urllib.error
+    d, certs = site_certs
+    up = make_upstream()
+    pol = write(os.path.join(d, "open.policy"), "default allow\n")
+    gw = make_sites([], start=False)
+    gw.sites = [site_block("a", certs, up.port, pol, os.path.join(gw.dir, "a.db")),
+                site_block("b", certs, up.port, pol, os.path.join(gw.dir, "b.db"))]
+    gw.write_config()
+    gw.start()
+
+    def readyz():
+        try:
+            return gw.admin_get("/readyz")
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+    wait_until(lambda: readyz()[0] == 200, what="ready")
+    db = sqlite3.connect(os.path.join(gw.dir, "b.db"))
+    db.execute("DROP TABLE meta")
+    db.commit()
+    db.close()
+    wait_until(lambda: readyz()[0] == 503, timeout=15, what="b's store seen unreadable")
+    assert readyz() == (503, "user store unreadable: see the error log\n")
+    assert "site b: " in gw.stderr(), gw.stderr()[-2000:]

@@ -232,6 +232,14 @@ def test_metrics_by_site(two_sites, site_ctx):
     for name in ("a.example", "b.example"):
         assert gw.metric("pbxgate_certificate_not_after_timestamp_seconds",
                          'name="%s",key="ec"' % name) is not None
+    # the exposition stays valid with the per-site families (promtool
+    # parses it: a family split in two or a HELP twice is an error)
+    wait_until(lambda: gw.metric("pbxgate_sessions_active", 'site="b"') is not None,
+               what="b's store gauges")
+    _, text = gw.admin_get("/metrics")
+    r = subprocess.run(["promtool", "check", "metrics"], input=text,
+                       capture_output=True, text=True, timeout=30)
+    assert "error" not in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
 
 
 def test_unknown_name_refused_with_unrecognized_name(two_sites, site_ctx):
@@ -288,6 +296,11 @@ def test_users_and_cookies_are_per_site(two_sites, site_ctx):
     r = login(bb, "bob")
     assert r.status in (302, 303), r
     assert bb.get("/app/b").status == 200
+    # each site's store gauges, by site (counted by the 2 s refresh)
+    wait_until(lambda: gw.metric("pbxgate_sessions_active", 'site="a"') == 1 and
+               gw.metric("pbxgate_sessions_active", 'site="b"') == 1,
+               what="one session per site in pbxgate_sessions_active")
+    assert gw.metric("pbxgate_bans_active", 'site="a",kind="name"') == 0
 
 
 def test_default_site_catches_unknown_names(make_sites, make_upstream,

@@ -444,6 +444,8 @@ gw_relay_audit_begin(struct gw_conn *c, const char *module,
 	    llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)));
 	ev_audit_str(ev, "url.path", c->rq->path);
 	ev_audit_rule(ev, "rule.name", file, line);
+	if (c->cfg->nsites > 0 && !c->no_site)	/* the site's name */
+		ev_audit_str(ev, "pbxgate.site", c->site->auth.site);
 	return ev;
 }
 

@@ -6,6 +6,7 @@ its own upstream under its own policy and user store, a session cookie of
 one site is not a session on another, and a reload that adds a site leaves
 an open keep-alive connection to another site working."""
 
+import json
 import os
 import socket
 import ssl
@@ -184,6 +185,14 @@ def paths(up):
     return [e.get("target") for e in up.requests()]
 
 
+def log_lines(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(l) for l in f if l.strip()]
+    except FileNotFoundError:
+        return []
+
+
 def test_each_site_its_certificate_and_upstream(two_sites, site_ctx):
     gw, up_a, up_b = two_sites
     for name, up, other in (("a.example", up_a, up_b), ("b.example", up_b, up_a)):
@@ -211,6 +220,15 @@ def test_each_site_its_policy(two_sites, site_ctx):
         a.close()
         b.close()
     assert "/secret/x" not in paths(up_b)
+    # the access and audit lines name the site (pbxgate.site)
+    def logged():
+        acc = {(e.get("pbxgate.site"), e["http.response.status_code"])
+               for e in log_lines(gw.access_log) if e["url.path"] == "/secret/x"}
+        aud = [e for e in log_lines(os.path.join(gw.dir, "audit.log"))
+               if e.get("url.path") == "/secret/x"]
+        return acc == {("a", 200), ("b", 403)} and len(aud) == 1 and \
+            aud[0]["pbxgate.site"] == "b" and aud[0]["event.action"] == "deny"
+    wait_until(logged, what="access lines of a and b, b's deny audited")
 
 
 def test_metrics_by_site(two_sites, site_ctx):
@@ -296,6 +314,11 @@ def test_users_and_cookies_are_per_site(two_sites, site_ctx):
     r = login(bb, "bob")
     assert r.status in (302, 303), r
     assert bb.get("/app/b").status == 200
+    logins = [(e["user.name"], e.get("pbxgate.site"))
+              for e in log_lines(os.path.join(gw.dir, "audit.log"))
+              if e.get("event.module") == "auth" and
+              e["event.action"] == "login_success"]
+    assert sorted(logins) == [("alice", "a"), ("bob", "b")], logins
     # each site's store gauges, by site (counted by the 2 s refresh)
     wait_until(lambda: gw.metric("pbxgate_sessions_active", 'site="a"') == 1 and
                gw.metric("pbxgate_sessions_active", 'site="b"') == 1,

@@ -204,6 +204,8 @@ auth_audit(struct auth_ctx *c, const char *event, const char *user,
 		ev_audit_str(ev, "http.request.id", req->request_id);
 	if (detail != NULL)
 		ev_audit_str(ev, "event.reason", detail);
+	if (c->s.site[0] != '\0')	/* a site's store (gateway sites) */
+		ev_audit_str(ev, "pbxgate.site", c->s.site);
 	if ((line = ev_audit_line(ev, &n)) == NULL)
 		return;
 	c->audit(c->audit_arg, event, line);

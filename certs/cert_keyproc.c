@@ -25,7 +25,7 @@
 #include "certs/cert_priv.h"
 #include "certs/cert_keymsg.h"
 
-#define KP_MAX_KEYS	64
+#define KP_MAX_KEYS	1024	/* every site's keys (pbxgate sites) */
 #define KP_MAX_THREADS	64
 #define KP_CTL_MAX	(64 * 1024)	/* a reload message: the key paths */
 #define KP_CTL_FD	3

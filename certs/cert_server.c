@@ -35,6 +35,7 @@ struct cert_server {
 
 static int srv_idx = -1;	/* SSL ex_data: struct cert_server * */
 static int smtp_idx = -1;	/* SSL ex_data: non-NULL for SMTP */
+static int route_idx = -1;	/* SSL ex_data: const struct cert_route * */
 static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
 
 static void server_unref(struct cert_server *);
@@ -66,6 +67,7 @@ idx_init(void)
 {
 	srv_idx = SSL_get_ex_new_index(0, NULL, NULL, srv_ex_dup, srv_ex_free);
 	smtp_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	route_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
 static SSL_CTX *
@@ -124,16 +126,51 @@ cert_server_each(const struct cert_server *srv, cert_leaf_fn fn, void *arg)
 	ERR_clear_error();
 }
 
+/* Routed (several sites): the route names the server of the client's SNI
+ * (NULL when none was sent), whose contexts then answer; no server means
+ * no site serves the name, refused with the alert RFC 6066 3 gives for it.
+ * The SNI callback runs even without SNI (OpenSSL 1.1.1 on), so a client
+ * that names nothing meets the route too. */
+static int
+sni_route(SSL *ssl, const struct cert_route *rt, const char *name, int *al)
+{
+	struct cert_server *srv;
+	char host[256];
+	SSL_CTX *ctx = NULL;
+
+	if (name != NULL && !cert_host_normalize(name, host, sizeof host)) {
+		*al = SSL_AD_UNRECOGNIZED_NAME;
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	}
+	if ((srv = rt->fn(rt->arg, name != NULL ? host : NULL)) == NULL ||
+	    srv->n == 0) {
+		*al = SSL_AD_UNRECOGNIZED_NAME;
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	}
+	if (name != NULL)
+		ctx = server_pick(srv, host);
+	if (ctx == NULL)
+		ctx = srv->v[0].ctx;
+	if (ctx != SSL_get_SSL_CTX(ssl) && SSL_set_SSL_CTX(ssl, ctx) == NULL) {
+		*al = SSL_AD_INTERNAL_ERROR;
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	}
+	return SSL_TLSEXT_ERR_OK;
+}
+
 /* Unknown or absent SNI keeps the default (first) certificate. */
 static int
 sni_cb(SSL *ssl, int *al, void *arg)
 {
 	struct cert_server *srv = SSL_get_ex_data(ssl, srv_idx);
+	const struct cert_route *rt = SSL_get_ex_data(ssl, route_idx);
 	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
 	char host[256];
 	SSL_CTX *ctx;
 
 	(void)arg;
+	if (rt != NULL)
+		return sni_route(ssl, rt, name, al);
 	if (srv == NULL || name == NULL ||
 	    !cert_host_normalize(name, host, sizeof host))
 		return SSL_TLSEXT_ERR_NOACK;
@@ -379,7 +416,7 @@ cert_server_new(const struct cert_pair *pairs, size_t n,
 	size_t i;
 
 	pthread_once(&idx_once, idx_init);
-	if (srv_idx < 0 || smtp_idx < 0) {
+	if (srv_idx < 0 || smtp_idx < 0 || route_idx < 0) {
 		snprintf(err, errlen, "TLS: cannot register OpenSSL ex_data");
 		return NULL;
 	}
@@ -463,6 +500,20 @@ SSL *
 cert_server_ssl_smtp(struct cert_server *srv)
 {
 	return server_ssl(srv, true);
+}
+
+SSL *
+cert_server_ssl_routed(struct cert_server *first,
+    const struct cert_route *route)
+{
+	SSL *ssl = server_ssl(first, false);
+
+	if (ssl != NULL && SSL_set_ex_data(ssl, route_idx, (void *)route) != 1) {
+		SSL_free(ssl);
+		ERR_clear_error();
+		return NULL;
+	}
+	return ssl;
 }
 
 void

@@ -51,6 +51,20 @@ SSL *cert_server_ssl(struct cert_server *);
 /* Same context, ALPN and SNI, but without http/1.1 ALPN (for SMTP STARTTLS). */
 SSL *cert_server_ssl_smtp(struct cert_server *);
 void cert_server_free(struct cert_server *);
+/* Several sites on one listener: the SNI callback asks route->fn for the
+ * server of the client's name (lower case, no final dot; NULL when the
+ * client sent no SNI) and answers with that server's contexts, chosen by
+ * the name as above; fn returning NULL refuses the handshake with the
+ * alert unrecognized_name. The SSL starts on `first`'s default context
+ * (all contexts share ALPN and ticket handling). The caller keeps route,
+ * its arg and every server fn returns alive until the handshake is over
+ * (the SSL then holds its own reference to the chosen context). */
+struct cert_route {
+	struct cert_server *(*fn)(void *arg, const char *host);
+	void *arg;
+};
+SSL *cert_server_ssl_routed(struct cert_server *first,
+    const struct cert_route *route);
 /* Whether any certificate answers to `host` (lower case, no final dot),
  * exactly or by a one-label wildcard: the names the gateway serves when
  * the configuration names none. */

@@ -90,7 +90,11 @@ static int
 access_line(struct gw_conn *c, const char *method, char *line, size_t len)
 {
 	char path[1024], user[300], host[300], ua[600], when[EV_TIME_MAX];
-	const struct gw_upstream *up = &c->cfg->upstream;
+	char site[96] = "";
+	/* the configured upstream, reached or not; a request no site serves
+	 * (421) names the site its handshake would start on */
+	const struct gw_upstream *up = c->no_site ?
+	    &gw_config_first_site(c->cfg)->cfg->upstream : &c->site->upstream;
 	double up_ms = c->rq->upstream_ms < 0 ? 0.0 : c->rq->upstream_ms;
 
 	ev_timestamp(when);
@@ -99,6 +103,10 @@ access_line(struct gw_conn *c, const char *method, char *line, size_t len)
 	    c->rq->id.present ? strnlen(c->rq->id.user, sizeof(c->rq->id.user)) : 0);
 	header_json(c, "host", host, sizeof(host));
 	header_json(c, "user-agent", ua, sizeof(ua));
+	/* a site name needs no escaping: [A-Za-z0-9_-] (config_site.c) */
+	if (c->cfg->nsites > 0 && !c->no_site)
+		snprintf(site, sizeof(site), "\"pbxgate.site\":\"%s\",",
+		    c->site->auth.site);
 	return snprintf(line, len,
 	    "{\"@timestamp\":\"%s\",\"event.dataset\":\"pbxgate.access\","
 	    "\"event.module\":\"http\",\"event.action\":\"request\","
@@ -109,13 +117,13 @@ access_line(struct gw_conn *c, const char *method, char *line, size_t len)
 	    "\"user_agent.original\":\"%s\",\"tls.version\":\"%s\","
 	    "\"http.response.status_code\":%d,\"http.request.bytes\":%llu,"
 	    "\"http.response.bytes\":%llu,\"destination.address\":\"%s\","
-	    "\"destination.port\":%u,\"pbxgate.upstream.duration\":%lld}\n",
+	    "\"destination.port\":%u,%s\"pbxgate.upstream.duration\":%lld}\n",
 	    when, c->rq->status < 400 ? "success" : "failure",
 	    (long long)(gw_ms_since(&c->rq->t_start) * 1e6), c->peer_ip,
 	    c->rq->client_ip, user, gw_reqid(c), method, path, host, ua,
 	    tls_version(c), c->rq->status, (unsigned long long)c->rq->bytes_in,
 	    (unsigned long long)c->rq->bytes_out, up->host, (unsigned)up->port,
-	    (long long)(up_ms * 1e6));
+	    site, (long long)(up_ms * 1e6));
 }
 
 void
@@ -131,6 +139,9 @@ gw_access_log(struct gw_conn *c)
 	method = c->rq->rp.req.url_len ?
 	    llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)) : "-";
 	count_status(&rt->m, c->rq->status);
+	if (c->cfg->nsites > 0 && !c->no_site && c->site->metrics_slot > 0)
+		atomic_fetch_add(&rt->m.site[c->site->metrics_slot - 1].requests[
+		    gw_status_class(c->rq->status)], 1);
 	gw_metrics_request(&rt->m, route_of(c), c->rq->status,
 	    gw_ms_since(&c->rq->t_start) / 1e3, c->rq->upstream_ms < 0 ? -1 :
 	    c->rq->upstream_ms / 1e3);

@@ -76,6 +76,28 @@ render_info(struct gw_runtime *rt, const struct gw_config *cfg,
 	    "Unix time each served certificate expires.\n# TYPE "
 	    "pbxgate_certificate_not_after_timestamp_seconds gauge\n");
 	cert_server_each(cfg->tls, cert_line, b);
+	for (size_t i = 0; i < cfg->nsites; i++)
+		cert_server_each(cfg->sites[i].cfg->tls, cert_line, b);
+}
+
+/* With sites: each site's requests by status class (slots named once). */
+static void
+render_sites(const struct gw_metrics *m, struct evbuffer *b)
+{
+	static const char *const cls[] = { "other", "1xx", "2xx", "3xx", "4xx",
+	    "5xx" };
+	size_t n = atomic_load(&m->nsite);
+	char lbl[128];
+
+	for (size_t i = 0; i < n; i++)
+		for (int k = 0; k < 6; k++) {
+			snprintf(lbl, sizeof(lbl), "{site=\"%s\",class=\"%s\"}",
+			    m->site[i].name, cls[k]);
+			metric(b, "pbxgate_site_requests_total", i == 0 && k == 0 ?
+			    "counter" : NULL, "Requests answered, by site and "
+			    "status class.", lbl,
+			    atomic_load(&m->site[i].requests[k]));
+		}
 }
 
 static void
@@ -92,6 +114,7 @@ render_metrics(struct gw_runtime *rt, struct evbuffer *b)
 		    "Requests answered, by status class.", lbl,
 		    atomic_load(&m->requests[i]));
 	}
+	render_sites(m, b);
 	metric(b, "pbxgate_connections_total", "counter",
 	    "Client connections accepted.", NULL, atomic_load(&m->conns_total));
 	metric(b, "pbxgate_connections_active", "gauge",
@@ -122,6 +145,8 @@ render_metrics(struct gw_runtime *rt, struct evbuffer *b)
 	    "Generation of the configuration in force.", NULL, cfg->generation);
 	render_info(rt, cfg, b);
 	gw_metrics_render(&rt->m, rt->auth, b);
+	if (cfg->nsites > 0)
+		gw_metrics_site_stores(b, cfg);
 	gw_config_unref(cfg);
 }
 

@@ -108,8 +108,7 @@ mail_hit_cb(void *arg, const char *rule, const char *action, unsigned count)
 }
 
 static int
-resolve_upstream(const struct gw_config *cfg, struct sockaddr_storage *ss,
-    socklen_t *len, char *err, size_t errlen)
+resolve_upstream(struct gw_config *cfg, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 	    .ai_flags = AI_NUMERICSERV }, *res;
@@ -123,8 +122,13 @@ resolve_upstream(const struct gw_config *cfg, struct sockaddr_storage *ss,
 		    cfg->upstream.url, cfg->upstream.host, gai_strerror(rc));
 		return -1;
 	}
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*len = res->ai_addrlen;
+	if (res->ai_addrlen > sizeof(cfg->up_addr)) {
+		freeaddrinfo(res);
+		return snprintf(err, errlen, "upstream %s: address too long",
+		    cfg->upstream.url), -1;
+	}
+	memcpy(&cfg->up_addr, res->ai_addr, res->ai_addrlen);
+	cfg->up_addrlen = res->ai_addrlen;
 	freeaddrinfo(res);
 	return 0;
 }
@@ -185,11 +189,105 @@ mail_submit(void *arg, struct event_base *base, mail_job_fn run,
 	return gw_tpool_submit(rt->pool, base, run, done, job);
 }
 
-/* Runtime pieces that need the process (audit sink): the mail context. */
+/* The route the SNI callback asks (certs.h): the site of the name, or
+ * default_site, else NULL (unrecognized_name). arg: the snapshot, which
+ * the connection holds through its handshake. */
+static struct cert_server *
+route_site(void *arg, const char *host)
+{
+	const struct gw_site *s = gw_site_for_name(arg, host);
+
+	return s != NULL ? s->cfg->tls : NULL;
+}
+
+static int
+auth_live_post(void *arg, auth_task_fn fn, void *fnarg);
+
+/* The login context of site `name` (opened on first use, then kept):
+ * NULL with err on failure. A user_db changed by a reload keeps the
+ * store the process opened, as at the top level. */
+static struct auth_ctx *
+site_auth(struct gw_runtime *rt, const char *name,
+    const struct auth_settings *as, char *err, size_t errlen)
+{
+	struct gw_site_auth *v, *e;
+
+	for (size_t i = 0; i < rt->nsauth; i++) {
+		e = &rt->sauth[i];
+		if (strcmp(e->site, name) != 0)
+			continue;
+		if (strcmp(e->user_db, as->user_db) != 0)
+			gw_log(GW_LOG_WARN, "site %s: user_db %s takes effect only "
+			    "after a restart; %s stays in use", name,
+			    as->user_db, e->user_db);
+		return e->auth;
+	}
+	if ((v = reallocarray(rt->sauth, rt->nsauth + 1, sizeof(*v))) == NULL)
+		return snprintf(err, errlen, "out of memory"), NULL;
+	rt->sauth = v;
+	e = &v[rt->nsauth];
+	memset(e, 0, sizeof(*e));
+	if ((e->site = strdup(name)) == NULL ||
+	    (e->user_db = strdup(as->user_db)) == NULL) {
+		free(e->site);
+		return snprintf(err, errlen, "out of memory"), NULL;
+	}
+	if ((e->auth = auth_open(as, auth_audit_cb, rt, err, errlen)) == NULL ||
+	    auth_store_pool_start(e->auth, err, errlen) < 0 ||
+	    (rt->workers_up && auth_live_start(e->auth, auth_live_post, rt,
+	    err, errlen) < 0)) {
+		if (e->auth != NULL)
+			auth_close(e->auth);
+		free(e->site);
+		free(e->user_db);
+		return NULL;
+	}
+	rt->nsauth++;
+	return e->auth;
+}
+
+/* Each site's upstream address and login context; the SNI route. */
+static int
+finish_sites(struct gw_runtime *rt, struct gw_config *cfg, char *err,
+    size_t errlen)
+{
+	char e2[GW_ERRLEN];
+
+	for (size_t i = 0; i < cfg->nsites; i++) {
+		struct gw_config *sc = cfg->sites[i].cfg;
+
+		sc->metrics_slot = gw_metrics_site_slot(&rt->m,
+		    cfg->sites[i].name);
+		if (resolve_upstream(sc, e2, sizeof(e2)) < 0)
+			return snprintf(err, errlen, "site %s: %.400s",
+			    cfg->sites[i].name, e2), -1;
+		if (sc->auth.user_db == NULL)
+			continue;
+		if ((sc->authctx = site_auth(rt, cfg->sites[i].name, &sc->auth,
+		    e2, sizeof(e2))) == NULL)
+			return snprintf(err, errlen, "site %s: %.400s",
+			    cfg->sites[i].name, e2), -1;
+	}
+	cfg->route.fn = route_site;
+	cfg->route.arg = cfg;
+	return 0;
+}
+
+/* Runtime pieces that need the process (audit sink, login contexts): the
+ * mail context, the upstream addresses, with sites each site's login
+ * context. */
 static int
 finish_snapshot(struct gw_runtime *rt, struct gw_config *cfg, char *err,
     size_t errlen)
 {
+	if (cfg->nsites > 0) {
+		if (finish_sites(rt, cfg, err, errlen) < 0)
+			return -1;
+	} else {
+		if (resolve_upstream(cfg, err, errlen) < 0)
+			return -1;
+		cfg->authctx = rt->auth;	/* NULL at start: open_auth sets it */
+	}
 	if (cfg->mail.nlisten == 0)
 		return 0;
 	cfg->mailctx = mail_ctx_new(&cfg->mail, cfg->tls, mail_audit_cb, rt, err,
@@ -199,6 +297,19 @@ finish_snapshot(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 		mail_ctx_set_hit_counter(cfg->mailctx, mail_hit_cb, rt);
 	}
 	return cfg->mailctx == NULL ? -1 : 0;
+}
+
+/* The upstream /readyz probes, once cfg is in force: the top level's, or
+ * the first site's. */
+static void
+set_probe(struct gw_runtime *rt, const struct gw_config *cfg)
+{
+	const struct gw_config *p = cfg->nsites > 0 ? cfg->sites[0].cfg : cfg;
+
+	pthread_mutex_lock(&rt->up_lock);
+	rt->up_addr = p->up_addr;
+	rt->up_addrlen = p->up_addrlen;
+	pthread_mutex_unlock(&rt->up_lock);
 }
 
 /* SO_REUSEPORT would let this process join another one's listener (same
@@ -283,8 +394,7 @@ warn_restart_only(const struct gw_config *o, const struct gw_config *n)
  * parent could not stage them and the file itself is broken, our own parse
  * says where (FILE:LINE:COL) instead of the parent's summary. */
 static struct gw_config *
-load_next(struct gw_runtime *rt, const char *path,
-    struct sockaddr_storage *ss, socklen_t *sl, char *err, size_t errlen)
+load_next(struct gw_runtime *rt, const char *path, char *err, size_t errlen)
 {
 	bool keys_ok = gw_privsep_keys(false, err, errlen) == 0;
 	struct gw_config *n;
@@ -296,8 +406,7 @@ load_next(struct gw_runtime *rt, const char *path,
 		    "configuration has errors (see above)");
 		return NULL;
 	}
-	if (!keys_ok || finish_snapshot(rt, n, err, errlen) < 0 ||
-	    resolve_upstream(n, ss, sl, err, errlen) < 0) {
+	if (!keys_ok || finish_snapshot(rt, n, err, errlen) < 0) {
 		gw_config_unref(n);
 		return NULL;
 	}
@@ -309,13 +418,11 @@ reload(struct run_state *s)
 {
 	struct gw_runtime *rt = &s->rt;
 	struct gw_config *old = gw_runtime_config(rt), *n;
-	struct sockaddr_storage ss;
-	socklen_t sl;
 	char err[GW_ERRLEN];
 
 	gw_notify_reloading();
 	gw_log(GW_LOG_INFO, "SIGHUP: reloading %s", old->path);
-	n = load_next(rt, old->path, &ss, &sl, err, sizeof(err));
+	n = load_next(rt, old->path, err, sizeof(err));
 	if (n == NULL) {
 		atomic_fetch_add(&rt->m.reload_error, 1);
 		gw_log(GW_LOG_ERR, "reload failed: %s; generation %llu stays in force",
@@ -330,10 +437,7 @@ reload(struct run_state *s)
 	if (gw_privsep_keys(true, err, sizeof(err)) < 0)
 		gw_log(GW_LOG_ERR, "reload: %s", err);
 	warn_restart_only(old, n);
-	pthread_mutex_lock(&rt->up_lock);
-	rt->up_addr = ss;
-	rt->up_addrlen = sl;
-	pthread_mutex_unlock(&rt->up_lock);
+	set_probe(rt, n);
 	pthread_mutex_lock(&rt->cfg_lock);
 	rt->cfg = n;
 	pthread_mutex_unlock(&rt->cfg_lock);
@@ -396,6 +500,26 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Changes made by `pbxgate user` in another process reach the in-memory
  * session tables here (one cheap query when nothing changed). */
+/* One store's refresh: 0, or -1 with err. */
+static int
+refresh_all(struct gw_runtime *rt, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	if (rt->auth != NULL && auth_refresh(rt->auth, err, errlen) < 0)
+		rc = -1;
+	for (size_t i = 0; i < rt->nsauth; i++) {
+		char e2[GW_ERRLEN];
+
+		if (auth_refresh(rt->sauth[i].auth, e2, sizeof(e2)) == 0)
+			continue;
+		if (rc == 0)
+			snprintf(err, errlen, "site %s: %.400s", rt->sauth[i].site, e2);
+		rc = -1;
+	}
+	return rc;
+}
+
 static void
 auth_refresh_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -404,9 +528,9 @@ auth_refresh_cb(evutil_socket_t fd, short what, void *arg)
 
 	time_t now = time(NULL);
 
-	if (s->rt.auth == NULL)
+	if (s->rt.auth == NULL && s->rt.nsauth == 0)
 		return;
-	if (auth_refresh(s->rt.auth, err, sizeof(err)) == 0) {
+	if (refresh_all(&s->rt, err, sizeof(err)) == 0) {
 		gw_ready_store(&s->rt, true);
 		if (s->store_logged != 0)
 			gw_log(GW_LOG_INFO, "user store: answering again");
@@ -471,9 +595,19 @@ bind_all(struct run_state *s, const struct gw_config *cfg, char *err, size_t err
 /* The user store lives as long as the process: its in-memory session
  * tables must survive reloads. Changing user_db needs a restart. */
 static int
-open_auth(struct gw_runtime *rt, const struct gw_config *cfg, char *err,
+open_auth(struct gw_runtime *rt, struct gw_config *cfg, char *err,
     size_t errlen)
 {
+	if (cfg->nsites > 0) {
+		/* each site's was opened with the snapshot; the pool serves
+		 * them all, and those a reload adds */
+		rt->pool = gw_tpool_new(cfg->auth.login_threads,
+		    cfg->auth.login_queue, gw_runtime_post, rt);
+		if (rt->pool == NULL)
+			return snprintf(err, errlen, "cannot start the login "
+			    "threads"), -1;
+		return 0;
+	}
 	if (cfg->auth.user_db == NULL) {
 		if (cfg->policy != NULL)
 			gw_log(GW_LOG_WARN, "no user_db: policy rules that need a "
@@ -484,6 +618,7 @@ open_auth(struct gw_runtime *rt, const struct gw_config *cfg, char *err,
 	} else if ((rt->auth = auth_open(&cfg->auth, auth_audit_cb, rt, err,
 	    errlen)) == NULL || auth_store_pool_start(rt->auth, err, errlen) < 0)
 		return -1;
+	cfg->authctx = rt->auth;
 	rt->pool = gw_tpool_new(cfg->auth.login_threads, cfg->auth.login_queue,
 	    gw_runtime_post, rt);
 	if (rt->pool == NULL)
@@ -519,12 +654,12 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 	/* the listeners are the parent's (bind_all), inherited; the user
 	 * and ownership checks were made there too (privsep.c) */
 	if (finish_snapshot(rt, cfg, err, errlen) < 0 ||
-	    resolve_upstream(cfg, &rt->up_addr, &rt->up_addrlen, err, errlen) < 0 ||
 	    open_logs(rt, cfg, err, errlen) < 0)
 		return -1;
+	set_probe(rt, cfg);
 	if (open_auth(rt, cfg, err, errlen) < 0)
 		return -1;
-	if (cfg->upstream.tls && !cfg->upstream.verify)
+	if (cfg->nsites == 0 && cfg->upstream.tls && !cfg->upstream.verify)
 		gw_log(GW_LOG_WARN, "upstream_verify off: the upstream's certificate "
 		    "is not checked; anyone on the path to %s can read and change "
 		    "traffic", cfg->upstream.url);
@@ -540,6 +675,11 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 	if (rt->auth != NULL && auth_live_start(rt->auth, auth_live_post, rt,
 	    err, errlen) < 0)
 		return -1;
+	for (size_t i = 0; i < rt->nsauth; i++)
+		if (auth_live_start(rt->sauth[i].auth, auth_live_post, rt, err,
+		    errlen) < 0)
+			return -1;
+	rt->workers_up = true;
 	return 0;
 }
 
@@ -572,6 +712,8 @@ run_loop(struct run_state *s)
 	/* before the join frees the mailbox the listener posts to */
 	if (s->rt.auth != NULL)
 		auth_live_stop(s->rt.auth);
+	for (size_t i = 0; i < s->rt.nsauth; i++)
+		auth_live_stop(s->rt.sauth[i].auth);
 	gw_workers_join(&s->rt);
 	event_free(s->ev_auth);
 	event_free(s->ev_hup);
@@ -591,6 +733,12 @@ run_cleanup(struct run_state *s)
 	gw_tpool_free(rt->pool);
 	if (rt->auth != NULL)
 		auth_close(rt->auth);
+	for (size_t i = 0; i < rt->nsauth; i++) {
+		auth_close(rt->sauth[i].auth);
+		free(rt->sauth[i].site);
+		free(rt->sauth[i].user_db);
+	}
+	free(rt->sauth);
 	free(rt->workers);
 	if (rt->cfg)
 		gw_config_unref(rt->cfg);
@@ -620,8 +768,11 @@ run_child(void *arg)
 			/* workers may be half started: nothing to join safely */
 		}
 	} else {
-		gw_log(GW_LOG_INFO, "pbxgate %s: %d worker(s), upstream %s",
-		    PBXGATE_VERSION, s->rt.nworkers, s->rt.cfg->upstream.url);
+		gw_log(GW_LOG_INFO, "pbxgate %s: %d worker(s), %s %s",
+		    PBXGATE_VERSION, s->rt.nworkers, s->rt.cfg->nsites > 0 ?
+		    "sites, the first's upstream" : "upstream",
+		    s->rt.cfg->nsites > 0 ? s->rt.cfg->sites[0].cfg->upstream.url :
+		    s->rt.cfg->upstream.url);
 		rc = run_loop(s) < 0 ? 1 : 0;
 		gw_log(GW_LOG_INFO, "stopped");
 	}

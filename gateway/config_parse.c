@@ -772,21 +772,23 @@ join_report(void *arg, bool warning, const char *loc, const char *msg)
 	j->report(j->arg, warning, line);
 }
 
-/* Until requests are routed to sites, everything but `check` refuses a
- * file with site blocks rather than serve them all as the top level. */
+/* Sites are served (SNI and Host choose one; its upstream, policy, checks
+ * and login store answer). What a site cannot have yet is refused here,
+ * never run with the top level's setting in its place: the SMTP relay
+ * has no certificate of its own once every certificate is a site's. */
 static struct gw_config *
-refuse_sites(struct gw_config *cfg, struct joined *j)
+refuse_unserved(struct gw_config *cfg, struct joined *j)
 {
 	const struct gw_site *s;
 	char loc[PATH_MAX + 32];
 
-	if (cfg == NULL || cfg->nsites == 0)
+	if (cfg == NULL || cfg->nsites == 0 || cfg->mail.nlisten == 0)
 		return cfg;
 	s = &cfg->sites[0];
 	snprintf(loc, sizeof(loc), "%s:%u:%u", s->file, s->line, s->col);
-	join_report(j, false, loc, "site blocks are checked (pbxgate check) "
-	    "but not served yet: this version cannot route requests to "
-	    "sites; run one gateway per site until it can");
+	join_report(j, false, loc, "smtp_listen and site blocks cannot be "
+	    "served together yet: STARTTLS would have no certificate; run "
+	    "the SMTP relay in a gateway without sites");
 	gw_config_unref(cfg);
 	return NULL;
 }
@@ -797,7 +799,7 @@ gw_config_load_ex(const char *path, bool build_runtime,
 {
 	struct joined j = { report, arg };
 
-	return refuse_sites(gw_config_load_loc(path, build_runtime, tickets,
+	return refuse_unserved(gw_config_load_loc(path, build_runtime, tickets,
 	    join_report, &j), &j);
 }
 
@@ -816,6 +818,15 @@ gw_config_site(const struct gw_config *cfg, const char *name)
 		if (strcmp(cfg->sites[i].name, name) == 0)
 			return &cfg->sites[i];
 	return NULL;
+}
+
+const struct gw_site *
+gw_config_first_site(const struct gw_config *cfg)
+{
+	const struct gw_site *s = cfg->default_site != NULL ?
+	    gw_config_site(cfg, cfg->default_site) : NULL;
+
+	return s != NULL ? s : cfg->nsites > 0 ? &cfg->sites[0] : NULL;
 }
 
 struct gw_config *

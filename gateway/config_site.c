@@ -306,8 +306,29 @@ check_public_url(struct cfg_ctx *sc)
 	    "lead to another site; set public_url in the site's block", url);
 }
 
+/* The process-wide values a request meets after its site is known (the
+ * limits and timeouts it is read and answered under, the trusted
+ * proxies), copied from the top level so that a site's settings are
+ * whole: only the site-scoped ones are the site's own. */
 static void
-finish_site(struct cfg_ctx *sc, bool build_runtime)
+inherit_process(struct gw_config *scfg, const struct gw_config *top)
+{
+	struct gw_limits lim = top->lim;
+	struct gw_timeouts to = top->to;
+
+	lim.body = scfg->lim.body;			/* max_body_size */
+	to.upstream_connect = scfg->to.upstream_connect;
+	to.upstream = scfg->to.upstream;
+	scfg->lim = lim;
+	scfg->to = to;
+	memcpy(scfg->trusted, top->trusted, sizeof(scfg->trusted));
+	scfg->ntrusted = top->ntrusted;
+	scfg->proxy_protocol = top->proxy_protocol;
+}
+
+static void
+finish_site(struct cfg_ctx *sc, const struct gw_config *top,
+    bool build_runtime)
 {
 	char err[GW_ERRLEN] = "";
 
@@ -323,6 +344,7 @@ finish_site(struct cfg_ctx *sc, bool build_runtime)
 		    "NAME... inside the block");
 	if (sc->errors == 0)
 		check_public_url(sc);
+	inherit_process(sc->cfg, top);
 	if (sc->errors == 0 && build_runtime)
 		(void)cfg_build_runtime(sc, false, true);
 }
@@ -358,7 +380,7 @@ build_one(struct cfg_ctx *ctx, const struct cfg_site_src *src,
 	sc.scope = src->pos;
 	sc.no_include = true;
 	apply_lines(ctx, &sc, src);
-	finish_site(&sc, build_runtime);
+	finish_site(&sc, ctx->cfg, build_runtime);
 	ctx->errors += sc.errors;
 	ctx->warnings += sc.warnings;
 	cfg_ctx_done(&sc);
@@ -466,9 +488,12 @@ gw_site_for_name(const struct gw_config *cfg, const char *name)
 {
 	const struct gw_site_name *hit;
 	char low[254];
-	size_t n = strlen(name), i;
+	size_t n, i;
 
-	if (n >= sizeof(low))		/* longer than any valid host name */
+	if (name == NULL)		/* no SNI */
+		return cfg->default_site != NULL ?
+		    gw_config_site(cfg, cfg->default_site) : NULL;
+	if ((n = strlen(name)) >= sizeof(low))	/* longer than any host name */
 		return NULL;
 	for (i = 0; i <= n; i++)
 		low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ?

@@ -186,6 +186,18 @@ struct gw_config {
 	struct gw_site_name *site_names;
 	size_t          nsite_names;
 
+	/* Set by `run` (cmd_run.c) before the snapshot is published, for the
+	 * top level without sites, else for each site: the upstream's
+	 * address, resolved; the login context (not owned: it lives as long
+	 * as the process, so that sessions survive reloads; NULL without
+	 * user_db). At the top level with sites: the route the SNI callback
+	 * asks for a site's certificates (arg: this config). */
+	struct sockaddr_storage up_addr;
+	socklen_t       up_addrlen;
+	struct auth_ctx *authctx;
+	struct cert_route route;
+	size_t          metrics_slot;	/* a site's: gw_metrics_site_slot() */
+
 	/* Login (auth module) and mail (mail module) settings. */
 	struct auth_settings auth;
 	struct mail_settings mail;
@@ -217,9 +229,12 @@ struct gw_config *gw_config_load_sites(const char *path, gw_report_fn report,
 /* The site serving host `name` (a TLS SNI or a Host without its port; any
  * case): the site listing it in server_name, else default_site, else NULL
  * (to be refused). Binary search: 1024 sites of 16 names cost 14 compares.
- * Ready for routing (not used by `run` yet). */
+ * NULL name (a client that sent no SNI): default_site, else NULL. */
 const struct gw_site *gw_site_for_name(const struct gw_config *,
     const char *name);
+/* The site a handshake starts on before its SNI is read: default_site,
+ * else the first site; NULL without sites. */
+const struct gw_site *gw_config_first_site(const struct gw_config *);
 /* The site named `name` of cfg, or NULL. */
 const struct gw_site *gw_config_site(const struct gw_config *,
     const char *name);

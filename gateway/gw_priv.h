@@ -76,8 +76,19 @@ struct gw_scrub_slot {
 	atomic_ullong hits;
 };
 
+/* One site's request counters, named by the main thread before a snapshot
+ * naming the site is published (gw_metrics_site_slot) and never renamed:
+ * a site a reload drops and brings back counts on. */
+#define GW_SITE_SLOTS 1024	/* = CFG_MAX_SITES */
+struct gw_site_slot {
+	char          name[64];	/* a site name: [A-Za-z0-9_-], 1-63 */
+	atomic_ullong requests[6];	/* as gw_metrics.requests */
+};
+
 struct gw_metrics {
 	atomic_ullong requests[6];	/* index = status / 100, 0 = other */
+	struct gw_site_slot site[GW_SITE_SLOTS];
+	atomic_size_t nsite;		/* named slots, a prefix of site[] */
 	struct gw_hist request_duration[GW_ROUTES][GW_CLASSES];
 	struct gw_hist upstream_connect, upstream_response;
 	atomic_ullong decisions[GW_ACTIONS];	/* by enum pol_action */
@@ -163,6 +174,10 @@ void gw_tpool_free(struct gw_tpool *);
 
 /* metrics.c: observations from the workers, exposition for admin.c. */
 int  gw_status_class(int status);	/* 1..5, 0 = other */
+/* The slot of site `name` (1 + its index), naming the next free one the
+ * first time; 0 once every slot is taken (the site then counts in the
+ * totals only). Main thread only. */
+size_t gw_metrics_site_slot(struct gw_metrics *, const char *name);
 void gw_metrics_request(struct gw_metrics *, enum gw_route, int status,
     double seconds, double upstream_seconds);	/* upstream < 0: none */
 void gw_metrics_upstream_connect(struct gw_metrics *, double seconds);
@@ -172,6 +187,8 @@ void gw_metrics_smtp_outcome(struct gw_metrics *, const char *outcome);
 void gw_metrics_scrub_hit(struct gw_metrics *, const char *rule,
     const char *action, unsigned count);
 void gw_metrics_refused(struct gw_metrics *, enum gw_refuse);
+/* With sites: each site's store gauges, labelled site="NAME". */
+void gw_metrics_site_stores(struct evbuffer *, const struct gw_config *);
 void gw_metrics_render(const struct gw_metrics *, struct auth_ctx *,
     struct evbuffer *);
 /* A label value in the exposition format (\\, \" and \n escaped),
@@ -256,6 +273,19 @@ struct gw_runtime {
 	struct sockaddr_storage up_addr;	/* resolved upstream */
 	socklen_t           up_addrlen;
 	pthread_mutex_t     up_lock;	/* guards up_addr across reloads */
+	/* With sites: each site's login context, by site name, opened when
+	 * a snapshot first names the site with a user_db and kept until the
+	 * process ends (its sessions outlive reloads, as rt->auth's do).
+	 * The main thread's alone; a snapshot carries its own pointers. */
+	struct gw_site_auth *sauth;
+	size_t              nsauth;
+	bool                workers_up;	/* change listeners may start */
+};
+
+struct gw_site_auth {
+	char            *site;
+	char            *user_db;	/* as opened: a change needs a restart */
+	struct auth_ctx *auth;
 };
 
 /* The current snapshot with a reference the caller must drop. */
@@ -497,6 +527,12 @@ struct gw_conn {
 	TAILQ_ENTRY(gw_conn) entry;
 	struct gw_worker   *w;
 	struct gw_config   *cfg;		/* snapshot for this request (ref) */
+	/* The settings serving this request: cfg itself without sites, else
+	 * its site of the connection's SNI (owned by cfg); with no_site
+	 * (no site serves the SNI any more) it is cfg, and the request is
+	 * refused with 421 before anything reads it (gw_relay_host). */
+	const struct gw_config *site;
+	bool                no_site;
 	struct gw_io       *io;
 	struct event        timer;		/* the phase's timeout; also runs
 						   the deferred free and resume */
@@ -527,6 +563,7 @@ struct gw_upconn {
 	struct event       *timer;
 	enum gw_ustate      state;
 	uint64_t            generation;		/* config it was opened under */
+	const struct gw_config *site;		/* ... and for which site */
 	struct gw_respparse rs;			/* the answer being read */
 	bool                reused;
 	bool                got_bytes;
@@ -651,6 +688,18 @@ bool gw_relay_gateway_path(const char *path);
  * (server_name, else the certificates' names, or the local address) and
  * the TLS SNI. 0 with the Host the upstream sees in `out` (NUL-terminated),
  * or the status to answer (421, 400) with *why. */
+/* relay_host.c: the settings serving connection c under snapshot cfg
+ * (cfg without sites; else the site of its SNI, or default_site; NULL
+ * when none), and gw_conn_site() setting c->site and c->no_site from
+ * c->cfg at each request's start. */
+const struct gw_config *gw_site_of(struct gw_conn *, const struct gw_config *);
+void gw_conn_site(struct gw_conn *);
+/* The login context of c's site; NULL without user_db. */
+static inline struct auth_ctx *
+gw_conn_auth(const struct gw_conn *c)
+{
+	return c->site->authctx;
+}
 int  gw_relay_host(struct gw_conn *, const char *host, size_t hlen, char *out,
     size_t outlen, const char **why);
 

@@ -3,6 +3,7 @@
  * and their text exposition for admin.c. Every count is an atomic that a
  * worker bumps without a lock; the admin listener reads them. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -126,6 +127,21 @@ gw_status_class(int status)
 	return cls >= 1 && cls <= 5 ? cls : 0;
 }
 
+size_t
+gw_metrics_site_slot(struct gw_metrics *m, const char *name)
+{
+	size_t n = atomic_load(&m->nsite);
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(m->site[i].name, name) == 0)
+			return i + 1;
+	if (n == GW_SITE_SLOTS)
+		return 0;
+	snprintf(m->site[n].name, sizeof(m->site[n].name), "%s", name);
+	atomic_store(&m->nsite, n + 1);	/* published after the name */
+	return n + 1;
+}
+
 void
 gw_metrics_request(struct gw_metrics *m, enum gw_route route, int status,
     double seconds, double upstream_seconds)
@@ -219,6 +235,49 @@ store_gauges(struct evbuffer *b, struct auth_ctx *auth)
 	    "neither used nor expired.");
 	evbuffer_add_printf(b, "pbxgate_enrolments_pending %lld\n",
 	    g[AUTH_GAUGE_ENROLMENTS]);
+}
+
+/* With sites: the same gauges for each site with a store, one series per
+ * site (label site), each family's samples together as the text format
+ * asks; absent for a site before its first count. */
+void
+gw_metrics_site_stores(struct evbuffer *b, const struct gw_config *cfg)
+{
+	static const struct {
+		const char *name, *help, *label;
+		int gauge;
+	} fam[] = {
+		{ "pbxgate_bans_active", "Login bans in force, by kind (user "
+		    "name or client address).", ",kind=\"name\"",
+		    AUTH_GAUGE_BANS_NAME },
+		{ "pbxgate_bans_active", NULL, ",kind=\"address\"",
+		    AUTH_GAUGE_BANS_ADDRESS },
+		{ "pbxgate_sessions_active", "Login sessions not ended, revoked "
+		    "or past session_max.", "", AUTH_GAUGE_SESSIONS },
+		{ "pbxgate_enrolments_pending", "Enrolment links neither used "
+		    "nor expired.", "", AUTH_GAUGE_ENROLMENTS },
+	};
+	long long (*g)[AUTH_GAUGES];
+	bool *have;
+	size_t n = cfg->nsites, i, f;
+
+	g = calloc(n > 0 ? n : 1, sizeof(*g));
+	have = calloc(n > 0 ? n : 1, sizeof(*have));
+	for (i = 0; g != NULL && have != NULL && i < n; i++)
+		have[i] = cfg->sites[i].cfg->authctx != NULL &&
+		    auth_gauges(cfg->sites[i].cfg->authctx, g[i]);
+	for (f = 0; g != NULL && have != NULL &&
+	    f < sizeof(fam) / sizeof(*fam); f++) {
+		if (fam[f].help != NULL)
+			head(b, fam[f].name, "gauge", fam[f].help);
+		for (i = 0; i < n; i++)
+			if (have[i])
+				evbuffer_add_printf(b, "%s{site=\"%s\"%s} %lld\n",
+				    fam[f].name, cfg->sites[i].name, fam[f].label,
+				    g[i][fam[f].gauge]);
+	}
+	free(g);
+	free(have);
 }
 
 /* The PostgreSQL store's change listener (auth_store_pg_live.c); absent

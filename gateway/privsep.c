@@ -154,29 +154,72 @@ keyproc_report(const char *msg)
  * configuration parsed). The parent and, through fork, the child are
  * attached to it: neither ever reads a key file, so the broker never
  * records one and the child cannot ask for it. */
+/* Adds the key files of one settings block, each path once (sites often
+ * share a key); -1 when more than `max`. */
+static int
+key_files_add(const struct gw_config *cfg, const char **files, size_t *n,
+    size_t max)
+{
+	for (size_t i = 0; i < cfg->ncerts && i < GW_MAX_CERTS; i++) {
+		size_t j;
+
+		for (j = 0; j < *n; j++)
+			if (strcmp(files[j], cfg->certs[i].key_file) == 0)
+				break;
+		if (j < *n)
+			continue;
+		if (*n == max)
+			return -1;
+		files[(*n)++] = cfg->certs[i].key_file;
+	}
+	return 0;
+}
+
+/* Every key the configuration serves with: the top level's, or with site
+ * blocks every site's (the SNI picks among them at run time). */
+static const char **
+key_files(const struct gw_config *cfg, size_t *n, char *err, size_t errlen)
+{
+	size_t max = (cfg->nsites + 1) * GW_MAX_CERTS;
+	const char **files = calloc(max, sizeof(*files));
+	int rc = 0;
+
+	*n = 0;
+	if (files == NULL)
+		return snprintf(err, errlen, "out of memory"), NULL;
+	if (cfg->nsites == 0)
+		rc = key_files_add(cfg, files, n, max);
+	for (size_t i = 0; rc == 0 && i < cfg->nsites; i++)
+		rc = key_files_add(cfg->sites[i].cfg, files, n, max);
+	return files;
+}
+
 static int
 keyproc_sync(struct ps_parent *p, char *err, size_t errlen)
 {
-	const char *files[GW_MAX_CERTS];
+	const char **files;
 	/* at start it runs first: its report is the only one */
 	struct gw_config *cfg = gw_config_load_ex(p->path, false, NULL,
 	    p->kp == NULL ? report_stderr : report_none, NULL);
-	size_t i;
+	size_t n;
 	int rc, fd;
 
 	if (cfg == NULL)
 		return snprintf(err, errlen, "%s: configuration has errors",
 		    p->path), -1;
-	for (i = 0; i < cfg->ncerts && i < GW_MAX_CERTS; i++)
-		files[i] = cfg->certs[i].key_file;
+	if ((files = key_files(cfg, &n, err, errlen)) == NULL) {
+		gw_config_unref(cfg);
+		return -1;
+	}
 	if (p->kp != NULL)
-		rc = cert_keyproc_reload(p->kp, files, i, err, errlen);
-	else if ((p->kp = cert_keyproc_start(files, i, cfg->workers + 1, &fd,
+		rc = cert_keyproc_reload(p->kp, files, n, err, errlen);
+	else if ((p->kp = cert_keyproc_start(files, n, cfg->workers + 1, &fd,
 	    err, errlen)) != NULL) {
 		cert_keyproc_attach(fd, keyproc_report);
 		rc = 0;
 	} else
 		rc = -1;
+	free(files);
 	gw_config_unref(cfg);
 	return rc;
 }
@@ -626,6 +669,20 @@ block_signals(struct ps_parent *p)
 	return p->sfd < 0 ? -1 : 0;
 }
 
+/* Every user store the child will open (the top level's, or each
+ * site's) must be the service user's. */
+static int
+check_stores(const struct gw_config *cfg, char *err, size_t errlen)
+{
+	if (gw_check_owner(cfg->auth.user_db, cfg->user, err, errlen) < 0)
+		return -1;
+	for (size_t i = 0; i < cfg->nsites; i++)
+		if (gw_check_owner(cfg->sites[i].cfg->auth.user_db, cfg->user,
+		    err, errlen) < 0)
+			return -1;
+	return 0;
+}
+
 /* Start: what the parent must do as root before any child exists. */
 static int
 start(struct ps_parent *p, char *err, size_t errlen)
@@ -642,7 +699,7 @@ start(struct ps_parent *p, char *err, size_t errlen)
 	/* SQLite opens the user store in the child: it must be the user's.
 	 * The secret key may stay root's: the child reads it through us. */
 	if (gw_log_open(p->cfg, err, errlen) < 0 ||
-	    gw_check_owner(p->cfg->auth.user_db, p->cfg->user, err, errlen) < 0 ||
+	    check_stores(p->cfg, err, errlen) < 0 ||
 	    p->ops->bind(p->arg, p->cfg, err, errlen) < 0)
 		return -1;
 	if (block_signals(p) < 0)

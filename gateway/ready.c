@@ -124,7 +124,9 @@ gw_ready_check(struct gw_worker *w, gw_ready_cb cb, void *arg)
 		    "from other gateways wait: see the error log\n");
 		return NULL;
 	}
-	if (rt->auth != NULL && atomic_load(&rt->ready.store_bad)) {
+	/* set by the store refresh only, which runs with a store: the top
+	 * level's or, with sites, any site's */
+	if (atomic_load(&rt->ready.store_bad)) {
 		cb(arg, 503, "user store unreadable: see the error log\n");
 		return NULL;
 	}

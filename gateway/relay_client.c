@@ -28,6 +28,18 @@ gw_conn_arm(struct gw_conn *c, unsigned ms)
 	evtimer_add(&c->timer, &tv);
 }
 
+/* With sites the handshake starts on the default site's (else the
+ * first site's) contexts and the SNI callback moves to the site of the
+ * client's name (cmd_run.c's route; none: unrecognized_name). */
+static SSL *
+new_ssl(const struct gw_config *cfg)
+{
+	if (cfg->nsites == 0)
+		return cert_server_ssl(cfg->tls);
+	return cert_server_ssl_routed(gw_config_first_site(cfg)->cfg->tls,
+	    &cfg->route);
+}
+
 void
 gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
     const struct sockaddr *sa, socklen_t salen, bool counted)
@@ -43,12 +55,13 @@ gw_conn_start(struct gw_worker *w, evutil_socket_t fd,
 	c->w = w;
 	c->counted = counted;
 	c->cfg = gw_worker_config(w);
+	c->site = c->cfg;	/* until its first request names one */
 	memcpy(&c->peer, sa, salen < sizeof(c->peer) ? salen : sizeof(c->peer));
 	c->peerlen = salen;
 	pol_addr_peer_text(sa, c->peer_ip, sizeof(c->peer_ip));
 	c->state = CS_HANDSHAKE;
 	evtimer_assign(&c->timer, w->base, conn_timer_cb, c);
-	ssl = cert_server_ssl(c->cfg->tls);
+	ssl = new_ssl(c->cfg);
 	if (ssl == NULL) {
 		gw_config_unref(c->cfg);
 		free(c);

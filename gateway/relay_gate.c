@@ -150,18 +150,17 @@ static void
 check_session(struct gw_conn *c, struct auth_identity *id, bool *ok,
     bool apply)
 {
-	struct gw_runtime *rt = c->w->rt;
 	const struct gw_hdr *h;
 	char sc[600];
 	enum auth_check r;
 
 	*ok = false;
-	if (rt->auth == NULL)
+	if (gw_conn_auth(c) == NULL)
 		return;
 	h = gw_msg_find(&c->rq->rp.req, "cookie", NULL);
 	if (h == NULL)
 		return;
-	r = auth_session_check(rt->auth, c->rq->rp.req.buf + h->value, h->value_len,
+	r = auth_session_check(gw_conn_auth(c), c->rq->rp.req.buf + h->value, h->value_len,
 	    time(NULL), id);
 	if (r != AUTH_OK)
 		return;
@@ -172,7 +171,7 @@ check_session(struct gw_conn *c, struct auth_identity *id, bool *ok,
 	c->rq->id.mfa = id->mfa;
 	snprintf(c->rq->id.user, sizeof(c->rq->id.user), "%s", id->user);
 	if (id->refresh &&
-	    auth_session_reseal(rt->auth, id, time(NULL), sc, sizeof(sc)) > 0)
+	    auth_session_reseal(gw_conn_auth(c), id, time(NULL), sc, sizeof(sc)) > 0)
 		c->rq->set_cookie = strdup(sc);
 }
 
@@ -260,7 +259,7 @@ rd_need(struct gw_conn *c, struct pol_request *r)
 	r->path = norm;
 	r->has_session = true;	/* as it will be after the password step */
 	r->mfa = false;
-	pol_decide(c->cfg->policy, r, &v);
+	pol_decide(c->site->policy, r, &v);
 	r->path = saved;
 	return v.action == POL_MFA ? AUTH_LEVEL_MFA : AUTH_LEVEL_NONE;
 }
@@ -312,7 +311,7 @@ act(struct gw_conn *c, const struct pol_verdict *v, const struct pol_request *r)
 	/* the login pages themselves only need the address to be allowed */
 	if (local || v->action == POL_ALLOW)
 		return 0;
-	if (c->w->rt->auth == NULL) {
+	if (gw_conn_auth(c) == NULL) {
 		gw_log(GW_LOG_ERR, "policy %s:%u asks for a login but no user_db "
 		    "is configured: denying", v->file, v->line);
 		gw_relay_reject(c, 403, "login required but unavailable");
@@ -328,7 +327,7 @@ act(struct gw_conn *c, const struct pol_verdict *v, const struct pol_request *r)
 int
 gw_relay_gate(struct gw_conn *c, const char **path, size_t *plen)
 {
-	const struct gw_config *cfg = c->cfg;
+	const struct gw_config *cfg = c->site;
 	struct auth_identity id;
 	struct pol_request r;
 	struct pol_verdict v;
@@ -382,6 +381,8 @@ gw_relay_recheck(struct gw_conn *c, const struct gw_config *cfg)
 	check_session(c, &id, &session, false);
 	if (c->rq->id.present && !session)
 		return false;	/* revoked, expired or its user disabled */
+	if ((cfg = gw_site_of(c, cfg)) == NULL)
+		return false;	/* its site is gone */
 	if (cfg->policy == NULL)
 		return true;
 	hs = scratch_new(c);
@@ -443,6 +444,8 @@ gw_relay_audit_begin(struct gw_conn *c, const char *module,
 	    llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)));
 	ev_audit_str(ev, "url.path", c->rq->path);
 	ev_audit_rule(ev, "rule.name", file, line);
+	if (c->cfg->nsites > 0 && !c->no_site)	/* the site's name */
+		ev_audit_str(ev, "pbxgate.site", c->site->auth.site);
 	return ev;
 }
 

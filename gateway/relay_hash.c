@@ -58,8 +58,8 @@ gw_bodyhash_begin(struct gw_conn *c)
 
 	if (c->rq->upgrade)
 		return 0;
-	kb = gw_knownbad_covers(c->cfg, c->rq->path);
-	pin = gw_pins_find(c->cfg->pins, c->rq->path);
+	kb = gw_knownbad_covers(c->site, c->rq->path);
+	pin = gw_pins_find(c->site->pins, c->rq->path);
 	if (!kb && pin == NULL)
 		return 0;
 	if ((bh = calloc(1, sizeof(*bh))) == NULL ||
@@ -71,7 +71,7 @@ gw_bodyhash_begin(struct gw_conn *c)
 	}
 	bh->kb = kb;
 	bh->pin = pin;
-	bh->enforce = pin != NULL && c->cfg->integrity_enforce;
+	bh->enforce = pin != NULL && c->site->integrity_enforce;
 	if (bh->enforce && pin->size <= GW_PIN_HOLD &&
 	    (bh->head = evbuffer_new()) == NULL) {
 		gw_bodyhash_free(bh);
@@ -122,10 +122,10 @@ audit_pin(struct gw_conn *c, const char *decision, const struct gw_pin *pin,
     uint64_t len, const char *shahex)
 {
 	struct ev_audit *ev = gw_relay_audit_begin(c, "integrity", decision,
-	    pin != NULL ? gw_pins_file(c->cfg->pins) : NULL,
+	    pin != NULL ? gw_pins_file(c->site->pins) : NULL,
 	    pin != NULL ? pin->line : 0);
 
-	ev_audit_str(ev, "pbxgate.integrity.mode", c->cfg->integrity_enforce ?
+	ev_audit_str(ev, "pbxgate.integrity.mode", c->site->integrity_enforce ?
 	    "enforce" : "monitor");
 	ev_audit_int(ev, "file.size", (long long)len);
 	if (shahex != NULL)
@@ -139,11 +139,11 @@ int
 gw_bodyhash_unpinned(struct gw_conn *c)
 {
 	struct gw_metrics *m = &c->w->rt->m;
-	bool enforce = c->cfg->integrity_enforce;
+	bool enforce = c->site->integrity_enforce;
 
-	if (c->rq->upgrade || c->cfg->pins == NULL ||
-	    !gw_pins_under_prefix(c->cfg, c->rq->path) ||
-	    gw_pins_find(c->cfg->pins, c->rq->path) != NULL)
+	if (c->rq->upgrade || c->site->pins == NULL ||
+	    !gw_pins_under_prefix(c->site, c->rq->path) ||
+	    gw_pins_find(c->site->pins, c->rq->path) != NULL)
 		return 0;
 	atomic_fetch_add(&m->integrity[enforce ? GW_INTEGRITY_UNPINNED_ENF :
 	    GW_INTEGRITY_UNPINNED_MON], 1);
@@ -270,7 +270,7 @@ known_bad(struct gw_conn *c, const uint8_t *sha)
 	struct ev_audit *ev;
 
 	atomic_fetch_add(&m->integrity[GW_INTEGRITY_KB_CHECKED], 1);
-	if (!gw_knownbad_find(c->cfg->knownbad, sha, &file, &line))
+	if (!gw_knownbad_find(c->site->knownbad, sha, &file, &line))
 		return false;
 	atomic_fetch_add(&m->integrity[GW_INTEGRITY_KB_BLOCKED], 1);
 	hex(shahex, sha);
@@ -305,7 +305,7 @@ pinned_ok(struct gw_conn *c, const uint8_t *sha)
 	hex(shahex, sha);
 	gw_log(GW_LOG_WARN, "client %s: response body for a path pinned at "
 	    "%s:%u differs from the manifest (%s%llu bytes, SHA-256 %s): %s",
-	    c->rq->client_ip, gw_pins_file(c->cfg->pins), bh->pin->line,
+	    c->rq->client_ip, gw_pins_file(c->site->pins), bh->pin->line,
 	    bh->overlong ? "more than " : "", (unsigned long long)bh->len,
 	    bh->overlong ? "not computed" : shahex, bh->enforce ? "refused" :
 	    "passed (monitor)");

@@ -33,7 +33,7 @@ gw_local_begin(struct gw_conn *c)
 {
 	c->rq->local = true;
 	c->state = CS_FORWARD;
-	if (c->w->rt->auth == NULL) {
+	if (gw_conn_auth(c) == NULL) {
 		gw_relay_reject(c, 404, "no login configured");
 		return;
 	}
@@ -107,9 +107,9 @@ gw_local_write(struct gw_conn *c, const struct auth_http_resp *rp)
 		    rp->hdr[i].value);
 	/* the auth module sets its pages' own CSP, nosniff and referrer
 	 * policy; only transport-level headers are ours */
-	if (c->cfg->hsts)
+	if (c->site->hsts)
 		evbuffer_add_printf(out, "Strict-Transport-Security: max-age=%u; "
-		    "includeSubDomains\r\n", c->cfg->hsts_max_age);
+		    "includeSubDomains\r\n", c->site->hsts_max_age);
 	evbuffer_add_printf(out, "Content-Length: %zu\r\n%s\r\n",
 	    rp->body_len, c->keepalive ? "" : "Connection: close\r\n");
 	if (rp->body_len > 0 && !c->rq->is_head)
@@ -152,7 +152,7 @@ gw_local_body_done(struct gw_conn *c)
 		return;
 	}
 	l->c = c;
-	l->auth = rt->auth;
+	l->auth = gw_conn_auth(c);
 	l->method = strdup(llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)));
 	l->path = gw_memdup_str(c->rq->path, plen);
 	l->query = q ? strdup(q + 1) : NULL;
@@ -187,7 +187,7 @@ gw_local_body_done(struct gw_conn *c)
 	c->rq->job = l;
 	/* Argon2 waits in a bounded queue at idle priority: give the page
 	 * longer than a proxied answer, but still a bound */
-	gw_conn_arm(c, c->cfg->to.upstream > GW_LOCAL_MS ? c->cfg->to.upstream :
+	gw_conn_arm(c, c->site->to.upstream > GW_LOCAL_MS ? c->site->to.upstream :
 	    GW_LOCAL_MS);
 }
 

@@ -35,7 +35,7 @@ gw_relay_deny_page(struct gw_conn *c, const struct pol_verdict *v,
 	 * administrator finds the one from the other */
 	const char *id = gw_reqid(c);
 
-	(void)pol_client_scan(c->cfg->policy, request_header(r, "user-agent"),
+	(void)pol_client_scan(c->site->policy, request_header(r, "user-agent"),
 	    &ci);
 	if (id == NULL || id[0] == '\0') {
 		gw_relay_audit(c, "deny", v->file, v->line);
@@ -66,7 +66,7 @@ gw_relay_client_unparsable(struct gw_conn *c, const struct pol_verdict *v,
 	struct pol_client ci;
 	struct ev_audit *ev;
 
-	if (!pol_client_scan(c->cfg->policy, request_header(r, "user-agent"),
+	if (!pol_client_scan(c->site->policy, request_header(r, "user-agent"),
 	    &ci) || !ci.bad_version)
 		return;
 	ev = gw_relay_audit_begin(c, "policy", "client-version-unparsable",

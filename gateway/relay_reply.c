@@ -13,10 +13,10 @@
 static void
 add_own_security_headers(struct gw_conn *c, struct evbuffer *out)
 {
-	if (c->cfg->hsts)
+	if (c->site->hsts)
 		evbuffer_add_printf(out,
 		    "Strict-Transport-Security: max-age=%u; includeSubDomains\r\n",
-		    c->cfg->hsts_max_age);
+		    c->site->hsts_max_age);
 	evbuffer_add_printf(out, "X-Content-Type-Options: nosniff\r\n"
 	    "Referrer-Policy: same-origin\r\n"
 	    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"

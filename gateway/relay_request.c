@@ -19,7 +19,8 @@ request_begin(void *owner)
 		gw_config_unref(c->cfg);
 		c->cfg = gw_worker_config(c->w);
 	}
-	c->rq->rp.lim = &c->cfg->lim;
+	gw_conn_site(c);
+	c->rq->rp.lim = &c->site->lim;
 	c->state = CS_HEAD;
 	gw_conn_request_reset(c);
 	c->nreq++;
@@ -152,7 +153,7 @@ write_upstream_head(struct gw_conn *c, struct evbuffer *out, const char *path,
 	GW_HW_LIT(&w, "\r\n");
 	for (unsigned i = 0; i < m->nhdrs; i++) {
 		const struct gw_hdr *h = &m->hdrs[i];
-		if (drop_request_header(c->cfg, m, h, conn_v, conn_n) ||
+		if (drop_request_header(c->site, m, h, conn_v, conn_n) ||
 		    gw_bodyhash_drops(c, m, h))
 			continue;
 		n = gw_msg_value(m, h, &v);
@@ -240,7 +241,7 @@ gw_relay_forward_head(struct gw_conn *c, const char *path, size_t plen,
 		    "hash"), -1;
 	up = gw_up_acquire(c, err, sizeof(err));
 	if (up == NULL) {
-		gw_log(GW_LOG_ERR, "upstream %s: %s", c->cfg->upstream.url, err);
+		gw_log(GW_LOG_ERR, "upstream %s: %s", c->site->upstream.url, err);
 		gw_conn_upstream_failed(c, 502);
 		return -1;
 	}

@@ -70,9 +70,9 @@ static void
 add_security_headers(struct gw_conn *c, const struct gw_msg *m,
     struct gw_hw *w)
 {
-	if (c->cfg->hsts && !has_header(m, "strict-transport-security")) {
+	if (c->site->hsts && !has_header(m, "strict-transport-security")) {
 		GW_HW_LIT(w, "Strict-Transport-Security: max-age=");
-		gw_hw_u64(w, c->cfg->hsts_max_age);
+		gw_hw_u64(w, c->site->hsts_max_age);
 		GW_HW_LIT(w, "; includeSubDomains\r\n");
 	}
 	if (!has_header(m, "x-content-type-options"))

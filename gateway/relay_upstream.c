@@ -65,10 +65,7 @@ static struct gw_upconn *
 up_connect(struct gw_conn *c, char *err, size_t errlen)
 {
 	struct gw_worker *w = c->w;
-	struct gw_runtime *rt = w->rt;
-	const struct gw_config *cfg = c->cfg;
-	struct sockaddr_storage ss;
-	socklen_t sslen;
+	const struct gw_config *cfg = c->site;
 	struct gw_upconn *up = calloc(1, sizeof(*up));
 
 	if (up == NULL) {
@@ -78,7 +75,8 @@ up_connect(struct gw_conn *c, char *err, size_t errlen)
 	up->w = w;
 	up->c = c;
 	gw_now(&up->t_open);
-	up->generation = cfg->generation;
+	up->generation = c->cfg->generation;
+	up->site = cfg;
 	up->pool_max = cfg->lim.upstream_keepalive;
 	up->idle_ms = cfg->to.idle;
 	up->timer = evtimer_new(w->base, up_timer_cb, up);
@@ -103,12 +101,9 @@ up_connect(struct gw_conn *c, char *err, size_t errlen)
 	up_reset_parser(up);
 	gw_io_setcb(up->io, up_read_cb, up_write_cb, up_event_cb, up);
 	gw_io_read(up->io, true);
-	pthread_mutex_lock(&rt->up_lock);
-	ss = rt->up_addr;
-	sslen = rt->up_addrlen;
-	pthread_mutex_unlock(&rt->up_lock);
 	up->state = US_CONNECTING;
-	if (gw_io_connect(up->io, (struct sockaddr *)&ss, sslen) < 0) {
+	if (gw_io_connect(up->io, (const struct sockaddr *)&cfg->up_addr,
+	    cfg->up_addrlen) < 0) {
 		snprintf(err, errlen, "connect: %s", strerror(errno));
 		up_free_now(up);
 		return NULL;
@@ -126,8 +121,9 @@ gw_up_acquire(struct gw_conn *c, char *err, size_t errlen)
 	while ((up = TAILQ_FIRST(&w->idle)) != NULL) {
 		TAILQ_REMOVE(&w->idle, up, entry);
 		w->nidle--;
-		if (up->generation != c->cfg->generation) {
-			/* opened under another config: its upstream may differ */
+		if (up->generation != c->cfg->generation || up->site != c->site) {
+			/* opened under another config or for another site: its
+			 * upstream may differ */
 			up->state = US_ACTIVE;
 			up_defer_free(up);
 			continue;
@@ -159,7 +155,7 @@ void
 gw_up_request_sent(struct gw_upconn *up)
 {
 	if (up->state == US_ACTIVE && !up->read_paused && up->c != NULL)
-		up_arm(up, up->c->cfg->to.upstream);
+		up_arm(up, up->c->site->to.upstream);
 }
 
 void
@@ -203,7 +199,7 @@ gw_up_pause_read(struct gw_upconn *up, bool pause)
 		gw_tunnel_up_read(up);
 		return;
 	}
-	up_arm(up, up->c->cfg->to.upstream);
+	up_arm(up, up->c->site->to.upstream);
 	up_parse(up);
 }
 
@@ -245,7 +241,7 @@ up_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	gw_log(GW_LOG_WARN, "upstream %s: %s timed out",
-	    up->c->cfg->upstream.url,
+	    up->c->site->upstream.url,
 	    up->state == US_CONNECTING ? "connect" : "response");
 	gw_conn_upstream_failed(up->c, 504);
 }
@@ -273,7 +269,7 @@ up_retry(struct gw_upconn *up)
 	c->up = NULL;
 	n = up_connect(c, err, sizeof(err));
 	if (n == NULL) {
-		gw_log(GW_LOG_ERR, "upstream %s: %s", c->cfg->upstream.url, err);
+		gw_log(GW_LOG_ERR, "upstream %s: %s", c->site->upstream.url, err);
 		gw_conn_upstream_failed(c, 502);
 		return;
 	}
@@ -320,7 +316,7 @@ up_event_cb(struct gw_io *io, short what, void *arg)
 		    gw_ms_since(&up->t_open) / 1e3);
 		gw_ready_upstream(up->w->rt, true);
 		if (c != NULL && gw_conn_request_sent(c))
-			up_arm(up, c->cfg->to.upstream);
+			up_arm(up, c->site->to.upstream);
 		return;
 	}
 	if (up->state == US_IDLE || c == NULL || up->freeing) {
@@ -359,12 +355,12 @@ up_event_cb(struct gw_io *io, short what, void *arg)
 		if (ssl != NULL && SSL_get_verify_result(ssl) != X509_V_OK)
 			snprintf(buf, sizeof(buf), "certificate verification failed: %s",
 			    X509_verify_cert_error_string(SSL_get_verify_result(ssl)));
-		gw_log(GW_LOG_ERR, "upstream %s: %s", c->cfg->upstream.url,
+		gw_log(GW_LOG_ERR, "upstream %s: %s", c->site->upstream.url,
 		    e != 0 || (ssl != NULL && SSL_get_verify_result(ssl) != X509_V_OK) ?
 		    buf : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	} else
 		gw_log(GW_LOG_ERR, "upstream %s: closed the connection mid-response",
-		    c->cfg->upstream.url);
+		    c->site->upstream.url);
 	gw_conn_upstream_failed(c, 502);
 }
 
@@ -421,13 +417,13 @@ up_parse(struct gw_upconn *up)
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0) {
 			if (up->eof_seen && !up_finish_at_eof(up)) {
 				gw_log(GW_LOG_ERR, "upstream %s: closed the "
-				    "connection mid-response", c->cfg->upstream.url);
+				    "connection mid-response", c->site->upstream.url);
 				gw_conn_upstream_failed(c, 502);
 			}
 			return;
 		}
 		up->got_bytes = true;
-		up_arm(up, c->cfg->to.upstream);
+		up_arm(up, c->site->to.upstream);
 		e = gw_respparse_feed(&up->rs, v.iov_base, v.iov_len, &used);
 		evbuffer_drain(in, used);
 		if (e == HPE_OK)
@@ -447,10 +443,10 @@ up_parse(struct gw_upconn *up)
 		}
 		if (up->rs.reject != NULL)
 			gw_log(GW_LOG_ERR, "upstream %s: refused response: %s",
-			    c->cfg->upstream.url, up->rs.reject);
+			    c->site->upstream.url, up->rs.reject);
 		else
 			gw_log(GW_LOG_ERR, "upstream %s: invalid response: %s",
-			    c->cfg->upstream.url, llhttp_errno_name(e));
+			    c->site->upstream.url, llhttp_errno_name(e));
 		gw_conn_upstream_failed(c, 502);
 		return;
 	}

@@ -1,8 +1,8 @@
 """test_sites.py -- site blocks (issue 17 item 1, phase 1): `pbxgate check`
 validates two sites with their own certificates, upstreams, policies and
-user stores and reports each site's problems at FILE:LINE:COL; `run` and
-the other commands refuse a file with sites until requests are routed to
-them."""
+user stores and reports each site's problems at FILE:LINE:COL; the other
+commands take --site; `run` serves sites (test_sites_run.py) but not beside
+the SMTP relay yet."""
 
 import os
 import subprocess
@@ -116,11 +116,18 @@ def test_check_name_served_by_two_sites(pbxgate_bin, site_dir):
         "%s: configuration is NOT valid (1 error)" % conf], r.stderr
 
 
-def test_run_refuses_sites(pbxgate_bin, site_dir):
+def test_run_refuses_sites_with_smtp(pbxgate_bin, site_dir):
+    """Sites are served (test_sites_run.py), the SMTP relay beside them not
+    yet: refused at the first site's line."""
+    _write(os.path.join(site_dir, "scrub.rules"),
+           "rule pw\n  kind text\n  pattern secret\n  action replace\nend\n")
     conf = _two_sites(site_dir)
+    with open(conf, "a", encoding="utf-8") as f:
+        f.write("smtp_listen 127.0.0.1:4\nsmtp_relay 127.0.0.1:5\n"
+                "scrub_rules scrub.rules\n")
     r = run_cli(pbxgate_bin, "run", "-c", conf, timeout=20)
     assert r.returncode == 1
-    assert ("%s:4:1: site blocks are checked (pbxgate check) but not served "
+    assert ("%s:4:1: smtp_listen and site blocks cannot be served together "
             "yet" % conf) in r.stderr, r.stderr
 
 

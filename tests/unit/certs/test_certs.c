@@ -653,6 +653,121 @@ Test(certs, sni_selects_certificate)
 	SSL_CTX_free(cctx);
 }
 
+/* The routed SSL (sites): a route naming each site's server by the SNI,
+ * "dflt" standing for a default site (no SNI, unknown names) or none. */
+struct route_case {
+	struct cert_server *a, *b;
+	bool dflt;
+	const char *seen;	/* the last name the route was asked */
+	int calls;
+};
+
+static struct cert_server *
+route_fn(void *arg, const char *host)
+{
+	struct route_case *r = arg;
+
+	r->calls++;
+	r->seen = host;
+	if (host != NULL && strcmp(host, "a.test") == 0)
+		return r->a;
+	if (host != NULL && (strcmp(host, "b.test") == 0 ||
+	    strcmp(host, "x.b.test") == 0))
+		return r->b;
+	return r->dflt ? r->a : NULL;
+}
+
+/* One handshake through the route; the peer's CN, "" on failure, and the
+ * alert the server sent in *alert (0: none). */
+static const char *
+routed_cn(struct route_case *rc, const struct cert_route *rt, SSL_CTX *cctx,
+    const char *sni)
+{
+	static char cn[128];
+	SSL *c = client(cctx, sni), *s = cert_server_ssl_routed(rc->a, rt);
+
+	cr_assert_not_null(s);
+	cn[0] = '\0';
+	if (handshake(c, s))
+		snprintf(cn, sizeof cn, "%s", peer_cn(c));
+	SSL_free(c);
+	SSL_free(s);
+	return cn;
+}
+
+Test(certs, routed_sni_selects_the_sites_server)
+{
+	static const struct sni_case cases[] = {
+		{ "a.test", "A" },
+		{ "A.Test", "A" },	/* lower case before the route */
+		{ "a.test.", "" },	/* a final dot is kept: the route's call */
+		{ "b.test", "B" },
+		{ "x.b.test", "W" },	/* b's wildcard context */
+		{ "unknown.test", "" },	/* no site: refused */
+		{ NULL, "" },		/* no SNI, no default: refused */
+	};
+	struct route_case rc = { 0 };
+	struct cert_route rt = { route_fn, &rc };
+	SSL_CTX *cctx = client_ctx(TLS1_2_VERSION, TLS1_3_VERSION);
+	size_t i;
+
+	leaf("a", key_ec(), "A", "DNS:a.test");
+	leaf("b", key_ec(), "B", "DNS:b.test");
+	leaf("w", key_ec(), "W", "DNS:*.b.test");
+	rc.a = server((const char *[]){ "a" }, 1, NULL);
+	rc.b = server((const char *[]){ "b", "w" }, 2, NULL);
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		cr_expect_str_eq(routed_cn(&rc, &rt, cctx, cases[i].sni),
+		    cases[i].cn, "SNI %s", cases[i].sni ? cases[i].sni : "-");
+	/* with a default site, unknown names and no SNI go to it */
+	rc.dflt = true;
+	rc.calls = 0;
+	cr_expect_str_eq(routed_cn(&rc, &rt, cctx, "unknown.test"), "A");
+	cr_expect_str_eq(routed_cn(&rc, &rt, cctx, NULL), "A");
+	cr_expect_null(rc.seen, "no SNI reaches the route as NULL");
+	cr_expect_eq(rc.calls, 2, "the route is asked once a handshake");
+	cert_server_free(rc.a);
+	cert_server_free(rc.b);
+	SSL_CTX_free(cctx);
+}
+
+static int read_alert;	/* the last alert the client read */
+
+static void
+alert_cb(const SSL *ssl, int where, int ret)
+{
+	(void)ssl;
+	if (where & SSL_CB_READ_ALERT)
+		read_alert = ret & 0xff;
+}
+
+/* The alert a refused routed handshake sends: unrecognized_name (112),
+ * for an unknown name and for no SNI at all. */
+Test(certs, routed_unknown_name_alert)
+{
+	struct route_case rc = { 0 };
+	struct cert_route rt = { route_fn, &rc };
+	SSL_CTX *cctx = client_ctx(TLS1_2_VERSION, TLS1_3_VERSION);
+	SSL *c, *s;
+
+	leaf("a", key_ec(), "A", "DNS:a.test");
+	rc.a = server((const char *[]){ "a" }, 1, NULL);
+	for (int i = 0; i < 2; i++) {
+		c = client(cctx, i == 0 ? "zz.test" : NULL);
+		SSL_set_info_callback(c, alert_cb);
+		read_alert = 0;
+		s = cert_server_ssl_routed(rc.a, &rt);
+		cr_assert_not_null(s);
+		cr_assert_not(handshake(c, s));
+		cr_expect_eq(read_alert, SSL_AD_UNRECOGNIZED_NAME, "%s: alert %d",
+		    i == 0 ? "zz.test" : "no SNI", read_alert);
+		SSL_free(c);
+		SSL_free(s);
+	}
+	cert_server_free(rc.a);
+	SSL_CTX_free(cctx);
+}
+
 /* The CN does not count once there are DNS subjectAltNames (RFC 6125). */
 Test(certs, cn_ignored_when_san_present)
 {

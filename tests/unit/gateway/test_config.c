@@ -1553,15 +1553,64 @@ Test(config, site_repeatable_keyword_replaces_the_list)
 	gw_config_unref(c);
 }
 
-/* What `run` and the other commands load: refused at the first site. */
-Test(config, sites_refused_by_run)
+/* What `run` loads: sites are served (routing by SNI and Host). */
+Test(config, sites_accepted_by_run)
 {
 	struct gw_config *c = load_text(BASE SITE_A);
 
-	expect_one(false, "5:1: site blocks are checked (pbxgate check) but "
-	    "not served yet: this version cannot route requests to sites; "
-	    "run one gateway per site until it can");
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	cr_assert_eq(c->nsites, 1);
+	gw_config_unref(c);
+}
+
+/* ... but not with the SMTP relay, whose STARTTLS has no certificate
+ * once every certificate is a site's: refused at the first site. */
+Test(config, sites_with_smtp_refused_by_run)
+{
+	struct gw_config *c;
+
+	wfile("scrub.rules", "rule pw\n  kind text\n  pattern secret\n"
+	    "  action replace\nend\n");
+	c = load_text(BASE "smtp_listen 127.0.0.1:2525\n"
+	    "smtp_relay 127.0.0.1:2526\nscrub_rules scrub.rules\n" SITE_A);
+	expect_one(false, "8:1: smtp_listen and site blocks cannot be served "
+	    "together yet: STARTTLS would have no certificate; run the SMTP "
+	    "relay in a gateway without sites");
 	cr_assert_null(c);
+}
+
+/* A site's process-wide values are the top level's: a request read
+ * under its site meets the limits and timeouts the file sets. */
+Test(config, site_inherits_the_process_limits)
+{
+	struct gw_config *c = load_sites(BASE "max_headers 7\n"
+	    "idle_timeout 3s\nmax_body_size 1k\nupstream_timeout 9s\n"
+	    "site a {\n\tserver_name a.example\n\tmax_body_size 2k\n}\n"
+	    "site b {\n\tserver_name b.example\n}\n", false);
+
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	cr_assert_eq(c->sites[0].cfg->lim.headers, 7);
+	cr_assert_eq(c->sites[0].cfg->to.idle, 3000);
+	cr_assert_eq(c->sites[0].cfg->lim.body, 2048);
+	cr_assert_eq(c->sites[1].cfg->lim.body, 1024);
+	cr_assert_eq(c->sites[0].cfg->to.upstream, 9000);
+	gw_config_unref(c);
+}
+
+/* No SNI: default_site, else none (the handshake is refused). */
+Test(config, site_for_no_name)
+{
+	struct gw_config *c = load_sites(BASE SITE_A, false);
+
+	cr_assert_not_null(c);
+	cr_assert_null(gw_site_for_name(c, NULL));
+	gw_config_unref(c);
+	c = load_sites(BASE "default_site a\n" SITE_A, false);
+	cr_assert_not_null(c);
+	cr_assert_str_eq(gw_site_for_name(c, NULL)->name, "a");
+	gw_config_unref(c);
 }
 
 Test(config, site_builds_its_tls_context)

@@ -50,23 +50,6 @@ auth_style_hash(char out[64])
 	EVP_EncodeBlock((unsigned char *)out + 7, md, 32);	/* NUL-terminates */
 }
 
-/* Hash of a random password at the configured cost: unknown user names
- * are verified against it so they cost the same Argon2 work. */
-static int
-dummy_hash(struct auth_ctx *c, char *err, size_t errlen)
-{
-	uint8_t r[16];
-	char pw[33];
-	int rc;
-
-	auth_random(r, sizeof(r));
-	auth_hex(r, sizeof(r), pw);
-	rc = auth_pw_hash(c->s.argon2_m_kib, c->s.argon2_t, c->s.argon2_p, pw,
-	    strlen(pw), c->dummy_phc, err, errlen);
-	OPENSSL_cleanse(pw, sizeof(pw));
-	return rc;
-}
-
 struct auth_ctx *
 auth_open(const struct auth_settings *s, auth_audit_fn audit, void *audit_arg,
     char *err, size_t errlen)
@@ -93,8 +76,7 @@ auth_open(const struct auth_settings *s, auth_audit_fn audit, void *audit_arg,
 	auth_style_hash(c->style_hash);
 	if (auth_keys_load(c->s.secret_key, &c->keys, err, errlen) < 0 ||
 	    auth_store_open(c, err, errlen) < 0 ||
-	    auth_store_reload(c, true, err, errlen) < 0 ||
-	    dummy_hash(c, err, errlen) < 0)
+	    auth_store_reload(c, true, err, errlen) < 0)
 		goto fail;
 	return c;
 fail:

@@ -211,7 +211,12 @@ post_password(struct auth_page *pg, const char *rd)
 		auth_page_store_down(pg, M_TITLE_LOGIN);
 		return;
 	}
-	ok = auth_pw_verify(known ? u.pw : c->dummy_phc, pw, strlen(pw));
+	ok = known && auth_pw_verify(u.pw, pw, strlen(pw));
+	/* the same Argon2 work for a name that cannot log in; refused
+	 * whatever it returns (a failure, out of memory, only refuses) */
+	if (!known)
+		(void)auth_pw_burn(c->s.argon2_m_kib, c->s.argon2_t,
+		    c->s.argon2_p, pw, strlen(pw));
 	/* the lockdown is enforced per request too; refusing here as well keeps
 	 * a session from being made where it could never be used */
 	if (ok && known && !auth_ip_in_list(pg->req->peer, u.lockdown))

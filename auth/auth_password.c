@@ -127,13 +127,35 @@ b64_decode(const char *s, size_t n, uint8_t *out, size_t want)
 	return 0;
 }
 
+/* One Argon2id run as a verification makes it: one thread per hash
+ * whatever p says (p still sets the lanes, so the hash is the same): the
+ * pool already runs logins side by side, and libargon2's per-segment
+ * threads (4 lanes x 4 slices x t) only add thread churn on cores the
+ * event loops need. */
+static void
+run_ctx(argon2_context *ctx, uint8_t *out, size_t outlen, const char *pw,
+    size_t pwlen, uint8_t *salt, size_t saltlen, uint32_t m, uint32_t t,
+    uint32_t p)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->out = out;
+	ctx->outlen = (uint32_t)outlen;
+	ctx->pwd = (uint8_t *)(uintptr_t)pw;	/* libargon2 only reads it */
+	ctx->pwdlen = (uint32_t)pwlen;
+	ctx->salt = salt;
+	ctx->saltlen = (uint32_t)saltlen;
+	ctx->t_cost = t;
+	ctx->m_cost = m;
+	ctx->lanes = p;
+	ctx->threads = 1;
+	ctx->version = ARGON2_VERSION_13;
+	ctx->flags = ARGON2_DEFAULT_FLAGS;
+}
+
 /* libargon2 recomputes the hash and compares in constant time
  * (argon2_compare, inside argon2_verify_ctx); we refuse malformed strings
  * first so that no parameter in a stored string can make it allocate
- * unbounded memory. One thread per hash whatever p says (p still sets the
- * lanes, so the hash is the same): the pool already runs logins side by
- * side, and libargon2's per-segment threads (4 lanes x 4 slices x t) only
- * add thread churn on cores the event loops need. */
+ * unbounded memory. */
 bool
 auth_pw_verify(const char *phc, const char *pw, size_t pwlen)
 {
@@ -155,24 +177,32 @@ auth_pw_verify(const char *phc, const char *pw, size_t pwlen)
 	    b64_decode(salt_b64, (size_t)(hash_b64 - 1 - salt_b64), salt, ph.saltlen) < 0 ||
 	    b64_decode(hash_b64, strlen(hash_b64), want, ph.hashlen) < 0)
 		return false;
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.out = got;
-	ctx.outlen = (uint32_t)ph.hashlen;
-	ctx.pwd = (uint8_t *)(uintptr_t)pw;	/* libargon2 only reads it */
-	ctx.pwdlen = (uint32_t)pwlen;
-	ctx.salt = salt;
-	ctx.saltlen = (uint32_t)ph.saltlen;
-	ctx.t_cost = ph.t;
-	ctx.m_cost = ph.m;
-	ctx.lanes = ph.p;
-	ctx.threads = 1;
-	ctx.version = ARGON2_VERSION_13;
-	ctx.flags = ARGON2_DEFAULT_FLAGS;
+	run_ctx(&ctx, got, ph.hashlen, pw, pwlen, salt, ph.saltlen, ph.m, ph.t, ph.p);
 	r = pwlen > UINT32_MAX ? ARGON2_PWD_TOO_LONG :
 	    argon2_verify_ctx(&ctx, (const char *)want, Argon2_id);
 	OPENSSL_cleanse(got, sizeof(got));
 	OPENSSL_cleanse(want, sizeof(want));
 	return r == ARGON2_OK;
+}
+
+/* The work of one auth_pw_verify at cost m,t,p with nothing to compare:
+ * a name that is not a user pays it, so the answer takes as long as a
+ * wrong password does. Nothing is kept, so no hash has to be made in
+ * advance (it was one per login context, at every start and reload). */
+int
+auth_pw_burn(uint32_t m, uint32_t t, uint32_t p, const char *pw, size_t pwlen)
+{
+	argon2_context ctx;
+	uint8_t salt[SALT_LEN], got[HASH_LEN];
+	int r;
+
+	if (m > AUTH_PW_MAX_M_KIB || t > AUTH_PW_MAX_T || p > AUTH_PW_MAX_P ||
+	    pwlen > UINT32_MAX || auth_random(salt, sizeof(salt)) < 0)
+		return -1;
+	run_ctx(&ctx, got, sizeof(got), pw, pwlen, salt, sizeof(salt), m, t, p);
+	r = argon2_ctx(&ctx, Argon2_id);
+	OPENSSL_cleanse(got, sizeof(got));
+	return r == ARGON2_OK ? 0 : -1;
 }
 
 bool

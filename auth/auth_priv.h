@@ -74,6 +74,8 @@ int  auth_phc_parse(const char *s, struct auth_phc *out);
 int  auth_pw_hash(uint32_t m, uint32_t t, uint32_t p, const char *pw,
     size_t pwlen, char out[AUTH_PHC_MAX], char *err, size_t errlen);
 bool auth_pw_verify(const char *phc, const char *pw, size_t pwlen);
+int  auth_pw_burn(uint32_t m, uint32_t t, uint32_t p, const char *pw,
+    size_t pwlen);
 bool auth_pw_needs_rehash(const char *phc, uint32_t m, uint32_t t, uint32_t p);
 
 /* ---- auth_totp.c ---- */
@@ -138,7 +140,6 @@ struct auth_ctx {
 	struct auth_keys keys;
 	auth_audit_fn audit;
 	void   *audit_arg;
-	char    dummy_phc[AUTH_PHC_MAX];	/* verified for unknown users */
 	char    style_hash[64];		/* CSP hash of the inline style */
 
 	pthread_mutex_t db_mu;		/* guards the store */

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "helpers.h"
 
@@ -278,6 +279,78 @@ Test(http, unknown_user_same_answer_as_wrong_password)
 	cr_expect_eq(a.nhdr, b.nhdr);
 	auth_http_resp_free(&a);
 	auth_http_resp_free(&b);
+}
+
+static double
+mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Reopens t.ctx at Argon2 cost m KiB, t passes, one lane. */
+static void
+reopen_at(uint32_t m, uint32_t passes)
+{
+	th_close(&t);
+	t.s.argon2_m_kib = m;
+	t.s.argon2_t = passes;
+	t.s.argon2_p = 1;
+	th_open(&t);
+}
+
+/* Opening a login context does no Argon2 work (it made one hash per
+ * context: per site, at every start and reload): with a cost of about a
+ * second, the open takes under a tenth of one hash. */
+Test(http, open_does_no_argon2_work, .timeout = 60)
+{
+	char phc[AUTH_PHC_MAX], err[256];
+	double t0, cost, open;
+
+	th_close(&t);
+	t0 = mono();
+	cr_assert_eq(auth_pw_hash(65536, 16, 1, "x", 1, phc, err, sizeof(err)), 0,
+	    "%s", err);
+	cost = mono() - t0;
+	cr_assert(cost > 0.2, "a hash took %.3f s: not a cost to measure against", cost);
+	t0 = mono();
+	reopen_at(65536, 16);
+	open = mono() - t0;
+	cr_expect(open < cost / 10, "auth_open took %.3f s, one hash %.3f s", open, cost);
+}
+
+/* An unknown name costs one full Argon2 run, as a wrong password does,
+ * the first time after the open too (nothing is computed on first use). */
+Test(http, unknown_user_costs_one_verification, .timeout = 60)
+{
+	struct auth_http_resp r;
+	double unk[3], kn[3], t0, kmin = 1e9, kmax = 0, umin = 1e9;
+
+	reopen_at(16384, 8);
+	th_add_user(&t, "alice", "correct horse battery", false, NULL);
+	for (int i = 0; i < 3; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "zelda%d", i);
+		t0 = mono();
+		cr_assert_eq(post_login(name, "wrong+password+1", T0 + i * 1000, &r), 401);
+		unk[i] = mono() - t0;
+		auth_http_resp_free(&r);
+		t0 = mono();
+		cr_assert_eq(post_login("alice", "wrong+password+1", T0 + i * 1000 + 500, &r), 401);
+		kn[i] = mono() - t0;
+		auth_http_resp_free(&r);
+	}
+	for (int i = 0; i < 3; i++) {
+		kmin = kn[i] < kmin ? kn[i] : kmin;
+		kmax = kn[i] > kmax ? kn[i] : kmax;
+		umin = unk[i] < umin ? unk[i] : umin;
+	}
+	cr_expect(umin > kmin / 2, "unknown %.3f s, wrong password %.3f s", umin, kmin);
+	cr_expect(unk[0] < kmax * 1.8, "first unknown %.3f s, wrong password %.3f s",
+	    unk[0], kmax);
 }
 
 Test(http, five_failures_then_ban_then_release)

@@ -1,6 +1,7 @@
 /* test_password.c -- PHC strings, Argon2id verification, rehash decisions. */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <time.h>
 
 #include "helpers.h"
 
@@ -112,4 +113,47 @@ Test(phc, default_params_roundtrip, .timeout = 60)
 	    11, phc, err, sizeof(err)), 0, "%s", err);
 	cr_expect_eq(strncmp(phc, "$argon2id$v=19$m=65536,t=3,p=4$", 31), 0);
 	cr_expect(auth_pw_verify(phc, "a long pass", 11));
+}
+
+static double
+mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Unknown names pay auth_pw_burn instead of a verification: it must cost
+ * what one costs at the same parameters, or the answer time would tell
+ * which names exist. Best of three of each, within a factor of two. */
+Test(phc, burn_costs_one_verification, .timeout = 60)
+{
+	char phc[AUTH_PHC_MAX], err[256];
+	double t0, d, v = 1e9, b = 1e9;
+
+	cr_assert_eq(auth_pw_hash(16384, 8, 1, "secret", 6, phc, err, sizeof(err)), 0,
+	    "%s", err);
+	for (int i = 0; i < 3; i++) {
+		t0 = mono();
+		cr_assert(!auth_pw_verify(phc, "wrong!", 6));
+		d = mono() - t0;
+		v = d < v ? d : v;
+		t0 = mono();
+		cr_assert_eq(auth_pw_burn(16384, 8, 1, "wrong!", 6), 0);
+		d = mono() - t0;
+		b = d < b ? d : b;
+	}
+	cr_expect(b > v / 2 && b < v * 2, "burn %.3f s, verify %.3f s", b, v);
+}
+
+/* Parameters a stored hash could not have are refused before libargon2
+ * allocates anything: each bound on its own. */
+Test(phc, burn_refuses_each_absurd_cost)
+{
+	cr_expect_eq(auth_pw_burn(AUTH_PW_MAX_M_KIB + 1, 1, 1, "x", 1), -1);
+	cr_expect_eq(auth_pw_burn(64, AUTH_PW_MAX_T + 1, 1, "x", 1), -1);
+	cr_expect_eq(auth_pw_burn(1024, 1, AUTH_PW_MAX_P + 1, "x", 1), -1);
+	cr_expect_eq(auth_pw_burn(64, 0, 1, "x", 1), -1);	/* libargon2's own */
+	cr_expect_eq(auth_pw_burn(64, 1, 1, "x", 1), 0);
 }

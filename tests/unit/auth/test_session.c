@@ -271,20 +271,6 @@ Test(session, concurrent_checks_and_reloads)
 	cr_expect_eq(r.bad, 0);
 }
 
-/* Unknown names are verified against this hash: it must cost what a real
- * one costs, or the answer time would tell which names exist. */
-Test(session, dummy_hash_has_configured_cost)
-{
-	struct auth_phc p;
-
-	cr_assert_eq(auth_phc_parse(t.ctx->dummy_phc, &p), 0);
-	cr_expect_eq(p.m, t.s.argon2_m_kib);
-	cr_expect_eq(p.t, t.s.argon2_t);
-	cr_expect_eq(p.p, t.s.argon2_p);
-	cr_expect_not(auth_pw_needs_rehash(t.ctx->dummy_phc, t.s.argon2_m_kib,
-	    t.s.argon2_t, t.s.argon2_p));
-}
-
 /* ---- sites: one site's cookies and tokens are refused on another ---- */
 
 /* A context on the same store and secret key file as t.ctx, for `site`. */

@@ -94,3 +94,18 @@ def test_shared_key_file_per_site_across_gateways(sites_gw, site_certs,
     sess, _ = _visit(g1.port, ctx, "a.example")
     _, reused = _visit(g2.port, ctx, "b.example", sess)
     assert not reused, "site a's session of gateway 1 resumed on 2's b"
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=IDS)
+def test_site_session_survives_reload(sites_gw, site_certs, version):
+    """Random keys are the process's, kept across SIGHUP; the new snapshot's
+    site views derive the same per-site keys from them."""
+    gw = sites_gw()
+    ctx = _ctx(site_certs[1], version)
+    sess, _ = _visit(gw.port, ctx, "a.example")
+    gw.reload()
+    _, reused = _visit(gw.port, ctx, "a.example", sess)
+    assert reused, "site a's session did not resume after a reload"
+    sess, _ = _visit(gw.port, ctx, "a.example")
+    _, reused = _visit(gw.port, ctx, "b.example", sess)
+    assert not reused

@@ -89,6 +89,24 @@ cert_tickets_new(char *err, size_t errlen)
 	return t;
 }
 
+/* The CERT_TICKET_KEYLEN bytes a derivation gives or takes, in the order
+ * of struct ticket_key: name, AES, HMAC. */
+static void
+key_from_bytes(struct ticket_key *k, const unsigned char *b)
+{
+	memcpy(k->name, b, sizeof k->name);
+	memcpy(k->aes, b + sizeof k->name, sizeof k->aes);
+	memcpy(k->hmac, b + sizeof k->name + sizeof k->aes, sizeof k->hmac);
+}
+
+static void
+key_to_bytes(const struct ticket_key *k, unsigned char *b)
+{
+	memcpy(b, k->name, sizeof k->name);
+	memcpy(b + sizeof k->name, k->aes, sizeof k->aes);
+	memcpy(b + sizeof k->name + sizeof k->aes, k->hmac, sizeof k->hmac);
+}
+
 /* The keys of window w into k; invalid (no ticket made or accepted with
  * it) if the derivation fails. */
 static void
@@ -97,9 +115,7 @@ key_derive(const struct cert_tickets *t, uint64_t w, struct ticket_key *k)
 	unsigned char out[CERT_TICKET_KEYLEN];
 
 	k->valid = cert_ticket_derive(t->secret, t->secretlen, w, out);
-	memcpy(k->name, out, sizeof k->name);
-	memcpy(k->aes, out + sizeof k->name, sizeof k->aes);
-	memcpy(k->hmac, out + sizeof k->name + sizeof k->aes, sizeof k->hmac);
+	key_from_bytes(k, out);
 	OPENSSL_cleanse(out, sizeof out);
 }
 
@@ -308,14 +324,9 @@ key_for_site(const struct ticket_key *k, const char *site,
 	OPENSSL_cleanse(sk, sizeof *sk);
 	if (!k->valid)
 		return;
-	memcpy(in, k->name, sizeof k->name);
-	memcpy(in + sizeof k->name, k->aes, sizeof k->aes);
-	memcpy(in + sizeof k->name + sizeof k->aes, k->hmac, sizeof k->hmac);
+	key_to_bytes(k, in);
 	sk->valid = cert_ticket_site_derive(in, site, out);
-	memcpy(sk->name, out, sizeof sk->name);
-	memcpy(sk->aes, out + sizeof sk->name, sizeof sk->aes);
-	memcpy(sk->hmac, out + sizeof sk->name + sizeof sk->aes,
-	    sizeof sk->hmac);
+	key_from_bytes(sk, out);
 	OPENSSL_cleanse(in, sizeof in);
 	OPENSSL_cleanse(out, sizeof out);
 }
@@ -396,6 +407,9 @@ int
 cert_tickets_crypt(struct cert_tickets *t, unsigned char name[16],
     unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
-	return cert_tickets_crypt_at(t, t->derived ? now_ms() : 0, name, iv,
+	/* a site's view follows its parent's clock */
+	bool derived = t->parent != NULL ? t->parent->derived : t->derived;
+
+	return cert_tickets_crypt_at(t, derived ? now_ms() : 0, name, iv,
 	    cctx, hctx, enc);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -332,6 +333,38 @@ Test(tickets, site_bad_name_or_parent_refused)
 	a = site(all, "alpha");
 	cr_expect_null(cert_tickets_site(a, "beta", err, sizeof err),
 	    "a site of a site");
+	cert_tickets_free(a);
+	cert_tickets_free(all);
+}
+
+/* The callback's entry point (real clock) puts a site of derived keys in
+ * the window of now, as its parent would be: not window 0, which would
+ * never rotate (and would drag the parent's keys back to it). */
+Test(tickets, site_of_derived_keys_uses_the_clock)
+{
+	struct timespec ts;
+	uint64_t now;
+	struct cert_tickets *all, *a;
+	unsigned char want[16], got[16], again[16];
+	unsigned char iv[EVP_MAX_IV_LENGTH] = { 0 };
+	EVP_CIPHER_CTX *cctx = EVP_CIPHER_CTX_new();
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *hctx = EVP_MAC_CTX_new(mac);
+
+	cr_assert(clock_gettime(CLOCK_REALTIME, &ts) == 0);
+	now = (uint64_t)ts.tv_sec * 1000u;
+	all = cert_tickets_from_secret(secret_a, 32, 3600000, now, err,
+	    sizeof err);
+	cr_assert_not_null(all, "%s", err);
+	a = site(all, "alpha");
+	name_at(a, now, want);
+	cr_assert_eq(cert_tickets_crypt(a, got, iv, cctx, hctx, 1), 1);
+	name_at(a, now + 3600000, again);	/* the hour turned meanwhile */
+	cr_expect(memcmp(got, want, 16) == 0 || memcmp(got, again, 16) == 0,
+	    "the site's ticket was not made with the current window's key");
+	EVP_MAC_CTX_free(hctx);
+	EVP_MAC_free(mac);
+	EVP_CIPHER_CTX_free(cctx);
 	cert_tickets_free(a);
 	cert_tickets_free(all);
 }

@@ -104,6 +104,13 @@ struct cert_tickets *cert_tickets_from_secret(const unsigned char *secret,
  * big-endian bytes. False (out wiped) if OpenSSL fails. */
 bool cert_ticket_derive(const unsigned char *secret, size_t len,
     uint64_t window, unsigned char out[CERT_TICKET_KEYLEN]);
+/* A site's key from a key of the process (name, AES, HMAC in that order):
+ * HKDF-SHA256, no salt, info "pbxgate site ticket" NUL + the site name. The
+ * same key and site give the same key on every gateway; another site gives
+ * an unrelated one. False (out wiped) for an empty or longer name, or if
+ * OpenSSL fails. */
+bool cert_ticket_site_derive(const unsigned char key[CERT_TICKET_KEYLEN],
+    const char *site, unsigned char out[CERT_TICKET_KEYLEN]);
 /* Reads the secret file into buf (buflen = CERT_TICKET_SECRET_MAX) after
  * checking its kind and mode; -1 with err ("PATH: reason"). */
 int cert_ticket_secret_read(const char *path, unsigned char *buf,

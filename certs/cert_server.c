@@ -36,6 +36,7 @@ struct cert_server {
 static int srv_idx = -1;	/* SSL ex_data: struct cert_server * */
 static int smtp_idx = -1;	/* SSL ex_data: non-NULL for SMTP */
 static int route_idx = -1;	/* SSL ex_data: const struct cert_route * */
+static int site_idx = -1;	/* SSL ex_data: routed: the site's server */
 static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
 
 static void server_unref(struct cert_server *);
@@ -68,6 +69,7 @@ idx_init(void)
 	srv_idx = SSL_get_ex_new_index(0, NULL, NULL, srv_ex_dup, srv_ex_free);
 	smtp_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	route_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	site_idx = SSL_get_ex_new_index(0, NULL, NULL, srv_ex_dup, srv_ex_free);
 }
 
 static SSL_CTX *
@@ -126,24 +128,82 @@ cert_server_each(const struct cert_server *srv, cert_leaf_fn fn, void *arg)
 	ERR_clear_error();
 }
 
-/* Routed (several sites): the route names the server of the client's SNI
- * (NULL when none was sent), whose contexts then answer; no server means
- * no site serves the name, refused with the alert RFC 6066 3 gives for it.
- * The SNI callback runs even without SNI (OpenSSL 1.1.1 on), so a client
- * that names nothing meets the route too. */
+/* The host_name of the ClientHello's server_name extension as OpenSSL
+ * will accept it (RFC 6066 3: one entry, no NUL): 1 with host filled,
+ * 0 when the client sent none, -1 when it cannot be one. */
 static int
-sni_route(SSL *ssl, const struct cert_route *rt, const char *name, int *al)
+hello_sni(SSL *ssl, char *host, size_t hostlen)
 {
-	struct cert_server *srv;
+	const unsigned char *p;
+	size_t len, n;
+
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p,
+	    &len) != 1)
+		return 0;
+	if (len < 5 || ((size_t)p[0] << 8 | p[1]) != len - 2 ||
+	    p[2] != TLSEXT_NAMETYPE_host_name)
+		return -1;
+	n = (size_t)p[3] << 8 | p[4];
+	if (n != len - 5 || n == 0 || n >= hostlen ||
+	    memchr(p + 5, '\0', n) != NULL)
+		return -1;
+	memcpy(host, p + 5, n);
+	host[n] = '\0';
+	return 1;
+}
+
+/* Routed (several sites): the site is chosen from the ClientHello, before
+ * OpenSSL opens a session ticket (TLS 1.2: before it even parses the
+ * server_name extension; TLS 1.3: the PSK extension, before the SNI
+ * callback), so that the ticket callback uses that site's keys. The route
+ * names the server of the client's SNI (NULL when none was sent); no
+ * server means no site serves the name, refused with the alert RFC 6066 3
+ * gives for it. A second ClientHello (TLS 1.3 HelloRetryRequest) routes
+ * anew. */
+static int
+hello_cb(SSL *ssl, int *al, void *arg)
+{
+	const struct cert_route *rt = SSL_get_ex_data(ssl, route_idx);
+	struct cert_server *srv, *old = SSL_get_ex_data(ssl, site_idx);
+	char raw[256], host[256];
+	int sent;
+
+	(void)arg;
+	if (rt == NULL)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	if ((sent = hello_sni(ssl, raw, sizeof raw)) < 0 || (sent == 1 &&
+	    !cert_host_normalize(raw, host, sizeof host))) {
+		*al = SSL_AD_UNRECOGNIZED_NAME;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	if ((srv = rt->fn(rt->arg, sent == 1 ? host : NULL)) == NULL ||
+	    srv->n == 0) {
+		*al = SSL_AD_UNRECOGNIZED_NAME;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	if (srv == old)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	atomic_fetch_add(&srv->refs, 1);
+	if (SSL_set_ex_data(ssl, site_idx, srv) != 1) {
+		server_unref(srv);
+		*al = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	if (old != NULL)
+		server_unref(old);
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* Routed: the site hello_cb chose answers with its context for the name. */
+static int
+sni_route(SSL *ssl, const char *name, int *al)
+{
+	struct cert_server *srv = SSL_get_ex_data(ssl, site_idx);
 	char host[256];
 	SSL_CTX *ctx = NULL;
 
-	if (name != NULL && !cert_host_normalize(name, host, sizeof host)) {
-		*al = SSL_AD_UNRECOGNIZED_NAME;
-		return SSL_TLSEXT_ERR_ALERT_FATAL;
-	}
-	if ((srv = rt->fn(rt->arg, name != NULL ? host : NULL)) == NULL ||
-	    srv->n == 0) {
+	if (srv == NULL || (name != NULL &&
+	    !cert_host_normalize(name, host, sizeof host))) {
 		*al = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
 	}
@@ -170,7 +230,7 @@ sni_cb(SSL *ssl, int *al, void *arg)
 
 	(void)arg;
 	if (rt != NULL)
-		return sni_route(ssl, rt, name, al);
+		return sni_route(ssl, name, al);
 	if (srv == NULL || name == NULL ||
 	    !cert_host_normalize(name, host, sizeof host))
 		return SSL_TLSEXT_ERR_NOACK;
@@ -227,8 +287,9 @@ static int
 ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
     EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
-	struct cert_server *srv = SSL_get_ex_data(ssl, srv_idx);
-
+	/* routed: the site's keys, never those of the listener's first */
+	struct cert_server *srv = SSL_get_ex_data(ssl,
+	    SSL_get_ex_data(ssl, route_idx) != NULL ? site_idx : srv_idx);
 	int r;
 
 	if (srv == NULL || srv->tickets == NULL)
@@ -289,6 +350,7 @@ server_ctx_new(const struct cert_tickets *tickets, const char *file, char *err,
 		    "tls_cert %s: cannot set DH group ffdhe2048", file);
 		goto fail;
 	}
+	SSL_CTX_set_client_hello_cb(ctx, hello_cb, NULL);
 	SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
 	/* The same id in every context: a session resumed after the SNI switch
@@ -416,7 +478,7 @@ cert_server_new(const struct cert_pair *pairs, size_t n,
 	size_t i;
 
 	pthread_once(&idx_once, idx_init);
-	if (srv_idx < 0 || smtp_idx < 0 || route_idx < 0) {
+	if (srv_idx < 0 || smtp_idx < 0 || route_idx < 0 || site_idx < 0) {
 		snprintf(err, errlen, "TLS: cannot register OpenSSL ex_data");
 		return NULL;
 	}

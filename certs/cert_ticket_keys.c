@@ -1,5 +1,6 @@
 /* cert_ticket_keys.c -- ticket keys shared by several gateways: the secret
- * file (tls_ticket_key_file) and the per-window key derivation (HKDF). */
+ * file (tls_ticket_key_file), the per-window key derivation (HKDF) and
+ * the per-site keys derived from those of the process. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,11 +20,11 @@
  * that the keys of one window are the same wherever the file is. */
 static const char ticket_label[] = "pbxgate ticket";
 
-bool
-cert_ticket_derive(const unsigned char *secret, size_t len, uint64_t window,
-    unsigned char out[CERT_TICKET_KEYLEN])
+/* HKDF-SHA256 (no salt) of key with info, CERT_TICKET_KEYLEN bytes. */
+static bool
+hkdf(const unsigned char *key, size_t keylen, const unsigned char *info,
+    size_t infolen, unsigned char out[CERT_TICKET_KEYLEN])
 {
-	unsigned char info[sizeof ticket_label - 1 + 8];
 	char digest[] = "SHA256";
 	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 	EVP_KDF_CTX *kc = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
@@ -31,16 +32,12 @@ cert_ticket_derive(const unsigned char *secret, size_t len, uint64_t window,
 	bool ok;
 
 	EVP_KDF_free(kdf);
-	memcpy(info, ticket_label, sizeof ticket_label - 1);
-	for (int i = 0; i < 8; i++)
-		info[sizeof ticket_label - 1 + i] =
-		    (unsigned char)(window >> (56 - 8 * i));
 	p[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest,
 	    0);
 	p[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
-	    (void *)secret, len);
-	p[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info,
-	    sizeof info);
+	    (void *)key, keylen);
+	p[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+	    (void *)info, infolen);
 	p[3] = OSSL_PARAM_construct_end();
 	ok = kc != NULL &&
 	    EVP_KDF_derive(kc, out, CERT_TICKET_KEYLEN, p) == 1;
@@ -49,6 +46,39 @@ cert_ticket_derive(const unsigned char *secret, size_t len, uint64_t window,
 	if (!ok)
 		OPENSSL_cleanse(out, CERT_TICKET_KEYLEN);
 	return ok;
+}
+
+bool
+cert_ticket_derive(const unsigned char *secret, size_t len, uint64_t window,
+    unsigned char out[CERT_TICKET_KEYLEN])
+{
+	unsigned char info[sizeof ticket_label - 1 + 8];
+
+	memcpy(info, ticket_label, sizeof ticket_label - 1);
+	for (int i = 0; i < 8; i++)
+		info[sizeof ticket_label - 1 + i] =
+		    (unsigned char)(window >> (56 - 8 * i));
+	return hkdf(secret, len, info, sizeof info, out);
+}
+
+/* A label of its own, ended by a NUL so that no site name can make the
+ * info of a window key (whose label is a prefix of this one's). */
+static const char site_label[] = "pbxgate site ticket";
+
+bool
+cert_ticket_site_derive(const unsigned char key[CERT_TICKET_KEYLEN],
+    const char *site, unsigned char out[CERT_TICKET_KEYLEN])
+{
+	unsigned char info[sizeof site_label + CERT_TICKET_SITE_MAX];
+	size_t n = strlen(site);
+
+	if (n == 0 || n > CERT_TICKET_SITE_MAX) {
+		OPENSSL_cleanse(out, CERT_TICKET_KEYLEN);
+		return false;
+	}
+	memcpy(info, site_label, sizeof site_label);	/* with its NUL */
+	memcpy(info + sizeof site_label, site, n);
+	return hkdf(key, CERT_TICKET_KEYLEN, info, sizeof site_label + n, out);
 }
 
 /* Whoever reads the file can decrypt every ticket made from it, and so

@@ -1,7 +1,8 @@
 /* cert_tickets.c -- session ticket keys shared by every server context and
  * used by worker threads: random ones (current + previous) rotated by the
  * gateway's timer, or ones derived from a secret file per clock window
- * (previous, current, next), the same on every gateway given that file. */
+ * (previous, current, next), the same on every gateway given that file;
+ * and a site's view of either, its keys derived from them and its name. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -37,6 +38,8 @@ struct cert_tickets {
 	uint64_t window;		/* derived: that of cur */
 	size_t secretlen;
 	unsigned char secret[CERT_TICKET_SECRET_MAX];
+	struct cert_tickets *parent;	/* a site's view: the keys it uses */
+	char site[CERT_TICKET_SITE_MAX + 1];
 };
 
 static bool
@@ -86,6 +89,24 @@ cert_tickets_new(char *err, size_t errlen)
 	return t;
 }
 
+/* The CERT_TICKET_KEYLEN bytes a derivation gives or takes, in the order
+ * of struct ticket_key: name, AES, HMAC. */
+static void
+key_from_bytes(struct ticket_key *k, const unsigned char *b)
+{
+	memcpy(k->name, b, sizeof k->name);
+	memcpy(k->aes, b + sizeof k->name, sizeof k->aes);
+	memcpy(k->hmac, b + sizeof k->name + sizeof k->aes, sizeof k->hmac);
+}
+
+static void
+key_to_bytes(const struct ticket_key *k, unsigned char *b)
+{
+	memcpy(b, k->name, sizeof k->name);
+	memcpy(b + sizeof k->name, k->aes, sizeof k->aes);
+	memcpy(b + sizeof k->name + sizeof k->aes, k->hmac, sizeof k->hmac);
+}
+
 /* The keys of window w into k; invalid (no ticket made or accepted with
  * it) if the derivation fails. */
 static void
@@ -94,9 +115,7 @@ key_derive(const struct cert_tickets *t, uint64_t w, struct ticket_key *k)
 	unsigned char out[CERT_TICKET_KEYLEN];
 
 	k->valid = cert_ticket_derive(t->secret, t->secretlen, w, out);
-	memcpy(k->name, out, sizeof k->name);
-	memcpy(k->aes, out + sizeof k->name, sizeof k->aes);
-	memcpy(k->hmac, out + sizeof k->name + sizeof k->aes, sizeof k->hmac);
+	key_from_bytes(k, out);
 	OPENSSL_cleanse(out, sizeof out);
 }
 
@@ -171,6 +190,28 @@ cert_tickets_from_file(const char *path, uint64_t period_ms, char *err,
 	return t;
 }
 
+struct cert_tickets *
+cert_tickets_site(struct cert_tickets *all, const char *site, char *err,
+    size_t errlen)
+{
+	struct cert_tickets *t;
+	size_t n = strlen(site);
+
+	if (all == NULL || all->parent != NULL || n == 0 ||
+	    n > CERT_TICKET_SITE_MAX) {
+		snprintf(err, errlen, "session tickets of site \"%.*s\": the "
+		    "process's keys and a name of 1 to %d bytes are needed",
+		    CERT_TICKET_SITE_MAX, site, CERT_TICKET_SITE_MAX);
+		return NULL;
+	}
+	if ((t = tickets_alloc(err, errlen)) == NULL)
+		return NULL;
+	memcpy(t->site, site, n + 1);
+	cert_tickets_ref(all);
+	t->parent = all;
+	return t;
+}
+
 /* If the random generator fails, both keys go: no ticket is issued or
  * accepted until a later rotation succeeds (forward secrecy over resumption). */
 void
@@ -179,7 +220,7 @@ cert_tickets_rotate(struct cert_tickets *t)
 	struct ticket_key fresh;
 	bool ok;
 
-	if (t->derived)		/* its windows follow the clock */
+	if (t->derived || t->parent != NULL)	/* clock, or the parent's */
 		return;
 	ok = key_make(&fresh);
 
@@ -207,6 +248,7 @@ cert_tickets_free(struct cert_tickets *t)
 	OPENSSL_cleanse(&t->prev, sizeof t->prev);
 	OPENSSL_cleanse(&t->next, sizeof t->next);
 	OPENSSL_cleanse(t->secret, sizeof t->secret);
+	cert_tickets_free(t->parent);
 	pthread_rwlock_destroy(&t->lock);
 	free(t);
 }
@@ -229,13 +271,13 @@ key_apply(const struct ticket_key *k, unsigned char *iv, EVP_CIPHER_CTX *cctx,
 	    enc) == 1;
 }
 
-/* The key a ticket named `name` was made with: current (1), previous or
- * (derived only) next window (2, accepted and renewed), none (0). */
+/* The key a ticket named `name` was made with among ks (current,
+ * previous, next): current (1), previous or (derived only) next window
+ * (2, accepted and renewed), none (0). */
 static const struct ticket_key *
-key_find(const struct cert_tickets *t, const unsigned char name[16], int *r)
+keys_find(const struct ticket_key *const ks[3], const unsigned char name[16],
+    int *r)
 {
-	const struct ticket_key *ks[3] = { &t->cur, &t->prev, &t->next };
-
 	for (int i = 0; i < 3; i++)
 		if (ks[i]->valid &&
 		    CRYPTO_memcmp(name, ks[i]->name, sizeof ks[i]->name) == 0) {
@@ -243,6 +285,14 @@ key_find(const struct cert_tickets *t, const unsigned char name[16], int *r)
 			return ks[i];
 		}
 	return NULL;
+}
+
+static const struct ticket_key *
+key_find(const struct cert_tickets *t, const unsigned char name[16], int *r)
+{
+	const struct ticket_key *const ks[3] = { &t->cur, &t->prev, &t->next };
+
+	return keys_find(ks, name, r);
 }
 
 /* Read-locks t with its keys set for the window of now_ms. */
@@ -264,6 +314,64 @@ lock_window(struct cert_tickets *t, uint64_t now)
 	pthread_rwlock_rdlock(&t->lock);
 }
 
+/* The site's key made from the process's key k (invalid if k is). */
+static void
+key_for_site(const struct ticket_key *k, const char *site,
+    struct ticket_key *sk)
+{
+	unsigned char in[CERT_TICKET_KEYLEN], out[CERT_TICKET_KEYLEN];
+
+	OPENSSL_cleanse(sk, sizeof *sk);
+	if (!k->valid)
+		return;
+	key_to_bytes(k, in);
+	sk->valid = cert_ticket_site_derive(in, site, out);
+	key_from_bytes(sk, out);
+	OPENSSL_cleanse(in, sizeof in);
+	OPENSSL_cleanse(out, sizeof out);
+}
+
+/* A site's view: the parent's keys of now, each turned into the site's
+ * (one HKDF per key tried, 4.3 us: docs/tls.md), then used as the parent's
+ * would be: the same answers as cert_tickets_crypt_at(). */
+static int
+site_crypt(struct cert_tickets *t, uint64_t now, unsigned char name[16],
+    unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	struct cert_tickets *p = t->parent;
+	struct ticket_key sk[3];
+	const struct ticket_key *k = NULL;
+	int r = 0;
+
+	lock_window(p, now);
+	key_for_site(&p->cur, t->site, &sk[0]);
+	if (enc)
+		OPENSSL_cleanse(&sk[1], 2 * sizeof sk[1]);
+	else {
+		key_for_site(&p->prev, t->site, &sk[1]);
+		key_for_site(&p->next, t->site, &sk[2]);
+	}
+	pthread_rwlock_unlock(&p->lock);
+	if (enc) {
+		if (sk[0].valid &&
+		    RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc()))
+		    == 1) {
+			memcpy(name, sk[0].name, sizeof sk[0].name);
+			k = &sk[0];
+			r = 1;
+		}
+	} else {
+		const struct ticket_key *const ks[3] = { &sk[0], &sk[1],
+		    &sk[2] };
+
+		k = keys_find(ks, name, &r);
+	}
+	if (k != NULL && !key_apply(k, iv, cctx, hctx, enc))
+		r = -1;
+	OPENSSL_cleanse(sk, sizeof sk);
+	return r;
+}
+
 int
 cert_tickets_crypt_at(struct cert_tickets *t, uint64_t now,
     unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
@@ -272,6 +380,8 @@ cert_tickets_crypt_at(struct cert_tickets *t, uint64_t now,
 	const struct ticket_key *k = NULL;
 	int r = 0;
 
+	if (t->parent != NULL)
+		return site_crypt(t, now, name, iv, cctx, hctx, enc);
 	lock_window(t, now);
 	if (enc) {
 		if (t->cur.valid &&
@@ -297,6 +407,9 @@ int
 cert_tickets_crypt(struct cert_tickets *t, unsigned char name[16],
     unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
-	return cert_tickets_crypt_at(t, t->derived ? now_ms() : 0, name, iv,
+	/* a site's view follows its parent's clock */
+	bool derived = t->parent != NULL ? t->parent->derived : t->derived;
+
+	return cert_tickets_crypt_at(t, derived ? now_ms() : 0, name, iv,
 	    cctx, hctx, enc);
 }

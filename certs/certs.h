@@ -30,6 +30,15 @@ struct cert_tickets *cert_tickets_new(char *err, size_t errlen);
  * to them. NULL with err ("FILE: what is wrong") on any failure. */
 struct cert_tickets *cert_tickets_from_file(const char *path,
     uint64_t period_ms, char *err, size_t errlen);
+/* A site's view of the process's keys `all` (either kind above): its
+ * tickets are made and opened with keys derived from all's current,
+ * previous (and next) keys and the site's name, so that a ticket of one
+ * site is unknown to every other (a full handshake there), while gateways
+ * sharing a tls_ticket_key_file still agree on each site's keys. It
+ * follows all's rotation and windows and holds a reference to it. */
+#define CERT_TICKET_SITE_MAX 63	/* bytes of a site name */
+struct cert_tickets *cert_tickets_site(struct cert_tickets *all,
+    const char *site, char *err, size_t errlen);
 void cert_tickets_rotate(struct cert_tickets *);
 void cert_tickets_free(struct cert_tickets *);
 

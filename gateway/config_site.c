@@ -14,6 +14,8 @@
 
 _Static_assert(CFG_SITE_NAME_MAX <= AUTH_SITE_MAX, "a site name must fit "
     "the auth settings' site");
+_Static_assert(CFG_SITE_NAME_MAX <= CERT_TICKET_SITE_MAX, "a site name "
+    "must fit its ticket key derivation");
 
 /* ---- reading ---- */
 
@@ -355,6 +357,7 @@ build_one(struct cfg_ctx *ctx, const struct cfg_site_src *src,
     bool build_runtime, struct gw_site *out)
 {
 	struct gw_config *scfg = calloc(1, sizeof(*scfg));
+	char err[GW_ERRLEN];
 	struct cfg_ctx sc;
 
 	if (scfg != NULL)
@@ -370,9 +373,14 @@ build_one(struct cfg_ctx *ctx, const struct cfg_site_src *src,
 		    src->name);
 		return;
 	}
-	/* the top level's ticket keys: one set for every context */
+	/* keys of its own, derived from the top level's and its name (owned
+	 * as file_tickets are): another site's tickets never resume here */
 	scfg->tickets = ctx->cfg->file_tickets != NULL ?
 	    ctx->cfg->file_tickets : ctx->cfg->tickets;
+	if (scfg->tickets != NULL && (scfg->file_tickets = cert_tickets_site(
+	    scfg->tickets, src->name, err, sizeof(err))) == NULL)
+		cfg_error_at(ctx, &src->pos, "site \"%s\": %s", src->name,
+		    err);
 	/* bound into its sessions and tokens (auth module) */
 	snprintf(scfg->auth.site, sizeof(scfg->auth.site), "%s", src->name);
 	sc.main_name = ctx->main_name;

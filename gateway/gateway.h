@@ -168,7 +168,9 @@ struct gw_config {
 	struct cert_tickets *tickets;
 	/* tls_ticket_key_file: keys derived from it replace `tickets` in this
 	 * snapshot's contexts (owned, built with them; a reload reads the
-	 * file anew). tls_ticket_rotate: their window, in ms. */
+	 * file anew). tls_ticket_rotate: their window, in ms. In a site's
+	 * config: the site's own keys, derived from the top level's (its
+	 * file_tickets, else its tickets) and the site's name. */
 	char           *ticket_key_file;
 	unsigned        ticket_rotate;
 	struct cert_tickets *file_tickets;

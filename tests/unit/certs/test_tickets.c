@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -226,4 +227,144 @@ Test(tickets, secret_file_checks)
 			cr_expect_eq(len, cases[i].len);
 		unlink(p);
 	}
+}
+
+/* Per-site keys: the same key and site give the same key (every gateway
+ * with the file agrees), another site or key an unrelated one, and no
+ * site name reproduces the window key itself. */
+Test(tickets, site_derivation)
+{
+	unsigned char k[CERT_TICKET_KEYLEN], a1[CERT_TICKET_KEYLEN],
+	    a2[CERT_TICKET_KEYLEN], b[CERT_TICKET_KEYLEN],
+	    o[CERT_TICKET_KEYLEN];
+	char longname[CERT_TICKET_SITE_MAX + 2];
+
+	cr_assert(cert_ticket_derive(secret_a, 32, 42, k));
+	cr_assert(cert_ticket_site_derive(k, "alpha", a1));
+	cr_assert(cert_ticket_site_derive(k, "alpha", a2));
+	cr_expect_arr_eq(a1, a2, sizeof a1);
+	cr_assert(cert_ticket_site_derive(k, "beta", b));
+	cr_expect_arr_neq(a1, b, 16, "other site, same key name");
+	cr_expect_arr_neq(a1 + 16, b + 16, 64, "other site, same keys");
+	cr_expect_arr_neq(a1, k, sizeof a1);
+	cr_assert(cert_ticket_derive(secret_a, 32, 43, o));
+	cr_assert(cert_ticket_site_derive(o, "alpha", a2));
+	cr_expect_arr_neq(a1, a2, sizeof a1);
+	cr_expect_not(cert_ticket_site_derive(k, "", o));
+	memset(longname, 'a', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	cr_expect_not(cert_ticket_site_derive(k, longname, o));
+	longname[CERT_TICKET_SITE_MAX] = '\0';
+	cr_expect(cert_ticket_site_derive(k, longname, o));
+}
+
+static struct cert_tickets *
+site(struct cert_tickets *all, const char *name)
+{
+	struct cert_tickets *t = cert_tickets_site(all, name, err, sizeof err);
+
+	cr_assert_not_null(t, "%s", err);
+	return t;
+}
+
+/* A site's ticket opens on the same site (of another gateway with the same
+ * file too), never on another site nor on the top level, and the other way
+ * round. */
+Test(tickets, site_tickets_stay_on_their_site)
+{
+	struct cert_tickets *g1 = tickets(secret_a, 5000), *g2 =
+	    tickets(secret_a, 5000);
+	struct cert_tickets *a1 = site(g1, "alpha"), *a2 = site(g2, "alpha"),
+	    *b2 = site(g2, "beta");
+	unsigned char name[16], n[16], top[16];
+
+	name_at(a1, 5000, name);
+	memcpy(n, name, 16);
+	cr_expect_eq(crypt_at(a1, 5000, n, 0), 1);
+	cr_expect_eq(crypt_at(a2, 5000, n, 0), 1);
+	cr_expect_eq(crypt_at(a2, 6500, n, 0), 2, "next window: renewed");
+	cr_expect_eq(crypt_at(a2, 7000, n, 0), 0);
+	cr_expect_eq(crypt_at(b2, 5000, n, 0), 0);
+	cr_expect_eq(crypt_at(g2, 5000, n, 0), 0);
+	name_at(g1, 5000, top);
+	cr_expect_eq(crypt_at(a1, 5000, top, 0), 0);
+	cert_tickets_free(a1);
+	cert_tickets_free(a2);
+	cert_tickets_free(b2);
+	cert_tickets_free(g1);
+	cert_tickets_free(g2);
+}
+
+/* Random keys: the site follows the process's rotation (previous key
+ * still opens, then not), and holds its parent alive. */
+Test(tickets, site_follows_rotation)
+{
+	struct cert_tickets *all = cert_tickets_new(err, sizeof err);
+	struct cert_tickets *a, *b;
+	unsigned char name[16], n[16];
+
+	cr_assert_not_null(all, "%s", err);
+	a = site(all, "alpha");
+	b = site(all, "beta");
+	cert_tickets_free(all);		/* the sites keep it */
+	cr_assert_eq(crypt_at(a, 0, name, 1), 1);
+	memcpy(n, name, 16);
+	cr_expect_eq(crypt_at(a, 0, n, 0), 1);
+	cr_expect_eq(crypt_at(b, 0, n, 0), 0);
+	cert_tickets_rotate(all);
+	cr_expect_eq(crypt_at(a, 0, n, 0), 2);
+	cert_tickets_rotate(all);
+	cr_expect_eq(crypt_at(a, 0, n, 0), 0);
+	cert_tickets_free(a);
+	cert_tickets_free(b);
+}
+
+Test(tickets, site_bad_name_or_parent_refused)
+{
+	struct cert_tickets *all = tickets(secret_a, 5000), *a;
+	char longname[CERT_TICKET_SITE_MAX + 2];
+
+	memset(longname, 'x', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	cr_expect_null(cert_tickets_site(all, "", err, sizeof err));
+	cr_expect_null(cert_tickets_site(all, longname, err, sizeof err));
+	cr_expect(strstr(err, "1 to 63 bytes") != NULL, "%s", err);
+	cr_expect_null(cert_tickets_site(NULL, "alpha", err, sizeof err));
+	a = site(all, "alpha");
+	cr_expect_null(cert_tickets_site(a, "beta", err, sizeof err),
+	    "a site of a site");
+	cert_tickets_free(a);
+	cert_tickets_free(all);
+}
+
+/* The callback's entry point (real clock) puts a site of derived keys in
+ * the window of now, as its parent would be: not window 0, which would
+ * never rotate (and would drag the parent's keys back to it). */
+Test(tickets, site_of_derived_keys_uses_the_clock)
+{
+	struct timespec ts;
+	uint64_t now;
+	struct cert_tickets *all, *a;
+	unsigned char want[16], got[16], again[16];
+	unsigned char iv[EVP_MAX_IV_LENGTH] = { 0 };
+	EVP_CIPHER_CTX *cctx = EVP_CIPHER_CTX_new();
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *hctx = EVP_MAC_CTX_new(mac);
+
+	cr_assert(clock_gettime(CLOCK_REALTIME, &ts) == 0);
+	now = (uint64_t)ts.tv_sec * 1000u;
+	all = cert_tickets_from_secret(secret_a, 32, 3600000, now, err,
+	    sizeof err);
+	cr_assert_not_null(all, "%s", err);
+	a = site(all, "alpha");
+	name_at(a, now, want);
+	cr_assert_eq(cert_tickets_crypt(a, got, iv, cctx, hctx, 1), 1);
+	name_at(a, now + 3600000, again);	/* the hour turned meanwhile */
+	cr_expect(memcmp(got, want, 16) == 0 || memcmp(got, again, 16) == 0,
+	    "the site's ticket was not made with the current window's key");
+	EVP_MAC_CTX_free(hctx);
+	EVP_MAC_free(mac);
+	EVP_CIPHER_CTX_free(cctx);
+	cert_tickets_free(a);
+	cert_tickets_free(all);
 }

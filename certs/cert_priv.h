@@ -59,6 +59,11 @@ int cert_names_match(const struct cert_names *, const char *host);
 /* Lowercases `in` into out[outlen]; false when empty, too long, or not a
  * plausible host name (bytes outside printable ASCII). */
 bool cert_host_normalize(const char *in, char *out, size_t outlen);
+/* cert_sni.c: the raw server_name extension (p, len: its body, from
+ * SSL_client_hello_get0_ext) into host[hostlen] as one C string: 1, or -1
+ * when OpenSSL would refuse the extension or the name does not fit. */
+int  cert_sni_parse(const unsigned char *p, size_t len, char *host,
+    size_t hostlen);
 
 /* cert_keyproc.c: SHA-256 of a key's DER SubjectPublicKeyInfo, the name
  * by which the key process knows a key. */

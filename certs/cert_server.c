@@ -129,27 +129,18 @@ cert_server_each(const struct cert_server *srv, cert_leaf_fn fn, void *arg)
 }
 
 /* The host_name of the ClientHello's server_name extension as OpenSSL
- * will accept it (RFC 6066 3: one entry, no NUL): 1 with host filled,
- * 0 when the client sent none, -1 when it cannot be one. */
+ * will accept it (cert_sni.c): 1 with host filled, 0 when the client sent
+ * none, -1 when it cannot be one. */
 static int
 hello_sni(SSL *ssl, char *host, size_t hostlen)
 {
 	const unsigned char *p;
-	size_t len, n;
+	size_t len;
 
 	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p,
 	    &len) != 1)
 		return 0;
-	if (len < 5 || ((size_t)p[0] << 8 | p[1]) != len - 2 ||
-	    p[2] != TLSEXT_NAMETYPE_host_name)
-		return -1;
-	n = (size_t)p[3] << 8 | p[4];
-	if (n != len - 5 || n == 0 || n >= hostlen ||
-	    memchr(p + 5, '\0', n) != NULL)
-		return -1;
-	memcpy(host, p + 5, n);
-	host[n] = '\0';
-	return 1;
+	return cert_sni_parse(p, len, host, hostlen);
 }
 
 /* Routed (several sites): the site is chosen from the ClientHello, before

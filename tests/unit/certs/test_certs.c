@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "certs/cert_priv.h"
 #include "certs/certs.h"
 
 #define DAY (24L * 3600L)
@@ -1741,4 +1742,142 @@ Test(certs, cert_file_too_large_refused)
 	fclose(fp);
 	cr_assert_null(cert_server_new(&p, 1, NULL, err, sizeof err));
 	expect_err("tls_cert", p.cert_file, "larger than 4194304 bytes");
+}
+
+/* ---- the ClientHello's server_name extension (cert_sni.c) ---- */
+
+/* The extension body for one host_name entry naming `name` (n bytes). */
+static size_t
+sni_ext(unsigned char *out, const char *name, size_t n)
+{
+	out[0] = (unsigned char)((n + 3) >> 8);
+	out[1] = (unsigned char)(n + 3);
+	out[2] = 0;
+	out[3] = (unsigned char)(n >> 8);
+	out[4] = (unsigned char)n;
+	memcpy(out + 5, name, n);
+	return n + 5;
+}
+
+static int
+sni(const unsigned char *p, size_t len, char *host)
+{
+	memset(host, 'x', 256);
+	return cert_sni_parse(p, len, host, 256);
+}
+
+Test(sni, one_host_name_read)
+{
+	unsigned char e[300];
+	char host[256];
+
+	cr_assert_eq(sni(e, sni_ext(e, "PBX.Example.", 12), host), 1);
+	cr_expect_str_eq(host, "PBX.Example.");	/* folded by the caller */
+}
+
+Test(sni, longest_name_read)
+{
+	unsigned char e[300];
+	char name[255], host[256];
+
+	memset(name, 'a', sizeof(name));
+	cr_assert_eq(sni(e, sni_ext(e, name, 255), host), 1);
+	cr_expect_eq(strlen(host), 255);
+}
+
+Test(sni, name_over_255_bytes_refused)
+{
+	unsigned char e[300];
+	char name[256], host[256];
+
+	memset(name, 'a', sizeof(name));
+	cr_expect_eq(sni(e, sni_ext(e, name, 256), host), -1);
+}
+
+Test(sni, empty_name_refused)
+{
+	unsigned char e[8];
+	char host[256];
+
+	cr_expect_eq(sni(e, sni_ext(e, "", 0), host), -1);
+}
+
+Test(sni, nul_in_name_refused)
+{
+	unsigned char e[32];
+	char host[256];
+
+	cr_expect_eq(sni(e, sni_ext(e, "a\0b.example", 11), host), -1);
+}
+
+Test(sni, other_name_type_refused)
+{
+	unsigned char e[32];
+	char host[256];
+	size_t n = sni_ext(e, "pbx.example", 11);
+
+	e[2] = 1;
+	cr_expect_eq(sni(e, n, host), -1);
+}
+
+Test(sni, second_entry_refused)
+{
+	unsigned char e[64];
+	char host[256];
+	size_t n = sni_ext(e, "a.example", 9);
+
+	/* a second host_name entry after the first, list length covering both */
+	memcpy(e + n, "\x00\x00\x09" "b.example", 12);
+	n += 12;
+	e[0] = (unsigned char)((n - 2) >> 8);
+	e[1] = (unsigned char)(n - 2);
+	cr_expect_eq(sni(e, n, host), -1);
+}
+
+Test(sni, list_length_short_of_the_extension_refused)
+{
+	unsigned char e[32];
+	char host[256];
+	size_t n = sni_ext(e, "pbx.example", 11);
+
+	e[1]--;
+	cr_expect_eq(sni(e, n, host), -1);
+}
+
+Test(sni, list_length_past_the_extension_refused)
+{
+	unsigned char e[32];
+	char host[256];
+	size_t n = sni_ext(e, "pbx.example", 11);
+
+	e[1]++;
+	cr_expect_eq(sni(e, n, host), -1);
+}
+
+Test(sni, name_length_past_the_extension_refused)
+{
+	unsigned char e[32];
+	char host[256];
+	size_t n = sni_ext(e, "pbx.example", 11);
+
+	e[4]++;
+	cr_expect_eq(sni(e, n, host), -1);
+}
+
+Test(sni, truncated_header_refused)
+{
+	static const unsigned char e[4] = { 0, 2, 0, 0 };
+	char host[256];
+
+	for (size_t len = 0; len <= sizeof(e); len++)
+		cr_expect_eq(sni(e, len, host), -1, "length %zu", len);
+}
+
+Test(sni, name_longer_than_the_buffer_refused)
+{
+	unsigned char e[32];
+	char host[8];
+
+	cr_expect_eq(cert_sni_parse(e, sni_ext(e, "pbx.example", 11), host,
+	    sizeof(host)), -1);
 }

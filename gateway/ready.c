@@ -108,6 +108,36 @@ gw_ready_cancel(struct gw_ready_probe *p)
 	free(p);
 }
 
+#define LISTENER_DOWN "user store: change listener disconnected, " \
+	"sign-outs from other gateways wait: see the error log\n"
+
+/* With sites each site's store has its own change listener (the top
+ * level then has none): the first one cut off answers, naming its site.
+ * The snapshot in force says which sites, and holds their contexts. */
+static bool
+site_listener_down(struct gw_runtime *rt, gw_ready_cb cb, void *arg)
+{
+	struct gw_config *cfg = gw_runtime_config(rt);
+	struct auth_live_info live;
+	char text[256];
+	bool down = false;
+
+	for (size_t i = 0; cfg != NULL && i < cfg->nsites && !down; i++) {
+		struct auth_ctx *a = cfg->sites[i].cfg->authctx;
+
+		if (a == NULL || !auth_live_info(a, &live) || live.connected)
+			continue;
+		snprintf(text, sizeof(text), "site %.64s: %s", cfg->sites[i].name,
+		    LISTENER_DOWN);
+		down = true;
+	}
+	if (cfg != NULL)
+		gw_config_unref(cfg);
+	if (down)
+		cb(arg, 503, text);
+	return down;
+}
+
 struct gw_ready_probe *
 gw_ready_check(struct gw_worker *w, gw_ready_cb cb, void *arg)
 {
@@ -120,10 +150,11 @@ gw_ready_check(struct gw_worker *w, gw_ready_cb cb, void *arg)
 		return NULL;
 	}
 	if (auth_live_info(rt->auth, &live) && !live.connected) {
-		cb(arg, 503, "user store: change listener disconnected, sign-outs "
-		    "from other gateways wait: see the error log\n");
+		cb(arg, 503, LISTENER_DOWN);
 		return NULL;
 	}
+	if (site_listener_down(rt, cb, arg))
+		return NULL;
 	/* set by the store refresh only, which runs with a store: the top
 	 * level's or, with sites, any site's */
 	if (atomic_load(&rt->ready.store_bad)) {

@@ -21,6 +21,7 @@ import pytest
 from auth_helpers import enrol, forms, login, make_auth_gateway  # noqa: F401
 from helpers import wait_until
 from test_pgstore import FAST, Postgres, _readyz, on, postgres  # noqa: F401
+from test_sites_run import make_sites, site_block, site_certs  # noqa: F401
 
 LIVE_S = 1.0    # the issue's bound for a change to reach another gateway
 
@@ -258,3 +259,36 @@ def test_change_without_notify_read_by_the_safety_poll(live_pair, ctx):
                what="B's 30 s version read to pick up a change nobody announced")
     print("unannounced change read after %.1fs" % (time.monotonic() - t0))
     assert gb.metric("pbxgate_user_store_listener_reconnects_total") == 0
+
+
+def test_site_listener_down_in_readyz(make_sites, make_upstream, site_certs, workdir):  # noqa: F811
+    """With sites, each site's store has its own change listener: a site's
+    listener cut off from PostgreSQL makes /readyz not ready, naming the
+    site (the top level has no store of its own then), and ready again
+    once it is back."""
+    d, certs = site_certs
+    up = make_upstream()
+    pol = os.path.join(d, "pg-site.policy")
+    with open(pol, "w") as f:
+        f.write("allow path ^/_pbxgate/\ndefault allow\n")
+    pg = Postgres()
+    pg.start()
+    try:
+        url = pg.new_database()
+        key = os.path.join(workdir, "site-%s.key" % uuid.uuid4().hex[:8])
+        gw = make_sites([site_block("a", certs, up.port, pol, extra=(
+            "user_db %s" % url, "secret_key %s" % key) + tuple(FAST))])
+        wait_until(lambda: _readyz(gw)[0] == 200, timeout=15, interval=0.1,
+                   what="the gateway ready with the site's store")
+        pg.stop()
+        wait_until(lambda: _readyz(gw)[0] == 503, timeout=10, interval=0.1,
+                   what="/readyz to report the site's listener")
+        assert _readyz(gw) == (503, "site a: user store: change listener disconnected,"
+                                    " sign-outs from other gateways wait: see the error"
+                                    " log\n")
+        pg.start()
+        wait_until(lambda: _readyz(gw)[0] == 200, timeout=15, interval=0.1,
+                   what="/readyz ready again")
+    finally:
+        pg.stop()
+        shutil.rmtree(pg.dir, ignore_errors=True)

@@ -739,6 +739,7 @@ run_cleanup(struct run_state *s)
 		free(rt->sauth[i].user_db);
 	}
 	free(rt->sauth);
+	free(rt->m.site);
 	free(rt->workers);
 	if (rt->cfg)
 		gw_config_unref(rt->cfg);

@@ -87,7 +87,11 @@ struct gw_site_slot {
 
 struct gw_metrics {
 	atomic_ullong requests[6];	/* index = status / 100, 0 = other */
-	struct gw_site_slot site[GW_SITE_SLOTS];
+	/* GW_SITE_SLOTS of them (112 KiB), made by the first
+	 * gw_metrics_site_slot() call: none without sites; NULL then, or
+	 * when out of memory (sites count in the totals only). Freed by
+	 * run_cleanup. */
+	struct gw_site_slot *site;
 	atomic_size_t nsite;		/* named slots, a prefix of site[] */
 	struct gw_hist request_duration[GW_ROUTES][GW_CLASSES];
 	struct gw_hist upstream_connect, upstream_response;

@@ -135,6 +135,10 @@ gw_metrics_site_slot(struct gw_metrics *m, const char *name)
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(m->site[i].name, name) == 0)
 			return i + 1;
+	/* made with the first site, so a gateway without sites carries none */
+	if (m->site == NULL && (m->site = calloc(GW_SITE_SLOTS,
+	    sizeof(*m->site))) == NULL)
+		return 0;
 	if (n == GW_SITE_SLOTS)
 		return 0;
 	snprintf(m->site[n].name, sizeof(m->site[n].name), "%s", name);

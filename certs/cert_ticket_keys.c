@@ -70,7 +70,7 @@ cert_ticket_site_derive(const unsigned char key[CERT_TICKET_KEYLEN],
     const char *site, unsigned char out[CERT_TICKET_KEYLEN])
 {
 	unsigned char info[sizeof site_label + CERT_TICKET_SITE_MAX];
-	size_t n = strlen(site);
+	size_t n = strnlen(site, CERT_TICKET_SITE_MAX + 1);
 
 	if (n == 0 || n > CERT_TICKET_SITE_MAX) {
 		OPENSSL_cleanse(out, CERT_TICKET_KEYLEN);

@@ -1822,13 +1822,15 @@ Test(sni, other_name_type_refused)
 
 Test(sni, second_entry_refused)
 {
+	static const unsigned char second[] = { 0, 0, 9, 'b', '.', 'e', 'x',
+	    'a', 'm', 'p', 'l', 'e' };
 	unsigned char e[64];
 	char host[256];
 	size_t n = sni_ext(e, "a.example", 9);
 
 	/* a second host_name entry after the first, list length covering both */
-	memcpy(e + n, "\x00\x00\x09" "b.example", 12);
-	n += 12;
+	memcpy(e + n, second, sizeof(second));
+	n += sizeof(second);
 	e[0] = (unsigned char)((n - 2) >> 8);
 	e[1] = (unsigned char)(n - 2);
 	cr_expect_eq(sni(e, n, host), -1);

@@ -50,9 +50,10 @@ auth_style_hash(char out[64])
 	EVP_EncodeBlock((unsigned char *)out + 7, md, 32);	/* NUL-terminates */
 }
 
-struct auth_ctx *
-auth_open(const struct auth_settings *s, auth_audit_fn audit, void *audit_arg,
-    char *err, size_t errlen)
+/* A context with its locks and its own copy of s, nothing opened: what
+ * auth_open and auth_open_store share. NULL with err when out of memory. */
+static struct auth_ctx *
+ctx_new(const struct auth_settings *s, char *err, size_t errlen)
 {
 	struct auth_ctx *c = calloc(1, sizeof(*c));
 
@@ -63,12 +64,24 @@ auth_open(const struct auth_settings *s, auth_audit_fn audit, void *audit_arg,
 	pthread_mutex_init(&c->db_mu, NULL);
 	pthread_rwlock_init(&c->mem_mu, NULL);
 	pthread_mutex_init(&c->live_mu, NULL);
-	c->audit = audit;
-	c->audit_arg = audit_arg;
 	if (settings_copy(&c->s, s) < 0) {
 		snprintf(err, errlen, "out of memory");
-		goto fail;
+		auth_close(c);
+		return NULL;
 	}
+	return c;
+}
+
+struct auth_ctx *
+auth_open(const struct auth_settings *s, auth_audit_fn audit, void *audit_arg,
+    char *err, size_t errlen)
+{
+	struct auth_ctx *c = ctx_new(s, err, errlen);
+
+	if (c == NULL)
+		return NULL;
+	c->audit = audit;
+	c->audit_arg = audit_arg;
 	if (c->s.user_db == NULL || c->s.secret_key == NULL) {
 		snprintf(err, errlen, "login needs \"user_db FILE\" in the config");
 		goto fail;
@@ -92,20 +105,11 @@ auth_open_store(const struct auth_settings *s, const char *user_db, char *err,
     size_t errlen)
 {
 	struct auth_settings one = *s;
-	struct auth_ctx *c = calloc(1, sizeof(*c));
+	struct auth_ctx *c;
 
-	if (c == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	pthread_mutex_init(&c->db_mu, NULL);
-	pthread_rwlock_init(&c->mem_mu, NULL);
 	one.user_db = (char *)user_db;	/* copied, never written */
-	if (settings_copy(&c->s, &one) < 0) {
-		snprintf(err, errlen, "out of memory");
-		auth_close(c);
+	if ((c = ctx_new(&one, err, errlen)) == NULL)
 		return NULL;
-	}
 	if (auth_store_open(c, err, errlen) < 0) {
 		auth_close(c);
 		return NULL;

@@ -83,3 +83,22 @@ tree_rss_kib() {	# PID: resident KiB of the whole tree
 	done
 	echo "$t"
 }
+
+bench_login_cookie() {	# PORT HOST PASSWORD: signs user "bench" in through the
+			# login form (rd /1k) and prints its session cookie
+	/usr/bin/python3 - "$1" "$2" "$3" <<'EOF'
+import re, ssl, sys, urllib.parse, http.client
+port, host, pw = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl._create_unverified_context()
+c = http.client.HTTPSConnection(host, port, context=ctx, timeout=30)
+c.request("GET", "/_pbxgate/login")
+r = c.getresponse(); body = r.read()
+csrf = [v.split(";")[0] for k, v in r.getheaders() if k.lower() == "set-cookie" and v.startswith("__Host-pbxgate-csrf=")][0]
+tok = re.search(rb'name="csrf" value="([0-9a-f]+)"', body).group(1).decode()
+c.request("POST", "/_pbxgate/login", urllib.parse.urlencode({"csrf": tok, "rd": "/1k", "username": "bench", "password": pw}),
+          {"Content-Type": "application/x-www-form-urlencoded", "Cookie": csrf})
+r = c.getresponse(); r.read()
+assert r.status == 303, r.status
+print([v.split(";")[0] for k, v in r.getheaders() if k.lower() == "set-cookie" and v.startswith("__Host-pbxgate=")][0])
+EOF
+}

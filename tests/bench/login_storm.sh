@@ -129,22 +129,7 @@ if [ -n "$NICE$PIN" ]; then
 fi
 
 # One session for wrk: a real login through the form.
-COOKIE=$($PY - "$PORT" "$PASSWORD" <<'EOF'
-import re, ssl, sys, urllib.parse, http.client
-port, pw = int(sys.argv[1]), sys.argv[2]
-ctx = ssl._create_unverified_context()
-c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
-c.request("GET", "/_pbxgate/login")
-r = c.getresponse(); body = r.read()
-csrf = [v.split(";")[0] for k, v in r.getheaders() if k.lower() == "set-cookie" and v.startswith("__Host-pbxgate-csrf=")][0]
-tok = re.search(rb'name="csrf" value="([0-9a-f]+)"', body).group(1).decode()
-c.request("POST", "/_pbxgate/login", urllib.parse.urlencode({"csrf": tok, "rd": "/1k", "username": "bench", "password": pw}),
-          {"Content-Type": "application/x-www-form-urlencoded", "Cookie": csrf})
-r = c.getresponse(); r.read()
-assert r.status == 303, r.status
-print([v.split(";")[0] for k, v in r.getheaders() if k.lower() == "set-cookie" and v.startswith("__Host-pbxgate=")][0])
-EOF
-)
+COOKIE=$(bench_login_cookie "$PORT" 127.0.0.1 "$PASSWORD")
 code=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "https://127.0.0.1:$PORT/1k")
 [ "$code" = 200 ] || { echo "bench: the session does not reach /1k (HTTP $code)" >&2; exit 1; }
 

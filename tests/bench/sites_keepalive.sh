@@ -99,22 +99,7 @@ start_gw() {	# NAME SITES: sets PORT_<NAME>, PID_<NAME>, COOKIE_<NAME>
 		kill -0 "$gw" 2>/dev/null || { echo "bench: pbxgate ($name) exited: $(cat "$d/gw.log")" >&2; exit 1; }
 		sleep 0.05
 	done
-	cookie=$($PY - "$port" "$PASSWORD" <<'EOF'
-import re, socket, ssl, sys, urllib.parse, http.client
-port, pw = int(sys.argv[1]), sys.argv[2]
-ctx = ssl._create_unverified_context()
-c = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=30)
-c.request("GET", "/_pbxgate/login")
-r = c.getresponse(); body = r.read()
-csrf = [v.split(";")[0] for k, v in r.getheaders() if k.lower() == "set-cookie" and v.startswith("__Host-pbxgate-csrf=")][0]
-tok = re.search(rb'name="csrf" value="([0-9a-f]+)"', body).group(1).decode()
-c.request("POST", "/_pbxgate/login", urllib.parse.urlencode({"csrf": tok, "rd": "/1k", "username": "bench", "password": pw}),
-          {"Content-Type": "application/x-www-form-urlencoded", "Cookie": csrf})
-r = c.getresponse(); r.read()
-assert r.status == 303, r.status
-print([v.split(";")[0] for k, v in r.getheaders() if k.lower() == "set-cookie" and v.startswith("__Host-pbxgate=")][0])
-EOF
-)
+	cookie=$(bench_login_cookie "$port" localhost "$PASSWORD")
 	code=$(curl -sk -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "https://localhost:$port/1k")
 	[ "$code" = 200 ] || { echo "bench: the session does not reach /1k on $name (HTTP $code)" >&2; exit 1; }
 	printf -v "PORT_$name" %s "$port"

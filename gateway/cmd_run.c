@@ -273,6 +273,33 @@ finish_sites(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 	return 0;
 }
 
+/* The relay of c's own smtp_listen lines: the top level's, or a site's
+ * with that site's rules and its certificates for STARTTLS (chosen among
+ * them by the client's SNI, the first without one). */
+static int
+start_mail(struct gw_runtime *rt, struct gw_config *c, const char *site,
+    char *err, size_t errlen)
+{
+	char e2[GW_ERRLEN];
+
+	if (c->mail.nlisten == 0)
+		return 0;
+	c->mailctx = mail_ctx_new(&c->mail, c->tls, mail_audit_cb, rt, e2,
+	    sizeof(e2));
+	if (c->mailctx == NULL) {
+		if (site != NULL)
+			snprintf(err, errlen, "site %s: %.400s", site, e2);
+		else
+			snprintf(err, errlen, "%s", e2);
+		return -1;
+	}
+	mail_ctx_set_runner(c->mailctx, mail_submit, rt);
+	mail_ctx_set_hit_counter(c->mailctx, mail_hit_cb, rt);
+	if (site != NULL)
+		mail_ctx_set_site(c->mailctx, site);
+	return 0;
+}
+
 /* Runtime pieces that need the process (audit sink, login contexts): the
  * mail context, the upstream addresses, with sites each site's login
  * context. */
@@ -288,15 +315,13 @@ finish_snapshot(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 			return -1;
 		cfg->authctx = rt->auth;	/* NULL at start: open_auth sets it */
 	}
-	if (cfg->mail.nlisten == 0)
-		return 0;
-	cfg->mailctx = mail_ctx_new(&cfg->mail, cfg->tls, mail_audit_cb, rt, err,
-	    errlen);
-	if (cfg->mailctx != NULL) {
-		mail_ctx_set_runner(cfg->mailctx, mail_submit, rt);
-		mail_ctx_set_hit_counter(cfg->mailctx, mail_hit_cb, rt);
-	}
-	return cfg->mailctx == NULL ? -1 : 0;
+	if (cfg->nsites == 0)
+		return start_mail(rt, cfg, NULL, err, errlen);
+	for (size_t i = 0; i < cfg->nsites; i++)
+		if (start_mail(rt, cfg->sites[i].cfg, cfg->sites[i].name, err,
+		    errlen) < 0)
+			return -1;
+	return 0;
 }
 
 /* The upstream /readyz probes, once cfg is in force: the top level's, or
@@ -368,7 +393,7 @@ struct run_state {
 	struct event *ev_hup, *ev_term, *ev_int, *ev_usr1, *ev_tick, *ev_auth;
 	int (*fds)[GW_MAX_LISTEN];
 	int admin_fd;
-	int smtp_fds[8];
+	int smtp_fds[GW_MAX_SMTP_LISTEN];
 	int nsmtp;
 	const char *path;
 	time_t store_logged;	/* last "user store" error line; 0: fine */
@@ -376,11 +401,28 @@ struct run_state {
 
 #define STORE_LOG_EVERY 30	/* seconds between repeats of a store error */
 
+/* The relay's listeners, top level or sites, in the same order. */
+static bool
+same_smtp(const struct gw_config *o, const struct gw_config *n)
+{
+	const struct gw_config *a, *b;
+	size_t i, j;
+
+	for (size_t k = 0; ; k++) {
+		a = gw_smtp_listener(o, k, &i);
+		b = gw_smtp_listener(n, k, &j);
+		if (a == NULL || b == NULL)
+			return a == b;
+		if (strcmp(a->mail.listen_text[i], b->mail.listen_text[j]) != 0)
+			return false;
+	}
+}
+
 static void
 warn_restart_only(const struct gw_config *o, const struct gw_config *n)
 {
 	bool same = o->nlisten == n->nlisten && o->workers == n->workers &&
-	    o->has_admin == n->has_admin && o->mail.nlisten == n->mail.nlisten;
+	    o->has_admin == n->has_admin && same_smtp(o, n);
 
 	for (size_t i = 0; same && i < n->nlisten; i++)
 		same = strcmp(o->listen[i].text, n->listen[i].text) == 0;
@@ -561,6 +603,9 @@ auth_live_post(void *arg, auth_task_fn fn, void *fnarg)
 static int
 bind_all(struct run_state *s, const struct gw_config *cfg, char *err, size_t errlen)
 {
+	const struct gw_config *o;
+	size_t at;
+
 	s->fds = calloc((size_t)cfg->workers, sizeof(*s->fds));
 	if (s->fds == NULL)
 		return snprintf(err, errlen, "out of memory"), -1;
@@ -582,10 +627,11 @@ bind_all(struct run_state *s, const struct gw_config *cfg, char *err, size_t err
 		if (s->admin_fd < 0)
 			return -1;
 	}
-	for (size_t j = 0; j < cfg->mail.nlisten && j < 8; j++) {
-		s->smtp_fds[j] = make_listener(&cfg->mail.listen[j],
-		    cfg->mail.listen_len[j], false, "smtp_listen", err, errlen);
-		if (s->smtp_fds[j] < 0)
+	for (size_t k = 0; k < GW_MAX_SMTP_LISTEN &&
+	    (o = gw_smtp_listener(cfg, k, &at)) != NULL; k++) {
+		s->smtp_fds[k] = make_listener(&o->mail.listen[at],
+		    o->mail.listen_len[at], false, "smtp_listen", err, errlen);
+		if (s->smtp_fds[k] < 0)
 			return -1;
 		s->nsmtp++;
 	}

@@ -816,6 +816,11 @@ static const char *const site_keywords[] = {
 	"login_failure_window", "login_ban_time", "enrol_link_lifetime",
 	"totp_skew", "login_max_failures", "mfa_self_enrol", "title",
 	"totp_issuer",
+	/* mail: a site's relay listener and its rules (config_smtp.c) */
+	"smtp_listen", "smtp_hostname", "smtp_relay", "smtp_relay_tls",
+	"smtp_relay_ca", "smtp_relay_verify", "smtp_relay_auth", "smtp_auth",
+	"smtp_allow", "smtp_max_size", "smtp_max_recipients", "smtp_max_line",
+	"smtp_timeout", "smtp_relay_timeout", "scrub_rules", "scrub_notice",
 };
 
 bool
@@ -826,6 +831,14 @@ cfg_site_scoped(const char *name)
 		if (strcmp(site_keywords[i], name) == 0)
 			return true;
 	return false;
+}
+
+/* A listener is one site's alone: inherited, the top level's would be
+ * bound once per site. */
+bool
+cfg_site_inherits(const char *name)
+{
+	return cfg_site_scoped(name) && strcmp(name, "smtp_listen") != 0;
 }
 
 /* ---- the table ---- */
@@ -993,8 +1006,8 @@ check_upstream(struct cfg_ctx *ctx)
 }
 
 /* Same port and the same address, or a wildcard on either side. */
-static bool
-addr_overlap(const struct gw_addr *a, const struct gw_addr *b)
+bool
+cfg_addr_overlap(const struct gw_addr *a, const struct gw_addr *b)
 {
 	const struct sockaddr_in *a4 = (const void *)&a->ss, *b4 = (const void *)&b->ss;
 	const struct sockaddr_in6 *a6 = (const void *)&a->ss, *b6 = (const void *)&b->ss;
@@ -1031,12 +1044,12 @@ check_smtp_overlap(struct cfg_ctx *ctx)
 		memcpy(&a.ss, &m->listen[j], sizeof(a.ss));
 		a.sslen = m->listen_len[j];
 		for (i = 0; i < cfg->nlisten; i++)
-			if (addr_overlap(&a, &cfg->listen[i]))
+			if (cfg_addr_overlap(&a, &cfg->listen[i]))
 				cfg_error_at(ctx, cfg_where(ctx, "listen", i),
 				    "listen %s overlaps smtp_listen %s: use "
 				    "another port",
 				    cfg->listen[i].text, m->listen_text[j]);
-		if (cfg->has_admin && addr_overlap(&a, &cfg->admin_listen))
+		if (cfg->has_admin && cfg_addr_overlap(&a, &cfg->admin_listen))
 			cfg_error_at(ctx, cfg_where(ctx, "admin_listen", 0),
 			    "admin_listen %s overlaps smtp_listen %s: use "
 			    "another port",
@@ -1061,7 +1074,7 @@ check_listen(struct cfg_ctx *ctx)
 		const struct cfg_pos *at = cfg_where(ctx, "listen", i);
 
 		if (at != NULL &&
-		    addr_overlap(&cfg->admin_listen, &cfg->listen[i])) {
+		    cfg_addr_overlap(&cfg->admin_listen, &cfg->listen[i])) {
 			cfg_error_at(ctx, cfg_where(ctx, "admin_listen", 0),
 			    "admin_listen %s overlaps listen %s at %s:%u: use "
 			    "another port", cfg->admin_listen.text,

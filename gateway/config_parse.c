@@ -439,7 +439,7 @@ cfg_dispatch(struct cfg_ctx *ctx, const struct cfg_line *l)
 	before = ctx->errors;
 	apply(ctx, l, kw, t, seen);
 	/* every site gets it unless it sets the keyword itself */
-	if (ctx->site == NULL && cfg_site_scoped(kw->name))
+	if (ctx->site == NULL && cfg_site_inherits(kw->name))
 		cfg_site_keep(ctx, l, idx, true, ctx->errors != before);
 }
 
@@ -637,6 +637,10 @@ finish_modules(struct cfg_ctx *ctx)
 		cfg_error_at(ctx, &top, "%s", err[0] ? err : "auth settings "
 		    "are inconsistent");
 	err[0] = '\0';
+	/* beside sites a top-level smtp_listen is refused on its own line
+	 * (config_smtp.c): its relay's settings are never finished */
+	if (ctx->nsites > 0 && ctx->cfg->mail.nlisten > 0)
+		return;
 	if (mail_settings_finish(&ctx->cfg->mail, err, sizeof(err)) != 0)
 		cfg_error_at(ctx, &top, "%s", err[0] ? err : "mail settings "
 		    "are inconsistent");
@@ -661,6 +665,7 @@ conclude(struct cfg_ctx *ctx, bool build_runtime)
 		(void)cfg_build_runtime(ctx, true, !sites);
 	if (sites)
 		cfg_sites_build(ctx, build_runtime);
+	cfg_smtp_check(ctx);
 	cfg_ctx_done(ctx);
 	if (ctx->errors != 0) {
 		gw_config_unref(cfg);
@@ -772,35 +777,14 @@ join_report(void *arg, bool warning, const char *loc, const char *msg)
 	j->report(j->arg, warning, line);
 }
 
-/* Sites are served (SNI and Host choose one; its upstream, policy, checks
- * and login store answer). What a site cannot have yet is refused here,
- * never run with the top level's setting in its place: the SMTP relay
- * has no certificate of its own once every certificate is a site's. */
-static struct gw_config *
-refuse_unserved(struct gw_config *cfg, struct joined *j)
-{
-	const struct gw_site *s;
-	char loc[PATH_MAX + 32];
-
-	if (cfg == NULL || cfg->nsites == 0 || cfg->mail.nlisten == 0)
-		return cfg;
-	s = &cfg->sites[0];
-	snprintf(loc, sizeof(loc), "%s:%u:%u", s->file, s->line, s->col);
-	join_report(j, false, loc, "smtp_listen and site blocks cannot be "
-	    "served together yet: STARTTLS would have no certificate; run "
-	    "the SMTP relay in a gateway without sites");
-	gw_config_unref(cfg);
-	return NULL;
-}
-
 struct gw_config *
 gw_config_load_ex(const char *path, bool build_runtime,
     struct cert_tickets *tickets, gw_report_fn report, void *arg)
 {
 	struct joined j = { report, arg };
 
-	return refuse_unserved(gw_config_load_loc(path, build_runtime, tickets,
-	    join_report, &j), &j);
+	return gw_config_load_loc(path, build_runtime, tickets, join_report,
+	    &j);
 }
 
 struct gw_config *

@@ -170,8 +170,18 @@ const struct cfg_table *cfg_tables(size_t *n);
  * site otherwise). */
 void   cfg_check_process(struct cfg_ctx *);
 void   cfg_check_site(struct cfg_ctx *);
-/* A keyword a site block may set (and inherits from the top level). */
+/* A keyword a site block may set, and one it inherits from the top
+ * level (every one but smtp_listen: a listener is one site's). */
 bool   cfg_site_scoped(const char *name);
+bool   cfg_site_inherits(const char *name);
+/* Same port and the same address, or a wildcard on either side. */
+bool   cfg_addr_overlap(const struct gw_addr *, const struct gw_addr *);
+
+/* config_smtp.c: the relay's listeners across sites, once the sites are
+ * built: a top-level smtp_listen beside sites, two listeners on one
+ * address, a site's on the gateway's ports, more than
+ * GW_MAX_SMTP_LISTEN. */
+void   cfg_smtp_check(struct cfg_ctx *);
 
 /* config_site.c: "site NAME {" ... "}" blocks. */
 void   cfg_site_open(struct cfg_ctx *, const struct cfg_line *);

@@ -346,6 +346,12 @@ finish_site(struct cfg_ctx *sc, const struct gw_config *top,
 		    "NAME... inside the block");
 	if (sc->errors == 0)
 		check_public_url(sc);
+	err[0] = '\0';
+	/* its relay: blamed on its smtp_listen (the rules may be inherited) */
+	if (sc->errors == 0 &&
+	    mail_settings_finish(&sc->cfg->mail, err, sizeof(err)) != 0)
+		cfg_error_at(sc, cfg_where(sc, "smtp_listen", 0), "%s",
+		    err[0] ? err : "mail settings are inconsistent");
 	inherit_process(sc->cfg, top);
 	if (sc->errors == 0 && build_runtime)
 		(void)cfg_build_runtime(sc, false, true);

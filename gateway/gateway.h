@@ -30,6 +30,7 @@
 #define GW_MAX_CERTS     16
 #define GW_MAX_TRUSTED   64
 #define GW_MAX_INCLUDE_DEPTH 8
+#define GW_MAX_SMTP_LISTEN 64	/* smtp_listen addresses, all sites together */
 
 /* One listening address as written in the config, resolved. */
 struct gw_addr {
@@ -237,6 +238,17 @@ const struct gw_site *gw_site_for_name(const struct gw_config *,
 /* The site a handshake starts on before its SNI is read: default_site,
  * else the first site; NULL without sites. */
 const struct gw_site *gw_config_first_site(const struct gw_config *);
+/* The SMTP relay's kth listener (0 = the first): the config whose mail
+ * settings hold it (the top level without sites, else a site's) with its
+ * index there in *j; NULL past the last. At most GW_MAX_SMTP_LISTEN. */
+const struct gw_config *gw_smtp_listener(const struct gw_config *,
+    size_t k, size_t *j);
+/* The config (top level or site) whose smtp_listen is the local address
+ * `local` (a listener's getsockname()); NULL when this snapshot has none
+ * there (changed by a reload: smtp_listen takes a restart). Its mailctx
+ * serves the connection. */
+const struct gw_config *gw_smtp_owner(const struct gw_config *,
+    const struct sockaddr *local, socklen_t len);
 /* The site named `name` of cfg, or NULL. */
 const struct gw_site *gw_config_site(const struct gw_config *,
     const char *name);

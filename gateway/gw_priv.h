@@ -590,7 +590,7 @@ struct gw_worker {
 	struct evconnlistener *lev[GW_MAX_LISTEN];
 	int                 nlev;
 	struct evconnlistener *admin;
-	struct evconnlistener *smtp[8];
+	struct evconnlistener *smtp[GW_MAX_SMTP_LISTEN];
 	int                 nsmtp;
 	int                 wake_fd;		/* eventfd: posts from other threads */
 	atomic_bool         stop_requested;

@@ -334,14 +334,17 @@ cmd_hash(void *arg, int argc, char **argv)
 static int
 cmd_scrub(void *arg, int argc, char **argv)
 {
+	const struct main_opts *o = arg;
+	const struct gw_config *set = NULL;
 	struct gw_config *cfg;
 	int rc;
 
-	/* the mail relay is the whole gateway's: a --site changes nothing */
-	cfg = load_settings("scrub", arg, true, NULL);
+	/* --site: that site's relay settings (its own scrub rules, or the
+	 * top level's it inherits); without it, the top level's */
+	cfg = load_settings("scrub", arg, true, o->site != NULL ? &set : NULL);
 	if (cfg == NULL)
 		return 3;
-	rc = mail_cmd_scrub(&cfg->mail, argc, argv);
+	rc = mail_cmd_scrub(set != NULL ? &set->mail : &cfg->mail, argc, argv);
 	gw_config_unref(cfg);
 	return rc;
 }
@@ -387,9 +390,9 @@ static const struct cli_cmd commands[] = {
 	    "print an Argon2id hash of the password on standard input",
 	    "  -c, --config FILE  take the Argon2 cost from FILE (default: "
 	    "the built-in cost)\n" SITE_HELP, NULL, 0 },
-	{ "scrub", cmd_scrub, "[-c FILE] [--explain] < in.eml > out.eml",
-	    "scrub one message from standard input to standard output",
-	    CONF_HELP "  --explain          say on standard error which rule "
+	{ "scrub", cmd_scrub, "[-c FILE] [--site NAME] [--explain] < in.eml "
+	    "> out.eml", "scrub one message from standard input to standard "
+	    "output", CONF_HELP SITE_HELP "  --explain          say on standard error which rule "
 	    "matched which part\n  exit status: 0 nothing scrubbed, 1 scrubbed, "
 	    "2 rejected by a rule, 3 error\n", NULL, CLI_VERDICT },
 	{ "version", cmd_version, "", "print the version (also -V, --version)",

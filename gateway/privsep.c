@@ -125,11 +125,15 @@ parse(struct ps_parent *p, struct ps_files *files, gw_report_fn report)
 	cfg = gw_config_load_ex(p->path, true, NULL, report, NULL);
 	/* the mail context (the smarthost's CA) is built by `run` after the
 	 * parse: build it here too, so that its files are known */
-	if (cfg != NULL && cfg->mail.nlisten > 0) {
-		struct mail_ctx *m = mail_ctx_new(&cfg->mail, cfg->tls, NULL, NULL,
-		    err, sizeof(err));
+	for (size_t i = 0; cfg != NULL && i <= cfg->nsites; i++) {
+		const struct gw_config *c = i < cfg->nsites ?
+		    cfg->sites[i].cfg : cfg;	/* each site's, the top's */
+		struct mail_ctx *m;
 
-		if (m != NULL)
+		if (c == NULL || c->mail.nlisten == 0)
+			continue;
+		if ((m = mail_ctx_new(&c->mail, c->tls, NULL, NULL, err,
+		    sizeof(err))) != NULL)
 			mail_ctx_unref(m);
 	}
 	p->recording = NULL;

@@ -72,11 +72,19 @@ smtp_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 {
 	struct gw_worker *w = arg;
 	struct gw_config *cfg = gw_runtime_config(w->rt);
+	const struct gw_config *o = NULL;
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
 
-	if (cfg->mailctx == NULL || atomic_load(&w->rt->stopping)) {
+	/* the address reached names the relay (a site's): by address, not
+	 * by the listener's rank, which a reload may have moved */
+	if (!atomic_load(&w->rt->stopping) && getsockname(
+	    evconnlistener_get_fd(l), (struct sockaddr *)&local, &llen) == 0)
+		o = gw_smtp_owner(cfg, (struct sockaddr *)&local, llen);
+	if (o == NULL || o->mailctx == NULL)
 		close(fd);
-	} else
-		mail_session_start(cfg->mailctx, w->base, fd, sa, (socklen_t)salen);
+	else
+		mail_session_start(o->mailctx, w->base, fd, sa, (socklen_t)salen);
 	gw_config_unref(cfg);
 }
 
@@ -369,7 +377,7 @@ gw_workers_start(struct gw_runtime *rt, int fds[][GW_MAX_LISTEN], int nfds,
 		/* the admin and SMTP listeners are few and quiet: worker 0 */
 		if (i == 0 && admin_fd >= 0)
 			w->admin = listen_on(w, admin_fd, admin_accept_cb);
-		for (int j = 0; i == 0 && j < nsmtp && j < 8; j++)
+		for (int j = 0; i == 0 && j < nsmtp && j < GW_MAX_SMTP_LISTEN; j++)
 			w->smtp[w->nsmtp++] = listen_on(w, smtp_fds[j], smtp_accept_cb);
 	}
 	for (int i = 0; i < rt->nworkers; i++) {

@@ -191,6 +191,11 @@ void mail_ctx_set_runner(struct mail_ctx *, mail_submit_fn submit, void *arg);
 typedef void (*mail_hit_fn)(void *arg, const char *rule, const char *action,
     unsigned count);
 void mail_ctx_set_hit_counter(struct mail_ctx *, mail_hit_fn count, void *arg);
+/* The site the ctx relays for (a site block's smtp_listen): named in
+ * every audit line as pbxgate.site. `name` is copied (at most 63 bytes,
+ * [A-Za-z0-9_-], as the gateway checks site names). Set before the ctx
+ * serves any session; without it the lines name no site. */
+void mail_ctx_set_site(struct mail_ctx *, const char *name);
 struct mail_ctx *mail_ctx_ref(struct mail_ctx *);
 void mail_ctx_unref(struct mail_ctx *);
 

@@ -93,6 +93,12 @@ mail_ctx_set_hit_counter(struct mail_ctx *c, mail_hit_fn count, void *arg)
 	c->count_hit_arg = arg;
 }
 
+void
+mail_ctx_set_site(struct mail_ctx *c, const char *name)
+{
+	snprintf(c->site, sizeof(c->site), "%s", name);
+}
+
 struct mail_ctx *
 mail_ctx_ref(struct mail_ctx *c)
 {

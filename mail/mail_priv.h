@@ -119,6 +119,7 @@ struct mail_ctx {
 	void                *submit_arg;
 	mail_hit_fn          count_hit;	/* NULL = rule hits not counted */
 	void                *count_hit_arg;
+	char                 site[64];	/* "" = no site (mail_ctx_set_site) */
 };
 
 /* smtp_relay.c: one message to the smarthost. `done` is called exactly once

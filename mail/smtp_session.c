@@ -330,6 +330,8 @@ audit(struct smtp_session *s, const char *action, const char *client_reply,
 	ev = ev_audit_new("smtp", action, strcmp(action, "relayed") == 0 ?
 	    "success" : "failure");
 	audit_field(ev, "source.ip", s->peer, 64);
+	if (s->ctx->site[0] != '\0')
+		ev_audit_str(ev, "pbxgate.site", s->ctx->site);
 	ev_audit_bool(ev, "tls.established", s->tls);
 	audit_field(ev, "user.name", s->user, 255);
 	audit_field(ev, "email.message_id", r->message_id, 255);

@@ -1,8 +1,8 @@
 """test_sites.py -- site blocks (issue 17 item 1, phase 1): `pbxgate check`
 validates two sites with their own certificates, upstreams, policies and
 user stores and reports each site's problems at FILE:LINE:COL; the other
-commands take --site; `run` serves sites (test_sites_run.py) but not beside
-the SMTP relay yet."""
+commands take --site; `run` serves sites (test_sites_run.py), each with its
+own SMTP relay listener (test_smtp_sites.py)."""
 
 import os
 import subprocess
@@ -116,19 +116,24 @@ def test_check_name_served_by_two_sites(pbxgate_bin, site_dir):
         "%s: configuration is NOT valid (1 error)" % conf], r.stderr
 
 
-def test_run_refuses_sites_with_smtp(pbxgate_bin, site_dir):
-    """Sites are served (test_sites_run.py), the SMTP relay beside them not
-    yet: refused at the first site's line."""
+@pytest.mark.parametrize("cmd", ["run", "check"])
+def test_top_level_smtp_listen_beside_sites_refused(pbxgate_bin, site_dir,
+                                                     cmd):
+    """The relay beside sites is each site's (test_smtp_sites.py): a
+    top-level smtp_listen is refused at its line, by run as by check."""
     _write(os.path.join(site_dir, "scrub.rules"),
            "rule pw\n  kind text\n  pattern secret\n  action replace\nend\n")
     conf = _two_sites(site_dir)
     with open(conf, "a", encoding="utf-8") as f:
         f.write("smtp_listen 127.0.0.1:4\nsmtp_relay 127.0.0.1:5\n"
                 "scrub_rules scrub.rules\n")
-    r = run_cli(pbxgate_bin, "run", "-c", conf, timeout=20)
+    r = run_cli(pbxgate_bin, cmd, "-c", conf, timeout=20)
     assert r.returncode == 1
-    assert ("%s:4:1: smtp_listen and site blocks cannot be served together "
-            "yet" % conf) in r.stderr, r.stderr
+    where = {"run": "error: %s:20:13: ", "check": "%s:20:13: error: "}[cmd]
+    assert (where % conf + "smtp_listen at the top level is not served "
+            "beside site blocks: the relay would not know which site's PBX "
+            "connected; put smtp_listen inside each site block that relays "
+            "mail") in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("cmd", [["run"], ["check"]])

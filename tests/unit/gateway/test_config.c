@@ -1564,9 +1564,9 @@ Test(config, sites_accepted_by_run)
 	gw_config_unref(c);
 }
 
-/* ... but not with the SMTP relay, whose STARTTLS has no certificate
- * once every certificate is a site's: refused at the first site. */
-Test(config, sites_with_smtp_refused_by_run)
+/* The relay beside sites is each site's: a top-level smtp_listen would
+ * not know which site's PBX connected, refused at its own line. */
+Test(config, top_smtp_listen_beside_sites_refused)
 {
 	struct gw_config *c;
 
@@ -1574,9 +1574,52 @@ Test(config, sites_with_smtp_refused_by_run)
 	    "  action replace\nend\n");
 	c = load_text(BASE "smtp_listen 127.0.0.1:2525\n"
 	    "smtp_relay 127.0.0.1:2526\nscrub_rules scrub.rules\n" SITE_A);
-	expect_one(false, "8:1: smtp_listen and site blocks cannot be served "
-	    "together yet: STARTTLS would have no certificate; run the SMTP "
-	    "relay in a gateway without sites");
+	expect_one(false, "5:13: smtp_listen at the top level is not served "
+	    "beside site blocks: the relay would not know which site's PBX "
+	    "connected; put smtp_listen inside each site block that relays "
+	    "mail");
+	cr_assert_null(c);
+}
+
+/* A site inherits the top level's mail settings, never its listener:
+ * that one is the block's own line. */
+Test(config, site_smtp_inherits_all_but_the_listener)
+{
+	struct gw_config *c;
+
+	wfile("scrub.rules", "rule pw\n  kind text\n  pattern secret\n"
+	    "  action replace\nend\n");
+	c = load_sites(BASE "smtp_relay 127.0.0.1:2526\n"
+	    "scrub_rules scrub.rules\nsmtp_max_recipients 7\n"
+	    "site a {\n\tserver_name a.example\n"
+	    "\tsmtp_listen 127.0.0.1:2525\n\tsmtp_max_recipients 9\n}\n"
+	    "site b {\n\tserver_name b.example\n}\n", false);
+	cr_assert_eq(got.n, 0, "%s", got.m[0]);
+	cr_assert_not_null(c);
+	cr_assert_eq(c->mail.nlisten, 0);
+	cr_assert_eq(c->sites[0].cfg->mail.nlisten, 1);
+	cr_assert_str_eq(c->sites[0].cfg->mail.listen_text[0],
+	    "127.0.0.1:2525");
+	cr_assert_eq(c->sites[0].cfg->mail.max_recipients, 9);
+	cr_assert_not_null(c->sites[0].cfg->mail.scrub_rules);
+	cr_assert_eq(c->sites[1].cfg->mail.nlisten, 0);
+	cr_assert_eq(c->sites[1].cfg->mail.max_recipients, 7);
+	gw_config_unref(c);
+}
+
+/* Without sites too: one address, one listener. */
+Test(config, smtp_listen_twice_refused)
+{
+	struct gw_config *c;
+
+	wfile("scrub.rules", "rule pw\n  kind text\n  pattern secret\n"
+	    "  action replace\nend\n");
+	c = load_text(BASE "smtp_relay 127.0.0.1:2526\n"
+	    "scrub_rules scrub.rules\nsmtp_listen 127.0.0.1:2525\n"
+	    "smtp_listen *:2525\n");
+	expect_one(false, "8:13: smtp_listen *:2525 overlaps smtp_listen "
+	    "127.0.0.1:2525 at {D}/main.conf:7:13: an address has one "
+	    "listener; use another port");
 	cr_assert_null(c);
 }
 
@@ -1687,9 +1730,10 @@ BAD_SITES(site_listen_refused, "site a {\n\tserver_name a.example\n"
 BAD_SITES(site_workers_refused, "site a {\n\tserver_name a.example\n"
     "\tworkers 2\n}\n",
     "7:2: \"workers\" applies to the whole gateway, not to a site")
-BAD_SITES(site_smtp_refused, "site a {\n\tserver_name a.example\n"
+BAD_SITES(site_smtp_without_relay, "site a {\n\tserver_name a.example\n"
     "\tsmtp_listen 127.0.0.1:2525\n}\n",
-    "7:2: \"smtp_listen\" applies to the whole gateway, not to a site")
+    "7:14: site \"a\": smtp_listen is set but smtp_relay is not: add "
+    "'smtp_relay HOST:PORT' (the smarthost)")
 BAD_SITES(site_login_threads_refused, "site a {\n\tserver_name a.example\n"
     "\tlogin_threads 4\n}\n",
     "7:2: \"login_threads\" applies to the whole gateway, not to a site")

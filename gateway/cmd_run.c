@@ -99,6 +99,16 @@ mail_audit_cb(void *arg, const char *outcome, const char *line)
 	audit_write(rt, line);
 }
 
+/* A site relay's message: counted for its site too. */
+static void
+mail_site_audit_cb(void *arg, const char *outcome, const char *line)
+{
+	struct gw_mail_site *ms = arg;
+
+	gw_metrics_site_smtp(&ms->rt->m, ms->slot, outcome);
+	mail_audit_cb(ms->rt, outcome, line);
+}
+
 static void
 mail_hit_cb(void *arg, const char *rule, const char *action, unsigned count)
 {
@@ -273,6 +283,27 @@ finish_sites(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 	return 0;
 }
 
+/* The audit argument of the relay of the site in metrics slot `slot`,
+ * made once (main thread, before the snapshot is published); NULL
+ * without a slot. */
+static struct gw_mail_site *
+site_mail_arg(struct gw_runtime *rt, size_t slot)
+{
+	struct gw_mail_site *ms;
+
+	if (slot == 0 || slot > GW_SITE_SLOTS || rt->m.site == NULL)
+		return NULL;
+	if (rt->mail_sites == NULL && (rt->mail_sites = calloc(GW_SITE_SLOTS,
+	    sizeof(*rt->mail_sites))) == NULL)
+		return NULL;
+	ms = &rt->mail_sites[slot - 1];
+	if (ms->rt == NULL) {
+		ms->rt = rt;
+		ms->slot = slot;
+	}
+	return ms;
+}
+
 /* The relay of c's own smtp_listen lines: the top level's, or a site's
  * with that site's rules and its certificates for STARTTLS (chosen among
  * them by the client's SNI, the first without one). */
@@ -280,12 +311,17 @@ static int
 start_mail(struct gw_runtime *rt, struct gw_config *c, const char *site,
     char *err, size_t errlen)
 {
+	struct gw_mail_site *ms = site_mail_arg(rt, c->metrics_slot);
 	char e2[GW_ERRLEN];
 
 	if (c->mail.nlisten == 0)
 		return 0;
-	c->mailctx = mail_ctx_new(&c->mail, c->tls, mail_audit_cb, rt, e2,
-	    sizeof(e2));
+	if (site != NULL && ms != NULL)
+		c->mailctx = mail_ctx_new(&c->mail, c->tls, mail_site_audit_cb,
+		    ms, e2, sizeof(e2));
+	else	/* no slot (1024 named, or out of memory): totals only */
+		c->mailctx = mail_ctx_new(&c->mail, c->tls, mail_audit_cb, rt,
+		    e2, sizeof(e2));
 	if (c->mailctx == NULL) {
 		if (site != NULL)
 			snprintf(err, errlen, "site %s: %.400s", site, e2);
@@ -297,6 +333,8 @@ start_mail(struct gw_runtime *rt, struct gw_config *c, const char *site,
 	mail_ctx_set_hit_counter(c->mailctx, mail_hit_cb, rt);
 	if (site != NULL)
 		mail_ctx_set_site(c->mailctx, site);
+	if (site != NULL && ms != NULL)
+		atomic_store(&rt->m.site[ms->slot - 1].smtp, true);
 	return 0;
 }
 
@@ -786,6 +824,7 @@ run_cleanup(struct run_state *s)
 	}
 	free(rt->sauth);
 	free(rt->m.site);
+	free(rt->mail_sites);
 	free(rt->workers);
 	if (rt->cfg)
 		gw_config_unref(rt->cfg);

@@ -83,6 +83,10 @@ struct gw_scrub_slot {
 struct gw_site_slot {
 	char          name[64];	/* a site name: [A-Za-z0-9_-], 1-63 */
 	atomic_ullong requests[6];	/* as gw_metrics.requests */
+	/* its relay's messages, as gw_metrics.smtp_outcomes; rendered once
+	 * `smtp` is set (a snapshot gave the site an smtp_listen) */
+	atomic_bool   smtp;
+	atomic_ullong smtp_outcomes[GW_SMTP_OUTCOMES];
 };
 
 struct gw_metrics {
@@ -188,6 +192,10 @@ void gw_metrics_upstream_connect(struct gw_metrics *, double seconds);
 void gw_metrics_decision(struct gw_metrics *, enum pol_action);
 void gw_metrics_auth_event(struct gw_metrics *, const char *event);
 void gw_metrics_smtp_outcome(struct gw_metrics *, const char *outcome);
+/* The same message counted for its site (slot: gw_metrics_site_slot(),
+ * 0 = none). */
+void gw_metrics_site_smtp(struct gw_metrics *, size_t slot,
+    const char *outcome);
 void gw_metrics_scrub_hit(struct gw_metrics *, const char *rule,
     const char *action, unsigned count);
 void gw_metrics_refused(struct gw_metrics *, enum gw_refuse);
@@ -284,6 +292,17 @@ struct gw_runtime {
 	struct gw_site_auth *sauth;
 	size_t              nsauth;
 	bool                workers_up;	/* change listeners may start */
+	/* With sites: what each site's relay reports its messages to, by
+	 * metrics slot (GW_SITE_SLOTS, made with the first site relay; an
+	 * entry is written once, before the snapshot that uses it is
+	 * published). The audit argument of the site's mail context: it
+	 * outlives every context, as the runtime does. */
+	struct gw_mail_site *mail_sites;
+};
+
+struct gw_mail_site {
+	struct gw_runtime *rt;
+	size_t             slot;	/* in rt->m.site, 1-based */
 };
 
 struct gw_site_auth {

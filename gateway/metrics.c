@@ -70,6 +70,15 @@ gw_metrics_smtp_outcome(struct gw_metrics *m, const char *outcome)
 	    GW_SMTP_OUTCOMES, outcome)], 1);
 }
 
+void
+gw_metrics_site_smtp(struct gw_metrics *m, size_t slot, const char *outcome)
+{
+	if (slot == 0 || slot > atomic_load(&m->nsite))
+		return;
+	atomic_fetch_add(&m->site[slot - 1].smtp_outcomes[name_index(
+	    smtp_outcomes, GW_SMTP_OUTCOMES, outcome)], 1);
+}
+
 /* The slot of (rule, action), naming a free one the first time: a slot
  * goes 0 -> 1 (one thread copies the name) -> 2 (readable) and is never
  * freed, so the render and other threads read only named slots. NULL when
@@ -307,6 +316,30 @@ store_listener(struct evbuffer *b, struct auth_ctx *auth)
 	    i.reloads);
 }
 
+/* With sites: each site relay's messages (the sites that never had an
+ * smtp_listen show none). */
+static void
+render_site_smtp(const struct gw_metrics *m, struct evbuffer *b)
+{
+	size_t n = atomic_load(&m->nsite);
+	bool first = true;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!atomic_load(&m->site[i].smtp))
+			continue;
+		if (first)
+			head(b, "pbxgate_site_smtp_messages_total", "counter",
+			    "Messages each site's SMTP relay finished, by site "
+			    "and outcome (as pbxgate_smtp_messages_total).");
+		first = false;
+		for (size_t k = 0; k < GW_SMTP_OUTCOMES; k++)
+			evbuffer_add_printf(b, "pbxgate_site_smtp_messages_total"
+			    "{site=\"%s\",outcome=\"%s\"} %llu\n",
+			    m->site[i].name, smtp_outcomes[k],
+			    atomic_load(&m->site[i].smtp_outcomes[k]));
+	}
+}
+
 /* Only pairs that matched at least once appear; "other" always does, so
  * that the series exists before the first hit. Rule names need no label
  * escaping: mail_rules.c allows [A-Za-z0-9_-] only. */
@@ -402,6 +435,7 @@ gw_metrics_render(const struct gw_metrics *m, struct auth_ctx *auth,
 	for (size_t i = 0; i < GW_SMTP_OUTCOMES; i++)
 		evbuffer_add_printf(b, "pbxgate_smtp_messages_total{outcome=\"%s\"} "
 		    "%llu\n", smtp_outcomes[i], atomic_load(&m->smtp_outcomes[i]));
+	render_site_smtp(m, b);
 	render_scrub_hits(m, b);
 	head(b, "pbxgate_integrity_known_bad_checked_total", "counter",
 	    "Response bodies on the paths known_bad covers that were hashed "

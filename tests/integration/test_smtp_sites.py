@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -127,12 +128,13 @@ class Run:
 
 @pytest.fixture(scope="module")
 def two(pbxgate_bin, pki, sink):
-    pa, pb = free_port(), free_port()
+    pa, pb, admin = free_port(), free_port(), free_port()
     audit = os.path.join(pki["dir"], "audit.log")
     conf = conf_with(pki, top(pki, sink["port"], audit) +
+                     ["admin_listen 127.0.0.1:%d" % admin] +
                      site("a", pki, pa) + site("b", pki, pb))
     gw = Run(pbxgate_bin, conf, (pa, pb))
-    yield {"a": pa, "b": pb, "audit": audit}
+    yield {"a": pa, "b": pb, "audit": audit, "admin": admin}
     gw.stop()
 
 
@@ -239,6 +241,43 @@ def test_site_relay_scrubs_by_its_own_rules(two, sink, pki, name, gone, kept):
     assert ev["pbxgate.site"] == name, ev
     assert [h["rule"] for h in ev["pbxgate.smtp.scrub"]] == \
         ["%s-secret" % name], ev
+
+
+def metrics(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                timeout=STEP) as r:
+        return r.read().decode()
+
+
+def sample(text, name, labels):
+    want = "%s{%s} " % (name, labels)
+    for line in text.splitlines():
+        if line.startswith(want):
+            return int(line[len(want):])
+    return None
+
+
+def test_site_relay_messages_counted_per_site(two, sink, pki):
+    """One message through a, two through b: each site's series counts its
+    own, the total counts all."""
+    before = metrics(two["admin"])
+    for name, n in (("a", 1), ("b", 2)):
+        for i in range(n):
+            marker = "c-%s-%d-%d" % (name, i, two[name])
+            code, lines = send(two[name], trusting(pki[name][0]),
+                               name + ".example", message(marker))
+            assert code == 250, lines
+    after = metrics(two["admin"])
+
+    def delta(name, labels):
+        return sample(after, name, labels) - (sample(before, name, labels)
+                                              or 0)
+    assert delta("pbxgate_site_smtp_messages_total",
+                 'site="a",outcome="scrubbed"') == 1, after
+    assert delta("pbxgate_site_smtp_messages_total",
+                 'site="b",outcome="scrubbed"') == 2, after
+    assert delta("pbxgate_smtp_messages_total", 'outcome="scrubbed"') == 3
+    assert "# TYPE pbxgate_site_smtp_messages_total counter" in after
 
 
 @pytest.mark.parametrize("name", ["a", "b"])

@@ -406,3 +406,56 @@ def test_scrub_command_takes_the_sites_rules(pbxgate_bin, pki):
         assert r.returncode == 1, r.stderr
         assert gone.encode() not in r.stdout
         assert ("[%s removed]" % name).encode() in r.stdout
+
+
+def reloaded(audit, n):
+    """Waits for the nth successful reload's audit line."""
+    deadline = time.monotonic() + STEP
+    while time.monotonic() < deadline:
+        if os.path.exists(audit):
+            with open(audit, encoding="utf-8") as f:
+                done = [l for l in f if '"event.module":"config"' in l and
+                        '"event.outcome":"success"' in l]
+            if len(done) >= n:
+                return
+        time.sleep(0.05)
+    raise AssertionError("no reload %d in %s" % (n, audit))
+
+
+def closed_without_greeting(port):
+    s = socket.create_connection(("127.0.0.1", port), STEP)
+    s.settimeout(STEP)
+    try:
+        return s.recv(100) == b""
+    except ConnectionResetError:
+        return True
+    finally:
+        s.close()
+
+
+def test_reload_takes_the_sites_new_rules_and_listeners(pbxgate_bin, pki,
+                                                        sink):
+    """SIGHUP: a's new notice applies to a's next message; a listener
+    moved to another port leaves its old address without a relay (closed
+    at once, never served by another site's) until a restart."""
+    pa, pb, moved = free_port(), free_port(), free_port()
+    audit = os.path.join(pki["dir"], "audit-reload.log")
+    lines = top(pki, sink["port"], audit) + site("a", pki, pa) + \
+        site("b", pki, pb)
+    conf = conf_with(pki, lines, "reload.conf")
+    gw = Run(pbxgate_bin, conf, (pa, pb))
+    try:
+        lines = [l.replace("[a removed]", "[a renamed]") for l in lines]
+        lines = [l.replace(":%d" % pb, ":%d" % moved) for l in lines]
+        conf_with(pki, lines, "reload.conf")
+        gw.p.send_signal(signal.SIGHUP)
+        reloaded(audit, 1)
+        marker = "r-a-%d" % pa
+        code, out = send(pa, trusting(pki["a"][0]), "a.example",
+                         message(marker))
+        assert code == 250, out
+        raw = relayed(sink, marker)
+        assert "[a renamed]" in raw and "ALPHA-1234" not in raw, raw
+        assert closed_without_greeting(pb)
+    finally:
+        gw.stop()

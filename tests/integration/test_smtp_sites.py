@@ -4,6 +4,7 @@ its certificate for STARTTLS and its name in the audit lines; two
 listeners on one address, a site's on the gateway's port and a top-level
 smtp_listen beside sites are refused by `check` at FILE:LINE:COL."""
 
+import base64
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import pytest
 
 from helpers import mkcert
 from lock_helpers import run_cli
+from test_mail import PASSWORD, PW_HASH
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -48,6 +50,8 @@ def pki(workdir):
     os.makedirs(d, exist_ok=True)
     return {"dir": d, "a": mkcert(d, "a", "a.example"),
             "b": mkcert(d, "b", "b.example"),
+            "c": mkcert(d, "c", "c.example"),
+            "c_rules": rules(d, "c", "CHARLIE-[0-9]+"),
             "sink": mkcert(d, "sink", "localhost"),
             "a_rules": rules(d, "a", "ALPHA-[0-9]+"),
             "b_rules": rules(d, "b", "BRAVO-[0-9]+")}
@@ -130,11 +134,13 @@ class Run:
 def two(pbxgate_bin, pki, sink):
     pa, pb, admin = free_port(), free_port(), free_port()
     audit = os.path.join(pki["dir"], "audit.log")
+    pc = free_port()   # c: its PBX must log in (smtp_auth of its own)
     conf = conf_with(pki, top(pki, sink["port"], audit) +
                      ["admin_listen 127.0.0.1:%d" % admin] +
-                     site("a", pki, pa) + site("b", pki, pb))
-    gw = Run(pbxgate_bin, conf, (pa, pb))
-    yield {"a": pa, "b": pb, "audit": audit, "admin": admin}
+                     site("a", pki, pa) + site("b", pki, pb) +
+                     site("c", pki, pc, extra=("smtp_auth pbx %s" % PW_HASH,)))
+    gw = Run(pbxgate_bin, conf, (pa, pb, pc))
+    yield {"a": pa, "b": pb, "c": pc, "audit": audit, "admin": admin}
     gw.stop()
 
 
@@ -278,6 +284,27 @@ def test_site_relay_messages_counted_per_site(two, sink, pki):
                  'site="b",outcome="scrubbed"') == 2, after
     assert delta("pbxgate_smtp_messages_total", 'outcome="scrubbed"') == 3
     assert "# TYPE pbxgate_site_smtp_messages_total counter" in after
+
+
+def test_smtp_auth_is_the_sites_own(two, pki):
+    """c sets smtp_auth: MAIL needs AUTH there (530), and its login works;
+    a, without one (none inherited), takes MAIL without AUTH."""
+    plain = "AUTH PLAIN " + base64.b64encode(
+        b"\0pbx\0" + PASSWORD.encode()).decode()
+    s = Smtp(two["c"])
+    s.starttls(trusting(pki["c"][0]), "c.example")
+    code, lines = s.cmd("EHLO pbx.test")
+    assert code == 250 and any("AUTH" in l for l in lines), lines
+    assert s.cmd("MAIL FROM:<pbx@pbx.test>")[0] == 530
+    assert s.cmd(plain)[0] == 235
+    assert s.cmd("MAIL FROM:<pbx@pbx.test>")[0] == 250
+    s.close()
+    s = Smtp(two["a"])
+    s.starttls(trusting(pki["a"][0]), "a.example")
+    code, lines = s.cmd("EHLO pbx.test")
+    assert code == 250 and not any("AUTH" in l for l in lines), lines
+    assert s.cmd("MAIL FROM:<pbx@pbx.test>")[0] == 250
+    s.close()
 
 
 @pytest.mark.parametrize("name", ["a", "b"])

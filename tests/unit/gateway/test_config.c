@@ -1607,6 +1607,30 @@ Test(config, site_smtp_inherits_all_but_the_listener)
 	gw_config_unref(c);
 }
 
+/* 64 smtp_listen addresses in all sites (the workers' listener array):
+ * the 65th is refused at its line, naming its site. */
+Test(config, smtp_listen_past_the_total_refused)
+{
+	static char text[16384];
+	struct gw_config *c;
+	size_t off;
+
+	wfile("scrub.rules", "rule pw\n  kind text\n  pattern secret\n"
+	    "  action replace\nend\n");
+	off = (size_t)snprintf(text, sizeof(text), BASE "smtp_relay "
+	    "127.0.0.1:2526\nscrub_rules scrub.rules\n");
+	for (int i = 0; i <= GW_MAX_SMTP_LISTEN && off < sizeof(text); i++)
+		off += (size_t)snprintf(text + off, sizeof(text) - off,
+		    "site s%d {\n\tserver_name s%d.example\n"
+		    "\tsmtp_listen 127.0.0.1:%d\n}\n", i, i, 3000 + i);
+	cr_assert_lt(off, sizeof(text));
+	c = load_sites(text, false);
+	/* site i's smtp_listen is on line 9 + 4 i */
+	expect_one(false, "265:14: site \"s64\": more than 64 smtp_listen "
+	    "addresses in all sites");
+	cr_assert_null(c);
+}
+
 /* Without sites too: one address, one listener. */
 Test(config, smtp_listen_twice_refused)
 {

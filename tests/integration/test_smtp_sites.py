@@ -51,6 +51,7 @@ def pki(workdir):
     return {"dir": d, "a": mkcert(d, "a", "a.example"),
             "b": mkcert(d, "b", "b.example"),
             "c": mkcert(d, "c", "c.example"),
+            "a2": mkcert(d, "a2", "mail.a.example"),
             "c_rules": rules(d, "c", "CHARLIE-[0-9]+"),
             "sink": mkcert(d, "sink", "localhost"),
             "a_rules": rules(d, "a", "ALPHA-[0-9]+"),
@@ -137,7 +138,10 @@ def two(pbxgate_bin, pki, sink):
     pc = free_port()   # c: its PBX must log in (smtp_auth of its own)
     conf = conf_with(pki, top(pki, sink["port"], audit) +
                      ["admin_listen 127.0.0.1:%d" % admin] +
-                     site("a", pki, pa) + site("b", pki, pb) +
+                     site("a", pki, pa, extra=(
+                         "tls_cert %s" % pki["a2"][0],
+                         "tls_key %s" % pki["a2"][1])) +
+                     site("b", pki, pb) +
                      site("c", pki, pc, extra=("smtp_auth pbx %s" % PW_HASH,)))
     gw = Run(pbxgate_bin, conf, (pa, pb, pc))
     yield {"a": pa, "b": pb, "c": pc, "audit": audit, "admin": admin}
@@ -313,6 +317,22 @@ def test_starttls_presents_the_sites_certificate(two, pki, name):
     cert = s.starttls(trusting(pki[name][0]), name + ".example")
     assert dict(x[0] for x in cert["subject"])["commonName"] == \
         name + ".example"
+    s.close()
+
+
+@pytest.mark.parametrize("sni,cert", [("mail.a.example", "a2"),
+                                      ("a.example", "a"),
+                                      ("unknown.example", "a")])
+def test_starttls_chooses_among_the_sites_certificates_by_sni(two, pki, sni,
+                                                              cert):
+    """a has two certificates: the SNI picks one as on the web side; an
+    unknown name gets the site's first, never another site's."""
+    ctx = trusting(pki[cert][0])
+    ctx.check_hostname = False   # the unknown name is on no certificate
+    s = Smtp(two["a"])
+    got = s.starttls(ctx, sni)
+    want = "mail.a.example" if cert == "a2" else "a.example"
+    assert dict(x[0] for x in got["subject"])["commonName"] == want
     s.close()
 
 

@@ -311,12 +311,13 @@ static int
 start_mail(struct gw_runtime *rt, struct gw_config *c, const char *site,
     char *err, size_t errlen)
 {
-	struct gw_mail_site *ms = site_mail_arg(rt, c->metrics_slot);
+	struct gw_mail_site *ms;
 	char e2[GW_ERRLEN];
 
 	if (c->mail.nlisten == 0)
 		return 0;
-	if (site != NULL && ms != NULL)
+	ms = site != NULL ? site_mail_arg(rt, c->metrics_slot) : NULL;
+	if (ms != NULL)
 		c->mailctx = mail_ctx_new(&c->mail, c->tls, mail_site_audit_cb,
 		    ms, e2, sizeof(e2));
 	else	/* no slot (1024 named, or out of memory): totals only */
@@ -333,7 +334,7 @@ start_mail(struct gw_runtime *rt, struct gw_config *c, const char *site,
 	mail_ctx_set_hit_counter(c->mailctx, mail_hit_cb, rt);
 	if (site != NULL)
 		mail_ctx_set_site(c->mailctx, site);
-	if (site != NULL && ms != NULL)
+	if (ms != NULL)
 		atomic_store(&rt->m.site[ms->slot - 1].smtp, true);
 	return 0;
 }

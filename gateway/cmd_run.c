@@ -299,19 +299,6 @@ finish_snapshot(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 	return cfg->mailctx == NULL ? -1 : 0;
 }
 
-/* The upstream /readyz probes, once cfg is in force: the top level's, or
- * the first site's. */
-static void
-set_probe(struct gw_runtime *rt, const struct gw_config *cfg)
-{
-	const struct gw_config *p = cfg->nsites > 0 ? cfg->sites[0].cfg : cfg;
-
-	pthread_mutex_lock(&rt->up_lock);
-	rt->up_addr = p->up_addr;
-	rt->up_addrlen = p->up_addrlen;
-	pthread_mutex_unlock(&rt->up_lock);
-}
-
 /* SO_REUSEPORT would let this process join another one's listener (same
  * user) and split its connections: bind once without it, as a probe, so
  * that a second pbxgate on the same address fails like any other. */
@@ -437,7 +424,6 @@ reload(struct run_state *s)
 	if (gw_privsep_keys(true, err, sizeof(err)) < 0)
 		gw_log(GW_LOG_ERR, "reload: %s", err);
 	warn_restart_only(old, n);
-	set_probe(rt, n);
 	pthread_mutex_lock(&rt->cfg_lock);
 	rt->cfg = n;
 	pthread_mutex_unlock(&rt->cfg_lock);
@@ -640,7 +626,6 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 	struct gw_config *cfg;
 
 	pthread_mutex_init(&rt->cfg_lock, NULL);
-	pthread_mutex_init(&rt->up_lock, NULL);
 	rt->access_fd = rt->audit_fd = -1;
 	rt->tickets = cert_tickets_new(err, errlen);
 	rt->peers = gw_peertab_new();
@@ -656,7 +641,6 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 	if (finish_snapshot(rt, cfg, err, errlen) < 0 ||
 	    open_logs(rt, cfg, err, errlen) < 0)
 		return -1;
-	set_probe(rt, cfg);
 	if (open_auth(rt, cfg, err, errlen) < 0)
 		return -1;
 	if (cfg->nsites == 0 && cfg->upstream.tls && !cfg->upstream.verify)

@@ -80,14 +80,23 @@ struct gw_scrub_slot {
  * naming the site is published (gw_metrics_site_slot) and never renamed:
  * a site a reload drops and brings back counts on. */
 #define GW_SITE_SLOTS 1024	/* = CFG_MAX_SITES */
+/* ready.c: when an upstream last accepted and last refused a connection
+ * (monotonic ms, 0 = never). */
+struct gw_ready_rec {
+	atomic_llong ok_ms, fail_ms;
+};
+
 struct gw_site_slot {
 	char          name[64];	/* a site name: [A-Za-z0-9_-], 1-63 */
 	atomic_ullong requests[6];	/* as gw_metrics.requests */
+	/* the site's upstream for /readyz: kept here, where a site's record
+	 * outlives reloads as its counters do */
+	struct gw_ready_rec ready;
 };
 
 struct gw_metrics {
 	atomic_ullong requests[6];	/* index = status / 100, 0 = other */
-	/* GW_SITE_SLOTS of them (112 KiB), made by the first
+	/* GW_SITE_SLOTS of them (128 KiB), made by the first
 	 * gw_metrics_site_slot() call: none without sites; NULL then, or
 	 * when out of memory (sites count in the totals only). Freed by
 	 * run_cleanup. */
@@ -210,7 +219,8 @@ struct gw_ready_probe;
 struct gw_ready_probe *gw_ready_check(struct gw_worker *w, gw_ready_cb cb,
     void *arg);
 void gw_ready_cancel(struct gw_ready_probe *);
-void gw_ready_upstream(struct gw_runtime *, bool ok);
+/* slot: the site's metrics_slot (0: the top level's upstream) */
+void gw_ready_upstream(struct gw_runtime *, size_t slot, bool ok);
 void gw_ready_store(struct gw_runtime *, bool ok);
 
 /* notify.c: the service manager's readiness protocol (no-ops without
@@ -253,7 +263,7 @@ struct gw_local;
 
 /* ready.c: what /readyz judges; written by workers and the main thread. */
 struct gw_ready {
-	atomic_llong up_ok_ms, up_fail_ms;	/* monotonic, 0 = never */
+	struct gw_ready_rec up;		/* the top level's upstream */
 	atomic_bool  store_bad;			/* the last store read failed */
 };
 
@@ -274,9 +284,6 @@ struct gw_runtime {
 	atomic_ullong       access_lost;	/* lines that could not be written */
 	atomic_llong        access_err_at;	/* last time we said so */
 	atomic_int          audit_fd;	/* -1: no audit log; reopened in place */
-	struct sockaddr_storage up_addr;	/* resolved upstream */
-	socklen_t           up_addrlen;
-	pthread_mutex_t     up_lock;	/* guards up_addr across reloads */
 	/* With sites: each site's login context, by site name, opened when
 	 * a snapshot first names the site with a user_db and kept until the
 	 * process ends (its sessions outlive reloads, as rt->auth's do).
@@ -568,6 +575,7 @@ struct gw_upconn {
 	enum gw_ustate      state;
 	uint64_t            generation;		/* config it was opened under */
 	const struct gw_config *site;		/* ... and for which site */
+	size_t              ready_slot;		/* its metrics_slot (ready.c) */
 	struct gw_respparse rs;			/* the answer being read */
 	bool                reused;
 	bool                got_bytes;

@@ -202,6 +202,8 @@ void gw_metrics_scrub_hit(struct gw_metrics *, const char *rule,
 void gw_metrics_refused(struct gw_metrics *, enum gw_refuse);
 /* With sites: each site's store gauges, labelled site="NAME". */
 void gw_metrics_site_stores(struct evbuffer *, const struct gw_config *);
+/* With sites: each site's change listener series (label site). */
+void gw_metrics_site_listeners(struct evbuffer *, const struct gw_config *);
 void gw_metrics_render(const struct gw_metrics *, struct auth_ctx *,
     struct evbuffer *);
 /* A label value in the exposition format (\\, \" and \n escaped),

@@ -286,20 +286,33 @@ struct gw_runtime {
 	atomic_ullong       access_lost;	/* lines that could not be written */
 	atomic_llong        access_err_at;	/* last time we said so */
 	atomic_int          audit_fd;	/* -1: no audit log; reopened in place */
-	/* With sites: each site's login context, by site name, opened when
-	 * a snapshot first names the site with a user_db and kept until the
-	 * process ends (its sessions outlive reloads, as rt->auth's do).
+	/* With sites: each site's login contexts (site_auth.c), those the
+	 * snapshot in force names and those older snapshots still hold.
 	 * The main thread's alone; a snapshot carries its own pointers. */
-	struct gw_site_auth *sauth;
+	struct gw_site_auth **sauth;
 	size_t              nsauth;
 	bool                workers_up;	/* change listeners may start */
 };
 
-struct gw_site_auth {
-	char            *site;
-	char            *user_db;	/* as opened: a change needs a restart */
-	struct auth_ctx *auth;
+/* site_auth.c: the sites' login contexts (lifetime at the top of the
+ * file). All on the main thread. take: the context for site's settings
+ * (the one open with the same settings, else a new one), held by the
+ * site's snapshot from now on; -1 with err when it cannot be opened.
+ * commit: cfg is in force; the contexts it does not name close once no
+ * snapshot holds them, in sweep (each store refresh tick). ctx: entry i's
+ * context, NULL once its closing began. */
+struct gw_site_auth;
+struct gw_site_auth_ops {
+	auth_audit_fn audit;	/* arg: the runtime */
+	auth_post_fn  post;	/* the change listener's, arg: the runtime */
 };
+int  gw_site_auth_take(struct gw_runtime *, struct gw_site *,
+    const struct gw_site_auth_ops *, char *err, size_t errlen);
+void gw_site_auth_commit(struct gw_runtime *, const struct gw_config *);
+void gw_site_auth_sweep(struct gw_runtime *);
+struct auth_ctx *gw_site_auth_ctx(struct gw_runtime *, size_t i,
+    const char **site);
+void gw_site_auth_free_all(struct gw_runtime *);
 
 /* The current snapshot with a reference the caller must drop. */
 struct gw_config *gw_runtime_config(struct gw_runtime *);

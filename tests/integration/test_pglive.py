@@ -339,3 +339,41 @@ def test_site_listener_metrics_by_site(make_sites, make_upstream, site_certs, wo
     finally:
         pg.stop()
         shutil.rmtree(pg.dir, ignore_errors=True)
+
+
+def _listeners_on(url):
+    """The change listeners connected to url's database."""
+    db = url.split("///", 1)[1].split("?")[0]    # Postgres.url's shape
+    return int(_psql(url, "SELECT count(*) FROM pg_stat_activity WHERE"
+                          " application_name = 'pbxgate-listen' AND"
+                          " datname = '%s'" % db))
+
+
+def test_reload_moving_a_site_to_another_database(make_sites, make_upstream,  # noqa: F811
+                                                  site_certs, postgres, workdir):
+    """A reload that gives site a another PostgreSQL database: the new
+    store's listener starts with the reload, the old one's stops once
+    nothing holds the old context, and the site's series follow the new
+    listener."""
+    d, certs = site_certs
+    up = make_upstream()
+    pol = os.path.join(d, "pg-site.policy")
+    with open(pol, "w") as f:
+        f.write("allow path ^/_pbxgate/\ndefault allow\n")
+    old, new = postgres.new_database(), postgres.new_database()
+    key = os.path.join(workdir, "move-%s.key" % uuid.uuid4().hex[:8])
+    gw = make_sites([site_block("a", certs, up.port, pol, extra=(
+        "user_db %s" % old, "secret_key %s" % key) + tuple(FAST))])
+    wait_until(lambda: _listeners_on(old) == 1, timeout=10, interval=0.1,
+               what="a's listener on the first database")
+    gw.sites = [site_block("a", certs, up.port, pol, extra=(
+        "user_db %s" % new, "secret_key %s" % key) + tuple(FAST))]
+    gw.write_config()
+    gw.reload()
+    wait_until(lambda: _listeners_on(new) == 1 and _listeners_on(old) == 0,
+               timeout=10, interval=0.1,
+               what="the listener moved to the second database")
+    # closed a sweep after its listener stopped (the drain, site_auth.c)
+    wait_until(lambda: "site a: previous login context closed" in gw.stderr(),
+               timeout=10, interval=0.1, what="the old context closed")
+    assert gw.metric("pbxgate_user_store_listener_connected", 'site="a"') == 1

@@ -38,6 +38,40 @@ settings_copy(struct auth_settings *d, const struct auth_settings *s)
 	return 0;
 }
 
+static bool
+same_str(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Every field a context is opened with, but the login pool's size
+ * (login_threads, login_queue): the pool is the process's, not a
+ * context's. A file named by the same path counts as the same. */
+bool
+auth_settings_same(const struct auth_ctx *c, const struct auth_settings *s)
+{
+	const struct auth_settings *o = &c->s;
+
+	return same_str(o->user_db, s->user_db) &&
+	    same_str(o->user_db_password_file, s->user_db_password_file) &&
+	    o->user_db_pool == s->user_db_pool &&
+	    same_str(o->secret_key, s->secret_key) &&
+	    o->argon2_m_kib == s->argon2_m_kib && o->argon2_t == s->argon2_t &&
+	    o->argon2_p == s->argon2_p && o->totp_step == s->totp_step &&
+	    o->totp_digits == s->totp_digits && o->totp_skew == s->totp_skew &&
+	    o->session_idle == s->session_idle &&
+	    o->session_max == s->session_max &&
+	    o->login_max_failures == s->login_max_failures &&
+	    o->login_failure_window == s->login_failure_window &&
+	    o->login_ban_time == s->login_ban_time &&
+	    same_str(o->public_url, s->public_url) &&
+	    o->enrol_link_lifetime == s->enrol_link_lifetime &&
+	    o->mfa_self_enrol == s->mfa_self_enrol &&
+	    strcmp(o->title, s->title) == 0 &&
+	    strcmp(o->totp_issuer, s->totp_issuer) == 0 &&
+	    strcmp(o->site, s->site) == 0;
+}
+
 void
 auth_style_hash(char out[64])
 {

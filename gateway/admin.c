@@ -145,8 +145,10 @@ render_metrics(struct gw_runtime *rt, struct evbuffer *b)
 	    "Generation of the configuration in force.", NULL, cfg->generation);
 	render_info(rt, cfg, b);
 	gw_metrics_render(&rt->m, rt->auth, b);
-	if (cfg->nsites > 0)
+	if (cfg->nsites > 0) {
 		gw_metrics_site_stores(b, cfg);
+		gw_metrics_site_listeners(b, cfg);
+	}
 	gw_config_unref(cfg);
 }
 

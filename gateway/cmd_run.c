@@ -213,48 +213,9 @@ route_site(void *arg, const char *host)
 static int
 auth_live_post(void *arg, auth_task_fn fn, void *fnarg);
 
-/* The login context of site `name` (opened on first use, then kept):
- * NULL with err on failure. A user_db changed by a reload keeps the
- * store the process opened, as at the top level. */
-static struct auth_ctx *
-site_auth(struct gw_runtime *rt, const char *name,
-    const struct auth_settings *as, char *err, size_t errlen)
-{
-	struct gw_site_auth *v, *e;
-
-	for (size_t i = 0; i < rt->nsauth; i++) {
-		e = &rt->sauth[i];
-		if (strcmp(e->site, name) != 0)
-			continue;
-		if (strcmp(e->user_db, as->user_db) != 0)
-			gw_log(GW_LOG_WARN, "site %s: user_db %s takes effect only "
-			    "after a restart; %s stays in use", name,
-			    as->user_db, e->user_db);
-		return e->auth;
-	}
-	if ((v = reallocarray(rt->sauth, rt->nsauth + 1, sizeof(*v))) == NULL)
-		return snprintf(err, errlen, "out of memory"), NULL;
-	rt->sauth = v;
-	e = &v[rt->nsauth];
-	memset(e, 0, sizeof(*e));
-	if ((e->site = strdup(name)) == NULL ||
-	    (e->user_db = strdup(as->user_db)) == NULL) {
-		free(e->site);
-		return snprintf(err, errlen, "out of memory"), NULL;
-	}
-	if ((e->auth = auth_open(as, auth_audit_cb, rt, err, errlen)) == NULL ||
-	    auth_store_pool_start(e->auth, err, errlen) < 0 ||
-	    (rt->workers_up && auth_live_start(e->auth, auth_live_post, rt,
-	    err, errlen) < 0)) {
-		if (e->auth != NULL)
-			auth_close(e->auth);
-		free(e->site);
-		free(e->user_db);
-		return NULL;
-	}
-	rt->nsauth++;
-	return e->auth;
-}
+static const struct gw_site_auth_ops site_auth_ops = {
+	auth_audit_cb, auth_live_post
+};
 
 /* Each site's upstream address and login context; the SNI route. */
 static int
@@ -273,9 +234,12 @@ finish_sites(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 			    cfg->sites[i].name, e2), -1;
 		if (sc->auth.user_db == NULL)
 			continue;
-		if ((sc->authctx = site_auth(rt, cfg->sites[i].name, &sc->auth,
-		    e2, sizeof(e2))) == NULL)
-			return snprintf(err, errlen, "site %s: %.400s",
+		/* where the site is written: its user_db may be inherited */
+		if (gw_site_auth_take(rt, &cfg->sites[i], &site_auth_ops, e2,
+		    sizeof(e2)) < 0)
+			return snprintf(err, errlen, "%s:%u:%u: site %s: user "
+			    "store: %.400s", cfg->sites[i].file,
+			    cfg->sites[i].line, cfg->sites[i].col,
 			    cfg->sites[i].name, e2), -1;
 	}
 	cfg->route.fn = route_site;
@@ -361,19 +325,6 @@ finish_snapshot(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 		    errlen) < 0)
 			return -1;
 	return 0;
-}
-
-/* The upstream /readyz probes, once cfg is in force: the top level's, or
- * the first site's. */
-static void
-set_probe(struct gw_runtime *rt, const struct gw_config *cfg)
-{
-	const struct gw_config *p = cfg->nsites > 0 ? cfg->sites[0].cfg : cfg;
-
-	pthread_mutex_lock(&rt->up_lock);
-	rt->up_addr = p->up_addr;
-	rt->up_addrlen = p->up_addrlen;
-	pthread_mutex_unlock(&rt->up_lock);
 }
 
 /* SO_REUSEPORT would let this process join another one's listener (same
@@ -518,10 +469,10 @@ reload(struct run_state *s)
 	if (gw_privsep_keys(true, err, sizeof(err)) < 0)
 		gw_log(GW_LOG_ERR, "reload: %s", err);
 	warn_restart_only(old, n);
-	set_probe(rt, n);
 	pthread_mutex_lock(&rt->cfg_lock);
 	rt->cfg = n;
 	pthread_mutex_unlock(&rt->cfg_lock);
+	gw_site_auth_commit(rt, n);
 	if (open_logs(rt, n, err, sizeof(err)) < 0)
 		gw_log(GW_LOG_ERR, "reload: logs: %s; logging may be incomplete", err);
 	atomic_fetch_add(&rt->m.reload_ok, 1);
@@ -591,11 +542,13 @@ refresh_all(struct gw_runtime *rt, char *err, size_t errlen)
 		rc = -1;
 	for (size_t i = 0; i < rt->nsauth; i++) {
 		char e2[GW_ERRLEN];
+		const char *site;
+		struct auth_ctx *a = gw_site_auth_ctx(rt, i, &site);
 
-		if (auth_refresh(rt->sauth[i].auth, e2, sizeof(e2)) == 0)
+		if (a == NULL || auth_refresh(a, e2, sizeof(e2)) == 0)
 			continue;
 		if (rc == 0)
-			snprintf(err, errlen, "site %s: %.400s", rt->sauth[i].site, e2);
+			snprintf(err, errlen, "site %s: %.400s", site, e2);
 		rc = -1;
 	}
 	return rc;
@@ -609,6 +562,8 @@ auth_refresh_cb(evutil_socket_t fd, short what, void *arg)
 
 	time_t now = time(NULL);
 
+	/* contexts a reload replaced, once their last request is done */
+	gw_site_auth_sweep(&s->rt);
 	if (s->rt.auth == NULL && s->rt.nsauth == 0)
 		return;
 	if (refresh_all(&s->rt, err, sizeof(err)) == 0) {
@@ -677,8 +632,9 @@ bind_all(struct run_state *s, const struct gw_config *cfg, char *err, size_t err
 	return 0;
 }
 
-/* The user store lives as long as the process: its in-memory session
- * tables must survive reloads. Changing user_db needs a restart. */
+/* The top level's user store lives as long as the process: its in-memory
+ * session tables must survive reloads. Changing its user_db needs a
+ * restart (a site's does not: site_auth.c). */
 static int
 open_auth(struct gw_runtime *rt, struct gw_config *cfg, char *err,
     size_t errlen)
@@ -725,7 +681,6 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 	struct gw_config *cfg;
 
 	pthread_mutex_init(&rt->cfg_lock, NULL);
-	pthread_mutex_init(&rt->up_lock, NULL);
 	rt->access_fd = rt->audit_fd = -1;
 	rt->tickets = cert_tickets_new(err, errlen);
 	rt->peers = gw_peertab_new();
@@ -741,7 +696,7 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 	if (finish_snapshot(rt, cfg, err, errlen) < 0 ||
 	    open_logs(rt, cfg, err, errlen) < 0)
 		return -1;
-	set_probe(rt, cfg);
+	gw_site_auth_commit(rt, cfg);
 	if (open_auth(rt, cfg, err, errlen) < 0)
 		return -1;
 	if (cfg->nsites == 0 && cfg->upstream.tls && !cfg->upstream.verify)
@@ -760,10 +715,14 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 	if (rt->auth != NULL && auth_live_start(rt->auth, auth_live_post, rt,
 	    err, errlen) < 0)
 		return -1;
-	for (size_t i = 0; i < rt->nsauth; i++)
-		if (auth_live_start(rt->sauth[i].auth, auth_live_post, rt, err,
+	for (size_t i = 0; i < rt->nsauth; i++) {
+		const char *site;
+		struct auth_ctx *a = gw_site_auth_ctx(rt, i, &site);
+
+		if (a != NULL && auth_live_start(a, auth_live_post, rt, err,
 		    errlen) < 0)
 			return -1;
+	}
 	rt->workers_up = true;
 	return 0;
 }
@@ -797,8 +756,13 @@ run_loop(struct run_state *s)
 	/* before the join frees the mailbox the listener posts to */
 	if (s->rt.auth != NULL)
 		auth_live_stop(s->rt.auth);
-	for (size_t i = 0; i < s->rt.nsauth; i++)
-		auth_live_stop(s->rt.sauth[i].auth);
+	for (size_t i = 0; i < s->rt.nsauth; i++) {
+		const char *site;
+		struct auth_ctx *a = gw_site_auth_ctx(&s->rt, i, &site);
+
+		if (a != NULL)
+			auth_live_stop(a);
+	}
 	gw_workers_join(&s->rt);
 	event_free(s->ev_auth);
 	event_free(s->ev_hup);
@@ -818,17 +782,13 @@ run_cleanup(struct run_state *s)
 	gw_tpool_free(rt->pool);
 	if (rt->auth != NULL)
 		auth_close(rt->auth);
-	for (size_t i = 0; i < rt->nsauth; i++) {
-		auth_close(rt->sauth[i].auth);
-		free(rt->sauth[i].site);
-		free(rt->sauth[i].user_db);
-	}
-	free(rt->sauth);
-	free(rt->m.site);
 	free(rt->mail_sites);
 	free(rt->workers);
+	/* before the contexts: freeing the snapshot drops its counts */
 	if (rt->cfg)
 		gw_config_unref(rt->cfg);
+	gw_site_auth_free_all(rt);
+	free(rt->m.site);
 	gw_peertab_free(rt->peers);
 	if (rt->tickets)
 		cert_tickets_free(rt->tickets);

@@ -191,13 +191,16 @@ struct gw_config {
 
 	/* Set by `run` (cmd_run.c) before the snapshot is published, for the
 	 * top level without sites, else for each site: the upstream's
-	 * address, resolved; the login context (not owned: it lives as long
-	 * as the process, so that sessions survive reloads; NULL without
-	 * user_db). At the top level with sites: the route the SNI callback
-	 * asks for a site's certificates (arg: this config). */
+	 * address, resolved; the login context (not owned; NULL without
+	 * user_db): the top level's lives as long as the process, a site's
+	 * as long as a snapshot holds it (site_auth.c): authctx_refs counts
+	 * the snapshots, one dropped when this one is freed. At the top level
+	 * with sites: the route the SNI callback asks for a site's
+	 * certificates (arg: this config). */
 	struct sockaddr_storage up_addr;
 	socklen_t       up_addrlen;
 	struct auth_ctx *authctx;
+	atomic_int     *authctx_refs;
 	struct cert_route route;
 	size_t          metrics_slot;	/* a site's: gw_metrics_site_slot() */
 

@@ -80,6 +80,12 @@ struct gw_scrub_slot {
  * naming the site is published (gw_metrics_site_slot) and never renamed:
  * a site a reload drops and brings back counts on. */
 #define GW_SITE_SLOTS 1024	/* = CFG_MAX_SITES */
+/* ready.c: when an upstream last accepted and last refused a connection
+ * (monotonic ms, 0 = never). */
+struct gw_ready_rec {
+	atomic_llong ok_ms, fail_ms;
+};
+
 struct gw_site_slot {
 	char          name[64];	/* a site name: [A-Za-z0-9_-], 1-63 */
 	atomic_ullong requests[6];	/* as gw_metrics.requests */
@@ -87,11 +93,14 @@ struct gw_site_slot {
 	 * `smtp` is set (a snapshot gave the site an smtp_listen) */
 	atomic_bool   smtp;
 	atomic_ullong smtp_outcomes[GW_SMTP_OUTCOMES];
+	/* the site's upstream for /readyz: kept here, where a site's record
+	 * outlives reloads as its counters do */
+	struct gw_ready_rec ready;
 };
 
 struct gw_metrics {
 	atomic_ullong requests[6];	/* index = status / 100, 0 = other */
-	/* GW_SITE_SLOTS of them (112 KiB), made by the first
+	/* GW_SITE_SLOTS of them (128 KiB), made by the first
 	 * gw_metrics_site_slot() call: none without sites; NULL then, or
 	 * when out of memory (sites count in the totals only). Freed by
 	 * run_cleanup. */
@@ -201,6 +210,8 @@ void gw_metrics_scrub_hit(struct gw_metrics *, const char *rule,
 void gw_metrics_refused(struct gw_metrics *, enum gw_refuse);
 /* With sites: each site's store gauges, labelled site="NAME". */
 void gw_metrics_site_stores(struct evbuffer *, const struct gw_config *);
+/* With sites: each site's change listener series (label site). */
+void gw_metrics_site_listeners(struct evbuffer *, const struct gw_config *);
 void gw_metrics_render(const struct gw_metrics *, struct auth_ctx *,
     struct evbuffer *);
 /* A label value in the exposition format (\\, \" and \n escaped),
@@ -218,7 +229,8 @@ struct gw_ready_probe;
 struct gw_ready_probe *gw_ready_check(struct gw_worker *w, gw_ready_cb cb,
     void *arg);
 void gw_ready_cancel(struct gw_ready_probe *);
-void gw_ready_upstream(struct gw_runtime *, bool ok);
+/* slot: the site's metrics_slot (0: the top level's upstream) */
+void gw_ready_upstream(struct gw_runtime *, size_t slot, bool ok);
 void gw_ready_store(struct gw_runtime *, bool ok);
 
 /* notify.c: the service manager's readiness protocol (no-ops without
@@ -261,7 +273,7 @@ struct gw_local;
 
 /* ready.c: what /readyz judges; written by workers and the main thread. */
 struct gw_ready {
-	atomic_llong up_ok_ms, up_fail_ms;	/* monotonic, 0 = never */
+	struct gw_ready_rec up;		/* the top level's upstream */
 	atomic_bool  store_bad;			/* the last store read failed */
 };
 
@@ -282,14 +294,10 @@ struct gw_runtime {
 	atomic_ullong       access_lost;	/* lines that could not be written */
 	atomic_llong        access_err_at;	/* last time we said so */
 	atomic_int          audit_fd;	/* -1: no audit log; reopened in place */
-	struct sockaddr_storage up_addr;	/* resolved upstream */
-	socklen_t           up_addrlen;
-	pthread_mutex_t     up_lock;	/* guards up_addr across reloads */
-	/* With sites: each site's login context, by site name, opened when
-	 * a snapshot first names the site with a user_db and kept until the
-	 * process ends (its sessions outlive reloads, as rt->auth's do).
+	/* With sites: each site's login contexts (site_auth.c), those the
+	 * snapshot in force names and those older snapshots still hold.
 	 * The main thread's alone; a snapshot carries its own pointers. */
-	struct gw_site_auth *sauth;
+	struct gw_site_auth **sauth;
 	size_t              nsauth;
 	bool                workers_up;	/* change listeners may start */
 	/* With sites: what each site's relay reports its messages to, by
@@ -305,11 +313,25 @@ struct gw_mail_site {
 	size_t             slot;	/* in rt->m.site, 1-based */
 };
 
-struct gw_site_auth {
-	char            *site;
-	char            *user_db;	/* as opened: a change needs a restart */
-	struct auth_ctx *auth;
+/* site_auth.c: the sites' login contexts (lifetime at the top of the
+ * file). All on the main thread. take: the context for site's settings
+ * (the one open with the same settings, else a new one), held by the
+ * site's snapshot from now on; -1 with err when it cannot be opened.
+ * commit: cfg is in force; the contexts it does not name close once no
+ * snapshot holds them, in sweep (each store refresh tick). ctx: entry i's
+ * context, NULL once its closing began. */
+struct gw_site_auth;
+struct gw_site_auth_ops {
+	auth_audit_fn audit;	/* arg: the runtime */
+	auth_post_fn  post;	/* the change listener's, arg: the runtime */
 };
+int  gw_site_auth_take(struct gw_runtime *, struct gw_site *,
+    const struct gw_site_auth_ops *, char *err, size_t errlen);
+void gw_site_auth_commit(struct gw_runtime *, const struct gw_config *);
+void gw_site_auth_sweep(struct gw_runtime *);
+struct auth_ctx *gw_site_auth_ctx(struct gw_runtime *, size_t i,
+    const char **site);
+void gw_site_auth_free_all(struct gw_runtime *);
 
 /* The current snapshot with a reference the caller must drop. */
 struct gw_config *gw_runtime_config(struct gw_runtime *);
@@ -587,6 +609,7 @@ struct gw_upconn {
 	enum gw_ustate      state;
 	uint64_t            generation;		/* config it was opened under */
 	const struct gw_config *site;		/* ... and for which site */
+	size_t              ready_slot;		/* its metrics_slot (ready.c) */
 	struct gw_respparse rs;			/* the answer being read */
 	bool                reused;
 	bool                got_bytes;

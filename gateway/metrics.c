@@ -293,8 +293,28 @@ gw_metrics_site_stores(struct evbuffer *b, const struct gw_config *cfg)
 	free(have);
 }
 
-/* The PostgreSQL store's change listener (auth_store_pg_live.c); absent
- * without one (SQLite, or no user store). */
+/* The PostgreSQL store's change listener (auth_store_pg_live.c): its
+ * three families, the top level's without labels or each site's with
+ * `site`. A store without a listener (SQLite, none) has no series. */
+static const struct {
+	const char *name, *type, *help;
+} listener_fam[] = {
+	{ "pbxgate_user_store_listener_connected", "gauge", "1 while the user "
+	    "store's change listener is connected and caught up." },
+	{ "pbxgate_user_store_listener_reconnects_total", "counter",
+	    "Connections the change listener made again after losing one." },
+	{ "pbxgate_user_store_reloads_total", "counter", "Reads of the "
+	    "in-memory user and revocation tables the change listener made." },
+};
+
+static long long
+listener_value(const struct auth_live_info *i, size_t f)
+{
+	if (f == 0)
+		return i->connected ? 1 : 0;
+	return f == 1 ? i->reconnects : i->reloads;
+}
+
 static void
 store_listener(struct evbuffer *b, struct auth_ctx *auth)
 {
@@ -302,18 +322,41 @@ store_listener(struct evbuffer *b, struct auth_ctx *auth)
 
 	if (!auth_live_info(auth, &i))
 		return;
-	head(b, "pbxgate_user_store_listener_connected", "gauge", "1 while "
-	    "the user store's change listener is connected and caught up.");
-	evbuffer_add_printf(b, "pbxgate_user_store_listener_connected %d\n",
-	    i.connected ? 1 : 0);
-	head(b, "pbxgate_user_store_listener_reconnects_total", "counter",
-	    "Connections the change listener made again after losing one.");
-	evbuffer_add_printf(b, "pbxgate_user_store_listener_reconnects_total "
-	    "%lld\n", i.reconnects);
-	head(b, "pbxgate_user_store_reloads_total", "counter", "Reads of the "
-	    "in-memory user and revocation tables the change listener made.");
-	evbuffer_add_printf(b, "pbxgate_user_store_reloads_total %lld\n",
-	    i.reloads);
+	for (size_t f = 0; f < sizeof(listener_fam) / sizeof(*listener_fam);
+	    f++) {
+		head(b, listener_fam[f].name, listener_fam[f].type,
+		    listener_fam[f].help);
+		evbuffer_add_printf(b, "%s %lld\n", listener_fam[f].name,
+		    listener_value(&i, f));
+	}
+}
+
+/* With sites: each site's listener, one series per site, each family's
+ * samples together (read once per scrape, so the three agree). */
+void
+gw_metrics_site_listeners(struct evbuffer *b, const struct gw_config *cfg)
+{
+	size_t n = cfg->nsites, i, f;
+	struct auth_live_info *li = calloc(n > 0 ? n : 1, sizeof(*li));
+	bool *have = calloc(n > 0 ? n : 1, sizeof(*have)), any = false;
+
+	for (i = 0; li != NULL && have != NULL && i < n; i++) {
+		have[i] = cfg->sites[i].cfg->authctx != NULL &&
+		    auth_live_info(cfg->sites[i].cfg->authctx, &li[i]);
+		any |= have[i];
+	}
+	for (f = 0; any && f < sizeof(listener_fam) / sizeof(*listener_fam);
+	    f++) {
+		head(b, listener_fam[f].name, listener_fam[f].type,
+		    listener_fam[f].help);
+		for (i = 0; i < n; i++)
+			if (have[i])
+				evbuffer_add_printf(b, "%s{site=\"%s\"} %lld\n",
+				    listener_fam[f].name, cfg->sites[i].name,
+				    listener_value(&li[i], f));
+	}
+	free(li);
+	free(have);
 }
 
 /* With sites: each site relay's messages (the sites that never had an

@@ -10,6 +10,10 @@
 
 struct gw_local {
 	struct gw_conn        *c;	/* NULL once the connection went away */
+	/* the snapshot auth belongs to, held while the job runs: a site's
+	 * context closes once no snapshot holds it (site_auth.c), and the
+	 * job may outlive its connection */
+	struct gw_config      *cfg;
 	struct auth_ctx       *auth;
 	char                  *method, *path, *query, *cookie, *lang, *ctype;
 	char                  *body;
@@ -70,6 +74,7 @@ local_free(struct gw_local *l)
 		explicit_bzero(l->body, l->body_len);	/* passwords */
 	free(l->body);
 	auth_http_resp_free(&l->resp);
+	gw_config_unref(l->cfg);
 	free(l);
 }
 
@@ -152,6 +157,7 @@ gw_local_body_done(struct gw_conn *c)
 		return;
 	}
 	l->c = c;
+	l->cfg = gw_config_ref(c->cfg);
 	l->auth = gw_conn_auth(c);
 	l->method = strdup(llhttp_method_name(llhttp_get_method(&c->rq->rp.parser)));
 	l->path = gw_memdup_str(c->rq->path, plen);

@@ -77,6 +77,7 @@ up_connect(struct gw_conn *c, char *err, size_t errlen)
 	gw_now(&up->t_open);
 	up->generation = c->cfg->generation;
 	up->site = cfg;
+	up->ready_slot = cfg->metrics_slot;	/* 0 at the top level */
 	up->pool_max = cfg->lim.upstream_keepalive;
 	up->idle_ms = cfg->to.idle;
 	up->timer = evtimer_new(w->base, up_timer_cb, up);
@@ -314,7 +315,7 @@ up_event_cb(struct gw_io *io, short what, void *arg)
 		event_del(up->timer);
 		gw_metrics_upstream_connect(&up->w->rt->m,
 		    gw_ms_since(&up->t_open) / 1e3);
-		gw_ready_upstream(up->w->rt, true);
+		gw_ready_upstream(up->w->rt, up->ready_slot, true);
 		if (c != NULL && gw_conn_request_sent(c))
 			up_arm(up, c->site->to.upstream);
 		return;
@@ -344,7 +345,7 @@ up_event_cb(struct gw_io *io, short what, void *arg)
 		return;
 	}
 	if (up->state == US_CONNECTING)
-		gw_ready_upstream(up->w->rt, false);
+		gw_ready_upstream(up->w->rt, up->ready_slot, false);
 	if (what & GW_IO_ERROR) {
 		unsigned long e = gw_io_ssl_error(io);
 		SSL *ssl = gw_io_ssl(io);

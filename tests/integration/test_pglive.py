@@ -292,3 +292,88 @@ def test_site_listener_down_in_readyz(make_sites, make_upstream, site_certs, wor
     finally:
         pg.stop()
         shutil.rmtree(pg.dir, ignore_errors=True)
+
+
+def test_site_listener_metrics_by_site(make_sites, make_upstream, site_certs, workdir):  # noqa: F811
+    """With sites, each site's change listener has its series on /metrics
+    with a `site` label (none without one): a change in a's store counts
+    in a's reloads only; with the server stopped both report 0 connected,
+    and once it is back each counts its reconnect."""
+    d, certs = site_certs
+    up = make_upstream()
+    pol = os.path.join(d, "pg-site.policy")
+    with open(pol, "w") as f:
+        f.write("allow path ^/_pbxgate/\ndefault allow\n")
+    pg = Postgres()
+    pg.start()
+    try:
+        key = os.path.join(workdir, "sites-%s.key" % uuid.uuid4().hex[:8])
+        gw = make_sites([site_block(n, certs, up.port, pol, extra=(
+            "user_db %s" % pg.new_database(), "secret_key %s" % key) + tuple(FAST))
+            for n in ("a", "b")])
+
+        def m(name, site):
+            return gw.metric("pbxgate_user_store_" + name, 'site="%s"' % site)
+        # connected reads 1 from the start; the first read says it is
+        wait_until(lambda: all(m("listener_connected", s) == 1 and
+                               m("reloads_total", s) >= 1 for s in "ab"),
+                   timeout=15, interval=0.1,
+                   what="both sites' listeners connected and read")
+        assert gw.metric("pbxgate_user_store_listener_connected") is None
+        a0, b0 = m("reloads_total", "a"), m("reloads_total", "b")
+        gw.user_add("a", "amy")
+        wait_until(lambda: m("reloads_total", "a") > a0, timeout=10, interval=0.1,
+                   what="a's listener to read a's change")
+        assert m("reloads_total", "b") == b0
+        assert m("listener_reconnects_total", "a") == 0
+        pg.stop()
+        wait_until(lambda: m("listener_connected", "a") == 0 and
+                   m("listener_connected", "b") == 0, timeout=10, interval=0.1,
+                   what="both listeners disconnected")
+        pg.start()
+        wait_until(lambda: m("listener_connected", "a") == 1 and
+                   m("listener_connected", "b") == 1, timeout=15, interval=0.1,
+                   what="both listeners back")
+        assert m("listener_reconnects_total", "a") == 1
+        assert m("listener_reconnects_total", "b") == 1
+    finally:
+        pg.stop()
+        shutil.rmtree(pg.dir, ignore_errors=True)
+
+
+def _listeners_on(url):
+    """The change listeners connected to url's database."""
+    db = url.split("///", 1)[1].split("?")[0]    # Postgres.url's shape
+    return int(_psql(url, "SELECT count(*) FROM pg_stat_activity WHERE"
+                          " application_name = 'pbxgate-listen' AND"
+                          " datname = '%s'" % db))
+
+
+def test_reload_moving_a_site_to_another_database(make_sites, make_upstream,  # noqa: F811
+                                                  site_certs, postgres, workdir):
+    """A reload that gives site a another PostgreSQL database: the new
+    store's listener starts with the reload, the old one's stops once
+    nothing holds the old context, and the site's series follow the new
+    listener."""
+    d, certs = site_certs
+    up = make_upstream()
+    pol = os.path.join(d, "pg-site.policy")
+    with open(pol, "w") as f:
+        f.write("allow path ^/_pbxgate/\ndefault allow\n")
+    old, new = postgres.new_database(), postgres.new_database()
+    key = os.path.join(workdir, "move-%s.key" % uuid.uuid4().hex[:8])
+    gw = make_sites([site_block("a", certs, up.port, pol, extra=(
+        "user_db %s" % old, "secret_key %s" % key) + tuple(FAST))])
+    wait_until(lambda: _listeners_on(old) == 1, timeout=10, interval=0.1,
+               what="a's listener on the first database")
+    gw.sites = [site_block("a", certs, up.port, pol, extra=(
+        "user_db %s" % new, "secret_key %s" % key) + tuple(FAST))]
+    gw.write_config()
+    gw.reload()
+    wait_until(lambda: _listeners_on(new) == 1 and _listeners_on(old) == 0,
+               timeout=10, interval=0.1,
+               what="the listener moved to the second database")
+    # closed a sweep after its listener stopped (the drain, site_auth.c)
+    wait_until(lambda: "site a: previous login context closed" in gw.stderr(),
+               timeout=10, interval=0.1, what="the old context closed")
+    assert gw.metric("pbxgate_user_store_listener_connected", 'site="a"') == 1

@@ -1,0 +1,178 @@
+/* site_auth.c -- each site's login context: opened when a snapshot first
+ * needs it, shared by the snapshots whose settings match, and closed once
+ * none holds it, so that a reload changing a site's user_db or login
+ * settings serves new requests from the new store while the requests of
+ * the old snapshot finish on the old one.
+ *
+ * Lifetime. Each snapshot's site holds one count (authctx_refs), dropped
+ * on any thread when the snapshot is freed; a login job holds its
+ * snapshot, so it holds the context too. Everything else here runs on the
+ * main thread: opening (in the reload, off the workers' loops, as adding
+ * a site always was), marking which contexts the snapshot in force uses,
+ * and the sweep of the others. A context no snapshot holds, and that the
+ * snapshot in force does not name, is closed in two ticks: its change
+ * listener is stopped and a post is sent to the first worker's loop,
+ * behind any delivery the listener posted there before it stopped; once
+ * that post ran, nothing can reach the context and it is closed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/gw_priv.h"
+
+struct gw_site_auth {
+	atomic_int       refs;		/* snapshots holding it */
+	bool             current;	/* the snapshot in force names it */
+	bool             drain_posted;	/* listener stopped, post sent */
+	atomic_bool      drained;	/* ... and run on the worker */
+	char            *site;
+	struct auth_ctx *auth;
+};
+
+static struct gw_site_auth *
+find(struct gw_runtime *rt, const char *site, const struct auth_settings *as)
+{
+	for (size_t i = 0; i < rt->nsauth; i++) {
+		struct gw_site_auth *e = rt->sauth[i];
+
+		if (!e->drain_posted && strcmp(e->site, site) == 0 &&
+		    auth_settings_same(e->auth, as))
+			return e;
+	}
+	return NULL;
+}
+
+static struct gw_site_auth *
+open_one(struct gw_runtime *rt, const char *site,
+    const struct auth_settings *as, const struct gw_site_auth_ops *ops,
+    char *err, size_t errlen)
+{
+	struct gw_site_auth **v, *e = calloc(1, sizeof(*e));
+
+	if (e == NULL || (e->site = strdup(site)) == NULL) {
+		free(e);
+		return snprintf(err, errlen, "out of memory"), NULL;
+	}
+	if ((e->auth = auth_open(as, ops->audit, rt, err, errlen)) == NULL ||
+	    auth_store_pool_start(e->auth, err, errlen) < 0 ||
+	    (rt->workers_up && auth_live_start(e->auth, ops->post, rt, err,
+	    errlen) < 0) ||
+	    (v = reallocarray(rt->sauth, rt->nsauth + 1, sizeof(*v))) == NULL) {
+		if (e->auth != NULL && err[0] == '\0')
+			snprintf(err, errlen, "out of memory");
+		auth_close(e->auth);
+		free(e->site);
+		free(e);
+		return NULL;
+	}
+	rt->sauth = v;
+	rt->sauth[rt->nsauth++] = e;
+	return e;
+}
+
+int
+gw_site_auth_take(struct gw_runtime *rt, struct gw_site *site,
+    const struct gw_site_auth_ops *ops, char *err, size_t errlen)
+{
+	struct gw_config *sc = site->cfg;
+	struct gw_site_auth *e = find(rt, site->name, &sc->auth);
+
+	err[0] = '\0';
+	if (e == NULL &&
+	    (e = open_one(rt, site->name, &sc->auth, ops, err, errlen)) == NULL)
+		return -1;
+	atomic_fetch_add(&e->refs, 1);
+	sc->authctx = e->auth;
+	sc->authctx_refs = &e->refs;
+	return 0;
+}
+
+static bool
+named_by(const struct gw_config *cfg, const struct gw_site_auth *e)
+{
+	for (size_t i = 0; i < cfg->nsites; i++)
+		if (cfg->sites[i].cfg->authctx_refs == &e->refs)
+			return true;
+	return false;
+}
+
+void
+gw_site_auth_commit(struct gw_runtime *rt, const struct gw_config *cfg)
+{
+	for (size_t i = 0; i < rt->nsauth; i++) {
+		struct gw_site_auth *e = rt->sauth[i];
+		bool now = named_by(cfg, e);
+
+		if (e->current && !now)
+			gw_log(GW_LOG_INFO, "site %s: the login context in use "
+			    "before this reload closes once its requests are "
+			    "done", e->site);
+		e->current = now;
+	}
+}
+
+static void
+drained(void *arg)
+{
+	struct gw_site_auth *e = arg;
+
+	atomic_store(&e->drained, true);
+}
+
+static void
+close_one(struct gw_runtime *rt, size_t i)
+{
+	struct gw_site_auth *e = rt->sauth[i];
+
+	gw_log(GW_LOG_INFO, "site %s: previous login context closed",
+	    e->site);
+	auth_close(e->auth);
+	free(e->site);
+	free(e);
+	rt->sauth[i] = rt->sauth[--rt->nsauth];
+}
+
+void
+gw_site_auth_sweep(struct gw_runtime *rt)
+{
+	for (size_t i = rt->nsauth; i-- > 0;) {
+		struct gw_site_auth *e = rt->sauth[i];
+
+		if (e->current || atomic_load(&e->refs) != 0)
+			continue;
+		if (!e->drain_posted) {
+			auth_live_stop(e->auth);
+			/* without workers nothing was posted: drained now */
+			if (!rt->workers_up)
+				atomic_store(&e->drained, true);
+			else if (gw_runtime_post(rt, rt->workers[0].base,
+			    drained, e) < 0)
+				continue;	/* out of memory: next tick */
+			e->drain_posted = true;
+		}
+		if (atomic_load(&e->drained))
+			close_one(rt, i);
+	}
+}
+
+struct auth_ctx *
+gw_site_auth_ctx(struct gw_runtime *rt, size_t i, const char **site)
+{
+	struct gw_site_auth *e = rt->sauth[i];
+
+	*site = e->site;
+	return e->drain_posted ? NULL : e->auth;
+}
+
+void
+gw_site_auth_free_all(struct gw_runtime *rt)
+{
+	for (size_t i = 0; i < rt->nsauth; i++) {
+		auth_close(rt->sauth[i]->auth);
+		free(rt->sauth[i]->site);
+		free(rt->sauth[i]);
+	}
+	free(rt->sauth);
+	rt->sauth = NULL;
+	rt->nsauth = 0;
+}

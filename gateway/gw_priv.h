@@ -154,7 +154,7 @@ void gw_io_async_ready(struct gw_io *);
  * did not). */
 void gw_keywait_start(struct event_base *);
 void gw_keywait_end(void);
-bool gw_keywait_arm(struct gw_io *, struct event_base *, int fd);
+bool gw_keywait_arm(struct gw_io *, const struct event_base *, int fd);
 void gw_keywait_disarm(const struct gw_io *, int fd);
 
 /* Connections per client address, shared by every worker. */

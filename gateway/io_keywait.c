@@ -12,6 +12,7 @@
  * itself is read by the handshake's job, never here. */
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -29,11 +30,10 @@ struct keywait {
 };
 
 /* Per thread, as the sockets are: cert_keysign.c's channels belong to the
- * thread that made them, and only that thread's loop may watch them. */
-static _Thread_local struct {
-	struct event_base *base;	/* NULL: not started in this thread */
-	struct keywait     w[KEYWAIT_MAX];
-} kw;
+ * thread that made them, and only that thread's loop may watch them. NULL:
+ * not started in this thread. */
+static _Thread_local struct keywait *kw;		/* [KEYWAIT_MAX] */
+static _Thread_local struct event_base *kw_base;
 
 static struct keywait *
 find(int fd)
@@ -41,8 +41,8 @@ find(int fd)
 	size_t i;
 
 	for (i = 0; i < KEYWAIT_MAX; i++)
-		if (kw.w[i].fd == fd)
-			return &kw.w[i];
+		if (kw[i].fd == fd)
+			return &kw[i];
 	return NULL;
 }
 
@@ -74,7 +74,7 @@ watch(int fd, bool on, void *arg)
 		return true;
 	}
 	if (fd < 0 || (k = find(-1)) == NULL ||
-	    event_assign(&k->ev, kw.base, fd, EV_READ | EV_ET | EV_PERSIST,
+	    event_assign(&k->ev, kw_base, fd, EV_READ | EV_ET | EV_PERSIST,
 	    ready, k) < 0 || event_add(&k->ev, NULL) < 0)
 		return false;
 	k->fd = fd;
@@ -82,34 +82,38 @@ watch(int fd, bool on, void *arg)
 	return true;
 }
 
+/* Out of memory: the thread's handshakes wait for their sockets one-shot,
+ * as before this file. */
 void
 gw_keywait_start(struct event_base *base)
 {
 	size_t i;
 
-	for (i = 0; i < KEYWAIT_MAX; i++) {
-		kw.w[i].fd = -1;
-		kw.w[i].waiter = NULL;
-	}
-	kw.base = base;
+	if (kw != NULL || (kw = calloc(KEYWAIT_MAX, sizeof *kw)) == NULL)
+		return;
+	for (i = 0; i < KEYWAIT_MAX; i++)
+		kw[i].fd = -1;
+	kw_base = base;
 	cert_keyproc_watch(watch, NULL);	/* nothing without a key process */
 }
 
 void
 gw_keywait_end(void)
 {
-	if (kw.base == NULL)
+	if (kw == NULL)
 		return;
 	cert_keyproc_watch(NULL, NULL);	/* reports each socket closed */
-	kw.base = NULL;
+	free(kw);
+	kw = NULL;
+	kw_base = NULL;
 }
 
 bool
-gw_keywait_arm(struct gw_io *io, struct event_base *base, int fd)
+gw_keywait_arm(struct gw_io *io, const struct event_base *base, int fd)
 {
 	struct keywait *k;
 
-	if (kw.base == NULL || base != kw.base || fd < 0 ||
+	if (kw == NULL || base != kw_base || fd < 0 ||
 	    (k = find(fd)) == NULL)
 		return false;
 	k->waiter = io;
@@ -121,7 +125,7 @@ gw_keywait_disarm(const struct gw_io *io, int fd)
 {
 	struct keywait *k;
 
-	if (kw.base != NULL && fd >= 0 && (k = find(fd)) != NULL &&
+	if (kw != NULL && fd >= 0 && (k = find(fd)) != NULL &&
 	    k->waiter == io)
 		k->waiter = NULL;
 }

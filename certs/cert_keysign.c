@@ -133,19 +133,24 @@ try_answer(int fd, struct cert_kp_rep *rep, uint64_t id, bool skip_others)
 }
 
 /* Inside an async job the job pauses (the worker waits for `fd` with its
- * event loop and resumes the handshake); outside one the thread polls. */
+ * event loop and resumes the handshake); outside one the thread polls.
+ * watched: fd was in the thread's event loop before the request went out
+ * (cert_keyproc_watch), so an answer already there has been announced and
+ * the first look can wait for it: one recv(2) fewer per handshake. */
 static int
 wait_answer(int fd, struct cert_kp_rep *rep, uint64_t id, bool skip_others,
-    long long deadline)
+    bool watched, long long deadline)
 {
 	ASYNC_JOB *job = ASYNC_get_current_job();
 	ASYNC_WAIT_CTX *wctx = job != NULL ? ASYNC_get_wait_ctx(job) : NULL;
+	bool look = wctx == NULL || !watched;
 	int got;
 
 	if (wctx != NULL &&
 	    ASYNC_WAIT_CTX_set_wait_fd(wctx, wait_key, fd, NULL, NULL) != 1)
 		return -1;
-	while ((got = try_answer(fd, rep, id, skip_others)) == 0) {
+	while ((got = look ? try_answer(fd, rep, id, skip_others) : 0) == 0) {
+		look = true;
 		long long left = deadline - now_ms();
 
 		if (left <= 0) {
@@ -180,10 +185,13 @@ struct kp_chan {
 	uint32_t id;		/* 0: no channel number yet */
 	int      fd;		/* -1: none registered with the key process */
 	bool     busy;		/* a call waits on it */
+	bool     watched;	/* fd is in the thread's event loop */
 };
 
 struct kp_chans {
-	struct kp_chan v[CHANS_PER_THREAD];
+	struct kp_chan   v[CHANS_PER_THREAD];
+	cert_kp_watch_fn watch;	/* NULL: no event loop watches the sockets */
+	void            *watch_arg;
 };
 
 static pthread_once_t chans_once = PTHREAD_ONCE_INIT;
@@ -191,7 +199,8 @@ static pthread_key_t chans_key;
 static bool chans_ok;
 static atomic_uint last_chan;	/* channel numbers handed out */
 
-/* At the thread's exit. */
+/* At the thread's exit; its event loop, if any, stopped watching first
+ * (cert_keyproc_watch(NULL, NULL)). */
 static void
 chans_free(void *p)
 {
@@ -245,12 +254,49 @@ chan_number(void)
 	return n + 1;
 }
 
+/* The event loop forgets the socket before its number can be reused. */
 static void
 chan_close(struct kp_chan *c)
 {
-	if (c->fd >= 0)
-		close(c->fd);
+	struct kp_chans *cs = pthread_getspecific(chans_key);
+
+	if (c->fd < 0)
+		return;
+	if (c->watched && cs != NULL && cs->watch != NULL)
+		(void)cs->watch(c->fd, false, cs->watch_arg);
+	c->watched = false;
+	close(c->fd);
 	c->fd = -1;
+}
+
+/* A new channel socket goes into the thread's event loop, if it has one,
+ * before its first request is sent. */
+static void
+chan_watch(struct kp_chans *cs, struct kp_chan *c)
+{
+	c->watched = cs->watch != NULL && cs->watch(c->fd, true, cs->watch_arg);
+}
+
+void
+cert_keyproc_watch(cert_kp_watch_fn fn, void *arg)
+{
+	struct kp_chans *cs;
+	size_t i;
+
+	if (sign_fd < 0 || (cs = thread_chans()) == NULL)
+		return;		/* no key process, or no channels either */
+	if (fn == NULL) {
+		for (i = 0; i < CHANS_PER_THREAD; i++)
+			chan_close(&cs->v[i]);
+		cs->watch = NULL;
+		cs->watch_arg = NULL;
+		return;
+	}
+	cs->watch = fn;
+	cs->watch_arg = arg;
+	for (i = 0; i < CHANS_PER_THREAD; i++)
+		if (cs->v[i].fd >= 0 && !cs->v[i].watched)
+			chan_watch(cs, &cs->v[i]);
 }
 
 /* A key process that exited closed its end, and a restarted one does not
@@ -304,6 +350,7 @@ chan_call(struct kp_chan *c, struct cert_kp_req *q, struct cert_kp_rep *rep)
 			return -3;
 		}
 		c->fd = sv[0];
+		chan_watch(pthread_getspecific(chans_key), c);
 	}
 	got = send_request(q, sizeof *q, sv[1]);
 	if (sv[1] >= 0)
@@ -314,7 +361,8 @@ chan_call(struct kp_chan *c, struct cert_kp_req *q, struct cert_kp_rep *rep)
 		report_failure("cannot send a request (exited or stuck?)");
 		return -3;
 	}
-	got = wait_answer(c->fd, rep, q->id, true, now_ms() + SIGN_TIMEOUT_MS);
+	got = wait_answer(c->fd, rep, q->id, true, c->watched,
+	    now_ms() + SIGN_TIMEOUT_MS);
 	if (got < 0)
 		chan_close(c);
 	c->busy = false;
@@ -341,7 +389,7 @@ own_socket_call(const struct cert_kp_req *r, size_t len,
 		return -3;
 	}
 	close(sv[1]);
-	got = wait_answer(sv[0], rep, r->id, false,
+	got = wait_answer(sv[0], rep, r->id, false, false,
 	    now_ms() + SIGN_TIMEOUT_MS);
 	close(sv[0]);
 	return got;

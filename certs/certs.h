@@ -132,6 +132,21 @@ void cert_keyproc_stop(struct cert_keyproc *);
  * receives a line (at most one a second) when a handshake failed because
  * the key process did not answer. */
 void cert_keyproc_attach(int sign_fd, void (*report_fn)(const char *msg));
+/* A thread whose handshakes wait for the key process in an event loop
+ * keeps each of its channel sockets (one per handshake it has waiting at
+ * once, a few) in that loop for as long as the socket is open, instead of
+ * adding and removing it per handshake: fn(fd, true, arg) right after a
+ * channel socket is made, before its first request (fn returns false when
+ * it cannot watch it: that socket is then waited for per handshake as
+ * before); fn(fd, false, arg) right before it is closed (after a failure,
+ * or a key process found restarted). Sockets already open are reported at
+ * the call. The job's wait fd (SSL_get_all_async_fds) is such a socket:
+ * the loop resumes the handshake waiting on it when it turns readable.
+ * fn NULL: the thread's channel sockets are reported closed and closed,
+ * and no longer watched; call it before the event loop is freed. Does
+ * nothing before cert_keyproc_attach(). */
+typedef bool (*cert_kp_watch_fn)(int fd, bool on, void *arg);
+void cert_keyproc_watch(cert_kp_watch_fn fn, void *arg);
 /* An SSL freed while its handshake waits for the key process: ends the
  * paused job first. */
 void cert_ssl_abandon(SSL *);

@@ -155,6 +155,20 @@ unsigned long gw_io_ssl_error(struct gw_io *);
 void gw_io_read(struct gw_io *, bool on);
 void gw_io_shutdown_write(struct gw_io *);
 void gw_io_trim(struct gw_io *);
+/* The key process's answer socket a paused handshake waits on turned
+ * readable (io_keywait.c): resume it. */
+void gw_io_async_ready(struct gw_io *);
+
+/* io_keywait.c: the worker thread's answer sockets from the key process,
+ * each in the loop once (cert_keyproc_watch). start before the thread's
+ * loop runs, end after it returned (before the base is freed). arm: io's
+ * handshake waits on fd; false when fd is not one of them (wait for it
+ * per handshake). disarm: io no longer waits on fd (harmless if it
+ * did not). */
+void gw_keywait_start(struct event_base *);
+void gw_keywait_end(void);
+bool gw_keywait_arm(struct gw_io *, const struct event_base *, int fd);
+void gw_keywait_disarm(const struct gw_io *, int fd);
 
 /* Connections per client address, shared by every worker. */
 struct gw_peertab;

@@ -37,8 +37,11 @@ struct gw_io {
 	struct event       ev;		/* EV_READ|EV_WRITE|EV_ET|EV_PERSIST;
 					   activated with EV_TIMEOUT to run
 					   io_process from the loop (a kick) */
-	struct event       aev;		/* the key process's answer socket of
-					   a paused handshake (one-shot) */
+	struct event       aev;		/* a paused handshake's wait: its
+					   answer socket (one-shot), or only
+					   the recheck timer when the socket
+					   is the thread's (io_keywait.c) */
+	int                async_fd;	/* the socket it waits on */
 	gw_io_cb           read_cb, write_cb;
 	gw_io_event_cb     event_cb;
 	void              *arg;
@@ -57,6 +60,7 @@ struct gw_io {
 	bool               kicked;	/* a kick is queued already */
 	bool               drained;	/* the last read(2) was short */
 	bool               async_armed;	/* aev is added */
+	bool               async_kw;	/* io_keywait.c wakes it on async_fd */
 	bool               async_wait;	/* the handshake job is paused */
 };
 
@@ -192,7 +196,9 @@ async_disarm(struct gw_io *io)
 {
 	if (io->async_armed)
 		event_del(&io->aev);
-	io->async_armed = false;
+	if (io->async_kw)
+		gw_keywait_disarm(io, io->async_fd);
+	io->async_armed = io->async_kw = false;
 }
 
 static void
@@ -552,6 +558,13 @@ finish_connect(struct gw_io *io)
 	return true;
 }
 
+void
+gw_io_async_ready(struct gw_io *io)
+{
+	io->async_kw = false;	/* io_keywait.c has forgotten it */
+	io_process(io);
+}
+
 static void
 async_event(evutil_socket_t fd, short what, void *arg)
 {
@@ -562,25 +575,38 @@ async_event(evutil_socket_t fd, short what, void *arg)
 	io_process(io);
 }
 
-/* The paused job published the socket its answer comes on: wait for it
- * (one-shot, so the job may close it once resumed). */
+/* The paused job published the socket its answer comes on: wait for it.
+ * One of the thread's channel sockets is in the loop already
+ * (io_keywait.c), and only the recheck timer is added, which costs no
+ * system call; any other is waited for one-shot, so the job may close it
+ * once resumed. */
 static bool
 async_arm(struct gw_io *io)
 {
 	struct timeval tv = { IO_ASYNC_RECHECK_S, 0 };
 	OSSL_ASYNC_FD fd;
 	size_t n = 0;
+	int r;
 
 	if (SSL_get_all_async_fds(io->ssl, NULL, &n) != 1 || n != 1 ||
-	    SSL_get_all_async_fds(io->ssl, &fd, &n) != 1 ||
-	    event_assign(&io->aev, io->base, fd, EV_READ, async_event, io) < 0 ||
-	    event_add(&io->aev, &tv) < 0) {
-		ERR_clear_error();
-		io->failed = true;
-		return false;
-	}
+	    SSL_get_all_async_fds(io->ssl, &fd, &n) != 1)
+		goto fail;
+	io->async_fd = fd;
+	io->async_kw = gw_keywait_arm(io, io->base, fd);
+	if (io->async_kw)
+		r = evtimer_assign(&io->aev, io->base, async_event, io);
+	else
+		r = event_assign(&io->aev, io->base, fd, EV_READ, async_event,
+		    io);
+	if (r < 0 || event_add(&io->aev, &tv) < 0)
+		goto fail;
 	io->async_armed = true;
 	return true;
+fail:
+	ERR_clear_error();
+	async_disarm(io);
+	io->failed = true;
+	return false;
 }
 
 /* One step of the TLS handshake; false while it is not finished. A step

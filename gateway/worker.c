@@ -232,7 +232,9 @@ worker_main(void *arg)
 {
 	struct gw_worker *w = arg;
 
+	gw_keywait_start(w->base);
 	event_base_dispatch(w->base);
+	gw_keywait_end();
 	return NULL;
 }
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import ssl
+import threading
 
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -151,6 +152,32 @@ def test_key_process_keeps_nothing_else(kgw):
     with open("/proc/%d/status" % kp) as f:
         status = f.read()
     assert "NoNewPrivs:\t1" in status
+
+
+def test_concurrent_handshakes_each_get_their_own_signature(kgw, ctx):
+    """40 clients at once, ECDSA and RSA certificates mixed, so that several
+    handshakes wait for the key process together on the worker's channels
+    (and, beyond its 16, on sockets of their own): each answer must wake
+    the handshake it belongs to; a signature handed to the wrong one (the
+    other certificate's key, or another transcript) fails the client's
+    verification."""
+    names = ("localhost", "alt.test")
+    results = []
+
+    def one(i):
+        try:
+            results.append(get(kgw.port, ctx, names[i % 2]).status)
+        except Exception as e:  # noqa: BLE001 - reported below
+            results.append(repr(e))
+
+    for _ in range(3):
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert results == [200] * 120
+    assert kgw.healthy()
 
 
 # ---------------------------------------------------------------- failure

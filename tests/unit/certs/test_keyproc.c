@@ -4,6 +4,7 @@
  * keeps the keys, a dead key process fails the sign and a restarted one
  * serves the same socket, channels' answers reach their sockets. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <linux/sockios.h>
 #include <pthread.h>
@@ -692,4 +693,156 @@ Test(keyproc, restart_loads_the_committed_keys)
 	cr_assert_eq(sign_status(k2), CERT_KP_ENOKEY);
 	EVP_PKEY_free(k2);
 	stop(&e);
+}
+
+/* ---- cert_keyproc_watch: a thread's channel sockets in its event loop -- */
+
+struct watch_log {
+	int  n;
+	int  fd[8];
+	bool on[8];
+	bool accept;		/* what the watch function answers */
+};
+
+static bool
+watch_rec(int fd, bool on, void *arg)
+{
+	struct watch_log *l = arg;
+
+	cr_assert_lt(l->n, 8);
+	l->fd[l->n] = fd;
+	l->on[l->n++] = on;
+	return l->accept;
+}
+
+static bool
+fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+/* The channel's socket is reported before its first request goes out, and
+ * kept (not reported again) for the next requests. */
+Test(keyproc, watched_channel_reported_once_for_its_life)
+{
+	struct kp_env e;
+	struct watch_log l = { .accept = true };
+	struct cert_kp_req r;
+	struct cert_kp_rep rep;
+
+	start(&e);
+	cert_keyproc_watch(watch_rec, &l);
+	cr_assert_eq(l.n, 0);
+	r = req_for(e.ec, CERT_KP_ECDSA, 32);
+	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
+	cr_assert(verifies(e.ec, &r, &rep, -1));
+	cr_assert_eq(l.n, 1);
+	cr_assert(l.on[0]);
+	cr_assert(fd_open(l.fd[0]));
+	r = req_for(e.ec, CERT_KP_ECDSA, 32);
+	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
+	cr_assert_eq(l.n, 1);
+	cert_keyproc_watch(NULL, NULL);
+	stop(&e);
+}
+
+/* A channel made before the loop watched: reported at the call. */
+Test(keyproc, watch_reports_channels_already_open)
+{
+	struct kp_env e;
+	struct watch_log l = { .accept = true };
+	struct cert_kp_req r;
+	struct cert_kp_rep rep;
+
+	start(&e);
+	r = req_for(e.ec, CERT_KP_ECDSA, 32);
+	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
+	cert_keyproc_watch(watch_rec, &l);
+	cr_assert_eq(l.n, 1);
+	cr_assert(l.on[0]);
+	cr_assert(fd_open(l.fd[0]));
+	cert_keyproc_watch(NULL, NULL);
+	stop(&e);
+}
+
+/* The key process restarted: the watched socket is reported closed before
+ * its close, and the new one registered with the new process is reported
+ * before its request (else the loop would watch a number the kernel may
+ * give to another socket). */
+Test(keyproc, watched_channel_replaced_after_a_restart)
+{
+	struct kp_env e;
+	struct watch_log l = { .accept = true };
+	struct cert_kp_req r;
+	struct cert_kp_rep rep;
+
+	start(&e);
+	cert_keyproc_watch(watch_rec, &l);
+	r = req_for(e.ec, CERT_KP_ECDSA, 32);
+	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
+	kill_keyproc(e.kp);
+	cr_assert_eq(cert_keyproc_restart(e.kp, err, sizeof err), 0, "%s", err);
+	r = req_for(e.ec, CERT_KP_ECDSA, 32);
+	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
+	cr_assert(verifies(e.ec, &r, &rep, -1));
+	cr_assert_eq(l.n, 3);
+	cr_assert(l.on[0] && !l.on[1] && l.on[2]);
+	cr_assert_eq(l.fd[1], l.fd[0]);
+	cr_assert(fd_open(l.fd[2]));
+	cert_keyproc_watch(NULL, NULL);
+	stop(&e);
+}
+
+/* The watching thread's loop ends: each socket is reported, then closed. */
+Test(keyproc, watch_end_closes_the_channels)
+{
+	struct kp_env e;
+	struct watch_log l = { .accept = true };
+	struct cert_kp_req r;
+	struct cert_kp_rep rep;
+
+	start(&e);
+	cert_keyproc_watch(watch_rec, &l);
+	r = req_for(e.ec, CERT_KP_ECDSA, 32);
+	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
+	cert_keyproc_watch(NULL, NULL);
+	cr_assert_eq(l.n, 2);
+	cr_assert(l.on[0] && !l.on[1]);
+	cr_assert_eq(l.fd[1], l.fd[0]);
+	cr_assert_not(fd_open(l.fd[0]));
+	/* a later request opens a new channel, unwatched */
+	r = req_for(e.ec, CERT_KP_ECDSA, 32);
+	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
+	cr_assert_eq(l.n, 2);
+	stop(&e);
+}
+
+/* A loop that cannot watch one more socket: the request is still answered
+ * (the socket is looked at as before), and its close is not reported. */
+Test(keyproc, channel_the_loop_refused_still_answered)
+{
+	struct kp_env e;
+	struct watch_log l = { .accept = false };
+	struct cert_kp_req r;
+	struct cert_kp_rep rep;
+
+	start(&e);
+	cert_keyproc_watch(watch_rec, &l);
+	r = req_for(e.ec, CERT_KP_ECDSA, 32);
+	cr_assert_eq(call(&r, &rep), CERT_KP_OK);
+	cr_assert(verifies(e.ec, &r, &rep, -1));
+	cr_assert_eq(l.n, 1);
+	cert_keyproc_watch(NULL, NULL);
+	cr_assert_eq(l.n, 1);
+	stop(&e);
+}
+
+/* Before cert_keyproc_attach() there is no channel to watch. */
+Test(keymsg, watch_without_a_key_process_does_nothing)
+{
+	struct watch_log l = { .accept = true };
+
+	cert_keyproc_watch(watch_rec, &l);
+	cert_keyproc_watch(NULL, NULL);
+	cr_assert_eq(l.n, 0);
 }

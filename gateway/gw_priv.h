@@ -141,6 +141,8 @@ evutil_socket_t gw_io_fd(struct gw_io *);
 unsigned long gw_io_ssl_error(struct gw_io *);
 void gw_io_read(struct gw_io *, bool on);
 void gw_io_shutdown_write(struct gw_io *);
+void gw_io_close_notify(struct gw_io *);
+bool gw_io_input_quiet(const struct gw_io *);
 void gw_io_trim(struct gw_io *);
 
 /* Connections per client address, shared by every worker. */
@@ -403,6 +405,7 @@ struct gw_head_info {
 	const char *path;		/* origin-form target */
 	size_t      plen;
 	bool        has_body, chunked, upgrade, expect_continue, keepalive;
+	bool        client_close;	/* the client says no request follows */
 };
 
 void gw_reqparse_init(struct gw_reqparse *, const struct gw_limits *,
@@ -522,6 +525,9 @@ struct gw_req {
 	bool                resp_chunked;	/* we frame the response body */
 	bool                resp_until_close;	/* HTTP/1.0-style body */
 	bool                upgrade;		/* asked for a WebSocket */
+	bool                client_close;	/* Connection: close (or HTTP/1.0
+						   without keep-alive): the
+						   client's last request */
 	bool                is_head;
 	bool                expect_continue;
 	bool                local;		/* a /_pbxgate/ page, not proxied */
@@ -551,6 +557,8 @@ struct gw_conn {
 	bool                read_paused;	/* backpressure */
 	bool                freeing;
 	bool                lingering;
+	bool                late_input;		/* bytes arrived after the answer
+						   was decided: linger */
 	bool                resume;		/* timer fired for the next request */
 	bool                trimmed;		/* idle buffers given back */
 	bool                counted;		/* in the per-address table */

@@ -303,15 +303,36 @@ gw_io_read(struct gw_io *io, bool on)
 		io_kick(io);	/* the edge may have come while paused */
 }
 
-/* Sends close_notify (TLS) and FIN; reading goes on. */
+/* Sends close_notify (TLS) at once, without waiting for the peer's. */
 void
-gw_io_shutdown_write(struct gw_io *io)
+gw_io_close_notify(struct gw_io *io)
 {
 	if (io->ssl != NULL && !io->handshaking && !io->failed)
 		(void)SSL_shutdown(io->ssl);
 	ERR_clear_error();
+}
+
+/* Sends close_notify (TLS) and FIN; reading goes on. */
+void
+gw_io_shutdown_write(struct gw_io *io)
+{
+	gw_io_close_notify(io);
 	if (io->fd >= 0)
 		shutdown(io->fd, SHUT_WR);
+}
+
+/* Whether no input waits anywhere, as far as the stream knows without a
+ * system call: nothing in the input buffer, nothing decrypted or read
+ * ahead in OpenSSL, and no read edge since the socket was last found
+ * empty (a short read or EAGAIN). Bytes may still be on the wire. */
+bool
+gw_io_input_quiet(const struct gw_io *io)
+{
+	if (io->in != NULL && evbuffer_get_length(io->in) != 0)
+		return false;
+	if (io->ssl != NULL && SSL_has_pending(io->ssl))
+		return false;
+	return !io->can_read && !io->rdhup && !io->eof;
 }
 
 static bool

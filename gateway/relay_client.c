@@ -264,6 +264,8 @@ conn_read_cb(struct gw_io *io, void *arg)
 		gw_tunnel_client_read(c);
 		break;
 	case CS_LINGER:
+		/* more input than the answered request: no quick close */
+		c->late_input = true;
 		evbuffer_drain(gw_io_input(io), (size_t)-1);
 		break;
 	default:

@@ -18,7 +18,6 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <event2/listener.h>
 #include <llhttp.h>
 #include <openssl/ssl.h>
 
@@ -120,7 +119,8 @@ struct gw_metrics {
  * owner appends to the output buffer and the stream writes it from the
  * loop; callbacks: read (new input), write (output drained below half the
  * high-water mark), event (connected, EOF, error). gw_io_free() may be
- * called from inside a callback; the SSL and the socket are the stream's. */
+ * called from inside a callback; the SSL and the socket are the stream's.
+ * A socket given to gw_io_new must be non-blocking already. */
 struct gw_io;
 #define GW_IO_CONNECTED 1
 #define GW_IO_EOF       2
@@ -144,6 +144,17 @@ void gw_io_shutdown_write(struct gw_io *);
 void gw_io_close_notify(struct gw_io *);
 bool gw_io_input_quiet(const struct gw_io *);
 void gw_io_trim(struct gw_io *);
+
+/* listener.c: a listening socket of a worker, one accept4 per wake-up;
+ * the accepted socket is non-blocking and close-on-exec and is the
+ * callback's. */
+typedef void (*gw_accept_fn)(evutil_socket_t fd, struct sockaddr *sa,
+    socklen_t salen, void *arg);
+struct gw_listener;
+struct gw_listener *gw_listener_new(struct event_base *, evutil_socket_t fd,
+    gw_accept_fn, void *arg);
+void gw_listener_disable(struct gw_listener *);
+void gw_listener_free(struct gw_listener *);
 
 /* Connections per client address, shared by every worker. */
 struct gw_peertab;
@@ -595,10 +606,10 @@ struct gw_worker {
 	pthread_t           thread;
 	struct gw_runtime  *rt;
 	struct event_base  *base;
-	struct evconnlistener *lev[GW_MAX_LISTEN];
+	struct gw_listener *lev[GW_MAX_LISTEN];
 	int                 nlev;
-	struct evconnlistener *admin;
-	struct evconnlistener *smtp[8];
+	struct gw_listener *admin;
+	struct gw_listener *smtp[8];
 	int                 nsmtp;
 	int                 wake_fd;		/* eventfd: posts from other threads */
 	atomic_bool         stop_requested;

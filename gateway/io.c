@@ -155,7 +155,8 @@ gw_io_new(struct event_base *base, evutil_socket_t fd, SSL *ssl, bool server)
 		SSL_set_read_ahead(ssl, 1);
 	}
 	if (fd >= 0) {
-		evutil_make_socket_nonblocking(fd);
+		/* fd is non-blocking already (gw_listener accepts with
+		 * SOCK_NONBLOCK): no fcntl pair per connection */
 		if (ssl != NULL) {
 			SSL_set_fd(ssl, (int)fd);
 			watch_socket(io);

@@ -745,6 +745,8 @@ void gw_relay_client_unparsable(struct gw_conn *, const struct pol_verdict *,
  * X-Request-Id replaces it, -1 when the request is left with no usable id
  * (refuse it); gw_reqid: the id, assigned if still unset. */
 bool gw_reqid_valid(const char *v, size_t n);
+/* A fresh id (32 hex digits, 128 bits from the DRBG); -1 without one. */
+int  gw_reqid_new(char out[GW_REQID_MAX + 1]);
 int  gw_reqid_assign(struct gw_conn *);
 int  gw_reqid_adopt(struct gw_conn *);
 const char *gw_reqid(struct gw_conn *);

@@ -142,6 +142,7 @@ unsigned long gw_io_ssl_error(struct gw_io *);
 void gw_io_read(struct gw_io *, bool on);
 void gw_io_shutdown_write(struct gw_io *);
 void gw_io_close_notify(struct gw_io *);
+bool gw_io_seal_last(struct gw_io *);
 bool gw_io_input_quiet(const struct gw_io *);
 void gw_io_trim(struct gw_io *);
 

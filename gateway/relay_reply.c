@@ -106,20 +106,6 @@ gw_relay_reject(struct gw_conn *c, int status, const char *why)
 	reject_end(c);
 }
 
-/* Let the client read everything we wrote before the connection goes. */
-void
-gw_relay_close_after_flush(struct gw_conn *c)
-{
-	c->state = CS_LINGER;
-	c->keepalive = false;
-	event_del(&c->timer);
-	/* Bound the flush: a client that never reads must not hold us. */
-	gw_conn_arm(c, c->cfg->to.idle);
-	gw_io_read(c->io, true);
-	if (evbuffer_get_length(gw_io_output(c->io)) == 0)
-		gw_relay_linger(c);
-}
-
 /* Nothing more can come from the client: it said this request was its
  * last, the request was read to its end, and no byte after it has
  * arrived. Not after an answer that refused the request before its end
@@ -131,6 +117,23 @@ client_done(struct gw_conn *c)
 {
 	return c->rq != NULL && c->rq->client_close && c->rq->req_done &&
 	    !c->rq->upgrade && !c->late_input && gw_io_input_quiet(c->io);
+}
+
+/* Let the client read everything we wrote before the connection goes. */
+void
+gw_relay_close_after_flush(struct gw_conn *c)
+{
+	c->state = CS_LINGER;
+	c->keepalive = false;
+	event_del(&c->timer);
+	/* Bound the flush: a client that never reads must not hold us. */
+	gw_conn_arm(c, c->cfg->to.idle);
+	gw_io_read(c->io, true);
+	/* closing at once: the last record and close_notify in one write */
+	if (client_done(c))
+		(void)gw_io_seal_last(c->io);
+	if (evbuffer_get_length(gw_io_output(c->io)) == 0)
+		gw_relay_linger(c);
 }
 
 /* Output flushed. When nothing more can come from the client, close_notify

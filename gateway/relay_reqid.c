@@ -18,18 +18,17 @@
 #define REQID_BYTES 16
 #define REQID_POOL  (64 * REQID_BYTES)
 
-static _Thread_local struct {
-	unsigned char b[REQID_POOL];
-	size_t        used;		/* bytes taken; REQID_POOL: empty */
-} pool = { .used = REQID_POOL };
+static _Thread_local unsigned char pool[REQID_POOL];
+static _Thread_local size_t pool_used = REQID_POOL;	/* bytes taken;
+							   REQID_POOL: empty */
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
 static void
 pool_forked(void)
 {
 	/* the one thread of the child is the one that forked */
-	OPENSSL_cleanse(pool.b, sizeof(pool.b));
-	pool.used = REQID_POOL;
+	OPENSSL_cleanse(pool, sizeof(pool));
+	pool_used = REQID_POOL;
 }
 
 static void
@@ -44,17 +43,17 @@ static int
 pool_take(unsigned char r[REQID_BYTES])
 {
 	(void)pthread_once(&pool_once, pool_init);
-	if (pool.used > REQID_POOL - REQID_BYTES) {
-		if (RAND_bytes(pool.b, sizeof(pool.b)) != 1) {
-			OPENSSL_cleanse(pool.b, sizeof(pool.b));
-			pool.used = REQID_POOL;
+	if (pool_used > REQID_POOL - REQID_BYTES) {
+		if (RAND_bytes(pool, sizeof(pool)) != 1) {
+			OPENSSL_cleanse(pool, sizeof(pool));
+			pool_used = REQID_POOL;
 			return -1;
 		}
-		pool.used = 0;
+		pool_used = 0;
 	}
-	memcpy(r, pool.b + pool.used, REQID_BYTES);
-	OPENSSL_cleanse(pool.b + pool.used, REQID_BYTES);
-	pool.used += REQID_BYTES;
+	memcpy(r, pool + pool_used, REQID_BYTES);
+	OPENSSL_cleanse(pool + pool_used, REQID_BYTES);
+	pool_used += REQID_BYTES;
 	return 0;
 }
 

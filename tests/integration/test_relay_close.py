@@ -102,8 +102,8 @@ def test_unread_body_413_lingers_and_client_reads_answer(gw, ctx):
         assert r.status == 413
         assert len(r.body) == int(r.get("content-length"))
         assert b"413" in r.body
-        # it lingers for the rest of the body (the client has not closed)
-        assert _active(gw) == 1
+        # (whether it still lingers now depends on how long the upload took
+        # against the 2 s linger: under valgrind it may be over)
     finally:
         s.close()
     wait_until(lambda: _active(gw) == 0, timeout=5,

@@ -253,6 +253,28 @@ cert_tickets_free(struct cert_tickets *t)
 	free(t);
 }
 
+/* AES-256-CBC fetched once for every ticket: given EVP_aes_256_cbc(),
+ * OpenSSL 3's EVP_CipherInit_ex fetches the implementation again on each
+ * call (a method-store lookup under its lock). The same cipher either way;
+ * if the fetch failed, the implicit one is used. Never freed: one per
+ * process. */
+static EVP_CIPHER *aes_cbc;
+static pthread_once_t aes_once = PTHREAD_ONCE_INIT;
+
+static void
+aes_fetch(void)
+{
+	aes_cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+	ERR_clear_error();
+}
+
+static const EVP_CIPHER *
+ticket_cipher(void)
+{
+	(void)pthread_once(&aes_once, aes_fetch);
+	return aes_cbc != NULL ? aes_cbc : EVP_aes_256_cbc();
+}
+
 static bool
 key_apply(const struct ticket_key *k, unsigned char *iv, EVP_CIPHER_CTX *cctx,
     EVP_MAC_CTX *hctx, int enc)
@@ -267,7 +289,7 @@ key_apply(const struct ticket_key *k, unsigned char *iv, EVP_CIPHER_CTX *cctx,
 	params[2] = OSSL_PARAM_construct_end();
 	if (EVP_MAC_CTX_set_params(hctx, params) != 1)
 		return false;
-	return EVP_CipherInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv,
+	return EVP_CipherInit_ex(cctx, ticket_cipher(), NULL, k->aes, iv,
 	    enc) == 1;
 }
 
@@ -354,7 +376,7 @@ site_crypt(struct cert_tickets *t, uint64_t now, unsigned char name[16],
 	pthread_rwlock_unlock(&p->lock);
 	if (enc) {
 		if (sk[0].valid &&
-		    RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc()))
+		    RAND_bytes(iv, EVP_CIPHER_get_iv_length(ticket_cipher()))
 		    == 1) {
 			memcpy(name, sk[0].name, sizeof sk[0].name);
 			k = &sk[0];
@@ -385,7 +407,7 @@ cert_tickets_crypt_at(struct cert_tickets *t, uint64_t now,
 	lock_window(t, now);
 	if (enc) {
 		if (t->cur.valid &&
-		    RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc()))
+		    RAND_bytes(iv, EVP_CIPHER_get_iv_length(ticket_cipher()))
 		    == 1) {
 			memcpy(name, t->cur.name, sizeof t->cur.name);
 			k = &t->cur;

@@ -18,7 +18,6 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <event2/listener.h>
 #include <llhttp.h>
 #include <openssl/ssl.h>
 
@@ -133,7 +132,8 @@ struct gw_metrics {
  * owner appends to the output buffer and the stream writes it from the
  * loop; callbacks: read (new input), write (output drained below half the
  * high-water mark), event (connected, EOF, error). gw_io_free() may be
- * called from inside a callback; the SSL and the socket are the stream's. */
+ * called from inside a callback; the SSL and the socket are the stream's.
+ * A socket given to gw_io_new must be non-blocking already. */
 struct gw_io;
 #define GW_IO_CONNECTED 1
 #define GW_IO_EOF       2
@@ -154,6 +154,9 @@ evutil_socket_t gw_io_fd(struct gw_io *);
 unsigned long gw_io_ssl_error(struct gw_io *);
 void gw_io_read(struct gw_io *, bool on);
 void gw_io_shutdown_write(struct gw_io *);
+void gw_io_close_notify(struct gw_io *);
+bool gw_io_seal_last(struct gw_io *);
+bool gw_io_input_quiet(const struct gw_io *);
 void gw_io_trim(struct gw_io *);
 /* The key process's answer socket a paused handshake waits on turned
  * readable (io_keywait.c): resume it. */
@@ -169,6 +172,18 @@ void gw_keywait_start(struct event_base *);
 void gw_keywait_end(void);
 bool gw_keywait_arm(struct gw_io *, const struct event_base *, int fd);
 void gw_keywait_disarm(const struct gw_io *, int fd);
+
+/* listener.c: a listening socket of a worker, one accept4 per wake-up;
+ * the accepted socket is non-blocking and close-on-exec and is the
+ * callback's; lfd is the listening socket (the listener's: the SMTP relay
+ * asks it which address was reached). */
+typedef void (*gw_accept_fn)(evutil_socket_t lfd, evutil_socket_t fd,
+    struct sockaddr *sa, socklen_t salen, void *arg);
+struct gw_listener;
+struct gw_listener *gw_listener_new(struct event_base *, evutil_socket_t fd,
+    gw_accept_fn, void *arg);
+void gw_listener_disable(struct gw_listener *);
+void gw_listener_free(struct gw_listener *);
 
 /* Connections per client address, shared by every worker. */
 struct gw_peertab;
@@ -458,6 +473,7 @@ struct gw_head_info {
 	const char *path;		/* origin-form target */
 	size_t      plen;
 	bool        has_body, chunked, upgrade, expect_continue, keepalive;
+	bool        client_close;	/* the client says no request follows */
 };
 
 void gw_reqparse_init(struct gw_reqparse *, const struct gw_limits *,
@@ -577,6 +593,9 @@ struct gw_req {
 	bool                resp_chunked;	/* we frame the response body */
 	bool                resp_until_close;	/* HTTP/1.0-style body */
 	bool                upgrade;		/* asked for a WebSocket */
+	bool                client_close;	/* Connection: close (or HTTP/1.0
+						   without keep-alive): the
+						   client's last request */
 	bool                is_head;
 	bool                expect_continue;
 	bool                local;		/* a /_pbxgate/ page, not proxied */
@@ -606,6 +625,8 @@ struct gw_conn {
 	bool                read_paused;	/* backpressure */
 	bool                freeing;
 	bool                lingering;
+	bool                late_input;		/* bytes arrived after the answer
+						   was decided: linger */
 	bool                resume;		/* timer fired for the next request */
 	bool                trimmed;		/* idle buffers given back */
 	bool                counted;		/* in the per-address table */
@@ -643,10 +664,10 @@ struct gw_worker {
 	pthread_t           thread;
 	struct gw_runtime  *rt;
 	struct event_base  *base;
-	struct evconnlistener *lev[GW_MAX_LISTEN];
+	struct gw_listener *lev[GW_MAX_LISTEN];
 	int                 nlev;
-	struct evconnlistener *admin;
-	struct evconnlistener *smtp[GW_MAX_SMTP_LISTEN];
+	struct gw_listener *admin;
+	struct gw_listener *smtp[GW_MAX_SMTP_LISTEN];
 	int                 nsmtp;
 	int                 wake_fd;		/* eventfd: posts from other threads */
 	atomic_bool         stop_requested;
@@ -782,6 +803,8 @@ void gw_relay_client_unparsable(struct gw_conn *, const struct pol_verdict *,
  * X-Request-Id replaces it, -1 when the request is left with no usable id
  * (refuse it); gw_reqid: the id, assigned if still unset. */
 bool gw_reqid_valid(const char *v, size_t n);
+/* A fresh id (32 hex digits, 128 bits from the DRBG); -1 without one. */
+int  gw_reqid_new(char out[GW_REQID_MAX + 1]);
 int  gw_reqid_assign(struct gw_conn *);
 int  gw_reqid_adopt(struct gw_conn *);
 const char *gw_reqid(struct gw_conn *);

@@ -622,5 +622,8 @@ gw_head_judge(struct gw_reqparse *rp, struct gw_head_info *hi, const char **why)
 	 * message: answer it with Connection: close */
 	hi->keepalive = llhttp_should_keep_alive(p) && p->http_minor == 1 &&
 	    (hi->upgrade || !llhttp_get_upgrade(p));
+	/* the client itself ends the connection with this request: nothing
+	 * it sends after it is expected (relay_reply.c closes at once) */
+	hi->client_close = !llhttp_should_keep_alive(p) && !llhttp_get_upgrade(p);
 	return 0;
 }

@@ -62,9 +62,13 @@ struct gw_io {
 	bool               async_armed;	/* aev is added */
 	bool               async_kw;	/* io_keywait.c wakes it on async_fd */
 	bool               async_wait;	/* the handshake job is paused */
+	bool               sealed;	/* out holds the last records and
+					   close_notify, encrypted: written
+					   as they are (gw_io_seal_last) */
 };
 
 static void io_process(struct gw_io *);
+static void clear_errors(void);
 
 static void
 io_event(evutil_socket_t fd, short what, void *arg)
@@ -159,7 +163,8 @@ gw_io_new(struct event_base *base, evutil_socket_t fd, SSL *ssl, bool server)
 		SSL_set_read_ahead(ssl, 1);
 	}
 	if (fd >= 0) {
-		evutil_make_socket_nonblocking(fd);
+		/* fd is non-blocking already (gw_listener accepts with
+		 * SOCK_NONBLOCK): no fcntl pair per connection */
 		if (ssl != NULL) {
 			SSL_set_fd(ssl, (int)fd);
 			watch_socket(io);
@@ -309,15 +314,77 @@ gw_io_read(struct gw_io *io, bool on)
 		io_kick(io);	/* the edge may have come while paused */
 }
 
+/* Sends close_notify (TLS) at once, without waiting for the peer's. */
+void
+gw_io_close_notify(struct gw_io *io)
+{
+	if (io->ssl != NULL && !io->handshaking && !io->failed && !io->sealed)
+		(void)SSL_shutdown(io->ssl);
+	ERR_clear_error();
+}
+
+/* Encrypts into memory what waits in out, then close_notify, and puts the
+ * records back in out to be written as they are: the answer's last record
+ * and the alert leave in one write(2) and one segment instead of two.
+ * Only for a last piece that fits one record (16 KiB) with no TLS write
+ * pending; false (nothing changed) otherwise, or when the SSL fails to
+ * encrypt (then failed is set and the connection ends as on any error). */
+bool
+gw_io_seal_last(struct gw_io *io)
+{
+	size_t n = out_len(io), w = 0;
+	BIO *sock, *mem;
+	char *p;
+	long len;
+	bool ok;
+
+	if (io->ssl == NULL || io->handshaking || io->failed || io->sealed ||
+	    !io->can_write || n == 0 || n > 16384 ||
+	    (sock = SSL_get_wbio(io->ssl)) == NULL ||
+	    (mem = BIO_new(BIO_s_mem())) == NULL)
+		return false;
+	BIO_up_ref(sock);
+	SSL_set0_wbio(io->ssl, mem);	/* the SSL owns mem now */
+	clear_errors();
+	ok = SSL_write_ex(io->ssl, evbuffer_pullup(io->out, (ssize_t)n), n,
+	    &w) == 1 && w == n && SSL_shutdown(io->ssl) >= 0;
+	len = BIO_get_mem_data(mem, &p);
+	if (ok) {
+		evbuffer_drain(io->out, n);
+		ok = len > 0 && evbuffer_add(io->out, p, (size_t)len) == 0;
+	}
+	SSL_set0_wbio(io->ssl, sock);	/* frees mem, gives our ref back */
+	ERR_clear_error();
+	if (!ok) {
+		io->failed = true;
+		io_kick(io);
+		return false;
+	}
+	io->sealed = true;
+	return true;
+}
+
 /* Sends close_notify (TLS) and FIN; reading goes on. */
 void
 gw_io_shutdown_write(struct gw_io *io)
 {
-	if (io->ssl != NULL && !io->handshaking && !io->failed)
-		(void)SSL_shutdown(io->ssl);
-	ERR_clear_error();
+	gw_io_close_notify(io);
 	if (io->fd >= 0)
 		shutdown(io->fd, SHUT_WR);
+}
+
+/* Whether no input waits anywhere, as far as the stream knows without a
+ * system call: nothing in the input buffer, nothing decrypted or read
+ * ahead in OpenSSL, and no read edge since the socket was last found
+ * empty (a short read or EAGAIN). Bytes may still be on the wire. */
+bool
+gw_io_input_quiet(const struct gw_io *io)
+{
+	if (io->in != NULL && evbuffer_get_length(io->in) != 0)
+		return false;
+	if (io->ssl != NULL && SSL_has_pending(io->ssl))
+		return false;
+	return !io->can_read && !io->rdhup && !io->eof;
 }
 
 static bool
@@ -492,7 +559,7 @@ raw_write(struct gw_io *io)
 	size_t len = out_len(io);
 	ssize_t r;
 
-	if (io->ssl != NULL) {
+	if (io->ssl != NULL && !io->sealed) {
 		/* one TLS record of up to 16 KiB from contiguous bytes */
 		size_t n = len < 16384 ? len : 16384;
 		unsigned char *p = evbuffer_pullup(io->out, (ssize_t)n);

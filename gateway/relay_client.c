@@ -264,6 +264,8 @@ conn_read_cb(struct gw_io *io, void *arg)
 		gw_tunnel_client_read(c);
 		break;
 	case CS_LINGER:
+		/* more input than the answered request: no quick close */
+		c->late_input = true;
 		evbuffer_drain(gw_io_input(io), (size_t)-1);
 		break;
 	default:
@@ -321,8 +323,17 @@ gw_conn_parse(struct gw_conn *c)
 		enum gw_rp_event ev;
 		size_t used;
 
-		if (c->state == CS_FORWARD && (c->rq->req_done || c->rq->upgrade))
-			return;		/* pipelined bytes wait in `in` */
+		if (c->state == CS_FORWARD && (c->rq->req_done || c->rq->upgrade)) {
+			/* pipelined bytes wait in `in` for this answer to end;
+			 * past the high-water mark stop reading (the next
+			 * request, the tunnel or the linger reads again), or a
+			 * client could fill memory while a slow answer comes */
+			if (evbuffer_get_length(in) >= GW_HIGH_WATER) {
+				c->read_paused = true;
+				gw_io_read(c->io, false);
+			}
+			return;
+		}
 		if (c->state == CS_LINGER || c->state == CS_TUNNEL)
 			return;
 		if (!gw_conn_upstream_writable(c)) {

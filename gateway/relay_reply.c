@@ -106,6 +106,19 @@ gw_relay_reject(struct gw_conn *c, int status, const char *why)
 	reject_end(c);
 }
 
+/* Nothing more can come from the client: it said this request was its
+ * last, the request was read to its end, and no byte after it has
+ * arrived. Not after an answer that refused the request before its end
+ * (the rest of its body is still coming), nor when we, not the client,
+ * ended the connection (requests_per_conn, draining, an HTTP/1.0-style
+ * answer): its next request may be on the way. */
+static bool
+client_done(struct gw_conn *c)
+{
+	return c->rq != NULL && c->rq->client_close && c->rq->req_done &&
+	    !c->rq->upgrade && !c->late_input && gw_io_input_quiet(c->io);
+}
+
 /* Let the client read everything we wrote before the connection goes. */
 void
 gw_relay_close_after_flush(struct gw_conn *c)
@@ -116,18 +129,29 @@ gw_relay_close_after_flush(struct gw_conn *c)
 	/* Bound the flush: a client that never reads must not hold us. */
 	gw_conn_arm(c, c->cfg->to.idle);
 	gw_io_read(c->io, true);
+	/* closing at once: the last record and close_notify in one write */
+	if (client_done(c))
+		(void)gw_io_seal_last(c->io);
 	if (evbuffer_get_length(gw_io_output(c->io)) == 0)
 		gw_relay_linger(c);
 }
 
-/* Output flushed: send close_notify and FIN, then read and discard what
- * the client still sends for a moment, so that closing with unread input
- * does not turn into an RST that destroys the answer in flight. */
+/* Output flushed. When nothing more can come from the client, close_notify
+ * and close at once (as nginx's lingering_close on does): no shutdown, no
+ * wake-up for the client's close_notify and FIN. Otherwise send
+ * close_notify and FIN, then read and discard what the client still sends
+ * for a moment, so that closing with unread input does not turn into an
+ * RST that destroys the answer in flight. */
 void
 gw_relay_linger(struct gw_conn *c)
 {
 	if (c->lingering || c->freeing)
 		return;
+	if (client_done(c)) {
+		gw_io_close_notify(c->io);
+		gw_conn_close(c);
+		return;
+	}
 	c->lingering = true;
 	gw_io_shutdown_write(c->io);
 	event_del(&c->timer);

@@ -206,6 +206,7 @@ gw_relay_head_accept(struct gw_conn *c)
 	c->rq->is_head = hi.method == HTTP_HEAD;
 	c->rq->upgrade = hi.upgrade;
 	c->rq->expect_continue = hi.expect_continue;
+	c->rq->client_close = hi.client_close;
 	c->keepalive = hi.keepalive && c->nreq < c->cfg->lim.requests_per_conn &&
 	    !atomic_load(&c->w->rt->stopping);
 	if ((st = gw_relay_host(c, hi.host, hi.hlen, host, sizeof(host), &why)) != 0)

@@ -10,7 +10,6 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <event2/thread.h>
 
 #include "gateway/gw_priv.h"
@@ -19,8 +18,8 @@ static int  worker_post(struct gw_worker *, gw_job_fn, void *);
 static void recheck_post(void *);
 
 static void
-accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+accept_cb(evutil_socket_t lfd, evutil_socket_t fd, struct sockaddr *sa,
+    socklen_t salen, void *arg)
 {
 	struct gw_worker *w = arg;
 	struct gw_runtime *rt = w->rt;
@@ -53,22 +52,22 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (trusted && cfg->proxy_protocol)
-		gw_proxy_accept(w, fd, sa, (socklen_t)salen, cfg->to.tls_handshake);
+		gw_proxy_accept(w, fd, sa, salen, cfg->to.tls_handshake);
 	else
-		gw_conn_start(w, fd, sa, (socklen_t)salen, !trusted);
+		gw_conn_start(w, fd, sa, salen, !trusted);
 	gw_config_unref(cfg);
 }
 
 static void
-admin_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+admin_accept_cb(evutil_socket_t lfd, evutil_socket_t fd, struct sockaddr *sa,
+    socklen_t salen, void *arg)
 {
 	gw_admin_accept(arg, fd);
 }
 
 static void
-smtp_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+smtp_accept_cb(evutil_socket_t lfd, evutil_socket_t fd, struct sockaddr *sa,
+    socklen_t salen, void *arg)
 {
 	struct gw_worker *w = arg;
 	struct gw_config *cfg = gw_runtime_config(w->rt);
@@ -79,7 +78,7 @@ smtp_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	/* the address reached names the relay (a site's): by address, not
 	 * by the listener's rank, which a reload may have moved */
 	if (!atomic_load(&w->rt->stopping) && getsockname(
-	    evconnlistener_get_fd(l), (struct sockaddr *)&local, &llen) == 0)
+	    lfd, (struct sockaddr *)&local, &llen) == 0)
 		o = gw_smtp_owner(cfg, (struct sockaddr *)&local, llen);
 	if (o == NULL || o->mailctx == NULL)
 		close(fd);
@@ -162,11 +161,11 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 	w->draining = true;
 	event_del(w->recheck_timer);
 	for (int i = 0; i < w->nlev; i++)
-		evconnlistener_disable(w->lev[i]);
+		gw_listener_disable(w->lev[i]);
 	if (w->admin)
-		evconnlistener_disable(w->admin);
+		gw_listener_disable(w->admin);
 	for (int i = 0; i < w->nsmtp; i++)
-		evconnlistener_disable(w->smtp[i]);
+		gw_listener_disable(w->smtp[i]);
 	w->drain_timer = evtimer_new(w->base, drain_timeout_cb, w);
 	evtimer_add(w->drain_timer, &tv);
 	w->drain_poll = event_new(w->base, -1, EV_PERSIST, drain_poll_cb, w);
@@ -326,13 +325,12 @@ recheck_post(void *arg)
 	recheck_cb(-1, 0, arg);
 }
 
-static struct evconnlistener *
-listen_on(struct gw_worker *w, int fd, evconnlistener_cb cb)
+/* The parent listens already (backlog 511): listen() is not called here,
+ * and the seccomp filter refuses it. */
+static struct gw_listener *
+listen_on(struct gw_worker *w, int fd, gw_accept_fn cb)
 {
-	/* backlog 0: the parent listens already (511); -1 would call
-	 * listen() again with 128, a call the seccomp filter refuses */
-	return evconnlistener_new(w->base, cb, w,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	return gw_listener_new(w->base, fd, cb, w);
 }
 
 int
@@ -422,11 +420,11 @@ gw_workers_join(struct gw_runtime *rt)
 		gw_proxy_close_all(w);
 		gw_upool_free(w);
 		for (int j = 0; j < w->nlev; j++)
-			evconnlistener_free(w->lev[j]);
+			gw_listener_free(w->lev[j]);
 		if (w->admin)
-			evconnlistener_free(w->admin);
+			gw_listener_free(w->admin);
 		for (int j = 0; j < w->nsmtp; j++)
-			evconnlistener_free(w->smtp[j]);
+			gw_listener_free(w->smtp[j]);
 		if (w->drain_timer)
 			event_free(w->drain_timer);
 		if (w->drain_poll)

@@ -350,3 +350,24 @@ def test_xff_from_trusted_proxy_appended(make_gateway, upstream, ctx):
     _, h = _upstream_headers(gw, ctx, [("X-Forwarded-For", "203.0.113.9")])
     assert h["x-forwarded-for"] == ["203.0.113.9, 127.0.0.1"]
     assert h["x-forwarded-proto"] == ["https"]
+
+
+def test_pipelined_flood_during_slow_answer_not_buffered(make_gateway, upstream, ctx):
+    """While an answer is pending, the client's pipelined bytes are read only
+    up to the high-water mark (256 KiB): then the gateway stops reading and
+    the client's sending blocks, instead of the gateway buffering all of it
+    (before, 200 MiB sent in 3 s grew its memory by 248 MiB)."""
+    gw = make_gateway(upstream.port, overrides={"upstream_timeout": "10s"})
+    junk = b"GET /bytes/1 HTTP/1.1\r\nHost: localhost\r\n\r\n" * 1000
+    limit = 64 * MiB
+    sent = 0
+    with Client(gw.port, ctx) as c:
+        c.send(b"GET /slow/8000 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        c.sock.settimeout(2.0)
+        with pytest.raises((socket.timeout, TimeoutError)):
+            while sent < limit:
+                c.sock.sendall(junk)
+                sent += len(junk)
+    # kernel buffers (client send, gateway receive) and the 256 KiB read
+    # ahead hold a few MiB; all 64 MiB went before
+    assert sent < 16 * MiB, "the gateway read %d MiB while answering" % (sent // MiB)

@@ -99,8 +99,9 @@ struct gw_site_slot {
 	/* its relay's scrub rule hits: GW_SITE_SCRUB_SLOTS pairs made with
 	 * its first smtp_listen (main thread, before `smtp` is set and the
 	 * snapshot published), NULL before that or when out of memory;
-	 * freed by gw_metrics_free_sites() */
-	struct gw_scrub_slot *scrub;
+	 * freed by gw_metrics_free_sites(); atomic: a reload may make them
+	 * for a relay that started without them while a scrape reads */
+	struct gw_scrub_slot *_Atomic scrub;
 	atomic_ullong scrub_other;
 	/* the site's upstream for /readyz: kept here, where a site's record
 	 * outlives reloads as its counters do */
@@ -109,7 +110,7 @@ struct gw_site_slot {
 
 struct gw_metrics {
 	atomic_ullong requests[6];	/* index = status / 100, 0 = other */
-	/* GW_SITE_SLOTS of them (128 KiB), made by the first
+	/* GW_SITE_SLOTS of them (about 230 KiB), made by the first
 	 * gw_metrics_site_slot() call: none without sites; NULL then, or
 	 * when out of memory (sites count in the totals only). Freed by
 	 * run_cleanup. */

@@ -125,9 +125,10 @@ gw_metrics_site_scrub_init(struct gw_metrics *m, size_t slot)
 	if (slot == 0 || slot > atomic_load(&m->nsite))
 		return false;
 	ss = &m->site[slot - 1];
-	if (ss->scrub == NULL)
-		ss->scrub = calloc(GW_SITE_SCRUB_SLOTS, sizeof(*ss->scrub));
-	return ss->scrub != NULL;
+	if (atomic_load(&ss->scrub) == NULL)
+		atomic_store(&ss->scrub, calloc(GW_SITE_SCRUB_SLOTS,
+		    sizeof(struct gw_scrub_slot)));
+	return atomic_load(&ss->scrub) != NULL;
 }
 
 void
@@ -135,14 +136,14 @@ gw_metrics_site_scrub_hit(struct gw_metrics *m, size_t slot,
     const char *rule, const char *action, unsigned count)
 {
 	struct gw_site_slot *ss;
-	struct gw_scrub_slot *s;
+	struct gw_scrub_slot *tab, *s;
 
 	if (slot == 0 || slot > atomic_load(&m->nsite))
 		return;
 	ss = &m->site[slot - 1];
-	if (ss->scrub == NULL)
+	if ((tab = atomic_load(&ss->scrub)) == NULL)
 		return;
-	s = scrub_slot(ss->scrub, GW_SITE_SCRUB_SLOTS, rule, action);
+	s = scrub_slot(tab, GW_SITE_SCRUB_SLOTS, rule, action);
 	atomic_fetch_add(s != NULL ? &s->hits : &ss->scrub_other, count);
 }
 
@@ -152,7 +153,7 @@ gw_metrics_free_sites(struct gw_metrics *m)
 	size_t n = atomic_load(&m->nsite);
 
 	for (size_t i = 0; m->site != NULL && i < n; i++)
-		free(m->site[i].scrub);
+		free(atomic_load(&m->site[i].scrub));
 	free(m->site);
 	m->site = NULL;
 	atomic_store(&m->nsite, 0);
@@ -463,8 +464,9 @@ render_scrub_hits(const struct gw_metrics *m, struct evbuffer *b)
 	    GW_SCRUB_SLOTS, &m->scrub_other);
 	for (size_t i = 0; i < n; i++) {
 		const struct gw_site_slot *ss = &m->site[i];
+		const struct gw_scrub_slot *tab = atomic_load(&ss->scrub);
 
-		if (!atomic_load(&ss->smtp) || ss->scrub == NULL)
+		if (!atomic_load(&ss->smtp) || tab == NULL)
 			continue;
 		if (first)
 			head(b, site_fam, "counter", "Matches of each site "
@@ -472,7 +474,7 @@ render_scrub_hits(const struct gw_metrics *m, struct evbuffer *b)
 			    "(rule=\"other\": past a site's first 16 pairs).");
 		first = false;
 		snprintf(lab, sizeof(lab), "site=\"%s\",", ss->name);
-		render_scrub_tab(b, site_fam, lab, ss->scrub,
+		render_scrub_tab(b, site_fam, lab, tab,
 		    GW_SITE_SCRUB_SLOTS, &ss->scrub_other);
 	}
 }

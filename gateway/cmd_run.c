@@ -117,6 +117,17 @@ mail_hit_cb(void *arg, const char *rule, const char *action, unsigned count)
 	gw_metrics_scrub_hit(&rt->m, rule, action, count);
 }
 
+/* A site relay's rule hit: counted for its site too. */
+static void
+mail_site_hit_cb(void *arg, const char *rule, const char *action,
+    unsigned count)
+{
+	struct gw_mail_site *ms = arg;
+
+	gw_metrics_site_scrub_hit(&ms->rt->m, ms->slot, rule, action, count);
+	mail_hit_cb(ms->rt, rule, action, count);
+}
+
 static int
 resolve_upstream(struct gw_config *cfg, char *err, size_t errlen)
 {
@@ -295,7 +306,12 @@ start_mail(struct gw_runtime *rt, struct gw_config *c, const char *site,
 		return -1;
 	}
 	mail_ctx_set_runner(c->mailctx, mail_submit, rt);
-	mail_ctx_set_hit_counter(c->mailctx, mail_hit_cb, rt);
+	/* without its pairs (out of memory) the site's hits count in the
+	 * totals only, as its messages do without a slot */
+	if (ms != NULL && gw_metrics_site_scrub_init(&rt->m, ms->slot))
+		mail_ctx_set_hit_counter(c->mailctx, mail_site_hit_cb, ms);
+	else
+		mail_ctx_set_hit_counter(c->mailctx, mail_hit_cb, rt);
 	if (site != NULL)
 		mail_ctx_set_site(c->mailctx, site);
 	if (ms != NULL)
@@ -788,7 +804,7 @@ run_cleanup(struct run_state *s)
 	if (rt->cfg)
 		gw_config_unref(rt->cfg);
 	gw_site_auth_free_all(rt);
-	free(rt->m.site);
+	gw_metrics_free_sites(&rt->m);
 	gw_peertab_free(rt->peers);
 	if (rt->tickets)
 		cert_tickets_free(rt->tickets);

@@ -79,6 +79,10 @@ struct gw_scrub_slot {
  * naming the site is published (gw_metrics_site_slot) and never renamed:
  * a site a reload drops and brings back counts on. */
 #define GW_SITE_SLOTS 1024	/* = CFG_MAX_SITES */
+/* A site relay's own (rule, action) pairs, past them rule "other": 16 x
+ * 88 bytes per site with a relay, at most 1.4 MiB and 17 series per site
+ * for 1024 sites. */
+#define GW_SITE_SCRUB_SLOTS 16
 /* ready.c: when an upstream last accepted and last refused a connection
  * (monotonic ms, 0 = never). */
 struct gw_ready_rec {
@@ -92,6 +96,13 @@ struct gw_site_slot {
 	 * `smtp` is set (a snapshot gave the site an smtp_listen) */
 	atomic_bool   smtp;
 	atomic_ullong smtp_outcomes[GW_SMTP_OUTCOMES];
+	/* its relay's scrub rule hits: GW_SITE_SCRUB_SLOTS pairs made with
+	 * its first smtp_listen (main thread, before `smtp` is set and the
+	 * snapshot published), NULL before that or when out of memory;
+	 * freed by gw_metrics_free_sites(); atomic: a reload may make them
+	 * for a relay that started without them while a scrape reads */
+	struct gw_scrub_slot *_Atomic scrub;
+	atomic_ullong scrub_other;
 	/* the site's upstream for /readyz: kept here, where a site's record
 	 * outlives reloads as its counters do */
 	struct gw_ready_rec ready;
@@ -99,7 +110,7 @@ struct gw_site_slot {
 
 struct gw_metrics {
 	atomic_ullong requests[6];	/* index = status / 100, 0 = other */
-	/* GW_SITE_SLOTS of them (128 KiB), made by the first
+	/* GW_SITE_SLOTS of them (about 230 KiB), made by the first
 	 * gw_metrics_site_slot() call: none without sites; NULL then, or
 	 * when out of memory (sites count in the totals only). Freed by
 	 * run_cleanup. */
@@ -236,6 +247,15 @@ void gw_metrics_site_smtp(struct gw_metrics *, size_t slot,
     const char *outcome);
 void gw_metrics_scrub_hit(struct gw_metrics *, const char *rule,
     const char *action, unsigned count);
+/* Makes site slot `slot`'s scrub pairs (main thread, before the snapshot
+ * that gives the site its relay is published); false when out of memory
+ * (the site's hits then count in the totals only). */
+bool gw_metrics_site_scrub_init(struct gw_metrics *, size_t slot);
+/* The same hit counted for its site too (slot 0 or no pairs: totals only). */
+void gw_metrics_site_scrub_hit(struct gw_metrics *, size_t slot,
+    const char *rule, const char *action, unsigned count);
+/* Frees the site slots and what they own (run_cleanup). */
+void gw_metrics_free_sites(struct gw_metrics *);
 void gw_metrics_refused(struct gw_metrics *, enum gw_refuse);
 /* With sites: each site's store gauges, labelled site="NAME". */
 void gw_metrics_site_stores(struct evbuffer *, const struct gw_config *);

@@ -79,15 +79,16 @@ gw_metrics_site_smtp(struct gw_metrics *m, size_t slot, const char *outcome)
 	    smtp_outcomes, GW_SMTP_OUTCOMES, outcome)], 1);
 }
 
-/* The slot of (rule, action), naming a free one the first time: a slot
- * goes 0 -> 1 (one thread copies the name) -> 2 (readable) and is never
- * freed, so the render and other threads read only named slots. NULL when
- * every slot holds another pair. */
+/* The slot of (rule, action) among the n of `tab`, naming a free one the
+ * first time: a slot goes 0 -> 1 (one thread copies the name) -> 2
+ * (readable) and is never freed, so the render and other threads read
+ * only named slots. NULL when every slot holds another pair. */
 static struct gw_scrub_slot *
-scrub_slot(struct gw_metrics *m, const char *rule, const char *action)
+scrub_slot(struct gw_scrub_slot *tab, size_t n, const char *rule,
+    const char *action)
 {
-	for (size_t i = 0; i < GW_SCRUB_SLOTS; i++) {
-		struct gw_scrub_slot *s = &m->scrub[i];
+	for (size_t i = 0; i < n; i++) {
+		struct gw_scrub_slot *s = &tab[i];
 		int st = atomic_load(&s->state), free_st = 0;
 
 		if (st == 0 && atomic_compare_exchange_strong(&s->state,
@@ -110,9 +111,52 @@ void
 gw_metrics_scrub_hit(struct gw_metrics *m, const char *rule,
     const char *action, unsigned count)
 {
-	struct gw_scrub_slot *s = scrub_slot(m, rule, action);
+	struct gw_scrub_slot *s = scrub_slot(m->scrub, GW_SCRUB_SLOTS, rule,
+	    action);
 
 	atomic_fetch_add(s != NULL ? &s->hits : &m->scrub_other, count);
+}
+
+bool
+gw_metrics_site_scrub_init(struct gw_metrics *m, size_t slot)
+{
+	struct gw_site_slot *ss;
+
+	if (slot == 0 || slot > atomic_load(&m->nsite))
+		return false;
+	ss = &m->site[slot - 1];
+	if (atomic_load(&ss->scrub) == NULL)
+		atomic_store(&ss->scrub, calloc(GW_SITE_SCRUB_SLOTS,
+		    sizeof(struct gw_scrub_slot)));
+	return atomic_load(&ss->scrub) != NULL;
+}
+
+void
+gw_metrics_site_scrub_hit(struct gw_metrics *m, size_t slot,
+    const char *rule, const char *action, unsigned count)
+{
+	struct gw_site_slot *ss;
+	struct gw_scrub_slot *tab, *s;
+
+	if (slot == 0 || slot > atomic_load(&m->nsite))
+		return;
+	ss = &m->site[slot - 1];
+	if ((tab = atomic_load(&ss->scrub)) == NULL)
+		return;
+	s = scrub_slot(tab, GW_SITE_SCRUB_SLOTS, rule, action);
+	atomic_fetch_add(s != NULL ? &s->hits : &ss->scrub_other, count);
+}
+
+void
+gw_metrics_free_sites(struct gw_metrics *m)
+{
+	size_t n = atomic_load(&m->nsite);
+
+	for (size_t i = 0; m->site != NULL && i < n; i++)
+		free(atomic_load(&m->site[i].scrub));
+	free(m->site);
+	m->site = NULL;
+	atomic_store(&m->nsite, 0);
 }
 
 static void
@@ -383,27 +427,56 @@ render_site_smtp(const struct gw_metrics *m, struct evbuffer *b)
 	}
 }
 
-/* Only pairs that matched at least once appear; "other" always does, so
- * that the series exists before the first hit. Rule names need no label
- * escaping: mail_rules.c allows [A-Za-z0-9_-] only. */
+/* The named pairs of one table, then its "other" (always, so that the
+ * series exists before the first hit). `site` is a label prefix such as
+ * `site="a",` or "". Rule names need no label escaping: mail_rules.c
+ * allows [A-Za-z0-9_-] only, as config.c does for site names. */
 static void
-render_scrub_hits(const struct gw_metrics *m, struct evbuffer *b)
+render_scrub_tab(struct evbuffer *b, const char *name, const char *site,
+    const struct gw_scrub_slot *tab, size_t n, const atomic_ullong *other)
 {
-	head(b, "pbxgate_smtp_scrub_rule_hits_total", "counter", "Matches of "
-	    "each scrub rule in relayed or rejected mail, by rule and action "
-	    "(rule=\"other\": past the first 64 rule and action pairs).");
-	for (size_t i = 0; i < GW_SCRUB_SLOTS; i++) {
-		const struct gw_scrub_slot *s = &m->scrub[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct gw_scrub_slot *s = &tab[i];
 
 		if (atomic_load(&s->state) != 2)
 			continue;
-		evbuffer_add_printf(b, "pbxgate_smtp_scrub_rule_hits_total"
-		    "{rule=\"%s\",action=\"%s\"} %llu\n", s->rule, s->action,
-		    atomic_load(&s->hits));
+		evbuffer_add_printf(b, "%s{%srule=\"%s\",action=\"%s\"} %llu\n",
+		    name, site, s->rule, s->action, atomic_load(&s->hits));
 	}
-	evbuffer_add_printf(b, "pbxgate_smtp_scrub_rule_hits_total"
-	    "{rule=\"other\",action=\"other\"} %llu\n",
-	    atomic_load(&m->scrub_other));
+	evbuffer_add_printf(b, "%s{%srule=\"other\",action=\"other\"} %llu\n",
+	    name, site, atomic_load(other));
+}
+
+/* All relays' hits together; then, with site relays, each site's own under
+ * a family of its own, as pbxgate_site_smtp_messages_total does. */
+static void
+render_scrub_hits(const struct gw_metrics *m, struct evbuffer *b)
+{
+	static const char site_fam[] = "pbxgate_site_smtp_scrub_rule_hits_total";
+	size_t n = atomic_load(&m->nsite);
+	bool first = true;
+	char lab[80];
+
+	head(b, "pbxgate_smtp_scrub_rule_hits_total", "counter", "Matches of "
+	    "each scrub rule in relayed or rejected mail, by rule and action "
+	    "(rule=\"other\": past the first 64 rule and action pairs).");
+	render_scrub_tab(b, "pbxgate_smtp_scrub_rule_hits_total", "", m->scrub,
+	    GW_SCRUB_SLOTS, &m->scrub_other);
+	for (size_t i = 0; i < n; i++) {
+		const struct gw_site_slot *ss = &m->site[i];
+		const struct gw_scrub_slot *tab = atomic_load(&ss->scrub);
+
+		if (!atomic_load(&ss->smtp) || tab == NULL)
+			continue;
+		if (first)
+			head(b, site_fam, "counter", "Matches of each site "
+			    "relay's scrub rules, by site, rule and action "
+			    "(rule=\"other\": past a site's first 16 pairs).");
+		first = false;
+		snprintf(lab, sizeof(lab), "site=\"%s\",", ss->name);
+		render_scrub_tab(b, site_fam, lab, tab,
+		    GW_SITE_SCRUB_SLOTS, &ss->scrub_other);
+	}
 }
 
 /* Pinned client code (integrity manifest), by mode; the mismatches by path

@@ -290,6 +290,40 @@ def test_site_relay_messages_counted_per_site(two, sink, pki):
     assert "# TYPE pbxgate_site_smtp_messages_total counter" in after
 
 
+def test_site_relay_rule_hits_counted_per_site(two, sink, pki):
+    """Each message carries ALPHA-1234 and BRAVO-5678; site a's rule matches
+    the first, b's the second. One through a, two through b: each hit under
+    its own site only, the totals (labels as before sites) count all."""
+    site_fam = "pbxgate_site_smtp_scrub_rule_hits_total"
+    total = "pbxgate_smtp_scrub_rule_hits_total"
+    before = metrics(two["admin"])
+    for name, n in (("a", 1), ("b", 2)):
+        for i in range(n):
+            marker = "h-%s-%d-%d" % (name, i, two[name])
+            code, lines = send(two[name], trusting(pki[name][0]),
+                               name + ".example", message(marker))
+            assert code == 250, lines
+    after = metrics(two["admin"])
+
+    def delta(name, labels):
+        return sample(after, name, labels) - (sample(before, name, labels)
+                                              or 0)
+    assert delta(site_fam, 'site="a",rule="a-secret",action="replace"') \
+        == 1, after
+    assert delta(site_fam, 'site="b",rule="b-secret",action="replace"') \
+        == 2, after
+    assert sample(after, site_fam,
+                  'site="a",rule="b-secret",action="replace"') is None
+    assert sample(after, site_fam,
+                  'site="b",rule="a-secret",action="replace"') is None
+    assert delta(site_fam, 'site="a",rule="other",action="other"') == 0
+    assert delta(site_fam, 'site="b",rule="other",action="other"') == 0
+    assert delta(total, 'rule="a-secret",action="replace"') == 1, after
+    assert delta(total, 'rule="b-secret",action="replace"') == 2, after
+    assert "# TYPE %s counter" % site_fam in after
+    assert after.count("# TYPE %s " % site_fam) == 1
+
+
 def test_smtp_auth_is_the_sites_own(two, pki):
     """c sets smtp_auth: MAIL needs AUTH there (530), and its login works;
     a, without one (none inherited), takes MAIL without AUTH."""

@@ -52,10 +52,27 @@ def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
                   % (timeout, what, last_exc))
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and not handed out before by this process: the
+    kernel may give the same port to two binds in a row once the first
+    socket is closed, and a configuration whose listen and admin_listen
+    (or smtp_listen) got one port refuses itself (bounded retries)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("free_port: no unused port in 100 tries")
+
+
+def free_ports(n):
+    """n different free ports."""
+    return [free_port() for _ in range(n)]
 
 
 def sha256(b):
@@ -468,8 +485,7 @@ class Gateway:
         self.binary = binary
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
-        self.port = free_port()
-        self.admin_port = free_port()
+        self.port, self.admin_port = free_ports(2)
         self.conf = os.path.join(self.dir, "pbxgate.conf")
         self.access_log = os.path.join(self.dir, "access.log")
         self.stderr_path = os.path.join(self.dir, "stderr.log")
@@ -516,7 +532,7 @@ class Gateway:
                 if self.proc.poll() is None or "in use" not in self.stderr() or attempt == 2:
                     raise
                 self.err.close()
-                self.port, self.admin_port = free_port(), free_port()
+                self.port, self.admin_port = free_ports(2)
                 self.write_config()
         return self
 

@@ -28,6 +28,8 @@ import time
 
 import pytest
 
+from helpers import free_port, free_ports
+
 from conftest import invalid_event_lines
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -52,12 +54,6 @@ def find_driver():
         if os.access(p, os.X_OK):
             return p
     pytest.skip("smtp_driver not built (set PBXGATE_MAIL_DRIVER)")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(cmd, **kw):
@@ -223,7 +219,7 @@ def driver(pki, tmp, relay_port, extra="", ca=None, pw_hash=None,
            upstream_port=None):
     drv = None if REAL_BIN else find_driver()
     h = pw_hash or PW_HASH
-    port, http_port = free_port(), free_port()
+    port, http_port = free_ports(2)
     conf = os.path.join(str(tmp), "mail-%d.conf" % port)
     with open(conf, "w") as f:
         f.write("smtp_listen 127.0.0.1:%d\n" % port)

@@ -17,19 +17,13 @@ import urllib.request
 
 import pytest
 
-from helpers import mkcert
+from helpers import free_port, free_ports, mkcert
 from lock_helpers import run_cli
 from test_mail import PASSWORD, PW_HASH
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 STEP = 15.0   # bound on any single wait
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write(path, text):
@@ -133,7 +127,7 @@ class Run:
 
 @pytest.fixture(scope="module")
 def two(pbxgate_bin, pki, sink):
-    pa, pb, admin = free_port(), free_port(), free_port()
+    pa, pb, admin = free_ports(3)
     audit = os.path.join(pki["dir"], "audit.log")
     pc = free_port()   # c: its PBX must log in (smtp_auth of its own)
     conf = conf_with(pki, top(pki, sink["port"], audit) +
@@ -519,7 +513,7 @@ def test_reload_takes_the_sites_new_rules_and_listeners(pbxgate_bin, pki,
     """SIGHUP: a's new notice applies to a's next message; a listener
     moved to another port leaves its old address without a relay (closed
     at once, never served by another site's) until a restart."""
-    pa, pb, moved = free_port(), free_port(), free_port()
+    pa, pb, moved = free_ports(3)
     audit = os.path.join(pki["dir"], "audit-reload.log")
     lines = top(pki, sink["port"], audit) + site("a", pki, pa) + \
         site("b", pki, pb)

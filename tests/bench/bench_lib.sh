@@ -38,9 +38,10 @@ free_port() {
 	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-wait_port() {	# PORT PID: bounded wait (20 s) until something accepts on PORT
+wait_port() {	# PORT PID [SECONDS]: bounded wait (default 20 s) until
+		# something accepts on PORT
 	local _
-	for _ in $(seq 400); do
+	for _ in $(seq $((${3:-20} * 20))); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
 		kill -0 "$2" 2>/dev/null || return 1
 		sleep 0.05

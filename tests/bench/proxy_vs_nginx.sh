@@ -16,7 +16,14 @@
 # haproxy, wrk, python3, openssl (tests/install-deps bench) and a build
 # with -Dtests=true (for tests/tools/tls_reuse beside the binary).
 #
-# Usage: tests/bench/proxy_vs_nginx.sh [-b BIN] [-d SECONDS] [-r ROUNDS] [-n CONNS] [-o FILE] [-S] [-F]
+# With -I N, instead: user-space instructions per handshake of each kind
+# and per keep-alive request, counted by callgrind over N handshakes (one
+# client) in each proxy's whole process tree. Instruction counts do not
+# move with the machine's load, as rates and CPU times do (+-40 % here);
+# they leave out the kernel (system calls, wake-ups, loopback), which the
+# rates and CPU times include. Needs valgrind.
+#
+# Usage: tests/bench/proxy_vs_nginx.sh [-b BIN] [-d SECONDS] [-r ROUNDS] [-n CONNS] [-o FILE] [-S] [-F] [-I N]
 #   -b  pbxgate binary (default build/pbxgate)     -d  seconds per wrk run (10)
 #   -r  alternating rounds, best kept (3)           -n  idle connections held (3000)
 #   -o  also write the results as a Markdown table to FILE
@@ -28,12 +35,13 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-BIN=build/pbxgate DUR=10 ROUNDS=3 CONNS=3000 OUT="" SESSIONS=own UPSTREAM=memory
-while getopts "b:d:r:n:o:SF" o; do
+BIN=build/pbxgate DUR=10 ROUNDS=3 CONNS=3000 OUT="" SESSIONS=own UPSTREAM=memory INSTR=0
+while getopts "b:d:r:n:o:SFI:" o; do
 	case $o in
 	b) BIN=$OPTARG ;; d) DUR=$OPTARG ;; r) ROUNDS=$OPTARG ;;
 	n) CONNS=$OPTARG ;; o) OUT=$OPTARG ;; S) SESSIONS=shared ;; F) UPSTREAM="file" ;;
-	*) sed -n '2,28p' "$0"; exit 2 ;;
+	I) INSTR=$OPTARG ;;
+	*) sed -n '2,35p' "$0"; exit 2 ;;
 	esac
 done
 # SESSIONS: with the kernel's autogroup scheduling on (Debian's default),
@@ -45,7 +53,9 @@ done
 # Called only in a subshell (&, $(...)): exec keeps $! the program's own PID.
 own() { if [ "$SESSIONS" = own ]; then exec setsid "$@"; else exec "$@"; fi; }
 
-for t in nginx haproxy wrk openssl setsid /usr/bin/python3; do
+tools=(nginx haproxy wrk openssl setsid /usr/bin/python3)
+[ "$INSTR" != 0 ] && tools+=(valgrind callgrind_control)
+for t in "${tools[@]}"; do
 	command -v "$t" >/dev/null || { echo "bench: $t not found (tests/install-deps bench)" >&2; exit 1; }
 done
 TLS_REUSE=$(dirname "$BIN")/tests/tools/tls_reuse
@@ -183,20 +193,24 @@ elif ! "$BIN" check -c "$tmp/pg.conf" >"$tmp/pg.check" 2>&1; then
 fi
 
 PROXY_PID=""
+VG=()	# -I: the proxy runs under callgrind (instr_count below)
 start_proxy() {	# nginx|haproxy|pbxgate
 	if [ "$1" = nginx ]; then
-		own nginx -e "$tmp/ng.err" -p "$tmp" -c "$tmp/ng.conf" & PROXY_PID=$!
+		own "${VG[@]}" nginx -e "$tmp/ng.err" -p "$tmp" -c "$tmp/ng.conf" & PROXY_PID=$!
 		PORT=$NG
 	elif [ "$1" = haproxy ]; then
-		own haproxy -db -f "$tmp/ha.cfg" 2>>"$tmp/ha.err" & PROXY_PID=$!
+		own "${VG[@]}" haproxy -db -f "$tmp/ha.cfg" 2>>"$tmp/ha.err" & PROXY_PID=$!
 		PORT=$HA
 	else
-		own "$BIN" run -c "$tmp/pg.conf" 2>>"$tmp/pg.err" & PROXY_PID=$!
+		own "${VG[@]}" "$BIN" run -c "$tmp/pg.conf" 2>>"$tmp/pg.err" & PROXY_PID=$!
 		PORT=$PG
 	fi
 	bench_track "$PROXY_PID"
-	wait_port "$PORT" "$PROXY_PID" || { echo "bench: $1 did not start" >&2; tail -n 20 "$tmp"/ng.err "$tmp"/ha.err "$tmp"/pg.err 2>/dev/null >&2; exit 1; }
+	wait_port "$PORT" "$PROXY_PID" $(( ${#VG[@]} > 0 ? 120 : 20 )) || { echo "bench: $1 did not start" >&2; tail -n 20 "$tmp"/ng.err "$tmp"/ha.err "$tmp"/pg.err 2>/dev/null >&2; exit 1; }
 	# Warm up (first handshakes, lazy allocations) and check it proxies.
+	# (not under callgrind: -I counts a fixed load, and wrk's is its
+	# duration's)
+	[ ${#VG[@]} -gt 0 ] && return 0
 	wrk -t1 -c4 -d1s "https://127.0.0.1:$PORT/1k" >"$tmp/warm" 2>&1
 	grep -q 'Non-2xx' "$tmp/warm" && { echo "bench: $1 answers non-2xx" >&2; cat "$tmp/warm" >&2; exit 1; }
 	return 0
@@ -298,6 +312,93 @@ measure() {	# nginx|haproxy|pbxgate
 	stop_proxy
 }
 
+ratio() {
+	case "${1:-}${2:-}" in *[!0-9.]*|"") echo "n/a"; return ;; esac
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'
+}
+row() {	# LABEL NGINX HAPROXY PBXGATE TARGET
+	echo "| $1 | ${2:-n/a} | ${3:-n/a} | ${4:-n/a} | $(ratio "${4:-}" "${2:-}") | $(ratio "${4:-}" "${3:-}") | $5 |"
+}
+
+# -I: instructions of the proxy's whole process tree (nginx's master and
+# worker, HAProxy's process, pbxgate's parent, key process and network
+# child), all of its life under callgrind: started, warmed up (first
+# handshakes, lazy allocations), the measured load, stopped. The same run
+# without the measured load is subtracted, which leaves the load alone
+# without asking the processes anything while they run (callgrind_control
+# cannot reach a worker that dropped privileges, as nginx's does).
+instr_life() {	# nginx|haproxy|pbxgate with-load|warm-only LOAD... -> instructions
+	local who=$1 what=$2 p n pids
+	shift 2
+	# nginx's worker writes its file as the user it dropped to
+	rm -rf "$tmp/cg" && mkdir -m 1777 "$tmp/cg"
+	VG=(valgrind --tool=callgrind --trace-children=yes --vgdb=no
+		"--log-file=$tmp/cg/log.%p" "--callgrind-out-file=$tmp/cg/out.%p")
+	start_proxy "$who"
+	VG=()
+	local load=("${@//@PORT@/$PORT}")
+	"$TLS_REUSE" -n 20 "$PORT" >/dev/null 2>&1 || true
+	[ "$what" = with-load ] && { "${load[@]}" >"$tmp/instr.out" 2>&1 || true; }
+	pids=$(tree_pids "$PROXY_PID")
+	stop_proxy
+	# each process of the tree writes its file as it exits: bounded wait
+	n=$(echo "$pids" | wc -w)
+	for _ in $(seq 300); do
+		[ "$(cat "$tmp"/cg/out.* 2>/dev/null | grep -c '^totals:')" -ge "$n" ] && break
+		sleep 0.1
+	done
+	cat "$tmp"/cg/out.* | awk '/^totals:/ {s += $2} END {printf "%.0f", s}'
+}
+instr_count() {	# nginx|haproxy|pbxgate LOAD... -> instructions of LOAD
+	local a b
+	a=$(instr_life "$1" warm-only "${@:2}")
+	b=$(instr_life "$1" with-load "${@:2}")
+	awk -v a="$a" -v b="$b" 'BEGIN {printf "%.0f", b - a}'
+}
+instr_main() {
+	local who kind v flag t per n
+	declare -A IPH
+	echo "pbxgate vs nginx and HAProxy, instructions (callgrind): $(date -u '+%Y-%m-%d %H:%M UTC'); $VERSIONS; $INSTR handshakes per kind, one client; keep-alive: $((INSTR * 10)) GETs on one connection"
+	for who in nginx haproxy pbxgate; do
+		[ "$who" = pbxgate ] && [ "$have_pg" -ne 1 ] && continue
+		for kind in full resumed; do
+			flag=""; [ "$kind" = full ] && flag=-f
+			for v in 1.3 1.2; do
+				t=$(instr_count "$who" "$TLS_REUSE" $flag -v "$v" -n "$INSTR" @PORT@)
+				if [ "$kind" = resumed ] && ! grep -q "^resumed $((INSTR - 1)) of $INSTR " "$tmp/instr.out"; then
+					echo "  $who $kind $v: $(head -c 200 "$tmp/instr.out")" >&2
+				fi
+				per=$(awk -v t="$t" -v n="$INSTR" 'BEGIN {printf "%.0f", t / n}')
+				IPH[$who,$kind,$v]=$per
+				echo "  $who $kind TLS $v: $per instructions per handshake"
+			done
+		done
+		n=$((INSTR * 10))
+		t=$(instr_count "$who" /usr/bin/python3 tests/bench/keepalive_gets.py @PORT@ "$n" /1k)
+		grep -q "^ok $n\$" "$tmp/instr.out" || { echo "  $who keep-alive: $(head -c 200 "$tmp/instr.out")" >&2; n=0; }
+		per=$(awk -v t="$t" -v n="$n" 'BEGIN {if (n > 0) printf "%.0f", t / n}')
+		IPH[$who,ka]=$per
+		echo "  $who keep-alive: ${per:-?} instructions per request"
+	done
+	table=$(
+		echo "| user-space instructions (callgrind) | nginx | HAProxy | pbxgate | pbxgate/nginx | pbxgate/HAProxy | target |"
+		echo "|---|---|---|---|---|---|---|"
+		row "per 1 KiB keep-alive GET" "${IPH[nginx,ka]:-}" "${IPH[haproxy,ka]:-}" "${IPH[pbxgate,ka]:-}" "<= 1.0"
+		for kind in full resumed; do
+			for v in 1.3 1.2; do
+				row "per $kind handshake, TLS $v (with its GET)" "${IPH[nginx,$kind,$v]:-}" \
+					"${IPH[haproxy,$kind,$v]:-}" "${IPH[pbxgate,$kind,$v]:-}" "<= 1.0"
+			done
+		done
+	)
+	echo
+	echo "$table"
+	if [ -n "$OUT" ]; then
+		{ echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'); $VERSIONS; callgrind, $INSTR handshakes per kind, one client, each on a freshly started proxy."; echo; echo "$table"; } >"$OUT"
+		echo "written to $OUT"
+	fi
+}
+
 load() { cut -d' ' -f1 /proc/loadavg; }
 load0=$(load)
 echo "pbxgate vs nginx and HAProxy: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), load average $load0"
@@ -305,6 +406,10 @@ if awk -v l="$load0" -v n="$(nproc)" 'BEGIN {exit !(l > n / 2)}'; then
 	echo "warning: the machine is busy (load $load0 on $(nproc) cores): figures will be noisy" >&2
 fi
 VERSIONS="nginx $(nginx -v 2>&1 | sed 's/.*\///'), HAProxy $(haproxy -v | awk 'NR == 1 {print $3}'), OpenSSL $(openssl version | awk '{print $2}')"
+if [ "$INSTR" != 0 ]; then
+	instr_main
+	exit 0
+fi
 echo "$VERSIONS; wrk -t${WRK_THREADS:-1} -d${DUR}s (-c64 keep-alive, -c16 Connection: close), handshakes: $HS_CLIENTS clients x $HS_N, $CONNS idle connections, best of $ROUNDS rounds, sessions: $SESSIONS, upstream answers from $UPSTREAM"
 for r in $(seq "$ROUNDS"); do
 	echo "round $r"
@@ -328,13 +433,6 @@ for r in $(seq "$ROUNDS"); do
 done
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR] = $1} END {if (NR == 0) print "n/a"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f", (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
-ratio() {
-	case "${1:-}${2:-}" in *[!0-9.]*|"") echo "n/a"; return ;; esac
-	awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'
-}
-row() {	# LABEL NGINX HAPROXY PBXGATE TARGET
-	echo "| $1 | ${2:-n/a} | ${3:-n/a} | ${4:-n/a} | $(ratio "${4:-}" "${2:-}") | $(ratio "${4:-}" "${3:-}") | $5 |"
-}
 hs_rows() {
 	local kind v
 	for kind in full resumed; do

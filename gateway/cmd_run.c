@@ -322,25 +322,31 @@ start_mail(struct gw_runtime *rt, struct gw_config *c, const char *site,
 /* The top level's login context, without sites: taken like a site's
  * (site_auth.c), so that a reload changing user_db or a login setting
  * opens the new store here, off the workers' loops, and one that cannot
- * open it fails. Without user_db: NULL, rules needing a login deny. */
+ * open it fails. Without user_db: NULL, rules needing a login deny
+ * (warn_no_user_db). */
 static int
 take_top_auth(struct gw_runtime *rt, struct gw_config *cfg, char *err,
     size_t errlen)
 {
 	char e2[GW_ERRLEN];
 
-	if (cfg->auth.user_db == NULL) {
-		if (cfg->policy != NULL)
-			gw_log(GW_LOG_WARN, "no user_db: policy rules that need a "
-			    "login (login, mfa, user, group, role) will deny");
+	if (cfg->auth.user_db == NULL)
 		return 0;
-	}
 	if (gw_site_auth_take(rt, NULL, cfg, &site_auth_ops, e2,
 	    sizeof(e2)) < 0)
 		return snprintf(err, errlen, "%s: user store %s: %.400s (fix "
 		    "user_db or the store it names)", cfg->path,
 		    cfg->auth.user_db, e2), -1;
 	return 0;
+}
+
+/* Once the snapshot's error_log is open, at start and on each reload. */
+static void
+warn_no_user_db(const struct gw_config *cfg)
+{
+	if (cfg->nsites == 0 && cfg->auth.user_db == NULL && cfg->policy != NULL)
+		gw_log(GW_LOG_WARN, "no user_db: policy rules that need a "
+		    "login (login, mfa, user, group, role) will deny");
 }
 
 /* Runtime pieces that need the process (audit sink, login contexts): the
@@ -554,6 +560,7 @@ reload(struct run_state *s)
 	gw_site_auth_commit(rt, n);
 	if (open_logs(rt, n, err, sizeof(err)) < 0)
 		gw_log(GW_LOG_ERR, "reload: logs: %s; logging may be incomplete", err);
+	warn_no_user_db(n);
 	atomic_fetch_add(&rt->m.reload_ok, 1);
 	atomic_store(&rt->m.reload_ok_at, (long long)time(NULL));
 	gw_workers_recheck(rt);
@@ -645,8 +652,13 @@ auth_refresh_cb(evutil_socket_t fd, short what, void *arg)
 
 	/* contexts a reload replaced, once their last request is done */
 	gw_site_auth_sweep(&s->rt);
-	if (s->rt.nsauth == 0)
+	/* none left (a reload removed user_db): what an old store said of
+	 * itself no longer holds the gateway back */
+	if (s->rt.nsauth == 0) {
+		gw_ready_store(&s->rt, true);
+		s->store_logged = 0;
 		return;
+	}
 	if (refresh_all(&s->rt, err, sizeof(err)) == 0) {
 		gw_ready_store(&s->rt, true);
 		if (s->store_logged != 0)
@@ -757,6 +769,7 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 	    open_logs(rt, cfg, err, errlen) < 0)
 		return -1;
 	gw_site_auth_commit(rt, cfg);
+	warn_no_user_db(cfg);
 	if (start_pool(rt, cfg, err, errlen) < 0)
 		return -1;
 	if (cfg->nsites == 0 && cfg->upstream.tls && !cfg->upstream.verify)

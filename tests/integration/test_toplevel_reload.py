@@ -260,3 +260,40 @@ def test_reload_changing_login_threads_says_it_needs_a_restart(top, ctx):
         "restart" in top.stderr(), top.stderr()[-2000:]
     assert RETIRED not in top.stderr()
     signed_in(top, ctx, "alice")
+
+
+def _readyz(gw):
+    import urllib.error
+    try:
+        return gw.admin_get("/readyz")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def _break_store(gw, db):
+    """The store loses the table every refresh reads (test_metrics' way)."""
+    import sqlite3
+    c = sqlite3.connect(db)
+    c.execute("DROP TABLE meta")
+    c.commit()
+    c.close()
+    wait_until(lambda: _readyz(gw)[0] == 503, timeout=15, what="store seen unreadable")
+
+
+@pytest.mark.parametrize("to", ["another store", "no user_db"])
+def test_readyz_leaves_an_unreadable_store_behind(top, to):
+    """/readyz said the store was unreadable; a reload away from it (to a
+    good store, or to no user_db at all) makes it ready again once the old
+    context is closed."""
+    _break_store(top, os.path.join(top.dir, "a.db"))
+    if to == "no user_db":
+        top.use(None)
+    else:
+        os.mkdir(os.path.join(top.dir, "b"))
+        top.use(os.path.join(top.dir, "b", "b.db"))
+    top.reload()
+    wait_until(lambda: CLOSED in top.stderr(), timeout=10, interval=0.1,
+               what="a.db's context closed")
+    wait_until(lambda: _readyz(top)[0] == 200, timeout=10, interval=0.1,
+               what="ready again")
+    assert _readyz(top) == (200, "ready\n")

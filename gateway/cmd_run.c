@@ -330,14 +330,16 @@ take_top_auth(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 {
 	char e2[GW_ERRLEN];
 
-	if (cfg->auth.user_db == NULL)
+	if (cfg->auth.user_db == NULL ||
+	    gw_site_auth_take(rt, NULL, cfg, &site_auth_ops, err, errlen) == 0)
 		return 0;
-	if (gw_site_auth_take(rt, NULL, cfg, &site_auth_ops, e2,
-	    sizeof(e2)) < 0)
-		return snprintf(err, errlen, "%s: user store %s: %.400s (fix "
-		    "user_db or the store it names)", cfg->path,
-		    cfg->auth.user_db, e2), -1;
-	return 0;
+	/* libpq's lines name the store; a key file beside it may not */
+	if (strstr(err, cfg->auth.user_db) == NULL) {
+		snprintf(e2, sizeof(e2), "%s", err);
+		snprintf(err, errlen, "user store %.200s: %.280s",
+		    cfg->auth.user_db, e2);
+	}
+	return -1;
 }
 
 /* Once the snapshot's error_log is open, at start and on each reload. */

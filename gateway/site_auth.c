@@ -9,16 +9,16 @@
  * level is when the config has no sites.
  *
  * Lifetime. Each snapshot's site, or its top level, holds one count
- * (authctx_refs), dropped
- * on any thread when the snapshot is freed; a login job holds its
- * snapshot, so it holds the context too. Everything else here runs on the
- * main thread: opening (in the reload, off the workers' loops, as adding
- * a site always was), marking which contexts the snapshot in force uses,
- * and the sweep of the others. A context no snapshot holds, and that the
- * snapshot in force does not name, is closed in two ticks: its change
- * listener is stopped and a post is sent to the first worker's loop,
- * behind any delivery the listener posted there before it stopped; once
- * that post ran, nothing can reach the context and it is closed. */
+ * (authctx_refs), dropped on any thread when the snapshot is freed; a
+ * login job holds its snapshot, so it holds the context too. Everything
+ * else here runs on the main thread: opening (in the reload, off the
+ * workers' loops, as adding a site always was), marking which contexts
+ * the snapshot in force uses, and the sweep of the others. A context no
+ * snapshot holds, and that the snapshot in force does not name, is closed
+ * in two ticks: its change listener is stopped and a post is sent to the
+ * first worker's loop, behind any delivery the listener posted there
+ * before it stopped; once that post ran, nothing can reach the context
+ * and it is closed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -298,3 +298,30 @@ def test_readyz_leaves_an_unreadable_store_behind(top, to):
     wait_until(lambda: _readyz(top)[0] == 200, timeout=10, interval=0.1,
                what="ready again")
     assert _readyz(top) == (200, "ready\n")
+
+
+def test_old_store_stays_open_while_a_tunnel_holds_it(top, ctx):
+    """A WebSocket tunnel opened before the reload holds the snapshot it
+    was opened under, and with it a.db's context: the context stays open
+    over several sweeps (every 2 s) while the tunnel lives, and closes
+    after it ends."""
+    import time
+    from helpers import ws_frame, ws_read
+    from test_sites_run import open_ws
+    t = open_ws(top.port, ctx, "localhost")
+    try:
+        top.use(os.path.join(top.dir, "b.db"))
+        top.reload()
+        wait_until(lambda: RETIRED in top.stderr(), timeout=5, interval=0.1,
+                   what="a.db's context retired")
+        # a negative: watched over a bounded window of two sweeps and more
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            assert CLOSED not in top.stderr(), "closed under a tunnel"
+            time.sleep(0.2)
+        t.sock.sendall(ws_frame(0x1, b"still"))
+        assert ws_read(t.reader) == (0x1, b"still")
+    finally:
+        t.close()
+    wait_until(lambda: CLOSED in top.stderr(), timeout=10, interval=0.1,
+               what="a.db's context closed once the tunnel ended")

@@ -199,7 +199,7 @@ open_logs(struct gw_runtime *rt, const struct gw_config *cfg, char *err,
 }
 
 /* SMTP AUTH's Argon2 check goes to the pool like a web login. rt->pool is
- * read at submit time: on start it is made (open_auth) after the first
+ * read at submit time: on start it is made (start_pool) after the first
  * snapshot; NULL there (shutting down) makes the session answer 454. */
 static int
 mail_submit(void *arg, struct event_base *base, mail_job_fn run,
@@ -246,8 +246,8 @@ finish_sites(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 		if (sc->auth.user_db == NULL)
 			continue;
 		/* where the site is written: its user_db may be inherited */
-		if (gw_site_auth_take(rt, &cfg->sites[i], &site_auth_ops, e2,
-		    sizeof(e2)) < 0)
+		if (gw_site_auth_take(rt, cfg->sites[i].name, sc,
+		    &site_auth_ops, e2, sizeof(e2)) < 0)
 			return snprintf(err, errlen, "%s:%u:%u: site %s: user "
 			    "store: %.400s", cfg->sites[i].file,
 			    cfg->sites[i].line, cfg->sites[i].col,
@@ -319,9 +319,41 @@ start_mail(struct gw_runtime *rt, struct gw_config *c, const char *site,
 	return 0;
 }
 
+/* The top level's login context, without sites: taken like a site's
+ * (site_auth.c), so that a reload changing user_db or a login setting
+ * opens the new store here, off the workers' loops, and one that cannot
+ * open it fails. Without user_db: NULL, rules needing a login deny
+ * (warn_no_user_db). */
+static int
+take_top_auth(struct gw_runtime *rt, struct gw_config *cfg, char *err,
+    size_t errlen)
+{
+	char e2[GW_ERRLEN];
+
+	if (cfg->auth.user_db == NULL ||
+	    gw_site_auth_take(rt, NULL, cfg, &site_auth_ops, err, errlen) == 0)
+		return 0;
+	/* libpq's lines name the store; a key file beside it may not */
+	if (strstr(err, cfg->auth.user_db) == NULL) {
+		snprintf(e2, sizeof(e2), "%s", err);
+		snprintf(err, errlen, "user store %.200s: %.280s",
+		    cfg->auth.user_db, e2);
+	}
+	return -1;
+}
+
+/* Once the snapshot's error_log is open, at start and on each reload. */
+static void
+warn_no_user_db(const struct gw_config *cfg)
+{
+	if (cfg->nsites == 0 && cfg->auth.user_db == NULL && cfg->policy != NULL)
+		gw_log(GW_LOG_WARN, "no user_db: policy rules that need a "
+		    "login (login, mfa, user, group, role) will deny");
+}
+
 /* Runtime pieces that need the process (audit sink, login contexts): the
- * mail context, the upstream addresses, with sites each site's login
- * context. */
+ * mail context, the upstream addresses, the login context of the top
+ * level or of each site. */
 static int
 finish_snapshot(struct gw_runtime *rt, struct gw_config *cfg, char *err,
     size_t errlen)
@@ -330,9 +362,9 @@ finish_snapshot(struct gw_runtime *rt, struct gw_config *cfg, char *err,
 		if (finish_sites(rt, cfg, err, errlen) < 0)
 			return -1;
 	} else {
-		if (resolve_upstream(cfg, err, errlen) < 0)
+		if (resolve_upstream(cfg, err, errlen) < 0 ||
+		    take_top_auth(rt, cfg, err, errlen) < 0)
 			return -1;
-		cfg->authctx = rt->auth;	/* NULL at start: open_auth sets it */
 	}
 	if (cfg->nsites == 0)
 		return start_mail(rt, cfg, NULL, err, errlen);
@@ -428,13 +460,51 @@ static void
 warn_restart_only(const struct gw_config *o, const struct gw_config *n)
 {
 	bool same = o->nlisten == n->nlisten && o->workers == n->workers &&
-	    o->has_admin == n->has_admin && same_smtp(o, n);
+	    o->has_admin == n->has_admin && same_smtp(o, n) &&
+	    o->auth.login_threads == n->auth.login_threads &&
+	    o->auth.login_queue == n->auth.login_queue;
 
 	for (size_t i = 0; same && i < n->nlisten; i++)
 		same = strcmp(o->listen[i].text, n->listen[i].text) == 0;
 	if (!same || (o->user == NULL) != (n->user == NULL))
 		gw_log(GW_LOG_WARN, "reload: listen, admin_listen, smtp_listen, "
-		    "workers and user changes take effect only after a restart");
+		    "workers, user, login_threads and login_queue changes take "
+		    "effect only after a restart");
+}
+
+/* A session cookie names a user by id and is sealed with secret_key
+ * alone: a store swapped under the same key honours the old store's
+ * cookies for its own users with the same ids. Right for a copy (pbxgate
+ * migrate), wrong for another user base: say so. label: NULL for the top
+ * level. */
+static void
+warn_key_kept(const char *site, const struct auth_settings *o,
+    const struct auth_settings *n)
+{
+	char lb[256];
+
+	if (o->user_db == NULL || n->user_db == NULL ||
+	    strcmp(o->user_db, n->user_db) == 0 || o->secret_key == NULL ||
+	    n->secret_key == NULL || strcmp(o->secret_key, n->secret_key) != 0)
+		return;
+	gw_log(GW_LOG_WARN, "reload: %s: user_db %s replaces %s under the same "
+	    "secret_key %s: sessions made on the old store pass on the new one "
+	    "as its users with the same ids; unless the new store is a copy of "
+	    "the old (pbxgate migrate), give it its own secret_key",
+	    gw_site_auth_label(site, lb, sizeof(lb)), n->user_db, o->user_db,
+	    n->secret_key);
+}
+
+static void
+warn_stores(const struct gw_config *o, const struct gw_config *n)
+{
+	if (o->nsites == 0 && n->nsites == 0)
+		warn_key_kept(NULL, &o->auth, &n->auth);
+	for (size_t i = 0; i < n->nsites; i++)
+		for (size_t j = 0; j < o->nsites; j++)
+			if (strcmp(o->sites[j].name, n->sites[i].name) == 0)
+				warn_key_kept(n->sites[i].name,
+				    &o->sites[j].cfg->auth, &n->sites[i].cfg->auth);
 }
 
 /* The next snapshot, or NULL with err set. Keys first (the parent's key
@@ -485,12 +555,14 @@ reload(struct run_state *s)
 	if (gw_privsep_keys(true, err, sizeof(err)) < 0)
 		gw_log(GW_LOG_ERR, "reload: %s", err);
 	warn_restart_only(old, n);
+	warn_stores(old, n);
 	pthread_mutex_lock(&rt->cfg_lock);
 	rt->cfg = n;
 	pthread_mutex_unlock(&rt->cfg_lock);
 	gw_site_auth_commit(rt, n);
 	if (open_logs(rt, n, err, sizeof(err)) < 0)
 		gw_log(GW_LOG_ERR, "reload: logs: %s; logging may be incomplete", err);
+	warn_no_user_db(n);
 	atomic_fetch_add(&rt->m.reload_ok, 1);
 	atomic_store(&rt->m.reload_ok_at, (long long)time(NULL));
 	gw_workers_recheck(rt);
@@ -547,24 +619,26 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Changes made by `pbxgate user` in another process reach the in-memory
- * session tables here (one cheap query when nothing changed). */
-/* One store's refresh: 0, or -1 with err. */
+ * session tables here (one cheap query when nothing changed): every open
+ * store's refresh; 0, or -1 with the first error in err. */
 static int
 refresh_all(struct gw_runtime *rt, char *err, size_t errlen)
 {
 	int rc = 0;
 
-	if (rt->auth != NULL && auth_refresh(rt->auth, err, errlen) < 0)
-		rc = -1;
 	for (size_t i = 0; i < rt->nsauth; i++) {
-		char e2[GW_ERRLEN];
+		char e2[GW_ERRLEN], lb[256];
 		const char *site;
 		struct auth_ctx *a = gw_site_auth_ctx(rt, i, &site);
 
 		if (a == NULL || auth_refresh(a, e2, sizeof(e2)) == 0)
 			continue;
-		if (rc == 0)
-			snprintf(err, errlen, "site %s: %.400s", site, e2);
+		/* the top level's errors read as they always did */
+		if (rc == 0 && site == NULL)
+			snprintf(err, errlen, "%s", e2);
+		else if (rc == 0)
+			snprintf(err, errlen, "%s: %.400s",
+			    gw_site_auth_label(site, lb, sizeof(lb)), e2);
 		rc = -1;
 	}
 	return rc;
@@ -580,8 +654,13 @@ auth_refresh_cb(evutil_socket_t fd, short what, void *arg)
 
 	/* contexts a reload replaced, once their last request is done */
 	gw_site_auth_sweep(&s->rt);
-	if (s->rt.auth == NULL && s->rt.nsauth == 0)
+	/* none left (a reload removed user_db): what an old store said of
+	 * itself no longer holds the gateway back */
+	if (s->rt.nsauth == 0) {
+		gw_ready_store(&s->rt, true);
+		s->store_logged = 0;
 		return;
+	}
 	if (refresh_all(&s->rt, err, sizeof(err)) == 0) {
 		gw_ready_store(&s->rt, true);
 		if (s->store_logged != 0)
@@ -648,34 +727,13 @@ bind_all(struct run_state *s, const struct gw_config *cfg, char *err, size_t err
 	return 0;
 }
 
-/* The top level's user store lives as long as the process: its in-memory
- * session tables must survive reloads. Changing its user_db needs a
- * restart (a site's does not: site_auth.c). */
+/* The login contexts were taken with the snapshot (finish_snapshot); the
+ * pool serves them all, those a reload opens, and SMTP AUTH. It is made
+ * even without any user_db, since a reload may add one. */
 static int
-open_auth(struct gw_runtime *rt, struct gw_config *cfg, char *err,
+start_pool(struct gw_runtime *rt, struct gw_config *cfg, char *err,
     size_t errlen)
 {
-	if (cfg->nsites > 0) {
-		/* each site's was opened with the snapshot; the pool serves
-		 * them all, and those a reload adds */
-		rt->pool = gw_tpool_new(cfg->auth.login_threads,
-		    cfg->auth.login_queue, gw_runtime_post, rt);
-		if (rt->pool == NULL)
-			return snprintf(err, errlen, "cannot start the login "
-			    "threads"), -1;
-		return 0;
-	}
-	if (cfg->auth.user_db == NULL) {
-		if (cfg->policy != NULL)
-			gw_log(GW_LOG_WARN, "no user_db: policy rules that need a "
-			    "login (login, mfa, user, group, role) will deny");
-		/* the pool also serves SMTP AUTH (smtp_listen is restart-only) */
-		if (cfg->mail.nlisten == 0)
-			return 0;
-	} else if ((rt->auth = auth_open(&cfg->auth, auth_audit_cb, rt, err,
-	    errlen)) == NULL || auth_store_pool_start(rt->auth, err, errlen) < 0)
-		return -1;
-	cfg->authctx = rt->auth;
 	rt->pool = gw_tpool_new(cfg->auth.login_threads, cfg->auth.login_queue,
 	    gw_runtime_post, rt);
 	if (rt->pool == NULL)
@@ -713,7 +771,8 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 	    open_logs(rt, cfg, err, errlen) < 0)
 		return -1;
 	gw_site_auth_commit(rt, cfg);
-	if (open_auth(rt, cfg, err, errlen) < 0)
+	warn_no_user_db(cfg);
+	if (start_pool(rt, cfg, err, errlen) < 0)
 		return -1;
 	if (cfg->nsites == 0 && cfg->upstream.tls && !cfg->upstream.verify)
 		gw_log(GW_LOG_WARN, "upstream_verify off: the upstream's certificate "
@@ -726,11 +785,7 @@ run_setup(struct run_state *s, const char *path, char *err, size_t errlen)
 	if (gw_workers_start(rt, s->fds, (int)cfg->nlisten, s->admin_fd,
 	    s->smtp_fds, s->nsmtp, err, errlen) < 0)
 		return -1;
-	/* the user store lives as long as the process: so does its listener,
-	 * and a reload neither starts another nor drops it */
-	if (rt->auth != NULL && auth_live_start(rt->auth, auth_live_post, rt,
-	    err, errlen) < 0)
-		return -1;
+	/* the stores a reload opens start theirs when opened (site_auth.c) */
 	for (size_t i = 0; i < rt->nsauth; i++) {
 		const char *site;
 		struct auth_ctx *a = gw_site_auth_ctx(rt, i, &site);
@@ -770,8 +825,6 @@ run_loop(struct run_state *s)
 	gw_notify_ready(s->rt.cfg->generation, false);
 	event_base_dispatch(s->base);
 	/* before the join frees the mailbox the listener posts to */
-	if (s->rt.auth != NULL)
-		auth_live_stop(s->rt.auth);
 	for (size_t i = 0; i < s->rt.nsauth; i++) {
 		const char *site;
 		struct auth_ctx *a = gw_site_auth_ctx(&s->rt, i, &site);
@@ -796,8 +849,6 @@ run_cleanup(struct run_state *s)
 	struct gw_runtime *rt = &s->rt;
 
 	gw_tpool_free(rt->pool);
-	if (rt->auth != NULL)
-		auth_close(rt->auth);
 	free(rt->mail_sites);
 	free(rt->workers);
 	/* before the contexts: freeing the snapshot drops its counts */

@@ -297,7 +297,7 @@ cfg_free_contents(struct gw_config *cfg)
 	free(cfg->default_site);
 	auth_settings_free(&cfg->auth);
 	mail_settings_free(&cfg->mail);
-	/* a site's context closes once no snapshot holds it (site_auth.c) */
+	/* a login context closes once no snapshot holds it (site_auth.c) */
 	if (cfg->authctx_refs != NULL)
 		atomic_fetch_sub(cfg->authctx_refs, 1);
 }

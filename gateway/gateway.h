@@ -192,8 +192,8 @@ struct gw_config {
 	/* Set by `run` (cmd_run.c) before the snapshot is published, for the
 	 * top level without sites, else for each site: the upstream's
 	 * address, resolved; the login context (not owned; NULL without
-	 * user_db): the top level's lives as long as the process, a site's
-	 * as long as a snapshot holds it (site_auth.c): authctx_refs counts
+	 * user_db): the top level's, or a site's, lives as long as a
+	 * snapshot holds it (site_auth.c): authctx_refs counts
 	 * the snapshots, one dropped when this one is freed. At the top level
 	 * with sites: the route the SNI callback asks for a site's
 	 * certificates (arg: this config). */

@@ -327,8 +327,7 @@ struct gw_ready {
 };
 
 struct gw_runtime {
-	struct gw_tpool     *pool;		/* blocking work; NULL without auth */
-	struct auth_ctx    *auth;		/* NULL when no user_db */
+	struct gw_tpool     *pool;		/* blocking work (logins, SMTP AUTH) */
 	pthread_mutex_t     cfg_lock;
 	struct gw_config   *cfg;		/* current snapshot, one ref held */
 	struct gw_worker   *workers;
@@ -343,8 +342,9 @@ struct gw_runtime {
 	atomic_ullong       access_lost;	/* lines that could not be written */
 	atomic_llong        access_err_at;	/* last time we said so */
 	atomic_int          audit_fd;	/* -1: no audit log; reopened in place */
-	/* With sites: each site's login contexts (site_auth.c), those the
-	 * snapshot in force names and those older snapshots still hold.
+	/* The login contexts (site_auth.c) of each site, or of the top level
+	 * without sites: those the snapshot in force names and those older
+	 * snapshots still hold.
 	 * The main thread's alone; a snapshot carries its own pointers. */
 	struct gw_site_auth **sauth;
 	size_t              nsauth;
@@ -362,25 +362,30 @@ struct gw_mail_site {
 	size_t             slot;	/* in rt->m.site, 1-based */
 };
 
-/* site_auth.c: the sites' login contexts (lifetime at the top of the
- * file). All on the main thread. take: the context for site's settings
- * (the one open with the same settings, else a new one), held by the
- * site's snapshot from now on; -1 with err when it cannot be opened.
- * commit: cfg is in force; the contexts it does not name close once no
- * snapshot holds them, in sweep (each store refresh tick). ctx: entry i's
- * context, NULL once its closing began. */
+/* site_auth.c: the login contexts of the sites, or of the top level
+ * without sites (lifetime at the top of the file). All on the main
+ * thread. take: the context for sc's login settings (the one open with
+ * the same settings for the same site, else a new one), held by sc from
+ * now on; site is the site's name, NULL for the top level; -1 with err
+ * when it cannot be opened. commit: cfg is in force; the contexts it does
+ * not name close once no snapshot holds them, in sweep (each store
+ * refresh tick). ctx: entry i's context and its site (NULL: the top
+ * level), NULL once its closing began. label: "site NAME" or "top level"
+ * for log lines, in buf when it needs one. */
 struct gw_site_auth;
 struct gw_site_auth_ops {
 	auth_audit_fn audit;	/* arg: the runtime */
 	auth_post_fn  post;	/* the change listener's, arg: the runtime */
 };
-int  gw_site_auth_take(struct gw_runtime *, struct gw_site *,
-    const struct gw_site_auth_ops *, char *err, size_t errlen);
+int  gw_site_auth_take(struct gw_runtime *, const char *site,
+    struct gw_config *sc, const struct gw_site_auth_ops *, char *err,
+    size_t errlen);
 void gw_site_auth_commit(struct gw_runtime *, const struct gw_config *);
 void gw_site_auth_sweep(struct gw_runtime *);
 struct auth_ctx *gw_site_auth_ctx(struct gw_runtime *, size_t i,
     const char **site);
 void gw_site_auth_free_all(struct gw_runtime *);
+const char *gw_site_auth_label(const char *site, char *buf, size_t len);
 
 /* The current snapshot with a reference the caller must drop. */
 struct gw_config *gw_runtime_config(struct gw_runtime *);

@@ -205,17 +205,22 @@ gw_ready_cancel(struct gw_ready_probe *p)
 #define LISTENER_DOWN "user store: change listener disconnected, " \
 	"sign-outs from other gateways wait: see the error log\n"
 
-/* With sites each site's store has its own change listener (the top
- * level then has none): the first one cut off answers, naming its site.
- * The snapshot in force says which sites, and holds their contexts. */
+/* The first store of the snapshot in force whose change listener is cut
+ * off answers: the top level's, or with sites the site's, named. The
+ * snapshot holds the contexts while we read them. */
 static bool
-site_listener_down(struct gw_runtime *rt, gw_ready_cb cb, void *arg)
+listener_down(struct gw_runtime *rt, gw_ready_cb cb, void *arg)
 {
 	struct gw_config *cfg = gw_runtime_config(rt);
 	struct auth_live_info live;
 	char text[256];
 	bool down = false;
 
+	if (cfg != NULL && cfg->nsites == 0 && cfg->authctx != NULL &&
+	    auth_live_info(cfg->authctx, &live) && !live.connected) {
+		snprintf(text, sizeof(text), "%s", LISTENER_DOWN);
+		down = true;
+	}
 	for (size_t i = 0; cfg != NULL && i < cfg->nsites && !down; i++) {
 		struct auth_ctx *a = cfg->sites[i].cfg->authctx;
 
@@ -236,17 +241,12 @@ struct gw_ready_probe *
 gw_ready_check(struct gw_worker *w, gw_ready_cb cb, void *arg)
 {
 	struct gw_runtime *rt = w->rt;
-	struct auth_live_info live;
 
 	if (atomic_load(&rt->stopping)) {
 		cb(arg, 503, "stopping\n");
 		return NULL;
 	}
-	if (auth_live_info(rt->auth, &live) && !live.connected) {
-		cb(arg, 503, LISTENER_DOWN);
-		return NULL;
-	}
-	if (site_listener_down(rt, cb, arg))
+	if (listener_down(rt, cb, arg))
 		return NULL;
 	/* set by the store refresh only, which runs with a store: the top
 	 * level's or, with sites, any site's */

@@ -17,8 +17,8 @@
  *    pages and limits read. Host must lead to the same site (421). A
  *    reload that removes the site answers the next request with 421.
  *  - Logins: one auth context per site, by name, opened when a snapshot
- *    first names it and kept for the process (cmd_run.c site_auth), as
- *    the top level's is; the snapshot carries the pointer (authctx). */
+ *    first names it and closed once no snapshot holds it (site_auth.c),
+ *    as the top level's is; the snapshot carries the pointer (authctx). */
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>

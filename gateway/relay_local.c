@@ -10,7 +10,7 @@
 
 struct gw_local {
 	struct gw_conn        *c;	/* NULL once the connection went away */
-	/* the snapshot auth belongs to, held while the job runs: a site's
+	/* the snapshot auth belongs to, held while the job runs: a login
 	 * context closes once no snapshot holds it (site_auth.c), and the
 	 * job may outlive its connection */
 	struct gw_config      *cfg;

@@ -1,19 +1,24 @@
-/* site_auth.c -- each site's login context: opened when a snapshot first
- * needs it, shared by the snapshots whose settings match, and closed once
- * none holds it, so that a reload changing a site's user_db or login
- * settings serves new requests from the new store while the requests of
- * the old snapshot finish on the old one.
+/* site_auth.c -- the login contexts of the sites, and of the top level of
+ * a config without sites (the one site such a config has): opened when a
+ * snapshot first needs one, shared by the snapshots whose settings match,
+ * and closed once none holds it, so that a reload changing a user_db or a
+ * login setting serves new requests from the new store while the requests
+ * of the old snapshot finish on the old one. The top level's entry has no
+ * site name (NULL), so it cannot clash with a site's; the file keeps its
+ * name since "site" reads as "where the logins are served", which the top
+ * level is when the config has no sites.
  *
- * Lifetime. Each snapshot's site holds one count (authctx_refs), dropped
- * on any thread when the snapshot is freed; a login job holds its
- * snapshot, so it holds the context too. Everything else here runs on the
- * main thread: opening (in the reload, off the workers' loops, as adding
- * a site always was), marking which contexts the snapshot in force uses,
- * and the sweep of the others. A context no snapshot holds, and that the
- * snapshot in force does not name, is closed in two ticks: its change
- * listener is stopped and a post is sent to the first worker's loop,
- * behind any delivery the listener posted there before it stopped; once
- * that post ran, nothing can reach the context and it is closed. */
+ * Lifetime. Each snapshot's site, or its top level, holds one count
+ * (authctx_refs), dropped on any thread when the snapshot is freed; a
+ * login job holds its snapshot, so it holds the context too. Everything
+ * else here runs on the main thread: opening (in the reload, off the
+ * workers' loops, as adding a site always was), marking which contexts
+ * the snapshot in force uses, and the sweep of the others. A context no
+ * snapshot holds, and that the snapshot in force does not name, is closed
+ * in two ticks: its change listener is stopped and a post is sent to the
+ * first worker's loop, behind any delivery the listener posted there
+ * before it stopped; once that post ran, nothing can reach the context
+ * and it is closed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +30,26 @@ struct gw_site_auth {
 	bool             current;	/* the snapshot in force names it */
 	bool             drain_posted;	/* listener stopped, post sent */
 	atomic_bool      drained;	/* ... and run on the worker */
-	char            *site;
+	char            *site;		/* NULL: the top level's */
 	struct auth_ctx *auth;
 };
+
+static bool
+same_site(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+const char *
+gw_site_auth_label(const char *site, char *buf, size_t len)
+{
+	if (site == NULL)
+		return "top level";
+	snprintf(buf, len, "site %.200s", site);
+	return buf;
+}
 
 static struct gw_site_auth *
 find(struct gw_runtime *rt, const char *site, const struct auth_settings *as)
@@ -35,7 +57,7 @@ find(struct gw_runtime *rt, const char *site, const struct auth_settings *as)
 	for (size_t i = 0; i < rt->nsauth; i++) {
 		struct gw_site_auth *e = rt->sauth[i];
 
-		if (!e->drain_posted && strcmp(e->site, site) == 0 &&
+		if (!e->drain_posted && same_site(e->site, site) &&
 		    auth_settings_same(e->auth, as))
 			return e;
 	}
@@ -49,7 +71,7 @@ open_one(struct gw_runtime *rt, const char *site,
 {
 	struct gw_site_auth **v, *e = calloc(1, sizeof(*e));
 
-	if (e == NULL || (e->site = strdup(site)) == NULL) {
+	if (e == NULL || (site != NULL && (e->site = strdup(site)) == NULL)) {
 		free(e);
 		return snprintf(err, errlen, "out of memory"), NULL;
 	}
@@ -71,15 +93,15 @@ open_one(struct gw_runtime *rt, const char *site,
 }
 
 int
-gw_site_auth_take(struct gw_runtime *rt, struct gw_site *site,
-    const struct gw_site_auth_ops *ops, char *err, size_t errlen)
+gw_site_auth_take(struct gw_runtime *rt, const char *site,
+    struct gw_config *sc, const struct gw_site_auth_ops *ops, char *err,
+    size_t errlen)
 {
-	struct gw_config *sc = site->cfg;
-	struct gw_site_auth *e = find(rt, site->name, &sc->auth);
+	struct gw_site_auth *e = find(rt, site, &sc->auth);
 
 	err[0] = '\0';
 	if (e == NULL &&
-	    (e = open_one(rt, site->name, &sc->auth, ops, err, errlen)) == NULL)
+	    (e = open_one(rt, site, &sc->auth, ops, err, errlen)) == NULL)
 		return -1;
 	atomic_fetch_add(&e->refs, 1);
 	sc->authctx = e->auth;
@@ -90,6 +112,8 @@ gw_site_auth_take(struct gw_runtime *rt, struct gw_site *site,
 static bool
 named_by(const struct gw_config *cfg, const struct gw_site_auth *e)
 {
+	if (cfg->authctx_refs == &e->refs)
+		return true;
 	for (size_t i = 0; i < cfg->nsites; i++)
 		if (cfg->sites[i].cfg->authctx_refs == &e->refs)
 			return true;
@@ -102,11 +126,12 @@ gw_site_auth_commit(struct gw_runtime *rt, const struct gw_config *cfg)
 	for (size_t i = 0; i < rt->nsauth; i++) {
 		struct gw_site_auth *e = rt->sauth[i];
 		bool now = named_by(cfg, e);
+		char lb[256];
 
 		if (e->current && !now)
-			gw_log(GW_LOG_INFO, "site %s: the login context in use "
+			gw_log(GW_LOG_INFO, "%s: the login context in use "
 			    "before this reload closes once its requests are "
-			    "done", e->site);
+			    "done", gw_site_auth_label(e->site, lb, sizeof(lb)));
 		e->current = now;
 	}
 }
@@ -123,9 +148,10 @@ static void
 close_one(struct gw_runtime *rt, size_t i)
 {
 	struct gw_site_auth *e = rt->sauth[i];
+	char lb[256];
 
-	gw_log(GW_LOG_INFO, "site %s: previous login context closed",
-	    e->site);
+	gw_log(GW_LOG_INFO, "%s: previous login context closed",
+	    gw_site_auth_label(e->site, lb, sizeof(lb)));
 	auth_close(e->auth);
 	free(e->site);
 	free(e);

@@ -377,3 +377,33 @@ def test_reload_moving_a_site_to_another_database(make_sites, make_upstream,  # 
     wait_until(lambda: "site a: previous login context closed" in gw.stderr(),
                timeout=10, interval=0.1, what="the old context closed")
     assert gw.metric("pbxgate_user_store_listener_connected", 'site="a"') == 1
+
+
+def _backends_on(url):
+    """Every connection to url's database but the query's own."""
+    db = url.split("///", 1)[1].split("?")[0]
+    return int(_psql(url, "SELECT count(*) FROM pg_stat_activity WHERE"
+                          " datname = '%s' AND pid <> pg_backend_pid()" % db))
+
+
+def test_reload_moving_the_top_level_to_another_database(make_auth_gateway, upstream,  # noqa: F811
+                                                         postgres, workdir):
+    """Without sites, a reload that gives the top level another database:
+    the new store's listener starts with the reload, and every connection
+    to the old database (listener and store pool) closes once nothing
+    holds the old context; the listener gauge follows the new one."""
+    old, new = postgres.new_database(), postgres.new_database()
+    key = os.path.join(workdir, "top-%s.key" % uuid.uuid4().hex[:8])
+    gw = make_auth_gateway(upstream.port, auth_extra=FAST + [
+        "user_db %s" % old, "secret_key %s" % key])
+    wait_until(lambda: _listeners_on(old) == 1, timeout=10, interval=0.1,
+               what="the listener on the first database")
+    assert _backends_on(new) == 0
+    gw.auth_extra = FAST + ["user_db %s" % new, "secret_key %s" % key]
+    gw.write_config()
+    gw.reload()
+    wait_until(lambda: _listeners_on(new) == 1 and _backends_on(old) == 0,
+               timeout=10, interval=0.1,
+               what="the old database's connections closed")
+    assert "top level: previous login context closed" in gw.stderr()
+    assert gw.metric("pbxgate_user_store_listener_connected") == 1

@@ -51,6 +51,11 @@ def test_reload_changing_a_sites_user_db_serves_the_new_store(
     gw.write_config()
     gw.user_add("a", "anna")    # the file on disk names a2.db now
     gw.reload()
+    # a2.db shares a.db's default key (same directory): said, and b is
+    # not named, its store being the same
+    assert "reload: site a: user_db %s replaces %s under the same secret_key" % (
+        os.path.join(gw.dir, "a2.db"), os.path.join(gw.dir, "a.db")) in gw.stderr()
+    assert "reload: site b:" not in gw.stderr()
     anna = SiteBrowser(gw.port, site_ctx, "a.example")
     r = login(anna, "anna")
     assert r.status in (302, 303), r

@@ -52,8 +52,14 @@ static const char *const migrations[] = {
 	"ALTER TABLE sessions ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
 	"UPDATE sessions SET pid = lower(hex(randomblob(8)));"
 	"CREATE UNIQUE INDEX sessions_pid ON sessions(pid);",
+	/* 4: the store's identity, meta 'store_id', bound into the session
+	 * cookie and the other values that name a user (auth_store_bind), so
+	 * that they fail on any other store. The value comes from the CSPRNG
+	 * in C (store_id_add), not from SQL; this clears what it replaces. */
+	"DELETE FROM meta WHERE k = 'store_id';",
 };
 #define SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
+#define SCHEMA_STORE_ID 4	/* the migration store_id_add completes */
 
 static int
 sq_exec(struct auth_ctx *c, const char *sql)
@@ -183,13 +189,31 @@ quick_check_ok(struct auth_ctx *c)
 	return ok;
 }
 
+/* Migration SCHEMA_STORE_ID's row, inside its transaction. */
+static int
+store_id_add(struct auth_ctx *c)
+{
+	sqlite3_stmt *st;
+	int64_t id;
+	int r;
+
+	if (auth_store_id_new(&id) < 0 || sqlite3_prepare_v2(c->db,
+	    "INSERT INTO meta VALUES('store_id', ?1)", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	r = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return r == SQLITE_DONE ? 0 : -1;
+}
+
 static int
 migrate(struct auth_ctx *c, int64_t from, char *err, size_t errlen)
 {
 	char sql[128];
 
 	for (int64_t v = from + 1; v <= SCHEMA_LATEST; v++) {
-		if (sq_begin(c) < 0 || sq_exec(c, migrations[v]) < 0)
+		if (sq_begin(c) < 0 || sq_exec(c, migrations[v]) < 0 ||
+		    (v == SCHEMA_STORE_ID && store_id_add(c) < 0))
 			goto fail;
 		snprintf(sql, sizeof(sql), "PRAGMA application_id=%d; PRAGMA user_version=%lld",
 		    AUTH_APP_ID, (long long)v);
@@ -1015,6 +1039,19 @@ sq_copy_done(struct auth_ctx *c)
 	return sq_bump_version(c);
 }
 
+static int
+sq_store_id(struct auth_ctx *c, int64_t *out)
+{
+	return pragma_int(c->db, "SELECT v FROM meta WHERE k = 'store_id'", out);
+}
+
+static int
+sq_store_id_put(struct auth_ctx *c, int64_t id)
+{
+	return done(c, prep(c, "UPDATE meta SET v = ?1 WHERE k = 'store_id'",
+	    "i", id)) == 1 ? 0 : -1;
+}
+
 const struct auth_store_ops auth_store_sqlite = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -1063,4 +1100,6 @@ const struct auth_store_ops auth_store_sqlite = {
 	.row_put = sq_row_put,
 	.row_count = sq_row_count,
 	.copy_done = sq_copy_done,
+	.store_id = sq_store_id,
+	.store_id_put = sq_store_id_put,
 };

@@ -353,6 +353,75 @@ Test(store, newer_schema_refused)
 	th_fini(&t);
 }
 
+static int64_t
+sq_int(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* Schema 4 gave every store an identity: a store of schema 3 (none) gets
+ * one when opened, a new one, and keeps it from then on. */
+Test(store, schema_3_store_gets_identity_on_open)
+{
+	struct th t;
+	sqlite3 *db;
+	int64_t old;
+
+	th_init(&t);
+	th_open(&t);
+	old = t.ctx->store_id;
+	th_close(&t);
+	cr_expect_eq(sq_int(t.s.user_db, "PRAGMA user_version"), 4);
+	cr_expect_eq(sq_int(t.s.user_db, "SELECT v FROM meta WHERE k ="
+	    " 'store_id'"), old);
+	cr_assert_eq(sqlite3_open(t.s.user_db, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "DELETE FROM meta WHERE k = 'store_id';"
+	    "PRAGMA user_version=3", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	cr_assert_eq(sq_int(t.s.user_db, "SELECT count(*) FROM meta WHERE k ="
+	    " 'store_id'"), 0);
+	th_open(&t);
+	cr_expect_eq(sq_int(t.s.user_db, "PRAGMA user_version"), 4);
+	cr_expect_eq(sq_int(t.s.user_db, "SELECT v FROM meta WHERE k ="
+	    " 'store_id'"), t.ctx->store_id);
+	cr_expect_neq(t.ctx->store_id, old, "a new identity, not a default");
+	old = t.ctx->store_id;
+	th_close(&t);
+	th_open(&t);
+	cr_expect_eq(t.ctx->store_id, old, "read, never made again");
+	th_fini(&t);
+}
+
+/* A store whose identity row went missing (not a schema 3 store) is
+ * refused: serving it with some default would let another store's
+ * cookies in. */
+Test(store, store_without_identity_refused)
+{
+	struct th t;
+	sqlite3 *db;
+
+	th_init(&t);
+	th_open(&t);
+	th_close(&t);
+	cr_assert_eq(sqlite3_open(t.s.user_db, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "DELETE FROM meta WHERE k = 'store_id'",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	expect_open_fails(&t, "cannot read the store's identity (meta "
+	    "'store_id')");
+	th_fini(&t);
+}
+
 Test(store, corrupt_database_refused)
 {
 	struct th t;

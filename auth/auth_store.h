@@ -82,7 +82,7 @@ struct auth_ban_row {
  * but meta (each store's own change counter and schema version; its
  * identity is copied by store_id_put), parents
  * before the rows that reference them, with the columns both backends'
- * current schema have (SQLite schema 3 is PostgreSQL schema 1). */
+ * current schema have (SQLite schema 4 is PostgreSQL schema 2). */
 enum auth_tbl {
 	AUTH_TBL_USERS, AUTH_TBL_RECOVERY, AUTH_TBL_ENROL, AUTH_TBL_MFA_PENDING,
 	AUTH_TBL_SESSIONS, AUTH_TBL_LOGINS, AUTH_TBL_REGULATE, AUTH_TBL_COUNT

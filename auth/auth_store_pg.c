@@ -37,7 +37,8 @@
 #define PG_PASSWORD_MAX	AUTH_PG_PASSWORD_MAX
 
 /* Migration N takes the store from schema N-1 to N, inside one transaction.
- * Version 1 is the SQLite store's schema 3 (the same tables and meaning). */
+ * Version 1 is the SQLite store's schema 3 (the same tables and meaning),
+ * version 2 its schema 4. */
 static const char *const migrations[] = {
 	NULL,
 	"CREATE TABLE meta(k TEXT PRIMARY KEY, v BIGINT NOT NULL);"

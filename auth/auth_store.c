@@ -16,13 +16,20 @@ auth_store_open(struct auth_ctx *c, char *err, size_t errlen)
 	    &auth_store_sqlite;
 	if (c->store->open(c, err, errlen) < 0)
 		return -1;
-	if (c->store->store_id(c, &c->store_id) < 0) {
+	switch (c->store->store_id(c, &c->store_id)) {
+	case 0:
+		return 0;
+	case 1:
+		snprintf(err, errlen, "%s: the store has no identity (meta "
+		    "'store_id'), which its schema gave it: it was changed by "
+		    "hand or damaged; restore it from a backup", c->s.user_db);
+		return -1;
+	default:
 		snprintf(err, errlen, "%s: cannot read the store's identity (meta "
 		    "'store_id'): %s: %s", c->s.user_db, auth_store_errmsg(c),
 		    auth_store_hint(c));
 		return -1;
 	}
-	return 0;
 }
 
 /* Drawn in C from the CSPRNG, not by SQL random(): the identity is what

@@ -1388,7 +1388,7 @@ static int
 pg_store_id(struct auth_ctx *c, int64_t *out)
 {
 	PGresult *r = query(c, "SELECT v FROM meta WHERE k = 'store_id'", "");
-	int rc = -1;
+	int rc;
 
 	if (r == NULL)
 		return -1;
@@ -1396,7 +1396,7 @@ pg_store_id(struct auth_ctx *c, int64_t *out)
 		*out = col_i64(r, 0, 0);
 		rc = 0;
 	} else
-		snprintf(pg(c)->err, sizeof(pg(c)->err), "no row");
+		rc = 1;
 	PQclear(r);
 	return rc;
 }

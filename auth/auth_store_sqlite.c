@@ -1042,7 +1042,15 @@ sq_copy_done(struct auth_ctx *c)
 static int
 sq_store_id(struct auth_ctx *c, int64_t *out)
 {
-	return pragma_int(c->db, "SELECT v FROM meta WHERE k = 'store_id'", out);
+	sqlite3_stmt *st = prep(c, "SELECT v FROM meta WHERE k = 'store_id'", "");
+	int r;
+
+	if (st == NULL)
+		return -1;
+	if ((r = sqlite3_step(st)) == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return r == SQLITE_ROW ? 0 : r == SQLITE_DONE ? 1 : -1;
 }
 
 static int

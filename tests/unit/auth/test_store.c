@@ -417,7 +417,7 @@ Test(store, store_without_identity_refused)
 	cr_assert_eq(sqlite3_exec(db, "DELETE FROM meta WHERE k = 'store_id'",
 	    NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	expect_open_fails(&t, "cannot read the store's identity (meta "
+	expect_open_fails(&t, "the store has no identity (meta "
 	    "'store_id')");
 	th_fini(&t);
 }

@@ -403,6 +403,7 @@ Test(store_ops, store_id_read_at_open_and_put_replaces_it)
 	int64_t id = 0;
 
 	cr_assert_eq(t.ctx->store->store_id(t.ctx, &id), 0);
+	cr_expect_neq(id, 0);
 	cr_expect_eq(id, t.ctx->store_id);
 	cr_assert_eq(t.ctx->store->store_id_put(t.ctx, id ^ 0x5a5a), 0);
 	c = auth_open(&t.s, NULL, NULL, err, sizeof(err));
@@ -462,7 +463,7 @@ Test(store_ops, pg_store_without_identity_refused)
 	if (pg_url() == NULL)
 		cr_skip_test("PostgreSQL only (PBXGATE_TEST_PG)");
 	expect_reopen_fails("DELETE FROM meta WHERE k = 'store_id'",
-	    "cannot read the store's identity (meta 'store_id')");
+	    "the store has no identity (meta 'store_id')");
 }
 
 /* ---- copying (`user migrate`): rows read and put verbatim ---- */

@@ -218,10 +218,10 @@ struct auth_store_ops {
 	int  (*copy_done)(struct auth_ctx *);
 
 	/* The store's identity, made once with the store (a migration adds
-	 * it to an older one): store_id reads it, 0, or 1 when the row is
-	 * absent;
-	 * store_id_put replaces it, in a copy's transaction only, so that
-	 * the copy is the same store to the sealed values (auth_migrate.c). */
+	 * it to an older one): store_id reads it (0, or 1 when the row is
+	 * absent); store_id_put replaces it, in a copy's transaction only,
+	 * so that the copy is the same store to the sealed values
+	 * (auth_migrate.c). */
 	int  (*store_id)(struct auth_ctx *, int64_t *out);
 	int  (*store_id_put)(struct auth_ctx *, int64_t id);
 };

@@ -206,13 +206,27 @@ store_id_add(struct auth_ctx *c)
 	return r == SQLITE_DONE ? 0 : -1;
 }
 
+/* `from` was read before the write lock: a process that opened the store
+ * at the same moment (the CLI beside a starting gateway) may have taken
+ * a step since, so each step reads the version again under the lock and
+ * skips what is done. Run twice, step 4 would give the store a second
+ * identity after the other process had read the first. */
 static int
 migrate(struct auth_ctx *c, int64_t from, char *err, size_t errlen)
 {
 	char sql[128];
+	int64_t cur = 0;
 
 	for (int64_t v = from + 1; v <= SCHEMA_LATEST; v++) {
-		if (sq_begin(c) < 0 || sq_exec(c, migrations[v]) < 0 ||
+		if (sq_begin(c) < 0 ||
+		    pragma_int(c->db, "PRAGMA user_version", &cur) < 0)
+			goto fail;
+		if (cur >= v) {
+			if (sq_commit(c) < 0)
+				goto fail;
+			continue;
+		}
+		if (sq_exec(c, migrations[v]) < 0 ||
 		    (v == SCHEMA_STORE_ID && store_id_add(c) < 0))
 			goto fail;
 		snprintf(sql, sizeof(sql), "PRAGMA application_id=%d; PRAGMA user_version=%lld",

@@ -248,6 +248,20 @@ auth_site_bind(const struct auth_ctx *c, char *buf, size_t len, int used)
 	return used + n;
 }
 
+int
+auth_store_bind(const struct auth_ctx *c, char *buf, size_t len, int used)
+{
+	int n;
+
+	if ((used = auth_site_bind(c, buf, len, used)) < 0)
+		return -1;
+	n = snprintf(buf + used, len - (size_t)used, "%cstore=%016llx", '\0',
+	    (unsigned long long)(uint64_t)c->store_id);
+	if (n < 0 || (size_t)n >= len - (size_t)used)
+		return -1;
+	return used + n;
+}
+
 /* The TOTP secret is sealed with the user id as AAD, so a sealed secret
  * copied to another row does not decrypt. */
 int

@@ -4,6 +4,8 @@
  * Rows are copied as stored: ids kept (a TOTP secret is sealed with its
  * user's id as AAD), secrets still sealed and codes still hashed, so no
  * key is read; the gateways on the target need the same secret_key file.
+ * The store's identity is copied too: the target is the same store to
+ * the session cookies (auth_store_bind), which survive the move.
  * The source is locked against writes for the copy, the target must be
  * empty, and the row counts of every table are compared inside the
  * target's transaction before it commits: a copy is whole or absent. */
@@ -200,6 +202,10 @@ copy_tables(struct copy *cp, int64_t copied[AUTH_TBL_COUNT])
 	}
 	if (cp->dst->store->copy_done(cp->dst) < 0) {
 		store_why(cp, cp->dst, "id sequences");
+		return -1;
+	}
+	if (cp->dst->store->store_id_put(cp->dst, cp->src->store_id) < 0) {
+		store_why(cp, cp->dst, "store identity");
 		return -1;
 	}
 	for (int t = 0; t < AUTH_TBL_COUNT; t++) {

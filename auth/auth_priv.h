@@ -154,6 +154,9 @@ struct auth_ctx {
 	uint8_t (*revoked)[16];		/* sorted revoked session ids */
 	size_t   nrevoked;
 	int64_t  mem_version;		/* store version the tables show */
+	/* the store's identity (meta 'store_id'), read once at open: it
+	 * never changes, and auth_store_bind seals it into what names a user */
+	int64_t  store_id;
 
 	/* the change listener (auth_store_pg_live.c); NULL without one */
 	struct auth_live *live;
@@ -169,7 +172,12 @@ struct auth_ctx {
 	atomic_bool  gauges_valid;
 };
 
+/* Opens the backend user_db names (creating or migrating its schema)
+ * and reads the store's identity into c->store_id. */
 int  auth_store_open(struct auth_ctx *, char *err, size_t errlen);
+/* A new store identity from the CSPRNG, for a backend's migration that
+ * adds it: 0, or -1 when the CSPRNG failed. */
+int  auth_store_id_new(int64_t *out);
 void auth_store_close(struct auth_ctx *);
 /* One read of the in-memory tables and the store version it shows. */
 struct auth_tables {
@@ -286,6 +294,12 @@ int  auth_recovery_new(struct auth_ctx *, int64_t uid, char codes[AUTH_RECOVERY_
  * valid), "\0site=NAME" for a site. Returns the new length, or -1 when
  * it does not fit. */
 int  auth_site_bind(const struct auth_ctx *c, char *buf, size_t len,
+    int used);
+/* The same for a value that names a user of c's store (the session
+ * cookie, the MFA step's token): auth_site_bind's part, then
+ * "\0store=HEX", the store's identity, so that a value made on one store
+ * is refused on every other, whatever the key. */
+int  auth_store_bind(const struct auth_ctx *c, char *buf, size_t len,
     int used);
 /* The stored form of an enrolment token (64 hex digits): SHA-256 in hex,
  * of the token and the site binding. -1 for a malformed token. */

@@ -70,7 +70,7 @@ get_payload(const uint8_t b[PAYLOAD_LEN], struct payload *pl)
 static int
 aad_for(const struct auth_ctx *c, uint32_t kid, char *aad, size_t len)
 {
-	return auth_site_bind(c, aad, len, snprintf(aad, len, "%s:%u",
+	return auth_store_bind(c, aad, len, snprintf(aad, len, "%s:%u",
 	    AUTH_COOKIE_NAME, kid));
 }
 
@@ -277,7 +277,7 @@ auth_token_seal(struct auth_ctx *c, const char *purpose, const void *pt,
 
 	if (n + AUTH_SEAL_OVER > sizeof(sealed))
 		return -1;
-	a = auth_site_bind(c, aad, sizeof(aad), snprintf(aad, sizeof(aad),
+	a = auth_store_bind(c, aad, sizeof(aad), snprintf(aad, sizeof(aad),
 	    "%s:%u", purpose, k->kid));
 	if (a < 0 || auth_seal(k->cookie, aad, (size_t)a, pt, n, sealed) < 0)
 		return -1;
@@ -307,7 +307,7 @@ auth_token_open(struct auth_ctx *c, const char *purpose, const char *v,
 	if (vlen - i != 2 * (n + AUTH_SEAL_OVER) ||
 	    auth_unhex(v + i, vlen - i, sealed, sizeof(sealed)) < 0)
 		return -1;
-	a = auth_site_bind(c, aad, sizeof(aad), snprintf(aad, sizeof(aad),
+	a = auth_store_bind(c, aad, sizeof(aad), snprintf(aad, sizeof(aad),
 	    "%s:%u", purpose, kid));
 	if (a < 0)
 		return -1;

@@ -6,12 +6,46 @@
 
 #include "auth/auth_priv.h"
 
+/* The identity is read here, once, for every backend and every caller
+ * (gateway, CLI, migrate): a store without one is refused, never
+ * served with a default that another store could share. */
 int
 auth_store_open(struct auth_ctx *c, char *err, size_t errlen)
 {
 	c->store = auth_store_is_pg(c->s.user_db) ? &auth_store_pg :
 	    &auth_store_sqlite;
-	return c->store->open(c, err, errlen);
+	if (c->store->open(c, err, errlen) < 0)
+		return -1;
+	switch (c->store->store_id(c, &c->store_id)) {
+	case 0:
+		return 0;
+	case 1:
+		snprintf(err, errlen, "%s: the store has no identity (meta "
+		    "'store_id'), which its schema gave it: it was changed by "
+		    "hand or damaged; restore it from a backup", c->s.user_db);
+		return -1;
+	default:
+		snprintf(err, errlen, "%s: cannot read the store's identity (meta "
+		    "'store_id'): %s: %s", c->s.user_db, auth_store_errmsg(c),
+		    auth_store_hint(c));
+		return -1;
+	}
+}
+
+/* Drawn in C from the CSPRNG, not by SQL random(): the identity is what
+ * keeps one store's cookies off another, so it must not be guessable. */
+int
+auth_store_id_new(int64_t *out)
+{
+	uint8_t b[8];
+	uint64_t v = 0;
+
+	if (auth_random(b, sizeof(b)) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(b); i++)
+		v = v << 8 | b[i];
+	memcpy(out, &v, sizeof(*out));	/* the bits as stored: any int64 */
+	return 0;
 }
 
 void

@@ -79,9 +79,10 @@ struct auth_ban_row {
 };
 
 /* Copying a store (`pbxgate user migrate`, auth_migrate.c): every table
- * but meta (each store's own change counter and schema version), parents
+ * but meta (each store's own change counter and schema version; its
+ * identity is copied by store_id_put), parents
  * before the rows that reference them, with the columns both backends'
- * current schema have (SQLite schema 3 is PostgreSQL schema 1). */
+ * current schema have (SQLite schema 4 is PostgreSQL schema 2). */
 enum auth_tbl {
 	AUTH_TBL_USERS, AUTH_TBL_RECOVERY, AUTH_TBL_ENROL, AUTH_TBL_MFA_PENDING,
 	AUTH_TBL_SESSIONS, AUTH_TBL_LOGINS, AUTH_TBL_REGULATE, AUTH_TBL_COUNT
@@ -215,6 +216,14 @@ struct auth_store_ops {
 	int  (*row_put)(struct auth_ctx *, enum auth_tbl, const struct auth_val *row);
 	int  (*row_count)(struct auth_ctx *, enum auth_tbl, int64_t *n);
 	int  (*copy_done)(struct auth_ctx *);
+
+	/* The store's identity, made once with the store (a migration adds
+	 * it to an older one): store_id reads it (0, or 1 when the row is
+	 * absent); store_id_put replaces it, in a copy's transaction only,
+	 * so that the copy is the same store to the sealed values
+	 * (auth_migrate.c). */
+	int  (*store_id)(struct auth_ctx *, int64_t *out);
+	int  (*store_id_put)(struct auth_ctx *, int64_t id);
 };
 
 extern const struct auth_store_ops auth_store_sqlite;

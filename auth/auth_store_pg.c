@@ -37,7 +37,8 @@
 #define PG_PASSWORD_MAX	AUTH_PG_PASSWORD_MAX
 
 /* Migration N takes the store from schema N-1 to N, inside one transaction.
- * Version 1 is the SQLite store's schema 3 (the same tables and meaning). */
+ * Version 1 is the SQLite store's schema 3 (the same tables and meaning),
+ * version 2 its schema 4. */
 static const char *const migrations[] = {
 	NULL,
 	"CREATE TABLE meta(k TEXT PRIMARY KEY, v BIGINT NOT NULL);"
@@ -69,8 +70,12 @@ static const char *const migrations[] = {
 	" expires BIGINT NOT NULL);"
 	"CREATE INDEX sessions_user ON sessions(user_id);"
 	"CREATE INDEX logins_user ON logins(user_id, time);",
+	/* 2: the store's identity (SQLite's schema 4): meta 'store_id', drawn
+	 * in C from the CSPRNG by store_id_add; this clears what it replaces */
+	"DELETE FROM meta WHERE k = 'store_id'",
 };
 #define SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
+#define SCHEMA_STORE_ID 2	/* the migration store_id_add completes */
 
 /* The connection this thread holds from the pool (auth_store_pg_pool.c),
  * or the ctx's own. */
@@ -434,6 +439,22 @@ fail:
 	return -1;
 }
 
+/* Migration SCHEMA_STORE_ID's row, inside its transaction: two gateways
+ * migrating together are serialised by migrate's advisory lock, so one
+ * store gets one identity. */
+static int
+store_id_add(struct auth_ctx *c)
+{
+	int64_t id;
+
+	if (auth_store_id_new(&id) < 0) {
+		snprintf(pg(c)->err, sizeof(pg(c)->err), "the CSPRNG failed");
+		return -1;
+	}
+	return change(c, "INSERT INTO meta VALUES('store_id', $1::bigint)", "i",
+	    id) == 1 ? 0 : -1;
+}
+
 /* Two gateways starting together: the advisory lock makes the second wait
  * and then find the schema current. */
 static int
@@ -456,6 +477,8 @@ migrate(struct auth_ctx *c, char *err, size_t errlen)
 			goto fail;
 		}
 		PQclear(r);
+		if (v == SCHEMA_STORE_ID && store_id_add(c) < 0)
+			goto fail;
 		if (change(c, "INSERT INTO meta VALUES('application_id', $1::bigint),"
 		    " ('schema', $2::bigint) ON CONFLICT (k) DO UPDATE SET v ="
 		    " excluded.v", "ii", (int64_t)AUTH_APP_ID, v) < 0)
@@ -1361,6 +1384,30 @@ pg_copy_done(struct auth_ctx *c)
 	return pg_bump_version(c);
 }
 
+static int
+pg_store_id(struct auth_ctx *c, int64_t *out)
+{
+	PGresult *r = query(c, "SELECT v FROM meta WHERE k = 'store_id'", "");
+	int rc;
+
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+		*out = col_i64(r, 0, 0);
+		rc = 0;
+	} else
+		rc = 1;
+	PQclear(r);
+	return rc;
+}
+
+static int
+pg_store_id_put(struct auth_ctx *c, int64_t id)
+{
+	return change(c, "UPDATE meta SET v = $1::bigint WHERE k = 'store_id'",
+	    "i", id) == 1 ? 0 : -1;
+}
+
 const struct auth_store_ops auth_store_pg = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -1409,4 +1456,6 @@ const struct auth_store_ops auth_store_pg = {
 	.row_put = pg_row_put,
 	.row_count = pg_row_count,
 	.copy_done = pg_copy_done,
+	.store_id = pg_store_id,
+	.store_id_put = pg_store_id_put,
 };

@@ -52,8 +52,14 @@ static const char *const migrations[] = {
 	"ALTER TABLE sessions ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
 	"UPDATE sessions SET pid = lower(hex(randomblob(8)));"
 	"CREATE UNIQUE INDEX sessions_pid ON sessions(pid);",
+	/* 4: the store's identity, meta 'store_id', bound into the session
+	 * cookie and the other values that name a user (auth_store_bind), so
+	 * that they fail on any other store. The value comes from the CSPRNG
+	 * in C (store_id_add), not from SQL; this clears what it replaces. */
+	"DELETE FROM meta WHERE k = 'store_id';",
 };
 #define SCHEMA_LATEST ((int)(sizeof(migrations) / sizeof(migrations[0])) - 1)
+#define SCHEMA_STORE_ID 4	/* the migration store_id_add completes */
 
 static int
 sq_exec(struct auth_ctx *c, const char *sql)
@@ -183,13 +189,45 @@ quick_check_ok(struct auth_ctx *c)
 	return ok;
 }
 
+/* Migration SCHEMA_STORE_ID's row, inside its transaction. */
+static int
+store_id_add(struct auth_ctx *c)
+{
+	sqlite3_stmt *st;
+	int64_t id;
+	int r;
+
+	if (auth_store_id_new(&id) < 0 || sqlite3_prepare_v2(c->db,
+	    "INSERT INTO meta VALUES('store_id', ?1)", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	r = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return r == SQLITE_DONE ? 0 : -1;
+}
+
+/* `from` was read before the write lock: a process that opened the store
+ * at the same moment (the CLI beside a starting gateway) may have taken
+ * a step since, so each step reads the version again under the lock and
+ * skips what is done. Run twice, step 4 would give the store a second
+ * identity after the other process had read the first. */
 static int
 migrate(struct auth_ctx *c, int64_t from, char *err, size_t errlen)
 {
 	char sql[128];
+	int64_t cur = 0;
 
 	for (int64_t v = from + 1; v <= SCHEMA_LATEST; v++) {
-		if (sq_begin(c) < 0 || sq_exec(c, migrations[v]) < 0)
+		if (sq_begin(c) < 0 ||
+		    pragma_int(c->db, "PRAGMA user_version", &cur) < 0)
+			goto fail;
+		if (cur >= v) {
+			if (sq_commit(c) < 0)
+				goto fail;
+			continue;
+		}
+		if (sq_exec(c, migrations[v]) < 0 ||
+		    (v == SCHEMA_STORE_ID && store_id_add(c) < 0))
 			goto fail;
 		snprintf(sql, sizeof(sql), "PRAGMA application_id=%d; PRAGMA user_version=%lld",
 		    AUTH_APP_ID, (long long)v);
@@ -1015,6 +1053,27 @@ sq_copy_done(struct auth_ctx *c)
 	return sq_bump_version(c);
 }
 
+static int
+sq_store_id(struct auth_ctx *c, int64_t *out)
+{
+	sqlite3_stmt *st = prep(c, "SELECT v FROM meta WHERE k = 'store_id'", "");
+	int r;
+
+	if (st == NULL)
+		return -1;
+	if ((r = sqlite3_step(st)) == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return r == SQLITE_ROW ? 0 : r == SQLITE_DONE ? 1 : -1;
+}
+
+static int
+sq_store_id_put(struct auth_ctx *c, int64_t id)
+{
+	return done(c, prep(c, "UPDATE meta SET v = ?1 WHERE k = 'store_id'",
+	    "i", id)) == 1 ? 0 : -1;
+}
+
 const struct auth_store_ops auth_store_sqlite = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -1063,4 +1122,6 @@ const struct auth_store_ops auth_store_sqlite = {
 	.row_put = sq_row_put,
 	.row_count = sq_row_count,
 	.copy_done = sq_copy_done,
+	.store_id = sq_store_id,
+	.store_id_put = sq_store_id_put,
 };

@@ -138,6 +138,56 @@ def test_postgresql_back_to_sqlite(postgres, make_auth_gateway, upstream, workdi
     assert sqlite_counts(out)["users"] == 2
 
 
+
+def sqlite_store_id(path):
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return db.execute("SELECT v FROM meta WHERE k = 'store_id'").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_store_identity_copied_so_sessions_survive(postgres, make_auth_gateway, upstream,
+                                                   workdir, ctx):
+    """The identity sealed into every cookie moves with the rows: a session
+    of the SQLite store is valid on the PostgreSQL copy, and refused on a
+    PostgreSQL store of the same key that was not copied from it, whose
+    user 1 (same id, same epoch) is someone else."""
+    key = os.path.join(workdir, "id-%s.key" % uuid.uuid4().hex[:8])
+    a = make_auth_gateway(upstream.port, auth_extra=FAST + ["secret_key %s" % key])
+    _, secret, _ = enrol(a, ctx, "alice")
+    b, r = login(a, ctx, "alice", secret)
+    assert r.status == 303, r
+    cookie = b.jar["__Host-pbxgate"]
+    url = postgres.new_database()
+    assert migrate(a, "sqlite:" + a.db, url).returncode == 0
+    a.stop()
+    db = url.split("?")[0].rsplit("/", 1)[1]
+    assert postgres.psql("SELECT v FROM meta WHERE k = 'store_id'", db) == \
+        str(sqlite_store_id(a.db))
+
+    other = postgres.new_database()
+    o = make_auth_gateway(upstream.port, auth_extra=FAST + [
+        "user_db %s" % other, "secret_key %s" % key])
+    enrol(o, ctx, "admin")
+    odb = other.split("?")[0].rsplit("/", 1)[1]
+    assert postgres.psql("SELECT id, epoch FROM users", odb) == \
+        postgres.psql("SELECT id, epoch FROM users", db)
+    t = Browser(o.port, ctx)
+    t.jar["__Host-pbxgate"] = cookie
+    r = t.get("/app")
+    assert r.status == 302 and r.get("location") == "/_pbxgate/login?rd=/app", r
+    o.stop()
+
+    g = make_auth_gateway(upstream.port, auth_extra=FAST + [
+        "user_db %s" % url, "secret_key %s" % key])
+    t = Browser(g.port, ctx)
+    t.jar["__Host-pbxgate"] = cookie
+    assert t.get("/app").status == 200
+    r = g.cli("session", "list")
+    assert r.returncode == 0 and b"alice" in r.stdout, r
+
+
 # ---- each bad input: exit status, message, nothing written ----
 
 def test_missing_source_file_refused_and_not_created(make_auth_gateway, upstream, postgres):

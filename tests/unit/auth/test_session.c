@@ -397,3 +397,70 @@ Test(session, enrolment_link_of_site_a_not_found_on_site_b)
 	auth_close(a);
 	auth_close(b);
 }
+
+/* ---- stores: one store's cookies and tokens are refused on another ---- */
+
+/* A context on another SQLite store in t's directory, with the same
+ * secret key file as t.ctx, holding a user of id 1 named `name`. */
+static struct auth_ctx *
+open_store(const char *file, const char *name)
+{
+	struct th o = t;	/* the settings only; o.ctx is replaced */
+	char path[256], err[512];
+
+	snprintf(path, sizeof(path), "%s/%s", t.dir, file);
+	o.s.user_db = path;
+	o.ctx = auth_open(&o.s, NULL, NULL, err, sizeof(err));
+	cr_assert_not_null(o.ctx, "%s", err);
+	cr_assert_eq(th_add_user(&o, name, "another password here", false,
+	    NULL), 1);
+	return o.ctx;
+}
+
+/* alice is user 1 of t's store and admin user 1 of the other: the same
+ * key must not turn her cookie into admin's session. */
+Test(session, cookie_of_store_a_refused_on_store_b)
+{
+	struct auth_ctx *b = open_store("b.db", "admin");
+	struct auth_identity id;
+	char c[512];
+
+	cr_assert_eq(alice.id, 1);
+	cr_assert_neq(t.ctx->store_id, b->store_id);
+	login(c, sizeof(c));
+	cr_expect_eq(auth_session_check(b, c, strlen(c), T0 + 1, &id),
+	    AUTH_INVALID, "same uid, same key, same epoch, other store");
+	cr_expect_eq(check(c, T0 + 1, &id), AUTH_OK, "its own store");
+	auth_close(b);
+}
+
+Test(session, sealed_token_of_store_a_refused_on_store_b)
+{
+	struct auth_ctx *b = open_store("b.db", "admin");
+	uint8_t pt[16] = "sixteen bytes!!", out[16];
+	char tok[256];
+
+	cr_assert_eq(auth_token_seal(t.ctx, "pbxgate-mfa", pt, sizeof(pt), tok,
+	    sizeof(tok)), 0);
+	cr_expect_neq(auth_token_open(b, "pbxgate-mfa", tok, strlen(tok), out,
+	    sizeof(out)), 0);
+	cr_expect_eq(auth_token_open(t.ctx, "pbxgate-mfa", tok, strlen(tok),
+	    out, sizeof(out)), 0);
+	auth_close(b);
+}
+
+/* The identity is the store's, not the process's: a second context on
+ * the same store (another gateway, the CLI) accepts the cookie. */
+Test(session, cookie_valid_on_another_ctx_of_the_same_store)
+{
+	char c[512], err[512];
+	struct auth_identity id;
+	struct auth_ctx *other = auth_open(&t.s, NULL, NULL, err, sizeof(err));
+
+	cr_assert_not_null(other, "%s", err);
+	cr_expect_eq(other->store_id, t.ctx->store_id);
+	login(c, sizeof(c));
+	cr_expect_eq(auth_session_check(other, c, strlen(c), T0 + 1, &id),
+	    AUTH_OK);
+	auth_close(other);
+}

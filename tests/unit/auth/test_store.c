@@ -1,6 +1,7 @@
 /* test_store.c -- settings keywords, store identity checks, key file, kill -9 durability. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -350,6 +351,129 @@ Test(store, newer_schema_refused)
 	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	expect_open_fails(&t, "newer than this pbxgate");
+	th_fini(&t);
+}
+
+static int64_t
+sq_int(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* Schema 4 gave every store an identity: a store of schema 3 (none) gets
+ * one when opened, a new one, and keeps it from then on. */
+Test(store, schema_3_store_gets_identity_on_open)
+{
+	struct th t;
+	sqlite3 *db;
+	int64_t old;
+
+	th_init(&t);
+	th_open(&t);
+	old = t.ctx->store_id;
+	th_close(&t);
+	cr_expect_eq(sq_int(t.s.user_db, "PRAGMA user_version"), 4);
+	cr_expect_eq(sq_int(t.s.user_db, "SELECT v FROM meta WHERE k ="
+	    " 'store_id'"), old);
+	cr_assert_eq(sqlite3_open(t.s.user_db, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "DELETE FROM meta WHERE k = 'store_id';"
+	    "PRAGMA user_version=3", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	cr_assert_eq(sq_int(t.s.user_db, "SELECT count(*) FROM meta WHERE k ="
+	    " 'store_id'"), 0);
+	th_open(&t);
+	cr_expect_eq(sq_int(t.s.user_db, "PRAGMA user_version"), 4);
+	cr_expect_eq(sq_int(t.s.user_db, "SELECT v FROM meta WHERE k ="
+	    " 'store_id'"), t.ctx->store_id);
+	cr_expect_neq(t.ctx->store_id, old, "a new identity, not a default");
+	old = t.ctx->store_id;
+	th_close(&t);
+	th_open(&t);
+	cr_expect_eq(t.ctx->store_id, old, "read, never made again");
+	th_fini(&t);
+}
+
+struct opener {
+	const struct auth_settings *s;
+	struct auth_ctx *c;
+	char err[512];
+};
+
+static void *
+open_one(void *arg)
+{
+	struct opener *o = arg;
+
+	o->c = auth_open(o->s, NULL, NULL, o->err, sizeof(o->err));
+	return NULL;
+}
+
+/* Two processes opening a schema 3 store at once (the CLI beside a
+ * starting gateway: here two threads, each with its own connection) both
+ * read version 3 before either takes the write lock; the second must not
+ * run step 4 again, which would replace the identity the first read. */
+Test(store, concurrent_opens_of_a_schema_3_store_agree_on_its_identity)
+{
+	struct th t;
+	sqlite3 *db;
+	int bad = 0;
+
+	th_init(&t);
+	th_open(&t);
+	th_close(&t);
+	for (int i = 0; i < 40; i++) {
+		struct opener o[2] = { { .s = &t.s }, { .s = &t.s } };
+		pthread_t th[2];
+		int64_t stored;
+
+		cr_assert_eq(sqlite3_open(t.s.user_db, &db), SQLITE_OK);
+		cr_assert_eq(sqlite3_exec(db, "DELETE FROM meta WHERE k ="
+		    " 'store_id'; PRAGMA user_version=3", NULL, NULL, NULL),
+		    SQLITE_OK);
+		sqlite3_close(db);
+		for (int j = 0; j < 2; j++)
+			cr_assert_eq(pthread_create(&th[j], NULL, open_one, &o[j]), 0);
+		for (int j = 0; j < 2; j++)
+			pthread_join(th[j], NULL);
+		cr_assert_not_null(o[0].c, "%s", o[0].err);
+		cr_assert_not_null(o[1].c, "%s", o[1].err);
+		stored = sq_int(t.s.user_db, "SELECT v FROM meta WHERE k = 'store_id'");
+		bad += o[0].c->store_id != stored || o[1].c->store_id != stored;
+		auth_close(o[0].c);
+		auth_close(o[1].c);
+	}
+	cr_expect_eq(bad, 0, "%d of 40 rounds: a context holds an identity the "
+	    "store no longer has", bad);
+	th_fini(&t);
+}
+
+/* A store whose identity row went missing (not a schema 3 store) is
+ * refused: serving it with some default would let another store's
+ * cookies in. */
+Test(store, store_without_identity_refused)
+{
+	struct th t;
+	sqlite3 *db;
+
+	th_init(&t);
+	th_open(&t);
+	th_close(&t);
+	cr_assert_eq(sqlite3_open(t.s.user_db, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "DELETE FROM meta WHERE k = 'store_id'",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	expect_open_fails(&t, "the store has no identity (meta "
+	    "'store_id')");
 	th_fini(&t);
 }
 

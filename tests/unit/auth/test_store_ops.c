@@ -393,6 +393,79 @@ Test(store_ops, pg_foreign_tables_refused)
 	    "not a pbxgate user store");
 }
 
+/* ---- the store's identity (schema 4 / PostgreSQL 2) ---- */
+
+/* Read once at open; store_id_put (the copy's) replaces it for good. */
+Test(store_ops, store_id_read_at_open_and_put_replaces_it)
+{
+	struct auth_ctx *c;
+	char err[512];
+	int64_t id = 0;
+
+	cr_assert_eq(t.ctx->store->store_id(t.ctx, &id), 0);
+	cr_expect_neq(id, 0);
+	cr_expect_eq(id, t.ctx->store_id);
+	cr_assert_eq(t.ctx->store->store_id_put(t.ctx, id ^ 0x5a5a), 0);
+	c = auth_open(&t.s, NULL, NULL, err, sizeof(err));
+	cr_assert_not_null(c, "%s", err);
+	cr_expect_eq(c->store_id, id ^ 0x5a5a);
+	auth_close(c);
+}
+
+static int64_t
+pg_int(const char *sql)
+{
+	char q[256];
+	PGconn *db = PQconnectdb(pg_url());
+	PGresult *r;
+	int64_t v = -1;
+
+	cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+	snprintf(q, sizeof(q), "SET search_path = %s", schema);
+	PQclear(PQexec(db, q));
+	r = PQexec(db, sql);
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s",
+	    PQresultErrorMessage(r));
+	if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+		v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	PQfinish(db);
+	return v;
+}
+
+/* A store of schema 1 (before the identity) gets a new one when opened,
+ * and its schema goes to 2. */
+Test(store_ops, pg_schema_1_store_gets_identity_on_open)
+{
+	struct auth_ctx *c;
+	char q[256], err[512];
+	int64_t old = t.ctx->store_id;
+
+	if (pg_url() == NULL)
+		cr_skip_test("PostgreSQL only (PBXGATE_TEST_PG)");
+	cr_expect_eq(pg_int("SELECT v FROM meta WHERE k = 'schema'"), 2);
+	cr_expect_eq(pg_int("SELECT v FROM meta WHERE k = 'store_id'"), old);
+	snprintf(q, sizeof(q), "SET search_path = %s; DELETE FROM meta WHERE"
+	    " k = 'store_id'; UPDATE meta SET v = 1 WHERE k = 'schema'", schema);
+	pg_exec(pg_url(), q);
+	c = auth_open(&t.s, NULL, NULL, err, sizeof(err));
+	cr_assert_not_null(c, "%s", err);
+	cr_expect_eq(pg_int("SELECT v FROM meta WHERE k = 'schema'"), 2);
+	cr_expect_eq(pg_int("SELECT v FROM meta WHERE k = 'store_id'"),
+	    c->store_id);
+	cr_expect_neq(c->store_id, old, "a new identity, not a default");
+	auth_close(c);
+}
+
+/* Only a migration makes one: a current store without it is refused. */
+Test(store_ops, pg_store_without_identity_refused)
+{
+	if (pg_url() == NULL)
+		cr_skip_test("PostgreSQL only (PBXGATE_TEST_PG)");
+	expect_reopen_fails("DELETE FROM meta WHERE k = 'store_id'",
+	    "the store has no identity (meta 'store_id')");
+}
+
 /* ---- copying (`user migrate`): rows read and put verbatim ---- */
 
 static const uint8_t sealed[48] = { 1, 2, 3, 0, 5 };	/* a NUL inside */

@@ -472,41 +472,6 @@ warn_restart_only(const struct gw_config *o, const struct gw_config *n)
 		    "effect only after a restart");
 }
 
-/* A session cookie names a user by id and is sealed with secret_key
- * alone: a store swapped under the same key honours the old store's
- * cookies for its own users with the same ids. Right for a copy (pbxgate
- * migrate), wrong for another user base: say so. label: NULL for the top
- * level. */
-static void
-warn_key_kept(const char *site, const struct auth_settings *o,
-    const struct auth_settings *n)
-{
-	char lb[256];
-
-	if (o->user_db == NULL || n->user_db == NULL ||
-	    strcmp(o->user_db, n->user_db) == 0 || o->secret_key == NULL ||
-	    n->secret_key == NULL || strcmp(o->secret_key, n->secret_key) != 0)
-		return;
-	gw_log(GW_LOG_WARN, "reload: %s: user_db %s replaces %s under the same "
-	    "secret_key %s: sessions made on the old store pass on the new one "
-	    "as its users with the same ids; unless the new store is a copy of "
-	    "the old (pbxgate migrate), give it its own secret_key",
-	    gw_site_auth_label(site, lb, sizeof(lb)), n->user_db, o->user_db,
-	    n->secret_key);
-}
-
-static void
-warn_stores(const struct gw_config *o, const struct gw_config *n)
-{
-	if (o->nsites == 0 && n->nsites == 0)
-		warn_key_kept(NULL, &o->auth, &n->auth);
-	for (size_t i = 0; i < n->nsites; i++)
-		for (size_t j = 0; j < o->nsites; j++)
-			if (strcmp(o->sites[j].name, n->sites[i].name) == 0)
-				warn_key_kept(n->sites[i].name,
-				    &o->sites[j].cfg->auth, &n->sites[i].cfg->auth);
-}
-
 /* The next snapshot, or NULL with err set. Keys first (the parent's key
  * process): the new certificates are checked against them. When the
  * parent could not stage them and the file itself is broken, our own parse
@@ -555,7 +520,6 @@ reload(struct run_state *s)
 	if (gw_privsep_keys(true, err, sizeof(err)) < 0)
 		gw_log(GW_LOG_ERR, "reload: %s", err);
 	warn_restart_only(old, n);
-	warn_stores(old, n);
 	pthread_mutex_lock(&rt->cfg_lock);
 	rt->cfg = n;
 	pthread_mutex_unlock(&rt->cfg_lock);

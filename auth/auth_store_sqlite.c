@@ -189,22 +189,7 @@ quick_check_ok(struct auth_ctx *c)
 	return ok;
 }
 
-/* Migration SCHEMA_STORE_ID's row, inside its transaction. */
-static int
-store_id_add(struct auth_ctx *c)
-{
-	sqlite3_stmt *st;
-	int64_t id;
-	int r;
-
-	if (auth_store_id_new(&id) < 0 || sqlite3_prepare_v2(c->db,
-	    "INSERT INTO meta VALUES('store_id', ?1)", -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	r = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return r == SQLITE_DONE ? 0 : -1;
-}
+static int store_id_add(struct auth_ctx *);
 
 /* `from` was read before the write lock: a process that opened the store
  * at the same moment (the CLI beside a starting gateway) may have taken
@@ -1051,6 +1036,18 @@ static int
 sq_copy_done(struct auth_ctx *c)
 {
 	return sq_bump_version(c);
+}
+
+/* Migration SCHEMA_STORE_ID's row, inside its transaction. */
+static int
+store_id_add(struct auth_ctx *c)
+{
+	int64_t id;
+
+	if (auth_store_id_new(&id) < 0)
+		return -1;
+	return done(c, prep(c, "INSERT INTO meta VALUES('store_id', ?1)", "i",
+	    id)) == 1 ? 0 : -1;
 }
 
 static int

@@ -144,9 +144,9 @@ render_metrics(struct gw_runtime *rt, struct evbuffer *b)
 	metric(b, "pbxgate_config_generation", "gauge",
 	    "Generation of the configuration in force.", NULL, cfg->generation);
 	render_info(rt, cfg, b);
-	/* the snapshot's: the top level's context, if any, is the one in
-	 * force, and this reference keeps it open while we read it */
-	gw_metrics_render(&rt->m, cfg->nsites == 0 ? cfg->authctx : NULL, b);
+	/* the snapshot's top-level context (NULL with sites, whose stores
+	 * follow): this reference keeps it open while we read it */
+	gw_metrics_render(&rt->m, cfg->authctx, b);
 	if (cfg->nsites > 0) {
 		gw_metrics_site_stores(b, cfg);
 		gw_metrics_site_listeners(b, cfg);

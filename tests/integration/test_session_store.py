@@ -15,20 +15,21 @@ from test_pgstore import FAST
 COOKIE = "__Host-pbxgate"
 
 
-def ids_and_epochs(path):
+def read_only(path, sql):
+    """All rows of `sql` on the SQLite store at path, opened read-only."""
     db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
     try:
-        return db.execute("SELECT id, epoch FROM users ORDER BY id").fetchall()
+        return db.execute(sql).fetchall()
     finally:
         db.close()
+
+
+def ids_and_epochs(path):
+    return read_only(path, "SELECT id, epoch FROM users ORDER BY id")
 
 
 def store_id(path):
-    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-    try:
-        return db.execute("SELECT v FROM meta WHERE k = 'store_id'").fetchone()
-    finally:
-        db.close()
+    return read_only(path, "SELECT v FROM meta WHERE k = 'store_id'")
 
 
 def present(gw, ctx, cookie):

@@ -370,12 +370,23 @@ sq_int(const char *path, const char *sql)
 	return v;
 }
 
+/* Changes the store behind pbxgate's back, as a hand edit would. */
+static void
+sq_run(const char *path, const char *sql)
+{
+	sqlite3 *db;
+
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s",
+	    sqlite3_errmsg(db));
+	sqlite3_close(db);
+}
+
 /* Schema 4 gave every store an identity: a store of schema 3 (none) gets
  * one when opened, a new one, and keeps it from then on. */
 Test(store, schema_3_store_gets_identity_on_open)
 {
 	struct th t;
-	sqlite3 *db;
 	int64_t old;
 
 	th_init(&t);
@@ -385,10 +396,8 @@ Test(store, schema_3_store_gets_identity_on_open)
 	cr_expect_eq(sq_int(t.s.user_db, "PRAGMA user_version"), 4);
 	cr_expect_eq(sq_int(t.s.user_db, "SELECT v FROM meta WHERE k ="
 	    " 'store_id'"), old);
-	cr_assert_eq(sqlite3_open(t.s.user_db, &db), SQLITE_OK);
-	cr_assert_eq(sqlite3_exec(db, "DELETE FROM meta WHERE k = 'store_id';"
-	    "PRAGMA user_version=3", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	sq_run(t.s.user_db, "DELETE FROM meta WHERE k = 'store_id';"
+	    "PRAGMA user_version=3");
 	cr_assert_eq(sq_int(t.s.user_db, "SELECT count(*) FROM meta WHERE k ="
 	    " 'store_id'"), 0);
 	th_open(&t);
@@ -425,7 +434,6 @@ open_one(void *arg)
 Test(store, concurrent_opens_of_a_schema_3_store_agree_on_its_identity)
 {
 	struct th t;
-	sqlite3 *db;
 	int bad = 0;
 
 	th_init(&t);
@@ -436,11 +444,8 @@ Test(store, concurrent_opens_of_a_schema_3_store_agree_on_its_identity)
 		pthread_t th[2];
 		int64_t stored;
 
-		cr_assert_eq(sqlite3_open(t.s.user_db, &db), SQLITE_OK);
-		cr_assert_eq(sqlite3_exec(db, "DELETE FROM meta WHERE k ="
-		    " 'store_id'; PRAGMA user_version=3", NULL, NULL, NULL),
-		    SQLITE_OK);
-		sqlite3_close(db);
+		sq_run(t.s.user_db, "DELETE FROM meta WHERE k = 'store_id';"
+		    " PRAGMA user_version=3");
 		for (int j = 0; j < 2; j++)
 			cr_assert_eq(pthread_create(&th[j], NULL, open_one, &o[j]), 0);
 		for (int j = 0; j < 2; j++)
@@ -463,15 +468,11 @@ Test(store, concurrent_opens_of_a_schema_3_store_agree_on_its_identity)
 Test(store, store_without_identity_refused)
 {
 	struct th t;
-	sqlite3 *db;
 
 	th_init(&t);
 	th_open(&t);
 	th_close(&t);
-	cr_assert_eq(sqlite3_open(t.s.user_db, &db), SQLITE_OK);
-	cr_assert_eq(sqlite3_exec(db, "DELETE FROM meta WHERE k = 'store_id'",
-	    NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	sq_run(t.s.user_db, "DELETE FROM meta WHERE k = 'store_id'");
 	expect_open_fails(&t, "the store has no identity (meta "
 	    "'store_id')");
 	th_fini(&t);

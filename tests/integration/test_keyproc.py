@@ -62,6 +62,22 @@ def memory_holds(pid, needles):
     return found
 
 
+def stop_process(pid):
+    """SIGSTOP pid and wait until every thread of it has stopped. kill(2)
+    returns before that: a stop signal wakes one thread, which stops the
+    others only once it runs, so on a loaded machine another thread can
+    still take and answer a request in between."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def all_stopped():
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                if f.read().rpartition(")")[2].split()[0] != "T":
+                    return False
+        return True
+    wait_until(all_stopped, timeout=10, what="every thread of %d stopped" % pid)
+
+
 def get(port, ctx, server_name="localhost"):
     with Client(port, ctx, server_name) as c:
         c.send(request_bytes("GET", "/bytes/10", [("Connection", "close")],
@@ -188,7 +204,7 @@ def test_stuck_key_process_fails_handshakes_closed(kgw, ctx, upstream):
     (certs/cert_keysign.c, 3 s) and nothing reaches the upstream."""
     assert get(kgw.port, ctx).status == 200
     kp = key_process(kgw)
-    os.kill(kp, signal.SIGSTOP)
+    stop_process(kp)
     try:
         before = len(upstream.requests())
         for name in ("localhost", "alt.test"):

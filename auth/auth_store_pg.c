@@ -18,6 +18,7 @@
  * store comes back by itself after a server restart. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -664,8 +665,18 @@ pg_version(struct auth_ctx *c, int64_t *out)
 static int
 pg_bump_version(struct auth_ctx *c)
 {
-	return exec(c, "UPDATE meta SET v = v + 1 WHERE k = 'version'"
-	    " RETURNING pg_notify('" AUTH_PG_CHANNEL "', v::text)");
+	char chan[AUTH_PG_CHANNEL_LEN];
+
+	auth_pg_channel(c->store_id, chan);
+	return change(c, "UPDATE meta SET v = v + 1 WHERE k = 'version'"
+	    " RETURNING pg_notify($1::text, v::text)", "t", chan) < 0 ? -1 : 0;
+}
+
+void
+auth_pg_channel(int64_t store_id, char out[AUTH_PG_CHANNEL_LEN])
+{
+	snprintf(out, AUTH_PG_CHANNEL_LEN, "pbxgate_store_%016" PRIx64,
+	    (uint64_t)store_id);
 }
 
 static int

@@ -27,11 +27,12 @@ struct auth_pg {
 struct auth_pg *auth_pg_pool_current(struct auth_ctx *);
 
 /* NOTIFY channel of every version bump; the payload is the new version.
- * Fixed rather than per schema: a channel name is an identifier of at
- * most 63 bytes and pg_notify() refuses longer ones. Stores in several
- * schemas of one database wake each other's listeners, which then read an
- * unchanged version: a wasted read, never a missed change. */
-#define AUTH_PG_CHANNEL	"pbxgate_store"
+ * One per store, named after its identity (meta 'store_id', c->store_id):
+ * stores in several schemas of one database do not wake each other's
+ * listeners. "pbxgate_store_" and 16 lower-case hex digits: an identifier
+ * of 30 bytes (at most 63 are allowed) that needs no quoting in LISTEN. */
+#define AUTH_PG_CHANNEL_LEN	31	/* with its NUL */
+void auth_pg_channel(int64_t store_id, char out[AUTH_PG_CHANNEL_LEN]);
 
 #define AUTH_PG_VERSION_SQL	"SELECT v FROM meta WHERE k = 'version'"
 /* $1: row limit */

@@ -403,10 +403,12 @@ live_main(void *arg)
 {
 	struct auth_live *l = arg;
 	int backoff = LIVE_BACKOFF_MIN_MS;
+	char chan[AUTH_PG_CHANNEL_LEN], listen[sizeof "LISTEN " + sizeof chan];
 
+	auth_pg_channel(l->c->store_id, chan);
+	snprintf(listen, sizeof(listen), "LISTEN %s", chan);
 	for (;;) {
-		if (live_connect(l) == 0 &&
-		    live_exec(l, "LISTEN " AUTH_PG_CHANNEL) == 0 &&
+		if (live_connect(l) == 0 && live_exec(l, listen) == 0 &&
 		    live_load(l, true) == 0) {
 			publish(l, true);
 			backoff = LIVE_BACKOFF_MIN_MS;

@@ -44,28 +44,72 @@ def _psql(url, sql):
     return r.stdout.decode().strip()
 
 
-def test_bump_sends_notify_with_the_version(live_pair):
-    """A psql session LISTENs; a change through the CLI is announced on
-    pbxgate_store with the version it committed."""
-    a, _, url = live_pair
-    assert a.cli("user", "add", "nora", "--enrol").returncode == 0
+def _channel(url, schema="public"):
+    """The store's NOTIFY channel: pbxgate_store_ and its identity in hex."""
+    sid = int(_psql(url, "SELECT v FROM %s.meta WHERE k = 'store_id'" % schema))
+    return "pbxgate_store_%016x" % (sid & (1 << 64) - 1)
+
+
+def _notifications(url, channels, change):
+    """What a psql session LISTENing on channels hears while change() runs:
+    psql prints what arrived before it answers the next query."""
     p = subprocess.Popen(["psql", "-X", "-A", "-t", url], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        p.stdin.write("LISTEN pbxgate_store;\nSELECT 'listening';\n")
+        p.stdin.write("".join("LISTEN %s;\n" % c for c in channels) +
+                      "SELECT 'listening';\n")
         p.stdin.flush()
-        assert p.stdout.readline().strip() in ("LISTEN", "")
         wait_until(lambda: p.stdout.readline().strip() == "listening", timeout=10,
                    what="psql to listen")
-        res = a.cli("user", "disable", "nora")
-        assert res.returncode == 0, res
+        change()
         out, _ = p.communicate("SELECT 'done';\n", timeout=30)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait(5)
+    return out
+
+
+def _disable(gw, name):
+    res = gw.cli("user", "disable", name)
+    assert res.returncode == 0, res
+
+
+def test_bump_sends_notify_with_the_version(live_pair):
+    """A psql session LISTENs; a change through the CLI is announced on
+    the store's own channel with the version it committed."""
+    a, _, url = live_pair
+    assert a.cli("user", "add", "nora", "--enrol").returncode == 0
+    chan = _channel(url)
+    out = _notifications(url, [chan, "pbxgate_store"], lambda: _disable(a, "nora"))
     version = _psql(url, "SELECT v FROM meta WHERE k = 'version'")
-    assert ('Asynchronous notification "pbxgate_store" with payload "%s"' % version) in out, out
+    assert ('Asynchronous notification "%s" with payload "%s"' % (chan, version)) in out, out
+    assert out.count("Asynchronous notification") == 1, out
+
+
+def test_stores_in_two_schemas_announce_on_their_own_channels(
+        postgres, make_auth_gateway, upstream, workdir):  # noqa: F811
+    """Two stores in two schemas of one database: a change in one is
+    announced on its channel only, so the other's listeners are not woken
+    for a read that finds nothing new."""
+    db = postgres.new_database()
+    gws, urls = [], []
+    for schema in ("sa", "sb"):
+        _psql(db, "CREATE SCHEMA %s" % schema)
+        url = db + "&options=-csearch_path%%3D%s" % schema
+        key = os.path.join(workdir, "schema-%s.key" % uuid.uuid4().hex[:8])
+        gws.append(make_auth_gateway(upstream.port, auth_extra=FAST + [
+            "user_db %s" % url, "secret_key %s" % key]))
+        urls.append(url)
+        assert gws[-1].cli("user", "add", "sam", "--enrol").returncode == 0
+    ca, cb = _channel(db, "sa"), _channel(db, "sb")
+    assert ca != cb
+    out = _notifications(db, [ca, cb], lambda: _disable(gws[0], "sam"))
+    version = _psql(db, "SELECT v FROM sa.meta WHERE k = 'version'")
+    assert ('Asynchronous notification "%s" with payload "%s"' % (ca, version)) in out, out
+    assert cb not in out, out
+    out = _notifications(db, [ca, cb], lambda: _disable(gws[1], "sam"))
+    assert cb in out and ca not in out, out
 
 
 def _session_on_both(a, gb, ctx, name):

@@ -6,6 +6,19 @@
 
 #include "auth/auth_priv.h"
 
+int
+auth_users_known(const struct auth_settings *s, const char *const *names,
+    size_t n, bool *known, char *err, size_t errlen)
+{
+	if (s->user_db == NULL) {
+		snprintf(err, errlen, "no user_db configured");
+		return -1;
+	}
+	return auth_store_is_pg(s->user_db) ?
+	    auth_pg_users_known(s, names, n, known, err, errlen) :
+	    auth_sq_users_known(s, names, n, known, err, errlen);
+}
+
 /* The identity is read here, once, for every backend and every caller
  * (gateway, CLI, migrate): a store without one is refused, never
  * served with a default that another store could share. */

@@ -229,4 +229,12 @@ struct auth_store_ops {
 extern const struct auth_store_ops auth_store_sqlite;
 extern const struct auth_store_ops auth_store_pg;
 
+/* Each backend's half of auth_users_known (auth.h, `pbxgate check`): the
+ * store opened read-only by a connection of its own, never created,
+ * migrated or locked for writing. */
+int auth_sq_users_known(const struct auth_settings *, const char *const *names,
+    size_t n, bool *known, char *err, size_t errlen);
+int auth_pg_users_known(const struct auth_settings *, const char *const *names,
+    size_t n, bool *known, char *err, size_t errlen);
+
 #endif

@@ -611,8 +611,20 @@ auth_pg_password(const struct auth_settings *s, char *out, size_t outlen,
 	    errlen);
 }
 
+static void
+pg_close(struct auth_ctx *c)
+{
+	if (pg(c) == NULL)
+		return;
+	PQfinish(pg(c)->conn);
+	free(c->pg);
+	c->pg = NULL;
+}
+
+/* c's own connection (c->pg), as application_name; pg_close frees it. */
 static int
-pg_open(struct auth_ctx *c, char *err, size_t errlen)
+pg_connect(struct auth_ctx *c, const char *application_name, char *err,
+    size_t errlen)
 {
 	char pw[AUTH_PG_PASSWORD_MAX];
 	struct auth_pg *p;
@@ -624,8 +636,8 @@ pg_open(struct auth_ctx *c, char *err, size_t errlen)
 	c->pg = p;
 	if (auth_pg_password(&c->s, pw, sizeof(pw), err, errlen) < 0)
 		return -1;
-	p->conn = auth_pg_connect(&c->s, pw[0] != '\0' ? pw : NULL, "pbxgate",
-	    false);
+	p->conn = auth_pg_connect(&c->s, pw[0] != '\0' ? pw : NULL,
+	    application_name, false);
 	OPENSSL_cleanse(pw, sizeof(pw));
 	if (p->conn == NULL || PQstatus(p->conn) != CONNECTION_OK) {
 		one_line(p->err, sizeof(p->err), p->conn != NULL ?
@@ -634,17 +646,69 @@ pg_open(struct auth_ctx *c, char *err, size_t errlen)
 		    c->s.user_db, p->err);
 		return -1;
 	}
+	return 0;
+}
+
+static int
+pg_open(struct auth_ctx *c, char *err, size_t errlen)
+{
+	if (pg_connect(c, "pbxgate", err, errlen) < 0)
+		return -1;
 	return migrate(c, err, errlen);
 }
 
-static void
-pg_close(struct auth_ctx *c)
+/* The lookups of auth_pg_users_known, in a READ ONLY transaction. */
+static int
+users_known(struct auth_ctx *c, const char *const *names, size_t n,
+    bool *known, char *err, size_t errlen)
 {
-	if (pg(c) == NULL)
-		return;
-	PQfinish(pg(c)->conn);
-	free(c->pg);
-	c->pg = NULL;
+	int64_t version;
+
+	if (exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0)
+		goto fail;
+	if (check_identity(c, &version, err, errlen) < 0)
+		return -1;
+	if (version == 0) {
+		snprintf(err, errlen, "%s: holds no user store yet (pbxgate "
+		    "creates it at its first start or `pbxgate user add`)",
+		    c->s.user_db);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		PGresult *r = query(c, "SELECT 1 FROM users WHERE name = $1",
+		    "t", names[i]);
+
+		if (r == NULL)
+			goto fail;
+		known[i] = PQntuples(r) == 1;
+		PQclear(r);
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "%s: cannot read the users table: %s: %s",
+	    c->s.user_db, pg_errmsg(c), pg_hint(c));
+	return -1;
+}
+
+/* auth_users_known's PostgreSQL half (auth_store.h): a read-only
+ * transaction, so a check beside running gateways is harmless. */
+int
+auth_pg_users_known(const struct auth_settings *s, const char *const *names,
+    size_t n, bool *known, char *err, size_t errlen)
+{
+	struct auth_ctx *c = calloc(1, sizeof(*c));
+	int rc = -1;
+
+	if (c == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	c->s = *s;
+	if (pg_connect(c, "pbxgate-check", err, errlen) == 0)
+		rc = users_known(c, names, n, known, err, errlen);
+	pg_close(c);
+	free(c);
+	return rc;
 }
 
 static int

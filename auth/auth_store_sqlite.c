@@ -272,10 +272,9 @@ sq_open(struct auth_ctx *c, char *err, size_t errlen)
 	return migrate(c, version, err, errlen);
 }
 
-/* For `pbxgate check`: read-only, never creating, migrating or locking
- * the store for writing, so a check beside a running gateway is harmless. */
+/* auth_users_known's SQLite half (auth_store.h). */
 int
-auth_users_known(const struct auth_settings *s, const char *const *names,
+auth_sq_users_known(const struct auth_settings *s, const char *const *names,
     size_t n, bool *known, char *err, size_t errlen)
 {
 	sqlite3 *db = NULL;
@@ -283,15 +282,6 @@ auth_users_known(const struct auth_settings *s, const char *const *names,
 	int64_t app = 0;
 	int rc = -1;
 
-	if (s->user_db == NULL) {
-		snprintf(err, errlen, "no user_db configured");
-		return -1;
-	}
-	if (auth_store_is_pg(s->user_db)) {
-		snprintf(err, errlen, "`check` does not connect to a PostgreSQL "
-		    "store");
-		return -1;
-	}
 	if (sqlite3_open_v2(s->user_db, &db, SQLITE_OPEN_READONLY |
 	    SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: cannot open user store read-only: %s",

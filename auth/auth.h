@@ -133,7 +133,8 @@ struct auth_ctx *auth_open(const struct auth_settings *, auth_audit_fn audit,
     void *audit_arg, char *err, size_t errlen);
 void auth_close(struct auth_ctx *);
 /* Whether c was opened with settings s (login_threads and login_queue
- * aside: the pool is not the context's); a reload that changes them
+ * aside: the pool is not the context's) and its secret_key file still
+ * holds the same keys (read again here); a reload that changes either
  * needs a context of its own. */
 bool auth_settings_same(const struct auth_ctx *, const struct auth_settings *);
 /* Reloads the in-memory user and revocation tables when the store changed

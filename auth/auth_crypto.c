@@ -184,6 +184,7 @@ keyfile_parse(const char *path, char *buf, struct auth_keys *ks, char *err,
 		if (end == l || *end != ' ' || kid == 0 || kid > UINT32_MAX ||
 		    strlen(end + 1) != 2 * AUTH_KEY_LEN ||
 		    auth_unhex(end + 1, 2 * AUTH_KEY_LEN, m, sizeof(m)) < 0) {
+			OPENSSL_cleanse(m, sizeof(m));	/* a part may be read */
 			snprintf(err, errlen, "%s:%u: expected \"KEY-ID HEX\" with a "
 			    "positive key id and 64 hex digits", path, lineno);
 			return -1;
@@ -210,18 +211,44 @@ keyfile_parse(const char *path, char *buf, struct auth_keys *ks, char *err,
 }
 
 int
-auth_keys_load(const char *path, struct auth_keys *ks, char *err, size_t errlen)
+auth_keys_load(const char *path, bool create, struct auth_keys *ks, char *err,
+    size_t errlen)
+{
+	if (create && keyfile_create(path, err, errlen) < 0)
+		return -1;
+	return auth_keys_read(path, ks, err, errlen);
+}
+
+int
+auth_keys_read(const char *path, struct auth_keys *ks, char *err, size_t errlen)
 {
 	char buf[KEYFILE_MAX];
 	int r;
 
-	if (keyfile_create(path, err, errlen) < 0)
-		return -1;
 	if (keyfile_read(path, buf, sizeof(buf), err, errlen) < 0)
 		return -1;
 	r = keyfile_parse(path, buf, ks, err, errlen);
 	OPENSSL_cleanse(buf, sizeof(buf));
+	if (r < 0)	/* keys derived from the lines before the bad one */
+		OPENSSL_cleanse(ks, sizeof(*ks));
 	return r;
+}
+
+/* The same key ids in the same order, each with the same derived keys
+ * (which are functions of the master key alone). */
+bool
+auth_keys_equal(const struct auth_keys *a, const struct auth_keys *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (a->k[i].kid != b->k[i].kid ||
+		    CRYPTO_memcmp(a->k[i].cookie, b->k[i].cookie,
+		    AUTH_KEY_LEN) != 0 ||
+		    CRYPTO_memcmp(a->k[i].totp, b->k[i].totp, AUTH_KEY_LEN) != 0 ||
+		    CRYPTO_memcmp(a->k[i].mac, b->k[i].mac, AUTH_KEY_LEN) != 0)
+			return false;
+	return true;
 }
 
 const struct auth_key *

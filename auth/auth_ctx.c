@@ -44,9 +44,29 @@ same_str(const char *a, const char *b)
 	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+/* Whether the secret_key file still holds the keys c was opened with. A
+ * file that cannot be read counts as changed: the context the reload then
+ * opens says what is wrong with it (and refuses the reload). */
+static bool
+same_keys(const struct auth_ctx *c)
+{
+	struct auth_keys now;
+	char err[512];
+	bool same;
+
+	if (auth_keys_read(c->s.secret_key, &now, err, sizeof(err)) < 0)
+		return false;
+	same = auth_keys_equal(&c->keys, &now);
+	OPENSSL_cleanse(&now, sizeof(now));
+	return same;
+}
+
 /* Every field a context is opened with, but the login pool's size
  * (login_threads, login_queue): the pool is the process's, not a
- * context's. A file named by the same path counts as the same. */
+ * context's. The user store named by the same path counts as the same;
+ * the secret_key file must also still hold the same keys, so that a key
+ * added or removed in place (a rotation, a compromised key withdrawn)
+ * takes effect at the reload as it would at a restart. */
 bool
 auth_settings_same(const struct auth_ctx *c, const struct auth_settings *s)
 {
@@ -69,7 +89,7 @@ auth_settings_same(const struct auth_ctx *c, const struct auth_settings *s)
 	    o->mfa_self_enrol == s->mfa_self_enrol &&
 	    strcmp(o->title, s->title) == 0 &&
 	    strcmp(o->totp_issuer, s->totp_issuer) == 0 &&
-	    strcmp(o->site, s->site) == 0;
+	    strcmp(o->site, s->site) == 0 && same_keys(c);
 }
 
 void
@@ -106,6 +126,28 @@ ctx_new(const struct auth_settings *s, char *err, size_t errlen)
 	return c;
 }
 
+/* A missing key file is made only for a store without users: for one
+ * with users it was lost (moved, deleted, or a reload caught an editor
+ * replacing it), and a new key would leave every session, TOTP secret
+ * and recovery code of theirs unreadable, locking MFA users out. */
+static int
+keys_load(struct auth_ctx *c, char *err, size_t errlen)
+{
+	char why[512];
+
+	if (auth_keys_load(c->s.secret_key, c->nusers == 0, &c->keys, why,
+	    sizeof(why)) == 0)
+		return 0;
+	if (c->nusers == 0)
+		snprintf(err, errlen, "%s", why);
+	else
+		snprintf(err, errlen, "%s; the user store %s has users, whose "
+		    "sessions and TOTP secrets are sealed with this key, so "
+		    "pbxgate does not make a new one in its place: restore the "
+		    "file", why, c->s.user_db);
+	return -1;
+}
+
 struct auth_ctx *
 auth_open(const struct auth_settings *s, auth_audit_fn audit, void *audit_arg,
     char *err, size_t errlen)
@@ -121,9 +163,9 @@ auth_open(const struct auth_settings *s, auth_audit_fn audit, void *audit_arg,
 		goto fail;
 	}
 	auth_style_hash(c->style_hash);
-	if (auth_keys_load(c->s.secret_key, &c->keys, err, errlen) < 0 ||
-	    auth_store_open(c, err, errlen) < 0 ||
-	    auth_store_reload(c, true, err, errlen) < 0)
+	if (auth_store_open(c, err, errlen) < 0 ||
+	    auth_store_reload(c, true, err, errlen) < 0 ||
+	    keys_load(c, err, errlen) < 0)
 		goto fail;
 	return c;
 fail:

@@ -51,7 +51,13 @@ struct auth_keys {
 	struct auth_key k[AUTH_KEYS_MAX];	/* k[0] is current */
 	size_t n;
 };
-int  auth_keys_load(const char *path, struct auth_keys *, char *err, size_t errlen);
+/* auth_keys_load with `create` makes the file (one new key) when it is
+ * missing, then reads it as auth_keys_read does, which never creates it.
+ * The caller cleanses the keys; a failed read leaves them cleansed. */
+int  auth_keys_load(const char *path, bool create, struct auth_keys *,
+    char *err, size_t errlen);
+int  auth_keys_read(const char *path, struct auth_keys *, char *err, size_t errlen);
+bool auth_keys_equal(const struct auth_keys *, const struct auth_keys *);
 const struct auth_key *auth_keys_find(const struct auth_keys *, uint32_t kid);
 /* out must hold ptlen + AUTH_SEAL_OVER bytes: nonce | ciphertext | tag. */
 int  auth_seal(const uint8_t key[AUTH_KEY_LEN], const void *aad, size_t aadlen,

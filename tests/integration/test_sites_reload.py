@@ -100,6 +100,34 @@ def test_reload_changing_a_login_setting_opens_a_new_context(
     assert CLOSED % "b" not in gw.stderr()
 
 
+def test_reload_with_a_sites_key_replaced_in_place_refuses_its_old_sessions(
+        make_sites, make_upstream, site_certs, site_ctx):
+    """Site a's own secret_key file rewritten with another key at the same
+    path: after the reload alice's cookie is refused on a and she signs in
+    again; bob's session on b (another key file) goes on, and b's context
+    is not retired."""
+    d, _ = site_certs
+    key_a = os.path.join(d, "a-%d.key" % os.getpid())
+    gw, _, _ = two_stores(make_sites, make_upstream, site_certs,
+                          extra_a=["secret_key %s" % key_a])
+    bob = SiteBrowser(gw.port, site_ctx, "b.example")
+    assert login(bob, "bob").status in (302, 303)
+    alice = SiteBrowser(gw.port, site_ctx, "a.example")
+    assert login(alice, "alice").status in (302, 303)
+    assert alice.get("/app/before").status == 200
+    with open(key_a, "w") as f:
+        f.write("1 %s\n" % os.urandom(32).hex())
+    os.chmod(key_a, 0o600)
+    gw.reload()
+    r = alice.get("/app/after")
+    assert r.status in (302, 303) and "/_pbxgate/login" in (r.get("location") or ""), r
+    assert login(SiteBrowser(gw.port, site_ctx, "a.example"), "alice").status in (302, 303)
+    assert bob.get("/app/bob-after").status == 200
+    wait_until(lambda: CLOSED % "a" in gw.stderr(), timeout=10, interval=0.1,
+               what="a's first context closed")
+    assert CLOSED % "b" not in gw.stderr()
+
+
 def test_reload_with_a_store_that_cannot_open_is_refused(
         make_sites, make_upstream, site_certs, site_ctx):
     """a's new user_db in a directory that does not exist: the reload

@@ -321,3 +321,130 @@ def test_old_store_stays_open_while_a_tunnel_holds_it(top, ctx):
         t.close()
     wait_until(lambda: CLOSED in top.stderr(), timeout=10, interval=0.1,
                what="a.db's context closed once the tunnel ended")
+
+
+# ---------------------------------------------------------------- the key file changed in place
+
+def _key_file(gw):
+    return os.path.join(gw.dir, "pbxgate-secret.key")
+
+
+def _write_keys(gw, lines):
+    """The key file rewritten in place (same path, mode 0600)."""
+    path = _key_file(gw)
+    with open(path, "w") as f:
+        f.write("".join("%d %s\n" % (kid, key) for kid, key in lines))
+    os.chmod(path, 0o600)
+
+
+def _keys(gw):
+    with open(_key_file(gw)) as f:
+        return [(int(l.split()[0]), l.split()[1]) for l in f
+                if l.strip() and not l.startswith("#")]
+
+
+def _with_cookie(gw, ctx, cookie):
+    b = Browser(gw.port, ctx)
+    b.jar[COOKIE] = cookie
+    return b
+
+
+def test_reload_with_a_key_added_then_the_old_removed(top, ctx):
+    """A rotation in place: a new key on top, reload: the old cookie still
+    opens (every line is accepted), a new sign-in works; the old line
+    removed, reload: the old cookie is sent to the login page, the new one
+    still opens. Each reload retires the context (the keys changed)."""
+    old = _keys(top)
+    assert [kid for kid, _ in old] == [1]
+    before = signed_in(top, ctx, "alice").jar[COOKIE]
+    _write_keys(top, [(2, os.urandom(32).hex())] + old)
+    top.reload()
+    wait_until(lambda: RETIRED in top.stderr(), timeout=10, what="the context retired")
+    assert _with_cookie(top, ctx, before).get("/app/old").status == 200
+    after = signed_in(top, ctx, "alice").jar[COOKIE]
+    _write_keys(top, _keys(top)[:1])
+    top.reload()
+    assert to_login(_with_cookie(top, ctx, before).get("/app/old"))
+    assert _with_cookie(top, ctx, after).get("/app/new").status == 200
+
+
+def test_reload_with_the_key_replaced_refuses_the_old_sessions(top, ctx):
+    """A compromised key replaced in place under the same key id: after the
+    reload, cookies sealed with it are refused as a forged one is."""
+    cookie = signed_in(top, ctx, "alice").jar[COOKIE]
+    _write_keys(top, [(1, os.urandom(32).hex())])
+    top.reload()
+    assert to_login(_with_cookie(top, ctx, cookie).get("/app/stolen"))
+    assert signed_in(top, ctx, "alice").get("/app/x").status == 200
+
+
+def test_reload_with_the_same_keys_rewritten_keeps_the_context(top, ctx):
+    """The file rewritten with the same keys (a comment added): the context
+    and its sessions go on; nothing is retired."""
+    cookie = signed_in(top, ctx, "alice").jar[COOKIE]
+    keys = _keys(top)
+    with open(_key_file(top), "w") as f:
+        f.write("# rewritten\n" + "".join("%d %s\n" % k for k in keys))
+    top.reload()
+    assert _with_cookie(top, ctx, cookie).get("/app/x").status == 200
+    assert RETIRED not in top.stderr()
+
+
+def test_reload_with_an_unreadable_key_file_is_refused(top, ctx):
+    """The key file made readable by others: the reload fails naming the
+    file and what to do, the generation and the sessions stay."""
+    cookie = signed_in(top, ctx, "alice").jar[COOKIE]
+    gen = top.generation()
+    os.chmod(_key_file(top), 0o644)
+    top.reload(expect="error")
+    assert top.generation() == gen
+    line = [l for l in top.stderr().splitlines() if "reload failed: " in l]
+    assert len(line) == 1, top.stderr()[-2000:]
+    assert ("%s: secret key file must be readable only by its owner (chmod 600)"
+            % _key_file(top)) in line[0], line
+    assert _with_cookie(top, ctx, cookie).get("/app/x").status == 200
+
+
+RESTORE = ("the user store %s has users, whose sessions and TOTP secrets are sealed "
+           "with this key, so pbxgate does not make a new one in its place: restore "
+           "the file")
+
+
+def test_reload_with_the_key_file_missing_is_refused_and_makes_none(top, ctx):
+    """The key file gone when the reload reads it (moved away, or an editor
+    between unlink and rename): the reload fails, no new key is made (it
+    would leave alice's TOTP secret and sessions unreadable), and the
+    running keys go on serving alice's session."""
+    cookie = signed_in(top, ctx, "alice").jar[COOKIE]
+    gen = top.generation()
+    os.rename(_key_file(top), _key_file(top) + ".moved")
+    top.reload(expect="error")
+    assert top.generation() == gen
+    line = [l for l in top.stderr().splitlines() if "reload failed: " in l]
+    assert len(line) == 1, top.stderr()[-2000:]
+    assert RESTORE % top.user_db in line[0], line
+    assert not os.path.exists(_key_file(top))
+    assert _with_cookie(top, ctx, cookie).get("/app/x").status == 200
+    os.rename(_key_file(top) + ".moved", _key_file(top))
+    top.reload()
+    assert _with_cookie(top, ctx, cookie).get("/app/y").status == 200
+    assert RETIRED not in top.stderr()
+
+
+def test_start_with_the_key_file_of_a_store_with_users_missing_fails(
+        pbxgate_bin, workdir, certs, make_upstream):
+    """At start too: a store with users and no key file is refused with the
+    same words, and no key file is made."""
+    up = make_upstream()
+    gw = TopGateway.__new__(TopGateway)
+    gw.user_db = None
+    AuthGateway.__init__(gw, pbxgate_bin, workdir, [certs.main], up.port,
+                         policy=POLICY, name="gw-top-%s" % uuid.uuid4().hex[:8])
+    gw.use(os.path.join(gw.dir, "a.db"))
+    gw.user_add("alice")
+    os.unlink(_key_file(gw))
+    r = subprocess.run([gw.binary, "run", "-c", gw.conf], capture_output=True,
+                       text=True, timeout=60, cwd=gw.dir)
+    assert r.returncode != 0, r
+    assert RESTORE % gw.user_db in r.stderr, r.stderr
+    assert not os.path.exists(_key_file(gw))

@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -113,11 +114,32 @@ Test(session, wrong_key_rejected)
 
 	login(c, sizeof(c));
 	th_close(&t);
-	char p[300];
-	snprintf(p, sizeof(p), "%s", t.s.secret_key);
-	cr_assert_eq(unlink(p), 0);
-	th_open(&t);	/* a fresh key file with the same key id 1 */
+	FILE *f = fopen(t.s.secret_key, "w");	/* mode kept: 0600 */
+
+	cr_assert_not_null(f);
+	fprintf(f, "1 %064d\n", 9);	/* another key, the same key id 1 */
+	fclose(f);
+	th_open(&t);
 	cr_expect_eq(check(c, T0 + 1, &id), AUTH_INVALID);
+}
+
+/* A key file lost beside a store with users is not made again: a new key
+ * would leave their sessions and TOTP secrets unreadable. */
+Test(session, missing_key_of_a_store_with_users_refused)
+{
+	char c[512], err[512] = "";
+	struct stat st;
+
+	login(c, sizeof(c));
+	th_close(&t);
+	cr_assert_eq(unlink(t.s.secret_key), 0);
+	cr_assert_null(auth_open(&t.s, NULL, NULL, err, sizeof(err)));
+	cr_expect(strstr(err, "secret key file: cannot open: No such file or "
+	    "directory; the user store ") != NULL, "%s", err);
+	cr_expect(strstr(err, "has users, whose sessions and TOTP secrets are "
+	    "sealed with this key, so pbxgate does not make a new one in its "
+	    "place: restore the file") != NULL, "%s", err);
+	cr_expect_neq(stat(t.s.secret_key, &st), 0, "a key file was made");
 }
 
 Test(session, previous_key_still_accepted_after_rotation)

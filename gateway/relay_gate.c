@@ -143,24 +143,25 @@ normalise_target(struct gw_conn *c, const char *t, size_t n)
 	return 0;
 }
 
-/* The session cookie, if any. Never blocks (AES-GCM and memory only).
- * With `apply`, the identity becomes the request's and a due refresh of
- * the cookie is queued for the response. */
+/* The session cookie, if any, under login context a (NULL: none, so no
+ * session). Never blocks (AES-GCM and memory only). With `apply`, the
+ * identity becomes the request's and a due refresh of the cookie is
+ * queued for the response. */
 static void
-check_session(struct gw_conn *c, struct auth_identity *id, bool *ok,
-    bool apply)
+check_session(struct gw_conn *c, struct auth_ctx *a, struct auth_identity *id,
+    bool *ok, bool apply)
 {
 	const struct gw_hdr *h;
 	char sc[600];
 	enum auth_check r;
 
 	*ok = false;
-	if (gw_conn_auth(c) == NULL)
+	if (a == NULL)
 		return;
 	h = gw_msg_find(&c->rq->rp.req, "cookie", NULL);
 	if (h == NULL)
 		return;
-	r = auth_session_check(gw_conn_auth(c), c->rq->rp.req.buf + h->value, h->value_len,
+	r = auth_session_check(a, c->rq->rp.req.buf + h->value, h->value_len,
 	    time(NULL), id);
 	if (r != AUTH_OK)
 		return;
@@ -171,7 +172,7 @@ check_session(struct gw_conn *c, struct auth_identity *id, bool *ok,
 	c->rq->id.mfa = id->mfa;
 	snprintf(c->rq->id.user, sizeof(c->rq->id.user), "%s", id->user);
 	if (id->refresh &&
-	    auth_session_reseal(gw_conn_auth(c), id, time(NULL), sc, sizeof(sc)) > 0)
+	    auth_session_reseal(a, id, time(NULL), sc, sizeof(sc)) > 0)
 		c->rq->set_cookie = strdup(sc);
 }
 
@@ -344,7 +345,7 @@ gw_relay_gate(struct gw_conn *c, const char **path, size_t *plen)
 		canonical_prefix(c);
 	*path = c->rq->target;
 	*plen = c->rq->target_len;
-	check_session(c, &id, &session, true);
+	check_session(c, gw_conn_auth(c), &id, &session, true);
 	if (cfg->policy == NULL)
 		return 0;	/* a hardened reverse proxy without lockdown */
 	hs = scratch_new(c);
@@ -365,7 +366,10 @@ gw_relay_gate(struct gw_conn *c, const char **path, size_t *plen)
 }
 
 /* A WebSocket tunnel under a new snapshot (SIGHUP) or after a session
- * change: would its upgrade request still pass? */
+ * change: would its upgrade request still pass? Judged entirely under
+ * cfg: its policy and its login context, the one a new request would
+ * meet (another store, keys withdrawn, user_db removed), not the context
+ * the tunnel began under, which its old snapshot keeps open. */
 bool
 gw_relay_recheck(struct gw_conn *c, const struct gw_config *cfg)
 {
@@ -378,11 +382,12 @@ gw_relay_recheck(struct gw_conn *c, const struct gw_config *cfg)
 	char gbuf[AUTH_GROUPS_MAX + 1];
 	bool session, ok;
 
-	check_session(c, &id, &session, false);
-	if (c->rq->id.present && !session)
-		return false;	/* revoked, expired or its user disabled */
 	if ((cfg = gw_site_of(c, cfg)) == NULL)
 		return false;	/* its site is gone */
+	check_session(c, cfg->authctx, &id, &session, false);
+	if (c->rq->id.present && !session)
+		return false;	/* revoked, expired, its user disabled, or
+				 * not valid under this context at all */
 	if (cfg->policy == NULL)
 		return true;
 	hs = scratch_new(c);

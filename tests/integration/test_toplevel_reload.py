@@ -179,7 +179,7 @@ def test_reload_with_a_store_that_cannot_open_is_refused(top, ctx):
     assert top.generation() == gen
     line = [l for l in top.stderr().splitlines() if "reload failed: " in l]
     assert len(line) == 1, top.stderr()[-2000:]
-    assert "reload failed: user store %s: " % bad in line[0], line
+    assert "reload failed: %s: cannot open user store: " % bad in line[0], line
     signed_in(top, ctx, "alice")
     assert RETIRED not in top.stderr()
 
@@ -448,3 +448,73 @@ def test_start_with_the_key_file_of_a_store_with_users_missing_fails(
     assert r.returncode != 0, r
     assert RESTORE % gw.user_db in r.stderr, r.stderr
     assert not os.path.exists(_key_file(gw))
+
+
+# ---------------------------------------------------------------- tunnels judged under the new context
+
+WS_POLICY = "allow path ^/_pbxgate/\nlogin path ^/(app/|ws$)\ndefault allow\n"
+
+
+def _tunnel(gw, ctx, cookie):
+    """A WebSocket tunnel on /ws, login required (WS_POLICY in force),
+    opened with cookie."""
+    from helpers import ws_frame, ws_handshake_bytes, ws_read
+    from test_sites_run import SiteClient
+    c = SiteClient(gw.port, ctx, "localhost")
+    req, _ = ws_handshake_bytes("/ws", host="localhost")
+    c.sock.sendall(req.replace(b"\r\n\r\n", b"\r\nCookie: %s=%s\r\n\r\n"
+                               % (COOKIE.encode(), cookie.encode()), 1))
+    assert c.reader.response().status == 101
+    c.sock.sendall(ws_frame(0x1, b"before"))
+    assert ws_read(c.reader) == (0x1, b"before")
+    return c
+
+
+def _closed_by(top, ctx, change):
+    """alice's tunnel, then change() and a reload: the tunnel ends, as an
+    upgrade with the same cookie would be refused now."""
+    from test_sites_run import closed_within
+    top.policy = WS_POLICY
+    top.write_config()
+    top.reload()
+    cookie = signed_in(top, ctx, "alice").jar[COOKIE]
+    t = _tunnel(top, ctx, cookie)
+    try:
+        change()
+        top.reload()
+        assert closed_within(t, 15), "the tunnel outlived its session's context"
+    finally:
+        t.close()
+    assert "WebSocket closed: no longer allowed" in top.stderr()
+    return cookie
+
+
+def test_tunnel_closed_when_its_key_is_withdrawn(top, ctx):
+    cookie = _closed_by(top, ctx, lambda: _write_keys(top, [(1, os.urandom(32).hex())]))
+    assert to_login(_with_cookie(top, ctx, cookie).get("/app/x"))
+
+
+def test_tunnel_closed_when_the_store_is_switched(top, ctx):
+    _closed_by(top, ctx, lambda: top.use(os.path.join(top.dir, "b.db")))
+
+
+def test_tunnel_closed_when_user_db_is_removed(top, ctx):
+    _closed_by(top, ctx, lambda: top.use(None))
+
+
+def test_tunnel_kept_by_a_reload_that_changes_no_login_setting(top, ctx):
+    from helpers import ws_frame, ws_read
+    top.policy = WS_POLICY
+    top.write_config()
+    top.reload()
+    cookie = signed_in(top, ctx, "alice").jar[COOKIE]
+    t = _tunnel(top, ctx, cookie)
+    try:
+        top.extra.append("# not a login setting")
+        top.write_config()
+        top.reload()
+        t.sock.sendall(ws_frame(0x1, b"after"))
+        assert ws_read(t.reader) == (0x1, b"after")
+    finally:
+        t.close()
+    assert "WebSocket closed" not in top.stderr()

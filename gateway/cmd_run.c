@@ -584,7 +584,12 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Changes made by `pbxgate user` in another process reach the in-memory
  * session tables here (one cheap query when nothing changed): every open
- * store's refresh; 0, or -1 with the first error in err. */
+ * store's refresh, a previous context's too, since requests and tunnels
+ * of older snapshots still check sessions there. 0, or -1 with the first
+ * error of a context in force in err: only those decide /readyz. A
+ * previous context's store may well be gone (the reload moved away from
+ * it), which must not take a serving gateway out of its balancer: its
+ * failure is a warning, once per context. */
 static int
 refresh_all(struct gw_runtime *rt, char *err, size_t errlen)
 {
@@ -597,6 +602,15 @@ refresh_all(struct gw_runtime *rt, char *err, size_t errlen)
 
 		if (a == NULL || auth_refresh(a, e2, sizeof(e2)) == 0)
 			continue;
+		if (!gw_site_auth_current(rt, i)) {
+			if (gw_site_auth_warn_once(rt, i))
+				gw_log(GW_LOG_WARN, "user store refresh: %s "
+				    "(its previous login context, kept for "
+				    "connections of an older configuration; "
+				    "not counted in /readyz): %.400s",
+				    gw_site_auth_label(site, lb, sizeof(lb)), e2);
+			continue;
+		}
 		/* the top level's errors read as they always did */
 		if (rc == 0 && site == NULL)
 			snprintf(err, errlen, "%s", e2);

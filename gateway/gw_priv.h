@@ -370,8 +370,10 @@ struct gw_mail_site {
  * when it cannot be opened. commit: cfg is in force; the contexts it does
  * not name close once no snapshot holds them, in sweep (each store
  * refresh tick). ctx: entry i's context and its site (NULL: the top
- * level), NULL once its closing began. label: "site NAME" or "top level"
- * for log lines, in buf when it needs one. */
+ * level), NULL once its closing began. current: whether the snapshot in
+ * force names entry i (false for a context only older snapshots still
+ * hold). label: "site NAME" or "top level" for log lines, in buf when it
+ * needs one. */
 struct gw_site_auth;
 struct gw_site_auth_ops {
 	auth_audit_fn audit;	/* arg: the runtime */
@@ -384,6 +386,9 @@ void gw_site_auth_commit(struct gw_runtime *, const struct gw_config *);
 void gw_site_auth_sweep(struct gw_runtime *);
 struct auth_ctx *gw_site_auth_ctx(struct gw_runtime *, size_t i,
     const char **site);
+bool gw_site_auth_current(const struct gw_runtime *, size_t i);
+/* true the first time it is asked for entry i, false after */
+bool gw_site_auth_warn_once(struct gw_runtime *, size_t i);
 void gw_site_auth_free_all(struct gw_runtime *);
 const char *gw_site_auth_label(const char *site, char *buf, size_t len);
 

@@ -28,6 +28,7 @@
 struct gw_site_auth {
 	atomic_int       refs;		/* snapshots holding it */
 	bool             current;	/* the snapshot in force names it */
+	bool             warned;	/* its store failed once while retired */
 	bool             drain_posted;	/* listener stopped, post sent */
 	atomic_bool      drained;	/* ... and run on the worker */
 	char            *site;		/* NULL: the top level's */
@@ -133,6 +134,8 @@ gw_site_auth_commit(struct gw_runtime *rt, const struct gw_config *cfg)
 			    "before this reload closes once its requests are "
 			    "done", gw_site_auth_label(e->site, lb, sizeof(lb)));
 		e->current = now;
+		if (now)
+			e->warned = false;	/* warn again if retired again */
 	}
 }
 
@@ -188,6 +191,21 @@ gw_site_auth_ctx(struct gw_runtime *rt, size_t i, const char **site)
 
 	*site = e->site;
 	return e->drain_posted ? NULL : e->auth;
+}
+
+bool
+gw_site_auth_current(const struct gw_runtime *rt, size_t i)
+{
+	return rt->sauth[i]->current;
+}
+
+bool
+gw_site_auth_warn_once(struct gw_runtime *rt, size_t i)
+{
+	bool first = !rt->sauth[i]->warned;
+
+	rt->sauth[i]->warned = true;
+	return first;
 }
 
 void

@@ -296,6 +296,39 @@ def test_readyz_leaves_an_unreadable_store_behind(top, to):
     assert _readyz(top) == (200, "ready\n")
 
 
+def test_readyz_ignores_the_store_of_a_previous_context(top, ctx):
+    """A tunnel of the old configuration keeps a.db's context open after a
+    reload to b.db; a.db then becomes unreadable (the operator moved away
+    from it): a warning once, and /readyz stays 200 (the store in force
+    is fine), watched over more than two refresh ticks."""
+    import time
+    from test_sites_run import open_ws
+    t = open_ws(top.port, ctx, "localhost")
+    try:
+        top.use(os.path.join(top.dir, "b.db"))
+        top.reload()
+        wait_until(lambda: RETIRED in top.stderr(), timeout=5, interval=0.1,
+                   what="a.db's context retired")
+        import sqlite3
+        c = sqlite3.connect(os.path.join(top.dir, "a.db"))
+        c.execute("DROP TABLE meta")
+        c.commit()
+        c.close()
+        warn = "warning: user store refresh: top level (its previous login context"
+        wait_until(lambda: warn in top.stderr(), timeout=10, interval=0.1,
+                   what="the previous context's failure logged")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            assert _readyz(top) == (200, "ready\n")
+            time.sleep(0.2)
+        assert top.stderr().count(warn) == 1, top.stderr()[-3000:]
+        assert "error: user store refresh" not in top.stderr()
+    finally:
+        t.close()
+    wait_until(lambda: CLOSED in top.stderr(), timeout=10, interval=0.1,
+               what="a.db's context closed once the tunnel ended")
+
+
 def test_old_store_stays_open_while_a_tunnel_holds_it(top, ctx):
     """A WebSocket tunnel opened before the reload holds the snapshot it
     was opened under, and with it a.db's context: the context stays open

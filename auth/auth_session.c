@@ -259,11 +259,10 @@ auth_session_new(struct auth_ctx *c, const struct auth_user *u,
 int
 auth_session_revoke(struct auth_ctx *c, int64_t uid, const char *sid_hex)
 {
-	int rc = c->store->session_revoke(c, uid, sid_hex);
+	char err[256];
 
-	if (rc < 0 || auth_bump_version(c) < 0)
-		return -1;
-	return rc;
+	return auth_revoke(c, uid, sid_hex, NULL, (int64_t)time(NULL), err,
+	    sizeof(err));
 }
 
 int

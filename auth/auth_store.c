@@ -143,6 +143,40 @@ auth_bump_epoch(struct auth_ctx *c, int64_t uid, int64_t now)
 	return c->store->bump_epoch(c, uid, now);
 }
 
+/* The one way a session is revoked (logout, account page, `session
+ * revoke`). The revocation that would leave the user more than
+ * AUTH_REVOKED_PER_USER revoked rows bumps the epoch instead, which ends
+ * the same session and the user's others and deletes the rows: without
+ * it a user signing in and out in a loop would grow the table every
+ * gateway loads until the load refuses the store. One transaction, so no
+ * reload sees the rows over the bound or the rows gone without the bump. */
+int
+auth_revoke(struct auth_ctx *c, int64_t uid, const char *sid,
+    const char *pid, int64_t now, char *err, size_t errlen)
+{
+	int64_t n = 0;
+	int rc;
+
+	if (auth_store_begin(c) < 0)
+		goto fail;
+	rc = sid != NULL ? c->store->session_revoke(c, uid, sid) :
+	    c->store->session_revoke_pid(c, pid, &uid);
+	if (rc < 0 || (rc > 0 && c->store->revoked_count(c, uid, &n) < 0))
+		goto fail;
+	if (n > AUTH_REVOKED_PER_USER) {
+		if (auth_bump_epoch(c, uid, now) < 0)
+			goto fail;
+	} else if (rc > 0 && auth_bump_version(c) < 0)
+		goto fail;
+	if (auth_store_commit(c) < 0)
+		goto fail;
+	return rc;
+fail:
+	snprintf(err, errlen, "%s: %s", auth_store_errmsg(c), auth_store_hint(c));
+	auth_store_rollback(c);
+	return -1;
+}
+
 void
 auth_tables_free(struct auth_tables *t)
 {

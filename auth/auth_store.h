@@ -153,6 +153,8 @@ struct auth_store_ops {
 	    int64_t now);
 	int  (*pw_rehash)(struct auth_ctx *, int64_t uid, const char *phc,
 	    const char *old_phc);
+	/* ends every session of the user made before, and deletes the
+	 * user's revoked rows, which the new epoch covers */
 	int  (*bump_epoch)(struct auth_ctx *, int64_t uid, int64_t now);
 	int  (*totp_advance)(struct auth_ctx *, int64_t uid, int64_t step);
 
@@ -178,9 +180,13 @@ struct auth_store_ops {
 	    int64_t now);
 
 	int  (*session_add)(struct auth_ctx *, const struct auth_session_new_row *);
-	/* number of sessions marked revoked */
+	/* number of sessions marked revoked (the one's user into *uid); only
+	 * through auth_revoke (auth_priv.h), which bounds them per user */
 	int  (*session_revoke)(struct auth_ctx *, int64_t uid, const char *sid);
-	int  (*session_revoke_pid)(struct auth_ctx *, const char *pid);
+	int  (*session_revoke_pid)(struct auth_ctx *, const char *pid,
+	    int64_t *uid);
+	/* the user's rows marked revoked, as the loads read them */
+	int  (*revoked_count)(struct auth_ctx *, int64_t uid, int64_t *n);
 	int  (*session_list)(struct auth_ctx *, const struct auth_session_query *,
 	    auth_session_row_fn, void *arg);
 

@@ -241,6 +241,7 @@ Test(store_ops, sessions_revoked_and_ended_by_epoch)
 	struct auth_mem_user *u;
 	uint8_t (*rv)[16];
 	size_t nu, nr;
+	int64_t who = 0;
 
 	b.sid = "ffeeddccbbaa99887766554433221100";
 	b.pid = "7766554433221100";
@@ -256,9 +257,88 @@ Test(store_ops, sessions_revoked_and_ended_by_epoch)
 	cr_expect_eq(rv[0][15], 0xff);
 	free(u);
 	free(rv);
-	cr_expect_eq(s->session_revoke_pid(t.ctx, b.pid), 1);
-	cr_expect_eq(s->session_revoke_pid(t.ctx, b.pid), 0);
+	cr_expect_eq(s->session_revoke_pid(t.ctx, b.pid, &who), 1);
+	cr_expect_eq(who, uid, "the revoked session's user");
+	cr_expect_eq(s->session_revoke_pid(t.ctx, b.pid, &who), 0);
 	cr_expect_eq(live_sessions(uid), 0);
+}
+
+/* Session i of user uid: sid and pid of its own, tagged with the user. */
+static void
+session_i(int64_t uid, int i, char sid[AUTH_SID_HEX], char pid[AUTH_PID_HEX])
+{
+	struct auth_session_new_row r = { .sid = sid, .pid = pid,
+	    .ip = "192.0.2.1", .uid = uid, .created = 1000, .epoch = 1,
+	    .prune_before = 0, .level = 1 };
+
+	snprintf(sid, AUTH_SID_HEX, "%08x%024x", (unsigned)uid, (unsigned)i);
+	snprintf(pid, AUTH_PID_HEX, "%04x%012x", (unsigned)uid, (unsigned)i);
+	cr_assert_eq(t.ctx->store->session_add(t.ctx, &r), 0, "%s",
+	    t.ctx->store->errmsg(t.ctx));
+}
+
+/* Revoked rows in the loaded table; the user's epoch there into *epoch. */
+static size_t
+loaded_revoked(int64_t uid, uint32_t *epoch)
+{
+	struct auth_mem_user *u;
+	uint8_t (*rv)[16];
+	size_t nu, nr;
+
+	cr_assert_eq(t.ctx->store->load(t.ctx, &u, &nu, &rv, &nr), 0);
+	for (size_t i = 0; i < nu; i++)
+		if (u[i].id == uid)
+			*epoch = u[i].epoch;
+	free(u);
+	free(rv);
+	return nr;
+}
+
+/* The revocation past AUTH_REVOKED_PER_USER bumps the user's epoch and
+ * deletes the user's revoked rows: the loaded table stays bounded, the
+ * user's other sessions end, other users' do not. By sid (logout,
+ * account page) and by public id (`session revoke`) alike. */
+static void
+revoke_past_bound(bool by_pid)
+{
+	int64_t kate = add("kate"), leo = add("leo"), n = -1;
+	char sid[AUTH_SID_HEX], pid[AUTH_PID_HEX], err[256];
+	char keep[AUTH_SID_HEX], kpid[AUTH_PID_HEX];
+	uint32_t epoch = 0;
+
+	session_i(kate, 0, keep, kpid);
+	session_i(leo, 0, sid, pid);
+	cr_assert_eq(auth_revoke(t.ctx, leo, sid, NULL, 1001, err,
+	    sizeof(err)), 1, "%s", err);
+	session_i(leo, 1, sid, pid);
+	for (int i = 1; i <= AUTH_REVOKED_PER_USER; i++) {
+		session_i(kate, i, sid, pid);
+		cr_assert_eq(auth_revoke(t.ctx, by_pid ? 0 : kate, by_pid ? NULL :
+		    sid, pid, 1001, err, sizeof(err)), 1, "%s", err);
+	}
+	cr_expect_eq(loaded_revoked(kate, &epoch),
+	    (size_t)AUTH_REVOKED_PER_USER + 1, "kate's and leo's rows");
+	cr_expect_eq(epoch, 1, "no bump up to the bound");
+	cr_expect_eq(live_sessions(kate), 1);
+	session_i(kate, AUTH_REVOKED_PER_USER + 1, sid, pid);
+	cr_assert_eq(auth_revoke(t.ctx, by_pid ? 0 : kate, by_pid ? NULL : sid,
+	    pid, 1001, err, sizeof(err)), 1, "%s", err);
+	cr_expect_eq(loaded_revoked(kate, &epoch), 1, "leo's row only");
+	cr_expect_eq(epoch, 2, "kate's epoch bumped");
+	cr_assert_eq(t.ctx->store->revoked_count(t.ctx, kate, &n), 0);
+	cr_expect_eq(n, 0);
+	cr_expect_eq(live_sessions(kate), 0, "kate's older session ended");
+	cr_expect_eq(live_sessions(leo), 1, "leo's session untouched");
+}
+
+Test(store_ops, revocations_past_bound_bump_epoch_by_sid)
+{
+	revoke_past_bound(false);
+}
+
+Test(store_ops, revocations_past_bound_bump_epoch_by_pid)
+{
+	revoke_past_bound(true);
 }
 
 Test(store_ops, epoch_bump_ends_listed_sessions)

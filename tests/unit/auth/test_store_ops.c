@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/auth_store_pg.h"
 #include "helpers.h"
 
 static struct th t;
@@ -339,6 +340,51 @@ Test(store_ops, revocations_past_bound_bump_epoch_by_sid)
 Test(store_ops, revocations_past_bound_bump_epoch_by_pid)
 {
 	revoke_past_bound(true);
+}
+
+/* A users result of `rows` rows, as AUTH_PG_USERS_SQL's columns. */
+static PGresult *
+users_result(int rows)
+{
+	PGresAttDesc att[7];
+	PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+	char id[24];
+
+	memset(att, 0, sizeof(att));
+	for (int i = 0; i < 7; i++)
+		att[i].name = (char *)"c";
+	cr_assert_not_null(r);
+	cr_assert_eq(PQsetResultAttrs(r, 7, att), 1);
+	for (int i = 0; i < rows; i++) {
+		snprintf(id, sizeof(id), "%d", i + 1);
+		cr_assert_eq(PQsetvalue(r, i, 0, id, (int)strlen(id)), 1);
+		for (int col = 1; col < 7; col++)
+			cr_assert_eq(PQsetvalue(r, i, col, (char *)"0", 1), 1);
+	}
+	return r;
+}
+
+/* PostgreSQL's loads read one row more than the bound and refuse it, as
+ * SQLite's do: a table at the bound loads whole, one over it loads not
+ * at all, never cut short (the query's LIMIT alone silently was). */
+Test(store_ops, pg_load_refuses_a_table_over_its_bound)
+{
+	PGresult *r = users_result(AUTH_STORE_USERS_MAX);
+	struct auth_mem_user *u = NULL;
+	size_t n = 0;
+
+	cr_expect_eq(auth_pg_users_decode(r, &u, &n), 0);
+	cr_expect_eq(n, (size_t)AUTH_STORE_USERS_MAX);
+	cr_expect_eq(u[AUTH_STORE_USERS_MAX - 1].id, AUTH_STORE_USERS_MAX);
+	free(u);
+	cr_assert_eq(PQsetvalue(r, AUTH_STORE_USERS_MAX, 0, (char *)"0", 1), 1);
+	u = NULL;
+	cr_expect_eq(auth_pg_users_decode(r, &u, &n), AUTH_PG_OVER_CAP);
+	cr_expect_null(u);
+	cr_expect_eq(n, 0);
+	PQclear(r);
+	cr_expect_str_eq(strstr(AUTH_PG_USERS_SQL, "LIMIT"), "LIMIT $1::bigint");
+	cr_expect_str_eq(strstr(AUTH_PG_REVOKED_SQL, "LIMIT"), "LIMIT $1::bigint");
 }
 
 Test(store_ops, epoch_bump_ends_listed_sessions)

@@ -232,6 +232,15 @@ listening(struct auth_ctx *c)
 	return on;
 }
 
+/* Both backends' loads, one rule and one message (AUTH_STORE_OVER_CAP). */
+#define OVER_CAP_WHY "more users or revoked sessions than the in-memory " \
+	"tables hold (" XSTR(AUTH_STORE_USERS_MAX) " users, " \
+	XSTR(AUTH_STORE_REVOKED_MAX) " revoked sessions): refused " \
+	"rather than cut short; `pbxgate session revoke --user U` deletes a " \
+	"user's revoked rows (docs/auth.md, Known limits)"
+#define XSTR(x)	STR(x)
+#define STR(x)	#x
+
 /* Holds db_mu while reading, then swaps the tables under the write lock so
  * that request checks wait only for the pointer swap. */
 static int
@@ -239,6 +248,7 @@ reload(struct auth_ctx *c, bool force, bool try, char *err, size_t errlen)
 {
 	struct auth_tables *t;
 	int64_t ver = 0;
+	int rc = -1;
 
 	if (!try)
 		pthread_mutex_lock(&c->db_mu);
@@ -259,10 +269,11 @@ reload(struct auth_ctx *c, bool force, bool try, char *err, size_t errlen)
 	 * listener's must not win the race) */
 	force = force || (ver < auth_tables_version(c) && !listening(c));
 	if ((t = calloc(1, sizeof(*t))) == NULL ||
-	    c->store->load(c, &t->users, &t->nusers, &t->revoked,
-	    &t->nrevoked) < 0) {
+	    (rc = c->store->load(c, &t->users, &t->nusers, &t->revoked,
+	    &t->nrevoked)) < 0) {
 		snprintf(err, errlen, "%s: cannot load users: %s", c->s.user_db,
-		    t == NULL ? "out of memory" : c->store->errmsg(c));
+		    t == NULL ? "out of memory" : rc == AUTH_STORE_OVER_CAP ?
+		    OVER_CAP_WHY : c->store->errmsg(c));
 		pthread_mutex_unlock(&c->db_mu);
 		free(t);
 		return -1;

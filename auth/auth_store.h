@@ -123,6 +123,8 @@ struct auth_session_query {
 	bool newest_first;
 };
 
+#define AUTH_STORE_OVER_CAP	(-2)
+
 struct auth_store_ops {
 	const char *name;
 	int  (*open)(struct auth_ctx *, char *err, size_t errlen);
@@ -135,7 +137,10 @@ struct auth_store_ops {
 	const char *(*hint)(struct auth_ctx *);
 
 	/* The change counter the in-memory tables follow, and one consistent
-	 * read of those tables (the caller owns *users and *revoked). */
+	 * read of those tables (the caller owns *users and *revoked); load
+	 * reads one row more than each table's bound (AUTH_STORE_USERS_MAX,
+	 * AUTH_STORE_REVOKED_MAX) and returns AUTH_STORE_OVER_CAP when it gets
+	 * it: a table is refused, never cut short. */
 	int  (*version)(struct auth_ctx *, int64_t *out);
 	int  (*bump_version)(struct auth_ctx *);
 	int  (*load)(struct auth_ctx *, struct auth_mem_user **users, size_t *nusers,

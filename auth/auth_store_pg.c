@@ -799,7 +799,7 @@ auth_pg_users_decode(const PGresult *r, struct auth_mem_user **out, size_t *n)
 
 	*n = 0;
 	if (rows > AUTH_STORE_USERS_MAX)
-		return AUTH_PG_OVER_CAP;
+		return AUTH_STORE_OVER_CAP;
 	if ((v = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v))) == NULL)
 		return -1;
 	for (int i = 0; i < rows; i++) {
@@ -825,7 +825,7 @@ auth_pg_revoked_decode(const PGresult *r, uint8_t (**out)[16], size_t *n)
 
 	*n = 0;
 	if (rows > AUTH_STORE_REVOKED_MAX)
-		return AUTH_PG_OVER_CAP;
+		return AUTH_STORE_OVER_CAP;
 	if ((v = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v))) == NULL)
 		return -1;
 	for (int i = 0; i < rows; i++) {
@@ -851,7 +851,7 @@ decode_err(struct auth_ctx *c, int rc, const char *what, long max)
 {
 	if (rc < 0)
 		auth_pg_load_why(rc, what, max, pg(c)->err, sizeof(pg(c)->err));
-	return rc < 0 ? -1 : 0;
+	return rc;
 }
 
 static int
@@ -888,7 +888,7 @@ void
 auth_pg_load_why(int rc, const char *what, long max, char *out,
     size_t outlen)
 {
-	if (rc == AUTH_PG_OVER_CAP)
+	if (rc == AUTH_STORE_OVER_CAP)
 		snprintf(out, outlen, "more than %ld %s, the in-memory table's "
 		    "bound: refused rather than cut short (see Known limits in "
 		    "docs/auth.md)", max, what);
@@ -901,13 +901,15 @@ static int
 pg_load(struct auth_ctx *c, struct auth_mem_user **u, size_t *nu,
     uint8_t (**rv)[16], size_t *nr)
 {
+	int rc;
+
 	*u = NULL, *rv = NULL;
-	if (exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0 ||
-	    load_users(c, u, nu) < 0 || load_revoked(c, rv, nr) < 0) {
+	if ((rc = exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) < 0 ||
+	    (rc = load_users(c, u, nu)) < 0 || (rc = load_revoked(c, rv, nr)) < 0) {
 		pg_rollback(c);
 		free(*u);
 		*u = NULL;
-		return -1;
+		return rc == AUTH_STORE_OVER_CAP ? rc : -1;
 	}
 	pg_rollback(c);
 	return 0;

@@ -502,7 +502,8 @@ load_users(struct auth_ctx *c, struct auth_mem_user **out, size_t *n)
 	sqlite3_finalize(st);
 	if (r != SQLITE_DONE) {
 		free(v);
-		return -1;
+		return r == SQLITE_ROW && *n == AUTH_STORE_USERS_MAX ?
+		    AUTH_STORE_OVER_CAP : -1;
 	}
 	*out = v;
 	return 0;
@@ -539,7 +540,8 @@ load_revoked(struct auth_ctx *c, uint8_t (**out)[16], size_t *n)
 	sqlite3_finalize(st);
 	if (r != SQLITE_DONE) {
 		free(v);
-		return -1;
+		return r == SQLITE_ROW && *n == AUTH_STORE_REVOKED_MAX ?
+		    AUTH_STORE_OVER_CAP : -1;
 	}
 	*out = v;
 	return 0;
@@ -550,13 +552,15 @@ static int
 sq_load(struct auth_ctx *c, struct auth_mem_user **u, size_t *nu,
     uint8_t (**rv)[16], size_t *nr)
 {
+	int rc;
+
 	*u = NULL, *rv = NULL;
-	if (sq_exec(c, "BEGIN") < 0 || load_users(c, u, nu) < 0 ||
-	    load_revoked(c, rv, nr) < 0) {
+	if ((rc = sq_exec(c, "BEGIN")) < 0 || (rc = load_users(c, u, nu)) < 0 ||
+	    (rc = load_revoked(c, rv, nr)) < 0) {
 		sq_rollback(c);
 		free(*u);
 		*u = NULL;
-		return -1;
+		return rc == AUTH_STORE_OVER_CAP ? rc : -1;
 	}
 	sq_rollback(c);
 	return 0;

@@ -342,6 +342,55 @@ Test(store_ops, revocations_past_bound_bump_epoch_by_pid)
 	revoke_past_bound(true);
 }
 
+/* sql on the test's store, by a connection of its own for PostgreSQL. */
+static void
+store_exec(const char *sql)
+{
+	const char *url = getenv("PBXGATE_TEST_PG");
+	char *q;
+
+	if (url == NULL || *url == '\0') {
+		cr_assert_eq(sqlite3_exec(t.ctx->db, sql, NULL, NULL, NULL),
+		    SQLITE_OK, "%s", sqlite3_errmsg(t.ctx->db));
+		return;
+	}
+	cr_assert_gt(asprintf(&q, "SET search_path = %s; %s", schema, sql), 0);
+	pg_exec(url, q);
+	free(q);
+}
+
+/* Both loads, one rule: a users table at its bound loads whole, one row
+ * over it is refused (AUTH_STORE_OVER_CAP), never cut short. */
+Test(store_ops, load_refuses_a_table_over_its_bound, .timeout = 120)
+{
+	struct auth_store_ops const *s = t.ctx->store;
+	struct auth_mem_user *u = NULL;
+	uint8_t (*rv)[16] = NULL;
+	size_t nu = 0, nr = 0;
+	char sql[256], err[512] = "";
+
+	snprintf(sql, sizeof(sql), "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL"
+	    " SELECT i + 1 FROM n WHERE i < %d) INSERT INTO users(name,"
+	    " created, updated) SELECT 'u' || i, 0, 0 FROM n",
+	    AUTH_STORE_USERS_MAX);
+	store_exec(sql);
+	cr_assert_eq(s->load(t.ctx, &u, &nu, &rv, &nr), 0, "%s",
+	    s->errmsg(t.ctx));
+	cr_expect_eq(nu, (size_t)AUTH_STORE_USERS_MAX);
+	free(u);
+	free(rv);
+	add("one-more");
+	u = NULL, rv = NULL;
+	cr_expect_eq(s->load(t.ctx, &u, &nu, &rv, &nr), AUTH_STORE_OVER_CAP);
+	cr_expect_null(u);
+	cr_expect_null(rv);
+	pthread_mutex_unlock(&t.ctx->db_mu);	/* the reload takes it */
+	cr_expect_eq(auth_store_reload(t.ctx, true, err, sizeof(err)), -1);
+	pthread_mutex_lock(&t.ctx->db_mu);
+	cr_expect_not_null(strstr(err, ": cannot load users: more users or revoked"
+	    " sessions than the in-memory tables hold (100000 users, "), "%s", err);
+}
+
 /* A users result of `rows` rows, as AUTH_PG_USERS_SQL's columns. */
 static PGresult *
 users_result(int rows)
@@ -379,7 +428,7 @@ Test(store_ops, pg_load_refuses_a_table_over_its_bound)
 	free(u);
 	cr_assert_eq(PQsetvalue(r, AUTH_STORE_USERS_MAX, 0, (char *)"0", 1), 1);
 	u = NULL;
-	cr_expect_eq(auth_pg_users_decode(r, &u, &n), AUTH_PG_OVER_CAP);
+	cr_expect_eq(auth_pg_users_decode(r, &u, &n), AUTH_STORE_OVER_CAP);
 	cr_expect_null(u);
 	cr_expect_eq(n, 0);
 	PQclear(r);

@@ -205,6 +205,12 @@ struct auth_tables {
  * replaced, or t when refused. */
 void auth_tables_install(struct auth_ctx *, struct auth_tables *t, bool force);
 void auth_tables_free(struct auth_tables *);
+/* A load refused as AUTH_STORE_OVER_CAP: t emptied, to be installed with
+ * `force`, so that every cookie is refused (no user is known) rather than
+ * checked against tables that no longer follow the store; labelled with a
+ * version no store has, so that every reload reads the store again. */
+#define AUTH_TABLES_CLOSED	(-1)
+void auth_tables_close(struct auth_tables *t);
 int64_t auth_tables_version(struct auth_ctx *);	/* of the tables in force */
 /* The listener's state as /readyz and the log see it: 0, or -1 with err. */
 int  auth_live_status(struct auth_ctx *, char *err, size_t errlen);

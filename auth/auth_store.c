@@ -187,6 +187,20 @@ auth_tables_free(struct auth_tables *t)
 	free(t);
 }
 
+/* Keeping the tables in force would freeze them: revocations, disabled
+ * users and epoch bumps made since would be let through until the store
+ * is back under its bounds. */
+void
+auth_tables_close(struct auth_tables *t)
+{
+	free(t->users);
+	free(t->revoked);
+	t->users = NULL, t->nusers = 0;
+	t->revoked = NULL, t->nrevoked = 0;
+	t->version = AUTH_TABLES_CLOSED;
+	t->force = true;
+}
+
 /* Several readers race to install (pool threads after their own writes,
  * the listener): a read labelled older than the tables in force is
  * dropped, so the tables never step back in time. A pool reload reads the
@@ -274,8 +288,12 @@ reload(struct auth_ctx *c, bool force, bool try, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: cannot load users: %s", c->s.user_db,
 		    t == NULL ? "out of memory" : rc == AUTH_STORE_OVER_CAP ?
 		    OVER_CAP_WHY : c->store->errmsg(c));
+		if (rc == AUTH_STORE_OVER_CAP) {
+			auth_tables_close(t);
+			auth_tables_install(c, t, true);	/* under db_mu, as below */
+		} else
+			free(t);
 		pthread_mutex_unlock(&c->db_mu);
-		free(t);
 		return -1;
 	}
 	t->version = ver;

@@ -259,7 +259,7 @@ live_load(struct auth_live *l, bool all)
 	struct auth_tables *t = NULL;
 	PGresult *r;
 	int64_t v, in_force;
-	int rc;
+	int rc = 0;
 
 	snprintf(umax, sizeof(umax), "%d", AUTH_STORE_USERS_MAX + 1);
 	snprintf(rmax, sizeof(rmax), "%d", AUTH_STORE_REVOKED_MAX + 1);
@@ -280,7 +280,7 @@ live_load(struct auth_live *l, bool all)
 		auth_pg_load_why(rc, "users", AUTH_STORE_USERS_MAX, why,
 		    sizeof(why));
 		fail(l, "loading the tables", why);
-		goto bad;
+		goto over;
 	}
 	PQclear(r);
 	if ((r = live_query(l, AUTH_PG_REVOKED_SQL, 1, pr)) == NULL)
@@ -290,7 +290,7 @@ live_load(struct auth_live *l, bool all)
 		auth_pg_load_why(rc, "revoked sessions", AUTH_STORE_REVOKED_MAX,
 		    why, sizeof(why));
 		fail(l, "loading the tables", why);
-		goto bad;
+		goto over;
 	}
 	PQclear(r);
 	if (live_exec(l, "ROLLBACK") < 0)
@@ -299,6 +299,14 @@ live_load(struct auth_live *l, bool all)
 	t->force = v < in_force;
 	hand_over(l->c, t);
 	return 0;
+over:
+	/* the store is over a bound: closed tables now, not the last ones
+	 * until this connection's retry */
+	if (rc == AUTH_STORE_OVER_CAP) {
+		auth_tables_close(t);
+		hand_over(l->c, t);
+		return -1;
+	}
 bad:
 	auth_tables_free(t);
 	return -1;

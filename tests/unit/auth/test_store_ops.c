@@ -360,7 +360,9 @@ store_exec(const char *sql)
 }
 
 /* Both loads, one rule: a users table at its bound loads whole, one row
- * over it is refused (AUTH_STORE_OVER_CAP), never cut short. */
+ * over it is refused (AUTH_STORE_OVER_CAP), never cut short, and the
+ * reload puts empty tables in force (every cookie refused) rather than
+ * keep the last ones, which would let the changes made since through. */
 Test(store_ops, load_refuses_a_table_over_its_bound, .timeout = 120)
 {
 	struct auth_store_ops const *s = t.ctx->store;
@@ -389,6 +391,18 @@ Test(store_ops, load_refuses_a_table_over_its_bound, .timeout = 120)
 	pthread_mutex_lock(&t.ctx->db_mu);
 	cr_expect_not_null(strstr(err, ": cannot load users: more users or revoked"
 	    " sessions than the in-memory tables hold (100000 users, "), "%s", err);
+	/* closed, not frozen: no user known, so every cookie is refused */
+	cr_expect_eq(auth_tables_version(t.ctx), AUTH_TABLES_CLOSED);
+	cr_expect_eq(t.ctx->nusers, 0);
+	cr_expect_eq(t.ctx->nrevoked, 0);
+	/* back under the bound: the next reload, forced or not, opens them */
+	store_exec("DELETE FROM users WHERE name = 'one-more'");
+	pthread_mutex_unlock(&t.ctx->db_mu);
+	cr_expect_eq(auth_store_reload(t.ctx, false, err, sizeof(err)), 0, "%s",
+	    err);
+	pthread_mutex_lock(&t.ctx->db_mu);
+	cr_expect_eq(t.ctx->nusers, (size_t)AUTH_STORE_USERS_MAX);
+	cr_expect_gt(auth_tables_version(t.ctx), 0);
 }
 
 /* A users result of `rows` rows, as AUTH_PG_USERS_SQL's columns. */

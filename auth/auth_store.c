@@ -249,7 +249,7 @@ listening(struct auth_ctx *c)
 /* Both backends' loads, one rule and one message (AUTH_STORE_OVER_CAP). */
 #define OVER_CAP_WHY "more users or revoked sessions than the in-memory " \
 	"tables hold (" XSTR(AUTH_STORE_USERS_MAX) " users, " \
-	XSTR(AUTH_STORE_REVOKED_MAX) " revoked sessions): refused " \
+	XSTR(AUTH_REVOKED_PER_USER) " revoked sessions per user): refused " \
 	"rather than cut short; `pbxgate session revoke --user U` deletes a " \
 	"user's revoked rows (docs/auth.md, Known limits)"
 #define XSTR(x)	STR(x)

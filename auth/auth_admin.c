@@ -138,24 +138,21 @@ is_pid(const char *s)
 static int
 revoke_one(struct auth_ctx *c, const char *pid)
 {
-	int n = -1;
+	char err[512];
+	int n = auth_revoke(c, 0, NULL, pid, (int64_t)time(NULL), err,
+	    sizeof(err));
 
-	if (auth_store_begin(c) < 0)
-		goto fail;
-	n = c->store->session_revoke_pid(c, pid);
-	if (n < 0 || (n > 0 && auth_bump_version(c) < 0) || auth_store_commit(c) < 0)
-		goto fail;
+	if (n < 0) {
+		fprintf(stderr, "pbxgate: cannot revoke session %s: %s\n", pid,
+		    err);
+		return 1;
+	}
 	if (n == 0) {
 		fprintf(stderr, "pbxgate: no live session %s (see `pbxgate session "
 		    "list`)\n", pid);
 		return 1;
 	}
 	return 0;
-fail:
-	fprintf(stderr, "pbxgate: cannot revoke session %s: %s\n", pid,
-	    auth_store_errmsg(c));
-	auth_store_rollback(c);
-	return 1;
 }
 
 /* Every session of a user: the epoch bump a password change makes. */

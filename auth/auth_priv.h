@@ -111,8 +111,18 @@ bool auth_ip_in_list(const struct sockaddr *sa, const char *list);
 int  auth_cidr_list_check(const char *list, char *err, size_t errlen);
 
 /* ---- auth_store.c: the backend interface is auth_store.h ---- */
-#define AUTH_STORE_USERS_MAX   100000	/* in-memory table bounds */
-#define AUTH_STORE_REVOKED_MAX 100000
+/* In-memory table bounds. A store over either is refused by the load
+ * (both backends), never cut short: a revocation left out would be a
+ * session let back in. Revoked rows are bounded per user (auth_revoke:
+ * the one past AUTH_REVOKED_PER_USER bumps the user's epoch instead), so
+ * a store written under the bound never reaches AUTH_STORE_REVOKED_MAX.
+ * 32 revocations within session_max_lifetime (plus the hour before rows
+ * are pruned) is several times what a person with a few devices signs
+ * out; a flood of sign-ins and outs costs its own user the other
+ * sessions and costs every gateway at most 32 rows x 16 bytes. */
+#define AUTH_STORE_USERS_MAX   100000
+#define AUTH_REVOKED_PER_USER  32
+#define AUTH_STORE_REVOKED_MAX (AUTH_STORE_USERS_MAX * AUTH_REVOKED_PER_USER)
 #include "auth/auth_store.h"
 struct auth_user {
 	int64_t  id;
@@ -201,6 +211,12 @@ struct auth_tables {
  * replaced, or t when refused. */
 void auth_tables_install(struct auth_ctx *, struct auth_tables *t, bool force);
 void auth_tables_free(struct auth_tables *);
+/* A load refused as AUTH_STORE_OVER_CAP: t emptied, to be installed with
+ * `force`, so that every cookie is refused (no user is known) rather than
+ * checked against tables that no longer follow the store; labelled with a
+ * version no store has, so that every reload reads the store again. */
+#define AUTH_TABLES_CLOSED	(-1)
+void auth_tables_close(struct auth_tables *t);
 int64_t auth_tables_version(struct auth_ctx *);	/* of the tables in force */
 /* The listener's state as /readyz and the log see it: 0, or -1 with err. */
 int  auth_live_status(struct auth_ctx *, char *err, size_t errlen);
@@ -229,6 +245,11 @@ const char *auth_store_hint(struct auth_ctx *);
 int  auth_user_get(struct auth_ctx *, const char *folded, int64_t id,
     struct auth_user *out);	/* 0 found, 1 not found, -1 error */
 int  auth_bump_epoch(struct auth_ctx *, int64_t uid, int64_t now);
+/* Revokes one session, by sid (of user uid) or else by public id, in a
+ * transaction of its own: the sessions revoked (0 or 1), or -1 with the
+ * store's error and hint in err (read before the rollback clears them). */
+int  auth_revoke(struct auth_ctx *, int64_t uid, const char *sid,
+    const char *pid, int64_t now, char *err, size_t errlen);
 int  auth_bump_version(struct auth_ctx *);
 /* The INSERT of one row of table t for row_put, marks '?' or '$'. */
 int  auth_tbl_insert_sql(enum auth_tbl t, char mark, char *out, size_t outlen);

@@ -95,21 +95,38 @@ seal_cookie(struct auth_ctx *c, const struct payload *pl, char *buf, size_t len)
 	return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
+/* "KID." at the start of a cookie or token value: the id as seal_cookie
+ * and auth_token_seal write it ("%u"), every id the key file takes
+ * (1..4294967295, ten digits included), and one spelling per id: no
+ * leading zero, no sign, no wrap past UINT32_MAX (4294967297 is not 1).
+ * The offset past the '.', or 0 when v does not start so. */
+static size_t
+kid_parse(const char *v, size_t n, uint32_t *kid)
+{
+	uint64_t k = 0;
+	size_t i = 0;
+
+	while (i < n && i < 10 && v[i] >= '0' && v[i] <= '9')
+		k = k * 10 + (uint64_t)(v[i++] - '0');
+	if (i == 0 || v[0] == '0' || k > UINT32_MAX || i >= n || v[i] != '.')
+		return 0;
+	*kid = (uint32_t)k;
+	return i + 1;
+}
+
 static int
 unseal_cookie(struct auth_ctx *c, const char *v, size_t n, struct payload *pl)
 {
 	const struct auth_key *k;
 	uint8_t sealed[SEALED_LEN], pt[PAYLOAD_LEN];
 	char aad[128];
-	size_t i = 0;
+	size_t i;
 	uint32_t kid = 0;
 	int alen, r;
 
-	while (i < n && i < 10 && v[i] >= '0' && v[i] <= '9')
-		kid = kid * 10 + (uint32_t)(v[i++] - '0');
-	if (i == 0 || i == 10 || i >= n || v[i] != '.' || (k = auth_keys_find(&c->keys, kid)) == NULL)
+	if ((i = kid_parse(v, n, &kid)) == 0 ||
+	    (k = auth_keys_find(&c->keys, kid)) == NULL)
 		return -1;
-	i++;
 	if (n - i != 2 * SEALED_LEN || auth_unhex(v + i, n - i, sealed, sizeof(sealed)) < 0)
 		return -1;
 	if ((alen = aad_for(c, kid, aad, sizeof(aad))) < 0)
@@ -259,11 +276,10 @@ auth_session_new(struct auth_ctx *c, const struct auth_user *u,
 int
 auth_session_revoke(struct auth_ctx *c, int64_t uid, const char *sid_hex)
 {
-	int rc = c->store->session_revoke(c, uid, sid_hex);
+	char err[256];
 
-	if (rc < 0 || auth_bump_version(c) < 0)
-		return -1;
-	return rc;
+	return auth_revoke(c, uid, sid_hex, NULL, (int64_t)time(NULL), err,
+	    sizeof(err));
 }
 
 int
@@ -293,17 +309,15 @@ auth_token_open(struct auth_ctx *c, const char *purpose, const char *v,
 	const struct auth_key *k;
 	uint8_t sealed[256];
 	char aad[160];
-	size_t i = 0;
+	size_t i;
 	uint32_t kid = 0;
 	int a;
 
 	if (n + AUTH_SEAL_OVER > sizeof(sealed))
 		return -1;
-	while (i < vlen && i < 9 && v[i] >= '0' && v[i] <= '9')
-		kid = kid * 10 + (uint32_t)(v[i++] - '0');
-	if (i == 0 || i >= vlen || v[i] != '.' || (k = auth_keys_find(&c->keys, kid)) == NULL)
+	if ((i = kid_parse(v, vlen, &kid)) == 0 ||
+	    (k = auth_keys_find(&c->keys, kid)) == NULL)
 		return -1;
-	i++;
 	if (vlen - i != 2 * (n + AUTH_SEAL_OVER) ||
 	    auth_unhex(v + i, vlen - i, sealed, sizeof(sealed)) < 0)
 		return -1;

@@ -143,6 +143,40 @@ auth_bump_epoch(struct auth_ctx *c, int64_t uid, int64_t now)
 	return c->store->bump_epoch(c, uid, now);
 }
 
+/* The one way a session is revoked (logout, account page, `session
+ * revoke`). The revocation that would leave the user more than
+ * AUTH_REVOKED_PER_USER revoked rows bumps the epoch instead, which ends
+ * the same session and the user's others and deletes the rows: without
+ * it a user signing in and out in a loop would grow the table every
+ * gateway loads until the load refuses the store. One transaction, so no
+ * reload sees the rows over the bound or the rows gone without the bump. */
+int
+auth_revoke(struct auth_ctx *c, int64_t uid, const char *sid,
+    const char *pid, int64_t now, char *err, size_t errlen)
+{
+	int64_t n = 0;
+	int rc;
+
+	if (auth_store_begin(c) < 0)
+		goto fail;
+	rc = sid != NULL ? c->store->session_revoke(c, uid, sid) :
+	    c->store->session_revoke_pid(c, pid, &uid);
+	if (rc < 0 || (rc > 0 && c->store->revoked_count(c, uid, &n) < 0))
+		goto fail;
+	if (n > AUTH_REVOKED_PER_USER) {
+		if (auth_bump_epoch(c, uid, now) < 0)
+			goto fail;
+	} else if (rc > 0 && auth_bump_version(c) < 0)
+		goto fail;
+	if (auth_store_commit(c) < 0)
+		goto fail;
+	return rc;
+fail:
+	snprintf(err, errlen, "%s: %s", auth_store_errmsg(c), auth_store_hint(c));
+	auth_store_rollback(c);
+	return -1;
+}
+
 void
 auth_tables_free(struct auth_tables *t)
 {
@@ -151,6 +185,20 @@ auth_tables_free(struct auth_tables *t)
 	free(t->users);
 	free(t->revoked);
 	free(t);
+}
+
+/* Keeping the tables in force would freeze them: revocations, disabled
+ * users and epoch bumps made since would be let through until the store
+ * is back under its bounds. */
+void
+auth_tables_close(struct auth_tables *t)
+{
+	free(t->users);
+	free(t->revoked);
+	t->users = NULL, t->nusers = 0;
+	t->revoked = NULL, t->nrevoked = 0;
+	t->version = AUTH_TABLES_CLOSED;
+	t->force = true;
 }
 
 /* Several readers race to install (pool threads after their own writes,
@@ -198,6 +246,15 @@ listening(struct auth_ctx *c)
 	return on;
 }
 
+/* Both backends' loads, one rule and one message (AUTH_STORE_OVER_CAP). */
+#define OVER_CAP_WHY "more users or revoked sessions than the in-memory " \
+	"tables hold (" XSTR(AUTH_STORE_USERS_MAX) " users, " \
+	XSTR(AUTH_REVOKED_PER_USER) " revoked sessions per user): refused " \
+	"rather than cut short; `pbxgate session revoke --user U` deletes a " \
+	"user's revoked rows (docs/auth.md, Known limits)"
+#define XSTR(x)	STR(x)
+#define STR(x)	#x
+
 /* Holds db_mu while reading, then swaps the tables under the write lock so
  * that request checks wait only for the pointer swap. */
 static int
@@ -205,6 +262,7 @@ reload(struct auth_ctx *c, bool force, bool try, char *err, size_t errlen)
 {
 	struct auth_tables *t;
 	int64_t ver = 0;
+	int rc = -1;
 
 	if (!try)
 		pthread_mutex_lock(&c->db_mu);
@@ -225,12 +283,17 @@ reload(struct auth_ctx *c, bool force, bool try, char *err, size_t errlen)
 	 * listener's must not win the race) */
 	force = force || (ver < auth_tables_version(c) && !listening(c));
 	if ((t = calloc(1, sizeof(*t))) == NULL ||
-	    c->store->load(c, &t->users, &t->nusers, &t->revoked,
-	    &t->nrevoked) < 0) {
+	    (rc = c->store->load(c, &t->users, &t->nusers, &t->revoked,
+	    &t->nrevoked)) < 0) {
 		snprintf(err, errlen, "%s: cannot load users: %s", c->s.user_db,
-		    t == NULL ? "out of memory" : c->store->errmsg(c));
+		    t == NULL ? "out of memory" : rc == AUTH_STORE_OVER_CAP ?
+		    OVER_CAP_WHY : c->store->errmsg(c));
+		if (rc == AUTH_STORE_OVER_CAP) {
+			auth_tables_close(t);
+			auth_tables_install(c, t, true);	/* under db_mu, as below */
+		} else
+			free(t);
 		pthread_mutex_unlock(&c->db_mu);
-		free(t);
 		return -1;
 	}
 	t->version = ver;

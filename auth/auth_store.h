@@ -123,6 +123,8 @@ struct auth_session_query {
 	bool newest_first;
 };
 
+#define AUTH_STORE_OVER_CAP	(-2)
+
 struct auth_store_ops {
 	const char *name;
 	int  (*open)(struct auth_ctx *, char *err, size_t errlen);
@@ -135,7 +137,10 @@ struct auth_store_ops {
 	const char *(*hint)(struct auth_ctx *);
 
 	/* The change counter the in-memory tables follow, and one consistent
-	 * read of those tables (the caller owns *users and *revoked). */
+	 * read of those tables (the caller owns *users and *revoked); load
+	 * reads one row more than each table's bound (AUTH_STORE_USERS_MAX,
+	 * AUTH_STORE_REVOKED_MAX) and returns AUTH_STORE_OVER_CAP when it gets
+	 * it: a table is refused, never cut short. */
 	int  (*version)(struct auth_ctx *, int64_t *out);
 	int  (*bump_version)(struct auth_ctx *);
 	int  (*load)(struct auth_ctx *, struct auth_mem_user **users, size_t *nusers,
@@ -153,6 +158,8 @@ struct auth_store_ops {
 	    int64_t now);
 	int  (*pw_rehash)(struct auth_ctx *, int64_t uid, const char *phc,
 	    const char *old_phc);
+	/* ends every session of the user made before, and deletes the
+	 * user's revoked rows, which the new epoch covers */
 	int  (*bump_epoch)(struct auth_ctx *, int64_t uid, int64_t now);
 	int  (*totp_advance)(struct auth_ctx *, int64_t uid, int64_t step);
 
@@ -178,9 +185,13 @@ struct auth_store_ops {
 	    int64_t now);
 
 	int  (*session_add)(struct auth_ctx *, const struct auth_session_new_row *);
-	/* number of sessions marked revoked */
+	/* number of sessions marked revoked (the one's user into *uid); only
+	 * through auth_revoke (auth_priv.h), which bounds them per user */
 	int  (*session_revoke)(struct auth_ctx *, int64_t uid, const char *sid);
-	int  (*session_revoke_pid)(struct auth_ctx *, const char *pid);
+	int  (*session_revoke_pid)(struct auth_ctx *, const char *pid,
+	    int64_t *uid);
+	/* the user's rows marked revoked, as the loads read them */
+	int  (*revoked_count)(struct auth_ctx *, int64_t uid, int64_t *n);
 	int  (*session_list)(struct auth_ctx *, const struct auth_session_query *,
 	    auth_session_row_fn, void *arg);
 

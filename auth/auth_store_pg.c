@@ -743,11 +743,15 @@ auth_pg_channel(int64_t store_id, char out[AUTH_PG_CHANNEL_LEN])
 	    (uint64_t)store_id);
 }
 
+/* The user's revoked rows go with the bump: every session made before it
+ * carries the old epoch, which the cookie check now refuses by itself. */
 static int
 pg_bump_epoch(struct auth_ctx *c, int64_t uid, int64_t now)
 {
 	if (change(c, "UPDATE users SET epoch = epoch + 1, updated = $2::bigint"
-	    " WHERE id = $1::bigint", "ii", uid, now) < 0)
+	    " WHERE id = $1::bigint", "ii", uid, now) < 0 ||
+	    change(c, "DELETE FROM sessions WHERE user_id = $1::bigint AND"
+	    " revoked = 1", "i", uid) < 0)
 		return -1;
 	return pg_bump_version(c);
 }
@@ -791,10 +795,12 @@ int
 auth_pg_users_decode(const PGresult *r, struct auth_mem_user **out, size_t *n)
 {
 	int rows = PQntuples(r);
-	struct auth_mem_user *v = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v));
+	struct auth_mem_user *v;
 
 	*n = 0;
-	if (v == NULL)
+	if (rows > AUTH_STORE_USERS_MAX)
+		return AUTH_STORE_OVER_CAP;
+	if ((v = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v))) == NULL)
 		return -1;
 	for (int i = 0; i < rows; i++) {
 		struct auth_mem_user *m = &v[i];
@@ -815,10 +821,12 @@ int
 auth_pg_revoked_decode(const PGresult *r, uint8_t (**out)[16], size_t *n)
 {
 	int rows = PQntuples(r);
-	uint8_t (*v)[16] = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v));
+	uint8_t (*v)[16];
 
 	*n = 0;
-	if (v == NULL)
+	if (rows > AUTH_STORE_REVOKED_MAX)
+		return AUTH_STORE_OVER_CAP;
+	if ((v = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v))) == NULL)
 		return -1;
 	for (int i = 0; i < rows; i++) {
 		const char *t = col_text(r, i, 0);
@@ -837,11 +845,20 @@ auth_pg_counts_decode(const PGresult *r, long long *out)
 		out[i] = col_i64(r, 0, i);
 }
 
+/* A decode's failure in words, as auth_pg_load_why() words it. */
+static int
+decode_err(struct auth_ctx *c, int rc, const char *what, long max)
+{
+	if (rc < 0)
+		auth_pg_load_why(rc, what, max, pg(c)->err, sizeof(pg(c)->err));
+	return rc;
+}
+
 static int
 load_users(struct auth_ctx *c, struct auth_mem_user **out, size_t *n)
 {
 	PGresult *r = query(c, AUTH_PG_USERS_SQL, "i",
-	    (int64_t)AUTH_STORE_USERS_MAX);
+	    (int64_t)AUTH_STORE_USERS_MAX + 1);
 	int rc;
 
 	*n = 0;
@@ -849,14 +866,14 @@ load_users(struct auth_ctx *c, struct auth_mem_user **out, size_t *n)
 		return -1;
 	rc = auth_pg_users_decode(r, out, n);
 	PQclear(r);
-	return rc;
+	return decode_err(c, rc, "users", AUTH_STORE_USERS_MAX);
 }
 
 static int
 load_revoked(struct auth_ctx *c, uint8_t (**out)[16], size_t *n)
 {
 	PGresult *r = query(c, AUTH_PG_REVOKED_SQL, "i",
-	    (int64_t)AUTH_STORE_REVOKED_MAX);
+	    (int64_t)AUTH_STORE_REVOKED_MAX + 1);
 	int rc;
 
 	*n = 0;
@@ -864,7 +881,19 @@ load_revoked(struct auth_ctx *c, uint8_t (**out)[16], size_t *n)
 		return -1;
 	rc = auth_pg_revoked_decode(r, out, n);
 	PQclear(r);
-	return rc;
+	return decode_err(c, rc, "revoked sessions", AUTH_STORE_REVOKED_MAX);
+}
+
+void
+auth_pg_load_why(int rc, const char *what, long max, char *out,
+    size_t outlen)
+{
+	if (rc == AUTH_STORE_OVER_CAP)
+		snprintf(out, outlen, "more than %ld %s, the in-memory table's "
+		    "bound: refused rather than cut short (see Known limits in "
+		    "docs/auth.md)", max, what);
+	else
+		snprintf(out, outlen, "reading the %s: out of memory", what);
 }
 
 /* One snapshot, so users and revocations are of the same moment. */
@@ -872,13 +901,15 @@ static int
 pg_load(struct auth_ctx *c, struct auth_mem_user **u, size_t *nu,
     uint8_t (**rv)[16], size_t *nr)
 {
+	int rc;
+
 	*u = NULL, *rv = NULL;
-	if (exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0 ||
-	    load_users(c, u, nu) < 0 || load_revoked(c, rv, nr) < 0) {
+	if ((rc = exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) < 0 ||
+	    (rc = load_users(c, u, nu)) < 0 || (rc = load_revoked(c, rv, nr)) < 0) {
 		pg_rollback(c);
 		free(*u);
 		*u = NULL;
-		return -1;
+		return rc == AUTH_STORE_OVER_CAP ? rc : -1;
 	}
 	pg_rollback(c);
 	return 0;
@@ -1103,10 +1134,31 @@ pg_session_revoke(struct auth_ctx *c, int64_t uid, const char *sid)
 }
 
 static int
-pg_session_revoke_pid(struct auth_ctx *c, const char *pid)
+pg_session_revoke_pid(struct auth_ctx *c, const char *pid, int64_t *uid)
 {
-	return change(c, "UPDATE sessions SET revoked = 1 WHERE pid = $1::text"
-	    " AND revoked = 0", "t", pid);
+	PGresult *r = query(c, "UPDATE sessions SET revoked = 1 WHERE"
+	    " pid = $1::text AND revoked = 0 RETURNING user_id", "t", pid);
+	int n;
+
+	if (r == NULL)
+		return -1;
+	if ((n = PQntuples(r)) == 1)
+		*uid = col_i64(r, 0, 0);
+	PQclear(r);
+	return n;
+}
+
+static int
+pg_revoked_count(struct auth_ctx *c, int64_t uid, int64_t *n)
+{
+	PGresult *r = query(c, "SELECT count(*) FROM sessions WHERE"
+	    " user_id = $1::bigint AND revoked = 1", "i", uid);
+
+	if (r == NULL)
+		return -1;
+	*n = col_i64(r, 0, 0);
+	PQclear(r);
+	return 0;
 }
 
 /* Live as the SQLite backend defines it (see there). */
@@ -1516,6 +1568,7 @@ const struct auth_store_ops auth_store_pg = {
 	.session_add = pg_session_add,
 	.session_revoke = pg_session_revoke,
 	.session_revoke_pid = pg_session_revoke_pid,
+	.revoked_count = pg_revoked_count,
 	.session_list = pg_session_list,
 	.login_add = pg_login_add,
 	.login_prune = pg_login_prune,

@@ -35,7 +35,9 @@ struct auth_pg *auth_pg_pool_current(struct auth_ctx *);
 void auth_pg_channel(int64_t store_id, char out[AUTH_PG_CHANNEL_LEN]);
 
 #define AUTH_PG_VERSION_SQL	"SELECT v FROM meta WHERE k = 'version'"
-/* $1: row limit */
+/* $1: the table's bound plus one, so that a store over the bound is told
+ * from one at it and refused (AUTH_STORE_OVER_CAP), as SQLite's load does:
+ * never a table silently cut short */
 #define AUTH_PG_USERS_SQL	"SELECT id, epoch, admin, disabled, name," \
 	" groups, lockdown FROM users ORDER BY id LIMIT $1::bigint"
 #define AUTH_PG_REVOKED_SQL	"SELECT sid FROM sessions WHERE revoked = 1" \
@@ -66,10 +68,15 @@ int  auth_pg_password(const struct auth_settings *, char *out, size_t outlen,
 
 /* Rows of AUTH_PG_USERS_SQL / AUTH_PG_REVOKED_SQL into a new array the
  * caller frees; AUTH_PG_COUNTS_SQL's row into out[AUTH_GAUGES]. The result
- * stays the caller's. -1 when out of memory. */
+ * stays the caller's. -1 when out of memory, AUTH_STORE_OVER_CAP (nothing
+ * decoded) when there are more rows than AUTH_STORE_USERS_MAX or
+ * AUTH_STORE_REVOKED_MAX; auth_pg_load_why words either failure for the
+ * table `what` of bound `max`. */
 int  auth_pg_users_decode(const PGresult *, struct auth_mem_user **out,
     size_t *n);
 int  auth_pg_revoked_decode(const PGresult *, uint8_t (**out)[16], size_t *n);
 void auth_pg_counts_decode(const PGresult *, long long *out);
+void auth_pg_load_why(int rc, const char *what, long max, char *out,
+    size_t outlen);
 
 #endif

@@ -254,14 +254,15 @@ deliver(void *arg)
 static int
 live_load(struct auth_live *l, bool all)
 {
-	char umax[24], rmax[24];
+	char umax[24], rmax[24], why[160];
 	const char *pu[1] = { umax }, *pr[1] = { rmax };
 	struct auth_tables *t = NULL;
 	PGresult *r;
 	int64_t v, in_force;
+	int rc = 0;
 
-	snprintf(umax, sizeof(umax), "%d", AUTH_STORE_USERS_MAX);
-	snprintf(rmax, sizeof(rmax), "%d", AUTH_STORE_REVOKED_MAX);
+	snprintf(umax, sizeof(umax), "%d", AUTH_STORE_USERS_MAX + 1);
+	snprintf(rmax, sizeof(rmax), "%d", AUTH_STORE_REVOKED_MAX + 1);
 	if (live_exec(l, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0 ||
 	    (r = live_query(l, AUTH_PG_VERSION_SQL, 0, NULL)) == NULL)
 		return -1;
@@ -274,18 +275,22 @@ live_load(struct auth_live *l, bool all)
 		return fail(l, "reading the tables", "out of memory"), -1;
 	if ((r = live_query(l, AUTH_PG_USERS_SQL, 1, pu)) == NULL)
 		goto bad;
-	if (auth_pg_users_decode(r, &t->users, &t->nusers) < 0) {
+	if ((rc = auth_pg_users_decode(r, &t->users, &t->nusers)) < 0) {
 		PQclear(r);
-		fail(l, "reading the users", "out of memory");
-		goto bad;
+		auth_pg_load_why(rc, "users", AUTH_STORE_USERS_MAX, why,
+		    sizeof(why));
+		fail(l, "loading the tables", why);
+		goto over;
 	}
 	PQclear(r);
 	if ((r = live_query(l, AUTH_PG_REVOKED_SQL, 1, pr)) == NULL)
 		goto bad;
-	if (auth_pg_revoked_decode(r, &t->revoked, &t->nrevoked) < 0) {
+	if ((rc = auth_pg_revoked_decode(r, &t->revoked, &t->nrevoked)) < 0) {
 		PQclear(r);
-		fail(l, "reading the revocations", "out of memory");
-		goto bad;
+		auth_pg_load_why(rc, "revoked sessions", AUTH_STORE_REVOKED_MAX,
+		    why, sizeof(why));
+		fail(l, "loading the tables", why);
+		goto over;
 	}
 	PQclear(r);
 	if (live_exec(l, "ROLLBACK") < 0)
@@ -294,6 +299,14 @@ live_load(struct auth_live *l, bool all)
 	t->force = v < in_force;
 	hand_over(l->c, t);
 	return 0;
+over:
+	/* the store is over a bound: closed tables now, not the last ones
+	 * until this connection's retry */
+	if (rc == AUTH_STORE_OVER_CAP) {
+		auth_tables_close(t);
+		hand_over(l->c, t);
+		return -1;
+	}
 bad:
 	auth_tables_free(t);
 	return -1;

@@ -415,11 +415,15 @@ sq_bump_version(struct auth_ctx *c)
 	return sq_exec(c, "UPDATE meta SET v = v + 1 WHERE k = 'version'");
 }
 
+/* The user's revoked rows go with the bump: every session made before it
+ * carries the old epoch, which the cookie check now refuses by itself. */
 static int
 sq_bump_epoch(struct auth_ctx *c, int64_t uid, int64_t now)
 {
 	if (done(c, prep(c, "UPDATE users SET epoch = epoch + 1, updated = ?2"
-	    " WHERE id = ?1", "ii", uid, now)) < 0)
+	    " WHERE id = ?1", "ii", uid, now)) < 0 ||
+	    done(c, prep(c, "DELETE FROM sessions WHERE user_id = ?1 AND"
+	    " revoked = 1", "i", uid)) < 0)
 		return -1;
 	return sq_bump_version(c);
 }
@@ -498,7 +502,8 @@ load_users(struct auth_ctx *c, struct auth_mem_user **out, size_t *n)
 	sqlite3_finalize(st);
 	if (r != SQLITE_DONE) {
 		free(v);
-		return -1;
+		return r == SQLITE_ROW && *n == AUTH_STORE_USERS_MAX ?
+		    AUTH_STORE_OVER_CAP : -1;
 	}
 	*out = v;
 	return 0;
@@ -535,7 +540,8 @@ load_revoked(struct auth_ctx *c, uint8_t (**out)[16], size_t *n)
 	sqlite3_finalize(st);
 	if (r != SQLITE_DONE) {
 		free(v);
-		return -1;
+		return r == SQLITE_ROW && *n == AUTH_STORE_REVOKED_MAX ?
+		    AUTH_STORE_OVER_CAP : -1;
 	}
 	*out = v;
 	return 0;
@@ -546,13 +552,15 @@ static int
 sq_load(struct auth_ctx *c, struct auth_mem_user **u, size_t *nu,
     uint8_t (**rv)[16], size_t *nr)
 {
+	int rc;
+
 	*u = NULL, *rv = NULL;
-	if (sq_exec(c, "BEGIN") < 0 || load_users(c, u, nu) < 0 ||
-	    load_revoked(c, rv, nr) < 0) {
+	if ((rc = sq_exec(c, "BEGIN")) < 0 || (rc = load_users(c, u, nu)) < 0 ||
+	    (rc = load_revoked(c, rv, nr)) < 0) {
 		sq_rollback(c);
 		free(*u);
 		*u = NULL;
-		return -1;
+		return rc == AUTH_STORE_OVER_CAP ? rc : -1;
 	}
 	sq_rollback(c);
 	return 0;
@@ -769,11 +777,38 @@ sq_session_revoke(struct auth_ctx *c, int64_t uid, const char *sid)
 	    " AND user_id = ?2", "ti", sid, uid));
 }
 
+/* In the caller's transaction, so the row read is the row revoked. */
 static int
-sq_session_revoke_pid(struct auth_ctx *c, const char *pid)
+sq_session_revoke_pid(struct auth_ctx *c, const char *pid, int64_t *uid)
 {
+	sqlite3_stmt *st = prep(c, "SELECT user_id FROM sessions WHERE pid = ?1"
+	    " AND revoked = 0", "t", pid);
+	int r;
+
+	if (st == NULL)
+		return -1;
+	if ((r = sqlite3_step(st)) == SQLITE_ROW)
+		*uid = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (r != SQLITE_ROW)
+		return r == SQLITE_DONE ? 0 : -1;
 	return done(c, prep(c, "UPDATE sessions SET revoked = 1 WHERE pid = ?1"
 	    " AND revoked = 0", "t", pid));
+}
+
+static int
+sq_revoked_count(struct auth_ctx *c, int64_t uid, int64_t *n)
+{
+	sqlite3_stmt *st = prep(c, "SELECT count(*) FROM sessions WHERE"
+	    " user_id = ?1 AND revoked = 1", "i", uid);
+	int r;
+
+	if (st == NULL)
+		return -1;
+	if ((r = sqlite3_step(st)) == SQLITE_ROW)
+		*n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return r == SQLITE_ROW ? 0 : -1;
 }
 
 /* Live: not revoked, sealed under the user's current epoch (a password
@@ -1094,6 +1129,7 @@ const struct auth_store_ops auth_store_sqlite = {
 	.session_add = sq_session_add,
 	.session_revoke = sq_session_revoke,
 	.session_revoke_pid = sq_session_revoke_pid,
+	.revoked_count = sq_revoked_count,
 	.session_list = sq_session_list,
 	.login_add = sq_login_add,
 	.login_prune = sq_login_prune,

@@ -486,3 +486,74 @@ Test(session, cookie_valid_on_another_ctx_of_the_same_store)
 	    AUTH_OK);
 	auth_close(other);
 }
+
+/* ---- key ids: the parsers take every id the key file does ---- */
+
+/* The key file becomes the key of id `kid`, which seals, then key 1. */
+static void
+use_kid(const char *kid)
+{
+	FILE *f;
+
+	th_close(&t);
+	cr_assert_not_null(f = fopen(t.s.secret_key, "w"));
+	fprintf(f, "%s %064d\n", kid, 7);
+	if (strcmp(kid, "1") != 0)
+		fprintf(f, "1 %064d\n", 8);
+	fclose(f);
+	th_open(&t);
+}
+
+/* Every id of keyfile_parse's range, ten digits included, seals a cookie
+ * and a token that open: 1..4294967295. */
+Test(session, kid_boundaries_accepted)
+{
+	const char *ok[] = { "1", "999999999", "1000000000", "1700000000",
+	    "4294967295" };
+	uint8_t pt[16] = "sixteen bytes!!", out[16];
+	char c[512], prefix[64], tok[256];
+	struct auth_identity id;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		use_kid(ok[i]);
+		login(c, sizeof(c));
+		snprintf(prefix, sizeof(prefix), "__Host-pbxgate=%s.", ok[i]);
+		cr_expect_eq(strncmp(c, prefix, strlen(prefix)), 0, "%s", c);
+		cr_expect_eq(check(c, T0 + 1, &id), AUTH_OK, "kid %s", ok[i]);
+		cr_assert_eq(auth_token_seal(t.ctx, "mfa", pt, sizeof(pt), tok,
+		    sizeof(tok)), 0);
+		cr_expect_eq(strncmp(tok, ok[i], strlen(ok[i])), 0, "%s", tok);
+		cr_expect_eq(auth_token_open(t.ctx, "mfa", tok, strlen(tok), out,
+		    sizeof(out)), 0, "kid %s", ok[i]);
+	}
+}
+
+/* A cookie and a token of key 1 with their id respelt: 0, past
+ * UINT32_MAX (4294967297 would wrap to 1, whose key would open it),
+ * eleven digits, a leading zero (one spelling per id: "%u"'s). */
+Test(session, kid_out_of_range_refused)
+{
+	const char *bad[] = { "0", "01", "4294967296", "4294967297",
+	    "10000000001", "42949672951", "00000000001" };
+	uint8_t pt[16] = "sixteen bytes!!", out[16];
+	char c[512], tok[256], forged[600];
+	const char *hex, *thex;
+	struct auth_identity id;
+
+	login(c, sizeof(c));
+	cr_assert_eq(strncmp(c, "__Host-pbxgate=1.", 17), 0, "%s", c);
+	hex = c + 17;
+	cr_assert_eq(auth_token_seal(t.ctx, "mfa", pt, sizeof(pt), tok,
+	    sizeof(tok)), 0);
+	cr_assert_eq(strncmp(tok, "1.", 2), 0, "%s", tok);
+	thex = tok + 2;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(forged, sizeof(forged), "__Host-pbxgate=%s.%s", bad[i],
+		    hex);
+		cr_expect_eq(check(forged, T0 + 1, &id), AUTH_INVALID, "kid %s",
+		    bad[i]);
+		snprintf(forged, sizeof(forged), "%s.%s", bad[i], thex);
+		cr_expect_eq(auth_token_open(t.ctx, "mfa", forged, strlen(forged),
+		    out, sizeof(out)), -1, "kid %s", bad[i]);
+	}
+}

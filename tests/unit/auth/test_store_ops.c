@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/auth_store_pg.h"
 #include "helpers.h"
 
 static struct th t;
@@ -241,6 +242,7 @@ Test(store_ops, sessions_revoked_and_ended_by_epoch)
 	struct auth_mem_user *u;
 	uint8_t (*rv)[16];
 	size_t nu, nr;
+	int64_t who = 0;
 
 	b.sid = "ffeeddccbbaa99887766554433221100";
 	b.pid = "7766554433221100";
@@ -256,9 +258,196 @@ Test(store_ops, sessions_revoked_and_ended_by_epoch)
 	cr_expect_eq(rv[0][15], 0xff);
 	free(u);
 	free(rv);
-	cr_expect_eq(s->session_revoke_pid(t.ctx, b.pid), 1);
-	cr_expect_eq(s->session_revoke_pid(t.ctx, b.pid), 0);
+	cr_expect_eq(s->session_revoke_pid(t.ctx, b.pid, &who), 1);
+	cr_expect_eq(who, uid, "the revoked session's user");
+	cr_expect_eq(s->session_revoke_pid(t.ctx, b.pid, &who), 0);
 	cr_expect_eq(live_sessions(uid), 0);
+}
+
+/* Session i of user uid: sid and pid of its own, tagged with the user. */
+static void
+session_i(int64_t uid, int i, char sid[AUTH_SID_HEX], char pid[AUTH_PID_HEX])
+{
+	struct auth_session_new_row r = { .sid = sid, .pid = pid,
+	    .ip = "192.0.2.1", .uid = uid, .created = 1000, .epoch = 1,
+	    .prune_before = 0, .level = 1 };
+
+	snprintf(sid, AUTH_SID_HEX, "%08x%024x", (unsigned)uid, (unsigned)i);
+	snprintf(pid, AUTH_PID_HEX, "%04x%012x", (unsigned)uid, (unsigned)i);
+	cr_assert_eq(t.ctx->store->session_add(t.ctx, &r), 0, "%s",
+	    t.ctx->store->errmsg(t.ctx));
+}
+
+/* Revoked rows in the loaded table; the user's epoch there into *epoch. */
+static size_t
+loaded_revoked(int64_t uid, uint32_t *epoch)
+{
+	struct auth_mem_user *u;
+	uint8_t (*rv)[16];
+	size_t nu, nr;
+
+	cr_assert_eq(t.ctx->store->load(t.ctx, &u, &nu, &rv, &nr), 0);
+	for (size_t i = 0; i < nu; i++)
+		if (u[i].id == uid)
+			*epoch = u[i].epoch;
+	free(u);
+	free(rv);
+	return nr;
+}
+
+/* The revocation past AUTH_REVOKED_PER_USER bumps the user's epoch and
+ * deletes the user's revoked rows: the loaded table stays bounded, the
+ * user's other sessions end, other users' do not. By sid (logout,
+ * account page) and by public id (`session revoke`) alike. */
+static void
+revoke_past_bound(bool by_pid)
+{
+	int64_t kate = add("kate"), leo = add("leo"), n = -1;
+	char sid[AUTH_SID_HEX], pid[AUTH_PID_HEX], err[256];
+	char keep[AUTH_SID_HEX], kpid[AUTH_PID_HEX];
+	uint32_t epoch = 0;
+
+	session_i(kate, 0, keep, kpid);
+	session_i(leo, 0, sid, pid);
+	cr_assert_eq(auth_revoke(t.ctx, leo, sid, NULL, 1001, err,
+	    sizeof(err)), 1, "%s", err);
+	session_i(leo, 1, sid, pid);
+	for (int i = 1; i <= AUTH_REVOKED_PER_USER; i++) {
+		session_i(kate, i, sid, pid);
+		cr_assert_eq(auth_revoke(t.ctx, by_pid ? 0 : kate, by_pid ? NULL :
+		    sid, pid, 1001, err, sizeof(err)), 1, "%s", err);
+	}
+	cr_expect_eq(loaded_revoked(kate, &epoch),
+	    (size_t)AUTH_REVOKED_PER_USER + 1, "kate's and leo's rows");
+	cr_expect_eq(epoch, 1, "no bump up to the bound");
+	cr_expect_eq(live_sessions(kate), 1);
+	session_i(kate, AUTH_REVOKED_PER_USER + 1, sid, pid);
+	cr_assert_eq(auth_revoke(t.ctx, by_pid ? 0 : kate, by_pid ? NULL : sid,
+	    pid, 1001, err, sizeof(err)), 1, "%s", err);
+	cr_expect_eq(loaded_revoked(kate, &epoch), 1, "leo's row only");
+	cr_expect_eq(epoch, 2, "kate's epoch bumped");
+	cr_assert_eq(t.ctx->store->revoked_count(t.ctx, kate, &n), 0);
+	cr_expect_eq(n, 0);
+	cr_expect_eq(live_sessions(kate), 0, "kate's older session ended");
+	cr_expect_eq(live_sessions(leo), 1, "leo's session untouched");
+}
+
+Test(store_ops, revocations_past_bound_bump_epoch_by_sid)
+{
+	revoke_past_bound(false);
+}
+
+Test(store_ops, revocations_past_bound_bump_epoch_by_pid)
+{
+	revoke_past_bound(true);
+}
+
+/* sql on the test's store, by a connection of its own for PostgreSQL. */
+static void
+store_exec(const char *sql)
+{
+	const char *url = getenv("PBXGATE_TEST_PG");
+	char *q;
+
+	if (url == NULL || *url == '\0') {
+		cr_assert_eq(sqlite3_exec(t.ctx->db, sql, NULL, NULL, NULL),
+		    SQLITE_OK, "%s", sqlite3_errmsg(t.ctx->db));
+		return;
+	}
+	cr_assert_gt(asprintf(&q, "SET search_path = %s; %s", schema, sql), 0);
+	pg_exec(url, q);
+	free(q);
+}
+
+/* Both loads, one rule: a users table at its bound loads whole, one row
+ * over it is refused (AUTH_STORE_OVER_CAP), never cut short, and the
+ * reload puts empty tables in force (every cookie refused) rather than
+ * keep the last ones, which would let the changes made since through. */
+Test(store_ops, load_refuses_a_table_over_its_bound, .timeout = 120)
+{
+	struct auth_store_ops const *s = t.ctx->store;
+	struct auth_mem_user *u = NULL;
+	uint8_t (*rv)[16] = NULL;
+	size_t nu = 0, nr = 0;
+	char sql[256], err[512] = "";
+
+	snprintf(sql, sizeof(sql), "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL"
+	    " SELECT i + 1 FROM n WHERE i < %d) INSERT INTO users(name,"
+	    " created, updated) SELECT 'u' || i, 0, 0 FROM n",
+	    AUTH_STORE_USERS_MAX);
+	store_exec(sql);
+	cr_assert_eq(s->load(t.ctx, &u, &nu, &rv, &nr), 0, "%s",
+	    s->errmsg(t.ctx));
+	cr_expect_eq(nu, (size_t)AUTH_STORE_USERS_MAX);
+	free(u);
+	free(rv);
+	add("one-more");
+	u = NULL, rv = NULL;
+	cr_expect_eq(s->load(t.ctx, &u, &nu, &rv, &nr), AUTH_STORE_OVER_CAP);
+	cr_expect_null(u);
+	cr_expect_null(rv);
+	pthread_mutex_unlock(&t.ctx->db_mu);	/* the reload takes it */
+	cr_expect_eq(auth_store_reload(t.ctx, true, err, sizeof(err)), -1);
+	pthread_mutex_lock(&t.ctx->db_mu);
+	cr_expect_not_null(strstr(err, ": cannot load users: more users or revoked"
+	    " sessions than the in-memory tables hold (100000 users, "), "%s", err);
+	/* closed, not frozen: no user known, so every cookie is refused */
+	cr_expect_eq(auth_tables_version(t.ctx), AUTH_TABLES_CLOSED);
+	cr_expect_eq(t.ctx->nusers, 0);
+	cr_expect_eq(t.ctx->nrevoked, 0);
+	/* back under the bound: the next reload, forced or not, opens them */
+	store_exec("DELETE FROM users WHERE name = 'one-more'");
+	pthread_mutex_unlock(&t.ctx->db_mu);
+	cr_expect_eq(auth_store_reload(t.ctx, false, err, sizeof(err)), 0, "%s",
+	    err);
+	pthread_mutex_lock(&t.ctx->db_mu);
+	cr_expect_eq(t.ctx->nusers, (size_t)AUTH_STORE_USERS_MAX);
+	cr_expect_gt(auth_tables_version(t.ctx), 0);
+}
+
+/* A users result of `rows` rows, as AUTH_PG_USERS_SQL's columns. */
+static PGresult *
+users_result(int rows)
+{
+	PGresAttDesc att[7];
+	PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+	char id[24];
+
+	memset(att, 0, sizeof(att));
+	for (int i = 0; i < 7; i++)
+		att[i].name = (char *)"c";
+	cr_assert_not_null(r);
+	cr_assert_eq(PQsetResultAttrs(r, 7, att), 1);
+	for (int i = 0; i < rows; i++) {
+		snprintf(id, sizeof(id), "%d", i + 1);
+		cr_assert_eq(PQsetvalue(r, i, 0, id, (int)strlen(id)), 1);
+		for (int col = 1; col < 7; col++)
+			cr_assert_eq(PQsetvalue(r, i, col, (char *)"0", 1), 1);
+	}
+	return r;
+}
+
+/* PostgreSQL's loads read one row more than the bound and refuse it, as
+ * SQLite's do: a table at the bound loads whole, one over it loads not
+ * at all, never cut short (the query's LIMIT alone silently was). */
+Test(store_ops, pg_load_refuses_a_table_over_its_bound)
+{
+	PGresult *r = users_result(AUTH_STORE_USERS_MAX);
+	struct auth_mem_user *u = NULL;
+	size_t n = 0;
+
+	cr_expect_eq(auth_pg_users_decode(r, &u, &n), 0);
+	cr_expect_eq(n, (size_t)AUTH_STORE_USERS_MAX);
+	cr_expect_eq(u[AUTH_STORE_USERS_MAX - 1].id, AUTH_STORE_USERS_MAX);
+	free(u);
+	cr_assert_eq(PQsetvalue(r, AUTH_STORE_USERS_MAX, 0, (char *)"0", 1), 1);
+	u = NULL;
+	cr_expect_eq(auth_pg_users_decode(r, &u, &n), AUTH_STORE_OVER_CAP);
+	cr_expect_null(u);
+	cr_expect_eq(n, 0);
+	PQclear(r);
+	cr_expect_str_eq(strstr(AUTH_PG_USERS_SQL, "LIMIT"), "LIMIT $1::bigint");
+	cr_expect_str_eq(strstr(AUTH_PG_REVOKED_SQL, "LIMIT"), "LIMIT $1::bigint");
 }
 
 Test(store_ops, epoch_bump_ends_listed_sessions)

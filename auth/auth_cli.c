@@ -154,6 +154,12 @@ parse_add(int argc, char **argv, struct add_opts *o)
 	return 0;
 }
 
+#define FULL_WHY_(n) "the store holds " #n " users, the most a gateway " \
+	"keeps in memory; remove users first (pbxgate user del)"
+#define FULL_WHY_X(n) FULL_WHY_(n)
+#define FULL_WHY FULL_WHY_X(AUTH_STORE_USERS_MAX)
+
+/* 0 added, 1 the name exists, AUTH_STORE_FULL, -1 a store error. */
 static int
 insert_user(struct auth_ctx *c, const char *name, const struct add_opts *o,
     const char *phc, int64_t *uid)
@@ -204,6 +210,8 @@ add_one(struct auth_ctx *c, const char *name, const struct add_opts *o, const ch
 	if (rc == 1)
 		fprintf(stderr, "pbxgate: user \"%s\" already exists (names are compared "
 		    "ignoring case)\n", folded);
+	if (rc == AUTH_STORE_FULL)
+		fprintf(stderr, "pbxgate: cannot add \"%s\": %s\n", folded, FULL_WHY);
 	if (rc == 0 && o->enrol)
 		rc = print_link(c, folded, uid);
 	if (rc == 0 && auth_store_commit(c) == 0)
@@ -213,7 +221,7 @@ add_one(struct auth_ctx *c, const char *name, const struct add_opts *o, const ch
 	snprintf(why, sizeof(why), "%s: %s", auth_store_errmsg(c),
 	    auth_store_hint(c));
 	auth_store_rollback(c);
-	if (rc != 1)
+	if (rc != 1 && rc != AUTH_STORE_FULL)
 		fprintf(stderr, "pbxgate: cannot add \"%s\": %s\n", folded, why);
 	return -1;
 }
@@ -481,6 +489,10 @@ import_user(struct import *im, unsigned line, const char *name,
 		return;
 	}
 	rc = insert_user(im->c, r->name, o, "", &uid);
+	if (rc == AUTH_STORE_FULL) {
+		import_error(im, line, "cannot add \"%s\": %s", r->name, FULL_WHY);
+		return;
+	}
 	if (rc == 1) {
 		for (size_t i = 0; i < im->n; i++)
 			if (strcmp(im->rows[i].name, r->name) == 0) {

@@ -124,6 +124,7 @@ struct auth_session_query {
 };
 
 #define AUTH_STORE_OVER_CAP	(-2)
+#define AUTH_STORE_FULL		2	/* user_add: no room for one more */
 
 struct auth_store_ops {
 	const char *name;
@@ -146,7 +147,10 @@ struct auth_store_ops {
 	int  (*load)(struct auth_ctx *, struct auth_mem_user **users, size_t *nusers,
 	    uint8_t (**revoked)[16], size_t *nrevoked);
 
-	/* users: user_get 0 found, 1 not found; user_add 1 when the name exists */
+	/* users: user_get 0 found, 1 not found; user_add 1 when the name
+	 * exists, AUTH_STORE_FULL when the store already holds
+	 * AUTH_STORE_USERS_MAX users (a user more and every load would refuse
+	 * the store), checked in the same transaction as the insert */
 	int  (*user_get)(struct auth_ctx *, const char *folded, int64_t id,
 	    struct auth_user *out);
 	int  (*user_add)(struct auth_ctx *, const struct auth_user_new *, int64_t *uid);

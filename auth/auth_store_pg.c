@@ -920,13 +920,25 @@ pg_load(struct auth_ctx *c, struct auth_mem_user **u, size_t *nu,
 static int
 pg_user_add(struct auth_ctx *c, const struct auth_user_new *n, int64_t *uid)
 {
-	PGresult *r = query(c, "INSERT INTO users(name, email, admin, groups, pw,"
+	PGresult *r;
+	int64_t users;
+	int rows;
+
+	/* Adds are serialised by this lock (held to the end of the caller's
+	 * transaction), so that two gateways' adds cannot both see room for
+	 * one more: a store past the bound is refused by every load. */
+	if (exec(c, "SELECT pg_advisory_xact_lock(7062786702)") < 0 ||
+	    (r = query(c, "SELECT count(*) FROM users", "")) == NULL)
+		return -1;
+	users = col_i64(r, 0, 0);
+	PQclear(r);
+	if (users >= AUTH_STORE_USERS_MAX)
+		return AUTH_STORE_FULL;
+	r = query(c, "INSERT INTO users(name, email, admin, groups, pw,"
 	    " created, updated) VALUES($1::text, $2::text, $3::int, $4::text,"
 	    " $5::text, $6::bigint, $6::bigint) ON CONFLICT (name) DO NOTHING"
 	    " RETURNING id", "ttitti", n->name, n->email, (int64_t)n->admin,
 	    n->groups, n->pw, n->now);
-	int rows;
-
 	if (r == NULL)
 		return -1;
 	rows = PQntuples(r);

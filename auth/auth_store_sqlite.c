@@ -569,9 +569,13 @@ sq_load(struct auth_ctx *c, struct auth_mem_user **u, size_t *nu,
 static int
 sq_user_add(struct auth_ctx *c, const struct auth_user_new *n, int64_t *uid)
 {
+	/* the count and the insert in one statement of the write transaction
+	 * (writers are serialised): never one user past the bound */
 	sqlite3_stmt *st = prep(c, "INSERT INTO users(name, email, admin, groups,"
-	    " pw, created, updated) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)", "ttitti",
-	    n->name, n->email, (int64_t)n->admin, n->groups, n->pw, n->now);
+	    " pw, created, updated) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6 WHERE"
+	    " (SELECT count(*) FROM users) < ?7", "ttittii", n->name, n->email,
+	    (int64_t)n->admin, n->groups, n->pw, n->now,
+	    (int64_t)AUTH_STORE_USERS_MAX);
 	int rc;
 
 	if (st == NULL)
@@ -582,6 +586,8 @@ sq_user_add(struct auth_ctx *c, const struct auth_user_new *n, int64_t *uid)
 		return 1;
 	if (rc != SQLITE_DONE)
 		return -1;
+	if (sqlite3_changes(c->db) == 0)
+		return AUTH_STORE_FULL;
 	*uid = sqlite3_last_insert_rowid(c->db);
 	return sq_bump_version(c);
 }

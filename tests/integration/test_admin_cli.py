@@ -4,6 +4,7 @@
 real TLS, real SQLite store), and their --help and exit statuses."""
 
 import json
+import os
 import subprocess
 import time
 
@@ -191,3 +192,34 @@ def test_usage_error_exit_2(agw, words):
     r = agw.cli(*words)
     assert r.returncode == 2 and b"usage: pbxgate" in r.stderr, r
     assert r.stdout == b"", r
+
+
+def test_user_add_refuses_a_store_at_its_bound(make_auth_gateway, upstream):  # noqa: F811
+    """A store holding 100,000 users (the in-memory tables' bound) takes no
+    more: `user add` and `user import` fail naming the bound and what to
+    do, and nothing is written (one user more and every gateway's load
+    would refuse the whole store). After one is deleted, add works."""
+    import sqlite3
+    gw = make_auth_gateway(upstream.port, start=False)
+    assert gw.cli("user", "add", "first", "--enrol").returncode == 0
+    db = sqlite3.connect(gw.db)
+    db.execute("WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n"
+               " WHERE i < 100000) INSERT INTO users(name, created, updated)"
+               " SELECT 'u' || i, 0, 0 FROM n")
+    db.commit()
+    why = ("the store holds 100000 users, the most a gateway keeps in memory; "
+           "remove users first (pbxgate user del)")
+    r = gw.cli("user", "add", "one-more", "--enrol")
+    assert r.returncode == 1, r
+    assert r.stderr.decode().strip().splitlines() == [
+        'pbxgate: cannot add "one-more": %s' % why], r.stderr
+    csv = os.path.join(gw.dir, "more.csv")
+    with open(csv, "w") as f:
+        f.write("name\nanother\n")
+    r = gw.cli("user", "import", csv)
+    assert r.returncode != 0, r
+    assert ('cannot add "another": %s' % why) in r.stderr.decode(), r.stderr
+    assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 100000
+    db.close()
+    assert gw.cli("user", "del", "first").returncode == 0
+    assert gw.cli("user", "add", "one-more", "--enrol").returncode == 0

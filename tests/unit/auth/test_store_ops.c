@@ -381,7 +381,10 @@ Test(store_ops, load_refuses_a_table_over_its_bound, .timeout = 120)
 	cr_expect_eq(nu, (size_t)AUTH_STORE_USERS_MAX);
 	free(u);
 	free(rv);
-	add("one-more");
+	/* user_add refuses it (below); a store an older pbxgate filled may
+	 * still hold one more */
+	store_exec("INSERT INTO users(name, created, updated) VALUES('one-more',"
+	    " 0, 0)");
 	u = NULL, rv = NULL;
 	cr_expect_eq(s->load(t.ctx, &u, &nu, &rv, &nr), AUTH_STORE_OVER_CAP);
 	cr_expect_null(u);
@@ -403,6 +406,32 @@ Test(store_ops, load_refuses_a_table_over_its_bound, .timeout = 120)
 	pthread_mutex_lock(&t.ctx->db_mu);
 	cr_expect_eq(t.ctx->nusers, (size_t)AUTH_STORE_USERS_MAX);
 	cr_expect_gt(auth_tables_version(t.ctx), 0);
+}
+
+/* user_add keeps a store within the load's bound: the last user that
+ * fits is added, the next is AUTH_STORE_FULL with nothing written. */
+Test(store_ops, user_add_stops_at_the_bound, .timeout = 120)
+{
+	struct auth_store_ops const *s = t.ctx->store;
+	struct auth_user_new n = { .name = "past", .email = "", .groups = "",
+	    .pw = "", .now = 1000 };
+	int64_t uid = 0, v0, v1;
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL"
+	    " SELECT i + 1 FROM n WHERE i < %d) INSERT INTO users(name,"
+	    " created, updated) SELECT 'u' || i, 0, 0 FROM n",
+	    AUTH_STORE_USERS_MAX - 1);
+	store_exec(sql);
+	cr_assert_gt(add("last"), 0);
+	cr_assert_eq(s->version(t.ctx, &v0), 0);
+	cr_expect_eq(s->user_add(t.ctx, &n, &uid), AUTH_STORE_FULL);
+	cr_expect_eq(uid, 0);
+	cr_assert_eq(s->version(t.ctx, &v1), 0);
+	cr_expect_eq(v1, v0, "nothing written, so no version bump");
+	cr_expect_eq(s->user_get(t.ctx, "past", 0, &(struct auth_user){ 0 }), 1);
+	store_exec("DELETE FROM users WHERE name = 'u1'");
+	cr_expect_gt(add("past"), 0);
 }
 
 /* A users result of `rows` rows, as AUTH_PG_USERS_SQL's columns. */

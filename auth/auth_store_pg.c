@@ -1138,24 +1138,54 @@ pg_session_add(struct auth_ctx *c, const struct auth_session_new_row *s)
 	    s->uid, s->created, s->ip, (int64_t)s->level, s->pid, s->epoch));
 }
 
+/* A revocation counts the user's revoked rows after its own (auth_revoke):
+ * two at once under READ COMMITTED would each miss the other's row and
+ * both stay under the bound. Locking the user's row first makes the second
+ * wait for the first's commit, and its count, a statement of its own, sees
+ * that row. Taken before the session row, in the order an epoch bump
+ * takes them (user, then sessions), so the two never deadlock; NO KEY
+ * UPDATE leaves a sign-in's foreign-key check (KEY SHARE) unblocked. */
+static int
+lock_user(struct auth_ctx *c, int64_t uid)
+{
+	return change(c, "SELECT 1 FROM users WHERE id = $1::bigint"
+	    " FOR NO KEY UPDATE", "i", uid) < 0 ? -1 : 0;
+}
+
 static int
 pg_session_revoke(struct auth_ctx *c, int64_t uid, const char *sid)
 {
+	if (lock_user(c, uid) < 0)
+		return -1;
 	return change(c, "UPDATE sessions SET revoked = 1 WHERE sid = $1::text"
 	    " AND user_id = $2::bigint", "ti", sid, uid);
 }
 
+/* The session's user first, for lock_user(); a session never changes
+ * user, and the UPDATE's own revoked = 0 settles a race with another
+ * revocation of it. */
 static int
 pg_session_revoke_pid(struct auth_ctx *c, const char *pid, int64_t *uid)
 {
-	PGresult *r = query(c, "UPDATE sessions SET revoked = 1 WHERE"
-	    " pid = $1::text AND revoked = 0 RETURNING user_id", "t", pid);
+	PGresult *r = query(c, "SELECT user_id FROM sessions WHERE"
+	    " pid = $1::text AND revoked = 0", "t", pid);
+	int64_t owner;
 	int n;
 
 	if (r == NULL)
 		return -1;
+	n = PQntuples(r);
+	owner = n == 1 ? col_i64(r, 0, 0) : 0;
+	PQclear(r);
+	if (n != 1)
+		return 0;
+	if (lock_user(c, owner) < 0 ||
+	    (r = query(c, "UPDATE sessions SET revoked = 1 WHERE pid = $1::text"
+	    " AND user_id = $2::bigint AND revoked = 0 RETURNING user_id", "ti",
+	    pid, owner)) == NULL)
+		return -1;
 	if ((n = PQntuples(r)) == 1)
-		*uid = col_i64(r, 0, 0);
+		*uid = owner;
 	PQclear(r);
 	return n;
 }

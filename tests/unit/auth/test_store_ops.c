@@ -5,7 +5,9 @@
  * a schema of its own, since Criterion runs them in parallel. */
 #include <criterion/criterion.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -340,6 +342,112 @@ Test(store_ops, revocations_past_bound_bump_epoch_by_sid)
 Test(store_ops, revocations_past_bound_bump_epoch_by_pid)
 {
 	revoke_past_bound(true);
+}
+
+struct revoker {
+	struct auth_ctx *ctx;
+	int64_t uid;
+	const char *sid, *pid;
+	int rc;
+	atomic_bool done;
+	char err[256];
+};
+
+static void *
+revoker_main(void *arg)
+{
+	struct revoker *r = arg;
+
+	pthread_mutex_lock(&r->ctx->db_mu);
+	r->rc = auth_revoke(r->ctx, r->sid != NULL ? r->uid : 0, r->sid, r->pid,
+	    1001, r->err, sizeof(r->err));
+	pthread_mutex_unlock(&r->ctx->db_mu);
+	atomic_store(&r->done, true);
+	return NULL;
+}
+
+/* Backends waiting for a lock the backend `holder` holds. */
+static int
+lock_waiters(const char *url, int holder)
+{
+	PGconn *db = PQconnectdb(url);
+	PGresult *r;
+	char sql[160];
+	int n;
+
+	cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity"
+	    " WHERE %d = ANY(pg_blocking_pids(pid))", holder);
+	r = PQexec(db, sql);
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s",
+	    PQresultErrorMessage(r));
+	n = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(db);
+	return n;
+}
+
+/* Two revocations of one user at once, on two connections, the first
+ * leaving the user AUTH_REVOKED_PER_USER revoked rows: the second must see
+ * the first's row and bump, not stay under the bound beside it. The first
+ * is held open here between its UPDATE and its count; the second runs
+ * whole on a thread meanwhile (on the code before the fix it finished
+ * without waiting, counting AUTH_REVOKED_PER_USER, and the user kept one
+ * row more than the bound). SQLite has one writer: nothing to race. */
+static void
+concurrent_revocations(bool by_pid)
+{
+	const char *url = getenv("PBXGATE_TEST_PG");
+	struct auth_store_ops const *s = t.ctx->store;
+	char sid[AUTH_SID_HEX], pid[AUTH_PID_HEX], err[256];
+	char sa[AUTH_SID_HEX], pa[AUTH_PID_HEX], sb[AUTH_SID_HEX], pb[AUTH_PID_HEX];
+	struct revoker b = { .rc = -2 };
+	pthread_t th;
+	int64_t mia = add("mia"), n = -1;
+
+	if (url == NULL || *url == '\0')
+		cr_skip_test("PostgreSQL only: SQLite serialises writers");
+	for (int i = 0; i < AUTH_REVOKED_PER_USER - 1; i++) {
+		session_i(mia, i, sid, pid);
+		cr_assert_eq(auth_revoke(t.ctx, mia, sid, NULL, 1001, err,
+		    sizeof(err)), 1, "%s", err);
+	}
+	session_i(mia, 100, sa, pa);
+	session_i(mia, 101, sb, pb);
+	b.ctx = auth_open_store(&t.s, t.s.user_db, err, sizeof(err));
+	cr_assert_not_null(b.ctx, "%s", err);
+	b.uid = mia;
+	b.sid = by_pid ? NULL : sb;
+	b.pid = pb;
+	cr_assert_eq(auth_store_begin(t.ctx), 0);
+	cr_assert_eq(by_pid ? s->session_revoke_pid(t.ctx, pa, &n) :
+	    s->session_revoke(t.ctx, mia, sa), 1, "%s", s->errmsg(t.ctx));
+	cr_assert_eq(pthread_create(&th, NULL, revoker_main, &b), 0);
+	/* until the second waits for the first, or has finished without */
+	for (int i = 0; i < 2000 && !atomic_load(&b.done) &&
+	    lock_waiters(url, PQbackendPID(t.ctx->pg->conn)) == 0; i++)
+		usleep(5000);
+	cr_assert_eq(s->revoked_count(t.ctx, mia, &n), 0);
+	cr_expect_eq(n, AUTH_REVOKED_PER_USER, "the first counts its own row");
+	cr_assert_eq(auth_bump_version(t.ctx), 0);
+	cr_assert_eq(auth_store_commit(t.ctx), 0, "%s", s->errmsg(t.ctx));
+	pthread_join(th, NULL);
+	cr_expect_eq(b.rc, 1, "%s", b.err);
+	cr_assert_eq(s->revoked_count(t.ctx, mia, &n), 0);
+	cr_expect_eq(n, 0, "the second saw the first's row and bumped the epoch"
+	    " (not %lld rows, over the bound)", (long long)n);
+	cr_expect_eq(live_sessions(mia), 0);
+	auth_close(b.ctx);
+}
+
+Test(store_ops, concurrent_revocations_keep_the_bound_by_sid, .timeout = 60)
+{
+	concurrent_revocations(false);
+}
+
+Test(store_ops, concurrent_revocations_keep_the_bound_by_pid, .timeout = 60)
+{
+	concurrent_revocations(true);
 }
 
 /* sql on the test's store, by a connection of its own for PostgreSQL. */

@@ -173,9 +173,18 @@ int  auth_live_start(struct auth_ctx *, auth_post_fn post, void *post_arg,
     char *err, size_t errlen);
 /* Stops and joins the listener (bounded: every wait of the thread also
  * watches the stop signal; only a host name's DNS lookup inside libpq is
- * not interruptible, and the resolver bounds it). Call it while the loop
- * `post` delivers to still exists; idempotent, auth_close() calls it. */
+ * not interruptible, and the resolver bounds it, at 30 s or more). Call
+ * it while the loop `post` delivers to still exists; idempotent,
+ * auth_close() calls it. */
 void auth_live_stop(struct auth_ctx *);
+/* The same in two steps, for a thread that must not wait: ask returns at
+ * once (idempotent); stopped is true without a listener, or once its
+ * thread has ended: it posts nothing more and touches nothing of the ctx,
+ * and every post it made is already in the loop's mailbox, so a post sent
+ * to that loop afterwards runs behind them. auth_live_stop() then joins
+ * at once. Both on the thread that starts and stops the listener. */
+void auth_live_ask_stop(struct auth_ctx *);
+bool auth_live_stopped(struct auth_ctx *);
 
 struct auth_live_info {
 	bool      running;		/* a listener exists */

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,8 @@ struct auth_live {
 	bool      started;	/* PQconnectStart done: later ones reset */
 	int       stop_fd;	/* eventfd: readable once stop is asked */
 	pthread_t thread;
+	atomic_bool done;	/* the thread's last store: it touches
+				 * nothing after, so the join is at once */
 	char      why[256];	/* this attempt's failure */
 	long long safety_at, gauges_at;	/* monotonic ms of the next ones */
 };
@@ -411,10 +414,9 @@ live_serve(struct auth_live *l)
 
 /* LISTEN before the catch-up read: a change committed between the two is
  * then both read and announced, never neither. */
-static void *
-live_main(void *arg)
+static void
+live_run(struct auth_live *l)
 {
-	struct auth_live *l = arg;
 	int backoff = LIVE_BACKOFF_MIN_MS;
 	char chan[AUTH_PG_CHANNEL_LEN], listen[sizeof "LISTEN " + sizeof chan];
 
@@ -428,13 +430,26 @@ live_main(void *arg)
 			live_serve(l);
 		}
 		if (stopping(l))
-			return NULL;
+			return;
 		publish(l, false);
 		if (wait_fd(l, -1, 0, now_ms() + backoff) < 0)
-			return NULL;
+			return;
 		backoff = backoff * 2 > LIVE_BACKOFF_MAX_MS ? LIVE_BACKOFF_MAX_MS :
 		    backoff * 2;
 	}
+}
+
+/* `done` is stored last, after every post the thread made was handed to
+ * the mailbox (seq_cst: a caller that reads it true also sees them), so
+ * a post the caller sends to the same loop afterwards runs behind them. */
+static void *
+live_main(void *arg)
+{
+	struct auth_live *l = arg;
+
+	live_run(l);
+	atomic_store(&l->done, true);
+	return NULL;
 }
 
 int
@@ -488,14 +503,29 @@ fail:
 }
 
 void
+auth_live_ask_stop(struct auth_ctx *c)
+{
+	uint64_t one = 1;
+
+	/* an eventfd counts: asking twice only adds to what is read as one */
+	if (c->live != NULL)
+		(void)!write(c->live->stop_fd, &one, sizeof(one));
+}
+
+bool
+auth_live_stopped(struct auth_ctx *c)
+{
+	return c->live == NULL || atomic_load(&c->live->done);
+}
+
+void
 auth_live_stop(struct auth_ctx *c)
 {
 	struct auth_live *l = c->live;
-	uint64_t one = 1;
 
 	if (l == NULL)
 		return;
-	(void)!write(l->stop_fd, &one, sizeof(one));
+	auth_live_ask_stop(c);
 	pthread_join(l->thread, NULL);
 	PQfinish(l->conn);
 	close(l->stop_fd);

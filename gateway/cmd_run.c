@@ -802,14 +802,10 @@ run_loop(struct run_state *s)
 	atomic_store(&s->rt.m.reload_ok_at, (long long)time(NULL));
 	gw_notify_ready(s->rt.cfg->generation, false);
 	event_base_dispatch(s->base);
-	/* before the join frees the mailbox the listener posts to */
-	for (size_t i = 0; i < s->rt.nsauth; i++) {
-		const char *site;
-		struct auth_ctx *a = gw_site_auth_ctx(&s->rt, i, &site);
-
-		if (a != NULL)
-			auth_live_stop(a);
-	}
+	/* before the join frees the mailbox the listener posts to; a
+	 * retired context's listener asked to stop by the sweep is waited
+	 * for too (gw_site_auth_ctx no longer names it) */
+	gw_site_auth_live_stop_all(&s->rt);
 	gw_workers_join(&s->rt);
 	event_free(s->ev_auth);
 	event_free(s->ev_hup);

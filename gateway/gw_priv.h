@@ -372,8 +372,10 @@ struct gw_mail_site {
  * refresh tick). ctx: entry i's context and its site (NULL: the top
  * level), NULL once its closing began. current: whether the snapshot in
  * force names entry i (false for a context only older snapshots still
- * hold). label: "site NAME" or "top level" for log lines, in buf when it
- * needs one. */
+ * hold). live_stop_all: stops and joins every change listener, waiting
+ * for one still inside a host name lookup; for shutdown, before the
+ * workers' loops go. label: "site NAME" or "top level" for log lines, in
+ * buf when it needs one. */
 struct gw_site_auth;
 struct gw_site_auth_ops {
 	auth_audit_fn audit;	/* arg: the runtime */
@@ -389,6 +391,7 @@ struct auth_ctx *gw_site_auth_ctx(struct gw_runtime *, size_t i,
 bool gw_site_auth_current(const struct gw_runtime *, size_t i);
 /* true the first time it is asked for entry i, false after */
 bool gw_site_auth_warn_once(struct gw_runtime *, size_t i);
+void gw_site_auth_live_stop_all(struct gw_runtime *);
 void gw_site_auth_free_all(struct gw_runtime *);
 const char *gw_site_auth_label(const char *site, char *buf, size_t len);
 

@@ -15,22 +15,32 @@
  * workers' loops, as adding a site always was), marking which contexts
  * the snapshot in force uses, and the sweep of the others. A context no
  * snapshot holds, and that the snapshot in force does not name, is closed
- * in two ticks: its change listener is stopped and a post is sent to the
- * first worker's loop, behind any delivery the listener posted there
- * before it stopped; once that post ran, nothing can reach the context
- * and it is closed. */
+ * over a few ticks, none of which waits: its change listener is asked to
+ * stop; once its thread has ended (a later tick: it may be inside a host
+ * name lookup libpq cannot interrupt, for as long as the resolver takes)
+ * it is joined, at once, and a post is sent to the first worker's loop,
+ * behind any delivery the listener posted there before it ended; once
+ * that post ran, nothing can reach the context and it is closed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gateway/gw_priv.h"
 
+/* A context's way to its close; each step is taken by the sweep. */
+enum sauth_state {
+	SAUTH_OPEN,		/* serving, or held by older snapshots */
+	SAUTH_STOPPING,		/* its listener is asked to stop */
+	SAUTH_DRAINING		/* listener joined, drain post sent */
+};
+
 struct gw_site_auth {
 	atomic_int       refs;		/* snapshots holding it */
 	bool             current;	/* the snapshot in force names it */
 	bool             warned;	/* its store failed once while retired */
-	bool             drain_posted;	/* listener stopped, post sent */
-	atomic_bool      drained;	/* ... and run on the worker */
+	bool             stop_logged;	/* said its listener is still stopping */
+	enum sauth_state state;
+	atomic_bool      drained;	/* the drain post ran on the worker */
 	char            *site;		/* NULL: the top level's */
 	struct auth_ctx *auth;
 };
@@ -58,7 +68,7 @@ find(struct gw_runtime *rt, const char *site, const struct auth_settings *as)
 	for (size_t i = 0; i < rt->nsauth; i++) {
 		struct gw_site_auth *e = rt->sauth[i];
 
-		if (!e->drain_posted && same_site(e->site, site) &&
+		if (e->state == SAUTH_OPEN && same_site(e->site, site) &&
 		    auth_settings_same(e->auth, as))
 			return e;
 	}
@@ -161,24 +171,51 @@ close_one(struct gw_runtime *rt, size_t i)
 	rt->sauth[i] = rt->sauth[--rt->nsauth];
 }
 
+/* Once the listener has ended: joins it and sends the drain post. 0, or
+ * -1 to try again on the next tick. The tick that asked does not log: a
+ * listener between two polls ends within microseconds of the ask, which
+ * that tick cannot see without waiting. */
+static int
+post_drain(struct gw_runtime *rt, struct gw_site_auth *e, bool asked_now)
+{
+	char lb[256];
+
+	if (!auth_live_stopped(e->auth)) {
+		if (!asked_now && !e->stop_logged) {
+			gw_log(GW_LOG_INFO, "%s: the previous login context's "
+			    "change listener is still stopping (inside a "
+			    "connection attempt it cannot interrupt, such as a "
+			    "host name lookup); the context closes once it has",
+			    gw_site_auth_label(e->site, lb, sizeof(lb)));
+			e->stop_logged = true;
+		}
+		return -1;
+	}
+	auth_live_stop(e->auth);	/* its thread has ended: no wait */
+	/* without workers nothing was posted: drained now */
+	if (!rt->workers_up)
+		atomic_store(&e->drained, true);
+	else if (gw_runtime_post(rt, rt->workers[0].base, drained, e) < 0)
+		return -1;	/* out of memory: next tick */
+	e->state = SAUTH_DRAINING;
+	return 0;
+}
+
 void
 gw_site_auth_sweep(struct gw_runtime *rt)
 {
 	for (size_t i = rt->nsauth; i-- > 0;) {
 		struct gw_site_auth *e = rt->sauth[i];
+		bool asked_now = e->state == SAUTH_OPEN;
 
 		if (e->current || atomic_load(&e->refs) != 0)
 			continue;
-		if (!e->drain_posted) {
-			auth_live_stop(e->auth);
-			/* without workers nothing was posted: drained now */
-			if (!rt->workers_up)
-				atomic_store(&e->drained, true);
-			else if (gw_runtime_post(rt, rt->workers[0].base,
-			    drained, e) < 0)
-				continue;	/* out of memory: next tick */
-			e->drain_posted = true;
+		if (asked_now) {
+			auth_live_ask_stop(e->auth);
+			e->state = SAUTH_STOPPING;
 		}
+		if (e->state == SAUTH_STOPPING && post_drain(rt, e, asked_now) < 0)
+			continue;
 		if (atomic_load(&e->drained))
 			close_one(rt, i);
 	}
@@ -190,7 +227,17 @@ gw_site_auth_ctx(struct gw_runtime *rt, size_t i, const char **site)
 	struct gw_site_auth *e = rt->sauth[i];
 
 	*site = e->site;
-	return e->drain_posted ? NULL : e->auth;
+	return e->state == SAUTH_OPEN ? e->auth : NULL;
+}
+
+/* Waits for each listener, even one stuck in a lookup: at process exit
+ * nothing else is left to do, and the loop its posts go to must outlive
+ * it. */
+void
+gw_site_auth_live_stop_all(struct gw_runtime *rt)
+{
+	for (size_t i = 0; i < rt->nsauth; i++)
+		auth_live_stop(rt->sauth[i]->auth);
 }
 
 bool

@@ -1,5 +1,6 @@
 /* test_store_ops.c -- the store interface (auth_store.h) as every backend
- * must implement it: the once-only writes, counters, sessions, listings.
+ * must implement it: the once-only writes, counters, sessions, listings;
+ * and, with PostgreSQL, the change listener's stop in two steps.
  * SQLite by default; PostgreSQL when PBXGATE_TEST_PG holds a libpq URL
  * (meson test store_ops_pg, under tests/tools/with-postgres), each test in
  * a schema of its own, since Criterion runs them in parallel. */
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/auth_store_pg.h"
@@ -1104,4 +1106,87 @@ Test(store_ops, copy_tables_are_every_table_of_the_store)
 	}
 	cr_expect_eq(seen, (size_t)AUTH_TBL_COUNT, "auth_tbls names a table the"
 	    " store does not have");
+}
+
+/* ---- the change listener's stop in two steps (auth_store_pg_live.c) ---- */
+
+/* What the listener posted, kept to be run by the test as a loop would. */
+struct posts {
+	pthread_mutex_t mu;
+	size_t          n;
+	auth_task_fn    fn[64];
+	void           *arg[64];
+};
+
+static int
+keep_post(void *post_arg, auth_task_fn fn, void *arg)
+{
+	struct posts *p = post_arg;
+	int rc = -1;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->n < 64) {
+		p->fn[p->n] = fn;
+		p->arg[p->n++] = arg;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ask returns at once; stopped turns true once the thread ended (polled,
+ * bounded); nothing is posted after it, and the join is then immediate.
+ * Without a listener (SQLite) stopped is true from the start. */
+Test(store_ops, listener_ask_stop_then_stopped)
+{
+	struct posts p = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	struct timespec ms = { 0, 1000000 };
+	struct auth_live_info li;
+	struct auth_ctx *c;
+	char err[512];
+	long long t0;
+	size_t n;
+	int i;
+
+	c = auth_open(&t.s, NULL, NULL, err, sizeof(err));
+	cr_assert_not_null(c, "%s", err);
+	cr_assert_eq(auth_live_start(c, keep_post, &p, err, sizeof(err)), 0,
+	    "%s", err);
+	if (pg_url() == NULL) {
+		cr_expect(auth_live_stopped(c), "no listener with SQLite");
+		auth_live_ask_stop(c);
+		auth_close(c);
+		return;
+	}
+	cr_expect_not(auth_live_stopped(c));
+	/* the first read is handed over (posted) before the ask */
+	for (i = 0; i < 5000 && (auth_live_info(c, &li), li.reloads == 0); i++)
+		nanosleep(&ms, NULL);
+	t0 = mono_ms();
+	auth_live_ask_stop(c);
+	auth_live_ask_stop(c);		/* idempotent */
+	cr_expect_lt(mono_ms() - t0, 100, "ask waited");
+	for (i = 0; i < 5000 && !auth_live_stopped(c); i++)
+		nanosleep(&ms, NULL);
+	cr_assert(auth_live_stopped(c), "listener not ended within 5 s");
+	pthread_mutex_lock(&p.mu);
+	n = p.n;
+	pthread_mutex_unlock(&p.mu);
+	cr_expect_geq(n, 1, "the first read was posted");
+	t0 = mono_ms();
+	auth_live_stop(c);
+	cr_expect_lt(mono_ms() - t0, 100, "the join of an ended thread waited");
+	cr_expect_eq(p.n, n, "posted after it ended");
+	for (size_t k = 0; k < n; k++)	/* as the loop would, before close */
+		p.fn[k](p.arg[k]);
+	auth_close(c);
 }

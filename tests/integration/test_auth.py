@@ -192,6 +192,34 @@ def session_of_resp(r):
     return None
 
 
+def _threads(pid):
+    """{thread id: (scheduling policy, allowed CPUs)} of pid, from /proc."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                policy = int(f.read().rpartition(")")[2].split()[38])
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                cpus = [l.split()[1] for l in f if l.startswith("Cpus_allowed_list:")][0]
+        except FileNotFoundError:
+            continue        # a thread that ended meanwhile
+        out[int(tid)] = (policy, cpus)
+    return out
+
+
+def test_login_pool_not_pinned_to_one_core(agw, ctx):
+    """The login pool runs at SCHED_IDLE on every core its process may use:
+    pinned to the last one, a login waited as long as another program
+    kept that core busy (the login page 504 after 30 s, the other core
+    idle)."""
+    _timed_fail(agw, ctx, "pinned", "wrong password", "127.0.4.1")
+    pid = agw.child_pid()
+    threads = _threads(pid)
+    pool = [cpus for policy, cpus in threads.values() if policy == os.SCHED_IDLE]
+    assert pool, threads
+    assert set(pool) == {threads[pid][1]}, threads
+
+
 def test_address_ban(agw, ctx):
     _, secret, step = enrol(agw, ctx, "dave")
     for i in range(5):

@@ -710,6 +710,8 @@ struct gw_worker {
 	struct gw_config   *cfg;		/* this worker's view of the current
 					   snapshot (one ref), refreshed on
 					   its own thread after each reload */
+	atomic_ullong       serving;		/* cfg's generation, published for
+					   reload() (gw_workers_serving) */
 	struct event       *recheck_timer;	/* sessions of open tunnels */
 	struct event       *drain_timer;
 	struct event       *drain_poll;
@@ -730,6 +732,7 @@ int  gw_workers_start(struct gw_runtime *, int fds[][GW_MAX_LISTEN], int nfds,
 void gw_workers_stop(struct gw_runtime *);
 void gw_workers_join(struct gw_runtime *);
 void gw_workers_recheck(struct gw_runtime *);
+bool gw_workers_serving(struct gw_runtime *, uint64_t generation, int timeout_ms);
 void gw_worker_conn_done(struct gw_worker *, struct gw_conn *);
 void gw_conn_refused(struct gw_worker *, evutil_socket_t, const struct sockaddr *,
     bool counted);

@@ -34,7 +34,7 @@
 /* glibc, libevent (epoll, eventfd), OpenSSL (getrandom), SQLite (the user
  * store: locks, journal, fsync, umask; fchown when run as root), PCRE2's
  * JIT (mmap/mprotect), libmaxminddb (mmap), worker and login threads
- * (clone3, futex; the pool's nice and affinity), the resolver (sendmmsg),
+ * (clone3, futex; the pool's nice), the resolver (sendmmsg),
  * sd_notify/syslog/journal (AF_UNIX sendmsg). Found by running the whole
  * integration suite with a filter that reported instead of killing. No
  * socket is bound or listened on here: the parent did that. */
@@ -58,7 +58,7 @@ static const char *const allowed[] = {
 	"getrandom", "clock_gettime", "clock_getres", "gettimeofday", "time",
 	"nanosleep", "clock_nanosleep", "sched_yield", "sched_getaffinity",
 	"uname", "sysinfo", "prlimit64", "getrlimit", "membarrier", "umask",
-	"fchown", "setpriority", "sched_setaffinity",
+	"fchown", "setpriority",
 };
 
 #ifdef GW_SANITIZER

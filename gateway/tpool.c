@@ -59,24 +59,18 @@ job_done_cb(void *arg)
 /* Blocking work must never slow the event loops that share the cores:
  * SCHED_IDLE makes a waking loop thread preempt a pool thread at once
  * (nice 19 alone measured 5x the proxied p99 under a login storm on 2
- * cores). libargon2's own threads inherit the policy. */
+ * cores). libargon2's own threads inherit the policy. No pinning to one
+ * core: at SCHED_IDLE a thread gets next to nothing of a core that any
+ * normal task keeps busy, so when the pool was kept on the last core,
+ * one busy program there starved every login and gateway page (504
+ * after 30 s, measured) while the other core was idle. */
 static void
 lower_priority(void)
 {
 	struct sched_param sp = { 0 };
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 	if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
 		(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
-	/* Argon2 at 64 MiB also floods the caches: kept on the last core,
-	 * the loops keep the others' caches (measured: the storm hurts as
-	 * much from a second process, so it is not only scheduling) */
-	if (ncpu > 1 && ncpu <= CPU_SETSIZE) {
-		cpu_set_t set;
-		CPU_ZERO(&set);
-		CPU_SET((int)ncpu - 1, &set);
-		(void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-	}
 }
 
 static void *

@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -194,6 +195,7 @@ refresh_config(struct gw_worker *w)
 	}
 	gw_config_unref(w->cfg);
 	w->cfg = cur;
+	atomic_store(&w->serving, cur->generation);
 }
 
 /* Tunnels live for hours; the policy or a session may change under them.
@@ -224,6 +226,30 @@ gw_workers_recheck(struct gw_runtime *rt)
 {
 	for (int i = 0; i < rt->nworkers; i++)
 		(void)worker_post(&rt->workers[i], recheck_post, &rt->workers[i]);
+}
+
+/* Whether every worker serves `generation` (or a later one), waiting up
+ * to timeout_ms: a worker accepts under its own w->cfg, which only its
+ * thread switches (recheck_cb, posted by gw_workers_recheck), so a reload
+ * is not in force until each has run that. A short poll: the wait is
+ * rare (one per reload) and a worker switches within a loop pass. */
+bool
+gw_workers_serving(struct gw_runtime *rt, uint64_t generation, int timeout_ms)
+{
+	const struct timespec tick = { 0, 1000000 };	/* 1 ms */
+
+	for (int waited = 0;; waited++) {
+		int i = 0;
+
+		while (i < rt->nworkers &&
+		    atomic_load(&rt->workers[i].serving) >= generation)
+			i++;
+		if (i == rt->nworkers)
+			return true;
+		if (waited >= timeout_ms || atomic_load(&rt->stopping))
+			return false;
+		(void)nanosleep(&tick, NULL);
+	}
 }
 
 static void *
@@ -346,6 +372,7 @@ gw_workers_start(struct gw_runtime *rt, int fds[][GW_MAX_LISTEN], int nfds,
 		w->id = i;
 		w->rt = rt;
 		w->cfg = gw_runtime_config(rt);
+		atomic_store(&w->serving, w->cfg->generation);
 		TAILQ_INIT(&w->conns);
 		TAILQ_INIT(&w->idle);
 		LIST_INIT(&w->ppwaits);

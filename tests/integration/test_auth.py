@@ -125,14 +125,27 @@ def test_totp_replay_refused(agw, ctx):
     assert r.status != 303 and session_of(b3) is None, r
 
 
+def _cpu_seconds(pid):
+    """User + system CPU time of process pid, its exited threads included
+    (libargon2 starts and joins its lanes' threads for each hash)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _timed_fail(gw, ctx, name, password, source):
+    """One password step that fails: (answer, CPU seconds the serving
+    process spent on it, the browser). CPU time, not wall time: it is the
+    work the gateway does for the answer, which a loaded machine stretches
+    on the clock but does not change."""
     b = Browser(gw.port, ctx, source)
     r = b.get("/_pbxgate/login")
     act, fields = form_with(r.body, "password")
     fields.update(username=name, password=password)
-    t0 = time.monotonic()
+    pid = gw.child_pid()
+    cpu0 = _cpu_seconds(pid)
     r = b.post_form("/_pbxgate/login", fields)
-    return r, time.monotonic() - t0, b
+    return r, _cpu_seconds(pid) - cpu0, b
 
 
 def test_brute_force_ban_same_answer_for_unknown_user(agw, ctx):
@@ -153,7 +166,8 @@ def test_brute_force_ban_same_answer_for_unknown_user(agw, ctx):
     rb, tb, _ = _timed_fail(agw, ctx, "carol", PASSWORD, "127.0.1.99")
     assert rb.status == 401 and b'name="code"' not in rb.body, rb
     assert normalised(rb.body, "carol") == normalised(wrong[0][0].body, "carol")
-    # same Argon2 work for all three: no answer is much faster than another
+    # same Argon2 work for all three: no answer costs much less or much
+    # more CPU than another
     times = [t for _, t, _ in wrong + unknown] + [tb]
     med = statistics.median(times)
     assert all(t > med / 3 for t in times), times
@@ -176,6 +190,34 @@ def session_of_resp(r):
         if v.startswith("__Host-pbxgate="):
             return v
     return None
+
+
+def _threads(pid):
+    """{thread id: (scheduling policy, allowed CPUs)} of pid, from /proc."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                policy = int(f.read().rpartition(")")[2].split()[38])
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                cpus = [l.split()[1] for l in f if l.startswith("Cpus_allowed_list:")][0]
+        except FileNotFoundError:
+            continue        # a thread that ended meanwhile
+        out[int(tid)] = (policy, cpus)
+    return out
+
+
+def test_login_pool_not_pinned_to_one_core(agw, ctx):
+    """The login pool runs at SCHED_IDLE on every core its process may use:
+    pinned to the last one, a login waited as long as another program
+    kept that core busy (the login page 504 after 30 s, the other core
+    idle)."""
+    _timed_fail(agw, ctx, "pinned", "wrong password", "127.0.4.1")
+    pid = agw.child_pid()
+    threads = _threads(pid)
+    pool = [cpus for policy, cpus in threads.values() if policy == os.SCHED_IDLE]
+    assert pool, threads
+    assert set(pool) == {threads[pid][1]}, threads
 
 
 def test_address_ban(agw, ctx):

@@ -514,7 +514,7 @@ reload(struct run_state *s)
 		gw_config_unref(old);
 		/* counted last: whoever sees the count (a monitor, the tests)
 		 * finds the reload's log line and audit record written */
-			atomic_fetch_add(&rt->m.reload_error, 1);
+		atomic_fetch_add(&rt->m.reload_error, 1);
 		return;
 	}
 	n->generation = old->generation + 1;

@@ -43,6 +43,7 @@ struct auth_live {
 	atomic_bool done;	/* the thread's last store: it touches
 				 * nothing after, so the join is at once */
 	char      why[256];	/* this attempt's failure */
+	char      said[160];	/* the server's last message outside a query */
 	long long safety_at, gauges_at;	/* monotonic ms of the next ones */
 };
 
@@ -61,6 +62,20 @@ fail(struct auth_live *l, const char *what, const char *detail)
 	snprintf(l->why, sizeof(l->why), "%s: %s", what, detail != NULL &&
 	    *detail != '\0' ? detail : "no detail from libpq");
 	l->why[strcspn(l->why, "\n")] = '\0';	/* libpq ends lines with \n */
+}
+
+/* libpq hands a message the server sends outside a query (its FATAL as
+ * it ends the connection: shutdown, pg_terminate_backend) to the notice
+ * processor, whose default prints it to stderr, outside the log format.
+ * Kept instead, to be the reason of the connection's loss. Runs on the
+ * listener's thread, inside its own libpq calls. */
+static void
+live_notice(void *arg, const char *msg)
+{
+	struct auth_live *l = arg;
+
+	snprintf(l->said, sizeof(l->said), "%s", msg);
+	l->said[strcspn(l->said, "\n")] = '\0';
 }
 
 /* 1 when fd has `events`, 0 at the deadline, -1 when asked to stop (or
@@ -102,6 +117,7 @@ live_connect(struct auth_live *l)
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	bool reset = l->started;
 
+	l->said[0] = '\0';	/* the last connection's */
 	if (reset && !PQresetStart(l->conn))
 		return fail(l, "cannot start a connection", PQerrorMessage(
 		    l->conn)), -1;
@@ -393,7 +409,8 @@ live_serve(struct auth_live *l)
 			return;
 		if (w > 0 && (!PQconsumeInput(l->conn) ||
 		    PQstatus(l->conn) != CONNECTION_OK)) {
-			fail(l, "connection lost", PQerrorMessage(l->conn));
+			fail(l, "connection lost", l->said[0] != '\0' ? l->said :
+			    PQerrorMessage(l->conn));
 			return;
 		}
 		if (w > 0 && live_notified(l) < 0)
@@ -479,6 +496,7 @@ auth_live_start(struct auth_ctx *c, auth_post_fn post, void *post_arg,
 		snprintf(err, errlen, "change listener: out of memory");
 		goto fail;
 	}
+	PQsetNoticeProcessor(l->conn, live_notice, l);	/* kept by resets */
 	c->live_post = post;
 	c->live_post_arg = post_arg;
 	pthread_mutex_lock(&c->live_mu);

@@ -22,6 +22,15 @@
 static struct th t;
 static char schema[24];
 
+/* The PostgreSQL server under test, or NULL: SQLite. */
+static const char *
+pg_url(void)
+{
+	const char *u = getenv("PBXGATE_TEST_PG");
+
+	return u != NULL && *u != '\0' ? u : NULL;
+}
+
 static void
 pg_exec(const char *url, const char *sql)
 {
@@ -399,7 +408,7 @@ lock_waiters(const char *url, int holder)
 static void
 concurrent_revocations(bool by_pid)
 {
-	const char *url = getenv("PBXGATE_TEST_PG");
+	const char *url = pg_url();
 	struct auth_store_ops const *s = t.ctx->store;
 	char sid[AUTH_SID_HEX], pid[AUTH_PID_HEX], err[256];
 	char sa[AUTH_SID_HEX], pa[AUTH_PID_HEX], sb[AUTH_SID_HEX], pb[AUTH_PID_HEX];
@@ -407,7 +416,7 @@ concurrent_revocations(bool by_pid)
 	pthread_t th;
 	int64_t mia = add("mia"), n = -1;
 
-	if (url == NULL || *url == '\0')
+	if (url == NULL)
 		cr_skip_test("PostgreSQL only: SQLite serialises writers");
 	for (int i = 0; i < AUTH_REVOKED_PER_USER - 1; i++) {
 		session_i(mia, i, sid, pid);
@@ -680,14 +689,6 @@ Test(store_ops, totp_step_taken_once_across_two_connections)
 		    ra.won[i] + rb.won[i]);
 	}
 	auth_close(b);
-}
-
-static const char *
-pg_url(void)
-{
-	const char *u = getenv("PBXGATE_TEST_PG");
-
-	return u != NULL && *u != '\0' ? u : NULL;
 }
 
 static void

@@ -12,8 +12,8 @@
 # Usage: tests/bench/login_storm.sh [-b BIN] [-d SECONDS] [-r ROUNDS] [-c CLIENTS] [-n NICE] [-a] [-p] [-l MS] [-s] [-o FILE]
 #   -b  pbxgate binary (default build/pbxgate)   -d  seconds per wrk run (10)
 #   -r  rounds (3)                                -c  login clients (4)
-#   -n  experiment: renice the gateway's 2 login-pool threads (the first two
-#       threads after the main one, see gateway/tpool.c) to NICE; libargon2's
+#   -n  experiment: renice the gateway's 2 login-pool threads (the serving
+#       process's threads at SCHED_IDLE, see gateway/tpool.c) to NICE; libargon2's
 #       lane threads inherit it. Shows what a lower-priority pool would give.
 #   -a  experiment: pin the 2 login-pool threads (and so libargon2's lane
 #       threads) to the last CPU: Argon2 limited to one core
@@ -116,14 +116,21 @@ for _ in $(seq 400); do	# listening comes before the user store is open
 	sleep 0.05
 done
 if [ -n "$NICE$PIN" ]; then
-	mapfile -t tids < <(find "/proc/$GW/task" -mindepth 1 -maxdepth 1 -printf "%f\n" | sort -n)
-	[ "${#tids[@]}" -eq 4 ] || { echo "bench: expected 4 threads (main, 2 login, 1 worker), found ${#tids[@]}" >&2; exit 1; }
+	# The pool lives in the serving process, a child of the one started
+	# (gateway/privsep.c); its threads are those at SCHED_IDLE (policy 5,
+	# field 41 of stat; gateway/tpool.c).
+	tids=()
+	for task in /proc/[0-9]*/task/[0-9]*; do
+		[ "$(awk '{print $4}' "${task%/task/*}/stat" 2>/dev/null)" = "$GW" ] || continue
+		[ "$(sed 's/.*) //' "$task/stat" 2>/dev/null | awk '{print $39}')" = 5 ] && tids+=("${task##*/}")
+	done
+	[ "${#tids[@]}" -eq 2 ] || { echo "bench: expected 2 login-pool threads, found ${#tids[@]}" >&2; exit 1; }
 	if [ -n "$NICE" ]; then
-		renice -n "$NICE" -p "${tids[1]}" "${tids[2]}" >/dev/null
-		echo "== experiment: login-pool threads ${tids[1]} ${tids[2]} reniced to $NICE"
+		renice -n "$NICE" -p "${tids[@]}" >/dev/null
+		echo "== experiment: login-pool threads ${tids[*]} reniced to $NICE"
 	fi
 	if [ -n "$PIN" ]; then
-		for t in "${tids[1]}" "${tids[2]}"; do taskset -p -c $(($(nproc) - 1)) "$t" >/dev/null; done
+		for t in "${tids[@]}"; do taskset -p -c $(($(nproc) - 1)) "$t" >/dev/null; done
 		echo "== experiment: login-pool threads pinned to CPU $(($(nproc) - 1))"
 	fi
 fi
